@@ -1,0 +1,123 @@
+/**
+ * RequestCtx: everything one request carries through the pipeline. One object per request,
+ * fields filled as the lifecycle advances; plugins read it and write their own `slots`.
+ */
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import type { Logger } from 'pino'
+import type { ChatRequest, EmbeddingRequest, ProviderAdapter, Usage } from '../providers/types.ts'
+import type { CompiledRoute, Pipeline } from './pipeline/pipeline.ts'
+
+/** Typed per-request slots; plugins extend this interface by declaration merging. */
+export interface CtxSlots {
+  principal: { keyId: string; role: string; team?: string }
+}
+
+export type Operation = 'chat' | 'embeddings' | 'models' | 'execute'
+
+export class RequestCtx {
+  id: string
+  readonly route: CompiledRoute
+  readonly pipeline: Pipeline
+  readonly req: IncomingMessage
+  readonly res: ServerResponse
+  readonly startedAt: number
+  readonly slots: Partial<CtxSlots> = {}
+  /** Headers plugins add to the response (lower-case names). */
+  readonly responseHeaders: Record<string, string> = {}
+
+  /** Parsed JSON body (chat or embeddings request in canonical form). */
+  chat: ChatRequest | undefined
+  embedding: EmbeddingRequest | undefined
+  stream = false
+  /** The inbound dialect the client speaks. */
+  inbound: 'openai' | 'anthropic' = 'openai'
+  /** The client asked for usage in the stream (stream_options.include_usage). */
+  includeUsage = false
+  /** Headers to send upstream besides the provider's own (trace context). */
+  extraUpstreamHeaders: Record<string, string> | undefined
+  /** Raw upstream body parts of a pass-through non-streaming answer, parsed lazily for usage. */
+  rawBody: Buffer[] | undefined
+  /** The model the client asked for, and how it resolved. */
+  requestedModel = ''
+  providerName = ''
+  model = ''
+  adapter: ProviderAdapter | undefined
+  deadline = 0
+
+  status = 0
+  errorCode: string | undefined
+  details = 'ok'
+  aborted = false
+  #usage: Usage | undefined
+  finishReason: string | null = null
+  /** performance.now() marks; 0 when not reached. */
+  upstreamStart = 0
+  upstreamHeaders = 0
+  upstreamEnd = 0
+  firstChunk = 0
+  attempts = 0
+
+  #abort: AbortController | undefined
+  #log: Logger | undefined
+  readonly #baseLog: Logger
+
+  constructor(pipeline: Pipeline, route: CompiledRoute, req: IncomingMessage, res: ServerResponse, id: string, log: Logger, startedAt: number) {
+    this.pipeline = pipeline
+    this.route = route
+    this.req = req
+    this.res = res
+    this.id = id
+    this.#baseLog = log
+    this.startedAt = startedAt
+  }
+
+  get headers(): IncomingHttpHeaders {
+    return this.req.headers
+  }
+
+  get ip(): string {
+    return this.req.socket.remoteAddress ?? ''
+  }
+
+  /** Aborted when the client disconnects or the gateway gives up on the request. */
+  get signal(): AbortSignal {
+    return (this.#abort ??= new AbortController()).signal
+  }
+
+  abort(reason: Error): void {
+    if (!this.#abort) this.#abort = new AbortController()
+    if (!this.#abort.signal.aborted) this.#abort.abort(reason)
+  }
+
+  /** Usage of the answer: from the canonical response, the stream's last event, or the pass-through body (parsed on first read). */
+  get usage(): Usage | undefined {
+    if (this.#usage === undefined && this.rawBody !== undefined) {
+      const parts = this.rawBody
+      this.rawBody = undefined
+      try {
+        const json = JSON.parse(parts.length === 1 ? parts[0]!.toString('utf8') : Buffer.concat(parts).toString('utf8')) as { usage?: Usage }
+        this.#usage = json.usage
+      } catch { /* not JSON: no usage */ }
+    }
+    return this.#usage
+  }
+
+  set usage(u: Usage | undefined) {
+    this.#usage = u
+  }
+
+  get log(): Logger {
+    return (this.#log ??= this.#baseLog.child({ requestId: this.id }))
+  }
+
+  /** Milliseconds since the request arrived. */
+  elapsedMs(now = performance.now()): number {
+    return now - this.startedAt
+  }
+
+  /** Time spent waiting on the upstream, ms (0 if it was never called). */
+  upstreamMs(now = performance.now()): number {
+    if (this.upstreamStart === 0) return 0
+    return (this.upstreamEnd || now) - this.upstreamStart
+  }
+}

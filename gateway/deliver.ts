@@ -1,0 +1,179 @@
+/**
+ * Writes an upstream answer to the client: canonical JSON, a canonical chunk stream (through the
+ * route's chunk hooks and the inbound dialect's encoder), or pass-through bytes with a light tap.
+ * A stream that fails after its first byte ends with an explicit error event, never silently.
+ */
+import type { ServerResponse } from 'node:http'
+import { GatewayError } from './errors.ts'
+import type { RequestCtx } from './context.ts'
+import type { Inbound } from './inbound/types.ts'
+import type { RawUpstream, UpstreamResponse } from './pipeline/types.ts'
+import { createSseParser } from '../providers/shared/sse.ts'
+import type { ChatStream, Usage } from '../providers/types.ts'
+
+const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' }
+
+export function runResponseHeaders(ctx: RequestCtx): void {
+  for (const h of ctx.route.onResponseHeaders) h(ctx)
+}
+
+export function waitDrain(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => { res.off('drain', done); res.off('close', done); resolve() }
+    res.on('drain', done)
+    res.on('close', done)
+  })
+}
+
+export function toGatewayError(e: unknown): GatewayError {
+  return e instanceof GatewayError ? e : new GatewayError('MCP_ERR_INTERNAL', { requestId: '' }, { cause: e, details: 'internal' })
+}
+
+function markFailed(ctx: RequestCtx, g: GatewayError): void {
+  ctx.errorCode = g.code
+  ctx.details = g.details
+}
+
+export async function deliver(ctx: RequestCtx, inbound: Inbound, up: UpstreamResponse): Promise<void> {
+  const res = ctx.res
+  switch (up.kind) {
+    case 'json': {
+      const r = up.response
+      if ('usage' in r && r.usage) ctx.usage = r.usage as Usage
+      if ('choices' in r) ctx.finishReason = r.choices[0]?.finish_reason ?? null
+      const body = inbound.encodeResponse(r, ctx.requestedModel)
+      ctx.upstreamEnd = performance.now()
+      runResponseHeaders(ctx)
+      ctx.status = 200
+      res.writeHead(200, { ...ctx.responseHeaders, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+      res.end(body)
+      return
+    }
+    case 'stream':
+      return deliverStream(ctx, inbound, up.stream)
+    case 'raw':
+      return deliverRaw(ctx, inbound, up.raw)
+  }
+}
+
+async function deliverStream(ctx: RequestCtx, inbound: Inbound, stream: ChatStream): Promise<void> {
+  const res = ctx.res
+  const enc = inbound.createStreamEncoder(ctx.requestedModel, ctx.includeUsage)
+  const hooks = ctx.route.onResponseChunk
+  runResponseHeaders(ctx)
+  ctx.status = 200
+  res.writeHead(200, { ...ctx.responseHeaders, ...SSE_HEADERS })
+  res.flushHeaders()
+  try {
+    for await (const chunk of stream) {
+      if (ctx.firstChunk === 0) ctx.firstChunk = performance.now()
+      for (const h of hooks) h(ctx, chunk)
+      const s = enc.chunk(chunk)
+      if (s !== '' && !res.write(s)) {
+        await waitDrain(res)
+        if (res.destroyed) break
+      }
+    }
+    const final = await stream.final
+    ctx.usage = final.usage
+    ctx.finishReason = final.choices[0]?.finish_reason ?? null
+    ctx.upstreamEnd = performance.now()
+    if (!res.destroyed) res.end(enc.end())
+  } catch (e) {
+    ctx.upstreamEnd = performance.now()
+    const g = toGatewayError(e)
+    markFailed(ctx, g)
+    if (!res.destroyed) res.end(enc.error(g))
+  }
+}
+
+/**
+ * Pass-through: upstream bytes go to the client as they come, with backpressure both ways.
+ * For streams an SSE tap watches for the end marker and the usage event without re-encoding.
+ */
+function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promise<void> {
+  const res = ctx.res
+  runResponseHeaders(ctx)
+  ctx.status = raw.status
+  const headers: Record<string, string | number> = { ...ctx.responseHeaders }
+  const ct = raw.headers['content-type']
+  headers['content-type'] = (Array.isArray(ct) ? ct[0] : ct) ?? (ctx.stream ? SSE_HEADERS['content-type'] : 'application/json')
+  if (ctx.stream) {
+    headers['cache-control'] = 'no-cache'
+    headers['x-accel-buffering'] = 'no'
+  } else {
+    const cl = raw.headers['content-length']
+    if (typeof cl === 'string') headers['content-length'] = cl
+  }
+  res.writeHead(raw.status, headers)
+  if (ctx.stream) res.flushHeaders()
+
+  let sawDone = false
+  let sawFinish = false
+  let malformed = false
+  let finished = false
+  const tap = ctx.stream
+    ? createSseParser((ev) => {
+        const d = ev.data
+        if (d === '[DONE]') { sawDone = true; return }
+        if (d.charCodeAt(0) !== 123 || d.charCodeAt(d.length - 1) !== 125) { malformed = true; return }
+        if (d.includes('"finish_reason":"')) sawFinish = true
+        if (d.includes('"usage":{')) {
+          try { const u = (JSON.parse(d) as { usage?: Usage }).usage; if (u) ctx.usage = u } catch { /* malformed: judged at the end */ }
+        }
+      })
+    : undefined
+  const parts: Buffer[] | undefined = ctx.stream ? undefined : []
+
+  return new Promise<void>((resolve) => {
+    const onDrain = (): void => raw.resume()
+    res.on('drain', onDrain)
+    const done = (): void => { finished = true; res.off('drain', onDrain); resolve() }
+    const fail = (g: GatewayError): void => {
+      ctx.upstreamEnd = performance.now()
+      markFailed(ctx, g)
+      if (ctx.stream && !res.destroyed) res.end(inbound.createStreamEncoder(ctx.requestedModel, ctx.includeUsage).error(g))
+      else res.destroy(g)
+      done()
+    }
+    raw.consume({
+      onData(chunk) {
+        if (finished) return false
+        if (ctx.firstChunk === 0) ctx.firstChunk = performance.now()
+        if (tap) {
+          tap.feed(chunk)
+          if (malformed) {
+            fail(new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider: ctx.providerName, reason: 'malformed event in the stream' }, { details: 'upstream.malformed_event' }))
+            raw.abort()
+            return false
+          }
+        } else parts!.push(chunk)
+        if (res.destroyed) return false
+        return res.write(chunk)
+      },
+      onEnd() {
+        if (finished) return
+        ctx.upstreamEnd = performance.now()
+        if (parts) ctx.rawBody = parts
+        if (tap) {
+          tap.end()
+          if (!sawDone) {
+            if (sawFinish) {
+              // Upstream ended cleanly without the terminator: finalise promptly for the client.
+              if (!res.destroyed) res.write('data: [DONE]\n\n')
+            } else {
+              const g = new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider: ctx.providerName, reason: 'the stream ended before the completion finished' }, { details: 'upstream.stream_cut' })
+              markFailed(ctx, g)
+              if (!res.destroyed) res.write(inbound.createStreamEncoder(ctx.requestedModel, ctx.includeUsage).error(g))
+            }
+          }
+        }
+        if (!res.destroyed) res.end()
+        done()
+      },
+      onError(err) {
+        if (!finished) fail(err)
+      },
+    })
+  })
+}

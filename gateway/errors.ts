@@ -1,0 +1,104 @@
+/**
+ * The one table of gateway error codes. Every error the gateway answers with is a code from here:
+ * its HTTP status, its OpenAI-style `type`, and a message template with `{name}` placeholders.
+ * `docs/errors.md` lists exactly these codes (checked by test/integration/errors-doc.test.ts).
+ */
+
+export interface ErrorSpec {
+  readonly status: number
+  readonly type: string
+  readonly message: string
+}
+
+function spec(status: number, type: string, message: string): ErrorSpec {
+  return { status, type, message }
+}
+
+export const ERRORS = {
+  // REQ: the client's request is wrong
+  MCP_ERR_REQ_NOT_FOUND: spec(404, 'invalid_request_error', 'No route for {method} {path}'),
+  MCP_ERR_REQ_METHOD_NOT_ALLOWED: spec(405, 'invalid_request_error', 'Method {method} is not allowed on {path}'),
+  MCP_ERR_REQ_BODY_TOO_LARGE: spec(413, 'invalid_request_error', 'Request body exceeds the limit of {limit} bytes'),
+  MCP_ERR_REQ_HEADERS_TOO_LARGE: spec(431, 'invalid_request_error', 'Request headers are too large'),
+  MCP_ERR_REQ_CONTENT_TYPE: spec(415, 'invalid_request_error', 'Content-Type must be application/json, got {contentType}'),
+  MCP_ERR_REQ_JSON_INVALID: spec(400, 'invalid_request_error', 'Request body is not valid JSON: {reason}'),
+  MCP_ERR_REQ_BODY_INVALID: spec(400, 'invalid_request_error', 'Invalid request body: {reason}'),
+  MCP_ERR_REQ_PARAM_UNSUPPORTED: spec(400, 'invalid_request_error', "Parameter '{param}' is not supported by provider {provider}"),
+  MCP_ERR_REQ_TIMEOUT: spec(408, 'invalid_request_error', 'The request was not received in time'),
+  MCP_ERR_REQ_ABORTED: spec(499, 'invalid_request_error', 'The client closed the request'),
+  // AUTH
+  MCP_ERR_AUTH_MISSING: spec(401, 'authentication_error', 'Missing API key: send Authorization: Bearer <key>, x-api-key or api-key'),
+  MCP_ERR_AUTH_INVALID: spec(401, 'authentication_error', 'Invalid API key'),
+  MCP_ERR_AUTH_FORBIDDEN: spec(403, 'permission_error', 'This key may not {action}'),
+  // ROUTE
+  MCP_ERR_ROUTE_MODEL_MISSING: spec(400, 'invalid_request_error', "Request has no 'model'"),
+  MCP_ERR_ROUTE_MODEL_NOT_FOUND: spec(404, 'invalid_request_error', "The model '{model}' does not exist or is not configured"),
+  MCP_ERR_ROUTE_PROVIDER_NOT_FOUND: spec(404, 'invalid_request_error', "No provider named '{provider}' is configured"),
+  MCP_ERR_ROUTE_OPERATION_UNSUPPORTED: spec(400, 'invalid_request_error', 'Provider {provider} does not support {operation}'),
+  // UPSTREAM
+  MCP_ERR_UPSTREAM_CONNECT: spec(502, 'api_error', 'Could not connect to provider {provider}: {reason}'),
+  MCP_ERR_UPSTREAM_TIMEOUT: spec(504, 'api_error', 'Provider {provider} did not answer in time ({phase})'),
+  MCP_ERR_UPSTREAM_RESET: spec(502, 'api_error', 'Provider {provider} closed the connection: {reason}'),
+  MCP_ERR_UPSTREAM_BAD_RESPONSE: spec(502, 'api_error', 'Provider {provider} sent a response the gateway cannot read: {reason}'),
+  MCP_ERR_UPSTREAM_ERROR: spec(502, 'api_error', 'Provider {provider} answered {status}: {reason}'),
+  MCP_ERR_UPSTREAM_STREAM_INTERRUPTED: spec(502, 'api_error', 'The stream from provider {provider} was interrupted: {reason}'),
+  MCP_ERR_UPSTREAM_UNAVAILABLE: spec(503, 'api_error', 'No provider is available for {model}'),
+  // CONFIG / PLUGIN
+  MCP_ERR_CONFIG_INVALID: spec(400, 'invalid_request_error', 'Configuration rejected: {reason}'),
+  MCP_ERR_PLUGIN_UNKNOWN: spec(400, 'invalid_request_error', "Unknown plugin '{plugin}'"),
+  MCP_ERR_PLUGIN_CONFIG_INVALID: spec(400, 'invalid_request_error', "Invalid config for plugin '{plugin}': {reason}"),
+  // SERVER
+  MCP_ERR_SERVER_DRAINING: spec(503, 'api_error', 'The gateway is shutting down'),
+  MCP_ERR_INTERNAL: spec(500, 'api_error', 'Internal gateway error (request {requestId})'),
+} as const satisfies Record<string, ErrorSpec>
+
+export type ErrorCode = keyof typeof ERRORS
+
+export type ErrorParams = Readonly<Record<string, string | number>>
+
+export function formatMessage(code: ErrorCode, params: ErrorParams = {}): string {
+  return ERRORS[code].message.replace(/\{(\w+)\}/g, (_m, k: string) => (k in params ? String(params[k]) : `{${k}}`))
+}
+
+/** An error the gateway raises on purpose. Expected outcomes travel as LocalReply instead. */
+export class GatewayError extends Error {
+  readonly code: ErrorCode
+  readonly status: number
+  readonly type: string
+  /** Machine-readable reason for logs and metrics, e.g. 'auth.invalid_key'. */
+  readonly details: string
+  /** OpenAI-style `param`, when one parameter is at fault. */
+  readonly param: string | null
+  /** A provider's own error code, kept when translating upstream errors. */
+  readonly providerCode: string | null
+  readonly headers: Readonly<Record<string, string>> | undefined
+
+  constructor(
+    code: ErrorCode,
+    params: ErrorParams = {},
+    opts: {
+      details?: string
+      param?: string | null
+      providerCode?: string | null
+      status?: number
+      message?: string
+      type?: string
+      headers?: Record<string, string>
+      cause?: unknown
+    } = {},
+  ) {
+    super(opts.message ?? formatMessage(code, params), opts.cause === undefined ? undefined : { cause: opts.cause })
+    this.name = 'GatewayError'
+    this.code = code
+    this.status = opts.status ?? ERRORS[code].status
+    this.type = opts.type ?? ERRORS[code].type
+    this.details = opts.details ?? code.slice('MCP_ERR_'.length).toLowerCase()
+    this.param = opts.param ?? null
+    this.providerCode = opts.providerCode ?? null
+    this.headers = opts.headers
+  }
+}
+
+export function isGatewayError(e: unknown): e is GatewayError {
+  return e instanceof GatewayError
+}

@@ -1,0 +1,224 @@
+/**
+ * The data plane's composition root: settings → first pipeline generation → listener. Owns hot
+ * reload (file watch, SIGHUP, admin API) and graceful shutdown. Registries (plugins, providers)
+ * are reached only from here and from pipeline/compile.ts.
+ */
+import { watch, type FSWatcher } from 'node:fs'
+import http from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+import type { Logger } from 'pino'
+import { adapterFactory } from '../providers/registry.ts'
+import { pluginFactory } from '../plugins/index.ts'
+import { GatewayError, isGatewayError } from './errors.ts'
+import { createHandler, type RouteSpec } from './handler.ts'
+import { openaiErrorBody } from './inbound/openai.ts'
+import { compilePipeline, type CompileDeps } from './pipeline/compile.ts'
+import { PipelineHolder } from './pipeline/holder.ts'
+import type { Pipeline } from './pipeline/pipeline.ts'
+import type { PluginDeps, PluginFactory } from './pipeline/types.ts'
+import { KNOWN_PATHS, ROUTES } from './routes.ts'
+import { configDir, hashOf, loadSettings, redactSettings, type Settings } from './settings.ts'
+import { GatewayMetrics } from './telemetry.ts'
+import { openUpstream } from './upstream/open.ts'
+import { Pools } from './upstream/pools.ts'
+
+export interface ReloadResult {
+  ok: boolean
+  source: string
+  at: string
+  generation: number
+  hash: string
+  error?: string
+}
+
+export interface GatewayOptions {
+  logger: Logger
+  /** Load settings (default: node-config files + environment). Called again on every reload. */
+  load?: () => Settings
+  /** Extra route specs (the Anthropic inbound API, execute) registered by the composition root. */
+  routes?: ReadonlyMap<string, RouteSpec>
+  plugins?: (name: string) => PluginFactory | undefined
+}
+
+export class Gateway {
+  readonly log: Logger
+  readonly metrics: GatewayMetrics
+  readonly pools: Pools
+  readonly holder: PipelineHolder
+  readonly #load: () => Settings
+  readonly #routes: Map<string, RouteSpec>
+  readonly #knownPaths: Set<string>
+  readonly #compileDeps: CompileDeps
+  #server: http.Server | undefined
+  #watcher: FSWatcher | undefined
+  #reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, source: 'boot', at: '', generation: 0, hash: '' })
+  #generation = 1
+  #draining = false
+  lastReload: ReloadResult
+
+  private constructor(opts: GatewayOptions, first: Pipeline, deps: CompileDeps, metrics: GatewayMetrics, pools: Pools) {
+    this.log = opts.logger
+    this.#load = opts.load ?? loadSettings
+    this.metrics = metrics
+    this.pools = pools
+    this.#compileDeps = deps
+    this.holder = new PipelineHolder(first, opts.logger)
+    this.#routes = new Map([...ROUTES, ...(opts.routes ?? [])])
+    this.#knownPaths = new Set([...KNOWN_PATHS, ...[...(opts.routes?.keys() ?? [])].map((k) => k.slice(k.indexOf(' ') + 1))])
+    this.lastReload = { ok: true, source: 'boot', at: new Date().toISOString(), generation: first.generation, hash: first.hash }
+  }
+
+  static async create(opts: GatewayOptions): Promise<Gateway> {
+    const settings = (opts.load ?? loadSettings)()
+    const metrics = new GatewayMetrics()
+    const pools = new Pools(settings.upstream)
+    const plugins = opts.plugins ?? pluginFactory
+    const deps: CompileDeps = {
+      plugin: plugins,
+      adapter: adapterFactory,
+      dispatcherFor: (origin) => pools.get(origin),
+      pluginDeps: (name, s): PluginDeps => ({
+        logger: opts.logger.child({ plugin: name }),
+        metrics: metrics.registry,
+        env: { adminKey: s.admin.key, production: process.env['NODE_ENV'] === 'production' },
+      }),
+      terminal: openUpstream,
+    }
+    const first = await compilePipeline(settings, deps, undefined, 1)
+    return new Gateway(opts, first, deps, metrics, pools)
+  }
+
+  get settings(): Settings {
+    return this.holder.current.settings
+  }
+
+  get draining(): boolean {
+    return this.#draining
+  }
+
+  /** Builds and validates a new generation from freshly read settings, then swaps it in. Serialised. */
+  reload(source: string): Promise<ReloadResult> {
+    this.#reloading = this.#reloading.then(() => this.#reloadNow(source))
+    return this.#reloading
+  }
+
+  async #reloadNow(source: string): Promise<ReloadResult> {
+    const prev = this.holder.current
+    const at = new Date().toISOString()
+    try {
+      const settings = this.#load()
+      if (hashOf(settings) === prev.hash) {
+        this.lastReload = { ok: true, source, at, generation: prev.generation, hash: prev.hash }
+        return this.lastReload
+      }
+      const restartOnly = (['server', 'admin', 'upstream'] as const).filter((k) => hashOf(settings[k]) !== hashOf(prev.settings[k]))
+      if (restartOnly.length > 0) this.log.warn({ sections: restartOnly }, 'these settings take effect only after a restart')
+      const next = await compilePipeline(settings, this.#compileDeps, prev, ++this.#generation)
+      this.holder.swap(next, settings.reload.drainTimeoutMs)
+      this.lastReload = { ok: true, source, at, generation: next.generation, hash: next.hash }
+      this.log.info({ generation: next.generation, hash: next.hash, source }, 'configuration reloaded')
+    } catch (e) {
+      const error = isGatewayError(e) ? e.message : `Configuration rejected: ${(e as Error).message}`
+      this.lastReload = { ok: false, source, at, generation: prev.generation, hash: prev.hash, error }
+      this.log.error({ source, error }, 'configuration reload refused; the running configuration keeps serving')
+    }
+    return this.lastReload
+  }
+
+  /** The running configuration with secrets redacted (GET /api/v1/mcp/config). */
+  describe(): Record<string, unknown> {
+    const p = this.holder.current
+    return {
+      generation: p.generation,
+      hash: p.hash,
+      lastReload: this.lastReload,
+      routes: Object.fromEntries([...p.routes].map(([n, r]) => [n, { plugins: r.plugins, passthrough: r.passthrough }])),
+      settings: redactSettings(p.settings),
+    }
+  }
+
+  watchConfig(): void {
+    const s = this.settings
+    if (!s.reload.watch || this.#watcher) return
+    let timer: NodeJS.Timeout | undefined
+    try {
+      this.#watcher = watch(configDir(), () => {
+        clearTimeout(timer)
+        timer = setTimeout(() => void this.reload('file'), s.reload.debounceMs)
+      })
+      this.#watcher.on('error', (e) => this.log.error({ err: e }, 'config watcher failed'))
+    } catch (e) {
+      this.log.error({ err: e }, 'cannot watch the config directory')
+    }
+  }
+
+  listen(): Promise<AddressInfo> {
+    const s = this.settings.server
+    const handle = createHandler({ holder: this.holder, log: this.log, metrics: this.metrics })
+    const server = http.createServer({
+      maxHeaderSize: s.maxHeaderSize,
+      requestTimeout: s.requestTimeoutMs,
+      headersTimeout: s.headersTimeoutMs,
+      keepAliveTimeout: s.keepAliveTimeoutMs,
+      requireHostHeader: false,
+      insecureHTTPParser: false,
+      joinDuplicateHeaders: false,
+    }, (req, res) => {
+      const t0 = performance.now()
+      if (this.#draining) res.shouldKeepAlive = false
+      const url = req.url ?? '/'
+      const q = url.indexOf('?')
+      const path = q === -1 ? url : url.slice(0, q)
+      const spec = this.#routes.get(`${req.method} ${path}`)
+      if (spec) { handle(spec, req, res, t0); return }
+      const code = this.#knownPaths.has(path) ? 'MCP_ERR_REQ_METHOD_NOT_ALLOWED' : 'MCP_ERR_REQ_NOT_FOUND'
+      const g = new GatewayError(code, { method: String(req.method).slice(0, 16), path: path.slice(0, 200) })
+      const body = JSON.stringify(openaiErrorBody(g, ''))
+      res.writeHead(g.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-mcp-error-code': g.code })
+      res.end(body)
+      req.resume()
+    })
+    server.keepAliveTimeout = s.keepAliveTimeoutMs
+    server.maxRequestsPerSocket = s.maxRequestsPerSocket
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => writeClientError(err, socket))
+    this.#server = server
+    return new Promise((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(s.port, s.host, () => { server.off('error', reject); resolve(server.address() as AddressInfo) })
+    })
+  }
+
+  /**
+   * Graceful shutdown: stop accepting, let in-flight requests and streams finish up to the
+   * deadline, then close the rest and the upstream pools.
+   */
+  async shutdown(deadlineMs = this.settings.server.shutdownDeadlineMs): Promise<boolean> {
+    this.#draining = true
+    this.#watcher?.close()
+    const server = this.#server
+    const closed = server ? new Promise<void>((r) => server.close(() => r())) : Promise.resolve()
+    server?.closeIdleConnections()
+    const clean = await this.holder.drainAll(deadlineMs)
+    server?.closeAllConnections()
+    await closed
+    await this.pools.close()
+    for (const a of this.holder.current.providers.values()) await a.close().catch(() => {})
+    for (const i of new Set(this.holder.current.instances.values())) await Promise.resolve(i.close?.()).catch(() => {})
+    this.metrics.close()
+    return clean
+  }
+}
+
+/** Parser-level errors (bad framing, oversize headers, timeouts) get a JSON answer and a closed socket. */
+export function writeClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (!socket.writable || (socket as Socket & { _httpMessage?: unknown })._httpMessage) { socket.destroy(); return }
+  let g: GatewayError
+  switch (err.code) {
+    case 'HPE_HEADER_OVERFLOW': g = new GatewayError('MCP_ERR_REQ_HEADERS_TOO_LARGE', {}, { details: 'request.headers_too_large' }); break
+    case 'ERR_HTTP_REQUEST_TIMEOUT': g = new GatewayError('MCP_ERR_REQ_TIMEOUT', {}, { details: 'request.timeout' }); break
+    case 'ECONNRESET': socket.destroy(); return
+    default: g = new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason: `malformed HTTP request (${err.code ?? 'parse error'})` }, { details: 'request.malformed_http' })
+  }
+  const body = JSON.stringify(openaiErrorBody(g, ''))
+  socket.end(`HTTP/1.1 ${g.status} ${http.STATUS_CODES[g.status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-mcp-error-code: ${g.code}\r\nconnection: close\r\n\r\n${body}`)
+}

@@ -1,0 +1,135 @@
+/**
+ * The request runner: captures the current pipeline generation, runs the decode hooks (stopping at
+ * the first local reply), reads and validates the body, resolves the target, opens the upstream
+ * through the composed interceptors, delivers, and runs onComplete after the last byte.
+ */
+import { randomUUID } from 'node:crypto'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Logger } from 'pino'
+import { RequestCtx } from './context.ts'
+import { deliver, runResponseHeaders, toGatewayError } from './deliver.ts'
+import { GatewayError } from './errors.ts'
+import { checkContentType, parseJson, readBody } from './http/body.ts'
+import type { Inbound } from './inbound/types.ts'
+import type { PipelineHolder } from './pipeline/holder.ts'
+import type { HookResult, LocalReply, Outcome } from './pipeline/types.ts'
+import { resolveTarget } from './routing/resolve.ts'
+import type { GatewayMetrics } from './telemetry.ts'
+
+export interface RouteSpec {
+  /** Compiled route name (config `routes.<name>`). */
+  readonly route: string
+  readonly inbound: Inbound
+  /** Turns the parsed body into the canonical request on ctx; throws a 400 GatewayError. Absent: no body (GET). */
+  readonly parse?: (json: unknown, ctx: RequestCtx) => void
+  /** Answers without an upstream call (GET /v1/models). */
+  readonly local?: (ctx: RequestCtx) => unknown
+}
+
+export interface HandlerDeps {
+  readonly holder: PipelineHolder
+  readonly log: Logger
+  readonly metrics: GatewayMetrics
+}
+
+function isThenable(v: unknown): v is PromiseLike<HookResult> {
+  return v !== null && typeof v === 'object' && typeof (v as { then?: unknown }).then === 'function'
+}
+
+export function localReplyError(r: LocalReply): GatewayError {
+  const opts: ConstructorParameters<typeof GatewayError>[2] = { details: r.details }
+  if (r.status !== undefined) opts.status = r.status
+  if (r.message !== undefined) opts.message = r.message
+  if (r.headers !== undefined) opts.headers = { ...r.headers }
+  if (r.param !== undefined) opts.param = r.param
+  return new GatewayError(r.code, r.params ?? {}, opts)
+}
+
+export function sendError(ctx: RequestCtx, inbound: Inbound, e: unknown, log: Logger): void {
+  const g = toGatewayError(e)
+  if (g.code === 'MCP_ERR_INTERNAL') log.error({ err: e, requestId: ctx.id }, 'internal error')
+  ctx.errorCode = g.code
+  ctx.details = g.details
+  ctx.status = g.status
+  const res = ctx.res
+  if (res.headersSent || res.destroyed) {
+    if (!res.writableEnded) res.destroy()
+    return
+  }
+  try { runResponseHeaders(ctx) } catch (he) { log.error({ err: he }, 'onResponseHeaders hook failed') }
+  const body = JSON.stringify(inbound.errorBody(g.code === 'MCP_ERR_INTERNAL' ? new GatewayError('MCP_ERR_INTERNAL', { requestId: ctx.id }) : g, ctx.id))
+  const headers: Record<string, string | number> = { ...ctx.responseHeaders, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-mcp-error-code': g.code }
+  if (g.headers) Object.assign(headers, g.headers)
+  if (g.code === 'MCP_ERR_REQ_BODY_TOO_LARGE') headers['connection'] = 'close'
+  res.writeHead(g.status, headers)
+  res.end(body)
+}
+
+export function createHandler(deps: HandlerDeps): (spec: RouteSpec, req: IncomingMessage, res: ServerResponse, startedAt: number) => void {
+  const { holder, log, metrics } = deps
+
+  async function run(ctx: RequestCtx, spec: RouteSpec): Promise<void> {
+    const route = ctx.route
+    for (const h of route.onRequestHeaders) {
+      let r = h(ctx)
+      if (isThenable(r)) r = await r
+      if (r) return sendError(ctx, spec.inbound, localReplyError(r), log)
+    }
+    if (spec.local) {
+      const body = JSON.stringify(spec.local(ctx))
+      runResponseHeaders(ctx)
+      ctx.status = 200
+      ctx.res.writeHead(200, { ...ctx.responseHeaders, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+      ctx.res.end(body)
+      return
+    }
+    checkContentType(ctx.req)
+    const buf = await readBody(ctx.req, ctx.pipeline.settings.server.bodyLimitBytes)
+    spec.parse!(parseJson(buf), ctx)
+    resolveTarget(ctx)
+    for (const h of route.onRequestBody) {
+      let r = h(ctx)
+      if (isThenable(r)) r = await r
+      if (r) return sendError(ctx, spec.inbound, localReplyError(r), log)
+    }
+    ctx.upstreamStart = performance.now()
+    const up = await route.open(ctx)
+    ctx.upstreamHeaders = performance.now()
+    await deliver(ctx, spec.inbound, up)
+  }
+
+  function complete(ctx: RequestCtx): void {
+    const res = ctx.res
+    if (!res.writableFinished) {
+      ctx.aborted = true
+      if (ctx.errorCode === undefined) { ctx.errorCode = 'MCP_ERR_REQ_ABORTED'; ctx.details = 'client_abort' }
+      // Nobody pays for tokens nobody reads: the upstream call is cancelled.
+      ctx.abort(new GatewayError('MCP_ERR_REQ_ABORTED', {}, { details: 'client_abort' }))
+    }
+    const status = ctx.aborted && !res.headersSent ? 499 : ctx.status || res.statusCode
+    const now = performance.now()
+    metrics.observe(ctx, status, now)
+    const outcome: Outcome = { status, errorCode: ctx.errorCode, details: ctx.details, aborted: ctx.aborted }
+    for (const h of ctx.route.onComplete) {
+      try {
+        const r = h(ctx, outcome)
+        if (isThenable(r)) (r as Promise<void>).catch((e: unknown) => log.error({ err: e }, 'onComplete hook failed'))
+      } catch (e) {
+        log.error({ err: e }, 'onComplete hook failed')
+      }
+    }
+    ctx.pipeline.release()
+  }
+
+  return (spec, req, res, startedAt) => {
+    const pipeline = holder.current
+    pipeline.acquire()
+    metrics.inflight++
+    const route = pipeline.routes.get(spec.route)!
+    const ctx = new RequestCtx(pipeline, route, req, res, randomUUID(), log, startedAt)
+    ctx.inbound = spec.inbound.name
+    ctx.deadline = Date.now() + pipeline.settings.server.requestDeadlineMs
+    res.once('close', () => { metrics.inflight--; complete(ctx) })
+    run(ctx, spec).catch((e: unknown) => sendError(ctx, spec.inbound, e, log))
+  }
+}

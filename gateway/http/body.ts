@@ -1,0 +1,81 @@
+/**
+ * Reads a JSON request body under a size limit. A declared Content-Length over the limit is a 413
+ * before a byte of the body is read; a chunked body is cut off as soon as it crosses the limit.
+ * Bytes must be valid UTF-8 and the text valid JSON.
+ */
+import type { IncomingMessage } from 'node:http'
+import { GatewayError } from '../errors.ts'
+
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+export function checkContentType(req: IncomingMessage): void {
+  const ct = req.headers['content-type']
+  if (ct === undefined) return
+  const base = ct.split(';', 1)[0]!.trim().toLowerCase()
+  if (base !== 'application/json' && !base.endsWith('+json')) {
+    throw new GatewayError('MCP_ERR_REQ_CONTENT_TYPE', { contentType: JSON.stringify(ct.slice(0, 100)) }, { details: 'request.content_type' })
+  }
+}
+
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = req.headers['content-length']
+  if (declared !== undefined && Number(declared) > limit) {
+    return Promise.reject(new GatewayError('MCP_ERR_REQ_BODY_TOO_LARGE', { limit }, { details: 'request.body_too_large' }))
+  }
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = []
+    let size = 0
+    let done = false
+    const onData = (c: Buffer): void => {
+      size += c.length
+      if (size > limit) {
+        done = true
+        cleanup()
+        req.pause()
+        reject(new GatewayError('MCP_ERR_REQ_BODY_TOO_LARGE', { limit }, { details: 'request.body_too_large' }))
+        return
+      }
+      parts.push(c)
+    }
+    const onEnd = (): void => {
+      if (done) return
+      done = true
+      cleanup()
+      resolve(parts.length === 1 ? parts[0]! : Buffer.concat(parts, size))
+    }
+    const onError = (e: Error): void => {
+      if (done) return
+      done = true
+      cleanup()
+      reject(new GatewayError('MCP_ERR_REQ_ABORTED', {}, { details: 'client_abort', cause: e }))
+    }
+    const onClose = (): void => {
+      if (!done && !req.complete) onError(new Error('client closed the connection while sending the body'))
+    }
+    function cleanup(): void {
+      req.off('data', onData)
+      req.off('end', onEnd)
+      req.off('error', onError)
+      req.off('close', onClose)
+    }
+    req.on('data', onData)
+    req.on('end', onEnd)
+    req.on('error', onError)
+    req.on('close', onClose)
+  })
+}
+
+export function parseJson(buf: Buffer): unknown {
+  if (buf.length === 0) throw new GatewayError('MCP_ERR_REQ_JSON_INVALID', { reason: 'the body is empty' }, { details: 'request.json_invalid' })
+  let text: string
+  try {
+    text = utf8.decode(buf)
+  } catch {
+    throw new GatewayError('MCP_ERR_REQ_JSON_INVALID', { reason: 'the body is not valid UTF-8' }, { details: 'request.json_invalid' })
+  }
+  try {
+    return JSON.parse(text)
+  } catch (e) {
+    throw new GatewayError('MCP_ERR_REQ_JSON_INVALID', { reason: (e as Error).message.slice(0, 200) }, { details: 'request.json_invalid' })
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * JSON Schemas of the inbound OpenAI bodies, compiled once at boot. Known fields are type-checked
+ * so a bad value is a 400 naming the field; unknown fields pass (providers add parameters often).
+ */
+import { compileSchema, type JSONSchema } from '../validate.ts'
+import type { ChatRequest, EmbeddingRequest } from '../../providers/types.ts'
+
+const num = (min?: number, max?: number): JSONSchema => ({ type: ['number', 'null'], ...(min !== undefined ? { minimum: min } : {}), ...(max !== undefined ? { maximum: max } : {}) })
+const posInt: JSONSchema = { type: ['integer', 'null'], minimum: 1 }
+
+const textPart: JSONSchema = { type: 'object', required: ['type'], properties: { type: { type: 'string' } } }
+const content: JSONSchema = { anyOf: [{ type: 'string' }, { type: 'array', items: textPart }, { type: 'null' }] }
+
+const message: JSONSchema = {
+  type: 'object',
+  required: ['role'],
+  properties: {
+    role: { enum: ['system', 'developer', 'user', 'assistant', 'tool', 'function'] },
+    content,
+    name: { type: 'string' },
+    tool_call_id: { type: 'string' },
+    tool_calls: {
+      type: 'array',
+      items: {
+        type: 'object', required: ['id', 'function'],
+        properties: {
+          id: { type: 'string' }, type: { const: 'function' },
+          function: { type: 'object', required: ['name'], properties: { name: { type: 'string' }, arguments: { type: 'string' } } },
+        },
+      },
+    },
+  },
+  allOf: [
+    { if: { properties: { role: { const: 'tool' } } }, then: { required: ['tool_call_id', 'content'] } },
+    { if: { properties: { role: { enum: ['system', 'developer', 'user'] } } }, then: { required: ['content'] } },
+  ],
+}
+
+export const chatRequestSchema: JSONSchema = {
+  type: 'object',
+  required: ['model', 'messages'],
+  properties: {
+    model: { type: 'string', minLength: 1, maxLength: 256 },
+    messages: { type: 'array', minItems: 1, items: message },
+    stream: { type: ['boolean', 'null'] },
+    stream_options: { type: ['object', 'null'], properties: { include_usage: { type: 'boolean' } } },
+    temperature: num(0, 2),
+    top_p: num(0, 1),
+    max_tokens: posInt,
+    max_completion_tokens: posInt,
+    n: { type: ['integer', 'null'], minimum: 1, maximum: 128 },
+    stop: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, maxItems: 16 }, { type: 'null' }] },
+    presence_penalty: num(-2, 2),
+    frequency_penalty: num(-2, 2),
+    seed: { type: ['integer', 'null'] },
+    user: { type: 'string' },
+    metadata: { type: ['object', 'null'], additionalProperties: { type: 'string' } },
+    tools: {
+      type: 'array',
+      items: {
+        type: 'object', required: ['type', 'function'],
+        properties: { type: { const: 'function' }, function: { type: 'object', required: ['name'], properties: { name: { type: 'string', minLength: 1 }, description: { type: 'string' }, parameters: { type: 'object' } } } },
+      },
+    },
+    tool_choice: { anyOf: [{ enum: ['none', 'auto', 'required'] }, { type: 'object', required: ['type'] }] },
+    parallel_tool_calls: { type: 'boolean' },
+    response_format: { type: 'object', required: ['type'], properties: { type: { enum: ['text', 'json_object', 'json_schema'] } } },
+    logprobs: { type: ['boolean', 'null'] },
+    top_logprobs: { type: ['integer', 'null'], minimum: 0, maximum: 20 },
+  },
+}
+
+export const embeddingRequestSchema: JSONSchema = {
+  type: 'object',
+  required: ['model', 'input'],
+  properties: {
+    model: { type: 'string', minLength: 1, maxLength: 256 },
+    input: {
+      anyOf: [
+        { type: 'string' },
+        { type: 'array', minItems: 1, items: { type: 'string' } },
+        { type: 'array', minItems: 1, items: { type: 'integer' } },
+        { type: 'array', minItems: 1, items: { type: 'array', items: { type: 'integer' } } },
+      ],
+    },
+    encoding_format: { enum: ['float', 'base64'] },
+    dimensions: { type: 'integer', minimum: 1 },
+    user: { type: 'string' },
+  },
+}
+
+export const validateChatRequest = compileSchema<ChatRequest>(chatRequestSchema)
+export const validateEmbeddingRequest = compileSchema<EmbeddingRequest>(embeddingRequestSchema)

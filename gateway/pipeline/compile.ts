@@ -1,0 +1,128 @@
+/**
+ * Settings → Pipeline. Every plugin config is validated here (unknown keys rejected, defaults
+ * applied, frozen, hashed); per-route phase arrays, reversed encode arrays and the composed
+ * upstream call are settled once. Instances and adapters whose config hash is unchanged are
+ * carried over from the previous generation, so their state survives a reload.
+ */
+import type { Dispatcher } from 'undici'
+import type { AdapterFactory, ProviderAdapter, ProviderConfig } from '../../providers/types.ts'
+import { GatewayError } from '../errors.ts'
+import type { Settings, PluginRef } from '../settings.ts'
+import { deepFreeze, hashOf, ROUTE_NAMES } from '../settings.ts'
+import { compileSchema, type Validator } from '../validate.ts'
+import { Pipeline, type CompiledRoute } from './pipeline.ts'
+import type { PluginDeps, PluginFactory, PluginInstance, UpstreamOpen } from './types.ts'
+
+export interface CompileDeps {
+  plugin(name: string): PluginFactory | undefined
+  adapter(type: string): AdapterFactory | undefined
+  dispatcherFor(origin: string): Dispatcher
+  pluginDeps(name: string, settings: Settings): PluginDeps
+  /** The terminal upstream call (adapter execute/stream/embed or pass-through). */
+  terminal: UpstreamOpen
+}
+
+const validators = new WeakMap<PluginFactory, Validator<Record<string, unknown>>>()
+
+function validatorFor(f: PluginFactory): Validator<Record<string, unknown>> {
+  let v = validators.get(f)
+  if (!v) { v = compileSchema<Record<string, unknown>>(f.configSchema); validators.set(f, v) }
+  return v
+}
+
+function refName(ref: PluginRef): string {
+  return typeof ref === 'string' ? ref : ref.name
+}
+
+/** Validates one plugin's config (global merged with a route override). Throws naming the field. */
+export function validatePluginConfig(f: PluginFactory, cfg: unknown, where: string): Record<string, unknown> {
+  const copy = structuredClone(cfg ?? {}) as Record<string, unknown>
+  const v = validatorFor(f)
+  if (!v(copy)) {
+    throw new GatewayError('MCP_ERR_PLUGIN_CONFIG_INVALID', { plugin: f.name, reason: v.errors(where).join('; ') }, { details: 'config.plugin_invalid' })
+  }
+  if (f.sideEffects === 'io' && (!('timeoutMs' in copy) || !('failMode' in copy))) {
+    throw new GatewayError('MCP_ERR_PLUGIN_CONFIG_INVALID', { plugin: f.name, reason: 'plugins with I/O must declare timeoutMs and failMode' })
+  }
+  return deepFreeze(copy)
+}
+
+export async function compilePipeline(settings: Settings, deps: CompileDeps, prev: Pipeline | undefined, generation: number): Promise<Pipeline> {
+  // Providers first: an invalid provider rejects the whole generation.
+  const providers = new Map<string, ProviderAdapter>()
+  const adapterKeys = new Map<string, string>()
+  const errors: string[] = []
+  for (const [name, raw] of Object.entries(settings.providers)) {
+    const f = deps.adapter(raw.type)
+    if (!f) { errors.push(`providers.${name}.type: unknown provider type '${raw.type}'`); continue }
+    const cfg = structuredClone(raw) as ProviderConfig
+    const errs = f.configErrors(cfg)
+    if (errs.length > 0) { errors.push(...errs.map((e) => `providers.${name}.${e}`)); continue }
+    const key = `${name}:${hashOf(cfg)}`
+    adapterKeys.set(name, key)
+    const carried = prev && prev.adapterKeys.get(name) === key ? prev.providers.get(name) : undefined
+    providers.set(name, carried ?? f.create(name, deepFreeze(cfg), { dispatcherFor: deps.dispatcherFor }))
+  }
+  if (errors.length > 0) throw new GatewayError('MCP_ERR_CONFIG_INVALID', { reason: errors.join('; ') }, { details: 'config.provider_invalid' })
+
+  const instances = new Map<string, PluginInstance>()
+  const created: PluginInstance[] = []
+  const routes = new Map<string, CompiledRoute>()
+  try {
+    for (const routeName of ROUTE_NAMES) {
+      const rs = settings.routes[routeName]
+      const refs: readonly PluginRef[] = rs?.plugins ?? (rs?.chain !== undefined ? settings.chains[rs.chain] ?? [] : settings.chains['default'] ?? [])
+      const list: { name: string; inst: PluginInstance }[] = []
+      for (const [i, ref] of refs.entries()) {
+        const name = refName(ref)
+        const f = deps.plugin(name)
+        if (!f) throw new GatewayError('MCP_ERR_PLUGIN_UNKNOWN', { plugin: name }, { details: 'config.plugin_unknown', message: `Unknown plugin '${name}' in routes.${routeName} (position ${i})` })
+        const override = typeof ref === 'string' ? undefined : ref.config
+        const merged = { ...(settings.plugins[name] ?? {}), ...(override ?? {}) }
+        const cfg = validatePluginConfig(f, merged, override ? `routes.${routeName}.plugins[${i}].config` : `plugins.${name}`)
+        const key = `${name}:${hashOf(cfg)}`
+        let inst = instances.get(key) ?? prev?.instances.get(key)
+        if (!inst) { inst = await f.create(cfg, deps.pluginDeps(name, settings)); created.push(inst) }
+        instances.set(key, inst)
+        list.push({ name, inst })
+      }
+      routes.set(routeName, buildRoute(routeName, list, deps.terminal))
+    }
+  } catch (e) {
+    // Close what this failed compile created; carried-over instances belong to the running generation.
+    await Promise.allSettled(created.map(async (i) => i.close?.()))
+    throw e
+  }
+  return new Pipeline({ generation, hash: hashOf(settings), settings, routes, providers, instances, adapterKeys })
+}
+
+function buildRoute(name: string, list: readonly { name: string; inst: PluginInstance }[], terminal: UpstreamOpen): CompiledRoute {
+  const bind = <K extends keyof PluginInstance>(k: K) =>
+    list.filter((p) => typeof p.inst[k] === 'function').map((p) => (p.inst[k] as (...a: unknown[]) => unknown).bind(p.inst))
+  let open = terminal
+  // Last listed runs first: wrap in config order so the first plugin is the outermost.
+  for (const p of [...list].reverse()) if (p.inst.interceptUpstream) open = p.inst.interceptUpstream(open)
+  const chunkHooks = bind('onResponseChunk').reverse()
+  return Object.freeze({
+    name,
+    plugins: list.map((p) => p.name),
+    onRequestHeaders: bind('onRequestHeaders') as CompiledRoute['onRequestHeaders'],
+    onRequestBody: bind('onRequestBody') as CompiledRoute['onRequestBody'],
+    onResponseHeaders: bind('onResponseHeaders').reverse() as CompiledRoute['onResponseHeaders'],
+    onResponseChunk: chunkHooks as CompiledRoute['onResponseChunk'],
+    onComplete: bind('onComplete').reverse() as CompiledRoute['onComplete'],
+    open,
+    passthrough: chunkHooks.length === 0,
+  })
+}
+
+/** Instances of `prev` that `next` did not carry over: to be closed once `prev` drained. */
+export function retiredInstances(prev: Pipeline, next: Pipeline): PluginInstance[] {
+  const kept = new Set(next.instances.values())
+  return [...new Set(prev.instances.values())].filter((i) => !kept.has(i))
+}
+
+export function retiredAdapters(prev: Pipeline, next: Pipeline): ProviderAdapter[] {
+  const kept = new Set(next.providers.values())
+  return [...prev.providers.values()].filter((a) => !kept.has(a))
+}

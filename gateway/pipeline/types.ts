@@ -1,0 +1,91 @@
+/**
+ * The plugin contract. A plugin is a factory validated once per config; its instance contributes
+ * hooks to the phases of the request lifecycle (docs/lifecycle.md):
+ *
+ *   ▶ onRequestHeaders   before the body is read: cheap rejects (auth, per-IP/key limits)   config order
+ *   ▶ onRequestBody      canonical request known: routing, budgets, token limits             config order
+ *   ▶ interceptUpstream  composed once at compile time around the upstream open call
+ *   ◀ onResponseHeaders  reverse order: add headers before the status line is written
+ *   ◀ onResponseChunk    reverse order, synchronous, per canonical chunk (not in pass-through)
+ *   ◀ onComplete         after the last byte, never delaying the client
+ */
+import type { Logger } from 'pino'
+import type { ErrorCode, ErrorParams, GatewayError } from '../errors.ts'
+import type { RequestCtx } from '../context.ts'
+import type { ChatChunk, ChatResponse, ChatStream, EmbeddingResponse } from '../../providers/types.ts'
+import type { Metrics } from '../metrics.ts'
+import type { JSONSchema } from '../validate.ts'
+
+/** Answer from the gateway instead of calling upstream. `details` is the machine reason ('auth.missing_key'). */
+export interface LocalReply {
+  status?: number
+  code: ErrorCode
+  params?: ErrorParams
+  message?: string
+  details: string
+  headers?: Readonly<Record<string, string>>
+  param?: string
+}
+
+export type HookResult = undefined | LocalReply | void
+
+/** What the upstream open call resolved with: status known and 2xx, body not yet delivered. */
+export type UpstreamResponse =
+  | { kind: 'json'; response: ChatResponse | EmbeddingResponse }
+  | { kind: 'stream'; stream: ChatStream }
+  | { kind: 'raw'; raw: RawUpstream }
+
+/** A pass-through upstream answer: the body is written to the client byte for byte. */
+export interface RawUpstream {
+  readonly status: number
+  readonly headers: Record<string, string | string[] | undefined>
+  /** Starts delivery; `onData` returns false to apply backpressure until `resume()` is called. */
+  consume(sink: RawSink): void
+  resume(): void
+  abort(reason?: Error): void
+}
+export interface RawSink {
+  onData(chunk: Buffer): boolean
+  onEnd(): void
+  onError(err: GatewayError): void
+}
+
+export type UpstreamOpen = (ctx: RequestCtx) => Promise<UpstreamResponse>
+
+export interface Outcome {
+  readonly status: number
+  /** Error code when the request failed (local reply, upstream error, abort). */
+  readonly errorCode: string | undefined
+  /** Machine reason ('ok', 'auth.invalid_key', 'client_abort', ...). */
+  readonly details: string
+  /** True when the client went away before the response was complete. */
+  readonly aborted: boolean
+}
+
+export interface PluginInstance {
+  onRequestHeaders?(ctx: RequestCtx): HookResult | Promise<HookResult>
+  onRequestBody?(ctx: RequestCtx): HookResult | Promise<HookResult>
+  interceptUpstream?(next: UpstreamOpen): UpstreamOpen
+  onResponseHeaders?(ctx: RequestCtx): void
+  onResponseChunk?(ctx: RequestCtx, chunk: ChatChunk): void
+  onComplete?(ctx: RequestCtx, outcome: Outcome): void | Promise<void>
+  /** Called once the pipeline generation that owned this instance drained and did not carry it over. */
+  close?(): void | Promise<void>
+}
+
+export interface PluginDeps {
+  readonly logger: Logger
+  readonly metrics: Metrics
+  /** Settings that plugins may read (admin key, environment). */
+  readonly env: Readonly<{ adminKey: string | undefined; production: boolean }>
+}
+
+export interface PluginFactory<C = Record<string, unknown>> {
+  /** Config key, metric prefix, log field and folder name. */
+  readonly name: string
+  /** JSON Schema of the plugin's config: additionalProperties false, defaults inside. */
+  readonly configSchema: JSONSchema
+  /** 'io' plugins must declare a timeout and a fail mode in their schema. */
+  readonly sideEffects: 'none' | 'io'
+  create(config: Readonly<C>, deps: PluginDeps): PluginInstance | Promise<PluginInstance>
+}

@@ -1,0 +1,70 @@
+/** The data plane's route table: method + path → RouteSpec. */
+import type { RequestCtx } from './context.ts'
+import { GatewayError } from './errors.ts'
+import { validateChatRequest, validateEmbeddingRequest } from './http/schemas.ts'
+import { openaiInbound } from './inbound/openai.ts'
+import type { RouteSpec } from './handler.ts'
+import type { ChatRequest, EmbeddingRequest, ModelInfo } from '../providers/types.ts'
+
+function bodyError(reasons: string[], ctx: RequestCtx): GatewayError {
+  const first = reasons[0] ?? 'invalid body'
+  const param = first.split(':', 1)[0]!
+  void ctx
+  return new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason: reasons.slice(0, 5).join('; ') }, { param, details: 'request.body_invalid' })
+}
+
+function rejectRoutingFields(body: Record<string, unknown>): void {
+  for (const f of ['api_base', 'base_url', 'api_key']) {
+    if (f in body) throw new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason: `${f}: routing and credential fields are not accepted in request bodies` }, { param: f, details: 'request.routing_field' })
+  }
+}
+
+export const chatCompletions: RouteSpec = {
+  route: 'chat',
+  inbound: openaiInbound,
+  parse(json, ctx) {
+    if (json === null || typeof json !== 'object' || Array.isArray(json)) throw bodyError(['(root): must be a JSON object'], ctx)
+    rejectRoutingFields(json as Record<string, unknown>)
+    if (!validateChatRequest(json)) throw bodyError(validateChatRequest.errors(), ctx)
+    const req = json as ChatRequest
+    ctx.chat = req
+    ctx.requestedModel = req.model
+    ctx.stream = req.stream === true
+    ctx.includeUsage = ctx.stream && req.stream_options?.include_usage === true
+  },
+}
+
+export const embeddings: RouteSpec = {
+  route: 'embeddings',
+  inbound: openaiInbound,
+  parse(json, ctx) {
+    if (json === null || typeof json !== 'object' || Array.isArray(json)) throw bodyError(['(root): must be a JSON object'], ctx)
+    rejectRoutingFields(json as Record<string, unknown>)
+    if (!validateEmbeddingRequest(json)) throw bodyError(validateEmbeddingRequest.errors(), ctx)
+    const req = json as EmbeddingRequest
+    ctx.embedding = req
+    ctx.requestedModel = req.model
+  },
+}
+
+export const models: RouteSpec = {
+  route: 'models',
+  inbound: openaiInbound,
+  local(ctx) {
+    const data: ModelInfo[] = []
+    const created = Math.floor(Date.now() / 1000)
+    for (const [name, a] of ctx.pipeline.providers) {
+      for (const m of a.listModels?.() ?? []) data.push({ id: `${name}/${m}`, object: 'model', created, owned_by: name })
+    }
+    return { object: 'list', data }
+  },
+}
+
+/** `METHOD path` → spec; paths with a query string are matched without it. */
+export const ROUTES: ReadonlyMap<string, RouteSpec> = new Map([
+  ['POST /v1/chat/completions', chatCompletions],
+  ['POST /v1/embeddings', embeddings],
+  ['GET /v1/models', models],
+])
+
+export const KNOWN_PATHS: ReadonlySet<string> = new Set([...ROUTES.keys()].map((k) => k.slice(k.indexOf(' ') + 1)))

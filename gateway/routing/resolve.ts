@@ -1,0 +1,38 @@
+/**
+ * Model → provider. `<provider>/<model>` goes to that provider with that model; a bare model goes
+ * to the provider that lists it in `models`, else to `defaultProvider`. (Aliases arrive with routing.)
+ */
+import type { RequestCtx } from '../context.ts'
+import { GatewayError } from '../errors.ts'
+
+export function resolveTarget(ctx: RequestCtx): void {
+  const requested = ctx.requestedModel
+  if (requested === '') throw new GatewayError('MCP_ERR_ROUTE_MODEL_MISSING', {}, { param: 'model', details: 'route.model_missing' })
+  const p = ctx.pipeline
+  const slash = requested.indexOf('/')
+  if (slash > 0) {
+    const name = requested.slice(0, slash)
+    const adapter = p.providers.get(name)
+    if (adapter) {
+      ctx.providerName = name
+      ctx.model = requested.slice(slash + 1)
+      ctx.adapter = adapter
+      setModel(ctx)
+      return
+    }
+  }
+  const byModel = p.modelIndex.get(requested) ?? (p.settings.defaultProvider !== undefined ? p.settings.defaultProvider : undefined)
+  const adapter = byModel !== undefined ? p.providers.get(byModel) : undefined
+  if (!adapter || byModel === undefined) {
+    throw new GatewayError('MCP_ERR_ROUTE_MODEL_NOT_FOUND', { model: requested.slice(0, 256) }, { param: 'model', details: 'route.model_not_found' })
+  }
+  ctx.providerName = byModel
+  ctx.model = requested
+  ctx.adapter = adapter
+  setModel(ctx)
+}
+
+function setModel(ctx: RequestCtx): void {
+  if (ctx.chat) ctx.chat.model = ctx.model
+  else if (ctx.embedding) ctx.embedding.model = ctx.model
+}

@@ -1,0 +1,207 @@
+/**
+ * Settings: read from node-config (config/*.yaml, NODE_CONFIG_DIR, NODE_CONFIG, and the MCP_*
+ * environment variables of custom-environment-variables.yaml), validated once, deep-frozen.
+ * Every reload reads the files afresh through node-config's Load, never the cached singleton.
+ */
+import { createHash } from 'node:crypto'
+import path from 'node:path'
+import { Load } from 'config/lib/util.js'
+import { GatewayError } from './errors.ts'
+import { compileSchema, type JSONSchema } from './validate.ts'
+
+export type PluginRef = string | { name: string; config?: Record<string, unknown> }
+
+export interface RouteSettings {
+  chain?: string
+  plugins?: PluginRef[]
+}
+
+export interface Settings {
+  server: {
+    host: string; port: number; bodyLimitBytes: number; maxHeaderSize: number; headersTimeoutMs: number
+    requestTimeoutMs: number; keepAliveTimeoutMs: number; maxRequestsPerSocket: number; shutdownDeadlineMs: number
+    requestDeadlineMs: number
+  }
+  admin: { host: string; port: number; key?: string }
+  log: { level: string }
+  dataDir: string
+  databaseUrl?: string
+  redisUrl?: string
+  upstream: { connections: number; keepAliveTimeoutMs: number; connectTimeoutMs: number }
+  reload: { watch: boolean; debounceMs: number; drainTimeoutMs: number }
+  plugins: Record<string, Record<string, unknown>>
+  chains: Record<string, PluginRef[]>
+  routes: Record<string, RouteSettings>
+  providers: Record<string, Record<string, unknown> & { type: string }>
+  /** Provider used when a request's model has no `<provider>/` prefix. */
+  defaultProvider?: string
+}
+
+const int = (min: number, def?: number): JSONSchema => (def === undefined ? { type: 'integer', minimum: min } : { type: 'integer', minimum: min, default: def })
+const pluginRef: JSONSchema = {
+  anyOf: [
+    { type: 'string', minLength: 1 },
+    { type: 'object', additionalProperties: false, required: ['name'], properties: { name: { type: 'string' }, config: { type: 'object' } } },
+  ],
+}
+
+export const ROUTE_NAMES = ['chat', 'embeddings', 'models', 'messages', 'execute'] as const
+
+const settingsSchema: JSONSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['server', 'admin', 'log', 'dataDir', 'upstream', 'reload', 'plugins', 'chains', 'routes', 'providers'],
+  properties: {
+    server: {
+      type: 'object', additionalProperties: false,
+      properties: {
+        host: { type: 'string', default: '0.0.0.0' },
+        port: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
+        bodyLimitBytes: int(1, 10 * 1024 * 1024),
+        maxHeaderSize: int(1024, 16384),
+        headersTimeoutMs: int(1, 10_000),
+        requestTimeoutMs: int(1, 300_000),
+        keepAliveTimeoutMs: int(1, 65_000),
+        maxRequestsPerSocket: int(0, 0),
+        shutdownDeadlineMs: int(0, 30_000),
+        requestDeadlineMs: int(1, 600_000),
+      },
+    },
+    admin: {
+      type: 'object', additionalProperties: false,
+      properties: {
+        host: { type: 'string', default: '127.0.0.1' },
+        port: { type: 'integer', minimum: 0, maximum: 65535, default: 8081 },
+        key: { type: 'string' },
+      },
+    },
+    log: { type: 'object', additionalProperties: false, properties: { level: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], default: 'info' } } },
+    dataDir: { type: 'string', minLength: 1 },
+    databaseUrl: { type: 'string' },
+    redisUrl: { type: 'string' },
+    upstream: {
+      type: 'object', additionalProperties: false,
+      properties: { connections: int(1, 256), keepAliveTimeoutMs: int(1, 30_000), connectTimeoutMs: int(1, 10_000) },
+    },
+    reload: {
+      type: 'object', additionalProperties: false,
+      properties: { watch: { type: 'boolean', default: true }, debounceMs: int(0, 250), drainTimeoutMs: int(0, 600_000) },
+    },
+    plugins: { type: 'object', additionalProperties: { type: 'object' } },
+    chains: { type: 'object', additionalProperties: { type: 'array', items: pluginRef } },
+    routes: {
+      type: 'object',
+      propertyNames: { enum: [...ROUTE_NAMES] },
+      additionalProperties: {
+        type: 'object', additionalProperties: false,
+        properties: { chain: { type: 'string' }, plugins: { type: 'array', items: pluginRef } },
+      },
+    },
+    providers: {
+      type: 'object',
+      propertyNames: { pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' },
+      additionalProperties: { type: 'object', required: ['type'], properties: { type: { type: 'string' } } },
+    },
+    defaultProvider: { type: 'string' },
+  },
+}
+
+const validateSettings = compileSchema<Settings>(settingsSchema)
+
+/** `${NAME}` in a string value is replaced by the environment variable NAME (an unset one is an error). */
+function substituteEnv(v: unknown, where: string, env: NodeJS.ProcessEnv, errors: string[]): unknown {
+  if (typeof v === 'string') {
+    return v.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name: string) => {
+      const val = env[name]
+      if (val === undefined) { errors.push(`${where}: environment variable ${name} is not set`); return '' }
+      return val
+    })
+  }
+  if (Array.isArray(v)) return v.map((x, i) => substituteEnv(x, `${where}[${i}]`, env, errors))
+  if (v !== null && typeof v === 'object') {
+    const out: Record<string, unknown> = {}
+    for (const [k, x] of Object.entries(v)) out[k] = substituteEnv(x, `${where}.${k}`, env, errors)
+    return out
+  }
+  return v
+}
+
+export function deepFreeze<T>(v: T): T {
+  if (v !== null && typeof v === 'object' && !Object.isFrozen(v)) {
+    Object.freeze(v)
+    for (const x of Object.values(v)) deepFreeze(x)
+  }
+  return v
+}
+
+/** Stable JSON (sorted keys), for hashing configs. */
+export function stableStringify(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableStringify).join(',')}]`
+  if (v !== null && typeof v === 'object') {
+    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${stableStringify((v as Record<string, unknown>)[k])}`).join(',')}}`
+  }
+  return JSON.stringify(v) ?? 'null'
+}
+
+export function hashOf(v: unknown): string {
+  return createHash('sha256').update(stableStringify(v)).digest('hex').slice(0, 16)
+}
+
+/** Reads the raw (unvalidated) configuration the way node-config would, afresh. */
+export function readRawConfig(): Record<string, unknown> {
+  const load = Load.fromEnvironment(undefined as unknown as string)
+  const extra: { name: string; config: unknown }[] = []
+  const nodeConfig = process.env['NODE_CONFIG']
+  if (nodeConfig) {
+    try {
+      extra.push({ name: '$NODE_CONFIG', config: JSON.parse(nodeConfig) })
+    } catch (e) {
+      throw new GatewayError('MCP_ERR_CONFIG_INVALID', { reason: `NODE_CONFIG is not valid JSON: ${(e as Error).message}` })
+    }
+  }
+  return structuredClone(load.scan(extra)) as Record<string, unknown>
+}
+
+/** The configuration directory being used (for the file watcher). */
+export function configDir(): string {
+  return path.resolve(process.env['NODE_CONFIG_DIR'] ?? path.join(process.cwd(), 'config'))
+}
+
+/** Validates a raw configuration object into frozen Settings; throws MCP_ERR_CONFIG_INVALID naming every bad field. */
+export function parseSettings(raw: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Settings {
+  const errors: string[] = []
+  const copy = structuredClone(raw)
+  if (copy['providers'] !== undefined) copy['providers'] = substituteEnv(copy['providers'], 'providers', env, errors)
+  if (!validateSettings(copy)) errors.push(...validateSettings.errors())
+  const s = copy as unknown as Settings
+  if (errors.length === 0) {
+    for (const [name, route] of Object.entries(s.routes)) {
+      if (route.chain !== undefined && !(route.chain in s.chains)) errors.push(`routes.${name}.chain: no chain named '${route.chain}'`)
+    }
+    if (s.defaultProvider !== undefined && !(s.defaultProvider in s.providers)) errors.push(`defaultProvider: no provider named '${s.defaultProvider}'`)
+    if (env['NODE_ENV'] === 'production' && (s.admin.key === undefined || s.admin.key.length < 32)) {
+      errors.push('admin.key: MCP_ADMIN_KEY of at least 32 characters is required when NODE_ENV=production')
+    }
+  }
+  if (errors.length > 0) throw new GatewayError('MCP_ERR_CONFIG_INVALID', { reason: errors.join('; ') }, { details: 'config.invalid' })
+  return deepFreeze(s)
+}
+
+export function loadSettings(): Settings {
+  return parseSettings(readRawConfig())
+}
+
+const SECRET_KEY = /(key|secret|token|password|passphrase|credentials?|authorization|cookie)$/i
+
+/** A copy with every secret-looking field replaced, for GET /api/v1/mcp/config and logs. */
+export function redactSettings(v: unknown, keyName = ''): unknown {
+  if (SECRET_KEY.test(keyName) && typeof v === 'string') return '[redacted]'
+  if (Array.isArray(v)) return v.map((x) => redactSettings(x))
+  if (v !== null && typeof v === 'object') {
+    const out: Record<string, unknown> = {}
+    for (const [k, x] of Object.entries(v)) out[k] = redactSettings(x, k)
+    return out
+  }
+  if (keyName === 'databaseUrl' || keyName === 'redisUrl') return typeof v === 'string' ? v.replace(/\/\/[^@/]*@/, '//[redacted]@') : v
+  return v
+}

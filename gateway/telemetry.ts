@@ -1,0 +1,61 @@
+/**
+ * The gateway's own Prometheus series: requests and latency by route and status, gateway overhead
+ * (total minus time waiting on the upstream), in-flight requests, event-loop delay, heap and RSS.
+ */
+import { monitorEventLoopDelay, performance as perfHooks } from 'node:perf_hooks'
+import type { RequestCtx } from './context.ts'
+import { Metrics, type Counter, type Histogram } from './metrics.ts'
+
+export class GatewayMetrics {
+  readonly registry: Metrics
+  inflight = 0
+  readonly #requests: Counter
+  readonly #duration: Histogram
+  readonly #overhead: Histogram
+  readonly #ttft: Histogram
+  readonly #errors: Counter
+  readonly #eld = monitorEventLoopDelay({ resolution: 20 })
+  #elu = perfHooks.eventLoopUtilization()
+
+  constructor(registry = new Metrics()) {
+    this.registry = registry
+    this.#eld.enable()
+    this.#requests = registry.counter('mcp_requests_total', 'Requests answered, by route and HTTP status', ['route', 'status'])
+    this.#errors = registry.counter('mcp_request_errors_total', 'Failed requests by route and error code', ['route', 'code'])
+    this.#duration = registry.histogram('mcp_request_duration_seconds', 'Request latency from arrival to last byte', ['route'])
+    this.#overhead = registry.histogram('mcp_gateway_overhead_seconds', 'Latency added by the gateway: total minus time waiting on the upstream', ['route'])
+    this.#ttft = registry.histogram('mcp_time_to_first_token_seconds', 'Time from arrival to the first streamed chunk', ['route'])
+    registry.gauge('mcp_requests_in_flight', 'Requests being served', [], (set) => set(this.inflight))
+    registry.gauge('mcp_event_loop_delay_seconds', 'Event-loop delay over the last scrape interval', ['quantile'], (set) => {
+      set(this.#eld.percentile(50) / 1e9, '0.5')
+      set(this.#eld.percentile(99) / 1e9, '0.99')
+      set(this.#eld.max / 1e9, '1')
+      this.#eld.reset()
+    })
+    registry.gauge('mcp_event_loop_utilization', 'Event-loop utilisation since the last scrape (0..1)', [], (set) => {
+      const now = perfHooks.eventLoopUtilization()
+      set(perfHooks.eventLoopUtilization(now, this.#elu).utilization)
+      this.#elu = now
+    })
+    registry.gauge('mcp_process_resident_memory_bytes', 'Resident set size', [], (set) => set(process.memoryUsage.rss()))
+    registry.gauge('mcp_process_heap_used_bytes', 'V8 heap in use', [], (set) => set(process.memoryUsage().heapUsed))
+    registry.gauge('mcp_process_cpu_seconds_total', 'CPU time of the process (user + system)', [], (set) => {
+      const c = process.cpuUsage()
+      set((c.user + c.system) / 1e6)
+    })
+  }
+
+  observe(ctx: RequestCtx, status: number, now: number): void {
+    const route = ctx.route.name
+    this.#requests.labels(route, String(status)).inc()
+    if (ctx.errorCode !== undefined) this.#errors.labels(route, ctx.errorCode).inc()
+    const total = ctx.elapsedMs(now)
+    this.#duration.labels(route).observe(total / 1000)
+    if (ctx.upstreamStart !== 0) this.#overhead.labels(route).observe(Math.max(0, total - ctx.upstreamMs(now)) / 1000)
+    if (ctx.firstChunk !== 0 && ctx.stream) this.#ttft.labels(route).observe((ctx.firstChunk - ctx.startedAt) / 1000)
+  }
+
+  close(): void {
+    this.#eld.disable()
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * The terminal upstream call, wrapped by plugins' interceptUpstream at compile time. It resolves
+ * once the upstream answered 2xx (status known, nothing written to the client yet), so retries and
+ * breakers can judge a failure before the first byte. OpenAI-shaped requests to OpenAI-shaped
+ * providers on routes without chunk hooks go through byte for byte.
+ */
+import { GatewayError } from '../errors.ts'
+import type { RequestCtx } from '../context.ts'
+import type { UpstreamResponse } from '../pipeline/types.ts'
+import { openHttp } from '../../providers/shared/http.ts'
+import type { ExecuteParams } from '../../providers/types.ts'
+
+export async function openUpstream(ctx: RequestCtx): Promise<UpstreamResponse> {
+  const adapter = ctx.adapter
+  if (!adapter) throw new GatewayError('MCP_ERR_ROUTE_MODEL_NOT_FOUND', { model: ctx.requestedModel })
+  ctx.attempts++
+  const pt = adapter.passthrough
+  const op = ctx.embedding ? 'embeddings' : 'chat'
+  if (pt && ctx.inbound === 'openai' && ctx.route.passthrough) {
+    const body = op === 'chat' ? ctx.chat : ctx.embedding
+    const head = await openHttp(pt.dispatcher, {
+      method: 'POST',
+      path: pt.path(op, ctx.model),
+      headers: ctx.extraUpstreamHeaders ? { ...pt.headers, 'x-request-id': ctx.id, ...ctx.extraUpstreamHeaders } : { ...pt.headers, 'x-request-id': ctx.id },
+      body: JSON.stringify(body),
+    }, {
+      provider: adapter.name,
+      signal: ctx.signal,
+      headersTimeoutMs: Math.max(1, Math.min(pt.timeouts.firstByteMs, ctx.deadline - Date.now())),
+      bodyTimeoutMs: pt.timeouts.idleMs,
+    })
+    if (head.status >= 400) {
+      const text = await head.text(1024 * 1024).catch(() => '')
+      throw pt.toError(head.status, text, head.headers)
+    }
+    return { kind: 'raw', raw: head }
+  }
+  const params: ExecuteParams = { model: ctx.model, signal: ctx.signal, deadline: ctx.deadline, requestId: ctx.id }
+  if (ctx.extraUpstreamHeaders) params.extraHeaders = ctx.extraUpstreamHeaders
+  if (op === 'embeddings') {
+    if (!adapter.embed) throw new GatewayError('MCP_ERR_ROUTE_OPERATION_UNSUPPORTED', { provider: adapter.name, operation: 'embeddings' })
+    return { kind: 'json', response: await adapter.embed(ctx.embedding!, params) }
+  }
+  if (ctx.stream) return { kind: 'stream', stream: await adapter.stream(ctx.chat!, params) }
+  return { kind: 'json', response: await adapter.execute(ctx.chat!, params) }
+}

@@ -1,0 +1,75 @@
+/** The `openai` adapter (also the base of `openai-compatible`): OpenAI's wire format is canonical, so it offers pass-through. */
+import type { AdapterDeps, AdapterFactory, PassthroughTarget, ProviderAdapter, ProviderConfig } from '../types.ts'
+import { HttpAdapter } from '../shared/http-adapter.ts'
+import type { ChatTranslation, EmbeddingTranslation } from '../shared/translation.ts'
+import { openaiConfigErrors, type OpenAIConfig } from './config.ts'
+import { toOpenAIError } from './errors.ts'
+import { toOpenAIChat, toOpenAIEmbeddings } from './request.ts'
+import { fromOpenAIChat, fromOpenAIEmbeddings } from './response.ts'
+import { createOpenAIStreamMapper } from './stream.ts'
+
+export interface OpenAIShape {
+  origin: string
+  basePath: string
+  headers: Record<string, string>
+}
+
+/** Splits a base URL into the pool origin and the path prefix (`https://api.openai.com/v1` → origin + `/v1`). */
+export function splitBaseUrl(baseUrl: string): { origin: string; basePath: string } {
+  const u = new URL(baseUrl)
+  return { origin: u.origin, basePath: u.pathname.replace(/\/+$/, '') }
+}
+
+export function openaiHeaders(cfg: OpenAIConfig): Record<string, string> {
+  const h: Record<string, string> = { 'content-type': 'application/json', ...(cfg.headers ?? {}) }
+  if (cfg.apiKey) h['authorization'] = `Bearer ${cfg.apiKey}`
+  if (cfg.organization) h['openai-organization'] = cfg.organization
+  if (cfg.project) h['openai-project'] = cfg.project
+  return h
+}
+
+export function openaiTranslations(name: string, basePath: string): { chat: ChatTranslation; embeddings: EmbeddingTranslation } {
+  return {
+    chat: {
+      streamFormat: 'sse',
+      toUpstream: (req, model, stream) => toOpenAIChat(req, model, stream, basePath),
+      fromUpstream: (json) => fromOpenAIChat(json, name),
+      createStreamMapper: () => createOpenAIStreamMapper(name),
+      toError: (status, body, headers) => toOpenAIError(name, status, body, headers),
+    },
+    embeddings: {
+      toUpstream: (req, model) => toOpenAIEmbeddings(req, model, basePath),
+      fromUpstream: (json) => fromOpenAIEmbeddings(json, name),
+    },
+  }
+}
+
+export function createOpenAIAdapter(type: string, name: string, cfg: OpenAIConfig, deps: AdapterDeps, configErrors: (c: unknown) => readonly string[]): ProviderAdapter {
+  const { origin, basePath } = splitBaseUrl(cfg.baseUrl)
+  const dispatcher = deps.dispatcherFor(origin)
+  const headers = openaiHeaders(cfg)
+  const t = openaiTranslations(name, basePath)
+  const passthrough: PassthroughTarget = {
+    dispatcher,
+    origin,
+    headers,
+    timeouts: cfg.timeouts,
+    path: (op) => (op === 'chat' ? `${basePath}/chat/completions` : `${basePath}/embeddings`),
+    toError: (status, body, h) => toOpenAIError(name, status, body, h),
+  }
+  return new HttpAdapter({
+    name, type, config: cfg as unknown as ProviderConfig, dispatcher, headers,
+    chat: t.chat, embeddings: t.embeddings,
+    timeouts: cfg.timeouts,
+    models: cfg.models ?? [],
+    healthPath: `${basePath}/models`,
+    passthrough,
+    configErrors,
+  })
+}
+
+export const openaiFactory: AdapterFactory = {
+  type: 'openai',
+  configErrors: openaiConfigErrors,
+  create: (name, config, deps) => createOpenAIAdapter('openai', name, config as unknown as OpenAIConfig, deps, openaiConfigErrors),
+}

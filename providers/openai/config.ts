@@ -1,0 +1,54 @@
+/** Config of an `openai` provider entry; `openai-compatible` and `azure-openai` extend it. */
+import { compileSchema, type JSONSchema } from '../../gateway/validate.ts'
+
+export const timeoutsSchema: JSONSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    connectMs: { type: 'integer', minimum: 1, default: 10_000 },
+    firstByteMs: { type: 'integer', minimum: 1, default: 60_000 },
+    idleMs: { type: 'integer', minimum: 1, default: 30_000 },
+  },
+  default: {},
+}
+
+/** Fields every provider entry accepts. */
+export const commonProperties: Readonly<Record<string, JSONSchema>> = {
+  type: { type: 'string' },
+  baseUrl: { type: 'string', pattern: '^https?://' },
+  apiKey: { type: 'string' },
+  models: { type: 'array', items: { type: 'string', minLength: 1 } },
+  headers: { type: 'object', additionalProperties: { type: 'string' } },
+  timeouts: timeoutsSchema,
+  dropUnsupportedParams: { type: 'boolean', default: false },
+}
+
+export const openaiConfigSchema: JSONSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['type'],
+  properties: {
+    ...commonProperties,
+    baseUrl: { type: 'string', pattern: '^https?://', default: 'https://api.openai.com/v1' },
+    organization: { type: 'string' },
+    project: { type: 'string' },
+  },
+}
+
+export interface OpenAIConfig {
+  type: string
+  baseUrl: string
+  apiKey?: string
+  models?: string[]
+  headers?: Record<string, string>
+  timeouts: { connectMs: number; firstByteMs: number; idleMs: number }
+  dropUnsupportedParams: boolean
+  organization?: string
+  project?: string
+}
+
+const validate = compileSchema<OpenAIConfig>(openaiConfigSchema)
+
+export function openaiConfigErrors(config: unknown): string[] {
+  return validate(config) ? [] : validate.errors()
+}

@@ -1,0 +1,15 @@
+/** Provider type → adapter factory. Reached only from the gateway's composition root. */
+import type { AdapterFactory } from './types.ts'
+import { openaiFactory } from './openai/adapter.ts'
+
+const factories: ReadonlyMap<string, AdapterFactory> = new Map<string, AdapterFactory>([
+  [openaiFactory.type, openaiFactory],
+])
+
+export function adapterFactory(type: string): AdapterFactory | undefined {
+  return factories.get(type)
+}
+
+export function adapterTypes(): string[] {
+  return [...factories.keys()]
+}

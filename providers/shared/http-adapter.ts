@@ -1,0 +1,285 @@
+/**
+ * The I/O shell shared by the built-in adapters: it sends what a provider's pure translation
+ * builds, maps errors through it, and turns the upstream body into canonical chunks. A provider's
+ * `adapter.ts` configures one of these with its translation, auth headers and health check.
+ */
+import type { Dispatcher } from 'undici'
+import { GatewayError } from '../../gateway/errors.ts'
+import type {
+  ChatChunk, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest, EmbeddingResponse,
+  ExecuteParams, HealthStatus, PassthroughTarget, ProviderAdapter, ProviderConfig, ProviderMetrics,
+} from '../types.ts'
+import { ChunkAggregator } from './aggregate.ts'
+import { openHttp, type HttpHead } from './http.ts'
+import { LatencyWindow } from './latency-window.ts'
+import { createNdjsonSplitter, createSseParser, type SseEvent } from './sse.ts'
+import type { ChatTranslation, EmbeddingTranslation, StreamMapper } from './translation.ts'
+
+export interface Timeouts {
+  /** Time to the upstream's response headers. */
+  firstByteMs: number
+  /** Longest silence between body chunks. */
+  idleMs: number
+}
+
+export interface HttpAdapterOptions {
+  name: string
+  type: string
+  config: ProviderConfig
+  dispatcher: Dispatcher
+  /** Auth and fixed headers for every call; computed once. */
+  headers: Readonly<Record<string, string>>
+  chat: ChatTranslation
+  embeddings?: EmbeddingTranslation
+  timeouts: Timeouts
+  models?: readonly string[]
+  /** Health probe: a cheap GET on the provider (models list, tags). */
+  healthPath?: string
+  passthrough?: PassthroughTarget
+  configErrors: (config: unknown) => readonly string[]
+}
+
+/** Queue depth (chunks) at which the upstream is paused until the consumer catches up. */
+const HIGH_WATER = 64
+
+export class HttpAdapter implements ProviderAdapter {
+  readonly name: string
+  readonly type: string
+  readonly passthrough: PassthroughTarget | undefined
+  readonly #o: HttpAdapterOptions
+  #requests = 0
+  #inflight = 0
+  #errors = 0
+  #errorsByCode: Record<string, number> = {}
+  #latency = new LatencyWindow(512)
+
+  constructor(o: HttpAdapterOptions) {
+    this.#o = o
+    this.name = o.name
+    this.type = o.type
+    this.passthrough = o.passthrough
+  }
+
+  validateConfig(config: unknown): config is ProviderConfig {
+    return this.#o.configErrors(config).length === 0
+  }
+
+  configErrors(config: unknown): readonly string[] {
+    return this.#o.configErrors(config)
+  }
+
+  listModels(): readonly string[] {
+    return this.#o.models ?? []
+  }
+
+  getMetrics(): ProviderMetrics {
+    return {
+      requests: this.#requests,
+      inflight: this.#inflight,
+      errors: this.#errors,
+      errorsByCode: { ...this.#errorsByCode },
+      latencyMs: { p50: this.#latency.quantile(0.5), p99: this.#latency.quantile(0.99) },
+    }
+  }
+
+  #fail(e: unknown): GatewayError {
+    const g = e instanceof GatewayError ? e : new GatewayError('MCP_ERR_UPSTREAM_BAD_RESPONSE', { provider: this.name, reason: String((e as Error)?.message ?? e) }, { cause: e })
+    this.#errors++
+    const k = g.providerCode ?? g.code
+    this.#errorsByCode[k] = (this.#errorsByCode[k] ?? 0) + 1
+    return g
+  }
+
+  async #open(path: string, body: unknown, extra: Record<string, string> | undefined, params: ExecuteParams): Promise<HttpHead> {
+    const headers: Record<string, string> = { ...this.#o.headers, 'x-request-id': params.requestId }
+    if (extra) Object.assign(headers, extra)
+    if (params.extraHeaders) Object.assign(headers, params.extraHeaders)
+    const head = await openHttp(this.#o.dispatcher, { method: 'POST', path, headers, body: JSON.stringify(body) }, {
+      provider: this.name,
+      signal: params.signal,
+      headersTimeoutMs: Math.max(1, Math.min(this.#o.timeouts.firstByteMs, params.deadline - Date.now())),
+      bodyTimeoutMs: this.#o.timeouts.idleMs,
+    })
+    if (head.status >= 400) {
+      const text = await head.text(1024 * 1024).catch(() => '')
+      throw this.#o.chat.toError(head.status, text, head.headers)
+    }
+    return head
+  }
+
+  async #json(head: HttpHead): Promise<unknown> {
+    const text = await head.text()
+    try {
+      return JSON.parse(text)
+    } catch {
+      throw new GatewayError('MCP_ERR_UPSTREAM_BAD_RESPONSE', { provider: this.name, reason: 'invalid JSON body' })
+    }
+  }
+
+  async execute(req: ChatRequest, params: ExecuteParams): Promise<ChatResponse> {
+    const t0 = performance.now()
+    this.#requests++
+    this.#inflight++
+    try {
+      const up = this.#o.chat.toUpstream(req, params.model, false)
+      const head = await this.#open(up.path, up.body, up.headers, params)
+      const res = this.#o.chat.fromUpstream(await this.#json(head), params.model)
+      this.#latency.add(performance.now() - t0)
+      return res
+    } catch (e) {
+      throw this.#fail(e)
+    } finally {
+      this.#inflight--
+    }
+  }
+
+  async embed(req: EmbeddingRequest, params: ExecuteParams): Promise<EmbeddingResponse> {
+    const t = this.#o.embeddings
+    if (!t) throw new GatewayError('MCP_ERR_ROUTE_OPERATION_UNSUPPORTED', { provider: this.name, operation: 'embeddings' })
+    this.#requests++
+    this.#inflight++
+    try {
+      const up = t.toUpstream(req, params.model)
+      const head = await this.#open(up.path, up.body, up.headers, params)
+      return t.fromUpstream(await this.#json(head), params.model)
+    } catch (e) {
+      throw this.#fail(e)
+    } finally {
+      this.#inflight--
+    }
+  }
+
+  async stream(req: ChatRequest, params: ExecuteParams): Promise<ChatStream> {
+    this.#requests++
+    this.#inflight++
+    const t0 = performance.now()
+    let head: HttpHead
+    try {
+      const up = this.#o.chat.toUpstream(req, params.model, true)
+      head = await this.#open(up.path, up.body, up.headers, params)
+    } catch (e) {
+      this.#inflight--
+      throw this.#fail(e)
+    }
+    const mapper = this.#o.chat.createStreamMapper(params.model, params.requestId)
+    return new UpstreamChatStream(head, mapper, this.#o.chat.streamFormat, (err) => {
+      this.#inflight--
+      if (err) this.#fail(err)
+      else this.#latency.add(performance.now() - t0)
+    })
+  }
+
+  async healthCheck(): Promise<HealthStatus> {
+    const t0 = performance.now()
+    const path = this.#o.healthPath
+    if (!path) return { ok: true, checkedAt: Date.now(), detail: 'no health probe for this provider' }
+    try {
+      const head = await openHttp(this.#o.dispatcher, { method: 'GET', path, headers: { ...this.#o.headers } }, {
+        provider: this.name, signal: AbortSignal.timeout(5000), headersTimeoutMs: 5000, bodyTimeoutMs: 5000,
+      })
+      await head.text().catch(() => '')
+      const ok = head.status < 500 && head.status !== 401 && head.status !== 403
+      return { ok, checkedAt: Date.now(), latencyMs: performance.now() - t0, detail: `HTTP ${head.status}` }
+    } catch (e) {
+      return { ok: false, checkedAt: Date.now(), latencyMs: performance.now() - t0, detail: (e as Error).message }
+    }
+  }
+
+  async close(): Promise<void> {
+    // Pools are shared per origin and closed by the gateway at shutdown.
+  }
+}
+
+/**
+ * Push-to-pull bridge: upstream bytes → parser → mapper → a small chunk queue, read by the
+ * gateway with `for await`. The upstream is paused while the queue is over HIGH_WATER.
+ */
+class UpstreamChatStream implements ChatStream {
+  readonly status: number
+  readonly final: Promise<ChatResponse>
+  #queue: ChatChunk[] = []
+  #done = false
+  #error: GatewayError | null = null
+  #wake: (() => void) | null = null
+  #head: HttpHead
+  #agg = new ChunkAggregator()
+  #settle!: { resolve: (r: ChatResponse) => void; reject: (e: GatewayError) => void }
+  #onSettled: (err: GatewayError | null) => void
+
+  constructor(head: HttpHead, mapper: StreamMapper, format: 'sse' | 'ndjson', onSettled: (err: GatewayError | null) => void) {
+    this.status = head.status
+    this.#head = head
+    this.#onSettled = onSettled
+    this.final = new Promise<ChatResponse>((resolve, reject) => { this.#settle = { resolve, reject } })
+    this.final.catch(() => {})
+    const emit = (chunks: ChatChunk[] | undefined): void => {
+      if (!chunks) return
+      for (const c of chunks) { this.#agg.add(c); this.#queue.push(c) }
+    }
+    const onEvent = (ev: SseEvent): void => {
+      if (this.#error) return
+      try { emit(mapper.push(ev)) } catch (e) { this.#finish(e as GatewayError) }
+    }
+    const parser = format === 'sse' ? createSseParser(onEvent) : createNdjsonSplitter((data) => onEvent({ event: 'message', data }))
+    head.consume({
+      onData: (buf) => {
+        if (this.#error) return true
+        parser.feed(buf)
+        this.#notify()
+        return this.#queue.length < HIGH_WATER
+      },
+      onEnd: () => {
+        if (this.#error) return
+        try {
+          parser.end()
+          emit(mapper.end())
+          this.#finish(null)
+        } catch (e) {
+          this.#finish(e as GatewayError)
+        }
+      },
+      onError: (err) => this.#finish(err),
+    })
+  }
+
+  #notify(): void {
+    const w = this.#wake
+    if (w) { this.#wake = null; w() }
+  }
+
+  #finish(err: GatewayError | null): void {
+    if (this.#done) return
+    this.#done = true
+    if (err) {
+      this.#error = err instanceof GatewayError ? err : new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider: 'upstream', reason: String(err) })
+      this.#head.abort()
+      this.#settle.reject(this.#error)
+    } else {
+      this.#settle.resolve(this.#agg.toResponse())
+    }
+    this.#onSettled(this.#error)
+    this.#notify()
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<ChatChunk> {
+    try {
+      for (;;) {
+        if (this.#queue.length > 0) {
+          const batch = this.#queue
+          this.#queue = []
+          if (!this.#done) this.#head.resume()
+          for (const c of batch) yield c
+          continue
+        }
+        if (this.#error) throw this.#error
+        if (this.#done) return
+        await new Promise<void>((r) => { this.#wake = r })
+      }
+    } finally {
+      if (!this.#done) {
+        // The consumer stopped early (client went away): stop paying for tokens nobody reads.
+        this.#finish(new GatewayError('MCP_ERR_REQ_ABORTED', {}, { details: 'client_abort' }))
+      }
+    }
+  }
+}

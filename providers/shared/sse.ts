@@ -1,0 +1,115 @@
+/**
+ * The one incremental Server-Sent Events parser of the codebase (WHATWG EventSource framing).
+ * Feed it buffers as they arrive; it calls `onEvent` once per complete event. It never re-scans
+ * bytes it already consumed: a partial line is kept as a small string tail.
+ */
+import { StringDecoder } from 'node:string_decoder'
+
+export interface SseEvent {
+  /** `event:` field, or 'message' when absent. */
+  event: string
+  data: string
+  id?: string
+}
+
+export interface SseParser {
+  feed(chunk: Buffer | string): void
+  /** Flushes a final event that was not terminated by a blank line (a stream cut at EOF). Returns true if one was pending. */
+  end(): boolean
+}
+
+export function createSseParser(onEvent: (ev: SseEvent) => void): SseParser {
+  const decoder = new StringDecoder('utf8')
+  let tail = ''
+  let skipLf = false
+  let event = ''
+  let data: string[] = []
+  let id: string | undefined
+  let sawField = false
+  let first = true
+
+  function dispatch(): void {
+    if (sawField && data.length > 0) {
+      const ev: SseEvent = { event: event || 'message', data: data.length === 1 ? data[0]! : data.join('\n') }
+      if (id !== undefined) ev.id = id
+      onEvent(ev)
+    }
+    event = ''
+    data = []
+    sawField = false
+  }
+
+  function line(l: string): void {
+    if (l === '') { dispatch(); return }
+    if (l.charCodeAt(0) === 58 /* ':' comment */) return
+    const colon = l.indexOf(':')
+    let field: string
+    let value: string
+    if (colon === -1) { field = l; value = '' } else {
+      field = l.slice(0, colon)
+      value = l.charCodeAt(colon + 1) === 32 ? l.slice(colon + 2) : l.slice(colon + 1)
+    }
+    switch (field) {
+      case 'data': data.push(value); sawField = true; break
+      case 'event': event = value; sawField = true; break
+      case 'id': id = value; break
+      default: break // retry and unknown fields are ignored
+    }
+  }
+
+  return {
+    feed(chunk) {
+      let s = typeof chunk === 'string' ? chunk : decoder.write(chunk)
+      if (first && s.length > 0) { first = false; if (s.charCodeAt(0) === 0xfeff) s = s.slice(1) }
+      let start = 0
+      if (skipLf && s.length > 0) { skipLf = false; if (s.charCodeAt(0) === 10) start = 1 }
+      if (tail !== '') { s = tail + s.slice(start); start = 0; tail = '' }
+      const n = s.length
+      for (let i = start; i < n; i++) {
+        const c = s.charCodeAt(i)
+        if (c === 10 || c === 13) {
+          line(s.slice(start, i))
+          if (c === 13) {
+            if (i + 1 < n) { if (s.charCodeAt(i + 1) === 10) i++ } else skipLf = true
+          }
+          start = i + 1
+        }
+      }
+      if (start < n) tail = s.slice(start)
+    },
+    end() {
+      tail += decoder.end()
+      if (tail !== '') { line(tail); tail = '' }
+      const pending = sawField && data.length > 0
+      dispatch()
+      return pending
+    },
+  }
+}
+
+/**
+ * Splits newline-delimited JSON (Ollama's streaming format) incrementally; calls `onLine`
+ * with each non-empty line.
+ */
+export function createNdjsonSplitter(onLine: (line: string) => void): SseParser {
+  const decoder = new StringDecoder('utf8')
+  let tail = ''
+  return {
+    feed(chunk) {
+      const s = tail + (typeof chunk === 'string' ? chunk : decoder.write(chunk))
+      let start = 0
+      for (let i = s.indexOf('\n'); i !== -1; i = s.indexOf('\n', start)) {
+        const l = s.slice(start, i).trim()
+        if (l !== '') onLine(l)
+        start = i + 1
+      }
+      tail = s.slice(start)
+    },
+    end() {
+      const l = (tail + decoder.end()).trim()
+      tail = ''
+      if (l !== '') { onLine(l); return true }
+      return false
+    },
+  }
+}

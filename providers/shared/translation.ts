@@ -1,0 +1,43 @@
+/**
+ * What a provider folder contributes besides its adapter: pure translation between the canonical
+ * (OpenAI Chat Completions) format and the provider's wire format. No I/O in here.
+ */
+import type { GatewayError } from '../../gateway/errors.ts'
+import type { ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse } from '../types.ts'
+import type { HeaderMap } from './http.ts'
+import type { SseEvent } from './sse.ts'
+
+export interface UpstreamBody {
+  path: string
+  body: unknown
+  /** Extra headers for this call (beyond auth and content-type). */
+  headers?: Record<string, string>
+}
+
+/** Turns upstream stream events into canonical chunks; state lives in the closure. */
+export interface StreamMapper {
+  /**
+   * One upstream event (an SSE event, or one NDJSON line as `{event:'message', data}`).
+   * Returns the canonical chunks it produces. Throws a GatewayError on an error event or a
+   * malformed event.
+   */
+  push(ev: SseEvent): ChatChunk[] | undefined
+  /**
+   * The upstream body ended. Returns any last chunks. Throws MCP_ERR_UPSTREAM_STREAM_INTERRUPTED
+   * when the stream ended before the provider said it was complete.
+   */
+  end(): ChatChunk[] | undefined
+}
+
+export interface ChatTranslation {
+  readonly streamFormat: 'sse' | 'ndjson'
+  toUpstream(req: ChatRequest, model: string, stream: boolean): UpstreamBody
+  fromUpstream(json: unknown, model: string): ChatResponse
+  createStreamMapper(model: string, requestId: string): StreamMapper
+  toError(status: number, body: string, headers: HeaderMap): GatewayError
+}
+
+export interface EmbeddingTranslation {
+  toUpstream(req: EmbeddingRequest, model: string): UpstreamBody
+  fromUpstream(json: unknown, model: string): EmbeddingResponse
+}

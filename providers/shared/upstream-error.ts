@@ -1,0 +1,66 @@
+/**
+ * Builds the GatewayError for a provider's error answer: the provider's status, code and message
+ * are kept (credentials scrubbed), `Retry-After` is passed on.
+ */
+import { GatewayError } from '../../gateway/errors.ts'
+import type { HeaderMap } from './http.ts'
+
+/** Key-shaped substrings: OpenAI/Anthropic style keys, Google API keys, bearer tokens, key query params. */
+const SECRET_PATTERNS: readonly (readonly [RegExp, string])[] = [
+  [/\b(?:sk|pk|rk)-[A-Za-z0-9_-]{8,}/g, '[redacted]'],
+  [/\bAIza[0-9A-Za-z_-]{20,}/g, '[redacted]'],
+  [/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi, '$1 [redacted]'],
+  [/([?&](?:key|api[-_]?key|access_token|token)=)[^&\s"']+/gi, '$1[redacted]'],
+]
+
+export function scrubSecrets(text: string): string {
+  let out = text
+  for (const [re, rep] of SECRET_PATTERNS) out = out.replace(re, rep)
+  return out
+}
+
+export function headerValue(headers: HeaderMap, name: string): string | undefined {
+  const v = headers[name]
+  return Array.isArray(v) ? v[0] : v
+}
+
+export interface ProviderErrorInfo {
+  message?: string | undefined
+  code?: string | undefined
+  type?: string | undefined
+  param?: string | undefined
+}
+
+const TYPE_BY_STATUS: Readonly<Record<number, string>> = {
+  400: 'invalid_request_error', 401: 'authentication_error', 403: 'permission_error', 404: 'not_found_error',
+  408: 'timeout_error', 409: 'conflict_error', 413: 'request_too_large', 422: 'invalid_request_error',
+  429: 'rate_limit_error', 500: 'api_error', 502: 'api_error', 503: 'api_error', 504: 'timeout_error', 529: 'overloaded_error',
+}
+
+export function upstreamError(provider: string, status: number, info: ProviderErrorInfo, headers: HeaderMap): GatewayError {
+  const retryAfter = headerValue(headers, 'retry-after')
+  const out: Record<string, string> = {}
+  if (retryAfter !== undefined && /^[0-9]+(\.[0-9]+)?$|^[A-Z][a-z]{2}, /.test(retryAfter)) out['retry-after'] = retryAfter
+  const st = status >= 400 && status <= 599 ? status : 502
+  const message = scrubSecrets(info.message && info.message.length > 0 ? info.message : `HTTP ${status}`)
+  return new GatewayError('MCP_ERR_UPSTREAM_ERROR', { provider, status, reason: message }, {
+    status: st,
+    message,
+    type: info.type ?? TYPE_BY_STATUS[st] ?? (st >= 500 ? 'api_error' : 'invalid_request_error'),
+    providerCode: info.code ?? null,
+    param: info.param ?? null,
+    details: `upstream.http_${status}`,
+    headers: out,
+  })
+}
+
+/** Parses a JSON error body leniently; returns undefined for non-JSON bodies. */
+export function parseJsonBody(body: string): Record<string, unknown> | undefined {
+  if (body === '') return undefined
+  try {
+    const v: unknown = JSON.parse(body)
+    return v !== null && typeof v === 'object' ? (v as Record<string, unknown>) : undefined
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,246 @@
+/**
+ * The canonical format is OpenAI Chat Completions. Every inbound API is translated to these types
+ * and every provider translates from them. Fields are the wire names, so an OpenAI body is already
+ * canonical and passes through untouched.
+ */
+import type { Dispatcher } from 'undici'
+import type { GatewayError } from '../gateway/errors.ts'
+
+// ---------- requests ----------
+
+export interface TextPart { type: 'text'; text: string }
+export interface ImagePart { type: 'image_url'; image_url: { url: string; detail?: 'auto' | 'low' | 'high' } }
+export type ContentPart = TextPart | ImagePart | { type: string; [k: string]: unknown }
+
+export interface ToolCall {
+  id: string
+  type: 'function'
+  function: { name: string; arguments: string }
+}
+
+export type ChatMessage =
+  | { role: 'system' | 'developer'; content: string | TextPart[]; name?: string }
+  | { role: 'user'; content: string | ContentPart[]; name?: string }
+  | {
+      role: 'assistant'
+      content?: string | TextPart[] | null
+      name?: string
+      tool_calls?: ToolCall[]
+      refusal?: string | null
+    }
+  | { role: 'tool'; content: string | TextPart[]; tool_call_id: string }
+
+export interface ToolDefinition {
+  type: 'function'
+  function: { name: string; description?: string; parameters?: Record<string, unknown>; strict?: boolean }
+}
+
+export type ToolChoice =
+  | 'none'
+  | 'auto'
+  | 'required'
+  | { type: 'function'; function: { name: string } }
+
+export type ResponseFormat =
+  | { type: 'text' }
+  | { type: 'json_object' }
+  | { type: 'json_schema'; json_schema: { name: string; schema?: Record<string, unknown>; strict?: boolean; description?: string } }
+
+export interface ChatRequest {
+  model: string
+  messages: ChatMessage[]
+  stream?: boolean
+  stream_options?: { include_usage?: boolean } | null
+  temperature?: number | null
+  top_p?: number | null
+  max_tokens?: number | null
+  max_completion_tokens?: number | null
+  n?: number | null
+  stop?: string | string[] | null
+  presence_penalty?: number | null
+  frequency_penalty?: number | null
+  seed?: number | null
+  user?: string
+  metadata?: Record<string, string>
+  tools?: ToolDefinition[]
+  tool_choice?: ToolChoice
+  parallel_tool_calls?: boolean
+  response_format?: ResponseFormat
+  logprobs?: boolean | null
+  top_logprobs?: number | null
+  reasoning_effort?: string
+  [k: string]: unknown
+}
+
+export interface EmbeddingRequest {
+  model: string
+  input: string | string[] | number[] | number[][]
+  encoding_format?: 'float' | 'base64'
+  dimensions?: number
+  user?: string
+  [k: string]: unknown
+}
+
+// ---------- responses ----------
+
+export type FinishReason = 'stop' | 'length' | 'tool_calls' | 'content_filter' | 'function_call'
+
+export interface Usage {
+  prompt_tokens: number
+  completion_tokens: number
+  total_tokens: number
+  prompt_tokens_details?: { cached_tokens?: number; audio_tokens?: number; cache_creation_tokens?: number }
+  completion_tokens_details?: { reasoning_tokens?: number; audio_tokens?: number }
+}
+
+export interface ChatChoice {
+  index: number
+  message: {
+    role: 'assistant'
+    content: string | null
+    tool_calls?: ToolCall[]
+    refusal?: string | null
+  }
+  finish_reason: FinishReason | null
+  logprobs?: unknown
+}
+
+export interface ChatResponse {
+  id: string
+  object: 'chat.completion'
+  created: number
+  model: string
+  choices: ChatChoice[]
+  usage?: Usage
+  system_fingerprint?: string | null
+  service_tier?: string | null
+}
+
+export interface ChunkToolCallDelta {
+  index: number
+  id?: string
+  type?: 'function'
+  function?: { name?: string; arguments?: string }
+}
+
+export interface ChatChunkChoice {
+  index: number
+  delta: {
+    role?: 'assistant'
+    content?: string | null
+    tool_calls?: ChunkToolCallDelta[]
+    refusal?: string | null
+  }
+  finish_reason: FinishReason | null
+  logprobs?: unknown
+}
+
+export interface ChatChunk {
+  id: string
+  object: 'chat.completion.chunk'
+  created: number
+  model: string
+  choices: ChatChunkChoice[]
+  usage?: Usage | null
+  system_fingerprint?: string | null
+}
+
+export interface EmbeddingResponse {
+  object: 'list'
+  data: { object: 'embedding'; index: number; embedding: number[] | string }[]
+  model: string
+  usage: { prompt_tokens: number; total_tokens: number }
+}
+
+export interface ModelInfo { id: string; object: 'model'; created: number; owned_by: string }
+
+// ---------- adapters ----------
+
+/** What one call to an adapter needs besides the canonical body. */
+export interface ExecuteParams {
+  /** The provider-side model name (already stripped of the `<provider>/` prefix). */
+  model: string
+  /** Aborts the upstream call: client disconnect, deadline, or the gateway giving up. */
+  signal: AbortSignal
+  /** Epoch ms after which the call must fail with MCP_ERR_UPSTREAM_TIMEOUT. */
+  deadline: number
+  /** Request id, forwarded upstream as x-request-id. */
+  requestId: string
+  /** Headers to add upstream (trace context); never the client's credentials. */
+  extraHeaders?: Readonly<Record<string, string>>
+}
+
+/** A stream of canonical chunks. Resolved once the upstream answered with a 2xx status. */
+export interface ChatStream extends AsyncIterable<ChatChunk> {
+  readonly status: number
+  /** Aggregated result (usage, finish reason) once the stream ended; rejects if it failed. */
+  readonly final: Promise<ChatResponse>
+}
+
+export interface ProviderMetrics {
+  requests: number
+  inflight: number
+  errors: number
+  errorsByCode: Readonly<Record<string, number>>
+  latencyMs: { p50: number; p99: number }
+}
+
+export interface HealthStatus { ok: boolean; checkedAt: number; latencyMs?: number; detail?: string }
+
+/** Everything a provider entry in config may carry; each adapter validates its own fields. */
+export interface ProviderConfig {
+  type: string
+  baseUrl?: string
+  apiKey?: string
+  [k: string]: unknown
+}
+
+/**
+ * The spec's interface (execute, validateConfig, getMetrics, healthCheck) plus streaming,
+ * embeddings and model listing. `adapter.ts` in each provider folder is the only file doing I/O.
+ */
+export interface ProviderAdapter {
+  /** The provider's name in config (`providers.<name>`). */
+  readonly name: string
+  /** The adapter type (`openai`, `anthropic`, ...). */
+  readonly type: string
+  execute(req: ChatRequest, params: ExecuteParams): Promise<ChatResponse>
+  stream(req: ChatRequest, params: ExecuteParams): Promise<ChatStream>
+  embed?(req: EmbeddingRequest, params: ExecuteParams): Promise<EmbeddingResponse>
+  listModels?(): readonly string[]
+  validateConfig(config: unknown): config is ProviderConfig
+  configErrors(config: unknown): readonly string[]
+  getMetrics(): ProviderMetrics
+  healthCheck(): Promise<HealthStatus>
+  close(): Promise<void>
+  /**
+   * Optional fast path: the adapter speaks the OpenAI wire format upstream, so the gateway may
+   * forward the canonical body and stream the upstream bytes straight to the client.
+   */
+  readonly passthrough?: PassthroughTarget | undefined
+}
+
+/** Where an OpenAI-shaped request can be forwarded byte for byte. */
+export interface PassthroughTarget {
+  readonly dispatcher: Dispatcher
+  readonly origin: string
+  /** Path for an operation, e.g. chat → '/v1/chat/completions'. */
+  path(op: 'chat' | 'embeddings', model: string): string
+  /** Time to first byte and longest silence between chunks, ms. */
+  readonly timeouts: Readonly<{ firstByteMs: number; idleMs: number }>
+  /** Upstream headers (auth included). Computed once per config. */
+  readonly headers: Readonly<Record<string, string>>
+  /** Maps an upstream error body to a GatewayError with the provider's code kept. */
+  toError(status: number, body: string, headers: Record<string, string | string[] | undefined>): GatewayError
+}
+
+export interface AdapterDeps {
+  /** Shared undici pools, one per origin. */
+  dispatcherFor(origin: string): Dispatcher
+}
+
+export interface AdapterFactory {
+  readonly type: string
+  configErrors(config: unknown): readonly string[]
+  create(name: string, config: ProviderConfig, deps: AdapterDeps): ProviderAdapter
+}

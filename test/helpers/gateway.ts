@@ -1,0 +1,69 @@
+/**
+ * Starts a real gateway (data plane + admin listener) in-process on ephemeral ports, with settings
+ * built from the repo's config/default.yaml plus an override, so tests exercise the real server.
+ */
+import { Writable } from 'node:stream'
+import { AdminServer } from '../../admin/server.ts'
+import { Gateway } from '../../gateway/gateway.ts'
+import { createLogger } from '../../gateway/logger.ts'
+import { parseSettings, readRawConfig, type Settings } from '../../gateway/settings.ts'
+
+export const ADMIN_KEY = 'test-admin-key-0123456789abcdef-0123'
+
+export interface TestGateway {
+  gw: Gateway
+  admin: AdminServer
+  url: string
+  adminUrl: string
+  /** Every log line the gateway wrote, parsed. */
+  logs: Record<string, unknown>[]
+  /** Raw log text (for secret scans). */
+  logText(): string
+  /** Replaces the override used by the next reload. */
+  setConfig(override: Record<string, unknown>): void
+  close(): Promise<void>
+}
+
+function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a }
+  for (const [k, v] of Object.entries(b)) {
+    const cur = out[k]
+    out[k] = v !== null && typeof v === 'object' && !Array.isArray(v) && cur !== null && typeof cur === 'object' && !Array.isArray(cur)
+      ? merge(cur as Record<string, unknown>, v as Record<string, unknown>)
+      : v
+  }
+  return out
+}
+
+export function testSettings(override: Record<string, unknown>): Settings {
+  const base = readRawConfig()
+  return parseSettings(merge(base, merge({ server: { port: 0 }, admin: { port: 0, key: ADMIN_KEY }, log: { level: 'info' }, reload: { watch: false } }, override)))
+}
+
+export async function startGateway(override: Record<string, unknown> = {}): Promise<TestGateway> {
+  let current = override
+  const lines: string[] = []
+  const sink = new Writable({ write(chunk: Buffer, _enc, cb) { lines.push(...chunk.toString('utf8').split('\n').filter(Boolean)); cb() } })
+  const logger = createLogger('info', sink)
+  const gw = await Gateway.create({ logger, load: () => testSettings(current) })
+  const admin = new AdminServer(gw)
+  const data = await gw.listen()
+  const adm = await admin.listen('127.0.0.1', 0, gw.settings.admin.key)
+  return {
+    gw,
+    admin,
+    url: `http://127.0.0.1:${data.port}`,
+    adminUrl: `http://127.0.0.1:${adm.port}`,
+    get logs() { return lines.map((l) => { try { return JSON.parse(l) as Record<string, unknown> } catch { return { raw: l } } }) },
+    logText: () => lines.join('\n'),
+    setConfig(o) { current = o },
+    async close() {
+      await gw.shutdown(2000)
+      await admin.close()
+    },
+  }
+}
+
+export function authHeaders(key = ADMIN_KEY): Record<string, string> {
+  return { authorization: `Bearer ${key}`, 'content-type': 'application/json' }
+}
