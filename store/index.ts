@@ -1,0 +1,70 @@
+/**
+ * openStore: PostgreSQL when a database URL is given (MCP_DATABASE_URL), otherwise embedded PGlite under the data
+ * directory (MCP_DATA_DIR). Migrations run before the store is returned; execution log partitions are created
+ * for the next days.
+ */
+import { join } from 'node:path'
+import { migrate } from './migrate.ts'
+import { openPglite } from './pglite.ts'
+import { openPostgres } from './postgres.ts'
+import { ensurePartitions } from './retention.ts'
+import type { Store } from './types.ts'
+
+export type { Queryable, QueryResult, Store, StoreEngine } from './types.ts'
+export { IMMUTABLE_ROW_SQLSTATE, sqlState } from './types.ts'
+export { migrate, MigrationError } from './migrate.ts'
+export { ensurePartitions, purgeExecutionLogs, runRetention } from './retention.ts'
+
+export interface OpenStoreOptions {
+  /** postgres://... ; when set (non-empty), PostgreSQL is used. */
+  databaseUrl?: string
+  /** MCP_DATA_DIR: PGlite keeps its files in `<dataDir>/pglite`. 'memory://' for an in-memory database. */
+  dataDir: string
+  /** Default store/migrations. */
+  migrationsDir?: string
+  /** Default true. */
+  migrate?: boolean
+  /** Execution log partitions created ahead at open. Default 7; 0 to skip (also skipped when migrate is false). */
+  partitionDaysAhead?: number
+  /** PostgreSQL pool size, default 10. */
+  poolMax?: number
+  /** PostgreSQL statement_timeout, ms, default 30 000. */
+  statementTimeoutMs?: number
+  /** Errors of idle PostgreSQL clients; default process.emitWarning. */
+  onError?: (err: Error) => void
+}
+
+/** Options from the environment: MCP_DATABASE_URL, MCP_DATA_DIR (default ./data). */
+export function storeOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): OpenStoreOptions {
+  const databaseUrl = env['MCP_DATABASE_URL']
+  return {
+    dataDir: env['MCP_DATA_DIR'] || './data',
+    ...(databaseUrl ? { databaseUrl } : {}),
+  }
+}
+
+export async function openStore(options: OpenStoreOptions): Promise<Store> {
+  let store: Store
+  if (options.databaseUrl) {
+    store = await openPostgres({
+      databaseUrl: options.databaseUrl,
+      ...(options.poolMax !== undefined ? { max: options.poolMax } : {}),
+      ...(options.statementTimeoutMs !== undefined ? { statementTimeoutMs: options.statementTimeoutMs } : {}),
+      ...(options.onError !== undefined ? { onError: options.onError } : {}),
+    })
+  } else {
+    const dataDir = options.dataDir === 'memory://' ? 'memory://' : join(options.dataDir, 'pglite')
+    store = await openPglite({ dataDir })
+  }
+  try {
+    if (options.migrate !== false) {
+      await migrate(store, options.migrationsDir !== undefined ? { dir: options.migrationsDir } : {})
+      const daysAhead = options.partitionDaysAhead ?? 7
+      if (daysAhead > 0) await ensurePartitions(store, new Date(), daysAhead)
+    }
+  } catch (err) {
+    await store.close()
+    throw err
+  }
+  return store
+}

@@ -1,0 +1,59 @@
+/**
+ * Embedded engine: PGlite (PostgreSQL compiled to WASM, in-process). The default when no MCP_DATABASE_URL is set.
+ * One process per data directory: PGlite takes no lock on it, two processes opening the same directory corrupt it.
+ */
+import { mkdir } from 'node:fs/promises'
+import { PGlite, types } from '@electric-sql/pglite'
+import type { Transaction } from '@electric-sql/pglite'
+import type { Queryable, QueryResult, Store } from './types.ts'
+
+export interface PgliteOptions {
+  /** A directory (created if missing) or 'memory://' for a throw-away in-memory database. */
+  dataDir: string
+}
+
+type PgliteLike = PGlite | Transaction
+
+function queryable(db: PgliteLike): Queryable {
+  return {
+    async query<T>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>> {
+      const res = await db.query<T>(sql, params === undefined ? undefined : [...params])
+      return { rows: res.rows, rowCount: Math.max(res.affectedRows ?? 0, res.rows.length) }
+    },
+    async exec(sql: string): Promise<void> {
+      await db.exec(sql)
+    },
+  }
+}
+
+export async function openPglite(options: PgliteOptions): Promise<Store> {
+  const inMemory = options.dataDir === 'memory://' || options.dataDir === ''
+  if (!inMemory) await mkdir(options.dataDir, { recursive: true })
+  const db = await PGlite.create(inMemory ? 'memory://' : options.dataDir, {
+    // date as 'YYYY-MM-DD' (PGlite's default makes a Date of it); the postgres engine does the same.
+    parsers: { [types.DATE]: (value: string) => value },
+  })
+  await db.exec("SET TIME ZONE 'UTC'")
+  const base = queryable(db)
+  let closing: Promise<void> | undefined
+  return {
+    engine: 'pglite',
+    query: base.query,
+    exec: base.exec,
+    transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+      return db.transaction((tx) => fn(queryable(tx)))
+    },
+    close(): Promise<void> {
+      closing ??= db.closed ? Promise.resolve() : db.close()
+      return closing
+    },
+    async ping(): Promise<boolean> {
+      try {
+        await db.query('SELECT 1')
+        return true
+      } catch {
+        return false
+      }
+    },
+  }
+}
