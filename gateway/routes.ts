@@ -2,6 +2,7 @@
 import type { RequestCtx } from './context.ts'
 import { GatewayError } from './errors.ts'
 import { validateChatRequest, validateEmbeddingRequest } from './http/schemas.ts'
+import { anthropicInbound, anthropicToCanonical } from './inbound/anthropic.ts'
 import { openaiInbound } from './inbound/openai.ts'
 import type { RouteSpec } from './handler.ts'
 import type { ChatRequest, EmbeddingRequest, ModelInfo } from '../providers/types.ts'
@@ -47,6 +48,22 @@ export const embeddings: RouteSpec = {
   },
 }
 
+/** The Anthropic Messages API inbound: translated to the canonical request, answered in Anthropic's shape. */
+export const messages: RouteSpec = {
+  route: 'messages',
+  inbound: anthropicInbound,
+  parse(json, ctx) {
+    if (json !== null && typeof json === 'object' && !Array.isArray(json)) rejectRoutingFields(json as Record<string, unknown>)
+    const req = anthropicToCanonical(json)
+    ctx.chat = req
+    ctx.requestedModel = req.model
+    ctx.stream = req.stream === true
+    // Anthropic streams always report usage (message_start / message_delta): ask the upstream for it.
+    if (ctx.stream) req.stream_options = { include_usage: true }
+    ctx.includeUsage = ctx.stream
+  },
+}
+
 export const models: RouteSpec = {
   route: 'models',
   inbound: openaiInbound,
@@ -65,6 +82,7 @@ export const ROUTES: ReadonlyMap<string, RouteSpec> = new Map([
   ['POST /v1/chat/completions', chatCompletions],
   ['POST /v1/embeddings', embeddings],
   ['GET /v1/models', models],
+  ['POST /v1/messages', messages],
 ])
 
 export const KNOWN_PATHS: ReadonlySet<string> = new Set([...ROUTES.keys()].map((k) => k.slice(k.indexOf(' ') + 1)))

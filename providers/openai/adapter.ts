@@ -1,5 +1,6 @@
 /** The `openai` adapter (also the base of `openai-compatible`): OpenAI's wire format is canonical, so it offers pass-through. */
 import type { AdapterDeps, AdapterFactory, PassthroughTarget, ProviderAdapter, ProviderConfig } from '../types.ts'
+import { splitBaseUrl } from '../shared/base-url.ts'
 import { HttpAdapter } from '../shared/http-adapter.ts'
 import type { ChatTranslation, EmbeddingTranslation } from '../shared/translation.ts'
 import { openaiConfigErrors, type OpenAIConfig } from './config.ts'
@@ -14,11 +15,7 @@ export interface OpenAIShape {
   headers: Record<string, string>
 }
 
-/** Splits a base URL into the pool origin and the path prefix (`https://api.openai.com/v1` → origin + `/v1`). */
-export function splitBaseUrl(baseUrl: string): { origin: string; basePath: string } {
-  const u = new URL(baseUrl)
-  return { origin: u.origin, basePath: u.pathname.replace(/\/+$/, '') }
-}
+export { splitBaseUrl }
 
 export function openaiHeaders(cfg: OpenAIConfig): Record<string, string> {
   const h: Record<string, string> = { 'content-type': 'application/json', ...(cfg.headers ?? {}) }

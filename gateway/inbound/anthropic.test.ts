@@ -1,0 +1,265 @@
+import Anthropic from '@anthropic-ai/sdk'
+import { describe, expect, it } from 'vitest'
+import { GatewayError } from '../errors.ts'
+import { toAnthropicRequest } from '../../providers/anthropic/request.ts'
+import type { ChatChunk, ChatResponse } from '../../providers/types.ts'
+import {
+  anthropicErrorBody, anthropicInbound, anthropicToCanonical, canonicalToAnthropic, createAnthropicStreamEncoder,
+} from './anthropic.ts'
+
+function catchError(fn: () => unknown): GatewayError {
+  try { fn() } catch (e) { if (e instanceof GatewayError) return e; throw e }
+  throw new Error('expected a GatewayError')
+}
+
+const FULL = {
+  model: 'claude-sonnet-4-5',
+  max_tokens: 1024,
+  system: [{ type: 'text', text: 'You are terse.', cache_control: { type: 'ephemeral' } }],
+  messages: [
+    { role: 'user', content: [
+      { type: 'text', text: 'Weather in Paris? Here is a map.' },
+      { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } },
+      { type: 'image', source: { type: 'url', url: 'https://example.com/map.jpg' } },
+    ] },
+    { role: 'assistant', content: [
+      { type: 'thinking', thinking: 'I should call the tool.', signature: 'sig' },
+      { type: 'text', text: 'Checking.' },
+      { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Paris' } },
+      { type: 'tool_use', id: 'toolu_2', name: 'get_time', input: {} },
+    ] },
+    { role: 'user', content: [
+      { type: 'tool_result', tool_use_id: 'toolu_1', content: '18°C' },
+      { type: 'tool_result', tool_use_id: 'toolu_2', content: [{ type: 'text', text: 'boom' }], is_error: true },
+      { type: 'text', text: 'And tomorrow?' },
+    ] },
+  ],
+  stop_sequences: ['END'],
+  temperature: 0.3,
+  top_p: 0.8,
+  top_k: 40,
+  metadata: { user_id: 'u-1' },
+  tools: [{ name: 'get_weather', description: 'Weather', input_schema: { type: 'object', properties: { city: { type: 'string' } } } }],
+  tool_choice: { type: 'any', disable_parallel_tool_use: true },
+  stream: true,
+}
+
+describe('anthropicToCanonical', () => {
+  it('translates a full request', () => {
+    expect(anthropicToCanonical(FULL)).toEqual({
+      model: 'claude-sonnet-4-5',
+      max_tokens: 1024,
+      messages: [
+        { role: 'system', content: [{ type: 'text', text: 'You are terse.', cache_control: { type: 'ephemeral' } }] },
+        { role: 'user', content: [
+          { type: 'text', text: 'Weather in Paris? Here is a map.' },
+          { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } },
+          { type: 'image_url', image_url: { url: 'https://example.com/map.jpg' } },
+        ] },
+        { role: 'assistant', content: 'Checking.', tool_calls: [
+          { id: 'toolu_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } },
+          { id: 'toolu_2', type: 'function', function: { name: 'get_time', arguments: '{}' } },
+        ] },
+        { role: 'tool', tool_call_id: 'toolu_1', content: '18°C' },
+        { role: 'tool', tool_call_id: 'toolu_2', content: [{ type: 'text', text: 'boom' }], is_error: true },
+        { role: 'user', content: [{ type: 'text', text: 'And tomorrow?' }] },
+      ],
+      stop: ['END'],
+      temperature: 0.3,
+      top_p: 0.8,
+      top_k: 40,
+      user: 'u-1',
+      tools: [{ type: 'function', function: { name: 'get_weather', description: 'Weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }],
+      tool_choice: 'required',
+      parallel_tool_calls: false,
+      stream: true,
+      stream_options: { include_usage: true },
+    })
+  })
+
+  it('round-trips through the anthropic provider translation (thinking history aside)', () => {
+    const canonical = anthropicToCanonical(FULL)
+    const back = toAnthropicRequest(canonical, FULL.model, true, { provider: 'claude', basePath: '', defaultMaxTokens: 4096, dropUnsupportedParams: false })
+    const expected = structuredClone(FULL) as Record<string, unknown> & { messages: { content: { type: string }[] }[] }
+    expected.messages[1]!.content = expected.messages[1]!.content.filter((b) => b.type !== 'thinking')
+    expect(back).toEqual(expected)
+  })
+
+  it('maps string system, tool_choice variants, output_config and thinking', () => {
+    const base = { model: 'm', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }
+    expect(anthropicToCanonical({ ...base, system: 'S' }).messages[0]).toEqual({ role: 'system', content: 'S' })
+    expect(anthropicToCanonical({ ...base, tool_choice: { type: 'auto' } }).tool_choice).toBe('auto')
+    expect(anthropicToCanonical({ ...base, tool_choice: { type: 'none' } }).tool_choice).toBe('none')
+    expect(anthropicToCanonical({ ...base, tool_choice: { type: 'tool', name: 'f' } }).tool_choice).toEqual({ type: 'function', function: { name: 'f' } })
+    const r = anthropicToCanonical({ ...base, output_config: { format: { type: 'json_schema', schema: { type: 'object' } }, effort: 'low' }, thinking: { type: 'enabled', budget_tokens: 2048 } })
+    expect(r.response_format).toEqual({ type: 'json_schema', json_schema: { name: 'output', schema: { type: 'object' } } })
+    expect(r.reasoning_effort).toBe('low')
+    expect(r['thinking']).toEqual({ type: 'enabled', budget_tokens: 2048 })
+    expect(anthropicToCanonical({ ...base, thinking: { type: 'disabled' } })['thinking']).toBeUndefined()
+    expect(anthropicToCanonical({ ...base, stream: false }).stream_options).toBeUndefined()
+  })
+
+  it.each([
+    ['messages[2].content[0].type', { messages: [{ role: 'user', content: 'a' }, { role: 'assistant', content: 'b' }, { role: 'user', content: [{ type: 'audio' }] }] }],
+    ['max_tokens', { max_tokens: undefined }],
+    ['max_tokens', { max_tokens: 1.5 }],
+    ['messages', { messages: [] }],
+    ['messages[0].role', { messages: [{ role: 'tool', content: 'x' }] }],
+    ['messages[0].content[0].text', { messages: [{ role: 'user', content: [{ type: 'text' }] }] }],
+    ['messages[0].content[0].source.type', { messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'file', file_id: 'f' } }] }] }],
+    ['messages[0].content[0].input', { messages: [{ role: 'assistant', content: [{ type: 'tool_use', id: 't', name: 'n', input: 'x' }] }] }],
+    ['temperature', { temperature: 1.5 }],
+    ['tools[0].type', { tools: [{ type: 'web_search_20250305', name: 'web_search' }] }],
+    ['tool_choice.type', { tool_choice: { type: 'sometimes' } }],
+    ['metadata.tenant', { metadata: { tenant: 'x' } }],
+    ['container', { container: 'c1' }],
+  ] as [string, Record<string, unknown>][])('rejects a bad %s with MCP_ERR_REQ_BODY_INVALID naming it', (field, patch) => {
+    const e = catchError(() => anthropicToCanonical({ model: 'm', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }], ...patch }))
+    expect(e.code).toBe('MCP_ERR_REQ_BODY_INVALID')
+    expect(e.status).toBe(400)
+    expect(e.param).toBe(field)
+    expect(e.message).toContain(`${field}:`)
+  })
+})
+
+const RES: ChatResponse = {
+  id: 'chatcmpl-1', object: 'chat.completion', created: 1, model: 'gpt-4o',
+  choices: [{
+    index: 0,
+    message: { role: 'assistant', content: 'Let me look.', tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: '{"a":1}' } }] },
+    finish_reason: 'tool_calls',
+  }],
+  usage: { prompt_tokens: 100, completion_tokens: 20, total_tokens: 120, prompt_tokens_details: { cached_tokens: 30, cache_creation_tokens: 10 } },
+}
+
+describe('canonicalToAnthropic', () => {
+  it('builds a Message with content blocks, stop_reason and usage split back into cache fields', () => {
+    expect(canonicalToAnthropic(RES, 'claude-alias')).toEqual({
+      id: 'chatcmpl-1', type: 'message', role: 'assistant', model: 'claude-alias',
+      content: [{ type: 'text', text: 'Let me look.' }, { type: 'tool_use', id: 'call_1', name: 'f', input: { a: 1 } }],
+      stop_reason: 'tool_use', stop_sequence: null,
+      usage: { input_tokens: 60, cache_creation_input_tokens: 10, cache_read_input_tokens: 30, output_tokens: 20 },
+    })
+  })
+
+  it.each([['stop', 'end_turn'], ['length', 'max_tokens'], ['content_filter', 'refusal']] as const)('maps finish_reason %s to %s', (f, s) => {
+    const res: ChatResponse = { ...RES, choices: [{ index: 0, message: { role: 'assistant', content: 'x' }, finish_reason: f }] }
+    expect(canonicalToAnthropic(res, 'm')).toMatchObject({ stop_reason: s, content: [{ type: 'text', text: 'x' }] })
+  })
+
+  it('encodes through the Inbound interface', () => {
+    expect(JSON.parse(anthropicInbound.encodeResponse(RES, 'm'))).toMatchObject({ type: 'message', model: 'm' })
+  })
+})
+
+const base = { id: 'chatcmpl-9', object: 'chat.completion.chunk' as const, created: 1, model: 'gpt-4o' }
+const ch = (delta: ChatChunk['choices'][number]['delta'], finish: ChatChunk['choices'][number]['finish_reason'] = null): ChatChunk =>
+  ({ ...base, choices: [{ index: 0, delta, finish_reason: finish }] })
+const usageChunk: ChatChunk = { ...base, choices: [], usage: { prompt_tokens: 12, completion_tokens: 7, total_tokens: 19 } }
+
+/** Text, then two tool calls (OpenAI-style fragments), finish, usage. */
+const TOOL_STREAM: ChatChunk[] = [
+  ch({ role: 'assistant', content: '' }),
+  ch({ content: 'Let me ' }),
+  ch({ content: 'check.' }),
+  ch({ tool_calls: [{ index: 0, id: 'call_a', type: 'function', function: { name: 'get_weather', arguments: '' } }] }),
+  ch({ tool_calls: [{ index: 0, function: { arguments: '{"city":' } }] }),
+  ch({ tool_calls: [{ index: 0, function: { arguments: ' "Paris"}' } }] }),
+  ch({ tool_calls: [{ index: 1, id: 'call_b', type: 'function', function: { name: 'get_time', arguments: '{}' } }] }),
+  ch({}, 'tool_calls'),
+  usageChunk,
+]
+
+function encode(chunks: ChatChunk[]): string {
+  const enc = createAnthropicStreamEncoder('claude-alias')
+  return chunks.map((c) => enc.chunk(c)).join('') + enc.end()
+}
+
+/** Lets the official SDK parse the encoder's bytes, as a client of the gateway would. */
+function sdkOver(body: string): Anthropic {
+  return new Anthropic({
+    apiKey: 'k', maxRetries: 0,
+    fetch: (async () => new Response(body, { status: 200, headers: { 'content-type': 'text/event-stream' } })) as typeof fetch,
+  })
+}
+
+describe('createAnthropicStreamEncoder', () => {
+  it('writes the exact SSE for a text stream', () => {
+    const out = encode([ch({ role: 'assistant', content: '' }), ch({ content: 'Hi' }), ch({ content: '!' }), ch({}, 'stop'), usageChunk])
+    expect(out).toBe([
+      'event: message_start\ndata: {"type":"message_start","message":{"id":"chatcmpl-9","type":"message","role":"assistant","model":"claude-alias","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":0,"output_tokens":0}}}\n\n',
+      'event: content_block_start\ndata: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}\n\n',
+      'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}\n\n',
+      'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"!"}}\n\n',
+      'event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n',
+      'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"input_tokens":12,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":7}}\n\n',
+      'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+    ].join(''))
+  })
+
+  it('closes the text block before each tool_use block and streams input_json_delta', () => {
+    const events = encode(TOOL_STREAM).split('\n\n').filter(Boolean).map((e) => JSON.parse(e.split('\ndata: ')[1]!) as { type: string; index?: number })
+    expect(events.map((e) => `${e.type}${e.index !== undefined ? `#${e.index}` : ''}`)).toEqual([
+      'message_start',
+      'content_block_start#0', 'content_block_delta#0', 'content_block_delta#0', 'content_block_stop#0',
+      'content_block_start#1', 'content_block_delta#1', 'content_block_delta#1', 'content_block_stop#1',
+      'content_block_start#2', 'content_block_delta#2', 'content_block_stop#2',
+      'message_delta', 'message_stop',
+    ])
+    expect(events[5]).toEqual({ type: 'content_block_start', index: 1, content_block: { type: 'tool_use', id: 'call_a', name: 'get_weather', input: {} } })
+    expect(events[12]).toMatchObject({ delta: { stop_reason: 'tool_use' } })
+  })
+
+  it('is reassembled by the official SDK (messages.stream) into text and tool inputs', async () => {
+    const stream = sdkOver(encode(TOOL_STREAM)).messages.stream({ model: 'claude-alias', max_tokens: 10, messages: [{ role: 'user', content: 'x' }] })
+    const msg = await stream.finalMessage()
+    expect(msg.content).toEqual([
+      expect.objectContaining({ type: 'text', text: 'Let me check.' }),
+      expect.objectContaining({ type: 'tool_use', id: 'call_a', name: 'get_weather', input: { city: 'Paris' } }),
+      expect.objectContaining({ type: 'tool_use', id: 'call_b', name: 'get_time', input: {} }),
+    ])
+    expect(msg.stop_reason).toBe('tool_use')
+    expect(msg.usage).toMatchObject({ input_tokens: 12, output_tokens: 7 })
+  })
+
+  it('writes an error event the SDK raises with the Anthropic error type', async () => {
+    const enc = createAnthropicStreamEncoder('m')
+    const body = enc.chunk(ch({ content: 'partial' })) +
+      enc.error(new GatewayError('MCP_ERR_UPSTREAM_ERROR', { provider: 'p', status: 529, reason: 'Overloaded' }, { status: 529, message: 'Overloaded' }))
+    expect(body.endsWith('event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n')).toBe(true)
+    expect(enc.end()).toBe('')
+    const stream = sdkOver(body).messages.stream({ model: 'm', max_tokens: 10, messages: [{ role: 'user', content: 'x' }] })
+    await expect(stream.finalMessage()).rejects.toMatchObject({ type: 'overloaded_error' })
+  })
+
+  it('still writes a complete message for an empty stream', () => {
+    const out = createAnthropicStreamEncoder('m').end()
+    expect(out).toContain('event: message_start')
+    expect(out).toContain('"stop_reason":"end_turn"')
+    expect(out.endsWith('event: message_stop\ndata: {"type":"message_stop"}\n\n')).toBe(true)
+  })
+})
+
+describe('anthropicErrorBody', () => {
+  it.each([
+    ['MCP_ERR_REQ_BODY_INVALID', 400, 'invalid_request_error'],
+    ['MCP_ERR_AUTH_INVALID', 401, 'authentication_error'],
+    ['MCP_ERR_AUTH_FORBIDDEN', 403, 'permission_error'],
+    ['MCP_ERR_ROUTE_MODEL_NOT_FOUND', 404, 'not_found_error'],
+    ['MCP_ERR_REQ_BODY_TOO_LARGE', 413, 'request_too_large'],
+    ['MCP_ERR_INTERNAL', 500, 'api_error'],
+    ['MCP_ERR_UPSTREAM_CONNECT', 502, 'api_error'],
+    ['MCP_ERR_UPSTREAM_UNAVAILABLE', 503, 'api_error'],
+  ] as const)('%s (%i) → %s', (code, status, type) => {
+    const e = new GatewayError(code, {})
+    expect(e.status).toBe(status)
+    expect(anthropicErrorBody(e, 'req_1')).toEqual({ type: 'error', error: { type, message: e.message }, request_id: 'req_1' })
+  })
+
+  it('uses 429 rate_limit_error and 529 overloaded_error for upstream errors with those statuses', () => {
+    const at = (status: number, type: string) => new GatewayError('MCP_ERR_UPSTREAM_ERROR', {}, { status, type, message: 'x' })
+    expect(anthropicErrorBody(at(429, 'requests'), 'r')).toMatchObject({ error: { type: 'rate_limit_error' } })
+    expect(anthropicErrorBody(at(529, 'api_error'), 'r')).toMatchObject({ error: { type: 'overloaded_error' } })
+    expect(anthropicErrorBody(at(402, 'billing_error'), 'r')).toMatchObject({ error: { type: 'billing_error' } })
+  })
+})

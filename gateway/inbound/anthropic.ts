@@ -1,0 +1,353 @@
+/**
+ * The Anthropic Messages dialect (`POST /v1/messages`): request → canonical, canonical → Message,
+ * canonical chunks → Anthropic SSE, errors `{type:'error', error:{type, message}, request_id}`.
+ * Pure functions; the listener does the I/O.
+ *
+ * Decisions where the APIs differ:
+ * - `top_k` and `thinking` (enabled/adaptive) have no canonical field: kept as extension fields of
+ *   the canonical request (the `anthropic` provider forwards them; other providers answer 400).
+ * - `cache_control` on text blocks and tools, and `is_error` on tool results, are kept as extension
+ *   keys on the canonical parts/tools/messages; `cache_control` elsewhere is not carried.
+ * - Thinking blocks in the assistant history are not carried (canonical has no place for them).
+ * - `output_config.format` → `response_format: json_schema` (name 'output'); `output_config.effort`
+ *   → `reasoning_effort`. `max_tokens` → canonical `max_tokens`.
+ * - A streamed request asks upstream for usage (`stream_options.include_usage`), so `message_delta`
+ *   always carries usage; input usage is only known at the end, so `message_start` reports 0.
+ */
+import { GatewayError } from '../errors.ts'
+import type {
+  ChatChunk, ChatMessage, ChatRequest, ChatResponse, ContentPart, FinishReason, TextPart, ToolCall, ToolDefinition, Usage,
+} from '../../providers/types.ts'
+import type { Inbound, StreamEncoder } from './types.ts'
+
+type Obj = Record<string, unknown>
+
+function fail(field: string, reason: string): never {
+  throw new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason: `${field}: ${reason}` }, { param: field, details: 'request.body_invalid' })
+}
+const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v)
+function obj(v: unknown, field: string): Obj { if (!isObj(v)) fail(field, 'must be an object'); return v }
+function arr(v: unknown, field: string): unknown[] { if (!Array.isArray(v)) fail(field, 'must be an array'); return v }
+function str(v: unknown, field: string): string { if (typeof v !== 'string') fail(field, 'must be a string'); return v }
+function num(v: unknown, field: string, min: number, max: number, integer = false): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || (integer && !Number.isInteger(v))) fail(field, `must be ${integer ? 'an integer' : 'a number'}`)
+  if (v < min || v > max) fail(field, `must be between ${min} and ${max}`)
+  return v
+}
+function onlyKeys(o: Obj, allowed: ReadonlySet<string>, path: string): void {
+  for (const k of Object.keys(o)) if (!allowed.has(k)) fail(path === '' ? k : `${path}.${k}`, 'is not supported by this gateway')
+}
+const keys = (...k: string[]): ReadonlySet<string> => new Set(k)
+
+// ---------- request → canonical ----------
+
+const TOP_KEYS = keys('model', 'messages', 'max_tokens', 'system', 'stop_sequences', 'stream', 'temperature', 'top_p', 'top_k', 'metadata', 'tools', 'tool_choice', 'thinking', 'output_config')
+const TEXT_KEYS = keys('type', 'text', 'cache_control', 'citations')
+const TOOL_KEYS = keys('type', 'name', 'description', 'input_schema', 'cache_control', 'strict')
+
+function textPart(b: Obj, path: string): TextPart {
+  onlyKeys(b, TEXT_KEYS, path)
+  const part: TextPart & Obj = { type: 'text', text: str(b['text'], `${path}.text`) }
+  if (b['cache_control'] !== undefined) part['cache_control'] = b['cache_control']
+  return part
+}
+
+function imagePart(b: Obj, path: string): ContentPart {
+  const src = obj(b['source'], `${path}.source`)
+  if (src['type'] === 'base64') {
+    return { type: 'image_url', image_url: { url: `data:${str(src['media_type'], `${path}.source.media_type`)};base64,${str(src['data'], `${path}.source.data`)}` } }
+  }
+  if (src['type'] === 'url') return { type: 'image_url', image_url: { url: str(src['url'], `${path}.source.url`) } }
+  return fail(`${path}.source.type`, 'must be base64 or url')
+}
+
+function documentPart(b: Obj, path: string): ContentPart {
+  const src = obj(b['source'], `${path}.source`)
+  if (src['type'] !== 'base64' || src['media_type'] !== 'application/pdf') fail(`${path}.source`, 'only base64 PDF documents are supported')
+  const file: Obj = { file_data: `data:application/pdf;base64,${str(src['data'], `${path}.source.data`)}` }
+  if (typeof b['title'] === 'string') file['filename'] = b['title']
+  return { type: 'file', file }
+}
+
+function toolResult(b: Obj, path: string): ChatMessage {
+  const id = str(b['tool_use_id'], `${path}.tool_use_id`)
+  const c = b['content']
+  let content: string | TextPart[] = ''
+  if (typeof c === 'string') content = c
+  else if (c !== undefined) {
+    content = arr(c, `${path}.content`).map((x, k) => {
+      const xb = obj(x, `${path}.content[${k}]`)
+      if (xb['type'] !== 'text') fail(`${path}.content[${k}].type`, 'only text is supported in tool results')
+      return textPart(xb, `${path}.content[${k}]`)
+    })
+  }
+  const m: ChatMessage & Obj = { role: 'tool', tool_call_id: id, content }
+  if (b['is_error'] === true) m['is_error'] = true
+  return m
+}
+
+/** One Anthropic message → one or more canonical messages (tool results become `tool` messages). */
+function convertMessage(raw: unknown, i: number, out: ChatMessage[]): void {
+  const path = `messages[${i}]`
+  const m = obj(raw, path)
+  onlyKeys(m, keys('role', 'content'), path)
+  const role = m['role']
+  const content = m['content']
+  if (role !== 'user' && role !== 'assistant' && role !== 'system') fail(`${path}.role`, "must be 'user' or 'assistant'")
+  if (typeof content === 'string') { out.push({ role, content } as ChatMessage); return }
+  const blocks = arr(content, `${path}.content`)
+  if (role === 'system') {
+    out.push({ role: 'system', content: blocks.map((b, j) => textPart(obj(b, `${path}.content[${j}]`), `${path}.content[${j}]`)) })
+    return
+  }
+  if (role === 'assistant') {
+    const texts: TextPart[] = []
+    const calls: ToolCall[] = []
+    blocks.forEach((x, j) => {
+      const p = `${path}.content[${j}]`
+      const b = obj(x, p)
+      switch (b['type']) {
+        case 'text': texts.push(textPart(b, p)); break
+        case 'tool_use':
+          if (!isObj(b['input'])) fail(`${p}.input`, 'must be an object')
+          calls.push({ id: str(b['id'], `${p}.id`), type: 'function', function: { name: str(b['name'], `${p}.name`), arguments: JSON.stringify(b['input']) } })
+          break
+        case 'thinking': case 'redacted_thinking': break
+        default: fail(`${p}.type`, `unsupported content block type '${String(b['type'])}'`)
+      }
+    })
+    const plain = texts.every((t) => !('cache_control' in t))
+    const msg: ChatMessage = { role: 'assistant', content: texts.length === 0 ? null : plain ? texts.map((t) => t.text).join('') : texts }
+    if (calls.length > 0) msg.tool_calls = calls
+    out.push(msg)
+    return
+  }
+  let parts: ContentPart[] = []
+  const flush = (): void => { if (parts.length > 0) { out.push({ role: 'user', content: parts }); parts = [] } }
+  blocks.forEach((x, j) => {
+    const p = `${path}.content[${j}]`
+    const b = obj(x, p)
+    switch (b['type']) {
+      case 'text': parts.push(textPart(b, p)); break
+      case 'image': parts.push(imagePart(b, p)); break
+      case 'document': parts.push(documentPart(b, p)); break
+      case 'tool_result': flush(); out.push(toolResult(b, p)); break
+      default: fail(`${p}.type`, `unsupported content block type '${String(b['type'])}'`)
+    }
+  })
+  flush()
+}
+
+function convertTool(raw: unknown, i: number): ToolDefinition {
+  const path = `tools[${i}]`
+  const t = obj(raw, path)
+  if (t['type'] !== undefined && t['type'] !== 'custom') fail(`${path}.type`, `server tool '${String(t['type'])}' is not supported by this gateway`)
+  onlyKeys(t, TOOL_KEYS, path)
+  const fn: ToolDefinition['function'] = { name: str(t['name'], `${path}.name`), parameters: obj(t['input_schema'], `${path}.input_schema`) }
+  if (t['description'] !== undefined) fn.description = str(t['description'], `${path}.description`)
+  if (typeof t['strict'] === 'boolean') fn.strict = t['strict']
+  const def: ToolDefinition & Obj = { type: 'function', function: fn }
+  if (t['cache_control'] !== undefined) def['cache_control'] = t['cache_control']
+  return def
+}
+
+const TOOL_CHOICE: Readonly<Record<string, 'auto' | 'required' | 'none'>> = { auto: 'auto', any: 'required', none: 'none' }
+
+export function anthropicToCanonical(body: unknown): ChatRequest {
+  const b = obj(body, '(root)')
+  onlyKeys(b, TOP_KEYS, '')
+  const model = str(b['model'], 'model')
+  if (model === '') fail('model', 'must not be empty')
+  if (b['max_tokens'] === undefined) fail('max_tokens', 'is required')
+  const messages: ChatMessage[] = []
+  const system = b['system']
+  if (typeof system === 'string') messages.push({ role: 'system', content: system })
+  else if (system !== undefined) messages.push({ role: 'system', content: arr(system, 'system').map((x, j) => textPart(obj(x, `system[${j}]`), `system[${j}]`)) })
+  const rawMessages = arr(b['messages'], 'messages')
+  if (rawMessages.length === 0) fail('messages', 'must contain at least one message')
+  rawMessages.forEach((m, i) => convertMessage(m, i, messages))
+
+  const req: ChatRequest = { model, messages, max_tokens: num(b['max_tokens'], 'max_tokens', 1, Number.MAX_SAFE_INTEGER, true) }
+  if (b['temperature'] !== undefined) req.temperature = num(b['temperature'], 'temperature', 0, 1)
+  if (b['top_p'] !== undefined) req.top_p = num(b['top_p'], 'top_p', 0, 1)
+  if (b['top_k'] !== undefined) req['top_k'] = num(b['top_k'], 'top_k', 0, Number.MAX_SAFE_INTEGER, true)
+  if (b['stop_sequences'] !== undefined) req.stop = arr(b['stop_sequences'], 'stop_sequences').map((s, k) => str(s, `stop_sequences[${k}]`))
+  if (b['metadata'] !== undefined) {
+    const md = obj(b['metadata'], 'metadata')
+    onlyKeys(md, keys('user_id'), 'metadata')
+    if (md['user_id'] != null) req.user = str(md['user_id'], 'metadata.user_id')
+  }
+  if (b['stream'] !== undefined) {
+    if (typeof b['stream'] !== 'boolean') fail('stream', 'must be a boolean')
+    req.stream = b['stream']
+    if (b['stream']) req.stream_options = { include_usage: true }
+  }
+  if (b['tools'] !== undefined) req.tools = arr(b['tools'], 'tools').map(convertTool)
+  if (b['tool_choice'] !== undefined) {
+    const tc = obj(b['tool_choice'], 'tool_choice')
+    onlyKeys(tc, keys('type', 'name', 'disable_parallel_tool_use'), 'tool_choice')
+    const type = tc['type']
+    if (type === 'tool') req.tool_choice = { type: 'function', function: { name: str(tc['name'], 'tool_choice.name') } }
+    else if (typeof type === 'string' && TOOL_CHOICE[type]) req.tool_choice = TOOL_CHOICE[type]
+    else fail('tool_choice.type', "must be one of 'auto', 'any', 'tool', 'none'")
+    if (tc['disable_parallel_tool_use'] === true) req.parallel_tool_calls = false
+  }
+  if (b['thinking'] !== undefined) {
+    const th = obj(b['thinking'], 'thinking')
+    if (th['type'] !== 'disabled') req['thinking'] = th
+  }
+  if (b['output_config'] !== undefined) {
+    const oc = obj(b['output_config'], 'output_config')
+    onlyKeys(oc, keys('format', 'effort'), 'output_config')
+    if (oc['format'] != null) {
+      const f = obj(oc['format'], 'output_config.format')
+      if (f['type'] !== 'json_schema') fail('output_config.format.type', "must be 'json_schema'")
+      req.response_format = { type: 'json_schema', json_schema: { name: 'output', schema: obj(f['schema'], 'output_config.format.schema') } }
+    }
+    if (oc['effort'] != null) req.reasoning_effort = str(oc['effort'], 'output_config.effort')
+  }
+  return req
+}
+
+// ---------- canonical → Message ----------
+
+const STOP_REASON: Readonly<Record<FinishReason, string>> = {
+  stop: 'end_turn', length: 'max_tokens', tool_calls: 'tool_use', function_call: 'tool_use', content_filter: 'refusal',
+}
+
+function anthropicUsage(u: Usage | null | undefined): Obj {
+  const cacheRead = u?.prompt_tokens_details?.cached_tokens ?? 0
+  const cacheCreation = u?.prompt_tokens_details?.cache_creation_tokens ?? 0
+  return {
+    input_tokens: Math.max(0, (u?.prompt_tokens ?? 0) - cacheRead - cacheCreation),
+    cache_creation_input_tokens: cacheCreation,
+    cache_read_input_tokens: cacheRead,
+    output_tokens: u?.completion_tokens ?? 0,
+  }
+}
+
+export function canonicalToAnthropic(res: ChatResponse, requestModel: string): object {
+  const choice = res.choices[0]
+  const content: Obj[] = []
+  const m = choice?.message
+  const calls = m?.tool_calls ?? []
+  if (typeof m?.content === 'string' && (m.content !== '' || calls.length === 0)) content.push({ type: 'text', text: m.content })
+  if (typeof m?.refusal === 'string' && m.refusal !== '') content.push({ type: 'text', text: m.refusal })
+  for (const tc of calls) {
+    let input: unknown
+    try { input = tc.function.arguments.trim() === '' ? {} : JSON.parse(tc.function.arguments) } catch { input = undefined }
+    if (!isObj(input)) throw new GatewayError('MCP_ERR_UPSTREAM_BAD_RESPONSE', { provider: res.model, reason: `tool call ${tc.id} has arguments that are not a JSON object` })
+    content.push({ type: 'tool_use', id: tc.id, name: tc.function.name, input })
+  }
+  return {
+    id: res.id,
+    type: 'message',
+    role: 'assistant',
+    model: requestModel,
+    content,
+    stop_reason: STOP_REASON[choice?.finish_reason ?? 'stop'],
+    stop_sequence: null,
+    usage: anthropicUsage(res.usage),
+  }
+}
+
+// ---------- errors ----------
+
+const ERROR_TYPE_BY_STATUS: Readonly<Record<number, string>> = {
+  400: 'invalid_request_error', 401: 'authentication_error', 403: 'permission_error', 404: 'not_found_error',
+  413: 'request_too_large', 429: 'rate_limit_error', 500: 'api_error', 529: 'overloaded_error',
+}
+const ANTHROPIC_ERROR_TYPES: ReadonlySet<string> = new Set([...Object.values(ERROR_TYPE_BY_STATUS), 'billing_error', 'timeout_error'])
+
+export function anthropicErrorType(e: GatewayError): string {
+  return ERROR_TYPE_BY_STATUS[e.status] ?? (ANTHROPIC_ERROR_TYPES.has(e.type) ? e.type : e.status >= 500 ? 'api_error' : 'invalid_request_error')
+}
+
+export function anthropicErrorBody(e: GatewayError, requestId: string): object {
+  return { type: 'error', error: { type: anthropicErrorType(e), message: e.message }, request_id: requestId }
+}
+
+// ---------- canonical chunks → Anthropic SSE ----------
+
+const sse = (event: string, data: object): string => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`
+
+/**
+ * Canonical chunks of choice 0 → message_start, content_block_start/delta/stop (text and
+ * tool_use with input_json_delta), message_delta (stop_reason, usage), message_stop. A new block
+ * closes the open one. Finish and usage are held until end(), as usage arrives after the finish.
+ */
+export function createAnthropicStreamEncoder(model: string): StreamEncoder {
+  let started = false
+  let ended = false
+  let block = -1
+  let open: 'text' | 'tool' | null = null
+  const toolBlocks = new Map<number, number>()
+  let finish: FinishReason | null = null
+  let usage: Usage | null | undefined
+
+  const start = (id: string): string => {
+    started = true
+    return sse('message_start', {
+      type: 'message_start',
+      message: { id, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 0, output_tokens: 0 } },
+    })
+  }
+  const close = (): string => {
+    if (open === null) return ''
+    open = null
+    return sse('content_block_stop', { type: 'content_block_stop', index: block })
+  }
+  const openBlock = (kind: 'text' | 'tool', contentBlock: object): string => {
+    const s = close()
+    block++
+    open = kind
+    return s + sse('content_block_start', { type: 'content_block_start', index: block, content_block: contentBlock })
+  }
+  const text = (t: string): string =>
+    (open === 'text' ? '' : openBlock('text', { type: 'text', text: '' })) +
+    sse('content_block_delta', { type: 'content_block_delta', index: block, delta: { type: 'text_delta', text: t } })
+
+  return {
+    chunk(c: ChatChunk): string {
+      if (ended) return ''
+      let s = started ? '' : start(c.id)
+      if (c.usage) usage = c.usage
+      const choice = c.choices.find((x) => x.index === 0)
+      if (!choice) return s
+      const d = choice.delta
+      if (typeof d.content === 'string' && d.content !== '') s += text(d.content)
+      if (typeof d.refusal === 'string' && d.refusal !== '') s += text(d.refusal)
+      for (const t of d.tool_calls ?? []) {
+        let index = toolBlocks.get(t.index)
+        if (index === undefined) {
+          s += openBlock('tool', { type: 'tool_use', id: t.id ?? '', name: t.function?.name ?? '', input: {} })
+          index = block
+          toolBlocks.set(t.index, index)
+        }
+        const args = t.function?.arguments
+        if (args) s += sse('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: args } })
+      }
+      if (choice.finish_reason) { finish = choice.finish_reason; s += close() }
+      return s
+    },
+    end(): string {
+      if (ended) return ''
+      ended = true
+      let s = started ? '' : start('')
+      s += close()
+      s += sse('message_delta', { type: 'message_delta', delta: { stop_reason: STOP_REASON[finish ?? 'stop'], stop_sequence: null }, usage: anthropicUsage(usage) })
+      return s + sse('message_stop', { type: 'message_stop' })
+    },
+    error(e: GatewayError): string {
+      ended = true
+      return sse('error', { type: 'error', error: { type: anthropicErrorType(e), message: e.message } })
+    },
+  }
+}
+
+export const anthropicInbound: Inbound = {
+  name: 'anthropic',
+  errorBody: anthropicErrorBody,
+  encodeResponse: (res, requestModel) => JSON.stringify('choices' in res ? canonicalToAnthropic(res, requestModel) : res),
+  createStreamEncoder: (requestModel) => createAnthropicStreamEncoder(requestModel),
+}

@@ -1,0 +1,65 @@
+/** The `anthropic` adapter: canonical ↔ Anthropic Messages API (`POST /v1/messages`). No pass-through: the wire formats differ. */
+import type { AdapterDeps, AdapterFactory, ProviderAdapter, ProviderConfig } from '../types.ts'
+import { splitBaseUrl } from '../shared/base-url.ts'
+import { HttpAdapter } from '../shared/http-adapter.ts'
+import type { ChatTranslation } from '../shared/translation.ts'
+import { anthropicConfigErrors, type AnthropicConfig } from './config.ts'
+import { toAnthropicError } from './errors.ts'
+import { toAnthropicChat, type AnthropicRequestOptions } from './request.ts'
+import { fromAnthropicMessage } from './response.ts'
+import { createAnthropicStreamMapper } from './stream.ts'
+
+export function anthropicHeaders(cfg: AnthropicConfig): Record<string, string> {
+  const h: Record<string, string> = {
+    'content-type': 'application/json',
+    'anthropic-version': cfg.anthropicVersion,
+    ...(cfg.headers ?? {}),
+  }
+  if (cfg.apiKey) h['x-api-key'] = cfg.apiKey
+  return h
+}
+
+export function anthropicTranslation(name: string, opts: AnthropicRequestOptions): ChatTranslation {
+  return {
+    streamFormat: 'sse',
+    toUpstream: (req, model, stream) => toAnthropicChat(req, model, stream, opts),
+    fromUpstream: (json) => fromAnthropicMessage(json, name),
+    createStreamMapper: (model) => createAnthropicStreamMapper(name, model),
+    toError: (status, body, headers) => toAnthropicError(name, status, body, headers),
+  }
+}
+
+/** A validated copy with the schema defaults applied (the caller's object is left as it was). */
+function withDefaults(config: ProviderConfig): AnthropicConfig {
+  const copy = structuredClone(config) as unknown as AnthropicConfig
+  anthropicConfigErrors(copy)
+  return copy
+}
+
+export function createAnthropicAdapter(name: string, config: ProviderConfig, deps: AdapterDeps): ProviderAdapter {
+  const cfg = withDefaults(config)
+  const { origin, basePath } = splitBaseUrl(cfg.baseUrl)
+  return new HttpAdapter({
+    name,
+    type: 'anthropic',
+    config,
+    dispatcher: deps.dispatcherFor(origin),
+    headers: anthropicHeaders(cfg),
+    chat: anthropicTranslation(name, {
+      provider: name,
+      basePath,
+      defaultMaxTokens: cfg.defaultMaxTokens,
+      dropUnsupportedParams: cfg.dropUnsupportedParams,
+    }),
+    timeouts: cfg.timeouts,
+    models: cfg.models ?? [],
+    healthPath: `${basePath}/v1/models`,
+    configErrors: anthropicConfigErrors,
+  })
+}
+
+export const anthropicFactory: AdapterFactory = {
+  type: 'anthropic',
+  configErrors: anthropicConfigErrors,
+  create: createAnthropicAdapter,
+}

@@ -1,0 +1,336 @@
+import { readFileSync } from 'node:fs'
+import { describe, expect, it } from 'vitest'
+import { GatewayError } from '../../gateway/errors.ts'
+import { ChunkAggregator } from '../shared/aggregate.ts'
+import { createSseParser, type SseEvent } from '../shared/sse.ts'
+import type { ChatChunk, ChatRequest } from '../types.ts'
+import { anthropicFactory, anthropicHeaders } from './adapter.ts'
+import { anthropicConfigErrors, type AnthropicConfig } from './config.ts'
+import { toAnthropicError } from './errors.ts'
+import { toAnthropicChat, toAnthropicRequest, type AnthropicRequestOptions } from './request.ts'
+import { fromAnthropicMessage, toFinishReason } from './response.ts'
+import { createAnthropicStreamMapper } from './stream.ts'
+
+const fixture = (name: string): string => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8')
+const json = (name: string): unknown => JSON.parse(fixture(name))
+
+const OPTS: AnthropicRequestOptions = { provider: 'claude', basePath: '', defaultMaxTokens: 4096, dropUnsupportedParams: false }
+const DROP: AnthropicRequestOptions = { ...OPTS, dropUnsupportedParams: true }
+const MODEL = 'claude-sonnet-4-5-20250929'
+
+function req(extra: Partial<ChatRequest> = {}): ChatRequest {
+  return { model: 'anthropic/claude', messages: [{ role: 'user', content: 'Hi' }], ...extra }
+}
+
+function catchError(fn: () => unknown): GatewayError {
+  try { fn() } catch (e) { if (e instanceof GatewayError) return e; throw e }
+  throw new Error('expected a GatewayError')
+}
+
+/** Feeds an SSE transcript through the one parser and the mapper; returns the chunks (or the error). */
+function replay(name: string, splitAt = 7): { chunks: ChatChunk[]; error?: GatewayError } {
+  const mapper = createAnthropicStreamMapper('claude', MODEL, () => 1_700_000_000_000)
+  const chunks: ChatChunk[] = []
+  const parser = createSseParser((ev: SseEvent) => { chunks.push(...(mapper.push(ev) ?? [])) })
+  try {
+    const text = fixture(name)
+    // Feed in odd-sized pieces: events split across reads must not matter.
+    for (let i = 0; i < text.length; i += splitAt) parser.feed(text.slice(i, i + splitAt))
+    parser.end()
+    chunks.push(...(mapper.end() ?? []))
+    return { chunks }
+  } catch (e) {
+    if (e instanceof GatewayError) return { chunks, error: e }
+    throw e
+  }
+}
+
+function aggregate(chunks: ChatChunk[]) {
+  const agg = new ChunkAggregator()
+  for (const c of chunks) agg.add(c)
+  return agg.toResponse()
+}
+
+describe('anthropic request translation', () => {
+  it('translates the full fixture exactly (system, merging, images, tool calls and results, tools, choice)', () => {
+    const up = toAnthropicChat(json('request.canonical.json') as ChatRequest, MODEL, true, OPTS)
+    expect(up.path).toBe('/v1/messages')
+    expect(up.body).toEqual(json('request.anthropic.json'))
+  })
+
+  it('keeps a single string system prompt as a string and defaults max_tokens from config', () => {
+    const body = toAnthropicRequest(req({ messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi' }] }), MODEL, false, OPTS)
+    expect(body).toEqual({ model: MODEL, max_tokens: 4096, system: 'Be brief.', messages: [{ role: 'user', content: 'Hi' }] })
+  })
+
+  it('uses max_completion_tokens over max_tokens, and max_tokens when alone', () => {
+    expect(toAnthropicRequest(req({ max_tokens: 10, max_completion_tokens: 20 }), MODEL, false, OPTS).max_tokens).toBe(20)
+    expect(toAnthropicRequest(req({ max_tokens: 10 }), MODEL, false, OPTS).max_tokens).toBe(10)
+  })
+
+  it('maps stop arrays, user and a base path', () => {
+    const up = toAnthropicChat(req({ stop: ['a', 'b'], user: 'u1' }), MODEL, false, { ...OPTS, basePath: '/proxy' })
+    expect(up.path).toBe('/proxy/v1/messages')
+    expect(up.body).toMatchObject({ stop_sequences: ['a', 'b'], metadata: { user_id: 'u1' } })
+  })
+
+  it.each([
+    ['none', { type: 'none' }],
+    ['auto', { type: 'auto' }],
+    ['required', { type: 'any' }],
+    [{ type: 'function', function: { name: 'f' } }, { type: 'tool', name: 'f' }],
+  ] as const)('maps tool_choice %j', (choice, expected) => {
+    const tools: NonNullable<ChatRequest['tools']> = [{ type: 'function', function: { name: 'f', parameters: { type: 'object' } } }]
+    expect(toAnthropicRequest(req({ tools, tool_choice: choice as NonNullable<ChatRequest['tool_choice']> }), MODEL, false, OPTS).tool_choice).toEqual(expected)
+  })
+
+  it('maps parallel_tool_calls: false to disable_parallel_tool_use (auto when no choice), never on none', () => {
+    const tools: NonNullable<ChatRequest['tools']> = [{ type: 'function', function: { name: 'f' } }]
+    expect(toAnthropicRequest(req({ tools, parallel_tool_calls: false }), MODEL, false, OPTS).tool_choice).toEqual({ type: 'auto', disable_parallel_tool_use: true })
+    expect(toAnthropicRequest(req({ tools, parallel_tool_calls: false, tool_choice: 'none' }), MODEL, false, OPTS).tool_choice).toEqual({ type: 'none' })
+    expect(toAnthropicRequest(req({ tools, parallel_tool_calls: true }), MODEL, false, OPTS).tool_choice).toBeUndefined()
+  })
+
+  it('keeps tool strict and cache_control extensions, and text-part cache_control', () => {
+    const tools = [{ type: 'function', function: { name: 'f', strict: true }, cache_control: { type: 'ephemeral' } }] as unknown as NonNullable<ChatRequest['tools']>
+    const body = toAnthropicRequest(req({
+      tools,
+      messages: [{ role: 'system', content: [{ type: 'text', text: 'long prompt', cache_control: { type: 'ephemeral' } } as never] }, { role: 'user', content: 'Hi' }],
+    }), MODEL, false, OPTS)
+    expect(body.tools).toEqual([{ name: 'f', input_schema: { type: 'object', properties: {} }, strict: true, cache_control: { type: 'ephemeral' } }])
+    expect(body.system).toEqual([{ type: 'text', text: 'long prompt', cache_control: { type: 'ephemeral' } }])
+  })
+
+  it('maps a PDF file part to a document block', () => {
+    const body = toAnthropicRequest(req({ messages: [{ role: 'user', content: [{ type: 'file', file: { file_data: 'data:application/pdf;base64,JVBERi0=', filename: 'a.pdf' } }] }] }), MODEL, false, OPTS)
+    expect(body.messages[0]!.content).toEqual([{ type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: 'JVBERi0=' }, title: 'a.pdf' }])
+  })
+
+  it('drops an empty assistant turn and keeps a refusal as text', () => {
+    const body = toAnthropicRequest(req({
+      messages: [
+        { role: 'user', content: 'a' },
+        { role: 'assistant', content: null, refusal: 'I cannot help with that.' },
+        { role: 'user', content: 'b' },
+        { role: 'assistant', content: '' },
+      ],
+    }), MODEL, false, OPTS)
+    expect(body.messages).toEqual([
+      { role: 'user', content: 'a' },
+      { role: 'assistant', content: [{ type: 'text', text: 'I cannot help with that.' }] },
+      { role: 'user', content: 'b' },
+    ])
+  })
+
+  it('maps response_format json_schema to output_config.format and reasoning_effort to output_config.effort', () => {
+    const body = toAnthropicRequest(req({
+      response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: { a: { type: 'string' } } } } },
+      reasoning_effort: 'high',
+    }), MODEL, false, OPTS)
+    expect(body.output_config).toEqual({ format: { type: 'json_schema', schema: { type: 'object', properties: { a: { type: 'string' } } } }, effort: 'high' })
+    expect(toAnthropicRequest(req({ response_format: { type: 'text' } }), MODEL, false, OPTS).output_config).toBeUndefined()
+  })
+
+  it.each([
+    ['n', { n: 2 }],
+    ['presence_penalty', { presence_penalty: 0.5 }],
+    ['frequency_penalty', { frequency_penalty: 1 }],
+    ['seed', { seed: 42 }],
+    ['logprobs', { logprobs: true }],
+    ['top_logprobs', { top_logprobs: 3 }],
+    ['response_format', { response_format: { type: 'json_object' } }],
+    ['reasoning_effort', { reasoning_effort: 'minimal' }],
+    ['metadata', { metadata: { a: 'b' } }],
+    ['modalities', { modalities: ['text', 'audio'] }],
+    ['messages[0].name', { messages: [{ role: 'user', content: 'Hi', name: 'bob' }] }],
+    ['messages[0].content[0].type', { messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: { data: '', format: 'wav' } }] }] }],
+    ['messages[0].content[0].image_url.detail', { messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'https://x/y.png', detail: 'low' } }] }] }],
+  ] as [string, Partial<ChatRequest>][])('rejects %s with MCP_ERR_REQ_PARAM_UNSUPPORTED naming it and the provider, or drops it when configured', (param, extra) => {
+    const e = catchError(() => toAnthropicRequest(req(extra), MODEL, false, OPTS))
+    expect(e.code).toBe('MCP_ERR_REQ_PARAM_UNSUPPORTED')
+    expect(e.status).toBe(400)
+    expect(e.param).toBe(param)
+    expect(e.message).toBe(`Parameter '${param}' is not supported by provider claude`)
+    const body = JSON.stringify(toAnthropicRequest(req(extra), MODEL, false, DROP))
+    expect(body).not.toMatch(/"(n|presence_penalty|frequency_penalty|seed|logprobs|top_logprobs|response_format|reasoning_effort|metadata|modalities|name|detail|input_audio|output_config)"/)
+  })
+
+  it('accepts the OpenAI default values of parameters Anthropic lacks (n: 1, penalties 0, logprobs false, nulls)', () => {
+    const body = toAnthropicRequest(req({ n: 1, presence_penalty: 0, frequency_penalty: 0, logprobs: false, seed: null, temperature: null }), MODEL, false, OPTS)
+    expect(body).toEqual({ model: MODEL, max_tokens: 4096, messages: [{ role: 'user', content: 'Hi' }] })
+  })
+
+  it('rejects a temperature above Anthropic\'s range instead of clamping it', () => {
+    const e = catchError(() => toAnthropicRequest(req({ temperature: 1.5 }), MODEL, false, OPTS))
+    expect(e.code).toBe('MCP_ERR_REQ_PARAM_UNSUPPORTED')
+    expect(e.param).toBe('temperature')
+    expect(e.message).toContain('between 0 and 1')
+  })
+
+  it('rejects tool call arguments that are not a JSON object, naming the field', () => {
+    const e = catchError(() => toAnthropicRequest(req({
+      messages: [{ role: 'user', content: 'x' }, { role: 'assistant', tool_calls: [{ id: 't1', type: 'function', function: { name: 'f', arguments: '{bad' } }] }],
+    }), MODEL, false, OPTS))
+    expect(e.code).toBe('MCP_ERR_REQ_BODY_INVALID')
+    expect(e.message).toContain('messages[1].tool_calls[0].function.arguments')
+  })
+
+  it('rejects an image URL that is neither data: nor http(s)', () => {
+    const e = catchError(() => toAnthropicRequest(req({ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'ftp://x/y.png' } }] }] }), MODEL, false, OPTS))
+    expect(e.code).toBe('MCP_ERR_REQ_BODY_INVALID')
+    expect(e.message).toContain('messages[0].content[0].image_url.url')
+  })
+})
+
+describe('anthropic response translation', () => {
+  it('maps a text message, keeping the msg id', () => {
+    const res = fromAnthropicMessage(json('message-text.json'), 'claude', 1_700_000_000_000)
+    expect(res).toEqual({
+      id: 'msg_013Zva2CMHLNnXjNJJKqJ2EF',
+      object: 'chat.completion',
+      created: 1_700_000_000,
+      model: MODEL,
+      choices: [{ index: 0, message: { role: 'assistant', content: 'Hi! My name is Claude.' }, finish_reason: 'stop' }],
+      usage: { prompt_tokens: 2095, completion_tokens: 503, total_tokens: 2598, prompt_tokens_details: { cached_tokens: 0, cache_creation_tokens: 0 } },
+    })
+  })
+
+  it('maps tool_use blocks to tool_calls, counts cache tokens in prompt_tokens, and leaves thinking out', () => {
+    const res = fromAnthropicMessage(json('message-tool-use.json'), 'claude')
+    expect(res.choices[0]).toEqual({
+      index: 0,
+      message: {
+        role: 'assistant',
+        content: "I'll check both cities.",
+        tool_calls: [
+          { id: 'toolu_01A09q90qw90lq917835lq9', type: 'function', function: { name: 'get_weather', arguments: '{"location":"San Francisco, CA","unit":"celsius"}' } },
+          { id: 'toolu_01B19q90qw90lq917835lq9', type: 'function', function: { name: 'get_weather', arguments: '{"location":"New York, NY"}' } },
+        ],
+      },
+      finish_reason: 'tool_calls',
+    })
+    expect(res.usage).toEqual({ prompt_tokens: 2098, completion_tokens: 120, total_tokens: 2218, prompt_tokens_details: { cached_tokens: 1800, cache_creation_tokens: 248 } })
+  })
+
+  it.each([
+    ['end_turn', 'stop'], ['stop_sequence', 'stop'], ['pause_turn', 'stop'], ['max_tokens', 'length'],
+    ['model_context_window_exceeded', 'length'], ['tool_use', 'tool_calls'], ['refusal', 'content_filter'],
+  ])('maps stop_reason %s to %s', (from, to) => {
+    expect(toFinishReason(from)).toBe(to)
+  })
+
+  it('rejects a body without content as a bad upstream response', () => {
+    expect(catchError(() => fromAnthropicMessage({ type: 'message' }, 'claude')).code).toBe('MCP_ERR_UPSTREAM_BAD_RESPONSE')
+  })
+})
+
+describe('anthropic stream mapper', () => {
+  it('maps a text stream: role chunk, deltas, finish chunk, then a usage chunk with choices: []', () => {
+    const { chunks, error } = replay('stream-text.sse')
+    expect(error).toBeUndefined()
+    const base = { id: 'msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY', object: 'chat.completion.chunk', created: 1_700_000_000, model: MODEL }
+    expect(chunks).toEqual([
+      { ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }] },
+      { ...base, choices: [{ index: 0, delta: { content: 'Hello' }, finish_reason: null }] },
+      { ...base, choices: [{ index: 0, delta: { content: '!' }, finish_reason: null }] },
+      { ...base, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] },
+      { ...base, choices: [], usage: { prompt_tokens: 35, completion_tokens: 15, total_tokens: 50, prompt_tokens_details: { cached_tokens: 10, cache_creation_tokens: 0 } } },
+    ])
+  })
+
+  it('maps text followed by two streamed tool_use blocks to indexed tool call deltas', () => {
+    const { chunks, error } = replay('stream-tool-use.sse', 13)
+    expect(error).toBeUndefined()
+    const firstTool = chunks.find((c) => c.choices[0]?.delta.tool_calls)
+    expect(firstTool?.choices[0]?.delta.tool_calls).toEqual([{ index: 0, id: 'toolu_01T1x1fJ34qAmk2tNTrN7Up6', type: 'function', function: { name: 'get_weather', arguments: '' } }])
+    const res = aggregate(chunks)
+    expect(res.choices[0]?.message.content).toBe("Okay, let's check the weather for both cities:")
+    expect(res.choices[0]?.message.tool_calls).toEqual([
+      { id: 'toolu_01T1x1fJ34qAmk2tNTrN7Up6', type: 'function', function: { name: 'get_weather', arguments: '{"location": "San Francisco, CA"}' } },
+      { id: 'toolu_02U2y2gK45rBnl3uOUsO8Vq7', type: 'function', function: { name: 'get_weather', arguments: '{"location": "New York, NY", "unit": "celsius"}' } },
+    ])
+    expect(JSON.parse(res.choices[0]!.message.tool_calls![1]!.function.arguments)).toEqual({ location: 'New York, NY', unit: 'celsius' })
+    expect(res.choices[0]?.finish_reason).toBe('tool_calls')
+    expect(res.usage).toMatchObject({ prompt_tokens: 472, completion_tokens: 89 })
+  })
+
+  it('leaves thinking deltas out and takes cumulative usage from message_delta', () => {
+    const { chunks, error } = replay('stream-thinking.sse')
+    expect(error).toBeUndefined()
+    const res = aggregate(chunks)
+    expect(res.choices[0]?.message.content).toBe('27 * 453 = 12,231')
+    expect(res.usage).toMatchObject({ prompt_tokens: 40, completion_tokens: 180 })
+  })
+
+  it('throws the mapped error of an error event (overloaded_error → 529, provider code kept)', () => {
+    const { chunks, error } = replay('stream-error.sse')
+    expect(aggregate(chunks).choices[0]?.message.content).toBe('Once upon')
+    expect(error?.code).toBe('MCP_ERR_UPSTREAM_ERROR')
+    expect(error?.status).toBe(529)
+    expect(error?.providerCode).toBe('overloaded_error')
+    expect(error?.type).toBe('overloaded_error')
+    expect(error?.message).toBe('Overloaded')
+  })
+
+  it('treats EOF before message_stop as an interrupted stream', () => {
+    const mapper = createAnthropicStreamMapper('claude', MODEL)
+    mapper.push({ event: 'message_start', data: '{"type":"message_start","message":{"id":"msg_1","model":"m","usage":{"input_tokens":1}}}' })
+    mapper.push({ event: 'message_delta', data: '{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":2}}' })
+    const e = catchError(() => mapper.end())
+    expect(e.code).toBe('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED')
+    expect(e.details).toBe('upstream.stream_cut')
+  })
+
+  it('treats a malformed event as an interrupted stream with details upstream.malformed_event', () => {
+    const mapper = createAnthropicStreamMapper('claude', MODEL)
+    const e = catchError(() => mapper.push({ event: 'content_block_delta', data: '{"type":"content_block_delta",' }))
+    expect(e.code).toBe('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED')
+    expect(e.details).toBe('upstream.malformed_event')
+  })
+})
+
+describe('anthropic errors', () => {
+  it.each([
+    [400, 'error-invalid-request.json', 'invalid_request_error'],
+    [401, 'error-authentication.json', 'authentication_error'],
+    [429, 'error-rate-limit.json', 'rate_limit_error'],
+    [529, 'error-overloaded.json', 'overloaded_error'],
+  ])('maps HTTP %i %s to an upstream error keeping the provider type as code', (status, file, type) => {
+    const e = toAnthropicError('claude', status, fixture(file), { 'retry-after': '7' })
+    expect(e.code).toBe('MCP_ERR_UPSTREAM_ERROR')
+    expect(e.status).toBe(status)
+    expect(e.providerCode).toBe(type)
+    expect(e.type).toBe(type)
+    expect(e.message).toBe((json(file) as { error: { message: string } }).error.message)
+    expect(e.headers).toEqual({ 'retry-after': '7' })
+  })
+
+  it.each([403, 404, 413, 500])('maps HTTP %i with a non-JSON body (e.g. a proxy page)', (status) => {
+    const e = toAnthropicError('claude', status, '<html>nope</html>', {})
+    expect(e.status).toBe(status)
+    expect(e.message).toBe('<html>nope</html>')
+  })
+})
+
+describe('anthropic config and adapter', () => {
+  it('applies defaults and rejects unknown keys', () => {
+    const cfg = { type: 'anthropic', apiKey: 'k' } as Record<string, unknown>
+    expect(anthropicConfigErrors(cfg)).toEqual([])
+    expect(cfg).toMatchObject({ baseUrl: 'https://api.anthropic.com', anthropicVersion: '2023-06-01', defaultMaxTokens: 4096, dropUnsupportedParams: false, timeouts: { firstByteMs: 60_000 } })
+    expect(anthropicConfigErrors({ type: 'anthropic', organization: 'x' })).toEqual(['organization: unknown key'])
+    expect(anthropicConfigErrors({ type: 'anthropic', defaultMaxTokens: 0 })).toHaveLength(1)
+  })
+
+  it('sends x-api-key and anthropic-version', () => {
+    const cfg = { type: 'anthropic', apiKey: 'sk-ant-x', anthropicVersion: '2023-06-01', headers: { 'anthropic-beta': 'b1' } } as unknown as AnthropicConfig
+    expect(anthropicHeaders(cfg)).toEqual({ 'content-type': 'application/json', 'anthropic-version': '2023-06-01', 'anthropic-beta': 'b1', 'x-api-key': 'sk-ant-x' })
+  })
+
+  it('creates an adapter of type anthropic without pass-through', () => {
+    const a = anthropicFactory.create('claude', { type: 'anthropic', apiKey: 'k', models: ['claude-x'] }, { dispatcherFor: () => ({}) as never })
+    expect(a.type).toBe('anthropic')
+    expect(a.name).toBe('claude')
+    expect(a.passthrough).toBeUndefined()
+    expect(a.listModels?.()).toEqual(['claude-x'])
+  })
+})

@@ -1,0 +1,35 @@
+/** Config of an `anthropic` provider entry. */
+import { compileSchema, type JSONSchema } from '../../gateway/validate.ts'
+import { commonProperties } from '../openai/config.ts'
+
+export const anthropicConfigSchema: JSONSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['type'],
+  properties: {
+    ...commonProperties,
+    /** The host, like the official SDK's `baseURL`; `/v1/messages` is appended. */
+    baseUrl: { type: 'string', pattern: '^https?://', default: 'https://api.anthropic.com' },
+    anthropicVersion: { type: 'string', minLength: 1, default: '2023-06-01' },
+    /** Anthropic requires `max_tokens`; used when the request carries neither `max_tokens` nor `max_completion_tokens`. */
+    defaultMaxTokens: { type: 'integer', minimum: 1, default: 4096 },
+  },
+}
+
+export interface AnthropicConfig {
+  type: string
+  baseUrl: string
+  apiKey?: string
+  anthropicVersion: string
+  defaultMaxTokens: number
+  models?: string[]
+  headers?: Record<string, string>
+  timeouts: { connectMs: number; firstByteMs: number; idleMs: number }
+  dropUnsupportedParams: boolean
+}
+
+const validate = compileSchema<AnthropicConfig>(anthropicConfigSchema)
+
+export function anthropicConfigErrors(config: unknown): string[] {
+  return validate(config) ? [] : validate.errors()
+}

@@ -1,0 +1,334 @@
+/**
+ * Canonical (OpenAI Chat Completions) → Anthropic Messages API request. Pure.
+ *
+ * Every top-level canonical field is in PARAMS: translated, accepted when it holds the OpenAI
+ * default (an inert value), or unsupported — a 400 MCP_ERR_REQ_PARAM_UNSUPPORTED naming it, or a
+ * drop when the provider is configured with `dropUnsupportedParams`. Unknown fields are unsupported.
+ *
+ * Decisions where the APIs differ:
+ * - `response_format: json_schema` → `output_config.format` (Anthropic structured outputs);
+ *   `json_object` has no schema-less equivalent → unsupported; `text` is the default.
+ * - `reasoning_effort` low|medium|high|xhigh|max → `output_config.effort`; none|minimal → unsupported.
+ * - `n` > 1, `logprobs`, `top_logprobs`, penalties, `seed`, `logit_bias`, `store`, OpenAI `metadata`,
+ *   `service_tier` other than auto, message `name`, image `detail` low|high → unsupported.
+ * - Extensions kept by the Anthropic inbound dialect pass through: `top_k`, `thinking`, and
+ *   `cache_control` on text parts and tools, `is_error` on tool messages.
+ */
+import { GatewayError } from '../../gateway/errors.ts'
+import type { ChatMessage, ChatRequest, ContentPart, ToolCall, ToolDefinition } from '../types.ts'
+import type { UpstreamBody } from '../shared/translation.ts'
+
+export interface AnthropicRequestOptions {
+  /** Provider name, for error messages. */
+  provider: string
+  /** Path prefix of the base URL ('' for the default host). */
+  basePath: string
+  defaultMaxTokens: number
+  dropUnsupportedParams: boolean
+}
+
+export type AnthropicBlock = Record<string, unknown>
+
+export interface AnthropicMessageParam {
+  role: 'user' | 'assistant'
+  content: string | AnthropicBlock[]
+}
+
+export interface AnthropicRequest {
+  model: string
+  max_tokens: number
+  messages: AnthropicMessageParam[]
+  system?: string | AnthropicBlock[]
+  stream?: boolean
+  temperature?: number
+  top_p?: number
+  top_k?: number
+  stop_sequences?: string[]
+  metadata?: { user_id: string }
+  tools?: AnthropicBlock[]
+  tool_choice?: AnthropicBlock
+  output_config?: { format?: { type: 'json_schema'; schema: Record<string, unknown> }; effort?: string }
+  thinking?: unknown
+}
+
+interface Ctx {
+  readonly opts: AnthropicRequestOptions
+}
+
+/** Throws the 400 for an unsupported parameter, or returns (the caller then drops it) when configured to drop. */
+function unsupported(ctx: Ctx, param: string): void {
+  if (ctx.opts.dropUnsupportedParams) return
+  throw new GatewayError('MCP_ERR_REQ_PARAM_UNSUPPORTED', { param, provider: ctx.opts.provider }, { param, details: 'request.param_unsupported' })
+}
+
+function invalid(field: string, reason: string): GatewayError {
+  return new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason: `${field}: ${reason}` }, { param: field, details: 'request.body_invalid' })
+}
+
+type Rule = (value: unknown, out: AnthropicRequest, ctx: Ctx, key: string) => void
+
+/** Translated outside the table (they depend on each other). */
+const together: Rule = () => {}
+
+/** Accepted only when the value is the OpenAI default, which is also Anthropic's behaviour. */
+function inert(accepted: (v: unknown) => boolean): Rule {
+  return (v, _out, ctx, key) => { if (!accepted(v)) unsupported(ctx, key) }
+}
+const is = (x: unknown) => (v: unknown) => v === x
+const isEmptyObject = (v: unknown) => typeof v === 'object' && v !== null && Object.keys(v).length === 0
+const never = () => false
+
+const EFFORTS: ReadonlySet<string> = new Set(['low', 'medium', 'high', 'xhigh', 'max'])
+
+const PARAMS: Readonly<Record<string, Rule>> = {
+  model: together,
+  messages: together,
+  stream: together,
+  stream_options: together, // Anthropic streams always carry usage
+  max_tokens: together,
+  max_completion_tokens: together,
+  tools: together,
+  tool_choice: together,
+  parallel_tool_calls: together,
+  temperature: (v, out, ctx, key) => {
+    if (typeof v !== 'number' || v < 0 || v > 1) {
+      throw new GatewayError('MCP_ERR_REQ_PARAM_UNSUPPORTED', { param: key, provider: ctx.opts.provider }, {
+        param: key, details: 'request.param_out_of_range',
+        message: `Parameter '${key}' must be between 0 and 1 for provider ${ctx.opts.provider}, got ${String(v)}`,
+      })
+    }
+    out.temperature = v
+  },
+  top_p: (v, out) => { out.top_p = v as number },
+  top_k: (v, out) => { out.top_k = v as number },
+  stop: (v, out) => { out.stop_sequences = typeof v === 'string' ? [v] : (v as string[]) },
+  user: (v, out) => { out.metadata = { user_id: String(v) } },
+  response_format: (v, out, ctx, key) => {
+    const rf = v as { type?: string; json_schema?: { schema?: Record<string, unknown> } }
+    if (rf.type === 'text') return
+    if (rf.type === 'json_schema' && rf.json_schema?.schema) {
+      out.output_config = { ...out.output_config, format: { type: 'json_schema', schema: rf.json_schema.schema } }
+      return
+    }
+    unsupported(ctx, rf.type === 'json_schema' ? `${key}.json_schema.schema` : key)
+  },
+  reasoning_effort: (v, out, ctx, key) => {
+    if (typeof v === 'string' && EFFORTS.has(v)) out.output_config = { ...out.output_config, effort: v }
+    else unsupported(ctx, key)
+  },
+  thinking: (v, out) => { out.thinking = v },
+  n: inert(is(1)),
+  presence_penalty: inert(is(0)),
+  frequency_penalty: inert(is(0)),
+  logprobs: inert(is(false)),
+  top_logprobs: inert(is(0)),
+  logit_bias: inert(isEmptyObject),
+  metadata: inert(isEmptyObject),
+  store: inert(is(false)),
+  service_tier: inert(is('auto')),
+  seed: inert(never),
+}
+
+// ---------- messages ----------
+
+const TEXT_ROLES: ReadonlySet<string> = new Set(['system', 'developer'])
+
+function textBlock(text: string, part?: Record<string, unknown>): AnthropicBlock {
+  const b: AnthropicBlock = { type: 'text', text }
+  if (part?.['cache_control'] !== undefined) b['cache_control'] = part['cache_control']
+  return b
+}
+
+const DATA_URL = /^data:([^;,]+)((?:;[^;,]+)*);base64,/
+
+function parseDataUrl(url: string, field: string): { mediaType: string; data: string } {
+  const m = DATA_URL.exec(url)
+  if (!m) throw invalid(field, 'a data: URL must be base64-encoded (data:<media-type>;base64,<data>)')
+  return { mediaType: m[1]!, data: url.slice(m[0].length) }
+}
+
+function partToBlock(part: ContentPart, path: string, ctx: Ctx): AnthropicBlock | undefined {
+  const p = part as Record<string, unknown>
+  switch (part.type) {
+    case 'text':
+      return textBlock(String(p['text'] ?? ''), p)
+    case 'image_url': {
+      const img = p['image_url'] as { url?: unknown; detail?: unknown } | undefined
+      const url = typeof img?.url === 'string' ? img.url : ''
+      if (img?.detail !== undefined && img.detail !== 'auto') { unsupported(ctx, `${path}.image_url.detail`) }
+      if (url.startsWith('data:')) {
+        const { mediaType, data } = parseDataUrl(url, `${path}.image_url.url`)
+        return { type: 'image', source: { type: 'base64', media_type: mediaType, data } }
+      }
+      if (/^https?:\/\//i.test(url)) return { type: 'image', source: { type: 'url', url } }
+      throw invalid(`${path}.image_url.url`, 'must be a data: URL or an http(s) URL')
+    }
+    case 'file': {
+      const file = p['file'] as { file_data?: unknown; file_id?: unknown; filename?: unknown } | undefined
+      if (typeof file?.file_data === 'string' && file.file_data.startsWith('data:application/pdf;')) {
+        const { mediaType, data } = parseDataUrl(file.file_data, `${path}.file.file_data`)
+        const b: AnthropicBlock = { type: 'document', source: { type: 'base64', media_type: mediaType, data } }
+        if (typeof file.filename === 'string') b['title'] = file.filename
+        return b
+      }
+      unsupported(ctx, file?.file_id !== undefined ? `${path}.file.file_id` : `${path}.file.file_data`)
+      return undefined
+    }
+    default:
+      unsupported(ctx, `${path}.type`)
+      return undefined
+  }
+}
+
+function partsToBlocks(content: string | ContentPart[] | null | undefined, path: string, ctx: Ctx): AnthropicBlock[] {
+  if (content == null) return []
+  if (typeof content === 'string') return content === '' ? [] : [textBlock(content)]
+  const out: AnthropicBlock[] = []
+  content.forEach((part, j) => {
+    const b = partToBlock(part, `${path}.content[${j}]`, ctx)
+    if (b) out.push(b)
+  })
+  return out
+}
+
+function parseArguments(args: string, field: string): unknown {
+  if (args.trim() === '') return {}
+  let v: unknown
+  try { v = JSON.parse(args) } catch { throw invalid(field, 'is not valid JSON') }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw invalid(field, 'must be a JSON object')
+  return v
+}
+
+function toolUseBlock(tc: ToolCall, path: string): AnthropicBlock {
+  return { type: 'tool_use', id: tc.id, name: tc.function.name, input: parseArguments(tc.function.arguments ?? '', `${path}.function.arguments`) }
+}
+
+interface Translated { system: AnthropicBlock[]; systemIsString: boolean; messages: AnthropicMessageParam[] }
+
+/** One canonical message → the Anthropic message it contributes (before merging), or system blocks. */
+function translateMessage(m: ChatMessage, i: number, ctx: Ctx, t: Translated): void {
+  const path = `messages[${i}]`
+  if ('name' in m && m.name !== undefined) unsupported(ctx, `${path}.name`)
+  if (TEXT_ROLES.has(m.role)) {
+    const c = (m as { content: string | ContentPart[] }).content
+    if (typeof c !== 'string') t.systemIsString = false
+    t.system.push(...partsToBlocks(c, path, ctx))
+    return
+  }
+  switch (m.role) {
+    case 'user': {
+      const content = typeof m.content === 'string' ? m.content : partsToBlocks(m.content, path, ctx)
+      push(t.messages, 'user', content)
+      return
+    }
+    case 'assistant': {
+      const calls = m.tool_calls ?? []
+      const refusal = typeof m.refusal === 'string' && m.refusal !== '' ? m.refusal : undefined
+      if (typeof m.content === 'string' && m.content !== '' && calls.length === 0 && !refusal) {
+        push(t.messages, 'assistant', m.content)
+        return
+      }
+      const blocks = partsToBlocks(m.content, path, ctx)
+      if (refusal) blocks.push(textBlock(refusal))
+      calls.forEach((tc, j) => blocks.push(toolUseBlock(tc, `${path}.tool_calls[${j}]`)))
+      // An assistant turn with nothing in it carries nothing (and Anthropic rejects empty content).
+      if (blocks.length > 0) push(t.messages, 'assistant', blocks)
+      return
+    }
+    case 'tool': {
+      const result: AnthropicBlock = { type: 'tool_result', tool_use_id: m.tool_call_id }
+      if (typeof m.content === 'string') { if (m.content !== '') result['content'] = m.content }
+      else result['content'] = partsToBlocks(m.content, path, ctx)
+      if ((m as { is_error?: unknown }).is_error === true) result['is_error'] = true
+      push(t.messages, 'user', [result])
+      return
+    }
+    default:
+      unsupported(ctx, `${path}.role`)
+  }
+}
+
+function asBlocks(c: string | AnthropicBlock[]): AnthropicBlock[] {
+  return typeof c === 'string' ? (c === '' ? [] : [textBlock(c)]) : c
+}
+
+/** Appends, merging consecutive same-role messages as Anthropic requires alternation. */
+function push(out: AnthropicMessageParam[], role: 'user' | 'assistant', content: string | AnthropicBlock[]): void {
+  const prev = out[out.length - 1]
+  if (prev && prev.role === role) {
+    prev.content = [...asBlocks(prev.content), ...asBlocks(content)]
+    return
+  }
+  out.push({ role, content })
+}
+
+// ---------- tools ----------
+
+const TOOL_CHOICE: Readonly<Record<string, AnthropicBlock>> = {
+  none: { type: 'none' },
+  auto: { type: 'auto' },
+  required: { type: 'any' },
+}
+
+function translateTools(req: ChatRequest, out: AnthropicRequest, ctx: Ctx): void {
+  if (req.tools != null) {
+    const tools: AnthropicBlock[] = []
+    req.tools.forEach((t: ToolDefinition, i) => {
+      if (t.type !== 'function') { unsupported(ctx, `tools[${i}].type`); return }
+      const f = t.function
+      const tool: AnthropicBlock = { name: f.name }
+      if (f.description !== undefined) tool['description'] = f.description
+      tool['input_schema'] = f.parameters ?? { type: 'object', properties: {} }
+      if (f.strict !== undefined) tool['strict'] = f.strict
+      const cache = (t as unknown as Record<string, unknown>)['cache_control']
+      if (cache !== undefined) tool['cache_control'] = cache
+      tools.push(tool)
+    })
+    out.tools = tools
+  }
+  const tc = req.tool_choice
+  let choice: AnthropicBlock | undefined
+  if (typeof tc === 'string') {
+    choice = TOOL_CHOICE[tc]
+    if (!choice) unsupported(ctx, 'tool_choice')
+  } else if (tc != null) {
+    if (tc.type === 'function' && typeof tc.function?.name === 'string') choice = { type: 'tool', name: tc.function.name }
+    else unsupported(ctx, 'tool_choice')
+  }
+  if (req.parallel_tool_calls === false && out.tools !== undefined && choice?.['type'] !== 'none') {
+    choice = { ...(choice ?? { type: 'auto' }), disable_parallel_tool_use: true }
+  }
+  if (choice) out.tool_choice = { ...choice }
+}
+
+// ---------- entry point ----------
+
+export function toAnthropicRequest(req: ChatRequest, model: string, stream: boolean, opts: AnthropicRequestOptions): AnthropicRequest {
+  const ctx: Ctx = { opts }
+  const t: Translated = { system: [], systemIsString: true, messages: [] }
+  req.messages.forEach((m, i) => translateMessage(m, i, ctx, t))
+
+  const out: AnthropicRequest = {
+    model,
+    max_tokens: req.max_completion_tokens ?? req.max_tokens ?? opts.defaultMaxTokens,
+    messages: t.messages,
+  }
+  if (t.system.length > 0) {
+    const only = t.system[0]!
+    out.system = t.systemIsString && t.system.length === 1 && only['cache_control'] === undefined ? String(only['text']) : t.system
+  }
+  for (const key of Object.keys(req)) {
+    const v = req[key]
+    if (v === undefined || v === null) continue
+    const rule = PARAMS[key]
+    if (rule) rule(v, out, ctx, key)
+    else unsupported(ctx, key)
+  }
+  translateTools(req, out, ctx)
+  if (stream) out.stream = true
+  return out
+}
+
+export function toAnthropicChat(req: ChatRequest, model: string, stream: boolean, opts: AnthropicRequestOptions): UpstreamBody {
+  return { path: `${opts.basePath}/v1/messages`, body: toAnthropicRequest(req, model, stream, opts) }
+}

@@ -1,0 +1,100 @@
+/**
+ * Anthropic Message → canonical ChatResponse. Pure.
+ *
+ * Text blocks are concatenated into `content`; `tool_use` blocks become `tool_calls` (input
+ * re-serialised as the arguments string). Thinking, redacted thinking and server-tool blocks have
+ * no canonical field and are not carried. Anthropic's `msg_…` id is kept.
+ */
+import { GatewayError } from '../../gateway/errors.ts'
+import type { ChatResponse, FinishReason, ToolCall, Usage } from '../types.ts'
+
+export interface AnthropicUsage {
+  input_tokens?: number | null
+  output_tokens?: number | null
+  cache_read_input_tokens?: number | null
+  cache_creation_input_tokens?: number | null
+  output_tokens_details?: { thinking_tokens?: number | null } | null
+}
+
+export interface AnthropicContentBlock {
+  type: string
+  text?: string
+  id?: string
+  name?: string
+  input?: unknown
+  [k: string]: unknown
+}
+
+export interface AnthropicMessage {
+  id: string
+  type: 'message'
+  role: 'assistant'
+  model: string
+  content: AnthropicContentBlock[]
+  stop_reason: string | null
+  stop_sequence: string | null
+  usage: AnthropicUsage
+}
+
+const STOP_REASONS: Readonly<Record<string, FinishReason>> = {
+  end_turn: 'stop',
+  stop_sequence: 'stop',
+  pause_turn: 'stop',
+  max_tokens: 'length',
+  model_context_window_exceeded: 'length',
+  tool_use: 'tool_calls',
+  refusal: 'content_filter',
+}
+
+/** Unknown future stop reasons read as a normal stop. */
+export function toFinishReason(stopReason: string | null | undefined): FinishReason | null {
+  if (stopReason == null) return null
+  return STOP_REASONS[stopReason] ?? 'stop'
+}
+
+const n = (v: number | null | undefined): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0)
+
+/** prompt_tokens counts every input token (uncached + cache reads + cache writes), as OpenAI's does. */
+export function toCanonicalUsage(u: AnthropicUsage): Usage {
+  const cacheRead = n(u.cache_read_input_tokens)
+  const cacheCreation = n(u.cache_creation_input_tokens)
+  const prompt = n(u.input_tokens) + cacheRead + cacheCreation
+  const completion = n(u.output_tokens)
+  const usage: Usage = {
+    prompt_tokens: prompt,
+    completion_tokens: completion,
+    total_tokens: prompt + completion,
+    prompt_tokens_details: { cached_tokens: cacheRead, cache_creation_tokens: cacheCreation },
+  }
+  const thinking = u.output_tokens_details?.thinking_tokens
+  if (typeof thinking === 'number') usage.completion_tokens_details = { reasoning_tokens: thinking }
+  return usage
+}
+
+function bad(provider: string, reason: string): GatewayError {
+  return new GatewayError('MCP_ERR_UPSTREAM_BAD_RESPONSE', { provider, reason })
+}
+
+export function fromAnthropicMessage(json: unknown, provider: string, now = Date.now()): ChatResponse {
+  const m = json as AnthropicMessage
+  if (m === null || typeof m !== 'object' || !Array.isArray(m.content)) throw bad(provider, "no 'content' in the message")
+  const text: string[] = []
+  const toolCalls: ToolCall[] = []
+  for (const b of m.content) {
+    if (b.type === 'text') text.push(typeof b.text === 'string' ? b.text : '')
+    else if (b.type === 'tool_use') {
+      toolCalls.push({ id: String(b.id ?? ''), type: 'function', function: { name: String(b.name ?? ''), arguments: JSON.stringify(b.input ?? {}) } })
+    }
+  }
+  const message: ChatResponse['choices'][number]['message'] = { role: 'assistant', content: text.length > 0 ? text.join('') : null }
+  if (toolCalls.length > 0) message.tool_calls = toolCalls
+  const res: ChatResponse = {
+    id: String(m.id ?? ''),
+    object: 'chat.completion',
+    created: Math.floor(now / 1000),
+    model: String(m.model ?? ''),
+    choices: [{ index: 0, message, finish_reason: toFinishReason(m.stop_reason) ?? 'stop' }],
+  }
+  if (m.usage && typeof m.usage === 'object') res.usage = toCanonicalUsage(m.usage)
+  return res
+}

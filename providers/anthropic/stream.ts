@@ -1,0 +1,125 @@
+/**
+ * Anthropic Messages SSE → canonical chunks. State lives in the closure.
+ *
+ *   message_start        → role chunk (id, model kept); input usage remembered
+ *   content_block_start  → text: nothing (or its initial text); tool_use: first tool_call delta
+ *                          (index, id, name, arguments '')
+ *   content_block_delta  → text_delta: content; input_json_delta: arguments of that tool's index;
+ *                          thinking_delta, signature_delta, citations_delta: not carried
+ *   content_block_stop   → nothing
+ *   message_delta        → finish chunk (stop_reason mapped), then a usage chunk with choices: []
+ *                          (like OpenAI's include_usage); usage counters there are cumulative
+ *   message_stop         → complete;  ping → ignored;  error → the mapped GatewayError
+ *
+ * EOF before message_stop, or an event that is not JSON, is MCP_ERR_UPSTREAM_STREAM_INTERRUPTED.
+ * Unknown event and block types are ignored (Anthropic's versioning policy allows new ones).
+ */
+import { GatewayError } from '../../gateway/errors.ts'
+import type { ChatChunk, ChatChunkChoice, Usage } from '../types.ts'
+import type { SseEvent } from '../shared/sse.ts'
+import type { StreamMapper } from '../shared/translation.ts'
+import { anthropicStreamError } from './errors.ts'
+import { toCanonicalUsage, toFinishReason, type AnthropicUsage } from './response.ts'
+
+interface StreamEvent {
+  type?: string
+  index?: number
+  message?: { id?: string; model?: string; usage?: AnthropicUsage }
+  content_block?: { type?: string; id?: string; name?: string; text?: string }
+  delta?: { type?: string; text?: string; partial_json?: string; stop_reason?: string | null }
+  usage?: AnthropicUsage
+  error?: unknown
+}
+
+function interrupted(provider: string, reason: string, details: string): GatewayError {
+  return new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider, reason }, { details })
+}
+
+export function createAnthropicStreamMapper(provider: string, model: string, now: () => number = Date.now): StreamMapper {
+  let id = ''
+  let upstreamModel = model
+  let created = 0
+  let done = false
+  const usage: AnthropicUsage = {}
+  /** Content block index → canonical tool call index (tool_use blocks only). */
+  const toolIndexOfBlock = new Map<number, number>()
+  let tools = 0
+
+  const chunk = (choices: ChatChunkChoice[], u?: Usage): ChatChunk => {
+    const c: ChatChunk = { id, object: 'chat.completion.chunk', created, model: upstreamModel, choices }
+    if (u) c.usage = u
+    return c
+  }
+  const delta = (d: ChatChunkChoice['delta']): ChatChunk => chunk([{ index: 0, delta: d, finish_reason: null }])
+
+  const mergeUsage = (u: AnthropicUsage | undefined): void => {
+    if (!u) return
+    // Counters in message_delta are cumulative totals, present only when they apply: overwrite, never add.
+    for (const k of ['input_tokens', 'output_tokens', 'cache_read_input_tokens', 'cache_creation_input_tokens', 'output_tokens_details'] as const) {
+      if (u[k] != null) (usage as Record<string, unknown>)[k] = u[k]
+    }
+  }
+
+  return {
+    push(ev: SseEvent): ChatChunk[] | undefined {
+      if (done) return undefined
+      let e: StreamEvent
+      try {
+        e = JSON.parse(ev.data) as StreamEvent
+      } catch {
+        throw interrupted(provider, 'malformed event in the stream', 'upstream.malformed_event')
+      }
+      if (e === null || typeof e !== 'object') throw interrupted(provider, 'malformed event in the stream', 'upstream.malformed_event')
+      switch (e.type ?? ev.event) {
+        case 'message_start': {
+          const m = e.message ?? {}
+          id = String(m.id ?? '')
+          if (typeof m.model === 'string' && m.model !== '') upstreamModel = m.model
+          created = Math.floor(now() / 1000)
+          mergeUsage(m.usage)
+          return [delta({ role: 'assistant', content: '' })]
+        }
+        case 'content_block_start': {
+          const b = e.content_block ?? {}
+          const index = e.index ?? 0
+          if (b.type === 'tool_use') {
+            const t = tools++
+            toolIndexOfBlock.set(index, t)
+            return [delta({ tool_calls: [{ index: t, id: String(b.id ?? ''), type: 'function', function: { name: String(b.name ?? ''), arguments: '' } }] })]
+          }
+          if (b.type === 'text' && typeof b.text === 'string' && b.text !== '') return [delta({ content: b.text })]
+          return undefined
+        }
+        case 'content_block_delta': {
+          const d = e.delta ?? {}
+          if (d.type === 'text_delta') return typeof d.text === 'string' && d.text !== '' ? [delta({ content: d.text })] : undefined
+          if (d.type === 'input_json_delta') {
+            const t = toolIndexOfBlock.get(e.index ?? -1)
+            if (t === undefined || typeof d.partial_json !== 'string' || d.partial_json === '') return undefined
+            return [delta({ tool_calls: [{ index: t, function: { arguments: d.partial_json } }] })]
+          }
+          return undefined // thinking_delta, signature_delta, citations_delta
+        }
+        case 'message_delta': {
+          mergeUsage(e.usage)
+          const out: ChatChunk[] = []
+          const finish = toFinishReason(e.delta?.stop_reason)
+          if (finish) out.push(chunk([{ index: 0, delta: {}, finish_reason: finish }]))
+          if (e.usage) out.push(chunk([], toCanonicalUsage(usage)))
+          return out
+        }
+        case 'message_stop':
+          done = true
+          return undefined
+        case 'error':
+          throw anthropicStreamError(provider, e.error)
+        default:
+          return undefined // ping, content_block_stop, and event types added later
+      }
+    },
+    end(): ChatChunk[] | undefined {
+      if (!done) throw interrupted(provider, 'the stream ended before message_stop', 'upstream.stream_cut')
+      return undefined
+    },
+  }
+}

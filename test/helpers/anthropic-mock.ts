@@ -1,0 +1,458 @@
+/**
+ * Anthropic Messages API wire-format mock server (node:http only) for the gateway's tests and
+ * benchmarks. Listens on 127.0.0.1 by default; `url` is the host form (http://127.0.0.1:PORT),
+ * like the official SDK's baseURL. Same conventions as test/helpers/openai-mock.ts.
+ *
+ * Endpoints:
+ *   POST /v1/messages        non-streaming `message`, or SSE (message_start, content_block_start,
+ *                            ping, content_block_delta…, content_block_stop, message_delta, message_stop)
+ *   GET  /v1/models, GET /v1/models/:id
+ * Anything else → 404 not_found_error. Errors: `{type:'error', error:{type, message}, request_id}`.
+ * Every request needs an API key in `x-api-key` (or `Authorization: Bearer`, which SDK 1.x sends),
+ * non-empty or equal to `opts.apiKey` when given → else 401 authentication_error, and
+ * `anthropic-version` → else 400. Invalid JSON, missing `model`,
+ * `max_tokens` or `messages` → 400 invalid_request_error naming the field.
+ *
+ * Deterministic replies:
+ *   - last user message holds a tool_result      → text "tool result: <its content>"
+ *   - last user text starts with "echo "          → text "echo: <rest>"
+ *   - `tools` present (tool_choice not none) and the last user text contains "call tool"
+ *                                                 → tool_use of tools[0], input {"city": "Paris"},
+ *                                                   stop_reason tool_use; streamed as input_json_delta
+ *                                                   fragments '{"ci', 'ty": "Pa', 'ris"}'
+ *   - otherwise "tok0 tok1 … tok{N-1}", N = header `x-mock-tokens` (default 12), capped by
+ *     max_tokens (then stop_reason max_tokens). Stream deltas join to exactly that text.
+ *   input_tokens = ceil(chars of system + message text / 4), min 1.
+ *
+ * FAULTS: `mock.fault = <spec>` (subsequent requests) or header `x-mock-fault: <spec>` (one
+ * request; wins over the property). A spec is an object, a JSON string, or the DSL: items
+ * separated by ',' ';' or spaces, `key:value` / `key=value` / bare flag; a bare 3-digit number is
+ * `status:<n>`.
+ *   status:<4xx|5xx>   error reply; type by status (400 invalid_request_error, 401
+ *                      authentication_error, 403 permission_error, 404 not_found_error, 413
+ *                      request_too_large, 429 rate_limit_error, 500 api_error, 529 overloaded_error)
+ *   type:<error type>  the error type; alone it implies its status (overloaded_error → 529, …)
+ *   message:<word>     error message (JSON form for spaces)
+ *   retryAfter:<s>     `retry-after` header (implies 429 when no status)
+ *   times:<n>          only the next n matching requests (per header value for the header form)
+ *   path:<substr>      only paths containing <substr>
+ *   delayMs:<ms>       wait before the headers
+ *   reset              TCP RST before any headers;  hang  never answer
+ *   cutAfter:<k>       stream: close the socket after k content deltas (no message_stop)
+ *   stallAfter:<k>     stream: silence after k content deltas
+ *   malformedAfter:<k> stream: a `data: {not json` event after k content deltas, then continue
+ *   errorAfter:<k>     stream: an `event: error` (type, default overloaded_error) after k deltas, then end
+ *   noStop             stream: everything but message_stop
+ *   chunkDelayMs:<ms>  stream: delay between events (also header x-mock-chunk-delay-ms)
+ * An unparseable x-mock-fault header gets a 400.
+ */
+import { createServer } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+
+export interface AnthropicMockRequestRecord {
+  method: string
+  path: string
+  headers: IncomingHttpHeaders
+  body: any
+  aborted: boolean
+  receivedAt: number
+  closedAt?: number
+  status?: number
+}
+
+export interface AnthropicFault {
+  status?: number
+  type?: string
+  message?: string
+  retryAfter?: number
+  times?: number
+  path?: string
+  delayMs?: number
+  reset?: boolean
+  hang?: boolean
+  cutAfter?: number
+  stallAfter?: number
+  malformedAfter?: number
+  errorAfter?: number
+  noStop?: boolean
+  chunkDelayMs?: number
+}
+
+export type AnthropicFaultSpec = AnthropicFault | string
+
+export interface AnthropicMock {
+  /** Host form, e.g. http://127.0.0.1:PORT (the SDK appends /v1/messages). */
+  readonly url: string
+  readonly port: number
+  readonly requests: AnthropicMockRequestRecord[]
+  get fault(): AnthropicFault | null
+  set fault(spec: AnthropicFaultSpec | null)
+  /** Clears requests, fault and header-fault counters. */
+  reset(): void
+  /** Destroys all sockets (hung and stalled included) and stops listening. */
+  close(): Promise<void>
+}
+
+export interface StartAnthropicMockOptions {
+  port?: number
+  host?: string
+  /** When set, `x-api-key` must equal it. */
+  apiKey?: string
+  /** default true */
+  record?: boolean
+}
+
+const MODELS: readonly string[] = ['claude-sonnet-4-5-20250929', 'claude-haiku-4-5-20251001', 'claude-opus-4-1-20250805']
+const TOOL_FRAGMENTS: readonly string[] = ['{"ci', 'ty": "Pa', 'ris"}']
+const TOOL_INPUT = { city: 'Paris' }
+
+export const ERROR_TYPE_BY_STATUS: Readonly<Record<number, string>> = {
+  400: 'invalid_request_error', 401: 'authentication_error', 402: 'billing_error', 403: 'permission_error',
+  404: 'not_found_error', 413: 'request_too_large', 429: 'rate_limit_error', 500: 'api_error', 504: 'timeout_error',
+  529: 'overloaded_error',
+}
+const STATUS_BY_TYPE: Readonly<Record<string, number>> = Object.fromEntries(Object.entries(ERROR_TYPE_BY_STATUS).map(([s, t]) => [t, Number(s)]))
+const DEFAULT_MESSAGES: Readonly<Record<string, string>> = {
+  invalid_request_error: 'Invalid request (mock).',
+  authentication_error: 'invalid x-api-key',
+  permission_error: 'Your API key does not have permission to use the specified resource. (mock)',
+  not_found_error: 'Not found (mock).',
+  request_too_large: 'Request exceeds the maximum allowed number of bytes. (mock)',
+  rate_limit_error: 'This request would exceed the rate limit for your organization (mock).',
+  api_error: 'Internal server error (mock).',
+  overloaded_error: 'Overloaded',
+}
+
+// ---------- faults ----------
+
+const NUMERIC = new Set(['status', 'retryAfter', 'times', 'delayMs', 'cutAfter', 'stallAfter', 'malformedAfter', 'errorAfter', 'chunkDelayMs'])
+const FLAGS = new Set(['reset', 'hang', 'noStop'])
+const STRINGS = new Set(['type', 'message', 'path'])
+
+export function parseAnthropicFault(spec: AnthropicFaultSpec): AnthropicFault {
+  if (typeof spec !== 'string') return checkFault({ ...spec })
+  const s = spec.trim()
+  if (s.startsWith('{')) {
+    const o: unknown = JSON.parse(s)
+    if (o === null || typeof o !== 'object' || Array.isArray(o)) throw new Error('fault JSON must be an object')
+    return checkFault({ ...(o as AnthropicFault) })
+  }
+  const out: Record<string, unknown> = {}
+  for (const item of s.split(/[,;\s]+/)) {
+    if (item === '') continue
+    if (/^\d{3}$/.test(item)) { out['status'] = Number(item); continue }
+    const m = /^([A-Za-z]+)(?:[:=](.*))?$/.exec(item)
+    if (!m) throw new Error(`bad fault item "${item}"`)
+    const key = m[1]!
+    const value = m[2]
+    if (FLAGS.has(key)) out[key] = value === undefined || value === '' || value === 'true' || value === '1'
+    else if (NUMERIC.has(key)) {
+      const n = Number(value)
+      if (value === undefined || value === '' || !Number.isFinite(n)) throw new Error(`fault "${key}" needs a number`)
+      out[key] = n
+    } else if (STRINGS.has(key)) {
+      if (value === undefined) throw new Error(`fault "${key}" needs a value`)
+      out[key] = value
+    } else throw new Error(`unknown fault key "${key}"`)
+  }
+  return checkFault(out as AnthropicFault)
+}
+
+function checkFault(f: AnthropicFault): AnthropicFault {
+  for (const k of Object.keys(f)) if (!NUMERIC.has(k) && !FLAGS.has(k) && !STRINGS.has(k)) throw new Error(`unknown fault key "${k}"`)
+  if (f.status !== undefined && (!Number.isInteger(f.status) || f.status < 400 || f.status > 599)) throw new Error(`fault status must be 4xx/5xx, got ${String(f.status)}`)
+  if (f.status === undefined && f.errorAfter === undefined) {
+    if (f.type !== undefined) f.status = STATUS_BY_TYPE[f.type] ?? 400
+    else if (f.retryAfter !== undefined) f.status = 429
+  }
+  return f
+}
+
+// ---------- replies ----------
+
+function textOf(content: unknown): string {
+  if (typeof content === 'string') return content
+  if (!Array.isArray(content)) return ''
+  let s = ''
+  for (const b of content) if (b && typeof b === 'object' && typeof (b as { text?: unknown }).text === 'string') s += (b as { text: string }).text
+  return s
+}
+
+type Plan =
+  | { kind: 'text'; pieces: string[]; stop: 'end_turn' | 'max_tokens' }
+  | { kind: 'tool'; name: string }
+
+function words(text: string): string[] {
+  return text === '' ? [] : text.split(' ').map((w, i) => (i === 0 ? w : ' ' + w))
+}
+
+function planReply(body: Record<string, unknown>, tokens: number): Plan {
+  const messages = body['messages'] as { role?: unknown; content?: unknown }[]
+  const last = messages[messages.length - 1]
+  if (last?.role === 'user') {
+    const blocks = Array.isArray(last.content) ? (last.content as { type?: unknown; content?: unknown }[]) : []
+    const result = blocks.filter((b) => b?.type === 'tool_result').pop()
+    if (result) return { kind: 'text', pieces: words('tool result: ' + textOf(result.content)), stop: 'end_turn' }
+    const text = textOf(last.content)
+    if (text.startsWith('echo ')) return { kind: 'text', pieces: words('echo: ' + text.slice(5)), stop: 'end_turn' }
+    const tools = body['tools']
+    const choice = body['tool_choice'] as { type?: unknown } | undefined
+    if (Array.isArray(tools) && tools.length > 0 && choice?.type !== 'none' && text.includes('call tool')) {
+      const name = (tools[0] as { name?: unknown })?.name
+      return { kind: 'tool', name: typeof name === 'string' ? name : 'tool' }
+    }
+  }
+  let n = tokens
+  let stop: 'end_turn' | 'max_tokens' = 'end_turn'
+  const cap = body['max_tokens']
+  if (typeof cap === 'number' && cap >= 0 && cap < n) { n = Math.floor(cap); stop = 'max_tokens' }
+  return { kind: 'text', pieces: Array.from({ length: n }, (_, i) => (i === 0 ? 'tok0' : ` tok${i}`)), stop }
+}
+
+function inputTokens(body: Record<string, unknown>): number {
+  let chars = textOf(body['system']).length
+  for (const m of body['messages'] as { content?: unknown }[]) chars += textOf(m?.content).length
+  return Math.max(1, Math.ceil(chars / 4))
+}
+
+const headerOf = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v)
+
+// ---------- server ----------
+
+export function startAnthropicMock(opts: StartAnthropicMockOptions = {}): Promise<AnthropicMock> {
+  const host = opts.host ?? '127.0.0.1'
+  const record = opts.record ?? true
+  const requests: AnthropicMockRequestRecord[] = []
+  const sockets = new Set<Socket>()
+  const timers = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>()
+  const headerUses = new Map<string, number>()
+  let propFault: AnthropicFault | null = null
+  let closing = false
+  let seq = 0
+
+  const nextId = (): string => (++seq).toString(36).padStart(6, '0')
+  const sleep = (ms: number): Promise<void> => {
+    if (!(ms > 0) || closing) return Promise.resolve()
+    return new Promise((resolve) => {
+      const t = { timer: setTimeout(() => { timers.delete(t); resolve() }, ms), resolve }
+      timers.add(t)
+    })
+  }
+
+  function selectFault(path: string, header: string | undefined): AnthropicFault | Error | null {
+    if (header !== undefined && header.trim() !== '') {
+      let f: AnthropicFault
+      try { f = parseAnthropicFault(header) } catch (e) { return e as Error }
+      if (f.path !== undefined && !path.includes(f.path)) return null
+      if (f.times !== undefined) {
+        const used = headerUses.get(header) ?? 0
+        if (used >= f.times) return null
+        headerUses.set(header, used + 1)
+      }
+      return f
+    }
+    const f = propFault
+    if (f === null || (f.path !== undefined && !path.includes(f.path))) return null
+    if (f.times !== undefined) {
+      f.times -= 1
+      if (f.times <= 0) propFault = null
+    }
+    return f
+  }
+
+  function sendJson(res: ServerResponse, rec: AnthropicMockRequestRecord, status: number, body: object, extra?: Record<string, string>): void {
+    if (res.destroyed) return
+    const text = JSON.stringify(body)
+    rec.status = status
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'request-id': `req_mock${nextId()}`, ...extra })
+    res.end(text)
+  }
+
+  function sendError(res: ServerResponse, rec: AnthropicMockRequestRecord, status: number, type: string, message?: string, extra?: Record<string, string>): void {
+    sendJson(res, rec, status, { type: 'error', error: { type, message: message ?? DEFAULT_MESSAGES[type] ?? 'Error (mock).' }, request_id: `req_mock${nextId()}` }, extra)
+  }
+
+  function message(model: string, plan: Plan, input: number): Record<string, unknown> {
+    const tool = plan.kind === 'tool'
+    return {
+      id: `msg_mock${nextId()}`,
+      type: 'message',
+      role: 'assistant',
+      model,
+      content: tool ? [{ type: 'tool_use', id: `toolu_mock${nextId()}`, name: plan.name, input: TOOL_INPUT }] : [{ type: 'text', text: plan.pieces.join('') }],
+      stop_reason: tool ? 'tool_use' : plan.stop,
+      stop_sequence: null,
+      usage: { input_tokens: input, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: tool ? 8 : plan.pieces.length },
+    }
+  }
+
+  async function stream(res: ServerResponse, rec: AnthropicMockRequestRecord, model: string, plan: Plan, input: number, f: AnthropicFault | null, delay: number, onServerClose: () => void): Promise<void> {
+    const msg = message(model, plan, input)
+    const ev = (type: string, data: object): string => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`
+    const tool = plan.kind === 'tool'
+    const startBlock = tool ? { type: 'tool_use', id: (msg['content'] as { id: string }[])[0]!.id, name: plan.name, input: {} } : { type: 'text', text: '' }
+    const deltas = tool
+      ? TOOL_FRAGMENTS.map((p) => ev('content_block_delta', { index: 0, delta: { type: 'input_json_delta', partial_json: p } }))
+      : plan.pieces.map((p) => ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: p } }))
+    rec.status = 200
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'request-id': `req_mock${nextId()}` })
+
+    let first = true
+    const emit = async (s: string): Promise<boolean> => {
+      if (delay > 0 && !first) await sleep(delay)
+      first = false
+      if (res.destroyed || closing) return false
+      if (!res.write(s)) await new Promise<void>((r) => { res.once('drain', r); res.once('close', r) })
+      return !res.destroyed && !closing
+    }
+    const total = deltas.length
+    const at = (k: number | undefined, sent: number): boolean => k !== undefined && Math.min(k, total) === sent
+    /** false: stop here */
+    const checkpoint = async (sent: number): Promise<boolean> => {
+      if (!f) return true
+      if (at(f.malformedAfter, sent) && !(await emit('event: content_block_delta\ndata: {not json\n\n'))) return false
+      if (at(f.errorAfter, sent)) {
+        const type = f.type ?? 'overloaded_error'
+        await emit(ev('error', { error: { type, message: f.message ?? DEFAULT_MESSAGES[type] ?? 'Error (mock).' } }))
+        res.end()
+        return false
+      }
+      if (at(f.cutAfter, sent)) { onServerClose(); const s = res.socket; if (s && !s.destroyed) s.end(() => s.destroy()); else res.destroy(); return false }
+      if (at(f.stallAfter, sent)) return false
+      return true
+    }
+
+    const startMsg = { ...msg, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: input, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1 } }
+    if (!(await emit(ev('message_start', { message: startMsg })))) return
+    if (!(await emit(ev('content_block_start', { index: 0, content_block: startBlock })))) return
+    if (!(await emit(ev('ping', {})))) return
+    if (tool && !(await emit(ev('content_block_delta', { index: 0, delta: { type: 'input_json_delta', partial_json: '' } })))) return
+    if (!(await checkpoint(0))) return
+    for (let i = 0; i < total; i++) {
+      if (!(await emit(deltas[i]!))) return
+      if (!(await checkpoint(i + 1))) return
+    }
+    if (!(await emit(ev('content_block_stop', { index: 0 })))) return
+    const usage = msg['usage'] as { output_tokens: number }
+    if (!(await emit(ev('message_delta', { delta: { stop_reason: msg['stop_reason'], stop_sequence: null }, usage: { output_tokens: usage.output_tokens } })))) return
+    if (!f?.noStop && !(await emit(ev('message_stop', {})))) return
+    res.end()
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const method = req.method ?? 'GET'
+    const raw = req.url ?? '/'
+    const path = raw.split('?')[0]!
+    const rec: AnthropicMockRequestRecord = { method, path: raw, headers: record ? req.headers : {}, body: undefined, aborted: false, receivedAt: Date.now() }
+    if (record) requests.push(rec)
+    let serverClosed = false
+    res.on('close', () => {
+      rec.closedAt = Date.now()
+      if (!res.writableFinished && !serverClosed && !closing) rec.aborted = true
+    })
+    let text = ''
+    if (method !== 'GET' && method !== 'HEAD') {
+      const chunks: Buffer[] = []
+      try { for await (const c of req) chunks.push(c as Buffer) } catch { return }
+      text = Buffer.concat(chunks).toString('utf8')
+    }
+    let body: unknown
+    let badJson = false
+    if (text !== '') {
+      try { body = JSON.parse(text) } catch { badJson = true }
+      if (record) rec.body = badJson ? text : body
+    }
+
+    const f = selectFault(path, headerOf(req.headers['x-mock-fault']))
+    if (f instanceof Error) { sendError(res, rec, 400, 'invalid_request_error', `invalid x-mock-fault: ${f.message}`); return }
+    if (f) {
+      if (f.delayMs) { await sleep(f.delayMs); if (res.destroyed || closing) return }
+      if (f.reset) { serverClosed = true; const s = req.socket; if (typeof s.resetAndDestroy === 'function') s.resetAndDestroy(); else s.destroy(); return }
+      if (f.hang) return
+      if (f.status !== undefined) {
+        const extra: Record<string, string> = {}
+        if (f.retryAfter !== undefined) extra['retry-after'] = String(f.retryAfter)
+        const type = f.type ?? ERROR_TYPE_BY_STATUS[f.status] ?? (f.status >= 500 ? 'api_error' : 'invalid_request_error')
+        sendError(res, rec, f.status, type, f.message, extra)
+        return
+      }
+    }
+
+    // API keys travel in x-api-key (the documented header) or, as newer SDKs send them, as a Bearer token.
+    const bearer = /^Bearer\s+(\S+)/i.exec(headerOf(req.headers['authorization']) ?? '')?.[1]
+    const key = headerOf(req.headers['x-api-key']) || bearer
+    if (!key) { sendError(res, rec, 401, 'authentication_error', 'x-api-key header is required'); return }
+    if (opts.apiKey !== undefined && key !== opts.apiKey) { sendError(res, rec, 401, 'authentication_error', 'invalid x-api-key'); return }
+    if (!headerOf(req.headers['anthropic-version'])) { sendError(res, rec, 400, 'invalid_request_error', 'anthropic-version: header is required'); return }
+
+    if (method === 'GET' && path === '/v1/models') {
+      const data = MODELS.map((id) => ({ type: 'model', id, display_name: id, created_at: '2025-09-29T00:00:00Z' }))
+      sendJson(res, rec, 200, { data, has_more: false, first_id: data[0]!.id, last_id: data[data.length - 1]!.id })
+      return
+    }
+    if (method === 'GET' && path.startsWith('/v1/models/')) {
+      const id = decodeURIComponent(path.slice('/v1/models/'.length))
+      if (MODELS.includes(id)) sendJson(res, rec, 200, { type: 'model', id, display_name: id, created_at: '2025-09-29T00:00:00Z' })
+      else sendError(res, rec, 404, 'not_found_error', `model: ${id}`)
+      return
+    }
+    if (method !== 'POST' || path !== '/v1/messages') { sendError(res, rec, 404, 'not_found_error', `Not Found: ${method} ${path}`); return }
+    if (badJson || body === null || typeof body !== 'object' || Array.isArray(body)) { sendError(res, rec, 400, 'invalid_request_error', 'The request body is not valid JSON.'); return }
+    const b = body as Record<string, unknown>
+    for (const [field, ok] of [['model', typeof b['model'] === 'string' && b['model'] !== ''], ['max_tokens', typeof b['max_tokens'] === 'number'], ['messages', Array.isArray(b['messages'])]] as const) {
+      if (!ok) { sendError(res, rec, 400, 'invalid_request_error', `${field}: Field required`); return }
+    }
+    const tokens = Math.min(100_000, Number.parseInt(headerOf(req.headers['x-mock-tokens']) ?? '12', 10) || 12)
+    const plan = planReply(b, tokens)
+    const input = inputTokens(b)
+    if (b['stream'] === true) {
+      const delay = f?.chunkDelayMs ?? (Number.parseInt(headerOf(req.headers['x-mock-chunk-delay-ms']) ?? '0', 10) || 0)
+      await stream(res, rec, b['model'] as string, plan, input, f, delay, () => { serverClosed = true })
+    } else {
+      sendJson(res, rec, 200, message(b['model'] as string, plan, input))
+    }
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (!res.headersSent && !res.destroyed) {
+        res.writeHead(500, { 'content-type': 'application/json' })
+        res.end(JSON.stringify({ type: 'error', error: { type: 'api_error', message: `mock internal error: ${String(err)}` } }))
+      } else res.destroy()
+    })
+  })
+  server.on('connection', (s: Socket) => { sockets.add(s); s.on('close', () => sockets.delete(s)) })
+  server.on('clientError', (_e, s) => { if (!s.destroyed) s.destroy() })
+
+  return new Promise<AnthropicMock>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(opts.port ?? 0, host, () => {
+      server.off('error', reject)
+      const port = (server.address() as AddressInfo).port
+      let closed: Promise<void> | undefined
+      const mock: AnthropicMock = {
+        url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+        port,
+        requests,
+        get fault(): AnthropicFault | null { return propFault },
+        set fault(spec: AnthropicFaultSpec | null) { propFault = spec === null ? null : parseAnthropicFault(spec) },
+        reset() { requests.length = 0; propFault = null; headerUses.clear() },
+        close() {
+          if (closed) return closed
+          closing = true
+          for (const t of timers) { clearTimeout(t.timer); t.resolve() }
+          timers.clear()
+          closed = new Promise<void>((r) => {
+            server.close(() => r())
+            server.closeAllConnections()
+            for (const s of sockets) s.destroy()
+            sockets.clear()
+          })
+          return closed
+        },
+      }
+      resolve(mock)
+    })
+  })
+}
