@@ -1,11 +1,13 @@
 /** Provider type → adapter factory. Reached only from the gateway's composition root. */
 import type { AdapterFactory } from './types.ts'
 import { anthropicFactory } from './anthropic/adapter.ts'
+import { googleFactory } from './google/adapter.ts'
 import { openaiFactory } from './openai/adapter.ts'
 
 const factories: ReadonlyMap<string, AdapterFactory> = new Map<string, AdapterFactory>([
   [openaiFactory.type, openaiFactory],
   [anthropicFactory.type, anthropicFactory],
+  [googleFactory.type, googleFactory],
 ])
 
 export function adapterFactory(type: string): AdapterFactory | undefined {

@@ -1,0 +1,83 @@
+/**
+ * The `google` adapter (Gemini API): chat via `models/{model}:generateContent` and
+ * `:streamGenerateContent?alt=sse`, embeddings via `:embedContent` / `:batchEmbedContents`,
+ * health via `GET /{apiVersion}/models`. The API key travels in `x-goog-api-key`, never in the URL.
+ */
+import type { AdapterDeps, AdapterFactory, EmbeddingRequest, EmbeddingResponse, ExecuteParams, ProviderAdapter, ProviderConfig } from '../types.ts'
+import { HttpAdapter, type HttpAdapterOptions } from '../shared/http-adapter.ts'
+import type { ChatTranslation, EmbeddingTranslation } from '../shared/translation.ts'
+import { googleConfigErrors, type GoogleConfig } from './config.ts'
+import { toGoogleError } from './errors.ts'
+import { embeddingTexts, toGoogleChat, toGoogleEmbeddings, type GoogleRequestOptions } from './request.ts'
+import { finishEmbeddings, fromGoogleChat, fromGoogleEmbeddings } from './response.ts'
+import { createGoogleStreamMapper } from './stream.ts'
+
+export function googleHeaders(cfg: GoogleConfig): Record<string, string> {
+  const h: Record<string, string> = { 'content-type': 'application/json', ...(cfg.headers ?? {}) }
+  if (cfg.apiKey) h['x-goog-api-key'] = cfg.apiKey
+  return h
+}
+
+export function googleTranslations(name: string, o: GoogleRequestOptions): { chat: ChatTranslation; embeddings: EmbeddingTranslation } {
+  return {
+    chat: {
+      streamFormat: 'sse',
+      toUpstream: (req, model, stream) => toGoogleChat(req, model, stream, o),
+      fromUpstream: (json, model) => fromGoogleChat(json, model, name),
+      createStreamMapper: (model, requestId) => createGoogleStreamMapper(name, model, requestId),
+      toError: (status, body, headers) => toGoogleError(name, status, body, headers),
+    },
+    embeddings: {
+      toUpstream: (req, model) => toGoogleEmbeddings(req, model, o),
+      fromUpstream: (json, model) => fromGoogleEmbeddings(json, model, name),
+    },
+  }
+}
+
+/**
+ * EmbeddingTranslation.fromUpstream sees only the upstream JSON, but base64 encoding and the token
+ * estimate need the request: done here, after the shared shell, with pure helpers from response.ts.
+ */
+class GoogleAdapter extends HttpAdapter {
+  readonly #provider: string
+
+  constructor(o: HttpAdapterOptions) {
+    super(o)
+    this.#provider = o.name
+  }
+
+  override async embed(req: EmbeddingRequest, params: ExecuteParams): Promise<EmbeddingResponse> {
+    const res = await super.embed(req, params)
+    return finishEmbeddings(res, req, embeddingTexts(req, this.#provider))
+  }
+}
+
+export function createGoogleAdapter(name: string, cfg: GoogleConfig, deps: AdapterDeps): ProviderAdapter {
+  const u = new URL(cfg.baseUrl)
+  const origin = u.origin
+  const basePath = u.pathname.replace(/\/+$/, '')
+  const dispatcher = deps.dispatcherFor(origin)
+  const o: GoogleRequestOptions = {
+    provider: name,
+    basePath,
+    apiVersion: cfg.apiVersion,
+    dropUnsupportedParams: cfg.dropUnsupportedParams,
+    safetySettings: cfg.safetySettings,
+  }
+  const t = googleTranslations(name, o)
+  return new GoogleAdapter({
+    name, type: 'google', config: cfg as unknown as ProviderConfig, dispatcher,
+    headers: googleHeaders(cfg),
+    chat: t.chat, embeddings: t.embeddings,
+    timeouts: cfg.timeouts,
+    models: cfg.models ?? [],
+    healthPath: `${basePath}/${cfg.apiVersion}/models`,
+    configErrors: googleConfigErrors,
+  })
+}
+
+export const googleFactory: AdapterFactory = {
+  type: 'google',
+  configErrors: googleConfigErrors,
+  create: (name, config, deps) => createGoogleAdapter(name, config as unknown as GoogleConfig, deps),
+}

@@ -1,0 +1,336 @@
+/** Pure translation tests for the `google` provider, on fixtures written from the Gemini API reference. */
+import { readFileSync } from 'node:fs'
+import { describe, expect, it } from 'vitest'
+import { GatewayError } from '../../gateway/errors.ts'
+import { ChunkAggregator } from '../shared/aggregate.ts'
+import { createSseParser } from '../shared/sse.ts'
+import type { ChatChunk, ChatRequest, EmbeddingRequest } from '../types.ts'
+import { googleConfigErrors } from './config.ts'
+import { toGoogleError } from './errors.ts'
+import { toGeminiSchema, toGoogleChat, toGoogleEmbeddings, type GoogleRequestOptions } from './request.ts'
+import { finishEmbeddings, fromGoogleChat, fromGoogleEmbeddings } from './response.ts'
+import { createGoogleStreamMapper } from './stream.ts'
+
+const fixture = (name: string): string => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8')
+const json = (name: string): any => JSON.parse(fixture(name))
+
+const opts: GoogleRequestOptions = { provider: 'gem', basePath: '', apiVersion: 'v1beta', dropUnsupportedParams: false }
+const chat = (extra: Partial<ChatRequest> & Record<string, unknown>, o: Partial<GoogleRequestOptions> = {}) =>
+  toGoogleChat({ model: 'm', messages: [{ role: 'user', content: 'hi' }], ...extra } as ChatRequest, 'gemini-2.5-flash', false, { ...opts, ...o })
+
+function caught(fn: () => unknown): GatewayError {
+  try { fn() } catch (e) { if (e instanceof GatewayError) return e; throw e }
+  throw new Error('expected a GatewayError')
+}
+
+/** Runs an SSE fixture through the shared parser and the Gemini mapper, as the adapter does. */
+function runStream(sse: string): { chunks: ChatChunk[]; agg: ChunkAggregator } {
+  const mapper = createGoogleStreamMapper('gem', 'gemini-2.5-flash', 'req-1')
+  const chunks: ChatChunk[] = []
+  const parser = createSseParser((ev) => { chunks.push(...(mapper.push(ev) ?? [])) })
+  parser.feed(Buffer.from(sse))
+  parser.end()
+  chunks.push(...(mapper.end() ?? []))
+  const agg = new ChunkAggregator()
+  for (const c of chunks) agg.add(c)
+  return { chunks, agg }
+}
+
+describe('config', () => {
+  it('applies defaults and rejects unknown keys', () => {
+    const cfg: Record<string, unknown> = { type: 'google', apiKey: 'k' }
+    expect(googleConfigErrors(cfg)).toEqual([])
+    expect(cfg).toMatchObject({ baseUrl: 'https://generativelanguage.googleapis.com', apiVersion: 'v1beta', dropUnsupportedParams: false })
+    expect(googleConfigErrors({ type: 'google', apiVersion: 'beta' })).toEqual([expect.stringContaining('apiVersion')])
+    expect(googleConfigErrors({ type: 'google', safetySettings: [{ category: 'HARM_CATEGORY_HARASSMENT' }] })).toEqual([expect.stringContaining('threshold')])
+    expect(googleConfigErrors({ type: 'google', organization: 'x' })).toEqual(['organization: unknown key'])
+  })
+})
+
+describe('request: canonical → generateContent', () => {
+  it('translates a full conversation exactly (fixture)', () => {
+    const req = json('chat-request.canonical.json') as ChatRequest
+    const up = toGoogleChat(req, 'gemini-2.5-flash', false, opts)
+    expect(up.path).toBe('/v1beta/models/gemini-2.5-flash:generateContent')
+    expect(up.body).toEqual(json('chat-request.gemini.json'))
+  })
+
+  it('streams to streamGenerateContent?alt=sse and keeps a base path prefix', () => {
+    const up = toGoogleChat({ model: 'x', messages: [{ role: 'user', content: 'hi' }], stream: true }, 'models/gemini-2.0-flash', true, { ...opts, basePath: '/proxy', apiVersion: 'v1' })
+    expect(up.path).toBe('/proxy/v1/models/gemini-2.0-flash:streamGenerateContent?alt=sse')
+    expect(up.body).toEqual({ contents: [{ role: 'user', parts: [{ text: 'hi' }] }] })
+    expect(toGoogleChat({ model: 'x', messages: [] }, 'tunedModels/my-model', false, opts).path).toBe('/v1beta/tunedModels/my-model:generateContent')
+    expect(toGoogleChat({ model: 'x', messages: [] }, '../evil', false, opts).path).toBe('/v1beta/models/..%2Fevil:generateContent')
+  })
+
+  it('merges consecutive turns of one role and skips empty assistant turns', () => {
+    const up = chat({ messages: [
+      { role: 'user', content: 'a' }, { role: 'user', content: 'b' },
+      { role: 'assistant', content: '' }, { role: 'assistant', content: 'c' }, { role: 'assistant', content: [{ type: 'text', text: 'd' }] },
+    ] })
+    expect((up.body as any).contents).toEqual([
+      { role: 'user', parts: [{ text: 'a' }, { text: 'b' }] },
+      { role: 'model', parts: [{ text: 'c' }, { text: 'd' }] },
+    ])
+  })
+
+  it('drops empty text parts (Gemini rejects them) and rejects a user message without content', () => {
+    const up = chat({ messages: [{ role: 'system', content: '' }, { role: 'user', content: [{ type: 'text', text: '' }, { type: 'text', text: 'x' }] }] })
+    expect(up.body).toEqual({ contents: [{ role: 'user', parts: [{ text: 'x' }] }] })
+    expect(caught(() => chat({ messages: [{ role: 'user', content: null as never }] })).code).toBe('MCP_ERR_REQ_BODY_INVALID')
+  })
+
+  it('maps tool_choice to functionCallingConfig modes', () => {
+    const mode = (tool_choice: NonNullable<ChatRequest['tool_choice']>) => (chat({ tool_choice }).body as any).toolConfig
+    expect(mode('auto')).toEqual({ functionCallingConfig: { mode: 'AUTO' } })
+    expect(mode('none')).toEqual({ functionCallingConfig: { mode: 'NONE' } })
+    expect(mode('required')).toEqual({ functionCallingConfig: { mode: 'ANY' } })
+  })
+
+  it('json_object → responseMimeType; safetySettings pass through', () => {
+    const safetySettings = [{ category: 'HARM_CATEGORY_HARASSMENT', threshold: 'BLOCK_ONLY_HIGH' }]
+    const up = chat({ response_format: { type: 'json_object' } }, { safetySettings })
+    expect((up.body as any).generationConfig).toEqual({ responseMimeType: 'application/json' })
+    expect((up.body as any).safetySettings).toEqual(safetySettings)
+  })
+
+  it('data: URLs without base64 are encoded; unknown image extensions default to image/jpeg', () => {
+    const up = chat({ messages: [{ role: 'user', content: [
+      { type: 'image_url', image_url: { url: 'data:text/plain,hello%20world' } },
+      { type: 'image_url', image_url: { url: 'https://example.com/img' } },
+      { type: 'input_audio', input_audio: { data: 'UklGRg==', format: 'wav' } },
+    ] }] })
+    expect((up.body as any).contents[0].parts).toEqual([
+      { inlineData: { mimeType: 'text/plain', data: Buffer.from('hello world').toString('base64') } },
+      { fileData: { fileUri: 'https://example.com/img', mimeType: 'image/jpeg' } },
+      { inlineData: { mimeType: 'audio/wav', data: 'UklGRg==' } },
+    ])
+  })
+
+  it('rejects unsupported parameters with a 400 naming the parameter and the provider', () => {
+    for (const [extra, param] of [
+      [{ logprobs: true }, 'logprobs=true'],
+      [{ parallel_tool_calls: false }, 'parallel_tool_calls=false'],
+      [{ top_logprobs: 2 }, 'top_logprobs'],
+      [{ reasoning_effort: 'low' }, 'reasoning_effort'],
+      [{ tool_choice: 'sometimes' }, 'tool_choice'],
+    ] as const) {
+      const e = caught(() => chat(extra as Record<string, unknown>))
+      expect(e.code).toBe('MCP_ERR_REQ_PARAM_UNSUPPORTED')
+      expect(e.status).toBe(400)
+      expect(e.param).toBe(param)
+      expect(e.message).toBe(`Parameter '${param}' is not supported by provider gem`)
+    }
+    expect(caught(() => chat({ messages: [{ role: 'user', content: [{ type: 'video', video: {} }] }] })).param).toBe('messages[0].content[0].video')
+  })
+
+  it('drops unsupported parameters when dropUnsupportedParams is set, and ignores null values', () => {
+    const up = chat({ logprobs: true, parallel_tool_calls: false, top_logprobs: 2, reasoning_effort: 'low', temperature: null, tool_choice: 'sometimes' as never }, { dropUnsupportedParams: true })
+    expect(up.body).toEqual({ contents: [{ role: 'user', parts: [{ text: 'hi' }] }] })
+  })
+
+  it('rejects a tool message whose tool_call_id matches no assistant tool call, and bad arguments', () => {
+    const e = caught(() => chat({ messages: [{ role: 'tool', tool_call_id: 'nope', content: 'x' }] }))
+    expect(e.code).toBe('MCP_ERR_REQ_BODY_INVALID')
+    expect(e.param).toBe('messages[0].tool_call_id')
+    const bad = caught(() => chat({ messages: [{ role: 'assistant', tool_calls: [{ id: 'a', type: 'function', function: { name: 'f', arguments: '{oops' } }] }] }))
+    expect(bad.code).toBe('MCP_ERR_REQ_BODY_INVALID')
+  })
+})
+
+describe('toGeminiSchema', () => {
+  it('inlines recursive refs once, merges allOf, turns oneOf into anyOf and type arrays into anyOf', () => {
+    const s = toGeminiSchema({
+      type: 'object',
+      properties: {
+        node: { $ref: '#/definitions/Node' },
+        both: { allOf: [{ type: 'object', properties: { a: { type: 'string' } }, required: ['a'] }, { properties: { b: { type: 'integer', format: 'int64' } }, required: ['b'] }] },
+        either: { oneOf: [{ type: 'string' }, { type: 'integer' }], examples: ['x'] },
+        multi: { type: ['string', 'number'], exclusiveMinimum: 0, not: {} },
+      },
+      definitions: { Node: { type: 'object', description: 'a tree', properties: { child: { $ref: '#/definitions/Node', description: 'sub' } } } },
+    })
+    expect(s).toEqual({
+      type: 'object',
+      properties: {
+        node: { type: 'object', description: 'a tree', properties: { child: { type: 'object', description: 'sub' } } },
+        both: { type: 'object', properties: { a: { type: 'string' }, b: { type: 'integer', format: 'int64' } }, required: ['a', 'b'] },
+        either: { anyOf: [{ type: 'string' }, { type: 'integer' }], example: 'x' },
+        multi: { anyOf: [{ type: 'string' }, { type: 'number' }] },
+      },
+    })
+  })
+})
+
+describe('response: generateContent → chat.completion', () => {
+  it('joins text parts and maps usage (fixture)', () => {
+    const r = fromGoogleChat(json('generate-content.text.json'), 'gemini-2.5-flash', 'gem')
+    expect(r).toMatchObject({ id: 'chatcmpl-mAitaJ3uE9iMz7IPrpiWoAw', object: 'chat.completion', model: 'gemini-2.5-flash' })
+    expect(r.choices).toEqual([{ index: 0, message: { role: 'assistant', content: 'Paris is sunny today.' }, finish_reason: 'stop' }])
+    expect(r.usage).toEqual({
+      prompt_tokens: 12, completion_tokens: 45, total_tokens: 57,
+      prompt_tokens_details: { cached_tokens: 4 }, completion_tokens_details: { reasoning_tokens: 40 },
+    })
+  })
+
+  it('turns functionCall parts into tool calls with deterministic ids; thoughts are not content (fixture)', () => {
+    const body = json('generate-content.function-call.json')
+    const r = fromGoogleChat(body, 'm', 'gem')
+    expect(r.choices[0]).toEqual({
+      index: 0,
+      message: {
+        role: 'assistant',
+        content: null,
+        tool_calls: [
+          { id: 'call_fc-resp-1_0', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' }, extra_content: { google: { thought_signature: 'Q2lRQjBlMk1vZ0xm' } } },
+          { id: 'call_fc-resp-1_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"London"}' } },
+        ],
+      },
+      finish_reason: 'tool_calls',
+    })
+    expect(fromGoogleChat(body, 'm', 'gem').choices[0]!.message.tool_calls!.map((t) => t.id)).toEqual(['call_fc-resp-1_0', 'call_fc-resp-1_1'])
+  })
+
+  it('a safety-blocked prompt is a 400 content_filter error keeping the block reason (fixture)', () => {
+    const e = caught(() => fromGoogleChat(json('generate-content.blocked-prompt.json'), 'm', 'gem'))
+    expect(e.code).toBe('MCP_ERR_UPSTREAM_ERROR')
+    expect(e.status).toBe(400)
+    expect(e.providerCode).toBe('content_filter')
+    expect(e.message).toContain('SAFETY')
+  })
+
+  it('safety-blocked candidates finish with content_filter; MAX_TOKENS with length (fixture)', () => {
+    const r = fromGoogleChat(json('generate-content.safety.json'), 'm', 'gem')
+    expect(r.choices).toEqual([
+      { index: 0, message: { role: 'assistant', content: null }, finish_reason: 'content_filter' },
+      { index: 1, message: { role: 'assistant', content: 'A long story' }, finish_reason: 'length' },
+    ])
+  })
+
+  it('a body without candidates nor block reason is a bad response', () => {
+    expect(caught(() => fromGoogleChat({ usageMetadata: {} }, 'm', 'gem')).code).toBe('MCP_ERR_UPSTREAM_BAD_RESPONSE')
+  })
+})
+
+describe('stream: SSE GenerateContentResponse events → chunks', () => {
+  it('text deltas, a finish chunk, then one usage chunk with no choices (fixture)', () => {
+    const { chunks, agg } = runStream(fixture('stream.text.sse'))
+    expect(chunks.map((c) => c.choices.map((ch) => [ch.delta, ch.finish_reason]))).toEqual([
+      [[{ role: 'assistant', content: 'Hello' }, null]],
+      [[{ content: ', world' }, null]],
+      [[{ content: '!' }, null]],
+      [[{}, 'stop']],
+      [],
+    ])
+    expect(chunks.every((c) => c.id === 'chatcmpl-sse-text-1' && c.object === 'chat.completion.chunk')).toBe(true)
+    expect(chunks.filter((c) => c.usage).length).toBe(1)
+    expect(chunks.at(-1)!.usage).toEqual({ prompt_tokens: 8, completion_tokens: 14, total_tokens: 22, completion_tokens_details: { reasoning_tokens: 10 } })
+    expect(agg.text).toBe('Hello, world!')
+    expect(agg.finishReason).toBe('stop')
+  })
+
+  it('each functionCall part is one whole tool_call delta; finish is tool_calls (fixture)', () => {
+    const { chunks, agg } = runStream(fixture('stream.function-call.sse'))
+    expect(chunks[0]!.choices[0]!.delta).toEqual({
+      role: 'assistant',
+      tool_calls: [{ index: 0, id: 'call_sse-fc-1_0', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' }, extra_content: { google: { thought_signature: 'c2ln' } } }],
+    })
+    const res = agg.toResponse()
+    expect(res.choices[0]!.message.tool_calls).toEqual([
+      { id: 'call_sse-fc-1_0', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } },
+      { id: 'call_sse-fc-1_1', type: 'function', function: { name: 'get_time', arguments: '{}' } },
+    ])
+    expect(res.choices[0]!.finish_reason).toBe('tool_calls')
+    expect(res.usage).toMatchObject({ prompt_tokens: 30, completion_tokens: 12, total_tokens: 42 })
+  })
+
+  it('EOF before any finishReason is an interrupted stream (fixture)', () => {
+    const e = caught(() => runStream(fixture('stream.cut.sse')))
+    expect(e.code).toBe('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED')
+    expect(e.details).toBe('upstream.stream_cut')
+  })
+
+  it('malformed JSON is an interrupted stream with upstream.malformed_event', () => {
+    const mapper = createGoogleStreamMapper('gem', 'm', 'r')
+    const e = caught(() => mapper.push({ event: 'message', data: '{"candidates": [' }))
+    expect(e.code).toBe('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED')
+    expect(e.details).toBe('upstream.malformed_event')
+  })
+
+  it('an error event and a blocked prompt raise', () => {
+    const m1 = createGoogleStreamMapper('gem', 'm', 'r')
+    const e1 = caught(() => m1.push({ event: 'message', data: JSON.stringify(json('error.429.json')) }))
+    expect([e1.status, e1.providerCode]).toEqual([429, 'RESOURCE_EXHAUSTED'])
+    const m2 = createGoogleStreamMapper('gem', 'm', 'r')
+    const e2 = caught(() => m2.push({ event: 'message', data: JSON.stringify(json('generate-content.blocked-prompt.json')) }))
+    expect([e2.status, e2.providerCode]).toEqual([400, 'content_filter'])
+  })
+
+  it('uses the request id when the events carry no responseId', () => {
+    const m = createGoogleStreamMapper('gem', 'm', 'req-9')
+    const out = m.push({ event: 'message', data: '{"candidates":[{"content":{"parts":[{"functionCall":{"name":"f"}}]},"finishReason":"STOP"}]}' })!
+    expect(out[0]!.id).toBe('chatcmpl-req-9')
+    expect(out[0]!.choices[0]!.delta.tool_calls![0]!.id).toBe('call_req-9_0')
+    expect(m.end()).toBeUndefined()
+  })
+})
+
+describe('errors', () => {
+  it('429 RESOURCE_EXHAUSTED: Google status kept as code, RetryInfo → Retry-After in seconds (fixture)', () => {
+    const e = toGoogleError('gem', 429, fixture('error.429.json'), {})
+    expect(e.code).toBe('MCP_ERR_UPSTREAM_ERROR')
+    expect(e.status).toBe(429)
+    expect(e.providerCode).toBe('RESOURCE_EXHAUSTED')
+    expect(e.type).toBe('rate_limit_error')
+    expect(e.headers).toEqual({ 'retry-after': '27' })
+    expect(toGoogleError('gem', 429, fixture('error.429.json'), { 'retry-after': '5' }).headers).toEqual({ 'retry-after': '5' })
+  })
+
+  it('400 INVALID_ARGUMENT with the key scrubbed from the message (fixture)', () => {
+    const e = toGoogleError('gem', 400, fixture('error.400.json'), {})
+    expect([e.status, e.providerCode]).toEqual([400, 'INVALID_ARGUMENT'])
+    expect(e.message).not.toContain('AIza')
+  })
+
+  it('array-wrapped and non-JSON bodies', () => {
+    expect(toGoogleError('gem', 503, `[${fixture('error.400.json')}]`, {}).providerCode).toBe('INVALID_ARGUMENT')
+    const e = toGoogleError('gem', 502, '<html>Bad Gateway</html>', {})
+    expect([e.status, e.message, e.providerCode]).toEqual([502, '<html>Bad Gateway</html>', null])
+  })
+})
+
+describe('embeddings', () => {
+  const emb = (req: Partial<EmbeddingRequest>, o: Partial<GoogleRequestOptions> = {}) => toGoogleEmbeddings({ model: 'e', input: 'x', ...req } as EmbeddingRequest, 'gemini-embedding-001', { ...opts, ...o })
+
+  it('one input → embedContent; several → batchEmbedContents with models/<m> per request', () => {
+    expect(emb({ input: 'hello', dimensions: 256 })).toEqual({
+      path: '/v1beta/models/gemini-embedding-001:embedContent',
+      body: { model: 'models/gemini-embedding-001', content: { parts: [{ text: 'hello' }] }, outputDimensionality: 256 },
+    })
+    expect(emb({ input: ['a', 'b'], encoding_format: 'base64', user: 'u' })).toEqual({
+      path: '/v1beta/models/gemini-embedding-001:batchEmbedContents',
+      body: { requests: [
+        { model: 'models/gemini-embedding-001', content: { parts: [{ text: 'a' }] } },
+        { model: 'models/gemini-embedding-001', content: { parts: [{ text: 'b' }] } },
+      ] },
+    })
+  })
+
+  it('rejects token-id inputs and unknown parameters', () => {
+    expect(caught(() => emb({ input: [1, 2, 3] })).param).toBe('input (token ids)')
+    expect(caught(() => emb({ task_type: 'RETRIEVAL_QUERY' })).param).toBe('task_type')
+    expect(emb({ task_type: 'RETRIEVAL_QUERY' }, { dropUnsupportedParams: true }).body).not.toHaveProperty('task_type')
+  })
+
+  it('maps embedContent and batchEmbedContents responses (fixtures); usage is estimated', () => {
+    const one = fromGoogleEmbeddings(json('embed-content.json'), 'gemini-embedding-001', 'gem')
+    expect(one).toEqual({ object: 'list', model: 'gemini-embedding-001', data: [{ object: 'embedding', index: 0, embedding: [0.013168523, -0.008711934, -0.046782676, 0.00069968984] }], usage: { prompt_tokens: 0, total_tokens: 0 } })
+    const many = fromGoogleEmbeddings(json('batch-embed-contents.json'), 'm', 'gem')
+    const req: EmbeddingRequest = { model: 'm', input: ['abcdefgh', 'xyz'], encoding_format: 'base64' }
+    const done = finishEmbeddings(many, req, ['abcdefgh', 'xyz'])
+    expect(done.usage).toEqual({ prompt_tokens: 3, total_tokens: 3 })
+    const decoded = done.data.map((d) => { const b = Buffer.from(d.embedding as string, 'base64'); return Array.from(new Float32Array(b.buffer, b.byteOffset, b.length / 4)) })
+    expect(decoded).toEqual([[0.5, -0.25, 0.125], [1, 0, -1]])
+    expect(finishEmbeddings(many, { model: 'm', input: 'x' }, ['x']).data[1]!.embedding).toEqual([1, 0, -1])
+  })
+})

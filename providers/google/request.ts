@@ -1,0 +1,505 @@
+/**
+ * Canonical (OpenAI Chat Completions / Embeddings) → Gemini API `generateContent`,
+ * `streamGenerateContent?alt=sse`, `embedContent` and `batchEmbedContents` bodies. Pure.
+ *
+ * - system/developer messages → `systemInstruction`; user/assistant → `contents` (roles user/model),
+ *   consecutive turns of one role merged; tool messages → `functionResponse` parts in a user turn.
+ * - Parameters are a table (PARAMS); anything not in it is a 400 MCP_ERR_REQ_PARAM_UNSUPPORTED that
+ *   names it, unless the provider sets `dropUnsupportedParams`, in which case it is dropped.
+ * - JSON Schemas (tool parameters, `response_format.json_schema`) become Gemini's OpenAPI-subset
+ *   `Schema` (see toGeminiSchema for what is kept, converted and dropped).
+ */
+import { GatewayError } from '../../gateway/errors.ts'
+import type { ChatMessage, ChatRequest, ContentPart, EmbeddingRequest, ToolCall, ToolChoice } from '../types.ts'
+import type { UpstreamBody } from '../shared/translation.ts'
+import type { SafetySetting } from './config.ts'
+
+// ---------- Gemini wire types (request side) ----------
+
+export interface GeminiPart {
+  text?: string
+  thought?: boolean
+  thoughtSignature?: string
+  inlineData?: { mimeType: string; data: string }
+  fileData?: { mimeType: string; fileUri: string }
+  functionCall?: { name: string; args?: Record<string, unknown>; id?: string }
+  functionResponse?: { name: string; response: Record<string, unknown>; id?: string }
+}
+
+export interface GeminiContent { role?: 'user' | 'model'; parts: GeminiPart[] }
+
+export interface GeminiFunctionDeclaration { name: string; description?: string; parameters?: Record<string, unknown> }
+
+export interface GeminiGenerateRequest {
+  contents: GeminiContent[]
+  systemInstruction?: GeminiContent
+  tools?: { functionDeclarations: GeminiFunctionDeclaration[] }[]
+  toolConfig?: { functionCallingConfig: { mode: 'AUTO' | 'ANY' | 'NONE'; allowedFunctionNames?: string[] } }
+  generationConfig?: Record<string, unknown>
+  safetySettings?: SafetySetting[]
+}
+
+export interface GoogleRequestOptions {
+  /** Provider name, for error messages. */
+  provider: string
+  /** Path prefix of the base URL ('' for the Google host). */
+  basePath: string
+  apiVersion: string
+  dropUnsupportedParams: boolean
+  safetySettings?: readonly SafetySetting[] | undefined
+}
+
+/**
+ * Google's OpenAI-compatible endpoint carries Gemini's thought signature on a tool call as
+ * `extra_content.google.thought_signature`; we do the same so Gemini 3 tool loops survive the
+ * round trip through OpenAI-shaped clients that keep the assistant message as they received it.
+ */
+export interface GoogleToolCallExtra { extra_content?: { google?: { thought_signature?: string } } }
+
+// ---------- errors ----------
+
+function unsupported(provider: string, param: string): GatewayError {
+  return new GatewayError('MCP_ERR_REQ_PARAM_UNSUPPORTED', { param, provider }, { param })
+}
+
+function invalid(reason: string, param?: string): GatewayError {
+  return new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason }, param === undefined ? {} : { param })
+}
+
+// ---------- paths ----------
+
+/** `gemini-2.5-flash` → `models/gemini-2.5-flash`; `models/x` and `tunedModels/x` are kept. */
+export function modelResource(model: string): string {
+  const slash = model.indexOf('/')
+  if (slash !== -1) {
+    const kind = model.slice(0, slash)
+    if (kind === 'models' || kind === 'tunedModels') return `${kind}/${encodeURIComponent(model.slice(slash + 1))}`
+  }
+  return `models/${encodeURIComponent(model)}`
+}
+
+function methodPath(o: GoogleRequestOptions, model: string, method: string): string {
+  return `${o.basePath}/${o.apiVersion}/${modelResource(model)}:${method}`
+}
+
+// ---------- parameters (data, not if-chains) ----------
+
+type ParamRule =
+  /** Translated by its own code below (messages, tools, ...). */
+  | { kind: 'handled' }
+  /** Accepted and without effect on Gemini (documented here). */
+  | { kind: 'ignore' }
+  /** Copied to `generationConfig[key]`, optionally transformed; skipped when `unless` is set. */
+  | { kind: 'gen'; key: string; map?: (v: unknown) => unknown; unless?: string }
+  /** Accepted only for values that need no translation; any other value is unsupported. */
+  | { kind: 'only'; ok: (v: unknown) => boolean }
+
+const PARAMS: Readonly<Record<string, ParamRule>> = {
+  model: { kind: 'handled' },
+  messages: { kind: 'handled' },
+  stream: { kind: 'handled' },
+  tools: { kind: 'handled' },
+  tool_choice: { kind: 'handled' },
+  response_format: { kind: 'handled' },
+  // Gemini always reports usage on the last stream event; the mapper emits it as a usage chunk.
+  stream_options: { kind: 'ignore' },
+  // An end-user id for abuse monitoring and stored-completion tags: nothing to send to Gemini.
+  user: { kind: 'ignore' },
+  metadata: { kind: 'ignore' },
+  temperature: { kind: 'gen', key: 'temperature' },
+  top_p: { kind: 'gen', key: 'topP' },
+  top_k: { kind: 'gen', key: 'topK' },
+  max_tokens: { kind: 'gen', key: 'maxOutputTokens', unless: 'max_completion_tokens' },
+  max_completion_tokens: { kind: 'gen', key: 'maxOutputTokens' },
+  n: { kind: 'gen', key: 'candidateCount' },
+  stop: { kind: 'gen', key: 'stopSequences', map: (v) => (typeof v === 'string' ? [v] : v) },
+  presence_penalty: { kind: 'gen', key: 'presencePenalty' },
+  frequency_penalty: { kind: 'gen', key: 'frequencyPenalty' },
+  seed: { kind: 'gen', key: 'seed' },
+  // Gemini may return several function calls at once and has no switch to forbid it.
+  parallel_tool_calls: { kind: 'only', ok: (v) => v === true },
+  logprobs: { kind: 'only', ok: (v) => v === false },
+  store: { kind: 'only', ok: (v) => v === false },
+}
+
+const TOOL_MODES: Readonly<Record<string, 'AUTO' | 'ANY' | 'NONE'>> = { auto: 'AUTO', none: 'NONE', required: 'ANY' }
+
+// ---------- JSON Schema → Gemini Schema ----------
+
+/**
+ * Keys of Gemini's `Schema` (an OpenAPI 3.0 subset). Everything else is dropped, notably
+ * `additionalProperties`, `$schema`, `$id`, `$comment`, `patternProperties`, `not`, `if/then/else`,
+ * `exclusiveMinimum/Maximum`, `multipleOf`, `uniqueItems`, `contentEncoding`, `strict`, which Gemini
+ * rejects with INVALID_ARGUMENT. Converted rather than dropped: local `$ref`s into `$defs` /
+ * `definitions` are inlined (a recursive reference becomes `{type:'object'}`), `allOf` is merged,
+ * `oneOf` becomes `anyOf`, `null` in `type` arrays, `anyOf` or `enum` becomes `nullable: true`, a string
+ * `const` becomes a one-value `enum`, `examples[0]` becomes `example`, and a `format` Gemini does
+ * not know for the type (it accepts only enum/date-time, int32/int64, float/double) is dropped.
+ */
+const SCHEMA_SCALARS: readonly string[] = [
+  'title', 'description', 'enum', 'maxItems', 'minItems', 'required', 'minProperties', 'maxProperties',
+  'minLength', 'maxLength', 'pattern', 'example', 'propertyOrdering', 'default', 'minimum', 'maximum',
+]
+
+const FORMATS: Readonly<Record<string, readonly string[]>> = {
+  string: ['enum', 'date-time'],
+  integer: ['int32', 'int64'],
+  number: ['float', 'double'],
+}
+
+type Json = Record<string, unknown>
+
+function isObj(v: unknown): v is Json {
+  return v !== null && typeof v === 'object' && !Array.isArray(v)
+}
+
+interface SchemaCtx { defs: Json; stack: Set<string> }
+
+function refName(ref: string): string | undefined {
+  for (const prefix of ['#/$defs/', '#/definitions/']) if (ref.startsWith(prefix)) return ref.slice(prefix.length)
+  return undefined
+}
+
+function isNullSchema(v: unknown): boolean {
+  return isObj(v) && v['type'] === 'null'
+}
+
+function mergeInto(out: Json, add: Json): void {
+  for (const [k, v] of Object.entries(add)) {
+    if (k === 'properties' && isObj(out['properties']) && isObj(v)) out['properties'] = { ...out['properties'], ...v }
+    else if (k === 'required' && Array.isArray(out['required']) && Array.isArray(v)) out['required'] = [...new Set([...out['required'], ...v])]
+    else if (!(k in out)) out[k] = v
+  }
+}
+
+function convertSchema(node: unknown, ctx: SchemaCtx): Json {
+  if (!isObj(node)) return {}
+  const ref = node['$ref']
+  if (typeof ref === 'string') {
+    const name = refName(ref)
+    const target = name === undefined ? undefined : ctx.defs[name]
+    const { $ref: _ref, ...rest } = node
+    if (name === undefined || !isObj(target) || ctx.stack.has(name)) {
+      const out: Json = { type: 'object' }
+      if (typeof rest['description'] === 'string') out['description'] = rest['description']
+      return out
+    }
+    ctx.stack.add(name)
+    const out = convertSchema({ ...target, ...rest }, ctx)
+    ctx.stack.delete(name)
+    return out
+  }
+  const out: Json = {}
+  let nullable = node['nullable'] === true
+
+  const type = node['type']
+  if (Array.isArray(type)) {
+    const kinds = type.filter((t): t is string => typeof t === 'string' && t !== 'null')
+    if (kinds.length !== type.length) nullable = true
+    if (kinds.length === 1) out['type'] = kinds[0]
+    else if (kinds.length > 1) out['anyOf'] = kinds.map((t) => ({ type: t }))
+  } else if (type === 'null') {
+    nullable = true
+  } else if (typeof type === 'string') {
+    out['type'] = type
+  }
+
+  const variants = node['anyOf'] ?? node['oneOf']
+  if (Array.isArray(variants)) {
+    const kept = variants.filter((v) => !isNullSchema(v))
+    if (kept.length !== variants.length) nullable = true
+    const conv = kept.map((v) => convertSchema(v, ctx))
+    if (conv.length === 1) mergeInto(out, conv[0]!)
+    else if (conv.length > 1) out['anyOf'] = conv
+  }
+
+  if (isObj(node['properties'])) {
+    const props: Json = {}
+    for (const [k, v] of Object.entries(node['properties'])) props[k] = convertSchema(v, ctx)
+    out['properties'] = props
+  }
+  const items = node['items']
+  if (items !== undefined) out['items'] = convertSchema(Array.isArray(items) ? items[0] : items, ctx)
+
+  for (const k of SCHEMA_SCALARS) if (node[k] !== undefined && !(k in out)) out[k] = node[k]
+  if (Array.isArray(out['enum']) && out['enum'].includes(null)) {
+    out['enum'] = out['enum'].filter((v) => v !== null)
+    nullable = true
+  }
+  if (typeof node['const'] === 'string' && out['enum'] === undefined) {
+    out['enum'] = [node['const']]
+    if (out['type'] === undefined) out['type'] = 'string'
+  }
+  if (out['example'] === undefined && Array.isArray(node['examples']) && node['examples'].length > 0) out['example'] = node['examples'][0]
+  const format = node['format']
+  if (typeof format === 'string' && typeof out['type'] === 'string' && FORMATS[out['type']]?.includes(format)) out['format'] = format
+
+  if (Array.isArray(node['allOf'])) for (const sub of node['allOf']) mergeInto(out, convertSchema(sub, ctx))
+  if (nullable) out['nullable'] = true
+  return out
+}
+
+/** A JSON Schema (as OpenAI tools and response formats carry it) → Gemini's `Schema`. */
+export function toGeminiSchema(schema: Record<string, unknown>): Record<string, unknown> {
+  const defs = { ...(isObj(schema['definitions']) ? schema['definitions'] : {}), ...(isObj(schema['$defs']) ? schema['$defs'] : {}) }
+  return convertSchema(schema, { defs, stack: new Set() })
+}
+
+// ---------- content ----------
+
+const MIME_BY_EXT: Readonly<Record<string, string>> = {
+  png: 'image/png', jpg: 'image/jpeg', jpeg: 'image/jpeg', gif: 'image/gif', webp: 'image/webp',
+  heic: 'image/heic', heif: 'image/heif', pdf: 'application/pdf', txt: 'text/plain',
+  mp3: 'audio/mp3', wav: 'audio/wav', ogg: 'audio/ogg', flac: 'audio/flac', aac: 'audio/aac',
+  mp4: 'video/mp4', mov: 'video/mov', webm: 'video/webm', mpeg: 'video/mpeg',
+}
+
+/** Guesses a MIME type from a URL's file extension; `fallback` when there is none we know. */
+export function guessMimeType(url: string, fallback: string): string {
+  let path = url
+  try { path = new URL(url).pathname } catch { /* not a URL: use it as is */ }
+  const dot = path.lastIndexOf('.')
+  if (dot === -1 || dot < path.lastIndexOf('/')) return fallback
+  return MIME_BY_EXT[path.slice(dot + 1).toLowerCase()] ?? fallback
+}
+
+/** `data:<mime>[;base64],<payload>` → inline data (base64), or undefined when not a data URL. */
+export function parseDataUrl(url: string): { mimeType: string; data: string } | undefined {
+  if (!url.startsWith('data:')) return undefined
+  const comma = url.indexOf(',')
+  if (comma === -1) return undefined
+  const meta = url.slice(5, comma)
+  const payload = url.slice(comma + 1)
+  const base64 = meta.endsWith(';base64')
+  const mimeType = (base64 ? meta.slice(0, -7) : meta).split(';')[0] || 'application/octet-stream'
+  return { mimeType, data: base64 ? payload : Buffer.from(decodeURIComponent(payload), 'utf8').toString('base64') }
+}
+
+function textOf(content: string | readonly { type: string; text?: unknown }[] | null | undefined): string[] {
+  if (content === null || content === undefined) return []
+  if (typeof content === 'string') return [content]
+  const out: string[] = []
+  for (const p of content) if (p.type === 'text' && typeof p.text === 'string') out.push(p.text)
+  return out
+}
+
+const AUDIO_MIME: Readonly<Record<string, string>> = { wav: 'audio/wav', mp3: 'audio/mp3' }
+
+function userPart(part: ContentPart, where: string, provider: string): GeminiPart {
+  const p = part as Json
+  switch (part.type) {
+    case 'text':
+      if (typeof p['text'] !== 'string') throw invalid(`${where}.text must be a string`, `${where}.text`)
+      return { text: p['text'] }
+    case 'image_url': {
+      const image = p['image_url']
+      const url = isObj(image) ? image['url'] : undefined
+      if (typeof url !== 'string') throw invalid(`${where}.image_url.url must be a string`, `${where}.image_url.url`)
+      const inline = parseDataUrl(url)
+      if (inline) return { inlineData: inline }
+      return { fileData: { fileUri: url, mimeType: guessMimeType(url, 'image/jpeg') } }
+    }
+    case 'input_audio': {
+      const audio = p['input_audio']
+      const mime = isObj(audio) && typeof audio['format'] === 'string' ? AUDIO_MIME[audio['format']] : undefined
+      if (!isObj(audio) || typeof audio['data'] !== 'string' || mime === undefined) throw unsupported(provider, `${where}.input_audio`)
+      return { inlineData: { mimeType: mime, data: audio['data'] } }
+    }
+    case 'file': {
+      const file = p['file']
+      const inline = isObj(file) && typeof file['file_data'] === 'string' ? parseDataUrl(file['file_data']) : undefined
+      if (!inline) throw unsupported(provider, `${where}.file`)
+      return { inlineData: inline }
+    }
+    default:
+      throw unsupported(provider, `${where}.${part.type}`)
+  }
+}
+
+function parseArgs(args: string, where: string): Record<string, unknown> {
+  if (args.trim() === '') return {}
+  let v: unknown
+  try { v = JSON.parse(args) } catch { throw invalid(`${where}.function.arguments is not valid JSON`, `${where}.function.arguments`) }
+  if (!isObj(v)) throw invalid(`${where}.function.arguments must be a JSON object`, `${where}.function.arguments`)
+  return v
+}
+
+/** A tool result → `functionResponse.response`: the JSON object itself, or `{content: text}`. */
+export function toolResponse(text: string): Record<string, unknown> {
+  try {
+    const v: unknown = JSON.parse(text)
+    if (isObj(v)) return v
+  } catch { /* not JSON */ }
+  return { content: text }
+}
+
+function toContents(messages: readonly ChatMessage[], provider: string): Pick<GeminiGenerateRequest, 'contents' | 'systemInstruction'> {
+  const system: GeminiPart[] = []
+  const contents: GeminiContent[] = []
+  const toolNames = new Map<string, string>()
+  const push = (role: 'user' | 'model', parts: GeminiPart[]): void => {
+    if (parts.length === 0) return
+    const last = contents[contents.length - 1]
+    if (last && last.role === role) last.parts.push(...parts)
+    else contents.push({ role, parts })
+  }
+  messages.forEach((m, i) => {
+    const where = `messages[${i}]`
+    switch (m.role) {
+      case 'system':
+      case 'developer':
+        for (const t of textOf(m.content)) if (t !== '') system.push({ text: t })
+        break
+      case 'user': {
+        const c = m.content as unknown
+        if (typeof c !== 'string' && !Array.isArray(c)) throw invalid(`${where}.content must be a string or an array of parts`, `${where}.content`)
+        const parts: GeminiPart[] = typeof c === 'string' ? [{ text: c }] : (c as ContentPart[]).map((p, j) => userPart(p, `${where}.content[${j}]`, provider))
+        // Gemini rejects empty text parts ("empty text parameter").
+        push('user', parts.filter((p) => p.text !== ''))
+        break
+      }
+      case 'assistant': {
+        const parts: GeminiPart[] = []
+        for (const t of textOf(m.content)) if (t !== '') parts.push({ text: t })
+        m.tool_calls?.forEach((tc: ToolCall & GoogleToolCallExtra, j) => {
+          const name = tc.function?.name
+          if (typeof name !== 'string' || name === '') throw invalid(`${where}.tool_calls[${j}].function.name is required`)
+          toolNames.set(tc.id, name)
+          const part: GeminiPart = { functionCall: { name, args: parseArgs(tc.function.arguments ?? '', `${where}.tool_calls[${j}]`) } }
+          const sig = tc.extra_content?.google?.thought_signature
+          if (typeof sig === 'string' && sig !== '') part.thoughtSignature = sig
+          parts.push(part)
+        })
+        push('model', parts)
+        break
+      }
+      case 'tool': {
+        const name = toolNames.get(m.tool_call_id)
+        if (name === undefined) throw invalid(`${where}.tool_call_id '${m.tool_call_id}' matches no earlier assistant tool call`, `${where}.tool_call_id`)
+        push('user', [{ functionResponse: { name, response: toolResponse(textOf(m.content).join('')) } }])
+        break
+      }
+      default:
+        throw invalid(`${where}.role '${(m as { role: string }).role}' is not a chat role`, `${where}.role`)
+    }
+  })
+  const out: Pick<GeminiGenerateRequest, 'contents' | 'systemInstruction'> = { contents }
+  if (system.length > 0) out.systemInstruction = { parts: system }
+  return out
+}
+
+// ---------- tools, tool choice, response format ----------
+
+function toTools(req: ChatRequest, o: GoogleRequestOptions): GeminiGenerateRequest['tools'] {
+  if (!req.tools || req.tools.length === 0) return undefined
+  const decls = req.tools.map((t, i): GeminiFunctionDeclaration => {
+    if (t.type !== 'function' || !isObj(t.function)) throw unsupported(o.provider, `tools[${i}].type=${String(t.type)}`)
+    const d: GeminiFunctionDeclaration = { name: t.function.name }
+    if (t.function.description !== undefined) d.description = t.function.description
+    if (t.function.parameters) {
+      const params = toGeminiSchema(t.function.parameters)
+      // Gemini rejects an OBJECT schema without properties: a function without arguments has none.
+      const empty = params['type'] === 'object' && (!isObj(params['properties']) || Object.keys(params['properties']).length === 0)
+      if (!empty) d.parameters = params
+    }
+    return d
+  })
+  return [{ functionDeclarations: decls }]
+}
+
+function toToolConfig(choice: ToolChoice, o: GoogleRequestOptions): GeminiGenerateRequest['toolConfig'] | null {
+  if (typeof choice === 'string') {
+    const mode = TOOL_MODES[choice]
+    if (mode !== undefined) return { functionCallingConfig: { mode } }
+  } else if (isObj(choice) && choice.type === 'function' && isObj(choice.function) && typeof choice.function.name === 'string') {
+    return { functionCallingConfig: { mode: 'ANY', allowedFunctionNames: [choice.function.name] } }
+  }
+  if (o.dropUnsupportedParams) return null
+  throw unsupported(o.provider, 'tool_choice')
+}
+
+function applyResponseFormat(rf: ChatRequest['response_format'], gen: Json, o: GoogleRequestOptions): void {
+  if (!rf || rf.type === 'text') return
+  if (rf.type === 'json_object') { gen['responseMimeType'] = 'application/json'; return }
+  if (rf.type === 'json_schema') {
+    gen['responseMimeType'] = 'application/json'
+    const schema = rf.json_schema?.schema
+    if (schema) gen['responseSchema'] = toGeminiSchema(schema)
+    return
+  }
+  if (!o.dropUnsupportedParams) throw unsupported(o.provider, `response_format.type=${String((rf as { type: unknown }).type)}`)
+}
+
+// ---------- chat ----------
+
+export function toGoogleChat(req: ChatRequest, model: string, stream: boolean, o: GoogleRequestOptions): UpstreamBody {
+  if (!Array.isArray(req.messages)) throw invalid("'messages' must be an array", 'messages')
+  const gen: Json = {}
+  for (const [key, value] of Object.entries(req)) {
+    if (value === null || value === undefined) continue
+    const rule = PARAMS[key]
+    if (rule === undefined) {
+      if (o.dropUnsupportedParams) continue
+      throw unsupported(o.provider, key)
+    }
+    switch (rule.kind) {
+      case 'gen':
+        if (rule.unless !== undefined && req[rule.unless] !== null && req[rule.unless] !== undefined) break
+        gen[rule.key] = rule.map ? rule.map(value) : value
+        break
+      case 'only':
+        if (!rule.ok(value) && !o.dropUnsupportedParams) throw unsupported(o.provider, `${key}=${JSON.stringify(value)}`)
+        break
+      default:
+        break
+    }
+  }
+  const body: GeminiGenerateRequest = toContents(req.messages, o.provider)
+  const tools = toTools(req, o)
+  if (tools) body.tools = tools
+  if (req.tool_choice !== undefined && req.tool_choice !== null) {
+    const tc = toToolConfig(req.tool_choice, o)
+    if (tc) body.toolConfig = tc
+  }
+  applyResponseFormat(req.response_format, gen, o)
+  if (Object.keys(gen).length > 0) body.generationConfig = gen
+  if (o.safetySettings && o.safetySettings.length > 0) body.safetySettings = [...o.safetySettings]
+  return { path: methodPath(o, model, stream ? 'streamGenerateContent?alt=sse' : 'generateContent'), body }
+}
+
+// ---------- embeddings ----------
+
+const EMBEDDING_PARAMS: Readonly<Record<string, 'handled' | 'ignore'>> = {
+  model: 'handled', input: 'handled', dimensions: 'handled',
+  // Gemini always answers floats; base64 is encoded by the gateway (response.ts, finishEmbeddings).
+  encoding_format: 'handled',
+  user: 'ignore',
+}
+
+/** The texts of an embeddings request; token-id inputs have no Gemini equivalent. */
+export function embeddingTexts(req: EmbeddingRequest, provider: string): string[] {
+  const input = req.input
+  if (typeof input === 'string') return [input]
+  if (!Array.isArray(input) || input.length === 0) throw invalid("'input' must be a string or a non-empty array of strings", 'input')
+  if (!input.every((v): v is string => typeof v === 'string')) throw unsupported(provider, 'input (token ids)')
+  return input
+}
+
+export function toGoogleEmbeddings(req: EmbeddingRequest, model: string, o: GoogleRequestOptions): UpstreamBody {
+  for (const [key, value] of Object.entries(req)) {
+    if (value === null || value === undefined || EMBEDDING_PARAMS[key] !== undefined || o.dropUnsupportedParams) continue
+    throw unsupported(o.provider, key)
+  }
+  if (req.encoding_format !== undefined && req.encoding_format !== 'float' && req.encoding_format !== 'base64' && !o.dropUnsupportedParams) {
+    throw unsupported(o.provider, `encoding_format=${String(req.encoding_format)}`)
+  }
+  const texts = embeddingTexts(req, o.provider)
+  const resource = modelResource(model)
+  const one = (text: string): Json => {
+    const r: Json = { model: resource, content: { parts: [{ text }] } }
+    if (typeof req.dimensions === 'number') r['outputDimensionality'] = req.dimensions
+    return r
+  }
+  if (texts.length === 1) return { path: methodPath(o, model, 'embedContent'), body: one(texts[0]!) }
+  return { path: methodPath(o, model, 'batchEmbedContents'), body: { requests: texts.map(one) } }
+}
