@@ -242,5 +242,7 @@ export interface AdapterDeps {
 export interface AdapterFactory {
   readonly type: string
   configErrors(config: unknown): readonly string[]
+  /** Async work before `create` at config compile (loading a custom module); returns errors naming the field. */
+  prepare?(config: ProviderConfig): Promise<readonly string[]>
   create(name: string, config: ProviderConfig, deps: AdapterDeps): ProviderAdapter
 }

@@ -56,12 +56,17 @@ export async function compilePipeline(settings: Settings, deps: CompileDeps, pre
     const f = deps.adapter(raw.type)
     if (!f) { errors.push(`providers.${name}.type: unknown provider type '${raw.type}'`); continue }
     const cfg = structuredClone(raw) as ProviderConfig
-    const errs = f.configErrors(cfg)
+    const errs = [...f.configErrors(cfg)]
+    if (errs.length === 0 && f.prepare) errs.push(...(await f.prepare(cfg)))
     if (errs.length > 0) { errors.push(...errs.map((e) => `providers.${name}.${e}`)); continue }
     const key = `${name}:${hashOf(cfg)}`
     adapterKeys.set(name, key)
     const carried = prev && prev.adapterKeys.get(name) === key ? prev.providers.get(name) : undefined
-    providers.set(name, carried ?? f.create(name, deepFreeze(cfg), { dispatcherFor: deps.dispatcherFor }))
+    try {
+      providers.set(name, carried ?? f.create(name, deepFreeze(cfg), { dispatcherFor: deps.dispatcherFor }))
+    } catch (e) {
+      errors.push(`providers.${name}: ${(e as Error).message}`)
+    }
   }
   if (errors.length > 0) throw new GatewayError('MCP_ERR_CONFIG_INVALID', { reason: errors.join('; ') }, { details: 'config.provider_invalid' })
 

@@ -1,0 +1,85 @@
+/**
+ * The `azure-openai` adapter: OpenAI's translation with Azure's URL (deployment + api-version, or
+ * the v1 surface), the `api-key` header and Azure's content-filter errors. It offers pass-through.
+ */
+import type { AdapterDeps, AdapterFactory, PassthroughTarget, ProviderAdapter, ProviderConfig } from '../types.ts'
+import { HttpAdapter } from '../shared/http-adapter.ts'
+import type { ChatTranslation, EmbeddingTranslation, StreamMapper } from '../shared/translation.ts'
+import type { ChatChunk } from '../types.ts'
+import { openaiTranslations, splitBaseUrl } from '../openai/adapter.ts'
+import { azureConfigErrors, type AzureConfig } from './config.ts'
+import { toAzureError } from './errors.ts'
+import { azureModelsPath, azurePath, azureRoute, toAzureChat, toAzureEmbeddings, type AzureRoute } from './request.ts'
+
+export function azureHeaders(cfg: AzureConfig): Record<string, string> {
+  return { 'content-type': 'application/json', ...(cfg.headers ?? {}), 'api-key': cfg.apiKey }
+}
+
+/** Azure's annotation-only events (`choices: []`, no usage: `prompt_filter_results`) are not canonical chunks. */
+function isAnnotationOnly(c: ChatChunk): boolean {
+  return c.choices.length === 0 && (c.usage === undefined || c.usage === null)
+}
+
+function withoutAnnotations(m: StreamMapper): StreamMapper {
+  return {
+    push: (ev) => {
+      const out = m.push(ev)
+      return out && out.some(isAnnotationOnly) ? out.filter((c) => !isAnnotationOnly(c)) : out
+    },
+    end: () => m.end(),
+  }
+}
+
+export function azureTranslations(name: string, route: AzureRoute): { chat: ChatTranslation; embeddings: EmbeddingTranslation } {
+  const openai = openaiTranslations(name, route.basePath)
+  return {
+    chat: {
+      ...openai.chat,
+      toUpstream: (req, model, stream) => toAzureChat(req, model, stream, route),
+      createStreamMapper: (model, requestId) => withoutAnnotations(openai.chat.createStreamMapper(model, requestId)),
+      toError: (status, body, headers) => toAzureError(name, status, body, headers),
+    },
+    embeddings: {
+      ...openai.embeddings,
+      toUpstream: (req, model) => toAzureEmbeddings(req, model, route),
+    },
+  }
+}
+
+/**
+ * Pass-through forwards the canonical body as is. In v1 mode the body's `model` must be the
+ * deployment, so pass-through is offered there only when no model is renamed.
+ */
+function passthroughFor(name: string, route: AzureRoute, base: Omit<PassthroughTarget, 'path' | 'toError'>): PassthroughTarget | undefined {
+  const renames = Object.entries(route.deployments).some(([model, dep]) => model !== dep)
+  if (route.mode === 'v1' && renames) return undefined
+  return {
+    ...base,
+    path: (op, model) => azurePath(route, op, model),
+    toError: (status, body, h) => toAzureError(name, status, body, h),
+  }
+}
+
+export function createAzureAdapter(name: string, cfg: AzureConfig, deps: AdapterDeps): ProviderAdapter {
+  const { origin, basePath } = splitBaseUrl(cfg.baseUrl)
+  const dispatcher = deps.dispatcherFor(origin)
+  const headers = azureHeaders(cfg)
+  const route = azureRoute(cfg, basePath)
+  const t = azureTranslations(name, route)
+  const passthrough = passthroughFor(name, route, { dispatcher, origin, headers, timeouts: cfg.timeouts })
+  return new HttpAdapter({
+    name, type: 'azure-openai', config: cfg as unknown as ProviderConfig, dispatcher, headers,
+    chat: t.chat, embeddings: t.embeddings,
+    timeouts: cfg.timeouts,
+    models: cfg.models ?? Object.keys(cfg.deployments),
+    healthPath: azureModelsPath(route),
+    ...(passthrough ? { passthrough } : {}),
+    configErrors: azureConfigErrors,
+  })
+}
+
+export const azureOpenAIFactory: AdapterFactory = {
+  type: 'azure-openai',
+  configErrors: azureConfigErrors,
+  create: (name, config, deps) => createAzureAdapter(name, config as unknown as AzureConfig, deps),
+}

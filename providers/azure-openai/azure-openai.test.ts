@@ -1,0 +1,194 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { Pool } from 'undici'
+import type { GatewayError } from '../../gateway/errors.ts'
+import type { ChatChunk, ChatRequest, ExecuteParams, ProviderAdapter, ToolDefinition } from '../types.ts'
+import { startAzureMock, type AzureMock } from '../../test/helpers/azure-mock.ts'
+import { azureOpenAIFactory } from './adapter.ts'
+import { toAzureError } from './errors.ts'
+import { azurePath, azureRoute, toAzureChat } from './request.ts'
+import type { AzureConfig } from './config.ts'
+
+const KEY = 'azure-test-key'
+const WEATHER: ToolDefinition = { type: 'function', function: { name: 'get_weather', parameters: { type: 'object' } } }
+
+function config(extra: Record<string, unknown>): AzureConfig {
+  const cfg = { type: 'azure-openai', baseUrl: 'https://res.openai.azure.com', apiKey: 'k', ...extra }
+  expect(azureOpenAIFactory.configErrors(cfg)).toEqual([])
+  return cfg as unknown as AzureConfig
+}
+
+describe('azure-openai config and URLs', () => {
+  it('validates the config', () => {
+    expect(azureOpenAIFactory.configErrors({ type: 'azure-openai', baseUrl: 'https://r.openai.azure.com' })).toEqual(['apiKey: is required'])
+    expect(azureOpenAIFactory.configErrors({ type: 'azure-openai', baseUrl: 'https://r.openai.azure.com/openai/deployments/x', apiKey: 'k' })[0]).toContain('without /openai')
+    expect(azureOpenAIFactory.configErrors({ type: 'azure-openai', baseUrl: 'https://r.openai.azure.com', apiKey: 'k', apiMode: 'v2' })[0]).toContain('apiMode')
+    expect(azureOpenAIFactory.configErrors({ type: 'azure-openai', baseUrl: 'https://r.openai.azure.com', apiKey: 'k', deployments: { a: 'x/../y' } })[0]).toContain('deployments.a')
+    const cfg = config({})
+    expect(cfg.apiMode).toBe('deployments')
+    expect(cfg.deployments).toEqual({})
+  })
+
+  it('builds deployments and v1 paths', () => {
+    const dep = azureRoute(config({ deployments: { 'gpt-4o': 'prod-4o' } }), '')
+    expect(azurePath(dep, 'chat', 'gpt-4o')).toBe('/openai/deployments/prod-4o/chat/completions?api-version=2024-10-21')
+    expect(azurePath(dep, 'embeddings', 'emb')).toBe('/openai/deployments/emb/embeddings?api-version=2024-10-21')
+    expect(azurePath(azureRoute(config({ apiVersion: '2025-04-01-preview' }), '/gw'), 'chat', 'a b')).toBe('/gw/openai/deployments/a%20b/chat/completions?api-version=2025-04-01-preview')
+    const v1 = azureRoute(config({ apiMode: 'v1', deployments: { 'gpt-4o': 'prod-4o' } }), '')
+    expect(azurePath(v1, 'chat', 'gpt-4o')).toBe('/openai/v1/chat/completions')
+    expect(azurePath(azureRoute(config({ apiMode: 'v1', apiVersion: 'preview' }), ''), 'embeddings', 'e')).toBe('/openai/v1/embeddings?api-version=preview')
+    const req: ChatRequest = { model: 'client-name', messages: [{ role: 'user', content: 'hi' }], temperature: 0.5 }
+    expect(toAzureChat(req, 'gpt-4o', false, v1).body).toEqual({ model: 'prod-4o', messages: req.messages, temperature: 0.5 })
+    expect(toAzureChat(req, 'gpt-4o', true, dep).body).toMatchObject({ model: 'gpt-4o', stream: true })
+  })
+
+  it('maps content-filter errors, keeping the code and naming the categories', () => {
+    const body = JSON.stringify({
+      error: {
+        message: 'The response was filtered', type: null, param: 'prompt', code: 'content_filter', status: 400,
+        innererror: { code: 'ResponsibleAIPolicyViolation', content_filter_result: { hate: { filtered: true, severity: 'high' }, sexual: { filtered: false, severity: 'safe' }, jailbreak: { filtered: true, detected: true } } },
+      },
+    })
+    const e = toAzureError('az', 400, body, {})
+    expect(e.status).toBe(400)
+    expect(e.providerCode).toBe('content_filter')
+    expect(e.param).toBe('prompt')
+    expect(e.message).toContain('hate, jailbreak')
+    expect(e.message).not.toContain('sexual')
+    const other = toAzureError('az', 404, '{"error":{"code":"DeploymentNotFound","message":"The API deployment for this resource does not exist."}}', {})
+    expect(other.providerCode).toBe('DeploymentNotFound')
+    expect(toAzureError('az', 401, '{"statusCode":401,"message":"Unauthorized. Access token is missing"}', {}).message).toContain('Access token is missing')
+  })
+
+  it('offers pass-through with Azure paths (v1 only when no model is renamed)', () => {
+    const pool = new Pool('https://res.openai.azure.com')
+    const deps = { dispatcherFor: () => pool }
+    const a = azureOpenAIFactory.create('az', config({ deployments: { 'gpt-4o': 'prod-4o' } }) as never, deps)
+    expect(a.passthrough?.path('chat', 'gpt-4o')).toBe('/openai/deployments/prod-4o/chat/completions?api-version=2024-10-21')
+    expect(a.passthrough?.headers['api-key']).toBe('k')
+    expect(a.passthrough?.headers['authorization']).toBeUndefined()
+    expect(a.passthrough?.origin).toBe('https://res.openai.azure.com')
+    expect(azureOpenAIFactory.create('az', config({ apiMode: 'v1' }) as never, deps).passthrough?.path('chat', 'x')).toBe('/openai/v1/chat/completions')
+    expect(azureOpenAIFactory.create('az', config({ apiMode: 'v1', deployments: { a: 'b' } }) as never, deps).passthrough).toBeUndefined()
+    void pool.close()
+  })
+})
+
+describe('azure-openai adapter against the mock', () => {
+  let mock: AzureMock
+  const pools = new Map<string, Pool>()
+  const deps = {
+    dispatcherFor(origin: string): Pool {
+      let p = pools.get(origin)
+      if (!p) { p = new Pool(origin, { connections: 4 }); pools.set(origin, p) }
+      return p
+    },
+  }
+  const params = (model = 'gpt-4o'): ExecuteParams => ({ model, signal: new AbortController().signal, deadline: Date.now() + 10_000, requestId: 'req-az' })
+
+  function adapter(extra: Record<string, unknown> = {}): ProviderAdapter {
+    const cfg = { type: 'azure-openai', baseUrl: mock.url, apiKey: KEY, ...extra }
+    expect(azureOpenAIFactory.configErrors(cfg)).toEqual([])
+    return azureOpenAIFactory.create('az', cfg, deps)
+  }
+
+  async function drain(a: ProviderAdapter, req: ChatRequest, p = params()): Promise<{ chunks: ChatChunk[]; text: string; err?: GatewayError; stream: Awaited<ReturnType<ProviderAdapter['stream']>> }> {
+    const stream = await a.stream(req, p)
+    const chunks: ChatChunk[] = []
+    let err: GatewayError | undefined
+    try { for await (const c of stream) chunks.push(c) } catch (e) { err = e as GatewayError }
+    const text = chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')
+    return err ? { chunks, text, err, stream } : { chunks, text, stream }
+  }
+
+  beforeAll(async () => { mock = await startAzureMock({ apiKey: KEY }) })
+  beforeEach(() => mock.reset())
+  afterAll(async () => {
+    await Promise.all([...pools.values()].map((p) => p.close()))
+    await mock.close()
+  })
+
+  it('executes on the deployments surface with api-key and api-version', async () => {
+    const r = await adapter({ deployments: { 'gpt-4o': 'prod-4o' } }).execute({ model: 'az/gpt-4o', messages: [{ role: 'user', content: 'echo hi azure' }] }, params())
+    expect(r.choices[0]?.message.content).toBe('echo: hi azure')
+    expect(r.usage?.total_tokens).toBeGreaterThan(0)
+    const rec = mock.requests[0]!
+    expect(rec.path).toBe('/openai/deployments/prod-4o/chat/completions?api-version=2024-10-21')
+    expect(rec.headers['api-key']).toBe(KEY)
+    expect(rec.headers['authorization']).toBeUndefined()
+    expect(rec.body.model).toBe('gpt-4o')
+  })
+
+  it('executes on the v1 surface with the deployment as model', async () => {
+    const r = await adapter({ apiMode: 'v1', deployments: { 'gpt-4o': 'prod-4o' } }).execute({ model: 'x', messages: [{ role: 'user', content: 'echo v1' }] }, params())
+    expect(r.choices[0]?.message.content).toBe('echo: v1')
+    expect(mock.requests[0]).toMatchObject({ path: '/openai/v1/chat/completions', body: { model: 'prod-4o' } })
+  })
+
+  it('streams text with usage (Azure prompt_filter_results event dropped)', async () => {
+    const { text, err, stream, chunks } = await drain(adapter(), { model: 'x', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'echo streaming from azure' }] })
+    expect(err).toBeUndefined()
+    expect(text).toBe('echo: streaming from azure')
+    expect(chunks[0]?.choices[0]?.delta.role).toBe('assistant')
+    expect(chunks.filter((c) => c.choices.length === 0).map((c) => c.usage?.total_tokens)).toEqual([expect.any(Number)])
+    const final = await stream.final
+    expect(final.choices[0]?.finish_reason).toBe('stop')
+    expect(final.usage?.completion_tokens).toBeGreaterThan(0)
+  })
+
+  it('streams tool calls', async () => {
+    const { stream, err } = await drain(adapter({ apiMode: 'v1' }), { model: 'x', tools: [WEATHER], messages: [{ role: 'user', content: 'call tool please' }] })
+    expect(err).toBeUndefined()
+    const final = await stream.final
+    expect(final.choices[0]?.finish_reason).toBe('tool_calls')
+    expect(final.choices[0]?.message.tool_calls?.[0]?.function).toEqual({ name: 'get_weather', arguments: '{"city": "Paris"}' })
+  })
+
+  it('turns a content-filter rejection into a 400 keeping code content_filter', async () => {
+    const a = adapter()
+    const err = await a.execute({ model: 'x', messages: [{ role: 'user', content: 'this gets filtered' }] }, params()).catch((e: GatewayError) => e)
+    expect(err).toMatchObject({ code: 'MCP_ERR_UPSTREAM_ERROR', status: 400, providerCode: 'content_filter', param: 'prompt' })
+    expect((err as GatewayError).message).toContain('violence')
+    await expect(a.stream({ model: 'x', messages: [{ role: 'user', content: 'filtered again' }] }, params())).rejects.toMatchObject({ providerCode: 'content_filter' })
+    expect(a.getMetrics().errorsByCode).toEqual({ content_filter: 2 })
+  })
+
+  it('passes a content_filter finish reason through', async () => {
+    const a = adapter()
+    const r = await a.execute({ model: 'x', messages: [{ role: 'user', content: 'write unsafe output' }] }, params())
+    expect(r.choices[0]?.finish_reason).toBe('content_filter')
+    const s = await drain(a, { model: 'x', messages: [{ role: 'user', content: 'unsafe output' }] })
+    expect(s.err).toBeUndefined()
+    expect(s.text).toBe('Partial')
+    expect((await s.stream.final).choices[0]?.finish_reason).toBe('content_filter')
+  })
+
+  it('maps auth, deployment and fault errors', async () => {
+    await expect(adapter({ apiKey: 'wrong' }).execute({ model: 'x', messages: [{ role: 'user', content: 'hi' }] }, params())).rejects.toMatchObject({ status: 401 })
+    await expect(adapter().execute({ model: 'x', messages: [{ role: 'user', content: 'hi' }] }, params('missing-dep'))).rejects.toMatchObject({ status: 404, providerCode: 'DeploymentNotFound' })
+    mock.fault = 'status:429,retryAfter:3,times:1'
+    const e = await adapter().execute({ model: 'x', messages: [{ role: 'user', content: 'hi' }] }, params()).catch((x: GatewayError) => x)
+    expect(e).toMatchObject({ status: 429, providerCode: 'rate_limit_exceeded', headers: { 'retry-after': '3' } })
+  })
+
+  it('a cut stream is interrupted', async () => {
+    mock.fault = 'cutAfter:2'
+    const { err, stream } = await drain(adapter(), { model: 'x', messages: [{ role: 'user', content: 'hi' }] })
+    expect(err?.code).toBe('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED')
+    await expect(stream.final).rejects.toMatchObject({ code: 'MCP_ERR_UPSTREAM_STREAM_INTERRUPTED' })
+  })
+
+  it('embeds on both surfaces', async () => {
+    const e1 = await adapter({ deployments: { emb: 'text-embedding-3-small' } }).embed!({ model: 'x', input: ['a', 'b'] }, params('emb'))
+    expect(e1.data).toHaveLength(2)
+    const e2 = await adapter({ apiMode: 'v1' }).embed!({ model: 'x', input: 'a' }, params('text-embedding-3-small'))
+    expect(e2.data).toHaveLength(1)
+    expect(mock.requests.map((r) => r.path)).toEqual(['/openai/deployments/text-embedding-3-small/embeddings?api-version=2024-10-21', '/openai/v1/embeddings'])
+  })
+
+  it('health checks the models list on either surface', async () => {
+    expect((await adapter().healthCheck()).ok).toBe(true)
+    expect((await adapter({ apiMode: 'v1' }).healthCheck()).ok).toBe(true)
+    expect((await adapter({ apiKey: 'wrong' }).healthCheck()).ok).toBe(false)
+    expect(mock.requests.map((r) => r.path)).toEqual(['/openai/models?api-version=2024-10-21', '/openai/v1/models', '/openai/models?api-version=2024-10-21'])
+  })
+})

@@ -1,0 +1,242 @@
+/**
+ * Canonical → Ollama's native `/api/chat` and `/api/embed` bodies. Pure: no I/O, no clock.
+ *
+ * What does not map is a 400 naming the parameter (MCP_ERR_REQ_PARAM_UNSUPPORTED), or is dropped
+ * when the provider sets `dropUnsupportedParams: true` (documented in docs/providers.md):
+ * `n` > 1, `logprobs`, `top_logprobs`, `logit_bias`, `reasoning_effort`, `tool_choice` required or
+ * a named function, `parallel_tool_calls: false`, `store: true`, non-empty `metadata`,
+ * `service_tier` other than auto, message `name`, image URLs that are not base64 data URLs, image
+ * `detail` low|high, content parts other than text and images, and any unknown field.
+ * `user` and `stream_options` are accepted and not forwarded; `tool_choice: 'none'` omits the tools.
+ */
+import { GatewayError } from '../../gateway/errors.ts'
+import type { ChatMessage, ChatRequest, ContentPart, EmbeddingRequest, ToolCall, ToolDefinition } from '../types.ts'
+import type { UpstreamBody } from '../shared/translation.ts'
+
+// ---------- Ollama wire types (request side) ----------
+
+export interface OllamaToolCall {
+  id?: string
+  function: { index?: number; name: string; arguments: Record<string, unknown> }
+}
+
+export interface OllamaMessage {
+  role: 'system' | 'user' | 'assistant' | 'tool'
+  content: string
+  images?: string[]
+  tool_calls?: OllamaToolCall[]
+  tool_name?: string
+}
+
+export interface OllamaChatBody {
+  model: string
+  messages: OllamaMessage[]
+  stream: boolean
+  tools?: ToolDefinition[]
+  format?: 'json' | Record<string, unknown>
+  options?: Record<string, unknown>
+  keep_alive?: string | number
+}
+
+export interface OllamaEmbedBody {
+  model: string
+  input: string | string[]
+  dimensions?: number
+  keep_alive?: string | number
+}
+
+export interface OllamaRequestOptions {
+  provider: string
+  /** Path prefix of the host URL (usually ''). */
+  basePath: string
+  dropUnsupported: boolean
+  keepAlive?: string | number | undefined
+}
+
+// ---------- parameter maps ----------
+
+/** Canonical sampling parameters → keys of Ollama's `options`. Later entries win (max_completion_tokens over max_tokens). */
+const OPTION_MAP: readonly (readonly [keyof ChatRequest & string, string])[] = [
+  ['temperature', 'temperature'],
+  ['top_p', 'top_p'],
+  ['max_tokens', 'num_predict'],
+  ['max_completion_tokens', 'num_predict'],
+  ['stop', 'stop'],
+  ['seed', 'seed'],
+  ['presence_penalty', 'presence_penalty'],
+  ['frequency_penalty', 'frequency_penalty'],
+]
+
+/** Translated by dedicated code below. */
+const STRUCTURAL = new Set(['model', 'messages', 'stream', 'tools', 'tool_choice', 'response_format'])
+
+/** No effect on what the model answers: accepted, not forwarded (usage is always streamed; `user` only identifies the caller). */
+const IGNORED = new Set(['stream_options', 'user'])
+
+const isEmptyObject = (v: unknown): boolean => v !== null && typeof v === 'object' && Object.keys(v).length === 0
+
+/** No Ollama equivalent: accepted only at their default (inert) value. */
+const DEFAULT_ONLY: Readonly<Record<string, (v: unknown) => boolean>> = {
+  n: (v) => v === 1,
+  store: (v) => v === false,
+  metadata: isEmptyObject,
+  service_tier: (v) => v === 'auto',
+  logprobs: (v) => v === false,
+  top_logprobs: (v) => v === 0,
+  parallel_tool_calls: (v) => v === true,
+  tool_choice: (v) => v === 'auto' || v === 'none',
+}
+
+const CHAT_KNOWN = new Set<string>([...OPTION_MAP.map(([k]) => k), ...STRUCTURAL, ...IGNORED, ...Object.keys(DEFAULT_ONLY)])
+
+const EMBED_KNOWN = new Set(['model', 'input', 'dimensions', 'encoding_format', 'user'])
+
+const ROLE_MAP: Readonly<Record<ChatMessage['role'], OllamaMessage['role']>> = {
+  system: 'system', developer: 'system', user: 'user', assistant: 'assistant', tool: 'tool',
+}
+
+// ---------- helpers ----------
+
+function unsupported(o: OllamaRequestOptions, param: string): void {
+  if (!o.dropUnsupported) throw new GatewayError('MCP_ERR_REQ_PARAM_UNSUPPORTED', { param, provider: o.provider }, { param, details: 'request.param_unsupported' })
+}
+
+function invalid(param: string, reason: string): GatewayError {
+  return new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason: `${param} ${reason}` }, { param })
+}
+
+function textOf(content: string | readonly ContentPart[] | null | undefined): string {
+  if (content == null) return ''
+  if (typeof content === 'string') return content
+  let out = ''
+  for (const p of content) if (p.type === 'text' && typeof p['text'] === 'string') out += p['text']
+  return out
+}
+
+/** `data:image/png;base64,AAAA` → `AAAA`; anything else is not something Ollama accepts. */
+function base64OfDataUrl(url: string): string | undefined {
+  if (!url.startsWith('data:')) return undefined
+  const comma = url.indexOf(',')
+  if (comma === -1 || !url.slice(0, comma).endsWith(';base64')) return undefined
+  return url.slice(comma + 1)
+}
+
+function userContent(content: string | ContentPart[], i: number, o: OllamaRequestOptions): { content: string; images?: string[] } {
+  if (typeof content === 'string') return { content }
+  let text = ''
+  const images: string[] = []
+  content.forEach((p, j) => {
+    if (p.type === 'text') { text += typeof p['text'] === 'string' ? p['text'] : ''; return }
+    if (p.type === 'image_url') {
+      const img = p['image_url'] as { url?: unknown; detail?: unknown } | undefined
+      const b64 = typeof img?.url === 'string' ? base64OfDataUrl(img.url) : undefined
+      if (b64 === undefined) { unsupported(o, `messages[${i}].content[${j}].image_url`); return }
+      if (img?.detail !== undefined && img.detail !== 'auto') unsupported(o, `messages[${i}].content[${j}].image_url.detail`)
+      images.push(b64)
+      return
+    }
+    unsupported(o, `messages[${i}].content[${j}].${p.type}`)
+  })
+  return images.length > 0 ? { content: text, images } : { content: text }
+}
+
+function toolCallOut(tc: ToolCall, i: number, j: number): OllamaToolCall {
+  const param = `messages[${i}].tool_calls[${j}].function.arguments`
+  const raw = tc.function.arguments
+  let args: unknown
+  try {
+    args = raw === '' ? {} : JSON.parse(raw)
+  } catch {
+    throw invalid(param, 'is not valid JSON')
+  }
+  if (args === null || typeof args !== 'object' || Array.isArray(args)) throw invalid(param, 'must be a JSON object')
+  return { function: { name: tc.function.name, arguments: args as Record<string, unknown> } }
+}
+
+/** Messages in order; tool results get `tool_name` from the assistant call with the same id, when known. */
+export function toOllamaMessages(messages: readonly ChatMessage[], o: OllamaRequestOptions): OllamaMessage[] {
+  const toolNames = new Map<string, string>()
+  return messages.map((m, i): OllamaMessage => {
+    const role = ROLE_MAP[m.role]
+    if ('name' in m && m.name !== undefined) unsupported(o, `messages[${i}].name`)
+    switch (m.role) {
+      case 'user':
+        return { role, ...userContent(m.content, i, o) }
+      case 'assistant': {
+        const out: OllamaMessage = { role, content: textOf(m.content) }
+        if (m.tool_calls && m.tool_calls.length > 0) {
+          out.tool_calls = m.tool_calls.map((tc, j) => {
+            toolNames.set(tc.id, tc.function.name)
+            return toolCallOut(tc, i, j)
+          })
+        }
+        return out
+      }
+      case 'tool': {
+        const out: OllamaMessage = { role, content: textOf(m.content) }
+        const name = toolNames.get(m.tool_call_id)
+        if (name !== undefined) out.tool_name = name
+        return out
+      }
+      default:
+        return { role, content: textOf(m.content) }
+    }
+  })
+}
+
+function formatOf(req: ChatRequest, o: OllamaRequestOptions): OllamaChatBody['format'] | undefined {
+  const rf = req.response_format
+  if (rf == null) return undefined
+  switch (rf.type) {
+    case 'text': return undefined
+    case 'json_object': return 'json'
+    case 'json_schema': return rf.json_schema?.schema ?? 'json'
+    default: unsupported(o, 'response_format'); return undefined
+  }
+}
+
+// ---------- bodies ----------
+
+export function toOllamaChat(req: ChatRequest, model: string, stream: boolean, o: OllamaRequestOptions): UpstreamBody {
+  for (const key of Object.keys(req)) {
+    const v = req[key]
+    if (v === undefined || v === null) continue
+    if (!CHAT_KNOWN.has(key)) { unsupported(o, key); continue }
+    const isDefault = DEFAULT_ONLY[key]
+    if (isDefault && !isDefault(v)) unsupported(o, key)
+  }
+  const options: Record<string, unknown> = {}
+  for (const [from, to] of OPTION_MAP) {
+    const v = req[from]
+    if (v === undefined || v === null) continue
+    options[to] = from === 'stop' && typeof v === 'string' ? [v] : v
+  }
+  const body: OllamaChatBody = { model, messages: toOllamaMessages(req.messages, o), stream }
+  if (req.tools && req.tools.length > 0 && req.tool_choice !== 'none') {
+    body.tools = req.tools.map((t) => {
+      const fn: ToolDefinition['function'] = { name: t.function.name }
+      if (t.function.description !== undefined) fn.description = t.function.description
+      if (t.function.parameters !== undefined) fn.parameters = t.function.parameters
+      return { type: 'function', function: fn }
+    })
+  }
+  const format = formatOf(req, o)
+  if (format !== undefined) body.format = format
+  if (Object.keys(options).length > 0) body.options = options
+  if (o.keepAlive !== undefined) body.keep_alive = o.keepAlive
+  return { path: `${o.basePath}/api/chat`, body }
+}
+
+export function toOllamaEmbed(req: EmbeddingRequest, model: string, o: OllamaRequestOptions): UpstreamBody {
+  for (const key of Object.keys(req)) {
+    if (req[key] !== undefined && req[key] !== null && !EMBED_KNOWN.has(key)) unsupported(o, key)
+  }
+  if (req.encoding_format === 'base64') unsupported(o, 'encoding_format')
+  const input = req.input
+  const isText = typeof input === 'string' || (Array.isArray(input) && input.every((x) => typeof x === 'string'))
+  if (!isText) throw new GatewayError('MCP_ERR_REQ_PARAM_UNSUPPORTED', { param: 'input', provider: o.provider }, { param: 'input', details: 'request.param_unsupported' })
+  const body: OllamaEmbedBody = { model, input: input as string | string[] }
+  if (req.dimensions !== undefined) body.dimensions = req.dimensions
+  if (o.keepAlive !== undefined) body.keep_alive = o.keepAlive
+  return { path: `${o.basePath}/api/embed`, body }
+}

@@ -1,0 +1,104 @@
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { Pool } from 'undici'
+import type { GatewayError } from '../../gateway/errors.ts'
+import type { ChatChunk, ExecuteParams, ProviderAdapter } from '../types.ts'
+import { startOpenAIMock, type OpenAIMock } from '../../test/helpers/openai-mock.ts'
+import { openaiCompatibleFactory } from './adapter.ts'
+
+/** A keyless local server (llama.cpp / vLLM without --api-key): answers /v1/models and chat. */
+async function startKeylessServer(): Promise<{ url: string; seen: { path: string; headers: IncomingHttpHeaders }[]; close(): Promise<void> }> {
+  const seen: { path: string; headers: IncomingHttpHeaders }[] = []
+  const server: Server = createServer((req, res) => {
+    seen.push({ path: req.url ?? '', headers: req.headers })
+    req.resume()
+    req.on('end', () => {
+      res.setHeader('content-type', 'application/json')
+      if (req.url === '/v1/models') { res.end('{"object":"list","data":[{"id":"qwen2.5","object":"model","created":0,"owned_by":"llamacpp"}]}'); return }
+      res.end(JSON.stringify({
+        id: 'chatcmpl-local', object: 'chat.completion', created: 1, model: 'qwen2.5',
+        choices: [{ index: 0, message: { role: 'assistant', content: 'local hello' }, finish_reason: 'stop' }],
+        usage: { prompt_tokens: 2, completion_tokens: 2, total_tokens: 4 },
+      }))
+    })
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const { port } = server.address() as AddressInfo
+  return { url: `http://127.0.0.1:${port}/v1`, seen, close: () => new Promise<void>((r) => { server.close(() => r()); server.closeAllConnections() }) }
+}
+
+describe('openai-compatible adapter', () => {
+  let mock: OpenAIMock
+  let local: Awaited<ReturnType<typeof startKeylessServer>>
+  const pools = new Map<string, Pool>()
+  const deps = {
+    dispatcherFor(origin: string): Pool {
+      let p = pools.get(origin)
+      if (!p) { p = new Pool(origin, { connections: 4 }); pools.set(origin, p) }
+      return p
+    },
+  }
+  const params = (model = 'qwen2.5'): ExecuteParams => ({ model, signal: new AbortController().signal, deadline: Date.now() + 10_000, requestId: 'req-c' })
+
+  function adapter(cfgIn: Record<string, unknown>): ProviderAdapter {
+    const cfg = { type: 'openai-compatible', ...cfgIn }
+    expect(openaiCompatibleFactory.configErrors(cfg)).toEqual([])
+    return openaiCompatibleFactory.create('vllm', cfg, deps)
+  }
+
+  beforeAll(async () => { mock = await startOpenAIMock(); local = await startKeylessServer() })
+  beforeEach(() => { mock.reset(); local.seen.length = 0 })
+  afterAll(async () => {
+    await Promise.all([...pools.values()].map((p) => p.close()))
+    await Promise.all([mock.close(), local.close()])
+  })
+
+  it('requires a baseUrl and takes no OpenAI-only fields', () => {
+    expect(openaiCompatibleFactory.configErrors({ type: 'openai-compatible' })).toEqual(['baseUrl: is required'])
+    expect(openaiCompatibleFactory.configErrors({ type: 'openai-compatible', baseUrl: 'http://h/v1', organization: 'o' })).toEqual(['organization: unknown key'])
+    expect(openaiCompatibleFactory.configErrors({ type: 'openai-compatible', baseUrl: 'http://h/v1?x=1' })[0]).toContain('query')
+  })
+
+  it('sends no Authorization header without an apiKey; health is GET {base}/models', async () => {
+    const a = adapter({ baseUrl: local.url })
+    expect(a.type).toBe('openai-compatible')
+    const r = await a.execute({ model: 'x', messages: [{ role: 'user', content: 'hi' }] }, params())
+    expect(r.choices[0]?.message.content).toBe('local hello')
+    const h = await a.healthCheck()
+    expect(h.ok).toBe(true)
+    expect(local.seen.map((s) => s.path)).toEqual(['/v1/chat/completions', '/v1/models'])
+    expect(local.seen.every((s) => s.headers['authorization'] === undefined)).toBe(true)
+    expect(a.passthrough?.headers['authorization']).toBeUndefined()
+    expect(a.passthrough?.path('chat', 'x')).toBe('/v1/chat/completions')
+  })
+
+  it('executes, streams and embeds with a bearer key', async () => {
+    const a = adapter({ baseUrl: mock.url, apiKey: 'local-key', models: ['qwen2.5'] })
+    expect(a.listModels?.()).toEqual(['qwen2.5'])
+    const r = await a.execute({ model: 'x', messages: [{ role: 'user', content: 'echo compat' }] }, params())
+    expect(r.choices[0]?.message.content).toBe('echo: compat')
+    expect(mock.requests[0]?.headers['authorization']).toBe('Bearer local-key')
+    expect(mock.requests[0]?.body.model).toBe('qwen2.5')
+
+    const s = await a.stream({ model: 'x', stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'echo streamed words' }] }, params())
+    const chunks: ChatChunk[] = []
+    for await (const c of s) chunks.push(c)
+    expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe('echo: streamed words')
+    expect((await s.final).usage?.total_tokens).toBeGreaterThan(0)
+
+    const e = await a.embed!({ model: 'x', input: 'hello' }, params('emb'))
+    expect(e.data[0]?.embedding).toHaveLength(8)
+  })
+
+  it('keeps upstream errors and detects cut streams', async () => {
+    const a = adapter({ baseUrl: mock.url, apiKey: 'k' })
+    mock.fault = 'status:503,times:1'
+    await expect(a.execute({ model: 'x', messages: [{ role: 'user', content: 'hi' }] }, params())).rejects.toMatchObject({ status: 503, code: 'MCP_ERR_UPSTREAM_ERROR' })
+    mock.fault = 'cutAfter:1'
+    const s = await a.stream({ model: 'x', messages: [{ role: 'user', content: 'hi' }] }, params())
+    let err: GatewayError | undefined
+    try { for await (const _ of s) { /* drain */ } } catch (e) { err = e as GatewayError }
+    expect(err?.code).toBe('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED')
+  })
+})
