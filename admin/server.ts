@@ -35,6 +35,8 @@ export class AdminServer {
   readonly #gw: Gateway
   readonly #checks: ReadinessCheck[] = []
   readonly #routes = new Map<string, AdminRoute>()
+  /** Routes with `{param}` segments, matched in registration order after the exact ones. */
+  readonly #patterns: { method: string; re: RegExp; names: string[]; pattern: string; handler: AdminRoute }[] = []
   #server: http.Server | undefined
 
   constructor(gw: Gateway) {
@@ -53,9 +55,35 @@ export class AdminServer {
     })
   }
 
-  /** Registers a route behind the admin key. */
+  /** Registers a route behind the admin key; `{name}` segments become `params.name` (one path segment each). */
   route(method: string, path: string, handler: AdminRoute): void {
-    this.#routes.set(`${method} ${path}`, handler)
+    if (!path.includes('{')) { this.#routes.set(`${method} ${path}`, handler); return }
+    const names: string[] = []
+    const re = new RegExp('^' + path.split('/').map((seg) => {
+      const m = /^\{(\w+)\}$/.exec(seg)
+      if (!m) return seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+      names.push(m[1]!)
+      return '([^/]+)'
+    }).join('/') + '$')
+    this.#patterns.push({ method, re, names, pattern: path, handler })
+  }
+
+  #match(method: string, path: string): { handler: AdminRoute; params: Record<string, string> } | 'method' | undefined {
+    const exact = this.#routes.get(`${method} ${path}`)
+    if (exact) return { handler: exact, params: {} }
+    let other = false
+    for (const p of this.#patterns) {
+      const m = p.re.exec(path)
+      if (!m) continue
+      if (p.method !== method) { other = true; continue }
+      const params: Record<string, string> = {}
+      for (const [i, n] of p.names.entries()) {
+        try { params[n] = decodeURIComponent(m[i + 1]!) } catch { params[n] = m[i + 1]! }
+      }
+      return { handler: p.handler, params }
+    }
+    if (other || [...this.#routes.keys()].some((k) => k.slice(k.indexOf(' ') + 1) === path)) return 'method'
+    return undefined
   }
 
   addReadinessCheck(c: ReadinessCheck): void {
@@ -87,15 +115,14 @@ export class AdminServer {
         sendAdminError(res, new GatewayError(auth === 'missing' ? 'MCP_ERR_AUTH_MISSING' : 'MCP_ERR_AUTH_INVALID', {}, { headers: { 'www-authenticate': 'Bearer' } }))
         return
       }
-      const handler = this.#routes.get(`${req.method} ${path}`)
-      if (!handler) {
+      const match = this.#match(String(req.method), path)
+      if (match === undefined || match === 'method') {
         req.resume()
-        const known = [...this.#routes.keys()].some((k) => k.slice(k.indexOf(' ') + 1) === path)
-        sendAdminError(res, new GatewayError(known ? 'MCP_ERR_REQ_METHOD_NOT_ALLOWED' : 'MCP_ERR_REQ_NOT_FOUND', { method: String(req.method).slice(0, 16), path: path.slice(0, 200) }))
+        sendAdminError(res, new GatewayError(match === 'method' ? 'MCP_ERR_REQ_METHOD_NOT_ALLOWED' : 'MCP_ERR_REQ_NOT_FOUND', { method: String(req.method).slice(0, 16), path: path.slice(0, 200) }))
         return
       }
       Promise.resolve()
-        .then(() => handler(req, res, {}))
+        .then(() => match.handler(req, res, match.params))
         .catch((e: unknown) => {
           if (!(e instanceof GatewayError)) this.#gw.log.error({ err: e }, 'admin handler failed')
           sendAdminError(res, e instanceof GatewayError ? e : new GatewayError('MCP_ERR_INTERNAL', { requestId: '' }))

@@ -50,6 +50,7 @@ export class Gateway {
   readonly #knownPaths: Set<string>
   readonly #compileDeps: CompileDeps
   #server: http.Server | undefined
+  readonly #handle: ReturnType<typeof createHandler>
   #watcher: FSWatcher | undefined
   #reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, source: 'boot', at: '', generation: 0, hash: '' })
   #generation = 1
@@ -65,6 +66,7 @@ export class Gateway {
     this.holder = new PipelineHolder(first, opts.logger)
     this.#routes = new Map([...ROUTES, ...(opts.routes ?? [])])
     this.#knownPaths = new Set([...KNOWN_PATHS, ...[...(opts.routes?.keys() ?? [])].map((k) => k.slice(k.indexOf(' ') + 1))])
+    this.#handle = createHandler({ holder: this.holder, log: this.log, metrics: this.metrics })
     this.lastReload = { ok: true, source: 'boot', at: new Date().toISOString(), generation: first.generation, hash: first.hash }
   }
 
@@ -154,7 +156,7 @@ export class Gateway {
 
   listen(): Promise<AddressInfo> {
     const s = this.settings.server
-    const handle = createHandler({ holder: this.holder, log: this.log, metrics: this.metrics })
+    const handle = this.#handle
     const server = http.createServer({
       maxHeaderSize: s.maxHeaderSize,
       requestTimeout: s.requestTimeoutMs,
@@ -186,6 +188,18 @@ export class Gateway {
       server.once('error', reject)
       server.listen(s.port, s.host, () => { server.off('error', reject); resolve(server.address() as AddressInfo) })
     })
+  }
+
+  /**
+   * Serves one request through the data-plane pipeline from another listener (the admin port's
+   * `POST /api/v1/mcp/execute`). Returns false when no route has that key (`METHOD /path`).
+   */
+  serve(routeKey: string, req: http.IncomingMessage, res: http.ServerResponse): boolean {
+    const spec = this.#routes.get(routeKey)
+    if (!spec) return false
+    if (this.#draining) res.shouldKeepAlive = false
+    this.#handle(spec, req, res, performance.now())
+    return true
   }
 
   /**
