@@ -15,7 +15,7 @@ import { openaiErrorBody } from './inbound/openai.ts'
 import { compilePipeline, type CompileDeps } from './pipeline/compile.ts'
 import { PipelineHolder } from './pipeline/holder.ts'
 import type { Pipeline } from './pipeline/pipeline.ts'
-import type { PluginDeps, PluginFactory } from './pipeline/types.ts'
+import type { PluginDeps, PluginFactory, PluginServices } from './pipeline/types.ts'
 import { KNOWN_PATHS, ROUTES } from './routes.ts'
 import { configDir, hashOf, loadSettings, redactSettings, type Settings } from './settings.ts'
 import { GatewayMetrics } from './telemetry.ts'
@@ -38,6 +38,8 @@ export interface GatewayOptions {
   /** Extra route specs (the Anthropic inbound API, execute) registered by the composition root. */
   routes?: ReadonlyMap<string, RouteSpec>
   plugins?: (name: string) => PluginFactory | undefined
+  /** Shared clients for plugins (execution-log sink, Redis, key store). */
+  services?: PluginServices
 }
 
 export class Gateway {
@@ -82,6 +84,7 @@ export class Gateway {
       pluginDeps: (name, s): PluginDeps => ({
         logger: opts.logger.child({ plugin: name }),
         metrics: metrics.registry,
+        services: opts.services ?? {},
         env: { adminKey: s.admin.key, production: process.env['NODE_ENV'] === 'production' },
       }),
       terminal: openUpstream,

@@ -73,7 +73,15 @@ export interface PluginInstance {
   close?(): void | Promise<void>
 }
 
+/**
+ * Shared clients the composition root (main.ts) hands to plugins: the execution-log sink, Redis,
+ * the key store. Owners add their fields by declaration merging; every field is optional.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface PluginServices {}
+
 export interface PluginDeps {
+  readonly services: Readonly<PluginServices>
   readonly logger: Logger
   readonly metrics: Metrics
   /** Settings that plugins may read (admin key, environment). */
