@@ -22,6 +22,8 @@ function pathOf(e: ErrorObject, prefix: string): string {
   const parts = e.instancePath.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
   if (e.keyword === 'additionalProperties') parts.push(String((e.params as { additionalProperty: string }).additionalProperty))
   if (e.keyword === 'required') parts.push(String((e.params as { missingProperty: string }).missingProperty))
+  const propertyName = (e as { propertyName?: string }).propertyName ?? (e.params as { propertyName?: string }).propertyName
+  if (propertyName !== undefined && e.keyword !== 'propertyNames') parts.push(propertyName)
   const joined = parts.map((p) => (/^\d+$/.test(p) ? `[${p}]` : `.${p}`)).join('')
   const full = (prefix + joined).replace(/^\./, '')
   return full === '' ? '(root)' : full
@@ -41,7 +43,7 @@ export function formatErrors(errs: readonly ErrorObject[] | null | undefined, pr
   const seen = new Set<string>()
   const out: string[] = []
   for (const e of errs) {
-    if (e.keyword === 'if' || e.keyword === 'anyOf' || e.keyword === 'oneOf') continue
+    if (e.keyword === 'if' || e.keyword === 'anyOf' || e.keyword === 'oneOf' || e.keyword === 'propertyNames') continue
     const s = `${pathOf(e, prefix)}: ${messageOf(e)}`
     if (!seen.has(s)) { seen.add(s); out.push(s) }
   }

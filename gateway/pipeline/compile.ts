@@ -70,6 +70,13 @@ export async function compilePipeline(settings: Settings, deps: CompileDeps, pre
   }
   if (errors.length > 0) throw new GatewayError('MCP_ERR_CONFIG_INVALID', { reason: errors.join('; ') }, { details: 'config.provider_invalid' })
 
+  // Every plugin config block must name a known plugin and be valid on its own, chained or not.
+  for (const [name, block] of Object.entries(settings.plugins)) {
+    const f = deps.plugin(name)
+    if (!f) throw new GatewayError('MCP_ERR_PLUGIN_UNKNOWN', { plugin: name }, { details: 'config.plugin_unknown', message: `Unknown plugin '${name}' in plugins.${name}` })
+    validatePluginConfig(f, block, `plugins.${name}`)
+  }
+
   const instances = new Map<string, PluginInstance>()
   const created: PluginInstance[] = []
   const routes = new Map<string, CompiledRoute>()
@@ -119,15 +126,4 @@ function buildRoute(name: string, list: readonly { name: string; inst: PluginIns
     open,
     passthrough: chunkHooks.length === 0,
   })
-}
-
-/** Instances of `prev` that `next` did not carry over: to be closed once `prev` drained. */
-export function retiredInstances(prev: Pipeline, next: Pipeline): PluginInstance[] {
-  const kept = new Set(next.instances.values())
-  return [...new Set(prev.instances.values())].filter((i) => !kept.has(i))
-}
-
-export function retiredAdapters(prev: Pipeline, next: Pipeline): ProviderAdapter[] {
-  const kept = new Set(next.providers.values())
-  return [...prev.providers.values()].filter((a) => !kept.has(a))
 }

@@ -4,17 +4,16 @@
  * then the plugin instances and adapters it alone owned are closed.
  */
 import type { Logger } from 'pino'
-import { retiredAdapters, retiredInstances } from './compile.ts'
 import type { Pipeline } from './pipeline.ts'
 
 export class PipelineHolder {
   #current: Pipeline
-  readonly #log: Logger
+  readonly log: Logger
   readonly #retiring = new Set<Pipeline>()
 
   constructor(first: Pipeline, log: Logger) {
     this.#current = first
-    this.#log = log
+    this.log = log
   }
 
   get current(): Pipeline {
@@ -27,26 +26,29 @@ export class PipelineHolder {
   }
 
   swap(next: Pipeline, drainTimeoutMs: number): void {
+    if (next === this.#current) return
     const prev = this.#current
     this.#current = next
     this.#retiring.add(prev)
-    void this.#retire(prev, next, drainTimeoutMs)
+    void this.#retire(prev, drainTimeoutMs)
   }
 
-  async #retire(prev: Pipeline, next: Pipeline, drainTimeoutMs: number): Promise<void> {
+  async #retire(prev: Pipeline, drainTimeoutMs: number): Promise<void> {
     const clean = await prev.drained(drainTimeoutMs)
-    if (!clean) this.#log.warn({ generation: prev.generation, inflight: prev.inflight }, 'pipeline generation did not drain in time; closing its plugins anyway')
-    // Instances carried into later generations must survive; compare against the generation current now.
-    const now = this.#current
-    for (const inst of retiredInstances(prev, next)) {
-      if ([...now.instances.values()].includes(inst)) continue
-      try { await inst.close?.() } catch (e) { this.#log.error({ err: e }, 'plugin close failed') }
-    }
-    for (const a of retiredAdapters(prev, next)) {
-      if ([...now.providers.values()].includes(a)) continue
-      try { await a.close() } catch (e) { this.#log.error({ err: e }, 'adapter close failed') }
-    }
+    if (!clean) this.log.warn({ generation: prev.generation, inflight: prev.inflight }, 'pipeline generation did not drain in time; closing its plugins anyway')
     this.#retiring.delete(prev)
+    // An instance or adapter may be shared with the current generation or with an older one still draining.
+    const live = [this.#current, ...this.#retiring]
+    const liveInstances = new Set(live.flatMap((p) => [...p.instances.values()]))
+    const liveAdapters = new Set(live.flatMap((p) => [...p.providers.values()]))
+    for (const inst of new Set(prev.instances.values())) {
+      if (liveInstances.has(inst)) continue
+      try { await inst.close?.() } catch (e) { this.log.error({ err: e }, 'plugin close failed') }
+    }
+    for (const a of prev.providers.values()) {
+      if (liveAdapters.has(a)) continue
+      try { await a.close() } catch (e) { this.log.error({ err: e }, 'adapter close failed') }
+    }
   }
 
   /** Waits for every generation (current included) to finish its requests, up to the deadline. */

@@ -1,0 +1,89 @@
+/**
+ * Graceful shutdown of the real process (docs/lifecycle.md, Shutdown): on SIGTERM readiness turns
+ * 503 while the admin listener drains with the data plane, the data listener stops accepting, the
+ * open stream finishes with every token and [DONE], and the process exits 0.
+ */
+import net from 'node:net'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { ADMIN_KEY } from '../helpers/gateway.ts'
+import { spawnGateway, type GatewayProcess } from '../helpers/gateway-process.ts'
+import { startOpenAIMock, type OpenAIMock } from '../helpers/openai-mock.ts'
+
+const TOKENS20 = Array.from({ length: 20 }, (_, i) => `tok${i}`).join(' ')
+
+function connectOutcome(port: number): Promise<'connected' | string> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1')
+    s.once('connect', () => { s.destroy(); resolve('connected') })
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message))
+  })
+}
+
+describe('SIGTERM', () => {
+  let mock: OpenAIMock
+  let gp: GatewayProcess
+
+  beforeAll(async () => {
+    mock = await startOpenAIMock()
+    gp = await spawnGateway({
+      providers: {
+        // The gateway forwards the provider's configured headers: 20 tokens, 100 ms apart (~2 s).
+        mock: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-shutdown', headers: { 'x-mock-tokens': '20', 'x-mock-chunk-delay-ms': '100' } },
+      },
+    })
+  })
+  afterAll(async () => {
+    await gp?.stop()
+    await mock?.close()
+  })
+
+  it('drains: readiness 503, new connections refused, the open stream completes, exit code 0', async () => {
+    expect((await fetch(`${gp.adminUrl}/readyz`)).status).toBe(200)
+    expect(await connectOutcome(gp.port)).toBe('connected')
+
+    const res = await fetch(`${gp.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'mock/gpt-4o', messages: [{ role: 'user', content: 'hi' }], stream: true }),
+    })
+    expect(res.status).toBe(200)
+    const reader = res.body!.getReader()
+    const dec = new TextDecoder()
+    let body = dec.decode((await reader.read()).value, { stream: true })
+    const reading = (async () => {
+      for (;;) {
+        const { value, done } = await reader.read()
+        if (done) return
+        body += dec.decode(value, { stream: true })
+      }
+    })()
+
+    const sentAt = Date.now()
+    gp.proc.kill('SIGTERM')
+
+    await vi.waitFor(async () => {
+      const r = await fetch(`${gp.adminUrl}/readyz`)
+      expect(r.status).toBe(503)
+      expect(await r.json()).toMatchObject({ status: 'draining', checks: { draining: false } })
+    }, { timeout: 1000, interval: 20 })
+    await vi.waitFor(async () => expect(await connectOutcome(gp.port)).toBe('ECONNREFUSED'), { timeout: 1000, interval: 20 })
+    expect(gp.proc.exitCode).toBeNull() // still draining the stream
+
+    await reading
+    expect(body.trimEnd().endsWith('data: [DONE]')).toBe(true)
+    expect(body).not.toContain('"error"')
+    let text = ''
+    for (const ev of body.split('\n\n')) {
+      const d = ev.replace(/^data: /, '').trim()
+      if (d === '' || d === '[DONE]') continue
+      text += (JSON.parse(d) as { choices: { delta: { content?: string } }[] }).choices[0]?.delta.content ?? ''
+    }
+    expect(text).toBe(TOKENS20)
+    expect(Date.now() - sentAt).toBeGreaterThan(1000) // the stream really outlived the signal
+
+    const exit = await gp.exited
+    expect(exit, gp.output()).toEqual({ code: 0, signal: null })
+    expect(gp.output()).toContain('"clean":true')
+    expect(mock.requests[0]?.aborted).toBe(false)
+  })
+})

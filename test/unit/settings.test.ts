@@ -1,0 +1,119 @@
+/** Settings: validation errors name the path of the bad field; production guard; redaction. */
+import { describe, expect, it } from 'vitest'
+import { GatewayError } from '../../gateway/errors.ts'
+import { parseSettings, redactSettings } from '../../gateway/settings.ts'
+
+const KEY32 = 'a'.repeat(32)
+
+function raw(over: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    server: {}, admin: {}, log: {}, dataDir: './data', upstream: {}, reload: {},
+    plugins: {}, chains: { default: [] }, routes: {}, providers: {},
+    ...over,
+  }
+}
+
+function rejection(r: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): string {
+  try {
+    parseSettings(r, env)
+  } catch (e) {
+    expect(e).toBeInstanceOf(GatewayError)
+    expect((e as GatewayError).code).toBe('MCP_ERR_CONFIG_INVALID')
+    return (e as GatewayError).message
+  }
+  throw new Error('expected the settings to be rejected')
+}
+
+describe('parseSettings', () => {
+  it('applies defaults and deep-freezes the result', () => {
+    const s = parseSettings(raw(), {})
+    expect(s.server.port).toBe(8080)
+    expect(s.server.bodyLimitBytes).toBe(10 * 1024 * 1024)
+    expect(s.reload).toEqual({ watch: true, debounceMs: 250, drainTimeoutMs: 600_000 })
+    expect(Object.isFrozen(s)).toBe(true)
+    expect(Object.isFrozen(s.server)).toBe(true)
+  })
+
+  it('names server.port when it has the wrong type or range', () => {
+    expect(rejection(raw({ server: { port: 'abc' } }))).toContain('server.port: must be integer')
+    expect(rejection(raw({ server: { port: 70000 } }))).toContain('server.port: must be <= 65535')
+  })
+
+  it('names an unknown top-level key and an unknown nested key', () => {
+    expect(rejection(raw({ bogus: 1 }))).toContain('bogus: unknown key')
+    expect(rejection(raw({ server: { prot: 1 } }))).toContain('server.prot: unknown key')
+  })
+
+  it('names a missing required section', () => {
+    const r = raw()
+    delete r['dataDir']
+    expect(rejection(r)).toContain('dataDir: is required')
+  })
+
+  it('names every bad field at once', () => {
+    const msg = rejection(raw({ server: { port: -1 }, log: { level: 'loud' } }))
+    expect(msg).toContain('server.port')
+    expect(msg).toContain('log.level: must be one of')
+  })
+
+  // Regression: propertyNames errors were reported as `routes: must be one of ...` without the bad key.
+  it('names an unknown route as routes.<name>', () => {
+    expect(rejection(raw({ routes: { bogus: { chain: 'default' } } }))).toContain('routes.bogus')
+  })
+
+  it('names an invalid provider name as providers.<name>', () => {
+    expect(rejection(raw({ providers: { 'bad name': { type: 'openai' } } }))).toContain('providers.bad name')
+  })
+
+  it('names a route that refers to a missing chain', () => {
+    expect(rejection(raw({ routes: { chat: { chain: 'nope' } } }))).toContain("routes.chat.chain: no chain named 'nope'")
+  })
+
+  it('names a bad plugin reference inside a chain', () => {
+    expect(rejection(raw({ chains: { default: [{ name: 'auth', bogus: 1 }] } }))).toContain('chains.default[0].bogus: unknown key')
+  })
+
+  it('names a defaultProvider that does not exist', () => {
+    expect(rejection(raw({ defaultProvider: 'ghost' }))).toContain("defaultProvider: no provider named 'ghost'")
+  })
+
+  it('substitutes ${ENV} references in providers and names an unset one', () => {
+    const s = parseSettings(raw({ providers: { oa: { type: 'openai', apiKey: '${MCP_TEST_KEY}' } } }), { MCP_TEST_KEY: 'sk-from-env' })
+    expect(s.providers['oa']?.['apiKey']).toBe('sk-from-env')
+    const msg = rejection(raw({ providers: { oa: { type: 'openai', apiKey: '${MCP_TEST_UNSET_VAR}' } } }), {})
+    expect(msg).toContain('providers.oa.apiKey: environment variable MCP_TEST_UNSET_VAR is not set')
+  })
+
+  it('refuses production without an admin key of at least 32 characters', () => {
+    expect(rejection(raw(), { NODE_ENV: 'production' })).toContain('admin.key')
+    expect(rejection(raw({ admin: { key: 'a'.repeat(31) } }), { NODE_ENV: 'production' })).toContain('admin.key: MCP_ADMIN_KEY of at least 32 characters')
+    expect(parseSettings(raw({ admin: { key: KEY32 } }), { NODE_ENV: 'production' }).admin.key).toBe(KEY32)
+    // Outside production a missing key is allowed (development).
+    expect(parseSettings(raw(), { NODE_ENV: 'development' }).admin.key).toBeUndefined()
+  })
+})
+
+describe('redactSettings', () => {
+  it('hides provider keys, the admin key and URL passwords, and keeps everything else', () => {
+    const s = parseSettings(raw({
+      admin: { key: KEY32 },
+      databaseUrl: 'postgres://mcp:db-secret-pw@db.internal:5432/mcp',
+      redisUrl: 'redis://:redis-secret-pw@cache:6379/0',
+      providers: {
+        oa: { type: 'openai', baseUrl: 'https://api.openai.com/v1', apiKey: 'sk-live-secret-123', headers: { 'x-api-key': 'hdr-secret', authorization: 'Bearer tok-secret' } },
+      },
+    }), {})
+    const red = redactSettings(s) as Record<string, Record<string, unknown>>
+    const text = JSON.stringify(red)
+    for (const secret of [KEY32, 'db-secret-pw', 'redis-secret-pw', 'sk-live-secret-123', 'hdr-secret', 'tok-secret']) expect(text).not.toContain(secret)
+    expect(red['admin']?.['key']).toBe('[redacted]')
+    expect(red['databaseUrl']).toBe('postgres://[redacted]@db.internal:5432/mcp')
+    expect(red['redisUrl']).toBe('redis://[redacted]@cache:6379/0')
+    const oa = (red['providers'] as Record<string, Record<string, unknown>>)['oa']
+    expect(oa?.['apiKey']).toBe('[redacted]')
+    expect(oa?.['baseUrl']).toBe('https://api.openai.com/v1')
+    expect((red['server'] as Record<string, unknown>)['port']).toBe(8080)
+    // The input is untouched.
+    expect(s.providers['oa']?.['apiKey']).toBe('sk-live-secret-123')
+  })
+})
