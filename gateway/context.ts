@@ -4,8 +4,9 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
-import type { ChatRequest, EmbeddingRequest, ProviderAdapter, Usage } from '../providers/types.ts'
+import type { ChatRequest, ChatStream, EmbeddingRequest, ProviderAdapter, Usage } from '../providers/types.ts'
 import type { CompiledRoute, Pipeline } from './pipeline/pipeline.ts'
+import type { CompiledAlias } from './routing/alias.ts'
 
 /** Typed per-request slots; plugins extend this interface by declaration merging. */
 export interface CtxSlots {
@@ -30,7 +31,7 @@ export class RequestCtx {
   embedding: EmbeddingRequest | undefined
   stream = false
   /** The inbound dialect the client speaks. */
-  inbound: 'openai' | 'anthropic' = 'openai'
+  inbound: 'openai' | 'anthropic' | 'execute' = 'openai'
   /** The client asked for usage in the stream (stream_options.include_usage). */
   includeUsage = false
   /** Headers to send upstream besides the provider's own (trace context). */
@@ -56,6 +57,21 @@ export class RequestCtx {
   upstreamEnd = 0
   firstChunk = 0
   attempts = 0
+  /** The alias the model resolved to, when it is one (routing, retries, fallbacks). */
+  alias: CompiledAlias | undefined
+  /** Why the answering target was not the first choice. */
+  fallbackReason: string | undefined
+  /** Failed upstream attempts (recorded, never billed). */
+  readonly attemptLog: { provider: string; model: string; error: string; status: number }[] = []
+  /** Signal of the current upstream attempt (defaults to the request's own). */
+  upstreamSignal: AbortSignal | undefined
+  /** Per-target timeout overrides for the current attempt. */
+  upstreamTimeouts: { firstByteMs?: number | undefined; idleMs?: number | undefined } | undefined
+  /** Continues a stream that failed after its first byte on another target (alias `streamRecovery: resume`). */
+  resume: ((delivered: string) => Promise<ChatStream | undefined>) | undefined
+  /** The client's messages, before a resume appended the delivered text as a prefill. */
+  originalMessages: ChatRequest['messages'] | undefined
+  #done: (() => void)[] | undefined
 
   #abort: AbortController | undefined
   #log: Logger | undefined
@@ -87,6 +103,18 @@ export class RequestCtx {
   abort(reason: Error): void {
     if (!this.#abort) this.#abort = new AbortController()
     if (!this.#abort.signal.aborted) this.#abort.abort(reason)
+  }
+
+  /** Registers work to run once the response is complete (in-flight counters, timers). */
+  onDone(fn: () => void): void {
+    (this.#done ??= []).push(fn)
+  }
+
+  /** Runs the onDone callbacks once. */
+  runDone(): void {
+    const d = this.#done
+    this.#done = undefined
+    if (d) for (const fn of d) fn()
   }
 
   /** Usage of the answer: from the canonical response, the stream's last event, or the pass-through body (parsed on first read). */

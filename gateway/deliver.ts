@@ -41,7 +41,7 @@ export async function deliver(ctx: RequestCtx, inbound: Inbound, up: UpstreamRes
       const r = up.response
       if ('usage' in r && r.usage) ctx.usage = r.usage as Usage
       if ('choices' in r) ctx.finishReason = r.choices[0]?.finish_reason ?? null
-      const body = inbound.encodeResponse(r, ctx.requestedModel)
+      const body = inbound.encodeResponse(r, ctx.requestedModel, ctx)
       ctx.upstreamEnd = performance.now()
       runResponseHeaders(ctx)
       ctx.status = 200
@@ -56,34 +56,48 @@ export async function deliver(ctx: RequestCtx, inbound: Inbound, up: UpstreamRes
   }
 }
 
-async function deliverStream(ctx: RequestCtx, inbound: Inbound, stream: ChatStream): Promise<void> {
+async function deliverStream(ctx: RequestCtx, inbound: Inbound, first: ChatStream): Promise<void> {
   const res = ctx.res
-  const enc = inbound.createStreamEncoder(ctx.requestedModel, ctx.includeUsage)
+  const enc = inbound.createStreamEncoder(ctx.requestedModel, ctx.includeUsage, ctx)
   const hooks = ctx.route.onResponseChunk
   runResponseHeaders(ctx)
   ctx.status = 200
   res.writeHead(200, { ...ctx.responseHeaders, ...SSE_HEADERS })
   res.flushHeaders()
-  try {
-    for await (const chunk of stream) {
-      if (ctx.firstChunk === 0) ctx.firstChunk = performance.now()
-      for (const h of hooks) h(ctx, chunk)
-      const s = enc.chunk(chunk)
-      if (s !== '' && !res.write(s)) {
-        await waitDrain(res)
-        if (res.destroyed) break
+  let stream: ChatStream | undefined = first
+  let delivered = ''
+  while (stream) {
+    const current: ChatStream = stream
+    stream = undefined
+    let sent = ''
+    try {
+      for await (const chunk of current) {
+        if (ctx.firstChunk === 0) ctx.firstChunk = performance.now()
+        for (const h of hooks) h(ctx, chunk)
+        if (ctx.resume) sent += chunk.choices[0]?.delta.content ?? ''
+        const s = enc.chunk(chunk)
+        if (s !== '' && !res.write(s)) {
+          await waitDrain(res)
+          if (res.destroyed) break
+        }
       }
+      const final = await current.final
+      ctx.usage = final.usage
+      ctx.finishReason = final.choices[0]?.finish_reason ?? null
+      ctx.upstreamEnd = performance.now()
+      if (!res.destroyed) res.end(enc.end())
+    } catch (e) {
+      const g = toGatewayError(e)
+      delivered += sent
+      // Mid-stream failure: continue on another target when the alias allows it, else say so explicitly.
+      if (ctx.resume && !res.destroyed && g.code !== 'MCP_ERR_REQ_ABORTED') {
+        stream = await ctx.resume(delivered).catch(() => undefined)
+        if (stream) continue
+      }
+      ctx.upstreamEnd = performance.now()
+      markFailed(ctx, g)
+      if (!res.destroyed) res.end(enc.error(g))
     }
-    const final = await stream.final
-    ctx.usage = final.usage
-    ctx.finishReason = final.choices[0]?.finish_reason ?? null
-    ctx.upstreamEnd = performance.now()
-    if (!res.destroyed) res.end(enc.end())
-  } catch (e) {
-    ctx.upstreamEnd = performance.now()
-    const g = toGatewayError(e)
-    markFailed(ctx, g)
-    if (!res.destroyed) res.end(enc.error(g))
   }
 }
 
@@ -132,7 +146,7 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
     const fail = (g: GatewayError): void => {
       ctx.upstreamEnd = performance.now()
       markFailed(ctx, g)
-      if (ctx.stream && !res.destroyed) res.end(inbound.createStreamEncoder(ctx.requestedModel, ctx.includeUsage).error(g))
+      if (ctx.stream && !res.destroyed) res.end(inbound.createStreamEncoder(ctx.requestedModel, ctx.includeUsage, ctx).error(g))
       else res.destroy(g)
       done()
     }
@@ -164,7 +178,7 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
             } else {
               const g = new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider: ctx.providerName, reason: 'the stream ended before the completion finished' }, { details: 'upstream.stream_cut' })
               markFailed(ctx, g)
-              if (!res.destroyed) res.write(inbound.createStreamEncoder(ctx.requestedModel, ctx.includeUsage).error(g))
+              if (!res.destroyed) res.write(inbound.createStreamEncoder(ctx.requestedModel, ctx.includeUsage, ctx).error(g))
             }
           }
         }

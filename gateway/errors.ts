@@ -47,6 +47,20 @@ export const ERRORS = {
   MCP_ERR_CONFIG_INVALID: spec(400, 'invalid_request_error', 'Configuration rejected: {reason}'),
   MCP_ERR_PLUGIN_UNKNOWN: spec(400, 'invalid_request_error', "Unknown plugin '{plugin}'"),
   MCP_ERR_PLUGIN_CONFIG_INVALID: spec(400, 'invalid_request_error', "Invalid config for plugin '{plugin}': {reason}"),
+  // ADMIN: the management API (admin port, /api/v1/mcp/*)
+  MCP_ERR_ADMIN_NOT_FOUND: spec(404, 'invalid_request_error', '{object} {id} does not exist'),
+  MCP_ERR_ADMIN_QUERY_INVALID: spec(400, 'invalid_request_error', 'Invalid query parameter: {reason}'),
+  MCP_ERR_ADMIN_CONFLICT: spec(409, 'invalid_request_error', '{reason}'),
+  MCP_ERR_ADMIN_PRECONDITION_FAILED: spec(412, 'invalid_request_error', 'If-Match {given} does not match the current ETag {current} of {object}'),
+  MCP_ERR_ADMIN_UNPROCESSABLE: spec(422, 'invalid_request_error', '{reason}'),
+  MCP_ERR_ADMIN_PRECONDITION_REQUIRED: spec(428, 'invalid_request_error', '{method} of {object} needs an If-Match header with its ETag (GET it first)'),
+  MCP_ERR_ADMIN_MASTER_KEY_MISSING: spec(503, 'api_error', 'Provider credentials cannot be stored: no master key is configured (MCP_MASTER_KEY)'),
+  // STORE
+  MCP_ERR_STORE_UNAVAILABLE: spec(503, 'api_error', 'The database is unavailable: management requests are refused until it is back; the data plane keeps serving'),
+  // EXEC: POST /api/v1/mcp/execute
+  MCP_ERR_EXEC_DEPLOYMENT_NOT_FOUND: spec(404, 'invalid_request_error', 'No deployment {ref}'),
+  MCP_ERR_EXEC_DEPLOYMENT_INACTIVE: spec(409, 'invalid_request_error', 'Deployment {id} is {status}'),
+  MCP_ERR_EXEC_VARIABLES_INVALID: spec(422, 'invalid_request_error', 'Template variables rejected: {reason}'),
   // SERVER
   MCP_ERR_SERVER_DRAINING: spec(503, 'api_error', 'The gateway is shutting down'),
   MCP_ERR_INTERNAL: spec(500, 'api_error', 'Internal gateway error (request {requestId})'),

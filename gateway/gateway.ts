@@ -21,6 +21,10 @@ import { configDir, hashOf, loadSettings, redactSettings, type Settings } from '
 import { GatewayMetrics } from './telemetry.ts'
 import { openUpstream } from './upstream/open.ts'
 import { Pools } from './upstream/pools.ts'
+import { createRoutingMetrics } from './routing/metrics.ts'
+import { RetryBudget, type RouterDeps } from './routing/router.ts'
+import { TargetRegistry } from './routing/target-state.ts'
+import { HealthChecker } from './routing/health.ts'
 
 export interface ReloadResult {
   ok: boolean
@@ -47,6 +51,9 @@ export class Gateway {
   readonly metrics: GatewayMetrics
   readonly pools: Pools
   readonly holder: PipelineHolder
+  readonly targets: TargetRegistry
+  readonly #router: RouterDeps
+  readonly #health: HealthChecker
   readonly #load: () => Settings
   readonly #routes: Map<string, RouteSpec>
   readonly #knownPaths: Set<string>
@@ -60,6 +67,8 @@ export class Gateway {
   lastReload: ReloadResult
 
   private constructor(opts: GatewayOptions, first: Pipeline, deps: CompileDeps, metrics: GatewayMetrics, pools: Pools) {
+    this.targets = deps.targets
+    this.#router = { budget: new RetryBudget(() => metrics.inflight), metrics: createRoutingMetrics(metrics.registry, deps.targets) }
     this.log = opts.logger
     this.#load = opts.load ?? loadSettings
     this.metrics = metrics
@@ -68,7 +77,9 @@ export class Gateway {
     this.holder = new PipelineHolder(first, opts.logger)
     this.#routes = new Map([...ROUTES, ...(opts.routes ?? [])])
     this.#knownPaths = new Set([...KNOWN_PATHS, ...[...(opts.routes?.keys() ?? [])].map((k) => k.slice(k.indexOf(' ') + 1))])
-    this.#handle = createHandler({ holder: this.holder, log: this.log, metrics: this.metrics })
+    this.#handle = createHandler({ holder: this.holder, log: this.log, metrics: this.metrics, router: this.#router })
+    this.#health = new HealthChecker(this.holder, opts.logger)
+    this.#health.start()
     this.lastReload = { ok: true, source: 'boot', at: new Date().toISOString(), generation: first.generation, hash: first.hash }
   }
 
@@ -88,6 +99,7 @@ export class Gateway {
         env: { adminKey: s.admin.key, production: process.env['NODE_ENV'] === 'production' },
       }),
       terminal: openUpstream,
+      targets: new TargetRegistry(),
     }
     const first = await compilePipeline(settings, deps, undefined, 1)
     return new Gateway(opts, first, deps, metrics, pools)
@@ -138,6 +150,7 @@ export class Gateway {
       hash: p.hash,
       lastReload: this.lastReload,
       routes: Object.fromEntries([...p.routes].map(([n, r]) => [n, { plugins: r.plugins, passthrough: r.passthrough }])),
+      aliases: [...p.aliases.keys()],
       settings: redactSettings(p.settings),
     }
   }
@@ -222,6 +235,8 @@ export class Gateway {
     for (const a of this.holder.current.providers.values()) await a.close().catch(() => {})
     for (const i of new Set(this.holder.current.instances.values())) await Promise.resolve(i.close?.()).catch(() => {})
     this.metrics.close()
+    this.#health.stop()
+    this.targets.close()
     return clean
   }
 }

@@ -14,6 +14,7 @@ import type { Inbound } from './inbound/types.ts'
 import type { PipelineHolder } from './pipeline/holder.ts'
 import type { HookResult, LocalReply, Outcome } from './pipeline/types.ts'
 import { resolveTarget } from './routing/resolve.ts'
+import { routeAlias, type RouterDeps } from './routing/router.ts'
 import type { GatewayMetrics } from './telemetry.ts'
 
 export interface RouteSpec {
@@ -30,6 +31,7 @@ export interface HandlerDeps {
   readonly holder: PipelineHolder
   readonly log: Logger
   readonly metrics: GatewayMetrics
+  readonly router: RouterDeps
 }
 
 function isThenable(v: unknown): v is PromiseLike<HookResult> {
@@ -93,7 +95,7 @@ export function createHandler(deps: HandlerDeps): (spec: RouteSpec, req: Incomin
       if (r) return sendError(ctx, spec.inbound, localReplyError(r), log)
     }
     ctx.upstreamStart = performance.now()
-    const up = await route.open(ctx)
+    const up = ctx.alias ? await routeAlias(ctx, ctx.alias, ctx.pipeline.aliases, deps.router) : await route.open(ctx)
     ctx.upstreamHeaders = performance.now()
     await deliver(ctx, spec.inbound, up)
   }
@@ -118,6 +120,7 @@ export function createHandler(deps: HandlerDeps): (spec: RouteSpec, req: Incomin
         log.error({ err: e }, 'onComplete hook failed')
       }
     }
+    ctx.runDone()
     ctx.pipeline.release()
   }
 

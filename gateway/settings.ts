@@ -7,6 +7,8 @@ import { createHash } from 'node:crypto'
 import path from 'node:path'
 import { Load } from 'config/lib/util.js'
 import { GatewayError } from './errors.ts'
+import type { AliasSettings, RoutingSettings } from './routing/config.ts'
+import { aliasSchema, routingSchema } from './routing/config.ts'
 import { compileSchema, type JSONSchema } from './validate.ts'
 
 export type PluginRef = string | { name: string; config?: Record<string, unknown> }
@@ -35,6 +37,9 @@ export interface Settings {
   providers: Record<string, Record<string, unknown> & { type: string }>
   /** Provider used when a request's model has no `<provider>/` prefix. */
   defaultProvider?: string
+  /** Model aliases: targets, strategy, retries and fallbacks. */
+  models: Record<string, AliasSettings>
+  routing: RoutingSettings
 }
 
 const int = (min: number, def?: number): JSONSchema => (def === undefined ? { type: 'integer', minimum: min } : { type: 'integer', minimum: min, default: def })
@@ -103,6 +108,8 @@ const settingsSchema: JSONSchema = {
       additionalProperties: { type: 'object', required: ['type'], properties: { type: { type: 'string' } } },
     },
     defaultProvider: { type: 'string' },
+    models: { type: 'object', default: {}, propertyNames: { pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]*$' }, additionalProperties: aliasSchema },
+    routing: routingSchema,
   },
 }
 
@@ -177,6 +184,9 @@ export function parseSettings(raw: Record<string, unknown>, env: NodeJS.ProcessE
   if (errors.length === 0) {
     for (const [name, route] of Object.entries(s.routes)) {
       if (route.chain !== undefined && !(route.chain in s.chains)) errors.push(`routes.${name}.chain: no chain named '${route.chain}'`)
+    }
+    for (const name of Object.keys(s.models)) {
+      if (name in s.providers) errors.push(`models.${name}: an alias cannot have the name of a provider`)
     }
     if (s.defaultProvider !== undefined && !(s.defaultProvider in s.providers)) errors.push(`defaultProvider: no provider named '${s.defaultProvider}'`)
     if (env['NODE_ENV'] === 'production' && (s.admin.key === undefined || s.admin.key.length < 32)) {

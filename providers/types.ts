@@ -168,6 +168,8 @@ export interface ExecuteParams {
   requestId: string
   /** Headers to add upstream (trace context); never the client's credentials. */
   extraHeaders?: Readonly<Record<string, string>>
+  /** Per-call overrides of the provider's time to first byte and idle limits (routing targets). */
+  timeouts?: { firstByteMs?: number | undefined; idleMs?: number | undefined }
 }
 
 /** A stream of canonical chunks. Resolved once the upstream answered with a 2xx status. */

@@ -1,6 +1,7 @@
 /** An inbound API dialect: how errors, completions and streams are written back to the client. */
 import type { GatewayError } from '../errors.ts'
 import type { ChatChunk, ChatResponse, EmbeddingResponse } from '../../providers/types.ts'
+import type { RequestCtx } from '../context.ts'
 
 export interface StreamEncoder {
   chunk(c: ChatChunk): string
@@ -9,8 +10,10 @@ export interface StreamEncoder {
 }
 
 export interface Inbound {
-  readonly name: 'openai' | 'anthropic'
+  /** Only 'openai' is eligible for byte pass-through; 'execute' wraps the answer (admin/execute-inbound.ts). */
+  readonly name: 'openai' | 'anthropic' | 'execute'
   errorBody(e: GatewayError, requestId: string): unknown
-  encodeResponse(res: ChatResponse | EmbeddingResponse, requestModel: string): string
-  createStreamEncoder(requestModel: string, includeUsage: boolean): StreamEncoder
+  /** `ctx` lets a dialect add request facts to the answer (the execute API's execution id, version, latency). */
+  encodeResponse(res: ChatResponse | EmbeddingResponse, requestModel: string, ctx?: RequestCtx): string
+  createStreamEncoder(requestModel: string, includeUsage: boolean, ctx?: RequestCtx): StreamEncoder
 }

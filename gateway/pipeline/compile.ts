@@ -10,6 +10,8 @@ import { GatewayError } from '../errors.ts'
 import type { Settings, PluginRef } from '../settings.ts'
 import { deepFreeze, hashOf, ROUTE_NAMES } from '../settings.ts'
 import { compileSchema, type Validator } from '../validate.ts'
+import { compileAliases } from '../routing/alias.ts'
+import type { TargetRegistry } from '../routing/target-state.ts'
 import { Pipeline, type CompiledRoute } from './pipeline.ts'
 import type { PluginDeps, PluginFactory, PluginInstance, UpstreamOpen } from './types.ts'
 
@@ -20,6 +22,8 @@ export interface CompileDeps {
   pluginDeps(name: string, settings: Settings): PluginDeps
   /** The terminal upstream call (adapter execute/stream/embed or pass-through). */
   terminal: UpstreamOpen
+  /** Live target state (breakers, health), kept across generations. */
+  targets: TargetRegistry
 }
 
 const validators = new WeakMap<PluginFactory, Validator<Record<string, unknown>>>()
@@ -69,6 +73,8 @@ export async function compilePipeline(settings: Settings, deps: CompileDeps, pre
     }
   }
   if (errors.length > 0) throw new GatewayError('MCP_ERR_CONFIG_INVALID', { reason: errors.join('; ') }, { details: 'config.provider_invalid' })
+  const compiled = compileAliases(settings.models, providers, settings.routing, deps.targets)
+  if (compiled.errors.length > 0) throw new GatewayError('MCP_ERR_CONFIG_INVALID', { reason: compiled.errors.join('; ') }, { details: 'config.alias_invalid' })
 
   // Every plugin config block must name a known plugin and be valid on its own, chained or not.
   for (const [name, block] of Object.entries(settings.plugins)) {
@@ -105,7 +111,7 @@ export async function compilePipeline(settings: Settings, deps: CompileDeps, pre
     await Promise.allSettled(created.map(async (i) => i.close?.()))
     throw e
   }
-  return new Pipeline({ generation, hash: hashOf(settings), settings, routes, providers, instances, adapterKeys })
+  return new Pipeline({ generation, hash: hashOf(settings), settings, routes, providers, instances, adapterKeys, aliases: compiled.aliases })
 }
 
 function buildRoute(name: string, list: readonly { name: string; inst: PluginInstance }[], terminal: UpstreamOpen): CompiledRoute {

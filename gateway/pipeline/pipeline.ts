@@ -8,6 +8,7 @@ import type { RequestCtx } from '../context.ts'
 import type { Settings } from '../settings.ts'
 import type { ChatChunk } from '../../providers/types.ts'
 import type { HookResult, Outcome, PluginInstance, UpstreamOpen } from './types.ts'
+import type { CompiledAlias } from '../routing/alias.ts'
 
 export type RequestHook = (ctx: RequestCtx) => HookResult | Promise<HookResult>
 export type ResponseHook = (ctx: RequestCtx) => void
@@ -39,6 +40,8 @@ export class Pipeline {
   readonly instances: ReadonlyMap<string, PluginInstance>
   /** Provider adapters by `name:configHash`. */
   readonly adapterKeys: ReadonlyMap<string, string>
+  /** Model aliases, compiled. */
+  readonly aliases: ReadonlyMap<string, CompiledAlias>
   /** Bare model name → provider name, from each provider's `models` list (first listed wins). */
   readonly modelIndex: ReadonlyMap<string, string>
   #inflight = 0
@@ -47,7 +50,9 @@ export class Pipeline {
   constructor(init: {
     generation: number; hash: string; settings: Settings; routes: Map<string, CompiledRoute>
     providers: Map<string, ProviderAdapter>; instances: Map<string, PluginInstance>; adapterKeys: Map<string, string>
+    aliases: Map<string, CompiledAlias>
   }) {
+    this.aliases = init.aliases
     this.generation = init.generation
     this.hash = init.hash
     this.settings = init.settings

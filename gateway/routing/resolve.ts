@@ -1,6 +1,7 @@
 /**
- * Model → provider. `<provider>/<model>` goes to that provider with that model; a bare model goes
- * to the provider that lists it in `models`, else to `defaultProvider`. (Aliases arrive with routing.)
+ * Model → target. An alias (`models.<alias>`) goes to the router; `<provider>/<model>` goes to that
+ * provider with that model; a bare model goes to the provider that lists it in `models`, else to
+ * `defaultProvider`.
  */
 import type { RequestCtx } from '../context.ts'
 import { GatewayError } from '../errors.ts'
@@ -9,6 +10,15 @@ export function resolveTarget(ctx: RequestCtx): void {
   const requested = ctx.requestedModel
   if (requested === '') throw new GatewayError('MCP_ERR_ROUTE_MODEL_MISSING', {}, { param: 'model', details: 'route.model_missing' })
   const p = ctx.pipeline
+  const alias = p.aliases.get(requested)
+  if (alias) {
+    ctx.alias = alias
+    const first = alias.targets[0]!
+    ctx.providerName = first.provider
+    ctx.model = first.model
+    ctx.adapter = first.adapter
+    return
+  }
   const slash = requested.indexOf('/')
   if (slash > 0) {
     const name = requested.slice(0, slash)

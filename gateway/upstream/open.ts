@@ -16,7 +16,7 @@ export async function openUpstream(ctx: RequestCtx): Promise<UpstreamResponse> {
   ctx.attempts++
   const pt = adapter.passthrough
   const op = ctx.embedding ? 'embeddings' : 'chat'
-  if (pt && ctx.inbound === 'openai' && ctx.route.passthrough) {
+  if (pt && ctx.inbound === 'openai' && ctx.route.passthrough && !(ctx.stream && ctx.alias?.settings.streamRecovery === 'resume')) {
     const body = op === 'chat' ? ctx.chat : ctx.embedding
     const head = await openHttp(pt.dispatcher, {
       method: 'POST',
@@ -25,9 +25,9 @@ export async function openUpstream(ctx: RequestCtx): Promise<UpstreamResponse> {
       body: JSON.stringify(body),
     }, {
       provider: adapter.name,
-      signal: ctx.signal,
-      headersTimeoutMs: Math.max(1, Math.min(pt.timeouts.firstByteMs, ctx.deadline - Date.now())),
-      bodyTimeoutMs: pt.timeouts.idleMs,
+      signal: ctx.upstreamSignal ?? ctx.signal,
+      headersTimeoutMs: Math.max(1, Math.min(ctx.upstreamTimeouts?.firstByteMs ?? pt.timeouts.firstByteMs, ctx.deadline - Date.now())),
+      bodyTimeoutMs: ctx.upstreamTimeouts?.idleMs ?? pt.timeouts.idleMs,
     })
     if (head.status >= 400) {
       const text = await head.text(1024 * 1024).catch(() => '')
@@ -35,8 +35,9 @@ export async function openUpstream(ctx: RequestCtx): Promise<UpstreamResponse> {
     }
     return { kind: 'raw', raw: head }
   }
-  const params: ExecuteParams = { model: ctx.model, signal: ctx.signal, deadline: ctx.deadline, requestId: ctx.id }
+  const params: ExecuteParams = { model: ctx.model, signal: ctx.upstreamSignal ?? ctx.signal, deadline: ctx.deadline, requestId: ctx.id }
   if (ctx.extraUpstreamHeaders) params.extraHeaders = ctx.extraUpstreamHeaders
+  if (ctx.upstreamTimeouts) params.timeouts = ctx.upstreamTimeouts
   if (op === 'embeddings') {
     if (!adapter.embed) throw new GatewayError('MCP_ERR_ROUTE_OPERATION_UNSUPPORTED', { provider: adapter.name, operation: 'embeddings' })
     return { kind: 'json', response: await adapter.embed(ctx.embedding!, params) }

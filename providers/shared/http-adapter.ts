@@ -97,8 +97,8 @@ export class HttpAdapter implements ProviderAdapter {
     const head = await openHttp(this.#o.dispatcher, { method: 'POST', path, headers, body: JSON.stringify(body) }, {
       provider: this.name,
       signal: params.signal,
-      headersTimeoutMs: Math.max(1, Math.min(this.#o.timeouts.firstByteMs, params.deadline - Date.now())),
-      bodyTimeoutMs: this.#o.timeouts.idleMs,
+      headersTimeoutMs: Math.max(1, Math.min(params.timeouts?.firstByteMs ?? this.#o.timeouts.firstByteMs, params.deadline - Date.now())),
+      bodyTimeoutMs: params.timeouts?.idleMs ?? this.#o.timeouts.idleMs,
     })
     if (head.status >= 400) {
       const text = await head.text(1024 * 1024).catch(() => '')

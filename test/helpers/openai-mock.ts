@@ -37,6 +37,7 @@
  *     retryAfter:<s>     `Retry-After: <s>` header (implies status 429 if no status given)
  *     retryAfterMs:<ms>  `retry-after-ms` header (also honoured by the official SDKs)
  *     times:<n>          fault applies to the next n matching requests only, then healthy again.
+ *     every:<n>          fault applies to every n-th matching request only (every:2 = half).
  *                        For the property: counted on the property. For the header: counted per
  *                        distinct header value (reset() clears the counters).
  *     path:<substr>      only requests whose path contains <substr> match (others are healthy
@@ -93,6 +94,8 @@ export interface Fault {
   retryAfter?: number;
   retryAfterMs?: number;
   times?: number;
+  /** The fault applies to every n-th matching request only (every:2 = half of them); the others are healthy. */
+  every?: number;
   path?: string;
   delayMs?: number;
   reset?: boolean;
@@ -143,7 +146,7 @@ const MAX_TOKENS_HEADER = 100000;
 // ---------------------------------------------------------------------------------------------
 
 const NUMERIC_KEYS = new Set([
-  'status', 'retryAfter', 'retryAfterMs', 'times', 'delayMs', 'cutAfter', 'stallAfter', 'malformedAfter', 'chunkDelayMs',
+  'status', 'retryAfter', 'retryAfterMs', 'times', 'delayMs', 'cutAfter', 'stallAfter', 'malformedAfter', 'chunkDelayMs', 'every',
 ]);
 const FLAG_KEYS = new Set(['reset', 'hang', 'noDone']);
 const STRING_KEYS = new Set(['code', 'type', 'param', 'message', 'path']);
@@ -471,6 +474,10 @@ export function startOpenAIMock(opts: StartOpenAIMockOptions = {}): Promise<Open
     const f = propFault;
     if (f === null) return null;
     if (f.path !== undefined && !path.includes(f.path)) return null;
+    if (f.every !== undefined) {
+      everyCount += 1;
+      if (everyCount % f.every !== 0) return null;
+    }
     if (f.times !== undefined) {
       if (f.times <= 0) {
         propFault = null;
@@ -481,6 +488,8 @@ export function startOpenAIMock(opts: StartOpenAIMockOptions = {}): Promise<Open
     }
     return f;
   }
+
+  let everyCount = 0;
 
   function nextId(): string {
     seq += 1;

@@ -3,6 +3,7 @@
  * with GatewayOptions.plugins), and plugin config compilation (validation, defaults, freezing,
  * unknown plugins, io plugins, instance carry-over) through compilePipeline with fake deps.
  */
+import { TargetRegistry } from '../../gateway/routing/target-state.ts'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { pino } from 'pino'
 import { GatewayError } from '../../gateway/errors.ts'
@@ -198,6 +199,7 @@ function deps(extra: readonly PluginFactory[]): CompileDeps & { created: { name:
     dispatcherFor: () => { throw new Error('unit tests open no upstream') },
     pluginDeps: () => ({ services: {}, logger: silent, metrics: new Metrics(), env: { adminKey: 'k'.repeat(32), production: false } }),
     terminal: () => Promise.reject(new Error('unit tests open no upstream')),
+    targets: new TargetRegistry(),
   }
 }
 

@@ -1,0 +1,338 @@
+/**
+ * The one retry loop. For an alias it walks the ordered candidates: an attempt goes through the
+ * target's circuit breaker and the route's composed interceptors to the terminal call; a stream
+ * is committed only once its first chunk arrived (a slow first token fails over). Retryable
+ * failures (connect errors, resets before the first byte, 408/429/5xx/529) move to the next
+ * target or, with none left, back off (Retry-After honoured, capped) within one deadline and a
+ * retry budget. Other 4xx go back unchanged; context-length and content-filter rejections fall
+ * back only as configured.
+ */
+import { GatewayError } from '../errors.ts'
+import type { RequestCtx } from '../context.ts'
+import type { RawSink, RawUpstream, UpstreamOpen, UpstreamResponse } from '../pipeline/types.ts'
+import type { ChatChunk, ChatStream } from '../../providers/types.ts'
+import { candidatesFor, type CompiledAlias, type CompiledTarget } from './alias.ts'
+import type { RoutingSettings } from './config.ts'
+import type { RoutingMetrics } from './metrics.ts'
+
+export type FailureClass = 'abort' | 'fatal' | 'retryable' | 'context_length' | 'content_filter' | 'circuit_open'
+
+const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504, 529])
+
+export function classify(e: unknown): FailureClass {
+  const x = e as { code?: string }
+  if (x?.code === 'EOPENBREAKER') return 'circuit_open'
+  if (!(e instanceof GatewayError)) return 'fatal'
+  switch (e.code) {
+    case 'MCP_ERR_REQ_ABORTED': return 'abort'
+    case 'MCP_ERR_UPSTREAM_CONNECT':
+    case 'MCP_ERR_UPSTREAM_RESET':
+    case 'MCP_ERR_UPSTREAM_TIMEOUT':
+    case 'MCP_ERR_UPSTREAM_BAD_RESPONSE':
+    case 'MCP_ERR_UPSTREAM_STREAM_INTERRUPTED':
+      return 'retryable'
+    case 'MCP_ERR_UPSTREAM_ERROR': {
+      const pc = e.providerCode ?? ''
+      if (pc === 'context_length_exceeded' || /context.?length|too many tokens|prompt is too long/i.test(e.message)) return 'context_length'
+      if (pc === 'content_filter' || pc === 'content_policy_violation' || e.details === 'upstream.content_filter') return 'content_filter'
+      return RETRYABLE_STATUS.has(e.status) ? 'retryable' : 'fatal'
+    }
+    default:
+      return 'fatal'
+  }
+}
+
+/** Retry-After in ms (seconds or an HTTP date), or undefined. */
+export function retryAfterMs(e: unknown, now = Date.now()): number | undefined {
+  const v = (e as GatewayError)?.headers?.['retry-after']
+  if (v === undefined) return undefined
+  if (/^\d+(\.\d+)?$/.test(v)) return Number(v) * 1000
+  const t = Date.parse(v)
+  return Number.isNaN(t) ? undefined : Math.max(0, t - now)
+}
+
+/** At most `ratio` of active requests may be retrying at once, and always at least `min`. */
+export class RetryBudget {
+  retrying = 0
+  readonly #active: () => number
+
+  constructor(active: () => number) {
+    this.#active = active
+  }
+
+  tryAcquire(b: RoutingSettings['retryBudget']): boolean {
+    if (this.retrying >= Math.max(b.min, Math.floor(this.#active() * b.ratio))) return false
+    this.retrying++
+    return true
+  }
+
+  release(): void {
+    this.retrying--
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (ms <= 0 || signal.aborted) { resolve(); return }
+    const t = setTimeout(() => { signal.removeEventListener('abort', onAbort); resolve() }, ms)
+    const onAbort = (): void => { clearTimeout(t); resolve() }
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+}
+
+function firstTokenTimeout(ctx: RequestCtx, t: CompiledTarget): GatewayError {
+  return new GatewayError('MCP_ERR_UPSTREAM_TIMEOUT', { provider: t.provider, phase: 'first token' }, { details: 'upstream.first_token_timeout' })
+  void ctx
+}
+
+/** Waits for a translated stream's first chunk, then hands back a stream that replays it. */
+async function primeStream(stream: ChatStream, ms: number, onTimeout: () => GatewayError): Promise<ChatStream> {
+  const it = stream[Symbol.asyncIterator]()
+  let timer: NodeJS.Timeout | undefined
+  const first = await Promise.race([
+    it.next(),
+    new Promise<never>((_, reject) => { timer = setTimeout(() => reject(onTimeout()), ms) }),
+  ]).catch(async (e: unknown) => { await it.return?.(undefined).catch(() => {}); throw e }).finally(() => clearTimeout(timer))
+  return {
+    status: stream.status,
+    final: stream.final,
+    async *[Symbol.asyncIterator](): AsyncIterator<ChatChunk> {
+      if (first.done) return
+      yield first.value
+      for (;;) {
+        const n = await it.next()
+        if (n.done) return
+        yield n.value
+      }
+    },
+  }
+}
+
+/** Waits for a pass-through body's first bytes, holding them until delivery starts. */
+function primeRaw(raw: RawUpstream, ms: number, onTimeout: () => GatewayError): Promise<RawUpstream> {
+  return new Promise((resolve, reject) => {
+    const held: Buffer[] = []
+    let ended = false
+    let failed: GatewayError | undefined
+    let sink: RawSink | undefined
+    let settled = false
+    const timer = setTimeout(() => { if (!settled) { settled = true; raw.abort(); reject(onTimeout()) } }, ms)
+    const primed: RawUpstream = {
+      status: raw.status,
+      headers: raw.headers,
+      consume(s) {
+        sink = s
+        for (const c of held.splice(0)) s.onData(c)
+        if (failed) s.onError(failed)
+        else if (ended) s.onEnd()
+        else raw.resume()
+      },
+      resume: () => raw.resume(),
+      abort: (r) => raw.abort(r),
+    }
+    raw.consume({
+      onData(c) {
+        if (sink) return sink.onData(c)
+        held.push(c)
+        if (!settled) { settled = true; clearTimeout(timer); resolve(primed) }
+        return false
+      },
+      onEnd() {
+        if (sink) { sink.onEnd(); return }
+        ended = true
+        if (!settled) { settled = true; clearTimeout(timer); resolve(primed) }
+      },
+      onError(e) {
+        if (sink) { sink.onError(e); return }
+        failed = e
+        if (!settled) { settled = true; clearTimeout(timer); reject(e) }
+      },
+    })
+  })
+}
+
+export interface RouterDeps {
+  readonly budget: RetryBudget
+  readonly metrics: RoutingMetrics
+}
+
+function bindTarget(ctx: RequestCtx, t: CompiledTarget): void {
+  ctx.providerName = t.provider
+  ctx.model = t.model
+  ctx.adapter = t.adapter
+  if (ctx.chat) ctx.chat.model = t.model
+  else if (ctx.embedding) ctx.embedding.model = t.model
+  const to = t.timeouts
+  ctx.upstreamTimeouts = to.firstByteMs !== undefined || to.idleMs !== undefined ? { firstByteMs: to.firstByteMs, idleMs: to.idleMs } : undefined
+}
+
+/** One attempt on one target: breaker → interceptors → terminal, and for streams the first chunk. */
+async function attempt(ctx: RequestCtx, t: CompiledTarget, open: UpstreamOpen): Promise<UpstreamResponse> {
+  const started = performance.now()
+  const attemptAbort = new AbortController()
+  const onParentAbort = (): void => attemptAbort.abort(ctx.signal.reason)
+  ctx.signal.addEventListener('abort', onParentAbort, { once: true })
+  let total: NodeJS.Timeout | undefined
+  if (t.timeouts.totalMs !== undefined) {
+    total = setTimeout(() => attemptAbort.abort(new GatewayError('MCP_ERR_UPSTREAM_TIMEOUT', { provider: t.provider, phase: 'total' }, { details: 'upstream.total_timeout' })), t.timeouts.totalMs)
+  }
+  ctx.upstreamSignal = attemptAbort.signal
+  const cleanup = (): void => { clearTimeout(total); ctx.signal.removeEventListener('abort', onParentAbort) }
+  try {
+    const up = await t.state.fire(() => open(ctx))
+    let primed = up
+    const firstTokenMs = t.timeouts.firstTokenMs ?? t.timeouts.firstByteMs
+    if (ctx.stream && firstTokenMs !== undefined) {
+      const remaining = Math.max(1, firstTokenMs - (performance.now() - started))
+      if (up.kind === 'stream') primed = { kind: 'stream', stream: await primeStream(up.stream, remaining, () => firstTokenTimeout(ctx, t)) }
+      else if (up.kind === 'raw') primed = { kind: 'raw', raw: await primeRaw(up.raw, remaining, () => firstTokenTimeout(ctx, t)) }
+    }
+    t.state.recordSuccess(performance.now() - started)
+    if (total === undefined) cleanup()
+    else ctx.onDone(cleanup)
+    return primed
+  } catch (e) {
+    cleanup()
+    const reason = attemptAbort.signal.reason
+    throw reason instanceof GatewayError && reason.details === 'upstream.total_timeout' ? reason : e
+  }
+}
+
+export async function routeAlias(ctx: RequestCtx, alias: CompiledAlias, aliases: ReadonlyMap<string, CompiledAlias>, deps: RouterDeps): Promise<UpstreamResponse> {
+  const routing = ctx.pipeline.settings.routing
+  const retry = alias.settings.retry
+  const candidates = candidatesFor(ctx, alias, aliases)
+  const excluded = new Set<CompiledTarget>()
+  const tried = new Set<CompiledTarget>()
+  let lastErr: unknown
+  let last: CompiledTarget | undefined
+  let failures = 0
+  let retrying = false
+  const m = deps.metrics
+  try {
+    while (failures < retry.maxAttempts) {
+      const now = Date.now()
+      if (now >= ctx.deadline) break
+      // Next: the first untried available candidate; else the last one again, after a backoff.
+      let next: { target: CompiledTarget; alias: CompiledAlias } | undefined
+      for (const c of candidates) {
+        if (excluded.has(c.target) || tried.has(c.target)) continue
+        if (c.target.state.inflight >= c.target.maxConcurrent) continue
+        if (!c.target.state.available(now)) continue
+        next = c
+        break
+      }
+      if (!next && last && !excluded.has(last)) {
+        const cooling = last.state.coolingUntil - now
+        const backoff = cooling > 0
+          ? cooling
+          : Math.min(retry.backoffMaxMs, retry.backoffBaseMs * 2 ** Math.max(0, failures - 1)) * (0.5 + Math.random() * 0.5)
+        if (cooling > retry.retryAfterCapMs || now + backoff >= ctx.deadline) break
+        await sleep(backoff, ctx.signal)
+        if (ctx.signal.aborted) break
+        if (last.state.available(Date.now()) || last.state.coolingUntil <= Date.now()) next = { target: last, alias }
+      }
+      if (!next) break
+      const t = next.target
+      if (ctx.attempts > 0) {
+        if (!retrying) {
+          if (!deps.budget.tryAcquire(routing.retryBudget)) { m.retryBudgetExhausted.inc(); break }
+          retrying = true
+        }
+        m.retries(alias.name, ctx.fallbackReason ?? 'retry').inc()
+      }
+      bindTarget(ctx, t)
+      tried.add(t)
+      last = t
+      t.state.inflight++
+      ctx.onDone(() => { t.state.inflight-- })
+      try {
+        const up = await attempt(ctx, t, ctx.route.open)
+        if (ctx.stream && alias.settings.streamRecovery === 'resume') {
+          ctx.resume = (delivered) => resumeStream(ctx, t, candidates.map((c) => c.target), delivered, deps)
+        }
+        ctx.responseHeaders['x-mcp-provider'] = t.provider
+        ctx.responseHeaders['x-mcp-model'] = t.model
+        ctx.responseHeaders['x-mcp-attempts'] = String(ctx.attempts)
+        if (ctx.fallbackReason !== undefined) {
+          ctx.responseHeaders['x-mcp-fallback-reason'] = ctx.fallbackReason
+          m.fallbacks(alias.name, ctx.fallbackReason).inc()
+        }
+        return up
+      } catch (e) {
+        const cls = classify(e)
+        if (cls === 'circuit_open') {
+          // Not an attempt: the breaker refused before anything was sent.
+          ctx.attempts = Math.max(0, ctx.attempts - 1)
+          ctx.fallbackReason ??= 'circuit_open'
+          excluded.add(t)
+          continue
+        }
+        t.state.recordFailure(e, routing, Date.now())
+        ctx.attemptLog.push({ provider: t.provider, model: t.model, error: (e as GatewayError).code ?? String(e), status: (e as GatewayError).status ?? 0 })
+        lastErr = e
+        if (cls === 'abort' || cls === 'fatal') throw e
+        failures++
+        if (cls === 'context_length') {
+          if (!alias.settings.fallbackOn.contextLength) throw e
+          ctx.fallbackReason = 'context_length_exceeded'
+          for (const c of candidates) if (c.target.contextWindow <= t.contextWindow || c.target.model === t.model) excluded.add(c.target)
+          if (candidates.every((c) => excluded.has(c.target))) throw e
+          continue
+        }
+        if (cls === 'content_filter') {
+          if (!alias.settings.fallbackOn.contentFilter) throw e
+          ctx.fallbackReason = 'content_filter'
+          excluded.add(t)
+          continue
+        }
+        const ra = retryAfterMs(e)
+        if (ra !== undefined) t.state.coolingUntil = Date.now() + Math.min(ra, retry.retryAfterCapMs)
+        ctx.fallbackReason = (e as GatewayError).status === 429 ? 'rate_limited' : (e as GatewayError).details ?? 'upstream_error'
+      }
+    }
+  } finally {
+    if (retrying) deps.budget.release()
+  }
+  if (lastErr !== undefined) {
+    const g = lastErr as GatewayError
+    if (g instanceof GatewayError) ctx.responseHeaders['x-mcp-attempts'] = String(ctx.attempts)
+    throw lastErr
+  }
+  m.unavailable(alias.name).inc()
+  throw new GatewayError('MCP_ERR_UPSTREAM_UNAVAILABLE', { model: alias.name }, {
+    details: 'route.all_targets_down',
+    headers: { 'retry-after': String(routing.unavailableRetryAfterS) },
+  })
+}
+
+/**
+ * Mid-stream recovery: after the client already received `delivered`, continue the completion on
+ * another available target. With text delivered, only a target that accepts a trailing assistant
+ * message as a prefix (prefill) can continue without repeating it; with nothing delivered yet any
+ * target restarts cleanly. Resolves undefined when no target can continue.
+ */
+async function resumeStream(ctx: RequestCtx, failed: CompiledTarget, candidates: readonly CompiledTarget[], delivered: string, deps: RouterDeps): Promise<ChatStream | undefined> {
+  const base = ctx.chat
+  if (!base) return undefined
+  const now = Date.now()
+  const next = candidates.find((t) => t !== failed && t.state.available(now) && (delivered === '' || t.supportsPrefill))
+  if (!next) return undefined
+  const original = ctx.originalMessages ?? base.messages
+  ctx.originalMessages = original
+  ctx.chat = { ...base, messages: delivered === '' ? original : [...original, { role: 'assistant', content: delivered }] }
+  bindTarget(ctx, next)
+  next.state.inflight++
+  ctx.onDone(() => { next.state.inflight-- })
+  ctx.fallbackReason = 'stream_interrupted'
+  deps.metrics.fallbacks(ctx.alias?.name ?? '', 'stream_interrupted').inc()
+  try {
+    const up = await attempt(ctx, next, ctx.route.open)
+    if (up.kind !== 'stream') return undefined
+    ctx.resume = (more) => resumeStream(ctx, next, candidates, delivered + more, deps)
+    return up.stream
+  } catch (e) {
+    next.state.recordFailure(e, ctx.pipeline.settings.routing, Date.now())
+    return undefined
+  }
+}
