@@ -2,6 +2,7 @@
  * Process entry (`npm start`): the data plane on MCP_PORT, the admin API on MCP_ADMIN_PORT.
  * SIGHUP reloads the configuration; SIGTERM/SIGINT drain and exit 0.
  */
+import { registerTargetRoutes } from './admin/routes/targets.ts'
 import { AdminServer } from './admin/server.ts'
 import { Gateway } from './gateway/gateway.ts'
 import { createLogger } from './gateway/logger.ts'
@@ -18,6 +19,7 @@ async function main(): Promise<void> {
   const log = createLogger(settings.log.level)
   const gw = await Gateway.create({ logger: log })
   const admin = new AdminServer(gw)
+  registerTargetRoutes(admin, gw)
   const data = await gw.listen()
   const adm = await admin.listen(settings.admin.host, settings.admin.port, settings.admin.key)
   gw.watchConfig()

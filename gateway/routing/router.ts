@@ -217,8 +217,8 @@ export async function routeAlias(ctx: RequestCtx, alias: CompiledAlias, aliases:
       let next: { target: CompiledTarget; alias: CompiledAlias } | undefined
       for (const c of candidates) {
         if (excluded.has(c.target) || tried.has(c.target)) continue
-        if (c.target.state.inflight >= c.target.maxConcurrent) continue
-        if (!c.target.state.available(now)) continue
+        if (c.target.state.inflight >= c.target.maxConcurrent) { ctx.fallbackReason ??= 'max_concurrent'; continue }
+        if (!c.target.state.available(now)) { ctx.fallbackReason ??= c.target.state.unavailableReason(now); continue }
         next = c
         break
       }

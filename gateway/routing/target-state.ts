@@ -102,6 +102,15 @@ export class TargetState {
     return !this.#breaker.opened || this.#breaker.halfOpen
   }
 
+  /** Why `available()` is false: the fallback reason a response reports. */
+  unavailableReason(now: number): string {
+    if (this.mode === 'forced-open' || (this.#breaker.opened && !this.#breaker.halfOpen)) return 'circuit_open'
+    if (this.ejectedUntil > now) return 'ejected'
+    if (this.coolingUntil > now) return 'rate_limited'
+    if (!this.healthy) return 'unhealthy'
+    return 'unavailable'
+  }
+
   /** Runs an attempt through the breaker (unless forced closed). Rejects with code EOPENBREAKER when open. */
   fire<T>(fn: () => Promise<T>): Promise<T> {
     if (this.mode === 'forced-closed') return fn()

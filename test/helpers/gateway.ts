@@ -3,6 +3,7 @@
  * built from the repo's config/default.yaml plus an override, so tests exercise the real server.
  */
 import { Writable } from 'node:stream'
+import { registerTargetRoutes } from '../../admin/routes/targets.ts'
 import { AdminServer } from '../../admin/server.ts'
 import { Gateway } from '../../gateway/gateway.ts'
 import { createLogger } from '../../gateway/logger.ts'
@@ -47,6 +48,7 @@ export async function startGateway(override: Record<string, unknown> = {}): Prom
   const logger = createLogger('info', sink)
   const gw = await Gateway.create({ logger, load: () => testSettings(current) })
   const admin = new AdminServer(gw)
+  registerTargetRoutes(admin, gw)
   const data = await gw.listen()
   const adm = await admin.listen('127.0.0.1', 0, gw.settings.admin.key)
   return {

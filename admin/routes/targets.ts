@@ -1,0 +1,46 @@
+/**
+ * Routing targets on the admin API: each target's breaker state, health, in-flight requests,
+ * latency EWMA and error rate; operators can force a breaker open or closed, or reset it.
+ *   GET  /api/v1/mcp/targets
+ *   GET  /api/v1/mcp/targets/{provider}/{model}
+ *   POST /api/v1/mcp/targets/{provider}/{model}/breaker   {"state": "open" | "closed" | "auto" | "reset"}
+ */
+import type { IncomingMessage } from 'node:http'
+import { GatewayError } from '../../gateway/errors.ts'
+import type { Gateway } from '../../gateway/gateway.ts'
+import { parseJson, readBody } from '../../gateway/http/body.ts'
+import { compileSchema } from '../../gateway/validate.ts'
+import { sendAdminError, sendJson, type AdminServer } from '../server.ts'
+
+const validateBreakerBody = compileSchema<{ state: 'open' | 'closed' | 'auto' | 'reset' }>({
+  type: 'object', additionalProperties: false, required: ['state'],
+  properties: { state: { enum: ['open', 'closed', 'auto', 'reset'] } },
+})
+
+async function body(req: IncomingMessage): Promise<unknown> {
+  return parseJson(await readBody(req, 64 * 1024))
+}
+
+export function registerTargetRoutes(admin: AdminServer, gw: Gateway): void {
+  admin.route('GET', '/api/v1/mcp/targets', (_req, res) => {
+    const now = Date.now()
+    const aliases: Record<string, string[]> = {}
+    for (const [name, a] of gw.holder.current.aliases) aliases[name] = a.targets.map((t) => t.state.id)
+    sendJson(res, 200, { data: gw.targets.all().map((s) => s.snapshot(now)), aliases })
+  })
+  admin.route('GET', '/api/v1/mcp/targets/{provider}/{model}', (_req, res, p) => {
+    const s = gw.targets.find(`${p['provider']}/${p['model']}`)
+    if (!s) { sendAdminError(res, new GatewayError('MCP_ERR_REQ_NOT_FOUND', { method: 'GET', path: `target ${p['provider']}/${p['model']}` })); return }
+    sendJson(res, 200, s.snapshot())
+  })
+  admin.route('POST', '/api/v1/mcp/targets/{provider}/{model}/breaker', async (req, res, p) => {
+    const s = gw.targets.find(`${p['provider']}/${p['model']}`)
+    const json = await body(req)
+    if (!validateBreakerBody(json)) throw new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason: validateBreakerBody.errors().join('; ') })
+    if (!s) { sendAdminError(res, new GatewayError('MCP_ERR_REQ_NOT_FOUND', { method: 'POST', path: `target ${p['provider']}/${p['model']}` })); return }
+    if (json.state === 'reset') s.reset()
+    else s.mode = json.state === 'open' ? 'forced-open' : json.state === 'closed' ? 'forced-closed' : 'auto'
+    gw.log.warn({ target: s.id, state: json.state }, 'breaker state set by an operator')
+    sendJson(res, 200, s.snapshot())
+  })
+}
