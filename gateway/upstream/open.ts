@@ -8,6 +8,7 @@ import { GatewayError } from '../errors.ts'
 import type { RequestCtx } from '../context.ts'
 import type { UpstreamResponse } from '../pipeline/types.ts'
 import { openHttp } from '../../providers/shared/http.ts'
+import { credentialsOf, redactCredentials } from '../../providers/shared/upstream-error.ts'
 import type { ExecuteParams } from '../../providers/types.ts'
 
 export async function openUpstream(ctx: RequestCtx): Promise<UpstreamResponse> {
@@ -30,7 +31,7 @@ export async function openUpstream(ctx: RequestCtx): Promise<UpstreamResponse> {
       bodyTimeoutMs: ctx.upstreamTimeouts?.idleMs ?? pt.timeouts.idleMs,
     })
     if (head.status >= 400) {
-      const text = await head.text(1024 * 1024).catch(() => '')
+      const text = redactCredentials(await head.text(1024 * 1024).catch(() => ''), credentialsOf(pt.headers))
       throw pt.toError(head.status, text, head.headers)
     }
     return { kind: 'raw', raw: head }

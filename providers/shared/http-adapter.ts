@@ -11,6 +11,7 @@ import type {
 } from '../types.ts'
 import { ChunkAggregator } from './aggregate.ts'
 import { openHttp, type HttpHead } from './http.ts'
+import { credentialsOf, redactCredentials } from './upstream-error.ts'
 import { LatencyWindow } from './latency-window.ts'
 import { createNdjsonSplitter, createSseParser, type SseEvent } from './sse.ts'
 import type { ChatTranslation, EmbeddingTranslation, StreamMapper } from './translation.ts'
@@ -52,12 +53,15 @@ export class HttpAdapter implements ProviderAdapter {
   #errors = 0
   #errorsByCode: Record<string, number> = {}
   #latency = new LatencyWindow(512)
+  /** The provider's own credentials, redacted literally from anything an upstream echoes back. */
+  readonly #secrets: readonly string[]
 
   constructor(o: HttpAdapterOptions) {
     this.#o = o
     this.name = o.name
     this.type = o.type
     this.passthrough = o.passthrough
+    this.#secrets = credentialsOf(o.headers)
   }
 
   validateConfig(config: unknown): config is ProviderConfig {
@@ -101,7 +105,7 @@ export class HttpAdapter implements ProviderAdapter {
       bodyTimeoutMs: params.timeouts?.idleMs ?? this.#o.timeouts.idleMs,
     })
     if (head.status >= 400) {
-      const text = await head.text(1024 * 1024).catch(() => '')
+      const text = redactCredentials(await head.text(1024 * 1024).catch(() => ''), this.#secrets)
       throw this.#o.chat.toError(head.status, text, head.headers)
     }
     return head
@@ -161,7 +165,13 @@ export class HttpAdapter implements ProviderAdapter {
       this.#inflight--
       throw this.#fail(e)
     }
-    const mapper = this.#o.chat.createStreamMapper(params.model, params.requestId)
+    const inner = this.#o.chat.createStreamMapper(params.model, params.requestId)
+    const secrets = this.#secrets
+    // Error events inside a stream may echo credentials too: redact before mapping (a substring check per event).
+    const mapper: StreamMapper = secrets.length === 0 ? inner : {
+      push: (ev) => inner.push(secrets.some((x) => ev.data.includes(x)) ? { ...ev, data: redactCredentials(ev.data, secrets) } : ev),
+      end: () => inner.end(),
+    }
     return new UpstreamChatStream(head, mapper, this.#o.chat.streamFormat, (err) => {
       this.#inflight--
       if (err) this.#fail(err)

@@ -19,6 +19,26 @@ export function scrubSecrets(text: string): string {
   return out
 }
 
+const CREDENTIAL_HEADERS = new Set(['authorization', 'api-key', 'x-api-key', 'x-goog-api-key', 'proxy-authorization'])
+
+/** The credential values carried by a provider's upstream headers (`Bearer` stripped), for literal redaction. */
+export function credentialsOf(headers: Readonly<Record<string, string>>): string[] {
+  const out: string[] = []
+  for (const [k, v] of Object.entries(headers)) {
+    if (!CREDENTIAL_HEADERS.has(k.toLowerCase())) continue
+    const bare = v.replace(/^(Bearer|Basic)\s+/i, '')
+    if (bare.length >= 8) out.push(bare)
+  }
+  return out
+}
+
+/** Replaces every literal occurrence of the given secrets (whatever their shape) and key-shaped substrings. */
+export function redactCredentials(text: string, secrets: readonly string[]): string {
+  let out = text
+  for (const s of secrets) if (out.includes(s)) out = out.split(s).join('[redacted]')
+  return out
+}
+
 export function headerValue(headers: HeaderMap, name: string): string | undefined {
   const v = headers[name]
   return Array.isArray(v) ? v[0] : v
