@@ -126,9 +126,14 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
   let sawFinish = false
   let malformed = false
   let finished = false
+  // When the gateway asked upstream for usage the client did not ask for, events are re-framed one by
+  // one and the usage-only event is dropped; otherwise upstream bytes go through untouched.
+  const filter = ctx.stream && !ctx.includeUsage
+  let out = ''
   const tap = ctx.stream
     ? createSseParser((ev) => {
         const d = ev.data
+        if (filter && !(d.startsWith('{') && d.includes('"choices":[]'))) out += `data: ${d}\n\n`
         if (d === '[DONE]') { sawDone = true; return }
         if (d.charCodeAt(0) !== 123 || d.charCodeAt(d.length - 1) !== 125) { malformed = true; return }
         if (d.includes('"finish_reason":"')) sawFinish = true
@@ -163,7 +168,11 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
           }
         } else parts!.push(chunk)
         if (res.destroyed) return false
-        return res.write(chunk)
+        if (!filter) return res.write(chunk)
+        if (out === '') return true
+        const text = out
+        out = ''
+        return res.write(text)
       },
       onEnd() {
         if (finished) return
@@ -171,6 +180,7 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
         if (parts) ctx.rawBody = parts
         if (tap) {
           tap.end()
+          if (filter && out !== '' && !res.destroyed) { res.write(out); out = '' }
           if (!sawDone) {
             if (sawFinish) {
               // Upstream ended cleanly without the terminator: finalise promptly for the client.

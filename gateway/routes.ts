@@ -32,6 +32,8 @@ export const chatCompletions: RouteSpec = {
     ctx.requestedModel = req.model
     ctx.stream = req.stream === true
     ctx.includeUsage = ctx.stream && req.stream_options?.include_usage === true
+    // Metering needs the usage of every stream: ask upstream for it; the client gets it only if it asked.
+    if (ctx.stream && !ctx.includeUsage) req.stream_options = { ...(req.stream_options ?? {}), include_usage: true }
   },
 }
 

@@ -365,3 +365,31 @@ describe('proxy with a chunk hook (canonical stream path, no pass-through)', () 
     expect(text).not.toContain('"error"')
   })
 })
+
+describe('stream usage for metering', () => {
+  it('asks the upstream for usage on every stream, but gives it to the client only when asked', async () => {
+    const { startOpenAIMock } = await import('../helpers/openai-mock.ts')
+    const { startGateway, authHeaders } = await import('../helpers/gateway.ts')
+    const mock = await startOpenAIMock()
+    const g = await startGateway({ providers: { mock: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-usage-000000001' } } })
+    try {
+      const seen: { usage: unknown; finish: unknown }[] = []
+      g.gw.holder.current // keep the generation referenced
+      const res = await fetch(`${g.url}/v1/chat/completions`, { method: 'POST', headers: authHeaders(), body: JSON.stringify({ model: 'mock/gpt-4o', stream: true, messages: [{ role: 'user', content: 'hi' }] }) })
+      const text = await res.text()
+      const events = text.split('\n\n').filter((e) => e.startsWith('data: ')).map((e) => e.slice(6))
+      expect(events.at(-1)).toBe('[DONE]')
+      for (const e of events.slice(0, -1)) { const j = JSON.parse(e); seen.push({ usage: j.usage, finish: j.choices[0]?.finish_reason }) ; expect(j.choices.length).toBeGreaterThan(0) }
+      expect(seen.some((s) => s.finish === 'stop')).toBe(true)
+      const upstream = mock.requests.at(-1)!.body as { stream_options?: { include_usage?: boolean } }
+      expect(upstream.stream_options?.include_usage).toBe(true)
+      // The access log still saw the usage.
+      await new Promise((r) => setTimeout(r, 20))
+      const line = g.logs.filter((l) => l['msg'] === 'request').at(-1)!
+      expect(line['completionTokens']).toBe(12)
+    } finally {
+      await g.close()
+      await mock.close()
+    }
+  })
+})

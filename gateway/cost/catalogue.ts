@@ -1,0 +1,111 @@
+/**
+ * The price catalogue: per provider type and model, USD per million tokens for input, cached input,
+ * cache writes, output and reasoning, with effective dates. Shipped as prices.json, overridable in
+ * config (`pricing.models`). Costs are computed in integer pico-USD (1e-12 USD), so the same usage
+ * always costs exactly the same and sums never drift.
+ */
+import { readFileSync } from 'node:fs'
+import type { Usage } from '../../providers/types.ts'
+
+export interface PriceEntry {
+  provider: string
+  model: string
+  input: number
+  cachedInput?: number
+  cacheWrite?: number
+  output: number
+  reasoning?: number
+  effectiveFrom: string
+}
+
+/** Prices in pico-USD per token (USD per million tokens × 1e6), integers. */
+export interface TokenPrices {
+  input: number
+  cachedInput: number
+  cacheWrite: number
+  output: number
+  reasoning: number
+  effectiveFrom: number
+}
+
+export interface CostBreakdown {
+  /** Total in pico-USD (integer). */
+  pico: number
+  /** Total in USD (for display; computed from pico). */
+  usd: number
+  inputTokens: number
+  cachedTokens: number
+  cacheWriteTokens: number
+  outputTokens: number
+  reasoningTokens: number
+  /** True when the model is not in the catalogue (cost unknown, reported, never silently 0). */
+  unknown: boolean
+  /** True when the token counts were estimated (the provider reported no usage). */
+  estimated: boolean
+}
+
+const toPico = (usdPerMillion: number): number => Math.round(usdPerMillion * 1e6)
+
+/** Model names are matched exactly, then by the longest catalogue name that prefixes them (dated snapshots: gpt-4o-2024-08-06). */
+export class PriceCatalogue {
+  readonly #byKey = new Map<string, TokenPrices[]>()
+  readonly #names = new Map<string, string[]>()
+
+  constructor(entries: readonly PriceEntry[]) {
+    for (const e of entries) {
+      const key = `${e.provider}\u0000${e.model}`
+      const p: TokenPrices = {
+        input: toPico(e.input),
+        cachedInput: toPico(e.cachedInput ?? e.input),
+        cacheWrite: toPico(e.cacheWrite ?? e.input),
+        output: toPico(e.output),
+        reasoning: toPico(e.reasoning ?? e.output),
+        effectiveFrom: Date.parse(e.effectiveFrom),
+      }
+      const list = this.#byKey.get(key) ?? []
+      list.push(p)
+      list.sort((a, b) => a.effectiveFrom - b.effectiveFrom)
+      this.#byKey.set(key, list)
+      const names = this.#names.get(e.provider) ?? []
+      if (!names.includes(e.model)) names.push(e.model)
+      names.sort((a, b) => b.length - a.length)
+      this.#names.set(e.provider, names)
+    }
+  }
+
+  /** Prices in effect at `at` (epoch ms) for a provider type and model, or undefined if unknown. */
+  lookup(providerType: string, model: string, at = Date.now()): TokenPrices | undefined {
+    let list = this.#byKey.get(`${providerType}\u0000${model}`)
+    if (!list) {
+      const base = this.#names.get(providerType)?.find((n) => model.startsWith(n) && (model.length === n.length || model[n.length] === '-' || model[n.length] === '@'))
+      if (base !== undefined) list = this.#byKey.get(`${providerType}\u0000${base}`)
+    }
+    if (!list) return undefined
+    let cur: TokenPrices | undefined
+    for (const p of list) if (p.effectiveFrom <= at) cur = p
+    return cur ?? list[0]
+  }
+
+  /** The exact cost of a usage under these prices (canonical usage: cached ⊂ prompt, reasoning ⊂ completion). */
+  static cost(prices: TokenPrices | undefined, usage: Usage, estimated = false): CostBreakdown {
+    const cached = usage.prompt_tokens_details?.cached_tokens ?? 0
+    const cacheWrite = usage.prompt_tokens_details?.cache_creation_tokens ?? 0
+    const reasoning = usage.completion_tokens_details?.reasoning_tokens ?? 0
+    const input = Math.max(0, usage.prompt_tokens - cached - cacheWrite)
+    const output = Math.max(0, usage.completion_tokens - reasoning)
+    const b = { inputTokens: input, cachedTokens: cached, cacheWriteTokens: cacheWrite, outputTokens: output, reasoningTokens: reasoning, estimated }
+    if (!prices) return { ...b, pico: 0, usd: 0, unknown: true }
+    const pico = input * prices.input + cached * prices.cachedInput + cacheWrite * prices.cacheWrite + output * prices.output + reasoning * prices.reasoning
+    return { ...b, pico, usd: pico / 1e12, unknown: false }
+  }
+}
+
+let shipped: PriceEntry[] | undefined
+
+/** The catalogue shipped in prices.json, plus config overrides (later entries win for the same date). */
+export function loadCatalogue(overrides: readonly PriceEntry[] = []): PriceCatalogue {
+  shipped ??= (JSON.parse(readFileSync(new URL('./prices.json', import.meta.url), 'utf8')) as { models: PriceEntry[] }).models
+  const merged = new Map<string, PriceEntry>()
+  for (const e of [...shipped, ...overrides]) merged.set(`${e.provider}\u0000${e.model}\u0000${e.effectiveFrom}`, e)
+  return new PriceCatalogue([...merged.values()])
+}
