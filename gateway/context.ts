@@ -7,6 +7,7 @@ import type { Logger } from 'pino'
 import type { ChatRequest, ChatStream, EmbeddingRequest, ProviderAdapter, Usage } from '../providers/types.ts'
 import type { CompiledRoute, Pipeline } from './pipeline/pipeline.ts'
 import type { CompiledAlias } from './routing/alias.ts'
+import type { CostBreakdown } from './cost/catalogue.ts'
 
 /** Typed per-request slots; plugins extend this interface by declaration merging. */
 export interface CtxSlots {
@@ -51,6 +52,8 @@ export class RequestCtx {
   aborted = false
   #usage: Usage | undefined
   finishReason: string | null = null
+  /** Cost of the answer, set by the cost-meter plugin at completion (pico-USD exact, with the breakdown). */
+  cost: CostBreakdown | undefined
   /** performance.now() marks; 0 when not reached. */
   upstreamStart = 0
   upstreamHeaders = 0
