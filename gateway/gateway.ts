@@ -25,6 +25,7 @@ import { createRoutingMetrics } from './routing/metrics.ts'
 import { RetryBudget, type RouterDeps } from './routing/router.ts'
 import { TargetRegistry } from './routing/target-state.ts'
 import { HealthChecker } from './routing/health.ts'
+import { Tracing } from './tracing.ts'
 
 export interface ReloadResult {
   ok: boolean
@@ -52,6 +53,8 @@ export class Gateway {
   readonly pools: Pools
   readonly holder: PipelineHolder
   readonly targets: TargetRegistry
+  /** OpenTelemetry tracing, when `telemetry.tracing.enabled` (read at start). */
+  readonly tracing: Tracing | undefined
   readonly #router: RouterDeps
   readonly #health: HealthChecker
   readonly #load: () => Settings
@@ -68,7 +71,9 @@ export class Gateway {
 
   private constructor(opts: GatewayOptions, first: Pipeline, deps: CompileDeps, metrics: GatewayMetrics, pools: Pools) {
     this.targets = deps.targets
-    this.#router = { budget: new RetryBudget(() => metrics.inflight), metrics: createRoutingMetrics(metrics.registry, deps.targets) }
+    const t = first.settings.telemetry.tracing
+    this.tracing = t.enabled ? new Tracing(t) : undefined
+    this.#router = { budget: new RetryBudget(() => metrics.inflight), metrics: createRoutingMetrics(metrics.registry, deps.targets), tracing: this.tracing }
     this.log = opts.logger
     this.#load = opts.load ?? loadSettings
     this.metrics = metrics
@@ -77,7 +82,7 @@ export class Gateway {
     this.holder = new PipelineHolder(first, opts.logger)
     this.#routes = new Map([...ROUTES, ...(opts.routes ?? [])])
     this.#knownPaths = new Set([...KNOWN_PATHS, ...[...(opts.routes?.keys() ?? [])].map((k) => k.slice(k.indexOf(' ') + 1))])
-    this.#handle = createHandler({ holder: this.holder, log: this.log, metrics: this.metrics, router: this.#router })
+    this.#handle = createHandler({ holder: this.holder, log: this.log, metrics: this.metrics, router: this.#router, tracing: this.tracing })
     this.#health = new HealthChecker(this.holder, opts.logger)
     this.#health.start()
     this.lastReload = { ok: true, source: 'boot', at: new Date().toISOString(), generation: first.generation, hash: first.hash }
@@ -237,6 +242,7 @@ export class Gateway {
     this.metrics.close()
     this.#health.stop()
     this.targets.close()
+    await this.tracing?.shutdown().catch(() => {})
     return clean
   }
 }

@@ -16,6 +16,7 @@ import type { HookResult, LocalReply, Outcome } from './pipeline/types.ts'
 import { resolveTarget } from './routing/resolve.ts'
 import { routeAlias, type RouterDeps } from './routing/router.ts'
 import type { GatewayMetrics } from './telemetry.ts'
+import type { Tracing } from './tracing.ts'
 
 export interface RouteSpec {
   /** Compiled route name (config `routes.<name>`). */
@@ -32,6 +33,8 @@ export interface HandlerDeps {
   readonly log: Logger
   readonly metrics: GatewayMetrics
   readonly router: RouterDeps
+  /** Present only when tracing is enabled. */
+  readonly tracing: Tracing | undefined
 }
 
 function isThenable(v: unknown): v is PromiseLike<HookResult> {
@@ -68,7 +71,7 @@ export function sendError(ctx: RequestCtx, inbound: Inbound, e: unknown, log: Lo
 }
 
 export function createHandler(deps: HandlerDeps): (spec: RouteSpec, req: IncomingMessage, res: ServerResponse, startedAt: number) => void {
-  const { holder, log, metrics } = deps
+  const { holder, log, metrics, tracing } = deps
 
   async function run(ctx: RequestCtx, spec: RouteSpec): Promise<void> {
     const route = ctx.route
@@ -95,7 +98,13 @@ export function createHandler(deps: HandlerDeps): (spec: RouteSpec, req: Incomin
       if (r) return sendError(ctx, spec.inbound, localReplyError(r), log)
     }
     ctx.upstreamStart = performance.now()
-    const up = ctx.alias ? await routeAlias(ctx, ctx.alias, ctx.pipeline.aliases, deps.router) : await route.open(ctx)
+    let up
+    if (ctx.alias) up = await routeAlias(ctx, ctx.alias, ctx.pipeline.aliases, deps.router)
+    else if (tracing) {
+      const end = tracing.startAttempt(ctx)
+      up = await route.open(ctx).catch((e: unknown) => { end(e); throw e })
+      ctx.onDone(() => end(ctx.errorCode !== undefined && ctx.details.startsWith('upstream') ? { code: ctx.errorCode, message: ctx.details } : undefined))
+    } else up = await route.open(ctx)
     ctx.upstreamHeaders = performance.now()
     await deliver(ctx, spec.inbound, up)
   }
@@ -121,6 +130,7 @@ export function createHandler(deps: HandlerDeps): (spec: RouteSpec, req: Incomin
       }
     }
     ctx.runDone()
+    if (tracing) tracing.endRequest(ctx, outcome)
     ctx.pipeline.release()
   }
 
@@ -132,6 +142,7 @@ export function createHandler(deps: HandlerDeps): (spec: RouteSpec, req: Incomin
     const ctx = new RequestCtx(pipeline, route, req, res, randomUUID(), log, startedAt)
     ctx.inbound = spec.inbound.name
     ctx.deadline = Date.now() + pipeline.settings.server.requestDeadlineMs
+    if (tracing) tracing.startRequest(ctx)
     res.once('close', () => { metrics.inflight--; complete(ctx) })
     run(ctx, spec).catch((e: unknown) => sendError(ctx, spec.inbound, e, log))
   }

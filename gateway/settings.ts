@@ -10,6 +10,7 @@ import { GatewayError } from './errors.ts'
 import type { AliasSettings, RoutingSettings } from './routing/config.ts'
 import { aliasSchema, routingSchema } from './routing/config.ts'
 import { compileSchema, type JSONSchema } from './validate.ts'
+import { tracingSchema, type TracingSettings } from './tracing.ts'
 
 export type PluginRef = string | { name: string; config?: Record<string, unknown> }
 
@@ -40,6 +41,7 @@ export interface Settings {
   /** Model aliases: targets, strategy, retries and fallbacks. */
   models: Record<string, AliasSettings>
   routing: RoutingSettings
+  telemetry: { tracing: TracingSettings }
 }
 
 const int = (min: number, def?: number): JSONSchema => (def === undefined ? { type: 'integer', minimum: min } : { type: 'integer', minimum: min, default: def })
@@ -110,6 +112,7 @@ const settingsSchema: JSONSchema = {
     defaultProvider: { type: 'string' },
     models: { type: 'object', default: {}, propertyNames: { pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]*$' }, additionalProperties: aliasSchema },
     routing: routingSchema,
+    telemetry: { type: 'object', additionalProperties: false, default: {}, properties: { tracing: tracingSchema } },
   },
 }
 

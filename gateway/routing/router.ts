@@ -14,6 +14,7 @@ import type { ChatChunk, ChatStream } from '../../providers/types.ts'
 import { candidatesFor, type CompiledAlias, type CompiledTarget } from './alias.ts'
 import type { RoutingSettings } from './config.ts'
 import type { RoutingMetrics } from './metrics.ts'
+import type { Tracing } from '../tracing.ts'
 
 export type FailureClass = 'abort' | 'fatal' | 'retryable' | 'context_length' | 'content_filter' | 'circuit_open'
 
@@ -154,6 +155,8 @@ function primeRaw(raw: RawUpstream, ms: number, onTimeout: () => GatewayError): 
 export interface RouterDeps {
   readonly budget: RetryBudget
   readonly metrics: RoutingMetrics
+  /** Present only when tracing is enabled: a CLIENT span per attempt. */
+  readonly tracing: Tracing | undefined
 }
 
 function bindTarget(ctx: RequestCtx, t: CompiledTarget): void {
@@ -167,8 +170,9 @@ function bindTarget(ctx: RequestCtx, t: CompiledTarget): void {
 }
 
 /** One attempt on one target: breaker → interceptors → terminal, and for streams the first chunk. */
-async function attempt(ctx: RequestCtx, t: CompiledTarget, open: UpstreamOpen): Promise<UpstreamResponse> {
+async function attempt(ctx: RequestCtx, t: CompiledTarget, open: UpstreamOpen, tracing: Tracing | undefined): Promise<UpstreamResponse> {
   const started = performance.now()
+  const endSpan = tracing?.startAttempt(ctx)
   const attemptAbort = new AbortController()
   const onParentAbort = (): void => attemptAbort.abort(ctx.signal.reason)
   ctx.signal.addEventListener('abort', onParentAbort, { once: true })
@@ -190,9 +194,11 @@ async function attempt(ctx: RequestCtx, t: CompiledTarget, open: UpstreamOpen): 
     t.state.recordSuccess(performance.now() - started)
     if (total === undefined) cleanup()
     else ctx.onDone(cleanup)
+    if (endSpan) ctx.onDone(() => endSpan())
     return primed
   } catch (e) {
     cleanup()
+    endSpan?.(e)
     const reason = attemptAbort.signal.reason
     throw reason instanceof GatewayError && reason.details === 'upstream.total_timeout' ? reason : e
   }
@@ -247,7 +253,7 @@ export async function routeAlias(ctx: RequestCtx, alias: CompiledAlias, aliases:
       t.state.inflight++
       ctx.onDone(() => { t.state.inflight-- })
       try {
-        const up = await attempt(ctx, t, ctx.route.open)
+        const up = await attempt(ctx, t, ctx.route.open, deps.tracing)
         if (ctx.stream && alias.settings.streamRecovery === 'resume') {
           ctx.resume = (delivered) => resumeStream(ctx, t, candidates.map((c) => c.target), delivered, deps)
         }
@@ -327,7 +333,7 @@ async function resumeStream(ctx: RequestCtx, failed: CompiledTarget, candidates:
   ctx.fallbackReason = 'stream_interrupted'
   deps.metrics.fallbacks(ctx.alias?.name ?? '', 'stream_interrupted').inc()
   try {
-    const up = await attempt(ctx, next, ctx.route.open)
+    const up = await attempt(ctx, next, ctx.route.open, deps.tracing)
     if (up.kind !== 'stream') return undefined
     ctx.resume = (more) => resumeStream(ctx, next, candidates, delivered + more, deps)
     return up.stream

@@ -1,0 +1,157 @@
+/**
+ * OpenTelemetry tracing with the GenAI semantic conventions: a SERVER span per request and a CLIENT
+ * span per upstream attempt (`chat gpt-4o`), W3C trace context accepted from the client and passed
+ * upstream (`traceparent` of the attempt span), OTLP/HTTP export in batches. When tracing is off,
+ * no provider exists and every hook is a single `undefined` check: nothing measurable.
+ */
+import { context, SpanKind, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api'
+import { W3CTraceContextPropagator } from '@opentelemetry/core'
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http'
+import { resourceFromAttributes } from '@opentelemetry/resources'
+import { BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, TracerProvider } from '@opentelemetry/sdk-trace'
+import type { IncomingHttpHeaders } from 'node:http'
+import type { RequestCtx } from './context.ts'
+import type { Outcome } from './pipeline/types.ts'
+import type { JSONSchema } from './validate.ts'
+
+export interface TracingSettings {
+  enabled: boolean
+  /** OTLP/HTTP traces endpoint, e.g. http://collector:4318/v1/traces. */
+  endpoint: string
+  headers: Record<string, string>
+  serviceName: string
+  /** Fraction of new traces sampled (a sampled parent is always followed). */
+  sampleRatio: number
+}
+
+export const tracingSchema: JSONSchema = {
+  type: 'object',
+  additionalProperties: false,
+  default: {},
+  properties: {
+    enabled: { type: 'boolean', default: false },
+    endpoint: { type: 'string', pattern: '^https?://', default: 'http://127.0.0.1:4318/v1/traces' },
+    headers: { type: 'object', additionalProperties: { type: 'string' }, default: {} },
+    serviceName: { type: 'string', default: 'mcp-gateway' },
+    sampleRatio: { type: 'number', minimum: 0, maximum: 1, default: 1 },
+  },
+}
+
+/** GenAI attribute names (OpenTelemetry semantic conventions), in one place. */
+export const GENAI = {
+  operation: 'gen_ai.operation.name',
+  provider: 'gen_ai.provider.name',
+  requestModel: 'gen_ai.request.model',
+  responseModel: 'gen_ai.response.model',
+  responseId: 'gen_ai.response.id',
+  finishReasons: 'gen_ai.response.finish_reasons',
+  inputTokens: 'gen_ai.usage.input_tokens',
+  outputTokens: 'gen_ai.usage.output_tokens',
+  maxTokens: 'gen_ai.request.max_tokens',
+  temperature: 'gen_ai.request.temperature',
+  stream: 'gen_ai.request.stream',
+} as const
+
+/** Our adapter types → the conventions' `gen_ai.provider.name` values. */
+const PROVIDER_NAME: Readonly<Record<string, string>> = {
+  openai: 'openai', 'azure-openai': 'azure.ai.openai', anthropic: 'anthropic', google: 'gcp.gemini',
+  ollama: 'ollama', 'openai-compatible': 'openai', custom: 'custom',
+}
+
+const headerGetter = {
+  keys: (h: IncomingHttpHeaders) => Object.keys(h),
+  get: (h: IncomingHttpHeaders, k: string) => h[k],
+}
+
+export class Tracing {
+  readonly #provider: TracerProvider
+  readonly #tracer: Tracer
+  readonly #propagator = new W3CTraceContextPropagator()
+  readonly #requestSpans = new WeakMap<RequestCtx, { span: Span; ctx: Context }>()
+
+  constructor(s: TracingSettings) {
+    this.#provider = new TracerProvider({
+      resource: resourceFromAttributes({ 'service.name': s.serviceName }),
+      sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(s.sampleRatio) }),
+      spanProcessors: [new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: s.endpoint, headers: s.headers }), scheduledDelayMillis: 1000 })],
+    })
+    this.#tracer = this.#provider.getTracer('mcp-gateway')
+  }
+
+  /** The SERVER span of a request, child of the client's `traceparent` when it sent one. */
+  startRequest(ctx: RequestCtx): void {
+    const parent = this.#propagator.extract(context.active(), ctx.headers, headerGetter)
+    const span = this.#tracer.startSpan(`${ctx.req.method} ${ctx.route.name}`, {
+      kind: SpanKind.SERVER,
+      attributes: { 'http.request.method': ctx.req.method ?? '', 'url.path': (ctx.req.url ?? '').split('?', 1)[0]!, 'mcp.request_id': ctx.id },
+    }, parent)
+    this.#requestSpans.set(ctx, { span, ctx: trace.setSpan(parent, span) })
+  }
+
+  /**
+   * The CLIENT span of one upstream attempt; its context goes upstream as `traceparent`.
+   * Returns the function that ends it with the attempt's result.
+   */
+  startAttempt(ctx: RequestCtx): (err?: unknown) => void {
+    const parent = this.#requestSpans.get(ctx)
+    if (!parent) return () => {}
+    const op = ctx.embedding ? 'embeddings' : 'chat'
+    const span = this.#tracer.startSpan(`${op} ${ctx.model}`, {
+      kind: SpanKind.CLIENT,
+      attributes: {
+        [GENAI.operation]: op,
+        [GENAI.provider]: PROVIDER_NAME[ctx.adapter?.type ?? ''] ?? ctx.adapter?.type ?? '',
+        [GENAI.requestModel]: ctx.model,
+        'mcp.provider': ctx.providerName,
+        'mcp.attempt': ctx.attempts + 1,
+        ...(ctx.stream ? { [GENAI.stream]: true } : {}),
+        ...(typeof ctx.chat?.max_tokens === 'number' ? { [GENAI.maxTokens]: ctx.chat.max_tokens } : {}),
+        ...(typeof ctx.chat?.temperature === 'number' ? { [GENAI.temperature]: ctx.chat.temperature } : {}),
+      },
+    }, parent.ctx)
+    const carrier: Record<string, string> = {}
+    this.#propagator.inject(trace.setSpan(parent.ctx, span), carrier, { set: (c, k, v) => { c[k] = v } })
+    ctx.extraUpstreamHeaders = { ...(ctx.extraUpstreamHeaders ?? {}), ...carrier }
+    return (err?: unknown) => {
+      if (err !== undefined) {
+        const e = err as { code?: string; status?: number; message?: string }
+        span.setAttribute('error.type', e.code ?? 'error')
+        if (e.status !== undefined) span.setAttribute('http.response.status_code', e.status)
+        span.setStatus({ code: SpanStatusCode.ERROR, message: e.message ?? String(err) })
+      }
+      span.end()
+    }
+  }
+
+  endRequest(ctx: RequestCtx, outcome: Outcome): void {
+    const r = this.#requestSpans.get(ctx)
+    if (!r) return
+    this.#requestSpans.delete(ctx)
+    const span = r.span
+    span.setAttribute('http.response.status_code', outcome.status)
+    if (ctx.model) span.setAttribute(GENAI.responseModel, ctx.model)
+    if (ctx.providerName) span.setAttribute('mcp.provider', ctx.providerName)
+    if (ctx.attempts) span.setAttribute('mcp.attempts', ctx.attempts)
+    if (ctx.fallbackReason) span.setAttribute('mcp.fallback_reason', ctx.fallbackReason)
+    const u = ctx.usage
+    if (u) {
+      span.setAttribute(GENAI.inputTokens, u.prompt_tokens)
+      span.setAttribute(GENAI.outputTokens, u.completion_tokens)
+    }
+    if (ctx.finishReason) span.setAttribute(GENAI.finishReasons, [ctx.finishReason])
+    if (outcome.errorCode !== undefined) {
+      span.setAttribute('error.type', outcome.errorCode)
+      span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.details })
+    }
+    span.end()
+  }
+
+  async flush(): Promise<void> {
+    await this.#provider.forceFlush()
+  }
+
+  async shutdown(): Promise<void> {
+    await this.#provider.shutdown()
+  }
+}
+

@@ -1,0 +1,146 @@
+/**
+ * Monitoring: a trace test exports to a test OTLP/HTTP collector and checks the span tree (SERVER
+ * request span → CLIENT attempt spans with GenAI attributes, W3C context from the client and to the
+ * upstream); a metrics test scrapes /metrics after a scripted load and checks the counters against
+ * the requests sent.
+ */
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ADMIN_KEY, authHeaders, startGateway, type TestGateway } from '../helpers/gateway.ts'
+import { startOpenAIMock, type OpenAIMock } from '../helpers/openai-mock.ts'
+
+interface OtlpSpan { traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; attributes: { key: string; value: Record<string, unknown> }[]; status?: { code?: number } }
+
+function attr(s: OtlpSpan, key: string): unknown {
+  const a = s.attributes.find((x) => x.key === key)
+  if (!a) return undefined
+  const v = a.value
+  return v['stringValue'] ?? v['intValue'] ?? v['boolValue'] ?? v['doubleValue'] ?? v['arrayValue']
+}
+
+describe('tracing', () => {
+  let collector: http.Server
+  const spans: OtlpSpan[] = []
+  let gw: TestGateway
+  let primary: OpenAIMock
+  let backup: OpenAIMock
+
+  beforeAll(async () => {
+    collector = http.createServer((req, res) => {
+      const parts: Buffer[] = []
+      req.on('data', (c: Buffer) => parts.push(c))
+      req.on('end', () => {
+        const body = JSON.parse(Buffer.concat(parts).toString('utf8')) as { resourceSpans: { scopeSpans: { spans: OtlpSpan[] }[] }[] }
+        for (const rs of body.resourceSpans) for (const ss of rs.scopeSpans) spans.push(...ss.spans)
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}')
+      })
+    })
+    await new Promise<void>((r) => collector.listen(0, '127.0.0.1', r))
+    const port = (collector.address() as AddressInfo).port
+    ;[primary, backup] = await Promise.all([startOpenAIMock(), startOpenAIMock()])
+    gw = await startGateway({
+      telemetry: { tracing: { enabled: true, endpoint: `http://127.0.0.1:${port}/v1/traces` } },
+      providers: {
+        primary: { type: 'openai', baseUrl: primary.url, apiKey: 'sk-trace-primary-001' },
+        backup: { type: 'openai', baseUrl: backup.url, apiKey: 'sk-trace-backup-0001' },
+      },
+      routing: { health: { enabled: false } },
+      models: { smart: { targets: [{ provider: 'primary', model: 'gpt-4o' }, { provider: 'backup', model: 'gpt-4o-mini', priority: 1 }] } },
+    })
+  })
+
+  afterAll(async () => {
+    await gw?.close()
+    await Promise.all([primary?.close(), backup?.close()])
+    await new Promise<void>((r) => collector?.close(() => r()))
+  })
+
+  it('exports a SERVER span per request with a CLIENT span per upstream attempt, linked to the caller and the upstream', async () => {
+    primary.fault = 'status:503,times:1'
+    const clientTrace = '0af7651916cd43dd8448eb211c80319c'
+    const clientSpan = 'b7ad6b7169203331'
+    const res = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { ...authHeaders(), traceparent: `00-${clientTrace}-${clientSpan}-01` },
+      body: JSON.stringify({ model: 'smart', max_tokens: 50, messages: [{ role: 'user', content: 'hi' }] }),
+    })
+    expect(res.status).toBe(200)
+    await res.text()
+    await gw.gw.tracing!.flush()
+    const mine = spans.filter((s) => s.traceId === clientTrace)
+    const server = mine.find((s) => s.kind === 2)!
+    expect(server).toBeDefined()
+    expect(server.parentSpanId).toBe(clientSpan)
+    expect(attr(server, 'http.response.status_code')).toBe(200)
+    expect(attr(server, 'gen_ai.usage.output_tokens')).toBe(12)
+    const attempts = mine.filter((s) => s.kind === 3)
+    expect(attempts.map((s) => s.name)).toEqual(['chat gpt-4o', 'chat gpt-4o-mini'])
+    for (const a of attempts) {
+      expect(a.parentSpanId).toBe(server.spanId)
+      expect(attr(a, 'gen_ai.operation.name')).toBe('chat')
+      expect(attr(a, 'gen_ai.provider.name')).toBe('openai')
+    }
+    expect(attempts[0]!.status?.code).toBe(2)
+    expect(attr(attempts[0]!, 'error.type')).toBe('MCP_ERR_UPSTREAM_ERROR')
+    // Each upstream saw the traceparent of its own attempt span.
+    const upPrimary = primary.requests.at(-1)!.headers['traceparent'] as string
+    const upBackup = backup.requests.at(-1)!.headers['traceparent'] as string
+    expect(upPrimary.split('-')[1]).toBe(clientTrace)
+    expect(upPrimary.split('-')[2]).toBe(attempts[0]!.spanId)
+    expect(upBackup.split('-')[2]).toBe(attempts[1]!.spanId)
+  })
+})
+
+describe('metrics', () => {
+  let gw: TestGateway
+  let mock: OpenAIMock
+
+  beforeAll(async () => {
+    mock = await startOpenAIMock()
+    gw = await startGateway({ providers: { mock: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-metrics-00000001' } }, log: { level: 'warn' } })
+  })
+
+  afterAll(async () => {
+    await gw?.close()
+    await mock?.close()
+  })
+
+  function value(text: string, series: string): number {
+    const line = text.split('\n').find((l) => l.startsWith(`${series} `))
+    return line ? Number(line.slice(series.length + 1)) : 0
+  }
+
+  it('counts what a scripted load sent: by route and status, errors by code, latency histograms, TTFT', async () => {
+    const send = (body: unknown, headers = authHeaders()) => fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers, body: JSON.stringify(body) }).then((r) => r.text())
+    const ok = { model: 'mock/gpt-4o', messages: [{ role: 'user', content: 'hi' }] }
+    await Promise.all(Array.from({ length: 25 }, () => send(ok)))
+    await Promise.all(Array.from({ length: 5 }, () => send({ ...ok, stream: true })))
+    await Promise.all(Array.from({ length: 7 }, () => send(ok, { 'content-type': 'application/json' })))
+    mock.fault = 'status:500,times:3'
+    await Promise.all(Array.from({ length: 3 }, () => send(ok)))
+    await Promise.all(Array.from({ length: 4 }, () => fetch(`${gw.url}/v1/embeddings`, { method: 'POST', headers: authHeaders(), body: JSON.stringify({ model: 'mock/text-embedding-3-small', input: 'x' }) }).then((r) => r.text())))
+    const text = await (await fetch(`${gw.adminUrl}/metrics`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).text()
+    expect(value(text, 'mcp_requests_total{route="chat",status="200"}')).toBe(30)
+    expect(value(text, 'mcp_requests_total{route="chat",status="401"}')).toBe(7)
+    expect(value(text, 'mcp_requests_total{route="chat",status="500"}')).toBe(3)
+    expect(value(text, 'mcp_requests_total{route="embeddings",status="200"}')).toBe(4)
+    expect(value(text, 'mcp_request_errors_total{route="chat",code="MCP_ERR_AUTH_MISSING"}')).toBe(7)
+    expect(value(text, 'mcp_request_errors_total{route="chat",code="MCP_ERR_UPSTREAM_ERROR"}')).toBe(3)
+    expect(value(text, 'mcp_request_duration_seconds_count{route="chat"}')).toBe(40)
+    expect(value(text, 'mcp_gateway_overhead_seconds_count{route="chat"}')).toBe(33)
+    expect(value(text, 'mcp_time_to_first_token_seconds_count{route="chat"}')).toBe(5)
+    expect(value(text, 'mcp_requests_in_flight')).toBe(0)
+    expect(value(text, 'mcp_process_resident_memory_bytes')).toBeGreaterThan(1e6)
+    expect(text).toContain('mcp_event_loop_delay_seconds{quantile="0.99"}')
+    expect(text).toContain('mcp_event_loop_utilization')
+    expect(text).toContain('mcp_process_cpu_seconds_total')
+  })
+
+  it('the admin key guards /metrics, and no secret appears in it', async () => {
+    expect((await fetch(`${gw.adminUrl}/metrics`)).status).toBe(401)
+    const text = await (await fetch(`${gw.adminUrl}/metrics`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).text()
+    expect(text).not.toContain('sk-metrics-00000001')
+    expect(text).not.toContain(ADMIN_KEY)
+  })
+})
