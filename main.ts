@@ -1,12 +1,21 @@
 /**
- * Process entry (`npm start`): the data plane on MCP_PORT, the admin API on MCP_ADMIN_PORT.
- * SIGHUP reloads the configuration; SIGTERM/SIGINT drain and exit 0.
+ * Process entry (`npm start`): the data plane on MCP_PORT, the admin API on MCP_ADMIN_PORT, the store
+ * (PostgreSQL at MCP_DATABASE_URL, else embedded PGlite under MCP_DATA_DIR) behind the control plane,
+ * Redis (MCP_REDIS_URL) for limits, budgets, alerts and caches shared across instances.
+ * SIGHUP reloads the configuration; SIGTERM/SIGINT drain, flush and exit 0.
  */
+import { startMcp } from './admin/bootstrap.ts'
+import { registerAlertRoutes } from './admin/routes/alerts.ts'
+import { registerBudgetRoutes } from './admin/routes/budgets.ts'
 import { registerTargetRoutes } from './admin/routes/targets.ts'
-import { AdminServer } from './admin/server.ts'
-import { Gateway } from './gateway/gateway.ts'
+import { registerUsageRoutes } from './admin/routes/usage.ts'
+import { AlertManager } from './gateway/alerts/manager.ts'
+import { createUsageServices, type UsageServices } from './gateway/cost/usage-service.ts'
+import type { Gateway } from './gateway/gateway.ts'
 import { createLogger } from './gateway/logger.ts'
+import { closeRedis, createRedis, redisReady } from './gateway/redis.ts'
 import { loadSettings } from './gateway/settings.ts'
+import type { Store } from './store/types.ts'
 
 async function main(): Promise<void> {
   let settings
@@ -17,13 +26,37 @@ async function main(): Promise<void> {
     process.exit(1)
   }
   const log = createLogger(settings.log.level)
-  const gw = await Gateway.create({ logger: log })
-  const admin = new AdminServer(gw)
-  registerTargetRoutes(admin, gw)
-  const data = await gw.listen()
-  const adm = await admin.listen(settings.admin.host, settings.admin.port, settings.admin.key)
+  const redis = settings.redisUrl ? createRedis(settings.redisUrl, { logger: log.child({ component: 'redis' }) }) : undefined
+  let gwRef: Gateway | undefined
+  // Alert rules are read from the running settings on use, so a reload needs no wiring.
+  const alerts = new AlertManager(() => gwRef?.settings.alerts, { logger: log.child({ component: 'alerts' }), ...(redis ? { redis } : {}) })
+  let usage: UsageServices | undefined
+  let store: Store | undefined
+
+  const mcp = await startMcp({
+    logger: log,
+    services: (s) => {
+      store = s
+      usage = createUsageServices({ store: s, settings: settings.usage, logger: log.child({ component: 'usage' }) })
+      return { ...(redis ? { redis } : {}), alerts, usage: usage.aggregator }
+    },
+    adminRoutes: (admin, _cp, gw) => {
+      gwRef = gw
+      registerTargetRoutes(admin, gw)
+      registerBudgetRoutes(admin, gw)
+      registerAlertRoutes(admin, alerts)
+      registerUsageRoutes(admin, store!)
+      alerts.bindMetrics(gw.metrics.registry)
+      alerts.watchTargets(() => gw.targets.all())
+      usage?.bindMetrics(gw.metrics.registry)
+      if (redis) admin.addReadinessCheck({ name: 'redis', critical: false, check: () => redisReady(redis) })
+    },
+    beforeStoreClose: async () => { await usage?.close() },
+  })
+  usage?.start()
+  const gw = mcp.gw
   gw.watchConfig()
-  log.info({ port: data.port, adminPort: adm.port, adminHost: settings.admin.host }, 'MCP gateway ready')
+  log.info({ port: mcp.data.port, adminPort: mcp.adminAddress.port, adminHost: settings.admin.host, store: mcp.store.engine, redis: redis !== undefined }, 'MCP gateway ready')
 
   process.on('SIGHUP', () => void gw.reload('signal'))
   let stopping = false
@@ -31,8 +64,9 @@ async function main(): Promise<void> {
     if (stopping) return
     stopping = true
     log.info({ signal }, 'shutting down: draining in-flight requests')
-    const clean = await gw.shutdown()
-    await admin.close()
+    await alerts.close()
+    const clean = await mcp.close()
+    await closeRedis(redis)
     log.info({ clean }, 'shutdown complete')
     log.flush()
     setImmediate(() => process.exit(0))

@@ -1,14 +1,10 @@
-/** Admin API authentication: the bootstrap key (MCP_ADMIN_KEY), compared in constant time. */
-import { createHash, timingSafeEqual } from 'node:crypto'
-import type { IncomingHttpHeaders } from 'node:http'
-import { presentedKey } from '../plugins/auth/index.ts'
+/**
+ * Admin API authentication: the bootstrap key (MCP_ADMIN_KEY, the admin role) and, when the control plane provides
+ * them, API keys from its snapshot. Both are compared in constant time (plugins/auth/api-key.ts). What the key may
+ * then do is admin/rbac.ts's business.
+ */
+import { createAuthenticator, type AuthOutcome, type KeyResolver } from '../plugins/auth/api-key.ts'
 
-export function createAdminKeyCheck(adminKey: string | undefined): (h: IncomingHttpHeaders) => 'ok' | 'missing' | 'invalid' {
-  const expected = adminKey ? createHash('sha256').update(adminKey).digest() : undefined
-  return (h) => {
-    const key = presentedKey(h)
-    if (key === undefined) return 'missing'
-    if (!expected) return 'invalid'
-    return timingSafeEqual(createHash('sha256').update(key).digest(), expected) ? 'ok' : 'invalid'
-  }
+export function createAdminAuthenticator(adminKey: string | undefined, keys?: KeyResolver): (presented: string | undefined) => AuthOutcome {
+  return createAuthenticator({ adminKey: adminKey || undefined, keys })
 }

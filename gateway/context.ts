@@ -35,6 +35,8 @@ export class RequestCtx {
   inbound: 'openai' | 'anthropic' | 'execute' = 'openai'
   /** The client asked for usage in the stream (stream_options.include_usage). */
   includeUsage = false
+  /** The gateway asked the upstream for stream usage the client did not ask for (to be hidden from it). */
+  usageForced = false
   /** Headers to send upstream besides the provider's own (trace context). */
   extraUpstreamHeaders: Record<string, string> | undefined
   /** Raw upstream body parts of a pass-through non-streaming answer, parsed lazily for usage. */

@@ -62,8 +62,8 @@ async function deliverStream(ctx: RequestCtx, inbound: Inbound, first: ChatStrea
   const hooks = ctx.route.onResponseChunk
   runResponseHeaders(ctx)
   ctx.status = 200
+  // Headers leave with the first chunk (one write, not two): a stream is committed at its first chunk anyway.
   res.writeHead(200, { ...ctx.responseHeaders, ...SSE_HEADERS })
-  res.flushHeaders()
   let stream: ChatStream | undefined = first
   let delivered = ''
   while (stream) {
@@ -120,7 +120,6 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
     if (typeof cl === 'string') headers['content-length'] = cl
   }
   res.writeHead(raw.status, headers)
-  if (ctx.stream) res.flushHeaders()
 
   let sawDone = false
   let sawFinish = false
@@ -128,7 +127,7 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
   let finished = false
   // When the gateway asked upstream for usage the client did not ask for, events are re-framed one by
   // one and the usage-only event is dropped; otherwise upstream bytes go through untouched.
-  const filter = ctx.stream && !ctx.includeUsage
+  const filter = ctx.stream && ctx.usageForced
   let out = ''
   const tap = ctx.stream
     ? createSseParser((ev) => {

@@ -26,6 +26,11 @@ export const ERRORS = {
   MCP_ERR_REQ_PARAM_UNSUPPORTED: spec(400, 'invalid_request_error', "Parameter '{param}' is not supported by provider {provider}"),
   MCP_ERR_REQ_TIMEOUT: spec(408, 'invalid_request_error', 'The request was not received in time'),
   MCP_ERR_REQ_ABORTED: spec(499, 'invalid_request_error', 'The client closed the request'),
+  MCP_ERR_REQ_EXPECTATION_FAILED: spec(417, 'invalid_request_error', 'Expect: {expect} is not supported (only 100-continue)'),
+  // CLIENT: limits per client address, enforced by the listener before the pipeline
+  MCP_ERR_CLIENT_TOO_MANY_CONNECTIONS: spec(429, 'rate_limit_error', 'Too many open connections from this address (limit {limit})'),
+  MCP_ERR_CLIENT_RATE_LIMITED: spec(429, 'rate_limit_error', 'Too many requests from this address; retry in {retryAfter} s'),
+  MCP_ERR_CLIENT_AUTH_BLOCKED: spec(429, 'rate_limit_error', 'Too many failed authentications from this address; retry in {retryAfter} s'),
   // AUTH
   MCP_ERR_AUTH_MISSING: spec(401, 'authentication_error', 'Missing API key: send Authorization: Bearer <key>, x-api-key or api-key'),
   MCP_ERR_AUTH_INVALID: spec(401, 'authentication_error', 'Invalid API key'),
@@ -35,6 +40,13 @@ export const ERRORS = {
   MCP_ERR_ROUTE_MODEL_NOT_FOUND: spec(404, 'invalid_request_error', "The model '{model}' does not exist or is not configured"),
   MCP_ERR_ROUTE_PROVIDER_NOT_FOUND: spec(404, 'invalid_request_error', "No provider named '{provider}' is configured"),
   MCP_ERR_ROUTE_OPERATION_UNSUPPORTED: spec(400, 'invalid_request_error', 'Provider {provider} does not support {operation}'),
+  // LIMIT: rate limits (plugins/rate-limit)
+  MCP_ERR_LIMIT_RATE: spec(429, 'rate_limit_error', 'Rate limit exceeded: {limit} allows {count} {unit}; retry after {retryAfter} s'),
+  MCP_ERR_LIMIT_CONCURRENCY: spec(429, 'rate_limit_error', 'Too many concurrent requests: {limit} allows {count} at once'),
+  MCP_ERR_LIMIT_BACKEND_UNAVAILABLE: spec(503, 'api_error', 'Rate limits cannot be checked right now (their backend is unavailable) and this gateway refuses requests until they can'),
+  // BUDGET: budgets and quotas (plugins/budget, docs/budgets.md)
+  MCP_ERR_BUDGET_EXCEEDED: spec(402, 'insufficient_quota', "Budget '{budget}'{who} is exhausted ({unit}) for this {period}; it resets at {reset}"),
+  MCP_ERR_BUDGET_UNAVAILABLE: spec(503, 'api_error', 'Budgets cannot be checked right now (their backend is unavailable) and this gateway refuses requests until they can'),
   // UPSTREAM
   MCP_ERR_UPSTREAM_CONNECT: spec(502, 'api_error', 'Could not connect to provider {provider}: {reason}'),
   MCP_ERR_UPSTREAM_TIMEOUT: spec(504, 'api_error', 'Provider {provider} did not answer in time ({phase})'),
@@ -43,6 +55,7 @@ export const ERRORS = {
   MCP_ERR_UPSTREAM_ERROR: spec(502, 'api_error', 'Provider {provider} answered {status}: {reason}'),
   MCP_ERR_UPSTREAM_STREAM_INTERRUPTED: spec(502, 'api_error', 'The stream from provider {provider} was interrupted: {reason}'),
   MCP_ERR_UPSTREAM_UNAVAILABLE: spec(503, 'api_error', 'No provider is available for {model}'),
+  MCP_ERR_UPSTREAM_ADDRESS_BLOCKED: spec(502, 'api_error', 'The egress policy refused the connection to {host}: {reason}'),
   // CONFIG / PLUGIN
   MCP_ERR_CONFIG_INVALID: spec(400, 'invalid_request_error', 'Configuration rejected: {reason}'),
   MCP_ERR_PLUGIN_UNKNOWN: spec(400, 'invalid_request_error', "Unknown plugin '{plugin}'"),
@@ -54,6 +67,8 @@ export const ERRORS = {
   MCP_ERR_ADMIN_PRECONDITION_FAILED: spec(412, 'invalid_request_error', 'If-Match {given} does not match the current ETag {current} of {object}'),
   MCP_ERR_ADMIN_UNPROCESSABLE: spec(422, 'invalid_request_error', '{reason}'),
   MCP_ERR_ADMIN_PRECONDITION_REQUIRED: spec(428, 'invalid_request_error', '{method} of {object} needs an If-Match header with its ETag (GET it first)'),
+  MCP_ERR_ADMIN_FIELD_FORBIDDEN: spec(403, 'permission_error', 'This key may not set {field}: {reason}'),
+  MCP_ERR_ADMIN_FIELD_READ_ONLY: spec(422, 'invalid_request_error', '{field} is read-only: {reason}'),
   MCP_ERR_ADMIN_MASTER_KEY_MISSING: spec(503, 'api_error', 'Provider credentials cannot be stored: no master key is configured (MCP_MASTER_KEY)'),
   // STORE
   MCP_ERR_STORE_UNAVAILABLE: spec(503, 'api_error', 'The database is unavailable: management requests are refused until it is back; the data plane keeps serving'),
@@ -63,6 +78,7 @@ export const ERRORS = {
   MCP_ERR_EXEC_VARIABLES_INVALID: spec(422, 'invalid_request_error', 'Template variables rejected: {reason}'),
   // SERVER
   MCP_ERR_SERVER_DRAINING: spec(503, 'api_error', 'The gateway is shutting down'),
+  MCP_ERR_SERVER_OVERLOADED: spec(503, 'api_error', 'The gateway is overloaded; retry later'),
   MCP_ERR_INTERNAL: spec(500, 'api_error', 'Internal gateway error (request {requestId})'),
 } as const satisfies Record<string, ErrorSpec>
 

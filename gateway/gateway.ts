@@ -26,6 +26,8 @@ import { RetryBudget, type RouterDeps } from './routing/router.ts'
 import { TargetRegistry } from './routing/target-state.ts'
 import { HealthChecker } from './routing/health.ts'
 import { Tracing } from './tracing.ts'
+import { endSocket, ListenerGuard } from './hardening/guard.ts'
+import { createListener } from './hardening/tls.ts'
 
 export interface ReloadResult {
   ok: boolean
@@ -178,15 +180,18 @@ export class Gateway {
   listen(): Promise<AddressInfo> {
     const s = this.settings.server
     const handle = this.#handle
-    const server = http.createServer({
+    const guard = new ListenerGuard({ listener: 'data', limits: s.limits, shedding: s.shedding, tls: s.tls !== undefined, registry: this.metrics.registry, log: this.log })
+    const server = createListener(s.tls, {
       maxHeaderSize: s.maxHeaderSize,
       requestTimeout: s.requestTimeoutMs,
       headersTimeout: s.headersTimeoutMs,
       keepAliveTimeout: s.keepAliveTimeoutMs,
+      // How often headersTimeout/requestTimeout are enforced (Node's default, 30 s, lets slow clients linger).
+      connectionsCheckingInterval: Math.min(1000, s.headersTimeoutMs),
       requireHostHeader: false,
       insecureHTTPParser: false,
       joinDuplicateHeaders: false,
-    }, (req, res) => {
+    }, guard.wrap((req, res) => {
       const t0 = performance.now()
       if (this.#draining) res.shouldKeepAlive = false
       const url = req.url ?? '/'
@@ -200,7 +205,8 @@ export class Gateway {
       res.writeHead(g.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-mcp-error-code': g.code })
       res.end(body)
       req.resume()
-    })
+    }), this.log)
+    guard.attach(server)
     server.keepAliveTimeout = s.keepAliveTimeoutMs
     server.maxRequestsPerSocket = s.maxRequestsPerSocket
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => writeClientError(err, socket))
@@ -247,16 +253,33 @@ export class Gateway {
   }
 }
 
-/** Parser-level errors (bad framing, oversize headers, timeouts) get a JSON answer and a closed socket. */
+/**
+ * Parser-level errors (bad framing, oversize headers, timeouts) get a JSON answer and a closed socket.
+ * When a response is already in progress on the connection: if its request is still being read (bad
+ * chunking, a slow body) and nobody answered by the next turn, the answer goes through that response;
+ * otherwise the connection closes once that response is done.
+ */
 export function writeClientError(err: NodeJS.ErrnoException, socket: Socket): void {
-  if (!socket.writable || (socket as Socket & { _httpMessage?: unknown })._httpMessage) { socket.destroy(); return }
+  if (!socket.writable || err.code === 'ECONNRESET') { socket.destroy(); return }
   let g: GatewayError
   switch (err.code) {
     case 'HPE_HEADER_OVERFLOW': g = new GatewayError('MCP_ERR_REQ_HEADERS_TOO_LARGE', {}, { details: 'request.headers_too_large' }); break
     case 'ERR_HTTP_REQUEST_TIMEOUT': g = new GatewayError('MCP_ERR_REQ_TIMEOUT', {}, { details: 'request.timeout' }); break
-    case 'ECONNRESET': socket.destroy(); return
     default: g = new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason: `malformed HTTP request (${err.code ?? 'parse error'})` }, { details: 'request.malformed_http' })
   }
   const body = JSON.stringify(openaiErrorBody(g, ''))
-  socket.end(`HTTP/1.1 ${g.status} ${http.STATUS_CODES[g.status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-mcp-error-code: ${g.code}\r\nconnection: close\r\n\r\n${body}`)
+  const res = (socket as Socket & { _httpMessage?: http.ServerResponse | null })._httpMessage
+  if (res) {
+    // After the handlers that answer within this turn (they go first); before those that wait for the body.
+    setImmediate(() => {
+      if (!res.headersSent && !res.req.complete) {
+        res.shouldKeepAlive = false
+        res.writeHead(g.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-mcp-error-code': g.code })
+        res.end(body)
+      } else if (res.writableFinished) socket.destroy()
+      else res.once('finish', () => socket.destroy())
+    })
+    return
+  }
+  endSocket(socket, `HTTP/1.1 ${g.status} ${http.STATUS_CODES[g.status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-mcp-error-code: ${g.code}\r\nconnection: close\r\n\r\n${body}`)
 }

@@ -33,7 +33,10 @@ export const chatCompletions: RouteSpec = {
     ctx.stream = req.stream === true
     ctx.includeUsage = ctx.stream && req.stream_options?.include_usage === true
     // Metering needs the usage of every stream: ask upstream for it; the client gets it only if it asked.
-    if (ctx.stream && !ctx.includeUsage) req.stream_options = { ...(req.stream_options ?? {}), include_usage: true }
+    if (ctx.stream && !ctx.includeUsage && ctx.route.needsUsage) {
+      req.stream_options = { ...(req.stream_options ?? {}), include_usage: true }
+      ctx.usageForced = true
+    }
   },
 }
 

@@ -11,6 +11,9 @@ import type { AliasSettings, RoutingSettings } from './routing/config.ts'
 import { aliasSchema, routingSchema } from './routing/config.ts'
 import { compileSchema, type JSONSchema } from './validate.ts'
 import { tracingSchema, type TracingSettings } from './tracing.ts'
+import { alertsConfigErrors, alertsConfigSchema, type AlertsConfig } from './alerts/config.ts'
+import { usageSettingsSchema, type UsageSettings } from './cost/usage-settings.ts'
+import { checkHardeningSettings, limitsSchema, securitySchema, sheddingSchema, tlsSchema, type LimitSettings, type SecuritySettings, type SheddingSettings, type TlsSettings } from './hardening/config.ts'
 
 export type PluginRef = string | { name: string; config?: Record<string, unknown> }
 
@@ -24,13 +27,15 @@ export interface Settings {
     host: string; port: number; bodyLimitBytes: number; maxHeaderSize: number; headersTimeoutMs: number
     requestTimeoutMs: number; keepAliveTimeoutMs: number; maxRequestsPerSocket: number; shutdownDeadlineMs: number
     requestDeadlineMs: number
+    limits: LimitSettings; shedding: SheddingSettings; tls?: TlsSettings
   }
-  admin: { host: string; port: number; key?: string }
+  admin: { host: string; port: number; key?: string; tls?: TlsSettings }
   log: { level: string }
   dataDir: string
   databaseUrl?: string
   redisUrl?: string
-  upstream: { connections: number; keepAliveTimeoutMs: number; connectTimeoutMs: number }
+  upstream: { connections: number; keepAliveTimeoutMs: number; connectTimeoutMs: number; caFile?: string }
+  security: SecuritySettings
   reload: { watch: boolean; debounceMs: number; drainTimeoutMs: number }
   plugins: Record<string, Record<string, unknown>>
   chains: Record<string, PluginRef[]>
@@ -42,6 +47,10 @@ export interface Settings {
   models: Record<string, AliasSettings>
   routing: RoutingSettings
   telemetry: { tracing: TracingSettings }
+  /** Alert rules and webhooks (budgets, error rate, provider down). */
+  alerts: AlertsConfig
+  /** Usage rollups and the billing export webhook. */
+  usage: UsageSettings
 }
 
 const int = (min: number, def?: number): JSONSchema => (def === undefined ? { type: 'integer', minimum: min } : { type: 'integer', minimum: min, default: def })
@@ -72,6 +81,9 @@ const settingsSchema: JSONSchema = {
         maxRequestsPerSocket: int(0, 0),
         shutdownDeadlineMs: int(0, 30_000),
         requestDeadlineMs: int(1, 600_000),
+        limits: limitsSchema,
+        shedding: sheddingSchema,
+        tls: tlsSchema,
       },
     },
     admin: {
@@ -80,6 +92,7 @@ const settingsSchema: JSONSchema = {
         host: { type: 'string', default: '127.0.0.1' },
         port: { type: 'integer', minimum: 0, maximum: 65535, default: 8081 },
         key: { type: 'string' },
+        tls: tlsSchema,
       },
     },
     log: { type: 'object', additionalProperties: false, properties: { level: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], default: 'info' } } },
@@ -88,7 +101,7 @@ const settingsSchema: JSONSchema = {
     redisUrl: { type: 'string' },
     upstream: {
       type: 'object', additionalProperties: false,
-      properties: { connections: int(1, 256), keepAliveTimeoutMs: int(1, 30_000), connectTimeoutMs: int(1, 10_000) },
+      properties: { connections: int(1, 256), keepAliveTimeoutMs: int(1, 30_000), connectTimeoutMs: int(1, 10_000), caFile: { type: 'string', minLength: 1 } },
     },
     reload: {
       type: 'object', additionalProperties: false,
@@ -113,6 +126,9 @@ const settingsSchema: JSONSchema = {
     models: { type: 'object', default: {}, propertyNames: { pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]*$' }, additionalProperties: aliasSchema },
     routing: routingSchema,
     telemetry: { type: 'object', additionalProperties: false, default: {}, properties: { tracing: tracingSchema } },
+    alerts: alertsConfigSchema,
+    usage: usageSettingsSchema,
+    security: securitySchema,
   },
 }
 
@@ -188,10 +204,12 @@ export function parseSettings(raw: Record<string, unknown>, env: NodeJS.ProcessE
     for (const [name, route] of Object.entries(s.routes)) {
       if (route.chain !== undefined && !(route.chain in s.chains)) errors.push(`routes.${name}.chain: no chain named '${route.chain}'`)
     }
+    errors.push(...alertsConfigErrors(s.alerts))
     for (const name of Object.keys(s.models)) {
       if (name in s.providers) errors.push(`models.${name}: an alias cannot have the name of a provider`)
     }
     if (s.defaultProvider !== undefined && !(s.defaultProvider in s.providers)) errors.push(`defaultProvider: no provider named '${s.defaultProvider}'`)
+    errors.push(...checkHardeningSettings(s))
     if (env['NODE_ENV'] === 'production' && (s.admin.key === undefined || s.admin.key.length < 32)) {
       errors.push('admin.key: MCP_ADMIN_KEY of at least 32 characters is required when NODE_ENV=production')
     }

@@ -4,12 +4,15 @@
  *   GET  /api/v1/mcp/targets
  *   GET  /api/v1/mcp/targets/{provider}/{model}
  *   POST /api/v1/mcp/targets/{provider}/{model}/breaker   {"state": "open" | "closed" | "auto" | "reset"}
+ * Access (docs/rbac.md): targets.read / targets.write, checked here; a breaker change is audited (background row).
  */
 import type { IncomingMessage } from 'node:http'
 import { GatewayError } from '../../gateway/errors.ts'
 import type { Gateway } from '../../gateway/gateway.ts'
 import { parseJson, readBody } from '../../gateway/http/body.ts'
 import { compileSchema } from '../../gateway/validate.ts'
+import { auditActor } from '../audit.ts'
+import { authorize } from '../rbac.ts'
 import { sendAdminError, sendJson, type AdminServer } from '../server.ts'
 
 const validateBreakerBody = compileSchema<{ state: 'open' | 'closed' | 'auto' | 'reset' }>({
@@ -22,24 +25,29 @@ async function body(req: IncomingMessage): Promise<unknown> {
 }
 
 export function registerTargetRoutes(admin: AdminServer, gw: Gateway): void {
-  admin.route('GET', '/api/v1/mcp/targets', (_req, res) => {
+  admin.route('GET', '/api/v1/mcp/targets', (req, res) => {
+    authorize(req, 'targets.read')
     const now = Date.now()
     const aliases: Record<string, string[]> = {}
     for (const [name, a] of gw.holder.current.aliases) aliases[name] = a.targets.map((t) => t.state.id)
     sendJson(res, 200, { data: gw.targets.all().map((s) => s.snapshot(now)), aliases })
   })
-  admin.route('GET', '/api/v1/mcp/targets/{provider}/{model}', (_req, res, p) => {
+  admin.route('GET', '/api/v1/mcp/targets/{provider}/{model}', (req, res, p) => {
+    authorize(req, 'targets.read')
     const s = gw.targets.find(`${p['provider']}/${p['model']}`)
     if (!s) { sendAdminError(res, new GatewayError('MCP_ERR_REQ_NOT_FOUND', { method: 'GET', path: `target ${p['provider']}/${p['model']}` })); return }
     sendJson(res, 200, s.snapshot())
   })
   admin.route('POST', '/api/v1/mcp/targets/{provider}/{model}/breaker', async (req, res, p) => {
+    const who = authorize(req, 'targets.write')
     const s = gw.targets.find(`${p['provider']}/${p['model']}`)
     const json = await body(req)
     if (!validateBreakerBody(json)) throw new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason: validateBreakerBody.errors().join('; ') })
     if (!s) { sendAdminError(res, new GatewayError('MCP_ERR_REQ_NOT_FOUND', { method: 'POST', path: `target ${p['provider']}/${p['model']}` })); return }
+    const before = s.mode
     if (json.state === 'reset') s.reset()
     else s.mode = json.state === 'open' ? 'forced-open' : json.state === 'closed' ? 'forced-closed' : 'auto'
+    admin.auditChange({ action: 'target.breaker', objectType: 'target', objectId: s.id, before: { mode: before }, after: { mode: s.mode, state: json.state }, actor: auditActor(req, who), team: null })
     gw.log.warn({ target: s.id, state: json.state }, 'breaker state set by an operator')
     sendJson(res, 200, s.snapshot())
   })

@@ -91,8 +91,9 @@ export class PriceCatalogue {
     const cached = usage.prompt_tokens_details?.cached_tokens ?? 0
     const cacheWrite = usage.prompt_tokens_details?.cache_creation_tokens ?? 0
     const reasoning = usage.completion_tokens_details?.reasoning_tokens ?? 0
-    const input = Math.max(0, usage.prompt_tokens - cached - cacheWrite)
-    const output = Math.max(0, usage.completion_tokens - reasoning)
+    const input = Math.max(0, (usage.prompt_tokens ?? 0) - cached - cacheWrite)
+    // Embeddings report no completion_tokens.
+    const output = Math.max(0, (usage.completion_tokens ?? 0) - reasoning)
     const b = { inputTokens: input, cachedTokens: cached, cacheWriteTokens: cacheWrite, outputTokens: output, reasoningTokens: reasoning, estimated }
     if (!prices) return { ...b, pico: 0, usd: 0, unknown: true }
     const pico = input * prices.input + cached * prices.cachedInput + cacheWrite * prices.cacheWrite + output * prices.output + reasoning * prices.reasoning

@@ -254,7 +254,7 @@ export function canonicalToAnthropic(res: ChatResponse, requestModel: string): o
 // ---------- errors ----------
 
 const ERROR_TYPE_BY_STATUS: Readonly<Record<number, string>> = {
-  400: 'invalid_request_error', 401: 'authentication_error', 403: 'permission_error', 404: 'not_found_error',
+  400: 'invalid_request_error', 401: 'authentication_error', 402: 'billing_error', 403: 'permission_error', 404: 'not_found_error',
   413: 'request_too_large', 429: 'rate_limit_error', 500: 'api_error', 529: 'overloaded_error',
 }
 const ANTHROPIC_ERROR_TYPES: ReadonlySet<string> = new Set([...Object.values(ERROR_TYPE_BY_STATUS), 'billing_error', 'timeout_error'])

@@ -11,6 +11,7 @@ import type { Settings, PluginRef } from '../settings.ts'
 import { deepFreeze, hashOf, ROUTE_NAMES } from '../settings.ts'
 import { compileSchema, type Validator } from '../validate.ts'
 import { compileAliases } from '../routing/alias.ts'
+import { loadCatalogue } from '../cost/catalogue.ts'
 import type { TargetRegistry } from '../routing/target-state.ts'
 import { Pipeline, type CompiledRoute } from './pipeline.ts'
 import type { PluginDeps, PluginFactory, PluginInstance, UpstreamOpen } from './types.ts'
@@ -73,7 +74,7 @@ export async function compilePipeline(settings: Settings, deps: CompileDeps, pre
     }
   }
   if (errors.length > 0) throw new GatewayError('MCP_ERR_CONFIG_INVALID', { reason: errors.join('; ') }, { details: 'config.provider_invalid' })
-  const compiled = compileAliases(settings.models, providers, settings.routing, deps.targets)
+  const compiled = compileAliases(settings.models, providers, settings.routing, deps.targets, catalogueLookup())
   if (compiled.errors.length > 0) throw new GatewayError('MCP_ERR_CONFIG_INVALID', { reason: compiled.errors.join('; ') }, { details: 'config.alias_invalid' })
 
   // Every plugin config block must name a known plugin and be valid on its own, chained or not.
@@ -90,7 +91,7 @@ export async function compilePipeline(settings: Settings, deps: CompileDeps, pre
     for (const routeName of ROUTE_NAMES) {
       const rs = settings.routes[routeName]
       const refs: readonly PluginRef[] = rs?.plugins ?? (rs?.chain !== undefined ? settings.chains[rs.chain] ?? [] : settings.chains['default'] ?? [])
-      const list: { name: string; inst: PluginInstance }[] = []
+      const list: { name: string; inst: PluginInstance; needsUsage: boolean }[] = []
       for (const [i, ref] of refs.entries()) {
         const name = refName(ref)
         const f = deps.plugin(name)
@@ -102,7 +103,7 @@ export async function compilePipeline(settings: Settings, deps: CompileDeps, pre
         let inst = instances.get(key) ?? prev?.instances.get(key)
         if (!inst) { inst = await f.create(cfg, deps.pluginDeps(name, settings)); created.push(inst) }
         instances.set(key, inst)
-        list.push({ name, inst })
+        list.push({ name, inst, needsUsage: f.needsUsage === true })
       }
       routes.set(routeName, buildRoute(routeName, list, deps.terminal))
     }
@@ -114,7 +115,7 @@ export async function compilePipeline(settings: Settings, deps: CompileDeps, pre
   return new Pipeline({ generation, hash: hashOf(settings), settings, routes, providers, instances, adapterKeys, aliases: compiled.aliases })
 }
 
-function buildRoute(name: string, list: readonly { name: string; inst: PluginInstance }[], terminal: UpstreamOpen): CompiledRoute {
+function buildRoute(name: string, list: readonly { name: string; inst: PluginInstance; needsUsage: boolean }[], terminal: UpstreamOpen): CompiledRoute {
   const bind = <K extends keyof PluginInstance>(k: K) =>
     list.filter((p) => typeof p.inst[k] === 'function').map((p) => (p.inst[k] as (...a: unknown[]) => unknown).bind(p.inst))
   let open = terminal
@@ -131,5 +132,18 @@ function buildRoute(name: string, list: readonly { name: string; inst: PluginIns
     onComplete: bind('onComplete').reverse() as CompiledRoute['onComplete'],
     open,
     passthrough: chunkHooks.length === 0,
+    needsUsage: list.some((p) => p.needsUsage),
   })
+}
+
+/** Provider types priced like another in the catalogue (Azure OpenAI serves OpenAI's models). */
+const PRICED_AS: Readonly<Record<string, string>> = { 'azure-openai': 'openai' }
+
+/** Catalogue prices in USD per million tokens (input, output) for the lowest-cost strategy. */
+function catalogueLookup(): (providerType: string, model: string) => { input: number; output: number } | undefined {
+  const catalogue = loadCatalogue()
+  return (type, model) => {
+    const p = catalogue.lookup(PRICED_AS[type] ?? type, model)
+    return p ? { input: p.input / 1e6, output: p.output / 1e6 } : undefined
+  }
 }

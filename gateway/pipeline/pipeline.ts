@@ -28,6 +28,8 @@ export interface CompiledRoute {
   readonly open: UpstreamOpen
   /** Chunks may skip the canonical round trip (no onResponseChunk hooks on this route). */
   readonly passthrough: boolean
+  /** A plugin on this route reads usage: streams ask the upstream for it. */
+  readonly needsUsage: boolean
 }
 
 export class Pipeline {

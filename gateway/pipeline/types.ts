@@ -95,5 +95,7 @@ export interface PluginFactory<C = Record<string, unknown>> {
   readonly configSchema: JSONSchema
   /** 'io' plugins must declare a timeout and a fail mode in their schema. */
   readonly sideEffects: 'none' | 'io'
+  /** The plugin reads the answer's usage: streams on its routes ask the upstream for usage (hidden from clients that did not). */
+  readonly needsUsage?: boolean
   create(config: Readonly<C>, deps: PluginDeps): PluginInstance | Promise<PluginInstance>
 }

@@ -1,18 +1,27 @@
 /** One undici Pool per upstream origin, keep-alive, shared by every pipeline generation; closed at shutdown. */
-import { Pool, type Dispatcher } from 'undici'
+import { readFileSync } from 'node:fs'
+import { rootCertificates } from 'node:tls'
+import { Pool, type buildConnector, type Dispatcher } from 'undici'
 
 export interface PoolOptions {
   connections: number
   keepAliveTimeoutMs: number
   connectTimeoutMs: number
+  /** Extra CA (PEM file) trusted for upstream TLS, on top of the public roots; verification is always on. */
+  caFile?: string
 }
 
 export class Pools {
   readonly #pools = new Map<string, Pool>()
   readonly #opts: PoolOptions
+  readonly #ca: string[] | undefined
+  /** A connector for origins that need one (the SSRF guard for providers from the admin API), else undefined. */
+  readonly #connectFor: ((origin: string) => buildConnector.connector | undefined) | undefined
 
-  constructor(opts: PoolOptions) {
+  constructor(opts: PoolOptions, connectFor?: (origin: string) => buildConnector.connector | undefined) {
     this.#opts = opts
+    this.#ca = opts.caFile === undefined ? undefined : [...rootCertificates, readFileSync(opts.caFile, 'utf8')]
+    this.#connectFor = connectFor
   }
 
   get(origin: string): Dispatcher {
@@ -23,7 +32,7 @@ export class Pools {
         pipelining: 1,
         keepAliveTimeout: this.#opts.keepAliveTimeoutMs,
         keepAliveMaxTimeout: Math.max(this.#opts.keepAliveTimeoutMs, 60_000),
-        connect: { timeout: this.#opts.connectTimeoutMs, rejectUnauthorized: true },
+        connect: this.#connectFor?.(origin) ?? { timeout: this.#opts.connectTimeoutMs, rejectUnauthorized: true, ...(this.#ca ? { ca: this.#ca } : {}) },
       })
       this.#pools.set(origin, p)
     }

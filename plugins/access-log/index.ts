@@ -1,6 +1,18 @@
-/** access-log: one JSON line per request (id, route, status, upstream, latency, gateway overhead), after the last byte. */
+/**
+ * access-log: one JSON line per request (id, route, status, upstream, latency, gateway overhead),
+ * after the last byte. The line is built directly and written to the logger's own destination:
+ * every field is known and secret-free, so pino's per-line redaction and serialisation (the
+ * largest cost of a request in the profile) are skipped. The format matches pino's.
+ */
+import { pino } from 'pino'
 import type { PluginFactory } from '../../gateway/pipeline/types.ts'
 import { accessLogConfigSchema, type AccessLogConfig } from './config.ts'
+
+const LEVELS: Readonly<Record<AccessLogConfig['level'], number>> = { trace: 10, debug: 20, info: 30, warn: 40 }
+
+interface Destination { write(s: string): unknown }
+
+const round = (ms: number): number => Math.round(ms * 1000) / 1000
 
 export const accessLogPlugin: PluginFactory<AccessLogConfig> = {
   name: 'access-log',
@@ -10,31 +22,30 @@ export const accessLogPlugin: PluginFactory<AccessLogConfig> = {
     const log = deps.logger
     const level = config.level
     if (!log.isLevelEnabled(level)) return {}
+    const dest = (log as unknown as Record<symbol, Destination | undefined>)[pino.symbols.streamSym]
+    const head = `{"level":${LEVELS[level]},"pid":${process.pid},"plugin":"access-log"`
     return {
       onComplete(ctx, outcome) {
         const now = performance.now()
         const total = ctx.elapsedMs(now)
         const upstream = ctx.upstreamMs(now)
         const u = ctx.usage
-        log[level]({
-          requestId: ctx.id,
-          route: ctx.route.name,
-          method: ctx.req.method,
-          status: outcome.status,
-          details: outcome.details,
-          errorCode: outcome.errorCode,
-          aborted: outcome.aborted || undefined,
-          stream: ctx.stream || undefined,
-          provider: ctx.providerName || undefined,
-          model: ctx.model || undefined,
-          attempts: ctx.attempts || undefined,
-          latencyMs: Math.round(total * 1000) / 1000,
-          upstreamMs: ctx.upstreamStart ? Math.round(upstream * 1000) / 1000 : undefined,
-          overheadMs: Math.round((total - upstream) * 1000) / 1000,
-          ttftMs: ctx.firstChunk ? Math.round((ctx.firstChunk - ctx.startedAt) * 1000) / 1000 : undefined,
-          promptTokens: u?.prompt_tokens,
-          completionTokens: u?.completion_tokens,
-        }, 'request')
+        let line = `${head},"time":${Date.now()},"requestId":${JSON.stringify(ctx.id)},"route":"${ctx.route.name}","method":"${ctx.req.method}","status":${outcome.status},"details":${JSON.stringify(outcome.details)}`
+        if (outcome.errorCode !== undefined) line += `,"errorCode":"${outcome.errorCode}"`
+        if (outcome.aborted) line += ',"aborted":true'
+        if (ctx.stream) line += ',"stream":true'
+        if (ctx.providerName) line += `,"provider":${JSON.stringify(ctx.providerName)},"model":${JSON.stringify(ctx.model)}`
+        if (ctx.alias) line += `,"alias":${JSON.stringify(ctx.alias.name)}`
+        if (ctx.attempts) line += `,"attempts":${ctx.attempts}`
+        if (ctx.fallbackReason !== undefined) line += `,"fallbackReason":${JSON.stringify(ctx.fallbackReason)}`
+        line += `,"latencyMs":${round(total)}`
+        if (ctx.upstreamStart) line += `,"upstreamMs":${round(upstream)}`
+        line += `,"overheadMs":${round(total - upstream)}`
+        if (ctx.firstChunk) line += `,"ttftMs":${round(ctx.firstChunk - ctx.startedAt)}`
+        if (u) line += `,"promptTokens":${u.prompt_tokens},"completionTokens":${u.completion_tokens}`
+        line += ',"msg":"request"}\n'
+        if (dest) dest.write(line)
+        else log[level](JSON.parse(line), 'request')
       },
     }
   },

@@ -57,6 +57,8 @@ export async function spawnGateway(local: Record<string, unknown>, env: Record<s
       MCP_ADMIN_PORT: String(adminPort),
       MCP_ADMIN_KEY: ADMIN_KEY,
       MCP_LOG_LEVEL: 'info',
+      // main.ts opens the embedded store: one PGlite directory per process (never the repo's ./data).
+      MCP_DATA_DIR: path.join(configDir, 'data'),
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -367,26 +367,32 @@ describe('proxy with a chunk hook (canonical stream path, no pass-through)', () 
 })
 
 describe('stream usage for metering', () => {
-  it('asks the upstream for usage on every stream, but gives it to the client only when asked', async () => {
+  it('asks the upstream for usage when a plugin on the route needs it, and hides it from clients that did not ask', async () => {
     const { startOpenAIMock } = await import('../helpers/openai-mock.ts')
-    const { startGateway, authHeaders } = await import('../helpers/gateway.ts')
+    const { startGatewayWithPlugins } = await import('../helpers/plugin-gateway.ts')
+    const { authHeaders } = await import('../helpers/gateway.ts')
+    const seen: (number | undefined)[] = []
+    const meter = { name: 'usage-probe', configSchema: { type: 'object', additionalProperties: false }, sideEffects: 'none' as const, needsUsage: true, create: () => ({ onComplete: (ctx: { usage?: { completion_tokens: number } }) => { seen.push(ctx.usage?.completion_tokens) } }) }
     const mock = await startOpenAIMock()
-    const g = await startGateway({ providers: { mock: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-usage-000000001' } } })
+    const stream = (g: { url: string }, model: string) => fetch(`${g.url}/v1/chat/completions`, { method: 'POST', headers: authHeaders(), body: JSON.stringify({ model, stream: true, messages: [{ role: 'user', content: 'hi' }] }) }).then((r) => r.text())
+    const events = (text: string) => text.split('\n\n').filter((e) => e.startsWith('data: ')).map((e) => e.slice(6))
+    const g = await startGatewayWithPlugins({
+      providers: { mock: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-usage-000000001' } },
+      chains: { default: ['request-id', 'auth', 'access-log'], metered: ['request-id', 'auth', 'usage-probe'] },
+      routes: { chat: { chain: 'metered' } },
+    }, [meter as never])
     try {
-      const seen: { usage: unknown; finish: unknown }[] = []
-      g.gw.holder.current // keep the generation referenced
-      const res = await fetch(`${g.url}/v1/chat/completions`, { method: 'POST', headers: authHeaders(), body: JSON.stringify({ model: 'mock/gpt-4o', stream: true, messages: [{ role: 'user', content: 'hi' }] }) })
-      const text = await res.text()
-      const events = text.split('\n\n').filter((e) => e.startsWith('data: ')).map((e) => e.slice(6))
-      expect(events.at(-1)).toBe('[DONE]')
-      for (const e of events.slice(0, -1)) { const j = JSON.parse(e); seen.push({ usage: j.usage, finish: j.choices[0]?.finish_reason }) ; expect(j.choices.length).toBeGreaterThan(0) }
-      expect(seen.some((s) => s.finish === 'stop')).toBe(true)
-      const upstream = mock.requests.at(-1)!.body as { stream_options?: { include_usage?: boolean } }
-      expect(upstream.stream_options?.include_usage).toBe(true)
-      // The access log still saw the usage.
-      await new Promise((r) => setTimeout(r, 20))
-      const line = g.logs.filter((l) => l['msg'] === 'request').at(-1)!
-      expect(line['completionTokens']).toBe(12)
+      const ev = events(await stream(g, 'mock/gpt-4o'))
+      expect(ev.at(-1)).toBe('[DONE]')
+      for (const e of ev.slice(0, -1)) expect(JSON.parse(e).choices.length).toBeGreaterThan(0)
+      expect((mock.requests.at(-1)!.body as { stream_options?: { include_usage?: boolean } }).stream_options?.include_usage).toBe(true)
+      expect(seen).toEqual([12])
+      // Without a plugin that needs usage, the request goes upstream as the client sent it.
+      g.setConfig({ providers: { mock: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-usage-000000001' } } })
+      const r = await fetch(`${g.adminUrl}/api/v1/mcp/config/reload`, { method: 'POST', headers: { authorization: authHeaders().authorization! } })
+      expect(r.status).toBe(200)
+      await stream(g, 'mock/gpt-4o')
+      expect((mock.requests.at(-1)!.body as { stream_options?: unknown }).stream_options).toBeUndefined()
     } finally {
       await g.close()
       await mock.close()

@@ -428,11 +428,12 @@ describe.each(engines)('store on $name', (engine) => {
     )
     const dep = rows[0]!
     expect(dep.version).toBe(1)
-    // A version of another prompt is refused.
+    // A version of another prompt is refused. (Another environment: since 0003 a prompt has one deployment per
+    // environment, and that unique index would answer first.)
     await expectSqlState(
       store.query(
         `INSERT INTO deployments (prompt_id, environment, config, status, prompt_version_id)
-         VALUES ($1, 'production', '{}', 'active', $2)`,
+         VALUES ($1, 'staging', '{}', 'active', $2)`,
         [promptId, other.versionId],
       ),
       '23503',

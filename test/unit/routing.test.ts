@@ -104,6 +104,21 @@ describe('aliases', () => {
   })
 })
 
+describe('lowest cost from the price catalogue', () => {
+  it('orders targets by catalogue price when the config gives none', async () => {
+    const { loadCatalogue } = await import('../../gateway/cost/catalogue.ts')
+    const cat = loadCatalogue()
+    const priceOf = (type: string, model: string) => { const p = cat.lookup(type, model); return p ? { input: p.input / 1e6, output: p.output / 1e6 } : undefined }
+    const models = parseSettings({ ...readRawConfig(), admin: { key: 'k'.repeat(32) }, providers: { a: { type: 'openai' } }, models: {
+      cheap: { strategy: 'lowest-cost', targets: [{ provider: 'a', model: 'gpt-4.1' }, { provider: 'a', model: 'gpt-4o-mini' }, { provider: 'a', model: 'gpt-4o' }, { provider: 'a', model: 'my-local-model' }] },
+    } }, {}).models
+    const { aliases } = compileAliases(models, new Map([['a', fakeAdapter]]), routing, new TargetRegistry(), priceOf)
+    const order = candidatesFor({ headers: {}, chat: { model: 'cheap', messages: [] } } as unknown as RequestCtx, aliases.get('cheap')!, aliases).map((c) => c.target.model)
+    expect(order).toEqual(['gpt-4o-mini', 'gpt-4.1', 'gpt-4o', 'my-local-model'])
+    expect(aliases.get('cheap')!.targets[1]!.price).toEqual({ input: 0.15, output: 0.6 })
+  })
+})
+
 describe('failure classes and retry policy', () => {
   const up = (status: number, providerCode: string | null = null) => new GatewayError('MCP_ERR_UPSTREAM_ERROR', { provider: 'p', status, reason: 'x' }, { status, providerCode })
   it('retries connect errors, resets, timeouts, 408/429/5xx/529; never other 4xx', () => {

@@ -1,0 +1,139 @@
+/**
+ * POST /api/v1/mcp/execute as a data-plane route: the body names a deployment, the deployed version is picked by
+ * the traffic weights, its template rendered with the caller's variables, and the result becomes a canonical chat
+ * request that runs through the same pipeline as /v1/chat/completions (auth, limits, routing, fallbacks,
+ * metering). Everything is read from the control plane's in-memory snapshot: the request never waits on the
+ * database.
+ *
+ * Parameters, later wins: the version's `params` < the deployment's `config.parameters` < the call's `parameters`.
+ * Variables: the deployment's `config.default_variables` < the call's `variables`.
+ */
+import { GatewayError } from '../gateway/errors.ts'
+import type { RouteSpec } from '../gateway/handler.ts'
+import type { ChatRequest } from '../providers/types.ts'
+import { executeInbound } from './execute-inbound.ts'
+import { validators, type ExecuteBody } from './schemas.ts'
+import { pickVersion, promptEnvKey, type Snapshot, type SnapshotDeployment, type SnapshotVersion } from './snapshot.ts'
+import { renderTemplate, TemplateVariablesError } from './template.ts'
+
+/** Which deployment and version served a request; the execution log records it. */
+export interface ExecutionSlot {
+  executionId: string
+  deploymentId: string
+  promptId: string
+  promptVersionId: string
+  version: number
+  environment: string
+  /** Traffic label of the chosen version ('canary', ...), when the deployment splits traffic. */
+  label: string | null
+  /** The deployment's team (its prompt's); the auth plugin keeps team-bound keys to their team's deployments. */
+  team?: string | null
+}
+
+declare module '../gateway/context.ts' {
+  interface CtxSlots {
+    execution: ExecutionSlot
+  }
+}
+
+export const EXECUTE_ROUTE_KEY = 'POST /api/v1/mcp/execute'
+
+function bodyError(reasons: readonly string[]): GatewayError {
+  const first = reasons[0] ?? '(root): invalid'
+  return new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason: reasons.slice(0, 5).join('; ') }, { param: first.split(':', 1)[0]!, details: 'request.body_invalid' })
+}
+
+function findDeployment(s: Snapshot, body: ExecuteBody): SnapshotDeployment {
+  if (body.deployment_id !== undefined) {
+    if (body.prompt !== undefined || body.environment !== undefined) throw bodyError(['deployment_id: give deployment_id, or prompt and environment, not both'])
+    const d = s.deployments.get(body.deployment_id.toLowerCase())
+    if (!d) throw new GatewayError('MCP_ERR_EXEC_DEPLOYMENT_NOT_FOUND', { ref: JSON.stringify(body.deployment_id.slice(0, 100)) }, { param: 'deployment_id', details: 'execute.deployment_not_found' })
+    return d
+  }
+  if (body.prompt === undefined) throw bodyError(['deployment_id: is required (or prompt and environment)'])
+  if (body.environment === undefined) throw bodyError(['environment: is required with prompt'])
+  const d = s.byPromptEnv.get(promptEnvKey(body.prompt, body.environment)) ?? s.byPromptEnv.get(promptEnvKey(body.prompt.toLowerCase(), body.environment))
+  if (!d) {
+    throw new GatewayError('MCP_ERR_EXEC_DEPLOYMENT_NOT_FOUND', { ref: `of prompt ${JSON.stringify(body.prompt.slice(0, 100))} in ${JSON.stringify(body.environment.slice(0, 50))}` }, { param: 'prompt', details: 'execute.deployment_not_found' })
+  }
+  return d
+}
+
+function variablesError(reason: string, param: string): GatewayError {
+  return new GatewayError('MCP_ERR_EXEC_VARIABLES_INVALID', { reason }, { param, details: 'execute.variables_invalid' })
+}
+
+/** Renders the version's messages; 422 naming every missing, unknown or schema-rejected variable. */
+export function renderVersion(v: SnapshotVersion, vars: Record<string, unknown>, supplied: ReadonlySet<string>): ChatRequest['messages'] {
+  const unknown = [...supplied].filter((k) => !v.template.roots.has(k) && !v.declared.has(k))
+  if (v.variables) {
+    const copy = structuredClone(vars)
+    if (!v.variables(copy)) {
+      const errs = v.variables.errors('variables')
+      throw variablesError(errs.slice(0, 5).join('; '), errs[0]?.split(':', 1)[0] ?? 'variables')
+    }
+    vars = copy
+  }
+  let missing: readonly string[] = []
+  let messages: ChatRequest['messages'] = []
+  try {
+    messages = renderTemplate(v.template, vars)
+  } catch (e) {
+    if (!(e instanceof TemplateVariablesError)) throw e
+    missing = e.missing
+  }
+  if (missing.length > 0 || unknown.length > 0) {
+    const parts: string[] = []
+    if (missing.length > 0) parts.push(`missing ${missing.join(', ')}`)
+    if (unknown.length > 0) parts.push(`unknown ${unknown.join(', ')} (the template uses: ${[...v.template.roots].join(', ') || 'none'})`)
+    throw variablesError(parts.join('; '), `variables.${missing[0] ?? unknown[0]}`)
+  }
+  return messages
+}
+
+export function executeRouteSpec(snapshot: () => Snapshot): RouteSpec {
+  return {
+    route: 'execute',
+    inbound: executeInbound,
+    parse(json, ctx) {
+      if (json === null || typeof json !== 'object' || Array.isArray(json)) throw bodyError(['(root): must be a JSON object'])
+      if (!validators.execute(json)) throw bodyError(validators.execute.errors())
+      const body = json
+      const d = findDeployment(snapshot(), body)
+      if (d.status !== 'active') throw new GatewayError('MCP_ERR_EXEC_DEPLOYMENT_INACTIVE', { id: d.id, status: d.status }, { details: 'execute.deployment_inactive' })
+      const slice = pickVersion(d)
+      const v = slice.version
+      const supplied = new Set(Object.keys(body.variables ?? {}))
+      const vars = { ...(d.config.default_variables ?? {}), ...(body.variables ?? {}) }
+      const messages = renderVersion(v, vars, supplied)
+      const stream = body.stream === true
+      const model = d.config.model ?? v.model ?? ''
+      const chat: ChatRequest = { ...v.params, ...(d.config.parameters ?? {}), ...(body.parameters ?? {}), model, messages }
+      if (v.tools) chat.tools = structuredClone(v.tools) as ChatRequest['tools'] & object
+      if (v.responseFormat) chat.response_format = structuredClone(v.responseFormat) as ChatRequest['response_format'] & object
+      if (stream) {
+        chat.stream = true
+        // Usage is reported in the final execution event, so it is always asked for upstream.
+        chat.stream_options = { include_usage: true }
+      }
+      ctx.chat = chat
+      ctx.requestedModel = model
+      ctx.stream = stream
+      ctx.includeUsage = false
+      ctx.slots.execution = {
+        executionId: ctx.id,
+        deploymentId: d.id,
+        promptId: d.promptId,
+        promptVersionId: v.id,
+        version: v.version,
+        environment: d.environment,
+        label: d.traffic.length > 1 ? slice.label : null,
+        team: d.team,
+      }
+      ctx.responseHeaders['x-mcp-execution-id'] = ctx.id
+      ctx.responseHeaders['x-mcp-deployment-id'] = d.id
+      ctx.responseHeaders['x-mcp-prompt-version-id'] = v.id
+      ctx.responseHeaders['x-mcp-prompt-version'] = String(v.version)
+    },
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * What every management endpoint shares: JSON bodies validated against the API's schemas (400 naming the field),
+ * query parameters, keyset pagination cursors, ETag / If-Match, and ids (a malformed UUID is a 404, never a 500).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { GatewayError } from '../gateway/errors.ts'
+import { checkContentType, parseJson, readBody } from '../gateway/http/body.ts'
+import type { Validator } from '../gateway/validate.ts'
+import { sendJson } from './server.ts'
+
+export const BODY_LIMIT = 1024 * 1024
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+export function isUuid(s: string): boolean {
+  return UUID.test(s)
+}
+
+export function notFound(object: string, id: string): GatewayError {
+  return new GatewayError('MCP_ERR_ADMIN_NOT_FOUND', { object, id: JSON.stringify(id.slice(0, 100)) }, { details: 'admin.not_found' })
+}
+
+/** The id of a path, or a 404 when it cannot be one. */
+export function requireUuid(object: string, id: string | undefined): string {
+  if (id === undefined || !isUuid(id)) throw notFound(object, id ?? '')
+  return id.toLowerCase()
+}
+
+export function unprocessable(reason: string, param?: string): GatewayError {
+  return new GatewayError('MCP_ERR_ADMIN_UNPROCESSABLE', { reason }, { details: 'admin.unprocessable', ...(param !== undefined ? { param } : {}) })
+}
+
+export function conflict(reason: string, param?: string): GatewayError {
+  return new GatewayError('MCP_ERR_ADMIN_CONFLICT', { reason }, { details: 'admin.conflict', ...(param !== undefined ? { param } : {}) })
+}
+
+export function bodyInvalid(reasons: readonly string[]): GatewayError {
+  const first = reasons[0] ?? '(root): invalid'
+  return new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason: reasons.slice(0, 5).join('; ') }, { param: first.split(':', 1)[0]!, details: 'request.body_invalid' })
+}
+
+/** Reads, parses and validates a JSON body. An empty body counts as `{}` when `emptyOk`. */
+export async function readValid<T>(req: IncomingMessage, v: Validator<T>, emptyOk = false): Promise<T> {
+  checkContentType(req)
+  const buf = await readBody(req, BODY_LIMIT)
+  const json = emptyOk && buf.length === 0 ? {} : parseJson(buf)
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw bodyInvalid(['(root): must be a JSON object'])
+  if (!v(json)) throw bodyInvalid(v.errors())
+  return json
+}
+
+export function queryOf(req: IncomingMessage): URLSearchParams {
+  const url = req.url ?? '/'
+  const q = url.indexOf('?')
+  return new URLSearchParams(q === -1 ? '' : url.slice(q + 1))
+}
+
+export function queryInvalid(param: string, reason: string): GatewayError {
+  return new GatewayError('MCP_ERR_ADMIN_QUERY_INVALID', { reason: `${param}: ${reason}` }, { param, details: 'admin.query_invalid' })
+}
+
+export interface Page {
+  limit: number
+  cursor: unknown[] | undefined
+}
+
+export const DEFAULT_LIMIT = 50
+export const MAX_LIMIT = 200
+
+/** `?limit=` (1..200, default 50) and `?cursor=` (opaque, as returned in `next_cursor`). */
+export function pageOf(q: URLSearchParams): Page {
+  const l = q.get('limit')
+  let limit = DEFAULT_LIMIT
+  if (l !== null) {
+    if (!/^[0-9]{1,4}$/.test(l) || Number(l) < 1 || Number(l) > MAX_LIMIT) throw queryInvalid('limit', `must be an integer from 1 to ${MAX_LIMIT}`)
+    limit = Number(l)
+  }
+  const c = q.get('cursor')
+  let cursor: unknown[] | undefined
+  if (c !== null && c !== '') {
+    try {
+      const parsed: unknown = JSON.parse(Buffer.from(c, 'base64url').toString('utf8'))
+      if (!Array.isArray(parsed)) throw new Error('not a list')
+      cursor = parsed
+    } catch {
+      throw queryInvalid('cursor', 'not a cursor issued by this API')
+    }
+  }
+  return { limit, cursor }
+}
+
+export function encodeCursor(parts: readonly unknown[]): string {
+  return Buffer.from(JSON.stringify(parts), 'utf8').toString('base64url')
+}
+
+/** Cursor parts checked against their expected types (a tampered cursor is a 400, not a SQL error). */
+export function cursorParts(c: unknown[] | undefined, shape: readonly ('string' | 'uuid' | 'integer')[]): unknown[] | undefined {
+  if (c === undefined) return undefined
+  const ok = c.length === shape.length && shape.every((t, i) => {
+    const v = c[i]
+    if (t === 'integer') return Number.isSafeInteger(v)
+    if (typeof v !== 'string') return false
+    return t === 'uuid' ? isUuid(v) : v.length < 100
+  })
+  if (!ok) throw queryInvalid('cursor', 'not a cursor issued by this API')
+  return c
+}
+
+export function etag(revision: number): string {
+  return `"${revision}"`
+}
+
+/**
+ * If-Match against the current revision. PUT and DELETE require it (428 without); actions (rollback, promote,
+ * new versions) check it only when sent. `*` matches anything; weak tags (`W/"3"`) compare by their value.
+ */
+export function checkIfMatch(req: IncomingMessage, current: number, object: string, required: boolean): void {
+  const h = req.headers['if-match']
+  if (h === undefined || h.trim() === '') {
+    if (required) throw new GatewayError('MCP_ERR_ADMIN_PRECONDITION_REQUIRED', { method: String(req.method), object }, { details: 'admin.if_match_missing' })
+    return
+  }
+  const tags = h.split(',').map((t) => t.trim().replace(/^W\//, ''))
+  if (tags.includes('*') || tags.includes(etag(current))) return
+  throw new GatewayError('MCP_ERR_ADMIN_PRECONDITION_FAILED', { given: h.slice(0, 100), current: etag(current), object }, { details: 'admin.if_match_failed' })
+}
+
+export function sendWithEtag(res: ServerResponse, status: number, body: unknown, revision: number, headers: Record<string, string> = {}): void {
+  sendJson(res, status, body, { ...headers, etag: etag(revision) })
+}
+
+export function sendNoContent(res: ServerResponse): void {
+  res.writeHead(204)
+  res.end()
+}
+
+/** `?window=` as `<n>s|m|h|d`, at most 30 days; seconds. */
+export function windowSeconds(q: URLSearchParams, def = '1h'): { text: string; seconds: number } {
+  const text = q.get('window') ?? def
+  const m = /^([1-9][0-9]{0,6})([smhd])$/.exec(text)
+  const unit = { s: 1, m: 60, h: 3600, d: 86_400 } as const
+  const seconds = m ? Number(m[1]) * unit[m[2] as keyof typeof unit] : NaN
+  if (!m || seconds > 30 * 86_400) throw queryInvalid('window', 'must be <n>s, <n>m, <n>h or <n>d, at most 30d')
+  return { text, seconds }
+}

@@ -1,0 +1,137 @@
+/**
+ * The OpenAPI 3.1 document of the management API, generated from the JSON Schemas the API validates with
+ * (admin/schemas.ts): one source, so the document cannot drift from what is enforced. Served at
+ * GET /api/v1/mcp/openapi.json (behind the admin key, like the rest of the admin port).
+ */
+import type { JSONSchema } from '../gateway/validate.ts'
+import * as s from './schemas.ts'
+import { auditEntrySchema, keyCreateSchema, keyRotateSchema, keySchema, keyUpdateSchema } from './keys.ts'
+
+export interface Operation {
+  method: 'get' | 'post' | 'put' | 'patch' | 'delete'
+  path: string
+  summary: string
+  tag: string
+  body?: string
+  bodyOptional?: boolean
+  ok: { status: number; schema?: string; page?: boolean; etag?: boolean; also?: number }
+  errors: number[]
+  query?: { name: string; schema: JSONSchema; description: string }[]
+  ifMatch?: 'required' | 'optional'
+  stream?: boolean
+}
+
+export const COMPONENTS: Record<string, JSONSchema> = {
+  Error: s.errorSchema,
+  Parameters: s.parametersSchema,
+  Prompt: s.promptSchema,
+  PromptCreate: s.promptCreateSchema,
+  PromptVersion: s.promptVersionSchema,
+  PromptVersionCreate: s.versionCreateSchema,
+  Deployment: s.deploymentSchema,
+  DeploymentConfig: s.deploymentConfigSchema,
+  DeploymentCreate: s.deploymentCreateSchema,
+  DeploymentUpdate: s.deploymentUpdateSchema,
+  Rollback: s.rollbackSchema,
+  Promote: s.promoteSchema,
+  HistoryEntry: s.historyEntrySchema,
+  Health: s.healthSchema,
+  Provider: s.providerSchema,
+  ProviderCreate: s.providerCreateSchema,
+  ProviderUpdate: s.providerUpdateSchema,
+  Execute: s.executeSchema,
+  ExecutionResult: s.executionResultSchema,
+  Key: keySchema,
+  KeyCreate: keyCreateSchema,
+  KeyUpdate: keyUpdateSchema,
+  KeyRotate: keyRotateSchema,
+  AuditEntry: auditEntrySchema,
+}
+
+const page = [
+  { name: 'limit', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 }, description: 'Page size.' },
+  { name: 'cursor', schema: { type: 'string' }, description: '`next_cursor` of the previous page.' },
+]
+
+export const OPERATIONS: Operation[] = [
+  { method: 'post', path: '/prompts', summary: 'Create a prompt', tag: 'prompts', body: 'PromptCreate', ok: { status: 201, schema: 'Prompt', etag: true }, errors: [400, 409] },
+  { method: 'get', path: '/prompts', summary: 'List prompts (newest first)', tag: 'prompts', ok: { status: 200, schema: 'Prompt', page: true }, errors: [400],
+    query: [{ name: 'team', schema: { type: 'string' }, description: 'Only this team.' }, { name: 'name', schema: { type: 'string' }, description: 'Exact name.' }, ...page] },
+  { method: 'get', path: '/prompts/{id}', summary: 'Get a prompt (ETag: its latest version number)', tag: 'prompts', ok: { status: 200, schema: 'Prompt', etag: true }, errors: [404] },
+  { method: 'post', path: '/prompts/{id}/versions', summary: 'Create the next immutable version (identical content: the latest, 200)', tag: 'prompts', body: 'PromptVersionCreate', ok: { status: 201, schema: 'PromptVersion', etag: true, also: 200 }, errors: [400, 404, 412, 422], ifMatch: 'optional' },
+  { method: 'get', path: '/prompts/{id}/versions', summary: 'List versions (newest first)', tag: 'prompts', ok: { status: 200, schema: 'PromptVersion', page: true }, errors: [400, 404], query: page },
+  { method: 'get', path: '/prompts/{id}/versions/{version}', summary: 'Get a version by number or id', tag: 'prompts', ok: { status: 200, schema: 'PromptVersion' }, errors: [404] },
+  { method: 'get', path: '/environments', summary: 'Environments in promotion order', tag: 'deployments', ok: { status: 200 }, errors: [] },
+  { method: 'post', path: '/deployments', summary: 'Create deployment', tag: 'deployments', body: 'DeploymentCreate', ok: { status: 201, schema: 'Deployment', etag: true }, errors: [400, 409, 422] },
+  { method: 'get', path: '/deployments', summary: 'List deployments (newest first)', tag: 'deployments', ok: { status: 200, schema: 'Deployment', page: true }, errors: [400],
+    query: [{ name: 'prompt_id', schema: { type: 'string', format: 'uuid' }, description: 'Only this prompt.' }, { name: 'prompt', schema: { type: 'string' }, description: 'Only the prompt with this name.' }, { name: 'environment', schema: { type: 'string' }, description: 'Only this environment.' },
+      { name: 'status', schema: { enum: ['active', 'paused'] }, description: 'Only this status.' }, ...page] },
+  { method: 'get', path: '/deployments/{id}', summary: 'Get deployment', tag: 'deployments', ok: { status: 200, schema: 'Deployment', etag: true }, errors: [404] },
+  { method: 'put', path: '/deployments/{id}', summary: 'Update deployment (absent fields keep their value)', tag: 'deployments', body: 'DeploymentUpdate', ok: { status: 200, schema: 'Deployment', etag: true }, errors: [400, 404, 412, 422, 428], ifMatch: 'required' },
+  { method: 'delete', path: '/deployments/{id}', summary: 'Delete deployment', tag: 'deployments', ok: { status: 204 }, errors: [404, 412, 428], ifMatch: 'required' },
+  { method: 'post', path: '/deployments/{id}/rollback', summary: 'Roll back to the previous or a named version', tag: 'deployments', body: 'Rollback', bodyOptional: true, ok: { status: 200, schema: 'Deployment', etag: true }, errors: [400, 404, 412, 422], ifMatch: 'optional' },
+  { method: 'post', path: '/deployments/{id}/promote', summary: 'Promote to the next (or a named) environment', tag: 'deployments', body: 'Promote', bodyOptional: true, ok: { status: 201, schema: 'Deployment', etag: true, also: 200 }, errors: [400, 404, 422] },
+  { method: 'get', path: '/deployments/{id}/history', summary: 'Version history (newest first)', tag: 'deployments', ok: { status: 200, schema: 'HistoryEntry', page: true }, errors: [400, 404], query: page },
+  { method: 'get', path: '/deployments/{id}/health', summary: 'Error rate, latency percentiles and cost per call from the execution logs', tag: 'deployments', ok: { status: 200, schema: 'Health' }, errors: [400, 404],
+    query: [{ name: 'window', schema: { type: 'string', pattern: '^[1-9][0-9]*[smhd]$', default: '1h' }, description: 'How far back, up to 30d.' }] },
+  { method: 'post', path: '/execute', summary: 'Execute a deployed prompt (also on the data plane port); SSE when stream is true', tag: 'execute', body: 'Execute', ok: { status: 200, schema: 'ExecutionResult' }, errors: [400, 401, 404, 409, 422, 502, 503], stream: true },
+  { method: 'get', path: '/providers', summary: 'List providers added through the API', tag: 'providers', ok: { status: 200, schema: 'Provider', page: true }, errors: [400],
+    query: [{ name: 'provider', schema: { type: 'string' }, description: 'Only this adapter type.' }, { name: 'status', schema: { enum: ['active', 'disabled'] }, description: 'Only this status.' }, ...page] },
+  { method: 'post', path: '/providers', summary: 'Add provider (credentials encrypted at rest; live without restart)', tag: 'providers', body: 'ProviderCreate', ok: { status: 201, schema: 'Provider', etag: true }, errors: [400, 409, 422, 503] },
+  { method: 'get', path: '/providers/{id}', summary: 'Get provider (credentials as fingerprints)', tag: 'providers', ok: { status: 200, schema: 'Provider', etag: true }, errors: [404] },
+  { method: 'put', path: '/providers/{id}', summary: 'Update provider', tag: 'providers', body: 'ProviderUpdate', ok: { status: 200, schema: 'Provider', etag: true }, errors: [400, 404, 412, 422, 428, 503], ifMatch: 'required' },
+  { method: 'delete', path: '/providers/{id}', summary: 'Remove provider', tag: 'providers', ok: { status: 204 }, errors: [404, 409, 412, 428], ifMatch: 'required' },
+  { method: 'post', path: '/keys', summary: 'Create an API key (the whole key is in this answer only; never broader than the caller)', tag: 'keys', body: 'KeyCreate', ok: { status: 201, schema: 'Key' }, errors: [400, 403, 422] },
+  { method: 'get', path: '/keys', summary: 'List API keys of the caller\'s team (newest first; never secrets)', tag: 'keys', ok: { status: 200, schema: 'Key', page: true }, errors: [400],
+    query: [{ name: 'team', schema: { type: 'string' }, description: 'Only this team (admin).' }, { name: 'owner', schema: { type: 'string' }, description: 'Only this owner.' },
+      { name: 'role', schema: { type: 'string' }, description: 'Only this role.' }, { name: 'status', schema: { enum: ['active', 'rotating', 'expired', 'revoked'] }, description: 'Only this status.' }, ...page] },
+  { method: 'get', path: '/keys/{id}', summary: 'Get an API key', tag: 'keys', ok: { status: 200, schema: 'Key' }, errors: [404] },
+  { method: 'patch', path: '/keys/{id}', summary: 'Change an API key (role, team, scopes, limits, budgets: admin only)', tag: 'keys', body: 'KeyUpdate', ok: { status: 200, schema: 'Key' }, errors: [400, 403, 404, 422] },
+  { method: 'delete', path: '/keys/{id}', summary: 'Revoke an API key (every instance within a second)', tag: 'keys', ok: { status: 204 }, errors: [403, 404] },
+  { method: 'post', path: '/keys/{id}/rotate', summary: 'Rotate: a new key with the same powers; the old one works until the overlap ends', tag: 'keys', body: 'KeyRotate', bodyOptional: true, ok: { status: 201, schema: 'Key' }, errors: [400, 403, 404, 409, 422] },
+  { method: 'get', path: '/audit', summary: 'The audit log (newest first): changes, refused requests, reloads', tag: 'audit', ok: { status: 200, schema: 'AuditEntry', page: true }, errors: [400],
+    query: [{ name: 'actor', schema: { type: 'string' }, description: 'Key id, `bootstrap`, `system` or `key:<prefix>`.' }, { name: 'action', schema: { type: 'string' }, description: 'Exact, or a prefix ending in `*`.' },
+      { name: 'object_type', schema: { type: 'string' }, description: 'Only this object type.' }, { name: 'object_id', schema: { type: 'string' }, description: 'Only this object.' },
+      { name: 'team', schema: { type: 'string' }, description: 'Only this team (admin).' }, { name: 'from', schema: { type: 'string', format: 'date-time' }, description: 'From this instant (inclusive).' },
+      { name: 'to', schema: { type: 'string', format: 'date-time' }, description: 'Before this instant.' }, ...page] },
+]
+
+const ref = (name: string): JSONSchema => ({ $ref: `#/components/schemas/${name}` })
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Invalid body or query; `error.param` names the field', 401: 'Missing or invalid key', 403: 'The key\'s role or scopes do not allow it (docs/rbac.md)', 404: 'Unknown id (or another team\'s)',
+  409: 'Conflict with existing state', 412: 'If-Match does not match the current ETag', 422: 'Semantically invalid (the message names the field)',
+  428: 'If-Match required', 502: 'Provider error', 503: 'Database (or master key) unavailable',
+}
+
+/** Path templates with `{id}` stay as they are (OpenAPI's own syntax). */
+export function buildOpenApi(ops: readonly Operation[] = OPERATIONS): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {}
+  for (const op of ops) {
+    const params: unknown[] = [...op.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }))
+    for (const q of op.query ?? []) params.push({ name: q.name, in: 'query', required: false, schema: q.schema, description: q.description })
+    if (op.ifMatch) params.push({ name: 'If-Match', in: 'header', required: op.ifMatch === 'required', schema: { type: 'string' }, description: 'The ETag from the last read (`*`: unconditional).' })
+    const okSchema = op.ok.schema === undefined ? undefined : op.ok.page ? s.pageOf(ref(op.ok.schema)) : ref(op.ok.schema)
+    const okContent: Record<string, unknown> = {}
+    if (okSchema) okContent['application/json'] = { schema: okSchema }
+    if (op.stream) okContent['text/event-stream'] = { schema: { type: 'string', description: 'chat.completion.chunk events, a final chunk with `execution`, then [DONE].' } }
+    const ok: Record<string, unknown> = { description: op.summary }
+    if (Object.keys(okContent).length > 0) ok['content'] = okContent
+    if (op.ok.etag) ok['headers'] = { ETag: { schema: { type: 'string' }, description: 'Quoted revision.' } }
+    const responses: Record<string, unknown> = { [String(op.ok.status)]: ok }
+    if (op.ok.also !== undefined) responses[String(op.ok.also)] = ok
+    for (const e of [401, 403, ...op.errors]) responses[String(e)] = { description: STATUS_TEXT[e] ?? 'Error', content: { 'application/json': { schema: ref('Error') } } }
+    const operation: Record<string, unknown> = { summary: op.summary, tags: [op.tag], operationId: `${op.method}${op.path.replace(/[{}]/g, '').split('/').map((x) => x.charAt(0).toUpperCase() + x.slice(1)).join('')}`, responses }
+    if (params.length > 0) operation['parameters'] = params
+    if (op.body) operation['requestBody'] = { required: !op.bodyOptional, content: { 'application/json': { schema: ref(op.body) } } }
+    ;(paths[op.path] ??= {})[op.method] = operation
+  }
+  return {
+    openapi: '3.1.0',
+    info: { title: 'MCP management API', version: '1', description: 'Prompts, deployments, providers and execution on the admin port. Errors: docs/errors.md.' },
+    servers: [{ url: '/api/v1/mcp' }],
+    security: [{ bearer: [] }],
+    paths,
+    components: { schemas: COMPONENTS, securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'The admin key (MCP_ADMIN_KEY) or an API key whose role allows the operation (docs/rbac.md).' } } },
+  }
+}

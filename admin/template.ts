@@ -1,0 +1,185 @@
+/**
+ * Prompt templates: `{{name}}` / `{{ name }}` substitution and nothing else. A path may be dotted
+ * (`{{user.name}}`, `{{items.0}}`); there are no helpers, conditionals, loops, filters, partials or expressions, so
+ * rendering a template can never run code. `\{{` writes a literal `{{`.
+ *
+ * A template is compiled once (when a version is created, and when a snapshot loads it): any other `{{...}}` is a
+ * syntax error naming the field and the offending tag. Rendering looks values up through own properties only
+ * (`{{constructor}}` is a missing variable, not a prototype walk). Strings are inserted as they are, numbers and
+ * booleans as their text, null as the empty string, objects and arrays as JSON.
+ */
+import type { ChatMessage } from '../providers/types.ts'
+
+type Segment = string | { readonly path: readonly string[]; readonly name: string }
+
+export interface CompiledText {
+  readonly segments: readonly Segment[]
+}
+
+interface CompiledPart { readonly type: string; readonly text?: CompiledText; readonly rest: Readonly<Record<string, unknown>> }
+
+interface CompiledMessage {
+  readonly role: string
+  readonly name?: string | undefined
+  readonly content: CompiledText | readonly CompiledPart[]
+}
+
+export interface CompiledTemplate {
+  readonly messages: readonly CompiledMessage[]
+  /** Every variable path used, in order of first use (`user.name`). */
+  readonly variables: readonly string[]
+  /** Their first segments: the names a caller may send (`user`). */
+  readonly roots: ReadonlySet<string>
+}
+
+export class TemplateSyntaxError extends Error {
+  override name = 'TemplateSyntaxError'
+  /** Where: `template`, `template[1].content`, `template[0].content[2].text`. */
+  readonly field: string
+  constructor(field: string, reason: string) {
+    super(`${field}: ${reason}`)
+    this.field = field
+  }
+}
+
+export class TemplateVariablesError extends Error {
+  override name = 'TemplateVariablesError'
+  readonly missing: readonly string[]
+  constructor(missing: readonly string[]) {
+    super(`missing: ${missing.join(', ')}`)
+    this.missing = missing
+  }
+}
+
+const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/
+const INDEX = /^[0-9]+$/
+
+function tagPath(inner: string): string[] | undefined {
+  const parts = inner.trim().split('.')
+  if (parts.length === 0 || !IDENT.test(parts[0]!)) return undefined
+  for (const p of parts.slice(1)) if (!IDENT.test(p) && !INDEX.test(p)) return undefined
+  return parts
+}
+
+export function compileText(text: string, field: string): CompiledText {
+  const segments: Segment[] = []
+  let literal = ''
+  let i = 0
+  while (i < text.length) {
+    const open = text.indexOf('{{', i)
+    if (open === -1) { literal += text.slice(i); break }
+    if (open > 0 && text[open - 1] === '\\') {
+      literal += text.slice(i, open - 1) + '{{'
+      i = open + 2
+      continue
+    }
+    literal += text.slice(i, open)
+    const close = text.indexOf('}}', open + 2)
+    if (close === -1) throw new TemplateSyntaxError(field, `'{{' at offset ${open} is never closed`)
+    const inner = text.slice(open + 2, close)
+    const path = tagPath(inner)
+    if (!path) {
+      const shown = `{{${inner.length > 40 ? inner.slice(0, 40) + '…' : inner}}}`
+      throw new TemplateSyntaxError(field, `unsupported tag ${shown} at offset ${open}: only {{name}} and {{dotted.path}} substitutions exist (write \\{{ for a literal '{{')`)
+    }
+    if (literal !== '') { segments.push(literal); literal = '' }
+    segments.push({ path, name: path.join('.') })
+    i = close + 2
+  }
+  if (literal !== '') segments.push(literal)
+  return { segments }
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v)
+}
+
+/**
+ * A template is a string (one user message) or an array of chat messages whose `content` is a string or an array
+ * of parts; `text` parts are templated, other parts (images) pass unchanged. Throws TemplateSyntaxError.
+ */
+export function compileTemplate(template: unknown): CompiledTemplate {
+  const messages: CompiledMessage[] = []
+  if (typeof template === 'string') {
+    messages.push({ role: 'user', content: compileText(template, 'template') })
+  } else if (Array.isArray(template)) {
+    for (const [i, m] of template.entries()) {
+      if (!isRecord(m) || typeof m['role'] !== 'string') throw new TemplateSyntaxError(`template[${i}]`, 'must be a message {role, content}')
+      const name = typeof m['name'] === 'string' ? m['name'] : undefined
+      const content = m['content']
+      if (typeof content === 'string') {
+        messages.push({ role: m['role'], name, content: compileText(content, `template[${i}].content`) })
+      } else if (Array.isArray(content)) {
+        const parts = content.map((p: unknown, j): CompiledPart => {
+          if (!isRecord(p) || typeof p['type'] !== 'string') throw new TemplateSyntaxError(`template[${i}].content[${j}]`, 'must be a content part {type, ...}')
+          const { text, ...rest } = p
+          if (p['type'] === 'text') {
+            if (typeof text !== 'string') throw new TemplateSyntaxError(`template[${i}].content[${j}].text`, 'must be a string')
+            return { type: 'text', text: compileText(text, `template[${i}].content[${j}].text`), rest }
+          }
+          return { type: p['type'], rest: p }
+        })
+        messages.push({ role: m['role'], name, content: parts })
+      } else {
+        throw new TemplateSyntaxError(`template[${i}].content`, 'must be a string or an array of content parts')
+      }
+    }
+  } else {
+    throw new TemplateSyntaxError('template', 'must be a string or an array of messages')
+  }
+  const variables: string[] = []
+  const seen = new Set<string>()
+  const visit = (t: CompiledText): void => {
+    for (const s of t.segments) if (typeof s !== 'string' && !seen.has(s.name)) { seen.add(s.name); variables.push(s.name) }
+  }
+  for (const m of messages) {
+    if (Array.isArray(m.content)) { for (const p of m.content as readonly CompiledPart[]) if (p.text) visit(p.text) } else visit(m.content as CompiledText)
+  }
+  return { messages, variables, roots: new Set(variables.map((v) => v.split('.', 1)[0]!)) }
+}
+
+const MISSING = Symbol('missing')
+
+function lookup(vars: Readonly<Record<string, unknown>>, path: readonly string[]): unknown {
+  let v: unknown = vars
+  for (const p of path) {
+    if (v === null || typeof v !== 'object' || !Object.hasOwn(v, p)) return MISSING
+    v = (v as Record<string, unknown>)[p]
+  }
+  return v === undefined ? MISSING : v
+}
+
+function stringify(v: unknown): string {
+  if (typeof v === 'string') return v
+  if (v === null) return ''
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v)
+  return JSON.stringify(v) ?? ''
+}
+
+function renderText(t: CompiledText, vars: Readonly<Record<string, unknown>>, missing: Set<string>): string {
+  let out = ''
+  for (const s of t.segments) {
+    if (typeof s === 'string') { out += s; continue }
+    const v = lookup(vars, s.path)
+    if (v === MISSING) { missing.add(s.name); continue }
+    out += stringify(v)
+  }
+  return out
+}
+
+/** Renders the messages; throws TemplateVariablesError listing every missing path. */
+export function renderTemplate(t: CompiledTemplate, vars: Readonly<Record<string, unknown>>): ChatMessage[] {
+  const missing = new Set<string>()
+  const out: ChatMessage[] = []
+  for (const m of t.messages) {
+    let content: unknown
+    if (Array.isArray(m.content)) {
+      content = (m.content as readonly CompiledPart[]).map((p) => (p.text ? { ...p.rest, type: 'text', text: renderText(p.text, vars, missing) } : { ...p.rest }))
+    } else {
+      content = renderText(m.content as CompiledText, vars, missing)
+    }
+    out.push({ role: m.role, content, ...(m.name !== undefined ? { name: m.name } : {}) } as ChatMessage)
+  }
+  if (missing.size > 0) throw new TemplateVariablesError([...missing])
+  return out
+}

@@ -1,0 +1,250 @@
+/**
+ * The cost meter: prices the answer of one request from its usage and the price catalogue, in exact integer
+ * pico-USD, and reports unknown models and estimates. One meter per cost-meter plugin instance (its config: price
+ * overrides, provider type map, estimation).
+ *
+ * `costOf(ctx)` is how anything reads the cost of a request. The cost-meter plugin puts its meter in
+ * `ctx.slots.costMeter` when the request arrives; the first reader after the usage is known (the execute dialect
+ * encoding its answer, the execution log, the cost meter's own completion hook, whichever comes first) computes it
+ * once into `ctx.cost`. So the order of plugins in a chain does not matter: onComplete hooks run in reverse config
+ * order, and the execution log may run before or after the cost meter and still record the same cost.
+ *
+ * Billing rules (docs/cost.md):
+ * - Only the usage of the answering target counts (`ctx.usage`); failed attempts before it are never billed.
+ * - No answer (no upstream reached 2xx): cost 0, not estimated, not unknown.
+ * - An answer without usage (the provider reports none, a stream cut before its usage event, a client that
+ *   disconnected mid-stream): estimated with the tokenizer from the prompt and the delivered text, flagged
+ *   `estimated` — what the provider bills for a cut stream is at least the prompt and what was generated.
+ * - A model missing from the catalogue: tokens counted, `unknown: true`, pico 0 — reported by a metric and a
+ *   rate-limited warning, never silently free.
+ */
+import type { Logger } from 'pino'
+import type { RequestCtx } from '../context.ts'
+import type { CounterChild, Metrics } from '../metrics.ts'
+import type { Usage } from '../../providers/types.ts'
+import { loadCatalogue, PriceCatalogue, type CostBreakdown, type PriceEntry, type TokenPrices } from './catalogue.ts'
+import { completionTextOfBody, estimateUsage } from './estimate.ts'
+
+declare module '../context.ts' {
+  interface CtxSlots {
+    /** Set by the cost-meter plugin when the request arrives; read through costOf(). */
+    costMeter: CostMeter
+  }
+}
+
+export interface CostMeterOptions {
+  /** Config price entries: by provider type (`openai`) or by provider name (`providers.<name>`); model `*` prices every model. */
+  overrides?: readonly PriceEntry[]
+  /** Provider type → the type whose prices apply (`azure-openai` → `openai`). */
+  providerTypeMap?: Readonly<Record<string, string>>
+  /** Estimate tokens with the tokenizer when an answer has no usage (else the cost is unknown). */
+  estimateWhenMissing?: boolean
+  metrics: Metrics
+  logger: Logger
+  /** Distinct (provider, model) label pairs before further ones share model="_other". Default 1000. */
+  maxSeries?: number
+  /** Minimum time between two warnings for the same unknown model. Default 10 min. */
+  warnIntervalMs?: number
+  now?: () => number
+}
+
+const ZERO: Usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 }
+/** Zero prices for an answer that never came: cost 0 and known. */
+const ZERO_PRICES: TokenPrices = { input: 0, cachedInput: 0, cacheWrite: 0, output: 0, reasoning: 0, effectiveFrom: 0 }
+const PRICES_TTL_MS = 60_000
+const OVERFLOW = '_other'
+
+interface Series {
+  readonly provider: string
+  readonly model: string
+  prices: TokenPrices | undefined
+  pricedAt: number
+  lastWarn: number
+  readonly cost: CounterChild
+  readonly input: CounterChild
+  readonly cached: CounterChild
+  readonly cacheWrite: CounterChild
+  readonly output: CounterChild
+  readonly reasoning: CounterChild
+  readonly estimated: CounterChild
+  readonly unknown: CounterChild
+  readonly missing: CounterChild
+}
+
+function int(v: unknown): number {
+  return typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.floor(v) : 0
+}
+
+/** Usage as the provider reported it, made safe to price: non-negative integers, details within their totals. */
+export function normalizeUsage(u: Usage): Usage {
+  const prompt = int(u.prompt_tokens)
+  const completion = int(u.completion_tokens)
+  const cached = Math.min(prompt, int(u.prompt_tokens_details?.cached_tokens))
+  const cacheWrite = Math.min(prompt - cached, int(u.prompt_tokens_details?.cache_creation_tokens))
+  const reasoning = Math.min(completion, int(u.completion_tokens_details?.reasoning_tokens))
+  const out: Usage = { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion }
+  if (cached !== 0 || cacheWrite !== 0) out.prompt_tokens_details = { cached_tokens: cached, cache_creation_tokens: cacheWrite }
+  if (reasoning !== 0) out.completion_tokens_details = { reasoning_tokens: reasoning }
+  return out
+}
+
+/** Gemini's `models/gemini-2.5-flash` is priced as `gemini-2.5-flash`. */
+function modelKey(model: string): string {
+  return model.startsWith('models/') ? model.slice(7) : model
+}
+
+export class CostMeter {
+  /** The shipped catalogue plus the config overrides. */
+  readonly catalogue: PriceCatalogue
+  /** The config entries alone, looked up first: by provider name, then by (mapped) type. */
+  readonly #overrides: PriceCatalogue
+  readonly #typeMap: Readonly<Record<string, string>>
+  readonly #estimate: boolean
+  readonly #log: Logger
+  readonly #now: () => number
+  readonly #maxSeries: number
+  readonly #warnMs: number
+  readonly #series = new Map<string, Map<string, Series>>()
+  #seriesCount = 0
+  readonly #m: {
+    cost: ReturnType<Metrics['counter']>
+    tokens: ReturnType<Metrics['counter']>
+    estimated: ReturnType<Metrics['counter']>
+    unknown: ReturnType<Metrics['counter']>
+    missing: ReturnType<Metrics['counter']>
+  }
+
+  constructor(opts: CostMeterOptions) {
+    const overrides = opts.overrides ?? []
+    this.catalogue = loadCatalogue(overrides)
+    this.#overrides = new PriceCatalogue(overrides)
+    this.#typeMap = opts.providerTypeMap ?? {}
+    this.#estimate = opts.estimateWhenMissing ?? true
+    this.#log = opts.logger
+    this.#now = opts.now ?? Date.now
+    this.#maxSeries = opts.maxSeries ?? 1000
+    this.#warnMs = opts.warnIntervalMs ?? 600_000
+    const m = opts.metrics
+    this.#m = {
+      cost: m.counter('mcp_cost_usd_total', 'Cost of answers in USD, from the price catalogue (estimates included)', ['provider', 'model']),
+      tokens: m.counter('mcp_tokens_total', 'Tokens of answers by type (input excludes cached and cache writes; output excludes reasoning)', ['provider', 'model', 'type']),
+      estimated: m.counter('mcp_cost_estimated_total', 'Answers without usage from the provider, priced from a tokenizer estimate', ['provider', 'model']),
+      unknown: m.counter('mcp_cost_unknown_model_total', 'Answers from a model missing from the price catalogue (cost unknown)', ['provider', 'model']),
+      missing: m.counter('mcp_cost_usage_missing_total', 'Answers without usage, not estimated (estimateWhenMissing: false): cost unknown', ['provider', 'model']),
+    }
+  }
+
+  /** The prices that apply to a provider (name and type) and model at `at`, or undefined (unknown model). */
+  pricesFor(providerName: string, providerType: string, model: string, at: number = this.#now()): TokenPrices | undefined {
+    const m = modelKey(model)
+    const type = this.#typeMap[providerType] ?? providerType
+    const o = this.#overrides
+    // Config entries in effect win over the shipped ones whatever their dates; a future-dated config entry
+    // applies from its date, through the merged catalogue.
+    const now = (p: TokenPrices | undefined): TokenPrices | undefined => (p !== undefined && p.effectiveFrom <= at ? p : undefined)
+    return now(o.lookup(providerName, m, at)) ?? now(o.lookup(providerName, '*', at)) ?? now(o.lookup(type, m, at)) ?? now(o.lookup(type, '*', at))
+      ?? this.catalogue.lookup(type, m, at) ?? this.catalogue.lookup(type, '*', at)
+  }
+
+  #seriesOf(ctx: RequestCtx, now: number): Series {
+    const provider = ctx.providerName
+    const model = ctx.model || ctx.requestedModel
+    let byModel = this.#series.get(provider)
+    if (!byModel) { byModel = new Map(); this.#series.set(provider, byModel) }
+    let s = byModel.get(model)
+    if (!s) {
+      const full = this.#seriesCount >= this.#maxSeries
+      s = this.#newSeries(provider, full ? OVERFLOW : model)
+      if (!full) { byModel.set(model, s); this.#seriesCount++ }
+    }
+    // The overflow series is shared: its prices are looked up per request. Others are cached for a minute
+    // (a price with a new effective date applies within a minute of that date).
+    if (s.model === OVERFLOW || now - s.pricedAt > PRICES_TTL_MS) {
+      s.prices = this.pricesFor(provider, ctx.adapter?.type ?? '', model, now)
+      s.pricedAt = s.model === OVERFLOW ? 0 : now
+    }
+    return s
+  }
+
+  #newSeries(provider: string, model: string): Series {
+    const t = this.#m.tokens
+    return {
+      provider, model, prices: undefined, pricedAt: -Infinity, lastWarn: -Infinity,
+      cost: this.#m.cost.labels(provider, model),
+      input: t.labels(provider, model, 'input'),
+      cached: t.labels(provider, model, 'cached'),
+      cacheWrite: t.labels(provider, model, 'cache_write'),
+      output: t.labels(provider, model, 'output'),
+      reasoning: t.labels(provider, model, 'reasoning'),
+      estimated: this.#m.estimated.labels(provider, model),
+      unknown: this.#m.unknown.labels(provider, model),
+      missing: this.#m.missing.labels(provider, model),
+    }
+  }
+
+  /**
+   * The cost of a finished request (pure but for the price cache; no counters). Use costOf(ctx), which
+   * computes it once.
+   */
+  price(ctx: RequestCtx): CostBreakdown {
+    // The pass-through body is consumed by the usage getter: keep it for an estimate of the completion.
+    const raw = ctx.rawBody
+    const usage = ctx.usage
+    if (usage != null) return PriceCatalogue.cost(this.#seriesOf(ctx, this.#now()).prices, normalizeUsage(usage))
+    if (ctx.upstreamHeaders === 0) return PriceCatalogue.cost(ZERO_PRICES, ZERO)
+    if (!this.#estimate) return PriceCatalogue.cost(undefined, ZERO)
+    const proposed = (ctx as { completionText?: unknown }).completionText
+    const text = typeof proposed === 'string' ? proposed : raw ? completionTextOfBody(raw) : ''
+    return PriceCatalogue.cost(this.#seriesOf(ctx, this.#now()).prices, estimateUsage(ctx, text), true)
+  }
+
+  /** Counters for one priced request (the cost meter's completion hook, once per request). */
+  count(ctx: RequestCtx, c: CostBreakdown): void {
+    if (!c.unknown && c.pico === 0 && c.inputTokens + c.cachedTokens + c.cacheWriteTokens + c.outputTokens + c.reasoningTokens === 0) return
+    const now = this.#now()
+    const s = this.#seriesOf(ctx, now)
+    if (c.pico !== 0) s.cost.inc(c.pico / 1e12)
+    if (c.inputTokens !== 0) s.input.inc(c.inputTokens)
+    if (c.cachedTokens !== 0) s.cached.inc(c.cachedTokens)
+    if (c.cacheWriteTokens !== 0) s.cacheWrite.inc(c.cacheWriteTokens)
+    if (c.outputTokens !== 0) s.output.inc(c.outputTokens)
+    if (c.reasoningTokens !== 0) s.reasoning.inc(c.reasoningTokens)
+    if (c.estimated) s.estimated.inc()
+    if (!c.unknown) return
+    // Unknown because the answer had no usage and estimation is off, rather than because of the model.
+    if (!c.estimated && ctx.usage == null) { s.missing.inc(); return }
+    s.unknown.inc()
+    if (now - s.lastWarn >= this.#warnMs) {
+      s.lastWarn = now
+      this.#log.warn(
+        { provider: ctx.providerName, providerType: ctx.adapter?.type, model: ctx.model || ctx.requestedModel, requestId: ctx.id },
+        'cost-meter: model not in the price catalogue, cost unknown (add it under plugins.cost-meter.pricing.models)',
+      )
+    }
+  }
+}
+
+/**
+ * The cost of a request, computed once into `ctx.cost` by whoever asks first once it is known: as soon as the
+ * usage is in (a JSON answer before it is encoded, a stream after its last event), or when the response is
+ * finished (an answer without usage is then estimated). Undefined without a cost meter on the route, or before.
+ */
+export function costOf(ctx: RequestCtx): CostBreakdown | undefined {
+  if (ctx.cost !== undefined) return ctx.cost
+  const meter = ctx.slots.costMeter
+  if (meter === undefined) return undefined
+  if (ctx.rawBody === undefined && ctx.usage == null && !(ctx.res.writableFinished || ctx.res.destroyed)) return undefined
+  return (ctx.cost = meter.price(ctx))
+}
+
+/** The cost as stored in an execution log's metrics (`cost.usd` is what health reports read). */
+export function costJson(c: CostBreakdown | undefined): Record<string, unknown> | null {
+  if (c === undefined) return null
+  return {
+    usd: c.unknown ? null : c.usd,
+    pico: c.unknown ? null : String(c.pico),
+    estimated: c.estimated,
+    unknown: c.unknown,
+    tokens: { input: c.inputTokens, cached: c.cachedTokens, cache_write: c.cacheWriteTokens, output: c.outputTokens, reasoning: c.reasoningTokens },
+  }
+}

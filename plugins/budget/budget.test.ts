@@ -1,0 +1,125 @@
+/**
+ * budget: config (io contract, defaults, unknown keys, cross-field checks), calendar periods, the
+ * in-process store's admission semantics (all-or-nothing, settle once, TTL of orphans), and the
+ * worst-case estimate (alias targets, output limit, unpriced models). Through the server: test/budget/.
+ */
+import pino from 'pino'
+import { describe, expect, it } from 'vitest'
+import { validatePluginConfig } from '../../gateway/pipeline/compile.ts'
+import { Metrics } from '../../gateway/metrics.ts'
+import type { PluginDeps } from '../../gateway/pipeline/types.ts'
+import { loadCatalogue } from '../../gateway/cost/catalogue.ts'
+import type { ChatRequest } from '../../providers/types.ts'
+import type { BudgetConfig } from './config.ts'
+import { ownPricing, picoToNano, promptTokens, requestedMaxOutput, worstCostNano } from './estimate.ts'
+import { budgetPlugin, usedPercent } from './index.ts'
+import { periodLabel, periodWindow } from './period.ts'
+import { LocalBudgetStore, type CounterSpec } from './store.ts'
+
+const deps: PluginDeps = { services: {}, logger: pino({ level: 'silent' }), metrics: new Metrics(), env: { adminKey: undefined, production: false } }
+
+describe('budget config', () => {
+  it('has the io contract (timeoutMs, failMode), shadow, and defaults', () => {
+    const cfg = validatePluginConfig(budgetPlugin, { budgets: [{ name: 'b', scope: 'key', period: 'day', amountUsd: 5 }] }, 'plugins.budget')
+    expect(cfg).toMatchObject({ backend: 'auto', timeoutMs: 100, failMode: 'closed', shadow: false, capMaxTokens: true, keyPrefix: 'mcp:{budget}:' })
+    expect((cfg['budgets'] as unknown[])[0]).toEqual({ name: 'b', scope: 'key', id: '*', period: 'day', amountUsd: 5, mode: 'hard', streamCutoff: false })
+  })
+
+  it('rejects unknown keys, a budget without an amount, bad scopes and periods, naming the field', () => {
+    expect(() => validatePluginConfig(budgetPlugin, { limit: 1 }, 'plugins.budget')).toThrow(/plugins\.budget\.limit: unknown key/)
+    expect(() => validatePluginConfig(budgetPlugin, { budgets: [{ name: 'b', scope: 'key', period: 'day' }] }, 'plugins.budget')).toThrow(/budgets/)
+    expect(() => validatePluginConfig(budgetPlugin, { budgets: [{ name: 'b', scope: 'user', period: 'day', requests: 1 }] }, 'plugins.budget')).toThrow(/scope/)
+    expect(() => validatePluginConfig(budgetPlugin, { budgets: [{ name: 'b', scope: 'key', period: 'year', requests: 1 }] }, 'plugins.budget')).toThrow(/period/)
+  })
+
+  it('create() refuses duplicate names, soft cut-offs and downgrades naming an unknown budget', async () => {
+    const make = (c: Record<string, unknown>): Promise<unknown> => Promise.resolve(budgetPlugin.create(validatePluginConfig(budgetPlugin, c, 'plugins.budget') as unknown as BudgetConfig, deps))
+    await expect(make({ budgets: [{ name: 'b', scope: 'key', period: 'day', requests: 1 }, { name: 'b', scope: 'team', period: 'day', requests: 1 }] })).rejects.toThrow(/'b' is used twice/)
+    await expect(make({ budgets: [{ name: 'b', scope: 'key', period: 'day', requests: 1, mode: 'soft', streamCutoff: true }] })).rejects.toThrow(/only hard budgets cut streams/)
+    await expect(make({ downgrade: [{ alias: 'a', whenBudget: 'nope', atPercent: 50, to: 'c' }] })).rejects.toThrow(/no budget named 'nope'/)
+  })
+
+  it('adds a chunk hook only when a hard budget cuts streams (routes keep pass-through otherwise)', async () => {
+    const make = async (c: Record<string, unknown>): Promise<Record<string, unknown>> => (await budgetPlugin.create(validatePluginConfig(budgetPlugin, c, 'plugins.budget') as unknown as BudgetConfig, deps)) as unknown as Record<string, unknown>
+    expect((await make({ budgets: [{ name: 'b', scope: 'key', period: 'day', amountUsd: 1 }] }))['onResponseChunk']).toBeUndefined()
+    expect(typeof (await make({ budgets: [{ name: 'b', scope: 'key', period: 'day', amountUsd: 1, streamCutoff: true }] }))['onResponseChunk']).toBe('function')
+  })
+})
+
+describe('calendar periods (UTC)', () => {
+  it('day, week (Monday) and month windows', () => {
+    const t = Date.parse('2026-03-04T15:30:00Z') // a Wednesday
+    expect(periodWindow('day', t)).toEqual({ start: Date.parse('2026-03-04T00:00:00Z'), end: Date.parse('2026-03-05T00:00:00Z') })
+    expect(periodWindow('week', t)).toEqual({ start: Date.parse('2026-03-02T00:00:00Z'), end: Date.parse('2026-03-09T00:00:00Z') })
+    expect(periodWindow('week', Date.parse('2026-03-08T23:59:59Z')).start).toBe(Date.parse('2026-03-02T00:00:00Z')) // Sunday
+    expect(periodWindow('week', Date.parse('2026-03-09T00:00:00Z')).start).toBe(Date.parse('2026-03-09T00:00:00Z')) // Monday
+    expect(periodWindow('month', t)).toEqual({ start: Date.parse('2026-03-01T00:00:00Z'), end: Date.parse('2026-04-01T00:00:00Z') })
+    expect(periodWindow('month', Date.parse('2026-12-31T23:59:59.999Z')).end).toBe(Date.parse('2027-01-01T00:00:00Z'))
+    expect(periodWindow('month', Date.parse('2028-02-29T12:00:00Z'))).toEqual({ start: Date.parse('2028-02-01T00:00:00Z'), end: Date.parse('2028-03-01T00:00:00Z') })
+    expect(periodLabel(Date.parse('2026-03-01T00:00:00Z'))).toBe('2026-03-01T00:00Z')
+  })
+})
+
+describe('LocalBudgetStore', () => {
+  const day = Date.UTC(2030, 0, 1)
+  const spec = (budget: string, limits: [number, number, number], hard = true): CounterSpec => ({ budget, scopeId: 's', periodStart: day, periodEnd: day + 86_400_000, hard, limits })
+
+  it('admits all-or-nothing, settles exactly once, adds extensions to the same reservation', () => {
+    const s = new LocalBudgetStore(60_000)
+    const a = spec('a', [100, -1, -1])
+    const b = spec('b', [-1, 10, -1])
+    expect(s.admitSync('r1', [a, b], [60, 4, 1], true, day).status).toBe('ok')
+    const refused = s.admitSync('r2', [a, b], [60, 4, 1], true, day)
+    expect(refused).toMatchObject({ status: 'refused', failed: 0, unit: 0 })
+    expect(s.peekSync([a, b], day).map((x) => x.reserved)).toEqual([[60, 4, 1], [60, 4, 1]])
+    expect(s.admitSync('r1', [a, b], [0, 6, 0], true, day).status).toBe('ok')
+    expect(s.admitSync('r3', [b], [0, 1, 1], true, day)).toMatchObject({ status: 'refused', unit: 1 })
+    expect(s.settleSync('r1', [a, b], [50, 9, 1], day)).toEqual([{ spent: [50, 9, 1], reserved: [0, 0, 0] }, { spent: [50, 9, 1], reserved: [0, 0, 0] }])
+    expect(s.settleSync('r1', [a, b], [50, 9, 1], day)).toBeUndefined()
+    expect(s.admitSync('r1', [a], [1, 0, 0], true, day).status).toBe('settled')
+    expect(s.openReservations()).toBe(0)
+  })
+
+  it('soft counters never refuse; shadow admissions are "over"; a zero amount passes a full budget', () => {
+    const s = new LocalBudgetStore(60_000)
+    const soft = spec('soft', [-1, -1, 1], false)
+    const hard = spec('hard', [-1, -1, 1])
+    expect(s.admitSync('1', [soft], [0, 0, 1], true, day).status).toBe('ok')
+    expect(s.admitSync('2', [soft], [0, 0, 1], true, day).status).toBe('ok')
+    expect(s.admitSync('3', [hard], [0, 0, 1], true, day).status).toBe('ok')
+    expect(s.admitSync('4', [hard], [0, 0, 1], false, day).status).toBe('over')
+    expect(s.admitSync('5', [hard], [0, 0, 0], true, day).status).toBe('ok')
+    expect(usedPercent(soft, { spent: [0, 0, 3], reserved: [0, 0, 0] })).toBe(300)
+  })
+
+  it('an orphan reservation (crashed caller) is dropped after its TTL', () => {
+    const s = new LocalBudgetStore(1000)
+    const c = spec('ttl', [10, -1, -1])
+    expect(s.admitSync('dead', [c], [10, 0, 0], true, day).status).toBe('ok')
+    expect(s.admitSync('x', [c], [1, 0, 0], true, day + 999).status).toBe('refused')
+    expect(s.admitSync('x', [c], [1, 0, 0], true, day + 1000).status).toBe('ok')
+  })
+})
+
+describe('worst-case estimate', () => {
+  const est = { method: 'chars' as const, charsPerToken: 4, perMessageTokens: 4, defaultMaxTokens: 100 }
+
+  it('prompt tokens: characters / charsPerToken, per-message overhead, tools, images', () => {
+    const chat: ChatRequest = { model: 'm', messages: [{ role: 'system', content: 'abcd' }, { role: 'user', content: [{ type: 'text', text: 'abcdefgh' }, { type: 'image_url', image_url: { url: 'x' } }] }] }
+    expect(promptTokens(chat, undefined, est)).toBe(8 + 3 + 1105)
+    expect(promptTokens(undefined, { model: 'e', input: ['abcd', 'abcdefgh'] }, est)).toBe(3)
+  })
+
+  it('output: max_completion_tokens over max_tokens, times n; none when unset', () => {
+    expect(requestedMaxOutput({ model: 'm', messages: [], max_tokens: 50 })).toBe(50)
+    expect(requestedMaxOutput({ model: 'm', messages: [], max_tokens: 50, max_completion_tokens: 70, n: 2 })).toBe(140)
+    expect(requestedMaxOutput({ model: 'm', messages: [] })).toBeUndefined()
+  })
+
+  it('cost in nano-USD from pico prices, rounded up', () => {
+    const p = ownPricing(loadCatalogue()).pricesFor('x', 'azure-openai', 'gpt-4o-mini', Date.now())
+    expect(p).toMatchObject({ input: 150_000, output: 600_000 })
+    expect(worstCostNano(10, 100, { input: p!.input, output: p!.output, unpriced: false })).toBe(61_500)
+    expect(picoToNano(1)).toBe(1)
+  })
+})

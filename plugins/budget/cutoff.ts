@@ -1,0 +1,89 @@
+/**
+ * Stream cut-off (a hard budget with `streamCutoff: true`): a stream whose output is not capped by
+ * its reservation (no max_tokens, `capMaxTokens: false`) counts its output as it goes (characters of
+ * content, refusals and tool calls / charsPerToken) and, half a step before it has used what it
+ * reserved, asks the store for `extendTokens` more, atomically, like an admission. When the store
+ * refuses and the stream goes past its reservation, the hook throws MCP_ERR_BUDGET_EXCEEDED: the
+ * gateway's stream delivery ends the stream with that error as its final event (never `[DONE]`),
+ * cancels the upstream, and the request settles what it streamed.
+ *
+ * In-process the extension is synchronous (exact); on Redis it is asynchronous: the stream runs on
+ * while it is in flight, so it may pass its reservation by what arrives during one round trip.
+ */
+import type { RequestCtx } from '../../gateway/context.ts'
+import { GatewayError } from '../../gateway/errors.ts'
+import type { CounterChild, Counter } from '../../gateway/metrics.ts'
+import type { ChatChunk } from '../../providers/types.ts'
+import type { BudgetBackend } from './backend.ts'
+import type { BudgetConfig } from './config.ts'
+import { outputTokensOf, worstCostNano } from './estimate.ts'
+import type { BudgetSlot } from './index.ts'
+import type { Units } from './store.ts'
+
+export interface CutoffDeps {
+  backend: BudgetBackend
+  config: BudgetConfig
+  cutoffNames: ReadonlySet<string>
+  clock: () => number
+  enforce: boolean
+  cutoffs: Counter
+}
+
+export function createCutoffHook(d: CutoffDeps): (ctx: RequestCtx, chunk: ChatChunk) => void {
+  const { backend, config, cutoffNames, clock, enforce } = d
+  const est = config.estimate
+  const counted = new Map<string, CounterChild>()
+  const count = (name: string): void => {
+    let c = counted.get(name)
+    if (!c) { c = d.cutoffs.labels(name, 'false'); counted.set(name, c) }
+    c.inc()
+  }
+
+  const extend = (ctx: RequestCtx, s: BudgetSlot): void => {
+    const step = config.extendTokens
+    const amount: Units = [worstCostNano(0, step, s.worst), step, 0]
+    // Only budgets with streamCutoff may end the stream.
+    const cs = s.counters.map((c, i) => (cutoffNames.has(s.rules[i]!.name) ? c : { ...c, hard: false }))
+    const done = (r: { status: string } | undefined): void => {
+      s.extending = false
+      if (r === undefined) {
+        // The store could not answer: fail-closed budgets stop the stream, the others let it run.
+        if (config.failMode === 'closed') s.extensionRefused = true
+        else s.grantedOut += step
+        return
+      }
+      if (r.status === 'refused') { s.extensionRefused = true; return }
+      for (let u = 0; u < 3; u++) s.amount[u]! += amount[u]!
+      s.grantedOut += step
+    }
+    s.extending = true
+    const r = backend.extend(s.placement!, ctx.id, cs, amount, enforce, clock())
+    if (r instanceof Promise) void r.then(done, () => done(undefined))
+    else done(r)
+  }
+
+  return (ctx, chunk) => {
+    const s = ctx.slots.budget
+    if (!s?.cutoff || s.settled) return
+    for (const c of chunk.choices) {
+      const dl = c.delta
+      if (typeof dl.content === 'string') s.outChars += dl.content.length
+      if (typeof dl.refusal === 'string') s.outChars += dl.refusal.length
+      if (dl.tool_calls) for (const t of dl.tool_calls) s.outChars += (t.function?.arguments?.length ?? 0) + (t.function?.name?.length ?? 0)
+    }
+    const out = outputTokensOf(s.outChars, est)
+    // Ask for more ahead of need (half a step early), so a Redis round trip rarely delays the decision.
+    if (!s.extending && !s.extensionRefused && out + Math.ceil(config.extendTokens / 2) >= s.grantedOut) extend(ctx, s)
+    if (out <= s.grantedOut || !s.extensionRefused) return
+    const i = Math.max(0, s.rules.findIndex((r) => cutoffNames.has(r.name)))
+    const rule = s.rules[i]!
+    const c = s.counters[i]!
+    count(rule.name)
+    s.cutoff = false
+    // Never resumed on another target: the budget, not the provider, ended it.
+    ctx.resume = undefined
+    throw new GatewayError('MCP_ERR_BUDGET_EXCEEDED', { budget: rule.name, who: rule.scope === 'global' ? '' : ` of ${rule.scope} '${c.scopeId}'`, unit: 'usd', period: rule.period, reset: new Date(c.periodEnd).toISOString() }, {
+      providerCode: 'budget_exceeded', details: 'budget.stream_cutoff',
+    })
+  }
+}

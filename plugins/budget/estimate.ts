@@ -1,0 +1,166 @@
+/**
+ * What a request may cost at most, before it is sent: prompt tokens (estimated) × the highest input
+ * price + output tokens (the request's max_tokens / max_completion_tokens, else a default) × the
+ * highest output price. For an alias the most expensive target the router could pick is priced
+ * (its own targets, rule aliases and fallback aliases), since the budget is reserved before routing.
+ *
+ * Prices come from the cost meter when the chain has one (its overrides and provider type map), else
+ * from the catalogue with this plugin's `prices`; a target's `price` in the alias config is the last
+ * resort. Amounts are integer nano-USD (1e-9): budgets up to $9M stay exact in Redis' Lua numbers.
+ */
+import type { RequestCtx } from '../../gateway/context.ts'
+import { PriceCatalogue, type TokenPrices } from '../../gateway/cost/catalogue.ts'
+import { countTokens } from '../../gateway/cost/estimate.ts'
+import type { CompiledAlias } from '../../gateway/routing/alias.ts'
+import type { ChatRequest, EmbeddingRequest, Usage } from '../../providers/types.ts'
+import type { BudgetConfig } from './config.ts'
+
+/** pico-USD → nano-USD, rounded up (never under-reserve, never under-charge by more than 1 nano-USD). */
+export const picoToNano = (pico: number): number => Math.ceil(pico / 1000)
+export const nanoToUsd = (nano: number): number => nano / 1e9
+
+/** The highest per-token prices of a set of candidates (pico-USD / token). */
+export interface WorstPrices {
+  input: number
+  output: number
+  /** Some candidate has no price. */
+  unpriced: boolean
+}
+
+export interface Pricing {
+  pricesFor(providerName: string, providerType: string, model: string, at: number): TokenPrices | undefined
+}
+
+const TYPE_MAP: Readonly<Record<string, string>> = { 'azure-openai': 'openai' }
+
+/** The plugin's own prices when no cost meter is in the chain. */
+export function ownPricing(catalogue: PriceCatalogue): Pricing {
+  return {
+    pricesFor(_name, type, model, at) {
+      const m = model.startsWith('models/') ? model.slice(7) : model
+      return catalogue.lookup(type, m, at) ?? (TYPE_MAP[type] ? catalogue.lookup(TYPE_MAP[type], m, at) : undefined)
+    },
+  }
+}
+
+/** The cost meter's pricing when the chain has one (same prices as the recorded cost). */
+export function pricingOf(ctx: RequestCtx, own: Pricing): Pricing {
+  const meter = (ctx.slots as Readonly<Record<string, unknown>>)['costMeter'] as Pricing | undefined
+  return meter !== undefined && typeof meter.pricesFor === 'function' ? meter : own
+}
+
+function fromTargetPrice(p: { input: number; output: number } | undefined): TokenPrices | undefined {
+  if (!p) return undefined
+  const i = Math.round(p.input * 1e6)
+  const o = Math.round(p.output * 1e6)
+  return { input: i, cachedInput: i, cacheWrite: i, output: o, reasoning: o, effectiveFrom: 0 }
+}
+
+function collectTargets(alias: CompiledAlias, aliases: ReadonlyMap<string, CompiledAlias>, seen: Set<string>, out: CompiledAlias['targets'][number][]): void {
+  if (seen.has(alias.name)) return
+  seen.add(alias.name)
+  out.push(...alias.targets)
+  for (const r of alias.rules) if (r.alias !== undefined) { const a = aliases.get(r.alias); if (a) collectTargets(a, aliases, seen, out) }
+  for (const f of alias.settings.fallbacks) { const a = aliases.get(f); if (a) collectTargets(a, aliases, seen, out) }
+}
+
+/** Highest input and output prices over what this request may be sent to. */
+export function worstPrices(ctx: RequestCtx, pricing: Pricing, at: number): WorstPrices {
+  const w: WorstPrices = { input: 0, output: 0, unpriced: false }
+  const add = (p: TokenPrices | undefined): void => {
+    if (!p) { w.unpriced = true; return }
+    w.input = Math.max(w.input, p.input, p.cacheWrite)
+    w.output = Math.max(w.output, p.output, p.reasoning)
+  }
+  if (ctx.alias) {
+    const targets: CompiledAlias['targets'][number][] = []
+    collectTargets(ctx.alias, ctx.pipeline.aliases, new Set(), targets)
+    for (const t of targets) add(pricing.pricesFor(t.provider, t.adapter.type, t.model, at) ?? fromTargetPrice(t.price))
+  } else {
+    add(pricing.pricesFor(ctx.providerName, ctx.adapter?.type ?? '', ctx.model, at))
+  }
+  return w
+}
+
+function contentText(c: unknown): { text: string; images: number } {
+  if (typeof c === 'string') return { text: c, images: 0 }
+  if (!Array.isArray(c)) return { text: '', images: 0 }
+  let text = ''
+  let images = 0
+  for (const p of c) {
+    if (p === null || typeof p !== 'object') continue
+    const o = p as { type?: unknown; text?: unknown }
+    if (typeof o.text === 'string') text += o.text
+    else if (o.type === 'image_url' || o.type === 'input_audio' || o.type === 'file') images++
+  }
+  return { text, images }
+}
+
+/** Tokens counted for an image or other non-text part (an upper bound of a high-detail 2048 px image). */
+const MEDIA_TOKENS = 1105
+
+export type Estimate = BudgetConfig['estimate']
+
+function tokensOf(text: string, est: Estimate): number {
+  if (text === '') return 0
+  return est.method === 'tokenizer' ? countTokens(text) : Math.ceil(text.length / est.charsPerToken)
+}
+
+/** Prompt tokens of a chat or embeddings request (an estimate, meant to be at or above the provider's count). */
+export function promptTokens(chat: ChatRequest | undefined, embedding: EmbeddingRequest | undefined, est: Estimate): number {
+  if (chat) {
+    let n = 0
+    let text = ''
+    for (const m of chat.messages) {
+      n += est.perMessageTokens
+      const c = contentText(m.content)
+      text += c.text
+      n += c.images * MEDIA_TOKENS
+      if ('tool_calls' in m && Array.isArray(m.tool_calls)) text += JSON.stringify(m.tool_calls)
+    }
+    if (Array.isArray(chat.tools) && chat.tools.length > 0) text += JSON.stringify(chat.tools)
+    if (chat.response_format && typeof chat.response_format === 'object' && chat.response_format.type === 'json_schema') text += JSON.stringify(chat.response_format)
+    return n + tokensOf(text, est)
+  }
+  if (embedding) {
+    const input = embedding.input
+    if (typeof input === 'string') return tokensOf(input, est)
+    let n = 0
+    for (const x of input) {
+      if (typeof x === 'string') n += tokensOf(x, est)
+      else if (typeof x === 'number') n += 1
+      else if (Array.isArray(x)) n += x.length
+    }
+    return n
+  }
+  return 0
+}
+
+/** The request's own output limit, or undefined when it sets none. `n` choices multiply it. */
+export function requestedMaxOutput(chat: ChatRequest | undefined): number | undefined {
+  if (!chat) return undefined
+  const m = chat.max_completion_tokens ?? chat.max_tokens
+  if (typeof m !== 'number' || !Number.isFinite(m) || m < 0) return undefined
+  return Math.ceil(m) * choices(chat)
+}
+
+export function choices(chat: ChatRequest | undefined): number {
+  const n = chat?.n
+  return typeof n === 'number' && Number.isInteger(n) && n > 1 ? n : 1
+}
+
+/** nano-USD of a token count at worst prices (pico per token). */
+export function worstCostNano(prompt: number, output: number, w: WorstPrices): number {
+  return picoToNano(prompt * w.input + output * w.output)
+}
+
+/** Output tokens of streamed text so far (the cut-off's running count). */
+export function outputTokensOf(chars: number, est: Estimate): number {
+  return chars === 0 ? 0 : Math.ceil(chars / (est.method === 'tokenizer' ? 4 : est.charsPerToken))
+}
+
+/** Tokens of a usage (prompt + completion). */
+export function usageTokens(u: Usage): number {
+  const t = u.total_tokens
+  return typeof t === 'number' && Number.isFinite(t) && t >= 0 ? t : (u.prompt_tokens ?? 0) + (u.completion_tokens ?? 0)
+}

@@ -1,0 +1,352 @@
+/**
+ * budget: amounts (USD), token and request quotas per key, team, prompt deployment, model or
+ * globally, per calendar day/week/month (UTC); hard (refused with budget_exceeded before the provider
+ * is called) or soft (admitted, counted, alerted). Exact under concurrency and across instances:
+ *
+ *   onRequestBody   budget-aware downgrade; the request's worst-case cost reserved atomically on
+ *                   every budget that applies, in one step (store.ts, lua/admit.lua)
+ *   onResponseChunk only when a hard budget has `streamCutoff`: an uncapped stream's running output
+ *                   extends its reservation; refused, the stream ends with an explicit error event
+ *   onComplete      the reservation replaced by the actual cost, exactly once (client aborts and
+ *                   errors included: what was not used is released)
+ *
+ * See docs/budgets.md for the algorithm, the exactness argument and the degraded modes.
+ */
+import { GatewayError } from '../../gateway/errors.ts'
+import type { RequestCtx } from '../../gateway/context.ts'
+import { loadCatalogue, PriceCatalogue } from '../../gateway/cost/catalogue.ts'
+import { loadTokenizer } from '../../gateway/cost/estimate.ts'
+import { costOf, normalizeUsage } from '../../gateway/cost/meter.ts'
+import type { Metrics } from '../../gateway/metrics.ts'
+import type { PluginFactory, PluginInstance } from '../../gateway/pipeline/types.ts'
+import { BudgetBackend, type Placement } from './backend.ts'
+import { budgetConfigErrors, budgetConfigSchema, type BudgetConfig, type BudgetRule } from './config.ts'
+import { createCutoffHook } from './cutoff.ts'
+import { applyDowngrade } from './downgrade.ts'
+import {
+  choices, nanoToUsd, outputTokensOf, ownPricing, picoToNano, pricingOf, promptTokens, requestedMaxOutput, usageTokens, worstCostNano, worstPrices,
+  type Pricing, type WorstPrices,
+} from './estimate.ts'
+import { periodWindow } from './period.ts'
+import { buildReport, limitsOf, usedPercent, type BudgetReportRow } from './report.ts'
+import { UNIT_NAMES, type CounterSpec, type CounterState, type Units } from './store.ts'
+
+export { usedPercent, type BudgetReportRow } from './report.ts'
+
+/** Per-request budget state. */
+export interface BudgetSlot {
+  readonly counters: readonly CounterSpec[]
+  readonly rules: readonly BudgetRule[]
+  placement: Placement | undefined
+  /** Reserved so far (extensions included). */
+  readonly amount: Units
+  readonly promptTokens: number
+  readonly worst: WorstPrices
+  readonly cacheHit: boolean
+  admitting: boolean
+  completed: boolean
+  settled: boolean
+  /** Stream cut-off armed (an uncapped stream under a hard budget with streamCutoff). */
+  cutoff: boolean
+  grantedOut: number
+  outChars: number
+  extending: boolean
+  extensionRefused: boolean
+}
+
+declare module '../../gateway/context.ts' {
+  interface CtxSlots {
+    budget: BudgetSlot
+  }
+}
+
+/** What the admin route reads from a budget plugin instance. */
+export interface BudgetInstance extends PluginInstance {
+  budgetReport(): Promise<{ rows: BudgetReportRow[]; errors: string[] }>
+}
+
+export interface BudgetPluginOptions {
+  /** Clock (tests: month boundaries). */
+  now?: () => number
+}
+
+/** Slots another plugin owns, read without depending on its declaration. */
+function slot(ctx: RequestCtx, name: string): Readonly<Record<string, unknown>> | undefined {
+  const v = (ctx.slots as Readonly<Record<string, unknown>>)[name]
+  return v !== null && typeof v === 'object' ? (v as Readonly<Record<string, unknown>>) : undefined
+}
+
+function scopeValue(rule: BudgetRule, ctx: RequestCtx): string | undefined {
+  switch (rule.scope) {
+    case 'global': return '*'
+    case 'key': return ctx.slots.principal?.keyId
+    case 'team': return ctx.slots.principal?.team
+    case 'deployment': { const d = slot(ctx, 'execution')?.['deploymentId']; return typeof d === 'string' ? d : undefined }
+    case 'model': return ctx.requestedModel || undefined
+  }
+}
+
+function counterFor(rule: BudgetRule, ctx: RequestCtx, now: number): CounterSpec | undefined {
+  const v = scopeValue(rule, ctx)
+  if (v === undefined || v === '') return undefined
+  if (rule.scope !== 'global' && rule.id !== '*' && rule.id !== v) return undefined
+  const w = periodWindow(rule.period, now)
+  return { budget: rule.name, scopeId: v, periodStart: w.start, periodEnd: w.end, hard: rule.mode === 'hard', limits: limitsOf(rule) }
+}
+
+const fmtUsd = (nano: number): string => nanoToUsd(nano).toFixed(9)
+
+const openByRegistry = new WeakMap<Metrics, { n: number }>()
+
+export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactory<BudgetConfig> {
+  const clock = opts.now ?? Date.now
+  return {
+    name: 'budget',
+    configSchema: budgetConfigSchema,
+    sideEffects: 'io',
+    // Settlement prices streams by their usage (budget); stored entries carry it (cache).
+    needsUsage: true,
+    async create(config, deps) {
+      const errs = budgetConfigErrors(config)
+      if (errs.length > 0) throw new GatewayError('MCP_ERR_PLUGIN_CONFIG_INVALID', { plugin: 'budget', reason: errs.join('; ') }, { details: 'config.plugin_invalid' })
+      for (const [i, e] of config.prices.entries()) {
+        if (Number.isNaN(Date.parse(e.effectiveFrom))) throw new GatewayError('MCP_ERR_PLUGIN_CONFIG_INVALID', { plugin: 'budget', reason: `prices[${i}].effectiveFrom: not a valid date` }, { details: 'config.plugin_invalid' })
+      }
+      if (config.estimate.method === 'tokenizer') await loadTokenizer()
+      const m = deps.metrics
+      const metrics = {
+        refused: m.counter('mcp_budget_refused_total', 'Requests refused by a hard budget (shadow="true": would have been)', ['budget', 'shadow']),
+        spent: m.counter('mcp_budget_spent_usd_total', 'USD settled into budgets by this instance', ['budget']),
+        downgrades: m.counter('mcp_budget_downgrades_total', 'Requests re-pointed to a cheaper target by a budget downgrade rule', ['alias', 'to']),
+        cutoffs: m.counter('mcp_budget_stream_cutoffs_total', 'Streams ended with budget_exceeded (shadow="true": would have been)', ['budget', 'shadow']),
+        unpriced: m.counter('mcp_budget_unpriced_total', 'Requests to a model without a price under an amount budget'),
+        errors: m.counter('mcp_budget_backend_errors_total', 'Budget store (Redis) failures and timeouts', ['op']),
+        degraded: m.counter('mcp_budget_degraded_total', 'Admissions decided by the fail policy because Redis failed', ['mode']),
+        settleFailed: m.counter('mcp_budget_settle_failed_total', 'Settlements given up after retries (the reservation expires by TTL)'),
+      }
+      // One gauge per registry, shared by every instance on it (a reload creates new instances).
+      let held = openByRegistry.get(m)
+      if (!held) {
+        const h = { n: 0 }
+        held = h
+        openByRegistry.set(m, h)
+        m.gauge('mcp_budget_reservations_open', 'Requests of this instance holding a budget reservation', [], (set) => set(h.n))
+      }
+      const open = held
+      const backend = new BudgetBackend(config, deps.services.redis, metrics)
+      if (backend.missingRedis) deps.logger.warn(`budget: backend 'redis' but no Redis client (MCP_REDIS_URL); failMode '${config.failMode}' applies to every request`)
+      const alerts = deps.services.alerts
+      const catalogue: PriceCatalogue = loadCatalogue(config.prices)
+      const own: Pricing = ownPricing(catalogue)
+      const est = config.estimate
+      const budgets = config.budgets
+      const byName = new Map(budgets.map((b) => [b.name, b]))
+      const cutoffNames = new Set(budgets.filter((b) => b.mode === 'hard' && b.streamCutoff).map((b) => b.name))
+      const enforce = !config.shadow
+      /** Last known state per counter (downgrade decisions), with the time it was read. */
+      const known = new Map<string, { at: number; state: CounterState }>()
+      const keyOf = (c: CounterSpec): string => `${c.budget}\u0000${c.scopeId}\u0000${c.periodStart}`
+      const remember = (cs: readonly CounterSpec[], states: readonly CounterState[], at: number): void => {
+        for (const [i, c] of cs.entries()) { const s = states[i]; if (s) known.set(keyOf(c), { at, state: s }) }
+        if (known.size > 50_000) known.clear()
+      }
+
+      const report = (cs: readonly CounterSpec[], rules: readonly BudgetRule[], states: readonly CounterState[], exhaustedIdx: number): void => {
+        if (!alerts) return
+        for (const [i, c] of cs.entries()) {
+          const s = states[i]
+          const r = rules[i]!
+          if (!s) continue
+          alerts.budgetUsage({
+            budget: c.budget, scope: r.scope, scopeId: c.scopeId, period: r.period, periodStart: c.periodStart, periodEnd: c.periodEnd,
+            percent: usedPercent(c, s), exhausted: i === exhaustedIdx,
+            spentUsd: c.limits[0] >= 0 ? nanoToUsd(s.spent[0]) : undefined, limitUsd: c.limits[0] >= 0 ? nanoToUsd(c.limits[0]) : undefined,
+            spentTokens: c.limits[1] >= 0 ? s.spent[1] : undefined, limitTokens: c.limits[1] >= 0 ? c.limits[1] : undefined,
+            spentRequests: c.limits[2] >= 0 ? s.spent[2] : undefined, limitRequests: c.limits[2] >= 0 ? c.limits[2] : undefined,
+          })
+        }
+      }
+
+      /** The actual use of a finished request (see docs/budgets.md "Settlement"). */
+      const actualOf = (ctx: RequestCtx, s: BudgetSlot): Units => {
+        if (s.cacheHit || slot(ctx, 'cache')?.['status'] === 'hit') return [0, 0, 1]
+        const requests = ctx.attempts > 0 ? 1 : 0
+        const reported = ctx.usage
+        // Embeddings report no completion_tokens; providers may send odd numbers: priced as normalised.
+        const usage = reported ? normalizeUsage(reported) : undefined
+        const pricing = pricingOf(ctx, own)
+        const at = Date.now()
+        const prices = (): ReturnType<Pricing['pricesFor']> => {
+          const p = pricing.pricesFor(ctx.providerName, ctx.adapter?.type ?? '', ctx.model, at)
+          if (p || !ctx.alias) return p
+          const t = ctx.alias.targets.find((x) => x.provider === ctx.providerName && x.model === ctx.model)
+          return t?.price ? { input: t.price.input * 1e6, cachedInput: t.price.input * 1e6, cacheWrite: t.price.input * 1e6, output: t.price.output * 1e6, reasoning: t.price.output * 1e6, effectiveFrom: 0 } : undefined
+        }
+        if (usage) {
+          const metered = costOf(ctx)
+          const pico = metered && !metered.unknown ? metered.pico : PriceCatalogue.cost(prices(), usage).pico
+          return [picoToNano(pico), usageTokens(usage), requests]
+        }
+        // No usage: a stream whose output was counted is charged its estimate; a stream that delivered
+        // something unseen (pass-through) its prompt; anything else nothing (released in full).
+        const out = outputTokensOf(s.outChars, est)
+        if (out > 0 || (ctx.stream && ctx.firstChunk > 0)) {
+          const p = prices()
+          return [picoToNano(p ? s.promptTokens * p.input + out * p.output : 0), s.promptTokens + out, requests]
+        }
+        return [0, 0, requests]
+      }
+
+      const settle = (ctx: RequestCtx, s: BudgetSlot): void => {
+        if (s.settled || !s.placement) return
+        s.settled = true
+        open.n--
+        const actual = actualOf(ctx, s).map((v) => (Number.isFinite(v) && v > 0 ? Math.ceil(v) : 0)) as Units
+        if (actual[0] > 0) for (const c of s.counters) metrics.spent.labels(c.budget).inc(nanoToUsd(actual[0]))
+        void backend.settle(s.placement, ctx.id, s.counters, actual, clock()).then((states) => {
+          if (!states) return
+          remember(s.counters, states, clock())
+          report(s.counters, s.rules, states, -1)
+        }, (e: unknown) => deps.logger.error({ err: e }, 'budget: settlement failed'))
+      }
+
+      const refuse = (rule: BudgetRule, c: CounterSpec, unit: number, shadow: boolean): GatewayError | undefined => {
+        metrics.refused.labels(rule.name, shadow ? 'true' : 'false').inc()
+        if (shadow) return undefined
+        const resetS = Math.max(1, Math.ceil((c.periodEnd - clock()) / 1000))
+        const who = rule.scope === 'global' ? '' : ` of ${rule.scope} '${c.scopeId}'`
+        return new GatewayError('MCP_ERR_BUDGET_EXCEEDED', { budget: rule.name, who, unit: UNIT_NAMES[unit] ?? 'usd', period: rule.period, reset: new Date(c.periodEnd).toISOString() }, {
+          providerCode: 'budget_exceeded',
+          details: 'budget.exceeded',
+          headers: { 'retry-after': String(resetS), 'x-mcp-budget': rule.name },
+        })
+      }
+
+      const setHeaders = (ctx: RequestCtx, cs: readonly CounterSpec[], states: readonly CounterState[]): void => {
+        if (!config.headers) return
+        const min: (number | undefined)[] = [undefined, undefined, undefined]
+        for (const [i, c] of cs.entries()) {
+          const s = states[i]
+          if (!s) continue
+          for (let u = 0; u < 3; u++) {
+            if (c.limits[u]! < 0) continue
+            const left = Math.max(0, c.limits[u]! - s.spent[u]! - s.reserved[u]!)
+            min[u] = min[u] === undefined ? left : Math.min(min[u]!, left)
+          }
+        }
+        if (min[0] !== undefined) ctx.responseHeaders['x-mcp-budget-remaining-usd'] = fmtUsd(min[0])
+        if (min[1] !== undefined) ctx.responseHeaders['x-mcp-budget-remaining-tokens'] = String(min[1])
+        if (min[2] !== undefined) ctx.responseHeaders['x-mcp-budget-remaining-requests'] = String(min[2])
+      }
+
+      const percentOf = async (c: CounterSpec, now: number): Promise<number> => {
+        const k = known.get(keyOf(c))
+        if (k && now - k.at <= config.downgradeRefreshMs) return usedPercent(c, k.state)
+        const states = await backend.peek([c], now)
+        if (states?.[0]) { remember([c], states, now); return usedPercent(c, states[0]) }
+        return k ? usedPercent(c, k.state) : 0
+      }
+
+      /** Requests that completed before their admission created a slot (a client gone during the downgrade's read). */
+      const finished = new WeakSet<RequestCtx>()
+
+      const admission = async (ctx: RequestCtx): Promise<void> => {
+        if (!ctx.chat && !ctx.embedding) return
+        const now = clock()
+        // Budget-aware downgrade first: the reservation prices the target actually used.
+        if (config.downgrade.length > 0 && ctx.alias) {
+          for (const d of config.downgrade) {
+            if (d.alias !== ctx.alias.name) continue
+            const c = counterFor(byName.get(d.whenBudget)!, ctx, now)
+            if (!c) continue
+            if ((await percentOf(c, now)) < d.atPercent) continue
+            if (applyDowngrade(ctx, d.to, deps.logger)) metrics.downgrades.labels(d.alias, d.to).inc()
+            break
+          }
+        }
+        const counters: CounterSpec[] = []
+        const rules: BudgetRule[] = []
+        for (const r of budgets) { const c = counterFor(r, ctx, now); if (c) { counters.push(c); rules.push(r) } }
+        if (counters.length === 0) return
+
+        const cacheHit = slot(ctx, 'cache')?.['status'] === 'hit'
+        const hardAmount = counters.some((c) => c.hard && (c.limits[0] >= 0 || c.limits[1] >= 0))
+        const chat = ctx.chat
+        if (!cacheHit && chat && config.capMaxTokens && hardAmount && requestedMaxOutput(chat) === undefined) chat.max_completion_tokens = est.defaultMaxTokens
+        const prompt = promptTokens(chat, ctx.embedding, est)
+        const requested = requestedMaxOutput(chat)
+        const maxOut = chat ? requested ?? est.defaultMaxTokens * choices(chat) : 0
+        const worst = worstPrices(ctx, pricingOf(ctx, own), now)
+        if (worst.unpriced && counters.some((c) => c.limits[0] >= 0)) {
+          metrics.unpriced.inc()
+          if (config.unpriced === 'refuse' && !cacheHit) {
+            const i = counters.findIndex((c) => c.hard && c.limits[0] >= 0)
+            if (i >= 0 && enforce) {
+              throw new GatewayError('MCP_ERR_BUDGET_EXCEEDED', {}, {
+                providerCode: 'budget_exceeded', details: 'budget.unpriced',
+                message: `Budget '${rules[i]!.name}' cannot be enforced: model '${ctx.requestedModel}' has no price (budget plugin unpriced: refuse)`,
+              })
+            }
+          }
+        }
+        const amount: Units = cacheHit ? [0, 0, 1] : [worstCostNano(prompt, maxOut, worst), prompt + maxOut, 1]
+        const s: BudgetSlot = {
+          counters, rules, placement: undefined, amount, promptTokens: prompt, worst, cacheHit,
+          admitting: true, completed: false, settled: false,
+          cutoff: false, grantedOut: maxOut, outChars: 0, extending: false, extensionRefused: false,
+        }
+        ctx.slots.budget = s
+        const { placement, result } = await backend.admit(ctx.id, counters, amount, enforce, now)
+        s.admitting = false
+        // Refusals are thrown (not returned as a LocalReply) to carry `code: budget_exceeded` in the body;
+        // if the client already left, sendError only closes the socket, and the provider is never called.
+        if (placement.mode === 'closed') throw new GatewayError('MCP_ERR_BUDGET_UNAVAILABLE', {}, { details: 'budget.backend_unavailable', headers: { 'retry-after': '1' } })
+        if (result?.status === 'refused') {
+          report(counters, rules, result.states, result.failed)
+          throw refuse(rules[result.failed]!, counters[result.failed]!, result.unit, false)!
+        }
+        s.placement = placement
+        open.n++
+        if (s.completed || finished.has(ctx)) {
+          // The client left while the admission (or the downgrade's read) was in flight: release now, and do not call the provider.
+          settle(ctx, s)
+          throw new GatewayError('MCP_ERR_REQ_ABORTED', {}, { details: 'client_abort' })
+        }
+        if (result) {
+          remember(counters, result.states, now)
+          if (result.status === 'over') {
+            refuse(rules[result.failed]!, counters[result.failed]!, result.unit, true)
+            report(counters, rules, result.states, result.failed)
+          }
+          setHeaders(ctx, counters, result.states)
+        }
+        // An uncapped stream under a hard cut-off budget may outgrow its reservation: watch it.
+        s.cutoff = ctx.stream && !cacheHit && requested === undefined && placement.primary !== undefined && rules.some((r) => cutoffNames.has(r.name))
+      }
+
+      const onResponseChunk = createCutoffHook({ backend, config, cutoffNames, clock, enforce, cutoffs: metrics.cutoffs })
+
+      const budgetReport = (): Promise<{ rows: BudgetReportRow[]; errors: string[] }> => buildReport(budgets, backend, clock())
+
+      const instance: BudgetInstance = {
+        budgetReport,
+        async onRequestBody(ctx) {
+          await admission(ctx)
+        },
+        onComplete(ctx) {
+          const s = ctx.slots.budget
+          if (!s) { finished.add(ctx); return }
+          s.completed = true
+          // An admission still in flight settles itself when it returns (see admission()).
+          if (!s.admitting) settle(ctx, s)
+        },
+      }
+      if (budgets.length === 0 && config.downgrade.length === 0) return { budgetReport }
+      // Decided once: a chunk hook costs the route its byte pass-through, so only when a budget cuts streams.
+      if (cutoffNames.size > 0) instance.onResponseChunk = onResponseChunk
+      return instance
+    },
+  }
+}
+
+export const budgetPlugin: PluginFactory<BudgetConfig> = createBudgetPlugin()

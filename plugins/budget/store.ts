@@ -1,0 +1,208 @@
+/**
+ * Budget counters and the one admission step, in-process. redis-store.ts runs the same algorithm in
+ * Lua (lua/admit.lua, lua/settle.lua) for counters shared by every instance.
+ *
+ * A counter is (budget, scope id, period start) with, per unit (nano-USD, tokens, requests), what
+ * was spent (settled) and what is reserved (admitted, not yet settled). Admission of a request is
+ * all-or-nothing over every counter that applies to it: for each hard counter and unit with a
+ * limit, spent + reserved + amount ≤ limit must hold, and only then is the amount added to the
+ * reserved total of every counter, under the request's reservation id. Settling replaces the
+ * reservation by the actual amount, once (a settle marker makes a second settle a no-op and stops a
+ * late admission of the same id). A reservation not settled within its TTL (crashed instance) is
+ * dropped at the next admission on its counter.
+ */
+
+/** [nano-USD, tokens, requests]; integers. */
+export type Units = [number, number, number]
+export const UNIT_NAMES = ['usd', 'tokens', 'requests'] as const
+
+export interface CounterSpec {
+  readonly budget: string
+  readonly scopeId: string
+  readonly periodStart: number
+  readonly periodEnd: number
+  readonly hard: boolean
+  /** Per unit; -1 = no limit in that unit. */
+  readonly limits: Units
+}
+
+export interface CounterState {
+  spent: Units
+  reserved: Units
+}
+
+export interface AdmitResult {
+  /** ok: reserved. refused: nothing reserved. over: reserved although a hard limit is crossed (not enforced: shadow). settled: the id was already settled. */
+  readonly status: 'ok' | 'refused' | 'over' | 'settled'
+  /** Index of the first counter that is (or would be) exceeded, -1 if none. */
+  readonly failed: number
+  /** Its unit index (0 usd, 1 tokens, 2 requests), -1 if none. */
+  readonly unit: number
+  /** Each counter after the step. */
+  readonly states: readonly CounterState[]
+}
+
+export interface BudgetStore {
+  readonly kind: 'local' | 'redis'
+  /** Reserves `amount` on every counter under `id`, or nothing (see file comment). Adds to an existing reservation of the same id. */
+  admit(id: string, counters: readonly CounterSpec[], amount: Units, enforce: boolean, now: number): Promise<AdmitResult>
+  /** Replaces the reservation of `id` by `actual` on every counter. Undefined when `id` was settled already. */
+  settle(id: string, counters: readonly CounterSpec[], actual: Units, now: number): Promise<readonly CounterState[] | undefined>
+  /** Current state of counters (expired reservations dropped first). */
+  peek(counters: readonly CounterSpec[], now: number): Promise<readonly CounterState[]>
+  /** Scope ids that have a counter for this budget and period. */
+  scopes(budget: string, periodStart: number): Promise<string[]>
+}
+
+/** How long a counter outlives its period (the previous period stays listable). */
+export const COUNTER_RETENTION_MS = 35 * 86_400_000
+
+export const zero = (): Units => [0, 0, 0]
+
+interface LocalCounter {
+  spent: Units
+  reserved: Units
+  /** reservation id → amount and expiry (epoch ms). */
+  res: Map<string, { amount: Units; expiresAt: number }>
+  expiresAt: number
+}
+
+function counterKey(c: CounterSpec): string {
+  return `${c.budget}\u0000${c.scopeId}\u0000${c.periodStart}`
+}
+
+function snapshot(c: LocalCounter | undefined): CounterState {
+  return c ? { spent: [...c.spent], reserved: [...c.reserved] } : { spent: zero(), reserved: zero() }
+}
+
+/** The first (counter, unit) where spent + reserved + amount > limit, for hard counters; [-1, -1] if none. */
+export function firstExceeded(counters: readonly CounterSpec[], states: readonly CounterState[], amount: Units): [number, number] {
+  for (let i = 0; i < counters.length; i++) {
+    const c = counters[i]!
+    if (!c.hard) continue
+    const s = states[i]!
+    for (let u = 0; u < 3; u++) {
+      const lim = c.limits[u]!
+      if (lim >= 0 && amount[u]! > 0 && s.spent[u]! + s.reserved[u]! + amount[u]! > lim) return [i, u]
+    }
+  }
+  return [-1, -1]
+}
+
+/** In-process counters with the same semantics as the Redis scripts. Synchronous at heart. */
+export class LocalBudgetStore implements BudgetStore {
+  readonly kind = 'local' as const
+  readonly #counters = new Map<string, LocalCounter>()
+  readonly #settled = new Map<string, number>()
+  readonly #scopes = new Map<string, Set<string>>()
+  readonly #ttlMs: number
+  #ops = 0
+
+  constructor(reservationTtlMs: number) {
+    this.#ttlMs = reservationTtlMs
+  }
+
+  #counter(c: CounterSpec, create: boolean): LocalCounter | undefined {
+    const k = counterKey(c)
+    let x = this.#counters.get(k)
+    if (!x && create) {
+      x = { spent: zero(), reserved: zero(), res: new Map(), expiresAt: c.periodEnd + COUNTER_RETENTION_MS }
+      this.#counters.set(k, x)
+      const sk = `${c.budget}\u0000${c.periodStart}`
+      let set = this.#scopes.get(sk)
+      if (!set) { set = new Set(); this.#scopes.set(sk, set) }
+      set.add(c.scopeId)
+    }
+    return x
+  }
+
+  #purge(x: LocalCounter, now: number): void {
+    for (const [id, r] of x.res) {
+      if (r.expiresAt > now) continue
+      for (let u = 0; u < 3; u++) x.reserved[u]! -= r.amount[u]!
+      x.res.delete(id)
+    }
+  }
+
+  #sweep(now: number): void {
+    if (++this.#ops % 1024 !== 0) return
+    for (const [k, x] of this.#counters) if (x.expiresAt <= now) this.#counters.delete(k)
+    for (const [id, exp] of this.#settled) if (exp <= now) this.#settled.delete(id)
+    for (const [sk, set] of this.#scopes) {
+      const [budget, start] = sk.split('\u0000')
+      for (const s of set) if (!this.#counters.has(`${budget}\u0000${s}\u0000${start}`)) set.delete(s)
+      if (set.size === 0) this.#scopes.delete(sk)
+    }
+  }
+
+  admitSync(id: string, counters: readonly CounterSpec[], amount: Units, enforce: boolean, now: number): AdmitResult {
+    this.#sweep(now)
+    if ((this.#settled.get(id) ?? 0) > now) return { status: 'settled', failed: -1, unit: -1, states: counters.map((c) => snapshot(this.#counter(c, false))) }
+    const xs = counters.map((c) => this.#counter(c, true)!)
+    for (const x of xs) this.#purge(x, now)
+    const [failed, unit] = firstExceeded(counters, xs.map(snapshot), amount)
+    if (failed >= 0 && enforce) return { status: 'refused', failed, unit, states: xs.map(snapshot) }
+    const expiresAt = now + this.#ttlMs
+    for (const x of xs) {
+      const r = x.res.get(id)
+      if (r) { for (let u = 0; u < 3; u++) r.amount[u]! += amount[u]!; r.expiresAt = expiresAt } else x.res.set(id, { amount: [...amount], expiresAt })
+      for (let u = 0; u < 3; u++) x.reserved[u]! += amount[u]!
+    }
+    return { status: failed >= 0 ? 'over' : 'ok', failed, unit, states: xs.map(snapshot) }
+  }
+
+  settleSync(id: string, counters: readonly CounterSpec[], actual: Units, now: number): CounterState[] | undefined {
+    if ((this.#settled.get(id) ?? 0) > now) return undefined
+    this.#settled.set(id, now + this.#ttlMs)
+    return counters.map((c) => {
+      const x = this.#counter(c, true)!
+      const r = x.res.get(id)
+      if (r) {
+        for (let u = 0; u < 3; u++) x.reserved[u]! -= r.amount[u]!
+        x.res.delete(id)
+      }
+      for (let u = 0; u < 3; u++) x.spent[u]! += actual[u]!
+      return snapshot(x)
+    })
+  }
+
+  peekSync(counters: readonly CounterSpec[], now: number): CounterState[] {
+    return counters.map((c) => {
+      const x = this.#counter(c, false)
+      if (x) this.#purge(x, now)
+      return snapshot(x)
+    })
+  }
+
+  admit(id: string, counters: readonly CounterSpec[], amount: Units, enforce: boolean, now: number): Promise<AdmitResult> {
+    return Promise.resolve(this.admitSync(id, counters, amount, enforce, now))
+  }
+
+  settle(id: string, counters: readonly CounterSpec[], actual: Units, now: number): Promise<readonly CounterState[] | undefined> {
+    return Promise.resolve(this.settleSync(id, counters, actual, now))
+  }
+
+  peek(counters: readonly CounterSpec[], now: number): Promise<readonly CounterState[]> {
+    return Promise.resolve(this.peekSync(counters, now))
+  }
+
+  scopes(budget: string, periodStart: number): Promise<string[]> {
+    return Promise.resolve([...(this.#scopes.get(`${budget}\u0000${periodStart}`) ?? [])])
+  }
+
+  /** Open reservations across all counters (tests, metrics). */
+  openReservations(): number {
+    let n = 0
+    for (const x of this.#counters.values()) n += x.res.size
+    return n
+  }
+}
+
+/** In-process stores by key prefix, shared by plugin instances so counters survive a reload. */
+const localStores = new Map<string, LocalBudgetStore>()
+
+export function localStoreFor(prefix: string, reservationTtlMs: number): LocalBudgetStore {
+  let s = localStores.get(prefix)
+  if (!s) { s = new LocalBudgetStore(reservationTtlMs); localStores.set(prefix, s) }
+  return s
+}

@@ -1,0 +1,115 @@
+/**
+ * cost-meter: the cost of every answer, from its actual usage (streams included) and the price catalogue
+ * (gateway/cost/prices.json + `pricing.models`), in exact pico-USD; counters by provider and model; one usage
+ * record per routed request into the rollups (`services.usage`), attributed to key, team, deployment, prompt
+ * version, provider and model.
+ *
+ * Hooks: onRequestHeaders puts the meter in `ctx.slots.costMeter` (one property write); onComplete prices the
+ * request through costOf(ctx) — computed once, by whoever asks first, so the execution log records the same cost
+ * whether it runs before or after this plugin — counts it and hands the record to the aggregator (synchronous,
+ * in memory; the aggregator flushes in the background). No onResponseChunk hook: pass-through stays on.
+ *
+ * See docs/cost.md for the billing rules (failed attempts, cut streams, estimates, unknown models).
+ */
+import { GatewayError } from '../../gateway/errors.ts'
+import type { RequestCtx } from '../../gateway/context.ts'
+import { loadTokenizer } from '../../gateway/cost/estimate.ts'
+import { costOf, CostMeter } from '../../gateway/cost/meter.ts'
+import type { PluginFactory } from '../../gateway/pipeline/types.ts'
+import type { UsageRecord } from '../../store/usage-rollups.ts'
+import { costMeterConfigSchema, type CostMeterConfig } from './config.ts'
+
+/** Where usage records go: store/usage-rollups.ts UsageAggregator. */
+export interface UsageSink {
+  record(r: UsageRecord): void
+}
+
+declare module '../../gateway/pipeline/types.ts' {
+  interface PluginServices {
+    /** Usage rollups (store/usage-rollups.ts UsageAggregator), flushed by its own timer. */
+    usage?: UsageSink
+  }
+}
+
+/** Built-in provider type mapping; `providerTypeMap` entries are added on top (and may undo these). */
+export const DEFAULT_PROVIDER_TYPE_MAP: Readonly<Record<string, string>> = { 'azure-openai': 'openai' }
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+function uuidOrNull(v: unknown): string | null {
+  return typeof v === 'string' && UUID.test(v) ? v.toLowerCase() : null
+}
+
+/** `ctx.slots.execution` belongs to the execute route (admin); read without depending on its declaration. */
+function executionIds(ctx: RequestCtx): { deploymentId: string | null; promptVersionId: string | null } {
+  const e = (ctx.slots as Readonly<Record<string, unknown>>)['execution']
+  if (e === null || typeof e !== 'object') return { deploymentId: null, promptVersionId: null }
+  const o = e as Readonly<Record<string, unknown>>
+  return { deploymentId: uuidOrNull(o['deploymentId']), promptVersionId: uuidOrNull(o['promptVersionId']) }
+}
+
+let warnedNoSink = false
+
+export const costMeterPlugin: PluginFactory<CostMeterConfig> = {
+  name: 'cost-meter',
+  configSchema: costMeterConfigSchema,
+  sideEffects: 'none',
+  // Streams on its routes ask the upstream for usage (stream_options.include_usage), hidden from clients that did not.
+  needsUsage: true,
+  async create(config, deps) {
+    for (const [i, e] of config.pricing.models.entries()) {
+      if (Number.isNaN(Date.parse(e.effectiveFrom))) {
+        throw new GatewayError('MCP_ERR_PLUGIN_CONFIG_INVALID', { plugin: 'cost-meter', reason: `pricing.models[${i}].effectiveFrom: not a valid date` }, { details: 'config.plugin_invalid' })
+      }
+    }
+    if (config.estimateWhenMissing) await loadTokenizer()
+    const meter = new CostMeter({
+      overrides: config.pricing.models,
+      providerTypeMap: { ...DEFAULT_PROVIDER_TYPE_MAP, ...config.providerTypeMap },
+      estimateWhenMissing: config.estimateWhenMissing,
+      maxSeries: config.maxSeries,
+      metrics: deps.metrics,
+      logger: deps.logger,
+    })
+    const sink = deps.services.usage
+    if (!sink && !warnedNoSink) {
+      warnedNoSink = true
+      deps.logger.warn('cost-meter: no usage aggregator (services.usage): costs are counted but no usage rollups are written')
+    }
+
+    return {
+      onRequestHeaders(ctx) {
+        ctx.slots.costMeter = meter
+      },
+
+      onComplete(ctx, outcome) {
+        // Never routed upstream (local reply before the upstream call): no usage, nothing to record.
+        if (ctx.upstreamStart === 0) return
+        const c = costOf(ctx)
+        if (c === undefined) return
+        meter.count(ctx, c)
+        if (!sink) return
+        const principal = ctx.slots.principal
+        const exec = executionIds(ctx)
+        sink.record({
+          at: Date.now(),
+          keyId: uuidOrNull(principal?.keyId),
+          team: principal?.team ?? null,
+          deploymentId: exec.deploymentId,
+          promptVersionId: exec.promptVersionId,
+          provider: ctx.providerName || null,
+          model: ctx.model || ctx.requestedModel || null,
+          error: outcome.errorCode !== undefined || outcome.status >= 400,
+          inputTokens: c.inputTokens,
+          cachedTokens: c.cachedTokens,
+          cacheWriteTokens: c.cacheWriteTokens,
+          outputTokens: c.outputTokens,
+          reasoningTokens: c.reasoningTokens,
+          pico: c.unknown ? 0 : c.pico,
+          estimated: c.estimated,
+          unpriced: c.unknown,
+        })
+      },
+    }
+  },
+}

@@ -1,0 +1,146 @@
+/**
+ * execution-log: one execution_logs row per request that entered the route (successes, local replies, upstream
+ * errors, timeouts, client aborts), built in onComplete after the last byte and handed to the sink
+ * (`services.executionLog`, the store's ExecutionLogWriter) synchronously: the request never waits on the database.
+ *
+ * The row: request (canonical body, redacted and capped), response (status, finish reason, usage, error), metrics
+ * (latency, time to first token, upstream time, gateway overhead, tokens, attempts, fallback reason, prompt
+ * version), request arrival and completion times, key, deployment and prompt version when known (the execute route
+ * sets `ctx.slots.execution`).
+ */
+import { randomUUID } from 'node:crypto'
+import type { RequestCtx } from '../../gateway/context.ts'
+import type { Outcome, PluginFactory } from '../../gateway/pipeline/types.ts'
+import type { ExecutionLogSink } from '../../store/execution-log-writer.ts'
+import { captureBody } from './capture.ts'
+import { executionLogConfigSchema, type ExecutionLogConfig } from './config.ts'
+import { usageOf } from './usage.ts'
+
+declare module '../../gateway/pipeline/types.ts' {
+  interface PluginServices {
+    /** Where execution-log rows go (store/execution-log-writer.ts). */
+    executionLog?: ExecutionLogSink
+  }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+function uuidOrNull(v: unknown): string | null {
+  return typeof v === 'string' && UUID.test(v) ? v : null
+}
+
+function stringOrNull(v: unknown): string | null {
+  return typeof v === 'string' && v !== '' ? v : null
+}
+
+function ms(v: number): number {
+  return Math.round(v * 1000) / 1000
+}
+
+export function statusOf(o: Outcome): string {
+  if (o.aborted) return 'cancelled'
+  if (o.errorCode === 'MCP_ERR_UPSTREAM_TIMEOUT' || o.errorCode === 'MCP_ERR_REQ_TIMEOUT') return 'timeout'
+  if (o.errorCode !== undefined || o.status >= 400) return 'error'
+  return 'ok'
+}
+
+interface ExecutionInfo { deploymentId: string | null; promptVersionId: string | null; fallbackReason: string | null }
+const NO_EXECUTION: ExecutionInfo = { deploymentId: null, promptVersionId: null, fallbackReason: null }
+
+/** `ctx.slots.execution` is the execute route's (admin); read it without depending on its declaration. */
+function executionOf(ctx: RequestCtx): ExecutionInfo {
+  const e = (ctx.slots as Readonly<Record<string, unknown>>)['execution']
+  if (e === null || typeof e !== 'object') return NO_EXECUTION
+  const o = e as Readonly<Record<string, unknown>>
+  return { deploymentId: stringOrNull(o['deploymentId']), promptVersionId: stringOrNull(o['promptVersionId']), fallbackReason: stringOrNull(o['fallbackReason']) }
+}
+
+let warnedNoSink = false
+
+export const executionLogPlugin: PluginFactory<ExecutionLogConfig> = {
+  name: 'execution-log',
+  configSchema: executionLogConfigSchema,
+  sideEffects: 'io',
+  create(config, deps) {
+    const sink = deps.services.executionLog
+    if (!sink) {
+      if (!warnedNoSink) deps.logger.warn('execution-log: no sink configured (services.executionLog); requests are not recorded')
+      warnedNoSink = true
+      return {}
+    }
+    const redact: ReadonlySet<string> = new Set(config.redactFields)
+    const { storeRequest, storeResponse, maxRequestBytes } = config
+
+    return {
+      ...(config.failMode === 'closed'
+        ? {
+            onRequestHeaders() {
+              if (sink.accepting()) return undefined
+              return {
+                status: 503,
+                code: 'MCP_ERR_UPSTREAM_UNAVAILABLE',
+                message: 'Requests cannot be recorded right now (execution-log failMode is closed)',
+                details: 'execution_log.unavailable',
+                headers: { 'retry-after': '1' },
+              } as const
+            },
+          }
+        : {}),
+
+      onComplete(ctx, outcome) {
+        const now = performance.now()
+        const wall = Date.now()
+        const total = ctx.elapsedMs(now)
+        const upstream = ctx.upstreamMs(now)
+        const u = usageOf(ctx)
+        const exec = executionOf(ctx)
+        const principal = ctx.slots.principal
+        const fallbackReason = (ctx as { fallbackReason?: string | undefined }).fallbackReason ?? exec.fallbackReason
+        const req = captureBody(ctx.chat ?? ctx.embedding, storeRequest, maxRequestBytes, redact)
+        sink.enqueue({
+          id: randomUUID(),
+          requestId: ctx.id,
+          deploymentId: uuidOrNull(exec.deploymentId),
+          provider: ctx.providerName,
+          model: ctx.model || ctx.requestedModel || null,
+          status: statusOf(outcome),
+          keyId: uuidOrNull(principal?.keyId),
+          promptVersionId: uuidOrNull(exec.promptVersionId),
+          createdAt: wall - total,
+          completedAt: wall,
+          request: req.value,
+          response: storeResponse === 'none' ? null : {
+            status: outcome.status,
+            finish_reason: ctx.finishReason,
+            usage: u ?? null,
+            error: outcome.errorCode === undefined ? null : { code: outcome.errorCode, details: outcome.details },
+          },
+          metrics: {
+            route: ctx.route.name,
+            inbound: ctx.inbound,
+            stream: ctx.stream,
+            status: outcome.status,
+            details: outcome.details,
+            errorCode: outcome.errorCode ?? null,
+            aborted: outcome.aborted,
+            latencyMs: ms(total),
+            ttftMs: ctx.firstChunk !== 0 ? ms(ctx.firstChunk - ctx.startedAt) : null,
+            upstreamMs: ctx.upstreamStart !== 0 ? ms(upstream) : null,
+            overheadMs: ms(total - upstream),
+            promptTokens: u?.prompt_tokens ?? null,
+            completionTokens: u?.completion_tokens ?? null,
+            cachedTokens: u?.prompt_tokens_details?.cached_tokens ?? null,
+            reasoningTokens: u?.completion_tokens_details?.reasoning_tokens ?? null,
+            cost: null,
+            attempts: ctx.attempts,
+            fallbackReason: fallbackReason ?? null,
+            promptVersionId: exec.promptVersionId,
+            requestedModel: ctx.requestedModel || null,
+            principal: principal?.keyId ?? null,
+          },
+          bytes: req.bytes + 700,
+        })
+      },
+    }
+  },
+}

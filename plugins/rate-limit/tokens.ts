@@ -1,0 +1,53 @@
+/**
+ * Token estimate at admission, for tokens-per-minute rules: prompt characters / charsPerToken
+ * (text parts, tool definitions, 4 tokens per message of framing) plus the completion budget
+ * (max_completion_tokens, max_tokens, or defaultMaxTokens) times `n`. Embeddings: input only.
+ * The estimate is corrected with the actual usage when the request completes.
+ */
+import type { RequestCtx } from '../../gateway/context.ts'
+import type { Usage } from '../../providers/types.ts'
+
+function textLength(content: unknown): number {
+  if (typeof content === 'string') return content.length
+  if (!Array.isArray(content)) return 0
+  let n = 0
+  for (const p of content as unknown[]) {
+    if (p !== null && typeof p === 'object') {
+      const t = (p as { text?: unknown }).text
+      if (typeof t === 'string') n += t.length
+    }
+  }
+  return n
+}
+
+export function estimateTokens(ctx: RequestCtx, charsPerToken: number, defaultMaxTokens: number): number {
+  const chat = ctx.chat
+  if (chat) {
+    let chars = 0
+    for (const m of chat.messages) chars += textLength((m as { content?: unknown }).content)
+    if (chat.tools) chars += JSON.stringify(chat.tools).length
+    const completion = chat.max_completion_tokens ?? chat.max_tokens ?? defaultMaxTokens
+    const n = typeof chat.n === 'number' && chat.n > 1 ? chat.n : 1
+    return Math.ceil(chars / charsPerToken) + 4 * chat.messages.length + completion * n
+  }
+  const emb = ctx.embedding
+  if (emb) {
+    const input = emb.input
+    if (typeof input === 'string') return Math.ceil(input.length / charsPerToken)
+    let total = 0
+    for (const x of input as unknown[]) {
+      if (typeof x === 'string') total += Math.ceil(x.length / charsPerToken)
+      else if (typeof x === 'number') total += 1
+      else if (Array.isArray(x)) total += x.length
+    }
+    return total
+  }
+  return 0
+}
+
+/** Tokens a completed request actually used, or undefined when the usage is unknown. */
+export function actualTokens(u: Usage | undefined): number | undefined {
+  if (!u) return undefined
+  const total = u.total_tokens || (u.prompt_tokens ?? 0) + (u.completion_tokens ?? 0)
+  return Number.isFinite(total) ? total : undefined
+}

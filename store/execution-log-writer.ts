@@ -1,0 +1,537 @@
+/**
+ * ExecutionLogWriter: execution_logs rows leave the request path through a bounded in-memory queue and reach
+ * the database in batches; when the database is unreachable they go to the local spool (store/spool.ts) and are
+ * replayed when it answers again. The request path only ever calls `enqueue`: synchronous, O(1), never throws.
+ *
+ * - A flush runs every `flushIntervalMs` while rows wait, or as soon as `batchSize` rows are queued; at most one
+ *   flush is in flight. One `INSERT ... SELECT ... FROM jsonb_array_elements($1) ON CONFLICT DO NOTHING` per batch:
+ *   the whole batch is one jsonb parameter (rows serialized once, see execution-log-rows.ts), so there is no
+ *   65,535-parameter limit to split around. Row ids are generated once, before the first attempt, so a replay of
+ *   a row that already committed is a no-op (primary key (id, created_at); request_id is unique per day as well).
+ * - A write that fails for a connection reason, or takes longer than `writeTimeoutMs`, sends its batch to the
+ *   spool and opens the circuit: later batches go straight to the spool, and one probe (`SELECT 1`) every
+ *   `retryMs` tests the database. When it answers, the spool is replayed oldest segment first, interleaved with
+ *   fresh batches, and each segment is deleted once all its rows are committed.
+ * - A write refused for its content (SQLSTATE class 22/23) is bisected down to the offending rows, which go to the
+ *   spool's dead-letter file (`rejected`), so one bad row never blocks the rest.
+ * - Two requests sharing a client-supplied request id on the same day: the second row is kept with the request
+ *   id `<id>~<row uuid>` (`renamed`) instead of vanishing in ON CONFLICT.
+ * - Queue full (`maxQueue` rows or `maxQueueBytes`) while the spool cannot take rows: the row is dropped and
+ *   counted (`dropped`, logged at most every 10 s). The request is never blocked.
+ * - `close(deadline)` (SIGTERM, after the gateway drained): the queue goes to the database while the deadline
+ *   allows, the rest to the spool; nothing is dropped while the spool has room.
+ *
+ * What can be lost: SIGTERM loses nothing (queue flushed or spooled, spool fsync'd). A database outage loses
+ * nothing while the spool has room. SIGKILL loses the rows still in memory: the queue (at most rate ×
+ * flushIntervalMs, or batchSize) plus the batch being written, if it had not committed (rows already handed to the
+ * spool are in the OS page cache and survive a process kill; fsync bounds what a power loss takes).
+ */
+import type { Metrics } from '../gateway/metrics.ts'
+import { CounterChild, HistogramChild, LATENCY_BUCKETS } from '../gateway/metrics.ts'
+import { Spool, type SpoolOptions } from './spool.ts'
+import { sqlState, type Store } from './types.ts'
+import { batchParam, fromWire, INSERT_SQL, isRowError, toWire, wireId, type ExecutionLogRow, type ExecutionLogSink, type WireRow } from './execution-log-rows.ts'
+
+export type { ExecutionLogRow, ExecutionLogSink } from './execution-log-rows.ts'
+
+export interface LogSink {
+  info(obj: object, msg: string): void
+  warn(obj: object, msg: string): void
+  error(obj: object, msg: string): void
+}
+
+export interface ExecutionLogWriterOptions {
+  store: Store
+  /** Spool directory (`${MCP_DATA_DIR}/spool`). Without one, rows wait in memory while the database is down. */
+  spoolDir?: string
+  spool?: Omit<SpoolOptions, 'dir'>
+  logger?: LogSink
+  /** The gateway's registry; or call bindMetrics later. */
+  metrics?: Metrics
+  /** Default 500. */
+  batchSize?: number
+  /** Default 200. */
+  flushIntervalMs?: number
+  /** Default 50 000. */
+  maxQueue?: number
+  /** Default 128 MiB. */
+  maxQueueBytes?: number
+  /** A database write slower than this counts as a failure (its batch is spooled). Default 5 000. */
+  writeTimeoutMs?: number
+  /** Probe interval while the database is down. Default 1 000. */
+  retryMs?: number
+  /**
+   * Serialize each row in enqueue instead of at flush time. The same CPU, spent earlier; what waits in the queue
+   * is one flat string per row instead of the request's object graph (less old-generation GC under load).
+   * Default false.
+   */
+  serializeOnEnqueue?: boolean
+}
+
+export interface ExecutionLogStats {
+  queued: number
+  /** Rows waiting in the spool. */
+  spooled: number
+  spoolBytes: number
+  /** Rows committed to the database (replays included). */
+  written: number
+  /** Rows ever written to the spool. */
+  spooledTotal: number
+  replayed: number
+  dropped: number
+  rejected: number
+  renamed: number
+  batches: number
+  failures: number
+  databaseUp: boolean
+}
+
+class WriteTimeoutError extends Error {
+  constructor(ms: number) { super(`execution log write took longer than ${ms} ms`); this.name = 'WriteTimeoutError' }
+}
+
+const OUTCOMES = ['written', 'spooled', 'replayed', 'dropped', 'rejected', 'renamed'] as const
+type Outcome = (typeof OUTCOMES)[number]
+function sizeOf(r: ExecutionLogRow | WireRow): number {
+  return typeof r === 'string' ? r.length : r.bytes ?? 1024
+}
+
+/** Rows per INSERT at most (the batch is one jsonb parameter: no 65,535-parameter limit, but a bounded statement). */
+const MAX_BATCH = 10_000
+/** Rows per spool append while the database is down (bounds the work between two event-loop turns). */
+const SPILL_ROWS = 2_000
+const NOOP_LOG: LogSink = { info() {}, warn() {}, error() {} }
+
+export class ExecutionLogWriter implements ExecutionLogSink {
+  readonly #store: Store
+  readonly #spool: Spool | undefined
+  readonly #log: LogSink
+  readonly #batchSize: number
+  readonly #flushMs: number
+  readonly #maxQueue: number
+  readonly #maxQueueBytes: number
+  readonly #writeTimeoutMs: number
+  readonly #retryMs: number
+  readonly #eager: boolean
+
+  /** Rows as the plugin built them, or already serialized (serializeOnEnqueue, requeued wire rows). */
+  #queue: (ExecutionLogRow | WireRow)[] = []
+  #queueBytes = 0
+  #dbUp = true
+  #downSince = 0
+  #nextProbeAt = 0
+  /** A database call that timed out and has not settled: no new call until it does. */
+  #pendingDb: Promise<unknown> | undefined
+  #replay: { seg: { name: string; lines: readonly string[] }; offset: number } | undefined
+  #spoolRetryAt = 0
+  #timer: NodeJS.Timeout | undefined
+  #kick: NodeJS.Immediate | undefined
+  #running: Promise<void> | undefined
+  #closing = false
+  #closed = false
+  #closeResult: Promise<{ written: number; spooled: number; dropped: number }> | undefined
+  #dropLog = { at: 0, count: 0 }
+  #spoolLogAt = 0
+
+  readonly #n: Record<Outcome, CounterChild> = Object.fromEntries(OUTCOMES.map((k) => [k, new CounterChild()])) as Record<Outcome, CounterChild>
+  #batches = new CounterChild()
+  #failures = new CounterChild()
+  #writeSeconds = new HistogramChild(LATENCY_BUCKETS)
+  #metricsBound = false
+
+  private constructor(opts: ExecutionLogWriterOptions, spool: Spool | undefined) {
+    this.#store = opts.store
+    this.#spool = spool
+    this.#log = opts.logger ?? NOOP_LOG
+    this.#batchSize = Math.max(1, Math.min(opts.batchSize ?? 500, MAX_BATCH))
+    this.#flushMs = opts.flushIntervalMs ?? 200
+    this.#maxQueue = opts.maxQueue ?? 50_000
+    this.#maxQueueBytes = opts.maxQueueBytes ?? 128 * 1024 * 1024
+    this.#writeTimeoutMs = opts.writeTimeoutMs ?? 5_000
+    this.#retryMs = opts.retryMs ?? 1_000
+    this.#eager = opts.serializeOnEnqueue ?? false
+    if (opts.metrics) this.bindMetrics(opts.metrics)
+  }
+
+  /** Opens the spool (when spoolDir is set); segments left by a previous process are replayed right away. */
+  static async open(opts: ExecutionLogWriterOptions): Promise<ExecutionLogWriter> {
+    const spool = opts.spoolDir !== undefined ? await Spool.open({ ...opts.spool, dir: opts.spoolDir }) : undefined
+    const w = new ExecutionLogWriter(opts, spool)
+    if (spool && !spool.empty) {
+      w.#log.info({ rows: spool.rows, bytes: spool.bytes, segments: spool.segments }, 'execution log: replaying the spool left by a previous run')
+      void w.#start(true)
+    }
+    return w
+  }
+
+  enqueue(row: ExecutionLogRow): void {
+    try {
+      const item = this.#eager ? toWire(row) : row
+      const bytes = sizeOf(item)
+      if (this.#closed || this.#queue.length >= this.#maxQueue || this.#queueBytes + bytes > this.#maxQueueBytes) {
+        this.#drop(1, this.#closed ? 'closed' : 'queue_full')
+        return
+      }
+      this.#queue.push(item)
+      this.#queueBytes += bytes
+      if (this.#running !== undefined || this.#closing) return
+      if (this.#queue.length >= this.#batchSize) this.#kick ??= setImmediate(() => { this.#kick = undefined; void this.#start(false) })
+      else this.#timer ??= setTimeout(() => { this.#timer = undefined; void this.#start(false) }, this.#flushMs)
+    } catch {
+      // Never throws on the request path; a row that cannot even be queued is counted.
+      try { this.#drop(1, 'invalid_row') } catch { /* nothing left to do */ }
+    }
+  }
+
+  accepting(): boolean {
+    return !this.#closed && this.#queue.length < this.#maxQueue && this.#queueBytes < this.#maxQueueBytes
+  }
+
+  stats(): ExecutionLogStats {
+    return {
+      queued: this.#queue.length,
+      spooled: this.#spool?.rows ?? 0,
+      spoolBytes: this.#spool?.bytes ?? 0,
+      written: this.#n.written.value,
+      spooledTotal: this.#n.spooled.value,
+      replayed: this.#n.replayed.value,
+      dropped: this.#n.dropped.value,
+      rejected: this.#n.rejected.value,
+      renamed: this.#n.renamed.value,
+      batches: this.#batches.value,
+      failures: this.#failures.value,
+      databaseUp: this.#dbUp,
+    }
+  }
+
+  /** Registers the writer's series in a registry (once): queue and spool gauges, row outcomes, write latency. */
+  bindMetrics(m: Metrics): void {
+    if (this.#metricsBound) return
+    this.#metricsBound = true
+    m.gauge('mcp_execution_log_queue_rows', 'Execution-log rows waiting in memory', [], (set) => set(this.#queue.length))
+    m.gauge('mcp_execution_log_spool_rows', 'Execution-log rows waiting in the local spool', [], (set) => set(this.#spool?.rows ?? 0))
+    m.gauge('mcp_execution_log_spool_bytes', 'Size of the execution-log spool', [], (set) => set(this.#spool?.bytes ?? 0))
+    m.gauge('mcp_execution_log_database_up', '1 while execution-log rows go to the database, 0 while they go to the spool', [], (set) => set(this.#dbUp ? 1 : 0))
+    const rows = m.counter('mcp_execution_log_rows_total', 'Execution-log rows by outcome (written includes replayed)', ['outcome'])
+    for (const k of OUTCOMES) {
+      const c = rows.labels(k)
+      c.value += this.#n[k].value
+      this.#n[k] = c
+    }
+    const batches = m.counter('mcp_execution_log_batches_total', 'Execution-log INSERT statements committed').labels()
+    batches.value += this.#batches.value
+    this.#batches = batches
+    const failures = m.counter('mcp_execution_log_write_failures_total', 'Execution-log database writes that failed or timed out').labels()
+    failures.value += this.#failures.value
+    this.#failures = failures
+    this.#writeSeconds = m.histogram('mcp_execution_log_write_seconds', 'Latency of one execution-log INSERT', []).labels()
+  }
+
+  /** Writes every queued row now (database, or spool while it is down) and, if the database is up, replays the spool. */
+  async flush(): Promise<void> {
+    while (this.#running) await this.#running
+    await this.#start(true)
+  }
+
+  /**
+   * Final flush (SIGTERM, after the gateway drained): queued rows go to the database while `deadlineMs` allows,
+   * the rest to the spool, which is then fsync'd and closed. Rows enqueued later are dropped (counted).
+   */
+  close(deadlineMs = 10_000): Promise<{ written: number; spooled: number; dropped: number }> {
+    this.#closeResult ??= this.#closeNow(deadlineMs)
+    return this.#closeResult
+  }
+
+  async #closeNow(deadlineMs: number): Promise<{ written: number; spooled: number; dropped: number }> {
+    const before = { written: this.#n.written.value, spooled: this.#n.spooled.value, dropped: this.#n.dropped.value }
+    const deadline = Date.now() + deadlineMs
+    const reserve = Math.min(1_000, Math.max(100, deadlineMs * 0.2))
+    this.#closing = true
+    clearTimeout(this.#timer)
+    clearImmediate(this.#kick)
+    while (this.#running) await this.#running
+    while (this.#queue.length > 0) {
+      const left = deadline - Date.now() - reserve
+      if (!this.#dbUp || this.#pendingDb !== undefined || left <= 0) break
+      const wire = this.#take(this.#batchSize)
+      try {
+        this.#n.written.inc(await this.#insert(wire, Math.min(this.#writeTimeoutMs, left)))
+      } catch (e) {
+        this.#markDown(e)
+        if (!(await this.#toSpool(wire))) this.#drop(wire.length, 'closing')
+      }
+    }
+    while (this.#queue.length > 0) {
+      const wire = this.#take(SPILL_ROWS)
+      if (!(await this.#toSpool(wire))) this.#drop(wire.length, 'closing')
+    }
+    // What the spool could not take (full, I/O error) is lost: counted, not silent.
+    if (this.#queue.length > 0) this.#drop(this.#take(this.#queue.length).length, 'closing')
+    this.#closed = true
+    await this.#spool?.close().catch((e: unknown) => this.#log.error({ err: e }, 'execution log: closing the spool failed'))
+    const after = { written: this.#n.written.value - before.written, spooled: this.#n.spooled.value - before.spooled, dropped: this.#n.dropped.value - before.dropped }
+    this.#log.info({ ...after, spoolRows: this.#spool?.rows ?? 0 }, 'execution log: closed')
+    return after
+  }
+
+  // ---- the flush loop ----------------------------------------------------------------------------
+
+  #start(drain: boolean): Promise<void> {
+    if (this.#running) return this.#running
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    this.#running = this.#pump(drain)
+      .catch((e: unknown) => this.#log.error({ err: e }, 'execution log: flush failed'))
+      .finally(() => { this.#running = undefined; this.#rearm() })
+    return this.#running
+  }
+
+  #rearm(): void {
+    if (this.#closing || this.#timer !== undefined) return
+    const spoolWaiting = this.#spool !== undefined && (!this.#spool.empty || this.#replay !== undefined)
+    if (this.#dbUp && this.#queue.length >= this.#batchSize) { this.#kick ??= setImmediate(() => { this.#kick = undefined; void this.#start(false) }); return }
+    if (this.#queue.length === 0 && this.#dbUp && !spoolWaiting) return
+    const delay = this.#dbUp ? this.#flushMs : Math.max(0, Math.min(this.#flushMs, this.#nextProbeAt - Date.now()))
+    this.#timer = setTimeout(() => { this.#timer = undefined; void this.#start(false) }, delay)
+  }
+
+  async #pump(drain: boolean): Promise<void> {
+    let first = true
+    for (;;) {
+      if (this.#closing) return
+      const n = this.#queue.length
+      const writeQueue = n > 0 && (first || drain || n >= this.#batchSize)
+      first = false
+      if (this.#dbUp) {
+        if (writeQueue) { await this.#writeBatch(); continue }
+        if (this.#spool && (this.#replay || !this.#spool.empty)) { await this.#replayStep(); continue }
+        return
+      }
+      // Database down: queued rows go to the spool; one probe when it is due.
+      while (this.#queue.length > 0 && this.#spool && Date.now() >= this.#spoolRetryAt) {
+        const wire = this.#take(SPILL_ROWS)
+        if (!(await this.#toSpool(wire))) { this.#requeue(wire); this.#spoolRetryAt = Date.now() + this.#retryMs }
+      }
+      if (Date.now() < this.#nextProbeAt || this.#pendingDb !== undefined) return
+      try {
+        await this.#db(this.#store.query('SELECT 1'), this.#writeTimeoutMs)
+      } catch (e) {
+        this.#markDown(e)
+        return
+      }
+      this.#markUp()
+    }
+  }
+
+  async #writeBatch(): Promise<void> {
+    const wire = this.#take(this.#batchSize)
+    try {
+      this.#n.written.inc(await this.#insert(wire, this.#writeTimeoutMs))
+    } catch (e) {
+      this.#markDown(e)
+      if (!(await this.#toSpool(wire))) this.#requeue(wire)
+    }
+  }
+
+  async #replayStep(): Promise<void> {
+    const spool = this.#spool!
+    if (!this.#replay) {
+      const seg = await spool.readOldest()
+      if (!seg) return
+      this.#replay = { seg, offset: 0 }
+    }
+    const r = this.#replay
+    const lines = r.seg.lines.slice(r.offset, r.offset + this.#batchSize)
+    if (lines.length === 0) {
+      await spool.commit(r.seg)
+      this.#replay = undefined
+      return
+    }
+    // Lines go to the database as they are; a corrupt one is refused by it and set aside (#reject).
+    let n = 0
+    try {
+      n = await this.#insert(lines, this.#writeTimeoutMs)
+    } catch (e) {
+      this.#markDown(e)
+      return
+    }
+    r.offset += lines.length
+    this.#n.written.inc(n)
+    this.#n.replayed.inc(n)
+  }
+
+  // ---- database ----------------------------------------------------------------------------------
+
+  #db<T>(p: Promise<T>, timeoutMs: number): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.#pendingDb = p
+        const clear = (): void => { if (this.#pendingDb === p) this.#pendingDb = undefined }
+        p.then(clear, clear)
+        reject(new WriteTimeoutError(timeoutMs))
+      }, timeoutMs)
+      p.then((v) => { clearTimeout(t); resolve(v) }, (e: unknown) => { clearTimeout(t); reject(e) })
+    })
+  }
+
+  /** Inserts the rows; resolves with how many are in the database (those the database refused are set aside). */
+  async #insert(rows: readonly WireRow[], timeoutMs: number): Promise<number> {
+    const t0 = performance.now()
+    let inserted: number
+    try {
+      inserted = (await this.#db(this.#store.query(INSERT_SQL, [batchParam(rows)]), timeoutMs)).rowCount
+    } catch (e) {
+      if (!isRowError(e)) throw e
+      if (rows.length === 1) { await this.#reject(rows, e); return 0 }
+      const mid = rows.length >> 1
+      return await this.#insert(rows.slice(0, mid), timeoutMs) + await this.#insert(rows.slice(mid), timeoutMs)
+    }
+    this.#writeSeconds.observe((performance.now() - t0) / 1000)
+    this.#batches.inc()
+    if (inserted < rows.length) await this.#resolveConflicts(rows, timeoutMs)
+    return rows.length
+  }
+
+  /**
+   * Rows skipped by ON CONFLICT: replays of committed rows (their id is there), or a request id another row
+   * already holds that day (a client reusing x-request-id): those are inserted again under `<id>~<row uuid>`.
+   */
+  async #resolveConflicts(rows: readonly WireRow[], timeoutMs: number): Promise<void> {
+    const parsed = rows.map(fromWire)
+    let min = parsed[0]!.createdAt
+    let max = min
+    for (const r of parsed) { if (r.createdAt < min) min = r.createdAt; if (r.createdAt > max) max = r.createdAt }
+    const { rows: present } = await this.#db(this.#store.query<{ id: string }>(
+      `SELECT id::text AS id FROM execution_logs
+       WHERE created_at BETWEEN to_timestamp($2::float8 / 1000) AND to_timestamp($3::float8 / 1000)
+         AND id IN (SELECT jsonb_array_elements_text($1::jsonb)::uuid)`,
+      [JSON.stringify(parsed.map((r) => r.id)), min, max],
+    ), timeoutMs)
+    const have = new Set(present.map((p) => p.id.toLowerCase()))
+    const renamed = parsed.filter((r) => !have.has(r.id.toLowerCase())).map((r) => toWire({ ...r, requestId: `${r.requestId.slice(0, 63)}~${r.id}` }))
+    if (renamed.length === 0) return
+    await this.#db(this.#store.query(INSERT_SQL, [batchParam(renamed)]), timeoutMs)
+    this.#n.renamed.inc(renamed.length)
+    this.#log.warn({ rows: renamed.length, ids: renamed.slice(0, 5).map(wireId) }, 'execution log: request id already used that day; rows kept under a suffixed request id')
+  }
+
+  async #reject(rows: readonly WireRow[], e: unknown): Promise<void> {
+    this.#n.rejected.inc(rows.length)
+    this.#log.error({ err: e, sqlState: sqlState(e), rows: rows.map((r) => r.slice(0, 120)) }, 'execution log: the database refused a row; kept in the spool\'s rejected.ndjson')
+    await this.#spool?.reject(rows).catch(() => {})
+  }
+
+  #markDown(e: unknown): void {
+    this.#failures.inc()
+    this.#nextProbeAt = Date.now() + this.#retryMs
+    if (!this.#dbUp) return
+    this.#dbUp = false
+    this.#downSince = Date.now()
+    this.#log.warn({ err: e, spool: this.#spool !== undefined }, 'execution log: database unavailable; rows go to the spool until it answers again')
+  }
+
+  #markUp(): void {
+    this.#dbUp = true
+    this.#log.info({ downMs: Date.now() - this.#downSince, spoolRows: this.#spool?.rows ?? 0 }, 'execution log: database reachable again; replaying the spool')
+  }
+
+  // ---- queue and spool ---------------------------------------------------------------------------
+
+  /** The first n queued rows, serialized (a row that cannot be serialized is dropped and counted). */
+  #take(n: number): WireRow[] {
+    const batch = n >= this.#queue.length ? this.#queue : this.#queue.slice(0, n)
+    this.#queue = n >= this.#queue.length ? [] : this.#queue.slice(n)
+    const wire: WireRow[] = []
+    for (const r of batch) {
+      this.#queueBytes -= sizeOf(r)
+      if (typeof r === 'string') { wire.push(r); continue }
+      try {
+        wire.push(toWire(r))
+      } catch (e) {
+        this.#drop(1, 'unserializable')
+        this.#log.error({ err: e }, 'execution log: a row could not be serialized')
+      }
+    }
+    return wire
+  }
+
+  /** Rows the spool could not take go back to the head of the queue, as far as the bound allows. */
+  #requeue(wire: WireRow[]): void {
+    const room = Math.max(0, this.#maxQueue - this.#queue.length)
+    const back = wire.slice(0, room)
+    if (wire.length > room) this.#drop(wire.length - room, this.#spool ? 'spool_unavailable' : 'no_spool')
+    this.#queue = (back as (ExecutionLogRow | WireRow)[]).concat(this.#queue)
+    for (const r of back) this.#queueBytes += r.length
+  }
+
+  /**
+   * Appends the rows to the spool. True when every row is either in the spool or back in the queue (the spool
+   * filled up or failed part way); false when none was taken (no spool, full, I/O error): the caller decides.
+   */
+  async #toSpool(wire: WireRow[]): Promise<boolean> {
+    if (!this.#spool) return false
+    let i = 0
+    try {
+      for (; i < wire.length; i += SPILL_ROWS) {
+        const part = wire.slice(i, i + SPILL_ROWS)
+        if (!(await this.#spool.append(part))) { this.#logSpoolTrouble(undefined); break }
+        this.#n.spooled.inc(part.length)
+      }
+    } catch (e) {
+      this.#logSpoolTrouble(e)
+    }
+    if (i >= wire.length) return true
+    if (i > 0) this.#requeue(wire.slice(i))
+    return i > 0
+  }
+
+  #logSpoolTrouble(e: unknown): void {
+    const now = Date.now()
+    if (now - this.#spoolLogAt < 10_000) return
+    this.#spoolLogAt = now
+    if (e === undefined) this.#log.error({ bytes: this.#spool?.bytes }, 'execution log: the spool is full')
+    else this.#log.error({ err: e }, 'execution log: writing to the spool failed')
+  }
+
+  #drop(n: number, reason: string): void {
+    this.#n.dropped.inc(n)
+    const d = this.#dropLog
+    d.count += n
+    const now = Date.now()
+    if (now - d.at >= 10_000) {
+      this.#log.error({ dropped: d.count, reason, queued: this.#queue.length }, 'execution log: rows dropped')
+      d.at = now
+      d.count = 0
+    }
+  }
+}
+
+/** Writer options from the environment (MCP_EXECUTION_LOG_*); unset variables keep the defaults. */
+export function executionLogOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<ExecutionLogWriterOptions, 'store'> & { enabled: boolean } {
+  const num = (name: string): number | undefined => {
+    const v = env[name]
+    if (v === undefined || v === '') return undefined
+    const n = Number(v)
+    if (!Number.isFinite(n) || n < 0) throw new RangeError(`${name} must be a non-negative number, got '${v}'`)
+    return n
+  }
+  type EnvOptions = Omit<ExecutionLogWriterOptions, 'store'> & { enabled: boolean }
+  const out: EnvOptions = { enabled: env['MCP_EXECUTION_LOG'] !== 'off' }
+  const knobs = [
+    ['batchSize', 'MCP_EXECUTION_LOG_BATCH_SIZE'], ['flushIntervalMs', 'MCP_EXECUTION_LOG_FLUSH_INTERVAL_MS'],
+    ['maxQueue', 'MCP_EXECUTION_LOG_MAX_QUEUE'], ['writeTimeoutMs', 'MCP_EXECUTION_LOG_WRITE_TIMEOUT_MS'], ['retryMs', 'MCP_EXECUTION_LOG_RETRY_MS'],
+  ] as const
+  for (const [key, name] of knobs) {
+    const v = num(name)
+    if (v !== undefined) out[key] = v
+  }
+  const eager = env['MCP_EXECUTION_LOG_SERIALIZE_ON_ENQUEUE']
+  if (eager !== undefined && eager !== '') out.serializeOnEnqueue = eager === '1' || eager === 'true'
+  const spool: NonNullable<ExecutionLogWriterOptions['spool']> = {}
+  const maxBytes = num('MCP_EXECUTION_LOG_SPOOL_MAX_BYTES')
+  const fsyncMs = num('MCP_EXECUTION_LOG_SPOOL_FSYNC_MS')
+  if (maxBytes !== undefined) spool.maxBytes = maxBytes
+  if (fsyncMs !== undefined) spool.fsyncIntervalMs = fsyncMs
+  if (Object.keys(spool).length > 0) out.spool = spool
+  return out
+}

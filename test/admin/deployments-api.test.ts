@@ -1,0 +1,354 @@
+/**
+ * Deployments through the admin API, on both engines: create/get/list/update/delete with their validation errors,
+ * 404s, 409s, 422s and optimistic concurrency (ETag / If-Match: 428 without, 412 stale); traffic splits;
+ * rollback; promotion; history; health from the execution logs; the execute endpoint's own errors.
+ */
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startOpenAIMock, type OpenAIMock } from '../helpers/openai-mock.ts'
+import { seedPrompt, startTestMcp, testEngines, type TestMcp } from './helpers.ts'
+
+const engines = testEngines('deployments API')
+const MISSING = '00000000-0000-4000-8000-000000000000'
+
+describe.each(engines)('deployments API on $name', (engine) => {
+  let mock: OpenAIMock
+  let t: TestMcp
+  let n = 0
+  /** A prompt with `count` versions `v<i>: echo {{x}}` on mock/gpt-4o. */
+  const prompt = (count = 2, extra: Record<string, unknown> = {}): ReturnType<typeof seedPrompt> =>
+    seedPrompt(t, `p-${++n}`, Array.from({ length: count }, (_, i) => ({ template: `echo v${i + 1} {{x}}`, model: 'mock/gpt-4o', ...extra })))
+
+  beforeAll(async () => {
+    mock = await startOpenAIMock()
+    t = await startTestMcp({
+      store: await engine.open(),
+      override: { providers: { mock: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-test' } }, models: { smart: { targets: [{ provider: 'mock', model: 'gpt-4o-mini' }] } } },
+    })
+  }, 60_000)
+
+  afterAll(async () => {
+    await t?.close()
+    await mock?.close()
+  })
+
+  it('POST /deployments: defaults to the latest version; GET returns it with its ETag', async () => {
+    const { promptId, versionIds } = await prompt(2)
+    const r = await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'development', config: { parameters: { max_tokens: 5 }, description: 'dev' } })
+    expect(r.status, r.text).toBe(201)
+    expect(r.body).toMatchObject({ prompt_version_id: versionIds[1], version: 2, status: 'active', revision: 1, config: { parameters: { max_tokens: 5 } } })
+    expect(r.headers.get('location')).toBe(`/api/v1/mcp/deployments/${r.body.id}`)
+    const g = await t.api('GET', `deployments/${r.body.id}`)
+    expect(g.status).toBe(200)
+    expect(g.headers.get('etag')).toBe('"1"')
+    expect(g.body).toEqual(r.body)
+  })
+
+  it('POST /deployments: validation errors name the field', async () => {
+    const { promptId } = await prompt(1)
+    const cases: [unknown, string][] = [
+      [{ environment: 'staging' }, 'prompt_id'],
+      [{ prompt_id: 'nope', environment: 'staging' }, 'prompt_id'],
+      [{ prompt_id: promptId }, 'environment'],
+      [{ prompt_id: promptId, environment: 'staging', version: 0 }, 'version'],
+      [{ prompt_id: promptId, environment: 'staging', config: { parameters: { temperature: 3 } } }, 'config.parameters.temperature'],
+      [{ prompt_id: promptId, environment: 'staging', config: { colour: 'x' } }, 'config.colour'],
+      [{ prompt_id: promptId, environment: 'staging', traffic: [{ version: 1 }] }, 'traffic[0].weight'],
+      [{ prompt_id: promptId, environment: 'staging', traffic: [{ weight: 5 }] }, 'traffic[0].prompt_version_id'],
+      [{ prompt_id: promptId, environment: 'staging', status: 'sleeping' }, 'status'],
+      [{ prompt_id: promptId, environment: 'staging', version: 1, traffic: [{ version: 1, weight: 1 }] }, 'traffic'],
+    ]
+    for (const [body, param] of cases) {
+      const r = await t.api('POST', 'deployments', body)
+      expect(r.status, `${JSON.stringify(body)} → ${r.text}`).toBe(400)
+      expect(r.body.error.param).toBe(param)
+    }
+  })
+
+  it('POST /deployments: 422 for references that do not hold, 409 for a second deployment in one environment', async () => {
+    const a = await prompt(1)
+    const b = await prompt(1)
+    const bare = await seedPrompt(t, `bare-${++n}`, [{ template: 'no model' }])
+    const empty = await seedPrompt(t, `empty-${++n}`, [])
+    const cases: [unknown, string][] = [
+      [{ prompt_id: a.promptId, environment: 'qa' }, 'environment'],
+      [{ prompt_id: MISSING, environment: 'staging' }, 'prompt_id'],
+      [{ prompt_id: a.promptId, environment: 'staging', prompt_version_id: b.versionIds[0] }, 'prompt_version_id'],
+      [{ prompt_id: a.promptId, environment: 'staging', version: 7 }, 'version'],
+      [{ prompt_id: bare.promptId, environment: 'staging' }, 'config.model'],
+      [{ prompt_id: empty.promptId, environment: 'staging' }, 'version'],
+      [{ prompt_id: a.promptId, environment: 'staging', traffic: [{ version: 1, weight: 0 }] }, 'traffic'],
+    ]
+    for (const [body, param] of cases) {
+      const r = await t.api('POST', 'deployments', body)
+      expect(r.status, `${JSON.stringify(body)} → ${r.text}`).toBe(422)
+      expect(r.body.error).toMatchObject({ code: 'MCP_ERR_ADMIN_UNPROCESSABLE', param })
+    }
+    // A version without a model deploys when the deployment's config names one.
+    expect((await t.api('POST', 'deployments', { prompt_id: bare.promptId, environment: 'staging', config: { model: 'mock/gpt-4o' } })).status).toBe(201)
+    expect((await t.api('POST', 'deployments', { prompt_id: a.promptId, environment: 'staging' })).status).toBe(201)
+    const dup = await t.api('POST', 'deployments', { prompt_id: a.promptId, environment: 'staging' })
+    expect(dup.status).toBe(409)
+    expect(dup.body.error).toMatchObject({ code: 'MCP_ERR_ADMIN_CONFLICT', param: 'environment' })
+  })
+
+  it('GET /deployments/{id}: 404 for unknown and malformed ids', async () => {
+    for (const id of [MISSING, 'x', randomUUID().slice(0, 30)]) {
+      const r = await t.api('GET', `deployments/${id}`)
+      expect(r.status, id).toBe(404)
+      expect(r.body.error.code).toBe('MCP_ERR_ADMIN_NOT_FOUND')
+    }
+  })
+
+  it('GET /deployments filters by prompt and environment and paginates', async () => {
+    const { promptId } = await prompt(1)
+    for (const env of ['development', 'staging', 'production']) await t.api('POST', 'deployments', { prompt_id: promptId, environment: env })
+    const all = await t.api('GET', `deployments?prompt_id=${promptId}`)
+    expect(all.body.data.map((d: any) => d.environment)).toEqual(['production', 'staging', 'development'])
+    const staging = await t.api('GET', `deployments?prompt_id=${promptId}&environment=staging`)
+    expect(staging.body.data).toHaveLength(1)
+    const byName = await t.api('GET', `deployments?prompt=${encodeURIComponent(staging.body.data[0].prompt_name)}&environment=production`)
+    expect(byName.body.data.map((d: any) => [d.prompt_id, d.environment])).toEqual([[promptId, 'production']])
+    const p1 = await t.api('GET', `deployments?prompt_id=${promptId}&limit=2`)
+    expect(p1.body.data).toHaveLength(2)
+    const p2 = await t.api('GET', `deployments?prompt_id=${promptId}&limit=2&cursor=${p1.body.next_cursor}`)
+    expect(p2.body.data.map((d: any) => d.environment)).toEqual(['development'])
+    expect(p2.body.next_cursor).toBeNull()
+    const bad = await t.api('GET', 'deployments?prompt_id=zzz')
+    expect(bad.status).toBe(400)
+    expect(bad.body.error.param).toBe('prompt_id')
+  })
+
+  it('PUT /deployments/{id}: If-Match required (428), stale (412), current (200); validation and 404', async () => {
+    const { promptId, versionIds } = await prompt(2)
+    const d = (await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging', version: 1 })).body
+    const missing = await t.api('PUT', `deployments/${d.id}`, { version: 2 })
+    expect(missing.status).toBe(428)
+    expect(missing.body.error.code).toBe('MCP_ERR_ADMIN_PRECONDITION_REQUIRED')
+    const ok = await t.api('PUT', `deployments/${d.id}`, { version: 2, config: { parameters: { temperature: 0.5 } } }, { 'if-match': '"1"' })
+    expect(ok.status, ok.text).toBe(200)
+    expect(ok.body).toMatchObject({ prompt_version_id: versionIds[1], revision: 2, config: { parameters: { temperature: 0.5 } } })
+    expect(ok.headers.get('etag')).toBe('"2"')
+    // Someone else's write happened in between: the stale ETag loses.
+    const stale = await t.api('PUT', `deployments/${d.id}`, { version: 1 }, { 'if-match': '"1"' })
+    expect(stale.status).toBe(412)
+    expect(stale.body.error.code).toBe('MCP_ERR_ADMIN_PRECONDITION_FAILED')
+    expect((await t.api('GET', `deployments/${d.id}`)).body.version).toBe(2)
+    const weak = await t.api('PUT', `deployments/${d.id}`, { status: 'paused' }, { 'if-match': 'W/"2"' })
+    expect(weak.status).toBe(200)
+    const star = await t.api('PUT', `deployments/${d.id}`, { status: 'active' }, { 'if-match': '*' })
+    expect(star.status).toBe(200)
+    const invalid = await t.api('PUT', `deployments/${d.id}`, { environment: 'production' }, { 'if-match': '*' })
+    expect(invalid.status).toBe(400)
+    expect(invalid.body.error.param).toBe('environment')
+    const badRef = await t.api('PUT', `deployments/${d.id}`, { version: 9 }, { 'if-match': '*' })
+    expect(badRef.status).toBe(422)
+    expect((await t.api('PUT', `deployments/${MISSING}`, { version: 1 }, { 'if-match': '*' })).status).toBe(404)
+    const h = await t.api('GET', `deployments/${d.id}/history`)
+    expect(h.body.data.map((x: any) => x.action)).toEqual(['resume', 'pause', 'update', 'create'])
+  })
+
+  it('concurrent PUTs with the same ETag: exactly one wins', async () => {
+    const { promptId } = await prompt(2)
+    const d = (await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging', version: 1 })).body
+    const rs = await Promise.all([1, 2, 1, 2].map((v) => t.api('PUT', `deployments/${d.id}`, { version: v }, { 'if-match': '"1"' })))
+    expect(rs.map((r) => r.status).sort()).toEqual([200, 412, 412, 412])
+  })
+
+  it('DELETE /deployments/{id}: 428 without If-Match, 412 stale, 204, then 404; history outlives it', async () => {
+    const { promptId } = await prompt(1)
+    const d = (await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging' })).body
+    expect((await t.api('DELETE', `deployments/${d.id}`)).status).toBe(428)
+    expect((await t.api('DELETE', `deployments/${d.id}`, undefined, { 'if-match': '"7"' })).status).toBe(412)
+    const del = await t.api('DELETE', `deployments/${d.id}`, undefined, { 'if-match': '"1"' })
+    expect(del.status).toBe(204)
+    expect((await t.api('GET', `deployments/${d.id}`)).status).toBe(404)
+    expect((await t.api('DELETE', `deployments/${d.id}`, undefined, { 'if-match': '*' })).status).toBe(404)
+    const h = await t.api('GET', `deployments/${d.id}/history`)
+    expect(h.body.data.map((x: any) => x.action)).toEqual(['delete', 'create'])
+    const ex = await t.api('POST', 'execute', { deployment_id: d.id, variables: { x: 1 } })
+    expect(ex.status).toBe(404)
+    expect(ex.body.error.code).toBe('MCP_ERR_EXEC_DEPLOYMENT_NOT_FOUND')
+  })
+
+  it('traffic split: both versions answer, each execution names its version; rollback withdraws the canary', async () => {
+    const { promptId, versionIds } = await prompt(2)
+    const d = await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging', traffic: [{ version: 1, weight: 1, label: 'stable' }, { version: 2, weight: 1, label: 'canary' }] })
+    expect(d.status, d.text).toBe(201)
+    expect(d.body.traffic.map((x: any) => [x.version, x.weight, x.label]).sort()).toEqual([[1, 1, 'stable'], [2, 1, 'canary']])
+    const seen = new Map<number, number>()
+    for (let i = 0; i < 40; i++) {
+      const r = await t.api('POST', 'execute', { deployment_id: d.body.id, variables: { x: i } })
+      expect(r.status, r.text).toBe(200)
+      expect(r.body.output.choices[0].message.content).toBe(`echo: v${r.body.version} ${i}`)
+      expect(r.body.prompt_version_id).toBe(versionIds[r.body.version - 1])
+      seen.set(r.body.version, (seen.get(r.body.version) ?? 0) + 1)
+    }
+    expect([...seen.keys()].sort()).toEqual([1, 2])
+    const rb = await t.api('POST', `deployments/${d.body.id}/rollback`, {}, { 'if-match': `"${d.body.revision}"` })
+    expect(rb.status, rb.text).toBe(200)
+    expect(rb.body.traffic).toHaveLength(1)
+    expect(rb.body.traffic[0]).toMatchObject({ prompt_version_id: rb.body.prompt_version_id, weight: 100 })
+    for (let i = 0; i < 5; i++) {
+      expect((await t.api('POST', 'execute', { deployment_id: d.body.id, variables: { x: i } })).body.prompt_version_id).toBe(rb.body.prompt_version_id)
+    }
+  })
+
+  it('POST /deployments/{id}/rollback: to a named version; 422 without a previous one; 412 stale; 404', async () => {
+    const { promptId, versionIds } = await prompt(3)
+    const d = (await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging', version: 3 })).body
+    const none = await t.api('POST', `deployments/${d.id}/rollback`)
+    expect(none.status).toBe(422)
+    const named = await t.api('POST', `deployments/${d.id}/rollback`, { version: 1 })
+    expect(named.status).toBe(200)
+    expect(named.body.prompt_version_id).toBe(versionIds[0])
+    const back = await t.api('POST', `deployments/${d.id}/rollback`, {})
+    expect(back.body.version).toBe(3)
+    const byId = await t.api('POST', `deployments/${d.id}/rollback`, { prompt_version_id: versionIds[1] }, { 'if-match': `"${back.body.revision}"` })
+    expect(byId.body.version).toBe(2)
+    expect((await t.api('POST', `deployments/${d.id}/rollback`, {}, { 'if-match': '"1"' })).status).toBe(412)
+    expect((await t.api('POST', `deployments/${d.id}/rollback`, { version: 'x' })).body.error.param).toBe('version')
+    expect((await t.api('POST', `deployments/${MISSING}/rollback`, {})).status).toBe(404)
+  })
+
+  it('POST /deployments/{id}/promote: next environment, a named one, updating an existing target; 422 past the last', async () => {
+    const { promptId, versionIds } = await prompt(2)
+    const dev = (await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'development', version: 2, config: { parameters: { temperature: 0 } } })).body
+    const staging = await t.api('POST', `deployments/${dev.id}/promote`)
+    expect(staging.status, staging.text).toBe(201)
+    expect(staging.body).toMatchObject({ environment: 'staging', prompt_version_id: versionIds[1], config: { parameters: { temperature: 0 } } })
+    const prod = await t.api('POST', `deployments/${dev.id}/promote`, { to_environment: 'production' })
+    expect(prod.status).toBe(201)
+    // dev moves back to v1; promoting again updates staging in place.
+    await t.api('PUT', `deployments/${dev.id}`, { version: 1 }, { 'if-match': '*' })
+    const again = await t.api('POST', `deployments/${dev.id}/promote`, {})
+    expect(again.status).toBe(200)
+    expect(again.body).toMatchObject({ id: staging.body.id, prompt_version_id: versionIds[0], revision: 2 })
+    const last = await t.api('POST', `deployments/${prod.body.id}/promote`, {})
+    expect(last.status).toBe(422)
+    expect(last.body.error.param).toBe('to_environment')
+    expect((await t.api('POST', `deployments/${dev.id}/promote`, { to_environment: 'moon' })).status).toBe(422)
+    expect((await t.api('POST', `deployments/${dev.id}/promote`, { to_environment: 5 })).status).toBe(400)
+    expect((await t.api('POST', `deployments/${MISSING}/promote`, {})).status).toBe(404)
+  })
+
+  it('GET /deployments/{id}/history paginates newest first; 404 for a deployment that never existed', async () => {
+    const { promptId } = await prompt(3)
+    const d = (await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging', version: 1 })).body
+    await t.api('PUT', `deployments/${d.id}`, { version: 2 }, { 'if-match': '*' })
+    await t.api('PUT', `deployments/${d.id}`, { version: 3 }, { 'if-match': '*' })
+    const p1 = await t.api('GET', `deployments/${d.id}/history?limit=2`)
+    expect(p1.body.data.map((h: any) => [h.action, h.from_version, h.to_version, h.revision])).toEqual([['update', 2, 3, 3], ['update', 1, 2, 2]])
+    const p2 = await t.api('GET', `deployments/${d.id}/history?limit=2&cursor=${p1.body.next_cursor}`)
+    expect(p2.body.data.map((h: any) => [h.action, h.to_version])).toEqual([['create', 1]])
+    expect(p2.body.next_cursor).toBeNull()
+    expect((await t.api('GET', `deployments/${MISSING}/history`)).status).toBe(404)
+    expect((await t.api('GET', `deployments/${d.id}/history?limit=500`)).status).toBe(400)
+  })
+
+  it('GET /deployments/{id}/health: error rate, latency percentiles and cost per call from the execution logs', async () => {
+    const { promptId, versionIds } = await prompt(2)
+    const d = (await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging' })).body
+    const now = Date.now()
+    const rows: [string, number, number | null, string][] = []
+    for (let i = 1; i <= 10; i++) rows.push([i <= 8 ? 'ok' : 'error', i * 10, 0.001 * i, versionIds[i % 2]!])
+    rows.push(['ok', 5000, null, versionIds[0]!]) // outside the window below
+    for (const [i, [status, latency, cost, version]] of rows.entries()) {
+      const at = new Date(i === 10 ? now - 3 * 3600_000 : now - 60_000)
+      await t.store.query(
+        `INSERT INTO execution_logs (request_id, deployment_id, provider, model, status, prompt_version_id, request, metrics, created_at, completed_at)
+         VALUES ($1, $2, 'mock', 'gpt-4o', $3, $4, '{}', $5, $6, $6)`,
+        [`health-${d.id}-${i}`, d.id, status, version, JSON.stringify({ latencyMs: latency, ...(cost !== null ? { cost: { usd: cost } } : {}) }), at],
+      )
+    }
+    const h = await t.api('GET', `deployments/${d.id}/health?window=1h`)
+    expect(h.status, h.text).toBe(200)
+    expect(h.body).toMatchObject({ deployment_id: d.id, window: '1h', calls: 10, errors: 2, error_rate: 0.2 })
+    expect(h.body.latency_ms.p50).toBeCloseTo(55, 3)
+    expect(h.body.latency_ms.p95).toBeCloseTo(95.5, 3)
+    expect(h.body.latency_ms.p99).toBeCloseTo(99.1, 3)
+    expect(h.body.cost_per_call_usd).toBeCloseTo(0.0055, 8)
+    expect(h.body.cost_total_usd).toBeCloseTo(0.055, 8)
+    expect(h.body.by_version).toHaveLength(2)
+    expect(h.body.by_version.map((v: any) => v.calls)).toEqual([5, 5])
+    const day = await t.api('GET', `deployments/${d.id}/health?window=1d`)
+    expect(day.body.calls).toBe(11)
+    const empty = await t.api('GET', `deployments/${d.id}/health?window=1s`)
+    expect(empty.body).toMatchObject({ calls: 0, error_rate: null, latency_ms: { p50: null }, cost_per_call_usd: null })
+    const bad = await t.api('GET', `deployments/${d.id}/health?window=forever`)
+    expect(bad.status).toBe(400)
+    expect(bad.body.error.param).toBe('window')
+    expect((await t.api('GET', `deployments/${MISSING}/health`)).status).toBe(404)
+  })
+
+  it('a version whose model is an alias executes through the alias', async () => {
+    const { promptId } = await seedPrompt(t, `alias-${++n}`, [{ template: 'echo {{x}}', model: 'smart' }])
+    const d = (await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging' })).body
+    const r = await t.api('POST', 'execute', { deployment_id: d.id, variables: { x: 'aliased' } })
+    expect(r.status, r.text).toBe(200)
+    expect(r.body.output.choices[0].message.content).toBe('echo: aliased')
+    expect(mock.requests.at(-1)!.body.model).toBe('gpt-4o-mini')
+  })
+
+  it('GET /environments lists them in promotion order', async () => {
+    const r = await t.api('GET', 'environments')
+    expect(r.body.data).toEqual([{ name: 'development', next: 'staging' }, { name: 'staging', next: 'production' }, { name: 'production', next: null }])
+  })
+
+  describe('POST /execute errors', () => {
+    it('400 names the field; 404 unknown deployment; 409 paused; 422 names missing and unknown variables', async () => {
+      const { promptId } = await seedPrompt(t, `exec-errors-${++n}`, [{ template: [{ role: 'user', content: 'echo {{greeting}} {{user.name}}' }], model: 'mock/gpt-4o' }])
+      const d = (await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging' })).body
+
+      const bad = await t.api('POST', 'execute', { deployment_id: d.id, parameters: { temperature: 9 } })
+      expect(bad.status).toBe(400)
+      expect(bad.body.error.param).toBe('parameters.temperature')
+      expect((await t.api('POST', 'execute', { deployment_id: d.id, extra: 1 })).body.error.param).toBe('extra')
+      expect((await t.api('POST', 'execute', { variables: {} })).body.error.param).toBe('deployment_id')
+      expect((await t.api('POST', 'execute', { prompt: 'x' })).body.error.param).toBe('environment')
+
+      for (const body of [{ deployment_id: MISSING }, { deployment_id: 'garbage' }, { prompt: 'nope', environment: 'staging' }, { prompt: promptId, environment: 'production' }]) {
+        const r = await t.api('POST', 'execute', body)
+        expect(r.status, JSON.stringify(body)).toBe(404)
+        expect(r.body.error.code).toBe('MCP_ERR_EXEC_DEPLOYMENT_NOT_FOUND')
+      }
+
+      const missing = await t.api('POST', 'execute', { deployment_id: d.id, variables: { greeting: 'hi' } })
+      expect(missing.status).toBe(422)
+      expect(missing.body.error).toMatchObject({ code: 'MCP_ERR_EXEC_VARIABLES_INVALID', param: 'variables.user.name' })
+      expect(missing.body.error.message).toContain('missing user.name')
+      const unknown = await t.api('POST', 'execute', { deployment_id: d.id, variables: { greeting: 'hi', user: { name: 'x' }, colour: 'red' } })
+      expect(unknown.status).toBe(422)
+      expect(unknown.body.error.param).toBe('variables.colour')
+      expect(unknown.body.error.message).toContain('unknown colour')
+      const both = await t.api('POST', 'execute', { deployment_id: d.id, variables: { colour: 'red' } })
+      expect(both.body.error.message).toMatch(/missing greeting, user\.name; unknown colour/)
+
+      const ok = await t.data('POST', '/api/v1/mcp/execute', { deployment_id: d.id, variables: { greeting: 'hi', user: { name: 'Zed' } } })
+      expect(ok.status, ok.text).toBe(200)
+      expect(ok.body.output.choices[0].message.content).toBe('echo: hi Zed')
+
+      await t.api('PUT', `deployments/${d.id}`, { status: 'paused' }, { 'if-match': '*' })
+      const paused = await t.api('POST', 'execute', { deployment_id: d.id, variables: { greeting: 'hi', user: { name: 'Zed' } } })
+      expect(paused.status).toBe(409)
+      expect(paused.body.error.code).toBe('MCP_ERR_EXEC_DEPLOYMENT_INACTIVE')
+    })
+
+    it('default variables from the deployment; the version\'s variables schema applies', async () => {
+      const { promptId } = await seedPrompt(t, `exec-schema-${++n}`, [{
+        template: 'echo {{city}} in {{unit}}', model: 'mock/gpt-4o',
+        variables: { type: 'object', required: ['city'], properties: { city: { type: 'string', minLength: 2 }, unit: { enum: ['C', 'F'], default: 'C' }, debug: { type: 'boolean' } } },
+      }])
+      const d = (await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging' })).body
+      const r = await t.api('POST', 'execute', { deployment_id: d.id, variables: { city: 'Oslo', debug: true } })
+      expect(r.status, r.text).toBe(200)
+      expect(r.body.output.choices[0].message.content).toBe('echo: Oslo in C')
+      const bad = await t.api('POST', 'execute', { deployment_id: d.id, variables: { city: 'O' } })
+      expect(bad.status).toBe(422)
+      expect(bad.body.error.param).toBe('variables.city')
+      await t.api('PUT', `deployments/${d.id}`, { config: { default_variables: { city: 'Lima', unit: 'F' } } }, { 'if-match': '*' })
+      const defaults = await t.api('POST', 'execute', { deployment_id: d.id })
+      expect(defaults.body.output.choices[0].message.content).toBe('echo: Lima in F')
+    })
+  })
+})

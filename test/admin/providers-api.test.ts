@@ -1,0 +1,217 @@
+/**
+ * Providers through the admin API, on both engines: CRUD with validation errors naming the field, 404s, 409s,
+ * If-Match; credentials encrypted at rest and never in any response or log; a provider added, changed or
+ * removed through the API reaches the running pipeline without a restart; no master key in production.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Keyring } from '../../admin/crypto.ts'
+import { fingerprint } from '../../admin/crypto.ts'
+import { startOpenAIMock, type OpenAIMock } from '../helpers/openai-mock.ts'
+import { seedPrompt, startTestMcp, testEngines, type ApiResponse, type TestMcp } from './helpers.ts'
+
+const engines = testEngines('providers API')
+const MISSING = '00000000-0000-4000-8000-000000000000'
+const SECRET = 'sk-live-DO-NOT-LEAK-0123456789abcdef'
+const SECRET2 = 'sk-live-ROTATED-SECRET-fedcba9876543210'
+
+describe.each(engines)('providers API on $name', (engine) => {
+  let mock: OpenAIMock
+  let t: TestMcp
+  const bodies: string[] = []
+  const api = async (method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<ApiResponse> => {
+    const r = await t.api(method, path, body, headers)
+    bodies.push(r.text, JSON.stringify([...r.headers]))
+    return r
+  }
+  const chat = (model: string): Promise<ApiResponse> => t.data('POST', '/v1/chat/completions', { model, messages: [{ role: 'user', content: 'echo ping' }] })
+
+  beforeAll(async () => {
+    mock = await startOpenAIMock()
+    t = await startTestMcp({
+      store: await engine.open(),
+      override: { providers: { filed: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-file' } }, models: { smart: { targets: [{ provider: 'filed', model: 'gpt-4o' }] } } },
+    })
+  }, 60_000)
+
+  afterAll(async () => {
+    // Credentials never appear in any response body or header, the config dump, the metrics, or the logs.
+    const config = await t.api('GET', 'config')
+    const metrics = await t.api('GET', '/metrics')
+    for (const text of [...bodies, config.text, metrics.text, t.logText()]) {
+      expect(text).not.toContain(SECRET)
+      expect(text).not.toContain(SECRET2)
+    }
+    await t?.close()
+    await mock?.close()
+  })
+
+  it('POST /providers stores it, returns only a fingerprint, and the pipeline serves it at once; DELETE takes it away', async () => {
+    expect((await chat('live/gpt-4o')).status).toBe(404)
+    const r = await api('POST', 'providers', { name: 'live', provider: 'openai', config: { baseUrl: mock.url, models: ['gpt-4o'] }, credentials: { apiKey: SECRET } })
+    expect(r.status, r.text).toBe(201)
+    expect(r.body).toMatchObject({ name: 'live', provider: 'openai', status: 'active', revision: 1, config: { baseUrl: mock.url } })
+    expect(r.body.credentials).toEqual({ apiKey: { fingerprint: fingerprint(SECRET), last4: 'cdef' } })
+    expect(r.headers.get('etag')).toBe('"1"')
+
+    // Encrypted at rest.
+    const { rows } = await t.store.query<{ credentials: unknown }>('SELECT credentials::text AS credentials FROM provider_configs WHERE id = $1', [r.body.id])
+    expect(String(rows[0]!.credentials)).not.toContain(SECRET)
+    expect(String(rows[0]!.credentials)).toMatch(/"sealed": ?"v1\./)
+
+    // Live without a restart, with the stored key upstream.
+    const c = await chat('live/gpt-4o')
+    expect(c.status, c.text).toBe(200)
+    expect(c.body.choices[0].message.content).toBe('echo: ping')
+    expect(mock.requests.at(-1)!.headers['authorization']).toBe(`Bearer ${SECRET}`)
+    const models = await t.data('GET', '/v1/models')
+    expect(models.body.data.map((m: { id: string }) => m.id)).toContain('live/gpt-4o')
+
+    // Rotated credential, then removal.
+    const put = await api('PUT', `providers/${r.body.id}`, { credentials: { apiKey: SECRET2 } }, { 'if-match': '"1"' })
+    expect(put.status, put.text).toBe(200)
+    expect(put.body.credentials.apiKey.fingerprint).toBe(fingerprint(SECRET2))
+    expect((await chat('live/gpt-4o')).status).toBe(200)
+    expect(mock.requests.at(-1)!.headers['authorization']).toBe(`Bearer ${SECRET2}`)
+
+    const del = await api('DELETE', `providers/${r.body.id}`, undefined, { 'if-match': '"2"' })
+    expect(del.status).toBe(204)
+    const gone = await chat('live/gpt-4o')
+    expect(gone.status).toBe(404)
+    expect(gone.body.error.code).toBe('MCP_ERR_ROUTE_MODEL_NOT_FOUND')
+    expect((await api('GET', `providers/${r.body.id}`)).status).toBe(404)
+  })
+
+  it('disabling a provider takes it out of the pipeline; enabling brings it back', async () => {
+    const r = await api('POST', 'providers', { name: 'toggle', provider: 'openai', config: { baseUrl: mock.url }, credentials: { apiKey: SECRET } })
+    expect((await chat('toggle/gpt-4o')).status).toBe(200)
+    const off = await api('PUT', `providers/${r.body.id}`, { status: 'disabled' }, { 'if-match': '"1"' })
+    expect(off.body.status).toBe('disabled')
+    expect(off.body.credentials.apiKey.fingerprint).toBe(fingerprint(SECRET))
+    expect((await chat('toggle/gpt-4o')).status).toBe(404)
+    await api('PUT', `providers/${r.body.id}`, { status: 'active' }, { 'if-match': '"2"' })
+    expect((await chat('toggle/gpt-4o')).status).toBe(200)
+  })
+
+  it('POST /providers: validation errors name the field (schema 400, adapter config 422)', async () => {
+    const cases: [unknown, number, string][] = [
+      [{ provider: 'openai' }, 400, 'name'],
+      [{ name: 'x y', provider: 'openai' }, 400, 'name'],
+      [{ name: 'a' }, 400, 'provider'],
+      [{ name: 'a', provider: 'openai', credentials: { apiKey: 5 } }, 400, 'credentials.apiKey'],
+      [{ name: 'a', provider: 'openai', credentials: { 'bad-name': 'x' } }, 400, 'credentials.bad-name'],
+      [{ name: 'a', provider: 'openai', extra: true }, 400, 'extra'],
+      [{ name: 'a', provider: 'nope' }, 422, 'provider'],
+      [{ name: 'a', provider: 'custom', config: { module: './x.ts' } }, 422, 'provider'],
+      [{ name: 'a', provider: 'openai', config: { baseUrl: 'ftp://x' } }, 422, 'config.baseUrl'],
+      [{ name: 'a', provider: 'openai', config: { colour: 'red' } }, 422, 'config.colour'],
+      [{ name: 'a', provider: 'openai', config: { apiKey: SECRET } }, 422, 'config.apiKey'],
+      [{ name: 'a', provider: 'openai', credentials: { bogus: 'x' } }, 422, 'credentials.bogus'],
+      [{ name: 'a', provider: 'azure-openai', config: { baseUrl: mock.url } }, 422, 'credentials.apiKey'],
+    ]
+    for (const [body, status, param] of cases) {
+      const r = await api('POST', 'providers', body)
+      expect(r.status, `${JSON.stringify(body)} → ${r.text}`).toBe(status)
+      expect(r.body.error.param, r.text).toBe(param)
+    }
+  })
+
+  it('POST /providers: 409 for a taken name, a file-configured name, or an alias name', async () => {
+    expect((await api('POST', 'providers', { name: 'twice', provider: 'openai', config: { baseUrl: mock.url } })).status).toBe(201)
+    for (const name of ['twice', 'filed', 'smart']) {
+      const r = await api('POST', 'providers', { name, provider: 'openai', config: { baseUrl: mock.url } })
+      expect(r.status, name).toBe(409)
+      expect(r.body.error).toMatchObject({ code: 'MCP_ERR_ADMIN_CONFLICT', param: 'name' })
+    }
+  })
+
+  it('GET /providers paginates and filters; GET/PUT/DELETE 404 for unknown and malformed ids', async () => {
+    for (let i = 0; i < 3; i++) expect((await api('POST', 'providers', { name: `paged-${i}`, provider: 'ollama', config: { baseUrl: 'http://127.0.0.1:11434' } })).status).toBe(201)
+    const p1 = await api('GET', 'providers?provider=ollama&limit=2')
+    expect(p1.status).toBe(200)
+    expect(p1.body.data.map((p: { name: string }) => p.name)).toEqual(['paged-2', 'paged-1'])
+    const p2 = await api('GET', `providers?provider=ollama&limit=2&cursor=${p1.body.next_cursor}`)
+    expect(p2.body.data.map((p: { name: string }) => p.name)).toEqual(['paged-0'])
+    expect(p2.body.next_cursor).toBeNull()
+    for (const id of [MISSING, 'nope']) {
+      expect((await api('GET', `providers/${id}`)).status).toBe(404)
+      expect((await api('PUT', `providers/${id}`, { status: 'disabled' }, { 'if-match': '*' })).status).toBe(404)
+      expect((await api('DELETE', `providers/${id}`, undefined, { 'if-match': '*' })).status).toBe(404)
+    }
+  })
+
+  it('PUT/DELETE /providers/{id}: 428 without If-Match, 412 stale; validation names the field', async () => {
+    const r = await api('POST', 'providers', { name: 'etag', provider: 'openai', config: { baseUrl: mock.url }, credentials: { apiKey: SECRET } })
+    expect((await api('PUT', `providers/${r.body.id}`, { status: 'disabled' })).status).toBe(428)
+    expect((await api('DELETE', `providers/${r.body.id}`)).status).toBe(428)
+    expect((await api('PUT', `providers/${r.body.id}`, { config: { baseUrl: mock.url, timeouts: { idleMs: 5000 } } }, { 'if-match': '"1"' })).status).toBe(200)
+    const stale = await api('PUT', `providers/${r.body.id}`, { status: 'disabled' }, { 'if-match': '"1"' })
+    expect(stale.status).toBe(412)
+    expect((await api('DELETE', `providers/${r.body.id}`, undefined, { 'if-match': '"1"' })).status).toBe(412)
+    const bad = await api('PUT', `providers/${r.body.id}`, { name: 'renamed' }, { 'if-match': '"2"' })
+    expect(bad.status).toBe(400)
+    expect(bad.body.error.param).toBe('name')
+    const badConfig = await api('PUT', `providers/${r.body.id}`, { config: { baseUrl: 'nope' } }, { 'if-match': '"2"' })
+    expect(badConfig.status).toBe(422)
+    expect(badConfig.body.error.param).toBe('config.baseUrl')
+    const removed = await api('PUT', `providers/${r.body.id}`, { credentials: { apiKey: null } }, { 'if-match': '"2"' })
+    expect(removed.status).toBe(200)
+    expect(removed.body.credentials).toEqual({})
+  })
+
+  it('DELETE /providers/{id}: 409 while a live deployment\'s model names it', async () => {
+    const p = await api('POST', 'providers', { name: 'used', provider: 'openai', config: { baseUrl: mock.url }, credentials: { apiKey: SECRET } })
+    const { promptId } = await seedPrompt(t, 'uses-provider', [{ template: 'echo {{x}}', model: 'used/gpt-4o' }])
+    const d = (await api('POST', 'deployments', { prompt_id: promptId, environment: 'staging' })).body
+    const ex = await api('POST', 'execute', { deployment_id: d.id, variables: { x: 'via api provider' } })
+    expect(ex.status, ex.text).toBe(200)
+    expect(ex.body.output.choices[0].message.content).toBe('echo: via api provider')
+    const del = await api('DELETE', `providers/${p.body.id}`, undefined, { 'if-match': '*' })
+    expect(del.status).toBe(409)
+    expect(del.body.error.message).toContain(d.id)
+    await api('DELETE', `deployments/${d.id}`, undefined, { 'if-match': '*' })
+    expect((await api('DELETE', `providers/${p.body.id}`, undefined, { 'if-match': '*' })).status).toBe(204)
+  })
+
+})
+
+describe.each(engines.filter((e) => e.openPair !== undefined))('two instances on one $name database', (engine) => {
+  it('a provider added on one instance is served by the other after its next poll', async () => {
+    const mock = await startOpenAIMock()
+    const [s1, s2] = await engine.openPair!()
+    const a = await startTestMcp({ store: s1 })
+    const b = await startTestMcp({ store: s2, keyring: a.mcp.cp.keyring })
+    try {
+      const r = await a.api('POST', 'providers', { name: 'shared', provider: 'openai', config: { baseUrl: mock.url }, credentials: { apiKey: SECRET } })
+      expect(r.status).toBe(201)
+      const deadline = Date.now() + 5000
+      let status = 0
+      while (Date.now() < deadline) {
+        status = (await b.data('POST', '/v1/chat/completions', { model: 'shared/gpt-4o', messages: [{ role: 'user', content: 'echo hi' }] })).status
+        if (status === 200) break
+        await new Promise((res) => setTimeout(res, 50))
+      }
+      expect(status).toBe(200)
+    } finally {
+      await b.close()
+      await a.close()
+      await mock.close()
+    }
+  })
+})
+
+describe('production without a master key', () => {
+  it('refuses to store credentials (503, nothing stored) but stores providers without them', async () => {
+    const [engine] = engines
+    const t = await startTestMcp({ store: await engine!.open(), keyring: new Keyring([]) })
+    try {
+      const r = await t.api('POST', 'providers', { name: 'nokey', provider: 'openai', config: { baseUrl: 'http://127.0.0.1:9' }, credentials: { apiKey: SECRET } })
+      expect(r.status).toBe(503)
+      expect(r.body.error).toMatchObject({ code: 'MCP_ERR_ADMIN_MASTER_KEY_MISSING', param: 'credentials.apiKey' })
+      expect((await t.api('GET', 'providers')).body.data).toEqual([])
+      const plain = await t.api('POST', 'providers', { name: 'local', provider: 'ollama', config: { baseUrl: 'http://127.0.0.1:11434' } })
+      expect(plain.status).toBe(201)
+    } finally {
+      await t.close()
+    }
+  })
+})

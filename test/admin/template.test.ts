@@ -1,0 +1,80 @@
+/** The template engine: substitution only, no code; syntax errors name the field; missing variables listed. */
+import { describe, expect, it } from 'vitest'
+import { pickVersion, type SnapshotDeployment } from '../../admin/snapshot.ts'
+import { compileTemplate, renderTemplate, TemplateSyntaxError, TemplateVariablesError } from '../../admin/template.ts'
+
+function render(t: unknown, vars: Record<string, unknown>): unknown {
+  return renderTemplate(compileTemplate(t), vars)
+}
+
+describe('templates', () => {
+  it('substitutes {{name}} and {{ name }}, dotted paths and array indexes', () => {
+    expect(render('Hi {{name}} and {{ name }}!', { name: 'Ada' })).toEqual([{ role: 'user', content: 'Hi Ada and Ada!' }])
+    expect(render('{{user.address.city}} / {{items.1}}', { user: { address: { city: 'Paris' } }, items: ['a', 'b'] })).toEqual([{ role: 'user', content: 'Paris / b' }])
+  })
+
+  it('renders values as text: numbers, booleans, null as empty, objects as JSON', () => {
+    expect(render('{{n}} {{b}} [{{z}}] {{o}}', { n: 1.5, b: false, z: null, o: { a: [1] } })).toEqual([{ role: 'user', content: '1.5 false [] {"a":[1]}' }])
+  })
+
+  it('templates every message and text part; other parts pass unchanged', () => {
+    const t = [
+      { role: 'system', content: 'You help {{team}}.' },
+      { role: 'user', name: 'u1', content: [{ type: 'text', text: 'Look at {{what}}' }, { type: 'image_url', image_url: { url: 'https://x/{{what}}.png' } }] },
+    ]
+    expect(render(t, { team: 'docs', what: 'this' })).toEqual([
+      { role: 'system', content: 'You help docs.' },
+      { role: 'user', name: 'u1', content: [{ type: 'text', text: 'Look at this' }, { type: 'image_url', image_url: { url: 'https://x/{{what}}.png' } }] },
+    ])
+    expect(compileTemplate(t).variables).toEqual(['team', 'what'])
+  })
+
+  it('lists every missing variable; own properties only (no prototype walk)', () => {
+    const t = compileTemplate('{{a}} {{b.c}} {{constructor}} {{toString}} {{a}}')
+    try {
+      renderTemplate(t, { a: 1, b: {} })
+      expect.fail('should throw')
+    } catch (e) {
+      expect(e).toBeInstanceOf(TemplateVariablesError)
+      expect((e as TemplateVariablesError).missing).toEqual(['b.c', 'constructor', 'toString'])
+    }
+    expect(() => renderTemplate(compileTemplate('{{__proto__.x}}'), {})).toThrow(TemplateVariablesError)
+  })
+
+  it('has no code execution, helpers or expressions: such tags are syntax errors naming the field', () => {
+    const bad = ['{{#if x}}y{{/if}}', '{{ a + b }}', '{{ fn() }}', '{{ constructor.constructor("x")() }}', '{{> partial}}', '{{ a | upper }}', '{{}}', '{{ 1abc }}', 'open {{ x', '{{{ x }}}']
+    for (const t of bad) {
+      expect(() => compileTemplate(t), t).toThrow(TemplateSyntaxError)
+    }
+    try {
+      compileTemplate([{ role: 'user', content: 'ok' }, { role: 'user', content: [{ type: 'text', text: 'bad {{ x.y( }}' }] }])
+      expect.fail('should throw')
+    } catch (e) {
+      expect((e as TemplateSyntaxError).field).toBe('template[1].content[0].text')
+    }
+  })
+
+  it('\\{{ writes a literal {{; text without tags is untouched', () => {
+    expect(render('literal \\{{ name }} and {{name}}', { name: 'x' })).toEqual([{ role: 'user', content: 'literal {{ name }} and x' }])
+    expect(render('no tags: } { }} {', {})).toEqual([{ role: 'user', content: 'no tags: } { }} {' }])
+  })
+})
+
+describe('traffic weights', () => {
+  const v = (id: string): never => ({ id }) as never
+  const d = { traffic: [{ version: v('a'), weight: 90, label: 'stable' }, { version: v('b'), weight: 10, label: 'canary' }], totalWeight: 100 } as unknown as SnapshotDeployment
+
+  it('picks by cumulative weight', () => {
+    expect(pickVersion(d, 0).label).toBe('stable')
+    expect(pickVersion(d, 0.899).label).toBe('stable')
+    expect(pickVersion(d, 0.9).label).toBe('canary')
+    expect(pickVersion(d, 0.9999).label).toBe('canary')
+  })
+
+  it('splits about as configured', () => {
+    let canary = 0
+    for (let i = 0; i < 10_000; i++) if (pickVersion(d).label === 'canary') canary++
+    expect(canary).toBeGreaterThan(800)
+    expect(canary).toBeLessThan(1200)
+  })
+})

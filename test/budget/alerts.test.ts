@@ -1,0 +1,248 @@
+/**
+ * Alerts: budget thresholds (50, 80, 100 %) fire exactly once each per period, end to end through the
+ * budget plugin, to a local webhook receiver (signature verified; the first delivery fails and is
+ * retried; no duplicates); a new period fires again; the admin API lists them. Provider down and error
+ * rate from target states. Dedup shared through Redis: two managers, one alert.
+ */
+import { Redis } from 'ioredis'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import pino from 'pino'
+import { AlertManager, type FiredAlert } from '../../gateway/alerts/manager.ts'
+import { parseAlertsConfig } from '../../gateway/alerts/config.ts'
+import { signatureHeader, verifySignature } from '../../gateway/alerts/sign.ts'
+import { TargetState } from '../../gateway/routing/target-state.ts'
+import type { RoutingSettings } from '../../gateway/routing/config.ts'
+import { GatewayError } from '../../gateway/errors.ts'
+import { createBudgetPlugin } from '../../plugins/budget/index.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import { startOpenAIMock, type OpenAIMock } from '../helpers/openai-mock.ts'
+import { adminGet, chat, deletePrefix, REDIS_URL, redisAvailable, startTestGateway, startWebhookReceiver, until, type WebhookReceiver } from './helpers.ts'
+
+const SECRET = 'whsec-test-0123456789abcdef'
+const silent = pino({ level: 'silent' })
+const ROUTING: RoutingSettings = {
+  retryBudget: { ratio: 0.2, min: 3 },
+  breaker: { errorThresholdPercentage: 30, volumeThreshold: 20, rollingWindowMs: 10_000, resetTimeoutMs: 5000 },
+  outlier: { consecutiveFailures: 3, baseEjectionMs: 5000, maxEjectionMs: 20_000 },
+  health: { intervalMs: 15_000, enabled: false },
+  unavailableRetryAfterS: 5,
+}
+
+function alertsConfig(hook: WebhookReceiver, rules: unknown[], extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { rules, webhooks: { ops: { url: hook.url, secret: SECRET, backoffMs: 10, retries: 3, timeoutMs: 2000 } }, ...extra }
+}
+
+describe('webhook signatures', () => {
+  it('t=<unix>,v1=<hmac>: verified, tampered body or stale timestamp refused', () => {
+    const body = '{"a":1}'
+    const t = Math.floor(Date.now() / 1000)
+    const h = signatureHeader(SECRET, body, t)
+    expect(h).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/)
+    expect(verifySignature(SECRET, h, body)).toBe(true)
+    expect(verifySignature(SECRET, h, '{"a":2}')).toBe(false)
+    expect(verifySignature('another-secret-0123456789', h, body)).toBe(false)
+    expect(verifySignature(SECRET, signatureHeader(SECRET, body, t - 3600), body)).toBe(false)
+    expect(verifySignature(SECRET, undefined, body)).toBe(false)
+  })
+
+  it('config: unknown webhook references and short secrets are refused', () => {
+    expect(() => parseAlertsConfig({ rules: [{ name: 'r', kind: 'budget', webhooks: ['nope'] }] })).toThrow(/no webhook named 'nope'/)
+    expect(() => parseAlertsConfig({ webhooks: { w: { url: 'http://127.0.0.1/x', secret: 'short' } } })).toThrow(/secret/)
+    expect(parseAlertsConfig({ rules: [{ name: 'r', kind: 'budget', webhooks: [] }] }).rules[0]).toMatchObject({ thresholds: [50, 80, 100], period: 'hour' })
+  })
+})
+
+describe('budget alerts end to end', () => {
+  let mock: OpenAIMock
+  let hook: WebhookReceiver
+  let tg: TestGateway | undefined
+  let alerts: AlertManager | undefined
+  beforeAll(async () => { mock = await startOpenAIMock(); hook = await startWebhookReceiver() })
+  afterAll(async () => { await mock.close(); await hook.close() })
+  afterEach(async () => { await tg?.close(); tg = undefined; await alerts?.close(); alerts = undefined; hook.received.length = 0 })
+
+  it('50, 80 and 100 % fire exactly once each per period; the first delivery fails and is retried; signed; listed', async () => {
+    let now = Date.parse('2026-03-31T12:00:00Z')
+    const clock = (): number => now
+    alerts = new AlertManager(alertsConfig(hook, [{ name: 'team-budget', kind: 'budget', budget: 'team-req', thresholds: [50, 80, 100], webhooks: ['ops'] }]), { logger: silent, now: clock })
+    tg = await startTestGateway({
+      providers: { mock: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-alerts' } },
+      plugins: { budget: { backend: 'local', keyPrefix: `test:alerts:${Date.now()}:`, budgets: [{ name: 'team-req', scope: 'team', period: 'month', requests: 10 }] } },
+      chains: { default: ['test-principal', 'budget'] },
+    }, { services: { alerts }, alerts, plugins: [createBudgetPlugin({ now: clock })] })
+    hook.failNext(1, 503)
+    const codes: number[] = []
+    for (let i = 0; i < 13; i++) {
+      const r = await chat(tg.url, { team: 'ml', maxTokens: 5 })
+      codes.push(r.status)
+      await r.arrayBuffer()
+      await new Promise((res) => setTimeout(res, 5))
+    }
+    expect(codes.filter((c) => c === 200)).toHaveLength(10)
+    await until(() => hook.received.filter((x) => x.status === 200).length >= 3)
+    await alerts.idle()
+    await new Promise((r) => setTimeout(r, 100))
+    await alerts.idle()
+    // 4 POSTs: one failed (503) and retried, then one per threshold.
+    expect(hook.received).toHaveLength(4)
+    expect(hook.received[0]!.status).toBe(503)
+    for (const h of hook.received) expect(verifySignature(SECRET, h.headers['x-mcp-signature'] as string, h.body)).toBe(true)
+    const delivered = hook.received.filter((x) => x.status === 200).map((x) => JSON.parse(x.body) as FiredAlert & { type: string })
+    expect(delivered.map((d) => d.threshold).sort((a, b) => a! - b!)).toEqual([50, 80, 100])
+    expect(new Set(delivered.map((d) => d.id)).size).toBe(3)
+    expect(hook.received[0]!.headers['x-mcp-alert-id']).toBe(hook.received.find((x, i) => i > 0 && x.headers['x-mcp-alert-id'] === hook.received[0]!.headers['x-mcp-alert-id'])?.headers['x-mcp-alert-id'])
+    const d100 = delivered.find((d) => d.threshold === 100)!
+    expect(d100).toMatchObject({ type: 'mcp.alert', rule: 'team-budget', kind: 'budget', subject: { budget: 'team-req', scope: 'team', scopeId: 'ml' }, period: { start: '2026-03-01T00:00:00.000Z', end: '2026-04-01T00:00:00.000Z' } })
+    expect(d100.message).toMatch(/Budget 'team-req' for team 'ml' reached 100%/)
+
+    const listed = (await adminGet<{ data: FiredAlert[] }>(tg.adminUrl, '/api/v1/mcp/alerts')).data
+    expect(listed.map((a) => a.threshold)).toEqual([100, 80, 50])
+    const retried = listed.find((a) => a.id === hook.received[0]!.headers['x-mcp-alert-id'])!
+    expect(retried.deliveries).toEqual([expect.objectContaining({ webhook: 'ops', status: 'delivered', attempts: 2, lastStatus: 200 })])
+
+    // A new period: the same thresholds fire again, once.
+    now = Date.parse('2026-04-01T00:00:01Z')
+    for (let i = 0; i < 5; i++) await (await chat(tg.url, { team: 'ml', maxTokens: 5 })).arrayBuffer()
+    await until(() => hook.received.length >= 5)
+    await new Promise((r) => setTimeout(r, 100))
+    await alerts.idle()
+    expect(hook.received).toHaveLength(5)
+    const april = JSON.parse(hook.received[4]!.body) as FiredAlert
+    expect(april).toMatchObject({ threshold: 50, period: { start: '2026-04-01T00:00:00.000Z' } })
+  })
+
+  it('a refused request counts as 100 % (exhausted): the alert fires though the spend never reaches the limit', async () => {
+    alerts = new AlertManager(alertsConfig(hook, [{ name: 'usd', kind: 'budget', thresholds: [100], webhooks: ['ops'] }]), { logger: silent })
+    tg = await startTestGateway({
+      providers: { mock: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-alerts' } },
+      plugins: { budget: { backend: 'local', keyPrefix: `test:alerts:${Date.now()}:x:`, estimate: { perMessageTokens: 0 }, budgets: [{ name: 'usd', scope: 'key', period: 'day', amountUsd: 0.00001 }] } },
+      chains: { default: ['test-principal', 'budget'] },
+    }, { services: { alerts } })
+    const codes: number[] = []
+    for (let i = 0; i < 3; i++) codes.push((await chat(tg.url, { maxTokens: 12 })).status)
+    expect(codes).toEqual([200, 402, 402])
+    await until(() => hook.received.length === 1)
+    await new Promise((r) => setTimeout(r, 50))
+    expect(hook.received).toHaveLength(1)
+    expect(JSON.parse(hook.received[0]!.body)).toMatchObject({ threshold: 100, message: expect.stringContaining('a request was refused') })
+  })
+})
+
+describe('target alerts', () => {
+  let hook: WebhookReceiver
+  beforeAll(async () => { hook = await startWebhookReceiver() })
+  afterAll(async () => { await hook.close() })
+  afterEach(() => { hook.received.length = 0 })
+
+  it('provider down fires once per period while all its targets are down; error rate fires past its threshold', async () => {
+    const alerts = new AlertManager(alertsConfig(hook, [
+      { name: 'down', kind: 'provider_down', webhooks: ['ops'] },
+      { name: 'errors', kind: 'error_rate', threshold: 50, minRequests: 5, webhooks: ['ops'] },
+    ]), { logger: silent })
+    const a = new TargetState('acme', 'm1', ROUTING)
+    const b = new TargetState('acme', 'm2', ROUTING)
+    const ok = new TargetState('other', 'm', ROUTING)
+    try {
+      a.healthy = false
+      alerts.checkTargets([a, b, ok])
+      await alerts.idle()
+      expect(hook.received).toHaveLength(0) // one of acme's targets is still up
+      b.healthy = false
+      alerts.checkTargets([a, b, ok])
+      alerts.checkTargets([a, b, ok])
+      await until(() => hook.received.length === 1)
+      await alerts.idle()
+      expect(JSON.parse(hook.received[0]!.body)).toMatchObject({ rule: 'down', kind: 'provider_down', subject: { provider: 'acme' } })
+
+      const err = new GatewayError('MCP_ERR_UPSTREAM_ERROR', { provider: 'other', status: 500, reason: 'x' }, { status: 500 })
+      for (let i = 0; i < 6; i++) ok.recordFailure(err, ROUTING, Date.now())
+      alerts.checkTargets([a, b, ok])
+      alerts.checkTargets([a, b, ok])
+      // Six consecutive failures also eject the only target of 'other': that provider is down too.
+      await until(() => hook.received.length >= 3)
+      await new Promise((r) => setTimeout(r, 50))
+      await alerts.idle()
+      expect(hook.received).toHaveLength(3)
+      const later = hook.received.slice(1).map((h) => JSON.parse(h.body) as FiredAlert)
+      expect(later).toEqual(expect.arrayContaining([
+        expect.objectContaining({ rule: 'errors', kind: 'error_rate', subject: { target: 'other/m', provider: 'other', model: 'm' }, value: 100 }),
+        expect.objectContaining({ rule: 'down', kind: 'provider_down', subject: { provider: 'other' } }),
+      ]))
+      expect((await alerts.list()).map((x) => x.rule).sort()).toEqual(['down', 'down', 'errors'])
+    } finally {
+      await alerts.close()
+      for (const s of [a, b, ok]) s.close()
+    }
+  })
+
+  it('config from a getter (the running settings): a new object takes effect, an invalid one is refused', async () => {
+    let raw: unknown = alertsConfig(hook, [])
+    const alerts = new AlertManager(() => raw, { logger: silent })
+    const t = new TargetState('y', 'm', ROUTING)
+    try {
+      t.healthy = false
+      alerts.checkTargets([t])
+      await alerts.idle()
+      expect(hook.received).toHaveLength(0)
+      raw = alertsConfig(hook, [{ name: 'down', kind: 'provider_down', webhooks: ['ops'] }])
+      expect(alerts.config.rules).toHaveLength(1)
+      raw = { rules: [{ name: 'bad', kind: 'budget', webhooks: ['missing'] }] }
+      expect(alerts.config.rules[0]!.name).toBe('down')
+      alerts.checkTargets([t])
+      await until(() => hook.received.length === 1)
+    } finally {
+      await alerts.close()
+      t.close()
+    }
+  })
+
+  it('a webhook that keeps failing is retried `retries` times, then marked failed', async () => {
+    const alerts = new AlertManager(alertsConfig(hook, [{ name: 'down', kind: 'provider_down', webhooks: ['ops'] }]), { logger: silent })
+    const t = new TargetState('x', 'm', ROUTING)
+    try {
+      t.healthy = false
+      hook.failNext(100, 500)
+      alerts.checkTargets([t])
+      await until(async () => (await alerts.list())[0]?.deliveries?.[0]?.status === 'failed', 5000)
+      expect(hook.received).toHaveLength(4) // first attempt + 3 retries
+      expect((await alerts.list())[0]!.deliveries![0]).toMatchObject({ status: 'failed', attempts: 4, lastStatus: 500 })
+    } finally {
+      hook.failNext(0)
+      await alerts.close()
+      t.close()
+    }
+  })
+})
+
+const redisUp = await redisAvailable()
+
+describe.skipIf(!redisUp)('alerts dedup across instances (Redis)', () => {
+  let hook: WebhookReceiver
+  let r: Redis
+  const prefix = `test:{alerts-${process.pid}-${Date.now()}}:`
+  beforeAll(async () => { hook = await startWebhookReceiver(); r = new Redis(REDIS_URL) })
+  afterAll(async () => { await hook.close(); await deletePrefix(r, prefix); r.disconnect() })
+
+  it('two managers sharing Redis: each threshold fires once, and both list it', async () => {
+    const cfg = alertsConfig(hook, [{ name: 'b', kind: 'budget', thresholds: [50, 80], webhooks: ['ops'] }], { keyPrefix: prefix })
+    const m1 = new AlertManager(cfg, { logger: silent, redis: r })
+    const m2 = new AlertManager(cfg, { logger: silent, redis: r })
+    try {
+      const start = Date.parse('2026-05-01T00:00:00Z')
+      const ev = { budget: 'b', scope: 'key', scopeId: 'k', period: 'month', periodStart: start, periodEnd: Date.parse('2026-06-01T00:00:00Z'), exhausted: false, requests: 0 }
+      for (let i = 0; i < 5; i++) { m1.budgetUsage({ ...ev, percent: 60 }); m2.budgetUsage({ ...ev, percent: 60 }) }
+      m1.budgetUsage({ ...ev, percent: 85 })
+      m2.budgetUsage({ ...ev, percent: 90 })
+      await until(() => hook.received.length >= 2)
+      await new Promise((res) => setTimeout(res, 100))
+      await Promise.all([m1.idle(), m2.idle()])
+      expect(hook.received.map((h) => (JSON.parse(h.body) as FiredAlert).threshold).sort()).toEqual([50, 80])
+      const l1 = await m1.list()
+      const l2 = await m2.list()
+      expect(l1.map((a) => a.id).sort()).toEqual(l2.map((a) => a.id).sort())
+      expect(l1).toHaveLength(2)
+    } finally {
+      await Promise.all([m1.close(), m2.close()])
+    }
+  })
+})

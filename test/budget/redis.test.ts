@@ -1,0 +1,285 @@
+/**
+ * budget plugin on Redis: the Lua store's semantics, the race across two real gateway processes
+ * sharing Redis (100 concurrent requests against a budget that affords 10), client aborts (mid-stream,
+ * and while the admission itself is in flight), crashed instances' reservations expiring, and the
+ * degraded modes with a private redis-server that the test kills.
+ *
+ * Uses the shared Redis (MCP_TEST_REDIS_URL, default redis://127.0.0.1:6379) with a unique key prefix,
+ * deleted afterwards. Without Redis these tests skip, except in CI (CI=true) where they fail.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Redis } from 'ioredis'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { closeRedis, createRedis } from '../../gateway/redis.ts'
+import { RedisBudgetStore } from '../../plugins/budget/redis-store.ts'
+import type { BudgetReportRow } from '../../plugins/budget/index.ts'
+import type { CounterSpec } from '../../plugins/budget/store.ts'
+import type { TestGateway } from '../helpers/gateway.ts'
+import { freePort } from '../helpers/gateway-process.ts'
+import { startOpenAIMock, type OpenAIMock } from '../helpers/openai-mock.ts'
+import { adminGet, chat, deletePrefix, metricValue, REDIS_URL, redisAvailable, startPrivateRedis, startTestGateway, until, type PrivateRedis } from './helpers.ts'
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+const ONE = 7350 // nano-USD of "hi" with max_tokens 12 on gpt-4o-mini (see budget.test.ts)
+const usd = (nano: number): number => nano / 1e9
+const available = await redisAvailable()
+const RUN = `${process.pid}-${Date.now()}`
+let n = 0
+const prefix = (): string => `test:{budget-${RUN}}:${++n}:`
+
+function counter(budget: string, limits: [number, number, number], hard = true): CounterSpec {
+  const start = Date.UTC(2030, 0, 1)
+  return { budget, scopeId: 'a:b', periodStart: start, periodEnd: start + 86_400_000, hard, limits }
+}
+
+describe.skipIf(!available)('RedisBudgetStore (Lua)', () => {
+  let r: Redis
+  const p = prefix()
+  beforeAll(() => { r = new Redis(REDIS_URL) })
+  afterAll(async () => { await deletePrefix(r, p); r.disconnect() })
+
+  it('admits all-or-nothing over every counter, settles once, adds to an existing reservation', async () => {
+    const s = new RedisBudgetStore(r, p, 60_000)
+    const a = counter('a', [100, -1, -1])
+    const b = counter('b', [-1, -1, 2])
+    const now = Date.UTC(2030, 0, 1, 12)
+    expect((await s.admit('r1', [a, b], [60, 5, 1], true, now)).status).toBe('ok')
+    // b has room for one more request, a has not: nothing is reserved on either.
+    const refused = await s.admit('r2', [a, b], [60, 5, 1], true, now)
+    expect(refused).toMatchObject({ status: 'refused', failed: 0, unit: 0 })
+    expect(refused.states.map((x) => x.reserved)).toEqual([[60, 5, 1], [60, 5, 1]])
+    // Extending r1 adds to its reservation; settling replaces it by the actual amount, once.
+    expect((await s.admit('r1', [a, b], [20, 0, 0], true, now)).states[0]!.reserved).toEqual([80, 5, 1])
+    expect(await s.settle('r1', [a, b], [70, 4, 1], now)).toEqual([{ spent: [70, 4, 1], reserved: [0, 0, 0] }, { spent: [70, 4, 1], reserved: [0, 0, 0] }])
+    expect(await s.settle('r1', [a, b], [70, 4, 1], now)).toBeUndefined()
+    // A late admission of a settled id reserves nothing.
+    expect((await s.admit('r1', [a, b], [1, 1, 1], true, now)).status).toBe('settled')
+    // Not enforced (shadow): admitted 'over', and counted.
+    expect((await s.admit('r3', [a], [60, 0, 1], false, now)).status).toBe('over')
+    expect(await s.scopes('a', a.periodStart)).toEqual(['a:b'])
+  })
+
+  it('a reservation whose instance died expires after its TTL', async () => {
+    const s = new RedisBudgetStore(r, p, 1000)
+    const c = counter('ttl', [100, -1, -1])
+    const t0 = Date.UTC(2030, 0, 1, 12)
+    expect((await s.admit('dead', [c], [100, 0, 1], true, t0)).status).toBe('ok')
+    expect((await s.admit('next', [c], [1, 0, 1], true, t0 + 500)).status).toBe('refused')
+    // The admission after the TTL drops the orphan first.
+    const later = await s.admit('next', [c], [1, 0, 1], true, t0 + 1500)
+    expect(later.status).toBe('ok')
+    expect(later.states[0]!.reserved).toEqual([1, 0, 1])
+  })
+})
+
+interface Entry { proc: ChildProcess; url: string; adminUrl: string; out(): string; stop(): Promise<void> }
+
+async function spawnEntry(config: Record<string, unknown>): Promise<Entry> {
+  const port = await freePort()
+  const adminPort = await freePort()
+  const proc = spawn(process.execPath, ['--experimental-strip-types', '--disable-warning=ExperimentalWarning', 'test/budget/gateway-entry.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, NODE_ENV: 'test', MCP_PORT: String(port), MCP_ADMIN_PORT: String(adminPort), MCP_REDIS_URL: REDIS_URL, BUDGET_ENTRY_CONFIG: JSON.stringify(config) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  proc.stdout!.on('data', (d: Buffer) => { out += d.toString('utf8') })
+  proc.stderr!.on('data', (d: Buffer) => { out += d.toString('utf8') })
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
+  const adminUrl = `http://127.0.0.1:${adminPort}`
+  const deadline = Date.now() + 20_000
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`entry exited during start:\n${out}`)
+    try { if ((await fetch(`${adminUrl}/healthz`)).status === 200) break } catch { /* not yet */ }
+    if (Date.now() > deadline) { proc.kill('SIGKILL'); throw new Error(`entry did not start:\n${out}`) }
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  return {
+    proc, url: `http://127.0.0.1:${port}`, adminUrl, out: () => out,
+    async stop() { if (proc.exitCode === null && proc.signalCode === null) { proc.kill('SIGTERM'); const t = setTimeout(() => proc.kill('SIGKILL'), 3000); await exited; clearTimeout(t) } },
+  }
+}
+
+async function rows(adminUrl: string): Promise<BudgetReportRow[]> {
+  return (await adminGet<{ data: BudgetReportRow[] }>(adminUrl, '/api/v1/mcp/budgets')).data
+}
+
+describe.skipIf(!available)('budget across two gateway processes sharing Redis', () => {
+  let mock: OpenAIMock
+  let a: Entry
+  let b: Entry
+  let r: Redis
+  const p = prefix()
+
+  beforeAll(async () => {
+    mock = await startOpenAIMock()
+    r = new Redis(REDIS_URL)
+    const config = {
+      providers: { mock: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-budget-redis' } },
+      plugins: {
+        budget: {
+          backend: 'redis', keyPrefix: p, timeoutMs: 1000, estimate: { perMessageTokens: 0 },
+          budgets: [
+            { name: 'race', scope: 'team', id: 'race', period: 'day', amountUsd: usd(10 * ONE + ONE / 2) },
+            { name: 'aborts', scope: 'team', id: 'aborts', period: 'day', amountUsd: 10 },
+          ],
+        },
+      },
+      chains: { default: ['test-principal', 'budget'] },
+    }
+    ;[a, b] = await Promise.all([spawnEntry(config), spawnEntry(config)])
+  }, 60_000)
+  afterAll(async () => {
+    await Promise.all([a?.stop(), b?.stop()])
+    await mock?.close()
+    await deletePrefix(r, p)
+    r.disconnect()
+  })
+
+  it('100 concurrent requests split over both: 10 admitted in total, spend within the budget, nothing reserved after', async () => {
+    const res = await Promise.all(Array.from({ length: 100 }, (_, i) => chat(i % 2 === 0 ? a.url : b.url, { team: 'race', maxTokens: 12 })))
+    const codes = res.map((x) => x.status)
+    await Promise.all(res.map((x) => x.arrayBuffer()))
+    const okA = codes.filter((c, i) => c === 200 && i % 2 === 0).length
+    const okB = codes.filter((c, i) => c === 200 && i % 2 === 1).length
+    expect(okA + okB).toBe(10)
+    expect(codes.filter((c) => c === 402).length).toBe(90)
+    expect(mock.requests.length).toBe(10)
+    await until(async () => {
+      const [row] = await rows(a.adminUrl)
+      return row !== undefined && row.reserved.usd === 0 && row.spent.requests === 10
+    })
+    // Both instances read the same counter.
+    const [rowA] = (await rows(a.adminUrl)).filter((x) => x.budget === 'race')
+    const [rowB] = (await rows(b.adminUrl)).filter((x) => x.budget === 'race')
+    expect(rowA).toEqual(rowB)
+    expect(rowA!.spent.usd).toBeCloseTo(usd(10 * ONE), 12)
+    expect(rowA!.spent.usd).toBeLessThanOrEqual(usd(10 * ONE + ONE / 2))
+  })
+
+  it('client aborts on both instances leave no reservation open in Redis', async () => {
+    mock.fault = 'chunkDelayMs:80'
+    await Promise.all(Array.from({ length: 10 }, async (_, i) => {
+      const ac = new AbortController()
+      const res = await chat(i % 2 === 0 ? a.url : b.url, { team: 'aborts', stream: true, signal: ac.signal })
+      expect(res.status).toBe(200)
+      await res.body!.getReader().read()
+      ac.abort()
+    }))
+    mock.fault = 'delayMs:3000'
+    await Promise.all(Array.from({ length: 10 }, async (_, i) => {
+      const ac = new AbortController()
+      const pr = chat(i % 2 === 0 ? a.url : b.url, { team: 'aborts', signal: ac.signal }).catch((e: unknown) => e)
+      await new Promise((res) => setTimeout(res, 200))
+      ac.abort()
+      await pr
+    }))
+    mock.fault = null
+    await until(async () => {
+      const row = (await rows(b.adminUrl)).find((x) => x.budget === 'aborts')
+      return row !== undefined && row.spent.requests === 20
+    }, 10_000)
+    const row = (await rows(a.adminUrl)).find((x) => x.budget === 'aborts')!
+    expect(row.reserved).toEqual({ usd: 0, tokens: 0, requests: 0 })
+    // Nothing left in the reservation sets either.
+    const z = await r.zcard(`${p}c:aborts:aborts:${Date.parse(row.periodStart)}:r`)
+    expect(z).toBe(0)
+  })
+})
+
+describe.skipIf(!available)('budget on Redis: admission in flight, degraded modes (private redis-server)', () => {
+  let mock: OpenAIMock
+  let priv: PrivateRedis | undefined
+  let tg: TestGateway | undefined
+  let client: ReturnType<typeof createRedis> | undefined
+  beforeAll(async () => { mock = await startOpenAIMock() })
+  afterAll(async () => { await mock.close() })
+  afterEach(async () => {
+    await tg?.close(); tg = undefined
+    await closeRedis(client); client = undefined
+    await priv?.stop(); priv = undefined
+    mock.reset()
+  })
+
+  async function start(budget: Record<string, unknown>): Promise<TestGateway> {
+    priv = await startPrivateRedis()
+    client = createRedis(priv.url, { commandTimeoutMs: 5000 })
+    await until(() => client!.status === 'ready')
+    return startTestGateway({
+      providers: { mock: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-budget-redis' } },
+      plugins: { budget: { backend: 'redis', keyPrefix: prefix(), estimate: { perMessageTokens: 0 }, breakerFailures: 100, ...budget } },
+      chains: { default: ['test-principal', 'budget'] },
+    }, { services: { redis: client } })
+  }
+
+  async function reservedInRedis(): Promise<number> {
+    const rr = new Redis(priv!.url)
+    try {
+      let total = 0
+      for (const k of await rr.keys('*c:*')) if (!k.endsWith(':r')) total += Number(await rr.hget(k, 'ru') ?? 0)
+      return total
+    } finally { rr.disconnect() }
+  }
+
+  it('a client that leaves while its admission is in flight: released when the admission returns, provider never called', async () => {
+    tg = await start({ timeoutMs: 3000, budgets: [{ name: 'slow', scope: 'key', period: 'day', amountUsd: 1 }] })
+    expect((await chat(tg.url, { maxTokens: 12 })).status).toBe(200)
+    mock.reset()
+    const blocker = new Redis(priv!.url)
+    const sleeping = blocker.call('DEBUG', 'SLEEP', '0.6')
+    await new Promise((r) => setTimeout(r, 50))
+    const ac = new AbortController()
+    const pr = chat(tg.url, { maxTokens: 12, signal: ac.signal }).catch((e: unknown) => e)
+    await new Promise((r) => setTimeout(r, 150))
+    ac.abort()
+    await pr
+    await sleeping
+    blocker.disconnect()
+    await until(async () => (await metricValue(tg!.adminUrl, 'mcp_budget_reservations_open')) === 0 && (await reservedInRedis()) === 0)
+    expect(mock.requests.length).toBe(0)
+  })
+
+  it('an admission that times out under failMode closed is 503 and its late reservation is released', async () => {
+    tg = await start({ timeoutMs: 100, failMode: 'closed', budgets: [{ name: 'to', scope: 'key', period: 'day', amountUsd: 1 }] })
+    const blocker = new Redis(priv!.url)
+    const sleeping = blocker.call('DEBUG', 'SLEEP', '0.5')
+    await new Promise((r) => setTimeout(r, 50))
+    const res = await chat(tg.url, { maxTokens: 12 })
+    expect(res.status).toBe(503)
+    expect(res.headers.get('x-mcp-error-code')).toBe('MCP_ERR_BUDGET_UNAVAILABLE')
+    await sleeping
+    blocker.disconnect()
+    await until(async () => (await reservedInRedis()) === 0)
+    expect(mock.requests.length).toBe(0)
+  })
+
+  it('Redis down: failMode closed refuses (503), local enforces per instance, open admits', async () => {
+    tg = await start({ timeoutMs: 100, failMode: 'closed', budgets: [{ name: 'q', scope: 'key', period: 'day', requests: 2 }] })
+    expect((await chat(tg.url)).status).toBe(200)
+    await priv!.stop()
+    await until(() => client!.status !== 'ready')
+    const closed = await chat(tg.url)
+    expect(closed.status).toBe(503)
+    expect(closed.headers.get('retry-after')).toBe('1')
+
+    tg.setConfig({
+      providers: { mock: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-budget-redis' } },
+      plugins: { budget: { backend: 'redis', keyPrefix: prefix(), timeoutMs: 100, failMode: 'local', budgets: [{ name: 'q', scope: 'key', period: 'day', requests: 2 }] } },
+      chains: { default: ['test-principal', 'budget'] },
+    })
+    expect((await tg.gw.reload('test')).ok).toBe(true)
+    expect([(await chat(tg.url)).status, (await chat(tg.url)).status, (await chat(tg.url)).status]).toEqual([200, 200, 402])
+
+    tg.setConfig({
+      providers: { mock: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-budget-redis' } },
+      plugins: { budget: { backend: 'redis', keyPrefix: prefix(), timeoutMs: 100, failMode: 'open', budgets: [{ name: 'q', scope: 'key', period: 'day', requests: 1 }] } },
+      chains: { default: ['test-principal', 'budget'] },
+    })
+    expect((await tg.gw.reload('test')).ok).toBe(true)
+    expect([(await chat(tg.url)).status, (await chat(tg.url)).status, (await chat(tg.url)).status]).toEqual([200, 200, 200])
+    expect(await metricValue(tg.adminUrl, 'mcp_budget_degraded_total{mode="open"}')).toBe(3)
+    expect(await metricValue(tg.adminUrl, 'mcp_budget_degraded_total{mode="local"}')).toBe(3)
+  })
+})

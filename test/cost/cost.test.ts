@@ -1,0 +1,183 @@
+/**
+ * Cost per request through the running gateway: for each provider's usage shape (cached, cache-write and
+ * reasoning tokens included), streaming and not, the recorded cost equals the catalogue's computation exactly.
+ * Also: unknown models (metric, rate-limited warning, cost flagged unknown), answers without usage (estimate,
+ * flagged), cut streams, failures before any answer (cost 0), and the order of onComplete hooks.
+ */
+import { encode } from 'gpt-tokenizer'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadCatalogue, PriceCatalogue, type PriceEntry } from '../../gateway/cost/catalogue.ts'
+import type { Usage } from '../../providers/types.ts'
+import { CHAIN, chat, mockProviders, startCostGateway, type CostGateway } from './harness.ts'
+import { ANTHROPIC_USAGE, GEMINI_USAGE, OLLAMA_USAGE, OPENAI_USAGE, startUsageMock, TEXT, type UsageMock } from './usage-mock.ts'
+
+const OVERRIDES: PriceEntry[] = [
+  { provider: 'ollama', model: 'llama3.2', input: 0.1, output: 0.2, effectiveFrom: '1970-01-01' },
+  { provider: 'nu', model: '*', input: 1, output: 2, effectiveFrom: '1970-01-01' },
+  { provider: 'cut', model: '*', input: 1, output: 2, effectiveFrom: '1970-01-01' },
+]
+const catalogue = loadCatalogue(OVERRIDES)
+
+/** The canonical usage each provider's documented shape maps to (cached ⊂ prompt, reasoning ⊂ completion). */
+const EXPECTED_USAGE: Record<string, Usage> = {
+  openai: OPENAI_USAGE,
+  anthropic: {
+    prompt_tokens: ANTHROPIC_USAGE.input_tokens + ANTHROPIC_USAGE.cache_read_input_tokens + ANTHROPIC_USAGE.cache_creation_input_tokens,
+    completion_tokens: ANTHROPIC_USAGE.output_tokens,
+    total_tokens: ANTHROPIC_USAGE.input_tokens + ANTHROPIC_USAGE.cache_read_input_tokens + ANTHROPIC_USAGE.cache_creation_input_tokens + ANTHROPIC_USAGE.output_tokens,
+    prompt_tokens_details: { cached_tokens: ANTHROPIC_USAGE.cache_read_input_tokens, cache_creation_tokens: ANTHROPIC_USAGE.cache_creation_input_tokens },
+  },
+  google: {
+    prompt_tokens: GEMINI_USAGE.promptTokenCount,
+    completion_tokens: GEMINI_USAGE.candidatesTokenCount + GEMINI_USAGE.thoughtsTokenCount,
+    total_tokens: GEMINI_USAGE.totalTokenCount,
+    prompt_tokens_details: { cached_tokens: GEMINI_USAGE.cachedContentTokenCount },
+    completion_tokens_details: { reasoning_tokens: GEMINI_USAGE.thoughtsTokenCount },
+  },
+  ollama: { prompt_tokens: OLLAMA_USAGE.prompt_eval_count, completion_tokens: OLLAMA_USAGE.eval_count, total_tokens: OLLAMA_USAGE.prompt_eval_count + OLLAMA_USAGE.eval_count },
+}
+
+const CASES: { name: string; model: string; priceType: string; priceModel: string; usage: Usage }[] = [
+  { name: 'OpenAI (cached + reasoning)', model: 'oa/gpt-4o', priceType: 'openai', priceModel: 'gpt-4o', usage: EXPECTED_USAGE['openai']! },
+  { name: 'Azure OpenAI (priced as openai)', model: 'az/gpt-4o-mini', priceType: 'openai', priceModel: 'gpt-4o-mini', usage: EXPECTED_USAGE['openai']! },
+  { name: 'Anthropic (cache read + cache creation)', model: 'an/claude-sonnet-4-5', priceType: 'anthropic', priceModel: 'claude-sonnet-4-5', usage: EXPECTED_USAGE['anthropic']! },
+  { name: 'Gemini (thoughts + cached)', model: 'gg/gemini-2.5-flash', priceType: 'google', priceModel: 'gemini-2.5-flash', usage: EXPECTED_USAGE['google']! },
+  { name: 'Ollama (priced by config override)', model: 'ol/llama3.2', priceType: 'ollama', priceModel: 'llama3.2', usage: EXPECTED_USAGE['ollama']! },
+]
+
+let mock: UsageMock
+let g: CostGateway
+
+beforeAll(async () => {
+  mock = await startUsageMock()
+  g = await startCostGateway({
+    providers: { ...mockProviders(mock.url), down: { type: 'openai', baseUrl: 'http://127.0.0.1:9/v1', apiKey: 'x', timeouts: { connectMs: 500 } } },
+    plugins: { 'cost-meter': { pricing: { models: OVERRIDES } } },
+    chains: { default: CHAIN },
+  })
+})
+
+afterAll(async () => {
+  await g?.close()
+  await mock?.close()
+})
+
+async function one(model: string, opts: Parameters<typeof chat>[2] = {}): Promise<{ status: number; text: string; o: CostGateway['observed'][number] }> {
+  const before = g.observed.length
+  const r = await chat(g, model, opts)
+  const all = await g.completed(before + 1)
+  return { ...r, o: all[before]! }
+}
+
+describe('recorded cost = the catalogue\'s computation, for each provider\'s usage shape', () => {
+  for (const c of CASES) {
+    for (const stream of [false, true]) {
+      it(`${c.name}, ${stream ? 'streaming' : 'non-streaming'}`, async () => {
+        const { status, text, o } = await one(c.model, { stream })
+        expect(status).toBe(200)
+        expect(o.usage).toEqual(c.usage)
+        const prices = catalogue.lookup(c.priceType, c.priceModel, Date.now())
+        expect(prices).toBeDefined()
+        const expected = PriceCatalogue.cost(prices, c.usage)
+        expect(o.early).toEqual(expected)
+        // Computed once: the hook that ran before the cost meter and the one after see the same object.
+        expect(o.late).toBe(o.early)
+        expect(o.early!.pico).toBeGreaterThan(0)
+        expect(Number.isInteger(o.early!.pico)).toBe(true)
+        expect(o.early!.estimated).toBe(false)
+        expect(o.early!.unknown).toBe(false)
+        if (stream) expect(text).toContain('[DONE]')
+        else expect(text).toContain(TEXT)
+      })
+    }
+  }
+
+  it('OpenAI gpt-4o, worked by hand: 176 input, 1024 cached, 172 output, 128 reasoning → 0.00472 USD', async () => {
+    const { o } = await one('oa/gpt-4o')
+    // 176 × 2.50 + 1024 × 1.25 + 172 × 10 + 128 × 10 (USD per million) = 4720 µUSD
+    expect(o.early).toMatchObject({ inputTokens: 176, cachedTokens: 1024, outputTokens: 172, reasoningTokens: 128, pico: 4_720_000_000 })
+    expect(o.early!.usd).toBe(0.00472)
+  })
+
+  it('Anthropic claude-sonnet-4-5, worked by hand: cache writes at 3.75, reads at 0.30', async () => {
+    const { o } = await one('an/claude-sonnet-4-5', { stream: true })
+    // 50 × 3 + 2000 × 0.3 + 500 × 3.75 + 120 × 15 = 150 + 600 + 1875 + 1800 = 4425 µUSD
+    expect(o.early).toMatchObject({ inputTokens: 50, cachedTokens: 2000, cacheWriteTokens: 500, outputTokens: 120, pico: 4_425_000_000 })
+  })
+
+  it('a stream whose client did not ask for usage is still metered, and the usage chunk is not shown to it', async () => {
+    const hidden = await one('oa/gpt-4o', { stream: true })
+    expect(hidden.text).not.toContain('"usage":{')
+    expect(hidden.o.early!.pico).toBe(4_720_000_000)
+    const shown = await one('oa/gpt-4o', { stream: true, includeUsage: true })
+    expect(shown.text).toContain('"usage":{"prompt_tokens":1200')
+    expect(shown.o.early!.pico).toBe(4_720_000_000)
+  })
+
+  it('counts cost and tokens by provider, model and type', async () => {
+    const m = await g.metrics()
+    expect(m).toMatch(/mcp_cost_usd_total\{provider="oa",model="gpt-4o"\} [0-9.e-]+/)
+    expect(m).toMatch(/mcp_tokens_total\{provider="an",model="claude-sonnet-4-5",type="cache_write"\} \d+/)
+    expect(m).toMatch(/mcp_tokens_total\{provider="gg",model="gemini-2.5-flash",type="reasoning"\} \d+/)
+  })
+})
+
+describe('unknown models are reported, never silently free', () => {
+  it('flags the cost unknown, counts the metric and warns once per model', async () => {
+    const a = await one('oa/gpt-unknown-9000')
+    const b = await one('oa/gpt-unknown-9000', { stream: true })
+    for (const { o } of [a, b]) {
+      expect(o.early).toMatchObject({ unknown: true, pico: 0, estimated: false, inputTokens: 176, cachedTokens: 1024 })
+    }
+    const m = await g.metrics()
+    expect(m).toContain('mcp_cost_unknown_model_total{provider="oa",model="gpt-unknown-9000"} 2')
+    const warnings = g.logs().filter((l) => typeof l['msg'] === 'string' && (l['msg'] as string).includes('not in the price catalogue') && l['model'] === 'gpt-unknown-9000')
+    expect(warnings).toHaveLength(1)
+    expect(warnings[0]).toMatchObject({ level: 40, provider: 'oa', providerType: 'openai' })
+  })
+
+  it('an Ollama model without a configured price is unknown (local types are not mapped to any catalogue)', async () => {
+    const { o } = await one('ol/qwen3')
+    expect(o.early).toMatchObject({ unknown: true, pico: 0 })
+    expect(await g.metrics()).toContain('mcp_cost_unknown_model_total{provider="ol",model="qwen3"} 1')
+  })
+})
+
+describe('answers without usage are estimated with the tokenizer, and flagged', () => {
+  const prompt = 3 + 3 + encode('How much does this cost?').length
+
+  it('non-streaming: prompt from the messages, completion from the delivered body', async () => {
+    const { o } = await one('nu/local-model')
+    expect(o.usage).toBeUndefined()
+    const usage = { prompt_tokens: prompt, completion_tokens: encode(TEXT).length, total_tokens: prompt + encode(TEXT).length }
+    expect(o.early).toEqual(PriceCatalogue.cost(catalogue.lookup('nu', '*'), usage, true))
+    expect(o.early!.estimated).toBe(true)
+    expect(await g.metrics()).toMatch(/mcp_cost_estimated_total\{provider="nu",model="local-model"\} [1-9]/)
+  })
+
+  it('streaming without a usage event: estimated (prompt at least), flagged', async () => {
+    const { o } = await one('nu/local-model', { stream: true })
+    expect(o.usage).toBeUndefined()
+    expect(o.early).toMatchObject({ estimated: true, unknown: false, inputTokens: prompt })
+  })
+
+  it('a stream cut midway is billed as an estimate of what was sent, never 0 and never silently', async () => {
+    const { o } = await one('cut/local-model', { stream: true })
+    expect(o.errorCode).toBe('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED')
+    expect(o.early).toMatchObject({ estimated: true, unknown: false, inputTokens: prompt })
+    expect(o.early!.pico).toBeGreaterThan(0)
+  })
+
+  it('a request that failed before any answer costs 0 (no estimate, not unknown)', async () => {
+    const { status, o } = await one('down/gpt-4o')
+    expect(status).toBeGreaterThanOrEqual(500)
+    expect(o.early).toMatchObject({ pico: 0, estimated: false, unknown: false, inputTokens: 0, outputTokens: 0 })
+  })
+})
+
+describe('chain order', () => {
+  it('documents the chain this suite runs: probes before and after the cost meter', () => {
+    expect(CHAIN.indexOf('cost-probe-late')).toBeLessThan(CHAIN.indexOf('cost-meter'))
+    expect(CHAIN.indexOf('cost-probe-early')).toBeGreaterThan(CHAIN.indexOf('cost-meter'))
+  })
+})

@@ -1,0 +1,146 @@
+/**
+ * The usage aggregator's degraded modes: the database down (usage accumulates in memory and is written, exactly
+ * once, when it answers again), the memory bound (attribution folded, totals exact), the final flush at close,
+ * retention, and the migration's pico/micro columns.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Metrics } from '../../gateway/metrics.ts'
+import { openStore } from '../../store/index.ts'
+import type { Queryable, Store } from '../../store/types.ts'
+import { formatUsd, HOUR_MS, DAY_MS, purgeUsageRollups, queryUsage, UsageAggregator, type UsageRecord } from '../../store/usage-rollups.ts'
+
+/** A store whose queries fail like an unreachable PostgreSQL while `down`. */
+function flaky(inner: Store): Store & { down: boolean } {
+  const fail = (): never => { throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }) }
+  const s = {
+    down: false,
+    engine: inner.engine,
+    query: <T>(sql: string, params?: readonly unknown[]) => (s.down ? Promise.reject(new Error('x')).catch(fail) : inner.query<T>(sql, params)),
+    exec: (sql: string) => (s.down ? Promise.resolve().then(fail) : inner.exec(sql)),
+    transaction: <T>(fn: (tx: Queryable) => Promise<T>) => (s.down ? Promise.resolve().then(fail) : inner.transaction(fn)),
+    close: () => inner.close(),
+    ping: async () => !s.down && inner.ping(),
+  }
+  return s
+}
+
+const T0 = Date.UTC(2026, 0, 15, 10, 30)
+
+function rec(over: Partial<UsageRecord> = {}): UsageRecord {
+  return {
+    at: T0, keyId: null, team: null, deploymentId: null, promptVersionId: null, provider: 'oa', model: 'gpt-4o', error: false,
+    inputTokens: 100, cachedTokens: 10, cacheWriteTokens: 0, outputTokens: 20, reasoningTokens: 5, pico: 1_234_567, estimated: false, unpriced: false,
+    ...over,
+  }
+}
+
+async function totals(store: Queryable, granularity: 'hour' | 'day' = 'hour'): Promise<Record<string, unknown>> {
+  return (await queryUsage(store, { granularity, from: new Date(T0 - 2 * DAY_MS), to: new Date(T0 + 2 * DAY_MS), groupBy: [] })).totals
+}
+
+let base: Store
+beforeAll(async () => { base = await openStore({ dataDir: 'memory://', partitionDaysAhead: 1 }) })
+afterAll(async () => { await base?.close() })
+
+describe('UsageAggregator', () => {
+  it('database down: keeps accumulating in memory, retries, then writes everything exactly once', async () => {
+    await base.query('DELETE FROM usage_rollups')
+    const store = flaky(base)
+    const metrics = new Metrics()
+    const agg = new UsageAggregator({ store, metrics })
+    agg.record(rec())
+    agg.record(rec({ keyId: '7d0c7b1e-4a57-4a51-9a3c-0f0e8a1b2c3d', error: true }))
+    store.down = true
+    expect(await agg.flush()).toBe(false)
+    expect(agg.stats()).toMatchObject({ pendingRows: 2, failedFlushes: 1, consecutiveFailures: 1 })
+    agg.record(rec())
+    agg.record(rec({ at: T0 + HOUR_MS }))
+    expect(await agg.flush()).toBe(false)
+    expect(agg.stats()).toMatchObject({ pendingRows: 3, consecutiveFailures: 2 })
+    expect(metrics.render()).toContain('mcp_usage_rollup_pending_rows 3')
+    expect(metrics.render()).toContain('mcp_usage_rollup_flushes_total{outcome="failed"} 2')
+    store.down = false
+    expect(await agg.flush()).toBe(true)
+    expect(agg.stats()).toMatchObject({ pendingRows: 0, consecutiveFailures: 0 })
+    const expected = { requests: 4, errors: 1, input_tokens: 400, cached_tokens: 40, output_tokens: 80, reasoning_tokens: 20, cost_pico_usd: String(4 * 1_234_567) }
+    expect(await totals(base)).toMatchObject(expected)
+    expect(await totals(base, 'day')).toMatchObject(expected)
+    // Written once: another flush adds nothing.
+    expect(await agg.flush()).toBe(true)
+    expect(await totals(base)).toMatchObject({ requests: 4 })
+    await agg.close()
+  })
+
+  it('memory bound: past maxPendingRows new combinations lose their attribution, totals stay exact', async () => {
+    await base.query('DELETE FROM usage_rollups')
+    const store = flaky(base)
+    store.down = true
+    const agg = new UsageAggregator({ store, maxPendingRows: 2 })
+    const keys = ['11111111-1111-4111-8111-111111111111', '22222222-2222-4222-8222-222222222222', '33333333-3333-4333-8333-333333333333', '44444444-4444-4444-8444-444444444444']
+    for (const k of keys) agg.record(rec({ keyId: k, team: 'a' }))
+    expect(agg.stats()).toMatchObject({ pendingRows: 3, overflow: 2, dropped: 0 })
+    // Past twice the bound: dropped and counted.
+    for (let i = 0; i < 5; i++) agg.record(rec({ model: `m-${i}` }))
+    expect(agg.stats().pendingRows).toBeLessThanOrEqual(4)
+    expect(agg.stats().dropped).toBeGreaterThan(0)
+    store.down = false
+    await agg.close()
+    const t = await totals(base)
+    expect(t['requests']).toBe(4 + 5 - agg.stats().dropped)
+  })
+
+  it('close() writes what is pending; records after close are counted as dropped', async () => {
+    await base.query('DELETE FROM usage_rollups')
+    const agg = new UsageAggregator({ store: base, flushIntervalMs: 3_600_000 })
+    agg.start()
+    agg.record(rec())
+    expect(await agg.close()).toBe(true)
+    agg.record(rec())
+    expect(agg.stats().dropped).toBe(1)
+    expect(await totals(base)).toMatchObject({ requests: 1 })
+  })
+
+  it('the periodic flush runs on its own', async () => {
+    await base.query('DELETE FROM usage_rollups')
+    const agg = new UsageAggregator({ store: base, flushIntervalMs: 20 })
+    agg.start()
+    agg.record(rec())
+    const until = Date.now() + 3000
+    while (agg.stats().flushes === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10))
+    expect(await totals(base)).toMatchObject({ requests: 1 })
+    await agg.close()
+  })
+
+  it('cost_micro_usd stays floor(cost_pico_usd / 10^6) across upserts; pico sums beyond 2^53 stay exact', async () => {
+    await base.query('DELETE FROM usage_rollups')
+    const agg = new UsageAggregator({ store: base })
+    agg.record(rec({ pico: 600_000 }))
+    await agg.flush()
+    agg.record(rec({ pico: 600_000 }))
+    await agg.flush()
+    const { rows } = await base.query<{ pico: string; micro: number }>("SELECT cost_pico_usd::text AS pico, cost_micro_usd AS micro FROM usage_rollups WHERE granularity = 'hour'")
+    expect(rows).toEqual([{ pico: '1200000', micro: 1 }])
+    for (let i = 0; i < 3; i++) agg.record(rec({ pico: Number.MAX_SAFE_INTEGER }))
+    await agg.flush()
+    const big = 3n * BigInt(Number.MAX_SAFE_INTEGER) + 1_200_000n
+    expect((await totals(base))['cost_pico_usd']).toBe(big.toString())
+    expect(formatUsd(big)).toBe('27021.597765422973')
+  })
+
+  it('retention deletes old hour rows before old day rows', async () => {
+    await base.query('DELETE FROM usage_rollups')
+    const agg = new UsageAggregator({ store: base })
+    agg.record(rec({ at: T0 - 40 * DAY_MS }))
+    agg.record(rec())
+    await agg.flush()
+    expect(await purgeUsageRollups(base, { hourDays: 30, dayDays: 365 }, T0)).toBe(1)
+    const { rows } = await base.query<{ granularity: string; n: number }>('SELECT granularity, count(*)::int AS n FROM usage_rollups GROUP BY 1 ORDER BY 1')
+    expect(rows).toEqual([{ granularity: 'day', n: 2 }, { granularity: 'hour', n: 1 }])
+  })
+
+  it('formatUsd is exact to the pico', () => {
+    expect(formatUsd(0n)).toBe('0.000000000000')
+    expect(formatUsd('4720000000')).toBe('0.004720000000')
+    expect(formatUsd(1_000_000_000_001n)).toBe('1.000000000001')
+  })
+})

@@ -1,0 +1,71 @@
+/**
+ * A private, throwaway redis-server on a free port (no persistence) for outage tests: it can be
+ * frozen (SIGSTOP), thawed (SIGCONT), killed and restarted on the same port. Never the shared one.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { Socket } from 'node:net'
+import { freePort } from '../helpers/gateway-process.ts'
+
+export interface PrivateRedis {
+  readonly port: number
+  readonly url: string
+  readonly pid: number
+  freeze(): void
+  thaw(): void
+  kill(): Promise<void>
+  /** Starts a fresh server on the same port after kill(). */
+  restart(): Promise<void>
+  stop(): Promise<void>
+}
+
+function ping(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = new Socket()
+    const done = (ok: boolean): void => { s.destroy(); resolve(ok) }
+    s.setTimeout(200, () => done(false))
+    s.once('error', () => done(false))
+    s.connect(port, '127.0.0.1', () => s.write('PING\r\n'))
+    s.once('data', (d) => done(d.toString().startsWith('+PONG')))
+  })
+}
+
+async function launch(port: number): Promise<{ proc: ChildProcess; exited: Promise<void> }> {
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], { stdio: 'ignore' })
+  let failed: Error | undefined
+  proc.once('error', (e) => { failed = e }) // ENOENT: redis-server is not installed
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
+  const deadline = Date.now() + 5000
+  while (!(await ping(port))) {
+    if (failed) throw failed
+    if (Date.now() > deadline) { proc.kill('SIGKILL'); throw new Error(`redis-server on ${port} did not start`) }
+    await new Promise((r) => setTimeout(r, 25))
+  }
+  return { proc, exited }
+}
+
+export async function startPrivateRedis(): Promise<PrivateRedis> {
+  const port = await freePort()
+  let cur = await launch(port)
+  let frozen = false
+  const pidOf = (): number => cur.proc.pid!
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    get pid() { return pidOf() },
+    freeze() { process.kill(pidOf(), 'SIGSTOP'); frozen = true },
+    thaw() { process.kill(pidOf(), 'SIGCONT'); frozen = false },
+    async kill() {
+      if (cur.proc.exitCode !== null || cur.proc.signalCode !== null) return
+      process.kill(pidOf(), 'SIGKILL')
+      await cur.exited
+      frozen = false
+    },
+    async restart() { cur = await launch(port) },
+    async stop() {
+      if (cur.proc.exitCode !== null || cur.proc.signalCode !== null) return
+      if (frozen) process.kill(pidOf(), 'SIGCONT')
+      process.kill(pidOf(), 'SIGKILL')
+      await cur.exited
+    },
+  }
+}
