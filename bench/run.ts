@@ -152,8 +152,48 @@ export const SERVERS: ServerDef[] = [
     env: (ctx) => ({ BARE_PORT: String(ctx.ports['bare']), UPSTREAM: ctx.mockOrigin }),
     ready: (ctx) => ({ url: `http://127.0.0.1:${ctx.ports['bare']}/v1/models`, headers: { authorization: 'Bearer x' } }),
   },
+  {
+    name: 'anthropic-mock',
+    script: 'bench/anthropic-mock-server.ts',
+    env: (ctx) => ({ MOCK_PORT: String(ctx.ports['anthropic-mock']) }),
+    ready: (ctx) => ({ url: `http://127.0.0.1:${ctx.ports['anthropic-mock']}/v1/models`, headers: { 'x-api-key': 'x', 'anthropic-version': '2023-06-01' } }),
+  },
   gatewayServer('gw-noplugins', () => ({ chains: { default: [] } })),
   gatewayServer('gw-default', () => ({})),
+  // Issue 2's chain: request ids, auth, access log.
+  gatewayServer('gw-core', () => ({ chains: { default: ['request-id', 'auth', 'access-log'] } })),
+  // Issue 3: the same chain, OpenAI in, an Anthropic upstream (translated both ways).
+  gatewayServer('gw-translate', (ctx) => ({
+    chains: { default: ['request-id', 'auth', 'access-log'] },
+    providers: { claude: { type: 'anthropic', baseUrl: `http://127.0.0.1:${ctx.ports['anthropic-mock']}`, apiKey: 'sk-ant-bench' } },
+  })),
+  // Issue 4: an alias of one target against one of five, health tracking on (all point at the mock).
+  gatewayServer('gw-alias', (ctx) => ({
+    chains: { default: ['request-id', 'auth', 'access-log'] },
+    providers: Object.fromEntries(['m1', 'm2', 'm3', 'm4', 'm5'].map((n) => [n, { type: 'openai', baseUrl: `${ctx.mockOrigin}/v1`, apiKey: 'sk-bench' }])),
+    routing: { health: { enabled: true, intervalMs: 5000 } },
+    models: {
+      one: { targets: [{ provider: 'm1', model: 'gpt-4o' }] },
+      five: { strategy: 'least-outstanding', targets: ['m1', 'm2', 'm3', 'm4', 'm5'].map((p) => ({ provider: p, model: 'gpt-4o' })) },
+    },
+  })),
+  // Issue 6: auth alone, auth + in-process rate limits, auth + Redis rate limits (nothing is refused).
+  gatewayServer('gw-auth', () => ({ chains: { default: ['auth'] } })),
+  gatewayServer('gw-rl-local', () => ({
+    chains: { default: ['auth', 'rate-limit'] },
+    plugins: { 'rate-limit': { backend: 'local', limits: [{ name: 'per-key', scope: 'key', rpm: 1e9, tpm: 1e9 }, { name: 'per-ip', scope: 'ip', rps: 1e9 }] } },
+  })),
+  gatewayServer('gw-rl-redis', () => ({
+    chains: { default: ['auth', 'rate-limit'] },
+    redisUrl: process.env['BENCH_REDIS_URL'] ?? 'redis://127.0.0.1:6379',
+    plugins: { 'rate-limit': { backend: 'redis', keyPrefix: `mcp:bench:${process.pid}:`, limits: [{ name: 'per-key', scope: 'key', rpm: 1e9, tpm: 1e9 }, { name: 'per-ip', scope: 'ip', rps: 1e9 }] } },
+  })),
+  // Issues 5 and 7: the core chain plus execution logging, cost metering and a budget that never runs out.
+  gatewayServer('gw-logged', () => ({ chains: { default: ['request-id', 'auth', 'execution-log', 'access-log'] } })),
+  gatewayServer('gw-metered', () => ({
+    chains: { default: ['request-id', 'auth', 'budget', 'cost-meter', 'access-log'] },
+    plugins: { budget: { backend: 'local', budgets: [{ name: 'team', scope: 'global', period: 'month', amountUsd: 1e9 }] } },
+  })),
 ]
 
 const chat = (model: string, stream = false) => (ctx: Ctx): RequestDef =>
@@ -164,6 +204,17 @@ export const SCENARIOS: ScenarioDef[] = [
   { name: 'bare', label: '(b) bare proxy', server: 'bare', procs: ['bare', 'mock'], request: chat('gpt-4o'), saturation: true, paced: true },
   { name: 'gw-noplugins', label: '(c) gateway, no plugins', server: 'gw-noplugins', procs: ['gw-noplugins', 'mock'], request: chat('mock/gpt-4o'), saturation: true, paced: true },
   { name: 'gw-default', label: '(d) gateway, default chain', server: 'gw-default', procs: ['gw-default', 'mock'], request: chat('mock/gpt-4o'), saturation: true, paced: true },
+  { name: 'gw-core', label: '(d2) gateway, issue-2 chain [request-id, auth, access-log]', server: 'gw-core', procs: ['gw-core', 'mock'], request: chat('mock/gpt-4o'), saturation: true, paced: true },
+  { name: 'gw-translate', label: '(3) OpenAI in → Anthropic mock (translated)', server: 'gw-translate', procs: ['gw-translate', 'anthropic-mock'], request: chat('claude/claude-sonnet-4-5'), saturation: true, paced: false },
+  { name: 'gw-translate-stream', label: '(3) stream: OpenAI in → Anthropic mock (translated)', server: 'gw-translate', procs: ['gw-translate', 'anthropic-mock'], request: chat('claude/claude-sonnet-4-5', true), saturation: true, paced: false },
+  { name: 'gw-core-stream', label: '(3) stream: OpenAI in → OpenAI mock (pass-through)', server: 'gw-core', procs: ['gw-core', 'mock'], request: chat('mock/gpt-4o', true), saturation: true, paced: false },
+  { name: 'gw-alias1', label: '(4) alias with 1 target', server: 'gw-alias', procs: ['gw-alias', 'mock'], request: chat('one'), saturation: false, paced: true },
+  { name: 'gw-alias5', label: '(4) alias with 5 targets, health tracking', server: 'gw-alias', procs: ['gw-alias', 'mock'], request: chat('five'), saturation: false, paced: true },
+  { name: 'gw-auth', label: '(6) auth only', server: 'gw-auth', procs: ['gw-auth', 'mock'], request: chat('mock/gpt-4o'), saturation: true, paced: false },
+  { name: 'gw-rl-local', label: '(6) auth + rate limits in-process', server: 'gw-rl-local', procs: ['gw-rl-local', 'mock'], request: chat('mock/gpt-4o'), saturation: true, paced: false },
+  { name: 'gw-rl-redis', label: '(6) auth + rate limits in Redis', server: 'gw-rl-redis', procs: ['gw-rl-redis', 'mock'], request: chat('mock/gpt-4o'), saturation: true, paced: false },
+  { name: 'gw-logged', label: '(5) core chain + execution logging', server: 'gw-logged', procs: ['gw-logged', 'mock'], request: chat('mock/gpt-4o'), saturation: true, paced: false },
+  { name: 'gw-metered', label: '(7) core chain + budget + cost metering', server: 'gw-metered', procs: ['gw-metered', 'mock'], request: chat('mock/gpt-4o'), saturation: true, paced: false },
   { name: 'direct-stream', label: '(e) stream: mock directly', server: 'mock', procs: ['mock'], request: chat('gpt-4o', true), saturation: true, paced: false },
   { name: 'bare-stream', label: '(e) stream: bare proxy', server: 'bare', procs: ['bare', 'mock'], request: chat('gpt-4o', true), saturation: true, paced: false },
   { name: 'gw-default-stream', label: '(e) stream: gateway, default chain', server: 'gw-default', procs: ['gw-default', 'mock'], request: chat('mock/gpt-4o', true), saturation: true, paced: false },
@@ -174,6 +225,14 @@ const RATIO_PAIRS: Array<{ num: string; den: string }> = [
   { num: 'gw-default', den: 'bare' },
   { num: 'gw-noplugins', den: 'bare' },
   { num: 'gw-default-stream', den: 'bare-stream' },
+  { num: 'gw-core', den: 'bare' },
+  { num: 'gw-translate', den: 'gw-core' },
+  { num: 'gw-translate-stream', den: 'gw-core-stream' },
+  { num: 'gw-rl-local', den: 'gw-noplugins' },
+  { num: 'gw-rl-redis', den: 'gw-noplugins' },
+  { num: 'gw-auth', den: 'gw-noplugins' },
+  { num: 'gw-logged', den: 'gw-core' },
+  { num: 'gw-metered', den: 'gw-core' },
 ]
 const BASELINE = 'direct'
 const LIMITS = { cpuRatio: 1.5, rpsRatio: 0.7, addedP50Ms: 0.6, addedP99Ms: 3, rssMB: 200 }

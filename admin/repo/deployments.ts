@@ -5,7 +5,7 @@
  */
 import { sqlState } from '../../store/types.ts'
 import type { Queryable } from '../../store/types.ts'
-import { audit } from '../audit.ts'
+import { audit, auditContextOf } from '../audit.ts'
 import { bodyInvalid, conflict, cursorParts, encodeCursor, notFound, unprocessable, type Page } from '../http.ts'
 import type { DeploymentConfig, DeploymentCreate, DeploymentUpdate, TrafficInput } from '../schemas.ts'
 import type { PageResult } from './prompts.ts'
@@ -165,9 +165,9 @@ function trafficJson(entries: readonly Entry[]): string {
 
 async function history(tx: Queryable, h: { id: string; action: string; revision: number; from: string | null; to: string | null; entries: readonly Entry[] | null; requestId?: string | undefined }): Promise<void> {
   await tx.query(
-    `INSERT INTO deployment_history (deployment_id, action, deployment_version, from_prompt_version_id, to_prompt_version_id, traffic, request_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-    [h.id, h.action, h.revision, h.from, h.to, h.entries ? trafficJson(h.entries) : null, h.requestId ?? null],
+    `INSERT INTO deployment_history (deployment_id, action, deployment_version, from_prompt_version_id, to_prompt_version_id, traffic, request_id, actor_key_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+    [h.id, h.action, h.revision, h.from, h.to, h.entries ? trafficJson(h.entries) : null, h.requestId ?? null, auditContextOf(tx)?.actor.keyId ?? null],
   )
 }
 
