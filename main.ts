@@ -5,8 +5,10 @@
  * SIGHUP reloads the configuration; SIGTERM/SIGINT drain, flush and exit 0.
  */
 import { startMcp } from './admin/bootstrap.ts'
+import { join } from 'node:path'
 import { registerAlertRoutes } from './admin/routes/alerts.ts'
 import { registerBudgetRoutes } from './admin/routes/budgets.ts'
+import { registerExecutionRoutes } from './admin/routes/executions.ts'
 import { registerTargetRoutes } from './admin/routes/targets.ts'
 import { registerUsageRoutes } from './admin/routes/usage.ts'
 import { AlertManager } from './gateway/alerts/manager.ts'
@@ -15,6 +17,8 @@ import type { Gateway } from './gateway/gateway.ts'
 import { createLogger } from './gateway/logger.ts'
 import { closeRedis, createRedis, redisReady } from './gateway/redis.ts'
 import { loadSettings } from './gateway/settings.ts'
+import { ExecutionLogWriter, executionLogOptionsFromEnv } from './store/execution-log-writer.ts'
+import { runRetention } from './store/index.ts'
 import type { Store } from './store/types.ts'
 
 async function main(): Promise<void> {
@@ -32,13 +36,18 @@ async function main(): Promise<void> {
   const alerts = new AlertManager(() => gwRef?.settings.alerts, { logger: log.child({ component: 'alerts' }), ...(redis ? { redis } : {}) })
   let usage: UsageServices | undefined
   let store: Store | undefined
+  const { enabled: logExecutions, ...executionLogOptions } = executionLogOptionsFromEnv()
+  let executionLog: ExecutionLogWriter | undefined
 
   const mcp = await startMcp({
     logger: log,
     services: (s) => {
       store = s
       usage = createUsageServices({ store: s, settings: settings.usage, logger: log.child({ component: 'usage' }) })
-      return { ...(redis ? { redis } : {}), alerts, usage: usage.aggregator }
+      if (logExecutions) {
+        executionLog = ExecutionLogWriter.create({ ...executionLogOptions, store: s, spoolDir: join(settings.dataDir, 'spool'), logger: log.child({ component: 'execution-log' }) })
+      }
+      return { ...(redis ? { redis } : {}), alerts, usage: usage.aggregator, ...(executionLog ? { executionLog } : {}) }
     },
     adminRoutes: (admin, _cp, gw) => {
       gwRef = gw
@@ -46,14 +55,27 @@ async function main(): Promise<void> {
       registerBudgetRoutes(admin, gw)
       registerAlertRoutes(admin, alerts)
       registerUsageRoutes(admin, store!)
+      registerExecutionRoutes(admin, store!)
+      executionLog?.bindMetrics(gw.metrics.registry)
       alerts.bindMetrics(gw.metrics.registry)
       alerts.watchTargets(() => gw.targets.all())
       usage?.bindMetrics(gw.metrics.registry)
       if (redis) admin.addReadinessCheck({ name: 'redis', critical: false, check: () => redisReady(redis) })
     },
-    beforeStoreClose: async () => { await usage?.close() },
+    beforeStoreClose: async () => {
+      await usage?.close()
+      await executionLog?.close(10_000)
+    },
   })
   usage?.start()
+  // Execution-log partitions ahead and retention, off the request path, at start and every 6 hours.
+  const retention = (): void => {
+    void runRetention(mcp.store, { retentionDays: settings.executionLogs.retentionDays, daysAhead: 7 })
+      .catch((e: unknown) => log.warn({ err: e }, 'execution-log retention failed; retrying at the next run'))
+  }
+  retention()
+  const retentionTimer = setInterval(retention, 6 * 3600_000)
+  retentionTimer.unref()
   const gw = mcp.gw
   gw.watchConfig()
   log.info({ port: mcp.data.port, adminPort: mcp.adminAddress.port, adminHost: settings.admin.host, store: mcp.store.engine, redis: redis !== undefined }, 'MCP gateway ready')

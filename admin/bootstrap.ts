@@ -158,6 +158,14 @@ export async function startMcp(opts: StartMcpOptions): Promise<Mcp> {
       routes: new Map([[EXECUTE_ROUTE_KEY, executeRouteSpec(() => cp.snapshot)], ...(opts.routes ?? [])]),
       ...(opts.plugins ? { plugins: opts.plugins } : {}),
       services,
+      // Providers from the API are checked again at connect time (DNS rebinding): their origins.
+      guardOrigin: (origin) => {
+        for (const p of cp.snapshot.providers.values()) {
+          const url = (p as { baseUrl?: unknown }).baseUrl
+          if (typeof url === 'string' && URL.canParse(url) && new URL(url).origin === origin) return true
+        }
+        return false
+      },
     })
     const auditQueue = new AuditQueue({ store, log, metrics: gw.metrics.registry })
     const reloadAs = auditReloads(gw, auditQueue)
@@ -175,7 +183,7 @@ export async function startMcp(opts: StartMcpOptions): Promise<Mcp> {
     })
     registerPromptRoutes(admin, cp)
     registerDeploymentRoutes(admin, cp)
-    registerProviderRoutes(admin, cp)
+    registerProviderRoutes(admin, cp, () => ({ allowHttp: gw.settings.security.allowHttpProviderUrls, allowlist: gw.settings.security.providerUrlAllowlist }))
     registerKeyRoutes(admin, cp)
     registerAuditRoutes(admin, cp)
     const openapi = buildOpenApi()

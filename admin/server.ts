@@ -59,6 +59,7 @@ export interface ReadinessCheck {
 }
 
 export function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.headersSent) return
   const text = JSON.stringify(body)
   res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
   res.end(text)
@@ -66,7 +67,11 @@ export function sendJson(res: http.ServerResponse, status: number, body: unknown
 
 export function sendAdminError(res: http.ServerResponse, g: GatewayError, requestId = ''): void {
   if (res.headersSent) { res.destroy(); return }
-  sendJson(res, g.status, openaiErrorBody(g, requestId), { 'x-mcp-error-code': g.code, ...(g.headers ?? {}) })
+  sendJson(res, g.status, openaiErrorBody(g, requestId), {
+    'x-mcp-error-code': g.code, ...(g.headers ?? {}),
+    // The announced body was not read: close rather than wait for it.
+    ...(g.code === 'MCP_ERR_REQ_BODY_TOO_LARGE' ? { connection: 'close' } : {}),
+  })
 }
 
 export class AdminServer {

@@ -192,7 +192,7 @@ export const SERVERS: ServerDef[] = [
   gatewayServer('gw-logged', () => ({ chains: { default: ['request-id', 'auth', 'execution-log', 'access-log'] } })),
   gatewayServer('gw-metered', () => ({
     chains: { default: ['request-id', 'auth', 'budget', 'cost-meter', 'access-log'] },
-    plugins: { budget: { backend: 'local', budgets: [{ name: 'team', scope: 'global', period: 'month', amountUsd: 1e9 }] } },
+    plugins: { budget: { backend: 'local', budgets: [{ name: 'team', scope: 'global', period: 'month', amountUsd: 1e6 }] } },
   })),
 ]
 

@@ -21,6 +21,7 @@ import { configDir, hashOf, loadSettings, redactSettings, type Settings } from '
 import { GatewayMetrics } from './telemetry.ts'
 import { openUpstream } from './upstream/open.ts'
 import { Pools } from './upstream/pools.ts'
+import { guardedConnect } from '../providers/shared/safe-url.ts'
 import { createRoutingMetrics } from './routing/metrics.ts'
 import { RetryBudget, type RouterDeps } from './routing/router.ts'
 import { TargetRegistry } from './routing/target-state.ts'
@@ -47,6 +48,11 @@ export interface GatewayOptions {
   plugins?: (name: string) => PluginFactory | undefined
   /** Shared clients for plugins (execution-log sink, Redis, key store). */
   services?: PluginServices
+  /**
+   * Origins whose connections are checked again at connect time against the SSRF policy (providers
+   * that arrived through the admin API): the resolved address must pass, so DNS rebinding is caught.
+   */
+  guardOrigin?: (origin: string) => boolean
 }
 
 export class Gateway {
@@ -93,7 +99,12 @@ export class Gateway {
   static async create(opts: GatewayOptions): Promise<Gateway> {
     const settings = (opts.load ?? loadSettings)()
     const metrics = new GatewayMetrics()
-    const pools = new Pools(settings.upstream)
+    const guard = opts.guardOrigin
+    const pools = new Pools(settings.upstream, guard
+      ? (origin) => guard(origin)
+        ? guardedConnect({ allowHttp: settings.security.allowHttpProviderUrls, allowlist: settings.security.providerUrlAllowlist }, { timeout: settings.upstream.connectTimeoutMs })
+        : undefined
+      : undefined)
     const plugins = opts.plugins ?? pluginFactory
     const deps: CompileDeps = {
       plugin: plugins,

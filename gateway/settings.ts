@@ -51,6 +51,8 @@ export interface Settings {
   alerts: AlertsConfig
   /** Usage rollups and the billing export webhook. */
   usage: UsageSettings
+  /** Execution logs: days kept (daily partitions are dropped past it). */
+  executionLogs: { retentionDays: number }
 }
 
 const int = (min: number, def?: number): JSONSchema => (def === undefined ? { type: 'integer', minimum: min } : { type: 'integer', minimum: min, default: def })
@@ -129,6 +131,7 @@ const settingsSchema: JSONSchema = {
     alerts: alertsConfigSchema,
     usage: usageSettingsSchema,
     security: securitySchema,
+    executionLogs: { type: 'object', additionalProperties: false, default: {}, properties: { retentionDays: { type: 'integer', minimum: 1, default: 30 } } },
   },
 }
 

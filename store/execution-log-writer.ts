@@ -60,12 +60,6 @@ export interface ExecutionLogWriterOptions {
   writeTimeoutMs?: number
   /** Probe interval while the database is down. Default 1 000. */
   retryMs?: number
-  /**
-   * Serialize each row in enqueue instead of at flush time. The same CPU, spent earlier; what waits in the queue
-   * is one flat string per row instead of the request's object graph (less old-generation GC under load).
-   * Default false.
-   */
-  serializeOnEnqueue?: boolean
 }
 
 export interface ExecutionLogStats {
@@ -104,7 +98,9 @@ const NOOP_LOG: LogSink = { info() {}, warn() {}, error() {} }
 
 export class ExecutionLogWriter implements ExecutionLogSink {
   readonly #store: Store
-  readonly #spool: Spool | undefined
+  #spool: Spool | undefined
+  /** Opening the spool directory (create() returns before it is open); undefined once settled. */
+  #spoolOpening: Promise<void> | undefined
   readonly #log: LogSink
   readonly #batchSize: number
   readonly #flushMs: number
@@ -112,9 +108,8 @@ export class ExecutionLogWriter implements ExecutionLogSink {
   readonly #maxQueueBytes: number
   readonly #writeTimeoutMs: number
   readonly #retryMs: number
-  readonly #eager: boolean
 
-  /** Rows as the plugin built them, or already serialized (serializeOnEnqueue, requeued wire rows). */
+  /** Rows as the plugin built them, serialized at flush time; or wire rows put back after the spool refused them. */
   #queue: (ExecutionLogRow | WireRow)[] = []
   #queueBytes = 0
   #dbUp = true
@@ -139,9 +134,8 @@ export class ExecutionLogWriter implements ExecutionLogSink {
   #writeSeconds = new HistogramChild(LATENCY_BUCKETS)
   #metricsBound = false
 
-  private constructor(opts: ExecutionLogWriterOptions, spool: Spool | undefined) {
+  private constructor(opts: ExecutionLogWriterOptions) {
     this.#store = opts.store
-    this.#spool = spool
     this.#log = opts.logger ?? NOOP_LOG
     this.#batchSize = Math.max(1, Math.min(opts.batchSize ?? 500, MAX_BATCH))
     this.#flushMs = opts.flushIntervalMs ?? 200
@@ -149,30 +143,46 @@ export class ExecutionLogWriter implements ExecutionLogSink {
     this.#maxQueueBytes = opts.maxQueueBytes ?? 128 * 1024 * 1024
     this.#writeTimeoutMs = opts.writeTimeoutMs ?? 5_000
     this.#retryMs = opts.retryMs ?? 1_000
-    this.#eager = opts.serializeOnEnqueue ?? false
     if (opts.metrics) this.bindMetrics(opts.metrics)
   }
 
-  /** Opens the spool (when spoolDir is set); segments left by a previous process are replayed right away. */
-  static async open(opts: ExecutionLogWriterOptions): Promise<ExecutionLogWriter> {
-    const spool = opts.spoolDir !== undefined ? await Spool.open({ ...opts.spool, dir: opts.spoolDir }) : undefined
-    const w = new ExecutionLogWriter(opts, spool)
-    if (spool && !spool.empty) {
-      w.#log.info({ rows: spool.rows, bytes: spool.bytes, segments: spool.segments }, 'execution log: replaying the spool left by a previous run')
-      void w.#start(true)
+  /**
+   * A writer that takes rows at once; the spool directory (when spoolDir is set) opens in the background, and the
+   * segments a previous process left are replayed as soon as it is open. A spool that cannot be opened is logged
+   * and the writer works without one.
+   */
+  static create(opts: ExecutionLogWriterOptions): ExecutionLogWriter {
+    const w = new ExecutionLogWriter(opts)
+    if (opts.spoolDir !== undefined) {
+      const dir = opts.spoolDir
+      w.#spoolOpening = Spool.open({ ...opts.spool, dir }).then((spool) => {
+        w.#spool = spool
+        if (!spool.empty) {
+          w.#log.info({ rows: spool.rows, bytes: spool.bytes, segments: spool.segments }, 'execution log: replaying the spool left by a previous run')
+          void w.#start(true)
+        }
+      }, (e: unknown) => {
+        w.#log.error({ err: e, dir }, 'execution log: the spool cannot be opened; rows wait in memory while the database is down')
+      }).finally(() => { w.#spoolOpening = undefined })
     }
+    return w
+  }
+
+  /** create(), resolved once the spool is open. */
+  static async open(opts: ExecutionLogWriterOptions): Promise<ExecutionLogWriter> {
+    const w = ExecutionLogWriter.create(opts)
+    await w.#spoolOpening
     return w
   }
 
   enqueue(row: ExecutionLogRow): void {
     try {
-      const item = this.#eager ? toWire(row) : row
-      const bytes = sizeOf(item)
+      const bytes = sizeOf(row)
       if (this.#closed || this.#queue.length >= this.#maxQueue || this.#queueBytes + bytes > this.#maxQueueBytes) {
         this.#drop(1, this.#closed ? 'closed' : 'queue_full')
         return
       }
-      this.#queue.push(item)
+      this.#queue.push(row)
       this.#queueBytes += bytes
       if (this.#running !== undefined || this.#closing) return
       if (this.#queue.length >= this.#batchSize) this.#kick ??= setImmediate(() => { this.#kick = undefined; void this.#start(false) })
@@ -249,6 +259,7 @@ export class ExecutionLogWriter implements ExecutionLogSink {
     this.#closing = true
     clearTimeout(this.#timer)
     clearImmediate(this.#kick)
+    await this.#spoolOpening
     while (this.#running) await this.#running
     while (this.#queue.length > 0) {
       const left = deadline - Date.now() - reserve
@@ -296,6 +307,7 @@ export class ExecutionLogWriter implements ExecutionLogSink {
   }
 
   async #pump(drain: boolean): Promise<void> {
+    if (this.#spoolOpening) await this.#spoolOpening
     let first = true
     for (;;) {
       if (this.#closing) return
@@ -525,8 +537,6 @@ export function executionLogOptionsFromEnv(env: NodeJS.ProcessEnv = process.env)
     const v = num(name)
     if (v !== undefined) out[key] = v
   }
-  const eager = env['MCP_EXECUTION_LOG_SERIALIZE_ON_ENQUEUE']
-  if (eager !== undefined && eager !== '') out.serializeOnEnqueue = eager === '1' || eager === 'true'
   const spool: NonNullable<ExecutionLogWriterOptions['spool']> = {}
   const maxBytes = num('MCP_EXECUTION_LOG_SPOOL_MAX_BYTES')
   const fsyncMs = num('MCP_EXECUTION_LOG_SPOOL_FSYNC_MS')

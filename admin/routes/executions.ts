@@ -6,6 +6,8 @@
  *                                     Items carry the metrics but not the request and response bodies.
  *   GET /api/v1/mcp/executions/{id}   one execution, bodies included, by row id or by request id.
  * Unknown or malformed ids are 404; a malformed filter or cursor is 400; an unreachable database is 503.
+ * `executions.read` (admin role only: rows carry request bodies and have no team to scope them by).
+ * GET /executions/{id} also answers for the `x-mcp-execution-id` header of /execute (the request id).
  * Queries go through execution_logs_created_at_idx (and the deployment/key partial indexes), with created_at in
  * the WHERE clause whenever a time bound or a cursor gives one, so partitions are pruned.
  */
@@ -13,6 +15,7 @@ import type { Store } from '../../store/types.ts'
 import { sqlState } from '../../store/types.ts'
 import { isUnavailableError, storeUnavailable } from '../control-plane.ts'
 import { cursorParts, encodeCursor, isUuid, notFound, pageOf, queryInvalid, queryOf } from '../http.ts'
+import { authorize } from '../rbac.ts'
 import { sendJson, type AdminServer } from '../server.ts'
 
 interface ExecutionRow {
@@ -81,6 +84,10 @@ async function query(store: Store, sql: string, params: unknown[]): Promise<Exec
 
 export function registerExecutionRoutes(admin: AdminServer, store: Store): void {
   admin.route('GET', '/api/v1/mcp/executions', async (req, res) => {
+    req.resume()
+    // The gate already checked the route's action (admin/rbac.ts); checked again here (authorize in the handler).
+    // Rows have no team: executions are for global principals until a team filter exists (docs/rbac.md).
+    authorize(req, 'executions.read')
     const q = queryOf(req)
     const page = pageOf(q)
     const where: string[] = []
@@ -113,7 +120,9 @@ export function registerExecutionRoutes(admin: AdminServer, store: Store): void 
     sendJson(res, 200, { data: data.map(present), next_cursor: more && last ? encodeCursor([last.cursor_ts, last.id]) : null })
   })
 
-  admin.route('GET', '/api/v1/mcp/executions/{id}', async (_req, res, p) => {
+  admin.route('GET', '/api/v1/mcp/executions/{id}', async (req, res, p) => {
+    req.resume()
+    authorize(req, 'executions.read')
     const id = p['id'] ?? ''
     if (id === '' || id.length > 100) throw notFound('execution', id)
     const byUuid = isUuid(id)

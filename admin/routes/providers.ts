@@ -9,6 +9,8 @@
 import type { IncomingMessage } from 'node:http'
 import type { Principal } from '../../plugins/auth/scopes.ts'
 import type { Queryable } from '../../store/types.ts'
+import { GatewayError } from '../../gateway/errors.ts'
+import { checkProviderUrl, type ProviderUrlPolicy } from '../../providers/shared/safe-url.ts'
 import { auditActor, bindAudit } from '../audit.ts'
 import type { ControlPlane } from '../control-plane.ts'
 import { checkIfMatch, pageOf, queryOf, requireUuid, sendNoContent, sendWithEtag } from '../http.ts'
@@ -30,7 +32,21 @@ function deploymentsUsing(cp: ControlPlane, name: string): string[] {
   return out
 }
 
-export function registerProviderRoutes(admin: AdminServer, cp: ControlPlane): void {
+/**
+ * SSRF guard for provider URLs arriving through the API: https only unless allowed, no credentials or
+ * fragments, no private, loopback, link-local or metadata addresses unless the operator allowlist permits
+ * (docs/security.md). A 422 names `config.baseUrl`.
+ */
+async function checkBaseUrl(body: unknown, policy: () => ProviderUrlPolicy): Promise<void> {
+  const url = (body as { config?: { baseUrl?: unknown } } | null)?.config?.baseUrl
+  if (typeof url !== 'string') return
+  const errors = await checkProviderUrl(url, policy())
+  if (errors.length > 0) {
+    throw new GatewayError('MCP_ERR_ADMIN_UNPROCESSABLE', { reason: `config.baseUrl: ${errors.join('; ')}` }, { param: 'config.baseUrl', details: 'admin.provider_url_refused' })
+  }
+}
+
+export function registerProviderRoutes(admin: AdminServer, cp: ControlPlane, policy: () => ProviderUrlPolicy = () => ({})): void {
   const ctx = (req: IncomingMessage): ProviderWriteContext => ({
     keyring: cp.keyring, fileProviderNames: cp.fileProviderNames(), aliasNames: cp.aliasNames(), requestId: requestIdOf(req),
   })
@@ -46,6 +62,7 @@ export function registerProviderRoutes(admin: AdminServer, cp: ControlPlane): vo
   admin.route('POST', `${BASE}/providers`, async (req, res) => {
     const who = authorize(req, 'providers.write')
     const body = await readChecked(req, validators.providerCreate, WRITE_RULES['POST /providers']!)
+    await checkBaseUrl(body, policy)
     const p = await cp.write((tx) => createProvider(bound(req, who, tx), body, ctx(req)))
     sendWithEtag(res, 201, p, p.revision, { location: `${BASE}/providers/${p.id}` })
   })
@@ -62,6 +79,7 @@ export function registerProviderRoutes(admin: AdminServer, cp: ControlPlane): vo
     const who = authorize(req, 'providers.write')
     const id = requireUuid('provider', params['id'])
     const body = await readChecked(req, validators.providerUpdate, WRITE_RULES['PUT /providers/{id}']!)
+    await checkBaseUrl(body, policy)
     const p = await cp.write((tx) => updateProvider(bound(req, who, tx), id, body, (rev) => checkIfMatch(req, rev, `provider ${id}`, true), ctx(req)))
     sendWithEtag(res, 200, p, p.revision)
   })

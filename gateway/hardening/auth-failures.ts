@@ -3,6 +3,7 @@
  * every request from that address gets 429 for `cooldownMs`, before the pipeline runs (no key
  * lookup, no digest). The listener feeds it from responses carrying an auth error code.
  */
+import type { LocalReply } from '../pipeline/types.ts'
 
 interface Entry {
   count: number
@@ -52,5 +53,12 @@ export class AuthFailureLimiter {
       return true
     }
     return false
+  }
+
+  /** The same as a local reply: undefined when not blocked, else 429 MCP_ERR_CLIENT_AUTH_BLOCKED with Retry-After. */
+  check(key: string, now: number = performance.now()): LocalReply | undefined {
+    const wait = this.blockedFor(key, now)
+    if (wait === 0) return undefined
+    return { code: 'MCP_ERR_CLIENT_AUTH_BLOCKED', params: { retryAfter: wait }, details: 'client.auth_blocked', headers: { 'retry-after': String(wait) } }
   }
 }

@@ -16,6 +16,7 @@ import type { Socket } from 'node:net'
 import type { Logger } from 'pino'
 import { AddressSet } from '../../providers/shared/safe-url.ts'
 import { GatewayError } from '../errors.ts'
+import { localReplyError } from '../handler.ts'
 import { anthropicErrorBody } from '../inbound/anthropic.ts'
 import { openaiErrorBody } from '../inbound/openai.ts'
 import type { CounterChild, Gauge, Metrics } from '../metrics.ts'
@@ -174,19 +175,11 @@ export class ListenerGuard {
       if (rate || auth) {
         const key = this.#keyOf(socket)
         if (key !== null) {
-          const wait = rate ? rate.take(key) : 0
-          if (wait > 0) {
-            this.#refused.requests_per_ip.inc()
-            this.#reply(req, res, new GatewayError('MCP_ERR_CLIENT_RATE_LIMITED', { retryAfter: wait }, { details: 'client.rate_limited', headers: { 'retry-after': String(wait) } }))
-            return
-          }
+          const limited = rate?.check(key)
+          if (limited) { this.#refused.requests_per_ip.inc(); this.#reply(req, res, localReplyError(limited)); return }
           if (auth) {
-            const blockedFor = auth.blockedFor(key)
-            if (blockedFor > 0) {
-              this.#refused.auth_failures.inc()
-              this.#reply(req, res, new GatewayError('MCP_ERR_CLIENT_AUTH_BLOCKED', { retryAfter: blockedFor }, { details: 'client.auth_blocked', headers: { 'retry-after': String(blockedFor) } }))
-              return
-            }
+            const blocked = auth.check(key)
+            if (blocked) { this.#refused.auth_failures.inc(); this.#reply(req, res, localReplyError(blocked)); return }
             res.once('finish', onFinish)
           }
         }

@@ -4,6 +4,7 @@
  * lookup and never reaches auth, the key store or an upstream. The table holds at most `max`
  * addresses; the oldest entry is forgotten first.
  */
+import type { LocalReply } from '../pipeline/types.ts'
 
 interface Bucket {
   tokens: number
@@ -39,5 +40,12 @@ export class IpRateLimiter {
     }
     if (b.tokens >= 1) { b.tokens -= 1; return 0 }
     return Math.max(1, Math.ceil((1 - b.tokens) / this.#rate / 1000))
+  }
+
+  /** The same as a local reply: undefined when allowed, else 429 MCP_ERR_CLIENT_RATE_LIMITED with Retry-After. */
+  check(key: string, now: number = performance.now()): LocalReply | undefined {
+    const wait = this.take(key, now)
+    if (wait === 0) return undefined
+    return { code: 'MCP_ERR_CLIENT_RATE_LIMITED', params: { retryAfter: wait }, details: 'client.rate_limited', headers: { 'retry-after': String(wait) } }
   }
 }

@@ -1,14 +1,13 @@
 /**
  * Load shedding (the Node counterpart of Envoy's overload manager, @fastify/under-pressure's
- * thresholds): a timer samples the event-loop delay p99 over the last window (the lateness of a 20 ms
+ * thresholds). A timer samples, once per window: the event-loop delay p99 (the lateness of a 20 ms
  * probe timer and of the sampling timer itself; `monitorEventLoopDelay` loses the sample of a block
- * that spans a histogram reset), the V8 heap in use
- * against its limit, and the resident set size. New requests get 503 MCP_ERR_SERVER_OVERLOADED with
- * Retry-After while the heap or RSS is over its threshold, or once the delay has been over its
- * threshold for `eventLoopWindows` windows in a row (a single spike is not overload, and shedding
- * after it would only turn one slow request into a second of refusals). The first window under the
- * thresholds ends it. The request path reads one boolean, never a metric; requests already admitted
- * (streams included) are not touched.
+ * that spans a histogram reset), the V8 heap in use against its limit, and the resident set size.
+ * New requests get 503 MCP_ERR_SERVER_OVERLOADED with Retry-After while the heap or RSS is over its
+ * threshold, or once the delay has been over its threshold for `eventLoopWindows` windows in a row
+ * (a single spike is not overload, and shedding after it would only turn one slow request into a
+ * second of refusals). The first window under the thresholds ends it. The request path reads one
+ * boolean, never a metric; requests already admitted (streams included) are not touched.
  */
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks'
 import { getHeapStatistics } from 'node:v8'
@@ -59,7 +58,7 @@ export class LoadShedder {
     this.#tickDue = performance.now() + this.#s.sampleIntervalMs
     this.#timer = setInterval(() => {
       const now = performance.now()
-      if (now - this.#tickDue > now - this.#probeDue) h.record(Math.max(1, Math.round((now - this.#tickDue) * 1000)))
+      if (this.#tickDue < this.#probeDue) h.record(Math.max(1, Math.round((now - this.#tickDue) * 1000)))
       probe(now)
       this.#tickDue = now + this.#s.sampleIntervalMs
       this.tick()

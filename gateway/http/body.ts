@@ -65,9 +65,34 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   })
 }
 
+/** Deeper nesting than this is refused before parsing: re-serialising it would exhaust the stack. */
+export const MAX_JSON_DEPTH = 128
+
+/** The deepest nesting of arrays and objects in JSON bytes (strings skipped); stops counting past the limit. */
+export function jsonDepth(buf: Buffer, limit = MAX_JSON_DEPTH): number {
+  let depth = 0
+  let max = 0
+  let inString = false
+  for (let i = 0; i < buf.length; i++) {
+    const c = buf[i]!
+    if (inString) {
+      if (c === 0x5c) i++
+      else if (c === 0x22) inString = false
+      continue
+    }
+    if (c === 0x22) inString = true
+    else if (c === 0x7b || c === 0x5b) { if (++depth > max) { max = depth; if (max > limit) return max } }
+    else if (c === 0x7d || c === 0x5d) depth--
+  }
+  return max
+}
+
 export function parseJson(buf: Buffer): unknown {
   if (buf.length === 0) throw new GatewayError('MCP_ERR_REQ_JSON_INVALID', { reason: 'the body is empty' }, { details: 'request.json_invalid' })
   let text: string
+  if (buf.length > MAX_JSON_DEPTH * 2 && jsonDepth(buf) > MAX_JSON_DEPTH) {
+    throw new GatewayError('MCP_ERR_REQ_JSON_INVALID', { reason: `nesting deeper than ${MAX_JSON_DEPTH} levels` }, { details: 'request.json_too_deep' })
+  }
   try {
     text = utf8.decode(buf)
   } catch {

@@ -30,7 +30,7 @@ export async function openUpstream(ctx: RequestCtx): Promise<UpstreamResponse> {
       headersTimeoutMs: Math.max(1, Math.min(ctx.upstreamTimeouts?.firstByteMs ?? pt.timeouts.firstByteMs, ctx.deadline - Date.now())),
       bodyTimeoutMs: ctx.upstreamTimeouts?.idleMs ?? pt.timeouts.idleMs,
     })
-    if (head.status >= 400) {
+    if (head.status >= 300) {
       const text = redactCredentials(await head.text(1024 * 1024).catch(() => ''), credentialsOf(pt.headers))
       throw pt.toError(head.status, text, head.headers)
     }

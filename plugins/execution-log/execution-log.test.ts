@@ -191,7 +191,7 @@ describe('execution-log through the gateway', () => {
       services: { executionLog: writer },
       load: () => testSettings({
         plugins: { 'execution-log': { maxRequestBytes: 2048 } },
-        chains: { default: ['request-id', 'auth', 'execution-log'] },
+        chains: { default: ['request-id', 'auth', 'cost-meter', 'execution-log'] },
         providers: {
           mock: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-upstream-exec-log', models: ['gpt-4o', 'text-embedding-3-small'] },
           slow: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-upstream-exec-log', headers: { 'x-mock-tokens': '40', 'x-mock-chunk-delay-ms': '50' } },
@@ -248,8 +248,10 @@ describe('execution-log through the gateway', () => {
       // The canonical request, after routing resolved the model (the client's name is metrics.requestedModel).
       request: { model: 'gpt-4o', messages: [{ role: 'user', content: 'hello' }] },
       response: { status: 200, usage: { prompt_tokens: 2, completion_tokens: 12 }, error: null },
-      metrics: { route: 'chat', stream: false, status: 200, details: 'ok', aborted: false, attempts: 1, promptTokens: 2, completionTokens: 12, cost: null, principal: 'bootstrap', requestedModel: 'mock/gpt-4o' },
+      metrics: { route: 'chat', stream: false, status: 200, details: 'ok', aborted: false, attempts: 1, promptTokens: 2, completionTokens: 12, principal: 'bootstrap', requestedModel: 'mock/gpt-4o', failedAttempts: null, fallbackReason: null },
     })
+    // Priced by the cost meter (gpt-4o: $2.50 in, $10 out per million tokens): 2 × 2.5 + 12 × 10 = 125 µUSD.
+    expect((row['metrics'] as { cost: unknown }).cost).toMatchObject({ usd: 0.000125, pico: '125000000', estimated: false, unknown: false, tokens: { input: 2, output: 12 } })
     expect((row['response'] as { finish_reason: unknown }).finish_reason).toBe('stop')
     const m = row['metrics'] as Record<string, number>
     expect(m['latencyMs']).toBeGreaterThan(0)

@@ -5,11 +5,14 @@
  *
  * The row: request (canonical body, redacted and capped), response (status, finish reason, usage, error), metrics
  * (latency, time to first token, upstream time, gateway overhead, tokens, attempts, fallback reason, prompt
- * version), request arrival and completion times, key, deployment and prompt version when known (the execute route
- * sets `ctx.slots.execution`).
+ * version, cost from the cost meter when one is configured), request arrival and completion times, key, deployment and
+ * prompt version when known (the execute route sets `ctx.slots.execution`). The key column takes the principal's
+ * key id when it is a UUID (API keys); the bootstrap admin key and anonymous callers leave it NULL
+ * (`metrics.principal` names them).
  */
 import { randomUUID } from 'node:crypto'
 import type { RequestCtx } from '../../gateway/context.ts'
+import { costJson, costOf } from '../../gateway/cost/meter.ts'
 import type { Outcome, PluginFactory } from '../../gateway/pipeline/types.ts'
 import type { ExecutionLogSink } from '../../store/execution-log-writer.ts'
 import { captureBody } from './capture.ts'
@@ -44,15 +47,25 @@ export function statusOf(o: Outcome): string {
   return 'ok'
 }
 
-interface ExecutionInfo { deploymentId: string | null; promptVersionId: string | null; fallbackReason: string | null }
-const NO_EXECUTION: ExecutionInfo = { deploymentId: null, promptVersionId: null, fallbackReason: null }
+interface ExecutionInfo {
+  deploymentId: string | null
+  promptVersionId: string | null
+  promptId: string | null
+  version: number | null
+  environment: string | null
+  label: string | null
+}
+const NO_EXECUTION: ExecutionInfo = { deploymentId: null, promptVersionId: null, promptId: null, version: null, environment: null, label: null }
 
-/** `ctx.slots.execution` is the execute route's (admin); read it without depending on its declaration. */
+/** `ctx.slots.execution` is set by the execute route (admin/execute.ts); read structurally, plugins do not import admin. */
 function executionOf(ctx: RequestCtx): ExecutionInfo {
   const e = (ctx.slots as Readonly<Record<string, unknown>>)['execution']
   if (e === null || typeof e !== 'object') return NO_EXECUTION
   const o = e as Readonly<Record<string, unknown>>
-  return { deploymentId: stringOrNull(o['deploymentId']), promptVersionId: stringOrNull(o['promptVersionId']), fallbackReason: stringOrNull(o['fallbackReason']) }
+  return {
+    deploymentId: stringOrNull(o['deploymentId']), promptVersionId: stringOrNull(o['promptVersionId']), promptId: stringOrNull(o['promptId']),
+    version: typeof o['version'] === 'number' ? o['version'] : null, environment: stringOrNull(o['environment']), label: stringOrNull(o['label']),
+  }
 }
 
 let warnedNoSink = false
@@ -95,7 +108,6 @@ export const executionLogPlugin: PluginFactory<ExecutionLogConfig> = {
         const u = usageOf(ctx)
         const exec = executionOf(ctx)
         const principal = ctx.slots.principal
-        const fallbackReason = (ctx as { fallbackReason?: string | undefined }).fallbackReason ?? exec.fallbackReason
         const req = captureBody(ctx.chat ?? ctx.embedding, storeRequest, maxRequestBytes, redact)
         sink.enqueue({
           id: randomUUID(),
@@ -131,10 +143,15 @@ export const executionLogPlugin: PluginFactory<ExecutionLogConfig> = {
             completionTokens: u?.completion_tokens ?? null,
             cachedTokens: u?.prompt_tokens_details?.cached_tokens ?? null,
             reasoningTokens: u?.completion_tokens_details?.reasoning_tokens ?? null,
-            cost: null,
+            cost: costJson(costOf(ctx)),
             attempts: ctx.attempts,
-            fallbackReason: fallbackReason ?? null,
+            failedAttempts: ctx.attemptLog.length > 0 ? ctx.attemptLog : null,
+            fallbackReason: ctx.fallbackReason ?? null,
             promptVersionId: exec.promptVersionId,
+            promptId: exec.promptId,
+            promptVersion: exec.version,
+            environment: exec.environment,
+            trafficLabel: exec.label,
             requestedModel: ctx.requestedModel || null,
             principal: principal?.keyId ?? null,
           },

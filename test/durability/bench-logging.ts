@@ -1,11 +1,14 @@
 /**
- * Throughput with execution logging on and off, same run, interleaved rounds (not a test; run by hand):
+ * Execution logging on and off, same run, interleaved rounds (a script, not a test):
  *   node --experimental-strip-types test/durability/bench-logging.ts
- * Knobs: BENCH_TOKENS (12), BENCH_PROMPT_CHARS (50), BENCH_VARIANTS (off,on; also discard, eager), BENCH_CHAIN (minimal, or access-log), BENCH_ROUNDS (3), BENCH_DURATION (8 s), BENCH_CONNECTIONS (50), BENCH_RATE (0 = saturation; else a fixed
- * offered rate, where the figure to compare is the gateway's CPU per request). PostgreSQL: MCP_TEST_DATABASE_URL.
- * Both variants run gateway-entry.ts with the chain [request-id, auth, execution-log]; "off" sets
- * MCP_EXECUTION_LOG=off (no writer: the plugin is a no-op), "on" writes every row to PostgreSQL.
- * The mock runs in its own process; autocannon runs here.
+ * Every variant runs gateway-entry.ts with the chain [request-id, auth, execution-log] against PostgreSQL
+ * (MCP_TEST_DATABASE_URL) and the mock in its own process; autocannon runs here. Variants (BENCH_VARIANTS, default
+ * off,on): off = MCP_EXECUTION_LOG=off (no writer, the plugin is a no-op); discard = rows built then thrown away
+ * (the plugin's own cost); on = rows written to PostgreSQL. Reports req/s, gateway CPU per request and PostgreSQL
+ * CPU per request (all postgres processes on this machine).
+ * Knobs: BENCH_RATE (0 = saturation; else a fixed offered rate, where CPU per request is the figure), BENCH_ROUNDS
+ * (3), BENCH_DURATION (8 s), BENCH_CONNECTIONS (50), BENCH_TOKENS (12) and BENCH_PROMPT_CHARS (50) for the size of
+ * answer and prompt, BENCH_CHAIN=access-log to add the access log (info) to the chain.
  */
 import { spawn } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
@@ -58,17 +61,13 @@ function postgresCpuSeconds(): number {
   return total
 }
 
-type Variant = 'off' | 'discard' | 'on' | 'eager'
-/**
- * off: no sink (the plugin is a no-op); discard: rows built, then thrown away; on: rows written to PostgreSQL;
- * eager: the same, serialized in enqueue (MCP_EXECUTION_LOG_SERIALIZE_ON_ENQUEUE=1).
- */
+type Variant = 'off' | 'discard' | 'on'
+/** off: no sink (the plugin is a no-op); discard: rows built, then thrown away; on: rows written to PostgreSQL. */
 const VARIANTS = (process.env['BENCH_VARIANTS'] ?? 'off,on').split(',') as Variant[]
 const ENV: Record<Variant, Record<string, string>> = {
   off: { MCP_EXECUTION_LOG: 'off' },
   discard: { MCP_EXECUTION_LOG: 'off', DURABILITY_SINK: 'discard' },
   on: {},
-  eager: { MCP_EXECUTION_LOG_SERIALIZE_ON_ENQUEUE: '1' },
 }
 const procs = {} as Record<Variant, EntryProcess>
 for (const v of VARIANTS) procs[v] = await spawnEntry(local, { MCP_DATABASE_URL: url, MCP_DATA_DIR: join(dataDir, v), ...logEnv, ...ENV[v] })

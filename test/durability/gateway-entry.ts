@@ -1,50 +1,58 @@
 /**
- * Test-only process entry for the durability tests, wired the way main.ts wires the execution log:
- * store (MCP_DATABASE_URL / MCP_DATA_DIR) → ExecutionLogWriter (spool under `${dataDir}/spool`, knobs from
- * MCP_EXECUTION_LOG_*) → Gateway with `services.executionLog` → writer.bindMetrics(gw.metrics.registry) →
- * AdminServer with the execution routes. SIGTERM/SIGINT: the gateway drains (every in-flight request completes and
- * enqueues its row), then writer.close() flushes the queue (database, or spool), then the store closes and the
- * process exits 0, after printing `{"event":"execution_log.closed", ...}` on stdout.
+ * Test-only process entry for the durability tests and the logging benchmark. It wires the execution log exactly
+ * as main.ts should (see the block marked WIRING): startMcp opens the store (MCP_DATABASE_URL / MCP_DATA_DIR);
+ * the writer is created in the `services` callback with that store and a spool under `${dataDir}/spool` (knobs
+ * from MCP_EXECUTION_LOG_*); its metrics and the execution routes are registered in `adminRoutes`; it is closed in
+ * `beforeStoreClose`, which startMcp calls after the gateway drained (every in-flight request completed and
+ * enqueued its row) and before the store closes.
+ * SIGTERM/SIGINT: mcp.close(), then `{"event":"execution_log.closed", ...}` on stdout, exit 0.
+ * DURABILITY_SINK=discard (benchmark only): the plugin builds every row and a sink throws it away.
  */
 import { join } from 'node:path'
+import { startMcp } from '../../admin/bootstrap.ts'
 import { registerExecutionRoutes } from '../../admin/routes/executions.ts'
-import { AdminServer } from '../../admin/server.ts'
-import { Gateway } from '../../gateway/gateway.ts'
 import { createLogger } from '../../gateway/logger.ts'
+import type { PluginServices } from '../../gateway/pipeline/types.ts'
 import { loadSettings } from '../../gateway/settings.ts'
 import { ExecutionLogWriter, executionLogOptionsFromEnv } from '../../store/execution-log-writer.ts'
-import { openStore, storeOptionsFromEnv } from '../../store/index.ts'
 
 async function main(): Promise<void> {
   const settings = loadSettings()
   const log = createLogger(settings.log.level)
-  const store = await openStore({ ...storeOptionsFromEnv(), onError: (e) => log.warn({ err: e }, 'store: idle client error') })
-  const { enabled, ...writerOptions } = executionLogOptionsFromEnv()
-  const writer = enabled
-    ? await ExecutionLogWriter.open({ ...writerOptions, store, spoolDir: join(settings.dataDir, 'spool'), logger: log.child({ component: 'execution-log' }) })
-    : undefined
-  // Benchmark knob: the plugin builds every row, the sink throws it away (isolates the plugin's cost from the writer's).
   const discard = process.env['DURABILITY_SINK'] === 'discard'
-  const sink = discard ? { enqueue() {}, accepting: () => true } : writer
-  const gw = await Gateway.create({ logger: log, services: sink ? { executionLog: sink } : {} })
-  writer?.bindMetrics(gw.metrics.registry)
-  const admin = new AdminServer(gw)
-  registerExecutionRoutes(admin, store)
-  const data = await gw.listen()
-  const adm = await admin.listen(settings.admin.host, settings.admin.port, settings.admin.key)
-  log.info({ port: data.port, adminPort: adm.port }, 'durability entry ready')
 
+  // ---- WIRING (main.ts) ---------------------------------------------------------------------------
+  const { enabled: logExecutions, ...executionLogOptions } = executionLogOptionsFromEnv()
+  let executionLog: ExecutionLogWriter | undefined
+  let closed: Awaited<ReturnType<ExecutionLogWriter['close']>> | undefined
+  const mcp = await startMcp({
+    logger: log,
+    services: (store): PluginServices => {
+      if (logExecutions) {
+        executionLog = ExecutionLogWriter.create({
+          ...executionLogOptions, store, spoolDir: join(settings.dataDir, 'spool'), logger: log.child({ component: 'execution-log' }),
+        })
+      }
+      if (discard) return { executionLog: { enqueue() {}, accepting: () => true } }
+      return executionLog ? { executionLog } : {}
+    },
+    adminRoutes: (admin, cp, gw) => {
+      registerExecutionRoutes(admin, cp.store)
+      executionLog?.bindMetrics(gw.metrics.registry)
+    },
+    beforeStoreClose: async () => { closed = await executionLog?.close(10_000) },
+  })
+  // ---- end of WIRING --------------------------------------------------------------------------------
+
+  log.info({ port: mcp.data.port, adminPort: mcp.adminAddress.port }, 'durability entry ready')
   let stopping = false
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return
     stopping = true
     const t0 = Date.now()
-    const clean = await gw.shutdown()
-    await admin.close()
-    const closed = writer ? await writer.close(10_000) : undefined
-    await store.close()
+    const clean = await mcp.close()
     log.flush()
-    process.stdout.write(JSON.stringify({ event: 'execution_log.closed', signal, clean, ms: Date.now() - t0, closed, stats: writer?.stats() }) + '\n', () => {
+    process.stdout.write(JSON.stringify({ event: 'execution_log.closed', signal, clean, ms: Date.now() - t0, closed, stats: executionLog?.stats() }) + '\n', () => {
       setImmediate(() => process.exit(0))
     })
   }

@@ -272,6 +272,18 @@ describe.each(engines)('ExecutionLogWriter on $name', (engine) => {
     expect(await count(base)).toBe(120)
   })
 
+  it('create() takes rows at once while the spool opens in the background', async () => {
+    const spoolDir = join(await tempDir(), 'not', 'yet', 'there')
+    f.mode = 'down'
+    const w = ExecutionLogWriter.create({ store: f.store, spoolDir, flushIntervalMs: 20, retryMs: 50 })
+    writers.push(w)
+    for (let i = 0; i < 30; i++) w.enqueue(row(i))
+    await vi.waitFor(() => expect(w.stats()).toMatchObject({ queued: 0, spooled: 30 }), { timeout: 2_000 })
+    f.mode = 'up'
+    await vi.waitFor(() => expect(w.stats()).toMatchObject({ spooled: 0, replayed: 30 }), { timeout: 5_000 })
+    expect(await count(base)).toBe(30)
+  })
+
   it('exports its state as metrics', async () => {
     const metrics = new Metrics()
     const w = await writer({ metrics })

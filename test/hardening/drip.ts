@@ -26,15 +26,16 @@ async function open(port: number, count: number): Promise<void> {
     if (i % 100 === 99) await Promise.all(pending.splice(0))
   }
   await Promise.all(pending)
-  // One byte per connection per second, spread over the second in 10 ms slices.
+  // One byte per connection per second, spread evenly over the second (1 ms slices), as uncoordinated
+  // clients would: the server sees a steady trickle of single-byte reads, not bursts.
   let next = 0
-  const perSlice = Math.max(1, Math.ceil(socks.length / 100))
+  const perSlice = Math.max(1, Math.ceil(socks.length / 1000))
   timer = setInterval(() => {
     for (let k = 0; k < perSlice && socks.length > 0; k++) {
       const s = socks[next++ % socks.length]!
       if (!s.destroyed) s.write('a')
     }
-  }, 10)
+  }, 1)
   out({ open: socks.filter((s) => !s.destroyed).length })
 }
 

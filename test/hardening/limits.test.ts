@@ -63,6 +63,16 @@ describe('limiter units', () => {
     expect(l.take('a', 0)).toBe(0)
   })
 
+  it('checks answer like local replies', () => {
+    const l = new IpRateLimiter(1, 1, 10)
+    expect(l.check('a', 0)).toBeUndefined()
+    expect(l.check('a', 0)).toMatchObject({ code: 'MCP_ERR_CLIENT_RATE_LIMITED', headers: { 'retry-after': '1' } })
+    const f = new AuthFailureLimiter(1, 1000, 3000, 10)
+    f.fail('a', 0)
+    expect(f.check('a', 0)).toMatchObject({ code: 'MCP_ERR_CLIENT_AUTH_BLOCKED', headers: { 'retry-after': '3' } })
+    expect(f.check('b', 0)).toBeUndefined()
+  })
+
   it('failed auths: blocked at the limit within the window, for the cooldown; the window resets', () => {
     const l = new AuthFailureLimiter(3, 1000, 5000, 100)
     expect(l.fail('a', 0)).toBe(false)
@@ -231,6 +241,8 @@ describe('loopback is exempt by default', () => {
 
   it('no per-address limit applies to 127.0.0.0/8 and ::1 unless `server.limits.exempt` is changed', async () => {
     expect(tg.gw.settings.server.limits.exempt).toEqual(['127.0.0.0/8', '::1'])
+    // And the admin listener binds to loopback unless configured otherwise.
+    expect(tg.gw.settings.admin.host).toBe('127.0.0.1')
     const agent = new Agent({ connections: 4, localAddress: '127.0.0.9' })
     try {
       for (let i = 0; i < 4; i++) expect((await get(`${tg.url}/v1/models`, 'bad', agent)).status).toBe(401)

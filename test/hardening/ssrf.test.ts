@@ -219,7 +219,7 @@ describe('redirects and routing fields through the gateway', () => {
   // KNOWN ISSUE (outside this suite's files): gateway/upstream/open.ts and providers/shared/http-adapter.ts treat
   // only >= 400 as an upstream error, so a 3xx is delivered as if it were the answer (status 302, the upstream's
   // body). Fix: `head.status >= 300` in both. Flip `it.fails` to `it` once fixed.
-  it.fails('an upstream 3xx reaches the client as 502 MCP_ERR_UPSTREAM_ERROR', async () => {
+  it('an upstream 3xx reaches the client as 502 MCP_ERR_UPSTREAM_ERROR', async () => {
     const r = await chat('redir/gpt-4o')
     expect(r.status).toBe(502)
     expect(r.headers.get('x-mcp-error-code')).toBe('MCP_ERR_UPSTREAM_ERROR')

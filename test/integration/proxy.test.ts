@@ -388,7 +388,7 @@ describe('stream usage for metering', () => {
       expect((mock.requests.at(-1)!.body as { stream_options?: { include_usage?: boolean } }).stream_options?.include_usage).toBe(true)
       expect(seen).toEqual([12])
       // Without a plugin that needs usage, the request goes upstream as the client sent it.
-      g.setConfig({ providers: { mock: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-usage-000000001' } } })
+      g.setConfig({ providers: { mock: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-usage-000000001' } }, chains: { default: ['request-id', 'auth', 'access-log'] } })
       const r = await fetch(`${g.adminUrl}/api/v1/mcp/config/reload`, { method: 'POST', headers: { authorization: authHeaders().authorization! } })
       expect(r.status).toBe(200)
       await stream(g, 'mock/gpt-4o')
