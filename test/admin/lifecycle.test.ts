@@ -5,6 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startOpenAIMock, type OpenAIMock } from '../helpers/openai-mock.ts'
+import { pino } from 'pino'
+import { registerExecutionRoutes } from '../../admin/routes/executions.ts'
+import { ExecutionLogWriter } from '../../store/execution-log-writer.ts'
 import { seedPrompt, startTestMcp, testEngines, type TestMcp } from './helpers.ts'
 
 const engines = testEngines('admin lifecycle')
@@ -12,12 +15,19 @@ const engines = testEngines('admin lifecycle')
 describe.each(engines)('prompt lifecycle on $name', (engine) => {
   let mock: OpenAIMock
   let t: TestMcp
+  let executionLog: ExecutionLogWriter
 
   beforeAll(async () => {
     mock = await startOpenAIMock()
+    const store = await engine.open()
+    // The execution log as main.ts wires it: the writer as a plugin service, its routes on the admin port.
+    executionLog = ExecutionLogWriter.create({ store, logger: pino({ level: 'silent' }) })
     t = await startTestMcp({
-      store: await engine.open(),
+      store,
       override: { providers: { mock: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-file-key' } } },
+      services: { executionLog },
+      adminRoutes: (admin) => registerExecutionRoutes(admin, store),
+      beforeStoreClose: async () => { await executionLog.close(5000) },
     })
   }, 60_000)
 
@@ -120,8 +130,14 @@ describe.each(engines)('prompt lifecycle on $name', (engine) => {
     expect(new Set(answered.map((a) => a.executionId)).size).toBe(answered.length)
   })
 
-  // TODO(lead, execution log): once the execution-log plugin is in the execute route's chain and its sink is wired in
-  // startMcp (services), assert here that GET /api/v1/mcp/executions?deployment_id=<id> lists `answered` with the
-  // same prompt_version_id per execution_id (execution_logs.request_id = execution_id).
-  it.todo('execution log rows record the version that answered each call (wire services.executionLog, then check GET /executions)')
+  it('the execution log records which version answered each call', async () => {
+    expect(answered.length).toBe(6)
+    await executionLog.flush()
+    for (const a of answered) {
+      const r = await t.api('GET', `executions?request_id=${encodeURIComponent(a.executionId)}`)
+      expect(r.status, r.text).toBe(200)
+      expect(r.body.data.length, a.executionId).toBe(1)
+      expect(r.body.data[0]).toMatchObject({ request_id: a.executionId, prompt_version_id: a.promptVersionId, status: 'ok' })
+    }
+  })
 })
