@@ -40,7 +40,8 @@ function deploymentsUsing(cp: ControlPlane, name: string): string[] {
 async function checkBaseUrl(body: unknown, policy: () => ProviderUrlPolicy): Promise<void> {
   const url = (body as { config?: { baseUrl?: unknown } } | null)?.config?.baseUrl
   if (typeof url !== 'string') return
-  const errors = await checkProviderUrl(url, policy())
+  // A name that does not resolve from here is accepted: every connection is checked again by the connect-time guard.
+  const errors = await checkProviderUrl(url, { ...policy(), allowUnresolvable: true })
   if (errors.length > 0) {
     throw new GatewayError('MCP_ERR_ADMIN_UNPROCESSABLE', { reason: `config.baseUrl: ${errors.join('; ')}` }, { param: 'config.baseUrl', details: 'admin.provider_url_refused' })
   }

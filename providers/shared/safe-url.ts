@@ -26,6 +26,11 @@ export interface ResolvedAddress {
 export type ResolveAll = (hostname: string) => Promise<readonly ResolvedAddress[]>
 
 export interface ProviderUrlPolicy {
+  /**
+   * Accept a host that does not resolve now (DNS down, or a name that exists only where the gateway
+   * runs); its addresses are then judged at connect time by `guardedConnect`. Default false.
+   */
+  readonly allowUnresolvable?: boolean
   /** Accept `http:` URLs (default false: `https:` only). */
   readonly allowHttp?: boolean
   /**
@@ -296,9 +301,9 @@ export async function checkProviderUrl(url: string, policy: ProviderUrlPolicy = 
   try {
     addrs = await p.resolve(host)
   } catch (e) {
-    return [`the host ${host} does not resolve (${(e as { code?: string }).code ?? (e as Error).message})`]
+    return policy.allowUnresolvable === true ? [] : [`the host ${host} does not resolve (${(e as { code?: string }).code ?? (e as Error).message})`]
   }
-  if (addrs.length === 0) return [`the host ${host} does not resolve`]
+  if (addrs.length === 0) return policy.allowUnresolvable === true ? [] : [`the host ${host} does not resolve`]
   for (const a of addrs) {
     const why = p.refuse(a.address, host)
     if (why) errors.push(`the host ${host} resolves to ${a.address}, a ${why} address, which is not allowed (the operator can allow it in security.providerUrlAllowlist)`)

@@ -47,3 +47,10 @@ describe('provider URLs from the admin API', () => {
     expect(again.status, again.text).toBe(422)
   })
 })
+
+describe('names that do not resolve from the control plane', () => {
+  it('are accepted (the connect-time guard judges their addresses)', async () => {
+    const r = await t.api('POST', 'providers', provider('unresolved', 'https://api.example.invalid/v1'))
+    expect(r.status, r.text).toBe(201)
+  })
+})
