@@ -228,6 +228,11 @@ export class Gateway {
     })
   }
 
+  /** Runs one round of active health checks now (the interval runs them anyway; tests and operators). */
+  checkHealthNow(): Promise<void> {
+    return this.#health.checkNow()
+  }
+
   /**
    * Serves one request through the data-plane pipeline from another listener (the admin port's
    * `POST /api/v1/mcp/execute`). Returns false when no route has that key (`METHOD /path`).

@@ -21,7 +21,7 @@ beforeAll(async () => {
       primary: { type: 'openai', baseUrl: primary.url, apiKey: 'sk-primary-load-0001' },
       secondary: { type: 'openai', baseUrl: secondary.url, apiKey: 'sk-secondary-load-01' },
     },
-    routing: { health: { enabled: false } },
+    routing: { health: { enabled: true, intervalMs: 3_600_000 } },
     models: {
       smart: {
         targets: [
@@ -104,5 +104,25 @@ describe('admin API over targets', () => {
     await fetch(`${gw.adminUrl}/api/v1/mcp/targets/primary/gpt-4o/breaker`, { method: 'POST', headers: h, body: JSON.stringify({ state: 'auto' }) })
     const back = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: authHeaders(), body: JSON.stringify({ model: 'smart', messages: [{ role: 'user', content: 'hi' }] }) })
     expect(back.headers.get('x-mcp-provider')).toBe('primary')
+  })
+})
+
+describe('active health checks', () => {
+  it('mark a target unhealthy off the request path, route around it, and bring it back when the probe passes', async () => {
+    for (const s of gw.gw.targets.all()) s.reset()
+    const send = () => fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: authHeaders(), body: JSON.stringify({ model: 'smart', messages: [{ role: 'user', content: 'hi' }] }) })
+    primary.fault = 'status:503,path:/models'
+    await gw.gw.checkHealthNow()
+    const down = gw.gw.targets.find('primary/gpt-4o')!
+    expect(down.healthy).toBe(false)
+    expect(down.lastHealth?.detail).toBe('HTTP 503')
+    const r = await send()
+    expect(r.status).toBe(200)
+    expect(r.headers.get('x-mcp-provider')).toBe('secondary')
+    expect(r.headers.get('x-mcp-fallback-reason')).toBe('unhealthy')
+    primary.fault = null
+    await gw.gw.checkHealthNow()
+    expect(down.healthy).toBe(true)
+    expect((await send()).headers.get('x-mcp-provider')).toBe('primary')
   })
 })
