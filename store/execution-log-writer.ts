@@ -56,7 +56,7 @@ export interface ExecutionLogWriterOptions {
   maxQueue?: number
   /** Default 128 MiB. */
   maxQueueBytes?: number
-  /** A database write slower than this counts as a failure (its batch is spooled). Default 5 000. */
+  /** A database write slower than this counts as a failure (its batch is spooled). Default 1 000: it also bounds what a SIGKILL during an outage can lose (rows wait in memory at most this long). */
   writeTimeoutMs?: number
   /** Probe interval while the database is down. Default 1 000. */
   retryMs?: number
@@ -141,7 +141,7 @@ export class ExecutionLogWriter implements ExecutionLogSink {
     this.#flushMs = opts.flushIntervalMs ?? 200
     this.#maxQueue = opts.maxQueue ?? 50_000
     this.#maxQueueBytes = opts.maxQueueBytes ?? 128 * 1024 * 1024
-    this.#writeTimeoutMs = opts.writeTimeoutMs ?? 5_000
+    this.#writeTimeoutMs = opts.writeTimeoutMs ?? 1_000
     this.#retryMs = opts.retryMs ?? 1_000
     if (opts.metrics) this.bindMetrics(opts.metrics)
   }
