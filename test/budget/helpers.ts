@@ -6,18 +6,12 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { Writable } from 'node:stream'
 import { Redis } from 'ioredis'
 import { registerAlertRoutes } from '../../admin/routes/alerts.ts'
 import { registerBudgetRoutes } from '../../admin/routes/budgets.ts'
-import { registerTargetRoutes } from '../../admin/routes/targets.ts'
-import { AdminServer } from '../../admin/server.ts'
 import type { AlertManager } from '../../gateway/alerts/manager.ts'
-import { Gateway } from '../../gateway/gateway.ts'
-import { createLogger } from '../../gateway/logger.ts'
 import type { PluginFactory, PluginServices } from '../../gateway/pipeline/types.ts'
-import { pluginFactory } from '../../plugins/index.ts'
-import { ADMIN_KEY, testSettings, type TestGateway } from '../helpers/gateway.ts'
+import { ADMIN_KEY, startGateway, type TestGateway } from '../helpers/gateway.ts'
 import { freePort } from '../helpers/gateway-process.ts'
 
 /** Sets `ctx.slots.principal` from `x-test-key` / `x-test-team` (default key 'k1'). */
@@ -42,32 +36,15 @@ export interface StartOptions {
   alerts?: AlertManager
 }
 
-export async function startTestGateway(override: Record<string, unknown>, opts: StartOptions = {}): Promise<TestGateway> {
-  let current = override
-  const lines: string[] = []
-  const sink = new Writable({ write(chunk: Buffer, _enc, cb) { lines.push(...chunk.toString('utf8').split('\n').filter(Boolean)); cb() } })
-  const logger = createLogger('info', sink)
-  const extra = new Map<string, PluginFactory>([[testPrincipalPlugin.name, testPrincipalPlugin], ...(opts.plugins ?? []).map((f) => [f.name, f] as const)])
-  const gw = await Gateway.create({ logger, load: () => testSettings(current), plugins: (n) => extra.get(n) ?? pluginFactory(n), services: opts.services ?? {} })
-  const admin = new AdminServer(gw)
-  registerBudgetRoutes(admin, gw)
-  registerTargetRoutes(admin, gw)
-  if (opts.alerts) registerAlertRoutes(admin, opts.alerts)
-  const data = await gw.listen()
-  const adm = await admin.listen('127.0.0.1', 0, gw.settings.admin.key)
-  return {
-    gw,
-    admin,
-    url: `http://127.0.0.1:${data.port}`,
-    adminUrl: `http://127.0.0.1:${adm.port}`,
-    get logs() { return lines.map((l) => { try { return JSON.parse(l) as Record<string, unknown> } catch { return { raw: l } } }) },
-    logText: () => lines.join('\n'),
-    setConfig(o) { current = o },
-    async close() {
-      await gw.shutdown(2000)
-      await admin.close()
+export function startTestGateway(override: Record<string, unknown>, opts: StartOptions = {}): Promise<TestGateway> {
+  return startGateway(override, {
+    plugins: [testPrincipalPlugin, ...(opts.plugins ?? [])],
+    services: opts.services ?? {},
+    adminRoutes: (admin, gw) => {
+      registerBudgetRoutes(admin, gw)
+      if (opts.alerts) registerAlertRoutes(admin, opts.alerts)
     },
-  }
+  })
 }
 
 export interface ChatOptions {

@@ -6,6 +6,8 @@ import { Writable } from 'node:stream'
 import { registerTargetRoutes } from '../../admin/routes/targets.ts'
 import { AdminServer } from '../../admin/server.ts'
 import { Gateway } from '../../gateway/gateway.ts'
+import type { PluginFactory, PluginServices } from '../../gateway/pipeline/types.ts'
+import { pluginFactory } from '../../plugins/index.ts'
 import { createLogger } from '../../gateway/logger.ts'
 import { parseSettings, readRawConfig, type Settings } from '../../gateway/settings.ts'
 
@@ -41,14 +43,30 @@ export function testSettings(override: Record<string, unknown>): Settings {
   return parseSettings(merge(base, merge({ server: { port: 0 }, admin: { port: 0, key: ADMIN_KEY }, log: { level: 'info' }, reload: { watch: false } }, override)))
 }
 
-export async function startGateway(override: Record<string, unknown> = {}): Promise<TestGateway> {
+export interface StartGatewayOptions {
+  /** Test plugins added to the registry (GatewayOptions.plugins); the built-in ones stay. */
+  plugins?: readonly PluginFactory[]
+  /** Shared plugin services (Redis, sinks), as the composition root hands them over. */
+  services?: PluginServices
+  /** More admin routes, after the targets API. */
+  adminRoutes?: (admin: AdminServer, gw: Gateway) => void
+}
+
+export async function startGateway(override: Record<string, unknown> = {}, opts: StartGatewayOptions = {}): Promise<TestGateway> {
   let current = override
   const lines: string[] = []
   const sink = new Writable({ write(chunk: Buffer, _enc, cb) { lines.push(...chunk.toString('utf8').split('\n').filter(Boolean)); cb() } })
   const logger = createLogger('info', sink)
-  const gw = await Gateway.create({ logger, load: () => testSettings(current) })
+  const extra = new Map((opts.plugins ?? []).map((f) => [f.name, f] as const))
+  const gw = await Gateway.create({
+    logger,
+    load: () => testSettings(current),
+    ...(extra.size > 0 ? { plugins: (n: string) => extra.get(n) ?? pluginFactory(n) } : {}),
+    ...(opts.services ? { services: opts.services } : {}),
+  })
   const admin = new AdminServer(gw)
   registerTargetRoutes(admin, gw)
+  opts.adminRoutes?.(admin, gw)
   const data = await gw.listen()
   const adm = await admin.listen('127.0.0.1', 0, gw.settings.admin.key)
   return {
