@@ -7,7 +7,6 @@
  */
 import { randomBytes } from 'node:crypto'
 import { Writable } from 'node:stream'
-import pg from 'pg'
 import { afterAll, describe, expect, it } from 'vitest'
 import { startMcp, type Mcp, type StartMcpOptions } from '../../admin/bootstrap.ts'
 import { Keyring, masterKey } from '../../admin/crypto.ts'
@@ -16,47 +15,15 @@ import { readRawConfig } from '../../gateway/settings.ts'
 import { openStore, type OpenStoreOptions } from '../../store/index.ts'
 import type { Store } from '../../store/types.ts'
 import { ADMIN_KEY } from '../helpers/gateway.ts'
+import { dropSchemas, freshSchemaUrl as freshSchema, PG_URL, pgUnavailable } from '../helpers/postgres.ts'
+
+export { PG_URL }
 
 export { ADMIN_KEY }
 
-export const PG_URL = process.env['MCP_TEST_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test'
-
-async function probePostgres(url: string): Promise<string | undefined> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3_000 })
-  client.on('error', () => {})
-  try {
-    await client.connect()
-    await client.query('SELECT 1')
-    return undefined
-  } catch (err) {
-    return err instanceof Error ? err.message : String(err)
-  } finally {
-    await client.end().catch(() => {})
-  }
-}
-
-const pgUnavailable = await probePostgres(PG_URL)
-const RUN_ID = `${process.pid}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`
-const schemas: string[] = []
-
-async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: PG_URL })
-  await client.connect()
-  try {
-    return await fn(client)
-  } finally {
-    await client.end()
-  }
-}
-
 /** A fresh schema on the test PostgreSQL, dropped after the file's tests; returns a URL selecting it. */
-export async function freshSchemaUrl(base = PG_URL): Promise<string> {
-  const schema = `mcp_admin_test_${RUN_ID}_${schemas.length}`
-  schemas.push(schema)
-  await withAdmin((c) => c.query(`CREATE SCHEMA "${schema}"`))
-  const url = new URL(base)
-  url.searchParams.set('options', `-c search_path=${schema}`)
-  return url.toString()
+export function freshSchemaUrl(base = PG_URL): Promise<string> {
+  return freshSchema('mcp_admin_test', base)
 }
 
 export interface Engine {
@@ -90,12 +57,7 @@ export function testEngines(label: string): Engine[] {
     console.warn(`[${label}] PostgreSQL at ${PG_URL} is unreachable (${pgUnavailable}): skipping the postgres engine`)
     describe.skip(`${label} on PostgreSQL (skipped: ${PG_URL} unreachable)`, () => { it('runs', () => {}) })
   }
-  afterAll(async () => {
-    if (schemas.length === 0) return
-    await withAdmin(async (c) => {
-      for (const schema of schemas.splice(0)) await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
-    })
-  })
+  afterAll(dropSchemas)
   return engines
 }
 

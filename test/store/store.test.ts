@@ -7,7 +7,6 @@ import { randomUUID } from 'node:crypto'
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openStore } from '../../store/index.ts'
 import { DEFAULT_MIGRATIONS_DIR, loadMigrations, migrate, MigrationError } from '../../store/migrate.ts'
@@ -15,47 +14,12 @@ import { openPglite } from '../../store/pglite.ts'
 import { ensurePartitions, purgeExecutionLogs } from '../../store/retention.ts'
 import { IMMUTABLE_ROW_SQLSTATE, sqlState } from '../../store/types.ts'
 import type { Queryable, Store } from '../../store/types.ts'
+import { dropSchemas, freshSchemaUrl as freshSchema, PG_URL, pgUnavailable, withAdmin } from '../helpers/postgres.ts'
 
-const PG_URL = process.env['MCP_TEST_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test'
 const SLOW = 60_000
 
-async function probePostgres(url: string): Promise<string | undefined> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3_000 })
-  client.on('error', () => {})
-  try {
-    await client.connect()
-    await client.query('SELECT 1')
-    return undefined
-  } catch (err) {
-    return err instanceof Error ? err.message : String(err)
-  } finally {
-    await client.end().catch(() => {})
-  }
-}
-
-const pgUnavailable = await probePostgres(PG_URL)
-const RUN_ID = `${process.pid}_${Date.now().toString(36)}`
-
-/** Schemas created by this run, dropped in afterAll. */
-const schemas: string[] = []
-
-async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: PG_URL })
-  await client.connect()
-  try {
-    return await fn(client)
-  } finally {
-    await client.end()
-  }
-}
-
-async function freshSchemaUrl(): Promise<string> {
-  const schema = `mcp_store_test_${RUN_ID}_${schemas.length}`
-  schemas.push(schema)
-  await withAdmin((c) => c.query(`CREATE SCHEMA "${schema}"`))
-  const url = new URL(PG_URL)
-  url.searchParams.set('options', `-c search_path=${schema}`)
-  return url.toString()
+function freshSchemaUrl(): Promise<string> {
+  return freshSchema('mcp_store_test')
 }
 
 interface Engine {
@@ -96,12 +60,7 @@ if (pgUnavailable === undefined) {
   })
 }
 
-afterAll(async () => {
-  if (schemas.length === 0) return
-  await withAdmin(async (c) => {
-    for (const schema of schemas) await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
-  })
-})
+afterAll(dropSchemas)
 
 async function expectSqlState(promise: Promise<unknown>, code: string): Promise<void> {
   const err = await promise.then(
