@@ -212,7 +212,7 @@ describe('canary: secrets appear nowhere', () => {
       mock.fault = null
     }
     // Wrong keys close to the real ones: never echoed, logged or audited beyond the public prefix.
-    for (const bad of [`${apiKey}x`, `${apiKey.slice(0, -1)}A`, `${BOOTSTRAP_CANARY}x`, BOOTSTRAP_CANARY.slice(0, -1)]) {
+    for (const bad of [`${apiKey}x`, `${apiKey.slice(0, -1)}${apiKey.endsWith('A') ? 'B' : 'A'}`, `${BOOTSTRAP_CANARY}x`, BOOTSTRAP_CANARY.slice(0, -1)]) {
       expect((await chat(bad, { model: 'mock/gpt-4o' })).status).toBe(401)
       expect((await call('admin', 'GET', 'prompts', undefined, {}, { key: bad })).status).toBe(401)
     }
