@@ -9,4 +9,4 @@ RUN mkdir -p /data && chown node:node /data
 USER node
 EXPOSE 8080 8081
 STOPSIGNAL SIGTERM
-CMD ["node", "--experimental-strip-types", "--disable-warning=ExperimentalWarning", "main.ts"]
+CMD ["node", "--max-semi-space-size=8", "--heap-growing-percent=20", "--experimental-strip-types", "--disable-warning=ExperimentalWarning", "main.ts"]

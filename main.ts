@@ -4,6 +4,7 @@
  * Redis (MCP_REDIS_URL) for limits, budgets, alerts and caches shared across instances.
  * SIGHUP reloads the configuration; SIGTERM/SIGINT drain, flush and exit 0.
  */
+import './gateway/v8-tuning.ts'
 import { startMcp } from './admin/bootstrap.ts'
 import { join } from 'node:path'
 import { registerAlertRoutes } from './admin/routes/alerts.ts'
@@ -15,7 +16,6 @@ import { AlertManager } from './gateway/alerts/manager.ts'
 import { createUsageServices, type UsageServices } from './gateway/cost/usage-service.ts'
 import type { Gateway } from './gateway/gateway.ts'
 import { createLogger } from './gateway/logger.ts'
-import { closeRedis, createRedis, redisReady } from './gateway/redis.ts'
 import { loadSettings } from './gateway/settings.ts'
 import { ExecutionLogWriter, executionLogOptionsFromEnv } from './store/execution-log-writer.ts'
 import { runRetention } from './store/index.ts'
@@ -30,7 +30,9 @@ async function main(): Promise<void> {
     process.exit(1)
   }
   const log = createLogger(settings.log.level)
-  const redis = settings.redisUrl ? createRedis(settings.redisUrl, { logger: log.child({ component: 'redis' }) }) : undefined
+  // ioredis is loaded only when Redis is configured.
+  const redisLib = settings.redisUrl ? await import('./gateway/redis.ts') : undefined
+  const redis = settings.redisUrl && redisLib ? redisLib.createRedis(settings.redisUrl, { logger: log.child({ component: 'redis' }) }) : undefined
   let gwRef: Gateway | undefined
   // Alert rules are read from the running settings on use, so a reload needs no wiring.
   const alerts = new AlertManager(() => gwRef?.settings.alerts, { logger: log.child({ component: 'alerts' }), ...(redis ? { redis } : {}) })
@@ -60,7 +62,7 @@ async function main(): Promise<void> {
       alerts.bindMetrics(gw.metrics.registry)
       alerts.watchTargets(() => gw.targets.all())
       usage?.bindMetrics(gw.metrics.registry)
-      if (redis) admin.addReadinessCheck({ name: 'redis', critical: false, check: () => redisReady(redis) })
+      if (redis) admin.addReadinessCheck({ name: 'redis', critical: false, check: () => redisLib!.redisReady(redis) })
     },
     beforeStoreClose: async () => {
       await usage?.close()
@@ -88,7 +90,7 @@ async function main(): Promise<void> {
     log.info({ signal }, 'shutting down: draining in-flight requests')
     await alerts.close()
     const clean = await mcp.close()
-    await closeRedis(redis)
+    await redisLib?.closeRedis(redis)
     log.info({ clean }, 'shutdown complete')
     log.flush()
     setImmediate(() => process.exit(0))

@@ -41,6 +41,12 @@ function envNum(name: string, def: number): number {
   return n
 }
 
+/** The V8 flags `npm start` runs the gateway with (package.json `scripts.start`), so the bench measures what ships. */
+function startFlags(): string[] {
+  const pkg = createRequire(import.meta.url)('../package.json') as { scripts: { start: string } }
+  return pkg.scripts.start.split(/\s+/).filter((a) => a.startsWith('--') && !NODE_TS.includes(a))
+}
+
 const KNOBS = {
   rounds: Math.round(envNum('BENCH_ROUNDS', 3)),
   durationS: envNum('BENCH_DURATION', 5),
@@ -56,8 +62,8 @@ const KNOBS = {
   resultsDir: process.env['BENCH_OUT'] ?? join(BENCH, 'results'),
   /** MCP_DATABASE_URL for the gateways (default: none, i.e. the gateway's embedded store under a temp MCP_DATA_DIR) */
   databaseUrl: process.env['BENCH_DATABASE_URL'] ?? '',
-  /** extra node flags for the gateway processes only, e.g. '--max-semi-space-size=8' */
-  gatewayNodeFlags: (process.env['BENCH_GATEWAY_NODE_FLAGS'] ?? '').split(' ').filter(Boolean),
+  /** node flags of the gateway processes: those of `npm start` (package.json), unless BENCH_GATEWAY_NODE_FLAGS is set */
+  gatewayNodeFlags: process.env['BENCH_GATEWAY_NODE_FLAGS'] !== undefined ? process.env['BENCH_GATEWAY_NODE_FLAGS'].split(' ').filter(Boolean) : startFlags(),
 }
 
 // ---------------------------------------------------------------------------------------------

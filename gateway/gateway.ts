@@ -77,10 +77,9 @@ export class Gateway {
   #draining = false
   lastReload: ReloadResult
 
-  private constructor(opts: GatewayOptions, first: Pipeline, deps: CompileDeps, metrics: GatewayMetrics, pools: Pools) {
+  private constructor(opts: GatewayOptions, first: Pipeline, deps: CompileDeps, metrics: GatewayMetrics, pools: Pools, tracing: Tracing | undefined) {
     this.targets = deps.targets
-    const t = first.settings.telemetry.tracing
-    this.tracing = t.enabled ? new Tracing(t) : undefined
+    this.tracing = tracing
     this.#router = { budget: new RetryBudget(() => metrics.inflight), metrics: createRoutingMetrics(metrics.registry, deps.targets), tracing: this.tracing }
     this.log = opts.logger
     this.#load = opts.load ?? loadSettings
@@ -120,7 +119,8 @@ export class Gateway {
       targets: new TargetRegistry(),
     }
     const first = await compilePipeline(settings, deps, undefined, 1)
-    return new Gateway(opts, first, deps, metrics, pools)
+    const t = first.settings.telemetry.tracing
+    return new Gateway(opts, first, deps, metrics, pools, t.enabled ? await Tracing.create(t) : undefined)
   }
 
   get settings(): Settings {

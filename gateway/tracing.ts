@@ -2,13 +2,12 @@
  * OpenTelemetry tracing with the GenAI semantic conventions: a SERVER span per request and a CLIENT
  * span per upstream attempt (`chat gpt-4o`), W3C trace context accepted from the client and passed
  * upstream (`traceparent` of the attempt span), OTLP/HTTP export in batches. When tracing is off,
- * no provider exists and every hook is a single `undefined` check: nothing measurable.
+ * no provider exists and every hook is a single `undefined` check: nothing measurable. The SDK
+ * (about 25 MB of RSS) is loaded only when tracing is on (`Tracing.create`).
  */
 import { context, SpanKind, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api'
-import { W3CTraceContextPropagator } from '@opentelemetry/core'
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http'
-import { resourceFromAttributes } from '@opentelemetry/resources'
-import { BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, TracerProvider } from '@opentelemetry/sdk-trace'
+import type { W3CTraceContextPropagator } from '@opentelemetry/core'
+import type { TracerProvider } from '@opentelemetry/sdk-trace'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { RequestCtx } from './context.ts'
 import type { Outcome } from './pipeline/types.ts'
@@ -66,16 +65,26 @@ const headerGetter = {
 export class Tracing {
   readonly #provider: TracerProvider
   readonly #tracer: Tracer
-  readonly #propagator = new W3CTraceContextPropagator()
+  readonly #propagator: W3CTraceContextPropagator
   readonly #requestSpans = new WeakMap<RequestCtx, { span: Span; ctx: Context }>()
 
-  constructor(s: TracingSettings) {
-    this.#provider = new TracerProvider({
+  /** Loads the OpenTelemetry SDK and starts the provider (only ever called when tracing is on). */
+  static async create(s: TracingSettings): Promise<Tracing> {
+    const [{ W3CTraceContextPropagator }, { OTLPTraceExporter }, { resourceFromAttributes }, { BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, TracerProvider }] = await Promise.all([
+      import('@opentelemetry/core'), import('@opentelemetry/exporter-trace-otlp-http'), import('@opentelemetry/resources'), import('@opentelemetry/sdk-trace'),
+    ])
+    const provider = new TracerProvider({
       resource: resourceFromAttributes({ 'service.name': s.serviceName }),
       sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(s.sampleRatio) }),
       spanProcessors: [new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: s.endpoint, headers: s.headers }), scheduledDelayMillis: 1000 })],
     })
-    this.#tracer = this.#provider.getTracer('mcp-gateway')
+    return new Tracing(provider, new W3CTraceContextPropagator())
+  }
+
+  private constructor(provider: TracerProvider, propagator: W3CTraceContextPropagator) {
+    this.#provider = provider
+    this.#propagator = propagator
+    this.#tracer = provider.getTracer('mcp-gateway')
   }
 
   /** The SERVER span of a request, child of the client's `traceparent` when it sent one. */

@@ -5,8 +5,6 @@
  */
 import { join } from 'node:path'
 import { migrate } from './migrate.ts'
-import { openPglite } from './pglite.ts'
-import { openPostgres } from './postgres.ts'
 import { ensurePartitions } from './retention.ts'
 import type { Store } from './types.ts'
 
@@ -46,6 +44,8 @@ export function storeOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): OpenS
 export async function openStore(options: OpenStoreOptions): Promise<Store> {
   let store: Store
   if (options.databaseUrl) {
+    // Each engine's driver is loaded only when it is the one in use (PGlite alone is ~10 MB of heap).
+    const { openPostgres } = await import('./postgres.ts')
     store = await openPostgres({
       databaseUrl: options.databaseUrl,
       ...(options.poolMax !== undefined ? { max: options.poolMax } : {}),
@@ -54,6 +54,7 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     })
   } else {
     const dataDir = options.dataDir === 'memory://' ? 'memory://' : join(options.dataDir, 'pglite')
+    const { openPglite } = await import('./pglite.ts')
     store = await openPglite({ dataDir })
   }
   try {
