@@ -9,7 +9,7 @@ import type { RequestCtx } from './context.ts'
 import type { Inbound } from './inbound/types.ts'
 import type { RawUpstream, UpstreamResponse } from './pipeline/types.ts'
 import { createSseParser } from '../providers/shared/sse.ts'
-import type { ChatStream, Usage } from '../providers/types.ts'
+import type { ChatChunk, ChatStream, Usage } from '../providers/types.ts'
 
 const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' }
 
@@ -56,6 +56,12 @@ export async function deliver(ctx: RequestCtx, inbound: Inbound, up: UpstreamRes
   }
 }
 
+/** A stream's chunks in the groups it produced them (see ChatStream.batches), or one by one. */
+async function* batchesOf(stream: ChatStream): AsyncGenerator<readonly ChatChunk[]> {
+  if (stream.batches) { yield* stream.batches(); return }
+  for await (const c of stream) yield [c]
+}
+
 async function deliverStream(ctx: RequestCtx, inbound: Inbound, first: ChatStream): Promise<void> {
   const res = ctx.res
   const enc = inbound.createStreamEncoder(ctx.requestedModel, ctx.includeUsage, ctx)
@@ -71,12 +77,16 @@ async function deliverStream(ctx: RequestCtx, inbound: Inbound, first: ChatStrea
     stream = undefined
     let sent = ''
     try {
-      for await (const chunk of current) {
+      // Everything one upstream read produced leaves in one write (one chunked-encoding frame, one syscall).
+      for await (const batch of batchesOf(current)) {
         if (ctx.firstChunk === 0) ctx.firstChunk = performance.now()
-        for (const h of hooks) h(ctx, chunk)
-        if (ctx.resume) sent += chunk.choices[0]?.delta.content ?? ''
-        const s = enc.chunk(chunk)
-        if (s !== '' && !res.write(s)) {
+        let out = ''
+        for (const chunk of batch) {
+          for (const h of hooks) h(ctx, chunk)
+          if (ctx.resume) sent += chunk.choices[0]?.delta.content ?? ''
+          out += enc.chunk(chunk)
+        }
+        if (out !== '' && !res.write(out)) {
           await waitDrain(res)
           if (res.destroyed) break
         }

@@ -177,6 +177,11 @@ export interface ChatStream extends AsyncIterable<ChatChunk> {
   readonly status: number
   /** Aggregated result (usage, finish reason) once the stream ended; rejects if it failed. */
   readonly final: Promise<ChatResponse>
+  /**
+   * Optional: the same chunks, grouped as they became available (everything one upstream read produced), so
+   * the gateway can write them to the client in one write instead of one per chunk. Iterate one or the other.
+   */
+  batches?(): AsyncIterable<readonly ChatChunk[]>
 }
 
 export interface ProviderMetrics {

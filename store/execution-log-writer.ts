@@ -1,7 +1,8 @@
 /**
  * ExecutionLogWriter: execution_logs rows leave the request path through a bounded in-memory queue and reach
  * the database in batches; when the database is unreachable they go to the local spool (store/spool.ts) and are
- * replayed when it answers again. The request path only ever calls `enqueue`: synchronous, O(1), never throws.
+ * replayed when it answers again. The request path only ever calls `enqueue` (at completion, after the response is
+ * finished): synchronous, never throws; it serializes the row once into its wire form and queues that string.
  *
  * - A flush runs every `flushIntervalMs` while rows wait, or as soon as `batchSize` rows are queued; at most one
  *   flush is in flight. One `INSERT ... SELECT ... FROM jsonb_array_elements($1) ON CONFLICT DO NOTHING` per batch:
@@ -177,12 +178,23 @@ export class ExecutionLogWriter implements ExecutionLogSink {
 
   enqueue(row: ExecutionLogRow): void {
     try {
-      const bytes = sizeOf(row)
-      if (this.#closed || this.#queue.length >= this.#maxQueue || this.#queueBytes + bytes > this.#maxQueueBytes) {
+      if (this.#closed || this.#queue.length >= this.#maxQueue || this.#queueBytes + sizeOf(row) > this.#maxQueueBytes) {
         this.#drop(1, this.#closed ? 'closed' : 'queue_full')
         return
       }
-      this.#queue.push(row)
+      // Serialized now, once (enqueue runs after the response is finished): a queued row is one flat string, not
+      // an object graph that would survive scavenges and be promoted while it waits for its batch.
+      let wire: WireRow
+      try {
+        wire = toWire(row)
+      } catch (e) {
+        this.#drop(1, 'unserializable')
+        this.#log.error({ err: e }, 'execution log: a row could not be serialized')
+        return
+      }
+      const bytes = wire.length
+      if (this.#queueBytes + bytes > this.#maxQueueBytes) { this.#drop(1, 'queue_full'); return }
+      this.#queue.push(wire)
       this.#queueBytes += bytes
       if (this.#running !== undefined || this.#closing) return
       if (this.#queue.length >= this.#batchSize) this.#kick ??= setImmediate(() => { this.#kick = undefined; void this.#start(false) })

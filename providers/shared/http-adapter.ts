@@ -272,13 +272,17 @@ class UpstreamChatStream implements ChatStream {
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<ChatChunk> {
+    for await (const batch of this.batches()) for (const c of batch) yield c
+  }
+
+  async *batches(): AsyncGenerator<readonly ChatChunk[]> {
     try {
       for (;;) {
         if (this.#queue.length > 0) {
           const batch = this.#queue
           this.#queue = []
           if (!this.#done) this.#head.resume()
-          for (const c of batch) yield c
+          yield batch
           continue
         }
         if (this.#error) throw this.#error
