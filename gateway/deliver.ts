@@ -81,10 +81,16 @@ async function deliverStream(ctx: RequestCtx, inbound: Inbound, first: ChatStrea
       for await (const batch of batchesOf(current)) {
         if (ctx.firstChunk === 0) ctx.firstChunk = performance.now()
         let out = ''
-        for (const chunk of batch) {
-          for (const h of hooks) h(ctx, chunk)
-          if (ctx.resume) sent += chunk.choices[0]?.delta.content ?? ''
-          out += enc.chunk(chunk)
+        try {
+          for (const chunk of batch) {
+            for (const h of hooks) h(ctx, chunk)
+            if (ctx.resume) sent += chunk.choices[0]?.delta.content ?? ''
+            out += enc.chunk(chunk)
+          }
+        } catch (e) {
+          // A hook ended the stream (budget cut-off) mid-group: what came before it is still delivered.
+          if (out !== '' && !res.destroyed) res.write(out)
+          throw e
         }
         if (out !== '' && !res.write(out)) {
           await waitDrain(res)

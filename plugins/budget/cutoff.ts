@@ -57,7 +57,7 @@ export function createCutoffHook(d: CutoffDeps): (ctx: RequestCtx, chunk: ChatCh
       s.grantedOut += step
     }
     s.extending = true
-    const r = backend.extend(s.placement!, ctx.id, cs, amount, enforce, clock())
+    const r = backend.extend(s.placement!, s.id, cs, amount, enforce, clock())
     if (r instanceof Promise) void r.then(done, () => done(undefined))
     else done(r)
   }

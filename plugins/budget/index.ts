@@ -12,6 +12,7 @@
  *
  * See docs/budgets.md for the algorithm, the exactness argument and the degraded modes.
  */
+import { randomUUID } from 'node:crypto'
 import { GatewayError } from '../../gateway/errors.ts'
 import type { RequestCtx } from '../../gateway/context.ts'
 import { loadCatalogue, PriceCatalogue } from '../../gateway/cost/catalogue.ts'
@@ -34,7 +35,16 @@ import { UNIT_NAMES, type CounterSpec, type CounterState, type Units } from './s
 export { usedPercent, type BudgetReportRow } from './report.ts'
 
 /** Per-request budget state. */
+/** Reservation ids: this process's random id and a counter (unique across replicas sharing Redis). */
+const INSTANCE = randomUUID()
+let reservations = 0
+
 export interface BudgetSlot {
+  /**
+   * The reservation's id in the budget store: unique per request and process, never the request id (a client
+   * can send the same x-request-id twice, and a settled id is not charged again).
+   */
+  readonly id: string
   readonly counters: readonly CounterSpec[]
   readonly rules: readonly BudgetRule[]
   placement: Placement | undefined
@@ -203,7 +213,7 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
         open.n--
         const actual = actualOf(ctx, s).map((v) => (Number.isFinite(v) && v > 0 ? Math.ceil(v) : 0)) as Units
         if (actual[0] > 0) for (const c of s.counters) metrics.spent.labels(c.budget).inc(nanoToUsd(actual[0]))
-        void backend.settle(s.placement, ctx.id, s.counters, actual, clock()).then((states) => {
+        void backend.settle(s.placement, s.id, s.counters, actual, clock()).then((states) => {
           if (!states) return
           remember(s.counters, states, clock())
           report(s.counters, s.rules, states, -1)
@@ -291,12 +301,12 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
         }
         const amount: Units = cacheHit ? [0, 0, 1] : [worstCostNano(prompt, maxOut, worst), prompt + maxOut, 1]
         const s: BudgetSlot = {
-          counters, rules, placement: undefined, amount, promptTokens: prompt, worst, cacheHit,
+          id: `${INSTANCE}:${(++reservations).toString(36)}`, counters, rules, placement: undefined, amount, promptTokens: prompt, worst, cacheHit,
           admitting: true, completed: false, settled: false,
           cutoff: false, grantedOut: maxOut, outChars: 0, extending: false, extensionRefused: false,
         }
         ctx.slots.budget = s
-        const { placement, result } = await backend.admit(ctx.id, counters, amount, enforce, now)
+        const { placement, result } = await backend.admit(s.id, counters, amount, enforce, now)
         s.admitting = false
         // Refusals are thrown (not returned as a LocalReply) to carry `code: budget_exceeded` in the body;
         // if the client already left, sendError only closes the socket, and the provider is never called.

@@ -93,7 +93,14 @@ export function firstExceeded(counters: readonly CounterSpec[], states: readonly
 export class LocalBudgetStore implements BudgetStore {
   readonly kind = 'local' as const
   readonly #counters = new Map<string, LocalCounter>()
-  readonly #settled = new Map<string, number>()
+  /**
+   * Settled reservation ids (a second settle is ignored, an admission after it says 'settled'), in two
+   * generations of SETTLED_WINDOW_MS each: expiry is dropping the older generation, never a scan. Ids are
+   * unique per request, so an id only has to be remembered while its own request could still use it.
+   */
+  #settledNow = new Set<string>()
+  #settledBefore = new Set<string>()
+  #settledRotateAt = 0
   readonly #scopes = new Map<string, Set<string>>()
   readonly #ttlMs: number
   #ops = 0
@@ -124,10 +131,26 @@ export class LocalBudgetStore implements BudgetStore {
     }
   }
 
+  #isSettled(id: string, now: number): boolean {
+    this.#rotateSettled(now)
+    return this.#settledNow.has(id) || this.#settledBefore.has(id)
+  }
+
+  #rotateSettled(now: number): void {
+    if (now < this.#settledRotateAt) return
+    // Two rotations in one window (a long idle gap) forget both generations.
+    this.#settledBefore = now - this.#settledRotateAt >= this.#settledWindow ? new Set() : this.#settledNow
+    this.#settledNow = new Set()
+    this.#settledRotateAt = now + this.#settledWindow
+  }
+
+  get #settledWindow(): number {
+    return Math.min(this.#ttlMs, SETTLED_WINDOW_MS)
+  }
+
   #sweep(now: number): void {
     if (++this.#ops % 1024 !== 0) return
     for (const [k, x] of this.#counters) if (x.expiresAt <= now) this.#counters.delete(k)
-    for (const [id, exp] of this.#settled) if (exp <= now) this.#settled.delete(id)
     for (const [sk, set] of this.#scopes) {
       const [budget, start] = sk.split('\u0000')
       for (const s of set) if (!this.#counters.has(`${budget}\u0000${s}\u0000${start}`)) set.delete(s)
@@ -137,7 +160,7 @@ export class LocalBudgetStore implements BudgetStore {
 
   admitSync(id: string, counters: readonly CounterSpec[], amount: Units, enforce: boolean, now: number): AdmitResult {
     this.#sweep(now)
-    if ((this.#settled.get(id) ?? 0) > now) return { status: 'settled', failed: -1, unit: -1, states: counters.map((c) => snapshot(this.#counter(c, false))) }
+    if (this.#isSettled(id, now)) return { status: 'settled', failed: -1, unit: -1, states: counters.map((c) => snapshot(this.#counter(c, false))) }
     const xs = counters.map((c) => this.#counter(c, true)!)
     for (const x of xs) this.#purge(x, now)
     const [failed, unit] = firstExceeded(counters, xs.map(snapshot), amount)
@@ -152,8 +175,8 @@ export class LocalBudgetStore implements BudgetStore {
   }
 
   settleSync(id: string, counters: readonly CounterSpec[], actual: Units, now: number): CounterState[] | undefined {
-    if ((this.#settled.get(id) ?? 0) > now) return undefined
-    this.#settled.set(id, now + this.#ttlMs)
+    if (this.#isSettled(id, now)) return undefined
+    this.#settledNow.add(id)
     return counters.map((c) => {
       const x = this.#counter(c, true)!
       const r = x.res.get(id)
@@ -197,6 +220,9 @@ export class LocalBudgetStore implements BudgetStore {
     return n
   }
 }
+
+/** How long a settled id is remembered at least (a request settles once, at its end). */
+const SETTLED_WINDOW_MS = 60_000
 
 /** In-process stores by key prefix, shared by plugin instances so counters survive a reload. */
 const localStores = new Map<string, LocalBudgetStore>()

@@ -150,6 +150,23 @@ describe('budget: modes, quotas, periods, headers', () => {
     expect(byName.get('soft-req')).toMatchObject({ spent: { requests: 3 }, remaining: { requests: 0 }, percent: 150 })
   })
 
+  it('a client reusing its x-request-id is charged every time (reservations are not keyed by the request id)', async () => {
+    tg = await startTestGateway(settings(mock, { budgets: [{ name: 'req', scope: 'key', id: 'r', period: 'day', requests: 2 }] }, {
+      chains: { default: ['request-id', 'test-principal', 'budget'] },
+    }))
+    const codes: number[] = []
+    for (let i = 0; i < 3; i++) {
+      const r = await chat(tg.url, { key: 'r', maxTokens: 12, headers: { 'x-request-id': 'same-id-every-time' } })
+      expect(r.headers.get('x-request-id')).toBe('same-id-every-time')
+      codes.push(r.status)
+      await r.arrayBuffer()
+      await settled(tg)
+    }
+    expect(codes).toEqual([200, 200, 402])
+    const [row] = await rows(tg)
+    expect(row).toMatchObject({ spent: { requests: 2 }, reserved: { requests: 0 } })
+  })
+
   it('a token quota reserves prompt + max output and counts the actual usage', async () => {
     tg = await startTestGateway(settings(mock, { budgets: [{ name: 'tok', scope: 'key', period: 'week', tokens: 30 }] }))
     const codes: number[] = []
