@@ -23,7 +23,7 @@ import type { RequestCtx } from '../context.ts'
 import type { CounterChild, Metrics } from '../metrics.ts'
 import type { Usage } from '../../providers/types.ts'
 import { loadCatalogue, PriceCatalogue, type CostBreakdown, type PriceEntry, type TokenPrices } from './catalogue.ts'
-import { completionTextOfBody, estimateUsage } from './estimate.ts'
+import { completionTextOfBody, estimateUsage, loadTokenizer, tokenizerSettled } from './estimate.ts'
 
 declare module '../context.ts' {
   interface CtxSlots {
@@ -186,6 +186,11 @@ export class CostMeter {
    * The cost of a finished request (pure but for the price cache; no counters). Use costOf(ctx), which
    * computes it once.
    */
+  /** Answers without usage are estimated (config estimateWhenMissing). */
+  get estimates(): boolean {
+    return this.#estimate
+  }
+
   price(ctx: RequestCtx): CostBreakdown {
     // The pass-through body is consumed by the usage getter: keep it for an estimate of the completion.
     const raw = ctx.rawBody
@@ -234,7 +239,27 @@ export function costOf(ctx: RequestCtx): CostBreakdown | undefined {
   const meter = ctx.slots.costMeter
   if (meter === undefined) return undefined
   if (ctx.rawBody === undefined && ctx.usage == null && !(ctx.res.writableFinished || ctx.res.destroyed)) return undefined
+  // An estimate waits for the tokenizer rather than being computed from a rougher count.
+  if (!tokenizerSettled() && costReady(ctx) !== undefined) return undefined
   return (ctx.cost = meter.price(ctx))
+}
+
+/**
+ * A promise when the cost of this finished request is an estimate (no usage reported) and the tokenizer is not
+ * loaded yet: the first such request after start loads it (about 200 ms), and costOf(ctx) is undefined until
+ * then. Undefined otherwise (costOf(ctx) is final now). onComplete hooks that record the cost wait for it.
+ */
+export function costReady(ctx: RequestCtx): Promise<void> | undefined {
+  if (ctx.cost !== undefined || tokenizerSettled()) return undefined
+  const meter = ctx.slots.costMeter
+  if (meter === undefined || !meter.estimates || ctx.upstreamHeaders === 0) return undefined
+  // The usage getter consumes the pass-through body; it is put back for whoever reads it next (the execution
+  // log's finish reason, the estimate of the completion).
+  const raw = ctx.rawBody
+  const usage = ctx.usage
+  if (raw !== undefined) ctx.rawBody = raw
+  if (usage != null) return undefined
+  return loadTokenizer().catch(() => { /* estimates fall back to ~4 characters a token */ })
 }
 
 /** The cost as stored in an execution log's metrics (`cost.usd` is what health reports read). */

@@ -13,9 +13,8 @@
  */
 import { GatewayError } from '../../gateway/errors.ts'
 import type { RequestCtx } from '../../gateway/context.ts'
-import { loadTokenizer } from '../../gateway/cost/estimate.ts'
-import { costOf, CostMeter } from '../../gateway/cost/meter.ts'
-import type { PluginFactory } from '../../gateway/pipeline/types.ts'
+import { costOf, costReady, CostMeter } from '../../gateway/cost/meter.ts'
+import type { Outcome, PluginFactory } from '../../gateway/pipeline/types.ts'
 import type { UsageRecord } from '../../store/usage-rollups.ts'
 import { costMeterConfigSchema, type CostMeterConfig } from './config.ts'
 
@@ -62,7 +61,6 @@ export const costMeterPlugin: PluginFactory<CostMeterConfig> = {
         throw new GatewayError('MCP_ERR_PLUGIN_CONFIG_INVALID', { plugin: 'cost-meter', reason: `pricing.models[${i}].effectiveFrom: not a valid date` }, { details: 'config.plugin_invalid' })
       }
     }
-    if (config.estimateWhenMissing) await loadTokenizer()
     const meter = new CostMeter({
       overrides: config.pricing.models,
       providerTypeMap: { ...DEFAULT_PROVIDER_TYPE_MAP, ...config.providerTypeMap },
@@ -85,31 +83,38 @@ export const costMeterPlugin: PluginFactory<CostMeterConfig> = {
       onComplete(ctx, outcome) {
         // Never routed upstream (local reply before the upstream call): no usage, nothing to record.
         if (ctx.upstreamStart === 0) return
-        const c = costOf(ctx)
-        if (c === undefined) return
-        meter.count(ctx, c)
-        if (!sink) return
-        const principal = ctx.slots.principal
-        const exec = executionIds(ctx)
-        sink.record({
-          at: Date.now(),
-          keyId: uuidOrNull(principal?.keyId),
-          team: principal?.team ?? null,
-          deploymentId: exec.deploymentId,
-          promptVersionId: exec.promptVersionId,
-          provider: ctx.providerName || null,
-          model: ctx.model || ctx.requestedModel || null,
-          error: outcome.errorCode !== undefined || outcome.status >= 400,
-          inputTokens: c.inputTokens,
-          cachedTokens: c.cachedTokens,
-          cacheWriteTokens: c.cacheWriteTokens,
-          outputTokens: c.outputTokens,
-          reasoningTokens: c.reasoningTokens,
-          pico: c.unknown ? 0 : c.pico,
-          estimated: c.estimated,
-          unpriced: c.unknown,
-        })
+        // The first estimate after start waits for the tokenizer to load (costReady).
+        const ready = costReady(ctx)
+        if (ready) return ready.then(() => record(ctx, outcome))
+        record(ctx, outcome)
       },
+    }
+
+    function record(ctx: RequestCtx, outcome: Outcome): void {
+      const c = costOf(ctx)
+      if (c === undefined) return
+      meter.count(ctx, c)
+      if (!sink) return
+      const principal = ctx.slots.principal
+      const exec = executionIds(ctx)
+      sink.record({
+        at: Date.now(),
+        keyId: uuidOrNull(principal?.keyId),
+        team: principal?.team ?? null,
+        deploymentId: exec.deploymentId,
+        promptVersionId: exec.promptVersionId,
+        provider: ctx.providerName || null,
+        model: ctx.model || ctx.requestedModel || null,
+        error: outcome.errorCode !== undefined || outcome.status >= 400,
+        inputTokens: c.inputTokens,
+        cachedTokens: c.cachedTokens,
+        cacheWriteTokens: c.cacheWriteTokens,
+        outputTokens: c.outputTokens,
+        reasoningTokens: c.reasoningTokens,
+        pico: c.unknown ? 0 : c.pico,
+        estimated: c.estimated,
+        unpriced: c.unknown,
+      })
     }
   },
 }

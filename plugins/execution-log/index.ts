@@ -12,7 +12,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { RequestCtx } from '../../gateway/context.ts'
-import { costJson, costOf } from '../../gateway/cost/meter.ts'
+import { costJson, costOf, costReady } from '../../gateway/cost/meter.ts'
 import type { Outcome, PluginFactory } from '../../gateway/pipeline/types.ts'
 import type { ExecutionLogSink } from '../../store/execution-log-writer.ts'
 import { captureBody } from './capture.ts'
@@ -81,6 +81,7 @@ export const executionLogPlugin: PluginFactory<ExecutionLogConfig> = {
       warnedNoSink = true
       return {}
     }
+    const rows: ExecutionLogSink = sink
     const redact: ReadonlySet<string> = new Set(config.redactFields)
     const { storeRequest, storeResponse, maxRequestBytes } = config
 
@@ -103,61 +104,68 @@ export const executionLogPlugin: PluginFactory<ExecutionLogConfig> = {
       onComplete(ctx, outcome) {
         const now = performance.now()
         const wall = Date.now()
-        const total = ctx.elapsedMs(now)
-        const upstream = ctx.upstreamMs(now)
-        const u = usageOf(ctx)
-        const exec = executionOf(ctx)
-        const principal = ctx.slots.principal
-        const req = captureBody(ctx.chat ?? ctx.embedding, storeRequest, maxRequestBytes, redact)
-        sink.enqueue({
-          id: randomUUID(),
-          requestId: ctx.id,
-          deploymentId: uuidOrNull(exec.deploymentId),
-          provider: ctx.providerName,
-          model: ctx.model || ctx.requestedModel || null,
-          status: statusOf(outcome),
-          keyId: uuidOrNull(principal?.keyId),
-          promptVersionId: uuidOrNull(exec.promptVersionId),
-          createdAt: wall - total,
-          completedAt: wall,
-          request: req.value,
-          response: storeResponse === 'none' ? null : {
-            status: outcome.status,
-            finish_reason: ctx.finishReason,
-            usage: u ?? null,
-            error: outcome.errorCode === undefined ? null : { code: outcome.errorCode, details: outcome.details },
-          },
-          metrics: {
-            route: ctx.route.name,
-            inbound: ctx.inbound,
-            stream: ctx.stream,
-            status: outcome.status,
-            details: outcome.details,
-            errorCode: outcome.errorCode ?? null,
-            aborted: outcome.aborted,
-            latencyMs: ms(total),
-            ttftMs: ctx.firstChunk !== 0 ? ms(ctx.firstChunk - ctx.startedAt) : null,
-            upstreamMs: ctx.upstreamStart !== 0 ? ms(upstream) : null,
-            overheadMs: ms(total - upstream),
-            promptTokens: u?.prompt_tokens ?? null,
-            completionTokens: u?.completion_tokens ?? null,
-            cachedTokens: u?.prompt_tokens_details?.cached_tokens ?? null,
-            reasoningTokens: u?.completion_tokens_details?.reasoning_tokens ?? null,
-            cost: costJson(costOf(ctx)),
-            attempts: ctx.attempts,
-            failedAttempts: ctx.attemptLog.length > 0 ? ctx.attemptLog : null,
-            fallbackReason: ctx.fallbackReason ?? null,
-            promptVersionId: exec.promptVersionId,
-            promptId: exec.promptId,
-            promptVersion: exec.version,
-            environment: exec.environment,
-            trafficLabel: exec.label,
-            requestedModel: ctx.requestedModel || null,
-            principal: principal?.keyId ?? null,
-          },
-          bytes: req.bytes + 700,
-        })
+        // The first estimated cost after start waits for the tokenizer (costReady); times are taken now.
+        const ready = costReady(ctx)
+        if (ready) return ready.then(() => write(ctx, outcome, now, wall))
+        write(ctx, outcome, now, wall)
       },
+    }
+
+    function write(ctx: RequestCtx, outcome: Outcome, now: number, wall: number): void {
+      const total = ctx.elapsedMs(now)
+      const upstream = ctx.upstreamMs(now)
+      const u = usageOf(ctx)
+      const exec = executionOf(ctx)
+      const principal = ctx.slots.principal
+      const req = captureBody(ctx.chat ?? ctx.embedding, storeRequest, maxRequestBytes, redact)
+      rows.enqueue({
+        id: randomUUID(),
+        requestId: ctx.id,
+        deploymentId: uuidOrNull(exec.deploymentId),
+        provider: ctx.providerName,
+        model: ctx.model || ctx.requestedModel || null,
+        status: statusOf(outcome),
+        keyId: uuidOrNull(principal?.keyId),
+        promptVersionId: uuidOrNull(exec.promptVersionId),
+        createdAt: wall - total,
+        completedAt: wall,
+        request: req.value,
+        response: storeResponse === 'none' ? null : {
+          status: outcome.status,
+          finish_reason: ctx.finishReason,
+          usage: u ?? null,
+          error: outcome.errorCode === undefined ? null : { code: outcome.errorCode, details: outcome.details },
+        },
+        metrics: {
+          route: ctx.route.name,
+          inbound: ctx.inbound,
+          stream: ctx.stream,
+          status: outcome.status,
+          details: outcome.details,
+          errorCode: outcome.errorCode ?? null,
+          aborted: outcome.aborted,
+          latencyMs: ms(total),
+          ttftMs: ctx.firstChunk !== 0 ? ms(ctx.firstChunk - ctx.startedAt) : null,
+          upstreamMs: ctx.upstreamStart !== 0 ? ms(upstream) : null,
+          overheadMs: ms(total - upstream),
+          promptTokens: u?.prompt_tokens ?? null,
+          completionTokens: u?.completion_tokens ?? null,
+          cachedTokens: u?.prompt_tokens_details?.cached_tokens ?? null,
+          reasoningTokens: u?.completion_tokens_details?.reasoning_tokens ?? null,
+          cost: costJson(costOf(ctx)),
+          attempts: ctx.attempts,
+          failedAttempts: ctx.attemptLog.length > 0 ? ctx.attemptLog : null,
+          fallbackReason: ctx.fallbackReason ?? null,
+          promptVersionId: exec.promptVersionId,
+          promptId: exec.promptId,
+          promptVersion: exec.version,
+          environment: exec.environment,
+          trafficLabel: exec.label,
+          requestedModel: ctx.requestedModel || null,
+          principal: principal?.keyId ?? null,
+        },
+        bytes: req.bytes + 700,
+      })
     }
   },
 }

@@ -11,7 +11,7 @@ import { Writable } from 'node:stream'
 import { registerUsageRoutes } from '../../admin/routes/usage.ts'
 import { AdminServer } from '../../admin/server.ts'
 import type { CostBreakdown } from '../../gateway/cost/catalogue.ts'
-import { costOf } from '../../gateway/cost/meter.ts'
+import { costOf, costReady } from '../../gateway/cost/meter.ts'
 import { Gateway } from '../../gateway/gateway.ts'
 import { createLogger } from '../../gateway/logger.ts'
 import type { PluginFactory } from '../../gateway/pipeline/types.ts'
@@ -71,17 +71,30 @@ export function testPlugins(observed: Observed[]): PluginFactory[] {
     },
     {
       name: 'cost-probe-early', configSchema: { type: 'object' }, sideEffects: 'none',
-      create: () => ({ onComplete(ctx) { early.push({ early: costOf(ctx) }) } }),
+      create: () => ({
+        onComplete(ctx) {
+          const push = (): void => { early.push({ early: costOf(ctx) }) }
+          const ready = costReady(ctx)
+          if (ready) return ready.then(push)
+          push()
+        },
+      }),
     },
     {
       name: 'cost-probe-late', configSchema: { type: 'object' }, sideEffects: 'none',
       create: () => ({
         onComplete(ctx, outcome) {
-          const e = early.shift()
-          observed.push({
-            early: e?.early, late: ctx.cost, usage: ctx.usage, provider: ctx.providerName, providerType: ctx.adapter?.type,
-            model: ctx.model, status: outcome.status, errorCode: outcome.errorCode,
-          })
+          // The cost-meter's onComplete waits for the tokenizer on the first estimate (costReady): so does this probe.
+          const push = (): void => {
+            const e = early.shift()
+            observed.push({
+              early: e?.early, late: ctx.cost, usage: ctx.usage, provider: ctx.providerName, providerType: ctx.adapter?.type,
+              model: ctx.model, status: outcome.status, errorCode: outcome.errorCode,
+            })
+          }
+          const ready = costReady(ctx)
+          if (ready) return ready.then(push)
+          push()
         },
       }),
     },
