@@ -4,6 +4,7 @@
  * round trip, upstream 429, upstream 400}. Each provider sits behind a mock speaking its own
  * documented wire format; the SDKs' own stream helpers must reassemble text and tool calls exactly.
  */
+import { fileURLToPath } from 'node:url'
 import Anthropic from '@anthropic-ai/sdk'
 import OpenAI from 'openai'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -39,10 +40,10 @@ const cases: ProviderCase[] = []
 const mocks: FaultableMock[] = []
 
 beforeAll(async () => {
-  const [openai, compat, azure, anthropic, gemini, ollama] = await Promise.all([
-    startOpenAIMock(), startOpenAIMock(), startAzureMock(), startAnthropicMock(), startGeminiMock(), startOllamaMock(),
+  const [openai, compat, azure, anthropic, gemini, ollama, inhouse] = await Promise.all([
+    startOpenAIMock(), startOpenAIMock(), startAzureMock(), startAnthropicMock(), startGeminiMock(), startOllamaMock(), startOpenAIMock(),
   ])
-  mocks.push(openai, compat, azure, anthropic, gemini, ollama)
+  mocks.push(openai, compat, azure, anthropic, gemini, ollama, inhouse)
   cases.push(
     { name: 'openai', model: 'gpt-4o', mock: openai, rateLimit: 'status:429,retryAfter:1', badRequest: 'status:400' },
     { name: 'compat', model: 'meta-llama/Llama-3.1-8B', mock: compat, rateLimit: 'status:429,retryAfter:1', badRequest: 'status:400' },
@@ -50,7 +51,10 @@ beforeAll(async () => {
     { name: 'anthropic', model: 'claude-sonnet-4-5', mock: anthropic, rateLimit: 'status:429,retryAfter:1', badRequest: 'status:400' },
     { name: 'google', model: 'gemini-2.5-flash', mock: gemini, rateLimit: 'status:429,retryAfter:1', badRequest: 'status:400' },
     { name: 'ollama', model: 'llama3.2', mock: ollama, rateLimit: 'status:429,retryAfter:1', badRequest: 'status:400' },
+    // A custom adapter module (examples/custom-provider/openai-sdk-adapter.ts) in front of an in-house OpenAI-style service.
+    { name: 'custom', model: 'house-large', mock: inhouse, rateLimit: 'status:429,retryAfter:1', badRequest: 'status:400' },
   )
+  process.env['MCP_CONFORMANCE_INHOUSE_KEY'] = 'inhouse-conformance-key-0001'
   gw = await startGateway({
     providers: {
       openai: { type: 'openai', baseUrl: openai.url, apiKey: 'sk-conformance-openai-0001' },
@@ -59,6 +63,11 @@ beforeAll(async () => {
       anthropic: { type: 'anthropic', baseUrl: anthropic.url, apiKey: 'sk-ant-conformance-0001' },
       google: { type: 'google', baseUrl: gemini.url, apiKey: 'AIzaConformanceKey000000000001' },
       ollama: { type: 'ollama', baseUrl: ollama.url },
+      custom: {
+        type: 'custom',
+        module: fileURLToPath(new URL('../../examples/custom-provider/openai-sdk-adapter.ts', import.meta.url)),
+        options: { baseUrl: inhouse.url, apiKeyEnv: 'MCP_CONFORMANCE_INHOUSE_KEY', models: ['house-large'] },
+      },
     },
   })
 })
@@ -76,7 +85,7 @@ function anthropicClient(): Anthropic {
   return new Anthropic({ apiKey: ADMIN_KEY, baseURL: gw.url, maxRetries: 0 })
 }
 
-const PROVIDERS = ['openai', 'compat', 'azure', 'anthropic', 'google', 'ollama']
+const PROVIDERS = ['openai', 'compat', 'azure', 'anthropic', 'google', 'ollama', 'custom']
 
 function caseOf(name: string): ProviderCase {
   const c = cases.find((x) => x.name === name)

@@ -299,10 +299,18 @@ export function startAnthropicMock(opts: StartAnthropicMockOptions = {}): Promis
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'request-id': `req_mock${nextId()}` })
 
     let first = true
+    // Without a delay the events leave in one write, as the OpenAI mock sends them (benchmarks compare the
+    // two); what is pending is written before a cut, a stall or the end.
+    let pending = ''
+    const flush = (): void => {
+      if (pending !== '' && !res.destroyed) res.write(pending)
+      pending = ''
+    }
     const emit = async (s: string): Promise<boolean> => {
       if (delay > 0 && !first) await sleep(delay)
       first = false
       if (res.destroyed || closing) return false
+      if (delay === 0) { pending += s; return true }
       if (!res.write(s)) await new Promise<void>((r) => { res.once('drain', r); res.once('close', r) })
       return !res.destroyed && !closing
     }
@@ -315,9 +323,11 @@ export function startAnthropicMock(opts: StartAnthropicMockOptions = {}): Promis
       if (at(f.errorAfter, sent)) {
         const type = f.type ?? 'overloaded_error'
         await emit(ev('error', { error: { type, message: f.message ?? DEFAULT_MESSAGES[type] ?? 'Error (mock).' } }))
+        flush()
         res.end()
         return false
       }
+      if (at(f.cutAfter, sent) || at(f.stallAfter, sent)) flush()
       if (at(f.cutAfter, sent)) { onServerClose(); const s = res.socket; if (s && !s.destroyed) s.end(() => s.destroy()); else res.destroy(); return false }
       if (at(f.stallAfter, sent)) return false
       return true
@@ -337,6 +347,7 @@ export function startAnthropicMock(opts: StartAnthropicMockOptions = {}): Promis
     const usage = msg['usage'] as { output_tokens: number }
     if (!(await emit(ev('message_delta', { delta: { stop_reason: msg['stop_reason'], stop_sequence: null }, usage: { output_tokens: usage.output_tokens } })))) return
     if (!f?.noStop && !(await emit(ev('message_stop', {})))) return
+    flush()
     res.end()
   }
 
