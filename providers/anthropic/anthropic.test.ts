@@ -9,7 +9,7 @@ import { anthropicConfigErrors, type AnthropicConfig } from './config.ts'
 import { toAnthropicError } from './errors.ts'
 import { toAnthropicChat, toAnthropicRequest, type AnthropicRequestOptions } from './request.ts'
 import { fromAnthropicMessage, toFinishReason } from './response.ts'
-import { createAnthropicStreamMapper } from './stream.ts'
+import { createAnthropicStreamMapper, fastTextDelta } from './stream.ts'
 
 const fixture = (name: string): string => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8')
 const json = (name: string): unknown => JSON.parse(fixture(name))
@@ -332,5 +332,43 @@ describe('anthropic config and adapter', () => {
     expect(a.name).toBe('claude')
     expect(a.passthrough).toBeUndefined()
     expect(a.listModels?.()).toEqual(['claude-x'])
+  })
+})
+
+describe('text deltas read without a full parse (fastTextDelta)', () => {
+  const event = (text: string, index = 0): string => JSON.stringify({ type: 'content_block_delta', index, delta: { type: 'text_delta', text } })
+
+  it('reads the text of Anthropic\'s own serialization, escapes and look-alikes included', () => {
+    for (const text of ['Hello', '', 'a "quoted" }} word', 'line\nbreak \\ back', '😀 \u2028 \u0000', '"}}', ',"delta":{"type":"text_delta","text":"x"}}']) {
+      expect(fastTextDelta(event(text, 3))).toEqual({ index: 3, text })
+    }
+  })
+
+  it('leaves every other shape to the full parse', () => {
+    const others = [
+      JSON.stringify({ type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: '{"a"' } }),
+      JSON.stringify({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'a', extra: 1 } }),
+      JSON.stringify({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'a' }, extra: 'b' }),
+      JSON.stringify({ index: 0, type: 'content_block_delta', delta: { type: 'text_delta', text: 'a' } }),
+      '{"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "a"}}',
+      '{"type":"content_block_delta","index":-1,"delta":{"type":"text_delta","text":"a"}}',
+      '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a","b":"c"}}',
+      '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":5}}',
+    ]
+    for (const d of others) expect(fastTextDelta(d)).toBeUndefined()
+  })
+
+  it('the mapper gives the same chunks either way', () => {
+    const run = (data: string[]): unknown[] => {
+      const m = createAnthropicStreamMapper('anthropic', 'claude-x', () => 1_700_000_000_000)
+      const out: unknown[] = []
+      m.push({ event: 'message_start', data: JSON.stringify({ type: 'message_start', message: { id: 'msg_1', model: 'claude-x', usage: { input_tokens: 3 } } }) })
+      for (const d of data) out.push(m.push({ event: 'content_block_delta', data: d }))
+      return out
+    }
+    const texts = ['Hel', 'lo "x" }}', '']
+    const fast = run(texts.map((t) => event(t)))
+    const slow = run(texts.map((t) => `{ "type": "content_block_delta", "index": 0, "delta": { "type": "text_delta", "text": ${JSON.stringify(t)} } }`))
+    expect(fast).toEqual(slow)
   })
 })

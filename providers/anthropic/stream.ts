@@ -31,6 +31,44 @@ interface StreamEvent {
   error?: unknown
 }
 
+const TEXT_DELTA_HEAD = '{"type":"content_block_delta","index":'
+const TEXT_DELTA_MARK = ',"delta":{"type":"text_delta","text":'
+/** Anthropic's documented ping is `{"type": "ping"}` (with the space); both spellings. */
+const PINGS: ReadonlySet<string> = new Set(['{"type":"ping"}', '{"type": "ping"}'])
+const MESSAGE_STOP = '{"type":"message_stop"}'
+const BLOCK_STOP = /^\{"type":"content_block_stop","index":[0-9]{1,9}\}$/
+
+/**
+ * A text delta event in Anthropic's own serialization (the bulk of every stream), read without parsing the
+ * whole object: only the text's string literal is parsed. Any other shape or order (extra keys included)
+ * returns undefined and takes the full JSON.parse.
+ */
+export function fastTextDelta(data: string): { index: number; text: string } | undefined {
+  if (!data.startsWith(TEXT_DELTA_HEAD) || !data.endsWith('}}')) return undefined
+  let i = TEXT_DELTA_HEAD.length
+  let index = 0
+  const digitsFrom = i
+  for (let c = data.charCodeAt(i); c >= 48 && c <= 57; c = data.charCodeAt(++i)) index = index * 10 + (c - 48)
+  if (i === digitsFrom || i - digitsFrom > 9 || !data.startsWith(TEXT_DELTA_MARK, i)) return undefined
+  const open = i + TEXT_DELTA_MARK.length
+  const close = data.length - 3 // the literal's closing quote, before the two braces
+  if (close <= open || data.charCodeAt(open) !== 34 || data.charCodeAt(close) !== 34) return undefined
+  // No escapes (the usual case): the literal's characters are the text, if none needs escaping.
+  let plain = true
+  for (let k = open + 1; k < close; k++) {
+    const c = data.charCodeAt(k)
+    if (c === 92 || c === 34 || c < 32) { plain = false; break }
+  }
+  if (plain) return { index, text: data.slice(open + 1, close) }
+  let text: unknown
+  try {
+    text = JSON.parse(data.slice(open, close + 1))
+  } catch {
+    return undefined
+  }
+  return typeof text === 'string' ? { index, text } : undefined
+}
+
 function interrupted(provider: string, reason: string, details: string): GatewayError {
   return new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider, reason }, { details })
 }
@@ -63,6 +101,12 @@ export function createAnthropicStreamMapper(provider: string, model: string, now
   return {
     push(ev: SseEvent): ChatChunk[] | undefined {
       if (done) return undefined
+      const data = ev.data
+      const fast = fastTextDelta(data)
+      if (fast) return fast.text !== '' ? [delta({ content: fast.text })] : undefined
+      // Events that carry nothing to map, in their exact serialization, need no parse either.
+      if (PINGS.has(data) || BLOCK_STOP.test(data)) return undefined
+      if (data === MESSAGE_STOP) { done = true; return undefined }
       let e: StreamEvent
       try {
         e = JSON.parse(ev.data) as StreamEvent
