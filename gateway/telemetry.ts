@@ -4,7 +4,7 @@
  */
 import { monitorEventLoopDelay, performance as perfHooks } from 'node:perf_hooks'
 import type { RequestCtx } from './context.ts'
-import { Metrics, type Counter, type Histogram } from './metrics.ts'
+import { Metrics, type Counter, type CounterChild, type Histogram, type HistogramChild } from './metrics.ts'
 
 export class GatewayMetrics {
   readonly registry: Metrics
@@ -14,6 +14,7 @@ export class GatewayMetrics {
   readonly #overhead: Histogram
   readonly #ttft: Histogram
   readonly #errors: Counter
+  readonly #byRoute = new Map<string, { byStatus: Map<number, CounterChild>; duration: HistogramChild; overhead: HistogramChild; ttft: HistogramChild }>()
   readonly #eld = monitorEventLoopDelay({ resolution: 20 })
   #elu = perfHooks.eventLoopUtilization()
 
@@ -47,12 +48,20 @@ export class GatewayMetrics {
 
   observe(ctx: RequestCtx, status: number, now: number): void {
     const route = ctx.route.name
-    this.#requests.labels(route, String(status)).inc()
+    // The series of a route are looked up once, not by label strings on every request.
+    let r = this.#byRoute.get(route)
+    if (!r) {
+      r = { byStatus: new Map(), duration: this.#duration.labels(route), overhead: this.#overhead.labels(route), ttft: this.#ttft.labels(route) }
+      this.#byRoute.set(route, r)
+    }
+    let requests = r.byStatus.get(status)
+    if (!requests) { requests = this.#requests.labels(route, String(status)); r.byStatus.set(status, requests) }
+    requests.inc()
     if (ctx.errorCode !== undefined) this.#errors.labels(route, ctx.errorCode).inc()
     const total = ctx.elapsedMs(now)
-    this.#duration.labels(route).observe(total / 1000)
-    if (ctx.upstreamStart !== 0) this.#overhead.labels(route).observe(Math.max(0, total - ctx.upstreamMs(now)) / 1000)
-    if (ctx.firstChunk !== 0 && ctx.stream) this.#ttft.labels(route).observe((ctx.firstChunk - ctx.startedAt) / 1000)
+    r.duration.observe(total / 1000)
+    if (ctx.upstreamStart !== 0) r.overhead.observe(Math.max(0, total - ctx.upstreamMs(now)) / 1000)
+    if (ctx.firstChunk !== 0 && ctx.stream) r.ttft.observe((ctx.firstChunk - ctx.startedAt) / 1000)
   }
 
   close(): void {

@@ -12,7 +12,7 @@
  *
  * See docs/budgets.md for the algorithm, the exactness argument and the degraded modes.
  */
-import { randomUUID } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { GatewayError } from '../../gateway/errors.ts'
 import type { RequestCtx } from '../../gateway/context.ts'
 import { loadCatalogue, PriceCatalogue } from '../../gateway/cost/catalogue.ts'
@@ -36,7 +36,7 @@ export { usedPercent, type BudgetReportRow } from './report.ts'
 
 /** Per-request budget state. */
 /** Reservation ids: this process's random id and a counter (unique across replicas sharing Redis). */
-const INSTANCE = randomUUID()
+const INSTANCE = randomBytes(9).toString('base64url')
 let reservations = 0
 
 export interface BudgetSlot {
@@ -96,12 +96,23 @@ function scopeValue(rule: BudgetRule, ctx: RequestCtx): string | undefined {
   }
 }
 
+/** Counter specs per rule and scope id for the current period: one object per counter, not per request. */
+const specCache = new WeakMap<BudgetRule, Map<string, CounterSpec>>()
+const SPEC_CACHE_MAX = 10_000
+
 function counterFor(rule: BudgetRule, ctx: RequestCtx, now: number): CounterSpec | undefined {
   const v = scopeValue(rule, ctx)
   if (v === undefined || v === '') return undefined
   if (rule.scope !== 'global' && rule.id !== '*' && rule.id !== v) return undefined
+  let specs = specCache.get(rule)
+  if (!specs) { specs = new Map(); specCache.set(rule, specs) }
+  const cached = specs.get(v)
+  if (cached && now >= cached.periodStart && now < cached.periodEnd) return cached
   const w = periodWindow(rule.period, now)
-  return { budget: rule.name, scopeId: v, periodStart: w.start, periodEnd: w.end, hard: rule.mode === 'hard', limits: limitsOf(rule) }
+  const spec: CounterSpec = { budget: rule.name, scopeId: v, periodStart: w.start, periodEnd: w.end, hard: rule.mode === 'hard', limits: limitsOf(rule) }
+  if (specs.size >= SPEC_CACHE_MAX) specs.clear()
+  specs.set(v, spec)
+  return spec
 }
 
 const fmtUsd = (nano: number): string => nanoToUsd(nano).toFixed(9)
@@ -157,6 +168,8 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
       const known = new Map<string, { at: number; state: CounterState }>()
       const keyOf = (c: CounterSpec): string => `${c.budget}\u0000${c.scopeId}\u0000${c.periodStart}`
       const remember = (cs: readonly CounterSpec[], states: readonly CounterState[], at: number): void => {
+        // Only the budget-aware downgrade reads what is remembered.
+        if (config.downgrade.length === 0) return
         for (const [i, c] of cs.entries()) { const s = states[i]; if (s) known.set(keyOf(c), { at, state: s }) }
         if (known.size > 50_000) known.clear()
       }

@@ -65,10 +65,17 @@ interface LocalCounter {
   /** reservation id → amount and expiry (epoch ms). */
   res: Map<string, { amount: Units; expiresAt: number }>
   expiresAt: number
+  /** Next time orphaned reservations are looked for. */
+  nextPurge: number
 }
 
+const keys = new WeakMap<CounterSpec, string>()
+
+/** The counter's map key, built once per spec object (the plugin reuses a spec for its whole period). */
 function counterKey(c: CounterSpec): string {
-  return `${c.budget}\u0000${c.scopeId}\u0000${c.periodStart}`
+  let k = keys.get(c)
+  if (k === undefined) { k = `${c.budget}\u0000${c.scopeId}\u0000${c.periodStart}`; keys.set(c, k) }
+  return k
 }
 
 function snapshot(c: LocalCounter | undefined): CounterState {
@@ -113,7 +120,7 @@ export class LocalBudgetStore implements BudgetStore {
     const k = counterKey(c)
     let x = this.#counters.get(k)
     if (!x && create) {
-      x = { spent: zero(), reserved: zero(), res: new Map(), expiresAt: c.periodEnd + COUNTER_RETENTION_MS }
+      x = { spent: zero(), reserved: zero(), res: new Map(), expiresAt: c.periodEnd + COUNTER_RETENTION_MS, nextPurge: 0 }
       this.#counters.set(k, x)
       const sk = `${c.budget}\u0000${c.periodStart}`
       let set = this.#scopes.get(sk)
@@ -124,11 +131,14 @@ export class LocalBudgetStore implements BudgetStore {
   }
 
   #purge(x: LocalCounter, now: number): void {
-    for (const [id, r] of x.res) {
-      if (r.expiresAt > now) continue
+    // Orphans (a caller that never settled) expire after the TTL; looking once a second is enough.
+    if (now < x.nextPurge) return
+    x.nextPurge = now + 1000
+    x.res.forEach((r, id) => {
+      if (r.expiresAt > now) return
       for (let u = 0; u < 3; u++) x.reserved[u]! -= r.amount[u]!
       x.res.delete(id)
-    }
+    })
   }
 
   #isSettled(id: string, now: number): boolean {
@@ -222,7 +232,7 @@ export class LocalBudgetStore implements BudgetStore {
 }
 
 /** How long a settled id is remembered at least (a request settles once, at its end). */
-const SETTLED_WINDOW_MS = 60_000
+const SETTLED_WINDOW_MS = 5_000
 
 /** In-process stores by key prefix, shared by plugin instances so counters survive a reload. */
 const localStores = new Map<string, LocalBudgetStore>()
