@@ -235,6 +235,10 @@ export async function routeAlias(ctx: RequestCtx, alias: CompiledAlias, aliases:
           : Math.min(retry.backoffMaxMs, retry.backoffBaseMs * 2 ** Math.max(0, failures - 1)) * (0.5 + Math.random() * 0.5)
         if (cooling > retry.retryAfterCapMs || now + backoff >= ctx.deadline) break
         await sleep(backoff, ctx.signal)
+        // Timers run on the event loop's cached clock, which lags Date.now() under load: a wait for a
+        // Retry-After can end a few ms before the cooling it waited for. Finish it rather than give up.
+        const rest = last.state.coolingUntil - Date.now()
+        if (rest > 0 && rest <= 1000 && !ctx.signal.aborted) await sleep(rest + 1, ctx.signal)
         if (ctx.signal.aborted) break
         if (last.state.available(Date.now()) || last.state.coolingUntil <= Date.now()) next = { target: last, alias }
       }
