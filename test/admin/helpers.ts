@@ -54,8 +54,7 @@ export function testEngines(label: string): Engine[] {
       })
     })
   } else {
-    console.warn(`[${label}] PostgreSQL at ${PG_URL} is unreachable (${pgUnavailable}): skipping the postgres engine`)
-    describe.skip(`${label} on PostgreSQL (skipped: ${PG_URL} unreachable)`, () => { it('runs', () => {}) })
+    console.warn(`[${label}] PostgreSQL at ${PG_URL} is unreachable (${pgUnavailable}): the postgres engine is not run (CI=true requires it)`)
   }
   afterAll(dropSchemas)
   return engines

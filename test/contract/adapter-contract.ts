@@ -9,8 +9,8 @@
  * `factory.create(name, cfg, { dispatcherFor })` with one real undici Pool per origin.
  *
  * A check that does not apply to an adapter is named in its spec's `capabilities` with the reason
- * ({ na: '...' }) and registered as a skipped test whose title carries that reason, so the report
- * shows what was not checked and why.
+ * ({ na: '...' }); it is not registered as a test. One test per adapter checks that every such
+ * entry names its reason and prints the list, so the report shows what was not checked and why.
  */
 import type { IncomingHttpHeaders } from 'node:http'
 import { createServer } from 'node:net'
@@ -257,9 +257,18 @@ function errorSurface(e: GatewayError): string {
   return [e.message, JSON.stringify(e), JSON.stringify(e.headers ?? {}), e.stack ?? '', inspect(e, { depth: 6 })].join('\n')
 }
 
-/** Registers a check, or a skipped one titled with the reason it does not apply. */
+/** A describe block when `active`; otherwise its body runs only to list its checks as not applicable. */
+function groupIf(active: boolean, title: string, body: () => void): void {
+  if (active) describe(title, body)
+  else body()
+}
+
+/** Checks that do not apply to the adapter being registered, with their reasons (see runAdapterContract). */
+let notApplicable: { title: string; reason: string }[] = []
+
+/** Registers a check; one that does not apply is not registered but listed with its reason. */
 function check(title: string, applies: Capability<unknown>, fn: () => Promise<void> | void, timeout?: number): void {
-  if (isNA(applies)) it.skip(`${title} [n/a: ${applies.na}]`, () => {})
+  if (isNA(applies)) notApplicable.push({ title, reason: applies.na })
   else it(title, fn, timeout)
 }
 
@@ -271,6 +280,7 @@ export function runAdapterContract(spec: AdapterContractSpec): void {
   const upstream = isNA(up) ? undefined : up
 
   describe(`adapter contract: ${spec.title}`, () => {
+    notApplicable = []
     let mock: ContractMock | undefined
     const pools = new Map<string, Pool>()
     const deps: AdapterDeps = {
@@ -504,7 +514,8 @@ export function runAdapterContract(spec: AdapterContractSpec): void {
     })
 
     // 8
-    describe('8. upstream error statuses', () => {
+    // Every check of this group needs the upstream: without one its checks are only listed as n/a.
+    groupIf(upstream !== undefined, '8. upstream error statuses', () => {
       check('429 with Retry-After: status, retry-after header and provider code kept', up, async () => {
         fault({ status: 429, retryAfter: 7 })
         const e = await rejectionOf(adapter.execute(ask(spec.model, 'echo hello'), params()))
@@ -779,5 +790,10 @@ export function runAdapterContract(spec: AdapterContractSpec): void {
         expectCode(e, 'MCP_ERR_ROUTE_OPERATION_UNSUPPORTED')
       })
     }
+    const skipped = notApplicable
+    it(`every check that does not apply names why (${skipped.length} not applicable)`, () => {
+      for (const n of skipped) expect(n.reason.trim(), `${n.title}: no reason given`).not.toBe('')
+      if (skipped.length > 0) console.info(`[contract ${spec.title}] not applicable: ${skipped.map((n) => `${n.title} (${n.reason})`).join('; ')}`)
+    })
   })
 }

@@ -54,10 +54,7 @@ if (pgUnavailable === undefined) {
     })
   })
 } else {
-  console.warn(`[store tests] PostgreSQL at ${PG_URL} is unreachable (${pgUnavailable}): skipping the postgres engine`)
-  describe.skip(`store on PostgreSQL (skipped: ${PG_URL} unreachable: ${pgUnavailable})`, () => {
-    it('runs the store suite', () => {})
-  })
+  console.warn(`[store tests] PostgreSQL at ${PG_URL} is unreachable (${pgUnavailable}): the postgres engine is not run (CI=true requires it)`)
 }
 
 afterAll(dropSchemas)
@@ -420,7 +417,8 @@ describe.each(engines)('store on $name', (engine) => {
     )
   })
 
-  it.skipIf(engine.name !== 'postgres')('survives an idle connection killed by the server', async () => {
+  // PostgreSQL only: PGlite has no server to kill its connection.
+  if (engine.name === 'postgres') it('survives an idle connection killed by the server', async () => {
     const errors: Error[] = []
     const pgStore = await openStore({
       dataDir: 'unused',
