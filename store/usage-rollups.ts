@@ -64,7 +64,17 @@ interface PendingRow {
   reasoning: number
   estimated: number
   unpriced: number
+  /** Pico-USD summed as BigInt; picoSmall holds what came since the last carry (a Number stays exact below 2^53). */
   pico: bigint
+  picoSmall: number
+}
+
+/** picoSmall is carried into pico before it could lose precision (an integer Number is exact up to 2^53). */
+const PICO_CARRY = 2 ** 52
+
+/** The row's exact total pico-USD. */
+function picoOf(r: PendingRow): bigint {
+  return r.picoSmall === 0 ? r.pico : r.pico + BigInt(r.picoSmall)
 }
 
 export interface UsageAggregatorOptions {
@@ -97,7 +107,7 @@ function keyOf(bucket: number, r: { keyId: string | null; team: string | null; d
 function addInto(to: PendingRow, from: PendingRow): void {
   to.requests += from.requests; to.errors += from.errors
   to.input += from.input; to.cached += from.cached; to.cacheWrite += from.cacheWrite; to.output += from.output; to.reasoning += from.reasoning
-  to.estimated += from.estimated; to.unpriced += from.unpriced; to.pico += from.pico
+  to.estimated += from.estimated; to.unpriced += from.unpriced; to.pico = picoOf(to) + picoOf(from); to.picoSmall = 0
 }
 
 export class UsageAggregator {
@@ -159,7 +169,7 @@ export class UsageAggregator {
       this.#counters?.overflow.inc()
     }
     if (!row) {
-      row = { bucket, ...dims, requests: 0, errors: 0, input: 0, cached: 0, cacheWrite: 0, output: 0, reasoning: 0, estimated: 0, unpriced: 0, pico: 0n }
+      row = { bucket, ...dims, requests: 0, errors: 0, input: 0, cached: 0, cacheWrite: 0, output: 0, reasoning: 0, estimated: 0, unpriced: 0, pico: 0n, picoSmall: 0 }
       this.#pending.set(key, row)
     }
     row.requests++
@@ -168,7 +178,11 @@ export class UsageAggregator {
     row.output += r.outputTokens; row.reasoning += r.reasoningTokens
     if (r.estimated) row.estimated++
     if (r.unpriced) row.unpriced++
-    if (r.pico > 0 && Number.isFinite(r.pico)) row.pico += BigInt(Math.round(r.pico))
+    if (r.pico > 0 && Number.isFinite(r.pico)) {
+      // A BigInt addition allocates; most requests only add to the Number part.
+      const p = Math.round(r.pico)
+      if (p >= PICO_CARRY || row.picoSmall + p >= PICO_CARRY) { row.pico = picoOf(row) + BigInt(p); row.picoSmall = 0 } else row.picoSmall += p
+    }
   }
 
   stats(): UsageAggregatorStats {
@@ -272,7 +286,7 @@ ON CONFLICT ON CONSTRAINT usage_rollups_bucket_key DO UPDATE SET
 function params(g: 'hour' | 'day', r: PendingRow): unknown[] {
   return [new Date(r.bucket).toISOString(), g, r.keyId, r.team, r.deploymentId, r.promptVersionId, r.provider, r.model,
     r.requests, r.errors, r.input, r.cached, r.cacheWrite, r.output, r.reasoning, r.estimated, r.unpriced,
-    r.pico.toString(), (r.pico / 1_000_000n).toString()]
+    picoOf(r).toString(), (picoOf(r) / 1_000_000n).toString()]
 }
 
 /** Upserts hour rows and the day rows derived from them, in one transaction. Returns the number of rows written. */

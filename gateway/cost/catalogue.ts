@@ -44,12 +44,16 @@ export interface CostBreakdown {
   estimated: boolean
 }
 
+const MEMO_MAX = 10_000
+
 const toPico = (usdPerMillion: number): number => Math.round(usdPerMillion * 1e6)
 
 /** Model names are matched exactly, then by the longest catalogue name that prefixes them (dated snapshots: gpt-4o-2024-08-06). */
 export class PriceCatalogue {
   readonly #byKey = new Map<string, TokenPrices[]>()
   readonly #names = new Map<string, string[]>()
+  /** provider type → model → its price list (null: unknown), see #listFor. */
+  readonly #memo = new Map<string, Map<string, TokenPrices[] | null>>()
 
   constructor(entries: readonly PriceEntry[]) {
     for (const e of entries) {
@@ -75,15 +79,31 @@ export class PriceCatalogue {
 
   /** Prices in effect at `at` (epoch ms) for a provider type and model, or undefined if unknown. */
   lookup(providerType: string, model: string, at = Date.now()): TokenPrices | undefined {
-    let list = this.#byKey.get(`${providerType}\u0000${model}`)
-    if (!list) {
-      const base = this.#names.get(providerType)?.find((n) => model.startsWith(n) && (model.length === n.length || model[n.length] === '-' || model[n.length] === '@'))
-      if (base !== undefined) list = this.#byKey.get(`${providerType}\u0000${base}`)
-    }
-    if (!list) return undefined
+    const list = this.#listFor(providerType, model)
+    if (list === null) return undefined
     let cur: TokenPrices | undefined
     for (const p of list) if (p.effectiveFrom <= at) cur = p
     return cur ?? list[0]
+  }
+
+  /**
+   * The price list of a provider type and model: resolved once per (type, model) and remembered (the request path
+   * prices every answer, some twice; building the key and the prefix search cost more than the rest of a lookup).
+   * Model names come from clients, so the memo is bounded: cleared when it holds MEMO_MAX names of one type.
+   */
+  #listFor(providerType: string, model: string): TokenPrices[] | null {
+    let byModel = this.#memo.get(providerType)
+    if (byModel === undefined) { byModel = new Map(); this.#memo.set(providerType, byModel) }
+    let list = byModel.get(model)
+    if (list !== undefined) return list
+    list = this.#byKey.get(`${providerType}\u0000${model}`) ?? null
+    if (list === null) {
+      const base = this.#names.get(providerType)?.find((n) => model.startsWith(n) && (model.length === n.length || model[n.length] === '-' || model[n.length] === '@'))
+      if (base !== undefined) list = this.#byKey.get(`${providerType}\u0000${base}`) ?? null
+    }
+    if (byModel.size >= MEMO_MAX) byModel.clear()
+    byModel.set(model, list)
+    return list
   }
 
   /** The exact cost of a usage under these prices (canonical usage: cached ⊂ prompt, reasoning ⊂ completion). */

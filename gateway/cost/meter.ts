@@ -89,6 +89,10 @@ export function normalizeUsage(u: Usage): Usage {
 }
 
 /** Gemini's `models/gemini-2.5-flash` is priced as `gemini-2.5-flash`. */
+function inEffect(p: TokenPrices | undefined, at: number): TokenPrices | undefined {
+  return p !== undefined && p.effectiveFrom <= at ? p : undefined
+}
+
 function modelKey(model: string): string {
   return model.startsWith('models/') ? model.slice(7) : model
 }
@@ -141,9 +145,8 @@ export class CostMeter {
     const o = this.#overrides
     // Config entries in effect win over the shipped ones whatever their dates; a future-dated config entry
     // applies from its date, through the merged catalogue.
-    const now = (p: TokenPrices | undefined): TokenPrices | undefined => (p !== undefined && p.effectiveFrom <= at ? p : undefined)
-    return now(o.lookup(providerName, m, at)) ?? now(o.lookup(providerName, '*', at)) ?? now(o.lookup(type, m, at)) ?? now(o.lookup(type, '*', at))
-      ?? this.catalogue.lookup(type, m, at) ?? this.catalogue.lookup(type, '*', at)
+    return inEffect(o.lookup(providerName, m, at), at) ?? inEffect(o.lookup(providerName, '*', at), at) ?? inEffect(o.lookup(type, m, at), at)
+      ?? inEffect(o.lookup(type, '*', at), at) ?? this.catalogue.lookup(type, m, at) ?? this.catalogue.lookup(type, '*', at)
   }
 
   #seriesOf(ctx: RequestCtx, now: number): Series {

@@ -67,6 +67,7 @@ export class BudgetBackend implements BackendReader {
     this.#cfg = cfg
     this.#m = m
     this.local = localStoreFor(cfg.keyPrefix, cfg.reservationTtlMs)
+    this.#localPlacement = { primary: this.local, mirror: undefined, mode: 'local' }
     const useRedis = cfg.backend === 'redis' || (cfg.backend === 'auto' && redis !== undefined)
     this.redis = useRedis && redis ? new RedisBudgetStore(redis, cfg.keyPrefix, cfg.reservationTtlMs) : undefined
   }
@@ -116,11 +117,18 @@ export class BudgetBackend implements BackendReader {
    * Admits on the configured store. Returns the placement and the result; a refused result with
    * placement mode 'closed' means the backend failed under failMode 'closed'.
    */
-  async admit(id: string, counters: readonly CounterSpec[], amount: Units, enforce: boolean, now: number): Promise<{ placement: Placement; result: AdmitResult | undefined }> {
+  admit(id: string, counters: readonly CounterSpec[], amount: Units, enforce: boolean, now: number): { placement: Placement; result: AdmitResult | undefined } | Promise<{ placement: Placement; result: AdmitResult | undefined }> {
     if (!this.redis) {
+      // In-process: decided synchronously (no promise, no microtask on the request path).
       if (this.missingRedis) return this.#degraded(id, counters, amount, enforce, now)
-      return { placement: { primary: this.local, mirror: undefined, mode: 'local' }, result: this.local.admitSync(id, counters, amount, enforce, now) }
+      return { placement: this.#localPlacement, result: this.local.admitSync(id, counters, amount, enforce, now) }
     }
+    return this.#admitRedis(id, counters, amount, enforce, now)
+  }
+
+  readonly #localPlacement: Placement
+
+  async #admitRedis(id: string, counters: readonly CounterSpec[], amount: Units, enforce: boolean, now: number): Promise<{ placement: Placement; result: AdmitResult | undefined }> {
     const r = await this.#redisCall('admit', now, (s) => s.admit(id, counters, amount, enforce, now))
     if (r.ok) return { placement: { primary: this.redis, mirror: undefined, mode: 'redis' }, result: r.value }
     return this.#degraded(id, counters, amount, enforce, now)
@@ -149,8 +157,16 @@ export class BudgetBackend implements BackendReader {
     return this.#redisCall('extend', now, (s) => s.admit(id, counters, amount, enforce, now)).then((r) => (r.ok ? r.value : undefined))
   }
 
-  /** Settles on the primary store now (local: synchronously) and retries Redis in the background; resolves with the primary's states. */
-  async settle(p: Placement, id: string, counters: readonly CounterSpec[], actual: Units, now: number): Promise<readonly CounterState[] | undefined> {
+  /**
+   * Settles on the primary store now and retries Redis in the background. In-process placements answer
+   * synchronously (the primary's states); otherwise a promise of them.
+   */
+  settle(p: Placement, id: string, counters: readonly CounterSpec[], actual: Units, now: number): readonly CounterState[] | Promise<readonly CounterState[] | undefined> {
+    if (p.primary?.kind === 'local' && !p.mirror) return (p.primary as LocalBudgetStore).settleSync(id, counters, actual, now)
+    return this.#settle(p, id, counters, actual, now)
+  }
+
+  async #settle(p: Placement, id: string, counters: readonly CounterSpec[], actual: Units, now: number): Promise<readonly CounterState[] | undefined> {
     let states: readonly CounterState[] | undefined
     if (p.primary?.kind === 'local') states = (p.primary as LocalBudgetStore).settleSync(id, counters, actual, now)
     if (p.primary?.kind === 'redis') {

@@ -30,7 +30,7 @@ import {
 } from './estimate.ts'
 import { periodWindow } from './period.ts'
 import { buildReport, limitsOf, usedPercent, type BudgetReportRow } from './report.ts'
-import { UNIT_NAMES, type CounterSpec, type CounterState, type Units } from './store.ts'
+import { UNIT_NAMES, type AdmitResult, type CounterSpec, type CounterState, type Units } from './store.ts'
 
 export { usedPercent, type BudgetReportRow } from './report.ts'
 
@@ -226,11 +226,16 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
         open.n--
         const actual = actualOf(ctx, s).map((v) => (Number.isFinite(v) && v > 0 ? Math.ceil(v) : 0)) as Units
         if (actual[0] > 0) for (const c of s.counters) metrics.spent.labels(c.budget).inc(nanoToUsd(actual[0]))
-        void backend.settle(s.placement, s.id, s.counters, actual, clock()).then((states) => {
+        const settled = (states: readonly CounterState[] | undefined): void => {
           if (!states) return
           remember(s.counters, states, clock())
           report(s.counters, s.rules, states, -1)
-        }, (e: unknown) => deps.logger.error({ err: e }, 'budget: settlement failed'))
+        }
+        const states = backend.settle(s.placement, s.id, s.counters, actual, clock())
+        if (states instanceof Promise) states.then(settled, (e: unknown) => deps.logger.error({ err: e }, 'budget: settlement failed'))
+        else {
+          try { settled(states) } catch (e) { deps.logger.error({ err: e }, 'budget: settlement report failed') }
+        }
       }
 
       const refuse = (rule: BudgetRule, c: CounterSpec, unit: number, shadow: boolean): GatewayError | undefined => {
@@ -273,20 +278,28 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
       /** Requests that completed before their admission created a slot (a client gone during the downgrade's read). */
       const finished = new WeakSet<RequestCtx>()
 
-      const admission = async (ctx: RequestCtx): Promise<void> => {
+      /** Budget-aware downgrade first: the reservation prices the target actually used. */
+      const downgradeThenAdmit = async (ctx: RequestCtx, alias: NonNullable<RequestCtx['alias']>, now: number): Promise<void> => {
+        for (const d of config.downgrade) {
+          if (d.alias !== alias.name) continue
+          const c = counterFor(byName.get(d.whenBudget)!, ctx, now)
+          if (!c) continue
+          if ((await percentOf(c, now)) < d.atPercent) continue
+          if (applyDowngrade(ctx, d.to, deps.logger)) metrics.downgrades.labels(d.alias, d.to).inc()
+          break
+        }
+        await admit(ctx, now)
+      }
+
+      /** Synchronous unless a downgrade rule must read a counter or the store is Redis (no promise on the in-process path). */
+      const admission = (ctx: RequestCtx): void | Promise<void> => {
         if (!ctx.chat && !ctx.embedding) return
         const now = clock()
-        // Budget-aware downgrade first: the reservation prices the target actually used.
-        if (config.downgrade.length > 0 && ctx.alias) {
-          for (const d of config.downgrade) {
-            if (d.alias !== ctx.alias.name) continue
-            const c = counterFor(byName.get(d.whenBudget)!, ctx, now)
-            if (!c) continue
-            if ((await percentOf(c, now)) < d.atPercent) continue
-            if (applyDowngrade(ctx, d.to, deps.logger)) metrics.downgrades.labels(d.alias, d.to).inc()
-            break
-          }
-        }
+        if (config.downgrade.length > 0 && ctx.alias) return downgradeThenAdmit(ctx, ctx.alias, now)
+        return admit(ctx, now)
+      }
+
+      const admit = (ctx: RequestCtx, now: number): void | Promise<void> => {
         const counters: CounterSpec[] = []
         const rules: BudgetRule[] = []
         for (const r of budgets) { const c = counterFor(r, ctx, now); if (c) { counters.push(c); rules.push(r) } }
@@ -319,7 +332,14 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
           cutoff: false, grantedOut: maxOut, outChars: 0, extending: false, extensionRefused: false,
         }
         ctx.slots.budget = s
-        const { placement, result } = await backend.admit(s.id, counters, amount, enforce, now)
+        const admitted = backend.admit(s.id, counters, amount, enforce, now)
+        if (admitted instanceof Promise) return admitted.then(({ placement, result }) => afterAdmit(ctx, s, requested, now, placement, result))
+        afterAdmit(ctx, s, requested, now, admitted.placement, admitted.result)
+      }
+
+      /** The rest of an admission once the store answered. */
+      const afterAdmit = (ctx: RequestCtx, s: BudgetSlot, requested: number | undefined, now: number, placement: Placement, result: AdmitResult | undefined): void => {
+        const { counters, rules, cacheHit } = s
         s.admitting = false
         // Refusals are thrown (not returned as a LocalReply) to carry `code: budget_exceeded` in the body;
         // if the client already left, sendError only closes the socket, and the provider is never called.
@@ -353,8 +373,8 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
 
       const instance: BudgetInstance = {
         budgetReport,
-        async onRequestBody(ctx) {
-          await admission(ctx)
+        onRequestBody(ctx) {
+          return admission(ctx)
         },
         onComplete(ctx) {
           const s = ctx.slots.budget

@@ -7,7 +7,7 @@
  * all-or-nothing over every counter that applies to it: for each hard counter and unit with a
  * limit, spent + reserved + amount ≤ limit must hold, and only then is the amount added to the
  * reserved total of every counter, under the request's reservation id. Settling replaces the
- * reservation by the actual amount, once (a settle marker makes a second settle a no-op and stops a
+ * reservation by the actual amount, once (in Redis a settle marker makes a second settle a no-op and stops a
  * late admission of the same id). A reservation not settled within its TTL (crashed instance) is
  * dropped at the next admission on its counter.
  */
@@ -96,18 +96,17 @@ export function firstExceeded(counters: readonly CounterSpec[], states: readonly
   return [-1, -1]
 }
 
-/** In-process counters with the same semantics as the Redis scripts. Synchronous at heart. */
+/**
+ * In-process counters with the same semantics as the Redis scripts, but one: no settle marker. The Redis store
+ * needs one (admission there is asynchronous, so a release can overtake its admission, and several instances
+ * share the counters); here the only caller is this process's budget plugin, whose admission is synchronous and
+ * whose request slot settles each reservation exactly once (BudgetSlot.settled). Remembering every settled id
+ * for seconds cost more than the rest of the admission (a hash set of tens of thousands of ids, all promoted to
+ * the old generation), so settling the same id twice here counts it twice: the caller must not.
+ */
 export class LocalBudgetStore implements BudgetStore {
   readonly kind = 'local' as const
   readonly #counters = new Map<string, LocalCounter>()
-  /**
-   * Settled reservation ids (a second settle is ignored, an admission after it says 'settled'), in two
-   * generations of SETTLED_WINDOW_MS each: expiry is dropping the older generation, never a scan. Ids are
-   * unique per request, so an id only has to be remembered while its own request could still use it.
-   */
-  #settledNow = new Set<string>()
-  #settledBefore = new Set<string>()
-  #settledRotateAt = 0
   readonly #scopes = new Map<string, Set<string>>()
   readonly #ttlMs: number
   #ops = 0
@@ -141,23 +140,6 @@ export class LocalBudgetStore implements BudgetStore {
     })
   }
 
-  #isSettled(id: string, now: number): boolean {
-    this.#rotateSettled(now)
-    return this.#settledNow.has(id) || this.#settledBefore.has(id)
-  }
-
-  #rotateSettled(now: number): void {
-    if (now < this.#settledRotateAt) return
-    // Two rotations in one window (a long idle gap) forget both generations.
-    this.#settledBefore = now - this.#settledRotateAt >= this.#settledWindow ? new Set() : this.#settledNow
-    this.#settledNow = new Set()
-    this.#settledRotateAt = now + this.#settledWindow
-  }
-
-  get #settledWindow(): number {
-    return Math.min(this.#ttlMs, SETTLED_WINDOW_MS)
-  }
-
   #sweep(now: number): void {
     if (++this.#ops % 1024 !== 0) return
     for (const [k, x] of this.#counters) if (x.expiresAt <= now) this.#counters.delete(k)
@@ -170,7 +152,6 @@ export class LocalBudgetStore implements BudgetStore {
 
   admitSync(id: string, counters: readonly CounterSpec[], amount: Units, enforce: boolean, now: number): AdmitResult {
     this.#sweep(now)
-    if (this.#isSettled(id, now)) return { status: 'settled', failed: -1, unit: -1, states: counters.map((c) => snapshot(this.#counter(c, false))) }
     const xs = counters.map((c) => this.#counter(c, true)!)
     for (const x of xs) this.#purge(x, now)
     const [failed, unit] = firstExceeded(counters, xs.map(snapshot), amount)
@@ -184,9 +165,7 @@ export class LocalBudgetStore implements BudgetStore {
     return { status: failed >= 0 ? 'over' : 'ok', failed, unit, states: xs.map(snapshot) }
   }
 
-  settleSync(id: string, counters: readonly CounterSpec[], actual: Units, now: number): CounterState[] | undefined {
-    if (this.#isSettled(id, now)) return undefined
-    this.#settledNow.add(id)
+  settleSync(id: string, counters: readonly CounterSpec[], actual: Units, _now: number): CounterState[] {
     return counters.map((c) => {
       const x = this.#counter(c, true)!
       const r = x.res.get(id)
@@ -230,9 +209,6 @@ export class LocalBudgetStore implements BudgetStore {
     return n
   }
 }
-
-/** How long a settled id is remembered at least (a request settles once, at its end). */
-const SETTLED_WINDOW_MS = 5_000
 
 /** In-process stores by key prefix, shared by plugin instances so counters survive a reload. */
 const localStores = new Map<string, LocalBudgetStore>()

@@ -71,6 +71,16 @@ describe('UsageAggregator', () => {
     await agg.close()
   })
 
+  it('pico-USD sums stay exact past 2^53 (a Number part carried into a BigInt)', async () => {
+    await base.query('DELETE FROM usage_rollups')
+    const agg = new UsageAggregator({ store: base })
+    // 3 × 3,000,000,000,000,007 = 9,000,000,000,000,021 > 2^53; plus small amounts on both sides of a carry.
+    for (const pico of [3_000_000_000_000_007, 1, 3_000_000_000_000_007, 2, 3_000_000_000_000_007, 3]) agg.record(rec({ pico }))
+    expect(await agg.flush()).toBe(true)
+    expect(await totals(base)).toMatchObject({ requests: 6, cost_pico_usd: (3n * 3_000_000_000_000_007n + 6n).toString() })
+    await agg.close()
+  })
+
   it('memory bound: past maxPendingRows new combinations lose their attribution, totals stay exact', async () => {
     await base.query('DELETE FROM usage_rollups')
     const store = flaky(base)
