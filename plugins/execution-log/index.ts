@@ -8,11 +8,12 @@
  * version, cost from the cost meter when one is configured), request arrival and completion times, key, deployment and
  * prompt version when known (the execute route sets `ctx.slots.execution`). The key column takes the principal's
  * key id when it is a UUID (API keys); the bootstrap admin key and anonymous callers leave it NULL
- * (`metrics.principal` names them).
+ * (`metrics.principal` names them). The row id is a UUIDv7 (gateway/uuid7.ts): time-ordered, so the table's primary
+ * key grows at its right edge.
  */
-import { randomUUID } from 'node:crypto'
 import type { RequestCtx } from '../../gateway/context.ts'
 import { costJson, costOf, costReady } from '../../gateway/cost/meter.ts'
+import { uuidv7 } from '../../gateway/uuid7.ts'
 import type { Outcome, PluginFactory } from '../../gateway/pipeline/types.ts'
 import type { ExecutionLogSink } from '../../store/execution-log-writer.ts'
 import { captureBody } from './capture.ts'
@@ -119,7 +120,7 @@ export const executionLogPlugin: PluginFactory<ExecutionLogConfig> = {
       const principal = ctx.slots.principal
       const req = captureBody(ctx.chat ?? ctx.embedding, storeRequest, maxRequestBytes, redact)
       rows.enqueue({
-        id: randomUUID(),
+        id: uuidv7(),
         requestId: ctx.id,
         deploymentId: uuidOrNull(exec.deploymentId),
         provider: ctx.providerName,
