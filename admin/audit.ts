@@ -55,6 +55,7 @@ export function bindAudit(tx: Queryable, ctx: AuditContext): Queryable {
   const bound: Queryable = {
     query: <T,>(sql: string, params?: readonly unknown[]) => tx.query<T>(sql, params),
     exec: (sql: string) => tx.exec(sql),
+    copyFrom: (table: string, columns: readonly string[], lines: readonly string[]) => tx.copyFrom(table, columns, lines),
   }
   contexts.set(bound, ctx)
   return bound

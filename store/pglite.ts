@@ -1,10 +1,13 @@
 /**
  * Embedded engine: PGlite (PostgreSQL compiled to WASM, in-process). The default when no MCP_DATABASE_URL is set.
  * One process per data directory: PGlite takes no lock on it, two processes opening the same directory corrupt it.
+ * `copyFrom` is PGlite's own COPY path: `COPY ... FROM '/dev/blob'` with the lines as the query's `blob`, which
+ * PostgreSQL reads like a file (same text format, same parser as COPY FROM STDIN).
  */
 import { mkdir } from 'node:fs/promises'
 import { PGlite, types } from '@electric-sql/pglite'
 import type { Transaction } from '@electric-sql/pglite'
+import { copyTarget } from './types.ts'
 import type { Queryable, QueryResult, Store } from './types.ts'
 
 export interface PgliteOptions {
@@ -23,6 +26,12 @@ function queryable(db: PgliteLike): Queryable {
     async exec(sql: string): Promise<void> {
       await db.exec(sql)
     },
+    async copyFrom(table: string, columns: readonly string[], lines: readonly string[]): Promise<number> {
+      const sql = `${copyTarget(table, columns)} FROM '/dev/blob'`
+      if (lines.length === 0) return 0
+      const res = await db.query(sql, [], { blob: new Blob([lines.join('\n'), '\n']) })
+      return res.affectedRows ?? 0
+    },
   }
 }
 
@@ -40,6 +49,7 @@ export async function openPglite(options: PgliteOptions): Promise<Store> {
     engine: 'pglite',
     query: base.query,
     exec: base.exec,
+    copyFrom: base.copyFrom,
     transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
       return db.transaction((tx) => fn(queryable(tx)))
     },

@@ -2,10 +2,14 @@
  * PostgreSQL engine through a `pg.Pool`, used when MCP_DATABASE_URL is set.
  * Errors of idle pooled clients (server restart, network) are reported to `onError` and never crash the process;
  * the pool replaces broken clients on the next checkout.
+ * `copyFrom` runs `COPY ... FROM STDIN` through pg-copy-streams on one client (the transaction's, or one checked out
+ * for the statement): the lines are joined into a few CopyData messages of about COPY_CHUNK_BYTES, not one per row.
  */
+import { finished } from 'node:stream/promises'
 import pg from 'pg'
 import type { CustomTypesConfig, PoolClient } from 'pg'
-import { parseInt8 } from './types.ts'
+import { from as copyFromStdin } from 'pg-copy-streams'
+import { copyTarget, parseInt8, sqlState } from './types.ts'
 import type { Queryable, QueryResult, Store } from './types.ts'
 
 export interface PostgresOptions {
@@ -52,6 +56,26 @@ function toError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err))
 }
 
+/** Target size of one CopyData message. */
+const COPY_CHUNK_BYTES = 1 << 20
+
+/** COPY ... FROM STDIN on one client; resolves with the rows copied. */
+async function copyOn(client: PoolClient, sql: string, lines: readonly string[]): Promise<number> {
+  const stream = client.query(copyFromStdin(sql))
+  let from = 0
+  let size = 0
+  for (let i = 0; i < lines.length; i++) {
+    size += lines[i]!.length + 1
+    if (size < COPY_CHUNK_BYTES && i < lines.length - 1) continue
+    stream.write(Buffer.from(lines.slice(from, i + 1).join('\n') + '\n', 'utf8'))
+    from = i + 1
+    size = 0
+  }
+  stream.end()
+  await finished(stream)
+  return stream.rowCount
+}
+
 function queryable(client: pg.Pool | PoolClient): Queryable {
   return {
     async query<T>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>> {
@@ -61,6 +85,22 @@ function queryable(client: pg.Pool | PoolClient): Queryable {
     async exec(sql: string): Promise<void> {
       // No parameters: pg uses the simple query protocol, which accepts several statements.
       await client.query(sql)
+    },
+    async copyFrom(table: string, columns: readonly string[], lines: readonly string[]): Promise<number> {
+      const sql = `${copyTarget(table, columns)} FROM STDIN`
+      if (lines.length === 0) return 0
+      if (!(client instanceof pg.Pool)) return copyOn(client, sql, lines)
+      const c = await client.connect()
+      let broken: Error | undefined
+      try {
+        return await copyOn(c, sql, lines)
+      } catch (err) {
+        // A refusal from the server leaves the connection usable; anything else (a broken socket) does not.
+        if (sqlState(err) === undefined) broken = toError(err)
+        throw err
+      } finally {
+        c.release(broken)
+      }
     },
   }
 }
@@ -107,6 +147,7 @@ export async function openPostgres(options: PostgresOptions): Promise<Store> {
     engine: 'postgres',
     query: base.query,
     exec: base.exec,
+    copyFrom: base.copyFrom,
     async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
       const client = await pool.connect()
       try {

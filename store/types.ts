@@ -8,6 +8,8 @@
  * - Pass jsonb parameters as `JSON.stringify(value)` (pg would send a JS array as a PostgreSQL array literal).
  * - The session time zone is UTC.
  * - Errors are thrown as-is from the engine and carry the SQLSTATE in `code` (see `sqlState`).
+ * - Bulk loads go through `copyFrom` (COPY text format): PostgreSQL through pg-copy-streams, PGlite through
+ *   `COPY ... FROM '/dev/blob'` with the data as the query's blob.
  */
 
 export type StoreEngine = 'pglite' | 'postgres'
@@ -23,6 +25,12 @@ export interface Queryable {
   query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>>
   /** A script of one or more statements without parameters (migrations, DDL). */
   exec(sql: string): Promise<void>
+  /**
+   * `COPY table (columns) FROM STDIN` in text format, one statement: all the rows or none. Each line is one row
+   * (tab-separated values, `\N` for NULL, backslash escapes) without its newline. Resolves with the rows copied;
+   * fails like `query` (SQLSTATE in `code`). `table` and `columns` are plain identifiers (checked).
+   */
+  copyFrom(table: string, columns: readonly string[], lines: readonly string[]): Promise<number>
 }
 
 export interface Store extends Queryable {
@@ -46,6 +54,14 @@ export function sqlState(err: unknown): string | undefined {
     if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code
   }
   return undefined
+}
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+/** The COPY statement head shared by both engines; throws on anything but plain identifiers. */
+export function copyTarget(table: string, columns: readonly string[]): string {
+  for (const name of [table, ...columns]) if (!IDENTIFIER.test(name)) throw new TypeError(`copyFrom: '${name}' is not a plain identifier`)
+  return `COPY ${table} (${columns.join(', ')})`
 }
 
 /** SQLSTATE raised by the triggers that keep prompt versions immutable and the audit log append-only. */

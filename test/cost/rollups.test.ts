@@ -17,6 +17,7 @@ function flaky(inner: Store): Store & { down: boolean } {
     engine: inner.engine,
     query: <T>(sql: string, params?: readonly unknown[]) => (s.down ? Promise.reject(new Error('x')).catch(fail) : inner.query<T>(sql, params)),
     exec: (sql: string) => (s.down ? Promise.resolve().then(fail) : inner.exec(sql)),
+    copyFrom: (table: string, columns: readonly string[], lines: readonly string[]) => (s.down ? Promise.resolve().then(fail) : inner.copyFrom(table, columns, lines)),
     transaction: <T>(fn: (tx: Queryable) => Promise<T>) => (s.down ? Promise.resolve().then(fail) : inner.transaction(fn)),
     close: () => inner.close(),
     ping: async () => !s.down && inner.ping(),

@@ -322,6 +322,37 @@ describe.each(engines)('store on $name', (engine) => {
     expect((await store.query('SELECT id FROM prompts WHERE name = $1', [name])).rows).toEqual([{ id }])
   })
 
+  it('copies text-format lines (COPY ... FROM), all or nothing, inside a transaction too', async () => {
+    await store.exec('CREATE TABLE copy_probe (n int, t text, j jsonb, at timestamptz)')
+    try {
+      const lines = [
+        '1\ttab\\tand\\nnewline \\\\ é 😀\t{"k": "v\\\\n"}\t2026-03-04T05:06:07.089Z',
+        '2\t\\N\t\\N\t\\N',
+      ]
+      expect(await store.copyFrom('copy_probe', ['n', 't', 'j', 'at'], lines)).toBe(2)
+      expect((await store.query('SELECT n, t, j, at FROM copy_probe ORDER BY n')).rows).toEqual([
+        { n: 1, t: 'tab\tand\nnewline \\ é 😀', j: { k: 'v\n' }, at: new Date('2026-03-04T05:06:07.089Z') },
+        { n: 2, t: null, j: null, at: null },
+      ])
+      expect(await store.copyFrom('copy_probe', ['n'], [])).toBe(0)
+      // One bad value fails the whole statement, with its SQLSTATE; the store stays usable.
+      await expectSqlState(store.copyFrom('copy_probe', ['n', 't'], ['3\tok', 'x\tbad']), '22P02')
+      await expectSqlState(store.copyFrom('copy_probe', ['n', 't'], ['4']), '22P04')
+      expect((await store.query('SELECT count(*)::int AS c FROM copy_probe')).rows).toEqual([{ c: 2 }])
+      // In a transaction (a temporary table dropped at commit), then rolled back with it.
+      await expect(store.transaction(async (tx) => {
+        await tx.exec('CREATE TEMP TABLE copy_stage (n int) ON COMMIT DROP')
+        expect(await tx.copyFrom('copy_stage', ['n'], ['10', '11'])).toBe(2)
+        await tx.query('INSERT INTO copy_probe (n) SELECT n FROM copy_stage')
+        throw new Error('roll back')
+      })).rejects.toThrow('roll back')
+      expect((await store.query('SELECT count(*)::int AS c FROM copy_probe')).rows).toEqual([{ c: 2 }])
+      await expect(store.copyFrom('copy_probe; DROP TABLE prompts', ['n'], ['1'])).rejects.toThrow(TypeError)
+    } finally {
+      await store.exec('DROP TABLE copy_probe')
+    }
+  })
+
   it('upserts usage rollups on the bucket key, NULL dimensions included', async () => {
     const keyId = randomUUID()
     const upsert = (cost: bigint | number, key: string | null) =>
