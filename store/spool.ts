@@ -1,12 +1,15 @@
 /**
- * The execution-log spool: a local append-only NDJSON journal for rows the database could not take.
+ * The execution-log spool: a local append-only journal for rows the database could not take, one row per line
+ * (the writer's COPY text lines, store/execution-log-rows.ts; segments written by earlier versions hold JSON
+ * arrays, which the writer converts when it replays them). The spool itself only stores and returns lines.
  *
  * - Rows are appended to the active segment `seg-<seq>.ndjson` (one `write` per batch, straight to the OS: no
  *   user-space buffer, so a SIGKILL loses nothing that `append` resolved for; fsync'd at most every
  *   `fsyncIntervalMs`, on rotation and on close, which bounds what a power loss can take).
  * - A segment is sealed when it reaches `segmentBytes`; replay reads segments oldest first and deletes one only
  *   after every row in it was committed (`commit`). A crash between the commit and the delete replays the segment
- *   again: the writer inserts with ON CONFLICT DO NOTHING, so that is harmless.
+ *   again: the writer's COPY then fails with a unique violation and the batch is merged with ON CONFLICT DO
+ *   NOTHING, so that is harmless. (Files keep their `.ndjson` names from the JSON-lines days.)
  * - Leftover segments from a previous process (crash, SIGTERM during an outage) are found at `open` and replayed
  *   first; a torn last line (a write cut by the crash) is skipped and counted as corrupt.
  * - `maxBytes` bounds the disk: `append` returns false instead of writing past it.

@@ -5,7 +5,7 @@
  *   (0 lost), exit code 0.
  * - SIGKILL mid-load: rows still in memory are lost. The test counts them (completed requests without a row, after
  *   a restart on the same data directory replays whatever reached the spool) and checks the documented bound:
- *   at most rate × (flushIntervalMs + one INSERT) rows, i.e. the queue plus the batch in flight.
+ *   at most rate × (flushIntervalMs + one write) rows, i.e. the queue plus the batch in flight.
  * - SIGKILL while PostgreSQL is unreachable (cut through a TCP forwarder): rows already in the spool survive the
  *   kill (they are in the OS page cache) and are replayed by the next process; only the queue is lost.
  * Prints one summary line per case (figures for the report).

@@ -1,7 +1,8 @@
 /**
  * ExecutionLogWriter against both engines (PGlite in memory; PostgreSQL in a schema of its own): batching, the
- * flush timer, the bounded queue, the spool while the database fails or hangs, replay (idempotent), drop
- * counting, rows PostgreSQL would refuse, reused request ids, close(), and the metrics it exports.
+ * flush timer, the bounded queue, the spool while the database fails or hangs, replay (idempotent, old spool lines
+ * included), drop counting, rows PostgreSQL would refuse, values that need COPY escaping, duplicate row ids and
+ * reused request ids (the merge path), close(), and the metrics it exports.
  * Database failures are caused by a wrapper around the real store (refuse, hang, refuse one row's content).
  */
 import { randomUUID } from 'node:crypto'
@@ -11,7 +12,7 @@ import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { Metrics } from '../../gateway/metrics.ts'
 import { ExecutionLogWriter, type ExecutionLogRow, type ExecutionLogWriterOptions } from '../../store/execution-log-writer.ts'
-import { toWire } from '../../store/execution-log-rows.ts'
+import { fromCopyLine, toCopyLine } from '../../store/execution-log-rows.ts'
 import { openStore } from '../../store/index.ts'
 import { Spool } from '../../store/spool.ts'
 import type { Store } from '../../store/types.ts'
@@ -30,6 +31,12 @@ afterAll(async () => { if (pgSkip === undefined) await dropSchemas() })
 /** The real store behind a switch: refuse (connection refused), hang (never answers), or refuse one row's content. */
 interface Faulty { store: Store; mode: 'up' | 'down' | 'hang'; poison: string | undefined; hung: (() => void)[] }
 function faulty(inner: Store): Faulty {
+  const guard = <T>(run: () => Promise<T>, values: readonly unknown[] | undefined): Promise<T> => {
+    if (f.mode === 'down') return Promise.reject(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }))
+    if (f.mode === 'hang') return new Promise<T>((resolve, reject) => f.hung.push(() => { run().then(resolve, reject) }))
+    if (f.poison !== undefined && values?.some((p) => typeof p === 'string' && p.includes(f.poison!))) return Promise.reject(Object.assign(new Error('invalid input syntax'), { code: '22P02' }))
+    return run()
+  }
   const f: Faulty = {
     mode: 'up',
     poison: undefined,
@@ -37,15 +44,18 @@ function faulty(inner: Store): Faulty {
     store: {
       ...inner,
       engine: inner.engine,
-      query: ((sql: string, params?: readonly unknown[]) => {
-        if (f.mode === 'down') return Promise.reject(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }))
-        if (f.mode === 'hang') return new Promise<unknown>((resolve, reject) => f.hung.push(() => { inner.query(sql, params).then(resolve, reject) }))
-        if (f.poison !== undefined && params?.some((p) => typeof p === 'string' && p.includes(f.poison!))) return Promise.reject(Object.assign(new Error('invalid input syntax'), { code: '22P02' }))
-        return inner.query(sql, params)
-      }) as Store['query'],
+      query: ((sql: string, params?: readonly unknown[]) => guard(() => inner.query(sql, params), params)) as Store['query'],
+      // A COPY is one statement: one poisoned line fails all of it, as the database would.
+      copyFrom: (table, columns, lines) => guard(() => inner.copyFrom(table, columns, lines), lines),
+      transaction: ((fn: Parameters<Store['transaction']>[0]) => guard(() => inner.transaction(fn), undefined)) as Store['transaction'],
     },
   }
   return f
+}
+
+/** A spool line as versions before the COPY form wrote it: one JSON array per row (their toWire). */
+function legacyLine(r: ExecutionLogRow): string {
+  return JSON.stringify([r.id, r.requestId, r.deploymentId, r.provider, r.model, r.status, r.keyId, r.promptVersionId, r.createdAt, r.completedAt, r.request, r.response, r.metrics])
 }
 
 function row(i: number, over: Partial<ExecutionLogRow> = {}): ExecutionLogRow {
@@ -92,7 +102,7 @@ describe.each(engines)('ExecutionLogWriter on $name', (engine) => {
   // A fresh switch per test over the same database.
   beforeAll(() => { f = faulty(base) })
 
-  it('writes full batches at once and the remainder on the flush timer, one INSERT per batch', async () => {
+  it('writes full batches at once and the remainder on the flush timer, one COPY per batch', async () => {
     const w = await writer({ batchSize: 500, flushIntervalMs: 100 })
     for (let i = 0; i < 1200; i++) w.enqueue(row(i))
     await vi.waitFor(() => expect(w.stats().written).toBe(1000), { timeout: 5_000, interval: 5 })
@@ -164,7 +174,7 @@ describe.each(engines)('ExecutionLogWriter on $name', (engine) => {
     f.mode = 'hang'
     for (let i = 0; i < 50; i++) w.enqueue(row(i))
     await vi.waitFor(() => expect(w.stats()).toMatchObject({ spooled: 50, failures: 1, databaseUp: false }), { timeout: 2_000 })
-    // The hung INSERT finally commits, then the database answers again: the spool replays the same rows.
+    // The hung COPY finally commits, then the database answers again: the spool replays the same rows.
     f.mode = 'up'
     for (const release of f.hung.splice(0)) release()
     await vi.waitFor(() => expect(w.stats()).toMatchObject({ spooled: 0, replayed: 50 }), { timeout: 5_000 })
@@ -181,7 +191,7 @@ describe.each(engines)('ExecutionLogWriter on $name', (engine) => {
     // The same rows left in a spool (a crash after the commit, before the segment was deleted).
     const spoolDir = await tempDir()
     const s = await Spool.open({ dir: spoolDir })
-    await s.append(rows.map(toWire))
+    await s.append(rows.map(toCopyLine))
     await s.close()
     const w2 = await writer({ spoolDir })
     await vi.waitFor(() => expect(w2.stats()).toMatchObject({ spooled: 0, replayed: 20 }), { timeout: 5_000 })
@@ -231,7 +241,84 @@ describe.each(engines)('ExecutionLogWriter on $name', (engine) => {
     expect(rows).toEqual([{ id: a.id, request_id: 'client-chosen-id' }, { id: b.id, request_id: `client-chosen-id~${b.id}` }])
   })
 
-  it('writes a batch of 6,000 rows in one statement (one jsonb parameter, far from the 65,535-parameter limit)', async () => {
+  it('keeps both rows when two rows of one batch share a request id', async () => {
+    const w = await writer()
+    const a = row(1, { requestId: 'same-batch-id' })
+    const b = row(2, { requestId: 'same-batch-id' })
+    w.enqueue(a)
+    w.enqueue(b)
+    w.enqueue(row(3))
+    await w.flush()
+    expect(w.stats()).toMatchObject({ written: 3, renamed: 1, rejected: 0 })
+    const { rows } = await base.query<{ id: string; request_id: string }>("SELECT id::text AS id, request_id FROM execution_logs WHERE request_id LIKE 'same-batch-id%' ORDER BY request_id")
+    expect(rows).toEqual([{ id: a.id, request_id: 'same-batch-id' }, { id: b.id, request_id: `same-batch-id~${b.id}` }])
+  })
+
+  it('writes a batch that repeats committed rows and its own rows (a replay) without error and without duplicates', async () => {
+    const w = await writer()
+    const a = row(1)
+    const b = row(2)
+    w.enqueue(a)
+    await w.flush()
+    for (const r of [row(3), a, b, b, row(4)]) w.enqueue(r)
+    await w.flush()
+    expect(w.stats()).toMatchObject({ rejected: 0, renamed: 0, failures: 0, queued: 0 })
+    expect(await count(base)).toBe(4)
+    const { rows } = await base.query<{ id: string; n: number }>('SELECT id::text AS id, count(*)::int AS n FROM execution_logs GROUP BY id HAVING count(*) > 1')
+    expect(rows).toEqual([])
+  })
+
+  it('round-trips tabs, newlines, backslashes, quotes and unicode in request_id, model and the JSON columns, and NULLs', async () => {
+    const w = await writer()
+    const odd = 'tab\there, newline\nthere, cr\r, back\\slash, \\N, \\., "double" \'single\', é 日本 😀 \u2028 end\\'
+    const r = row(1, {
+      requestId: `id\t1\n"q"\\é😀`, model: `m ${odd}`, deploymentId: null, keyId: null, promptVersionId: null, completedAt: null,
+      request: { messages: [{ role: 'user', content: odd }], nested: { list: [1, 2.5, true, null, 'a\\b'], empty: {} }, [odd]: odd },
+      response: { text: odd }, metrics: null,
+    })
+    // The line form alone gives the row back.
+    const line = toCopyLine(r)
+    expect(line.split('\t')).toHaveLength(13)
+    expect(line).not.toMatch(/[\n\r]/)
+    const { bytes: _, ...back } = fromCopyLine(line)
+    expect(back).toEqual(r)
+    w.enqueue(r)
+    await w.flush()
+    expect(w.stats()).toMatchObject({ written: 1, rejected: 0 })
+    const { rows } = await base.query<Record<string, unknown>>('SELECT id::text AS id, request_id, deployment_id, key_id, prompt_version_id, provider, model, status, created_at, completed_at, request, response, metrics FROM execution_logs')
+    expect(rows).toEqual([{
+      id: r.id, request_id: r.requestId, deployment_id: null, key_id: null, prompt_version_id: null, provider: 'openai', model: r.model, status: 'ok',
+      created_at: new Date(r.createdAt), completed_at: null, request: r.request, response: r.response, metrics: null,
+    }])
+  })
+
+  it('replays spool lines of the earlier JSON-array form, committed ones included, next to current lines', async () => {
+    const w0 = await writer()
+    const committed = row(1)
+    w0.enqueue(committed)
+    await w0.flush()
+    const spoolDir = await tempDir()
+    const s = await Spool.open({ dir: spoolDir })
+    // A line exactly as the previous version spooled it, then more of that form and current lines.
+    const old = '["0190f3c2-7a4b-7c1d-8e2f-3a4b5c6d7e8f","legacy-req",null,"openai","gpt-4o","ok",null,null,'
+      + `${Date.parse('2026-03-04T05:06:07.089Z')},${Date.parse('2026-03-04T05:06:07.120Z')},{"model":"gpt-4o","messages":[{"role":"user","content":"hi \\"there\\"\\n\\ufffd"}]},{"status":200,"finish_reason":"stop"},null]`
+    const fresh = [row(2), row(3, { requestId: 'legacy-tab\there' })]
+    await s.append([old, legacyLine(committed), legacyLine(fresh[0]!), toCopyLine(fresh[1]!)])
+    await s.close()
+    const w = await writer({ spoolDir })
+    await vi.waitFor(() => expect(w.stats()).toMatchObject({ spooled: 0, replayed: 4 }), { timeout: 5_000 })
+    expect(w.stats()).toMatchObject({ rejected: 0, renamed: 0 })
+    expect(await count(base)).toBe(4)
+    const { rows } = await base.query<Record<string, unknown>>("SELECT request_id, model, created_at, completed_at, request, response, metrics FROM execution_logs WHERE id = '0190f3c2-7a4b-7c1d-8e2f-3a4b5c6d7e8f'")
+    expect(rows).toEqual([{
+      request_id: 'legacy-req', model: 'gpt-4o', created_at: new Date('2026-03-04T05:06:07.089Z'), completed_at: new Date('2026-03-04T05:06:07.120Z'),
+      request: { model: 'gpt-4o', messages: [{ role: 'user', content: 'hi "there"\n\ufffd' }] }, response: { status: 200, finish_reason: 'stop' }, metrics: null,
+    }])
+    expect(await count(base, 'request_id = $1', ['legacy-tab\there'])).toBe(1)
+    expect(await count(base, 'id = $1', [fresh[0]!.id])).toBe(1)
+  })
+
+  it('writes a batch of 6,000 rows in one COPY', async () => {
     const w = await writer({ batchSize: 10_000, flushIntervalMs: 10_000 })
     for (let i = 0; i < 6_000; i++) w.enqueue(row(i))
     await w.flush()
@@ -243,7 +330,7 @@ describe.each(engines)('ExecutionLogWriter on $name', (engine) => {
     const spoolDir = await tempDir()
     const s = await Spool.open({ dir: spoolDir })
     const rows = Array.from({ length: 9 }, (_, i) => row(i))
-    await s.append([...rows.slice(0, 4).map(toWire), '["not-a-uuid","x"]', '{"foreign":true}', ...rows.slice(4).map(toWire)])
+    await s.append([...rows.slice(0, 4).map(toCopyLine), '["not-a-uuid","x"]', '{"foreign":true}', ...rows.slice(4).map(toCopyLine)])
     await s.close()
     const w = await writer({ spoolDir })
     await vi.waitFor(() => expect(w.stats()).toMatchObject({ spooled: 0, replayed: 9, rejected: 2 }), { timeout: 5_000 })
