@@ -57,9 +57,10 @@ export async function deliver(ctx: RequestCtx, inbound: Inbound, up: UpstreamRes
 }
 
 /** A stream's chunks in the groups it produced them (see ChatStream.batches), or one by one. */
-async function* batchesOf(stream: ChatStream): AsyncGenerator<readonly ChatChunk[]> {
-  if (stream.batches) { yield* stream.batches(); return }
-  for await (const c of stream) yield [c]
+function batchesOf(stream: ChatStream): AsyncIterable<readonly ChatChunk[]> {
+  // The stream's own generator when it has one (no second generator layer: a promise less per step).
+  if (stream.batches) return stream.batches()
+  return (async function* one(): AsyncGenerator<readonly ChatChunk[]> { for await (const c of stream) yield [c] })()
 }
 
 async function deliverStream(ctx: RequestCtx, inbound: Inbound, first: ChatStream): Promise<void> {

@@ -354,6 +354,8 @@ describe('text deltas read without a full parse (fastTextDelta)', () => {
       '{"type":"content_block_delta","index":-1,"delta":{"type":"text_delta","text":"a"}}',
       '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a","b":"c"}}',
       '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":5}}',
+      '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"bad \\q escape"}}',
+      '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"raw \u0001 control"}}',
     ]
     for (const d of others) expect(fastTextDelta(d)).toBeUndefined()
   })
@@ -363,6 +365,7 @@ describe('text deltas read without a full parse (fastTextDelta)', () => {
       const m = createAnthropicStreamMapper('anthropic', 'claude-x', () => 1_700_000_000_000)
       const out: unknown[] = []
       m.push({ event: 'message_start', data: JSON.stringify({ type: 'message_start', message: { id: 'msg_1', model: 'claude-x', usage: { input_tokens: 3 } } }) })
+      out.push(m.push({ event: 'content_block_start', data: data.length > 0 && data[0]!.startsWith('{ ') ? '{ "type": "content_block_start", "index": 0, "content_block": { "type": "text", "text": "" } }' : '{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}' }))
       for (const d of data) out.push(m.push({ event: 'content_block_delta', data: d }))
       return out
     }

@@ -31,12 +31,17 @@ interface StreamEvent {
   error?: unknown
 }
 
-const TEXT_DELTA_HEAD = '{"type":"content_block_delta","index":'
-const TEXT_DELTA_MARK = ',"delta":{"type":"text_delta","text":'
+/**
+ * A text delta in Anthropic's own serialization: the index, and the text's string literal (escapes allowed).
+ * One compiled regular expression reads it several times faster than comparing prefixes in JavaScript.
+ */
+const TEXT_DELTA = /^\{"type":"content_block_delta","index":(\d{1,9}),"delta":\{"type":"text_delta","text":("(?:[^"\\\x00-\x1f]|\\.)*")\}\}$/
 /** Anthropic's documented ping is `{"type": "ping"}` (with the space); both spellings. */
 const PINGS: ReadonlySet<string> = new Set(['{"type":"ping"}', '{"type": "ping"}'])
 const MESSAGE_STOP = '{"type":"message_stop"}'
 const BLOCK_STOP = /^\{"type":"content_block_stop","index":[0-9]{1,9}\}$/
+/** The start of a text block with no initial text (how every text block starts): nothing to map. */
+const EMPTY_TEXT_START = /^\{"type":"content_block_start","index":[0-9]{1,9},"content_block":\{"type":"text","text":""\}\}$/
 
 /**
  * A text delta event in Anthropic's own serialization (the bulk of every stream), read without parsing the
@@ -44,29 +49,18 @@ const BLOCK_STOP = /^\{"type":"content_block_stop","index":[0-9]{1,9}\}$/
  * returns undefined and takes the full JSON.parse.
  */
 export function fastTextDelta(data: string): { index: number; text: string } | undefined {
-  if (!data.startsWith(TEXT_DELTA_HEAD) || !data.endsWith('}}')) return undefined
-  let i = TEXT_DELTA_HEAD.length
-  let index = 0
-  const digitsFrom = i
-  for (let c = data.charCodeAt(i); c >= 48 && c <= 57; c = data.charCodeAt(++i)) index = index * 10 + (c - 48)
-  if (i === digitsFrom || i - digitsFrom > 9 || !data.startsWith(TEXT_DELTA_MARK, i)) return undefined
-  const open = i + TEXT_DELTA_MARK.length
-  const close = data.length - 3 // the literal's closing quote, before the two braces
-  if (close <= open || data.charCodeAt(open) !== 34 || data.charCodeAt(close) !== 34) return undefined
-  // No escapes (the usual case): the literal's characters are the text, if none needs escaping.
-  let plain = true
-  for (let k = open + 1; k < close; k++) {
-    const c = data.charCodeAt(k)
-    if (c === 92 || c === 34 || c < 32) { plain = false; break }
-  }
-  if (plain) return { index, text: data.slice(open + 1, close) }
+  const m = TEXT_DELTA.exec(data)
+  if (m === null) return undefined
+  const literal = m[2]!
+  // No escapes (the usual case): the literal's characters are the text.
+  if (!literal.includes('\\')) return { index: Number(m[1]), text: literal.slice(1, -1) }
   let text: unknown
   try {
-    text = JSON.parse(data.slice(open, close + 1))
+    text = JSON.parse(literal)
   } catch {
     return undefined
   }
-  return typeof text === 'string' ? { index, text } : undefined
+  return typeof text === 'string' ? { index: Number(m[1]), text } : undefined
 }
 
 function interrupted(provider: string, reason: string, details: string): GatewayError {
@@ -105,7 +99,7 @@ export function createAnthropicStreamMapper(provider: string, model: string, now
       const fast = fastTextDelta(data)
       if (fast) return fast.text !== '' ? [delta({ content: fast.text })] : undefined
       // Events that carry nothing to map, in their exact serialization, need no parse either.
-      if (PINGS.has(data) || BLOCK_STOP.test(data)) return undefined
+      if (PINGS.has(data) || BLOCK_STOP.test(data) || EMPTY_TEXT_START.test(data)) return undefined
       if (data === MESSAGE_STOP) { done = true; return undefined }
       let e: StreamEvent
       try {

@@ -1,7 +1,8 @@
 /**
  * The one incremental Server-Sent Events parser of the codebase (WHATWG EventSource framing).
  * Feed it buffers as they arrive; it calls `onEvent` once per complete event. It never re-scans
- * bytes it already consumed: a partial line is kept as a small string tail.
+ * bytes it already consumed: a partial line is kept as a small string tail. Input without CR (LF line
+ * endings, the usual case) is split with native searches; CR and CRLF take a character loop.
  */
 import { StringDecoder } from 'node:string_decoder'
 
@@ -41,7 +42,11 @@ export function createSseParser(onEvent: (ev: SseEvent) => void): SseParser {
 
   function line(l: string): void {
     if (l === '') { dispatch(); return }
-    if (l.charCodeAt(0) === 58 /* ':' comment */) return
+    const c0 = l.charCodeAt(0)
+    if (c0 === 58 /* ':' comment */) return
+    // The two fields every stream is made of, in their usual spelling, without slicing the field name.
+    if (c0 === 100 /* d */ && l.startsWith('data: ')) { data.push(l.slice(6)); sawField = true; return }
+    if (c0 === 101 /* e */ && l.startsWith('event: ')) { event = l.slice(7); sawField = true; return }
     const colon = l.indexOf(':')
     let field: string
     let value: string
@@ -65,6 +70,15 @@ export function createSseParser(onEvent: (ev: SseEvent) => void): SseParser {
       if (skipLf && s.length > 0) { skipLf = false; if (s.charCodeAt(0) === 10) start = 1 }
       if (tail !== '') { s = tail + s.slice(start); start = 0; tail = '' }
       const n = s.length
+      if (s.indexOf('\r', start) === -1) {
+        // LF line endings only (what every provider sends): native searches instead of a loop over every character.
+        for (let i = s.indexOf('\n', start); i !== -1; i = s.indexOf('\n', start)) {
+          line(s.slice(start, i))
+          start = i + 1
+        }
+        if (start < n) tail = s.slice(start)
+        return
+      }
       for (let i = start; i < n; i++) {
         const c = s.charCodeAt(i)
         if (c === 10 || c === 13) {
