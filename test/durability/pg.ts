@@ -4,22 +4,9 @@
  * suites fail when CI=true and are skipped otherwise (same rule as test/store).
  */
 import pg from 'pg'
+import { PG_URL, probePostgres } from '../helpers/postgres.ts'
 
-export const PG_URL = process.env['MCP_TEST_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test'
-
-export async function probePostgres(url = PG_URL): Promise<string | undefined> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3_000 })
-  client.on('error', () => {})
-  try {
-    await client.connect()
-    await client.query('SELECT 1')
-    return undefined
-  } catch (err) {
-    return err instanceof Error ? err.message : String(err)
-  } finally {
-    await client.end().catch(() => {})
-  }
-}
+export { PG_URL, probePostgres }
 
 /** Undefined when PostgreSQL answers; throws under CI=true when it does not; else the reason to skip. */
 export async function postgresOrSkip(): Promise<string | undefined> {

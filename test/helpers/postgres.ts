@@ -7,7 +7,8 @@ import pg from 'pg'
 
 export const PG_URL = process.env['MCP_TEST_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test'
 
-async function probePostgres(url: string): Promise<string | undefined> {
+/** Why PostgreSQL at `url` does not answer, or undefined when it does. */
+export async function probePostgres(url: string = PG_URL): Promise<string | undefined> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3_000 })
   client.on('error', () => {})
   try {
