@@ -36,6 +36,7 @@
  */
 import type { Metrics } from '../gateway/metrics.ts'
 import { CounterChild, HistogramChild, LATENCY_BUCKETS } from '../gateway/metrics.ts'
+import { LineQueue, stringBatch, type CopyBatch } from './line-queue.ts'
 import { Spool, type SpoolOptions } from './spool.ts'
 import { sqlState, type Store } from './types.ts'
 import {
@@ -119,9 +120,8 @@ export class ExecutionLogWriter implements ExecutionLogSink {
   readonly #writeTimeoutMs: number
   readonly #retryMs: number
 
-  /** COPY lines, serialized at enqueue (or put back after the spool refused them). */
-  #queue: CopyLine[] = []
-  #queueBytes = 0
+  /** COPY lines, serialized and encoded at enqueue (off the V8 heap; store/line-queue.ts). */
+  readonly #queue = new LineQueue()
   #dbUp = true
   #downSince = 0
   #nextProbeAt = 0
@@ -187,12 +187,12 @@ export class ExecutionLogWriter implements ExecutionLogSink {
 
   enqueue(row: ExecutionLogRow): void {
     try {
-      if (this.#closed || this.#queue.length >= this.#maxQueue || this.#queueBytes + (row.bytes ?? 1024) > this.#maxQueueBytes) {
+      if (this.#closed || this.#queue.length >= this.#maxQueue || this.#queue.bytes + (row.bytes ?? 1024) > this.#maxQueueBytes) {
         this.#drop(1, this.#closed ? 'closed' : 'queue_full')
         return
       }
-      // Serialized now, once (enqueue runs after the response is finished): a queued row is one flat string, not
-      // an object graph that would survive scavenges and be promoted while it waits for its batch.
+      // Serialized now, once (enqueue runs after the response is finished), and encoded into the queue's off-heap
+      // chunks: nothing of a queued row is left on the V8 heap to survive scavenges while it waits for its batch.
       let line: CopyLine
       try {
         line = toCopyLine(row)
@@ -201,10 +201,8 @@ export class ExecutionLogWriter implements ExecutionLogSink {
         this.#log.error({ err: e }, 'execution log: a row could not be serialized')
         return
       }
-      const bytes = line.length
-      if (this.#queueBytes + bytes > this.#maxQueueBytes) { this.#drop(1, 'queue_full'); return }
+      if (this.#queue.bytes + line.length > this.#maxQueueBytes) { this.#drop(1, 'queue_full'); return }
       this.#queue.push(line)
-      this.#queueBytes += bytes
       if (this.#running !== undefined || this.#closing) return
       if (this.#queue.length >= this.#batchSize) this.#kick ??= setImmediate(() => { this.#kick = undefined; void this.#start(false) })
       else this.#timer ??= setTimeout(() => { this.#timer = undefined; void this.#start(false) }, this.#flushMs)
@@ -215,7 +213,7 @@ export class ExecutionLogWriter implements ExecutionLogSink {
   }
 
   accepting(): boolean {
-    return !this.#closed && this.#queue.length < this.#maxQueue && this.#queueBytes < this.#maxQueueBytes
+    return !this.#closed && this.#queue.length < this.#maxQueue && this.#queue.bytes < this.#maxQueueBytes
   }
 
   stats(): ExecutionLogStats {
@@ -285,20 +283,25 @@ export class ExecutionLogWriter implements ExecutionLogSink {
     while (this.#queue.length > 0) {
       const left = deadline - Date.now() - reserve
       if (!this.#dbUp || this.#pendingDb !== undefined || left <= 0) break
-      const lines = this.#take(this.#batchSize)
+      const batch = this.#queue.take(this.#batchSize)
       try {
-        this.#n.written.inc(await this.#write(lines, Math.min(this.#writeTimeoutMs, left)))
+        this.#n.written.inc(await this.#write(batch, Math.min(this.#writeTimeoutMs, left)))
       } catch (e) {
         this.#markDown(e)
+        const lines = batch.lines()
         if (!(await this.#toSpool(lines))) this.#drop(lines.length, 'closing')
+      } finally {
+        batch.release()
       }
     }
     while (this.#queue.length > 0) {
-      const lines = this.#take(SPILL_ROWS)
+      const batch = this.#queue.take(SPILL_ROWS)
+      const lines = batch.lines()
+      batch.release()
       if (!(await this.#toSpool(lines))) this.#drop(lines.length, 'closing')
     }
     // What the spool could not take (full, I/O error) is lost: counted, not silent.
-    if (this.#queue.length > 0) this.#drop(this.#take(this.#queue.length).length, 'closing')
+    if (this.#queue.length > 0) this.#drop(this.#queue.length, 'closing')
     this.#closed = true
     await this.#spool?.close().catch((e: unknown) => this.#log.error({ err: e }, 'execution log: closing the spool failed'))
     const after = { written: this.#n.written.value - before.written, spooled: this.#n.spooled.value - before.spooled, dropped: this.#n.dropped.value - before.dropped }
@@ -342,7 +345,9 @@ export class ExecutionLogWriter implements ExecutionLogSink {
       }
       // Database down: queued rows go to the spool; one probe when it is due.
       while (this.#queue.length > 0 && this.#spool && Date.now() >= this.#spoolRetryAt) {
-        const lines = this.#take(SPILL_ROWS)
+        const batch = this.#queue.take(SPILL_ROWS)
+        const lines = batch.lines()
+        batch.release()
         if (!(await this.#toSpool(lines))) { this.#requeue(lines); this.#spoolRetryAt = Date.now() + this.#retryMs }
       }
       if (Date.now() < this.#nextProbeAt || this.#pendingDb !== undefined) return
@@ -357,12 +362,15 @@ export class ExecutionLogWriter implements ExecutionLogSink {
   }
 
   async #writeBatch(): Promise<void> {
-    const lines = this.#take(this.#batchSize)
+    const batch = this.#queue.take(this.#batchSize)
     try {
-      this.#n.written.inc(await this.#write(lines, this.#writeTimeoutMs))
+      this.#n.written.inc(await this.#write(batch, this.#writeTimeoutMs))
     } catch (e) {
       this.#markDown(e)
+      const lines = batch.lines()
       if (!(await this.#toSpool(lines))) this.#requeue(lines)
+    } finally {
+      batch.release()
     }
   }
 
@@ -391,7 +399,7 @@ export class ExecutionLogWriter implements ExecutionLogSink {
     }
     let n = 0
     try {
-      n = await this.#write(lines, this.#writeTimeoutMs)
+      n = await this.#write(stringBatch(lines), this.#writeTimeoutMs)
     } catch (e) {
       this.#markDown(e)
       return
@@ -420,20 +428,25 @@ export class ExecutionLogWriter implements ExecutionLogSink {
    * Writes the rows (COPY; the merge transaction after a unique_violation); resolves with how many are in the
    * database (those it refused for their content are set aside). Throws on connection errors and timeouts.
    */
-  async #write(lines: readonly CopyLine[], timeoutMs: number, merge = false): Promise<number> {
-    if (lines.length === 0) return 0
+  async #write(batch: CopyBatch, timeoutMs: number, merge = false): Promise<number> {
+    if (batch.count === 0) return 0
     const t0 = performance.now()
     let renamed: string[] = []
     try {
-      if (merge) renamed = await this.#db(this.#merge(lines), timeoutMs)
-      else await this.#db(this.#store.copyFrom('execution_logs', COPY_COLUMNS, lines), timeoutMs)
+      // The batch stays retained until the database call has settled, even past a timeout: its chunks are
+      // not reused while a write may still be reading them.
+      batch.retain()
+      const call = merge ? this.#merge(batch) : this.#store.copyFrom('execution_logs', COPY_COLUMNS, batch).then(() => [])
+      call.then(() => batch.release(), () => batch.release())
+      renamed = await this.#db(call, timeoutMs)
     } catch (e) {
       // A row already there (a replay) or a request id already taken that day: COPY has no ON CONFLICT.
-      if (!merge && sqlState(e) === UNIQUE_VIOLATION) return await this.#write(lines, timeoutMs, true)
+      if (!merge && sqlState(e) === UNIQUE_VIOLATION) return await this.#write(batch, timeoutMs, true)
       if (!isRowError(e)) throw e
+      const lines = batch.lines()
       if (lines.length === 1) { await this.#reject(lines, e); return 0 }
       const mid = lines.length >> 1
-      return await this.#write(lines.slice(0, mid), timeoutMs, merge) + await this.#write(lines.slice(mid), timeoutMs, merge)
+      return await this.#write(stringBatch(lines.slice(0, mid)), timeoutMs, merge) + await this.#write(stringBatch(lines.slice(mid)), timeoutMs, merge)
     }
     this.#writeSeconds.observe((performance.now() - t0) / 1000)
     this.#batches.inc()
@@ -441,7 +454,7 @@ export class ExecutionLogWriter implements ExecutionLogSink {
       this.#n.renamed.inc(renamed.length)
       this.#log.warn({ rows: renamed.length, ids: renamed.slice(0, 5) }, 'execution log: request id already used that day; rows kept under a suffixed request id')
     }
-    return lines.length
+    return batch.count
   }
 
   /**
@@ -449,10 +462,10 @@ export class ExecutionLogWriter implements ExecutionLogSink {
    * are skipped; rows whose request id another row holds that day are inserted under `<id>~<row uuid>`. Resolves
    * with the ids of the renamed rows.
    */
-  #merge(lines: readonly CopyLine[]): Promise<string[]> {
+  #merge(batch: CopyBatch): Promise<string[]> {
     return this.#store.transaction(async (tx) => {
       await tx.exec(STAGING_DDL)
-      const staged = await tx.copyFrom(STAGING_TABLE, COPY_COLUMNS, lines)
+      const staged = await tx.copyFrom(STAGING_TABLE, COPY_COLUMNS, batch)
       const inserted = (await tx.query(MERGE_SQL)).rowCount
       if (inserted >= staged) return []
       return (await tx.query<{ id: string }>(RENAME_SQL)).rows.map((r) => r.id)
@@ -481,21 +494,11 @@ export class ExecutionLogWriter implements ExecutionLogSink {
 
   // ---- queue and spool ---------------------------------------------------------------------------
 
-  /** The first n queued lines. */
-  #take(n: number): CopyLine[] {
-    const batch = n >= this.#queue.length ? this.#queue : this.#queue.slice(0, n)
-    this.#queue = n >= this.#queue.length ? [] : this.#queue.slice(n)
-    for (const l of batch) this.#queueBytes -= l.length
-    return batch
-  }
-
   /** Lines the spool could not take go back to the head of the queue, as far as the bound allows. */
   #requeue(lines: CopyLine[]): void {
     const room = Math.max(0, this.#maxQueue - this.#queue.length)
-    const back = lines.slice(0, room)
     if (lines.length > room) this.#drop(lines.length - room, this.#spool ? 'spool_unavailable' : 'no_spool')
-    this.#queue = back.concat(this.#queue)
-    for (const l of back) this.#queueBytes += l.length
+    this.#queue.unshift(lines.slice(0, room))
   }
 
   /**

@@ -10,7 +10,8 @@ import pg from 'pg'
 import type { CustomTypesConfig, PoolClient } from 'pg'
 import { from as copyFromStdin } from 'pg-copy-streams'
 import { copyTarget, parseInt8, sqlState } from './types.ts'
-import type { Queryable, QueryResult, Store } from './types.ts'
+import type { CopyData, Queryable, QueryResult, Store } from './types.ts'
+import { encodeLines } from './line-queue.ts'
 
 export interface PostgresOptions {
   /** postgres://user@host:5432/db — `?options=-c%20search_path%3Dschema` selects a schema. */
@@ -56,21 +57,10 @@ function toError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err))
 }
 
-/** Target size of one CopyData message. */
-const COPY_CHUNK_BYTES = 1 << 20
-
 /** COPY ... FROM STDIN on one client; resolves with the rows copied. */
-async function copyOn(client: PoolClient, sql: string, lines: readonly string[]): Promise<number> {
+async function copyOn(client: PoolClient, sql: string, data: CopyData): Promise<number> {
   const stream = client.query(copyFromStdin(sql))
-  let from = 0
-  let size = 0
-  for (let i = 0; i < lines.length; i++) {
-    size += lines[i]!.length + 1
-    if (size < COPY_CHUNK_BYTES && i < lines.length - 1) continue
-    stream.write(Buffer.from(lines.slice(from, i + 1).join('\n') + '\n', 'utf8'))
-    from = i + 1
-    size = 0
-  }
+  for (const chunk of 'chunks' in data ? data.chunks : encodeLines(data as readonly string[])) stream.write(chunk)
   stream.end()
   await finished(stream)
   return stream.rowCount
@@ -86,14 +76,14 @@ function queryable(client: pg.Pool | PoolClient): Queryable {
       // No parameters: pg uses the simple query protocol, which accepts several statements.
       await client.query(sql)
     },
-    async copyFrom(table: string, columns: readonly string[], lines: readonly string[]): Promise<number> {
+    async copyFrom(table: string, columns: readonly string[], data: CopyData): Promise<number> {
       const sql = `${copyTarget(table, columns)} FROM STDIN`
-      if (lines.length === 0) return 0
-      if (!(client instanceof pg.Pool)) return copyOn(client, sql, lines)
+      if (('chunks' in data ? data.chunks : data as readonly string[]).length === 0) return 0
+      if (!(client instanceof pg.Pool)) return copyOn(client, sql, data)
       const c = await client.connect()
       let broken: Error | undefined
       try {
-        return await copyOn(c, sql, lines)
+        return await copyOn(c, sql, data)
       } catch (err) {
         // A refusal from the server leaves the connection usable; anything else (a broken socket) does not.
         if (sqlState(err) === undefined) broken = toError(err)

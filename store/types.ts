@@ -28,10 +28,18 @@ export interface Queryable {
   /**
    * `COPY table (columns) FROM STDIN` in text format, one statement: all the rows or none. Each line is one row
    * (tab-separated values, `\N` for NULL, backslash escapes) without its newline. Resolves with the rows copied;
-   * fails like `query` (SQLSTATE in `code`). `table` and `columns` are plain identifiers (checked).
+   * fails like `query` (SQLSTATE in `code`). `table` and `columns` are plain identifiers (checked). The data may
+   * also come encoded already (`CopyChunks`: UTF-8 chunks of whole lines, each line ending in its newline).
    */
-  copyFrom(table: string, columns: readonly string[], lines: readonly string[]): Promise<number>
+  copyFrom(table: string, columns: readonly string[], data: CopyData): Promise<number>
 }
+
+/** COPY text data already encoded: UTF-8 chunks of whole lines, each line ending in '\n' (store/line-queue.ts). */
+export interface CopyChunks {
+  readonly chunks: readonly Uint8Array[]
+}
+
+export type CopyData = readonly string[] | CopyChunks
 
 export interface Store extends Queryable {
   readonly engine: StoreEngine
