@@ -8,6 +8,7 @@ import type { ChatRequest, ChatStream, EmbeddingRequest, ProviderAdapter, Usage 
 import type { CompiledRoute, Pipeline } from './pipeline/pipeline.ts'
 import type { CompiledAlias } from './routing/alias.ts'
 import type { CostBreakdown } from './cost/catalogue.ts'
+import { usageFromBody } from './usage-extract.ts'
 
 /** Typed per-request slots; plugins extend this interface by declaration merging. */
 export interface CtxSlots {
@@ -122,15 +123,17 @@ export class RequestCtx {
     if (d) for (const fn of d) fn()
   }
 
-  /** Usage of the answer: from the canonical response, the stream's last event, or the pass-through body (parsed on first read). */
+  /**
+   * Usage of the answer: from the canonical response, the stream's last event, or the pass-through body (read on
+   * first access, gateway/usage-extract.ts; the body's finish reason is kept too when none was set).
+   */
   get usage(): Usage | undefined {
     if (this.#usage === undefined && this.rawBody !== undefined) {
       const parts = this.rawBody
       this.rawBody = undefined
-      try {
-        const json = JSON.parse(parts.length === 1 ? parts[0]!.toString('utf8') : Buffer.concat(parts).toString('utf8')) as { usage?: Usage }
-        this.#usage = json.usage
-      } catch { /* not JSON: no usage */ }
+      const found = usageFromBody(parts)
+      this.#usage = found.usage
+      if (this.finishReason === null) this.finishReason = found.finishReason
     }
     return this.#usage
   }

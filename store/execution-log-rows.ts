@@ -24,6 +24,34 @@
 import { uuidv7 } from '../gateway/uuid7.ts'
 import { sqlState } from './types.ts'
 
+/**
+ * A JSON value already serialized (JSON text; the writer trusts it to be valid JSON). Plugins that know the shape of
+ * what they log build the text directly instead of an object for JSON.stringify to walk.
+ */
+export class JsonText {
+  readonly text: string
+  constructor(text: string) { this.text = text }
+}
+
+/**
+ * The keys of execution_logs.metrics as the execution-log plugin writes them. A key whose value is null is left out
+ * of the stored JSON (a third of them are null on a plain request); readers put them back (withMetricKeys), so the
+ * API always shows every key.
+ */
+export const METRIC_KEYS: readonly string[] = [
+  'route', 'inbound', 'stream', 'status', 'details', 'errorCode', 'aborted', 'latencyMs', 'ttftMs', 'upstreamMs', 'overheadMs',
+  'promptTokens', 'completionTokens', 'cachedTokens', 'reasoningTokens', 'cost', 'attempts', 'failedAttempts', 'fallbackReason',
+  'promptVersionId', 'promptId', 'promptVersion', 'environment', 'trafficLabel', 'requestedModel', 'principal',
+]
+
+/** A stored metrics object of the plugin's shape (it has `route`) with every key of METRIC_KEYS, null where left out. */
+export function withMetricKeys(m: unknown): unknown {
+  if (m === null || typeof m !== 'object' || Array.isArray(m) || !('route' in m)) return m
+  const out: Record<string, unknown> = {}
+  for (const k of METRIC_KEYS) out[k] = null
+  return Object.assign(out, m)
+}
+
 /** One execution_logs row as the gateway produces it. */
 export interface ExecutionLogRow {
   /** Row UUID (v7, time-ordered), generated once: it makes replays idempotent. */
@@ -39,7 +67,7 @@ export interface ExecutionLogRow {
   /** Request arrival, epoch ms (the partition key). */
   createdAt: number
   completedAt: number | null
-  /** JSON values, serialized by the writer at enqueue. */
+  /** JSON values, serialized by the writer at enqueue (JsonText: serialized already). */
   request: unknown
   response: unknown
   metrics: unknown
@@ -120,10 +148,13 @@ function time(v: number | null): string {
 function json(v: unknown, ifAbsent: string): string {
   if (v === undefined || v === null) return ifAbsent
   let s: string | undefined
-  try {
-    s = JSON.stringify(v)
-  } catch {
-    return '{"unserializable":true}'
+  if (v instanceof JsonText) s = v.text
+  else {
+    try {
+      s = JSON.stringify(v)
+    } catch {
+      return '{"unserializable":true}'
+    }
   }
   if (s === undefined || !s.includes('\\')) return s ?? ifAbsent
   if (s.includes('\\u0000') || s.includes('\\ud')) s = s.replace(JSONB_UNSAFE, '$1\\ufffd')

@@ -11,6 +11,7 @@
  * Queries go through execution_logs_created_at_idx (and the deployment/key partial indexes), with created_at in
  * the WHERE clause whenever a time bound or a cursor gives one, so partitions are pruned.
  */
+import { withMetricKeys } from '../../store/execution-log-rows.ts'
 import type { Store } from '../../store/types.ts'
 import { sqlState } from '../../store/types.ts'
 import { isUnavailableError, storeUnavailable } from '../control-plane.ts'
@@ -64,7 +65,7 @@ function present(r: ExecutionRow): Record<string, unknown> {
   const out: Record<string, unknown> = {
     id: r.id, request_id: r.request_id, deployment_id: r.deployment_id, provider: r.provider, model: r.model, status: r.status,
     key_id: r.key_id, prompt_version_id: r.prompt_version_id,
-    created_at: r.created_at.toISOString(), completed_at: r.completed_at?.toISOString() ?? null, metrics: r.metrics,
+    created_at: r.created_at.toISOString(), completed_at: r.completed_at?.toISOString() ?? null, metrics: withMetricKeys(r.metrics),
   }
   if ('request' in r) out['request'] = r.request
   if ('response' in r) out['response'] = r.response

@@ -15,6 +15,7 @@ import { validatePluginConfig } from '../../gateway/pipeline/compile.ts'
 import type { PluginDeps } from '../../gateway/pipeline/types.ts'
 import { Metrics } from '../../gateway/metrics.ts'
 import { ExecutionLogWriter, type ExecutionLogRow, type ExecutionLogSink } from '../../store/execution-log-writer.ts'
+import { METRIC_KEYS } from '../../store/execution-log-rows.ts'
 import { openStore } from '../../store/index.ts'
 import type { Store } from '../../store/types.ts'
 import { ADMIN_KEY, testSettings } from '../../test/helpers/gateway.ts'
@@ -22,7 +23,6 @@ import { startOpenAIMock, type OpenAIMock } from '../../test/helpers/openai-mock
 import { captureBody } from './capture.ts'
 import type { ExecutionLogConfig } from './config.ts'
 import { executionLogPlugin, statusOf } from './index.ts'
-import { usageOf } from './usage.ts'
 import type { RequestCtx } from '../../gateway/context.ts'
 
 const REDACT = new Set(['api_key', 'password'])
@@ -86,69 +86,6 @@ describe('request capture', () => {
   })
 })
 
-describe('usage from a pass-through body', () => {
-  /** The part of RequestCtx usageOf touches, with the gateway's lazy getter (full parse) as the fallback. */
-  function fakeCtx(body: string | Buffer[]): RequestCtx & { fullParses: number } {
-    const c = {
-      rawBody: (typeof body === 'string' ? [Buffer.from(body)] : body) as Buffer[] | undefined,
-      finishReason: null as string | null,
-      fullParses: 0,
-      stored: undefined as unknown,
-      get usage(): unknown {
-        if (this.stored === undefined && this.rawBody !== undefined) {
-          this.fullParses++
-          const parts = this.rawBody
-          this.rawBody = undefined
-          try { this.stored = (JSON.parse(Buffer.concat(parts).toString('utf8')) as { usage?: unknown }).usage } catch { /* none */ }
-        }
-        return this.stored
-      },
-      set usage(u: unknown) { this.stored = u },
-    }
-    return c as unknown as RequestCtx & { fullParses: number }
-  }
-  const usage = { prompt_tokens: 13, completion_tokens: 12, total_tokens: 25, prompt_tokens_details: { cached_tokens: 4 }, completion_tokens_details: { reasoning_tokens: 2 } }
-
-  const pad = 'word '.repeat(400)
-
-  it('past 1 KiB, reads the usage object and the finish reason without parsing the whole body, and caches them on ctx', () => {
-    const body = JSON.stringify({ id: 'x', choices: [{ index: 0, message: { role: 'assistant', content: `${pad} the "usage": {"prompt_tokens": 999} is in a string` }, finish_reason: 'length' }], usage })
-    const ctx = fakeCtx(body)
-    expect(usageOf(ctx)).toEqual(usage)
-    expect(ctx.finishReason).toBe('length')
-    expect(ctx.fullParses).toBe(0)
-    expect(ctx.rawBody).toBeUndefined()
-    expect(ctx.usage).toEqual(usage)
-  })
-
-  it('copes with whitespace, usage before choices, and a body split in parts', () => {
-    const body = `{\n  "usage" : ${JSON.stringify(usage, null, 2)},\n  "choices": [{"finish_reason": "stop", "message": {"content": "${pad}"}}]\n}`
-    const mid = Math.floor(body.length / 2)
-    const ctx = fakeCtx([Buffer.from(body.slice(0, mid)), Buffer.from(body.slice(mid))])
-    expect(usageOf(ctx)).toEqual(usage)
-    expect(ctx.finishReason).toBe('stop')
-    expect(ctx.fullParses).toBe(0)
-  })
-
-  it('parses a small body whole, once', () => {
-    const ctx = fakeCtx(JSON.stringify({ choices: [{ finish_reason: 'stop' }], usage }))
-    expect(usageOf(ctx)).toEqual(usage)
-    expect(ctx.finishReason).toBe('stop')
-    expect(ctx.fullParses).toBe(0)
-    const none = fakeCtx('{"choices":[]}')
-    expect(usageOf(none)).toBeUndefined()
-    expect(none.fullParses).toBe(0)
-  })
-
-  it('past 1 KiB, falls back to the full parse when there is no usable usage object', () => {
-    for (const tail of ['', ',"usage":null', ',"usage":{"prompt_tokens":"x"}', ',"usage":{"prompt_tokens":1']) {
-      const ctx = fakeCtx(`{"choices":[{"message":{"content":"${pad}"}}]${tail}}`)
-      usageOf(ctx)
-      expect(ctx.fullParses, tail).toBe(1)
-    }
-  })
-})
-
 describe('status of a row', () => {
   it('maps outcomes to ok, error, timeout, cancelled', () => {
     expect(statusOf({ status: 200, errorCode: undefined, details: 'ok', aborted: false })).toBe('ok')
@@ -191,7 +128,8 @@ describe('execution-log through the gateway', () => {
       services: { executionLog: writer },
       load: () => testSettings({
         plugins: { 'execution-log': { maxRequestBytes: 2048 } },
-        chains: { default: ['request-id', 'auth', 'cost-meter', 'execution-log'] },
+        // access-log reads the usage too (before execution-log: the finish reason must survive that).
+        chains: { default: ['request-id', 'auth', 'cost-meter', 'execution-log', 'access-log'] },
         providers: {
           mock: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-upstream-exec-log', models: ['gpt-4o', 'text-embedding-3-small'] },
           slow: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-upstream-exec-log', headers: { 'x-mock-tokens': '40', 'x-mock-chunk-delay-ms': '50' } },
@@ -253,6 +191,11 @@ describe('execution-log through the gateway', () => {
     // Priced by the cost meter (gpt-4o: $2.50 in, $10 out per million tokens): 2 × 2.5 + 12 × 10 = 125 µUSD.
     expect((row['metrics'] as { cost: unknown }).cost).toMatchObject({ usd: 0.000125, pico: '125000000', estimated: false, unknown: false, tokens: { input: 2, output: 12 } })
     expect((row['response'] as { finish_reason: unknown }).finish_reason).toBe('stop')
+    // Stored without its null keys; the API puts every key back.
+    const stored = (await store.query<{ metrics: Record<string, unknown> }>(`SELECT metrics FROM execution_logs WHERE request_id = 'el-json-1'`)).rows[0]!.metrics
+    expect(stored).not.toHaveProperty('fallbackReason')
+    expect(stored).toMatchObject({ route: 'chat', attempts: 1 })
+    expect(Object.keys(row['metrics'] as object).sort()).toEqual([...METRIC_KEYS].sort())
     const m = row['metrics'] as Record<string, number>
     expect(m['latencyMs']).toBeGreaterThan(0)
     expect(m['upstreamMs']).toBeGreaterThan(0)

@@ -16,9 +16,10 @@ import { costJson, costOf, costReady } from '../../gateway/cost/meter.ts'
 import { uuidv7 } from '../../gateway/uuid7.ts'
 import type { Outcome, PluginFactory } from '../../gateway/pipeline/types.ts'
 import type { ExecutionLogSink } from '../../store/execution-log-writer.ts'
+import { JsonText } from '../../store/execution-log-rows.ts'
 import { captureBody } from './capture.ts'
+import { ObjectText, responseText } from './json.ts'
 import { executionLogConfigSchema, type ExecutionLogConfig } from './config.ts'
-import { usageOf } from './usage.ts'
 
 declare module '../../gateway/pipeline/types.ts' {
   interface PluginServices {
@@ -115,7 +116,7 @@ export const executionLogPlugin: PluginFactory<ExecutionLogConfig> = {
     function write(ctx: RequestCtx, outcome: Outcome, now: number, wall: number): void {
       const total = ctx.elapsedMs(now)
       const upstream = ctx.upstreamMs(now)
-      const u = usageOf(ctx)
+      const u = ctx.usage
       const exec = executionOf(ctx)
       const principal = ctx.slots.principal
       const req = captureBody(ctx.chat ?? ctx.embedding, storeRequest, maxRequestBytes, redact)
@@ -131,41 +132,21 @@ export const executionLogPlugin: PluginFactory<ExecutionLogConfig> = {
         createdAt: wall - total,
         completedAt: wall,
         request: req.value,
-        response: storeResponse === 'none' ? null : {
-          status: outcome.status,
-          finish_reason: ctx.finishReason,
-          usage: u ?? null,
-          error: outcome.errorCode === undefined ? null : { code: outcome.errorCode, details: outcome.details },
-        },
-        metrics: {
-          route: ctx.route.name,
-          inbound: ctx.inbound,
-          stream: ctx.stream,
-          status: outcome.status,
-          details: outcome.details,
-          errorCode: outcome.errorCode ?? null,
-          aborted: outcome.aborted,
-          latencyMs: ms(total),
-          ttftMs: ctx.firstChunk !== 0 ? ms(ctx.firstChunk - ctx.startedAt) : null,
-          upstreamMs: ctx.upstreamStart !== 0 ? ms(upstream) : null,
-          overheadMs: ms(total - upstream),
-          promptTokens: u?.prompt_tokens ?? null,
-          completionTokens: u?.completion_tokens ?? null,
-          cachedTokens: u?.prompt_tokens_details?.cached_tokens ?? null,
-          reasoningTokens: u?.completion_tokens_details?.reasoning_tokens ?? null,
-          cost: costJson(costOf(ctx)),
-          attempts: ctx.attempts,
-          failedAttempts: ctx.attemptLog.length > 0 ? ctx.attemptLog : null,
-          fallbackReason: ctx.fallbackReason ?? null,
-          promptVersionId: exec.promptVersionId,
-          promptId: exec.promptId,
-          promptVersion: exec.version,
-          environment: exec.environment,
-          trafficLabel: exec.label,
-          requestedModel: ctx.requestedModel || null,
-          principal: principal?.keyId ?? null,
-        },
-        bytes: req.bytes + 700,
+        response: storeResponse === 'none' ? null : new JsonText(responseText(outcome.status, ctx.finishReason, u,
+          outcome.errorCode === undefined ? null : { code: outcome.errorCode, details: outcome.details })),
+        metrics: new JsonText(new ObjectText()
+          .str('route', ctx.route.name).str('inbound', ctx.inbound).bool('stream', ctx.stream).num('status', outcome.status)
+          .str('details', outcome.details).str('errorCode', outcome.errorCode).bool('aborted', outcome.aborted)
+          .num('latencyMs', ms(total)).num('ttftMs', ctx.firstChunk !== 0 ? ms(ctx.firstChunk - ctx.startedAt) : null)
+          .num('upstreamMs', ctx.upstreamStart !== 0 ? ms(upstream) : null).num('overheadMs', ms(total - upstream))
+          .num('promptTokens', u?.prompt_tokens).num('completionTokens', u?.completion_tokens)
+          .num('cachedTokens', u?.prompt_tokens_details?.cached_tokens).num('reasoningTokens', u?.completion_tokens_details?.reasoning_tokens)
+          .any('cost', costJson(costOf(ctx))).num('attempts', ctx.attempts).any('failedAttempts', ctx.attemptLog.length > 0 ? ctx.attemptLog : null)
+          .str('fallbackReason', ctx.fallbackReason).str('promptVersionId', exec.promptVersionId).str('promptId', exec.promptId)
+          .num('promptVersion', exec.version).str('environment', exec.environment).str('trafficLabel', exec.label)
+          .str('requestedModel', ctx.requestedModel || null).str('principal', principal?.keyId)
+          .toString()),
+        bytes: req.bytes + 500,
       })
     }
   },

@@ -1,0 +1,88 @@
+/**
+ * Usage and finish reason of a pass-through (non-streaming) answer, from its raw bytes (`ctx.rawBody`; read once by
+ * RequestCtx's `usage` getter). Bodies up to 1 KiB are parsed whole (as cheap as searching them, and exact). Past
+ * that only the `"usage":{...}` object is parsed (found from the end, where OpenAI-style bodies put it) and the
+ * finish reason of the first choice is read in place; when no usable usage object is found that way, the whole body
+ * is parsed.
+ */
+import type { Usage } from '../providers/types.ts'
+
+const USAGE_KEY = Buffer.from('"usage"')
+const FINISH_KEY = Buffer.from('"finish_reason"')
+const QUOTE = 0x22
+const BACKSLASH = 0x5c
+/** Bodies up to this size are parsed whole. */
+const PARSE_WHOLE_BYTES = 1024
+
+export interface BodyUsage {
+  usage: Usage | undefined
+  finishReason: string | null
+}
+
+function isSpace(c: number | undefined): boolean {
+  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09
+}
+
+/** The `{...}` value after the last `"usage"` key, or undefined. */
+function usageSlice(buf: Buffer): Buffer | undefined {
+  const at = buf.lastIndexOf(USAGE_KEY)
+  if (at === -1) return undefined
+  let i = at + USAGE_KEY.length
+  while (isSpace(buf[i])) i++
+  if (buf[i] !== 0x3a) return undefined // ':'
+  i++
+  while (isSpace(buf[i])) i++
+  if (buf[i] !== 0x7b) return undefined // '{'
+  const start = i
+  let depth = 0
+  for (; i < buf.length; i++) {
+    const c = buf[i]
+    if (c === QUOTE) {
+      for (i++; i < buf.length && buf[i] !== QUOTE; i++) if (buf[i] === BACKSLASH) i++
+    } else if (c === 0x7b) depth++
+    else if (c === 0x7d && --depth === 0) return buf.subarray(start, i + 1)
+  }
+  return undefined
+}
+
+/** A usage object as OpenAI-style bodies carry it (embeddings report no completion_tokens). */
+function isUsage(v: unknown): v is Usage {
+  return typeof v === 'object' && v !== null && typeof (v as Usage).prompt_tokens === 'number'
+}
+
+/** The first finish_reason string (choices[0]'s), or null. */
+function finishReasonIn(buf: Buffer): string | null {
+  const f = buf.indexOf(FINISH_KEY)
+  if (f === -1) return null
+  let i = f + FINISH_KEY.length
+  while (isSpace(buf[i])) i++
+  if (buf[i] !== 0x3a) return null
+  i++
+  while (isSpace(buf[i])) i++
+  if (buf[i] !== QUOTE) return null
+  const end = buf.indexOf(QUOTE, i + 1)
+  return end !== -1 && end - i < 64 ? buf.toString('latin1', i + 1, end) : null
+}
+
+function parseWhole(buf: Buffer): BodyUsage {
+  try {
+    const whole = JSON.parse(buf.toString('utf8')) as { usage?: unknown; choices?: { finish_reason?: unknown }[] } | null
+    const finish = Array.isArray(whole?.choices) ? whole.choices[0]?.finish_reason : undefined
+    const usage = whole?.usage
+    return { usage: typeof usage === 'object' && usage !== null ? usage as Usage : undefined, finishReason: typeof finish === 'string' ? finish : null }
+  } catch {
+    return { usage: undefined, finishReason: null } // not JSON: no usage
+  }
+}
+
+export function usageFromBody(parts: readonly Buffer[]): BodyUsage {
+  const buf = parts.length === 1 ? parts[0]! : Buffer.concat(parts)
+  if (buf.length <= PARSE_WHOLE_BYTES) return parseWhole(buf)
+  let u: unknown
+  try {
+    const slice = usageSlice(buf)
+    u = slice === undefined ? undefined : JSON.parse(slice.toString('utf8'))
+  } catch { /* the full parse below */ }
+  if (!isUsage(u)) return parseWhole(buf)
+  return { usage: u, finishReason: finishReasonIn(buf) }
+}

@@ -1,0 +1,62 @@
+/**
+ * JSON text of the execution-log row's response and metrics, written directly (their shapes are fixed): about a
+ * third of JSON.stringify's cost on the object it replaced, and no object per row for the collector. Keys whose
+ * value is null are left out of metrics (store/execution-log-rows.ts METRIC_KEYS; readers put them back).
+ */
+import type { Usage } from '../../providers/types.ts'
+
+/** Strings that need no escaping in JSON (the common case: names, codes, model ids). */
+const PLAIN = /^[\w .:/@+~-]*$/
+
+export function str(s: string): string {
+  return s.length < 256 && PLAIN.test(s) ? `"${s}"` : JSON.stringify(s)
+}
+
+export function num(n: number): string {
+  return Number.isFinite(n) ? String(n) : 'null'
+}
+
+/** Appends `,"key":value` pieces; `value` is JSON text, or null/undefined to leave the key out. */
+export class ObjectText {
+  #t = ''
+
+  raw(key: string, value: string | null | undefined): this {
+    if (value !== null && value !== undefined) this.#t += `,"${key}":${value}`
+    return this
+  }
+
+  str(key: string, value: string | null | undefined): this {
+    if (value !== null && value !== undefined) this.#t += `,"${key}":${str(value)}`
+    return this
+  }
+
+  num(key: string, value: number | null | undefined): this {
+    if (value !== null && value !== undefined) this.#t += `,"${key}":${num(value)}`
+    return this
+  }
+
+  bool(key: string, value: boolean | null | undefined): this {
+    if (value !== null && value !== undefined) this.#t += value ? `,"${key}":true` : `,"${key}":false`
+    return this
+  }
+
+  /** Any JSON value through JSON.stringify (null when it cannot be serialized). */
+  any(key: string, value: unknown): this {
+    if (value === null || value === undefined) return this
+    let s: string | undefined
+    try { s = JSON.stringify(value) } catch { s = undefined }
+    return this.raw(key, s ?? 'null')
+  }
+
+  toString(): string {
+    return this.#t === '' ? '{}' : `{${this.#t.slice(1)}}`
+  }
+}
+
+/** The response column: status, finish reason, usage and error, every key present. */
+export function responseText(status: number, finishReason: string | null, usage: Usage | null | undefined, error: { code: string; details: string | undefined } | null): string {
+  let u = 'null'
+  if (usage) { try { u = JSON.stringify(usage) ?? 'null' } catch { /* null */ } }
+  const e = error === null ? 'null' : `{"code":${str(error.code)}${error.details === undefined ? '' : `,"details":${str(error.details)}`}}`
+  return `{"status":${num(status)},"finish_reason":${finishReason === null ? 'null' : str(finishReason)},"usage":${u},"error":${e}}`
+}
