@@ -3,12 +3,12 @@
  * the first local reply), reads and validates the body, resolves the target, opens the upstream
  * through the composed interceptors, delivers, and runs onComplete after the last byte.
  */
-import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import { RequestCtx } from './context.ts'
 import { deliver, runResponseHeaders, toGatewayError } from './deliver.ts'
 import { GatewayError } from './errors.ts'
+import { uuidv7 } from './uuid7.ts'
 import { checkContentType, parseJson, readBody } from './http/body.ts'
 import type { Inbound } from './inbound/types.ts'
 import type { PipelineHolder } from './pipeline/holder.ts'
@@ -139,7 +139,8 @@ export function createHandler(deps: HandlerDeps): (spec: RouteSpec, req: Incomin
     pipeline.acquire()
     metrics.inflight++
     const route = pipeline.routes.get(spec.route)!
-    const ctx = new RequestCtx(pipeline, route, req, res, randomUUID(), log, startedAt)
+    // A UUIDv7 (time-ordered): indexes keyed by request id (execution_logs, audit) grow at their right edge.
+    const ctx = new RequestCtx(pipeline, route, req, res, uuidv7(), log, startedAt)
     ctx.inbound = spec.inbound.name
     ctx.deadline = Date.now() + pipeline.settings.server.requestDeadlineMs
     if (tracing) tracing.startRequest(ctx)

@@ -15,7 +15,7 @@ import { validatePluginConfig } from '../../gateway/pipeline/compile.ts'
 import type { PluginDeps } from '../../gateway/pipeline/types.ts'
 import { Metrics } from '../../gateway/metrics.ts'
 import { ExecutionLogWriter, type ExecutionLogRow, type ExecutionLogSink } from '../../store/execution-log-writer.ts'
-import { METRIC_KEYS } from '../../store/execution-log-rows.ts'
+import { JsonText, METRIC_KEYS } from '../../store/execution-log-rows.ts'
 import { openStore } from '../../store/index.ts'
 import type { Store } from '../../store/types.ts'
 import { ADMIN_KEY, testSettings } from '../../test/helpers/gateway.ts'
@@ -348,6 +348,17 @@ describe('failMode closed', () => {
       await ok.text()
       // Both outcomes were offered to the sink: the refusal is a request too.
       await vi.waitFor(() => expect(rows.map((r) => r.status)).toEqual(['error', 'ok']))
+      // metrics and response come as JSON text with their keys in jsonb's order (shorter first, then bytewise),
+      // so PostgreSQL's sort of the keys finds them sorted.
+      const jsonbOrder = (keys: string[]): string[] => [...keys].sort((a, b) => a.length - b.length || Buffer.compare(Buffer.from(a), Buffer.from(b)))
+      for (const r of rows) {
+        for (const v of [r.metrics, r.response]) {
+          expect(v).toBeInstanceOf(JsonText)
+          const keys = Object.keys(JSON.parse((v as JsonText).text) as object)
+          expect(keys).toEqual(jsonbOrder(keys))
+        }
+        expect(Object.keys(JSON.parse((r.metrics as JsonText).text) as object)).toContain('latencyMs')
+      }
     } finally {
       await gw.shutdown(1000)
       await mock.close()

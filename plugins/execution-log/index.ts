@@ -134,17 +134,20 @@ export const executionLogPlugin: PluginFactory<ExecutionLogConfig> = {
         request: req.value,
         response: storeResponse === 'none' ? null : new JsonText(responseText(outcome.status, ctx.finishReason, u,
           outcome.errorCode === undefined ? null : { code: outcome.errorCode, details: outcome.details })),
+        // Keys in jsonb's own order (shorter first, then bytewise), so PostgreSQL's sort of them is a check.
         metrics: new JsonText(new ObjectText()
-          .str('route', ctx.route.name).str('inbound', ctx.inbound).bool('stream', ctx.stream).num('status', outcome.status)
-          .str('details', outcome.details).str('errorCode', outcome.errorCode).bool('aborted', outcome.aborted)
-          .num('latencyMs', ms(total)).num('ttftMs', ctx.firstChunk !== 0 ? ms(ctx.firstChunk - ctx.startedAt) : null)
-          .num('upstreamMs', ctx.upstreamStart !== 0 ? ms(upstream) : null).num('overheadMs', ms(total - upstream))
-          .num('promptTokens', u?.prompt_tokens).num('completionTokens', u?.completion_tokens)
-          .num('cachedTokens', u?.prompt_tokens_details?.cached_tokens).num('reasoningTokens', u?.completion_tokens_details?.reasoning_tokens)
-          .any('cost', costJson(costOf(ctx))).num('attempts', ctx.attempts).any('failedAttempts', ctx.attemptLog.length > 0 ? ctx.attemptLog : null)
-          .str('fallbackReason', ctx.fallbackReason).str('promptVersionId', exec.promptVersionId).str('promptId', exec.promptId)
-          .num('promptVersion', exec.version).str('environment', exec.environment).str('trafficLabel', exec.label)
-          .str('requestedModel', ctx.requestedModel || null).str('principal', principal?.keyId)
+          .any('cost', costJson(costOf(ctx))).str('route', ctx.route.name)
+          .num('status', outcome.status).bool('stream', ctx.stream).num('ttftMs', ctx.firstChunk !== 0 ? ms(ctx.firstChunk - ctx.startedAt) : null)
+          .bool('aborted', outcome.aborted).str('details', outcome.details).str('inbound', ctx.inbound)
+          .num('attempts', ctx.attempts).str('promptId', exec.promptId)
+          .str('errorCode', outcome.errorCode).num('latencyMs', ms(total)).str('principal', principal?.keyId)
+          .num('overheadMs', ms(total - upstream)).num('upstreamMs', ctx.upstreamStart !== 0 ? ms(upstream) : null)
+          .str('environment', exec.environment)
+          .num('cachedTokens', u?.prompt_tokens_details?.cached_tokens).num('promptTokens', u?.prompt_tokens).str('trafficLabel', exec.label)
+          .num('promptVersion', exec.version)
+          .any('failedAttempts', ctx.attemptLog.length > 0 ? ctx.attemptLog : null).str('fallbackReason', ctx.fallbackReason).str('requestedModel', ctx.requestedModel || null)
+          .str('promptVersionId', exec.promptVersionId).num('reasoningTokens', u?.completion_tokens_details?.reasoning_tokens)
+          .num('completionTokens', u?.completion_tokens)
           .toString()),
         bytes: req.bytes + 500,
       })

@@ -58,5 +58,6 @@ export function responseText(status: number, finishReason: string | null, usage:
   let u = 'null'
   if (usage) { try { u = JSON.stringify(usage) ?? 'null' } catch { /* null */ } }
   const e = error === null ? 'null' : `{"code":${str(error.code)}${error.details === undefined ? '' : `,"details":${str(error.details)}`}}`
-  return `{"status":${num(status)},"finish_reason":${finishReason === null ? 'null' : str(finishReason)},"usage":${u},"error":${e}}`
+  // Keys in jsonb's order (shorter first, then bytewise).
+  return `{"error":${e},"usage":${u},"status":${num(status)},"finish_reason":${finishReason === null ? 'null' : str(finishReason)}}`
 }
