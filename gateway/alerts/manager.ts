@@ -94,6 +94,11 @@ function timeout<T>(p: Promise<T>, ms: number): Promise<T> {
 
 const fmtUsd = (v: number): string => `$${v.toFixed(2)}`
 
+/** The dedup key of one alert: rule, threshold, subject and period. */
+function alertKey(rule: AlertRule, threshold: number | null, subject: readonly string[], start: number): string {
+  return `${rule.name}:${threshold ?? '-'}:${subject.join('/')}:${start}`
+}
+
 export class AlertManager {
   readonly #log: Logger
   readonly #redis: Redis | undefined
@@ -173,6 +178,28 @@ export class AlertManager {
 
   // ---------------------------------------------------------------- inputs
 
+  #floors: { config: AlertsConfig; byBudget: Map<string, number> } | undefined
+
+  /**
+   * The lowest threshold (percent) of the budget rules that watch `budget`, Infinity when none does: usage below
+   * it cannot fire anything, so callers skip budgetUsage (the budget plugin asks on every request).
+   */
+  budgetFloor(budget: string): number {
+    if (this.#closed) return Infinity
+    const config = this.#config
+    if (this.#floors?.config !== config) this.#floors = { config, byBudget: new Map() }
+    let floor = this.#floors.byBudget.get(budget)
+    if (floor === undefined) {
+      floor = Infinity
+      for (const r of config.rules) {
+        if (r.kind !== 'budget' || (r.budget !== undefined && r.budget !== budget)) continue
+        for (const th of r.thresholds) floor = Math.min(floor, th)
+      }
+      if (this.#floors.byBudget.size < 10_000) this.#floors.byBudget.set(budget, floor)
+    }
+    return floor
+  }
+
   /** Budget usage after an admission or settlement. Synchronous; the work happens in the background. */
   budgetUsage(ev: BudgetUsageEvent): void {
     if (this.#closed) return
@@ -181,6 +208,9 @@ export class AlertManager {
       if (r.kind !== 'budget' || (r.budget !== undefined && r.budget !== ev.budget)) continue
       for (const th of r.thresholds) {
         if (pct < th) continue
+        // Fired already this period (by this instance): nothing to build. Usage past a threshold is checked on
+        // every request until the period ends.
+        if ((this.#fired.get(alertKey(r, th, [ev.budget, ev.scope, ev.scopeId], ev.periodStart)) ?? 0) > this.#now()) continue
         const parts: string[] = []
         if (ev.limitUsd !== undefined) parts.push(`${fmtUsd(ev.spentUsd ?? 0)} of ${fmtUsd(ev.limitUsd)}`)
         if (ev.limitTokens !== undefined) parts.push(`${ev.spentTokens ?? 0} of ${ev.limitTokens} tokens`)
@@ -263,7 +293,7 @@ export class AlertManager {
   }
 
   async #fire(rule: AlertRule, threshold: number | null, subject: Record<string, string>, window: { start: number; end: number }, value: number, message: string): Promise<void> {
-    const key = `${rule.name}:${threshold ?? '-'}:${Object.values(subject).join('/')}:${window.start}`
+    const key = alertKey(rule, threshold, Object.values(subject), window.start)
     if (!(await this.#claim(key, window.end))) return
     const alert: FiredAlert = {
       id: randomUUID(),

@@ -180,9 +180,12 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
           const s = states[i]
           const r = rules[i]!
           if (!s) continue
+          const percent = usedPercent(c, s)
+          // Below every threshold watching this budget nothing can fire: no event built (the common case).
+          if (i !== exhaustedIdx && percent < alerts.budgetFloor(c.budget)) continue
           alerts.budgetUsage({
             budget: c.budget, scope: r.scope, scopeId: c.scopeId, period: r.period, periodStart: c.periodStart, periodEnd: c.periodEnd,
-            percent: usedPercent(c, s), exhausted: i === exhaustedIdx,
+            percent, exhausted: i === exhaustedIdx,
             spentUsd: c.limits[0] >= 0 ? nanoToUsd(s.spent[0]) : undefined, limitUsd: c.limits[0] >= 0 ? nanoToUsd(c.limits[0]) : undefined,
             spentTokens: c.limits[1] >= 0 ? s.spent[1] : undefined, limitTokens: c.limits[1] >= 0 ? c.limits[1] : undefined,
             spentRequests: c.limits[2] >= 0 ? s.spent[2] : undefined, limitRequests: c.limits[2] >= 0 ? c.limits[2] : undefined,
@@ -224,7 +227,8 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
         if (s.settled || !s.placement) return
         s.settled = true
         open.n--
-        const actual = actualOf(ctx, s).map((v) => (Number.isFinite(v) && v > 0 ? Math.ceil(v) : 0)) as Units
+        const actual = actualOf(ctx, s)
+        for (let u = 0; u < 3; u++) { const v = actual[u]!; actual[u] = Number.isFinite(v) && v > 0 ? Math.ceil(v) : 0 }
         if (actual[0] > 0) for (const c of s.counters) metrics.spent.labels(c.budget).inc(nanoToUsd(actual[0]))
         const settled = (states: readonly CounterState[] | undefined): void => {
           if (!states) return
@@ -252,19 +256,22 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
 
       const setHeaders = (ctx: RequestCtx, cs: readonly CounterSpec[], states: readonly CounterState[]): void => {
         if (!config.headers) return
-        const min: (number | undefined)[] = [undefined, undefined, undefined]
-        for (const [i, c] of cs.entries()) {
+        // The least left of each unit across the request's counters (-1: no counter limits it).
+        let usd = -1
+        let tokens = -1
+        let requests = -1
+        for (let i = 0; i < cs.length; i++) {
+          const c = cs[i]!
           const s = states[i]
           if (!s) continue
-          for (let u = 0; u < 3; u++) {
-            if (c.limits[u]! < 0) continue
-            const left = Math.max(0, c.limits[u]! - s.spent[u]! - s.reserved[u]!)
-            min[u] = min[u] === undefined ? left : Math.min(min[u]!, left)
-          }
+          const l = c.limits
+          if (l[0] >= 0) { const left = Math.max(0, l[0] - s.spent[0] - s.reserved[0]); usd = usd < 0 ? left : Math.min(usd, left) }
+          if (l[1] >= 0) { const left = Math.max(0, l[1] - s.spent[1] - s.reserved[1]); tokens = tokens < 0 ? left : Math.min(tokens, left) }
+          if (l[2] >= 0) { const left = Math.max(0, l[2] - s.spent[2] - s.reserved[2]); requests = requests < 0 ? left : Math.min(requests, left) }
         }
-        if (min[0] !== undefined) ctx.responseHeaders['x-mcp-budget-remaining-usd'] = fmtUsd(min[0])
-        if (min[1] !== undefined) ctx.responseHeaders['x-mcp-budget-remaining-tokens'] = String(min[1])
-        if (min[2] !== undefined) ctx.responseHeaders['x-mcp-budget-remaining-requests'] = String(min[2])
+        if (usd >= 0) ctx.responseHeaders['x-mcp-budget-remaining-usd'] = fmtUsd(usd)
+        if (tokens >= 0) ctx.responseHeaders['x-mcp-budget-remaining-tokens'] = String(tokens)
+        if (requests >= 0) ctx.responseHeaders['x-mcp-budget-remaining-requests'] = String(requests)
       }
 
       const percentOf = async (c: CounterSpec, now: number): Promise<number> => {

@@ -83,7 +83,7 @@ function snapshot(c: LocalCounter | undefined): CounterState {
 }
 
 /** The first (counter, unit) where spent + reserved + amount > limit, for hard counters; [-1, -1] if none. */
-export function firstExceeded(counters: readonly CounterSpec[], states: readonly CounterState[], amount: Units): [number, number] {
+export function firstExceeded(counters: readonly CounterSpec[], states: readonly Readonly<CounterState>[], amount: Units): [number, number] {
   for (let i = 0; i < counters.length; i++) {
     const c = counters[i]!
     if (!c.hard) continue
@@ -154,7 +154,8 @@ export class LocalBudgetStore implements BudgetStore {
     this.#sweep(now)
     const xs = counters.map((c) => this.#counter(c, true)!)
     for (const x of xs) this.#purge(x, now)
-    const [failed, unit] = firstExceeded(counters, xs.map(snapshot), amount)
+    // The live counters are read as they are (no copy): nothing runs between this check and the update below.
+    const [failed, unit] = firstExceeded(counters, xs, amount)
     if (failed >= 0 && enforce) return { status: 'refused', failed, unit, states: xs.map(snapshot) }
     const expiresAt = now + this.#ttlMs
     for (const x of xs) {

@@ -50,6 +50,20 @@ describe('webhook signatures', () => {
     expect(() => parseAlertsConfig({ webhooks: { w: { url: 'http://127.0.0.1/x', secret: 'short' } } })).toThrow(/secret/)
     expect(parseAlertsConfig({ rules: [{ name: 'r', kind: 'budget', webhooks: [] }] }).rules[0]).toMatchObject({ thresholds: [50, 80, 100], period: 'hour' })
   })
+
+  it('budgetFloor: the lowest threshold watching a budget (Infinity when none), following config changes', () => {
+    let raw: unknown = { rules: [
+      { name: 'team', kind: 'budget', budget: 'team', thresholds: [80, 50], webhooks: [] },
+      { name: 'any', kind: 'budget', thresholds: [90], webhooks: [] },
+      { name: 'down', kind: 'provider_down', webhooks: [] },
+    ] }
+    const alerts = new AlertManager(() => raw, { logger: pino({ level: 'silent' }) })
+    expect(alerts.budgetFloor('team')).toBe(50)
+    expect(alerts.budgetFloor('other')).toBe(90)
+    raw = { rules: [{ name: 'team', kind: 'budget', budget: 'team', thresholds: [95], webhooks: [] }] }
+    expect(alerts.budgetFloor('team')).toBe(95)
+    expect(alerts.budgetFloor('other')).toBe(Infinity)
+  })
 })
 
 describe('budget alerts end to end', () => {
