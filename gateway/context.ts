@@ -18,7 +18,10 @@ export interface CtxSlots {
 export type Operation = 'chat' | 'embeddings' | 'models' | 'execute'
 
 export class RequestCtx {
+  /** The request id: generated (a UUIDv7), or the client's x-request-id (request-id plugin), or the execution id. */
   id: string
+  /** The id the gateway generated for this request (unique; `id` may since have been replaced). */
+  readonly generatedId: string
   readonly route: CompiledRoute
   readonly pipeline: Pipeline
   readonly req: IncomingMessage
@@ -89,6 +92,7 @@ export class RequestCtx {
     this.req = req
     this.res = res
     this.id = id
+    this.generatedId = id
     this.#baseLog = log
     this.startedAt = startedAt
   }

@@ -104,6 +104,27 @@ function keyOf(bucket: number, r: { keyId: string | null; team: string | null; d
   return `${bucket}\u0001${r.keyId ?? '\u0000'}\u0001${r.team ?? '\u0000'}\u0001${r.deploymentId ?? '\u0000'}\u0001${r.promptVersionId ?? '\u0000'}\u0001${r.provider ?? '\u0000'}\u0001${r.model ?? '\u0000'}`
 }
 
+/** The same rollup dimensions (the time bucket aside). */
+function sameDims(a: UsageRecord, b: UsageRecord): boolean {
+  return a.keyId === b.keyId && a.model === b.model && a.provider === b.provider && a.team === b.team
+    && a.deploymentId === b.deploymentId && a.promptVersionId === b.promptVersionId
+}
+
+/** Adds one record's counts to its row. */
+function add(row: PendingRow, r: UsageRecord): void {
+  row.requests++
+  if (r.error) row.errors++
+  row.input += r.inputTokens; row.cached += r.cachedTokens; row.cacheWrite += r.cacheWriteTokens
+  row.output += r.outputTokens; row.reasoning += r.reasoningTokens
+  if (r.estimated) row.estimated++
+  if (r.unpriced) row.unpriced++
+  if (r.pico > 0 && Number.isFinite(r.pico)) {
+    // A BigInt addition allocates; most requests only add to the Number part.
+    const p = Math.round(r.pico)
+    if (p >= PICO_CARRY || row.picoSmall + p >= PICO_CARRY) { row.pico = picoOf(row) + BigInt(p); row.picoSmall = 0 } else row.picoSmall += p
+  }
+}
+
 function addInto(to: PendingRow, from: PendingRow): void {
   to.requests += from.requests; to.errors += from.errors
   to.input += from.input; to.cached += from.cached; to.cacheWrite += from.cacheWrite; to.output += from.output; to.reasoning += from.reasoning
@@ -119,6 +140,8 @@ export class UsageAggregator {
   readonly #retention: { hourDays: number; dayDays: number } | undefined
   readonly #now: () => number
   #pending = new Map<string, PendingRow>()
+  /** The last record's dimensions (as given) and its row: a run of requests with the same ones skips the key. */
+  #last: { pending: Map<string, PendingRow>; bucket: number; r: UsageRecord; row: PendingRow } | undefined
   #timer: NodeJS.Timeout | undefined
   #inflight: Promise<boolean> | undefined
   #closed = false
@@ -153,13 +176,20 @@ export class UsageAggregator {
   record(r: UsageRecord): void {
     if (this.#closed) { this.#stats.dropped++; this.#counters?.dropped.inc(); return }
     const bucket = r.at - (r.at % HOUR_MS)
+    const last = this.#last
+    if (last !== undefined && last.pending === this.#pending && last.bucket === bucket && sameDims(last.r, r)) {
+      add(last.row, r)
+      return
+    }
     const dims = {
       keyId: r.keyId, team: cut(r.team, 100), deploymentId: r.deploymentId, promptVersionId: r.promptVersionId,
       provider: cut(r.provider, 50), model: cut(r.model, 200),
     }
     let key = keyOf(bucket, dims)
     let row = this.#pending.get(key)
+    let overflow = false
     if (!row && this.#pending.size >= this.#maxRows) {
+      overflow = true
       // Bounded memory: keep the totals, lose the finer attribution.
       dims.keyId = null; dims.team = null; dims.deploymentId = null; dims.promptVersionId = null
       key = keyOf(bucket, dims)
@@ -172,17 +202,9 @@ export class UsageAggregator {
       row = { bucket, ...dims, requests: 0, errors: 0, input: 0, cached: 0, cacheWrite: 0, output: 0, reasoning: 0, estimated: 0, unpriced: 0, pico: 0n, picoSmall: 0 }
       this.#pending.set(key, row)
     }
-    row.requests++
-    if (r.error) row.errors++
-    row.input += r.inputTokens; row.cached += r.cachedTokens; row.cacheWrite += r.cacheWriteTokens
-    row.output += r.outputTokens; row.reasoning += r.reasoningTokens
-    if (r.estimated) row.estimated++
-    if (r.unpriced) row.unpriced++
-    if (r.pico > 0 && Number.isFinite(r.pico)) {
-      // A BigInt addition allocates; most requests only add to the Number part.
-      const p = Math.round(r.pico)
-      if (p >= PICO_CARRY || row.picoSmall + p >= PICO_CARRY) { row.pico = picoOf(row) + BigInt(p); row.picoSmall = 0 } else row.picoSmall += p
-    }
+    // Only a row kept under the record's own dimensions (not an overflow row) may take the next one directly.
+    this.#last = overflow ? undefined : { pending: this.#pending, bucket, r, row }
+    add(row, r)
   }
 
   stats(): UsageAggregatorStats {

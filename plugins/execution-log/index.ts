@@ -38,10 +38,6 @@ function stringOrNull(v: unknown): string | null {
   return typeof v === 'string' && v !== '' ? v : null
 }
 
-function ms(v: number): number {
-  return Math.round(v * 1000) / 1000
-}
-
 export function statusOf(o: Outcome): string {
   if (o.aborted) return 'cancelled'
   if (o.errorCode === 'MCP_ERR_UPSTREAM_TIMEOUT' || o.errorCode === 'MCP_ERR_REQ_TIMEOUT') return 'timeout'
@@ -121,7 +117,8 @@ export const executionLogPlugin: PluginFactory<ExecutionLogConfig> = {
       const principal = ctx.slots.principal
       const req = captureBody(ctx.chat ?? ctx.embedding, storeRequest, maxRequestBytes, redact)
       rows.enqueue({
-        id: uuidv7(),
+        // The generated request id is a unique UUIDv7 already; a client's own id may repeat, so the row gets its own.
+        id: ctx.id === ctx.generatedId ? ctx.id : uuidv7(),
         requestId: ctx.id,
         deploymentId: uuidOrNull(exec.deploymentId),
         provider: ctx.providerName,
@@ -137,11 +134,11 @@ export const executionLogPlugin: PluginFactory<ExecutionLogConfig> = {
         // Keys in jsonb's own order (shorter first, then bytewise), so PostgreSQL's sort of them is a check.
         metrics: new JsonText(new ObjectText()
           .any('cost', costJson(costOf(ctx))).str('route', ctx.route.name)
-          .num('status', outcome.status).bool('stream', ctx.stream).num('ttftMs', ctx.firstChunk !== 0 ? ms(ctx.firstChunk - ctx.startedAt) : null)
+          .num('status', outcome.status).bool('stream', ctx.stream).ms('ttftMs', ctx.firstChunk !== 0 ? ctx.firstChunk - ctx.startedAt : null)
           .bool('aborted', outcome.aborted).str('details', outcome.details).str('inbound', ctx.inbound)
           .num('attempts', ctx.attempts).str('promptId', exec.promptId)
-          .str('errorCode', outcome.errorCode).num('latencyMs', ms(total)).str('principal', principal?.keyId)
-          .num('overheadMs', ms(total - upstream)).num('upstreamMs', ctx.upstreamStart !== 0 ? ms(upstream) : null)
+          .str('errorCode', outcome.errorCode).ms('latencyMs', total).str('principal', principal?.keyId)
+          .ms('overheadMs', total - upstream).ms('upstreamMs', ctx.upstreamStart !== 0 ? upstream : null)
           .str('environment', exec.environment)
           .num('cachedTokens', u?.prompt_tokens_details?.cached_tokens).num('promptTokens', u?.prompt_tokens).str('trafficLabel', exec.label)
           .num('promptVersion', exec.version)

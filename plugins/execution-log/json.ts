@@ -16,6 +16,18 @@ export function num(n: number): string {
   return Number.isFinite(n) ? String(n) : 'null'
 }
 
+/** '', '001' .. '999' with trailing zeros trimmed: the fraction of a millisecond value rounded to microseconds. */
+const FRACTION: readonly string[] = Array.from({ length: 1000 }, (_, i) => (i === 0 ? '' : String(i).padStart(3, '0').replace(/0+$/, '')))
+
+/** Milliseconds rounded to the microsecond, as JSON: the same text as String(Math.round(v * 1000) / 1000). */
+export function msText(v: number): string {
+  const us = Math.round(v * 1000)
+  if (us < 0 || !Number.isSafeInteger(us)) return num(us / 1000)
+  const whole = Math.floor(us / 1000)
+  const frac = us - whole * 1000
+  return frac === 0 ? String(whole) : `${whole}.${FRACTION[frac]!}`
+}
+
 /** Appends `,"key":value` pieces; `value` is JSON text, or null/undefined to leave the key out. */
 export class ObjectText {
   #t = ''
@@ -32,6 +44,12 @@ export class ObjectText {
 
   num(key: string, value: number | null | undefined): this {
     if (value !== null && value !== undefined) this.#t += `,"${key}":${num(value)}`
+    return this
+  }
+
+  /** Milliseconds, rounded to the microsecond. */
+  ms(key: string, value: number | null | undefined): this {
+    if (value !== null && value !== undefined) this.#t += `,"${key}":${msText(value)}`
     return this
   }
 

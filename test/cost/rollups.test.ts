@@ -72,6 +72,28 @@ describe('UsageAggregator', () => {
     await agg.close()
   })
 
+  it('runs of records with the same dimensions share a row; other dimensions, hours and a flush in between start their own', async () => {
+    await base.query('DELETE FROM usage_rollups')
+    const agg = new UsageAggregator({ store: base })
+    const k = '7d0c7b1e-4a57-4a51-9a3c-0f0e8a1b2c3d'
+    for (const over of [{}, {}, { keyId: k }, {}, { at: T0 + HOUR_MS }, {}, { team: 'red' }, { team: 'red' }, {}]) agg.record(rec(over))
+    const flushing = agg.flush()
+    agg.record(rec())
+    agg.record(rec({ keyId: k }))
+    expect(await flushing).toBe(true)
+    agg.record(rec())
+    expect(await agg.flush()).toBe(true)
+    const rows = (await base.query<{ bucket: string; key: string | null; team: string | null; requests: string }>(
+      `SELECT extract(epoch FROM bucket_start)::bigint::text AS bucket, key_id::text AS key, team, requests::text AS requests
+         FROM usage_rollups WHERE granularity = 'hour' ORDER BY bucket_start, key_id NULLS FIRST, team NULLS FIRST`)).rows
+    const h0 = String((T0 - (T0 % HOUR_MS)) / 1000)
+    const h1 = String((T0 + HOUR_MS - ((T0 + HOUR_MS) % HOUR_MS)) / 1000)
+    expect(rows.map((r) => [r.bucket, r.key, r.team, Number(r.requests)])).toEqual([
+      [h0, null, null, 5 + 2], [h0, null, 'red', 2], [h0, k, null, 1 + 1], [h1, null, null, 1],
+    ])
+    await agg.close()
+  })
+
   it('pico-USD sums stay exact past 2^53 (a Number part carried into a BigInt)', async () => {
     await base.query('DELETE FROM usage_rollups')
     const agg = new UsageAggregator({ store: base })
