@@ -71,10 +71,40 @@ export class ObjectText {
   }
 }
 
+/** Counters every usage keeps, zero or not. */
+const USAGE_TOTALS: ReadonlySet<string> = new Set(['prompt_tokens', 'completion_tokens', 'total_tokens'])
+
+/**
+ * The usage as JSON text without its zero-valued detail counters (OpenAI reports eight of them, nested, on every
+ * answer: a third of the row's JSON for PostgreSQL to parse, and no information). The three totals stay; any other
+ * value is kept as it is.
+ */
+export function usageText(u: Usage): string {
+  let t = ''
+  const o = u as unknown as Record<string, unknown>
+  for (const k in o) {
+    const v = o[k]
+    if (v === undefined) continue
+    if (typeof v === 'number') {
+      if (v !== 0 || USAGE_TOTALS.has(k)) t += `,${str(k)}:${num(v)}`
+    } else if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+      let d = ''
+      const details = v as Record<string, unknown>
+      for (const dk in details) {
+        const dv = details[dk]
+        if (dv === 0 || dv === undefined) continue
+        d += `,${str(dk)}:${typeof dv === 'number' ? num(dv) : JSON.stringify(dv) ?? 'null'}`
+      }
+      if (d !== '') t += `,${str(k)}:{${d.slice(1)}}`
+    } else t += `,${str(k)}:${JSON.stringify(v) ?? 'null'}`
+  }
+  return `{${t.slice(1)}}`
+}
+
 /** The response column: status, finish reason, usage and error, every key present. */
 export function responseText(status: number, finishReason: string | null, usage: Usage | null | undefined, error: { code: string; details: string | undefined } | null): string {
   let u = 'null'
-  if (usage) { try { u = JSON.stringify(usage) ?? 'null' } catch { /* null */ } }
+  if (usage) { try { u = usageText(usage) } catch { /* null */ } }
   const e = error === null ? 'null' : `{"code":${str(error.code)}${error.details === undefined ? '' : `,"details":${str(error.details)}`}}`
   // Keys in jsonb's order (shorter first, then bytewise).
   return `{"error":${e},"usage":${u},"status":${num(status)},"finish_reason":${finishReason === null ? 'null' : str(finishReason)}}`

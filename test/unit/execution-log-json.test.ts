@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { msText, ObjectText, responseText, str } from '../../plugins/execution-log/json.ts'
+import { msText, ObjectText, responseText, str, usageText } from '../../plugins/execution-log/json.ts'
 
 describe('execution-log JSON text', () => {
   it('msText writes what String(Math.round(v * 1000) / 1000) writes', () => {
@@ -17,6 +17,9 @@ describe('execution-log JSON text', () => {
     expect(JSON.parse(t)).toEqual({ a: 'x', c: 1.5, d: null, e: false, f: 2, g: { h: [1] } })
     expect(new ObjectText().toString()).toBe('{}')
     expect(JSON.parse(responseText(200, 'stop', { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 }, null))).toEqual({ status: 200, finish_reason: 'stop', usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 }, error: null })
+    // Zero-valued detail counters are left out; the totals and anything non-zero stay.
+    const openai = { prompt_tokens: 7, completion_tokens: 0, total_tokens: 7, prompt_tokens_details: { audio_tokens: 0, cached_tokens: 3 }, completion_tokens_details: { audio_tokens: 0, reasoning_tokens: 0 }, extra: 'x', n: null }
+    expect(JSON.parse(usageText(openai as never))).toEqual({ prompt_tokens: 7, completion_tokens: 0, total_tokens: 7, prompt_tokens_details: { cached_tokens: 3 }, extra: 'x', n: null })
     expect(JSON.parse(responseText(502, null, undefined, { code: 'MCP_ERR_UPSTREAM', details: 'upstream "x"' }))).toEqual({ status: 502, finish_reason: null, usage: null, error: { code: 'MCP_ERR_UPSTREAM', details: 'upstream "x"' } })
   })
 })
