@@ -165,14 +165,8 @@ export class HttpAdapter implements ProviderAdapter {
       this.#inflight--
       throw this.#fail(e)
     }
-    const inner = this.#o.chat.createStreamMapper(params.model, params.requestId)
-    const secrets = this.#secrets
-    // Error events inside a stream may echo credentials too: redact before mapping (a substring check per event).
-    const mapper: StreamMapper = secrets.length === 0 ? inner : {
-      push: (ev) => inner.push(secrets.some((x) => ev.data.includes(x)) ? { ...ev, data: redactCredentials(ev.data, secrets) } : ev),
-      end: () => inner.end(),
-    }
-    return new UpstreamChatStream(head, mapper, this.#o.chat.streamFormat, (err) => {
+    const mapper = this.#o.chat.createStreamMapper(params.model, params.requestId)
+    return new UpstreamChatStream(head, mapper, this.#o.chat.streamFormat, this.#secrets, (err) => {
       this.#inflight--
       if (err) this.#fail(err)
       else this.#latency.add(performance.now() - t0)
@@ -200,6 +194,29 @@ export class HttpAdapter implements ProviderAdapter {
   }
 }
 
+/** Whether any of the secrets has appeared in the bytes scanned so far (sticky once seen). */
+export class SecretWatch {
+  readonly #needles: Buffer[]
+  readonly #keep: number
+  #tail: Buffer = Buffer.alloc(0)
+  seen = false
+
+  constructor(secrets: readonly string[]) {
+    this.#needles = secrets.map((x) => Buffer.from(x, 'utf8'))
+    this.#keep = Math.max(0, ...this.#needles.map((n) => n.length - 1))
+  }
+
+  scan(buf: Buffer): void {
+    if (this.seen) return
+    const seam = this.#tail.length > 0 ? Buffer.concat([this.#tail, buf.subarray(0, this.#keep)]) : undefined
+    for (const n of this.#needles) {
+      if (buf.includes(n) || (seam !== undefined && seam.includes(n))) { this.seen = true; return }
+    }
+    // The last bytes of this read, for a secret cut between this read and the next.
+    this.#tail = buf.length >= this.#keep ? Buffer.from(buf.subarray(buf.length - this.#keep)) : Buffer.concat([this.#tail, buf]).subarray(-this.#keep)
+  }
+}
+
 /**
  * Push-to-pull bridge: upstream bytes → parser → mapper → a small chunk queue, read by the
  * gateway with `for await`. The upstream is paused while the queue is over HIGH_WATER.
@@ -216,7 +233,7 @@ class UpstreamChatStream implements ChatStream {
   #settle!: { resolve: (r: ChatResponse) => void; reject: (e: GatewayError) => void }
   #onSettled: (err: GatewayError | null) => void
 
-  constructor(head: HttpHead, mapper: StreamMapper, format: 'sse' | 'ndjson', onSettled: (err: GatewayError | null) => void) {
+  constructor(head: HttpHead, mapper: StreamMapper, format: 'sse' | 'ndjson', secrets: readonly string[], onSettled: (err: GatewayError | null) => void) {
     this.status = head.status
     this.#head = head
     this.#onSettled = onSettled
@@ -226,14 +243,20 @@ class UpstreamChatStream implements ChatStream {
       if (!chunks) return
       for (const c of chunks) { this.#agg.add(c); this.#queue.push(c) }
     }
+    // Error events inside a stream may echo credentials: events are redacted before mapping. The upstream bytes are
+    // searched once per read (native search, the seam between two reads included); only once a credential has been
+    // seen is every event checked.
+    const watch = secrets.length > 0 ? new SecretWatch(secrets) : undefined
     const onEvent = (ev: SseEvent): void => {
       if (this.#error) return
-      try { emit(mapper.push(ev)) } catch (e) { this.#finish(e as GatewayError) }
+      const safe = watch?.seen && secrets.some((x) => ev.data.includes(x)) ? { ...ev, data: redactCredentials(ev.data, secrets) } : ev
+      try { emit(mapper.push(safe)) } catch (e) { this.#finish(e as GatewayError) }
     }
     const parser = format === 'sse' ? createSseParser(onEvent) : createNdjsonSplitter((data) => onEvent({ event: 'message', data }))
     head.consume({
       onData: (buf) => {
         if (this.#error) return true
+        watch?.scan(buf)
         parser.feed(buf)
         this.#notify()
         return this.#queue.length < HIGH_WATER
