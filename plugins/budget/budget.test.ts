@@ -74,10 +74,10 @@ describe('LocalBudgetStore', () => {
     expect(s.peekSync([a, b], day).map((x) => x.reserved)).toEqual([[60, 4, 1], [60, 4, 1]])
     expect(s.admitSync('r1', [a, b], [0, 6, 0], true, day).status).toBe('ok')
     expect(s.admitSync('r3', [b], [0, 1, 1], true, day)).toMatchObject({ status: 'refused', unit: 1 })
-    expect(s.settleSync('r1', [a, b], [50, 9, 1], day)).toEqual([{ spent: [50, 9, 1], reserved: [0, 0, 0] }, { spent: [50, 9, 1], reserved: [0, 0, 0] }])
+    expect(s.settleSync('r1', [a, b], [50, 9, 1], day)).toMatchObject([{ spent: [50, 9, 1], reserved: [0, 0, 0] }, { spent: [50, 9, 1], reserved: [0, 0, 0] }])
     expect(s.openReservations()).toBe(0)
     // No settle marker in-process (the plugin's slot settles once): a second settle of an id counts again.
-    expect(s.settleSync('r1', [a], [1, 0, 0], day)).toEqual([{ spent: [51, 9, 1], reserved: [0, 0, 0] }])
+    expect(s.settleSync('r1', [a], [1, 0, 0], day)).toMatchObject([{ spent: [51, 9, 1], reserved: [0, 0, 0] }])
   })
 
   it('soft counters never refuse; shadow admissions are "over"; a zero amount passes a full budget', () => {

@@ -170,7 +170,8 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
       const remember = (cs: readonly CounterSpec[], states: readonly CounterState[], at: number): void => {
         // Only the budget-aware downgrade reads what is remembered.
         if (config.downgrade.length === 0) return
-        for (const [i, c] of cs.entries()) { const s = states[i]; if (s) known.set(keyOf(c), { at, state: s }) }
+        // Copies: the in-process store's states are its live counters.
+        for (const [i, c] of cs.entries()) { const s = states[i]; if (s) known.set(keyOf(c), { at, state: { spent: [...s.spent], reserved: [...s.reserved] } }) }
         if (known.size > 50_000) known.clear()
       }
 
@@ -230,16 +231,17 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
         const actual = actualOf(ctx, s)
         for (let u = 0; u < 3; u++) { const v = actual[u]!; actual[u] = Number.isFinite(v) && v > 0 ? Math.ceil(v) : 0 }
         if (actual[0] > 0) for (const c of s.counters) metrics.spent.labels(c.budget).inc(nanoToUsd(actual[0]))
-        const settled = (states: readonly CounterState[] | undefined): void => {
-          if (!states) return
-          remember(s.counters, states, clock())
-          report(s.counters, s.rules, states, -1)
-        }
         const states = backend.settle(s.placement, s.id, s.counters, actual, clock())
-        if (states instanceof Promise) states.then(settled, (e: unknown) => deps.logger.error({ err: e }, 'budget: settlement failed'))
+        if (states instanceof Promise) states.then((st) => { afterSettle(s, st) }, (e: unknown) => deps.logger.error({ err: e }, 'budget: settlement failed'))
         else {
-          try { settled(states) } catch (e) { deps.logger.error({ err: e }, 'budget: settlement report failed') }
+          try { afterSettle(s, states) } catch (e) { deps.logger.error({ err: e }, 'budget: settlement report failed') }
         }
+      }
+
+      const afterSettle = (s: BudgetSlot, states: readonly CounterState[] | undefined): void => {
+        if (!states) return
+        remember(s.counters, states, clock())
+        report(s.counters, s.rules, states, -1)
       }
 
       const refuse = (rule: BudgetRule, c: CounterSpec, unit: number, shadow: boolean): GatewayError | undefined => {

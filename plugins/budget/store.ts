@@ -150,24 +150,28 @@ export class LocalBudgetStore implements BudgetStore {
     }
   }
 
+  /**
+   * The states this store returns from admitSync and settleSync are its live counters, not copies: read them before
+   * the next call (the budget plugin reads them synchronously), copy them to keep them.
+   */
   admitSync(id: string, counters: readonly CounterSpec[], amount: Units, enforce: boolean, now: number): AdmitResult {
     this.#sweep(now)
-    const xs = counters.map((c) => this.#counter(c, true)!)
-    for (const x of xs) this.#purge(x, now)
-    // The live counters are read as they are (no copy): nothing runs between this check and the update below.
+    const xs: LocalCounter[] = []
+    for (const c of counters) { const x = this.#counter(c, true)!; this.#purge(x, now); xs.push(x) }
     const [failed, unit] = firstExceeded(counters, xs, amount)
-    if (failed >= 0 && enforce) return { status: 'refused', failed, unit, states: xs.map(snapshot) }
+    if (failed >= 0 && enforce) return { status: 'refused', failed, unit, states: xs }
     const expiresAt = now + this.#ttlMs
     for (const x of xs) {
       const r = x.res.get(id)
       if (r) { for (let u = 0; u < 3; u++) r.amount[u]! += amount[u]!; r.expiresAt = expiresAt } else x.res.set(id, { amount: [...amount], expiresAt })
       for (let u = 0; u < 3; u++) x.reserved[u]! += amount[u]!
     }
-    return { status: failed >= 0 ? 'over' : 'ok', failed, unit, states: xs.map(snapshot) }
+    return { status: failed >= 0 ? 'over' : 'ok', failed, unit, states: xs }
   }
 
   settleSync(id: string, counters: readonly CounterSpec[], actual: Units, _now: number): CounterState[] {
-    return counters.map((c) => {
+    const xs: LocalCounter[] = []
+    for (const c of counters) {
       const x = this.#counter(c, true)!
       const r = x.res.get(id)
       if (r) {
@@ -175,8 +179,9 @@ export class LocalBudgetStore implements BudgetStore {
         x.res.delete(id)
       }
       for (let u = 0; u < 3; u++) x.spent[u]! += actual[u]!
-      return snapshot(x)
-    })
+      xs.push(x)
+    }
+    return xs
   }
 
   peekSync(counters: readonly CounterSpec[], now: number): CounterState[] {
