@@ -194,29 +194,6 @@ export class HttpAdapter implements ProviderAdapter {
   }
 }
 
-/** Whether any of the secrets has appeared in the bytes scanned so far (sticky once seen). */
-export class SecretWatch {
-  readonly #needles: Buffer[]
-  readonly #keep: number
-  #tail: Buffer = Buffer.alloc(0)
-  seen = false
-
-  constructor(secrets: readonly string[]) {
-    this.#needles = secrets.map((x) => Buffer.from(x, 'utf8'))
-    this.#keep = Math.max(0, ...this.#needles.map((n) => n.length - 1))
-  }
-
-  scan(buf: Buffer): void {
-    if (this.seen) return
-    const seam = this.#tail.length > 0 ? Buffer.concat([this.#tail, buf.subarray(0, this.#keep)]) : undefined
-    for (const n of this.#needles) {
-      if (buf.includes(n) || (seam !== undefined && seam.includes(n))) { this.seen = true; return }
-    }
-    // The last bytes of this read, for a secret cut between this read and the next.
-    this.#tail = buf.length >= this.#keep ? Buffer.from(buf.subarray(buf.length - this.#keep)) : Buffer.concat([this.#tail, buf]).subarray(-this.#keep)
-  }
-}
-
 /**
  * Push-to-pull bridge: upstream bytes → parser → mapper → a small chunk queue, read by the
  * gateway with `for await`. The upstream is paused while the queue is over HIGH_WATER.
@@ -243,20 +220,19 @@ class UpstreamChatStream implements ChatStream {
       if (!chunks) return
       for (const c of chunks) { this.#agg.add(c); this.#queue.push(c) }
     }
-    // Error events inside a stream may echo credentials: events are redacted before mapping. The upstream bytes are
-    // searched once per read (native search, the seam between two reads included); only once a credential has been
-    // seen is every event checked.
-    const watch = secrets.length > 0 ? new SecretWatch(secrets) : undefined
+    // Error events inside a stream may echo credentials: events are redacted before mapping (one substring search
+    // per event and credential; usually there is one credential).
+    const one = secrets.length === 1 ? secrets[0]! : undefined
+    const leaks = (d: string): boolean => (one !== undefined ? d.includes(one) : secrets.length > 0 && secrets.some((x) => d.includes(x)))
     const onEvent = (ev: SseEvent): void => {
       if (this.#error) return
-      const safe = watch?.seen && secrets.some((x) => ev.data.includes(x)) ? { ...ev, data: redactCredentials(ev.data, secrets) } : ev
+      const safe = leaks(ev.data) ? { ...ev, data: redactCredentials(ev.data, secrets) } : ev
       try { emit(mapper.push(safe)) } catch (e) { this.#finish(e as GatewayError) }
     }
     const parser = format === 'sse' ? createSseParser(onEvent) : createNdjsonSplitter((data) => onEvent({ event: 'message', data }))
     head.consume({
       onData: (buf) => {
         if (this.#error) return true
-        watch?.scan(buf)
         parser.feed(buf)
         this.#notify()
         return this.#queue.length < HIGH_WATER

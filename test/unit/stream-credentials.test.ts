@@ -2,32 +2,8 @@ import { Pool } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { GatewayError } from '../../gateway/errors.ts'
 import { adapterFactory } from '../../providers/registry.ts'
-import { SecretWatch } from '../../providers/shared/http-adapter.ts'
 import type { ProviderConfig } from '../../providers/types.ts'
 import { startAnthropicMock, type AnthropicMock } from '../helpers/anthropic-mock.ts'
-
-describe('SecretWatch', () => {
-  const secret = 'sk-ant-secret-0123456789'
-
-  it('sees a secret inside one read, or cut between two reads at any position', () => {
-    const text = `data: {"type":"error","error":{"message":"bad key ${secret}"}}\n\n`
-    for (let cut = 0; cut <= text.length; cut++) {
-      const w = new SecretWatch([secret])
-      w.scan(Buffer.from(text.slice(0, cut)))
-      w.scan(Buffer.from(text.slice(cut)))
-      expect(w.seen, `cut at ${cut}`).toBe(true)
-    }
-  })
-
-  it('sees a secret spread over many tiny reads, and stays quiet without one', () => {
-    const w = new SecretWatch(['x-not-it-00000', secret])
-    for (const ch of `prefix ${secret} suffix`) w.scan(Buffer.from(ch))
-    expect(w.seen).toBe(true)
-    const clean = new SecretWatch([secret])
-    for (let i = 0; i < 50; i++) clean.scan(Buffer.from(`data: {"type":"content_block_delta","text":"sk-ant-secret-01234567 ${i}"}\n\n`))
-    expect(clean.seen).toBe(false)
-  })
-})
 
 describe('a stream error event that echoes the credential', () => {
   let mock: AnthropicMock
