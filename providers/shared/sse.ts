@@ -24,20 +24,29 @@ export function createSseParser(onEvent: (ev: SseEvent) => void): SseParser {
   let tail = ''
   let skipLf = false
   let event = ''
-  let data: string[] = []
+  /** The event's first data line, and the further ones (rare: no array per event in the usual case). */
+  let data: string | undefined
+  let more: string[] | undefined
   let id: string | undefined
   let sawField = false
   let first = true
 
   function dispatch(): void {
-    if (sawField && data.length > 0) {
-      const ev: SseEvent = { event: event || 'message', data: data.length === 1 ? data[0]! : data.join('\n') }
+    if (sawField && data !== undefined) {
+      const ev: SseEvent = { event: event || 'message', data: more === undefined ? data : [data, ...more].join('\n') }
       if (id !== undefined) ev.id = id
       onEvent(ev)
     }
     event = ''
-    data = []
+    data = undefined
+    more = undefined
     sawField = false
+  }
+
+  function pushData(v: string): void {
+    if (data === undefined) data = v
+    else (more ??= []).push(v)
+    sawField = true
   }
 
   function line(l: string): void {
@@ -45,7 +54,7 @@ export function createSseParser(onEvent: (ev: SseEvent) => void): SseParser {
     const c0 = l.charCodeAt(0)
     if (c0 === 58 /* ':' comment */) return
     // The two fields every stream is made of, in their usual spelling, without slicing the field name.
-    if (c0 === 100 /* d */ && l.startsWith('data: ')) { data.push(l.slice(6)); sawField = true; return }
+    if (c0 === 100 /* d */ && l.startsWith('data: ')) { pushData(l.slice(6)); return }
     if (c0 === 101 /* e */ && l.startsWith('event: ')) { event = l.slice(7); sawField = true; return }
     const colon = l.indexOf(':')
     let field: string
@@ -55,7 +64,7 @@ export function createSseParser(onEvent: (ev: SseEvent) => void): SseParser {
       value = l.charCodeAt(colon + 1) === 32 ? l.slice(colon + 2) : l.slice(colon + 1)
     }
     switch (field) {
-      case 'data': data.push(value); sawField = true; break
+      case 'data': pushData(value); break
       case 'event': event = value; sawField = true; break
       case 'id': id = value; break
       default: break // retry and unknown fields are ignored
@@ -72,8 +81,13 @@ export function createSseParser(onEvent: (ev: SseEvent) => void): SseParser {
       const n = s.length
       if (s.indexOf('\r', start) === -1) {
         // LF line endings only (what every provider sends): native searches instead of a loop over every character.
+        // The usual lines are read in place (no slice of the whole line first).
         for (let i = s.indexOf('\n', start); i !== -1; i = s.indexOf('\n', start)) {
-          line(s.slice(start, i))
+          const c0 = s.charCodeAt(start)
+          if (i === start) dispatch()
+          else if (c0 === 100 /* d */ && s.startsWith('data: ', start)) pushData(s.slice(start + 6, i))
+          else if (c0 === 101 /* e */ && s.startsWith('event: ', start)) { event = s.slice(start + 7, i); sawField = true }
+          else line(s.slice(start, i))
           start = i + 1
         }
         if (start < n) tail = s.slice(start)
@@ -94,7 +108,7 @@ export function createSseParser(onEvent: (ev: SseEvent) => void): SseParser {
     end() {
       tail += decoder.end()
       if (tail !== '') { line(tail); tail = '' }
-      const pending = sawField && data.length > 0
+      const pending = sawField && data !== undefined
       dispatch()
       return pending
     },
