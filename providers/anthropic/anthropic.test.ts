@@ -335,6 +335,56 @@ describe('anthropic config and adapter', () => {
   })
 })
 
+describe('message_start and message_delta read without a full parse', () => {
+  /** The chunks of one event through a fresh mapper (after a message_start when `after` is set). */
+  const map = (data: string, spy?: { parses: string[] }): unknown => {
+    const m = createAnthropicStreamMapper('anthropic', 'claude-x', () => 1_700_000_000_000)
+    const parse = JSON.parse
+    if (spy) JSON.parse = ((t: string, r?: never) => { spy.parses.push(t); return parse(t, r) }) as typeof JSON.parse
+    try { return m.push({ event: 'x', data }) } finally { JSON.parse = parse }
+  }
+  /** The same event in another serialization (spaces after the colons), which takes the full parse. */
+  const spaced = (data: string): string => JSON.stringify(JSON.parse(data), null, 1)
+
+  const starts = [
+    '{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":7,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":1}}}',
+    '{"type":"message_start","message":{"id":"msg_2","type":"message","role":"assistant","content":[],"model":"claude-opus-4-6","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":472,"cache_creation_input_tokens":5,"cache_read_input_tokens":9,"cache_creation":{"ephemeral_5m_input_tokens":5,"ephemeral_1h_input_tokens":0},"output_tokens":2,"service_tier":"standard"}}}',
+  ]
+  starts.push(starts[0]!.replace('"output_tokens":1}', '"output_tokens":1,"note":"a}b {c"}'))
+  const deltas = [
+    '{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":12}}',
+    '{"type":"message_delta","delta":{"stop_reason":"stop_sequence","stop_sequence":"\\n\\nHuman: \\"x\\""},"usage":{"input_tokens":5,"output_tokens":12,"cache_read_input_tokens":3,"server_tool_use":{"web_search_requests":1}}}',
+    '{"type":"message_delta","delta":{"stop_reason":null,"stop_sequence":null},"usage":{"output_tokens":0}}',
+  ]
+
+  it('parses only the usage object of Anthropic\'s own serialization, with the chunks of the full parse', () => {
+    for (const d of [...starts, ...deltas]) {
+      const spy = { parses: [] as string[] }
+      const fast = map(d, spy)
+      expect(spy.parses.length, d).toBe(1)
+      // What was parsed is the usage object itself, the last value of the event.
+      expect(spy.parses[0], d).not.toBe(d)
+      expect(d.includes(`"usage":${spy.parses[0]!}}`), d).toBe(true)
+      expect(fast, d).toEqual(map(spaced(d)))
+    }
+  })
+
+  it('leaves other shapes to the full parse, with the same result', () => {
+    const others = [
+      starts[0]!.replace('"id":"msg_1"', '"id":"msg_\\u0031"'),
+      starts[0]!.replace('"stop_reason":null', '"stop_reason":null,"extra":1'),
+      deltas[0]!.replace('"end_turn"', '"END"'),
+      deltas[0]!.replace('"usage":{"output_tokens":12}', '"usage":{"output_tokens":12},"x":1'),
+    ]
+    for (const d of others) {
+      const spy = { parses: [] as string[] }
+      const got = map(d, spy)
+      expect(spy.parses.some((t) => t === d), d).toBe(true)
+      expect(got, d).toEqual(map(spaced(d)))
+    }
+  })
+})
+
 describe('text deltas read without a full parse (fastTextDelta)', () => {
   const event = (text: string, index = 0): string => JSON.stringify({ type: 'content_block_delta', index, delta: { type: 'text_delta', text } })
 

@@ -43,6 +43,26 @@ const BLOCK_STOP = /^\{"type":"content_block_stop","index":[0-9]{1,9}\}$/
 /** The start of a text block with no initial text (how every text block starts): nothing to map. */
 const EMPTY_TEXT_START = /^\{"type":"content_block_start","index":[0-9]{1,9},"content_block":\{"type":"text","text":""\}\}$/
 
+/** A JSON object value with at most one level of nested objects (Anthropic's usage), for the two patterns below. */
+const USAGE_OBJECT = String.raw`(\{(?:[^{}"]|"[^"\\]*"|\{[^{}]*\})*\})`
+/**
+ * message_start and message_delta in Anthropic's own serialization (one of each per stream, the largest events
+ * after the text): read without parsing the whole object; only the usage object is parsed. Any other shape or key
+ * order takes the full JSON.parse, with the same result.
+ */
+const MESSAGE_START = new RegExp(String.raw`^\{"type":"message_start","message":\{"id":"([^"\\\x00-\x1f]*)","type":"message","role":"assistant",(?:"content":\[\],)?"model":"([^"\\\x00-\x1f]*)",(?:"content":\[\],)?"stop_reason":null,"stop_sequence":null,"usage":${USAGE_OBJECT}\}\}$`)
+const MESSAGE_DELTA = new RegExp(String.raw`^\{"type":"message_delta","delta":\{"stop_reason":(?:"([a-z_]{1,40})"|null),"stop_sequence":(?:"(?:[^"\\\x00-\x1f]|\\.)*"|null)\},"usage":${USAGE_OBJECT}\}$`)
+
+/** The usage object text of a fast-path match, parsed; undefined when it is not an object (the full parse decides). */
+function usageOf(text: string): AnthropicUsage | undefined {
+  try {
+    const u = JSON.parse(text) as unknown
+    return u !== null && typeof u === 'object' && !Array.isArray(u) ? u as AnthropicUsage : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /**
  * A text delta event in Anthropic's own serialization (the bulk of every stream), read without parsing the
  * whole object: only the text's string literal is parsed. Any other shape or order (extra keys included)
@@ -92,6 +112,22 @@ export function createAnthropicStreamMapper(provider: string, model: string, now
     }
   }
 
+  const messageStart = (messageId: string, model: unknown, u: AnthropicUsage | undefined): ChatChunk[] => {
+    id = messageId
+    if (typeof model === 'string' && model !== '') upstreamModel = model
+    created = Math.floor(now() / 1000)
+    mergeUsage(u)
+    return [delta({ role: 'assistant', content: '' })]
+  }
+  const messageDelta = (stopReason: string | null | undefined, u: AnthropicUsage | undefined): ChatChunk[] => {
+    mergeUsage(u)
+    const out: ChatChunk[] = []
+    const finish = toFinishReason(stopReason)
+    if (finish) out.push(chunk([{ index: 0, delta: {}, finish_reason: finish }]))
+    if (u) out.push(chunk([], toCanonicalUsage(usage)))
+    return out
+  }
+
   return {
     push(ev: SseEvent): ChatChunk[] | undefined {
       if (done) return undefined
@@ -101,6 +137,10 @@ export function createAnthropicStreamMapper(provider: string, model: string, now
       // Events that carry nothing to map, in their exact serialization, need no parse either.
       if (PINGS.has(data) || BLOCK_STOP.test(data) || EMPTY_TEXT_START.test(data)) return undefined
       if (data === MESSAGE_STOP) { done = true; return undefined }
+      const start = MESSAGE_START.exec(data)
+      if (start !== null) { const u = usageOf(start[3]!); if (u) return messageStart(start[1]!, start[2]!, u) }
+      const md = MESSAGE_DELTA.exec(data)
+      if (md !== null) { const u = usageOf(md[2]!); if (u) return messageDelta(md[1] ?? null, u) }
       let e: StreamEvent
       try {
         e = JSON.parse(ev.data) as StreamEvent
@@ -111,11 +151,7 @@ export function createAnthropicStreamMapper(provider: string, model: string, now
       switch (e.type ?? ev.event) {
         case 'message_start': {
           const m = e.message ?? {}
-          id = String(m.id ?? '')
-          if (typeof m.model === 'string' && m.model !== '') upstreamModel = m.model
-          created = Math.floor(now() / 1000)
-          mergeUsage(m.usage)
-          return [delta({ role: 'assistant', content: '' })]
+          return messageStart(String(m.id ?? ''), m.model, m.usage)
         }
         case 'content_block_start': {
           const b = e.content_block ?? {}
@@ -138,14 +174,8 @@ export function createAnthropicStreamMapper(provider: string, model: string, now
           }
           return undefined // thinking_delta, signature_delta, citations_delta
         }
-        case 'message_delta': {
-          mergeUsage(e.usage)
-          const out: ChatChunk[] = []
-          const finish = toFinishReason(e.delta?.stop_reason)
-          if (finish) out.push(chunk([{ index: 0, delta: {}, finish_reason: finish }]))
-          if (e.usage) out.push(chunk([], toCanonicalUsage(usage)))
-          return out
-        }
+        case 'message_delta':
+          return messageDelta(e.delta?.stop_reason, e.usage)
         case 'message_stop':
           done = true
           return undefined
