@@ -23,6 +23,16 @@ describe('OpenAI stream encoder', () => {
     }
   })
 
+  it('the fast paths (text deltas, finish chunks) write byte for byte what JSON.stringify writes', () => {
+    const enc = openaiInbound.createStreamEncoder('gpt-4o', false, undefined as never)
+    const cases: ChatChunk[] = [
+      text('Hello'), text(' "q" \\ \n 😀 \u2028'),
+      ...(['stop', 'length', 'tool_calls', 'content_filter'] as const).map((f): ChatChunk => ({ ...base, choices: [{ index: 0, delta: {}, finish_reason: f }] })),
+      { ...base, id: 'msg_"odd"', model: 'claude\\x', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] },
+    ]
+    for (const c of cases) expect(enc.chunk(c)).toBe(`data: ${JSON.stringify(c)}\n\n`)
+  })
+
   it('rebuilds the shared prefix when the id, created or model changes (a resumed stream)', () => {
     const enc = openaiInbound.createStreamEncoder('gpt-4o', false, undefined as never)
     enc.chunk(text('a'))

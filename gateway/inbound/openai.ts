@@ -14,11 +14,12 @@ function keyCount(o: object): number {
 }
 
 /**
- * A text delta (the bulk of every stream) encoded without a full JSON.stringify: the part before the text is the
- * same for every chunk of a stream and is built once. Only the exact shape {id, object, created, model,
- * choices: [{index: 0, delta: {content}, finish_reason: null}]} takes this path; anything else is stringified.
+ * A text delta (the bulk of every stream), and the finish chunk, encoded without a full JSON.stringify: the part
+ * before the delta is the same for every chunk of a stream and is built once. Only the exact shapes {id, object,
+ * created, model, choices: [{index: 0, delta: {content}, finish_reason: null}]} and the same with `delta: {}` and a
+ * finish reason take this path; anything else is stringified.
  */
-function createTextDeltaEncoder(): (c: ChatChunk) => string | undefined {
+function createFastEncoder(): (c: ChatChunk) => string | undefined {
   let id: string | undefined
   let created = -1
   let model: string | undefined
@@ -26,17 +27,22 @@ function createTextDeltaEncoder(): (c: ChatChunk) => string | undefined {
   return (c) => {
     if (c.usage !== undefined || c.choices.length !== 1 || c.object !== 'chat.completion.chunk') return undefined
     const ch = c.choices[0]!
+    if (ch.index !== 0) return undefined
     const text = ch.delta.content
-    if (typeof text !== 'string' || ch.index !== 0 || ch.finish_reason !== null) return undefined
+    const finish = ch.finish_reason
+    const isText = typeof text === 'string' && finish === null
+    if (!isText && (typeof finish !== 'string' || text !== undefined)) return undefined
     if (typeof c.id !== 'string' || typeof c.model !== 'string' || !Number.isFinite(c.created)) return undefined
-    if (keyCount(c) !== 5 || keyCount(ch) !== 3 || keyCount(ch.delta) !== 1) return undefined
+    if (keyCount(c) !== 5 || keyCount(ch) !== 3 || keyCount(ch.delta) !== (isText ? 1 : 0)) return undefined
     if (c.id !== id || c.created !== created || c.model !== model) {
       id = c.id
       created = c.created
       model = c.model
-      prefix = `data: {"id":${JSON.stringify(id)},"object":"chat.completion.chunk","created":${JSON.stringify(created)},"model":${JSON.stringify(model)},"choices":[{"index":0,"delta":{"content":`
+      prefix = `data: {"id":${JSON.stringify(id)},"object":"chat.completion.chunk","created":${JSON.stringify(created)},"model":${JSON.stringify(model)},"choices":[{"index":0,"delta":`
     }
-    return `${prefix}${JSON.stringify(text)}},"finish_reason":null}]}\n\n`
+    return isText
+      ? `${prefix}{"content":${JSON.stringify(text)}},"finish_reason":null}]}\n\n`
+      : `${prefix}{},"finish_reason":${JSON.stringify(finish)}}]}\n\n`
   }
 }
 
@@ -45,10 +51,10 @@ export const openaiInbound: Inbound = {
   errorBody: openaiErrorBody,
   encodeResponse: (res) => JSON.stringify(res),
   createStreamEncoder(_model: string, includeUsage: boolean): StreamEncoder {
-    const text = createTextDeltaEncoder()
+    const fastChunk = createFastEncoder()
     return {
       chunk(c: ChatChunk): string {
-        const fast = text(c)
+        const fast = fastChunk(c)
         if (fast !== undefined) return fast
         // Usage-only chunks the client did not ask for (the gateway asks upstream for metering) are dropped.
         if (!includeUsage) {
