@@ -69,18 +69,24 @@ function usageOf(text: string): AnthropicUsage | undefined {
  * returns undefined and takes the full JSON.parse.
  */
 export function fastTextDelta(data: string): { index: number; text: string } | undefined {
+  const text = fastText(data)
+  return text === undefined ? undefined : { index: Number(TEXT_DELTA.exec(data)![1]), text }
+}
+
+/** fastTextDelta's text alone (what the mapper needs: the block index does not matter for text). */
+function fastText(data: string): string | undefined {
   const m = TEXT_DELTA.exec(data)
   if (m === null) return undefined
   const literal = m[2]!
   // No escapes (the usual case): the literal's characters are the text.
-  if (!literal.includes('\\')) return { index: Number(m[1]), text: literal.slice(1, -1) }
+  if (!literal.includes('\\')) return literal.slice(1, -1)
   let text: unknown
   try {
     text = JSON.parse(literal)
   } catch {
     return undefined
   }
-  return typeof text === 'string' ? { index: Number(m[1]), text } : undefined
+  return typeof text === 'string' ? text : undefined
 }
 
 function interrupted(provider: string, reason: string, details: string): GatewayError {
@@ -132,8 +138,8 @@ export function createAnthropicStreamMapper(provider: string, model: string, now
     push(ev: SseEvent): ChatChunk[] | undefined {
       if (done) return undefined
       const data = ev.data
-      const fast = fastTextDelta(data)
-      if (fast) return fast.text !== '' ? [delta({ content: fast.text })] : undefined
+      const fast = fastText(data)
+      if (fast !== undefined) return fast !== '' ? [delta({ content: fast })] : undefined
       // Events that carry nothing to map, in their exact serialization, need no parse either.
       if (PINGS.has(data) || BLOCK_STOP.test(data) || EMPTY_TEXT_START.test(data)) return undefined
       if (data === MESSAGE_STOP) { done = true; return undefined }
