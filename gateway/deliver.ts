@@ -118,6 +118,31 @@ async function deliverStream(ctx: RequestCtx, inbound: Inbound, first: ChatStrea
   }
 }
 
+/*
+ * Keys searched from the end of an OpenAI chunk, where they are (`..."finish_reason":null}]}`, `..."usage":{...}}`).
+ * Inside a JSON string a quote is escaped, so `"finish_reason":` and `"usage":` only ever match real keys.
+ * String#includes with a pattern this long sets up a Boyer-Moore-Horspool table per call (about 200 ns per search
+ * of a 250-character event); lastIndexOf finds a key near the end in a few comparisons.
+ */
+const FINISH_KEY = '"finish_reason":'
+const USAGE_KEY = '"usage":'
+
+/** Some choice of this chunk has a string finish_reason. */
+export function hasStringFinish(d: string): boolean {
+  for (let i = d.lastIndexOf(FINISH_KEY); i !== -1; i = i === 0 ? -1 : d.lastIndexOf(FINISH_KEY, i - 1)) {
+    if (d.charCodeAt(i + FINISH_KEY.length) === 34 /* '"' */) return true
+  }
+  return false
+}
+
+/** The chunk has a `"usage":{` key (an object, not null). */
+export function hasUsageObject(d: string): boolean {
+  for (let i = d.lastIndexOf(USAGE_KEY); i !== -1; i = i === 0 ? -1 : d.lastIndexOf(USAGE_KEY, i - 1)) {
+    if (d.charCodeAt(i + USAGE_KEY.length) === 123 /* '{' */) return true
+  }
+  return false
+}
+
 /**
  * Pass-through: upstream bytes go to the client as they come, with backpressure both ways.
  * For streams an SSE tap watches for the end marker and the usage event without re-encoding.
@@ -152,8 +177,8 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
         if (filter && !(d.startsWith('{') && d.includes('"choices":[]'))) out += `data: ${d}\n\n`
         if (d === '[DONE]') { sawDone = true; return }
         if (d.charCodeAt(0) !== 123 || d.charCodeAt(d.length - 1) !== 125) { malformed = true; return }
-        if (d.includes('"finish_reason":"')) sawFinish = true
-        if (d.includes('"usage":{')) {
+        if (!sawFinish && hasStringFinish(d)) sawFinish = true
+        if (hasUsageObject(d)) {
           try { const u = (JSON.parse(d) as { usage?: Usage }).usage; if (u) ctx.usage = u } catch { /* malformed: judged at the end */ }
         }
       })

@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest'
+import { hasStringFinish, hasUsageObject } from '../../gateway/deliver.ts'
+
+const chunk = (choices: unknown[], extra: Record<string, unknown> = {}): string =>
+  JSON.stringify({ id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o', choices, ...extra })
+
+describe('pass-through stream tap: keys found from the end', () => {
+  it('sees a string finish_reason in any choice, and not null ones', () => {
+    expect(hasStringFinish(chunk([{ index: 0, delta: { content: 'x' }, finish_reason: null }]))).toBe(false)
+    expect(hasStringFinish(chunk([{ index: 0, delta: {}, finish_reason: 'stop' }]))).toBe(true)
+    // n = 2: the first choice finishes, the last does not.
+    expect(hasStringFinish(chunk([{ index: 0, delta: {}, finish_reason: 'length' }, { index: 1, delta: { content: 'y' }, finish_reason: null }]))).toBe(true)
+    expect(hasStringFinish(chunk([{ index: 0, delta: {}, finish_reason: 'stop' }], { usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 } }))).toBe(true)
+    // Key-like text inside content is escaped, so it never matches.
+    expect(hasStringFinish(chunk([{ index: 0, delta: { content: 'say "finish_reason":"stop"' }, finish_reason: null }]))).toBe(false)
+    expect(hasStringFinish('"finish_reason":"stop"')).toBe(true)
+    expect(hasStringFinish('')).toBe(false)
+  })
+
+  it('sees a usage object, not usage null, wherever the key is', () => {
+    expect(hasUsageObject(chunk([], { usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 } }))).toBe(true)
+    expect(hasUsageObject(chunk([{ index: 0, delta: { content: 'x' }, finish_reason: null }], { usage: null }))).toBe(false)
+    expect(hasUsageObject(chunk([{ index: 0, delta: { content: 'x' }, finish_reason: null }]))).toBe(false)
+    expect(hasUsageObject(JSON.stringify({ usage: { prompt_tokens: 1 }, id: 'x', choices: [{ delta: { content: '"usage":null' } }] }))).toBe(true)
+    expect(hasUsageObject(chunk([{ index: 0, delta: { content: 'text with "usage":{"a":1}' }, finish_reason: null }]))).toBe(false)
+    expect(hasUsageObject('"usage":{')).toBe(true)
+  })
+})
