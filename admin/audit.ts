@@ -15,7 +15,7 @@ import type { IncomingMessage } from 'node:http'
 import type { Logger } from 'pino'
 import type { Metrics } from '../gateway/metrics.ts'
 import type { Principal } from '../plugins/auth/scopes.ts'
-import type { Queryable } from '../store/types.ts'
+import type { CopyData, Queryable } from '../store/types.ts'
 import { isUuid } from './http.ts'
 
 export interface AuditActor {
@@ -55,7 +55,7 @@ export function bindAudit(tx: Queryable, ctx: AuditContext): Queryable {
   const bound: Queryable = {
     query: <T,>(sql: string, params?: readonly unknown[]) => tx.query<T>(sql, params),
     exec: (sql: string) => tx.exec(sql),
-    copyFrom: (table: string, columns: readonly string[], lines: readonly string[]) => tx.copyFrom(table, columns, lines),
+    copyFrom: (table: string, columns: readonly string[], data: CopyData) => tx.copyFrom(table, columns, data),
   }
   contexts.set(bound, ctx)
   return bound

@@ -127,20 +127,22 @@ async function deliverStream(ctx: RequestCtx, inbound: Inbound, first: ChatStrea
 const FINISH_KEY = '"finish_reason":'
 const USAGE_KEY = '"usage":'
 
-/** Some choice of this chunk has a string finish_reason. */
-export function hasStringFinish(d: string): boolean {
-  for (let i = d.lastIndexOf(FINISH_KEY); i !== -1; i = i === 0 ? -1 : d.lastIndexOf(FINISH_KEY, i - 1)) {
-    if (d.charCodeAt(i + FINISH_KEY.length) === 34 /* '"' */) return true
+/** Some occurrence of `key` (searched from the end) is followed by the character `next`. */
+function keyFollowedBy(d: string, key: string, next: number): boolean {
+  for (let i = d.lastIndexOf(key); i !== -1; i = i === 0 ? -1 : d.lastIndexOf(key, i - 1)) {
+    if (d.charCodeAt(i + key.length) === next) return true
   }
   return false
 }
 
+/** Some choice of this chunk has a string finish_reason. */
+export function hasStringFinish(d: string): boolean {
+  return keyFollowedBy(d, FINISH_KEY, 34 /* '"' */)
+}
+
 /** The chunk has a `"usage":{` key (an object, not null). */
 export function hasUsageObject(d: string): boolean {
-  for (let i = d.lastIndexOf(USAGE_KEY); i !== -1; i = i === 0 ? -1 : d.lastIndexOf(USAGE_KEY, i - 1)) {
-    if (d.charCodeAt(i + USAGE_KEY.length) === 123 /* '{' */) return true
-  }
-  return false
+  return keyFollowedBy(d, USAGE_KEY, 123 /* '{' */)
 }
 
 /**

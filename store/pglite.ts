@@ -7,8 +7,8 @@
 import { mkdir } from 'node:fs/promises'
 import { PGlite, types } from '@electric-sql/pglite'
 import type { Transaction } from '@electric-sql/pglite'
-import { copyTarget } from './types.ts'
-import type { CopyChunks, CopyData, Queryable, QueryResult, Store } from './types.ts'
+import { copyTarget, isCopyChunks } from './types.ts'
+import type { CopyData, Queryable, QueryResult, Store } from './types.ts'
 
 export interface PgliteOptions {
   /** A directory (created if missing) or 'memory://' for a throw-away in-memory database. */
@@ -28,10 +28,9 @@ function queryable(db: PgliteLike): Queryable {
     },
     async copyFrom(table: string, columns: readonly string[], data: CopyData): Promise<number> {
       const sql = `${copyTarget(table, columns)} FROM '/dev/blob'`
-      const lines = 'chunks' in data ? undefined : data as readonly string[]
-      if (lines ? lines.length === 0 : (data as CopyChunks).chunks.length === 0) return 0
+      if ((isCopyChunks(data) ? data.chunks : data).length === 0) return 0
       // The Blob copies its parts: the chunks may be reused as soon as this call has started.
-      const blob = lines ? new Blob([lines.join('\n'), '\n']) : new Blob((data as CopyChunks).chunks as Uint8Array<ArrayBuffer>[])
+      const blob = isCopyChunks(data) ? new Blob(data.chunks as Uint8Array<ArrayBuffer>[]) : new Blob([data.join('\n'), '\n'])
       const res = await db.query(sql, [], { blob })
       return res.affectedRows ?? 0
     },

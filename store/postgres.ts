@@ -3,13 +3,14 @@
  * Errors of idle pooled clients (server restart, network) are reported to `onError` and never crash the process;
  * the pool replaces broken clients on the next checkout.
  * `copyFrom` runs `COPY ... FROM STDIN` through pg-copy-streams on one client (the transaction's, or one checked out
- * for the statement): the lines are joined into a few CopyData messages of about COPY_CHUNK_BYTES, not one per row.
+ * for the statement): the data goes as a few CopyData messages (encoded chunks, or lines joined into about 1 MiB
+ * each by encodeLines), not one per row.
  */
 import { finished } from 'node:stream/promises'
 import pg from 'pg'
 import type { CustomTypesConfig, PoolClient } from 'pg'
 import { from as copyFromStdin } from 'pg-copy-streams'
-import { copyTarget, parseInt8, sqlState } from './types.ts'
+import { copyTarget, isCopyChunks, parseInt8, sqlState } from './types.ts'
 import type { CopyData, Queryable, QueryResult, Store } from './types.ts'
 import { encodeLines } from './line-queue.ts'
 
@@ -60,7 +61,7 @@ function toError(err: unknown): Error {
 /** COPY ... FROM STDIN on one client; resolves with the rows copied. */
 async function copyOn(client: PoolClient, sql: string, data: CopyData): Promise<number> {
   const stream = client.query(copyFromStdin(sql))
-  for (const chunk of 'chunks' in data ? data.chunks : encodeLines(data as readonly string[])) stream.write(chunk)
+  for (const chunk of isCopyChunks(data) ? data.chunks : encodeLines(data)) stream.write(chunk)
   stream.end()
   await finished(stream)
   return stream.rowCount
@@ -78,7 +79,7 @@ function queryable(client: pg.Pool | PoolClient): Queryable {
     },
     async copyFrom(table: string, columns: readonly string[], data: CopyData): Promise<number> {
       const sql = `${copyTarget(table, columns)} FROM STDIN`
-      if (('chunks' in data ? data.chunks : data as readonly string[]).length === 0) return 0
+      if ((isCopyChunks(data) ? data.chunks : data).length === 0) return 0
       if (!(client instanceof pg.Pool)) return copyOn(client, sql, data)
       const c = await client.connect()
       let broken: Error | undefined

@@ -41,6 +41,10 @@ export interface CopyChunks {
 
 export type CopyData = readonly string[] | CopyChunks
 
+export function isCopyChunks(d: CopyData): d is CopyChunks {
+  return 'chunks' in d
+}
+
 export interface Store extends Queryable {
   readonly engine: StoreEngine
   /**

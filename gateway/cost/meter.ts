@@ -88,11 +88,12 @@ export function normalizeUsage(u: Usage): Usage {
   return out
 }
 
-/** Gemini's `models/gemini-2.5-flash` is priced as `gemini-2.5-flash`. */
+/** The prices when they are in effect at `at` (a config entry dated later does not apply yet). */
 function inEffect(p: TokenPrices | undefined, at: number): TokenPrices | undefined {
   return p !== undefined && p.effectiveFrom <= at ? p : undefined
 }
 
+/** Gemini's `models/gemini-2.5-flash` is priced as `gemini-2.5-flash`. */
 function modelKey(model: string): string {
   return model.startsWith('models/') ? model.slice(7) : model
 }

@@ -59,6 +59,8 @@ export class BudgetBackend implements BackendReader {
   readonly redis: RedisBudgetStore | undefined
   readonly #cfg: BudgetConfig
   readonly #m: BackendMetrics
+  /** The placement of every in-process admission (one object, not one per request). */
+  readonly #localPlacement: Placement
   #failures = 0
   #openUntil = 0
   #probing = false
@@ -125,8 +127,6 @@ export class BudgetBackend implements BackendReader {
     }
     return this.#admitRedis(id, counters, amount, enforce, now)
   }
-
-  readonly #localPlacement: Placement
 
   async #admitRedis(id: string, counters: readonly CounterSpec[], amount: Units, enforce: boolean, now: number): Promise<{ placement: Placement; result: AdmitResult | undefined }> {
     const r = await this.#redisCall('admit', now, (s) => s.admit(id, counters, amount, enforce, now))

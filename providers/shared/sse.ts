@@ -49,13 +49,16 @@ export function createSseParser(onEvent: (ev: SseEvent) => void): SseParser {
     sawField = true
   }
 
-  function line(l: string): void {
-    if (l === '') { dispatch(); return }
-    const c0 = l.charCodeAt(0)
+  /** The line s[from, to) (without its terminator). The usual fields are read in place, without slicing the line. */
+  function line(s: string, from: number, to: number): void {
+    if (from === to) { dispatch(); return }
+    const c0 = s.charCodeAt(from)
     if (c0 === 58 /* ':' comment */) return
-    // The two fields every stream is made of, in their usual spelling, without slicing the field name.
-    if (c0 === 100 /* d */ && l.startsWith('data: ')) { pushData(l.slice(6)); return }
-    if (c0 === 101 /* e */ && l.startsWith('event: ')) { event = l.slice(7); sawField = true; return }
+    // The two fields every stream is made of, in their usual spelling. (A match cannot run past the line: its
+    // terminator is neither ':' nor ' '.)
+    if (c0 === 100 /* d */ && s.startsWith('data: ', from)) { pushData(s.slice(from + 6, to)); return }
+    if (c0 === 101 /* e */ && s.startsWith('event: ', from)) { event = s.slice(from + 7, to); sawField = true; return }
+    const l = s.slice(from, to)
     const colon = l.indexOf(':')
     let field: string
     let value: string
@@ -81,13 +84,8 @@ export function createSseParser(onEvent: (ev: SseEvent) => void): SseParser {
       const n = s.length
       if (s.indexOf('\r', start) === -1) {
         // LF line endings only (what every provider sends): native searches instead of a loop over every character.
-        // The usual lines are read in place (no slice of the whole line first).
         for (let i = s.indexOf('\n', start); i !== -1; i = s.indexOf('\n', start)) {
-          const c0 = s.charCodeAt(start)
-          if (i === start) dispatch()
-          else if (c0 === 100 /* d */ && s.startsWith('data: ', start)) pushData(s.slice(start + 6, i))
-          else if (c0 === 101 /* e */ && s.startsWith('event: ', start)) { event = s.slice(start + 7, i); sawField = true }
-          else line(s.slice(start, i))
+          line(s, start, i)
           start = i + 1
         }
         if (start < n) tail = s.slice(start)
@@ -96,7 +94,7 @@ export function createSseParser(onEvent: (ev: SseEvent) => void): SseParser {
       for (let i = start; i < n; i++) {
         const c = s.charCodeAt(i)
         if (c === 10 || c === 13) {
-          line(s.slice(start, i))
+          line(s, start, i)
           if (c === 13) {
             if (i + 1 < n) { if (s.charCodeAt(i + 1) === 10) i++ } else skipLf = true
           }
@@ -107,7 +105,7 @@ export function createSseParser(onEvent: (ev: SseEvent) => void): SseParser {
     },
     end() {
       tail += decoder.end()
-      if (tail !== '') { line(tail); tail = '' }
+      if (tail !== '') { line(tail, 0, tail.length); tail = '' }
       const pending = sawField && data !== undefined
       dispatch()
       return pending

@@ -15,7 +15,7 @@ import { ExecutionLogWriter, type ExecutionLogRow, type ExecutionLogWriterOption
 import { fromCopyLine, toCopyLine } from '../../store/execution-log-rows.ts'
 import { openStore } from '../../store/index.ts'
 import { Spool } from '../../store/spool.ts'
-import type { Store } from '../../store/types.ts'
+import { isCopyChunks, type Store } from '../../store/types.ts'
 import { dropSchemas, freshSchema, postgresOrSkip } from './pg.ts'
 
 const pgSkip = await postgresOrSkip()
@@ -46,7 +46,7 @@ function faulty(inner: Store): Faulty {
       engine: inner.engine,
       query: ((sql: string, params?: readonly unknown[]) => guard(() => inner.query(sql, params), params)) as Store['query'],
       // A COPY is one statement: one poisoned line fails all of it, as the database would.
-      copyFrom: (table, columns, data) => guard(() => inner.copyFrom(table, columns, data), 'chunks' in data ? data.chunks.map((c) => Buffer.from(c).toString('utf8')) : data),
+      copyFrom: (table, columns, data) => guard(() => inner.copyFrom(table, columns, data), isCopyChunks(data) ? data.chunks.map((c) => Buffer.from(c).toString('utf8')) : data),
       transaction: ((fn: Parameters<Store['transaction']>[0]) => guard(() => inner.transaction(fn), undefined)) as Store['transaction'],
     },
   }
