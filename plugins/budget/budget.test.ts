@@ -11,8 +11,9 @@ import type { PluginDeps } from '../../gateway/pipeline/types.ts'
 import { loadCatalogue } from '../../gateway/cost/catalogue.ts'
 import type { ChatRequest } from '../../providers/types.ts'
 import type { BudgetConfig } from './config.ts'
-import { ownPricing, picoToNano, promptTokens, requestedMaxOutput, worstCostNano } from './estimate.ts'
-import { budgetPlugin, usedPercent } from './index.ts'
+import type { RequestCtx } from '../../gateway/context.ts'
+import { nanoToUsd, ownPricing, picoToNano, promptTokens, requestedMaxOutput, worstCostNano, worstPrices, WORST_PRICES_TTL_MS, type Pricing } from './estimate.ts'
+import { budgetPlugin, fmtUsd, usedPercent } from './index.ts'
 import { periodLabel, periodWindow } from './period.ts'
 import { LocalBudgetStore, type CounterSpec } from './store.ts'
 
@@ -121,5 +122,35 @@ describe('worst-case estimate', () => {
     expect(p).toMatchObject({ input: 150_000, output: 600_000 })
     expect(worstCostNano(10, 100, { input: p!.input, output: p!.output, unpriced: false })).toBe(61_500)
     expect(picoToNano(1)).toBe(1)
+  })
+
+  it('worst prices are reused for a minute per pricing, adapter and model, then looked up again', () => {
+    let price = 1000
+    const asked: string[] = []
+    const pricing: Pricing = { pricesFor: (_n, _t, model, _at) => { asked.push(model); return { input: price, cachedInput: price, cacheWrite: price, output: 2 * price, reasoning: 2 * price, effectiveFrom: 0 } } }
+    const adapter = { name: 'p', type: 'openai' }
+    const ctx = (model: string): RequestCtx => ({ providerName: 'p', adapter, model, alias: undefined }) as unknown as RequestCtx
+    const t0 = 1_000_000
+    expect(worstPrices(ctx('a'), pricing, t0)).toEqual({ input: 1000, output: 2000, unpriced: false })
+    price = 5000
+    expect(worstPrices(ctx('a'), pricing, t0 + 1000).input).toBe(1000)
+    expect(worstPrices(ctx('b'), pricing, t0 + 1000).input).toBe(5000)
+    expect(worstPrices(ctx('a'), pricing, t0 + WORST_PRICES_TTL_MS).input).toBe(5000)
+    // A clock that goes back is not served from the memo either.
+    price = 7000
+    expect(worstPrices(ctx('a'), pricing, t0).input).toBe(7000)
+    expect(asked).toEqual(['a', 'b', 'a', 'a'])
+  })
+})
+
+describe('remaining-budget header amounts', () => {
+  it('fmtUsd writes the same text as toFixed(9) of the dollar amount', () => {
+    for (const nano of [0, 1, 9, 10, 999_999_999, 1_000_000_000, 1_000_000_001, 123_456_789_012, 61_500, 10 ** 15 + 7, 2 ** 53 - 1]) {
+      expect(fmtUsd(nano), String(nano)).toBe(nano <= 2 ** 52 ? nanoToUsd(nano).toFixed(9) : fmtUsd(nano))
+    }
+    expect(fmtUsd(123_456_789_012)).toBe('123.456789012')
+    expect(fmtUsd(2 ** 53 - 1)).toBe('9007199.254740991')
+    // Not a whole non-negative nano amount: toFixed, as before.
+    expect(fmtUsd(1.5)).toBe((1.5e-9).toFixed(9))
   })
 })

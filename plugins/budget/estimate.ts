@@ -64,8 +64,48 @@ function collectTargets(alias: CompiledAlias, aliases: ReadonlyMap<string, Compi
   for (const f of alias.settings.fallbacks) { const a = aliases.get(f); if (a) collectTargets(a, aliases, seen, out) }
 }
 
-/** Highest input and output prices over what this request may be sent to. */
-export function worstPrices(ctx: RequestCtx, pricing: Pricing, at: number): WorstPrices {
+/**
+ * How long a worst-price result is reused: a price with a new effective date applies within this time of that date,
+ * as in the cost meter's own price cache (gateway/cost/meter.ts).
+ */
+export const WORST_PRICES_TTL_MS = 60_000
+const MEMO_MAX = 1000
+
+interface Memo { from: number; w: Readonly<WorstPrices> }
+/**
+ * Worst prices per pricing (the cost meter's or the plugin's own; a reload makes new ones), then per alias, or per
+ * adapter and model: a lookup walks up to six catalogue maps per candidate, on every admission otherwise. Model
+ * names come from clients: a memo holds at most MEMO_MAX of them.
+ */
+const memos = new WeakMap<Pricing, { aliases: WeakMap<CompiledAlias, Memo>; direct: WeakMap<object, Map<string, Memo>> }>()
+
+const fresh = (m: Memo | undefined, at: number): m is Memo => m !== undefined && at >= m.from && at - m.from < WORST_PRICES_TTL_MS
+
+/** Highest input and output prices over what this request may be sent to (read-only: results are shared). */
+export function worstPrices(ctx: RequestCtx, pricing: Pricing, at: number): Readonly<WorstPrices> {
+  let memo = memos.get(pricing)
+  if (!memo) { memo = { aliases: new WeakMap(), direct: new WeakMap() }; memos.set(pricing, memo) }
+  const alias = ctx.alias
+  if (alias) {
+    const m = memo.aliases.get(alias)
+    if (fresh(m, at)) return m.w
+    const w = computeWorst(ctx, pricing, at)
+    memo.aliases.set(alias, { from: at, w })
+    return w
+  }
+  const adapter = ctx.adapter
+  if (!adapter) return computeWorst(ctx, pricing, at)
+  let byModel = memo.direct.get(adapter)
+  if (!byModel) { byModel = new Map(); memo.direct.set(adapter, byModel) }
+  const m = byModel.get(ctx.model)
+  if (fresh(m, at)) return m.w
+  const w = computeWorst(ctx, pricing, at)
+  if (byModel.size >= MEMO_MAX) byModel.clear()
+  byModel.set(ctx.model, { from: at, w })
+  return w
+}
+
+function computeWorst(ctx: RequestCtx, pricing: Pricing, at: number): WorstPrices {
   const w: WorstPrices = { input: 0, output: 0, unpriced: false }
   const add = (p: TokenPrices | undefined): void => {
     if (!p) { w.unpriced = true; return }
@@ -150,7 +190,7 @@ export function choices(chat: ChatRequest | undefined): number {
 }
 
 /** nano-USD of a token count at worst prices (pico per token). */
-export function worstCostNano(prompt: number, output: number, w: WorstPrices): number {
+export function worstCostNano(prompt: number, output: number, w: Readonly<WorstPrices>): number {
   return picoToNano(prompt * w.input + output * w.output)
 }
 

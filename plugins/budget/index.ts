@@ -51,7 +51,7 @@ export interface BudgetSlot {
   /** Reserved so far (extensions included). */
   readonly amount: Units
   readonly promptTokens: number
-  readonly worst: WorstPrices
+  readonly worst: Readonly<WorstPrices>
   readonly cacheHit: boolean
   admitting: boolean
   completed: boolean
@@ -115,7 +115,15 @@ function counterFor(rule: BudgetRule, ctx: RequestCtx, now: number): CounterSpec
   return spec
 }
 
-const fmtUsd = (nano: number): string => nanoToUsd(nano).toFixed(9)
+/** '000000000'..: nano-USD digits after the point. */
+const pad9 = (n: number): string => { const s = String(n); return s.length >= 9 ? s : '000000000'.slice(s.length) + s }
+
+/** Whole nano-USD as dollars with nine decimals (the text of nanoToUsd(nano).toFixed(9), without toFixed's cost). */
+export function fmtUsd(nano: number): string {
+  if (!Number.isSafeInteger(nano) || nano < 0) return nanoToUsd(nano).toFixed(9)
+  const whole = Math.floor(nano / 1e9)
+  return `${whole}.${pad9(nano - whole * 1e9)}`
+}
 
 const openByRegistry = new WeakMap<Metrics, { n: number }>()
 
@@ -154,6 +162,13 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
         m.gauge('mcp_budget_reservations_open', 'Requests of this instance holding a budget reservation', [], (set) => set(h.n))
       }
       const open = held
+      /** mcp_budget_spent_usd_total per budget, bound once (labels() joins its arguments on every call). */
+      const spentChildren = new Map<string, ReturnType<typeof metrics.spent.labels>>()
+      const spentOf = (budget: string): ReturnType<typeof metrics.spent.labels> => {
+        let c = spentChildren.get(budget)
+        if (!c) { c = metrics.spent.labels(budget); spentChildren.set(budget, c) }
+        return c
+      }
       const backend = new BudgetBackend(config, deps.services.redis, metrics)
       if (backend.missingRedis) deps.logger.warn(`budget: backend 'redis' but no Redis client (MCP_REDIS_URL); failMode '${config.failMode}' applies to every request`)
       const alerts = deps.services.alerts
@@ -230,7 +245,7 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
         open.n--
         const actual = actualOf(ctx, s)
         for (let u = 0; u < 3; u++) { const v = actual[u]!; actual[u] = Number.isFinite(v) && v > 0 ? Math.ceil(v) : 0 }
-        if (actual[0] > 0) for (const c of s.counters) metrics.spent.labels(c.budget).inc(nanoToUsd(actual[0]))
+        if (actual[0] > 0) for (const c of s.counters) spentOf(c.budget).inc(nanoToUsd(actual[0]))
         const states = backend.settle(s.placement, s.id, s.counters, actual, clock())
         if (states instanceof Promise) states.then((st) => { afterSettle(s, st) }, (e: unknown) => deps.logger.error({ err: e }, 'budget: settlement failed'))
         else {

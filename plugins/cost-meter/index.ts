@@ -35,14 +35,24 @@ export const DEFAULT_PROVIDER_TYPE_MAP: Readonly<Record<string, string>> = { 'az
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
+/** The last key id checked and its result: requests of one key come in runs. */
+let lastKey: unknown
+let lastKeyUuid: string | null = null
+
 function uuidOrNull(v: unknown): string | null {
-  return typeof v === 'string' && UUID.test(v) ? v.toLowerCase() : null
+  if (v === lastKey) return lastKeyUuid
+  const r = typeof v === 'string' && UUID.test(v) ? v.toLowerCase() : null
+  lastKey = v
+  lastKeyUuid = r
+  return r
 }
 
+const NO_EXECUTION: Readonly<{ deploymentId: null; promptVersionId: null }> = Object.freeze({ deploymentId: null, promptVersionId: null })
+
 /** `ctx.slots.execution` belongs to the execute route (admin); read without depending on its declaration. */
-function executionIds(ctx: RequestCtx): { deploymentId: string | null; promptVersionId: string | null } {
+function executionIds(ctx: RequestCtx): Readonly<{ deploymentId: string | null; promptVersionId: string | null }> {
   const e = (ctx.slots as Readonly<Record<string, unknown>>)['execution']
-  if (e === null || typeof e !== 'object') return { deploymentId: null, promptVersionId: null }
+  if (e === null || typeof e !== 'object') return NO_EXECUTION
   const o = e as Readonly<Record<string, unknown>>
   return { deploymentId: uuidOrNull(o['deploymentId']), promptVersionId: uuidOrNull(o['promptVersionId']) }
 }
