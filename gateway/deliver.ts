@@ -183,7 +183,7 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
         if (hasUsageObject(d)) {
           try { const u = (JSON.parse(d) as { usage?: Usage }).usage; if (u) ctx.usage = u } catch { /* malformed: judged at the end */ }
         }
-      }, { reuseEvent: true })
+      })
     : undefined
   const parts: Buffer[] | undefined = ctx.stream ? undefined : []
 

@@ -73,35 +73,8 @@ export function fastTextDelta(data: string): { index: number; text: string } | u
   return text === undefined ? undefined : { index: Number(TEXT_DELTA.exec(data)![1]), text }
 }
 
-const TEXT_HEAD = '{"type":"content_block_delta","index":'
-const TEXT_MID = ',"delta":{"type":"text_delta","text":"'
-const TEXT_TAIL = '"}}'
-
-/**
- * fastTextDelta's text alone (what the mapper needs: the block index does not matter for text). The usual text
- * (no escapes) is read with prefix comparisons and one scan of the text, with no match object or captures; text
- * with escapes takes TEXT_DELTA. Both accept exactly the same events.
- */
+/** fastTextDelta's text alone (what the mapper needs: the block index does not matter for text). */
 function fastText(data: string): string | undefined {
-  if (!data.startsWith(TEXT_HEAD)) return undefined
-  const d0 = TEXT_HEAD.length
-  let i = d0
-  for (let c = data.charCodeAt(i); c >= 48 && c <= 57; c = data.charCodeAt(++i)) { /* the index's digits */ }
-  if (i === d0 || i - d0 > 9 || !data.startsWith(TEXT_MID, i)) return undefined
-  const start = i + TEXT_MID.length
-  const end = data.length - TEXT_TAIL.length
-  if (end < start || !data.endsWith(TEXT_TAIL)) return undefined
-  for (let j = start; j < end; j++) {
-    const c = data.charCodeAt(j)
-    if (c === 92 /* backslash */) return escapedText(data)
-    // A quote ends the string early (more keys follow: the full parse), a control character is not JSON.
-    if (c === 34 || c < 32) return undefined
-  }
-  return data.slice(start, end)
-}
-
-/** A text delta whose text has escapes: its string literal through JSON.parse. */
-function escapedText(data: string): string | undefined {
   const m = TEXT_DELTA.exec(data)
   if (m === null) return undefined
   const literal = m[2]!

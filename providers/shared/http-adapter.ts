@@ -233,8 +233,7 @@ class UpstreamChatStream implements ChatStream {
       const safe = leaks(ev.data) ? { ...ev, data: redactCredentials(ev.data, secrets) } : ev
       try { emit(mapper.push(safe)) } catch (e) { this.#finish(e as GatewayError) }
     }
-    // Mappers read an event and keep nothing of it but its strings: one event object for the whole stream.
-    const parser = format === 'sse' ? createSseParser(onEvent, { reuseEvent: true }) : createNdjsonSplitter((data) => onEvent({ event: 'message', data }))
+    const parser = format === 'sse' ? createSseParser(onEvent) : createNdjsonSplitter((data) => onEvent({ event: 'message', data }))
     head.consume({
       onData: (buf) => {
         if (this.#error) return true

@@ -77,15 +77,4 @@ describe('createSseParser', () => {
     expect(events.map((e) => e.data)).toEqual(['x', 'cut'])
     expect(pending).toBe(true)
   })
-
-  it('reuseEvent: one object for every event, each delivered with its own fields', () => {
-    const seen: Array<{ ev: SseEvent; event: string; data: string; id: string | undefined }> = []
-    const p = createSseParser((ev) => seen.push({ ev, event: ev.event, data: ev.data, id: ev.id }), { reuseEvent: true })
-    p.feed('event: a\ndata: 1\n\ndata: 2\nid: 9\n\nevent: c\ndata: x\ndata: y\n\n')
-    p.end()
-    expect(seen.map(({ event, data, id }) => ({ event, data, id }))).toEqual([
-      { event: 'a', data: '1', id: undefined }, { event: 'message', data: '2', id: '9' }, { event: 'c', data: 'x\ny', id: '9' },
-    ])
-    expect(new Set(seen.map((s) => s.ev)).size).toBe(1)
-  })
 })

@@ -10,7 +10,7 @@ export interface SseEvent {
   /** `event:` field, or 'message' when absent. */
   event: string
   data: string
-  id?: string | undefined
+  id?: string
 }
 
 export interface SseParser {
@@ -19,16 +19,7 @@ export interface SseParser {
   end(): boolean
 }
 
-export interface SseParserOptions {
-  /**
-   * Pass the same event object to every onEvent call, its fields overwritten (no object per event). Only for a
-   * callback that reads the event and does not keep it.
-   */
-  reuseEvent?: boolean
-}
-
-export function createSseParser(onEvent: (ev: SseEvent) => void, opts: SseParserOptions = {}): SseParser {
-  const shared: SseEvent | undefined = opts.reuseEvent ? { event: '', data: '' } : undefined
+export function createSseParser(onEvent: (ev: SseEvent) => void): SseParser {
   const decoder = new StringDecoder('utf8')
   let tail = ''
   let skipLf = false
@@ -42,18 +33,9 @@ export function createSseParser(onEvent: (ev: SseEvent) => void, opts: SseParser
 
   function dispatch(): void {
     if (sawField && data !== undefined) {
-      const text = more === undefined ? data : [data, ...more].join('\n')
-      if (shared) {
-        shared.event = event || 'message'
-        shared.data = text
-        // Always present on a shared event (undefined until the stream sets one): one shape for every event.
-        shared.id = id
-        onEvent(shared)
-      } else {
-        const ev: SseEvent = { event: event || 'message', data: text }
-        if (id !== undefined) ev.id = id
-        onEvent(ev)
-      }
+      const ev: SseEvent = { event: event || 'message', data: more === undefined ? data : [data, ...more].join('\n') }
+      if (id !== undefined) ev.id = id
+      onEvent(ev)
     }
     event = ''
     data = undefined
