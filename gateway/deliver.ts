@@ -9,7 +9,7 @@ import type { RequestCtx } from './context.ts'
 import type { Inbound } from './inbound/types.ts'
 import type { RawUpstream, UpstreamResponse } from './pipeline/types.ts'
 import { createSseParser } from '../providers/shared/sse.ts'
-import type { ChatChunk, ChatStream, Usage } from '../providers/types.ts'
+import type { ChatChunk, ChatStream, TextLane, Usage } from '../providers/types.ts'
 
 const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' }
 
@@ -57,8 +57,10 @@ export async function deliver(ctx: RequestCtx, inbound: Inbound, up: UpstreamRes
 }
 
 /** A stream's chunks in the groups it produced them (see ChatStream.batches), or one by one. */
-function batchesOf(stream: ChatStream): AsyncIterable<readonly ChatChunk[]> {
-  // The stream's own generator when it has one (no second generator layer: a promise less per step).
+function batchesOf(stream: ChatStream): AsyncIterable<readonly (ChatChunk | TextLane)[]> {
+  // The stream's own generator when it has one (no second generator layer: a promise less per step). Text-lane
+  // items only come when openUpstream asked for them (no chunk hooks on the route).
+  if (stream.laneBatches) return stream.laneBatches()
   if (stream.batches) return stream.batches()
   return (async function* one(): AsyncGenerator<readonly ChatChunk[]> { for await (const c of stream) yield [c] })()
 }
@@ -83,7 +85,13 @@ async function deliverStream(ctx: RequestCtx, inbound: Inbound, first: ChatStrea
         if (ctx.firstChunk === 0) ctx.firstChunk = performance.now()
         let out = ''
         try {
-          for (const chunk of batch) {
+          for (const item of batch) {
+            if (typeof item === 'string') {
+              if (ctx.resume) sent += item
+              out += enc.text?.(item) ?? enc.chunk(current.textChunk!(item))
+              continue
+            }
+            const chunk = item
             for (const h of hooks) h(ctx, chunk)
             if (ctx.resume) sent += chunk.choices[0]?.delta.content ?? ''
             out += enc.chunk(chunk)
@@ -93,7 +101,9 @@ async function deliverStream(ctx: RequestCtx, inbound: Inbound, first: ChatStrea
           if (out !== '' && !res.destroyed) res.write(out)
           throw e
         }
-        if (out !== '' && !res.write(out)) {
+        // As bytes: a string chunk costs Node a UTF-8 length scan for the chunk header and a second encoding in
+        // writev; Buffer.from encodes once (measured: 1-2 µs a stream less).
+        if (out !== '' && !res.write(Buffer.from(out))) {
           await waitDrain(res)
           if (res.destroyed) break
         }
@@ -215,7 +225,7 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
         if (out === '') return true
         const text = out
         out = ''
-        return res.write(text)
+        return res.write(Buffer.from(text))
       },
       onEnd() {
         if (finished) return

@@ -170,7 +170,19 @@ export interface ExecuteParams {
   extraHeaders?: Readonly<Record<string, string>>
   /** Per-call overrides of the provider's time to first byte and idle limits (routing targets). */
   timeouts?: { firstByteMs?: number | undefined; idleMs?: number | undefined }
+  /**
+   * The consumer reads `ChatStream.laneBatches` and writes OpenAI SSE itself (gateway/deliver.ts): plain text deltas
+   * may come as their text instead of canonical chunks (see TextLane). A hint: adapters may ignore it.
+   */
+  textLane?: boolean
 }
+
+/**
+ * A stream item of the text lane: the text of a content delta of choice 0 that needs no escaping in JSON (no
+ * quote, backslash or control character), standing for the chunk `ChatStream.textChunk(text)` would make. Saves
+ * the canonical chunk's five objects and its generic encoding on the bulk of a translated stream.
+ */
+export type TextLane = string
 
 /** A stream of canonical chunks. Resolved once the upstream answered with a 2xx status. */
 export interface ChatStream extends AsyncIterable<ChatChunk> {
@@ -182,6 +194,13 @@ export interface ChatStream extends AsyncIterable<ChatChunk> {
    * the gateway can write them to the client in one write instead of one per chunk. Iterate one or the other.
    */
   batches?(): AsyncIterable<readonly ChatChunk[]>
+  /**
+   * Optional: batches() with text-lane items (see ExecuteParams.textLane), for a consumer that asked for them.
+   * Iterate this or one of the others.
+   */
+  laneBatches?(): AsyncIterable<readonly (ChatChunk | TextLane)[]>
+  /** The canonical chunk a text-lane item stands for (with laneBatches). */
+  textChunk?(text: TextLane): ChatChunk
 }
 
 export interface ProviderMetrics {

@@ -27,6 +27,10 @@ describe('OpenAI stream encoder', () => {
     const enc = openaiInbound.createStreamEncoder('gpt-4o', false, undefined as never)
     const cases: ChatChunk[] = [
       text('Hello'), text(' "q" \\ \n 😀 \u2028'),
+      { ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }] },
+      { ...base, choices: [{ index: 0, delta: { content: '', role: 'assistant' }, finish_reason: null }] },
+      { ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '', refusal: null }, finish_reason: null }] },
+      { ...base, choices: [{ index: 0, delta: { role: 'assistant', content: 'hi' }, finish_reason: null }] },
       ...(['stop', 'length', 'tool_calls', 'content_filter'] as const).map((f): ChatChunk => ({ ...base, choices: [{ index: 0, delta: {}, finish_reason: f }] })),
       { ...base, id: 'msg_"odd"', model: 'claude\\x', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] },
     ]
@@ -51,5 +55,19 @@ describe('OpenAI stream encoder', () => {
       { ...base, choices: [{ index: 1, delta: { content: 'n=2' }, finish_reason: null }] },
     ]
     for (const c of cases) expect(frames(enc.chunk(c))).toEqual([JSON.parse(JSON.stringify(c))])
+  })
+
+  it('text-lane items: byte for byte the chunk they stand for, with the id, created and model of the last chunk', () => {
+    const enc = openaiInbound.createStreamEncoder('gpt-4o', false, undefined as never)
+    // Nothing encoded yet: no prefix to reuse, the caller encodes the chunk instead.
+    expect(enc.text!('early')).toBeUndefined()
+    enc.chunk({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }] })
+    for (const t of ['Hello', ' tok1', '', 'é 😀 \u2028']) expect(enc.text!(t)).toBe(enc.chunk(text(t)))
+    const other = { id: 'msg_2', created: 1_700_000_005, model: 'claude-x' }
+    enc.chunk(text('x', other))
+    expect(enc.text!('y')).toBe(`data: ${JSON.stringify(text('y', other))}\n\n`)
+    // A chunk without the usual fields forgets the prefix rather than reuse a wrong one.
+    enc.chunk({ ...base, object: 'other' as never, choices: [] })
+    expect(enc.text!('z')).toBeUndefined()
   })
 })

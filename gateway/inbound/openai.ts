@@ -13,37 +13,58 @@ function keyCount(o: object): number {
   return n
 }
 
+/** Exactly `{role, content}` in that order (the opening chunk of a translated stream, as JSON.stringify writes it). */
+function isRoleDelta(d: object): boolean {
+  let i = 0
+  for (const k in d) {
+    if (i === 0 ? k !== 'role' : i === 1 ? k !== 'content' : true) return false
+    i++
+  }
+  return i === 2
+}
+
 /**
- * A text delta (the bulk of every stream), and the finish chunk, encoded without a full JSON.stringify: the part
+ * A text delta (the bulk of every stream), the opening role chunk, and the finish chunk, encoded without a full JSON.stringify: the part
  * before the delta is the same for every chunk of a stream and is built once. Only the exact shapes {id, object,
  * created, model, choices: [{index: 0, delta: {content}, finish_reason: null}]} and the same with `delta: {}` and a
  * finish reason take this path; anything else is stringified.
  */
-function createFastEncoder(): (c: ChatChunk) => string | undefined {
+function createFastEncoder(): { chunk: (c: ChatChunk) => string | undefined; text: (text: string) => string | undefined } {
   let id: string | undefined
   let created = -1
   let model: string | undefined
   let prefix = ''
-  return (c) => {
-    if (c.usage !== undefined || c.choices.length !== 1 || c.object !== 'chat.completion.chunk') return undefined
-    const ch = c.choices[0]!
-    if (ch.index !== 0) return undefined
-    const text = ch.delta.content
-    const finish = ch.finish_reason
-    const isText = typeof text === 'string' && finish === null
-    if (!isText && (typeof finish !== 'string' || text !== undefined)) return undefined
-    if (typeof c.id !== 'string' || typeof c.model !== 'string' || !Number.isFinite(c.created)) return undefined
-    if (keyCount(c) !== 5 || keyCount(ch) !== 3 || keyCount(ch.delta) !== (isText ? 1 : 0)) return undefined
+  /** The prefix of chunks with this id, created and model (kept for text-lane items that follow them). */
+  const follow = (c: ChatChunk): boolean => {
+    if (typeof c.id !== 'string' || typeof c.model !== 'string' || !Number.isFinite(c.created)) return false
     if (c.id !== id || c.created !== created || c.model !== model) {
       id = c.id
       created = c.created
       model = c.model
       prefix = `data: {"id":${JSON.stringify(id)},"object":"chat.completion.chunk","created":${JSON.stringify(created)},"model":${JSON.stringify(model)},"choices":[{"index":0,"delta":`
     }
+    return true
+  }
+  // A text-lane item needs no escaping (see TextLane): the same text JSON.stringify would give.
+  const laneText = (t: string): string | undefined => (prefix === '' ? undefined : `${prefix}{"content":"${t}"},"finish_reason":null}]}\n\n`)
+  const chunk = (c: ChatChunk): string | undefined => {
+    if (c.object !== 'chat.completion.chunk' || !follow(c)) { prefix = ''; id = undefined; return undefined }
+    if (c.usage !== undefined || c.choices.length !== 1) return undefined
+    const ch = c.choices[0]!
+    if (ch.index !== 0) return undefined
+    const text = ch.delta.content
+    const finish = ch.finish_reason
+    if (finish === null && ch.delta.role === 'assistant' && text === '' && isRoleDelta(ch.delta) && keyCount(c) === 5 && keyCount(ch) === 3) {
+      return `${prefix}{"role":"assistant","content":""},"finish_reason":null}]}\n\n`
+    }
+    const isText = typeof text === 'string' && finish === null
+    if (!isText && (typeof finish !== 'string' || text !== undefined)) return undefined
+    if (keyCount(c) !== 5 || keyCount(ch) !== 3 || keyCount(ch.delta) !== (isText ? 1 : 0)) return undefined
     return isText
       ? `${prefix}{"content":${JSON.stringify(text)}},"finish_reason":null}]}\n\n`
       : `${prefix}{},"finish_reason":${JSON.stringify(finish)}}]}\n\n`
   }
+  return { chunk, text: laneText }
 }
 
 export const openaiInbound: Inbound = {
@@ -51,8 +72,10 @@ export const openaiInbound: Inbound = {
   errorBody: openaiErrorBody,
   encodeResponse: (res) => JSON.stringify(res),
   createStreamEncoder(_model: string, includeUsage: boolean): StreamEncoder {
-    const fastChunk = createFastEncoder()
+    const fast = createFastEncoder()
+    const fastChunk = fast.chunk
     return {
+      text: fast.text,
       chunk(c: ChatChunk): string {
         const fast = fastChunk(c)
         if (fast !== undefined) return fast

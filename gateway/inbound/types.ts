@@ -5,6 +5,12 @@ import type { RequestCtx } from '../context.ts'
 
 export interface StreamEncoder {
   chunk(c: ChatChunk): string
+  /**
+   * Optional: a text-lane item (providers/types.ts TextLane) written directly, as the chunk it stands for would be;
+   * undefined when the encoder cannot (then encode `stream.textChunk(text)`). Its id, created and model are those of
+   * the last chunk encoded (text-lane items never start a stream: the mapper's first chunk does).
+   */
+  text?(text: string): string | undefined
   end(): string
   error(e: GatewayError): string
 }

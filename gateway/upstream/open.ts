@@ -39,6 +39,8 @@ export async function openUpstream(ctx: RequestCtx): Promise<UpstreamResponse> {
   const params: ExecuteParams = { model: ctx.model, signal: ctx.upstreamSignal ?? ctx.signal, deadline: ctx.deadline, requestId: ctx.id }
   if (ctx.extraUpstreamHeaders) params.extraHeaders = ctx.extraUpstreamHeaders
   if (ctx.upstreamTimeouts) params.timeouts = ctx.upstreamTimeouts
+  // deliverStream writes OpenAI SSE itself: plain text may skip the canonical chunk when no hook reads chunks.
+  if (ctx.stream && ctx.inbound === 'openai' && ctx.route.onResponseChunk.length === 0) params.textLane = true
   if (op === 'embeddings') {
     if (!adapter.embed) throw new GatewayError('MCP_ERR_ROUTE_OPERATION_UNSUPPORTED', { provider: adapter.name, operation: 'embeddings' })
     return { kind: 'json', response: await adapter.embed(ctx.embedding!, params) }

@@ -9,7 +9,7 @@ import { anthropicConfigErrors, type AnthropicConfig } from './config.ts'
 import { toAnthropicError } from './errors.ts'
 import { toAnthropicChat, toAnthropicRequest, type AnthropicRequestOptions } from './request.ts'
 import { fromAnthropicMessage, toFinishReason } from './response.ts'
-import { createAnthropicStreamMapper, fastTextDelta } from './stream.ts'
+import { createAnthropicStreamMapper, fastTextDelta, laneTextOf } from './stream.ts'
 
 const fixture = (name: string): string => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8')
 const json = (name: string): unknown => JSON.parse(fixture(name))
@@ -423,5 +423,21 @@ describe('text deltas read without a full parse (fastTextDelta)', () => {
     const fast = run(texts.map((t) => event(t)))
     const slow = run(texts.map((t) => `{ "type": "content_block_delta", "index": 0, "delta": { "type": "text_delta", "text": ${JSON.stringify(t)} } }`))
     expect(fast).toEqual(slow)
+  })
+
+  it('text lane: the text of escape-free deltas only, and textChunk(text) is the chunk push makes', () => {
+    for (const t of ['Hello', '', ' tok1', 'é 😀 \u2028', '}} ,x:{']) expect(laneTextOf(event(t, 2))).toBe(t)
+    // Escapes (quotes, newlines, backslashes) and other shapes take the chunk path.
+    for (const d of [event('a "q"'), event('line\nbreak'), event('back \\ slash'), JSON.stringify({ type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: '{}' } }), '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a","b":"c"}}']) {
+      expect(laneTextOf(d), d).toBeUndefined()
+    }
+    const m = createAnthropicStreamMapper('anthropic', 'claude-x', () => 1_700_000_000_000)
+    m.push({ event: 'message_start', data: JSON.stringify({ type: 'message_start', message: { id: 'msg_1', model: 'claude-x', usage: { input_tokens: 3 } } }) })
+    const d = event(' word', 0)
+    expect(m.laneText!({ event: 'content_block_delta', data: d })).toBe(' word')
+    expect([m.textChunk!(' word')]).toEqual(m.push({ event: 'content_block_delta', data: d }))
+    m.push({ event: 'message_stop', data: '{"type":"message_stop"}' })
+    // After message_stop nothing more is mapped, in either form.
+    expect(m.laneText!({ event: 'content_block_delta', data: d })).toBeUndefined()
   })
 })

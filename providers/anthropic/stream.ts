@@ -38,6 +38,8 @@ interface StreamEvent {
 const TEXT_DELTA = /^\{"type":"content_block_delta","index":(\d{1,9}),"delta":\{"type":"text_delta","text":("(?:[^"\\\x00-\x1f]|\\.)*")\}\}$/
 /** Anthropic's documented ping is `{"type": "ping"}` (with the space); both spellings. */
 const PINGS: ReadonlySet<string> = new Set(['{"type":"ping"}', '{"type": "ping"}'])
+/** The longer ping: longer data is not looked up (a set lookup hashes the whole string). */
+const PING_MAX = 16
 const MESSAGE_STOP = '{"type":"message_stop"}'
 const BLOCK_STOP = /^\{"type":"content_block_stop","index":[0-9]{1,9}\}$/
 /** The start of a text block with no initial text (how every text block starts): nothing to map. */
@@ -71,6 +73,22 @@ function usageOf(text: string): AnthropicUsage | undefined {
 export function fastTextDelta(data: string): { index: number; text: string } | undefined {
   const text = fastText(data)
   return text === undefined ? undefined : { index: Number(TEXT_DELTA.exec(data)![1]), text }
+}
+
+/** Where the text literal starts in a TEXT_DELTA match: after the index digits, this much further (past its quote). */
+const TEXT_AFTER_INDEX = ',"delta":{"type":"text_delta","text":"'.length
+const TEXT_HEAD = '{"type":"content_block_delta","index":'.length
+
+/**
+ * The text of a text delta when its literal has no escapes (then its characters are the text, and they need no
+ * escaping in JSON either); undefined for anything else, escapes included. The pattern is tested, not executed
+ * (no match object): its shape gives where the literal is.
+ */
+export function laneTextOf(data: string): string | undefined {
+  if (!TEXT_DELTA.test(data)) return undefined
+  const from = data.indexOf(',', TEXT_HEAD) + TEXT_AFTER_INDEX
+  const text = data.slice(from, data.length - 3)
+  return text.includes('\\') ? undefined : text
 }
 
 /** fastTextDelta's text alone (what the mapper needs: the block index does not matter for text). */
@@ -135,13 +153,19 @@ export function createAnthropicStreamMapper(provider: string, model: string, now
   }
 
   return {
+    laneText(ev: SseEvent): string | undefined {
+      return done ? undefined : laneTextOf(ev.data)
+    },
+    textChunk(text: string): ChatChunk {
+      return delta({ content: text })
+    },
     push(ev: SseEvent): ChatChunk[] | undefined {
       if (done) return undefined
       const data = ev.data
       const fast = fastText(data)
       if (fast !== undefined) return fast !== '' ? [delta({ content: fast })] : undefined
       // Events that carry nothing to map, in their exact serialization, need no parse either.
-      if (PINGS.has(data) || BLOCK_STOP.test(data) || EMPTY_TEXT_START.test(data)) return undefined
+      if ((data.length <= PING_MAX && PINGS.has(data)) || BLOCK_STOP.test(data) || EMPTY_TEXT_START.test(data)) return undefined
       if (data === MESSAGE_STOP) { done = true; return undefined }
       const start = MESSAGE_START.exec(data)
       if (start !== null) { const u = usageOf(start[3]!); if (u) return messageStart(start[1]!, start[2]!, u) }

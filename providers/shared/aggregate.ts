@@ -40,6 +40,14 @@ export class ChunkAggregator {
     }
   }
 
+  /** Text of choice 0, as a chunk `{choices: [{index: 0, delta: {content: text}}]}` would add it (the text lane). */
+  addText(text: string): void {
+    let acc = this.#choices[0]
+    if (!acc) { acc = { content: [], hasContent: false, tools: [], finish: null, refusal: [] }; this.#choices[0] = acc }
+    acc.content.push(text)
+    acc.hasContent = true
+  }
+
   get finishReason(): FinishReason | null {
     return this.#choices[0]?.finish ?? null
   }

@@ -7,7 +7,7 @@ import type { Dispatcher } from 'undici'
 import { GatewayError } from '../../gateway/errors.ts'
 import type {
   ChatChunk, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest, EmbeddingResponse,
-  ExecuteParams, HealthStatus, PassthroughTarget, ProviderAdapter, ProviderConfig, ProviderMetrics,
+  ExecuteParams, HealthStatus, PassthroughTarget, ProviderAdapter, ProviderConfig, ProviderMetrics, TextLane,
 } from '../types.ts'
 import { ChunkAggregator } from './aggregate.ts'
 import { openHttp, type HttpHead } from './http.ts'
@@ -166,7 +166,7 @@ export class HttpAdapter implements ProviderAdapter {
       throw this.#fail(e)
     }
     const mapper = this.#o.chat.createStreamMapper(params.model, params.requestId)
-    return new UpstreamChatStream(head, mapper, this.#o.chat.streamFormat, this.#secrets, (err) => {
+    return new UpstreamChatStream(head, mapper, this.#o.chat.streamFormat, this.#secrets, params.textLane === true, (err) => {
       this.#inflight--
       if (err) this.#fail(err)
       else this.#latency.add(performance.now() - t0)
@@ -201,7 +201,9 @@ export class HttpAdapter implements ProviderAdapter {
 class UpstreamChatStream implements ChatStream {
   readonly status: number
   readonly final: Promise<ChatResponse>
-  #queue: ChatChunk[] = []
+  /** Canonical chunks, and text-lane items when the consumer asked for them (see ExecuteParams.textLane). */
+  #queue: (ChatChunk | TextLane)[] = []
+  #mapper: StreamMapper
   #done = false
   #error: GatewayError | null = null
   #wake: (() => void) | null = null
@@ -210,9 +212,11 @@ class UpstreamChatStream implements ChatStream {
   #settle!: { resolve: (r: ChatResponse) => void; reject: (e: GatewayError) => void }
   #onSettled: (err: GatewayError | null) => void
 
-  constructor(head: HttpHead, mapper: StreamMapper, format: 'sse' | 'ndjson', secrets: readonly string[], onSettled: (err: GatewayError | null) => void) {
+  constructor(head: HttpHead, mapper: StreamMapper, format: 'sse' | 'ndjson', secrets: readonly string[], textLane: boolean, onSettled: (err: GatewayError | null) => void) {
     this.status = head.status
     this.#head = head
+    this.#mapper = mapper
+    const lane = textLane && mapper.laneText !== undefined && mapper.textChunk !== undefined
     this.#onSettled = onSettled
     this.final = new Promise<ChatResponse>((resolve, reject) => { this.#settle = { resolve, reject } })
     this.final.catch(() => {})
@@ -231,6 +235,13 @@ class UpstreamChatStream implements ChatStream {
     const onEvent = (ev: SseEvent): void => {
       if (this.#error) return
       const safe = leaks(ev.data) ? { ...ev, data: redactCredentials(ev.data, secrets) } : ev
+      if (lane) {
+        const text = mapper.laneText!(safe)
+        if (text !== undefined) {
+          if (text !== '') { this.#agg.addText(text); this.#queue.push(text) }
+          return
+        }
+      }
       try { emit(mapper.push(safe)) } catch (e) { this.#finish(e as GatewayError) }
     }
     const parser = format === 'sse' ? createSseParser(onEvent) : createNdjsonSplitter((data) => onEvent({ event: 'message', data }))
@@ -278,7 +289,24 @@ class UpstreamChatStream implements ChatStream {
     for await (const batch of this.batches()) for (const c of batch) yield c
   }
 
+  /** Lane items only exist when the mapper has both laneText and textChunk (see the constructor). */
+  textChunk(text: TextLane): ChatChunk {
+    return this.#mapper.textChunk!(text)
+  }
+
+  /** laneBatches with text-lane items turned into their chunks, for consumers that did not ask for the lane. */
   async *batches(): AsyncGenerator<readonly ChatChunk[]> {
+    for await (const batch of this.laneBatches()) {
+      let chunks: ChatChunk[] | undefined
+      for (let i = 0; i < batch.length; i++) {
+        const x = batch[i]!
+        if (typeof x === 'string') { chunks ??= batch.slice(0, i) as ChatChunk[]; chunks.push(this.textChunk(x)) } else if (chunks) chunks.push(x)
+      }
+      yield chunks ?? batch as readonly ChatChunk[]
+    }
+  }
+
+  async *laneBatches(): AsyncGenerator<readonly (ChatChunk | TextLane)[]> {
     try {
       for (;;) {
         if (this.#queue.length > 0) {

@@ -23,6 +23,13 @@ export interface StreamMapper {
    */
   push(ev: SseEvent): ChatChunk[] | undefined
   /**
+   * Optional text lane (ExecuteParams.textLane): when `ev` is a text delta of choice 0 with text that needs no
+   * escaping in JSON and no other effect, that text ('' for an empty delta: nothing to send), without building the
+   * chunk; undefined otherwise (then push(ev) maps it). textChunk(text) is the chunk push would have returned.
+   */
+  laneText?(ev: SseEvent): string | undefined
+  textChunk?(text: string): ChatChunk
+  /**
    * The upstream body ended. Returns any last chunks. Throws MCP_ERR_UPSTREAM_STREAM_INTERRUPTED
    * when the stream ended before the provider said it was complete.
    */

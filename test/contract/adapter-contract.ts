@@ -396,6 +396,20 @@ export function runAdapterContract(spec: AdapterContractSpec): void {
       expect(final.usage).toEqual(usageChunks[0]!.usage)
     })
 
+    it('3c. stream with the text lane asked for: laneBatches items stand for exactly the chunks of test 3', async () => {
+      const plain = await drain(await adapter.stream(ask(spec.model, 'echo hello', { stream: true, stream_options: { include_usage: true } }), params()))
+      const stream = await adapter.stream(ask(spec.model, 'echo hello', { stream: true, stream_options: { include_usage: true } }), params({ textLane: true }))
+      const items: Array<ChatChunk | string> = []
+      if (stream.laneBatches) { for await (const b of stream.laneBatches()) items.push(...b) } else { for await (const c of stream) items.push(c) }
+      // Adapters without a lane send only chunks; with one, each text item is the chunk textChunk makes of it.
+      const chunks = items.map((x) => (typeof x === 'string' ? stream.textChunk!(x) : x))
+      for (const x of items) if (typeof x === 'string') expect(x, 'a lane item is text that needs no JSON escaping').toMatch(/^[^"\\\u0000-\u001f]+$/)
+      const shape = (cs: readonly ChatChunk[]): unknown[] => cs.map((c) => ({ ...c, id: '', created: 0 }))
+      expect(shape(chunks)).toEqual(shape(plain.chunks))
+      const final: ChatResponse = await stream.final
+      expect(final.choices[0]?.message.content).toBe(spec.reply('echo hello'))
+    })
+
     check('3b. stream without stream_options: same text and finish; final usage when the provider always reports it', caps.streamUsageUnrequested, async () => {
       const stream = await adapter.stream(ask(spec.model, 'echo hello', { stream: true }), params())
       const d = await drain(stream)
