@@ -64,6 +64,12 @@ const KNOBS = {
   databaseUrl: process.env['BENCH_DATABASE_URL'] ?? '',
   /** node flags of the gateway processes: those of `npm start` (package.json), unless BENCH_GATEWAY_NODE_FLAGS is set */
   gatewayNodeFlags: process.env['BENCH_GATEWAY_NODE_FLAGS'] !== undefined ? process.env['BENCH_GATEWAY_NODE_FLAGS'].split(' ').filter(Boolean) : startFlags(),
+  /**
+   * 1 = new gateway processes every round (then each warmed up again): one process of a configuration can run
+   * several percent faster or slower than another of the same (heap layout, JIT timing), for its whole life, so
+   * ratios between two processes carry that luck unless the processes change between rounds.
+   */
+  restart: process.env['BENCH_RESTART'] === '1',
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -171,7 +177,11 @@ export const SERVERS: ServerDef[] = [
   // Issue 3: the same chain, OpenAI in, an Anthropic upstream (translated both ways).
   gatewayServer('gw-translate', (ctx) => ({
     chains: { default: ['request-id', 'auth', 'access-log'] },
-    providers: { claude: { type: 'anthropic', baseUrl: `http://127.0.0.1:${ctx.ports['anthropic-mock']}`, apiKey: 'sk-ant-bench' } },
+    // The OpenAI mock too: this gateway also serves issue 3's same-process pass-through baselines.
+    providers: {
+      mock: { type: 'openai', baseUrl: `${ctx.mockOrigin}/v1`, apiKey: 'sk-bench' },
+      claude: { type: 'anthropic', baseUrl: `http://127.0.0.1:${ctx.ports['anthropic-mock']}`, apiKey: 'sk-ant-bench' },
+    },
   })),
   // Issue 4: an alias of one target against one of five, health tracking on (all point at the mock).
   gatewayServer('gw-alias', (ctx) => ({
@@ -214,6 +224,10 @@ export const SCENARIOS: ScenarioDef[] = [
   { name: 'gw-translate', label: '(3) OpenAI in → Anthropic mock (translated)', server: 'gw-translate', procs: ['gw-translate', 'anthropic-mock'], request: chat('claude/claude-sonnet-4-5'), saturation: true, paced: false },
   { name: 'gw-translate-stream', label: '(3) stream: OpenAI in → Anthropic mock (translated)', server: 'gw-translate', procs: ['gw-translate', 'anthropic-mock'], request: chat('claude/claude-sonnet-4-5', true), saturation: true, paced: false },
   { name: 'gw-core-stream', label: '(3) stream: OpenAI in → OpenAI mock (pass-through)', server: 'gw-core', procs: ['gw-core', 'mock'], request: chat('mock/gpt-4o', true), saturation: true, paced: false },
+  // Issue 3's pass-through baselines served by the translating gateway itself (same process, same chain): the
+  // comparison of translation against pass-through without the difference between two processes.
+  { name: 'gw-translate-pt', label: '(3) OpenAI in → OpenAI mock (pass-through), translating gateway', server: 'gw-translate', procs: ['gw-translate', 'mock'], request: chat('mock/gpt-4o'), saturation: true, paced: false },
+  { name: 'gw-translate-pt-stream', label: '(3) stream: OpenAI in → OpenAI mock (pass-through), translating gateway', server: 'gw-translate', procs: ['gw-translate', 'mock'], request: chat('mock/gpt-4o', true), saturation: true, paced: false },
   { name: 'gw-alias1', label: '(4) alias with 1 target', server: 'gw-alias', procs: ['gw-alias', 'mock'], request: chat('one'), saturation: false, paced: true },
   { name: 'gw-alias5', label: '(4) alias with 5 targets, health tracking', server: 'gw-alias', procs: ['gw-alias', 'mock'], request: chat('five'), saturation: false, paced: true },
   { name: 'gw-auth', label: '(6) auth only', server: 'gw-auth', procs: ['gw-auth', 'mock'], request: chat('mock/gpt-4o'), saturation: true, paced: false },
@@ -234,6 +248,8 @@ const RATIO_PAIRS: Array<{ num: string; den: string }> = [
   { num: 'gw-core', den: 'bare' },
   { num: 'gw-translate', den: 'gw-core' },
   { num: 'gw-translate-stream', den: 'gw-core-stream' },
+  { num: 'gw-translate', den: 'gw-translate-pt' },
+  { num: 'gw-translate-stream', den: 'gw-translate-pt-stream' },
   { num: 'gw-rl-local', den: 'gw-noplugins' },
   { num: 'gw-rl-redis', den: 'gw-noplugins' },
   { num: 'gw-auth', den: 'gw-noplugins' },
@@ -311,6 +327,20 @@ async function stopAll(): Promise<void> {
   for (const r of running) { try { if (r.child.exitCode === null) process.kill(r.pid, 'SIGTERM') } catch { /* gone */ } }
   await Promise.race([Promise.all(running.map((r) => r.exited)), sleep(15_000)])
   for (const r of running) { try { if (r.child.exitCode === null && r.child.signalCode === null) process.kill(r.pid, 'SIGKILL') } catch { /* gone */ } }
+}
+
+/** Stops the gateway processes (never the mocks) and starts new ones on the same ports (BENCH_RESTART). */
+async function restartGateways(ctx: Ctx, profileDir: string, profiled: ReadonlySet<string>, stamp: string, round: number): Promise<void> {
+  const old = running.filter((r) => r.def.admin === true)
+  for (const r of old) { try { if (r.child.exitCode === null) process.kill(r.pid, 'SIGTERM') } catch { /* gone */ } }
+  await Promise.race([Promise.all(old.map((r) => r.exited)), sleep(15_000)])
+  for (const r of old) {
+    try { if (r.child.exitCode === null && r.child.signalCode === null) process.kill(r.pid, 'SIGKILL') } catch { /* gone */ }
+    running.splice(running.indexOf(r), 1)
+  }
+  await Promise.all(old.map((r) => r.exited))
+  const fresh = old.map((r) => startServer(r.def, ctx, r.def.profileable === true && profiled.has(r.def.name) ? profileDir : undefined, `${stamp}-round${round + 1}`))
+  await Promise.all(fresh.map((r) => waitReady(r, ctx)))
 }
 
 let stopping: Promise<void> | undefined
@@ -568,6 +598,11 @@ async function main(): Promise<void> {
   const sat: Record<string, SatRun[]> = {}
   const pac: Record<string, PacedRun[]> = {}
   for (let round = 0; round < KNOBS.rounds; round++) {
+    if (KNOBS.restart && round > 0) {
+      await restartGateways(ctx, profileDir, profiled, stamp, round)
+      for (const s of scenarios) if (s.server !== 'mock') await saturate(`http://127.0.0.1:${ports[s.server]}`, s.request(ctx), KNOBS.warmupS, KNOBS.connections)
+      console.log(`  round ${round + 1}: new gateway processes (${running.filter((r) => r.def.admin === true).map((r) => `${r.def.name} pid ${r.pid}`).join(', ')}), warmed up`)
+    }
     // rotate the order each round so no scenario always runs first or right after another
     const order = scenarios.map((_, i) => scenarios[(i + round) % scenarios.length] as ScenarioDef)
     for (const s of order.filter((x) => x.saturation)) {
