@@ -111,6 +111,26 @@ describe('worst-case estimate', () => {
     expect(promptTokens(undefined, { model: 'e', input: ['abcd', 'abcdefgh'] }, est)).toBe(3)
   })
 
+  it("the 'chars' count from lengths equals the count of the concatenated text (tools, tool calls, schema, images)", () => {
+    const chat: ChatRequest = {
+      model: 'm',
+      messages: [
+        { role: 'system', content: 'You are terse.' },
+        { role: 'user', content: [{ type: 'text', text: 'é😀 three' }, { type: 'image_url', image_url: { url: 'x' } }, { type: 'text', text: 'more' }] },
+        { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{"a":1}' } }] },
+        { role: 'tool', tool_call_id: 'c1', content: 'result' },
+      ],
+      tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object' } } }],
+      response_format: { type: 'json_schema', json_schema: { name: 's', schema: { type: 'object' } } },
+    }
+    const calls = [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{"a":1}' } }]
+    const text = 'You are terse.' + 'é😀 three' + 'more' + JSON.stringify(calls) + 'result' + JSON.stringify(chat.tools) + JSON.stringify(chat.response_format)
+    for (const charsPerToken of [1, 3, 4, 7.5]) {
+      expect(promptTokens(chat, undefined, { ...est, charsPerToken })).toBe(4 * 4 + 1105 + Math.ceil(text.length / charsPerToken))
+    }
+    expect(promptTokens({ model: 'm', messages: [{ role: 'user', content: '' }] }, undefined, est)).toBe(4)
+  })
+
   it('output: max_completion_tokens over max_tokens, times n; none when unset', () => {
     expect(requestedMaxOutput({ model: 'm', messages: [], max_tokens: 50 })).toBe(50)
     expect(requestedMaxOutput({ model: 'm', messages: [], max_tokens: 50, max_completion_tokens: 70, n: 2 })).toBe(140)

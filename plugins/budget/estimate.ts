@@ -146,8 +146,35 @@ function tokensOf(text: string, est: Estimate): number {
   return est.method === 'tokenizer' ? countTokens(text) : Math.ceil(text.length / est.charsPerToken)
 }
 
+/**
+ * promptTokens of a chat under the 'chars' method: the same count from lengths alone (the tokenizer needs the
+ * text; characters / charsPerToken only its length), with no string built per request.
+ */
+function chatPromptChars(chat: ChatRequest, est: Estimate): number {
+  let n = 0
+  let chars = 0
+  for (const m of chat.messages) {
+    n += est.perMessageTokens
+    const c = m.content
+    if (typeof c === 'string') chars += c.length
+    else if (Array.isArray(c)) {
+      for (const p of c as unknown[]) {
+        if (p === null || typeof p !== 'object') continue
+        const o = p as { type?: unknown; text?: unknown }
+        if (typeof o.text === 'string') chars += o.text.length
+        else if (o.type === 'image_url' || o.type === 'input_audio' || o.type === 'file') n += MEDIA_TOKENS
+      }
+    }
+    if ('tool_calls' in m && Array.isArray(m.tool_calls)) chars += JSON.stringify(m.tool_calls).length
+  }
+  if (Array.isArray(chat.tools) && chat.tools.length > 0) chars += JSON.stringify(chat.tools).length
+  if (chat.response_format && typeof chat.response_format === 'object' && chat.response_format.type === 'json_schema') chars += JSON.stringify(chat.response_format).length
+  return n + (chars === 0 ? 0 : Math.ceil(chars / est.charsPerToken))
+}
+
 /** Prompt tokens of a chat or embeddings request (an estimate, meant to be at or above the provider's count). */
 export function promptTokens(chat: ChatRequest | undefined, embedding: EmbeddingRequest | undefined, est: Estimate): number {
+  if (chat && est.method === 'chars') return chatPromptChars(chat, est)
   if (chat) {
     let n = 0
     let text = ''
