@@ -24,10 +24,11 @@ function isRoleDelta(d: object): boolean {
 }
 
 /**
- * A text delta (the bulk of every stream), the opening role chunk, and the finish chunk, encoded without a full JSON.stringify: the part
- * before the delta is the same for every chunk of a stream and is built once. Only the exact shapes {id, object,
- * created, model, choices: [{index: 0, delta: {content}, finish_reason: null}]} and the same with `delta: {}` and a
- * finish reason take this path; anything else is stringified.
+ * Text deltas (the bulk of every stream), the opening role chunk and the finish chunk, encoded without a full
+ * JSON.stringify: the part before the delta is the same for every chunk of a stream and is built once. Only the exact
+ * shapes {id, object, created, model, choices: [{index: 0, delta, finish_reason}]} with `delta` {content} and a null
+ * finish reason, {role: 'assistant', content: ''} and a null finish reason, or {} and a finish reason take this path;
+ * anything else is stringified. Text-lane items reuse the same prefix.
  */
 function createFastEncoder(): { chunk: (c: ChatChunk) => string | undefined; text: (text: string) => string | undefined } {
   let id: string | undefined
@@ -51,15 +52,15 @@ function createFastEncoder(): { chunk: (c: ChatChunk) => string | undefined; tex
     if (c.object !== 'chat.completion.chunk' || !follow(c)) { prefix = ''; id = undefined; return undefined }
     if (c.usage !== undefined || c.choices.length !== 1) return undefined
     const ch = c.choices[0]!
-    if (ch.index !== 0) return undefined
+    if (ch.index !== 0 || keyCount(c) !== 5 || keyCount(ch) !== 3) return undefined
     const text = ch.delta.content
     const finish = ch.finish_reason
-    if (finish === null && ch.delta.role === 'assistant' && text === '' && isRoleDelta(ch.delta) && keyCount(c) === 5 && keyCount(ch) === 3) {
+    if (finish === null && ch.delta.role === 'assistant' && text === '' && isRoleDelta(ch.delta)) {
       return `${prefix}{"role":"assistant","content":""},"finish_reason":null}]}\n\n`
     }
     const isText = typeof text === 'string' && finish === null
     if (!isText && (typeof finish !== 'string' || text !== undefined)) return undefined
-    if (keyCount(c) !== 5 || keyCount(ch) !== 3 || keyCount(ch.delta) !== (isText ? 1 : 0)) return undefined
+    if (keyCount(ch.delta) !== (isText ? 1 : 0)) return undefined
     return isText
       ? `${prefix}{"content":${JSON.stringify(text)}},"finish_reason":null}]}\n\n`
       : `${prefix}{},"finish_reason":${JSON.stringify(finish)}}]}\n\n`
@@ -77,8 +78,8 @@ export const openaiInbound: Inbound = {
     return {
       text: fast.text,
       chunk(c: ChatChunk): string {
-        const fast = fastChunk(c)
-        if (fast !== undefined) return fast
+        const written = fastChunk(c)
+        if (written !== undefined) return written
         // Usage-only chunks the client did not ask for (the gateway asks upstream for metering) are dropped.
         if (!includeUsage) {
           if (c.choices.length === 0) return ''

@@ -122,20 +122,6 @@ function computeWorst(ctx: RequestCtx, pricing: Pricing, at: number): WorstPrice
   return w
 }
 
-function contentText(c: unknown): { text: string; images: number } {
-  if (typeof c === 'string') return { text: c, images: 0 }
-  if (!Array.isArray(c)) return { text: '', images: 0 }
-  let text = ''
-  let images = 0
-  for (const p of c) {
-    if (p === null || typeof p !== 'object') continue
-    const o = p as { type?: unknown; text?: unknown }
-    if (typeof o.text === 'string') text += o.text
-    else if (o.type === 'image_url' || o.type === 'input_audio' || o.type === 'file') images++
-  }
-  return { text, images }
-}
-
 /** Tokens counted for an image or other non-text part (an upper bound of a high-detail 2048 px image). */
 const MEDIA_TOKENS = 1105
 
@@ -146,49 +132,40 @@ function tokensOf(text: string, est: Estimate): number {
   return est.method === 'tokenizer' ? countTokens(text) : Math.ceil(text.length / est.charsPerToken)
 }
 
-/**
- * promptTokens of a chat under the 'chars' method: the same count from lengths alone (the tokenizer needs the
- * text; characters / charsPerToken only its length), with no string built per request.
- */
-function chatPromptChars(chat: ChatRequest, est: Estimate): number {
+/** The prompt's text as it is read: its length alone for the 'chars' method (no text built), the text for the tokenizer. */
+interface PromptText { readonly byLength: boolean; chars: number; text: string }
+
+function addText(p: PromptText, s: string): void {
+  if (p.byLength) p.chars += s.length
+  else p.text += s
+}
+
+/** Prompt tokens of a chat: its messages' text, tool calls, tools and JSON schema, plus per-message and per-image allowances. */
+function chatPromptTokens(chat: ChatRequest, est: Estimate): number {
+  const p: PromptText = { byLength: est.method === 'chars', chars: 0, text: '' }
   let n = 0
-  let chars = 0
   for (const m of chat.messages) {
     n += est.perMessageTokens
     const c = m.content
-    if (typeof c === 'string') chars += c.length
+    if (typeof c === 'string') addText(p, c)
     else if (Array.isArray(c)) {
-      for (const p of c as unknown[]) {
-        if (p === null || typeof p !== 'object') continue
-        const o = p as { type?: unknown; text?: unknown }
-        if (typeof o.text === 'string') chars += o.text.length
+      for (const part of c as unknown[]) {
+        if (part === null || typeof part !== 'object') continue
+        const o = part as { type?: unknown; text?: unknown }
+        if (typeof o.text === 'string') addText(p, o.text)
         else if (o.type === 'image_url' || o.type === 'input_audio' || o.type === 'file') n += MEDIA_TOKENS
       }
     }
-    if ('tool_calls' in m && Array.isArray(m.tool_calls)) chars += JSON.stringify(m.tool_calls).length
+    if ('tool_calls' in m && Array.isArray(m.tool_calls)) addText(p, JSON.stringify(m.tool_calls))
   }
-  if (Array.isArray(chat.tools) && chat.tools.length > 0) chars += JSON.stringify(chat.tools).length
-  if (chat.response_format && typeof chat.response_format === 'object' && chat.response_format.type === 'json_schema') chars += JSON.stringify(chat.response_format).length
-  return n + (chars === 0 ? 0 : Math.ceil(chars / est.charsPerToken))
+  if (Array.isArray(chat.tools) && chat.tools.length > 0) addText(p, JSON.stringify(chat.tools))
+  if (chat.response_format && typeof chat.response_format === 'object' && chat.response_format.type === 'json_schema') addText(p, JSON.stringify(chat.response_format))
+  return n + (p.byLength ? Math.ceil(p.chars / est.charsPerToken) : tokensOf(p.text, est))
 }
 
 /** Prompt tokens of a chat or embeddings request (an estimate, meant to be at or above the provider's count). */
 export function promptTokens(chat: ChatRequest | undefined, embedding: EmbeddingRequest | undefined, est: Estimate): number {
-  if (chat && est.method === 'chars') return chatPromptChars(chat, est)
-  if (chat) {
-    let n = 0
-    let text = ''
-    for (const m of chat.messages) {
-      n += est.perMessageTokens
-      const c = contentText(m.content)
-      text += c.text
-      n += c.images * MEDIA_TOKENS
-      if ('tool_calls' in m && Array.isArray(m.tool_calls)) text += JSON.stringify(m.tool_calls)
-    }
-    if (Array.isArray(chat.tools) && chat.tools.length > 0) text += JSON.stringify(chat.tools)
-    if (chat.response_format && typeof chat.response_format === 'object' && chat.response_format.type === 'json_schema') text += JSON.stringify(chat.response_format)
-    return n + tokensOf(text, est)
-  }
+  if (chat) return chatPromptTokens(chat, est)
   if (embedding) {
     const input = embedding.input
     if (typeof input === 'string') return tokensOf(input, est)

@@ -35,16 +35,8 @@ export const DEFAULT_PROVIDER_TYPE_MAP: Readonly<Record<string, string>> = { 'az
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
-/** The last key id checked and its result: requests of one key come in runs. */
-let lastKey: unknown
-let lastKeyUuid: string | null = null
-
 function uuidOrNull(v: unknown): string | null {
-  if (v === lastKey) return lastKeyUuid
-  const r = typeof v === 'string' && UUID.test(v) ? v.toLowerCase() : null
-  lastKey = v
-  lastKeyUuid = r
-  return r
+  return typeof v === 'string' && UUID.test(v) ? v.toLowerCase() : null
 }
 
 const NO_EXECUTION: Readonly<{ deploymentId: null; promptVersionId: null }> = Object.freeze({ deploymentId: null, promptVersionId: null })

@@ -93,14 +93,14 @@ export function laneTextOf(data: string): string | undefined {
 
 /** fastTextDelta's text alone (what the mapper needs: the block index does not matter for text). */
 function fastText(data: string): string | undefined {
+  const plain = laneTextOf(data)
+  if (plain !== undefined) return plain
+  // Not a text delta in this serialization, or its text has escapes: the literal through JSON.parse.
   const m = TEXT_DELTA.exec(data)
   if (m === null) return undefined
-  const literal = m[2]!
-  // No escapes (the usual case): the literal's characters are the text.
-  if (!literal.includes('\\')) return literal.slice(1, -1)
   let text: unknown
   try {
-    text = JSON.parse(literal)
+    text = JSON.parse(m[2]!)
   } catch {
     return undefined
   }
