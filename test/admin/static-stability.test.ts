@@ -7,6 +7,7 @@
 import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openStore } from '../../store/index.ts'
+import { freePort } from '../helpers/gateway-process.ts'
 import { startOpenAIMock, type OpenAIMock } from '../helpers/openai-mock.ts'
 import { freshSchemaUrl, postgresAvailable, seedPrompt, startTestMcp, testEngines, type ApiResponse, type TestMcp } from './helpers.ts'
 
@@ -74,7 +75,9 @@ describe.runIf(postgresAvailable && engines.length > 0)('static stability: Postg
     mock = await startOpenAIMock()
     const direct = new URL(await freshSchemaUrl())
     fwd = new Forwarder({ host: direct.hostname, port: Number(direct.port || 5432) })
-    await fwd.start()
+    // A port below the ephemeral range: restore() binds it again, and while the forwarder is cut an
+    // outgoing connection could otherwise take a listen(0) port.
+    await fwd.start(await freePort())
     const viaForwarder = new URL(direct)
     viaForwarder.hostname = '127.0.0.1'
     viaForwarder.port = String(fwd.port)

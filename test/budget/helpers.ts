@@ -3,7 +3,6 @@
  * plugins and shared services, a principal plugin that takes the key and team from request headers,
  * a signed-webhook receiver, Redis reachability (CI fails without it) and a private redis-server.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Redis } from 'ioredis'
@@ -12,7 +11,6 @@ import { registerBudgetRoutes } from '../../admin/routes/budgets.ts'
 import type { AlertManager } from '../../gateway/alerts/manager.ts'
 import type { PluginFactory, PluginServices } from '../../gateway/pipeline/types.ts'
 import { ADMIN_KEY, startGateway, type TestGateway } from '../helpers/gateway.ts'
-import { freePort } from '../helpers/gateway-process.ts'
 
 /** Sets `ctx.slots.principal` from `x-test-key` / `x-test-team` (default key 'k1'). */
 export const testPrincipalPlugin: PluginFactory = {
@@ -157,24 +155,5 @@ export async function deletePrefix(r: Redis, prefix: string): Promise<void> {
   } while (cursor !== '0')
 }
 
-export interface PrivateRedis { url: string; port: number; proc: ChildProcess; stop(): Promise<void> }
-
 /** A redis-server of this test only (outage tests may kill or pause it; never the shared one). */
-export async function startPrivateRedis(): Promise<PrivateRedis> {
-  const port = await freePort()
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--enable-debug-command', 'local'], { stdio: 'ignore' })
-  const url = `redis://127.0.0.1:${port}`
-  const end = Date.now() + 5000
-  for (;;) {
-    const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, connectTimeout: 300, retryStrategy: () => null })
-    r.on('error', () => {})
-    try { await r.connect(); await r.ping(); r.disconnect(); break } catch { r.disconnect() }
-    if (Date.now() > end) { proc.kill('SIGKILL'); throw new Error('private redis-server did not start') }
-    await new Promise((res) => setTimeout(res, 50))
-  }
-  const exited = new Promise<void>((r) => proc.once('exit', () => r()))
-  return {
-    url, port, proc,
-    async stop() { if (proc.exitCode === null && proc.signalCode === null) { proc.kill('SIGKILL'); await exited } },
-  }
-}
+export { startPrivateRedis, type PrivateRedis } from '../ratelimit/private-redis.ts'

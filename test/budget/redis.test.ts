@@ -7,9 +7,7 @@
  * Uses the shared Redis (MCP_TEST_REDIS_URL, default redis://127.0.0.1:6379) with a unique key prefix,
  * deleted afterwards. Without Redis these tests skip, except in CI (CI=true) where they fail.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import path from 'node:path'
-import { fileURLToPath } from 'node:url'
+import type { ChildProcess } from 'node:child_process'
 import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { closeRedis, createRedis } from '../../gateway/redis.ts'
@@ -17,11 +15,10 @@ import { RedisBudgetStore } from '../../plugins/budget/redis-store.ts'
 import type { BudgetReportRow } from '../../plugins/budget/index.ts'
 import type { CounterSpec } from '../../plugins/budget/store.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
-import { freePort } from '../helpers/gateway-process.ts'
+import { launchEntry } from '../helpers/gateway-process.ts'
 import { startOpenAIMock, type OpenAIMock } from '../helpers/openai-mock.ts'
 import { adminGet, chat, deletePrefix, metricValue, REDIS_URL, redisAvailable, startPrivateRedis, startTestGateway, until, type PrivateRedis } from './helpers.ts'
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const ONE = 7350 // nano-USD of "hi" with max_tokens 12 on gpt-4o-mini (see budget.test.ts)
 const usd = (nano: number): number => nano / 1e9
 const available = await redisAvailable()
@@ -77,28 +74,10 @@ describe.skipIf(!available)('RedisBudgetStore (Lua)', () => {
 interface Entry { proc: ChildProcess; url: string; adminUrl: string; out(): string; stop(): Promise<void> }
 
 async function spawnEntry(config: Record<string, unknown>): Promise<Entry> {
-  const port = await freePort()
-  const adminPort = await freePort()
-  const proc = spawn(process.execPath, ['--experimental-strip-types', '--disable-warning=ExperimentalWarning', 'test/budget/gateway-entry.ts'], {
-    cwd: ROOT,
-    env: { ...process.env, NODE_ENV: 'test', MCP_PORT: String(port), MCP_ADMIN_PORT: String(adminPort), MCP_REDIS_URL: REDIS_URL, BUDGET_ENTRY_CONFIG: JSON.stringify(config) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let out = ''
-  proc.stdout!.on('data', (d: Buffer) => { out += d.toString('utf8') })
-  proc.stderr!.on('data', (d: Buffer) => { out += d.toString('utf8') })
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
-  const adminUrl = `http://127.0.0.1:${adminPort}`
-  const deadline = Date.now() + 20_000
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`entry exited during start:\n${out}`)
-    try { if ((await fetch(`${adminUrl}/healthz`)).status === 200) break } catch { /* not yet */ }
-    if (Date.now() > deadline) { proc.kill('SIGKILL'); throw new Error(`entry did not start:\n${out}`) }
-    await new Promise((r) => setTimeout(r, 50))
-  }
+  const p = await launchEntry('test/budget/gateway-entry.ts', { MCP_REDIS_URL: REDIS_URL, BUDGET_ENTRY_CONFIG: JSON.stringify(config) })
   return {
-    proc, url: `http://127.0.0.1:${port}`, adminUrl, out: () => out,
-    async stop() { if (proc.exitCode === null && proc.signalCode === null) { proc.kill('SIGTERM'); const t = setTimeout(() => proc.kill('SIGKILL'), 3000); await exited; clearTimeout(t) } },
+    proc: p.proc, url: p.url, adminUrl: p.adminUrl, out: p.output,
+    async stop() { if (p.running()) { p.proc.kill('SIGTERM'); const t = setTimeout(() => p.proc.kill('SIGKILL'), 3000); await p.exited; clearTimeout(t) } },
   }
 }
 

@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { Socket } from 'node:net'
-import { freePort } from '../helpers/gateway-process.ts'
+import { freePort, portClash } from '../helpers/gateway-process.ts'
 
 export interface PrivateRedis {
   readonly port: number
@@ -30,22 +30,40 @@ function ping(port: number): Promise<boolean> {
 }
 
 async function launch(port: number): Promise<{ proc: ChildProcess; exited: Promise<void> }> {
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], { stdio: 'ignore' })
+  // DEBUG SLEEP (the budget tests stall the server with it) is allowed from local clients only.
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--enable-debug-command', 'local'], { stdio: ['ignore', 'pipe', 'ignore'] })
   let failed: Error | undefined
+  let out = ''
+  proc.stdout!.on('data', (d: Buffer) => { out += d.toString('utf8') })
   proc.once('error', (e) => { failed = e }) // ENOENT: redis-server is not installed
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
+  let running = true
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => { running = false; resolve() }))
   const deadline = Date.now() + 5000
   while (!(await ping(port))) {
     if (failed) throw failed
+    // Exited before answering: most often the port was taken ("Address already in use" in its log).
+    if (!running) throw new Error(`redis-server on ${port} exited during start:\n${out}`)
     if (Date.now() > deadline) { proc.kill('SIGKILL'); throw new Error(`redis-server on ${port} did not start`) }
     await new Promise((r) => setTimeout(r, 25))
   }
   return { proc, exited }
 }
 
+/** A first start on a port another process took is retried on a new port. */
+async function launchOnFreePort(): Promise<{ port: number; proc: ChildProcess; exited: Promise<void> }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort()
+    try {
+      return { port, ...(await launch(port)) }
+    } catch (e) {
+      if (attempt >= 4 || !portClash(e)) throw e
+    }
+  }
+}
+
 export async function startPrivateRedis(): Promise<PrivateRedis> {
-  const port = await freePort()
-  let cur = await launch(port)
+  let cur = await launchOnFreePort()
+  const port = cur.port
   let frozen = false
   const pidOf = (): number => cur.proc.pid!
   return {
@@ -60,7 +78,7 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
       await cur.exited
       frozen = false
     },
-    async restart() { cur = await launch(port) },
+    async restart() { cur = { port, ...(await launch(port)) } },
     async stop() {
       if (cur.proc.exitCode !== null || cur.proc.signalCode !== null) return
       if (frozen) process.kill(pidOf(), 'SIGCONT')
