@@ -4,11 +4,12 @@
  *   cpuMicros(pid)  utime + stime of the process (all threads), in microseconds
  *   rssBytes(pid)   VmRSS of the process, in bytes
  *   ioSyscalls(pid) read/write-family system calls so far (/proc/<pid>/io syscr, syscw)
+ *   treeCpuMicros(pid) CPU of a process and all its children, exited ones included (a database server)
  *   ProcSampler     CPU and syscalls before/after a run + RSS polled every 200 ms (peak), for
  *                   several processes
  */
 import { execSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 
 /** Clock ticks per second (USER_HZ), read once. */
 export const CLK_TCK: number = (() => {
@@ -22,12 +23,45 @@ export const CLK_TCK: number = (() => {
 
 /** utime + stime of `pid` in microseconds (resolution 1/CLK_TCK s, i.e. 10 ms at 100 Hz). */
 export function cpuMicros(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  // comm (field 2) may contain spaces and ')' — the fields after the LAST ')' start at field 3.
-  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  const rest = statFields(pid)
   const utime = Number(rest[14 - 3])
   const stime = Number(rest[15 - 3])
   return ((utime + stime) * 1e6) / CLK_TCK
+}
+
+/**
+ * The fields of /proc/<pid>/stat from field 3 on (index i holds field i + 3). comm (field 2) may contain spaces
+ * and ')': the fields after the LAST ')' start at field 3.
+ */
+function statFields(pid: number): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+}
+
+/**
+ * CPU time of `root` and of its children, in microseconds: its own utime + stime, what its exited children used
+ * (cutime + cstime, counted once it reaped them) and what its live children used so far. The difference between
+ * two readings is what the whole tree used in between, children that started or exited meanwhile included
+ * (grandchildren only once their parent exits). For a PostgreSQL server: root is the postmaster, the children its
+ * backends and background workers.
+ */
+export function treeCpuMicros(root: number): number {
+  const f = statFields(root)
+  let ticks = Number(f[14 - 3]) + Number(f[15 - 3]) + Number(f[16 - 3]) + Number(f[17 - 3])
+  for (const name of readdirSync('/proc')) {
+    const c = name.charCodeAt(0)
+    if (c < 48 || c > 57) continue
+    try {
+      const cf = statFields(Number(name))
+      if (Number(cf[4 - 3]) === root) ticks += Number(cf[14 - 3]) + Number(cf[15 - 3])
+    } catch { /* gone meanwhile */ }
+  }
+  return (ticks * 1e6) / CLK_TCK
+}
+
+/** The parent of `pid` (field 4 of /proc/<pid>/stat). */
+export function parentPid(pid: number): number {
+  return Number(statFields(pid)[4 - 3])
 }
 
 /** Resident set size of `pid` in bytes (VmRSS). */

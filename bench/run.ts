@@ -20,7 +20,7 @@ import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
 import type { PacedResult } from './paced.ts'
-import { ProcSampler, rssBytes } from './proc.ts'
+import { parentPid, ProcSampler, rssBytes, treeCpuMicros } from './proc.ts'
 import type { ProcUsage } from './proc.ts'
 import { formatProfile, summarizeProfile } from './profile.ts'
 import type { ProfileSummary } from './profile.ts'
@@ -455,13 +455,43 @@ function pidsOf(names: string[]): Record<string, number> {
   return out
 }
 
+/**
+ * The postmaster of BENCH_DATABASE_URL's server when it runs on this machine (its CPU is then read from /proc:
+ * `db µs/req`, the database's share of a request, e.g. writing execution logs); undefined otherwise.
+ */
+async function databaseServerPid(): Promise<number | undefined> {
+  if (KNOBS.databaseUrl === '') return undefined
+  let host: string
+  try { host = new URL(KNOBS.databaseUrl).hostname } catch { return undefined }
+  if (!['127.0.0.1', 'localhost', '[::1]', ''].includes(host)) return undefined
+  const pg = (await import('pg')).default
+  const client = new pg.Client({ connectionString: KNOBS.databaseUrl })
+  try {
+    await client.connect()
+    const r = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
+    const root = parentPid(Number(r.rows[0]?.pid))
+    // Read once now: a server whose processes /proc does not show (another namespace) throws here, and is left out.
+    treeCpuMicros(root)
+    return root
+  } catch {
+    return undefined
+  } finally {
+    await client.end().catch(() => {})
+  }
+}
+let dbRoot: number | undefined
+
 async function runSaturation(s: ScenarioDef, ctx: Ctx, round: number): Promise<SatRun> {
   const sampler = new ProcSampler(pidsOf(s.procs))
   const req = s.request(ctx)
   sampler.start()
+  const db0 = dbRoot === undefined ? 0 : treeCpuMicros(dbRoot)
   const r = await saturate(`http://127.0.0.1:${ctx.ports[s.server]}`, req, KNOBS.durationS, KNOBS.connections)
+  const db1 = dbRoot === undefined ? 0 : treeCpuMicros(dbRoot)
   const u = sampler.stop()
   const completed = r['2xx'] + r.non2xx
+  const usage = usageOf(u, s.procs, completed)
+  if (dbRoot !== undefined && completed > 0) usage.cpuUsPerReq['db'] = Math.round(((db1 - db0) / completed) * 10) / 10
   const statusCodes: Record<string, number> = {}
   for (const [code, v] of Object.entries(r.statusCodeStats ?? {})) statusCodes[code] = v.count
   if (r.errors > 0) statusCodes['errors'] = r.errors
@@ -473,7 +503,7 @@ async function runSaturation(s: ScenarioDef, ctx: Ctx, round: number): Promise<S
     errors: r.non2xx + r.errors + r.timeouts,
     statusCodes,
     latencyMs: { p50: r.latency.p50, p99: r.latency.p99, p999: r.latency.p99_9 },
-    ...usageOf(u, s.procs, completed),
+    ...usage,
   }
 }
 
@@ -532,6 +562,8 @@ function medianUsage(runs: Usage[]): Usage {
   const names = new Set(runs.flatMap((r) => Object.keys(r.cpuUsPerReq)))
   for (const n of names) {
     cpu[n] = r1(median(runs.map((r) => r.cpuUsPerReq[n] ?? Number.NaN)))
+    // The database server (db) has CPU only: it is not one of the bench's processes, so no RSS or syscalls.
+    if (!runs.some((r) => n in r.rssPeakMB)) continue
     rss[n] = r1(Math.max(...runs.map((r) => r.rssPeakMB[n] ?? 0)))
     reads[n] = Math.round(median(runs.map((r) => r.readsPerReq[n] ?? Number.NaN)) * 100) / 100
     writes[n] = Math.round(median(runs.map((r) => r.writesPerReq[n] ?? Number.NaN)) * 100) / 100
@@ -575,6 +607,8 @@ async function main(): Promise<void> {
   console.log(`MCP bench ${stamp}: ${cpuInfo}`)
   console.log(`rounds=${KNOBS.rounds} duration=${KNOBS.durationS}s connections=${KNOBS.connections} paced=${KNOBS.rate} req/s (${KNOBS.pacedConnections} conns) warmup=${KNOBS.warmupS}s log=${KNOBS.logLevel}${KNOBS.gatewayNodeFlags.length > 0 ? ` gateway flags: ${KNOBS.gatewayNodeFlags.join(' ')}` : ''}${profiled.size > 0 ? ` PROFILING ${[...profiled].join(',')} (its numbers are distorted)` : ''}`)
   console.log(`scenarios: ${scenarios.map((s) => s.name).join(', ')}`)
+  dbRoot = await databaseServerPid()
+  if (dbRoot !== undefined) console.log(`database server on this machine (postmaster pid ${dbRoot}): its CPU per request is reported as db µs/req`)
 
   // mock first (everything proxies to it), then the rest in parallel
   const mock = startServer(servers[0] as ServerDef, ctx, undefined, stamp)
@@ -679,7 +713,8 @@ async function main(): Promise<void> {
 
   // ---- print
   console.log('\nMedians across rounds. Saturation: autocannon, ms resolution. Paced: open loop at the fixed rate, latency from intended send time.')
-  const head = ['scenario', 'sat req/s', 'p50', 'p99', 'p99.9', 'cpu µs/req', 'mock µs/req', 'RSS MB', '| paced p50', 'p99', 'p99.9', '+p50', '+p99', 'lag p99', 'cpu µs/req', 'RSS MB', 'err']
+  const db = dbRoot !== undefined
+  const head = ['scenario', 'sat req/s', 'p50', 'p99', 'p99.9', 'cpu µs/req', 'mock µs/req', ...(db ? ['db µs/req'] : []), 'RSS MB', '| paced p50', 'p99', 'p99.9', '+p50', '+p99', 'lag p99', 'cpu µs/req', 'RSS MB', 'err']
   const rows: string[][] = [head]
   for (const s of summaries) {
     const serving = SCENARIOS.find((x) => x.name === s.name)?.server ?? ''
@@ -689,7 +724,7 @@ async function main(): Promise<void> {
       s.name,
       st === undefined ? '-' : String(st.rps),
       fmt(st?.latencyMs.p50, 0), fmt(st?.latencyMs.p99, 0), fmt(st?.latencyMs.p999, 0),
-      fmt(st?.cpuUsPerReq[serving]), serving === 'mock' ? '=' : fmt(st?.cpuUsPerReq['mock']), fmt(st?.rssPeakMB[serving]),
+      fmt(st?.cpuUsPerReq[serving]), serving === 'mock' ? '=' : fmt(st?.cpuUsPerReq['mock']), ...(db ? [fmt(st?.cpuUsPerReq['db'])] : []), fmt(st?.rssPeakMB[serving]),
       `| ${fmt(pc?.latencyMs.p50, 3)}`, fmt(pc?.latencyMs.p99, 3), fmt(pc?.latencyMs.p999, 3),
       fmt(pc?.addedMs?.p50, 3), fmt(pc?.addedMs?.p99, 3), fmt(pc === undefined ? undefined : pc.lagUs.p99 / 1000, 3),
       fmt(pc?.cpuUsPerReq[serving]), fmt(pc?.rssPeakMB[serving]),
