@@ -226,8 +226,8 @@ export const SCENARIOS: ScenarioDef[] = [
   { name: 'gw-core-stream', label: '(3) stream: OpenAI in → OpenAI mock (pass-through)', server: 'gw-core', procs: ['gw-core', 'mock'], request: chat('mock/gpt-4o', true), saturation: true, paced: false },
   // Issue 3's pass-through baselines served by the translating gateway itself (same process, same chain): the
   // comparison of translation against pass-through without the difference between two processes.
-  { name: 'gw-translate-pt', label: '(3) OpenAI in → OpenAI mock (pass-through), translating gateway', server: 'gw-translate', procs: ['gw-translate', 'mock'], request: chat('mock/gpt-4o'), saturation: true, paced: false },
-  { name: 'gw-translate-pt-stream', label: '(3) stream: OpenAI in → OpenAI mock (pass-through), translating gateway', server: 'gw-translate', procs: ['gw-translate', 'mock'], request: chat('mock/gpt-4o', true), saturation: true, paced: false },
+  { name: 'gw-translate-pt', label: '(3) OpenAI in → OpenAI mock (pass-through), translating gateway', server: 'gw-translate', procs: ['gw-translate', 'mock', 'anthropic-mock'], request: chat('mock/gpt-4o'), saturation: true, paced: false },
+  { name: 'gw-translate-pt-stream', label: '(3) stream: OpenAI in → OpenAI mock (pass-through), translating gateway', server: 'gw-translate', procs: ['gw-translate', 'mock', 'anthropic-mock'], request: chat('mock/gpt-4o', true), saturation: true, paced: false },
   { name: 'gw-alias1', label: '(4) alias with 1 target', server: 'gw-alias', procs: ['gw-alias', 'mock'], request: chat('one'), saturation: false, paced: true },
   { name: 'gw-alias5', label: '(4) alias with 5 targets, health tracking', server: 'gw-alias', procs: ['gw-alias', 'mock'], request: chat('five'), saturation: false, paced: true },
   { name: 'gw-auth', label: '(6) auth only', server: 'gw-auth', procs: ['gw-auth', 'mock'], request: chat('mock/gpt-4o'), saturation: true, paced: false },
