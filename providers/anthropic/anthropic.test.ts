@@ -9,7 +9,7 @@ import { anthropicConfigErrors, type AnthropicConfig } from './config.ts'
 import { toAnthropicError } from './errors.ts'
 import { toAnthropicChat, toAnthropicRequest, type AnthropicRequestOptions } from './request.ts'
 import { fromAnthropicMessage, toFinishReason } from './response.ts'
-import { createAnthropicStreamMapper, fastTextDelta, laneTextOf } from './stream.ts'
+import { ANTHROPIC_LANE_EVENT, createAnthropicStreamMapper, fastTextDelta, laneTextOf } from './stream.ts'
 
 const fixture = (name: string): string => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8')
 const json = (name: string): unknown => JSON.parse(fixture(name))
@@ -439,5 +439,31 @@ describe('text deltas read without a full parse (fastTextDelta)', () => {
     m.push({ event: 'message_stop', data: '{"type":"message_stop"}' })
     // After message_stop nothing more is mapped, in either form.
     expect(m.laneText!({ event: 'content_block_delta', data: d })).toBeUndefined()
+  })
+
+  it('whole-event lane: matches exactly the SSE events whose data laneTextOf reads, with the same text', () => {
+    const sse = (data: string, name = 'content_block_delta'): string => `event: ${name}\ndata: ${data}\n\n`
+    const m = createAnthropicStreamMapper('anthropic', 'claude-x', () => 1_700_000_000_000)
+    const match = (s: string): string | undefined => {
+      const re = ANTHROPIC_LANE_EVENT.pattern
+      re.lastIndex = 0
+      return re.test(s) && re.lastIndex === s.length ? m.laneEventText!(s, 0, s.length) : undefined
+    }
+    for (const t of ['Hello', '', ' tok1', 'é 😀 \u2028', '}} ,x:{']) expect(match(`${sse(event(t, 3))}`)).toBe(t)
+    expect(match(sse(event('x', 1234)))).toBe('x')
+    for (const s of [sse(event('a "q"')), sse(event('back \\ slash')), sse(event('x'), 'other'), `data: ${event('x')}\n\n`, sse(event('x', 12345)),
+      sse('{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a","b":"c"}}')]) {
+      expect(match(s), s).toBeUndefined()
+    }
+    // In the middle of a longer input, at an offset: the span's text.
+    const s = `${sse(event('first'))}${sse(event('second', 2))}`
+    const re = ANTHROPIC_LANE_EVENT.pattern
+    re.lastIndex = sse(event('first')).length
+    expect(re.test(s)).toBe(true)
+    expect(m.laneEventText!(s, sse(event('first')).length, re.lastIndex)).toBe('second')
+    // The template is the event with an empty text, and the pattern matches it.
+    expect(match(ANTHROPIC_LANE_EVENT.template)).toBe('')
+    m.push({ event: 'message_stop', data: '{"type":"message_stop"}' })
+    expect(m.laneEventText!(s, 0, sse(event('first')).length)).toBeUndefined()
   })
 })

@@ -91,6 +91,24 @@ export function laneTextOf(data: string): string | undefined {
   return text.includes('\\') ? undefined : text
 }
 
+/**
+ * A whole text-delta SSE event as Anthropic sends it (event line, data line, blank line) with a text that has no
+ * escapes: the parser's fast lane (SseFastEvent). The text is then s[indexOf(',', from + LANE_HEAD) + TEXT_AFTER_INDEX,
+ * to - LANE_TAIL).
+ */
+const LANE_EVENT = /event: content_block_delta\ndata: \{"type":"content_block_delta","index":\d{1,4},"delta":\{"type":"text_delta","text":"[^"\\\x00-\x1f]*"\}\}\n\n/y
+const LANE_HEAD = 'event: content_block_delta\ndata: {"type":"content_block_delta","index":'.length
+const LANE_TAIL = '"}}\n\n'.length
+export const ANTHROPIC_LANE_EVENT = {
+  pattern: LANE_EVENT,
+  template: 'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":""}}\n\n',
+} as const
+
+/** The text of a LANE_EVENT match s[from, to). */
+export function laneEventTextOf(s: string, from: number, to: number): string {
+  return s.slice(s.indexOf(',', from + LANE_HEAD) + TEXT_AFTER_INDEX, to - LANE_TAIL)
+}
+
 /** fastTextDelta's text alone (what the mapper needs: the block index does not matter for text). */
 function fastText(data: string): string | undefined {
   const plain = laneTextOf(data)
@@ -158,6 +176,10 @@ export function createAnthropicStreamMapper(provider: string, model: string, now
     },
     textChunk(text: string): ChatChunk {
       return delta({ content: text })
+    },
+    laneEvent: ANTHROPIC_LANE_EVENT,
+    laneEventText(s: string, from: number, to: number): string | undefined {
+      return done ? undefined : laneEventTextOf(s, from, to)
     },
     push(ev: SseEvent): ChatChunk[] | undefined {
       if (done) return undefined

@@ -13,7 +13,7 @@ import { ChunkAggregator } from './aggregate.ts'
 import { openHttp, type HttpHead } from './http.ts'
 import { credentialsOf, redactCredentials } from './upstream-error.ts'
 import { LatencyWindow } from './latency-window.ts'
-import { createNdjsonSplitter, createSseParser, type SseEvent } from './sse.ts'
+import { createNdjsonSplitter, createSseParser, type SseEvent, type SseFastEvent } from './sse.ts'
 import type { ChatTranslation, EmbeddingTranslation, StreamMapper } from './translation.ts'
 
 export interface Timeouts {
@@ -244,7 +244,23 @@ class UpstreamChatStream implements ChatStream {
       }
       try { emit(mapper.push(safe)) } catch (e) { this.#finish(e as GatewayError) }
     }
-    const parser = format === 'sse' ? createSseParser(onEvent) : createNdjsonSplitter((data) => onEvent({ event: 'message', data }))
+    // The mapper's whole-event lane: only the text is searched for credentials, which is enough when no secret
+    // contains a quote (the text literal is between quotes) or occurs in the rest of the event (its template).
+    const laneEvent = mapper.laneEvent
+    const fast: SseFastEvent | undefined = lane && laneEvent !== undefined && mapper.laneEventText !== undefined &&
+      secrets.every((x) => !x.includes('"') && !laneEvent.template.includes(x))
+      ? {
+          pattern: laneEvent.pattern,
+          onMatch: (s, from, to) => {
+            if (this.#error) return true
+            const text = mapper.laneEventText!(s, from, to)
+            if (text === undefined || leaks(text)) return false
+            if (text !== '') { this.#agg.addText(text); this.#queue.push(text) }
+            return true
+          },
+        }
+      : undefined
+    const parser = format === 'sse' ? createSseParser(onEvent, fast) : createNdjsonSplitter((data) => onEvent({ event: 'message', data }))
     head.consume({
       onData: (buf) => {
         if (this.#error) return true

@@ -3,7 +3,7 @@
  * (the LF-only input takes a native-search path, CR input a character loop: both must agree).
  */
 import { describe, expect, it } from 'vitest'
-import { createSseParser, type SseEvent } from './sse.ts'
+import { createSseParser, type SseEvent, type SseFastEvent } from './sse.ts'
 
 function parse(pieces: readonly (string | Buffer)[]): { events: SseEvent[]; pending: boolean } {
   const events: SseEvent[] = []
@@ -77,4 +77,57 @@ describe('createSseParser', () => {
     expect(events.map((e) => e.data)).toEqual(['x', 'cut'])
     expect(pending).toBe(true)
   })
+
+  describe('fast lane (SseFastEvent)', () => {
+    const LANE = /event: delta\ndata: \{"t":"[a-z ]*"\}\n\n/y
+    const lane = (t: string): string => `event: delta\ndata: {"t":"${t}"}\n\n`
+    const TEXT = [lane('one'), 'event: other\ndata: x\n\n', lane('two'), lane('three'), 'data: [DONE]\n\n', lane('four')].join('')
+
+    /** Events in order, a lane match read back as the event the plain parser makes of its span. */
+    function withLane(pieces: readonly string[], accept: (span: string) => boolean = () => true): { events: SseEvent[]; matched: number } {
+      const events: SseEvent[] = []
+      let matched = 0
+      const fast: SseFastEvent = {
+        pattern: LANE,
+        onMatch(s, from, to) {
+          const span = s.slice(from, to)
+          if (!accept(span)) return false
+          matched++
+          events.push(...parse([span]).events)
+          return true
+        },
+      }
+      const p = createSseParser((e) => events.push(e), fast)
+      for (const x of pieces) p.feed(x)
+      p.end()
+      return { events, matched }
+    }
+
+    it('whole events matched in place give the events the line-by-line parse gives, however the input is split', () => {
+      const expected = parse([TEXT]).events
+      expect(withLane([TEXT])).toEqual({ events: expected, matched: 4 })
+      for (const pieces of splits(TEXT)) expect(withLane(pieces).events).toEqual(expected)
+    })
+
+    it('a declined match is read line by line', () => {
+      const r = withLane([TEXT], (span) => !span.includes('two'))
+      expect(r.events).toEqual(parse([TEXT]).events)
+      expect(r.matched).toBe(3)
+    })
+
+    it('only at an event boundary, and never once an id was set (the last event id belongs to every later event)', () => {
+      // A lane-shaped event whose lines follow another field of the same event is not a whole event.
+      const mid = `event: x\n${lane('inside')}`
+      expect(withLane([mid])).toEqual({ events: parse([mid]).events, matched: 0 })
+      const withId = `id: 7\n\n${lane('after')}`
+      const r = withLane([withId])
+      expect(r.matched).toBe(0)
+      expect(r.events).toEqual([{ event: 'delta', data: '{"t":"after"}', id: '7' }])
+    })
+
+    it('the pattern must be sticky', () => {
+      expect(() => createSseParser(() => {}, { pattern: /x/, onMatch: () => true })).toThrow(/sticky/)
+    })
+  })
 })
+

@@ -13,13 +13,26 @@ export interface SseEvent {
   id?: string
 }
 
+/**
+ * Optional fast lane for one kind of event a consumer sees over and over in one exact serialization (Anthropic's
+ * text deltas): `pattern` (sticky) matches the whole event, its lines and the blank line that ends it, at an event
+ * boundary; `onMatch` gets the input and the event's span instead of an SseEvent, and returns false to decline
+ * (then the event is read line by line as usual). Only used where the whole event is in one read.
+ */
+export interface SseFastEvent {
+  readonly pattern: RegExp
+  onMatch(s: string, from: number, to: number): boolean
+}
+
 export interface SseParser {
   feed(chunk: Buffer | string): void
   /** Flushes a final event that was not terminated by a blank line (a stream cut at EOF). Returns true if one was pending. */
   end(): boolean
 }
 
-export function createSseParser(onEvent: (ev: SseEvent) => void): SseParser {
+export function createSseParser(onEvent: (ev: SseEvent) => void, fast?: SseFastEvent): SseParser {
+  const fastPattern = fast?.pattern
+  if (fastPattern && !fastPattern.sticky) throw new Error('createSseParser: the fast event pattern must be sticky (y)')
   const decoder = new StringDecoder('utf8')
   let tail = ''
   let skipLf = false
@@ -84,7 +97,14 @@ export function createSseParser(onEvent: (ev: SseEvent) => void): SseParser {
       const n = s.length
       if (s.indexOf('\r', start) === -1) {
         // LF line endings only (what every provider sends): native searches instead of a loop over every character.
-        for (let i = s.indexOf('\n', start); i !== -1; i = s.indexOf('\n', start)) {
+        for (;;) {
+          // At an event boundary (no field of the next event read yet), the fast lane's whole event, if it is one.
+          if (fastPattern !== undefined && !sawField && data === undefined && id === undefined) {
+            fastPattern.lastIndex = start
+            if (fastPattern.test(s) && fast!.onMatch(s, start, fastPattern.lastIndex)) { start = fastPattern.lastIndex; continue }
+          }
+          const i = s.indexOf('\n', start)
+          if (i === -1) break
           line(s, start, i)
           start = i + 1
         }

@@ -30,6 +30,15 @@ export interface StreamMapper {
   laneText?(ev: SseEvent): string | undefined
   textChunk?(text: string): ChatChunk
   /**
+   * Optional, with laneText: the same lane for a whole SSE event in the provider's exact serialization, matched in
+   * the parser's input without splitting it into lines (see SseFastEvent). `pattern` is sticky and shared; a secret
+   * that occurs in `template` (the event with an empty text) or contains a quote turns the lane off (see
+   * UpstreamChatStream: only the text is searched for credentials). laneEventText(s, from, to) is laneText of the
+   * event s[from, to), or undefined to read it the usual way.
+   */
+  readonly laneEvent?: { readonly pattern: RegExp; readonly template: string }
+  laneEventText?(s: string, from: number, to: number): string | undefined
+  /**
    * The upstream body ended. Returns any last chunks. Throws MCP_ERR_UPSTREAM_STREAM_INTERRUPTED
    * when the stream ended before the provider said it was complete.
    */
