@@ -15,7 +15,7 @@ import type { RequestCtx } from '../../gateway/context.ts'
 import { nanoToUsd, ownPricing, picoToNano, promptTokens, requestedMaxOutput, worstCostNano, worstPrices, WORST_PRICES_TTL_MS, type Pricing } from './estimate.ts'
 import { budgetPlugin, fmtUsd, usedPercent } from './index.ts'
 import { periodLabel, periodWindow } from './period.ts'
-import { LocalBudgetStore, type CounterSpec } from './store.ts'
+import { COUNTER_RETENTION_MS, LocalBudgetStore, type CounterSpec } from './store.ts'
 
 const deps: PluginDeps = { services: {}, logger: pino({ level: 'silent' }), metrics: new Metrics(), env: { adminKey: undefined, production: false } }
 
@@ -99,6 +99,24 @@ describe('LocalBudgetStore', () => {
     expect(s.admitSync('dead', [c], [10, 0, 0], true, day).status).toBe('ok')
     expect(s.admitSync('x', [c], [1, 0, 0], true, day + 999).status).toBe('refused')
     expect(s.admitSync('x', [c], [1, 0, 0], true, day + 1000).status).toBe('ok')
+  })
+
+  it('the counters kept per spec array are the live ones: after a counter expired and was swept, a new one is used', () => {
+    const s = new LocalBudgetStore(60_000)
+    const old = spec('roll', [-1, -1, 100])
+    const list = [old]
+    expect(s.admitSync('a', list, [0, 0, 1], true, day).states[0]!.reserved).toEqual([0, 0, 1])
+    s.settleSync('a', list, [0, 0, 1], day)
+    // Past its retention the counter is removed by the next sweep (every 1024 operations).
+    const later = old.periodEnd + COUNTER_RETENTION_MS + 1
+    const other = [spec('other', [-1, -1, -1])]
+    for (let i = 0; i < 1100; i++) s.settleSync(`o${i}`, other, [0, 0, 0], s.admitSync(`o${i}`, other, [0, 0, 0], true, later) && later)
+    expect(s.peekSync(list, later)[0]).toEqual({ spent: [0, 0, 0], reserved: [0, 0, 0] })
+    // The same array again: the store's own counter for it now, not the swept one.
+    const r = s.admitSync('b', list, [0, 0, 1], true, later)
+    expect(r.states[0]).toMatchObject({ spent: [0, 0, 0], reserved: [0, 0, 1] })
+    expect(s.peekSync(list, later)[0]).toEqual({ spent: [0, 0, 0], reserved: [0, 0, 1] })
+    expect(s.openReservations()).toBe(1)
   })
 })
 

@@ -115,6 +115,14 @@ function counterFor(rule: BudgetRule, ctx: RequestCtx, now: number): CounterSpec
   return spec
 }
 
+/** The prices of the model that answered: the catalogue's, else the alias target's own `price`. */
+function pricesAt(ctx: RequestCtx, pricing: Pricing, at: number): ReturnType<Pricing['pricesFor']> {
+  const p = pricing.pricesFor(ctx.providerName, ctx.adapter?.type ?? '', ctx.model, at)
+  if (p || !ctx.alias) return p
+  const t = ctx.alias.targets.find((x) => x.provider === ctx.providerName && x.model === ctx.model)
+  return t?.price ? { input: t.price.input * 1e6, cachedInput: t.price.input * 1e6, cacheWrite: t.price.input * 1e6, output: t.price.output * 1e6, reasoning: t.price.output * 1e6, effectiveFrom: 0 } : undefined
+}
+
 /** '000000000'..: nano-USD digits after the point. */
 const pad9 = (n: number): string => { const s = String(n); return s.length >= 9 ? s : '000000000'.slice(s.length) + s }
 
@@ -192,7 +200,8 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
 
       const report = (cs: readonly CounterSpec[], rules: readonly BudgetRule[], states: readonly CounterState[], exhaustedIdx: number): void => {
         if (!alerts) return
-        for (const [i, c] of cs.entries()) {
+        for (let i = 0; i < cs.length; i++) {
+          const c = cs[i]!
           const s = states[i]
           const r = rules[i]!
           if (!s) continue
@@ -216,24 +225,16 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
         const reported = ctx.usage
         // Embeddings report no completion_tokens; providers may send odd numbers: priced as normalised.
         const usage = reported ? normalizeUsage(reported) : undefined
-        const pricing = pricingOf(ctx, own)
-        const at = Date.now()
-        const prices = (): ReturnType<Pricing['pricesFor']> => {
-          const p = pricing.pricesFor(ctx.providerName, ctx.adapter?.type ?? '', ctx.model, at)
-          if (p || !ctx.alias) return p
-          const t = ctx.alias.targets.find((x) => x.provider === ctx.providerName && x.model === ctx.model)
-          return t?.price ? { input: t.price.input * 1e6, cachedInput: t.price.input * 1e6, cacheWrite: t.price.input * 1e6, output: t.price.output * 1e6, reasoning: t.price.output * 1e6, effectiveFrom: 0 } : undefined
-        }
         if (usage) {
           const metered = costOf(ctx)
-          const pico = metered && !metered.unknown ? metered.pico : PriceCatalogue.cost(prices(), usage).pico
+          const pico = metered && !metered.unknown ? metered.pico : PriceCatalogue.cost(pricesAt(ctx, pricingOf(ctx, own), Date.now()), usage).pico
           return [picoToNano(pico), usageTokens(usage), requests]
         }
         // No usage: a stream whose output was counted is charged its estimate; a stream that delivered
         // something unseen (pass-through) its prompt; anything else nothing (released in full).
         const out = outputTokensOf(s.outChars, est)
         if (out > 0 || (ctx.stream && ctx.firstChunk > 0)) {
-          const p = prices()
+          const p = pricesAt(ctx, pricingOf(ctx, own), Date.now())
           return [picoToNano(p ? s.promptTokens * p.input + out * p.output : 0), s.promptTokens + out, requests]
         }
         return [0, 0, requests]
@@ -323,11 +324,33 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
         return admit(ctx, now)
       }
 
+      /**
+       * The request's counters and their rules. Most requests of an instance apply the same counter specs (a global
+       * or team budget: one spec object per period), so the last pair of arrays is reused when the specs are the
+       * same, and the store keeps its lookups per array (LocalBudgetStore). Nobody writes to these arrays.
+       */
+      const scratch: CounterSpec[] = []
+      let lastCounters: readonly CounterSpec[] = []
+      let lastRules: readonly BudgetRule[] = []
+      const countersOf = (ctx: RequestCtx, now: number): number => {
+        let n = 0
+        for (let i = 0; i < budgets.length; i++) { const c = counterFor(budgets[i]!, ctx, now); if (c) scratch[n++] = c }
+        let same = n === lastCounters.length
+        for (let i = 0; same && i < n; i++) same = scratch[i] === lastCounters[i]
+        if (!same && n > 0) {
+          const rules: BudgetRule[] = []
+          for (let i = 0, j = 0; i < budgets.length && j < n; i++) if (budgets[i]!.name === scratch[j]!.budget) { rules.push(budgets[i]!); j++ }
+          lastCounters = scratch.slice(0, n)
+          lastRules = rules
+        }
+        scratch.fill(undefined as unknown as CounterSpec, 0, n)
+        return n
+      }
+
       const admit = (ctx: RequestCtx, now: number): void | Promise<void> => {
-        const counters: CounterSpec[] = []
-        const rules: BudgetRule[] = []
-        for (const r of budgets) { const c = counterFor(r, ctx, now); if (c) { counters.push(c); rules.push(r) } }
-        if (counters.length === 0) return
+        if (countersOf(ctx, now) === 0) return
+        const counters = lastCounters
+        const rules = lastRules
 
         const cacheHit = slot(ctx, 'cache')?.['status'] === 'hit'
         const hardAmount = counters.some((c) => c.hard && (c.limits[0] >= 0 || c.limits[1] >= 0))

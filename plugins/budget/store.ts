@@ -62,12 +62,15 @@ export const zero = (): Units => [0, 0, 0]
 interface LocalCounter {
   spent: Units
   reserved: Units
-  /** reservation id → amount and expiry (epoch ms). */
-  res: Map<string, { amount: Units; expiresAt: number }>
+  /** reservation id → amount (per unit) and expiry (epoch ms). */
+  res: Map<string, Reservation>
   expiresAt: number
   /** Next time orphaned reservations are looked for. */
   nextPurge: number
 }
+
+/** One reservation on one counter: its amount per unit, flat (one object, no array). */
+interface Reservation { u0: number; u1: number; u2: number; expiresAt: number }
 
 const keys = new WeakMap<CounterSpec, string>()
 
@@ -78,22 +81,28 @@ function counterKey(c: CounterSpec): string {
   return k
 }
 
+function release(x: LocalCounter, r: Reservation): void {
+  x.reserved[0] -= r.u0
+  x.reserved[1] -= r.u1
+  x.reserved[2] -= r.u2
+}
+
 function snapshot(c: LocalCounter | undefined): CounterState {
   return c ? { spent: [...c.spent], reserved: [...c.reserved] } : { spent: zero(), reserved: zero() }
 }
 
-/** The first (counter, unit) where spent + reserved + amount > limit, for hard counters; [-1, -1] if none. */
-export function firstExceeded(counters: readonly CounterSpec[], states: readonly Readonly<CounterState>[], amount: Units): [number, number] {
+/** The first (counter, unit) where spent + reserved + amount > limit, for hard counters, as counter * 3 + unit; -1 if none. */
+export function firstExceeded(counters: readonly CounterSpec[], states: readonly Readonly<CounterState>[], amount: Units): number {
   for (let i = 0; i < counters.length; i++) {
     const c = counters[i]!
     if (!c.hard) continue
     const s = states[i]!
     for (let u = 0; u < 3; u++) {
       const lim = c.limits[u]!
-      if (lim >= 0 && amount[u]! > 0 && s.spent[u]! + s.reserved[u]! + amount[u]! > lim) return [i, u]
+      if (lim >= 0 && amount[u]! > 0 && s.spent[u]! + s.reserved[u]! + amount[u]! > lim) return i * 3 + u
     }
   }
-  return [-1, -1]
+  return -1
 }
 
 /**
@@ -108,6 +117,8 @@ export class LocalBudgetStore implements BudgetStore {
   readonly kind = 'local' as const
   readonly #counters = new Map<string, LocalCounter>()
   readonly #scopes = new Map<string, Set<string>>()
+  /** #countersOf's answers per counter-spec array. */
+  readonly #lists = new WeakMap<readonly CounterSpec[], LocalCounter[]>()
   readonly #ttlMs: number
   #ops = 0
 
@@ -135,7 +146,7 @@ export class LocalBudgetStore implements BudgetStore {
     x.nextPurge = now + 1000
     x.res.forEach((r, id) => {
       if (r.expiresAt > now) return
-      for (let u = 0; u < 3; u++) x.reserved[u]! -= r.amount[u]!
+      release(x, r)
       x.res.delete(id)
     })
   }
@@ -154,32 +165,55 @@ export class LocalBudgetStore implements BudgetStore {
    * The states this store returns from admitSync and settleSync are its live counters, not copies: read them before
    * the next call (the budget plugin reads them synchronously), copy them to keep them.
    */
+  /**
+   * The live counters of a request's counter specs, in order, created when missing. The plugin passes the same
+   * array for every request with the same specs (see the budget plugin's admit), so the answer is kept per array
+   * and reused while none of its counters has expired: only #sweep removes a counter, and only an expired one, so
+   * an unexpired cached counter is still the one in #counters.
+   */
+  #countersOf(counters: readonly CounterSpec[], now: number): LocalCounter[] {
+    const cached = this.#lists.get(counters)
+    if (cached !== undefined) {
+      let live = true
+      for (let i = 0; i < cached.length; i++) if (cached[i]!.expiresAt <= now) { live = false; break }
+      if (live) return cached
+    }
+    const xs: LocalCounter[] = counters.map((c) => this.#counter(c, true)!)
+    this.#lists.set(counters, xs)
+    return xs
+  }
+
   admitSync(id: string, counters: readonly CounterSpec[], amount: Units, enforce: boolean, now: number): AdmitResult {
     this.#sweep(now)
-    const xs: LocalCounter[] = []
-    for (const c of counters) { const x = this.#counter(c, true)!; this.#purge(x, now); xs.push(x) }
-    const [failed, unit] = firstExceeded(counters, xs, amount)
+    const xs = this.#countersOf(counters, now)
+    for (let i = 0; i < xs.length; i++) this.#purge(xs[i]!, now)
+    const at = firstExceeded(counters, xs, amount)
+    const failed = at < 0 ? -1 : Math.floor(at / 3)
+    const unit = at < 0 ? -1 : at % 3
     if (failed >= 0 && enforce) return { status: 'refused', failed, unit, states: xs }
     const expiresAt = now + this.#ttlMs
-    for (const x of xs) {
+    const [a0, a1, a2] = amount
+    for (let i = 0; i < xs.length; i++) {
+      const x = xs[i]!
       const r = x.res.get(id)
-      if (r) { for (let u = 0; u < 3; u++) r.amount[u]! += amount[u]!; r.expiresAt = expiresAt } else x.res.set(id, { amount: [...amount], expiresAt })
-      for (let u = 0; u < 3; u++) x.reserved[u]! += amount[u]!
+      if (r) { r.u0 += a0; r.u1 += a1; r.u2 += a2; r.expiresAt = expiresAt } else x.res.set(id, { u0: a0, u1: a1, u2: a2, expiresAt })
+      x.reserved[0] += a0
+      x.reserved[1] += a1
+      x.reserved[2] += a2
     }
     return { status: failed >= 0 ? 'over' : 'ok', failed, unit, states: xs }
   }
 
-  settleSync(id: string, counters: readonly CounterSpec[], actual: Units, _now: number): CounterState[] {
-    const xs: LocalCounter[] = []
-    for (const c of counters) {
-      const x = this.#counter(c, true)!
+  settleSync(id: string, counters: readonly CounterSpec[], actual: Units, now: number): CounterState[] {
+    const xs = this.#countersOf(counters, now)
+    for (let i = 0; i < xs.length; i++) {
+      const x = xs[i]!
       const r = x.res.get(id)
       if (r) {
-        for (let u = 0; u < 3; u++) x.reserved[u]! -= r.amount[u]!
+        release(x, r)
         x.res.delete(id)
       }
       for (let u = 0; u < 3; u++) x.spent[u]! += actual[u]!
-      xs.push(x)
     }
     return xs
   }

@@ -64,6 +64,33 @@ describe('budget: exact under concurrency (in-process store)', () => {
     expect(row!.spent.usd).toBeLessThanOrEqual(usd(limit))
   })
 
+  it('requests that apply different sets of budgets, interleaved, each count on exactly their own counters', async () => {
+    tg = await startTestGateway(settings(mock, {
+      budgets: [
+        { name: 'per-key', scope: 'key', period: 'day', requests: 2 },
+        { name: 'team-x', scope: 'team', id: 'x', period: 'day', requests: 3 },
+      ],
+    }))
+    // k1 in team x (both budgets), k2 without a team (per-key only), k3 in team x: the third k1 request and the
+    // fourth team-x request are refused, whatever the order the sets of counters come in.
+    const plan: Array<{ key: string; team?: string; want: number }> = [
+      { key: 'k1', team: 'x', want: 200 }, { key: 'k2', want: 200 }, { key: 'k1', team: 'x', want: 200 },
+      { key: 'k2', want: 200 }, { key: 'k3', team: 'x', want: 200 }, { key: 'k1', team: 'x', want: 402 },
+      { key: 'k2', want: 402 }, { key: 'k3', team: 'x', want: 402 },
+    ]
+    const got: number[] = []
+    for (const p of plan) {
+      const r = await chat(tg.url, { key: p.key, ...(p.team ? { team: p.team } : {}) })
+      await r.arrayBuffer()
+      got.push(r.status)
+      if (r.status === 402) expect(r.headers.get('x-mcp-budget')).toBe(p.key === 'k3' ? 'team-x' : 'per-key')
+    }
+    expect(got).toEqual(plan.map((p) => p.want))
+    await settled(tg)
+    const spent = Object.fromEntries((await rows(tg)).map((r) => [`${r.budget}/${r.id}`, r.spent.requests]))
+    expect(spent).toEqual({ 'per-key/k1': 2, 'per-key/k2': 2, 'per-key/k3': 1, 'team-x/x': 3 })
+  })
+
   it('a refusal is 402 budget_exceeded before the provider is called, with Retry-After to the period end', async () => {
     tg = await startTestGateway(settings(mock, { budgets: [{ name: 'tiny', scope: 'key', period: 'day', amountUsd: usd(ONE - 1) }] }))
     const r = await chat(tg.url, { maxTokens: 12 })
