@@ -23,6 +23,7 @@ import type { PacedResult } from './paced.ts'
 import { parentPid, ProcSampler, rssBytes, treeCpuMicros } from './proc.ts'
 import type { ProcUsage } from './proc.ts'
 import { formatProfile, summarizeProfile } from './profile.ts'
+import { median, mergeSlices } from './slices.ts'
 import type { ProfileSummary } from './profile.ts'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -65,11 +66,17 @@ const KNOBS = {
   /** node flags of the gateway processes: those of `npm start` (package.json), unless BENCH_GATEWAY_NODE_FLAGS is set */
   gatewayNodeFlags: process.env['BENCH_GATEWAY_NODE_FLAGS'] !== undefined ? process.env['BENCH_GATEWAY_NODE_FLAGS'].split(' ').filter(Boolean) : startFlags(),
   /**
-   * 1 = new gateway processes every round (then each warmed up again): one process of a configuration can run
-   * several percent faster or slower than another of the same (heap layout, JIT timing), for its whole life, so
+   * 1 = new processes every round, mocks included (then each warmed up again): one process of a configuration can
+   * run several percent faster or slower than another of the same (heap layout, JIT timing), for its whole life, so
    * ratios between two processes carry that luck unless the processes change between rounds.
    */
   restart: process.env['BENCH_RESTART'] === '1',
+  /**
+   * n > 1: each round's saturation runs are cut in n slices of BENCH_DURATION / n seconds, the scenarios taking
+   * turns slice by slice, and each scenario's slices summed (requests, CPU) into its run for the round. A shared
+   * machine's speed drifts within seconds; scenarios measured in alternating slices see the same drift.
+   */
+  slices: Math.max(1, Math.round(envNum('BENCH_SLICES', 1))),
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -330,8 +337,13 @@ async function stopAll(): Promise<void> {
 }
 
 /** Stops the gateway processes (never the mocks) and starts new ones on the same ports (BENCH_RESTART). */
-async function restartGateways(ctx: Ctx, profileDir: string, profiled: ReadonlySet<string>, stamp: string, round: number): Promise<void> {
-  const old = running.filter((r) => r.def.admin === true)
+/**
+ * Stops every server process (mocks and the bare proxy too) and starts new ones on the same ports (BENCH_RESTART):
+ * the mocks first, as at the start. A mock's speed for its life moves the gateway's cost per request with it (a
+ * slower upstream, less work per event-loop turn), so a mock kept for the whole run biased every round alike.
+ */
+async function restartServers(ctx: Ctx, profileDir: string, profiled: ReadonlySet<string>, stamp: string, round: number): Promise<void> {
+  const old = [...running]
   for (const r of old) { try { if (r.child.exitCode === null) process.kill(r.pid, 'SIGTERM') } catch { /* gone */ } }
   await Promise.race([Promise.all(old.map((r) => r.exited)), sleep(15_000)])
   for (const r of old) {
@@ -339,8 +351,11 @@ async function restartGateways(ctx: Ctx, profileDir: string, profiled: ReadonlyS
     running.splice(running.indexOf(r), 1)
   }
   await Promise.all(old.map((r) => r.exited))
-  const fresh = old.map((r) => startServer(r.def, ctx, r.def.profileable === true && profiled.has(r.def.name) ? profileDir : undefined, `${stamp}-round${round + 1}`))
-  await Promise.all(fresh.map((r) => waitReady(r, ctx)))
+  const start = (r: Running): Running => startServer(r.def, ctx, r.def.profileable === true && profiled.has(r.def.name) ? profileDir : undefined, `${stamp}-round${round + 1}`)
+  // The OpenAI mock (everything may proxy to it), then the other servers without an admin API, then the gateways.
+  for (const group of [old.filter((r) => r.def.name === 'mock'), old.filter((r) => r.def.name !== 'mock' && r.def.admin !== true), old.filter((r) => r.def.admin === true)]) {
+    await Promise.all(group.map(start).map((r) => waitReady(r, ctx)))
+  }
 }
 
 let stopping: Promise<void> | undefined
@@ -414,6 +429,8 @@ interface Usage {
 interface SatRun extends Usage {
   round: number
   rps: number
+  /** Seconds measured (autocannon's own duration). */
+  durationS: number
   requests: number
   errors: number
   /** HTTP status → count, plus 'errors'/'timeouts' (connection errors, 10 s timeouts) */
@@ -481,12 +498,12 @@ async function databaseServerPid(): Promise<number | undefined> {
 }
 let dbRoot: number | undefined
 
-async function runSaturation(s: ScenarioDef, ctx: Ctx, round: number): Promise<SatRun> {
+async function runSaturation(s: ScenarioDef, ctx: Ctx, round: number, durationS = KNOBS.durationS): Promise<SatRun> {
   const sampler = new ProcSampler(pidsOf(s.procs))
   const req = s.request(ctx)
   sampler.start()
   const db0 = dbRoot === undefined ? 0 : treeCpuMicros(dbRoot)
-  const r = await saturate(`http://127.0.0.1:${ctx.ports[s.server]}`, req, KNOBS.durationS, KNOBS.connections)
+  const r = await saturate(`http://127.0.0.1:${ctx.ports[s.server]}`, req, durationS, KNOBS.connections)
   const db1 = dbRoot === undefined ? 0 : treeCpuMicros(dbRoot)
   const u = sampler.stop()
   const completed = r['2xx'] + r.non2xx
@@ -499,6 +516,7 @@ async function runSaturation(s: ScenarioDef, ctx: Ctx, round: number): Promise<S
   return {
     round,
     rps: Math.round(completed / r.duration),
+    durationS: r.duration,
     requests: completed,
     errors: r.non2xx + r.errors + r.timeouts,
     statusCodes,
@@ -545,12 +563,6 @@ async function sanityCheck(s: ScenarioDef, ctx: Ctx): Promise<void> {
 // Aggregation and output
 // ---------------------------------------------------------------------------------------------
 
-function median(xs: number[]): number {
-  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
-  if (v.length === 0) return Number.NaN
-  const m = Math.floor(v.length / 2)
-  return v.length % 2 === 1 ? (v[m] ?? Number.NaN) : ((v[m - 1] ?? 0) + (v[m] ?? 0)) / 2
-}
 const r1 = (x: number): number => Math.round(x * 10) / 10
 const r3 = (x: number): number => Math.round(x * 1000) / 1000
 
@@ -605,7 +617,7 @@ async function main(): Promise<void> {
 
   const cpuInfo = `${process.platform} ${process.arch}, node ${process.version}, ${(await import('node:os')).availableParallelism()} cpus`
   console.log(`MCP bench ${stamp}: ${cpuInfo}`)
-  console.log(`rounds=${KNOBS.rounds} duration=${KNOBS.durationS}s connections=${KNOBS.connections} paced=${KNOBS.rate} req/s (${KNOBS.pacedConnections} conns) warmup=${KNOBS.warmupS}s log=${KNOBS.logLevel}${KNOBS.gatewayNodeFlags.length > 0 ? ` gateway flags: ${KNOBS.gatewayNodeFlags.join(' ')}` : ''}${profiled.size > 0 ? ` PROFILING ${[...profiled].join(',')} (its numbers are distorted)` : ''}`)
+  console.log(`rounds=${KNOBS.rounds} duration=${KNOBS.durationS}s connections=${KNOBS.connections} paced=${KNOBS.rate} req/s (${KNOBS.pacedConnections} conns) warmup=${KNOBS.warmupS}s${KNOBS.slices > 1 ? ` slices=${KNOBS.slices}` : ''} log=${KNOBS.logLevel}${KNOBS.gatewayNodeFlags.length > 0 ? ` gateway flags: ${KNOBS.gatewayNodeFlags.join(' ')}` : ''}${profiled.size > 0 ? ` PROFILING ${[...profiled].join(',')} (its numbers are distorted)` : ''}`)
   console.log(`scenarios: ${scenarios.map((s) => s.name).join(', ')}`)
   dbRoot = await databaseServerPid()
   if (dbRoot !== undefined) console.log(`database server on this machine (postmaster pid ${dbRoot}): its CPU per request is reported as db µs/req`)
@@ -633,15 +645,21 @@ async function main(): Promise<void> {
   const pac: Record<string, PacedRun[]> = {}
   for (let round = 0; round < KNOBS.rounds; round++) {
     if (KNOBS.restart && round > 0) {
-      await restartGateways(ctx, profileDir, profiled, stamp, round)
-      for (const s of scenarios) if (s.server !== 'mock') await saturate(`http://127.0.0.1:${ports[s.server]}`, s.request(ctx), KNOBS.warmupS, KNOBS.connections)
-      console.log(`  round ${round + 1}: new gateway processes (${running.filter((r) => r.def.admin === true).map((r) => `${r.def.name} pid ${r.pid}`).join(', ')}), warmed up`)
+      await restartServers(ctx, profileDir, profiled, stamp, round)
+      for (const s of scenarios) await saturate(`http://127.0.0.1:${ports[s.server]}`, s.request(ctx), KNOBS.warmupS, KNOBS.connections)
+      console.log(`  round ${round + 1}: new processes (${running.map((r) => `${r.def.name} pid ${r.pid}`).join(', ')}), warmed up`)
     }
     // rotate the order each round so no scenario always runs first or right after another
     const order = scenarios.map((_, i) => scenarios[(i + round) % scenarios.length] as ScenarioDef)
+    const slices: Record<string, SatRun[]> = {}
+    for (let slice = 0; slice < KNOBS.slices; slice++) {
+      for (const s of order.filter((x) => x.saturation)) {
+        await sleep(KNOBS.slices > 1 ? Math.min(KNOBS.pauseMs, 100) : KNOBS.pauseMs)
+        ;(slices[s.name] ??= []).push(await runSaturation(s, ctx, round, KNOBS.durationS / KNOBS.slices))
+      }
+    }
     for (const s of order.filter((x) => x.saturation)) {
-      await sleep(KNOBS.pauseMs)
-      const r = await runSaturation(s, ctx, round)
+      const r = mergeSlices(slices[s.name]!)
       ;(sat[s.name] ??= []).push(r)
       console.log(`  round ${round + 1} sat   ${s.name.padEnd(18)} ${String(r.rps).padStart(6)} req/s  p50 ${r.latencyMs.p50} ms  p99 ${r.latencyMs.p99} ms  cpu/req ${Object.entries(r.cpuUsPerReq).map(([k, v]) => `${k}=${v}µs`).join(' ')}${r.errors > 0 ? `  ERRORS ${r.errors} ${JSON.stringify(r.statusCodes)}` : ''}`)
     }
