@@ -23,7 +23,7 @@ import type { PacedResult } from './paced.ts'
 import { parentPid, ProcSampler, rssBytes, treeCpuMicros } from './proc.ts'
 import type { ProcUsage } from './proc.ts'
 import { formatProfile, summarizeProfile } from './profile.ts'
-import { median, mergeSlices } from './slices.ts'
+import { median, mergeSlices, type SliceRun } from './slices.ts'
 import type { ProfileSummary } from './profile.ts'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -426,17 +426,8 @@ interface Usage {
   writesPerReq: Record<string, number>
 }
 
-interface SatRun extends Usage {
-  round: number
-  rps: number
-  /** Seconds measured (autocannon's own duration). */
-  durationS: number
-  requests: number
-  errors: number
-  /** HTTP status → count, plus 'errors'/'timeouts' (connection errors, 10 s timeouts) */
-  statusCodes: Record<string, number>
-  latencyMs: { p50: number; p99: number; p999: number }
-}
+/** One saturation run (bench/slices.ts declares its fields, as slices merge them). */
+type SatRun = SliceRun
 interface PacedRun extends Usage {
   round: number
   achievedRate: number

@@ -3,13 +3,15 @@
  * other scenarios', merged back into one run (see bench/run.ts KNOBS.slices).
  */
 
-/** The fields of a saturation run that slices merge (bench/run.ts SatRun). */
+/** A saturation run (bench/run.ts SatRun), whole or one slice of it. */
 export interface SliceRun {
   round: number
   rps: number
+  /** Seconds measured (autocannon's own duration). */
   durationS: number
   requests: number
   errors: number
+  /** HTTP status → count, plus 'errors'/'timeouts' (connection errors, 10 s timeouts) */
   statusCodes: Record<string, number>
   latencyMs: { p50: number; p99: number; p999: number }
   cpuUsPerReq: Record<string, number>
