@@ -156,6 +156,13 @@ export function hasUsageObject(d: string): boolean {
 }
 
 /**
+ * How many of a pass-through stream's last events are read for its finish reason and usage: the finish chunk, the
+ * usage chunk, and room for trailing annotation events (Azure's content-filter results). A stream cut without
+ * [DONE] counts as complete only if a string finish_reason is among them.
+ */
+const TAIL = 8
+
+/**
  * Pass-through: upstream bytes go to the client as they come, with backpressure both ways.
  * For streams an SSE tap watches for the end marker and the usage event without re-encoding.
  */
@@ -183,16 +190,31 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
   // one and the usage-only event is dropped; otherwise upstream bytes go through untouched.
   const filter = ctx.stream && ctx.usageForced
   let out = ''
-  const tap = ctx.stream
+  // The last TAIL events, read once when the stream ends (readTail): searching every event for a string
+  // finish_reason and a usage object cost about 300 ns an event; both sit at a stream's end.
+  const recent: string[] | undefined = ctx.stream ? [] : undefined
+  let events = 0
+  let tailRead = false
+  const readTail = (): void => {
+    if (tailRead || !recent) return
+    tailRead = true
+    let usage = false
+    for (let k = 0; k < Math.min(events, TAIL); k++) {
+      const d = recent[(events - 1 - k) % TAIL]!
+      if (!sawFinish && hasStringFinish(d)) sawFinish = true
+      // The newest usage object wins (servers that report usage on every chunk report running totals).
+      if (!usage && hasUsageObject(d)) {
+        try { const u = (JSON.parse(d) as { usage?: Usage }).usage; if (u) { ctx.usage = u; usage = true } } catch { /* malformed: judged at the end */ }
+      }
+    }
+  }
+  const tap = recent
     ? createSseParser((ev) => {
         const d = ev.data
         if (filter && !(d.startsWith('{') && d.includes('"choices":[]'))) out += `data: ${d}\n\n`
         if (d === '[DONE]') { sawDone = true; return }
         if (d.charCodeAt(0) !== 123 || d.charCodeAt(d.length - 1) !== 125) { malformed = true; return }
-        if (!sawFinish && hasStringFinish(d)) sawFinish = true
-        if (hasUsageObject(d)) {
-          try { const u = (JSON.parse(d) as { usage?: Usage }).usage; if (u) ctx.usage = u } catch { /* malformed: judged at the end */ }
-        }
+        recent[events++ % TAIL] = d
       })
     : undefined
   const parts: Buffer[] | undefined = ctx.stream ? undefined : []
@@ -200,7 +222,7 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
   return new Promise<void>((resolve) => {
     const onDrain = (): void => raw.resume()
     res.on('drain', onDrain)
-    const done = (): void => { finished = true; res.off('drain', onDrain); resolve() }
+    const done = (): void => { readTail(); finished = true; res.off('drain', onDrain); resolve() }
     const fail = (g: GatewayError): void => {
       ctx.upstreamEnd = performance.now()
       markFailed(ctx, g)
@@ -233,6 +255,7 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
         if (parts) ctx.rawBody = parts
         if (tap) {
           tap.end()
+          readTail()
           if (filter && out !== '' && !res.destroyed) { res.write(out); out = '' }
           if (!sawDone) {
             if (sawFinish) {
