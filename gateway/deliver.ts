@@ -155,6 +155,22 @@ export function hasUsageObject(d: string): boolean {
   return keyFollowedBy(d, USAGE_KEY, 123 /* '{' */)
 }
 
+const CHOICES_KEY = '"choices":'
+
+/**
+ * The event is a JSON object with `"choices":[]` (the usage-only chunk a forced include_usage adds). Searched as
+ * `[]` and then the key before it: a two-character search is a plain scan, where `includes('"choices":[]')` sets up
+ * a Boyer-Moore-Horspool table per call (about 200 ns an event). Inside a JSON string quotes are escaped, so the key
+ * only matches for real.
+ */
+export function hasEmptyChoices(d: string): boolean {
+  if (d.charCodeAt(0) !== 123 /* '{' */) return false
+  for (let i = d.indexOf('[]'); i !== -1; i = d.indexOf('[]', i + 2)) {
+    if (i >= CHOICES_KEY.length && d.startsWith(CHOICES_KEY, i - CHOICES_KEY.length)) return true
+  }
+  return false
+}
+
 /**
  * How many of a pass-through stream's last events are read for its finish reason and usage: the finish chunk, the
  * usage chunk, and room for trailing annotation events (Azure's content-filter results). A stream cut without
@@ -211,7 +227,7 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
   const tap = recent
     ? createSseParser((ev) => {
         const d = ev.data
-        if (filter && !(d.startsWith('{') && d.includes('"choices":[]'))) out += `data: ${d}\n\n`
+        if (filter && !hasEmptyChoices(d)) out += `data: ${d}\n\n`
         if (d === '[DONE]') { sawDone = true; return }
         if (d.charCodeAt(0) !== 123 || d.charCodeAt(d.length - 1) !== 125) { malformed = true; return }
         recent[events++ % TAIL] = d

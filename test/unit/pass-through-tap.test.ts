@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { hasStringFinish, hasUsageObject } from '../../gateway/deliver.ts'
+import { hasEmptyChoices, hasStringFinish, hasUsageObject } from '../../gateway/deliver.ts'
 
 const chunk = (choices: unknown[], extra: Record<string, unknown> = {}): string =>
   JSON.stringify({ id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o', choices, ...extra })
@@ -24,5 +24,17 @@ describe('pass-through stream tap: keys found from the end', () => {
     expect(hasUsageObject(JSON.stringify({ usage: { prompt_tokens: 1 }, id: 'x', choices: [{ delta: { content: '"usage":null' } }] }))).toBe(true)
     expect(hasUsageObject(chunk([{ index: 0, delta: { content: 'text with "usage":{"a":1}' }, finish_reason: null }]))).toBe(false)
     expect(hasUsageObject('"usage":{')).toBe(true)
+  })
+
+  it('sees the usage-only chunk (choices: []) and nothing that only looks like it', () => {
+    expect(hasEmptyChoices(chunk([], { usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 } }))).toBe(true)
+    expect(hasEmptyChoices('{"choices":[]}')).toBe(true)
+    expect(hasEmptyChoices(chunk([{ index: 0, delta: { content: 'x' }, finish_reason: null }]))).toBe(false)
+    // Empty arrays elsewhere, and the key's text inside content (escaped quotes), are not it.
+    expect(hasEmptyChoices(chunk([{ index: 0, delta: { tool_calls: [] }, finish_reason: null }]))).toBe(false)
+    expect(hasEmptyChoices(chunk([{ index: 0, delta: { content: 'say "choices":[] and [] []' }, finish_reason: null }]))).toBe(false)
+    expect(hasEmptyChoices(JSON.stringify({ x: [], choices: [] }))).toBe(true)
+    expect(hasEmptyChoices('[DONE]')).toBe(false)
+    expect(hasEmptyChoices('')).toBe(false)
   })
 })
