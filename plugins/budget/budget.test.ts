@@ -110,7 +110,10 @@ describe('LocalBudgetStore', () => {
     // Past its retention the counter is removed by the next sweep (every 1024 operations).
     const later = old.periodEnd + COUNTER_RETENTION_MS + 1
     const other = [spec('other', [-1, -1, -1])]
-    for (let i = 0; i < 1100; i++) s.settleSync(`o${i}`, other, [0, 0, 0], s.admitSync(`o${i}`, other, [0, 0, 0], true, later) && later)
+    for (let i = 0; i < 1100; i++) {
+      s.admitSync(`o${i}`, other, [0, 0, 0], true, later)
+      s.settleSync(`o${i}`, other, [0, 0, 0], later)
+    }
     expect(s.peekSync(list, later)[0]).toEqual({ spent: [0, 0, 0], reserved: [0, 0, 0] })
     // The same array again: the store's own counter for it now, not the swept one.
     const r = s.admitSync('b', list, [0, 0, 1], true, later)

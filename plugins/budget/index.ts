@@ -329,21 +329,21 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
        * or team budget: one spec object per period), so the last pair of arrays is reused when the specs are the
        * same, and the store keeps its lookups per array (LocalBudgetStore). Nobody writes to these arrays.
        */
-      const scratch: CounterSpec[] = []
+      const scratch: (CounterSpec | undefined)[] = []
+      const scratchRules: BudgetRule[] = []
       let lastCounters: readonly CounterSpec[] = []
       let lastRules: readonly BudgetRule[] = []
       const countersOf = (ctx: RequestCtx, now: number): number => {
         let n = 0
-        for (let i = 0; i < budgets.length; i++) { const c = counterFor(budgets[i]!, ctx, now); if (c) scratch[n++] = c }
+        for (const r of budgets) { const c = counterFor(r, ctx, now); if (c) { scratchRules[n] = r; scratch[n++] = c } }
         let same = n === lastCounters.length
         for (let i = 0; same && i < n; i++) same = scratch[i] === lastCounters[i]
         if (!same && n > 0) {
-          const rules: BudgetRule[] = []
-          for (let i = 0, j = 0; i < budgets.length && j < n; i++) if (budgets[i]!.name === scratch[j]!.budget) { rules.push(budgets[i]!); j++ }
-          lastCounters = scratch.slice(0, n)
-          lastRules = rules
+          lastCounters = scratch.slice(0, n) as CounterSpec[]
+          lastRules = scratchRules.slice(0, n)
         }
-        scratch.fill(undefined as unknown as CounterSpec, 0, n)
+        // Scratch holds no spec past this call (a spec of an ended period would otherwise stay reachable).
+        scratch.fill(undefined, 0, n)
         return n
       }
 

@@ -162,10 +162,6 @@ export class LocalBudgetStore implements BudgetStore {
   }
 
   /**
-   * The states this store returns from admitSync and settleSync are its live counters, not copies: read them before
-   * the next call (the budget plugin reads them synchronously), copy them to keep them.
-   */
-  /**
    * The live counters of a request's counter specs, in order, created when missing. The plugin passes the same
    * array for every request with the same specs (see the budget plugin's admit), so the answer is kept per array
    * and reused while none of its counters has expired: only #sweep removes a counter, and only an expired one, so
@@ -183,6 +179,10 @@ export class LocalBudgetStore implements BudgetStore {
     return xs
   }
 
+  /**
+   * The states this store returns from admitSync and settleSync are its live counters, not copies: read them before
+   * the next call (the budget plugin reads them synchronously), copy them to keep them.
+   */
   admitSync(id: string, counters: readonly CounterSpec[], amount: Units, enforce: boolean, now: number): AdmitResult {
     this.#sweep(now)
     const xs = this.#countersOf(counters, now)
