@@ -128,6 +128,7 @@ export async function startMcp(opts: StartMcpOptions): Promise<Mcp> {
   let fileSettings = parseSettings(rawConfig())
   const store = opts.store ?? await openStore({
     dataDir: fileSettings.dataDir,
+    pgliteSharedBuffers: fileSettings.pglite.sharedBuffers,
     ...(fileSettings.databaseUrl ? { databaseUrl: fileSettings.databaseUrl } : {}),
     onError: (err) => log.warn({ err }, 'store: database client error'),
     ...opts.storeOptions,

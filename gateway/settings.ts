@@ -33,6 +33,8 @@ export interface Settings {
   log: { level: string }
   dataDir: string
   databaseUrl?: string
+  /** The embedded store (PGlite, when no databaseUrl): its PostgreSQL shared_buffers, e.g. '16MB'. Read at start. */
+  pglite: { sharedBuffers: string }
   redisUrl?: string
   upstream: { connections: number; keepAliveTimeoutMs: number; connectTimeoutMs: number; caFile?: string }
   security: SecuritySettings
@@ -54,6 +56,9 @@ export interface Settings {
   /** Execution logs: days kept (daily partitions are dropped past it). */
   executionLogs: { retentionDays: number }
 }
+
+/** A PostgreSQL memory setting with its unit (shared_buffers): '16MB', '8192kB', '1GB'. */
+const PGLITE_MEMORY_PATTERN = '^[1-9][0-9]{0,6}(kB|MB|GB)$'
 
 const int = (min: number, def?: number): JSONSchema => (def === undefined ? { type: 'integer', minimum: min } : { type: 'integer', minimum: min, default: def })
 const pluginRef: JSONSchema = {
@@ -100,6 +105,10 @@ const settingsSchema: JSONSchema = {
     log: { type: 'object', additionalProperties: false, properties: { level: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], default: 'info' } } },
     dataDir: { type: 'string', minLength: 1 },
     databaseUrl: { type: 'string' },
+    pglite: {
+      type: 'object', additionalProperties: false, default: {},
+      properties: { sharedBuffers: { type: 'string', pattern: PGLITE_MEMORY_PATTERN, default: '16MB' } },
+    },
     redisUrl: { type: 'string' },
     upstream: {
       type: 'object', additionalProperties: false,

@@ -18,6 +18,8 @@ export interface OpenStoreOptions {
   databaseUrl?: string
   /** MCP_DATA_DIR: PGlite keeps its files in `<dataDir>/pglite`. 'memory://' for an in-memory database. */
   dataDir: string
+  /** PGlite's shared_buffers (MCP_PGLITE_SHARED_BUFFERS); default 16MB (store/pglite.ts). */
+  pgliteSharedBuffers?: string
   /** Default store/migrations. */
   migrationsDir?: string
   /** Default true. */
@@ -32,12 +34,14 @@ export interface OpenStoreOptions {
   onError?: (err: Error) => void
 }
 
-/** Options from the environment: MCP_DATABASE_URL, MCP_DATA_DIR (default ./data). */
+/** Options from the environment: MCP_DATABASE_URL, MCP_DATA_DIR (default ./data), MCP_PGLITE_SHARED_BUFFERS. */
 export function storeOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): OpenStoreOptions {
   const databaseUrl = env['MCP_DATABASE_URL']
+  const sharedBuffers = env['MCP_PGLITE_SHARED_BUFFERS']
   return {
     dataDir: env['MCP_DATA_DIR'] || './data',
     ...(databaseUrl ? { databaseUrl } : {}),
+    ...(sharedBuffers ? { pgliteSharedBuffers: sharedBuffers } : {}),
   }
 }
 
@@ -55,7 +59,7 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
   } else {
     const dataDir = options.dataDir === 'memory://' ? 'memory://' : join(options.dataDir, 'pglite')
     const { openPglite } = await import('./pglite.ts')
-    store = await openPglite({ dataDir })
+    store = await openPglite({ dataDir, ...(options.pgliteSharedBuffers !== undefined ? { sharedBuffers: options.pgliteSharedBuffers } : {}) })
   }
   try {
     if (options.migrate !== false) {

@@ -8,7 +8,7 @@ import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { openStore } from '../../store/index.ts'
+import { openStore, storeOptionsFromEnv } from '../../store/index.ts'
 import { DEFAULT_MIGRATIONS_DIR, loadMigrations, migrate, MigrationError } from '../../store/migrate.ts'
 import { openPglite } from '../../store/pglite.ts'
 import { ensurePartitions, purgeExecutionLogs } from '../../store/retention.ts'
@@ -482,6 +482,25 @@ describe.each(engines)('store on $name', (engine) => {
       tz: 'UTC',
     })
   })
+})
+
+describe('PGlite memory', () => {
+  it('runs with 16MB of shared buffers by default, the configured size otherwise, and refuses a size without a unit', async () => {
+    const small = await openStore({ dataDir: 'memory://', partitionDaysAhead: 0 })
+    try {
+      expect((await small.query<{ shared_buffers: string }>('SHOW shared_buffers')).rows[0]?.shared_buffers).toBe('16MB')
+    } finally {
+      await small.close()
+    }
+    const larger = await openStore({ dataDir: 'memory://', partitionDaysAhead: 0, pgliteSharedBuffers: '48MB' })
+    try {
+      expect((await larger.query<{ shared_buffers: string }>('SHOW shared_buffers')).rows[0]?.shared_buffers).toBe('48MB')
+    } finally {
+      await larger.close()
+    }
+    await expect(openStore({ dataDir: 'memory://', pgliteSharedBuffers: '48' })).rejects.toThrow(/pglite\.sharedBuffers: '48' is not a PostgreSQL memory size/)
+    expect(storeOptionsFromEnv({ MCP_PGLITE_SHARED_BUFFERS: '32MB' }).pgliteSharedBuffers).toBe('32MB')
+  }, SLOW)
 })
 
 describe('PGlite on disk', () => {

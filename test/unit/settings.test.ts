@@ -34,6 +34,13 @@ describe('parseSettings', () => {
     expect(Object.isFrozen(s.server)).toBe(true)
   })
 
+  it('sizes the embedded store at 16MB of shared buffers unless told otherwise, and names a size without a unit', () => {
+    expect(parseSettings(raw(), {}).pglite).toEqual({ sharedBuffers: '16MB' })
+    expect(parseSettings(raw({ pglite: { sharedBuffers: '64MB' } }), {}).pglite.sharedBuffers).toBe('64MB')
+    expect(rejection(raw({ pglite: { sharedBuffers: '64' } }))).toContain('pglite.sharedBuffers: must match pattern')
+    expect(rejection(raw({ pglite: { sharedBuffers: '16 MB; DROP' } }))).toContain('pglite.sharedBuffers')
+  })
+
   it('names server.port when it has the wrong type or range', () => {
     expect(rejection(raw({ server: { port: 'abc' } }))).toContain('server.port: must be integer')
     expect(rejection(raw({ server: { port: 70000 } }))).toContain('server.port: must be <= 65535')
