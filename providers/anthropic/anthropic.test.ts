@@ -337,11 +337,13 @@ describe('anthropic config and adapter', () => {
 
 describe('message_start and message_delta read without a full parse', () => {
   /** The chunks of one event through a fresh mapper (after a message_start when `after` is set). */
-  const map = (data: string, spy?: { parses: string[] }): unknown => {
+  const map = (data: string, spy?: { parses: string[] }, event?: string): unknown => {
     const m = createAnthropicStreamMapper('anthropic', 'claude-x', () => 1_700_000_000_000)
+    // The event's name as Anthropic sends it (its data's type), unless the test names another.
+    const name = event ?? String((JSON.parse(data) as { type?: unknown }).type)
     const parse = JSON.parse
     if (spy) JSON.parse = ((t: string, r?: never) => { spy.parses.push(t); return parse(t, r) }) as typeof JSON.parse
-    try { return m.push({ event: 'x', data }) } finally { JSON.parse = parse }
+    try { return m.push({ event: name, data }) } finally { JSON.parse = parse }
   }
   /** The same event in another serialization (spaces after the colons), which takes the full parse. */
   const spaced = (data: string): string => JSON.stringify(JSON.parse(data), null, 1)
@@ -366,6 +368,18 @@ describe('message_start and message_delta read without a full parse', () => {
       expect(spy.parses[0], d).not.toBe(d)
       expect(d.includes(`"usage":${spy.parses[0]!}}`), d).toBe(true)
       expect(fast, d).toEqual(map(spaced(d)))
+    }
+  })
+
+  it('gives the full parse\'s chunks whatever the event is called (the name only picks which shape to try)', () => {
+    for (const d of [...starts, ...deltas]) {
+      for (const name of ['message', 'x', 'content_block_delta', 'ping', 'message_stop']) {
+        const spy = { parses: [] as string[] }
+        const got = map(d, spy, name)
+        expect(got, `${name}: ${d}`).toEqual(map(spaced(d)))
+        // Without an event line (name 'message') the fast shapes are all tried; under another name, the full parse.
+        expect(spy.parses[0] === d, `${name}: ${d}`).toBe(name !== 'message')
+      }
     }
   })
 
