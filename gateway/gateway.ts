@@ -55,6 +55,9 @@ export interface GatewayOptions {
   guardOrigin?: (origin: string) => boolean
 }
 
+/** Settings read only at start; a reload that changes them says so (they apply after a restart). */
+const RESTART_ONLY = ['server', 'admin', 'upstream', 'dataDir', 'databaseUrl', 'pglite', 'redisUrl'] as const
+
 export class Gateway {
   readonly log: Logger
   readonly metrics: GatewayMetrics
@@ -146,7 +149,8 @@ export class Gateway {
         this.lastReload = { ok: true, source, at, generation: prev.generation, hash: prev.hash }
         return this.lastReload
       }
-      const restartOnly = (['server', 'admin', 'upstream'] as const).filter((k) => hashOf(settings[k]) !== hashOf(prev.settings[k]))
+      // Read once at start: the listeners, the upstream pools, the store and Redis connections.
+      const restartOnly = RESTART_ONLY.filter((k) => hashOf(settings[k] ?? null) !== hashOf(prev.settings[k] ?? null))
       if (restartOnly.length > 0) this.log.warn({ sections: restartOnly }, 'these settings take effect only after a restart')
       const next = await compilePipeline(settings, this.#compileDeps, prev, ++this.#generation)
       this.holder.swap(next, settings.reload.drainTimeoutMs)

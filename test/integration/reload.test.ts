@@ -107,6 +107,20 @@ describe('reload via the admin API (in-process)', () => {
     expect(same).toMatchObject({ ok: true, generation: after.body.generation, hash: after.body.hash })
   })
 
+  it('says which changed settings apply only after a restart, and still swaps the rest', async () => {
+    tg.setConfig(two())
+    await postReload(tg)
+    const before = (await getConfig(tg)).body
+    tg.setConfig({ ...two(), pglite: { sharedBuffers: '64MB' }, upstream: { connectTimeoutMs: 1234 } })
+    const r = await postReload(tg)
+    expect(r.status).toBe(200)
+    expect((await r.json() as DescribeBody['lastReload']).generation).toBe(before.generation + 1)
+    const warned = tg.logs.filter((l) => l['msg'] === 'these settings take effect only after a restart').at(-1)
+    expect(warned?.['sections']).toEqual(['upstream', 'pglite'])
+    tg.setConfig(two())
+    await postReload(tg)
+  })
+
   it.each([
     ['a bad settings field', (): Record<string, unknown> => ({ ...two(), server: { port: 'eighty' } }), 'server.port: must be integer'],
     ['a bad plugin config', (): Record<string, unknown> => ({ ...two(), plugins: { auth: { bogus: 1 } } }), 'plugins.auth.bogus: unknown key'],
