@@ -195,3 +195,33 @@ describe('remaining-budget header amounts', () => {
     expect(fmtUsd(1.5)).toBe((1.5e-9).toFixed(9))
   })
 })
+
+describe('budget: a client gone while the downgrade reads its counter', () => {
+  it('releases the reservation its admission makes afterwards, and refuses to call the provider', async () => {
+    const cfg = validatePluginConfig(budgetPlugin, {
+      backend: 'local', keyPrefix: 'mcp:test-gone:',
+      budgets: [{ name: 'all', scope: 'global', period: 'day', amountUsd: 100 }],
+      downgrade: [{ alias: 'smart', whenBudget: 'all', atPercent: 100, to: 'cheap' }],
+    }, 'plugins.budget') as unknown as BudgetConfig
+    const inst = await budgetPlugin.create(cfg, deps) as unknown as {
+      onRequestBody(ctx: RequestCtx): void | Promise<void>
+      onComplete(ctx: RequestCtx): void
+      budgetReport(): Promise<{ rows: { budget: string; reserved: { usd: number; tokens: number; requests: number } }[] }>
+    }
+    const target = { provider: 'p', model: 'gpt-4o', adapter: { type: 'openai' }, price: { input: 2.5e-6, output: 1e-5 } }
+    const ctx = {
+      chat: { model: 'smart', messages: [{ role: 'user', content: 'hi' }], max_completion_tokens: 100 },
+      alias: { name: 'smart', targets: [target], rules: [], settings: { fallbacks: [] } },
+      pipeline: { aliases: new Map() },
+      slots: {}, stream: false, providerName: 'p', model: 'gpt-4o', requestedModel: 'smart', responseHeaders: {}, attempts: 0,
+    } as unknown as RequestCtx
+    const admitting = inst.onRequestBody(ctx)
+    expect(admitting).toBeInstanceOf(Promise)
+    // The client leaves while the downgrade's counter read is pending: the request completes without a slot.
+    inst.onComplete(ctx)
+    await expect(admitting).rejects.toMatchObject({ code: 'MCP_ERR_REQ_ABORTED' })
+    // Nothing stays reserved: the admission that ran after the read released its reservation.
+    const { rows } = await inst.budgetReport()
+    expect(rows.map((r) => [r.budget, r.reserved])).toEqual([['all', { usd: 0, tokens: 0, requests: 0 }]])
+  })
+})

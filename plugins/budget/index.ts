@@ -300,7 +300,12 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
         return k ? usedPercent(c, k.state) : 0
       }
 
-      /** Requests that completed before their admission created a slot (a client gone during the downgrade's read). */
+      /**
+       * Requests reading a counter for the downgrade: the only wait before an admission creates its slot. One that
+       * completes meanwhile (the client left) is moved to `finished`, and its admission releases at once. Requests
+       * no budget applies to enter neither set: a weak-set entry for each of them cost about 3 µs of CPU a request.
+       */
+      const reading = new WeakSet<RequestCtx>()
       const finished = new WeakSet<RequestCtx>()
 
       /** Budget-aware downgrade first: the reservation prices the target actually used. */
@@ -309,7 +314,10 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
           if (d.alias !== alias.name) continue
           const c = counterFor(byName.get(d.whenBudget)!, ctx, now)
           if (!c) continue
-          if ((await percentOf(c, now)) < d.atPercent) continue
+          reading.add(ctx)
+          let percent: number
+          try { percent = await percentOf(c, now) } finally { reading.delete(ctx) }
+          if (percent < d.atPercent) continue
           if (applyDowngrade(ctx, d.to, deps.logger)) metrics.downgrades.labels(d.alias, d.to).inc()
           break
         }
@@ -425,7 +433,7 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
         },
         onComplete(ctx) {
           const s = ctx.slots.budget
-          if (!s) { finished.add(ctx); return }
+          if (!s) { if (reading.has(ctx)) finished.add(ctx); return }
           s.completed = true
           // An admission still in flight settles itself when it returns (see admission()).
           if (!s.admitting) settle(ctx, s)
