@@ -10,6 +10,7 @@ import { GatewayError } from './errors.ts'
 import type { AliasSettings, RoutingSettings } from './routing/config.ts'
 import { aliasSchema, routingSchema } from './routing/config.ts'
 import { compileSchema, type JSONSchema } from './validate.ts'
+import { DEFAULT_PGLITE_SHARED_BUFFERS, PGLITE_MEMORY_PATTERN } from '../store/types.ts'
 import { tracingSchema, type TracingSettings } from './tracing.ts'
 import { alertsConfigErrors, alertsConfigSchema, type AlertsConfig } from './alerts/config.ts'
 import { usageSettingsSchema, type UsageSettings } from './cost/usage-settings.ts'
@@ -56,9 +57,6 @@ export interface Settings {
   /** Execution logs: days kept (daily partitions are dropped past it). */
   executionLogs: { retentionDays: number }
 }
-
-/** A PostgreSQL memory setting with its unit (shared_buffers): '16MB', '8192kB', '1GB'. */
-const PGLITE_MEMORY_PATTERN = '^[1-9][0-9]{0,6}(kB|MB|GB)$'
 
 const int = (min: number, def?: number): JSONSchema => (def === undefined ? { type: 'integer', minimum: min } : { type: 'integer', minimum: min, default: def })
 const pluginRef: JSONSchema = {
@@ -107,7 +105,7 @@ const settingsSchema: JSONSchema = {
     databaseUrl: { type: 'string' },
     pglite: {
       type: 'object', additionalProperties: false, default: {},
-      properties: { sharedBuffers: { type: 'string', pattern: PGLITE_MEMORY_PATTERN, default: '16MB' } },
+      properties: { sharedBuffers: { type: 'string', pattern: PGLITE_MEMORY_PATTERN, default: DEFAULT_PGLITE_SHARED_BUFFERS } },
     },
     redisUrl: { type: 'string' },
     upstream: {

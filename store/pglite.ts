@@ -7,7 +7,7 @@
 import { mkdir } from 'node:fs/promises'
 import { PGlite, types } from '@electric-sql/pglite'
 import type { Transaction } from '@electric-sql/pglite'
-import { copyTarget, isCopyChunks } from './types.ts'
+import { copyTarget, DEFAULT_PGLITE_SHARED_BUFFERS, isCopyChunks, PGLITE_MEMORY_PATTERN } from './types.ts'
 import type { CopyData, Queryable, QueryResult, Store } from './types.ts'
 
 export interface PgliteOptions {
@@ -21,9 +21,7 @@ export interface PgliteOptions {
   sharedBuffers?: string
 }
 
-/** What shared_buffers accepts here: an integer with a unit. */
-const MEMORY_SETTING = /^[1-9][0-9]{0,6}(kB|MB|GB)$/
-export const DEFAULT_PGLITE_SHARED_BUFFERS = '16MB'
+const MEMORY_SETTING = new RegExp(PGLITE_MEMORY_PATTERN)
 
 type PgliteLike = PGlite | Transaction
 

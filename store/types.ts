@@ -77,6 +77,11 @@ export function copyTarget(table: string, columns: readonly string[]): string {
 }
 
 /** SQLSTATE raised by the triggers that keep prompt versions immutable and the audit log append-only. */
+/** PGlite's shared_buffers: an integer with kB, MB or GB (settings schema and store/pglite.ts). */
+export const PGLITE_MEMORY_PATTERN = '^[1-9][0-9]{0,6}(kB|MB|GB)$'
+/** The embedded store's shared_buffers when none is configured (PostgreSQL's own default is 128MB). */
+export const DEFAULT_PGLITE_SHARED_BUFFERS = '16MB'
+
 export const IMMUTABLE_ROW_SQLSTATE = '23001' // restrict_violation
 
 /** int8 parsing shared by both engines (PGlite's own rule): safe integers as number, others as bigint. */

@@ -186,25 +186,25 @@ export function createAnthropicStreamMapper(provider: string, model: string, now
       const data = ev.data
       // The exact serializations below each mean what the full parse would make of them, whatever the event's name;
       // the name only says which one to try (one pattern per event instead of all of them in turn).
+      // An event without a name ('message') tries every shape.
       const name = ev.event
-      if (name === 'content_block_delta' || name === 'message') {
+      const any = name === 'message'
+      if (any || name === 'content_block_delta') {
         const fast = fastText(data)
         if (fast !== undefined) return fast !== '' ? [delta({ content: fast })] : undefined
       }
-      if (name !== 'content_block_delta') {
-        // Events that carry nothing to map, in their exact serialization, need no parse either.
-        if (name === 'ping' || name === 'message') { if (data.length <= PING_MAX && PINGS.has(data)) return undefined }
-        if ((name === 'content_block_stop' || name === 'message') && BLOCK_STOP.test(data)) return undefined
-        if ((name === 'content_block_start' || name === 'message') && EMPTY_TEXT_START.test(data)) return undefined
-        if (data === MESSAGE_STOP) { done = true; return undefined }
-        if (name === 'message_start' || name === 'message') {
-          const start = MESSAGE_START.exec(data)
-          if (start !== null) { const u = usageOf(start[3]!); if (u) return messageStart(start[1]!, start[2]!, u) }
-        }
-        if (name === 'message_delta' || name === 'message') {
-          const md = MESSAGE_DELTA.exec(data)
-          if (md !== null) { const u = usageOf(md[2]!); if (u) return messageDelta(md[1] ?? null, u) }
-        }
+      // Events that carry nothing to map, in their exact serialization, need no parse either.
+      if ((any || name === 'ping') && data.length <= PING_MAX && PINGS.has(data)) return undefined
+      if ((any || name === 'content_block_stop') && BLOCK_STOP.test(data)) return undefined
+      if ((any || name === 'content_block_start') && EMPTY_TEXT_START.test(data)) return undefined
+      if ((any || name === 'message_stop') && data === MESSAGE_STOP) { done = true; return undefined }
+      if (any || name === 'message_start') {
+        const start = MESSAGE_START.exec(data)
+        if (start !== null) { const u = usageOf(start[3]!); if (u) return messageStart(start[1]!, start[2]!, u) }
+      }
+      if (any || name === 'message_delta') {
+        const md = MESSAGE_DELTA.exec(data)
+        if (md !== null) { const u = usageOf(md[2]!); if (u) return messageDelta(md[1] ?? null, u) }
       }
       let e: StreamEvent
       try {
