@@ -93,6 +93,21 @@ describe('ollama request translation', () => {
     expect(dropped.body).toEqual({ model: 'm', stream: false, messages: [{ role: 'user', content: 'look' }] })
   })
 
+  it('answers 400 for a user message with null content and for a role Ollama has no equivalent for (not a crash, not a role-less message)', () => {
+    // The inbound schema accepts content: null on any role; a TypeError here became a 502 "bad response" from the provider.
+    const nullContent = catchErr(() => toOllamaChat({ model: 'x', messages: [{ role: 'user', content: null as never }] }, 'm', false, opts))
+    expect(nullContent).toBeInstanceOf(GatewayError)
+    expect(nullContent.code).toBe('MCP_ERR_REQ_BODY_INVALID')
+    expect(nullContent.param).toBe('messages[0].content')
+    // The deprecated `function` role: before, the message went upstream without a role.
+    const legacy: ChatRequest = { model: 'x', messages: [{ role: 'user', content: 'hi' }, { role: 'function', content: 'r' } as never] }
+    const role = catchErr(() => toOllamaChat(legacy, 'm', false, opts))
+    expect(role).toBeInstanceOf(GatewayError)
+    expect(role.code).toBe('MCP_ERR_REQ_PARAM_UNSUPPORTED')
+    expect(role.param).toBe('messages[1].role')
+    expect(toOllamaChat(legacy, 'm', false, { ...opts, dropUnsupported: true }).body).toEqual({ model: 'm', stream: false, messages: [{ role: 'user', content: 'hi' }] })
+  })
+
   it('rejects tool-call arguments that are not a JSON object', () => {
     const e = catchErr(() => toOllamaChat({ model: 'x', messages: [{ role: 'assistant', tool_calls: [{ id: 'a', type: 'function', function: { name: 'f', arguments: '{bad' } }] }] }, 'm', false, opts))
     expect(e.code).toBe('MCP_ERR_REQ_BODY_INVALID')

@@ -123,6 +123,7 @@ function base64OfDataUrl(url: string): string | undefined {
 
 function userContent(content: string | ContentPart[], i: number, o: OllamaRequestOptions): { content: string; images?: string[] } {
   if (typeof content === 'string') return { content }
+  if (!Array.isArray(content)) throw invalid(`messages[${i}].content`, 'must be a string or an array of content parts')
   let text = ''
   const images: string[] = []
   content.forEach((p, j) => {
@@ -156,32 +157,40 @@ function toolCallOut(tc: ToolCall, i: number, j: number): OllamaToolCall {
 /** Messages in order; tool results get `tool_name` from the assistant call with the same id, when known. */
 export function toOllamaMessages(messages: readonly ChatMessage[], o: OllamaRequestOptions): OllamaMessage[] {
   const toolNames = new Map<string, string>()
-  return messages.map((m, i): OllamaMessage => {
-    const role = ROLE_MAP[m.role]
+  const out: OllamaMessage[] = []
+  messages.forEach((m, i) => {
+    // The schema also admits the deprecated `function` role, which Ollama has no equivalent for.
+    const role: OllamaMessage['role'] | undefined = ROLE_MAP[m.role]
+    if (role === undefined) { unsupported(o, `messages[${i}].role`); return }
     if ('name' in m && m.name !== undefined) unsupported(o, `messages[${i}].name`)
-    switch (m.role) {
-      case 'user':
-        return { role, ...userContent(m.content, i, o) }
-      case 'assistant': {
-        const out: OllamaMessage = { role, content: textOf(m.content) }
-        if (m.tool_calls && m.tool_calls.length > 0) {
-          out.tool_calls = m.tool_calls.map((tc, j) => {
-            toolNames.set(tc.id, tc.function.name)
-            return toolCallOut(tc, i, j)
-          })
-        }
-        return out
-      }
-      case 'tool': {
-        const out: OllamaMessage = { role, content: textOf(m.content) }
-        const name = toolNames.get(m.tool_call_id)
-        if (name !== undefined) out.tool_name = name
-        return out
-      }
-      default:
-        return { role, content: textOf(m.content) }
-    }
+    out.push(toOllamaMessage(m, role, i, o, toolNames))
   })
+  return out
+}
+
+function toOllamaMessage(m: ChatMessage, role: OllamaMessage['role'], i: number, o: OllamaRequestOptions, toolNames: Map<string, string>): OllamaMessage {
+  switch (m.role) {
+    case 'user':
+      return { role, ...userContent(m.content, i, o) }
+    case 'assistant': {
+      const out: OllamaMessage = { role, content: textOf(m.content) }
+      if (m.tool_calls && m.tool_calls.length > 0) {
+        out.tool_calls = m.tool_calls.map((tc, j) => {
+          toolNames.set(tc.id, tc.function.name)
+          return toolCallOut(tc, i, j)
+        })
+      }
+      return out
+    }
+    case 'tool': {
+      const out: OllamaMessage = { role, content: textOf(m.content) }
+      const name = toolNames.get(m.tool_call_id)
+      if (name !== undefined) out.tool_name = name
+      return out
+    }
+    default:
+      return { role, content: textOf(m.content) }
+  }
 }
 
 function formatOf(req: ChatRequest, o: OllamaRequestOptions): OllamaChatBody['format'] | undefined {
