@@ -254,6 +254,34 @@ describe('anthropic stream mapper', () => {
     expect(res.usage).toMatchObject({ prompt_tokens: 472, completion_tokens: 89 })
   })
 
+  it('gives a tool_use block without input the arguments {} (as the non-streamed answer does), not an empty string', () => {
+    // A tool without parameters: Anthropic streams its block with an empty input_json_delta, or with none at all.
+    const ev = (data: object): SseEvent => ({ event: (data as { type: string }).type, data: JSON.stringify(data) })
+    const mapper = createAnthropicStreamMapper('claude', MODEL, () => 1_700_000_000_000)
+    const chunks: ChatChunk[] = []
+    for (const e of [
+      { type: 'message_start', message: { id: 'msg_1', type: 'message', role: 'assistant', model: MODEL, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 5, output_tokens: 1 } } },
+      { type: 'content_block_start', index: 0, content_block: { type: 'tool_use', id: 'toolu_1', name: 'get_time', input: {} } },
+      { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: '' } },
+      { type: 'content_block_stop', index: 0 },
+      { type: 'content_block_start', index: 1, content_block: { type: 'tool_use', id: 'toolu_2', name: 'get_date', input: {} } },
+      { type: 'content_block_stop', index: 1 },
+      { type: 'content_block_start', index: 2, content_block: { type: 'tool_use', id: 'toolu_3', name: 'get_weather', input: {} } },
+      { type: 'content_block_delta', index: 2, delta: { type: 'input_json_delta', partial_json: '{"city": "Paris"}' } },
+      { type: 'content_block_stop', index: 2 },
+      { type: 'message_delta', delta: { stop_reason: 'tool_use', stop_sequence: null }, usage: { output_tokens: 20 } },
+      { type: 'message_stop' },
+    ]) chunks.push(...(mapper.push(ev(e)) ?? []))
+    chunks.push(...(mapper.end() ?? []))
+    const streamed = aggregate(chunks).choices[0]?.message.tool_calls
+    expect(streamed?.map((t) => t.function.arguments)).toEqual(['{}', '{}', '{"city": "Paris"}'])
+    const whole = fromAnthropicMessage({
+      id: 'msg_1', type: 'message', role: 'assistant', model: MODEL, stop_reason: 'tool_use', stop_sequence: null, usage: { input_tokens: 5, output_tokens: 20 },
+      content: [{ type: 'tool_use', id: 'toolu_1', name: 'get_time', input: {} }],
+    }, 'claude')
+    expect(whole.choices[0]?.message.tool_calls?.[0]?.function.arguments).toBe(streamed?.[0]?.function.arguments)
+  })
+
   it('leaves thinking deltas out and takes cumulative usage from message_delta', () => {
     const { chunks, error } = replay('stream-thinking.sse')
     expect(error).toBeUndefined()

@@ -6,7 +6,8 @@
  *                          (index, id, name, arguments '')
  *   content_block_delta  → text_delta: content; input_json_delta: arguments of that tool's index;
  *                          thinking_delta, signature_delta, citations_delta: not carried
- *   content_block_stop   → nothing
+ *   content_block_stop   → nothing; for a tool_use block that had no argument text (a tool without
+ *                          parameters), an arguments delta '{}' (what the non-streamed answer says)
  *   message_delta        → finish chunk (stop_reason mapped), then a usage chunk with choices: []
  *                          (like OpenAI's include_usage); usage counters there are cumulative
  *   message_stop         → complete;  ping → ignored;  error → the mapped GatewayError
@@ -137,6 +138,8 @@ export function createAnthropicStreamMapper(provider: string, model: string, now
   const usage: AnthropicUsage = {}
   /** Content block index → canonical tool call index (tool_use blocks only). */
   const toolIndexOfBlock = new Map<number, number>()
+  /** Content block indexes of tool_use blocks that have had no argument text yet. */
+  const argless = new Set<number>()
   let tools = 0
 
   const chunk = (choices: ChatChunkChoice[], u?: Usage): ChatChunk => {
@@ -195,7 +198,7 @@ export function createAnthropicStreamMapper(provider: string, model: string, now
       }
       // Events that carry nothing to map, in their exact serialization, need no parse either.
       if ((any || name === 'ping') && data.length <= PING_MAX && PINGS.has(data)) return undefined
-      if ((any || name === 'content_block_stop') && BLOCK_STOP.test(data)) return undefined
+      if ((any || name === 'content_block_stop') && argless.size === 0 && BLOCK_STOP.test(data)) return undefined
       if ((any || name === 'content_block_start') && EMPTY_TEXT_START.test(data)) return undefined
       if ((any || name === 'message_stop') && data === MESSAGE_STOP) { done = true; return undefined }
       if (any || name === 'message_start') {
@@ -224,6 +227,7 @@ export function createAnthropicStreamMapper(provider: string, model: string, now
           if (b.type === 'tool_use') {
             const t = tools++
             toolIndexOfBlock.set(index, t)
+            argless.add(index)
             return [delta({ tool_calls: [{ index: t, id: String(b.id ?? ''), type: 'function', function: { name: String(b.name ?? ''), arguments: '' } }] })]
           }
           if (b.type === 'text' && typeof b.text === 'string' && b.text !== '') return [delta({ content: b.text })]
@@ -235,9 +239,16 @@ export function createAnthropicStreamMapper(provider: string, model: string, now
           if (d.type === 'input_json_delta') {
             const t = toolIndexOfBlock.get(e.index ?? -1)
             if (t === undefined || typeof d.partial_json !== 'string' || d.partial_json === '') return undefined
+            argless.delete(e.index ?? -1)
             return [delta({ tool_calls: [{ index: t, function: { arguments: d.partial_json } }] })]
           }
           return undefined // thinking_delta, signature_delta, citations_delta
+        }
+        case 'content_block_stop': {
+          const index = e.index ?? -1
+          const t = toolIndexOfBlock.get(index)
+          if (t === undefined || !argless.delete(index)) return undefined
+          return [delta({ tool_calls: [{ index: t, function: { arguments: '{}' } }] })]
         }
         case 'message_delta':
           return messageDelta(e.delta?.stop_reason, e.usage)
@@ -247,7 +258,7 @@ export function createAnthropicStreamMapper(provider: string, model: string, now
         case 'error':
           throw anthropicStreamError(provider, e.error)
         default:
-          return undefined // ping, content_block_stop, and event types added later
+          return undefined // ping, and event types added later
       }
     },
     end(): ChatChunk[] | undefined {
