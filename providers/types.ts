@@ -103,6 +103,8 @@ export interface ChatChoice {
   }
   finish_reason: FinishReason | null
   logprobs?: unknown
+  /** Extension: the stop sequence that ended the turn (finish_reason 'stop'), when the provider says which (Anthropic). */
+  stop_sequence?: string
 }
 
 export interface ChatResponse {
@@ -133,6 +135,8 @@ export interface ChatChunkChoice {
   }
   finish_reason: FinishReason | null
   logprobs?: unknown
+  /** Extension: as ChatChoice.stop_sequence, on the chunk with the finish reason. */
+  stop_sequence?: string
 }
 
 export interface ChatChunk {

@@ -2,6 +2,8 @@ import Anthropic from '@anthropic-ai/sdk'
 import { describe, expect, it } from 'vitest'
 import { GatewayError } from '../errors.ts'
 import { toAnthropicRequest } from '../../providers/anthropic/request.ts'
+import { fromAnthropicMessage } from '../../providers/anthropic/response.ts'
+import { createAnthropicStreamMapper } from '../../providers/anthropic/stream.ts'
 import type { ChatChunk, ChatResponse } from '../../providers/types.ts'
 import {
   anthropicErrorBody, anthropicInbound, anthropicToCanonical, canonicalToAnthropic, createAnthropicStreamEncoder,
@@ -237,6 +239,43 @@ describe('createAnthropicStreamEncoder', () => {
     expect(out).toContain('event: message_start')
     expect(out).toContain('"stop_reason":"end_turn"')
     expect(out.endsWith('event: message_stop\ndata: {"type":"message_stop"}\n\n')).toBe(true)
+  })
+})
+
+describe('stop sequences through the anthropic provider', () => {
+  // A client that sends stop_sequences learns which one ended the turn: stop_reason 'stop_sequence' and its text.
+  const stopped = { stop_reason: 'stop_sequence', stop_sequence: '\nUser: "' }
+
+  it('keeps stop_reason stop_sequence and the sequence in a Message', () => {
+    const res = fromAnthropicMessage({
+      id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'Hi' }],
+      ...stopped, usage: { input_tokens: 3, output_tokens: 2 },
+    }, 'claude')
+    expect(res.choices[0]?.finish_reason).toBe('stop')
+    expect(canonicalToAnthropic(res, 'm')).toMatchObject(stopped)
+    const ended = fromAnthropicMessage({ id: 'msg_2', type: 'message', role: 'assistant', model: 'claude-x', content: [], stop_reason: 'end_turn', stop_sequence: null, usage: {} }, 'claude')
+    expect(canonicalToAnthropic(ended, 'm')).toMatchObject({ stop_reason: 'end_turn', stop_sequence: null })
+  })
+
+  it('keeps them in a stream (message_delta), in Anthropic\'s serialization and in another one', () => {
+    for (const [compact, seq] of [[true, stopped.stop_sequence], [true, 'END'], [false, stopped.stop_sequence]] as const) {
+      const stop = { stop_reason: 'stop_sequence', stop_sequence: seq }
+      const mapper = createAnthropicStreamMapper('claude', 'claude-x', () => 1_700_000_000_000)
+      const enc = createAnthropicStreamEncoder('m')
+      let out = ''
+      for (const e of [
+        { type: 'message_start', message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-x', content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 3, output_tokens: 1 } } },
+        { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
+        { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Hi' } },
+        { type: 'content_block_stop', index: 0 },
+        { type: 'message_delta', delta: stop, usage: { output_tokens: 2 } },
+        { type: 'message_stop' },
+      ]) for (const c of mapper.push({ event: e.type, data: compact ? JSON.stringify(e) : JSON.stringify(e, null, 1) }) ?? []) out += enc.chunk(c)
+      for (const c of mapper.end() ?? []) out += enc.chunk(c)
+      out += enc.end()
+      const delta = out.split('\n\n').find((e) => e.startsWith('event: message_delta'))!
+      expect(JSON.parse(delta.split('\ndata: ')[1]!), `${String(compact)} ${seq}`).toMatchObject({ delta: stop })
+    }
   })
 })
 

@@ -239,14 +239,15 @@ export function canonicalToAnthropic(res: ChatResponse, requestModel: string): o
     if (!isObj(input)) throw new GatewayError('MCP_ERR_UPSTREAM_BAD_RESPONSE', { provider: res.model, reason: `tool call ${tc.id} has arguments that are not a JSON object` })
     content.push({ type: 'tool_use', id: tc.id, name: tc.function.name, input })
   }
+  const stopSequence = choice?.finish_reason === 'stop' ? choice.stop_sequence : undefined
   return {
     id: res.id,
     type: 'message',
     role: 'assistant',
     model: requestModel,
     content,
-    stop_reason: STOP_REASON[choice?.finish_reason ?? 'stop'],
-    stop_sequence: null,
+    stop_reason: stopSequence !== undefined ? 'stop_sequence' : STOP_REASON[choice?.finish_reason ?? 'stop'],
+    stop_sequence: stopSequence ?? null,
     usage: anthropicUsage(res.usage),
   }
 }
@@ -283,6 +284,8 @@ export function createAnthropicStreamEncoder(model: string): StreamEncoder {
   let open: 'text' | 'tool' | null = null
   const toolBlocks = new Map<number, number>()
   let finish: FinishReason | null = null
+  /** The stop sequence that ended the turn, when the provider said (ChatChunkChoice.stop_sequence). */
+  let stopSequence: string | undefined
   let usage: Usage | null | undefined
 
   const start = (id: string): string => {
@@ -327,7 +330,7 @@ export function createAnthropicStreamEncoder(model: string): StreamEncoder {
         const args = t.function?.arguments
         if (args) s += sse('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: args } })
       }
-      if (choice.finish_reason) { finish = choice.finish_reason; s += close() }
+      if (choice.finish_reason) { finish = choice.finish_reason; stopSequence = choice.stop_sequence; s += close() }
       return s
     },
     end(): string {
@@ -335,7 +338,8 @@ export function createAnthropicStreamEncoder(model: string): StreamEncoder {
       ended = true
       let s = started ? '' : start('')
       s += close()
-      s += sse('message_delta', { type: 'message_delta', delta: { stop_reason: STOP_REASON[finish ?? 'stop'], stop_sequence: null }, usage: anthropicUsage(usage) })
+      const seq = finish === 'stop' ? stopSequence : undefined
+      s += sse('message_delta', { type: 'message_delta', delta: { stop_reason: seq !== undefined ? 'stop_sequence' : STOP_REASON[finish ?? 'stop'], stop_sequence: seq ?? null }, usage: anthropicUsage(usage) })
       return s + sse('message_stop', { type: 'message_stop' })
     },
     error(e: GatewayError): string {

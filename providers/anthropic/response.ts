@@ -6,7 +6,7 @@
  * no canonical field and are not carried. Anthropic's `msg_…` id is kept.
  */
 import { GatewayError } from '../../gateway/errors.ts'
-import type { ChatResponse, FinishReason, ToolCall, Usage } from '../types.ts'
+import type { ChatChoice, ChatResponse, FinishReason, ToolCall, Usage } from '../types.ts'
 
 export interface AnthropicUsage {
   input_tokens?: number | null
@@ -88,12 +88,14 @@ export function fromAnthropicMessage(json: unknown, provider: string, now = Date
   }
   const message: ChatResponse['choices'][number]['message'] = { role: 'assistant', content: text.length > 0 ? text.join('') : null }
   if (toolCalls.length > 0) message.tool_calls = toolCalls
+  const choice: ChatChoice = { index: 0, message, finish_reason: toFinishReason(m.stop_reason) ?? 'stop' }
+  if (m.stop_reason === 'stop_sequence' && typeof m.stop_sequence === 'string') choice.stop_sequence = m.stop_sequence
   const res: ChatResponse = {
     id: String(m.id ?? ''),
     object: 'chat.completion',
     created: Math.floor(now / 1000),
     model: String(m.model ?? ''),
-    choices: [{ index: 0, message, finish_reason: toFinishReason(m.stop_reason) ?? 'stop' }],
+    choices: [choice],
   }
   if (m.usage && typeof m.usage === 'object') res.usage = toCanonicalUsage(m.usage)
   return res

@@ -8,7 +8,8 @@
  *                          thinking_delta, signature_delta, citations_delta: not carried
  *   content_block_stop   → nothing; for a tool_use block that had no argument text (a tool without
  *                          parameters), an arguments delta '{}' (what the non-streamed answer says)
- *   message_delta        → finish chunk (stop_reason mapped), then a usage chunk with choices: []
+ *   message_delta        → finish chunk (stop_reason mapped; a matched stop sequence kept as the choice's
+ *                          `stop_sequence` extension), then a usage chunk with choices: []
  *                          (like OpenAI's include_usage); usage counters there are cumulative
  *   message_stop         → complete;  ping → ignored;  error → the mapped GatewayError
  *
@@ -27,7 +28,7 @@ interface StreamEvent {
   index?: number
   message?: { id?: string; model?: string; usage?: AnthropicUsage }
   content_block?: { type?: string; id?: string; name?: string; text?: string }
-  delta?: { type?: string; text?: string; partial_json?: string; stop_reason?: string | null }
+  delta?: { type?: string; text?: string; partial_json?: string; stop_reason?: string | null; stop_sequence?: string | null }
   usage?: AnthropicUsage
   error?: unknown
 }
@@ -54,7 +55,7 @@ const USAGE_OBJECT = String.raw`(\{(?:[^{}"]|"[^"\\]*"|\{[^{}]*\})*\})`
  * order takes the full JSON.parse, with the same result.
  */
 const MESSAGE_START = new RegExp(String.raw`^\{"type":"message_start","message":\{"id":"([^"\\\x00-\x1f]*)","type":"message","role":"assistant",(?:"content":\[\],)?"model":"([^"\\\x00-\x1f]*)",(?:"content":\[\],)?"stop_reason":null,"stop_sequence":null,"usage":${USAGE_OBJECT}\}\}$`)
-const MESSAGE_DELTA = new RegExp(String.raw`^\{"type":"message_delta","delta":\{"stop_reason":(?:"([a-z_]{1,40})"|null),"stop_sequence":(?:"(?:[^"\\\x00-\x1f]|\\.)*"|null)\},"usage":${USAGE_OBJECT}\}$`)
+const MESSAGE_DELTA = new RegExp(String.raw`^\{"type":"message_delta","delta":\{"stop_reason":(?:"([a-z_]{1,40})"|null),"stop_sequence":("(?:[^"\\\x00-\x1f]|\\.)*"|null)\},"usage":${USAGE_OBJECT}\}$`)
 
 /** The usage object text of a fast-path match, parsed; undefined when it is not an object (the full parse decides). */
 function usageOf(text: string): AnthropicUsage | undefined {
@@ -126,6 +127,13 @@ function fastText(data: string): string | undefined {
   return typeof text === 'string' ? text : undefined
 }
 
+/** The value of a JSON string literal matched above ('null' gives undefined); one without escapes is its characters. */
+function stringLiteral(literal: string): string | undefined {
+  if (literal === 'null') return undefined
+  if (!literal.includes('\\')) return literal.slice(1, -1)
+  try { return JSON.parse(literal) as string } catch { return undefined }
+}
+
 function interrupted(provider: string, reason: string, details: string): GatewayError {
   return new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider, reason }, { details })
 }
@@ -164,11 +172,15 @@ export function createAnthropicStreamMapper(provider: string, model: string, now
     mergeUsage(u)
     return [delta({ role: 'assistant', content: '' })]
   }
-  const messageDelta = (stopReason: string | null | undefined, u: AnthropicUsage | undefined): ChatChunk[] => {
+  const messageDelta = (stopReason: string | null | undefined, u: AnthropicUsage | undefined, stopSequence: unknown): ChatChunk[] => {
     mergeUsage(u)
     const out: ChatChunk[] = []
     const finish = toFinishReason(stopReason)
-    if (finish) out.push(chunk([{ index: 0, delta: {}, finish_reason: finish }]))
+    if (finish) {
+      const c: ChatChunkChoice = { index: 0, delta: {}, finish_reason: finish }
+      if (stopReason === 'stop_sequence' && typeof stopSequence === 'string') c.stop_sequence = stopSequence
+      out.push(chunk([c]))
+    }
     if (u) out.push(chunk([], toCanonicalUsage(usage)))
     return out
   }
@@ -207,7 +219,7 @@ export function createAnthropicStreamMapper(provider: string, model: string, now
       }
       if (any || name === 'message_delta') {
         const md = MESSAGE_DELTA.exec(data)
-        if (md !== null) { const u = usageOf(md[2]!); if (u) return messageDelta(md[1] ?? null, u) }
+        if (md !== null) { const u = usageOf(md[3]!); if (u) return messageDelta(md[1] ?? null, u, md[1] === 'stop_sequence' ? stringLiteral(md[2]!) : undefined) }
       }
       let e: StreamEvent
       try {
@@ -251,7 +263,7 @@ export function createAnthropicStreamMapper(provider: string, model: string, now
           return [delta({ tool_calls: [{ index: t, function: { arguments: '{}' } }] })]
         }
         case 'message_delta':
-          return messageDelta(e.delta?.stop_reason, e.usage)
+          return messageDelta(e.delta?.stop_reason, e.usage, e.delta?.stop_sequence)
         case 'message_stop':
           done = true
           return undefined
