@@ -31,8 +31,9 @@ const message: JSONSchema = {
     },
   },
   allOf: [
-    { if: { properties: { role: { const: 'tool' } } }, then: { required: ['tool_call_id', 'content'] } },
-    { if: { properties: { role: { enum: ['system', 'developer', 'user'] } } }, then: { required: ['content'] } },
+    // Only an assistant turn (one that made tool calls) may have content null, as in OpenAI's API.
+    { if: { properties: { role: { const: 'tool' } } }, then: { required: ['tool_call_id', 'content'], properties: { content: { type: ['string', 'array'] } } } },
+    { if: { properties: { role: { enum: ['system', 'developer', 'user', 'function'] } } }, then: { required: ['content'], properties: { content: { type: ['string', 'array'] } } } },
   ],
 }
 

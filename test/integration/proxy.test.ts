@@ -231,6 +231,11 @@ describe('proxy (OpenAI inbound → openai provider)', () => {
     expect(role.param).toBe('messages[0].role')
     const missing = await expectOpenAIError(await post('/v1/chat/completions', JSON.stringify({ model: 'mock/gpt-4o' })), 400, 'MCP_ERR_REQ_BODY_INVALID')
     expect(missing.message).toContain('messages: is required')
+    // content null is an assistant turn's only (OpenAI refuses it elsewhere); before, it reached the adapters.
+    for (const role of ['user', 'system', 'tool']) {
+      const n = await expectOpenAIError(await post('/v1/chat/completions', JSON.stringify({ model: 'mock/gpt-4o', messages: [{ role, content: null, tool_call_id: 'c1' }] })), 400, 'MCP_ERR_REQ_BODY_INVALID')
+      expect(n.param, role).toBe('messages[0].content')
+    }
     expect(mock.requests).toHaveLength(0)
   })
 
