@@ -224,6 +224,40 @@ describe('createAnthropicStreamEncoder', () => {
     expect(msg.usage).toMatchObject({ input_tokens: 12, output_tokens: 7 })
   })
 
+  it('keeps interleaved tool-call fragments apart: every delta goes to the open block, and the SDK reassembles each input', async () => {
+    // A server that starts two tool calls and then sends arguments for each in turn (and a text after them).
+    const chunks: ChatChunk[] = [
+      ch({ role: 'assistant', content: '' }),
+      ch({ tool_calls: [{ index: 0, id: 'call_a', type: 'function', function: { name: 'get_weather', arguments: '' } }] }),
+      ch({ tool_calls: [{ index: 1, id: 'call_b', type: 'function', function: { name: 'get_time', arguments: '{"tz":' } }] }),
+      ch({ tool_calls: [{ index: 0, function: { arguments: '{"city":' } }] }),
+      ch({ tool_calls: [{ index: 1, function: { arguments: ' "UTC"}' } }] }),
+      ch({ tool_calls: [{ index: 0, function: { arguments: ' "Paris"}' } }] }),
+      ch({ content: 'Checking both.' }),
+      ch({}, 'tool_calls'),
+      usageChunk,
+    ]
+    const body = encode(chunks)
+    const events = body.split('\n\n').filter(Boolean).map((e) => JSON.parse(e.split('\ndata: ')[1]!) as { type: string; index?: number })
+    let open = -1
+    for (const e of events) {
+      if (e.type === 'content_block_start') { expect(open, 'a block starts while another is open').toBe(-1); open = e.index! }
+      if (e.type === 'content_block_delta') expect(e.index, 'a delta for a block that is not open').toBe(open)
+      if (e.type === 'content_block_stop') { expect(e.index).toBe(open); open = -1 }
+    }
+    const msg = await sdkOver(body).messages.stream({ model: 'claude-alias', max_tokens: 10, messages: [{ role: 'user', content: 'x' }] }).finalMessage()
+    expect(msg.content).toEqual([
+      expect.objectContaining({ type: 'tool_use', id: 'call_a', name: 'get_weather', input: { city: 'Paris' } }),
+      expect.objectContaining({ type: 'tool_use', id: 'call_b', name: 'get_time', input: { tz: 'UTC' } }),
+      expect.objectContaining({ type: 'text', text: 'Checking both.' }),
+    ])
+    expect(msg.stop_reason).toBe('tool_use')
+    // Without a finish chunk, end() writes what was held too.
+    const cut = encode(chunks.slice(0, 6))
+    expect(cut.match(/"type":"content_block_stop"/g)).toHaveLength(2)
+    expect(cut).toContain('"partial_json":"{\\"tz\\": \\"UTC\\"}"')
+  })
+
   it('writes an error event the SDK raises with the Anthropic error type', async () => {
     const enc = createAnthropicStreamEncoder('m')
     const body = enc.chunk(ch({ content: 'partial' })) +

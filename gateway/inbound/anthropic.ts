@@ -276,6 +276,13 @@ const sse = (event: string, data: object): string => `event: ${event}\ndata: ${J
  * Canonical chunks of choice 0 → message_start, content_block_start/delta/stop (text and
  * tool_use with input_json_delta), message_delta (stop_reason, usage), message_stop. A new block
  * closes the open one. Finish and usage are held until end(), as usage arrives after the finish.
+ *
+ * Anthropic's blocks are sequential (a closed block takes no more deltas), where OpenAI's tool calls are
+ * fragments tagged with an index, and a server may interleave them (two calls started, then arguments for
+ * each). So once a tool_use block is open it stays open until the finish: fragments of the other tool calls,
+ * and text that comes after a tool call started, are held and written whole (one block each, in the order
+ * they began) when it closes. The first tool call streams as it comes; the others arrive complete at the
+ * finish, which costs a client nothing it could act on earlier (a tool call runs once its input is whole).
  */
 export function createAnthropicStreamEncoder(model: string): StreamEncoder {
   let started = false
@@ -287,6 +294,10 @@ export function createAnthropicStreamEncoder(model: string): StreamEncoder {
   /** The stop sequence that ended the turn, when the provider said (ChatChunkChoice.stop_sequence). */
   let stopSequence: string | undefined
   let usage: Usage | null | undefined
+  /** Tool calls (and text) that began while a tool_use block was open, in the order they began. */
+  const held: ({ id: string; name: string; args: string } | { text: string })[] = []
+  const heldTools = new Map<number, { id: string; name: string; args: string }>()
+  let heldText: { text: string } | undefined
 
   const start = (id: string): string => {
     started = true
@@ -306,9 +317,32 @@ export function createAnthropicStreamEncoder(model: string): StreamEncoder {
     open = kind
     return s + sse('content_block_start', { type: 'content_block_start', index: block, content_block: contentBlock })
   }
-  const text = (t: string): string =>
-    (open === 'text' ? '' : openBlock('text', { type: 'text', text: '' })) +
-    sse('content_block_delta', { type: 'content_block_delta', index: block, delta: { type: 'text_delta', text: t } })
+  const textDelta = (t: string): string => sse('content_block_delta', { type: 'content_block_delta', index: block, delta: { type: 'text_delta', text: t } })
+  const text = (t: string): string => {
+    if (open === 'tool') {
+      if (!heldText) { heldText = { text: '' }; held.push(heldText) }
+      heldText.text += t
+      return ''
+    }
+    return (open === 'text' ? '' : openBlock('text', { type: 'text', text: '' })) + textDelta(t)
+  }
+  /** Closes the open block, then writes what was held, one whole block each. */
+  const closeAll = (): string => {
+    let s = close()
+    for (const h of held) {
+      if ('text' in h) {
+        s += openBlock('text', { type: 'text', text: '' }) + textDelta(h.text)
+      } else {
+        s += openBlock('tool', { type: 'tool_use', id: h.id, name: h.name, input: {} })
+        if (h.args !== '') s += sse('content_block_delta', { type: 'content_block_delta', index: block, delta: { type: 'input_json_delta', partial_json: h.args } })
+      }
+      s += close()
+    }
+    held.length = 0
+    heldTools.clear()
+    heldText = undefined
+    return s
+  }
 
   return {
     chunk(c: ChatChunk): string {
@@ -321,23 +355,32 @@ export function createAnthropicStreamEncoder(model: string): StreamEncoder {
       if (typeof d.content === 'string' && d.content !== '') s += text(d.content)
       if (typeof d.refusal === 'string' && d.refusal !== '') s += text(d.refusal)
       for (const t of d.tool_calls ?? []) {
+        const args = t.function?.arguments
+        const h = heldTools.get(t.index)
+        if (h) { if (args) h.args += args; continue }
         let index = toolBlocks.get(t.index)
         if (index === undefined) {
+          if (open === 'tool') {
+            // Another tool call began while one is open: held until the open one closes (see above).
+            const n = { id: t.id ?? '', name: t.function?.name ?? '', args: args ?? '' }
+            heldTools.set(t.index, n)
+            held.push(n)
+            continue
+          }
           s += openBlock('tool', { type: 'tool_use', id: t.id ?? '', name: t.function?.name ?? '', input: {} })
           index = block
           toolBlocks.set(t.index, index)
         }
-        const args = t.function?.arguments
         if (args) s += sse('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: args } })
       }
-      if (choice.finish_reason) { finish = choice.finish_reason; stopSequence = choice.stop_sequence; s += close() }
+      if (choice.finish_reason) { finish = choice.finish_reason; stopSequence = choice.stop_sequence; s += closeAll() }
       return s
     },
     end(): string {
       if (ended) return ''
       ended = true
       let s = started ? '' : start('')
-      s += close()
+      s += closeAll()
       const seq = finish === 'stop' ? stopSequence : undefined
       s += sse('message_delta', { type: 'message_delta', delta: { stop_reason: seq !== undefined ? 'stop_sequence' : STOP_REASON[finish ?? 'stop'], stop_sequence: seq ?? null }, usage: anthropicUsage(usage) })
       return s + sse('message_stop', { type: 'message_stop' })
