@@ -93,14 +93,32 @@ export function encodeCursor(parts: readonly unknown[]): string {
   return Buffer.from(JSON.stringify(parts), 'utf8').toString('base64url')
 }
 
-/** Cursor parts checked against their expected types (a tampered cursor is a 400, not a SQL error). */
-export function cursorParts(c: unknown[] | undefined, shape: readonly ('string' | 'uuid' | 'integer')[]): unknown[] | undefined {
+/** `timestamptz::text` as PostgreSQL writes it (`2026-01-02 03:04:05.123456+00`). */
+const PG_TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.\d{1,6})?[+-](?:0\d|1[0-5])(?::[0-5]\d){0,2}$/
+
+/** A calendar date and time PostgreSQL accepts (no February 30th, no hour 25), in the form it writes them. */
+function isPgTimestamp(s: string): boolean {
+  const m = PG_TIMESTAMP.exec(s)
+  if (!m) return false
+  const [y, mo, d, h, mi, se] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number]
+  const t = new Date(Date.UTC(y, mo - 1, d, h, mi, se))
+  return t.getUTCFullYear() === y && t.getUTCMonth() === mo - 1 && t.getUTCDate() === d && t.getUTCHours() === h && t.getUTCMinutes() === mi && t.getUTCSeconds() === se
+}
+
+const INT4_MAX = 2_147_483_647
+
+/**
+ * Cursor parts checked against their expected types, so a tampered cursor is a 400, not a SQL error (500):
+ * `timestamp` is a `timestamptz::text`, `int4` a 32-bit integer column (version numbers), `integer` a bigint.
+ */
+export function cursorParts(c: unknown[] | undefined, shape: readonly ('timestamp' | 'uuid' | 'integer' | 'int4')[]): unknown[] | undefined {
   if (c === undefined) return undefined
   const ok = c.length === shape.length && shape.every((t, i) => {
     const v = c[i]
     if (t === 'integer') return Number.isSafeInteger(v)
+    if (t === 'int4') return Number.isSafeInteger(v) && Math.abs(v as number) <= INT4_MAX
     if (typeof v !== 'string') return false
-    return t === 'uuid' ? isUuid(v) : v.length < 100
+    return t === 'uuid' ? isUuid(v) : isPgTimestamp(v)
   })
   if (!ok) throw queryInvalid('cursor', 'not a cursor issued by this API')
   return c

@@ -77,7 +77,7 @@ export interface DeploymentFilter {
 }
 
 export async function listDeployments(q: Queryable, filter: DeploymentFilter, page: Page): Promise<PageResult<DeploymentView>> {
-  const c = cursorParts(page.cursor, ['string', 'uuid'])
+  const c = cursorParts(page.cursor, ['timestamp', 'uuid'])
   const { rows } = await q.query<Row>(
     `${SELECT}
      WHERE ($1::uuid IS NULL OR d.prompt_id = $1) AND ($2::text IS NULL OR p.name = $2)

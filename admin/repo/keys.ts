@@ -98,7 +98,7 @@ export async function findKey(q: Queryable, id: string, lock = false): Promise<K
 export interface KeyFilter { team?: string | undefined; owner?: string | undefined; role?: string | undefined; status?: string | undefined }
 
 export async function listKeys(q: Queryable, f: KeyFilter, page: Page): Promise<PageResult<KeyView>> {
-  const c = cursorParts(page.cursor, ['string', 'uuid'])
+  const c = cursorParts(page.cursor, ['timestamp', 'uuid'])
   const { rows } = await q.query<Row>(
     `SELECT * FROM (SELECT ${COLUMNS} FROM api_keys) k
      WHERE ($1::text IS NULL OR team = $1) AND ($2::text IS NULL OR owner = $2) AND ($3::text IS NULL OR role = $3)

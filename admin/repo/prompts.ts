@@ -63,7 +63,7 @@ export async function getPrompt(q: Queryable, id: string): Promise<PromptView> {
 }
 
 export async function listPrompts(q: Queryable, filter: { team?: string | undefined; name?: string | undefined }, page: Page): Promise<PageResult<PromptView>> {
-  const c = cursorParts(page.cursor, ['string', 'uuid'])
+  const c = cursorParts(page.cursor, ['timestamp', 'uuid'])
   const { rows } = await q.query<PromptRow>(
     `SELECT ${PROMPT_COLUMNS} FROM prompts
      WHERE ($1::text IS NULL OR team = $1) AND ($2::text IS NULL OR name = $2)
@@ -115,7 +115,7 @@ export async function createVersion(tx: Queryable, promptId: string, body: Versi
 
 export async function listVersions(q: Queryable, promptId: string, page: Page): Promise<PageResult<VersionView>> {
   await getPrompt(q, promptId)
-  const c = cursorParts(page.cursor, ['integer'])
+  const c = cursorParts(page.cursor, ['int4'])
   const { rows } = await q.query<Omit<VersionView, 'template_variables'>>(
     `SELECT ${VERSION_COLUMNS} FROM prompt_versions WHERE prompt_id = $1 AND ($2::int IS NULL OR version < $2) ORDER BY version DESC LIMIT $3`,
     [promptId, c?.[0] ?? null, page.limit + 1],

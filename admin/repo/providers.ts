@@ -120,7 +120,7 @@ export async function getProvider(q: Queryable, id: string): Promise<ProviderVie
 }
 
 export async function listProviders(q: Queryable, filter: { provider?: string | undefined; status?: string | undefined }, page: Page): Promise<PageResult<ProviderView>> {
-  const c = cursorParts(page.cursor, ['string', 'uuid'])
+  const c = cursorParts(page.cursor, ['timestamp', 'uuid'])
   const { rows } = await q.query<Row>(
     `SELECT ${COLUMNS} FROM provider_configs
      WHERE ($1::text IS NULL OR provider = $1) AND ($2::text IS NULL OR status = $2)

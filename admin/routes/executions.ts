@@ -104,7 +104,7 @@ export function registerExecutionRoutes(admin: AdminServer, store: Store): void 
     const to = timeParam(q, 'to')
     if (from !== undefined) { params.push(from); where.push(`created_at >= $${params.length}::timestamptz`) }
     if (to !== undefined) { params.push(to); where.push(`created_at < $${params.length}::timestamptz`) }
-    const cursor = cursorParts(page.cursor, ['string', 'uuid'])
+    const cursor = cursorParts(page.cursor, ['timestamp', 'uuid'])
     if (cursor !== undefined) {
       const [ts, id] = cursor as [string, string]
       if (!PG_TIMESTAMP.test(ts)) throw queryInvalid('cursor', 'not a cursor issued by this API')

@@ -88,6 +88,27 @@ describe.each(engines)('prompts API on $name', (engine) => {
     expect(badCursor.body.error.param).toBe('cursor')
   })
 
+  it('a tampered cursor of the right shape is a 400 naming the cursor on every list, never a 500', async () => {
+    const p = await t.api('POST', 'prompts', { name: 'tampered-cursor' })
+    const cursor = (parts: unknown[]): string => Buffer.from(JSON.stringify(parts)).toString('base64url')
+    const uuid = '00000000-0000-4000-8000-000000000000'
+    const lists = ['prompts', 'deployments', 'providers', 'keys']
+    const cases = [
+      ...lists.flatMap((l) => [
+        `${l}?cursor=${cursor(['abc', uuid])}`,
+        `${l}?cursor=${cursor(['2026-02-30 10:00:00+00', uuid])}`,
+        `${l}?cursor=${cursor(['2026-01-01 10:00:00+99', uuid])}`,
+      ]),
+      // version numbers are 32-bit
+      `prompts/${p.body.id}/versions?cursor=${cursor([99_999_999_999])}`,
+    ]
+    for (const path of cases) {
+      const r = await t.api('GET', path)
+      expect(r.status, `${path}: ${r.text}`).toBe(400)
+      expect(r.body.error).toMatchObject({ code: 'MCP_ERR_ADMIN_QUERY_INVALID', param: 'cursor' })
+    }
+  })
+
   it('POST /prompts/{id}/versions creates immutable, numbered versions; identical content is idempotent', async () => {
     const p = await t.api('POST', 'prompts', { name: 'versions' })
     const v1 = await t.api('POST', `prompts/${p.body.id}/versions`, {
