@@ -39,6 +39,29 @@ export function bodyInvalid(reasons: readonly string[]): GatewayError {
   return new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason: reasons.slice(0, 5).join('; ') }, { param: first.split(':', 1)[0]!, details: 'request.body_invalid' })
 }
 
+/** The path (`metadata.k[1]`) of the first string or key holding U+0000, which PostgreSQL text and jsonb cannot store. */
+function nulPath(v: unknown, path: string): string | undefined {
+  if (typeof v === 'string') return v.includes('\0') ? path : undefined
+  if (v === null || typeof v !== 'object') return undefined
+  if (Array.isArray(v)) {
+    for (const [i, x] of v.entries()) { const p = nulPath(x, `${path}[${i}]`); if (p !== undefined) return p }
+    return undefined
+  }
+  for (const [k, x] of Object.entries(v)) {
+    if (k.includes('\0')) return path === '' ? '(root)' : path
+    const p = nulPath(x, path === '' ? k : `${path}.${k}`)
+    if (p !== undefined) return p
+  }
+  return undefined
+}
+
+/** A parsed body with a NUL character anywhere is a 400 naming the field (JSON can only carry one as `\u0000`). */
+export function checkNoNul(buf: Buffer, json: unknown): void {
+  if (!buf.includes('\\u0000')) return
+  const path = nulPath(json, '')
+  if (path !== undefined) throw bodyInvalid([`${path}: must not contain NUL (\\u0000) characters`])
+}
+
 /** Reads, parses and validates a JSON body. An empty body counts as `{}` when `emptyOk`. */
 export async function readValid<T>(req: IncomingMessage, v: Validator<T>, emptyOk = false): Promise<T> {
   checkContentType(req)
@@ -46,13 +69,19 @@ export async function readValid<T>(req: IncomingMessage, v: Validator<T>, emptyO
   const json = emptyOk && buf.length === 0 ? {} : parseJson(buf)
   if (json === null || typeof json !== 'object' || Array.isArray(json)) throw bodyInvalid(['(root): must be a JSON object'])
   if (!v(json)) throw bodyInvalid(v.errors())
+  checkNoNul(buf, json)
   return json
 }
 
+/** The query; a NUL character in a name or value is a 400 naming the parameter (PostgreSQL cannot compare it). */
 export function queryOf(req: IncomingMessage): URLSearchParams {
   const url = req.url ?? '/'
   const q = url.indexOf('?')
-  return new URLSearchParams(q === -1 ? '' : url.slice(q + 1))
+  const params = new URLSearchParams(q === -1 ? '' : url.slice(q + 1))
+  for (const [k, v] of params) {
+    if (k.includes('\0') || v.includes('\0')) throw queryInvalid(k.replaceAll('\0', '\\u0000').slice(0, 100), 'must not contain NUL (\\u0000) characters')
+  }
+  return params
 }
 
 export function queryInvalid(param: string, reason: string): GatewayError {

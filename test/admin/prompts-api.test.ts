@@ -50,6 +50,30 @@ describe.each(engines)('prompts API on $name', (engine) => {
     expect(bad.body.error.code).toBe('MCP_ERR_REQ_JSON_INVALID')
   })
 
+  it('a NUL character (which PostgreSQL cannot store) in a body or a query parameter is a 400 naming it, never a 500', async () => {
+    const p = await t.api('POST', 'prompts', { name: 'nul-target' })
+    const bodies: [string, string, string, string][] = [
+      ['POST', 'prompts', '{"name":"nul-desc","description":"a\\u0000b"}', 'description'],
+      ['POST', 'prompts', '{"name":"nul-meta","metadata":{"k":["x","a\\u0000"]}}', 'metadata.k[1]'],
+      ['POST', 'prompts', '{"name":"nul-key","metadata":{"a\\u0000":1}}', 'metadata'],
+      ['POST', `prompts/${p.body.id}/versions`, '{"template":"Hi \\u0000 {{name}}"}', 'template'],
+      ['POST', 'keys', '{"name":"nul\\u0000","team":"t","role":"developer"}', 'name'],
+    ]
+    for (const [method, path, body, param] of bodies) {
+      const r = await t.api(method, path, body)
+      expect(r.status, `${path} ${body}: ${r.text}`).toBe(400)
+      expect(r.body.error).toMatchObject({ code: 'MCP_ERR_REQ_BODY_INVALID', param })
+      expect(r.body.error.message).toContain('NUL')
+    }
+    for (const [path, param] of [['prompts?name=a%00b', 'name'], ['deployments?environment=%00', 'environment'], ['providers?provider=x%00', 'provider'],
+      ['keys?owner=%00', 'owner'], ['audit?actor=a%00', 'actor']] as const) {
+      const r = await t.api('GET', path)
+      expect(r.status, `${path}: ${r.text}`).toBe(400)
+      expect(r.body.error).toMatchObject({ code: 'MCP_ERR_ADMIN_QUERY_INVALID', param })
+    }
+    expect((await t.api('GET', 'prompts?name=nul-desc')).body.data).toEqual([])
+  })
+
   it('POST /prompts: a taken name is a 409', async () => {
     await t.api('POST', 'prompts', { name: 'dup' })
     const r = await t.api('POST', 'prompts', { name: 'dup' })
