@@ -93,13 +93,16 @@ export const deploymentConfigSchema: JSONSchema = {
   },
 }
 
+/** Version numbers are a 32-bit column: a larger one is a 400, not a database error. */
+const versionNumber: JSONSchema = { type: 'integer', minimum: 1, maximum: 2_147_483_647 }
+
 const trafficEntry: JSONSchema = {
   type: 'object',
   additionalProperties: false,
   required: ['weight'],
   properties: {
     prompt_version_id: uuid,
-    version: { type: 'integer', minimum: 1 },
+    version: versionNumber,
     weight: { type: 'integer', minimum: 0, maximum: 10_000 },
     label: { type: 'string', minLength: 1, maxLength: 50 },
   },
@@ -107,7 +110,7 @@ const trafficEntry: JSONSchema = {
 
 const versionRef = {
   prompt_version_id: { ...uuid, description: 'The version to serve (or `version`; default: the latest).' },
-  version: { type: 'integer', minimum: 1, description: 'The version number to serve.' },
+  version: { ...versionNumber, description: 'The version number to serve.' },
 }
 
 const trafficProp: JSONSchema = {

@@ -57,10 +57,23 @@ describe.each(engines)('deployments API on $name', (engine) => {
       [{ prompt_id: promptId, environment: 'staging', traffic: [{ weight: 5 }] }, 'traffic[0].prompt_version_id'],
       [{ prompt_id: promptId, environment: 'staging', status: 'sleeping' }, 'status'],
       [{ prompt_id: promptId, environment: 'staging', version: 1, traffic: [{ version: 1, weight: 1 }] }, 'traffic'],
+      // version numbers are 32-bit in the database: a larger one is invalid input, not a 500
+      [{ prompt_id: promptId, environment: 'staging', version: 99_999_999_999 }, 'version'],
+      [{ prompt_id: promptId, environment: 'staging', traffic: [{ version: 2 ** 31, weight: 1 }] }, 'traffic[0].version'],
     ]
     for (const [body, param] of cases) {
       const r = await t.api('POST', 'deployments', body)
       expect(r.status, `${JSON.stringify(body)} → ${r.text}`).toBe(400)
+      expect(r.body.error.param).toBe(param)
+    }
+    const d = await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging' })
+    for (const [method, path, body, param] of [
+      ['PUT', `deployments/${d.body.id}`, { version: 99_999_999_999 }, 'version'],
+      ['PUT', `deployments/${d.body.id}`, { traffic: [{ version: 1, weight: 1 }, { version: 99_999_999_999, weight: 1 }] }, 'traffic[1].version'],
+      ['POST', `deployments/${d.body.id}/rollback`, { version: 99_999_999_999 }, 'version'],
+    ] as const) {
+      const r = await t.api(method, path, body, { 'if-match': '*' })
+      expect(r.status, `${method} ${path} ${JSON.stringify(body)} → ${r.text}`).toBe(400)
       expect(r.body.error.param).toBe(param)
     }
   })
