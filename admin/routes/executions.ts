@@ -57,7 +57,8 @@ function timeParam(q: URLSearchParams, name: string): string | undefined {
   const v = q.get(name)
   if (v === null || v === '') return undefined
   const t = /^\d{4}-\d{2}-\d{2}/.test(v) ? Date.parse(v) : NaN
-  if (Number.isNaN(t)) throw queryInvalid(name, 'must be an ISO 8601 timestamp (2026-01-02T03:04:05Z)')
+  // Year 0 (and before) parses in JavaScript but PostgreSQL refuses it: a 400 here, not a 500 from the query.
+  if (Number.isNaN(t) || new Date(t).getUTCFullYear() < 1) throw queryInvalid(name, 'must be an ISO 8601 timestamp (2026-01-02T03:04:05Z)')
   return new Date(t).toISOString()
 }
 

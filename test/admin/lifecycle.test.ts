@@ -140,4 +140,12 @@ describe.each(engines)('prompt lifecycle on $name', (engine) => {
       expect(r.body.data[0]).toMatchObject({ request_id: a.executionId, prompt_version_id: a.promptVersionId, status: 'ok' })
     }
   })
+
+  it('GET /executions: a time filter PostgreSQL refuses (year 0000) is a 400 naming it, not the cursor', async () => {
+    for (const param of ['from', 'to']) {
+      const r = await t.api('GET', `executions?${param}=0000-01-01T00:00:00Z`)
+      expect(r.status, r.text).toBe(400)
+      expect(r.body.error).toMatchObject({ code: 'MCP_ERR_ADMIN_QUERY_INVALID', param })
+    }
+  })
 })

@@ -181,6 +181,12 @@ for (const engine of engines) {
       expect(byObject.body.data.map((r: { action: string }) => r.action)).toEqual(['key.create'])
       expect((await s.as(undefined, 'GET', 'audit?bogus=1')).status).toBe(400)
       expect((await s.as(undefined, 'GET', 'audit?from=yesterday')).status).toBe(400)
+      // Year 0000 parses in JavaScript but not in PostgreSQL: a 400 naming the parameter, not a 500.
+      for (const [q, param] of [['from=0000-01-01', 'from'], ['to=0000-06-01T00:00:00Z', 'to'], ['from=0001-01-01T00:00:00%2B01:00', 'from']] as const) {
+        const r = await s.as(undefined, 'GET', `audit?${q}`)
+        expect(r.status, `${q}: ${r.text}`).toBe(400)
+        expect(r.body.error).toMatchObject({ code: 'MCP_ERR_ADMIN_QUERY_INVALID', param })
+      }
 
       // An operator of team blue reads blue's rows only.
       const op = await s.mint({ team: 'blue', role: 'operator' })
