@@ -13,7 +13,7 @@ import type { Principal } from '../../plugins/auth/scopes.ts'
 import type { Queryable } from '../../store/types.ts'
 import { auditActor, bindAudit } from '../audit.ts'
 import type { ControlPlane } from '../control-plane.ts'
-import { notFound, pageOf, queryInvalid, queryOf, requireUuid, sendNoContent, unprocessable } from '../http.ts'
+import { bodyInvalid, notFound, pageOf, queryInvalid, queryOf, requireUuid, sendNoContent, unprocessable } from '../http.ts'
 import { checkActOn, checkMint, keyValidators, scopesOf, type KeyCreate } from '../keys.ts'
 import { authorize, hidden, isGlobal, readChecked, teamFilter, visible, writeTeam, WRITE_RULES, ROLES } from '../rbac.ts'
 import { createKey, findKey, listKeys, powersOf, revokeKey, rotateKey, updateKey, type KeyChange, type KeyView } from '../repo/keys.ts'
@@ -27,6 +27,8 @@ const STATUSES = ['active', 'rotating', 'expired', 'revoked']
 function expiry(v: string | null | undefined, field = 'expires_at'): Date | null | undefined {
   if (v === undefined || v === null) return v
   const d = new Date(v)
+  // The date-time format admits leap seconds (23:59:60), which no Date holds: refused here, not by the database (a 500).
+  if (Number.isNaN(d.getTime())) throw bodyInvalid([`${field}: not a representable date-time (leap seconds are not supported)`])
   if (d.getTime() <= Date.now()) throw unprocessable(`${field}: must be in the future`, field)
   return d
 }

@@ -105,6 +105,17 @@ for (const engine of engines) {
       expect((await s.as(undefined, 'POST', 'keys', { team: 'blue', expires_at: new Date(Date.now() - 1000).toISOString() })).status).toBe(422)
     })
 
+    it('an expires_at the date-time format allows but no Date holds (a leap second) is a 400 naming it on create, change and rotation', async () => {
+      const leap = '2030-12-31T23:59:60Z'
+      const k = await s.mint({ team: 'blue', role: 'invoker' })
+      for (const [method, path] of [['POST', 'keys'], ['PATCH', `keys/${k.id}`], ['POST', `keys/${k.id}/rotate`]] as const) {
+        const r = await s.as(undefined, method, path, { ...(method === 'POST' && path === 'keys' ? { team: 'blue' } : {}), expires_at: leap })
+        expect(r.status, `${method} ${path}: ${r.text}`).toBe(400)
+        expect(r.body.error).toMatchObject({ code: 'MCP_ERR_REQ_BODY_INVALID', param: 'expires_at' })
+      }
+      expect((await s.as(undefined, 'GET', `keys/${k.id}`)).body).toMatchObject({ status: 'active', expires_at: null })
+    })
+
     it('last_used_at is written in the background, without bumping control_plane_version', async () => {
       const k = await s.mint({ team: 'blue', role: 'invoker' })
       const version = async (): Promise<number> => Number((await s.t.store.query<{ version: number }>('SELECT version FROM control_plane_version')).rows[0]!.version)
