@@ -91,6 +91,22 @@ export function mergeApiProviders(file: Settings, api: ReadonlyMap<string, Provi
   return deepFreeze({ ...file, providers })
 }
 
+/** GET /config's body with the credential fields of API providers redacted (a name the files define shows the file's entry). */
+export function redactApiCredentials(described: Record<string, unknown>, fields: ReadonlyMap<string, readonly string[]>, file: Settings): Record<string, unknown> {
+  const settings = described['settings'] as { providers?: Record<string, Record<string, unknown>> } | undefined
+  const shown = settings?.providers
+  if (!shown || fields.size === 0) return described
+  const providers: Record<string, Record<string, unknown>> = { ...shown }
+  for (const [name, names] of fields) {
+    const p = providers[name]
+    if (!p || name in file.providers) continue
+    const copy = { ...p }
+    for (const f of names) if (f in copy) copy[f] = '[redacted]'
+    providers[name] = copy
+  }
+  return { ...described, settings: { ...settings, providers } }
+}
+
 function hostOf(a: AddressInfo): string {
   return a.family === 'IPv6' ? `[${a.address}]` : a.address === '0.0.0.0' ? '127.0.0.1' : a.address
 }
@@ -181,6 +197,13 @@ export async function startMcp(opts: StartMcpOptions): Promise<Mcp> {
       const r = await reloadAs(auditActor(req, authorize(req, 'config.reload')), 'api')
       if (r.ok) sendJson(res, 200, r)
       else sendAdminError(res, new GatewayError('MCP_ERR_CONFIG_INVALID', {}, { message: r.error ?? 'Configuration rejected', details: 'config.invalid' }))
+    })
+    // The built-in config route again: its redaction goes by field name, but a credential of an API provider is a
+    // secret whatever its name (organization, project): every field that came from credentials is redacted too.
+    admin.route('GET', '/api/v1/mcp/config', (req, res) => {
+      req.resume()
+      authorize(req, 'config.read')
+      sendJson(res, 200, redactApiCredentials(gw.describe(), cp.snapshot.credentialFields, fileSettings))
     })
     registerPromptRoutes(admin, cp)
     registerDeploymentRoutes(admin, cp)

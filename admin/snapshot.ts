@@ -66,6 +66,8 @@ export interface Snapshot {
   readonly loadedAt: Date
   /** Provider name → settings entry (credentials included). */
   readonly providers: ReadonlyMap<string, ProviderSettings>
+  /** Provider name → the fields of its settings that came from its credentials (redacted wherever settings are shown). */
+  readonly credentialFields: ReadonlyMap<string, readonly string[]>
   readonly providersHash: string
   /** Rows left out, with why (credentials that do not open, ...). */
   readonly issues: readonly { object: string; id: string; reason: string }[]
@@ -80,6 +82,7 @@ export const EMPTY_SNAPSHOT: Snapshot = Object.freeze({
   controlVersion: -1,
   loadedAt: new Date(0),
   providers: new Map(),
+  credentialFields: new Map(),
   providersHash: hashOf({}),
   issues: [],
   deployments: new Map(),
@@ -166,10 +169,12 @@ export async function loadSnapshot(store: Store, keyring: Keyring, cache: Map<st
   for (const id of cache.keys()) if (!data.wanted.has(id)) cache.delete(id)
 
   const providers = new Map<string, ProviderSettings>()
+  const credentialFields = new Map<string, readonly string[]>()
   for (const p of data.providers) {
     try {
       const secrets = openCredentials(keyring, p.id, asStoredCredentials(p.credentials))
       providers.set(p.name, Object.freeze({ ...p.config, ...secrets, type: p.provider }))
+      credentialFields.set(p.name, Object.freeze(Object.keys(secrets)))
     } catch (e) {
       issues.push({ object: 'provider', id: p.id, reason: `provider '${p.name}' left out: ${(e as Error).message}` })
     }
@@ -226,6 +231,7 @@ export async function loadSnapshot(store: Store, keyring: Keyring, cache: Map<st
     controlVersion: data.version,
     loadedAt: new Date(),
     providers,
+    credentialFields,
     providersHash: hashOf(Object.fromEntries(providers)),
     issues,
     deployments,

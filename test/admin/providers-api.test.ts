@@ -81,6 +81,24 @@ describe.each(engines)('providers API on $name', (engine) => {
     expect((await api('GET', `providers/${r.body.id}`)).status).toBe(404)
   })
 
+  it('GET /config redacts every field stored as a credential, whatever its name (organization, project)', async () => {
+    const org = 'org-CREDENTIAL-NOT-FOR-CONFIG-4242'
+    const project = 'proj-CREDENTIAL-NOT-FOR-CONFIG-7777'
+    const r = await api('POST', 'providers', { name: 'secretive', provider: 'openai', config: { baseUrl: mock.url }, credentials: { apiKey: SECRET, organization: org, project } })
+    expect(r.status, r.text).toBe(201)
+    expect(r.text).not.toContain(org)
+    expect((await chat('secretive/gpt-4o')).status).toBe(200)
+    expect(mock.requests.at(-1)!.headers['openai-organization']).toBe(org)
+    const config = await t.api('GET', 'config')
+    expect(config.status).toBe(200)
+    expect(config.body.settings.providers.secretive).toMatchObject({ type: 'openai', baseUrl: mock.url, apiKey: '[redacted]', organization: '[redacted]', project: '[redacted]' })
+    expect(config.text).not.toContain(org)
+    expect(config.text).not.toContain(project)
+    // A file-defined provider keeps showing its own settings.
+    expect(config.body.settings.providers.filed).toMatchObject({ type: 'openai', baseUrl: mock.url, apiKey: '[redacted]' })
+    expect((await api('DELETE', `providers/${r.body.id}`, undefined, { 'if-match': '*' })).status).toBe(204)
+  })
+
   it('disabling a provider takes it out of the pipeline; enabling brings it back', async () => {
     const r = await api('POST', 'providers', { name: 'toggle', provider: 'openai', config: { baseUrl: mock.url }, credentials: { apiKey: SECRET } })
     expect((await chat('toggle/gpt-4o')).status).toBe(200)
