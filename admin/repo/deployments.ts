@@ -306,6 +306,9 @@ export async function promoteDeployment(tx: Queryable, id: string, toEnvironment
   }
   checkEnvironment(target, w.environments, 'to_environment')
   if (target === source.environment) throw unprocessable('to_environment is the deployment\'s own environment', 'to_environment')
+  // Promotes of one prompt are serialized on its row: without it, two concurrent promotes both found no target and
+  // the second insert failed with a 409 instead of updating the deployment the first one created.
+  await tx.query('SELECT id FROM prompts WHERE id = $1 FOR NO KEY UPDATE', [source.prompt_id])
   const entries = await entriesWithModels(tx, source)
   const config = source.config ?? {}
   const { rows } = await tx.query<{ id: string }>('SELECT id FROM deployments WHERE prompt_id = $1 AND environment = $2', [source.prompt_id, target])

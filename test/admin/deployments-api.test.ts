@@ -245,6 +245,15 @@ describe.each(engines)('deployments API on $name', (engine) => {
     expect((await t.api('POST', `deployments/${MISSING}/promote`, {})).status).toBe(404)
   })
 
+  it('concurrent promotes of one deployment: one creates the target (201), the others update it (200), none is a 409', async () => {
+    const { promptId } = await prompt(1)
+    const dev = (await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'development' })).body
+    const all = await Promise.all(Array.from({ length: 4 }, () => t.api('POST', `deployments/${dev.id}/promote`, {})))
+    expect(all.map((r) => r.status).sort(), all.map((r) => r.text).join('\n')).toEqual([200, 200, 200, 201])
+    expect(new Set(all.map((r) => r.body.id)).size).toBe(1)
+    expect(all.every((r) => r.body.environment === 'staging')).toBe(true)
+  })
+
   it('GET /deployments/{id}/history paginates newest first; 404 for a deployment that never existed', async () => {
     const { promptId } = await prompt(3)
     const d = (await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging', version: 1 })).body
