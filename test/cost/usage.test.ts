@@ -8,6 +8,7 @@ import { createHmac } from 'node:crypto'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { parseUsageQuery } from '../../admin/routes/usage.ts'
 import { parseUsageSettings } from '../../gateway/cost/usage-settings.ts'
 import { UsageWebhook, usageIdempotencyKey } from '../../gateway/cost/usage-webhook.ts'
 import type { Store } from '../../store/types.ts'
@@ -33,6 +34,25 @@ interface UsageBody {
 }
 
 afterAll(async () => { await dropSchemas() })
+
+describe('usage time range', () => {
+  it('a timestamp without an offset is UTC, whatever the server time zone (not local time)', () => {
+    const tz = process.env['TZ']
+    process.env['TZ'] = 'America/New_York'
+    try {
+      const p = parseUsageQuery(new URLSearchParams('from=2026-01-02T03:00:00&to=2026-01-02 05:30'), { groupBy: ['bucket'], format: 'json' })
+      expect(p.query.from.toISOString()).toBe('2026-01-02T03:00:00.000Z')
+      expect(p.query.to.toISOString()).toBe('2026-01-02T05:30:00.000Z')
+      // Offsets and fractions are honoured; a date alone is midnight UTC.
+      const q = parseUsageQuery(new URLSearchParams('from=2026-01-01&to=2026-01-02T01:00:00.250%2B02:00'), { groupBy: ['bucket'], format: 'json' })
+      expect(q.query.from.toISOString()).toBe('2026-01-01T00:00:00.000Z')
+      expect(q.query.to.toISOString()).toBe('2026-01-01T23:00:00.250Z')
+    } finally {
+      if (tz === undefined) delete process.env['TZ']
+      else process.env['TZ'] = tz
+    }
+  })
+})
 
 for (const engine of ENGINES) {
   describe(`usage rollups and API (${engine.name})`, () => {
@@ -150,6 +170,9 @@ for (const engine of ENGINES) {
         ['limit=0', 'limit'], ['groupby=key', 'groupby'], ['granularity=hour&from=2020-01-01T00:00:00Z&to=2021-01-01T00:00:00Z', 'from'],
         // year 0000 parses in JavaScript, not in PostgreSQL
         ['from=0000-01-01T00:00:00Z&to=0000-01-01T05:00:00Z', 'to'],
+        // Impossible dates and times are refused, not rolled over into another day (Date.parse reads Feb 30 as Mar 2).
+        ['from=2026-02-30T00:00:00Z&to=2026-03-03T00:00:00Z', 'from'], ['to=2026-04-31', 'to'], ['from=2026-01-01T24:30:00Z', 'from'],
+        ['from=2026-01-02,Z', 'from'], ['to=2026-01-02T03:04:05%2B25:00', 'to'],
       ] as const) {
         const r = await adminGet(g, `/api/v1/mcp/usage?${q}`)
         expect(r.status, q).toBe(400)
