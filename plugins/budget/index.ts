@@ -30,7 +30,7 @@ import {
 } from './estimate.ts'
 import { periodWindow } from './period.ts'
 import { buildReport, limitsOf, usedPercent, type BudgetReportRow } from './report.ts'
-import { UNIT_NAMES, type AdmitResult, type CounterSpec, type CounterState, type Units } from './store.ts'
+import { MAX_UNITS, UNIT_NAMES, type AdmitResult, type CounterSpec, type CounterState, type Units } from './store.ts'
 
 export { usedPercent, type BudgetReportRow } from './report.ts'
 
@@ -245,7 +245,7 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
         s.settled = true
         open.n--
         const actual = actualOf(ctx, s)
-        for (let u = 0; u < 3; u++) { const v = actual[u]!; actual[u] = Number.isFinite(v) && v > 0 ? Math.ceil(v) : 0 }
+        for (let u = 0; u < 3; u++) { const v = actual[u]!; actual[u] = Number.isFinite(v) && v > 0 ? Math.min(Math.ceil(v), MAX_UNITS) : 0 }
         if (actual[0] > 0) for (const c of s.counters) spentOf(c.budget).inc(nanoToUsd(actual[0]))
         const states = backend.settle(s.placement, s.id, s.counters, actual, clock())
         if (states instanceof Promise) states.then((st) => { afterSettle(s, st) }, (e: unknown) => deps.logger.error({ err: e }, 'budget: settlement failed'))
@@ -380,7 +380,7 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
             }
           }
         }
-        const amount: Units = cacheHit ? [0, 0, 1] : [worstCostNano(prompt, maxOut, worst), prompt + maxOut, 1]
+        const amount: Units = cacheHit ? [0, 0, 1] : [Math.min(worstCostNano(prompt, maxOut, worst), MAX_UNITS), Math.min(prompt + maxOut, MAX_UNITS), 1]
         const s: BudgetSlot = {
           id: `${INSTANCE}:${(++reservations).toString(36)}`, counters, rules, placement: undefined, amount, promptTokens: prompt, worst, cacheHit,
           admitting: true, completed: false, settled: false,

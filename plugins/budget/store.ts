@@ -54,6 +54,14 @@ export interface BudgetStore {
   scopes(budget: string, periodStart: number): Promise<string[]>
 }
 
+/**
+ * The most one request reserves or settles in a unit: 2^53 - 1, more than any limit (at most $9,000,000 =
+ * 9e15 nano-USD), so a request above it is still refused by every hard limit in that unit. A client's
+ * max_tokens has no upper bound: unclamped, its worst case left Redis' 64-bit integers (HINCRBY failed inside
+ * lua/admit.lua, a client-made "Redis failure" that opened the breaker for everyone) and JavaScript's exact ones.
+ */
+export const MAX_UNITS = Number.MAX_SAFE_INTEGER
+
 /** How long a counter outlives its period (the previous period stays listable). */
 export const COUNTER_RETENTION_MS = 35 * 86_400_000
 

@@ -234,6 +234,23 @@ describe.skipIf(!available)('budget on Redis: admission in flight, degraded mode
     expect(mock.requests.length).toBe(0)
   })
 
+  it('a huge max_tokens is reserved safely: no Lua error, so clients cannot open the breaker for everyone', async () => {
+    // A hard request quota does not limit USD or tokens, so the worst case of max_tokens 1e19 is reserved as is:
+    // past Redis' 64-bit integers, HINCRBY failed inside admit.lua, every such request counted as a Redis failure,
+    // and `breakerFailures` of them opened the breaker: every other client got 503 (failMode closed).
+    tg = await start({ timeoutMs: 1000, failMode: 'closed', breakerFailures: 2, breakerCooldownMs: 60_000, budgets: [{ name: 'quota', scope: 'key', period: 'day', requests: 100 }] })
+    for (let i = 0; i < 3; i++) {
+      const huge = await chat(tg.url, { key: 'attacker', extra: { max_tokens: 1e19 } })
+      expect(huge.status).toBe(200)
+      await huge.arrayBuffer()
+    }
+    const other = await chat(tg.url, { key: 'someone-else', maxTokens: 12 })
+    expect(other.status).toBe(200)
+    expect(await metricValue(tg.adminUrl, 'mcp_budget_backend_errors_total{op="admit"}')).toBeUndefined()
+    await until(async () => (await metricValue(tg!.adminUrl, 'mcp_budget_reservations_open')) === 0)
+    expect(await reservedInRedis()).toBe(0)
+  })
+
   it('Redis down: failMode closed refuses (503), local enforces per instance, open admits', async () => {
     tg = await start({ timeoutMs: 100, failMode: 'closed', budgets: [{ name: 'q', scope: 'key', period: 'day', requests: 2 }] })
     expect((await chat(tg.url)).status).toBe(200)
