@@ -98,7 +98,19 @@ export interface UsageAggregatorStats {
   dropped: number
 }
 
-const cut = (s: string | null, n: number): string | null => (s === null || s === '' ? null : s.length > n ? s.slice(0, n) : s)
+/** What a text column cannot hold: NUL, and surrogates (maybe lone, as a cut through a pair leaves one). */
+const TEXT_UNSAFE = /[\0\ud800-\udfff]/
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g
+
+/**
+ * A dimension cut to its column, with NUL and lone surrogates as U+FFFD: PostgreSQL refuses them, and one such
+ * value (a model name comes from the client) failed the whole multi-row upsert, at every retry, for every row.
+ */
+function cut(s: string | null, n: number): string | null {
+  if (s === null || s === '') return null
+  const v = s.length > n ? s.slice(0, n) : s
+  return TEXT_UNSAFE.test(v) ? v.replace(LONE_SURROGATE, '\ufffd').replaceAll('\0', '\ufffd') : v
+}
 
 function keyOf(bucket: number, r: { keyId: string | null; team: string | null; deploymentId: string | null; promptVersionId: string | null; provider: string | null; model: string | null }): string {
   return `${bucket}\u0001${r.keyId ?? '\u0000'}\u0001${r.team ?? '\u0000'}\u0001${r.deploymentId ?? '\u0000'}\u0001${r.promptVersionId ?? '\u0000'}\u0001${r.provider ?? '\u0000'}\u0001${r.model ?? '\u0000'}`

@@ -72,6 +72,21 @@ describe('UsageAggregator', () => {
     await agg.close()
   })
 
+  it('a model name with NUL or a lone surrogate (sent by a client) cannot poison the flush of every other row', async () => {
+    await base.query('DELETE FROM usage_rollups')
+    const agg = new UsageAggregator({ store: base })
+    agg.record(rec())
+    agg.record(rec({ model: 'gpt\u0000evil', team: 'red\u0000' }))
+    // Cut at 200 characters through a surrogate pair: its high half is left alone.
+    agg.record(rec({ model: `${'m'.repeat(199)}\u{1F600}` }))
+    expect(await agg.flush()).toBe(true)
+    expect(agg.stats()).toMatchObject({ pendingRows: 0, consecutiveFailures: 0 })
+    expect(await totals(base)).toMatchObject({ requests: 3 })
+    const { rows } = await base.query<{ model: string; team: string | null }>("SELECT model, team FROM usage_rollups WHERE granularity = 'hour' ORDER BY model")
+    expect(rows.map((r) => [r.model, r.team])).toEqual([['gpt-4o', null], ['gpt\uFFFDevil', 'red\uFFFD'], [`${'m'.repeat(199)}\uFFFD`, null]])
+    await agg.close()
+  })
+
   it('runs of records with the same dimensions share a row; other dimensions, hours and a flush in between start their own', async () => {
     await base.query('DELETE FROM usage_rollups')
     const agg = new UsageAggregator({ store: base })
