@@ -36,6 +36,21 @@ function states(flat: readonly unknown[], from: number, n: number): CounterState
   return out
 }
 
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g
+
+/**
+ * A scope id in a key. encodeURIComponent throws on a lone surrogate, and a model budget's scope id is the client's
+ * model name: such a name is encoded with U+FFFD instead (as Redis stores it in the scope index), rather than
+ * failing the admission as if Redis were down.
+ */
+function encodeScope(id: string): string {
+  try {
+    return encodeURIComponent(id)
+  } catch {
+    return encodeURIComponent(id.replace(LONE_SURROGATE, '\ufffd'))
+  }
+}
+
 export class RedisBudgetStore implements BudgetStore {
   readonly kind = 'redis' as const
   readonly #redis: Redis
@@ -49,7 +64,7 @@ export class RedisBudgetStore implements BudgetStore {
   }
 
   counterKey(c: CounterSpec): string {
-    return `${this.#prefix}c:${c.budget}:${encodeURIComponent(c.scopeId)}:${c.periodStart}`
+    return `${this.#prefix}c:${c.budget}:${encodeScope(c.scopeId)}:${c.periodStart}`
   }
 
   async #run(s: Script, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown[]> {

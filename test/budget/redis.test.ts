@@ -251,6 +251,24 @@ describe.skipIf(!available)('budget on Redis: admission in flight, degraded mode
     expect(await reservedInRedis()).toBe(0)
   })
 
+  it('a model-scoped budget: a model name with a lone surrogate is counted, not a Redis failure', async () => {
+    // The scope id of a model budget is the client's model; encodeURIComponent throws on a lone surrogate, which
+    // failed the admission as if Redis were down (503, and breakerFailures of them opened the breaker for everyone).
+    tg = await start({ timeoutMs: 1000, failMode: 'closed', breakerFailures: 2, breakerCooldownMs: 60_000, budgets: [{ name: 'per-model', scope: 'model', period: 'day', requests: 100 }] })
+    for (let i = 0; i < 3; i++) {
+      const odd = await chat(tg.url, { model: 'mock/gpt-4o-mini\ud800', maxTokens: 12 })
+      expect(odd.status).not.toBe(503)
+      await odd.arrayBuffer()
+    }
+    const other = await chat(tg.url, { maxTokens: 12 })
+    expect(other.status).toBe(200)
+    await other.arrayBuffer()
+    expect(await metricValue(tg.adminUrl, 'mcp_budget_backend_errors_total{op="admit"}')).toBeUndefined()
+    await until(async () => (await metricValue(tg!.adminUrl, 'mcp_budget_reservations_open')) === 0)
+    const listed = Object.fromEntries((await adminGet<{ data: BudgetReportRow[] }>(tg.adminUrl, '/api/v1/mcp/budgets')).data.map((r) => [r.id, r.spent.requests]))
+    expect(listed).toEqual({ 'mock/gpt-4o-mini': 1, 'mock/gpt-4o-mini\ufffd': 3 })
+  })
+
   it('Redis down: failMode closed refuses (503), local enforces per instance, open admits', async () => {
     tg = await start({ timeoutMs: 100, failMode: 'closed', budgets: [{ name: 'q', scope: 'key', period: 'day', requests: 2 }] })
     expect((await chat(tg.url)).status).toBe(200)
