@@ -110,6 +110,8 @@ export class CostMeter {
   readonly #maxSeries: number
   readonly #warnMs: number
   readonly #series = new Map<string, Map<string, Series>>()
+  /** provider → the series of its models past maxSeries (model="_other"). */
+  readonly #overflow = new Map<string, Series>()
   #seriesCount = 0
   readonly #m: {
     cost: ReturnType<Metrics['counter']>
@@ -156,10 +158,15 @@ export class CostMeter {
     let byModel = this.#series.get(provider)
     if (!byModel) { byModel = new Map(); this.#series.set(provider, byModel) }
     let s = byModel.get(model)
-    if (!s) {
-      const full = this.#seriesCount >= this.#maxSeries
-      s = this.#newSeries(provider, full ? OVERFLOW : model)
-      if (!full) { byModel.set(model, s); this.#seriesCount++ }
+    if (!s && this.#seriesCount < this.#maxSeries) {
+      s = this.#newSeries(provider, model)
+      byModel.set(model, s)
+      this.#seriesCount++
+    } else if (!s) {
+      // One overflow series per provider, kept: its unknown-model warnings are rate-limited like any other series'
+      // (a new object per request warned on every request).
+      s = this.#overflow.get(provider)
+      if (!s) { s = this.#newSeries(provider, OVERFLOW); this.#overflow.set(provider, s) }
     }
     // The overflow series is shared: its prices are looked up per request. Others are cached for a minute
     // (a price with a new effective date applies within a minute of that date).

@@ -236,6 +236,18 @@ describe('costOf and the billing rules', () => {
     }
     expect(metrics.render()).toContain('mcp_tokens_total{provider="oa",model="_other",type="input"} 352')
   })
+
+  it('past maxSeries, unknown models still warn at most once per interval (not on every request)', () => {
+    const { m, metrics, warnings } = meter({ maxSeries: 1 })
+    for (const model of ['gpt-4o', 'gpt-9', 'gpt-9', 'gpt-9', 'gpt-10']) {
+      const ctx = fakeCtx({ model, usage: OPENAI })
+      ctx.slots['costMeter'] = m
+      m.count(ctx, costOf(ctx)!)
+    }
+    expect(metrics.render()).toContain('mcp_cost_unknown_model_total{provider="oa",model="_other"} 4')
+    expect(warnings).toHaveLength(1)
+    expect(warnings[0]).toMatchObject({ provider: 'oa', model: 'gpt-9' })
+  })
 })
 
 describe('the plugin', () => {
