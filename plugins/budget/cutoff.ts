@@ -33,9 +33,10 @@ export function createCutoffHook(d: CutoffDeps): (ctx: RequestCtx, chunk: ChatCh
   const { backend, config, cutoffNames, clock, enforce } = d
   const est = config.estimate
   const counted = new Map<string, CounterChild>()
-  const count = (name: string): void => {
-    let c = counted.get(name)
-    if (!c) { c = d.cutoffs.labels(name, 'false'); counted.set(name, c) }
+  const count = (name: string, shadow: boolean): void => {
+    const k = shadow ? `${name}\u0000shadow` : name
+    let c = counted.get(k)
+    if (!c) { c = d.cutoffs.labels(name, shadow ? 'true' : 'false'); counted.set(k, c) }
     c.inc()
   }
 
@@ -54,6 +55,9 @@ export function createCutoffHook(d: CutoffDeps): (ctx: RequestCtx, chunk: ChatCh
       }
       if (r.status === 'refused') { s.extensionRefused = true; return }
       for (let u = 0; u < 3; u++) s.amount[u]! += amount[u]!
+      // Shadow mode: reserved, but a refusal had it been enforced. Where the stream passes what it was granted
+      // before, it is counted as a cut-off (shadow="true") and left to run.
+      if (r.status === 'over') { s.extensionRefused = true; s.shadowCut = true; return }
       s.grantedOut += step
     }
     s.extending = true
@@ -78,8 +82,9 @@ export function createCutoffHook(d: CutoffDeps): (ctx: RequestCtx, chunk: ChatCh
     const i = Math.max(0, s.rules.findIndex((r) => cutoffNames.has(r.name)))
     const rule = s.rules[i]!
     const c = s.counters[i]!
-    count(rule.name)
+    count(rule.name, s.shadowCut)
     s.cutoff = false
+    if (s.shadowCut) return
     // Never resumed on another target: the budget, not the provider, ended it.
     ctx.resume = undefined
     throw new GatewayError('MCP_ERR_BUDGET_EXCEEDED', { budget: rule.name, who: rule.scope === 'global' ? '' : ` of ${rule.scope} '${c.scopeId}'`, unit: 'usd', period: rule.period, reset: new Date(c.periodEnd).toISOString() }, {

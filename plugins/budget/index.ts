@@ -62,6 +62,8 @@ export interface BudgetSlot {
   outChars: number
   extending: boolean
   extensionRefused: boolean
+  /** The refused extension was only a would-be refusal (shadow mode): counted, never cut. */
+  shadowCut: boolean
 }
 
 declare module '../../gateway/context.ts' {
@@ -384,7 +386,7 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
         const s: BudgetSlot = {
           id: `${INSTANCE}:${(++reservations).toString(36)}`, counters, rules, placement: undefined, amount, promptTokens: prompt, worst, cacheHit,
           admitting: true, completed: false, settled: false,
-          cutoff: false, grantedOut: maxOut, outChars: 0, extending: false, extensionRefused: false,
+          cutoff: false, grantedOut: maxOut, outChars: 0, extending: false, extensionRefused: false, shadowCut: false,
         }
         ctx.slots.budget = s
         const admitted = backend.admit(s.id, counters, amount, enforce, now)

@@ -312,6 +312,24 @@ describe('budget: stream cut-off', () => {
     expect((await chat(tg.url, { model: 'long/gpt-4o-mini', stream: true })).status).toBe(402)
   })
 
+  it('shadow mode: a stream that would have been cut runs to its end and is counted with shadow="true"', async () => {
+    const limit = 150 + 40 * 600
+    tg = await startTestGateway(settings(mock, {
+      shadow: true, capMaxTokens: false, extendTokens: 10, estimate: { perMessageTokens: 0, defaultMaxTokens: 10 },
+      budgets: [{ name: 'cut', scope: 'key', period: 'day', amountUsd: usd(limit), streamCutoff: true }],
+    }))
+    const r = await chat(tg.url, { model: 'long/gpt-4o-mini', stream: true })
+    expect(r.status).toBe(200)
+    const text = await r.text()
+    expect(text.trimEnd().endsWith('data: [DONE]')).toBe(true)
+    expect(text).not.toContain('budget_exceeded')
+    await settled(tg)
+    expect(await metricValue(tg.adminUrl, 'mcp_budget_stream_cutoffs_total{budget="cut",shadow="true"}')).toBe(1)
+    expect(await metricValue(tg.adminUrl, 'mcp_budget_stream_cutoffs_total{budget="cut",shadow="false"}')).toBeUndefined()
+    const [row] = await rows(tg)
+    expect(row!.reserved.usd).toBe(0)
+  })
+
   it('capMaxTokens (default): a request without max_tokens is sent with max_completion_tokens = defaultMaxTokens', async () => {
     tg = await startTestGateway(settings(mock, { estimate: { defaultMaxTokens: 64 }, budgets: [{ name: 'cap', scope: 'key', period: 'day', amountUsd: 1 }] }))
     expect((await chat(tg.url)).status).toBe(200)
