@@ -131,13 +131,27 @@ describe('ollama response translation (fixtures)', () => {
     })
   })
 
-  it('maps tool calls: deterministic ids, arguments as JSON text, finish tool_calls', () => {
+  it('maps tool calls: ids from the response id, arguments as JSON text, finish tool_calls', () => {
     const r = fromOllamaChat(JSON.parse(fixture('chat-tools.json')), 'llama3.2', meta)
     expect(r.choices[0]).toEqual({
       index: 0,
-      message: { role: 'assistant', content: null, tool_calls: [{ id: 'call_0', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris","unit":"celsius"}' } }] },
+      message: { role: 'assistant', content: null, tool_calls: [{ id: 'call_test_0', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris","unit":"celsius"}' } }] },
       finish_reason: 'tool_calls',
     })
+  })
+
+  it('gives tool calls ids unique per response (not call_0 on every turn), the same scheme streamed or not', () => {
+    // Before: every turn's first call was call_0, so a history held the same id twice (Anthropic rejects
+    // duplicate tool_use ids, and tool results matched the wrong call).
+    const body = JSON.parse(fixture('chat-tools.json'))
+    const one = fromOllamaChat(body, 'llama3.2', { ...meta, id: 'chatcmpl-0f3e2d1c-aaaa-4bbb-8ccc-123456789abc' })
+    const two = fromOllamaChat(body, 'llama3.2', { ...meta, id: 'chatcmpl-9a8b7c6d-aaaa-4bbb-8ccc-123456789abc' })
+    expect(one.choices[0]?.message.tool_calls?.[0]?.id).toBe('call_0f3e2d1caaaa4bbb8ccc123456789abc_0')
+    expect(two.choices[0]?.message.tool_calls?.[0]?.id).toBe('call_9a8b7c6daaaa4bbb8ccc123456789abc_0')
+    const streamed = mapStream(fixture('chat-stream-tools.ndjson')).flatMap((c) => c.choices[0]?.delta.tool_calls ?? []).map((t) => t.id)
+    expect(streamed).toEqual(['call_test_0', 'call_test_1'])
+    // An id Ollama sent is kept.
+    expect(fromOllamaChat({ message: { content: '', tool_calls: [{ id: 'x1', function: { name: 'f', arguments: {} } }] } }, 'm', meta).choices[0]?.message.tool_calls?.[0]?.id).toBe('x1')
   })
 
   it('maps embeddings', () => {
@@ -162,8 +176,8 @@ describe('ollama response translation (fixtures)', () => {
     const r = agg.toResponse()
     expect(r.choices[0]?.finish_reason).toBe('tool_calls')
     expect(r.choices[0]?.message.tool_calls).toEqual([
-      { id: 'call_0', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } },
-      { id: 'call_1', type: 'function', function: { name: 'get_time', arguments: '{"tz":"Europe/Paris","precise":true}' } },
+      { id: 'call_test_0', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } },
+      { id: 'call_test_1', type: 'function', function: { name: 'get_time', arguments: '{"tz":"Europe/Paris","precise":true}' } },
     ])
     expect(r.usage?.total_tokens).toBe(151)
   })
@@ -244,8 +258,10 @@ describe('ollama adapter against the mock', () => {
     const a = adapter()
     const r = await a.execute({ model: 'x', messages: [{ role: 'user', content: 'please call tool' }], tools: [WEATHER] }, params())
     const call = r.choices[0]?.message.tool_calls?.[0]
-    expect(call).toEqual({ id: 'call_0', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } })
+    expect(call).toEqual({ id: expect.stringMatching(/^call_[0-9a-f]{32}_0$/), type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } })
     expect(r.choices[0]?.finish_reason).toBe('tool_calls')
+    const again = await a.execute({ model: 'x', messages: [{ role: 'user', content: 'please call tool' }], tools: [WEATHER] }, params())
+    expect(again.choices[0]?.message.tool_calls?.[0]?.id).not.toBe(call!.id)
     const r2 = await a.execute({
       model: 'x',
       tools: [WEATHER],
@@ -256,7 +272,7 @@ describe('ollama adapter against the mock', () => {
       ],
     }, params())
     expect(r2.choices[0]?.message.content).toBe('tool result: sunny, 18C')
-    expect(mock.requests[1]?.body.messages.slice(1)).toEqual([
+    expect(mock.requests[2]?.body.messages.slice(1)).toEqual([
       { role: 'assistant', content: '', tool_calls: [{ function: { name: 'get_weather', arguments: { city: 'Paris' } } }] },
       { role: 'tool', content: 'sunny, 18C', tool_name: 'get_weather' },
     ])
@@ -289,7 +305,8 @@ describe('ollama adapter against the mock', () => {
     expect(err).toBeUndefined()
     const final = await stream.final
     expect(final.choices[0]?.finish_reason).toBe('tool_calls')
-    expect(final.choices[0]?.message.tool_calls).toEqual([{ id: 'call_0', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }])
+    expect(final.choices[0]?.message.tool_calls).toEqual([{ id: expect.stringMatching(/^call_[0-9a-f]{32}_0$/), type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }])
+    expect(final.choices[0]?.message.tool_calls?.[0]?.id).toBe(`call_${final.id.slice('chatcmpl-'.length).replaceAll('-', '')}_0`)
     expect(final.usage?.completion_tokens).toBe(8)
   })
 

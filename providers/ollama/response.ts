@@ -46,15 +46,23 @@ export function finishReason(doneReason: string | undefined, hadToolCalls: boole
   return (doneReason !== undefined ? FINISH_MAP[doneReason] : undefined) ?? 'stop'
 }
 
-/** Canonical id of the n-th tool call of a turn, unless Ollama sent one. */
-export function toolCallId(tc: OllamaToolCall, n: number): string {
-  return typeof tc.id === 'string' && tc.id !== '' ? tc.id : `call_${n}`
+/**
+ * The stem of a response's tool-call ids: its id without `chatcmpl-` and dashes (`chatcmpl-<uuid>` →
+ * 32 hex digits). Ollama sends no ids, and `call_<n>` alone would repeat on every turn of a conversation.
+ */
+export function toolCallStem(responseId: string): string {
+  return (responseId.startsWith('chatcmpl-') ? responseId.slice(9) : responseId).replaceAll('-', '')
 }
 
-export function toCanonicalToolCall(tc: OllamaToolCall, n: number): ToolCall {
+/** Canonical id of the n-th tool call of a response (`call_<stem>_<n>`), unless Ollama sent one. */
+export function toolCallId(tc: OllamaToolCall, stem: string, n: number): string {
+  return typeof tc.id === 'string' && tc.id !== '' ? tc.id : `call_${stem}_${n}`
+}
+
+export function toCanonicalToolCall(tc: OllamaToolCall, stem: string, n: number): ToolCall {
   const args = tc.function?.arguments
   return {
-    id: toolCallId(tc, n),
+    id: toolCallId(tc, stem, n),
     type: 'function',
     function: { name: tc.function?.name ?? '', arguments: typeof args === 'string' ? args : JSON.stringify(args ?? {}) },
   }
@@ -78,7 +86,7 @@ function bad(provider: string, reason: string): GatewayError {
 export function fromOllamaChat(json: unknown, model: string, meta: ResponseMeta): ChatResponse {
   const r = json as OllamaChatResponse
   if (r === null || typeof r !== 'object' || r.message === null || typeof r.message !== 'object') throw bad(meta.provider, "no 'message' in the chat response")
-  const calls = Array.isArray(r.message.tool_calls) ? r.message.tool_calls.map(toCanonicalToolCall) : []
+  const calls = Array.isArray(r.message.tool_calls) ? r.message.tool_calls.map((tc, n) => toCanonicalToolCall(tc, toolCallStem(meta.id), n)) : []
   const content = typeof r.message.content === 'string' ? r.message.content : ''
   const message: ChatResponse['choices'][number]['message'] = {
     role: 'assistant',

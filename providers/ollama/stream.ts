@@ -2,7 +2,7 @@
  * Ollama NDJSON stream → canonical chunks. Each line is a partial chat response
  * (`message.content`, `message.tool_calls`); the last one has `done: true`, `done_reason` and the
  * token counts. An `{"error": ...}` line raises; EOF before `done: true` is an interrupted stream.
- * Tool calls arrive whole: each gets the next index, the id `call_<n>` (unless Ollama sent one) and
+ * Tool calls arrive whole: each gets the next index, the id `call_<stem>_<n>` as in response.ts (unless Ollama sent one) and
  * its arguments JSON-encoded. After the finish chunk comes a usage chunk with `choices: []`.
  */
 import { GatewayError } from '../../gateway/errors.ts'
@@ -10,7 +10,7 @@ import type { ChatChunk, ChatChunkChoice, ChunkToolCallDelta, Usage } from '../t
 import type { SseEvent } from '../shared/sse.ts'
 import type { StreamMapper } from '../shared/translation.ts'
 import { upstreamError } from '../shared/upstream-error.ts'
-import { createdOf, finishReason, toCanonicalToolCall, usageOf, type OllamaChatResponse, type ResponseMeta } from './response.ts'
+import { createdOf, finishReason, toCanonicalToolCall, toolCallStem, usageOf, type OllamaChatResponse, type ResponseMeta } from './response.ts'
 
 function malformed(provider: string, reason: string): GatewayError {
   return new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider, reason }, { details: 'upstream.malformed_event' })
@@ -23,6 +23,7 @@ export function createOllamaStreamMapper(model: string, meta: ResponseMeta): Str
   let tools = 0
   let created = meta.now
   let modelName = model
+  const stem = toolCallStem(meta.id)
 
   const chunk = (choices: ChatChunkChoice[], usage?: Usage): ChatChunk => {
     const c: ChatChunk = { id: meta.id, object: 'chat.completion.chunk', created, model: modelName, choices }
@@ -55,7 +56,7 @@ export function createOllamaStreamMapper(model: string, meta: ResponseMeta): Str
       if (msg && Array.isArray(msg.tool_calls) && msg.tool_calls.length > 0) {
         delta.tool_calls = msg.tool_calls.map((tc): ChunkToolCallDelta => {
           const n = tools++
-          const c = toCanonicalToolCall(tc, n)
+          const c = toCanonicalToolCall(tc, stem, n)
           return { index: n, id: c.id, type: 'function', function: { name: c.function.name, arguments: c.function.arguments } }
         })
       }
