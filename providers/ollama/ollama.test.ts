@@ -114,6 +114,19 @@ describe('ollama request translation', () => {
     expect(e.param).toBe('messages[0].tool_calls[0].function.arguments')
   })
 
+  it('reads a tool call without arguments (or with blank ones) as {}, like the anthropic and google translations', () => {
+    const calls = [
+      { id: 'a', type: 'function', function: { name: 'f' } },
+      { id: 'b', type: 'function', function: { name: 'g', arguments: '' } },
+      { id: 'c', type: 'function', function: { name: 'h', arguments: ' \n' } },
+    ] as never
+    const up = toOllamaChat({ model: 'x', messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: null, tool_calls: calls }] }, 'm', false, opts)
+    expect((up.body as { messages: unknown[] }).messages[1]).toEqual({
+      role: 'assistant', content: '',
+      tool_calls: [{ function: { name: 'f', arguments: {} } }, { function: { name: 'g', arguments: {} } }, { function: { name: 'h', arguments: {} } }],
+    })
+  })
+
   it('maps embeddings requests', () => {
     expect(toOllamaEmbed({ model: 'e', input: ['a', 'b'], dimensions: 4, encoding_format: 'float' }, 'nomic', opts)).toEqual({ path: '/api/embed', body: { model: 'nomic', input: ['a', 'b'], dimensions: 4 } })
     expect(catchErr(() => toOllamaEmbed({ model: 'e', input: [1, 2, 3] }, 'nomic', opts)).param).toBe('input')

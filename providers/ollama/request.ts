@@ -143,10 +143,11 @@ function userContent(content: string | ContentPart[], i: number, o: OllamaReques
 
 function toolCallOut(tc: ToolCall, i: number, j: number): OllamaToolCall {
   const param = `messages[${i}].tool_calls[${j}].function.arguments`
-  const raw = tc.function.arguments
+  // Missing or blank arguments are a call without arguments, as the anthropic and google translations read them.
+  const raw = tc.function.arguments as string | null | undefined
   let args: unknown
   try {
-    args = raw === '' ? {} : JSON.parse(raw)
+    args = raw == null || raw.trim() === '' ? {} : JSON.parse(raw)
   } catch {
     throw invalid(param, 'is not valid JSON')
   }
