@@ -12,7 +12,8 @@
  * name, type, configErrors and close are filled in. `stream` may return a full ChatStream or any
  * async iterable of canonical chunks (an async generator): the wrapper pulls the first chunk
  * before resolving (so an error there is reported like an upstream error status) and aggregates
- * `final`. Errors that are not GatewayErrors become MCP_ERR_UPSTREAM_ERROR (502).
+ * `final`; an iterable that ends before a chunk with a `finish_reason` is an interrupted stream
+ * (MCP_ERR_UPSTREAM_STREAM_INTERRUPTED), as for every built-in adapter. Errors that are not GatewayErrors become MCP_ERR_UPSTREAM_ERROR (502).
  */
 import { stat } from 'node:fs/promises'
 import { resolve as resolvePath } from 'node:path'
@@ -170,10 +171,16 @@ async function toChatStream(source: AsyncIterable<ChatChunk>, provider: string):
       if (started) throw new Error('a ChatStream can be iterated once')
       started = true
       let finished = false
+      /** A chunk with a finish reason came: without one, the end of the iterable is a cut stream (as for every adapter). */
+      let completed = false
       try {
         for (let r = first; !r.done; r = await it.next()) {
           agg.add(r.value)
+          if (!completed && r.value.choices?.some((c) => c.finish_reason)) completed = true
           yield r.value
+        }
+        if (!completed) {
+          throw new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider, reason: 'the stream ended before a chunk with a finish_reason' }, { details: 'upstream.stream_cut' })
         }
         finished = true
         settle.resolve(agg.toResponse())

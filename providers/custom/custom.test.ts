@@ -132,6 +132,33 @@ describe('custom provider', () => {
     await expect(a.embed!({ model: 'm', input: 'x' }, params())).rejects.toMatchObject({ code: 'MCP_ERR_UPSTREAM_ERROR' })
   })
 
+  it('a stream that ends without a finish chunk is interrupted, not a complete answer', async () => {
+    // Before: the generator returning early counted as success, so a truncated answer looked complete.
+    const p = write('cut.mjs', `export default () => ({
+      ${GOOD_PARTS}
+      async *stream(req) {
+        yield { id: 'c', object: 'chat.completion.chunk', created: 0, model: 'm', choices: [{ index: 0, delta: { role: 'assistant', content: 'half an ans' }, finish_reason: null }] }
+        if (req.messages[0].content === 'finish') {
+          yield { id: 'c', object: 'chat.completion.chunk', created: 0, model: 'm', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }
+        }
+      },
+    })`)
+    await loadCustomModule(p)
+    const a = create({ module: p }, 'cut')
+    const s = await a.stream({ model: 'm', messages: [{ role: 'user', content: 'cut' }] }, params())
+    const seen: string[] = []
+    let err: GatewayError | undefined
+    try { for await (const c of s) seen.push(c.choices[0]?.delta.content ?? '') } catch (e) { err = e as GatewayError }
+    expect(seen).toEqual(['half an ans'])
+    expect(err).toMatchObject({ code: 'MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', details: 'upstream.stream_cut' })
+    expect(err?.message).toContain('ended before a chunk with a finish_reason')
+    await expect(s.final).rejects.toMatchObject({ code: 'MCP_ERR_UPSTREAM_STREAM_INTERRUPTED' })
+    // With the finish chunk (and no usage chunk) the stream is complete.
+    const ok = await a.stream({ model: 'm', messages: [{ role: 'user', content: 'finish' }] }, params())
+    for await (const c of ok) void c
+    expect((await ok.final).choices[0]).toMatchObject({ finish_reason: 'stop', message: { content: 'half an ans' } })
+  })
+
   it('reports bad modules from preload, and re-imports a module whose file changed', async () => {
     const bad = write('bad-export.mjs', 'export const x = 1')
     const errs = await preloadCustomModules({ a: { type: 'custom', module: bad }, b: { type: 'custom', module: join(dir, 'absent.mjs') } })
