@@ -109,8 +109,11 @@ describe('request: canonical → generateContent', () => {
 
   it('rejects unsupported parameters with a 400 naming the parameter and the provider', () => {
     for (const [extra, param] of [
-      [{ logprobs: true }, 'logprobs=true'],
-      [{ parallel_tool_calls: false }, 'parallel_tool_calls=false'],
+      [{ logprobs: true }, 'logprobs'],
+      [{ parallel_tool_calls: false }, 'parallel_tool_calls'],
+      [{ store: true }, 'store'],
+      [{ response_format: { type: 'grammar' } }, 'response_format'],
+      [{ tools: [{ type: 'function', function: { name: 'f' } }, { type: 'web_search' }] }, 'tools[1].type'],
       [{ top_logprobs: 2 }, 'top_logprobs'],
       [{ reasoning_effort: 'low' }, 'reasoning_effort'],
       [{ tool_choice: 'sometimes' }, 'tool_choice'],
@@ -127,6 +130,26 @@ describe('request: canonical → generateContent', () => {
   it('drops unsupported parameters when dropUnsupportedParams is set, and ignores null values', () => {
     const up = chat({ logprobs: true, parallel_tool_calls: false, top_logprobs: 2, reasoning_effort: 'low', temperature: null, tool_choice: 'sometimes' as never }, { dropUnsupportedParams: true })
     expect(up.body).toEqual({ contents: [{ role: 'user', parts: [{ text: 'hi' }] }] })
+  })
+
+  it('with dropUnsupportedParams, drops unsupported content parts and non-function tools too (they were a 400)', () => {
+    const messages = [{ role: 'user', content: [
+      { type: 'text', text: 'look' },
+      { type: 'video', video: {} },
+      { type: 'input_audio', input_audio: { data: 'AAAA', format: 'aiff' } },
+      { type: 'file', file: { file_id: 'file-1' } },
+    ] }]
+    const tools = [{ type: 'web_search' }, { type: 'function', function: { name: 'f', description: 'd' } }]
+    for (const [req, param] of [[{ messages }, 'messages[0].content[1].video'], [{ tools }, 'tools[0].type']] as const) {
+      expect(caught(() => chat(req as Record<string, unknown>)).param).toBe(param)
+    }
+    const up = chat({ messages, tools } as Record<string, unknown>, { dropUnsupportedParams: true })
+    expect(up.body).toEqual({
+      contents: [{ role: 'user', parts: [{ text: 'look' }] }],
+      tools: [{ functionDeclarations: [{ name: 'f', description: 'd' }] }],
+    })
+    // Only unsupported tools: no tools at all (Gemini rejects an empty functionDeclarations list).
+    expect(chat({ tools: [{ type: 'web_search' }] } as Record<string, unknown>, { dropUnsupportedParams: true }).body).not.toHaveProperty('tools')
   })
 
   it('rejects a tool message whose tool_call_id matches no assistant tool call, and bad arguments', () => {
@@ -317,7 +340,7 @@ describe('embeddings', () => {
   })
 
   it('rejects token-id inputs and unknown parameters', () => {
-    expect(caught(() => emb({ input: [1, 2, 3] })).param).toBe('input (token ids)')
+    expect(caught(() => emb({ input: [1, 2, 3] })).param).toBe('input')
     expect(caught(() => emb({ task_type: 'RETRIEVAL_QUERY' })).param).toBe('task_type')
     expect(emb({ task_type: 'RETRIEVAL_QUERY' }, { dropUnsupportedParams: true }).body).not.toHaveProperty('task_type')
   })

@@ -58,8 +58,9 @@ export interface GoogleToolCallExtra { extra_content?: { google?: { thought_sign
 
 // ---------- errors ----------
 
+/** The 400 for a parameter Gemini cannot honour, naming the parameter (not its value), as every adapter does. */
 function unsupported(provider: string, param: string): GatewayError {
-  return new GatewayError('MCP_ERR_REQ_PARAM_UNSUPPORTED', { param, provider }, { param })
+  return new GatewayError('MCP_ERR_REQ_PARAM_UNSUPPORTED', { param, provider }, { param, details: 'request.param_unsupported' })
 }
 
 function invalid(reason: string, param?: string): GatewayError {
@@ -285,8 +286,11 @@ function textOf(content: string | readonly { type: string; text?: unknown }[] | 
 
 const AUDIO_MIME: Readonly<Record<string, string>> = { wav: 'audio/wav', mp3: 'audio/mp3' }
 
-function userPart(part: ContentPart, where: string, provider: string): GeminiPart {
+/** One content part; undefined when it is unsupported and `dropUnsupportedParams` drops it. */
+function userPart(part: ContentPart, where: string, o: GoogleRequestOptions): GeminiPart | undefined {
   const p = part as Json
+  const provider = o.provider
+  const skip = (param: string): undefined => { if (o.dropUnsupportedParams) return undefined; throw unsupported(provider, param) }
   switch (part.type) {
     case 'text':
       if (typeof p['text'] !== 'string') throw invalid(`${where}.text must be a string`, `${where}.text`)
@@ -302,17 +306,17 @@ function userPart(part: ContentPart, where: string, provider: string): GeminiPar
     case 'input_audio': {
       const audio = p['input_audio']
       const mime = isObj(audio) && typeof audio['format'] === 'string' ? AUDIO_MIME[audio['format']] : undefined
-      if (!isObj(audio) || typeof audio['data'] !== 'string' || mime === undefined) throw unsupported(provider, `${where}.input_audio`)
+      if (!isObj(audio) || typeof audio['data'] !== 'string' || mime === undefined) return skip(`${where}.input_audio`)
       return { inlineData: { mimeType: mime, data: audio['data'] } }
     }
     case 'file': {
       const file = p['file']
       const inline = isObj(file) && typeof file['file_data'] === 'string' ? parseDataUrl(file['file_data']) : undefined
-      if (!inline) throw unsupported(provider, `${where}.file`)
+      if (!inline) return skip(`${where}.file`)
       return { inlineData: inline }
     }
     default:
-      throw unsupported(provider, `${where}.${part.type}`)
+      return skip(`${where}.${part.type}`)
   }
 }
 
@@ -333,7 +337,7 @@ export function toolResponse(text: string): Record<string, unknown> {
   return { content: text }
 }
 
-function toContents(messages: readonly ChatMessage[], provider: string): Pick<GeminiGenerateRequest, 'contents' | 'systemInstruction'> {
+function toContents(messages: readonly ChatMessage[], o: GoogleRequestOptions): Pick<GeminiGenerateRequest, 'contents' | 'systemInstruction'> {
   const system: GeminiPart[] = []
   const contents: GeminiContent[] = []
   const toolNames = new Map<string, string>()
@@ -353,9 +357,9 @@ function toContents(messages: readonly ChatMessage[], provider: string): Pick<Ge
       case 'user': {
         const c = m.content as unknown
         if (typeof c !== 'string' && !Array.isArray(c)) throw invalid(`${where}.content must be a string or an array of parts`, `${where}.content`)
-        const parts: GeminiPart[] = typeof c === 'string' ? [{ text: c }] : (c as ContentPart[]).map((p, j) => userPart(p, `${where}.content[${j}]`, provider))
+        const parts: (GeminiPart | undefined)[] = typeof c === 'string' ? [{ text: c }] : (c as ContentPart[]).map((p, j) => userPart(p, `${where}.content[${j}]`, o))
         // Gemini rejects empty text parts ("empty text parameter").
-        push('user', parts.filter((p) => p.text !== ''))
+        push('user', parts.filter((p): p is GeminiPart => p !== undefined && p.text !== ''))
         break
       }
       case 'assistant': {
@@ -392,8 +396,12 @@ function toContents(messages: readonly ChatMessage[], provider: string): Pick<Ge
 
 function toTools(req: ChatRequest, o: GoogleRequestOptions): GeminiGenerateRequest['tools'] {
   if (!req.tools || req.tools.length === 0) return undefined
-  const decls = req.tools.map((t, i): GeminiFunctionDeclaration => {
-    if (t.type !== 'function' || !isObj(t.function)) throw unsupported(o.provider, `tools[${i}].type=${String(t.type)}`)
+  const decls: GeminiFunctionDeclaration[] = []
+  req.tools.forEach((t, i) => {
+    if (t.type !== 'function' || !isObj(t.function)) {
+      if (o.dropUnsupportedParams) return
+      throw unsupported(o.provider, `tools[${i}].type`)
+    }
     const d: GeminiFunctionDeclaration = { name: t.function.name }
     if (t.function.description !== undefined) d.description = t.function.description
     if (t.function.parameters) {
@@ -402,9 +410,9 @@ function toTools(req: ChatRequest, o: GoogleRequestOptions): GeminiGenerateReque
       const empty = params['type'] === 'object' && (!isObj(params['properties']) || Object.keys(params['properties']).length === 0)
       if (!empty) d.parameters = params
     }
-    return d
+    decls.push(d)
   })
-  return [{ functionDeclarations: decls }]
+  return decls.length === 0 ? undefined : [{ functionDeclarations: decls }]
 }
 
 function toToolConfig(choice: ToolChoice, o: GoogleRequestOptions): GeminiGenerateRequest['toolConfig'] | null {
@@ -427,7 +435,7 @@ function applyResponseFormat(rf: ChatRequest['response_format'], gen: Json, o: G
     if (schema) gen['responseSchema'] = toGeminiSchema(schema)
     return
   }
-  if (!o.dropUnsupportedParams) throw unsupported(o.provider, `response_format.type=${String((rf as { type: unknown }).type)}`)
+  if (!o.dropUnsupportedParams) throw unsupported(o.provider, 'response_format')
 }
 
 // ---------- chat ----------
@@ -448,13 +456,13 @@ export function toGoogleChat(req: ChatRequest, model: string, stream: boolean, o
         gen[rule.key] = rule.map ? rule.map(value) : value
         break
       case 'only':
-        if (!rule.ok(value) && !o.dropUnsupportedParams) throw unsupported(o.provider, `${key}=${JSON.stringify(value)}`)
+        if (!rule.ok(value) && !o.dropUnsupportedParams) throw unsupported(o.provider, key)
         break
       default:
         break
     }
   }
-  const body: GeminiGenerateRequest = toContents(req.messages, o.provider)
+  const body: GeminiGenerateRequest = toContents(req.messages, o)
   const tools = toTools(req, o)
   if (tools) body.tools = tools
   if (req.tool_choice !== undefined && req.tool_choice !== null) {
@@ -481,7 +489,7 @@ export function embeddingTexts(req: EmbeddingRequest, provider: string): string[
   const input = req.input
   if (typeof input === 'string') return [input]
   if (!Array.isArray(input) || input.length === 0) throw invalid("'input' must be a string or a non-empty array of strings", 'input')
-  if (!input.every((v): v is string => typeof v === 'string')) throw unsupported(provider, 'input (token ids)')
+  if (!input.every((v): v is string => typeof v === 'string')) throw unsupported(provider, 'input')
   return input
 }
 
@@ -491,7 +499,7 @@ export function toGoogleEmbeddings(req: EmbeddingRequest, model: string, o: Goog
     throw unsupported(o.provider, key)
   }
   if (req.encoding_format !== undefined && req.encoding_format !== 'float' && req.encoding_format !== 'base64' && !o.dropUnsupportedParams) {
-    throw unsupported(o.provider, `encoding_format=${String(req.encoding_format)}`)
+    throw unsupported(o.provider, 'encoding_format')
   }
   const texts = embeddingTexts(req, o.provider)
   const resource = modelResource(model)
