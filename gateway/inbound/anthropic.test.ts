@@ -2,6 +2,9 @@ import Anthropic from '@anthropic-ai/sdk'
 import { describe, expect, it } from 'vitest'
 import { GatewayError } from '../errors.ts'
 import { toAnthropicRequest } from '../../providers/anthropic/request.ts'
+import { toOpenAIChat } from '../../providers/openai/request.ts'
+import { toGoogleChat } from '../../providers/google/request.ts'
+import { toOllamaChat } from '../../providers/ollama/request.ts'
 import { fromAnthropicMessage } from '../../providers/anthropic/response.ts'
 import { createAnthropicStreamMapper } from '../../providers/anthropic/stream.ts'
 import type { ChatChunk, ChatResponse } from '../../providers/types.ts'
@@ -85,6 +88,61 @@ describe('anthropicToCanonical', () => {
     const expected = structuredClone(FULL) as Record<string, unknown> & { messages: { content: { type: string }[] }[] }
     expected.messages[1]!.content = expected.messages[1]!.content.filter((b) => b.type !== 'thinking')
     expect(back).toEqual(expected)
+  })
+
+  describe('Anthropic-only fields on the way to other providers (translated, dropped or a 400, never verbatim)', () => {
+    const CACHED = {
+      model: 'm', max_tokens: 100,
+      system: [{ type: 'text', text: 'Be terse.', cache_control: { type: 'ephemeral' } }],
+      messages: [
+        { role: 'user', content: [{ type: 'text', text: 'Weather?', cache_control: { type: 'ephemeral', ttl: '1h' } }] },
+        { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Paris' } }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: [{ type: 'text', text: 'service down', cache_control: { type: 'ephemeral' } }], is_error: true }] },
+      ],
+      tools: [{ name: 'get_weather', input_schema: { type: 'object', properties: { city: { type: 'string' } } }, cache_control: { type: 'ephemeral' } }],
+    }
+    const withSampling = { ...CACHED, top_k: 40, thinking: { type: 'enabled', budget_tokens: 2048 } }
+    const OPENAI = { provider: 'oai', dropUnsupportedParams: false, forwardTopK: false }
+
+    it('openai: cache_control is left out, is_error is marked in the text, top_k and thinking are a 400 (or dropped)', () => {
+      const up = toOpenAIChat(anthropicToCanonical(CACHED), 'gpt-4o', false, '/v1', OPENAI)
+      const body = up.body as { messages: Record<string, unknown>[]; tools: unknown[] }
+      expect(JSON.stringify(body)).not.toContain('cache_control')
+      expect(JSON.stringify(body)).not.toContain('is_error')
+      expect(body.messages[0]).toEqual({ role: 'system', content: [{ type: 'text', text: 'Be terse.' }] })
+      expect(body.messages[1]).toEqual({ role: 'user', content: [{ type: 'text', text: 'Weather?' }] })
+      expect(body.messages[3]).toEqual({ role: 'tool', tool_call_id: 'toolu_1', content: 'Error: service down' })
+      expect(body.tools).toEqual([{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }])
+      for (const param of ['top_k', 'thinking']) {
+        const e = catchError(() => toOpenAIChat(anthropicToCanonical({ ...CACHED, [param]: (withSampling as Record<string, unknown>)[param] }), 'gpt-4o', false, '/v1', OPENAI))
+        expect([e.code, e.status, e.param]).toEqual(['MCP_ERR_REQ_PARAM_UNSUPPORTED', 400, param])
+        expect(e.message).toContain('oai')
+      }
+      const dropped = toOpenAIChat(anthropicToCanonical(withSampling), 'gpt-4o', false, '/v1', { ...OPENAI, dropUnsupportedParams: true }).body
+      expect(dropped).not.toHaveProperty('top_k')
+      expect(dropped).not.toHaveProperty('thinking')
+      // openai-compatible servers (vLLM, llama.cpp) take top_k; thinking is still not theirs.
+      const compat = toOpenAIChat(anthropicToCanonical({ ...CACHED, top_k: 40 }), 'llama', false, '/v1', { ...OPENAI, forwardTopK: true }).body
+      expect(compat).toMatchObject({ top_k: 40 })
+    })
+
+    it('google: is_error becomes functionResponse.response.error, top_k topK, cache_control left out, thinking a 400', () => {
+      const gopts = { provider: 'gem', basePath: '', apiVersion: 'v1beta', dropUnsupportedParams: false }
+      const body = toGoogleChat(anthropicToCanonical({ ...CACHED, top_k: 40 }), 'gemini-2.5-flash', false, gopts).body as Record<string, any>
+      expect(JSON.stringify(body)).not.toContain('cache_control')
+      expect(body.contents[2]).toEqual({ role: 'user', parts: [{ functionResponse: { name: 'get_weather', response: { error: 'service down' } } }] })
+      expect(body.generationConfig).toEqual({ maxOutputTokens: 100, topK: 40 })
+      expect(catchError(() => toGoogleChat(anthropicToCanonical(withSampling), 'g', false, gopts)).param).toBe('thinking')
+    })
+
+    it('ollama: is_error is marked in the text, top_k goes to options, cache_control left out, thinking a 400', () => {
+      const oopts = { provider: 'local', basePath: '', dropUnsupported: false }
+      const body = toOllamaChat(anthropicToCanonical({ ...CACHED, top_k: 40 }), 'llama3.2', false, oopts).body as Record<string, any>
+      expect(JSON.stringify(body)).not.toContain('cache_control')
+      expect(body.messages[3]).toEqual({ role: 'tool', content: 'Error: service down', tool_name: 'get_weather' })
+      expect(body.options).toEqual({ num_predict: 100, top_k: 40 })
+      expect(catchError(() => toOllamaChat(anthropicToCanonical(withSampling), 'm', false, oopts)).param).toBe('thinking')
+    })
   })
 
   it('maps string system, tool_choice variants, output_config and thinking', () => {

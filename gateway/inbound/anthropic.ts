@@ -5,9 +5,11 @@
  *
  * Decisions where the APIs differ:
  * - `top_k` and `thinking` (enabled/adaptive) have no canonical field: kept as extension fields of
- *   the canonical request (the `anthropic` provider forwards them; other providers answer 400).
+ *   the canonical request (the `anthropic` provider forwards them; google and ollama map `top_k`,
+ *   openai-compatible forwards it; otherwise they are unsupported parameters: 400 or dropped).
  * - `cache_control` on text blocks and tools, and `is_error` on tool results, are kept as extension
- *   keys on the canonical parts/tools/messages; `cache_control` elsewhere is not carried.
+ *   keys on the canonical parts/tools/messages; `cache_control` elsewhere is not carried. The other
+ *   providers leave `cache_control` out and translate `is_error` (docs/providers.md).
  * - Thinking blocks in the assistant history are not carried (canonical has no place for them).
  * - `output_config.format` → `response_format: json_schema` (name 'output'); `output_config.effort`
  *   → `reasoning_effort`. `max_tokens` → canonical `max_tokens`.

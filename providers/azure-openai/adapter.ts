@@ -30,12 +30,13 @@ function withoutAnnotations(m: StreamMapper): StreamMapper {
   }
 }
 
-export function azureTranslations(name: string, route: AzureRoute): { chat: ChatTranslation; embeddings: EmbeddingTranslation } {
-  const openai = openaiTranslations(name, route.basePath)
+export function azureTranslations(name: string, route: AzureRoute, dropUnsupportedParams = false): { chat: ChatTranslation; embeddings: EmbeddingTranslation } {
+  const o = { provider: name, dropUnsupportedParams, forwardTopK: false }
+  const openai = openaiTranslations(name, route.basePath, o)
   return {
     chat: {
       ...openai.chat,
-      toUpstream: (req, model, stream) => toAzureChat(req, model, stream, route),
+      toUpstream: (req, model, stream) => toAzureChat(req, model, stream, route, o),
       createStreamMapper: (model, requestId) => withoutAnnotations(openai.chat.createStreamMapper(model, requestId)),
       toError: (status, body, headers) => toAzureError(name, status, body, headers),
     },
@@ -65,7 +66,7 @@ export function createAzureAdapter(name: string, cfg: AzureConfig, deps: Adapter
   const dispatcher = deps.dispatcherFor(origin)
   const headers = azureHeaders(cfg)
   const route = azureRoute(cfg, basePath)
-  const t = azureTranslations(name, route)
+  const t = azureTranslations(name, route, cfg.dropUnsupportedParams)
   const passthrough = passthroughFor(name, route, { dispatcher, origin, headers, timeouts: cfg.timeouts })
   return new HttpAdapter({
     name, type: 'azure-openai', config: cfg as unknown as ProviderConfig, dispatcher, headers,

@@ -4,7 +4,7 @@
  */
 import type { ChatRequest, EmbeddingRequest } from '../types.ts'
 import type { UpstreamBody } from '../shared/translation.ts'
-import { toOpenAIChat, toOpenAIEmbeddings } from '../openai/request.ts'
+import { toOpenAIChat, toOpenAIEmbeddings, type OpenAIRequestOptions } from '../openai/request.ts'
 import { DEFAULT_AZURE_API_VERSION, type AzureConfig } from './config.ts'
 
 export type AzureOp = 'chat' | 'embeddings'
@@ -45,8 +45,8 @@ function bodyModel(route: AzureRoute, model: string): string {
   return route.mode === 'v1' ? deploymentFor(route, model) : model
 }
 
-export function toAzureChat(req: ChatRequest, model: string, stream: boolean, route: AzureRoute): UpstreamBody {
-  const up = toOpenAIChat(req, bodyModel(route, model), stream, '')
+export function toAzureChat(req: ChatRequest, model: string, stream: boolean, route: AzureRoute, o?: OpenAIRequestOptions): UpstreamBody {
+  const up = toOpenAIChat(req, bodyModel(route, model), stream, '', o)
   return { ...up, path: azurePath(route, 'chat', model) }
 }
 

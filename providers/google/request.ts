@@ -3,7 +3,9 @@
  * `streamGenerateContent?alt=sse`, `embedContent` and `batchEmbedContents` bodies. Pure.
  *
  * - system/developer messages → `systemInstruction`; user/assistant → `contents` (roles user/model),
- *   consecutive turns of one role merged; tool messages → `functionResponse` parts in a user turn.
+ *   consecutive turns of one role merged; tool messages → `functionResponse` parts in a user turn
+ *   (`response: {error: ...}` for a tool message with the Anthropic extension `is_error`).
+ * - Anthropic's `cache_control` on parts and tools (a caching hint) is not sent; `top_k` → `topK`.
  * - Parameters are a table (PARAMS); anything not in it is a 400 MCP_ERR_REQ_PARAM_UNSUPPORTED that
  *   names it, unless the provider sets `dropUnsupportedParams`, in which case it is dropped.
  * - JSON Schemas (tool parameters, `response_format.json_schema`) become Gemini's OpenAPI-subset
@@ -337,6 +339,12 @@ export function toolResponse(text: string): Record<string, unknown> {
   return { content: text }
 }
 
+/** A failed tool call's result → the `error` of `functionResponse.response`: the JSON object itself, or the text. */
+function toolError(text: string): unknown {
+  const v = toolResponse(text)
+  return v['content'] === text && Object.keys(v).length === 1 ? text : v
+}
+
 function toContents(messages: readonly ChatMessage[], o: GoogleRequestOptions): Pick<GeminiGenerateRequest, 'contents' | 'systemInstruction'> {
   const system: GeminiPart[] = []
   const contents: GeminiContent[] = []
@@ -380,7 +388,10 @@ function toContents(messages: readonly ChatMessage[], o: GoogleRequestOptions): 
       case 'tool': {
         const name = toolNames.get(m.tool_call_id)
         if (name === undefined) throw invalid(`${where}.tool_call_id '${m.tool_call_id}' matches no earlier assistant tool call`, `${where}.tool_call_id`)
-        push('user', [{ functionResponse: { name, response: toolResponse(textOf(m.content).join('')) } }])
+        const text = textOf(m.content).join('')
+        // A failed call (`is_error`, from Anthropic's tool_result): Gemini reads the response's `error` key as the failure.
+        const isError = (m as { is_error?: unknown }).is_error === true
+        push('user', [{ functionResponse: { name, response: isError ? { error: toolError(text) } : toolResponse(text) } }])
         break
       }
       default:

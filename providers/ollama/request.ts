@@ -8,6 +8,8 @@
  * `service_tier` other than auto, message `name`, image URLs that are not base64 data URLs, image
  * `detail` low|high, content parts other than text and images, and any unknown field.
  * `user` and `stream_options` are accepted and not forwarded; `tool_choice: 'none'` omits the tools.
+ * Anthropic extensions: `top_k` → `options.top_k`, `is_error` tool results say `Error: ` in the text,
+ * `cache_control` (a caching hint) is not sent, `thinking` is unsupported.
  */
 import { GatewayError } from '../../gateway/errors.ts'
 import type { ChatMessage, ChatRequest, ContentPart, EmbeddingRequest, ToolCall, ToolDefinition } from '../types.ts'
@@ -59,6 +61,7 @@ export interface OllamaRequestOptions {
 const OPTION_MAP: readonly (readonly [keyof ChatRequest & string, string])[] = [
   ['temperature', 'temperature'],
   ['top_p', 'top_p'],
+  ['top_k', 'top_k'],
   ['max_tokens', 'num_predict'],
   ['max_completion_tokens', 'num_predict'],
   ['stop', 'stop'],
@@ -184,7 +187,9 @@ function toOllamaMessage(m: ChatMessage, role: OllamaMessage['role'], i: number,
       return out
     }
     case 'tool': {
-      const out: OllamaMessage = { role, content: textOf(m.content) }
+      // `is_error` (Anthropic's tool_result extension): Ollama's tool messages have no error field, so it is said in the text.
+      const isError = (m as { is_error?: unknown }).is_error === true
+      const out: OllamaMessage = { role, content: isError ? `Error: ${textOf(m.content)}` : textOf(m.content) }
       const name = toolNames.get(m.tool_call_id)
       if (name !== undefined) out.tool_name = name
       return out

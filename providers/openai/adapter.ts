@@ -5,7 +5,7 @@ import { HttpAdapter } from '../shared/http-adapter.ts'
 import type { ChatTranslation, EmbeddingTranslation } from '../shared/translation.ts'
 import { openaiConfigErrors, type OpenAIConfig } from './config.ts'
 import { toOpenAIError } from './errors.ts'
-import { toOpenAIChat, toOpenAIEmbeddings } from './request.ts'
+import { toOpenAIChat, toOpenAIEmbeddings, type OpenAIRequestOptions } from './request.ts'
 import { fromOpenAIChat, fromOpenAIEmbeddings } from './response.ts'
 import { createOpenAIStreamMapper } from './stream.ts'
 
@@ -25,11 +25,12 @@ export function openaiHeaders(cfg: OpenAIConfig): Record<string, string> {
   return h
 }
 
-export function openaiTranslations(name: string, basePath: string): { chat: ChatTranslation; embeddings: EmbeddingTranslation } {
+export function openaiTranslations(name: string, basePath: string, opts?: OpenAIRequestOptions): { chat: ChatTranslation; embeddings: EmbeddingTranslation } {
+  const o: OpenAIRequestOptions = opts ?? { provider: name, dropUnsupportedParams: false, forwardTopK: false }
   return {
     chat: {
       streamFormat: 'sse',
-      toUpstream: (req, model, stream) => toOpenAIChat(req, model, stream, basePath),
+      toUpstream: (req, model, stream) => toOpenAIChat(req, model, stream, basePath, o),
       fromUpstream: (json) => fromOpenAIChat(json, name),
       createStreamMapper: () => createOpenAIStreamMapper(name),
       toError: (status, body, headers) => toOpenAIError(name, status, body, headers),
@@ -45,7 +46,8 @@ export function createOpenAIAdapter(type: string, name: string, cfg: OpenAIConfi
   const { origin, basePath } = splitBaseUrl(cfg.baseUrl)
   const dispatcher = deps.dispatcherFor(origin)
   const headers = openaiHeaders(cfg)
-  const t = openaiTranslations(name, basePath)
+  // openai-compatible servers (vLLM, llama.cpp, LM Studio) take top_k; OpenAI's API does not.
+  const t = openaiTranslations(name, basePath, { provider: name, dropUnsupportedParams: cfg.dropUnsupportedParams, forwardTopK: type === 'openai-compatible' })
   const passthrough: PassthroughTarget = {
     dispatcher,
     origin,

@@ -1,12 +1,86 @@
-/** Canonical → OpenAI: the canonical format is OpenAI's, so only the model name changes. */
-import type { ChatRequest, EmbeddingRequest } from '../types.ts'
+/**
+ * Canonical → OpenAI: the canonical format is OpenAI's, so the body is forwarded with the model name
+ * changed, except for the canonical extensions that only Anthropic's API has (kept by the Anthropic
+ * inbound dialect, see gateway/inbound/anthropic.ts), which OpenAI's API rejects as unknown fields:
+ * - `cache_control` on content parts and tools (a prompt-caching hint; OpenAI caches by itself) is left out;
+ * - `is_error` on a tool message (OpenAI's tool messages have no error field) becomes the text
+ *   `Error: <content>`;
+ * - `top_k` and `thinking` are unsupported (400 MCP_ERR_REQ_PARAM_UNSUPPORTED naming them, or dropped with
+ *   `dropUnsupportedParams`); `top_k` is forwarded to `openai-compatible` servers (vLLM, llama.cpp, LM Studio take it).
+ * Bodies without these fields are not copied beyond the top level.
+ */
+import { GatewayError } from '../../gateway/errors.ts'
+import type { ChatMessage, ChatRequest, EmbeddingRequest, ToolDefinition } from '../types.ts'
 import type { UpstreamBody } from '../shared/translation.ts'
 
-export function toOpenAIChat(req: ChatRequest, model: string, stream: boolean, basePath: string): UpstreamBody {
+export interface OpenAIRequestOptions {
+  provider: string
+  dropUnsupportedParams: boolean
+  /** `top_k` is forwarded (openai-compatible servers), not unsupported. */
+  forwardTopK: boolean
+}
+
+/** Anthropic-only top-level extensions of the canonical request; `top_k` only where forwardTopK is off. */
+const ANTHROPIC_ONLY = ['top_k', 'thinking'] as const
+
+type Obj = Record<string, unknown>
+
+/** A text part's Anthropic `cache_control` left out; the same part when it has none. */
+function withoutCacheControl<T>(p: T): T {
+  if (p === null || typeof p !== 'object' || !('cache_control' in p)) return p
+  const { cache_control: _, ...rest } = p as Obj
+  return rest as T
+}
+
+function partsWithoutCacheControl<T>(content: T): T {
+  if (!Array.isArray(content) || !content.some((p) => p !== null && typeof p === 'object' && 'cache_control' in p)) return content
+  return content.map(withoutCacheControl) as T
+}
+
+function textOf(content: unknown): string {
+  if (typeof content === 'string') return content
+  if (!Array.isArray(content)) return ''
+  let s = ''
+  for (const p of content as Obj[]) if (p?.['type'] === 'text' && typeof p['text'] === 'string') s += p['text']
+  return s
+}
+
+/** One message without the Anthropic-only keys; the same message when it has none. */
+function openaiMessage(m: ChatMessage): ChatMessage {
+  if (m.role === 'tool' && 'is_error' in m) {
+    const { is_error: isError, ...rest } = m as ChatMessage & Obj
+    return { ...(rest as ChatMessage & { role: 'tool' }), content: isError === true ? `Error: ${textOf(m.content)}` : partsWithoutCacheControl(m.content) }
+  }
+  const content = partsWithoutCacheControl(m.content)
+  return content === m.content ? m : ({ ...m, content } as ChatMessage)
+}
+
+function openaiMessages(messages: ChatMessage[]): ChatMessage[] {
+  let out: ChatMessage[] | undefined
+  for (let i = 0; i < messages.length; i++) {
+    const m = messages[i]!
+    const t = openaiMessage(m)
+    if (t !== m) { out ??= messages.slice(); out[i] = t }
+  }
+  return out ?? messages
+}
+
+export function toOpenAIChat(req: ChatRequest, model: string, stream: boolean, basePath: string, o?: OpenAIRequestOptions): UpstreamBody {
   const body: ChatRequest = { ...req, model }
   if (stream) body.stream = true
   else delete body.stream
   if (!stream) delete body.stream_options
+  if (o !== undefined) {
+    for (const key of ANTHROPIC_ONLY) {
+      if (body[key] === undefined || (key === 'top_k' && o.forwardTopK)) continue
+      if (!o.dropUnsupportedParams) throw new GatewayError('MCP_ERR_REQ_PARAM_UNSUPPORTED', { param: key, provider: o.provider }, { param: key, details: 'request.param_unsupported' })
+      delete body[key]
+    }
+  }
+  if (Array.isArray(body.messages)) body.messages = openaiMessages(body.messages)
+  if (Array.isArray(body.tools) && body.tools.some((t) => t !== null && typeof t === 'object' && 'cache_control' in t)) {
+    body.tools = body.tools.map((t) => withoutCacheControl<ToolDefinition>(t))
+  }
   return { path: `${basePath}/chat/completions`, body }
 }
 
