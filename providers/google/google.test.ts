@@ -152,6 +152,31 @@ describe('request: canonical → generateContent', () => {
     expect(chat({ tools: [{ type: 'web_search' }] } as Record<string, unknown>, { dropUnsupportedParams: true }).body).not.toHaveProperty('tools')
   })
 
+  it('Gemini 3: a function call without a thought signature gets the documented skip value (one per turn); real ones are kept; 2.x gets none', () => {
+    // A history from another provider or an Anthropic client: no extra_content, so no signature to send back.
+    const history = (sig?: string): ChatRequest => ({
+      model: 'x',
+      messages: [
+        { role: 'user', content: 'weather in Paris and Rome?' },
+        { role: 'assistant', content: null, tool_calls: [
+          { id: 'a', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' }, ...(sig ? { extra_content: { google: { thought_signature: sig } } } : {}) },
+          { id: 'b', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Rome"}' } },
+        ] } as ChatRequest['messages'][number],
+        { role: 'tool', tool_call_id: 'a', content: '{"t":20}' },
+        { role: 'tool', tool_call_id: 'b', content: '{"t":25}' },
+      ],
+    })
+    const sigs = (model: string, sig?: string): unknown[] => {
+      const body = toGoogleChat(history(sig), model, false, opts).body as { contents: { role: string; parts: { functionCall?: unknown; thoughtSignature?: string }[] }[] }
+      return body.contents.filter((c) => c.role === 'model').flatMap((c) => c.parts.filter((p) => p.functionCall).map((p) => p.thoughtSignature))
+    }
+    expect(sigs('gemini-3-pro-preview')).toEqual(['skip_thought_signature_validator', undefined])
+    expect(sigs('models/gemini-3.1-flash')).toEqual(['skip_thought_signature_validator', undefined])
+    expect(sigs('gemini-3-pro-preview', 'c2ln')).toEqual(['c2ln', undefined])
+    expect(sigs('gemini-2.5-flash')).toEqual([undefined, undefined])
+    expect(sigs('tunedModels/my-model')).toEqual([undefined, undefined])
+  })
+
   it('rejects a tool message whose tool_call_id matches no assistant tool call, and bad arguments', () => {
     const e = caught(() => chat({ messages: [{ role: 'tool', tool_call_id: 'nope', content: 'x' }] }))
     expect(e.code).toBe('MCP_ERR_REQ_BODY_INVALID')

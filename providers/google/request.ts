@@ -345,7 +345,21 @@ function toolError(text: string): unknown {
   return v['content'] === text && Object.keys(v).length === 1 ? text : v
 }
 
-function toContents(messages: readonly ChatMessage[], o: GoogleRequestOptions): Pick<GeminiGenerateRequest, 'contents' | 'systemInstruction'> {
+/**
+ * What Gemini's documentation gives as the thought signature of a function call that has none (a history from another
+ * model or provider, an Anthropic client that cannot carry Google's signature, a compacted trace): Gemini 3 refuses a
+ * function call without one (400), and this value tells it to skip the check. A real signature is always sent as it came.
+ */
+export const SKIP_SIGNATURE = 'skip_thought_signature_validator'
+
+/** Gemini 3 and later validate thought signatures on function calls; 1.x and 2.x do not (and may reject a foreign one). */
+export function validatesSignatures(model: string): boolean {
+  const m = /^(?:models\/)?gemini-(\d+)(?:[.-]|$)/.exec(model)
+  return m !== null && Number(m[1]) >= 3
+}
+
+function toContents(messages: readonly ChatMessage[], o: GoogleRequestOptions, model = ''): Pick<GeminiGenerateRequest, 'contents' | 'systemInstruction'> {
+  const strict = validatesSignatures(model)
   const system: GeminiPart[] = []
   const contents: GeminiContent[] = []
   const toolNames = new Map<string, string>()
@@ -382,6 +396,11 @@ function toContents(messages: readonly ChatMessage[], o: GoogleRequestOptions): 
           if (typeof sig === 'string' && sig !== '') part.thoughtSignature = sig
           parts.push(part)
         })
+        // Of parallel calls only the first carries a signature (as Gemini sends them): one without any gets the skip value.
+        if (strict) {
+          const calls = parts.filter((p) => p.functionCall !== undefined)
+          if (calls.length > 0 && !calls.some((p) => p.thoughtSignature !== undefined)) calls[0]!.thoughtSignature = SKIP_SIGNATURE
+        }
         push('model', parts)
         break
       }
@@ -473,7 +492,7 @@ export function toGoogleChat(req: ChatRequest, model: string, stream: boolean, o
         break
     }
   }
-  const body: GeminiGenerateRequest = toContents(req.messages, o)
+  const body: GeminiGenerateRequest = toContents(req.messages, o, model)
   const tools = toTools(req, o)
   if (tools) body.tools = tools
   if (req.tool_choice !== undefined && req.tool_choice !== null) {
