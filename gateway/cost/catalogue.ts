@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs'
 import type { Usage } from '../../providers/types.ts'
+import { parseEffectiveFrom } from './effective-from.ts'
 
 export interface PriceEntry {
   provider: string
@@ -64,7 +65,8 @@ export class PriceCatalogue {
         cacheWrite: toPico(e.cacheWrite ?? e.input),
         output: toPico(e.output),
         reasoning: toPico(e.reasoning ?? e.output),
-        effectiveFrom: Date.parse(e.effectiveFrom),
+        // Validated where config enters (effectiveFromErrors): never a local time, never a rolled-over date.
+        effectiveFrom: parseEffectiveFrom(e.effectiveFrom),
       }
       const list = this.#byKey.get(key) ?? []
       list.push(p)

@@ -40,6 +40,21 @@ describe('budget config', () => {
     await expect(make({ downgrade: [{ alias: 'a', whenBudget: 'nope', atPercent: 50, to: 'c' }] })).rejects.toThrow(/no budget named 'nope'/)
   })
 
+  it('prices[].effectiveFrom is validated like the cost meter\'s: a time needs an offset, an impossible date is refused', async () => {
+    const entry = (effectiveFrom: string) => ({ prices: [{ provider: 'openai', model: 'gpt-4o', input: 1, output: 2, effectiveFrom }] })
+    const v = (c: unknown) => () => validatePluginConfig(budgetPlugin, c, 'plugins.budget')
+    // Read as local time before: the switch moved with the server's time zone.
+    expect(v(entry('2027-01-01T00:00'))).toThrow(/prices\[0\]\.effectiveFrom/)
+    expect(v(entry('2027-01-01T00:00:00.5'))).toThrow(/prices\[0\]\.effectiveFrom/)
+    expect(v(entry('2027-01-01 junk'))).toThrow(/prices\[0\]\.effectiveFrom/)
+    const make = (c: Record<string, unknown>): Promise<unknown> => Promise.resolve(budgetPlugin.create(validatePluginConfig(budgetPlugin, c, 'plugins.budget') as unknown as BudgetConfig, deps))
+    // Date.parse rolled these over (Feb 30 is Mar 2, 24:00 the next day).
+    for (const bad of ['2025-02-30', '2025-02-29', '2025-04-31T10:00:00Z', '2025-01-01T24:00Z', '2025-01-01T10:00+24:00']) {
+      await expect(make(entry(bad)), bad).rejects.toThrow(/prices\[0\]\.effectiveFrom: not a valid date/)
+    }
+    for (const good of ['2028-02-29', '2027-01-01T00:00Z', '2027-01-01T00:00:00.123+02:00']) await expect(make(entry(good)), good).resolves.toBeDefined()
+  })
+
   it('adds a chunk hook only when a hard budget cuts streams (routes keep pass-through otherwise)', async () => {
     const make = async (c: Record<string, unknown>): Promise<Record<string, unknown>> => (await budgetPlugin.create(validatePluginConfig(budgetPlugin, c, 'plugins.budget') as unknown as BudgetConfig, deps)) as unknown as Record<string, unknown>
     expect((await make({ budgets: [{ name: 'b', scope: 'key', period: 'day', amountUsd: 1 }] }))['onResponseChunk']).toBeUndefined()

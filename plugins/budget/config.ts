@@ -1,4 +1,5 @@
 import type { PriceEntry } from '../../gateway/cost/catalogue.ts'
+import { effectiveFromSchema } from '../../gateway/cost/effective-from.ts'
 import type { JSONSchema } from '../../gateway/validate.ts'
 
 export type BudgetScope = 'key' | 'team' | 'deployment' | 'model' | 'global'
@@ -94,7 +95,7 @@ const priceSchema: JSONSchema = {
     cacheWrite: { type: 'number', minimum: 0 },
     output: { type: 'number', minimum: 0 },
     reasoning: { type: 'number', minimum: 0 },
-    effectiveFrom: { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}' },
+    effectiveFrom: effectiveFromSchema(),
   },
 }
 

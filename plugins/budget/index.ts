@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto'
 import { GatewayError } from '../../gateway/errors.ts'
 import type { RequestCtx } from '../../gateway/context.ts'
 import { loadCatalogue, PriceCatalogue } from '../../gateway/cost/catalogue.ts'
+import { effectiveFromErrors } from '../../gateway/cost/effective-from.ts'
 import { loadTokenizer } from '../../gateway/cost/estimate.ts'
 import { costOf, normalizeUsage } from '../../gateway/cost/meter.ts'
 import type { Metrics } from '../../gateway/metrics.ts'
@@ -148,9 +149,8 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
     async create(config, deps) {
       const errs = budgetConfigErrors(config)
       if (errs.length > 0) throw new GatewayError('MCP_ERR_PLUGIN_CONFIG_INVALID', { plugin: 'budget', reason: errs.join('; ') }, { details: 'config.plugin_invalid' })
-      for (const [i, e] of config.prices.entries()) {
-        if (Number.isNaN(Date.parse(e.effectiveFrom))) throw new GatewayError('MCP_ERR_PLUGIN_CONFIG_INVALID', { plugin: 'budget', reason: `prices[${i}].effectiveFrom: not a valid date` }, { details: 'config.plugin_invalid' })
-      }
+      const dates = effectiveFromErrors(config.prices, 'prices')
+      if (dates.length > 0) throw new GatewayError('MCP_ERR_PLUGIN_CONFIG_INVALID', { plugin: 'budget', reason: dates.join('; ') }, { details: 'config.plugin_invalid' })
       if (config.estimate.method === 'tokenizer') await loadTokenizer()
       const m = deps.metrics
       const metrics = {

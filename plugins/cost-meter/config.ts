@@ -1,3 +1,4 @@
+import { effectiveFromSchema } from '../../gateway/cost/effective-from.ts'
 import type { JSONSchema } from '../../gateway/validate.ts'
 
 /** A price entry in config: USD per million tokens; `provider` is a provider type or a provider name; model `*` = every model. */
@@ -54,7 +55,7 @@ export const costMeterConfigSchema: JSONSchema = {
               cacheWrite: usdPerMillion,
               output: usdPerMillion,
               reasoning: usdPerMillion,
-              effectiveFrom: { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}(T\\d{2}:\\d{2}(:\\d{2}(\\.\\d+)?)?(Z|[+-]\\d{2}:\\d{2}))?$', default: '1970-01-01' },
+              effectiveFrom: effectiveFromSchema('1970-01-01'),
             },
           },
         },

@@ -82,6 +82,11 @@ describe('cost-meter config', () => {
     const deps = { services: {}, logger: pino({ level: 'silent' }), metrics: new Metrics(), env: { adminKey: undefined, production: false } } satisfies PluginDeps
     const cfg = validatePluginConfig(costMeterPlugin, { pricing: { models: [{ provider: 'x', model: 'y', input: 1, output: 1, effectiveFrom: '2025-02-30T99:00Z' }] } }, 'plugins.cost-meter')
     await expect(Promise.resolve(costMeterPlugin.create(cfg as never, deps))).rejects.toThrow(/effectiveFrom: not a valid date/)
+    // Date.parse rolls these over (Feb 30 is Mar 2, 24:00 the next day): refused, not moved.
+    for (const bad of ['2025-02-30', '2025-02-29', '2025-04-31T10:00:00Z', '2025-01-01T24:00Z']) {
+      const c = validatePluginConfig(costMeterPlugin, { pricing: { models: [{ provider: 'x', model: 'y', input: 1, output: 1, effectiveFrom: bad }] } }, 'plugins.cost-meter')
+      await expect(Promise.resolve(costMeterPlugin.create(c as never, deps)), bad).rejects.toThrow(/pricing\.models\[0\]\.effectiveFrom: not a valid date/)
+    }
   })
 })
 

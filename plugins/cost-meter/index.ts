@@ -13,6 +13,7 @@
  */
 import { GatewayError } from '../../gateway/errors.ts'
 import type { RequestCtx } from '../../gateway/context.ts'
+import { effectiveFromErrors } from '../../gateway/cost/effective-from.ts'
 import { costOf, costReady, CostMeter } from '../../gateway/cost/meter.ts'
 import type { Outcome, PluginFactory } from '../../gateway/pipeline/types.ts'
 import type { UsageRecord } from '../../store/usage-rollups.ts'
@@ -58,11 +59,8 @@ export const costMeterPlugin: PluginFactory<CostMeterConfig> = {
   // Streams on its routes ask the upstream for usage (stream_options.include_usage), hidden from clients that did not.
   needsUsage: true,
   async create(config, deps) {
-    for (const [i, e] of config.pricing.models.entries()) {
-      if (Number.isNaN(Date.parse(e.effectiveFrom))) {
-        throw new GatewayError('MCP_ERR_PLUGIN_CONFIG_INVALID', { plugin: 'cost-meter', reason: `pricing.models[${i}].effectiveFrom: not a valid date` }, { details: 'config.plugin_invalid' })
-      }
-    }
+    const dates = effectiveFromErrors(config.pricing.models, 'pricing.models')
+    if (dates.length > 0) throw new GatewayError('MCP_ERR_PLUGIN_CONFIG_INVALID', { plugin: 'cost-meter', reason: dates.join('; ') }, { details: 'config.plugin_invalid' })
     const meter = new CostMeter({
       overrides: config.pricing.models,
       providerTypeMap: { ...DEFAULT_PROVIDER_TYPE_MAP, ...config.providerTypeMap },
