@@ -154,6 +154,10 @@ export class Gateway {
       if (restartOnly.length > 0) this.log.warn({ sections: restartOnly }, 'these settings take effect only after a restart')
       const next = await compilePipeline(settings, this.#compileDeps, prev, ++this.#generation)
       this.holder.swap(next, settings.reload.drainTimeoutMs)
+      // Targets no alias uses any more leave the registry now (their gauges with them); their breakers are shut
+      // down once the previous generation, which may still be calling them, drained.
+      const gone = this.targets.retain(new Set([...next.aliases.values()].flatMap((a) => a.targets.map((t) => t.state))))
+      if (gone.length > 0) void prev.drained(settings.reload.drainTimeoutMs).then(() => { for (const s of gone) s.close() })
       this.lastReload = { ok: true, source, at, generation: next.generation, hash: next.hash }
       this.log.info({ generation: next.generation, hash: next.hash, source }, 'configuration reloaded')
     } catch (e) {

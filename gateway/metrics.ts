@@ -32,11 +32,14 @@ export class Counter implements Metric {
   readonly #help: string
   readonly #labels: Labels
   readonly #children = new Map<string, { values: Labels; child: CounterChild }>()
+  readonly #collect: ((set: (v: number, ...labels: string[]) => void) => void) | undefined
 
-  constructor(name: string, help: string, labels: Labels = []) {
+  /** `collect`: a running total kept elsewhere (the process's CPU time), read at scrape time. */
+  constructor(name: string, help: string, labels: Labels = [], collect?: (set: (v: number, ...labels: string[]) => void) => void) {
     this.name = name
     this.#help = help
     this.#labels = labels
+    this.#collect = collect
   }
 
   labels(...values: string[]): CounterChild {
@@ -49,6 +52,7 @@ export class Counter implements Metric {
   inc(n = 1): void { this.labels().inc(n) }
 
   render(out: string[]): void {
+    if (this.#collect) this.#collect((v, ...l) => { this.labels(...l).value = v })
     out.push(`# HELP ${this.name} ${this.#help}`, `# TYPE ${this.name} counter`)
     for (const { values, child } of this.#children.values()) out.push(`${this.name}${labelText(this.#labels, values)} ${child.value}`)
   }
@@ -85,7 +89,12 @@ export class Gauge implements Metric {
   dec(n = 1, ...values: string[]): void { this.inc(-n, ...values) }
 
   render(out: string[]): void {
-    if (this.#collect) this.#collect((v, ...l) => this.set(v, ...l))
+    // A collected gauge shows what its collector reports now: a label set it no longer reports (a target removed
+    // by a reload) is dropped, not repeated at its last value forever.
+    if (this.#collect) {
+      this.#values.clear()
+      this.#collect((v, ...l) => this.set(v, ...l))
+    }
     out.push(`# HELP ${this.name} ${this.#help}`, `# TYPE ${this.name} gauge`)
     for (const { values, v } of this.#values.values()) out.push(`${this.name}${labelText(this.#labels, values)} ${v}`)
   }
@@ -161,8 +170,8 @@ export class Metrics {
     return m
   }
 
-  counter(name: string, help: string, labels: Labels = []): Counter {
-    return this.#add(new Counter(name, help, labels))
+  counter(name: string, help: string, labels: Labels = [], collect?: (set: (v: number, ...labels: string[]) => void) => void): Counter {
+    return this.#add(new Counter(name, help, labels, collect))
   }
 
   gauge(name: string, help: string, labels: Labels = [], collect?: (set: (v: number, ...labels: string[]) => void) => void): Gauge {

@@ -40,7 +40,8 @@ export class GatewayMetrics {
     })
     registry.gauge('mcp_process_resident_memory_bytes', 'Resident set size', [], (set) => set(process.memoryUsage.rss()))
     registry.gauge('mcp_process_heap_used_bytes', 'V8 heap in use', [], (set) => set(process.memoryUsage().heapUsed))
-    registry.gauge('mcp_process_cpu_seconds_total', 'CPU time of the process (user + system)', [], (set) => {
+    // A running total: a counter (rate() over it is the CPU use), not a gauge.
+    registry.counter('mcp_process_cpu_seconds_total', 'CPU time of the process (user + system)', [], (set) => {
       const c = process.cpuUsage()
       set((c.user + c.system) / 1e6)
     })

@@ -46,6 +46,11 @@ export class DeliveryQueue {
     this.#log = log
   }
 
+  /** Deliveries waiting: new ones and retries waiting for their backoff (not those being sent). */
+  get length(): number {
+    return this.#queue.length
+  }
+
   enqueue(d: Delivery): void {
     if (this.#queue.length >= this.#config().queueSize) {
       const old = this.#queue.shift()!

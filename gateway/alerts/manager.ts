@@ -131,11 +131,13 @@ export class AlertManager {
     this.#source = typeof config === 'function' ? (config as () => unknown) : undefined
     this.#raw = this.#source ? this.#read() : config
     this.#parsed = parseAlertsConfig(this.#raw ?? {})
-    this.#m = AlertManager.#counters(opts.metrics ?? new Metrics())
     this.#deliveries = new DeliveryQueue(() => this.#config, () => this.#m, this.#log)
+    this.#m = this.#counters(opts.metrics ?? new Metrics())
   }
 
-  static #counters(metrics: Metrics): AlertCounters {
+  #counters(metrics: Metrics): AlertCounters {
+    const queue = this.#deliveries
+    metrics.gauge('mcp_alerts_queue_length', 'Webhook deliveries waiting in the queue (new, and retries waiting for their backoff)', [], (set) => set(queue.length))
     return {
       fired: metrics.counter('mcp_alerts_fired_total', 'Alerts fired (once per rule, threshold, subject and period)', ['rule', 'kind']),
       deliveries: metrics.counter('mcp_alerts_deliveries_total', 'Webhook delivery attempts by result', ['webhook', 'result']),
@@ -146,7 +148,7 @@ export class AlertManager {
 
   /** Registers the counters in the gateway's registry (the manager is built before the gateway that owns it). */
   bindMetrics(metrics: Metrics): void {
-    this.#m = AlertManager.#counters(metrics)
+    this.#m = this.#counters(metrics)
   }
 
   /** The rules and webhooks in effect: with a getter, re-read (and re-validated) whenever the settings object changed. */

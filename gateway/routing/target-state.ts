@@ -192,6 +192,16 @@ export class TargetRegistry {
     return [...this.#states.values()]
   }
 
+  /**
+   * Forgets every state not in `keep` (the targets of the generation just swapped in), so metrics and the admin
+   * listing stop showing removed targets; returns them for the caller to close once older generations drained.
+   */
+  retain(keep: ReadonlySet<TargetState>): TargetState[] {
+    const gone: TargetState[] = []
+    for (const [id, s] of this.#states) if (!keep.has(s)) { this.#states.delete(id); gone.push(s) }
+    return gone
+  }
+
   close(): void {
     for (const s of this.#states.values()) s.close()
   }

@@ -13,6 +13,7 @@ import { signatureHeader, verifySignature } from '../../gateway/alerts/sign.ts'
 import { TargetState } from '../../gateway/routing/target-state.ts'
 import type { RoutingSettings } from '../../gateway/routing/config.ts'
 import { GatewayError } from '../../gateway/errors.ts'
+import { Metrics } from '../../gateway/metrics.ts'
 import { createBudgetPlugin } from '../../plugins/budget/index.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
 import { startOpenAIMock, type OpenAIMock } from '../helpers/openai-mock.ts'
@@ -210,16 +211,26 @@ describe('target alerts', () => {
     }
   })
 
-  it('a webhook that keeps failing is retried `retries` times, then marked failed', async () => {
-    const alerts = new AlertManager(alertsConfig(hook, [{ name: 'down', kind: 'provider_down', webhooks: ['ops'] }]), { logger: silent })
+  it('a webhook that keeps failing is retried `retries` times, then marked failed; the queue length is a gauge', async () => {
+    const metrics = new Metrics()
+    const alerts = new AlertManager(alertsConfig(hook, [{ name: 'down', kind: 'provider_down', webhooks: ['ops'] }], { webhooks: { ops: { url: hook.url, secret: SECRET, backoffMs: 200, retries: 3, timeoutMs: 2000 } } }), { logger: silent, metrics })
     const t = new TargetState('x', 'm', ROUTING)
+    const queued = (): number | undefined => {
+      const line = metrics.render().split('\n').find((l) => l.startsWith('mcp_alerts_queue_length '))
+      return line === undefined ? undefined : Number(line.slice('mcp_alerts_queue_length '.length))
+    }
     try {
+      expect(metrics.render()).toContain('# TYPE mcp_alerts_queue_length gauge')
+      expect(queued()).toBe(0)
       t.healthy = false
       hook.failNext(100, 500)
       alerts.checkTargets([t])
-      await until(async () => (await alerts.list())[0]?.deliveries?.[0]?.status === 'failed', 5000)
+      // Between attempts the delivery waits in the queue for its retry.
+      await until(() => queued() === 1, 5000)
+      await until(async () => (await alerts.list())[0]?.deliveries?.[0]?.status === 'failed', 10_000)
       expect(hook.received).toHaveLength(4) // first attempt + 3 retries
       expect((await alerts.list())[0]!.deliveries![0]).toMatchObject({ status: 'failed', attempts: 4, lastStatus: 500 })
+      expect(queued()).toBe(0)
     } finally {
       hook.failNext(0)
       await alerts.close()

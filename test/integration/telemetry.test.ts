@@ -137,6 +137,34 @@ describe('metrics', () => {
     expect(text).toContain('mcp_process_cpu_seconds_total')
   })
 
+  it('mcp_process_cpu_seconds_total is a counter (a running total: rate() over it is the CPU use)', async () => {
+    const text = await (await fetch(`${gw.adminUrl}/metrics`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).text()
+    expect(text).toContain('# TYPE mcp_process_cpu_seconds_total counter')
+    expect(text).not.toContain('# TYPE mcp_process_cpu_seconds_total gauge')
+    expect(value(text, 'mcp_process_cpu_seconds_total')).toBeGreaterThan(0)
+  })
+
+  it('a target removed by a reload leaves the per-target gauges (no stale series)', async () => {
+    const providers = { mock: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-metrics-00000001' } }
+    const scrape = async (): Promise<string> => (await fetch(`${gw.adminUrl}/metrics`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).text()
+    try {
+      gw.setConfig({ providers, log: { level: 'warn' }, routing: { health: { enabled: false } }, models: { pair: { targets: [{ provider: 'mock', model: 'gpt-4o' }, { provider: 'mock', model: 'gone-model', priority: 1 }] } } })
+      expect((await gw.gw.reload('test')).ok).toBe(true)
+      let text = await scrape()
+      for (const g of ['mcp_breaker_state', 'mcp_target_inflight', 'mcp_target_healthy']) expect(text).toContain(`${g}{target="mock/gone-model"}`)
+      gw.setConfig({ providers, log: { level: 'warn' }, routing: { health: { enabled: false } }, models: { pair: { targets: [{ provider: 'mock', model: 'gpt-4o' }] } } })
+      expect((await gw.gw.reload('test')).ok).toBe(true)
+      text = await scrape()
+      for (const g of ['mcp_breaker_state', 'mcp_target_inflight', 'mcp_target_healthy']) {
+        expect(text).not.toContain(`${g}{target="mock/gone-model"}`)
+        expect(text).toContain(`${g}{target="mock/gpt-4o"}`)
+      }
+    } finally {
+      gw.setConfig({ providers, log: { level: 'warn' } })
+      await gw.gw.reload('test')
+    }
+  })
+
   it('the admin key guards /metrics, and no secret appears in it', async () => {
     expect((await fetch(`${gw.adminUrl}/metrics`)).status).toBe(401)
     const text = await (await fetch(`${gw.adminUrl}/metrics`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).text()
