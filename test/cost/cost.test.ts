@@ -10,6 +10,8 @@ import { loadCatalogue, PriceCatalogue, type PriceEntry } from '../../gateway/co
 import type { Usage } from '../../providers/types.ts'
 import { CHAIN, chat, mockProviders, startCostGateway, type CostGateway } from './harness.ts'
 import { ANTHROPIC_USAGE, GEMINI_USAGE, OLLAMA_USAGE, OPENAI_USAGE, startUsageMock, TEXT, type UsageMock } from './usage-mock.ts'
+import { ADMIN_KEY } from '../helpers/gateway.ts'
+import { startOpenAIMock, type OpenAIMock } from '../helpers/openai-mock.ts'
 
 const OVERRIDES: PriceEntry[] = [
   { provider: 'ollama', model: 'llama3.2', input: 0.1, output: 0.2, effectiveFrom: '1970-01-01' },
@@ -46,12 +48,18 @@ const CASES: { name: string; model: string; priceType: string; priceModel: strin
 ]
 
 let mock: UsageMock
+let openai: OpenAIMock
 let g: CostGateway
 
 beforeAll(async () => {
   mock = await startUsageMock()
+  openai = await startOpenAIMock()
   g = await startCostGateway({
-    providers: { ...mockProviders(mock.url), down: { type: 'openai', baseUrl: 'http://127.0.0.1:9/v1', apiKey: 'x', timeouts: { connectMs: 500 } } },
+    providers: {
+      ...mockProviders(mock.url),
+      down: { type: 'openai', baseUrl: 'http://127.0.0.1:9/v1', apiKey: 'x', timeouts: { connectMs: 500 } },
+      om: { type: 'openai', baseUrl: openai.url, apiKey: 'sk-openai-mock' },
+    },
     plugins: { 'cost-meter': { pricing: { models: OVERRIDES } } },
     chains: { default: CHAIN },
   })
@@ -60,6 +68,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await g?.close()
   await mock?.close()
+  await openai?.close()
 })
 
 async function one(model: string, opts: Parameters<typeof chat>[2] = {}): Promise<{ status: number; text: string; o: CostGateway['observed'][number] }> {
@@ -166,6 +175,41 @@ describe('answers without usage are estimated with the tokenizer, and flagged', 
     expect(o.errorCode).toBe('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED')
     expect(o.early).toMatchObject({ estimated: true, unknown: false, inputTokens: prompt })
     expect(o.early!.pico).toBeGreaterThan(0)
+  })
+
+  it('a pass-through stream whose client left after the usage event is billed that usage, not an estimate', async () => {
+    const before = g.observed.length
+    const ac = new AbortController()
+    // 300 ms between events: the client reads up to the usage event and leaves before [DONE].
+    openai.fault = 'chunkDelayMs:300'
+    const r = await fetch(`${g.url}/v1/chat/completions`, {
+      method: 'POST', signal: ac.signal,
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'om/gpt-4o', messages: [{ role: 'user', content: 'How much does this cost?' }], stream: true, stream_options: { include_usage: true }, max_tokens: 2 }),
+    })
+    expect(r.status).toBe(200)
+    const reader = r.body!.getReader()
+    let seen = ''
+    let usage: Usage | undefined
+    while (usage === undefined) {
+      const { value, done } = await reader.read()
+      if (done) throw new Error(`stream ended before its usage event: ${seen}`)
+      seen += new TextDecoder().decode(value)
+      for (const line of seen.split('\n')) {
+        if (!line.startsWith('data: {')) continue
+        const u = (JSON.parse(line.slice(6)) as { usage?: Usage | null }).usage
+        if (u) usage = u
+      }
+    }
+    openai.fault = null
+    expect(seen).not.toContain('[DONE]')
+    ac.abort()
+    await reader.cancel().catch(() => {})
+    const o = (await g.completed(before + 1))[before]!
+    expect(o.errorCode).toBe('MCP_ERR_REQ_ABORTED')
+    expect(o.usage).toEqual(usage)
+    expect(o.early).toEqual(PriceCatalogue.cost(catalogue.lookup('openai', 'gpt-4o'), usage))
+    expect(o.early!.estimated).toBe(false)
   })
 
   it('a request that failed before any answer costs 0 (no estimate, not unknown)', async () => {
