@@ -193,6 +193,13 @@ export class BudgetBackend implements BackendReader {
     attempt(from)
   }
 
+  /** Refreshes the expiry of open Redis reservations (keepalive.ts), with the breaker; throws when Redis failed. */
+  async refresh(entries: readonly { id: string; counters: readonly CounterSpec[] }[], now: number): Promise<void> {
+    if (!this.redis) return
+    const r = await this.#redisCall('refresh', now, (s) => s.refresh(entries, now), Math.max(this.#cfg.timeoutMs, 1000))
+    if (!r.ok) throw new Error('budget: refreshing open reservations in Redis failed (they expire reservationTtlMs after their last refresh)')
+  }
+
   /** Counter states from the reader store (reports, downgrade); undefined when Redis fails. */
   async peek(counters: readonly CounterSpec[], now: number): Promise<readonly CounterState[] | undefined> {
     if (!this.redis) return this.local.peekSync(counters, now)

@@ -4,7 +4,7 @@
  * worst-case estimate (alias targets, output limit, unpriced models). Through the server: test/budget/.
  */
 import pino from 'pino'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { validatePluginConfig } from '../../gateway/pipeline/compile.ts'
 import { Metrics } from '../../gateway/metrics.ts'
 import type { PluginDeps } from '../../gateway/pipeline/types.ts'
@@ -13,7 +13,7 @@ import type { ChatRequest } from '../../providers/types.ts'
 import type { BudgetConfig } from './config.ts'
 import type { RequestCtx } from '../../gateway/context.ts'
 import { nanoToUsd, ownPricing, picoToNano, promptTokens, requestedMaxOutput, worstCostNano, worstPrices, WORST_PRICES_TTL_MS, type Pricing } from './estimate.ts'
-import { budgetPlugin, fmtUsd, usedPercent } from './index.ts'
+import { budgetPlugin, createBudgetPlugin, fmtUsd, usedPercent } from './index.ts'
 import { periodLabel, periodWindow } from './period.ts'
 import { COUNTER_RETENTION_MS, LocalBudgetStore, type CounterSpec } from './store.ts'
 
@@ -238,5 +238,41 @@ describe('budget: a client gone while the downgrade reads its counter', () => {
     // Nothing stays reserved: the admission that ran after the read released its reservation.
     const { rows } = await inst.budgetReport()
     expect(rows.map((r) => [r.budget, r.reserved])).toEqual([['all', { usd: 0, tokens: 0, requests: 0 }]])
+  })
+})
+
+describe('budget: a stream open longer than reservationTtlMs', () => {
+  it('keeps its reservation (refreshed while it is open), so no admission passes a hard limit meanwhile', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'setTimeout', 'clearTimeout'] })
+    let t = Date.UTC(2030, 0, 1, 12)
+    try {
+      const cfg = validatePluginConfig(budgetPlugin, {
+        backend: 'local', keyPrefix: 'mcp:test-long-stream:', reservationTtlMs: 1000,
+        budgets: [{ name: 'one-at-a-time', scope: 'global', period: 'day', requests: 1 }],
+      }, 'plugins.budget') as unknown as BudgetConfig
+      const inst = await createBudgetPlugin({ now: () => t }).create(cfg, deps) as unknown as {
+        onRequestBody(ctx: RequestCtx): void | Promise<void>
+        onComplete(ctx: RequestCtx): void
+        close?(): void
+      }
+      const ctx = (): RequestCtx => ({
+        chat: { model: 'p/gpt-4o', messages: [{ role: 'user', content: 'hi' }], stream: true },
+        alias: undefined, pipeline: { aliases: new Map() }, adapter: { type: 'openai' },
+        slots: {}, stream: true, providerName: 'p', model: 'gpt-4o', requestedModel: 'p/gpt-4o', responseHeaders: {}, attempts: 1, firstChunk: 0,
+      }) as unknown as RequestCtx
+      const long = ctx()
+      inst.onRequestBody(long)
+      // The stream stays open for ten TTLs.
+      for (let i = 0; i < 40; i++) { t += 250; vi.advanceTimersByTime(250) }
+      const other = ctx()
+      expect(() => inst.onRequestBody(other)).toThrow(expect.objectContaining({ code: 'MCP_ERR_BUDGET_EXCEEDED' }) as Error)
+      inst.onComplete(other)
+      // Once it settled, the request it used is spent: still refused (a limit of 1 request a day).
+      inst.onComplete(long)
+      expect(() => inst.onRequestBody(ctx())).toThrow(expect.objectContaining({ code: 'MCP_ERR_BUDGET_EXCEEDED' }) as Error)
+      inst.close?.()
+    } finally {
+      vi.useRealTimers()
+    }
   })
 })

@@ -24,6 +24,7 @@ import type { PluginFactory, PluginInstance } from '../../gateway/pipeline/types
 import { BudgetBackend, type Placement } from './backend.ts'
 import { budgetConfigErrors, budgetConfigSchema, type BudgetConfig, type BudgetRule } from './config.ts'
 import { createCutoffHook } from './cutoff.ts'
+import { refreshIntervalMs, ReservationKeepalive, type Held } from './keepalive.ts'
 import { applyDowngrade } from './downgrade.ts'
 import {
   choices, nanoToUsd, outputTokensOf, ownPricing, picoToNano, pricingOf, promptTokens, requestedMaxOutput, usageTokens, worstCostNano, worstPrices,
@@ -40,7 +41,7 @@ export { usedPercent, type BudgetReportRow } from './report.ts'
 const INSTANCE = randomBytes(9).toString('base64url')
 let reservations = 0
 
-export interface BudgetSlot {
+export interface BudgetSlot extends Held {
   /**
    * The reservation's id in the budget store: unique per request and process, never the request id (a client
    * can send the same x-request-id twice, and a settled id is not charged again).
@@ -180,6 +181,8 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
         return c
       }
       const backend = new BudgetBackend(config, deps.services.redis, metrics)
+      // Open requests' reservations outlive reservationTtlMs while they run (a long stream): keepalive.ts.
+      const keepalive = new ReservationKeepalive(backend, clock, (e) => deps.logger.warn({ err: e }, 'budget: refreshing open reservations failed'))
       if (backend.missingRedis) deps.logger.warn(`budget: backend 'redis' but no Redis client (MCP_REDIS_URL); failMode '${config.failMode}' applies to every request`)
       const alerts = deps.services.alerts
       const catalogue: PriceCatalogue = loadCatalogue(config.prices)
@@ -246,6 +249,7 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
         if (s.settled || !s.placement) return
         s.settled = true
         open.n--
+        keepalive.remove(s)
         const actual = actualOf(ctx, s)
         for (let u = 0; u < 3; u++) { const v = actual[u]!; actual[u] = Number.isFinite(v) && v > 0 ? Math.min(Math.ceil(v), MAX_UNITS) : 0 }
         if (actual[0] > 0) for (const c of s.counters) spentOf(c.budget).inc(nanoToUsd(actual[0]))
@@ -387,6 +391,7 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
           id: `${INSTANCE}:${(++reservations).toString(36)}`, counters, rules, placement: undefined, amount, promptTokens: prompt, worst, cacheHit,
           admitting: true, completed: false, settled: false,
           cutoff: false, grantedOut: maxOut, outChars: 0, extending: false, extensionRefused: false, shadowCut: false,
+          heldPrev: undefined, heldNext: undefined, held: false,
         }
         ctx.slots.budget = s
         const admitted = backend.admit(s.id, counters, amount, enforce, now)
@@ -407,6 +412,7 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
         }
         s.placement = placement
         open.n++
+        if (placement.primary) keepalive.add(s)
         if (s.completed || finished.has(ctx)) {
           // The client left while the admission (or the downgrade's read) was in flight: release now, and do not call the provider.
           settle(ctx, s)
@@ -442,6 +448,9 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
         },
       }
       if (budgets.length === 0 && config.downgrade.length === 0) return { budgetReport }
+      keepalive.start(refreshIntervalMs(config.reservationTtlMs))
+      // After the generation that owned this instance drained: none of its requests holds a reservation any more.
+      instance.close = () => { keepalive.stop() }
       // Decided once: a chunk hook costs the route its byte pass-through, so only when a budget cuts streams.
       if (cutoffNames.size > 0) instance.onResponseChunk = onResponseChunk
       return instance

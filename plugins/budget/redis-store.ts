@@ -101,6 +101,29 @@ export class RedisBudgetStore implements BudgetStore {
     return states(r, 1, counters.length)
   }
 
+  /**
+   * Moves the expiry of open reservations to now + TTL (requests still running: keepalive.ts), in one round trip:
+   * one `ZADD XX` per counter with every id on it. XX only updates a member that exists, so a reservation settled
+   * or dropped meanwhile is not brought back.
+   */
+  async refresh(entries: readonly { id: string; counters: readonly CounterSpec[] }[], now: number): Promise<void> {
+    if (entries.length === 0) return
+    const expiry = String(now + this.#ttlMs)
+    const byCounter = new Map<string, string[]>()
+    for (const e of entries) {
+      for (const c of e.counters) {
+        const z = `${this.counterKey(c)}:r`
+        let args = byCounter.get(z)
+        if (!args) { args = []; byCounter.set(z, args) }
+        args.push(expiry, e.id)
+      }
+    }
+    const pipe = this.#redis.pipeline()
+    for (const [z, args] of byCounter) pipe.zadd(z, 'XX', ...args)
+    const results = await pipe.exec()
+    for (const [err] of results ?? []) if (err) throw err
+  }
+
   async peek(counters: readonly CounterSpec[], now: number): Promise<readonly CounterState[]> {
     if (counters.length === 0) return []
     const keys: string[] = []

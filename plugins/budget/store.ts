@@ -9,7 +9,8 @@
  * reserved total of every counter, under the request's reservation id. Settling replaces the
  * reservation by the actual amount, once (in Redis a settle marker makes a second settle a no-op and stops a
  * late admission of the same id). A reservation not settled within its TTL (crashed instance) is
- * dropped at the next admission on its counter.
+ * dropped at the next admission on its counter; the reservations of requests still running are refreshed
+ * before that (keepalive.ts), so only a dead instance's ever expire.
  */
 
 /** [nano-USD, tokens, requests]; integers. */
@@ -224,6 +225,15 @@ export class LocalBudgetStore implements BudgetStore {
       for (let u = 0; u < 3; u++) x.spent[u]! += actual[u]!
     }
     return xs
+  }
+
+  /** Moves the expiry of `id`'s reservation on these counters to now + TTL (a request still running: keepalive.ts). */
+  refreshSync(id: string, counters: readonly CounterSpec[], now: number): void {
+    const expiresAt = now + this.#ttlMs
+    for (const c of counters) {
+      const r = this.#counter(c, false)?.res.get(id)
+      if (r !== undefined && r.expiresAt < expiresAt) r.expiresAt = expiresAt
+    }
   }
 
   peekSync(counters: readonly CounterSpec[], now: number): CounterState[] {

@@ -12,6 +12,13 @@ import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { closeRedis, createRedis } from '../../gateway/redis.ts'
 import { RedisBudgetStore } from '../../plugins/budget/redis-store.ts'
+import { budgetPlugin } from '../../plugins/budget/index.ts'
+import type { BudgetConfig } from '../../plugins/budget/config.ts'
+import { validatePluginConfig } from '../../gateway/pipeline/compile.ts'
+import { Metrics } from '../../gateway/metrics.ts'
+import type { PluginDeps } from '../../gateway/pipeline/types.ts'
+import type { RequestCtx } from '../../gateway/context.ts'
+import pino from 'pino'
 import type { BudgetReportRow } from '../../plugins/budget/index.ts'
 import type { CounterSpec } from '../../plugins/budget/store.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
@@ -68,6 +75,57 @@ describe.skipIf(!available)('RedisBudgetStore (Lua)', () => {
     const later = await s.admit('next', [c], [1, 0, 1], true, t0 + 1500)
     expect(later.status).toBe('ok')
     expect(later.states[0]!.reserved).toEqual([1, 0, 1])
+  })
+
+  it('refresh() moves open reservations\' expiry, and never brings back a settled one', async () => {
+    const s = new RedisBudgetStore(r, p, 1000)
+    const c = counter('refresh', [100, -1, -1])
+    const t0 = Date.UTC(2030, 0, 1, 12)
+    expect((await s.admit('live', [c], [60, 0, 1], true, t0)).status).toBe('ok')
+    expect((await s.admit('done', [c], [40, 0, 1], true, t0)).status).toBe('ok')
+    await s.settle('done', [c], [0, 0, 0], t0)
+    await s.refresh([{ id: 'live', counters: [c] }, { id: 'done', counters: [c] }], t0 + 900)
+    expect(await r.zscore(`${s.counterKey(c)}:r`, 'done')).toBeNull()
+    // Past its first expiry 'live' still holds its 60: only 40 fit.
+    expect((await s.admit('x', [c], [41, 0, 1], true, t0 + 1500)).status).toBe('refused')
+    expect((await s.admit('x', [c], [40, 0, 1], true, t0 + 1500)).status).toBe('ok')
+    // Not refreshed again, it expires 1000 ms after the refresh: then 60 more fit beside x's 40.
+    expect((await s.admit('y', [c], [60, 0, 1], true, t0 + 1899)).status).toBe('refused')
+    expect((await s.admit('y', [c], [60, 0, 1], true, t0 + 1901)).status).toBe('ok')
+  })
+})
+
+describe.skipIf(!available)('budget on Redis: a stream open longer than reservationTtlMs', () => {
+  let r: Redis
+  const p = prefix()
+  beforeAll(async () => { r = createRedis(REDIS_URL, { commandTimeoutMs: 1000 }); await until(() => r.status === 'ready') })
+  afterAll(async () => { await deletePrefix(r, p); await closeRedis(r) })
+
+  it('keeps its reservation while open: another instance cannot drop it and admit past the limit', async () => {
+    const cfg = validatePluginConfig(budgetPlugin, {
+      backend: 'redis', keyPrefix: p, reservationTtlMs: 1000, timeoutMs: 1000,
+      budgets: [{ name: 'one-at-a-time', scope: 'global', period: 'day', requests: 1 }],
+    }, 'plugins.budget') as unknown as BudgetConfig
+    const deps: PluginDeps = { services: { redis: r }, logger: pino({ level: 'silent' }), metrics: new Metrics(), env: { adminKey: undefined, production: false } }
+    type Inst = { onRequestBody(ctx: RequestCtx): void | Promise<void>; onComplete(ctx: RequestCtx): void; close?(): void | Promise<void> }
+    // Two instances on the same counters (two gateway processes).
+    const a = await budgetPlugin.create(cfg, deps) as unknown as Inst
+    const b = await budgetPlugin.create(cfg, { ...deps, metrics: new Metrics() }) as unknown as Inst
+    const ctx = (): RequestCtx => ({
+      chat: { model: 'p/gpt-4o', messages: [{ role: 'user', content: 'hi' }], stream: true },
+      alias: undefined, pipeline: { aliases: new Map() }, adapter: { type: 'openai' },
+      slots: {}, stream: true, providerName: 'p', model: 'gpt-4o', requestedModel: 'p/gpt-4o', responseHeaders: {}, attempts: 1, firstChunk: 0,
+    }) as unknown as RequestCtx
+    const long = ctx()
+    await a.onRequestBody(long)
+    // The stream on instance a runs for 2.5 TTLs.
+    await new Promise((res) => setTimeout(res, 2500))
+    const other = ctx()
+    await expect(b.onRequestBody(other)).rejects.toMatchObject({ code: 'MCP_ERR_BUDGET_EXCEEDED' })
+    b.onComplete(other)
+    a.onComplete(long)
+    await a.close?.()
+    await b.close?.()
   })
 })
 
