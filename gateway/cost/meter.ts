@@ -22,7 +22,8 @@ import type { Logger } from 'pino'
 import type { RequestCtx } from '../context.ts'
 import type { CounterChild, Metrics } from '../metrics.ts'
 import type { Usage } from '../../providers/types.ts'
-import { loadCatalogue, PriceCatalogue, type CostBreakdown, type PriceEntry, type TokenPrices } from './catalogue.ts'
+import { PriceCatalogue, type CostBreakdown, type PriceEntry, type TokenPrices } from './catalogue.ts'
+import { Pricing } from './pricing.ts'
 import { completionTextOfBody, estimateUsage, loadTokenizer, tokenizerSettled } from './estimate.ts'
 
 declare module '../context.ts' {
@@ -88,22 +89,10 @@ export function normalizeUsage(u: Usage): Usage {
   return out
 }
 
-/** The prices when they are in effect at `at` (a config entry dated later does not apply yet). */
-function inEffect(p: TokenPrices | undefined, at: number): TokenPrices | undefined {
-  return p !== undefined && p.effectiveFrom <= at ? p : undefined
-}
-
-/** Gemini's `models/gemini-2.5-flash` is priced as `gemini-2.5-flash`. */
-function modelKey(model: string): string {
-  return model.startsWith('models/') ? model.slice(7) : model
-}
-
 export class CostMeter {
   /** The shipped catalogue plus the config overrides. */
   readonly catalogue: PriceCatalogue
-  /** The config entries alone, looked up first: by provider name, then by (mapped) type. */
-  readonly #overrides: PriceCatalogue
-  readonly #typeMap: Readonly<Record<string, string>>
+  readonly #pricing: Pricing
   readonly #estimate: boolean
   readonly #log: Logger
   readonly #now: () => number
@@ -122,10 +111,8 @@ export class CostMeter {
   }
 
   constructor(opts: CostMeterOptions) {
-    const overrides = opts.overrides ?? []
-    this.catalogue = loadCatalogue(overrides)
-    this.#overrides = new PriceCatalogue(overrides)
-    this.#typeMap = opts.providerTypeMap ?? {}
+    this.#pricing = new Pricing({ overrides: opts.overrides, providerTypeMap: opts.providerTypeMap })
+    this.catalogue = this.#pricing.catalogue
     this.#estimate = opts.estimateWhenMissing ?? true
     this.#log = opts.logger
     this.#now = opts.now ?? Date.now
@@ -143,13 +130,7 @@ export class CostMeter {
 
   /** The prices that apply to a provider (name and type) and model at `at`, or undefined (unknown model). */
   pricesFor(providerName: string, providerType: string, model: string, at: number = this.#now()): TokenPrices | undefined {
-    const m = modelKey(model)
-    const type = this.#typeMap[providerType] ?? providerType
-    const o = this.#overrides
-    // Config entries in effect win over the shipped ones whatever their dates; a future-dated config entry
-    // applies from its date, through the merged catalogue.
-    return inEffect(o.lookup(providerName, m, at), at) ?? inEffect(o.lookup(providerName, '*', at), at) ?? inEffect(o.lookup(type, m, at), at)
-      ?? inEffect(o.lookup(type, '*', at), at) ?? this.catalogue.lookup(type, m, at) ?? this.catalogue.lookup(type, '*', at)
+    return this.#pricing.pricesFor(providerName, providerType, model, at)
   }
 
   #seriesOf(ctx: RequestCtx, now: number): Series {

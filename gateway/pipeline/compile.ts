@@ -11,7 +11,7 @@ import type { Settings, PluginRef } from '../settings.ts'
 import { deepFreeze, hashOf, ROUTE_NAMES } from '../settings.ts'
 import { compileSchema, type Validator } from '../validate.ts'
 import { compileAliases } from '../routing/alias.ts'
-import { loadCatalogue } from '../cost/catalogue.ts'
+import { DEFAULT_PROVIDER_TYPE_MAP, Pricing } from '../cost/pricing.ts'
 import type { TargetRegistry } from '../routing/target-state.ts'
 import { Pipeline, type CompiledRoute } from './pipeline.ts'
 import type { PluginDeps, PluginFactory, PluginInstance, UpstreamOpen } from './types.ts'
@@ -74,7 +74,7 @@ export async function compilePipeline(settings: Settings, deps: CompileDeps, pre
     }
   }
   if (errors.length > 0) throw new GatewayError('MCP_ERR_CONFIG_INVALID', { reason: errors.join('; ') }, { details: 'config.provider_invalid' })
-  const compiled = compileAliases(settings.models, providers, settings.routing, deps.targets, catalogueLookup())
+  const compiled = compileAliases(settings.models, providers, settings.routing, deps.targets, routingPrices(settings, deps))
   if (compiled.errors.length > 0) throw new GatewayError('MCP_ERR_CONFIG_INVALID', { reason: compiled.errors.join('; ') }, { details: 'config.alias_invalid' })
 
   // Every plugin config block must name a known plugin and be valid on its own, chained or not.
@@ -136,14 +136,33 @@ function buildRoute(name: string, list: readonly { name: string; inst: PluginIns
   })
 }
 
-/** Provider types priced like another in the catalogue (Azure OpenAI serves OpenAI's models). */
-const PRICED_AS: Readonly<Record<string, string>> = { 'azure-openai': 'openai' }
-
-/** Catalogue prices in USD per million tokens (input, output) for the lowest-cost strategy. */
-function catalogueLookup(): (providerType: string, model: string) => { input: number; output: number } | undefined {
-  const catalogue = loadCatalogue()
-  return (type, model) => {
-    const p = catalogue.lookup(PRICED_AS[type] ?? type, model)
-    return p ? { input: p.input / 1e6, output: p.output / 1e6 } : undefined
+/**
+ * Prices in USD per million tokens (input, output) for the lowest-cost strategy, in effect now: those of the first
+ * plugin that prices requests (cost-meter) in a route's chain, with that route's config, so the router ranks targets
+ * by what the gateway will bill; else the shipped catalogue (`azure-openai` priced as `openai`). Either way by
+ * provider name and type, dated snapshots and Gemini `models/` names included (gateway/cost/pricing.ts).
+ */
+function routingPrices(settings: Settings, deps: CompileDeps): (provider: string, providerType: string, model: string) => { input: number; output: number } | undefined {
+  let pricing: ReturnType<NonNullable<PluginFactory['pricing']>> | undefined
+  for (const routeName of ROUTE_NAMES) {
+    const rs = settings.routes[routeName]
+    const refs: readonly PluginRef[] = rs?.plugins ?? (rs?.chain !== undefined ? settings.chains[rs.chain] ?? [] : settings.chains['default'] ?? [])
+    for (const [i, ref] of refs.entries()) {
+      const name = refName(ref)
+      const f = deps.plugin(name)
+      if (!f?.pricing) continue
+      const override = typeof ref === 'string' ? undefined : ref.config
+      const cfg = validatePluginConfig(f, { ...(settings.plugins[name] ?? {}), ...(override ?? {}) }, override ? `routes.${routeName}.plugins[${i}].config` : `plugins.${name}`)
+      pricing = f.pricing(cfg)
+      break
+    }
+    if (pricing) break
+  }
+  pricing ??= new Pricing({ providerTypeMap: DEFAULT_PROVIDER_TYPE_MAP })
+  const p = pricing
+  const at = Date.now()
+  return (provider, type, model) => {
+    const x = p.pricesFor(provider, type, model, at)
+    return x ? { input: x.input / 1e6, output: x.output / 1e6 } : undefined
   }
 }

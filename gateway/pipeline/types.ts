@@ -98,4 +98,9 @@ export interface PluginFactory<C = Record<string, unknown>> {
   /** The plugin reads the answer's usage: streams on its routes ask the upstream for usage (hidden from clients that did not). */
   readonly needsUsage?: boolean
   create(config: Readonly<C>, deps: PluginDeps): PluginInstance | Promise<PluginInstance>
+  /**
+   * A plugin that prices requests (cost-meter) gives its prices to the router: the lowest-cost strategy orders
+   * targets by them when a route's chain has this plugin. Called at compile time with the validated config.
+   */
+  pricing?(config: Readonly<C>): { pricesFor(providerName: string, providerType: string, model: string, at: number): { input: number; output: number } | undefined }
 }

@@ -83,8 +83,8 @@ export function compileAliases(
   providers: ReadonlyMap<string, ProviderAdapter>,
   routing: RoutingSettings,
   registry: TargetRegistry,
-  /** Catalogue prices (USD per million tokens) for a provider type and model; config `price` is the fallback. */
-  priceOf: (providerType: string, model: string) => { input: number; output: number } | undefined = () => undefined,
+  /** Prices (USD per million tokens) of a provider (name and type) and model, as the cost meter or the catalogue has them; config `price` is the fallback. */
+  priceOf: (provider: string, providerType: string, model: string) => { input: number; output: number } | undefined = () => undefined,
 ): { aliases: Map<string, CompiledAlias>; errors: string[] } {
   const errors: string[] = []
   const aliases = new Map<string, CompiledAlias>()
@@ -98,7 +98,7 @@ export function compileAliases(
         weight: t.weight, priority: t.priority, tags: t.tags, timeouts: t.timeouts ?? {},
         maxConcurrent: t.maxConcurrent ?? Number.POSITIVE_INFINITY,
         contextWindow: t.contextWindow ?? 0,
-        price: priceOf(adapter.type, t.model) ?? t.price,
+        price: priceOf(t.provider, adapter.type, t.model) ?? t.price,
         supportsPrefill: t.supportsPrefill ?? adapter.type === 'anthropic',
         state: registry.get(t.provider, t.model, routing),
       })

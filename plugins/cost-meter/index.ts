@@ -14,6 +14,7 @@
 import { GatewayError } from '../../gateway/errors.ts'
 import type { RequestCtx } from '../../gateway/context.ts'
 import { effectiveFromErrors } from '../../gateway/cost/effective-from.ts'
+import { DEFAULT_PROVIDER_TYPE_MAP, Pricing } from '../../gateway/cost/pricing.ts'
 import { costOf, costReady, CostMeter } from '../../gateway/cost/meter.ts'
 import type { Outcome, PluginFactory } from '../../gateway/pipeline/types.ts'
 import type { UsageRecord } from '../../store/usage-rollups.ts'
@@ -32,7 +33,7 @@ declare module '../../gateway/pipeline/types.ts' {
 }
 
 /** Built-in provider type mapping; `providerTypeMap` entries are added on top (and may undo these). */
-export const DEFAULT_PROVIDER_TYPE_MAP: Readonly<Record<string, string>> = { 'azure-openai': 'openai' }
+export { DEFAULT_PROVIDER_TYPE_MAP } from '../../gateway/cost/pricing.ts'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
@@ -58,6 +59,8 @@ export const costMeterPlugin: PluginFactory<CostMeterConfig> = {
   sideEffects: 'none',
   // Streams on its routes ask the upstream for usage (stream_options.include_usage), hidden from clients that did not.
   needsUsage: true,
+  // The router's lowest-cost strategy prices targets as this plugin prices answers (gateway/pipeline/compile.ts).
+  pricing: (config) => new Pricing({ overrides: config.pricing.models, providerTypeMap: { ...DEFAULT_PROVIDER_TYPE_MAP, ...config.providerTypeMap } }),
   async create(config, deps) {
     const dates = effectiveFromErrors(config.pricing.models, 'pricing.models')
     if (dates.length > 0) throw new GatewayError('MCP_ERR_PLUGIN_CONFIG_INVALID', { plugin: 'cost-meter', reason: dates.join('; ') }, { details: 'config.plugin_invalid' })

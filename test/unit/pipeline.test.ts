@@ -333,3 +333,33 @@ describe('compilePipeline: plugin configs', () => {
     expect(d.created[2]?.config).toEqual({ tag: 'two', limits: { n: 7 } })
   })
 })
+
+describe('lowest-cost routing prices targets like the cost meter', () => {
+  const providers = {
+    a: { type: 'openai', baseUrl: 'http://127.0.0.1:9/v1', apiKey: 'sk-unit-test-0001' },
+    g: { type: 'google', baseUrl: 'http://127.0.0.1:9', apiKey: 'g-unit-test-0001' },
+  }
+  const models = { cheap: { strategy: 'lowest-cost', targets: [{ provider: 'a', model: 'gpt-4o' }, { provider: 'a', model: 'gpt-4o-mini' }, { provider: 'g', model: 'models/gemini-2.5-flash' }] } }
+  const d = (): CompileDeps => ({ ...deps([]), dispatcherFor: () => ({}) as never })
+  const order = (p: Pipeline): string[] => {
+    const alias = p.aliases.get('cheap')!
+    return alias.order(alias.targets, undefined).map((t) => `${t.provider}/${t.model}`)
+  }
+
+  it('without a cost meter: the catalogue (Gemini resource names priced without models/)', async () => {
+    const p = await compilePipeline(settings({ providers, models }), d(), undefined, 1)
+    expect(p.aliases.get('cheap')!.targets[2]!.price).toBeDefined()
+    expect(order(p)).toEqual(['a/gpt-4o-mini', 'g/models/gemini-2.5-flash', 'a/gpt-4o'])
+  })
+
+  it("with the cost meter in the chain: its configured prices (by provider name or type) change which target is cheapest", async () => {
+    const plugins = { 'cost-meter': { pricing: { models: [
+      { provider: 'a', model: 'gpt-4o-mini', input: 50, output: 100 },                 // by provider name
+      { provider: 'openai', model: 'gpt-4o', input: 0.01, output: 0.02 },              // a negotiated price, by type
+    ] } } }
+    const p = await compilePipeline(settings({ providers, models, plugins, chains: { default: ['cost-meter'] } }), d(), undefined, 1)
+    expect(p.aliases.get('cheap')!.targets[0]!.price).toEqual({ input: 0.01, output: 0.02 })
+    expect(order(p)).toEqual(['a/gpt-4o', 'g/models/gemini-2.5-flash', 'a/gpt-4o-mini'])
+  })
+})
+

@@ -108,7 +108,7 @@ describe('lowest cost from the price catalogue', () => {
   it('orders targets by catalogue price when the config gives none', async () => {
     const { loadCatalogue } = await import('../../gateway/cost/catalogue.ts')
     const cat = loadCatalogue()
-    const priceOf = (type: string, model: string) => { const p = cat.lookup(type, model); return p ? { input: p.input / 1e6, output: p.output / 1e6 } : undefined }
+    const priceOf = (_provider: string, type: string, model: string) => { const p = cat.lookup(type, model); return p ? { input: p.input / 1e6, output: p.output / 1e6 } : undefined }
     const models = parseSettings({ ...readRawConfig(), admin: { key: 'k'.repeat(32) }, providers: { a: { type: 'openai' } }, models: {
       cheap: { strategy: 'lowest-cost', targets: [{ provider: 'a', model: 'gpt-4.1' }, { provider: 'a', model: 'gpt-4o-mini' }, { provider: 'a', model: 'gpt-4o' }, { provider: 'a', model: 'my-local-model' }] },
     } }, {}).models
