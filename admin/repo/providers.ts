@@ -16,7 +16,7 @@ import { GatewayError } from '../../gateway/errors.ts'
 import { audit } from '../audit.ts'
 import { asStoredCredentials, credentialViews, sealCredential, type CredentialView, type StoredCredentials } from '../credentials.ts'
 import type { Keyring } from '../crypto.ts'
-import { conflict, cursorParts, encodeCursor, notFound, unprocessable, type Page } from '../http.ts'
+import { bodyInvalid, conflict, cursorParts, encodeCursor, notFound, unprocessable, type Page } from '../http.ts'
 import type { ProviderCreate, ProviderUpdate } from '../schemas.ts'
 import type { PageResult } from './prompts.ts'
 
@@ -32,6 +32,8 @@ interface Row {
 
 const COLUMNS = 'id, name, provider, config, credentials, status, version AS revision, created_at, updated_at, created_at::text AS cursor_at'
 const SECRET_KEY = /(key|secret|token|password|passphrase|credentials?|authorization|cookie)$/i
+/** What undici refuses in a header value (UND_ERR_INVALID_ARG): anything but tab, printable ASCII and Latin-1. */
+const NOT_HEADER_VALUE = /[^\t\x20-\x7e\x80-\xff]/
 
 /** Provider types the API accepts: every registered adapter except `custom` (it loads code: files only). */
 export function apiProviderTypes(): string[] {
@@ -54,6 +56,19 @@ function findSecretKey(v: unknown, path: string): string | undefined {
     if (inner) return inner
   }
   return undefined
+}
+
+/**
+ * Credentials are sent as HTTP header values (Authorization, x-api-key, OpenAI-Organization, ...): one holding CR, LF or
+ * another character a header value cannot carry would make every call through the provider fail (502). A 400 naming
+ * the field, never quoting the value.
+ */
+function checkCredentialValues(credentials: Readonly<Record<string, string | null>> | undefined): void {
+  for (const [f, s] of Object.entries(credentials ?? {})) {
+    if (typeof s === 'string' && NOT_HEADER_VALUE.test(s)) {
+      throw bodyInvalid([`credentials.${f}: must be usable as an HTTP header value (no CR, LF or other control characters, nothing beyond Latin-1)`])
+    }
+  }
 }
 
 /** Validates type, config and credential field names with the adapter; throws 422 naming `config.x` / `credentials.x`. */
@@ -91,6 +106,7 @@ function seal(w: ProviderWriteContext, id: string, field: string, secret: string
 }
 
 export async function createProvider(tx: Queryable, body: ProviderCreate, w: ProviderWriteContext): Promise<ProviderView> {
+  checkCredentialValues(body.credentials)
   if (w.fileProviderNames.has(body.name)) throw conflict(`a provider named '${body.name}' is defined in the configuration files`, 'name')
   if (w.aliasNames.has(body.name)) throw conflict(`'${body.name}' is the name of a model alias`, 'name')
   const config = body.config ?? {}
@@ -141,6 +157,7 @@ async function lockRow(tx: Queryable, id: string): Promise<Row> {
 }
 
 export async function updateProvider(tx: Queryable, id: string, body: ProviderUpdate, precondition: (revision: number) => void, w: ProviderWriteContext): Promise<ProviderView> {
+  checkCredentialValues(body.credentials)
   const row = await lockRow(tx, id)
   precondition(row.revision)
   const config = body.config ?? row.config ?? {}

@@ -133,6 +133,36 @@ describe.each(engines)('providers API on $name', (engine) => {
     }
   })
 
+  it('credentials with CR, LF or other characters not allowed in an HTTP header value are refused on POST and PUT (400 naming the field, value not echoed)', async () => {
+    // Each of these was stored, and every call through the provider then failed with a 502 (UND_ERR_INVALID_ARG).
+    const bad = [`${SECRET}\r\nX-Injected: 1`, `${SECRET}\n`, `${SECRET}\r`, `\u0001${SECRET}`, `${SECRET}\u007f`, `${SECRET}\u0101`]
+    for (const [i, value] of bad.entries()) {
+      const r = await api('POST', 'providers', { name: `crlf-${i}`, provider: 'openai', config: { baseUrl: mock.url }, credentials: { organization: 'org-ok', apiKey: value } })
+      expect(r.status, `${JSON.stringify(value)} → ${r.text}`).toBe(400)
+      expect(r.body.error).toMatchObject({ code: 'MCP_ERR_REQ_BODY_INVALID', param: 'credentials.apiKey' })
+      expect(r.body.error.message).toMatch(/credentials\.apiKey: .*HTTP header/)
+      expect(r.text).not.toContain(SECRET)
+      expect((await chat(`crlf-${i}/gpt-4o`)).status).toBe(404)
+    }
+    // Rotation through PUT: refused the same way, the stored credential and the revision unchanged.
+    const p = await api('POST', 'providers', { name: 'crlf-rotate', provider: 'openai', config: { baseUrl: mock.url }, credentials: { apiKey: SECRET } })
+    expect(p.status, p.text).toBe(201)
+    for (const value of bad) {
+      const r = await api('PUT', `providers/${p.body.id}`, { credentials: { apiKey: value } }, { 'if-match': '"1"' })
+      expect(r.status, `${JSON.stringify(value)} → ${r.text}`).toBe(400)
+      expect(r.body.error).toMatchObject({ code: 'MCP_ERR_REQ_BODY_INVALID', param: 'credentials.apiKey' })
+      expect(r.text).not.toContain(SECRET)
+    }
+    const after = await api('GET', `providers/${p.body.id}`)
+    expect(after.body).toMatchObject({ revision: 1, credentials: { apiKey: { fingerprint: fingerprint(SECRET) } } })
+    expect((await chat('crlf-rotate/gpt-4o')).status).toBe(200)
+    // What undici sends as it is stays accepted: tabs, inner and outer spaces, Latin-1.
+    const ok = await api('PUT', `providers/${p.body.id}`, { credentials: { apiKey: ` ${SECRET2}\t\u00e9 ` } }, { 'if-match': '"1"' })
+    expect(ok.status, ok.text).toBe(200)
+    expect((await chat('crlf-rotate/gpt-4o')).status).toBe(200)
+    expect((await api('DELETE', `providers/${p.body.id}`, undefined, { 'if-match': '*' })).status).toBe(204)
+  })
+
   it('POST /providers: 409 for a taken name, a file-configured name, or an alias name', async () => {
     expect((await api('POST', 'providers', { name: 'twice', provider: 'openai', config: { baseUrl: mock.url } })).status).toBe(201)
     for (const name of ['twice', 'filed', 'smart']) {
