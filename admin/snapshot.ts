@@ -13,6 +13,7 @@
  */
 import type { Logger } from 'pino'
 import { hashOf } from '../gateway/settings.ts'
+import { adapterFactory } from '../providers/registry.ts'
 import type { KeyRecord } from '../plugins/auth/api-key.ts'
 import { isRole } from '../plugins/auth/roles.ts'
 import { compileSchema, type Validator } from '../gateway/validate.ts'
@@ -173,7 +174,13 @@ export async function loadSnapshot(store: Store, keyring: Keyring, cache: Map<st
   for (const p of data.providers) {
     try {
       const secrets = openCredentials(keyring, p.id, asStoredCredentials(p.credentials))
-      providers.set(p.name, Object.freeze({ ...p.config, ...secrets, type: p.provider }))
+      const settings = { ...p.config, ...secrets, type: p.provider }
+      // The API validates a provider when it writes it, but a row written before a rule existed (a baseUrl with a
+      // query) would fail the whole pipeline generation: it is left out instead, like one whose credentials do not open.
+      const f = adapterFactory(p.provider)
+      const errors = f ? f.configErrors(structuredClone(settings)) : [`unknown provider type '${p.provider}'`]
+      if (errors.length > 0) throw new Error(`its config is refused: ${errors.slice(0, 5).join('; ')}`)
+      providers.set(p.name, Object.freeze(settings))
       credentialFields.set(p.name, Object.freeze(Object.keys(secrets)))
     } catch (e) {
       issues.push({ object: 'provider', id: p.id, reason: `provider '${p.name}' left out: ${(e as Error).message}` })

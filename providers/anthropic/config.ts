@@ -1,5 +1,6 @@
 /** Config of an `anthropic` provider entry. */
 import { compileSchema, type JSONSchema } from '../../gateway/validate.ts'
+import { baseUrlErrors } from '../shared/base-url.ts'
 import { commonProperties } from '../openai/config.ts'
 
 export const anthropicConfigSchema: JSONSchema = {
@@ -31,5 +32,5 @@ export interface AnthropicConfig {
 const validate = compileSchema<AnthropicConfig>(anthropicConfigSchema)
 
 export function anthropicConfigErrors(config: unknown): string[] {
-  return validate(config) ? [] : validate.errors()
+  return validate(config) ? baseUrlErrors(config.baseUrl) : validate.errors()
 }

@@ -1,5 +1,6 @@
 /** Config of a `google` provider entry: the Gemini API (generativelanguage.googleapis.com). */
 import { compileSchema, type JSONSchema } from '../../gateway/validate.ts'
+import { baseUrlErrors } from '../shared/base-url.ts'
 import { commonProperties } from '../openai/config.ts'
 
 export interface SafetySetting {
@@ -45,5 +46,5 @@ export interface GoogleConfig {
 const validate = compileSchema<GoogleConfig>(googleConfigSchema)
 
 export function googleConfigErrors(config: unknown): string[] {
-  return validate(config) ? [] : validate.errors()
+  return validate(config) ? baseUrlErrors(config.baseUrl) : validate.errors()
 }

@@ -1,5 +1,6 @@
 /** Config of an `openai` provider entry; `openai-compatible` and `azure-openai` extend it. */
 import { compileSchema, type JSONSchema } from '../../gateway/validate.ts'
+import { baseUrlErrors } from '../shared/base-url.ts'
 
 export const timeoutsSchema: JSONSchema = {
   type: 'object',
@@ -50,5 +51,5 @@ export interface OpenAIConfig {
 const validate = compileSchema<OpenAIConfig>(openaiConfigSchema)
 
 export function openaiConfigErrors(config: unknown): string[] {
-  return validate(config) ? [] : validate.errors()
+  return validate(config) ? baseUrlErrors(config.baseUrl) : validate.errors()
 }
