@@ -237,9 +237,31 @@ export async function updateDeployment(tx: Queryable, id: string, body: Deployme
     const check = entries ?? await entriesWithModels(tx, row)
     checkModels(check, config)
   }
+  // A PUT that changes nothing ({}, or the current values again) answers the deployment as it is: no new revision,
+  // no history row, no audit entry (so a client re-applying its desired state does not invalidate others' ETags).
+  if (await changesNothing(tx, row, entries, body)) return getDeployment(tx, id)
   const statusOnly = !versionsChange && body.config === undefined && body.status !== undefined && body.status !== row.status
   const action = statusOnly ? (body.status === 'paused' ? 'pause' : 'resume') : 'update'
   return applyChange(tx, row, { entries, config, status: body.status, action }, w)
+}
+
+/** JSON with object keys sorted (jsonb does not keep the order a client sent). */
+function canonicalJson(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) => (x !== null && typeof x === 'object' && !Array.isArray(x)
+    ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+    : x))
+}
+
+/** The served versions as stored: one version has no traffic rows (weight and label are not kept), several do. */
+function servedKey(entries: readonly Entry[]): string {
+  if (entries.length === 1) return entries[0]!.id
+  return JSON.stringify(entries.map((e) => [e.id, e.weight, e.label]).sort(([a], [b]) => (String(a) < String(b) ? -1 : 1)))
+}
+
+async function changesNothing(tx: Queryable, row: Row, entries: readonly Entry[] | undefined, body: DeploymentUpdate): Promise<boolean> {
+  if (body.status !== undefined && body.status !== row.status) return false
+  if (body.config !== undefined && canonicalJson(body.config) !== canonicalJson(row.config ?? {})) return false
+  return entries === undefined || servedKey(entries) === servedKey(await entriesOf(tx, row))
 }
 
 async function entriesWithModels(q: Queryable, row: Row): Promise<Entry[]> {

@@ -161,10 +161,54 @@ describe.each(engines)('deployments API on $name', (engine) => {
     expect(h.body.data.map((x: any) => x.action)).toEqual(['resume', 'pause', 'update', 'create'])
   })
 
+  it('PUT /deployments/{id} that changes nothing ({}, or the current values): 200, same revision, no history or audit entry', async () => {
+    const { promptId, versionIds } = await prompt(2)
+    const config = { parameters: { temperature: 0.5, max_tokens: 7 }, description: 'same' }
+    const d = (await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging', version: 1, config })).body
+    const audited = async (): Promise<string[]> => {
+      const r = await t.api('GET', `audit?object_id=${d.id}&limit=200`)
+      expect(r.status, r.text).toBe(200)
+      return r.body.data.map((a: { action: string }) => a.action)
+    }
+    const auditBefore = await audited()
+    expect(auditBefore).toEqual(['deployment.create'])
+    const noops: unknown[] = [
+      {},
+      { status: 'active' },
+      { version: 1 },
+      { prompt_version_id: versionIds[0] },
+      { config: { description: 'same', parameters: { max_tokens: 7, temperature: 0.5 } } },
+      { version: 1, status: 'active', config },
+    ]
+    for (const body of noops) {
+      const r = await t.api('PUT', `deployments/${d.id}`, body, { 'if-match': '"1"' })
+      expect(r.status, `${JSON.stringify(body)} → ${r.text}`).toBe(200)
+      expect(r.headers.get('etag')).toBe('"1"')
+      expect(r.body).toEqual(d)
+    }
+    // The precondition still applies to a PUT that changes nothing.
+    expect((await t.api('PUT', `deployments/${d.id}`, {})).status).toBe(428)
+    expect((await t.api('PUT', `deployments/${d.id}`, {}, { 'if-match': '"2"' })).status).toBe(412)
+    expect((await t.api('GET', `deployments/${d.id}`)).body).toEqual(d)
+    expect((await t.api('GET', `deployments/${d.id}/history`)).body.data.map((x: any) => x.action)).toEqual(['create'])
+    expect(await audited()).toEqual(auditBefore)
+    // A traffic split restated (in another order) changes nothing either; a real change still does.
+    const split = await t.api('PUT', `deployments/${d.id}`, { traffic: [{ version: 1, weight: 90 }, { version: 2, weight: 10, label: 'canary' }] }, { 'if-match': '"1"' })
+    expect(split.body.revision).toBe(2)
+    const again = await t.api('PUT', `deployments/${d.id}`, { traffic: [{ version: 2, weight: 10, label: 'canary' }, { version: 1, weight: 90 }] }, { 'if-match': '"2"' })
+    expect(again.status, again.text).toBe(200)
+    expect(again.body).toEqual(split.body)
+    const changed = await t.api('PUT', `deployments/${d.id}`, { traffic: [{ version: 1, weight: 80 }, { version: 2, weight: 20, label: 'canary' }] }, { 'if-match': '"2"' })
+    expect(changed.body.revision).toBe(3)
+    expect((await t.api('GET', `deployments/${d.id}/history`)).body.data.map((x: any) => x.action)).toEqual(['update', 'update', 'create'])
+    expect(await audited()).toEqual(['deployment.update', 'deployment.update', 'deployment.create'])
+  })
+
   it('concurrent PUTs with the same ETag: exactly one wins', async () => {
-    const { promptId } = await prompt(2)
+    // Every PUT changes the version (a PUT of the version already served changes nothing and conflicts with nobody).
+    const { promptId } = await prompt(3)
     const d = (await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging', version: 1 })).body
-    const rs = await Promise.all([1, 2, 1, 2].map((v) => t.api('PUT', `deployments/${d.id}`, { version: v }, { 'if-match': '"1"' })))
+    const rs = await Promise.all([2, 3, 2, 3].map((v) => t.api('PUT', `deployments/${d.id}`, { version: v }, { 'if-match': '"1"' })))
     expect(rs.map((r) => r.status).sort()).toEqual([200, 412, 412, 412])
   })
 
