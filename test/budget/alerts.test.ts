@@ -15,7 +15,7 @@ import type { RoutingSettings } from '../../gateway/routing/config.ts'
 import { GatewayError } from '../../gateway/errors.ts'
 import { Metrics } from '../../gateway/metrics.ts'
 import { createBudgetPlugin } from '../../plugins/budget/index.ts'
-import type { TestGateway } from '../helpers/gateway.ts'
+import { ADMIN_KEY, type TestGateway } from '../helpers/gateway.ts'
 import { startOpenAIMock, type OpenAIMock } from '../helpers/openai-mock.ts'
 import { adminGet, chat, deletePrefix, REDIS_URL, redisAvailable, startTestGateway, startWebhookReceiver, until, type WebhookReceiver } from './helpers.ts'
 
@@ -140,6 +140,29 @@ describe('budget alerts end to end', () => {
     await new Promise((r) => setTimeout(r, 50))
     expect(hook.received).toHaveLength(1)
     expect(JSON.parse(hook.received[0]!.body)).toMatchObject({ threshold: 100, message: expect.stringContaining('a request was refused') })
+  })
+})
+
+describe('GET /api/v1/mcp/alerts query', () => {
+  it('a bad limit is a 400 MCP_ERR_ADMIN_QUERY_INVALID whose param names it, like the other admin routes', async () => {
+    const alerts = new AlertManager({ rules: [] }, { logger: silent })
+    const tg = await startTestGateway({}, { alerts })
+    try {
+      for (const limit of ['0', '1001', 'abc', '1.5', '', '-1', 'a%00b']) {
+        const r = await fetch(`${tg.adminUrl}/api/v1/mcp/alerts?limit=${limit}`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })
+        const body = await r.json() as { error: { code: string; param: string | null; message: string } }
+        expect(r.status, `limit=${limit}`).toBe(400)
+        expect(r.headers.get('x-mcp-error-code')).toBe('MCP_ERR_ADMIN_QUERY_INVALID')
+        expect(body.error, `limit=${limit}`).toMatchObject({ code: 'MCP_ERR_ADMIN_QUERY_INVALID', param: 'limit' })
+        expect(body.error.message).toMatch(/limit: /)
+      }
+      for (const limit of ['1', '1000']) {
+        expect((await fetch(`${tg.adminUrl}/api/v1/mcp/alerts?limit=${limit}`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).status).toBe(200)
+      }
+    } finally {
+      await tg.close()
+      await alerts.close()
+    }
   })
 })
 
