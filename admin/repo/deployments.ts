@@ -140,6 +140,19 @@ function checkModels(entries: readonly Entry[], config: DeploymentConfig): void 
   if (bare) throw unprocessable(`version ${bare.version} has no model and config.model is not set`, 'config.model')
 }
 
+/**
+ * Locks (FOR KEY SHARE) the API providers that the deployment's models name, until the write commits: a concurrent
+ * provider delete (FOR UPDATE on its row, then its in-use check) waits for this write and then sees the deployment,
+ * or has already deleted the provider (a deployment may name a provider that does not exist). Taken before any
+ * write to deployments, so both lock the provider row before the control_plane_version row.
+ */
+async function lockNamedProviders(tx: Queryable, entries: readonly Entry[], config: DeploymentConfig): Promise<void> {
+  const models = config.model !== undefined ? [config.model] : entries.map((e) => e.model)
+  const names = [...new Set(models.filter((m): m is string => m !== null && m.includes('/')).map((m) => m.slice(0, m.indexOf('/'))))]
+  if (names.length === 0) return
+  await tx.query('SELECT 1 FROM provider_configs WHERE name IN (SELECT jsonb_array_elements_text($1::jsonb)) FOR KEY SHARE', [JSON.stringify(names)])
+}
+
 /** The primary version: the heaviest, the newest on a tie. */
 function primaryOf(entries: readonly Entry[]): Entry {
   return [...entries].sort((a, b) => b.weight - a.weight || b.version - a.version)[0]!
@@ -204,6 +217,7 @@ export async function createDeployment(tx: Queryable, body: DeploymentCreate, w:
   const entries = await resolveEntries(tx, body.prompt_id, body)
   const config = body.config ?? {}
   checkModels(entries, config)
+  await lockNamedProviders(tx, entries, config)
   const id = await insertDeployment(tx, body.prompt_id, body.environment, config, body.status ?? 'active', entries)
   await writeTraffic(tx, id, entries)
   await history(tx, { id, action: 'create', revision: 1, from: null, to: primaryOf(entries).id, entries, requestId: w.requestId })
@@ -215,6 +229,7 @@ export async function createDeployment(tx: Queryable, body: DeploymentCreate, w:
 async function applyChange(tx: Queryable, row: Row, change: { entries?: Entry[] | undefined; config?: DeploymentConfig | undefined; status?: string | undefined; action: string }, w: WriteContext): Promise<DeploymentView> {
   const before = view(row, (await trafficOf(tx, [row.id])).get(row.id))
   const entries = change.entries
+  await lockNamedProviders(tx, entries ?? await entriesWithModels(tx, row), change.config ?? row.config ?? {})
   const primary = entries ? primaryOf(entries).id : row.prompt_version_id
   await tx.query(
     'UPDATE deployments SET config = $2, status = $3, prompt_version_id = $4, version = version + 1, updated_at = now() WHERE id = $1',
@@ -338,12 +353,34 @@ export async function promoteDeployment(tx: Queryable, id: string, toEnvironment
     const existing = await loadRow(tx, rows[0].id, true)
     return { view: await applyChange(tx, existing, { entries, config, action: 'promote' }, w), created: false }
   }
+  await lockNamedProviders(tx, entries, config)
   const newId = await insertDeployment(tx, source.prompt_id, target, config, 'active', entries)
   await writeTraffic(tx, newId, entries)
   await history(tx, { id: newId, action: 'promote', revision: 1, from: null, to: primaryOf(entries).id, entries, requestId: w.requestId })
   const v = await getDeployment(tx, newId)
   await audit(tx, { action: 'deployment.promote', objectType: 'deployment', objectId: newId, after: v, requestId: w.requestId })
   return { view: v, created: true }
+}
+
+/**
+ * Deployments (ids, oldest first, at most `limit`) whose model names the provider `name` (`<name>/...`): the
+ * deployment's `config.model`, else a version it serves (weight > 0). Read from the database, in the caller's
+ * transaction (see lockNamedProviders).
+ */
+export async function deploymentsNamingProvider(q: Queryable, name: string, limit = 5): Promise<string[]> {
+  const { rows } = await q.query<{ id: string }>(
+    `SELECT d.id FROM deployments d
+     WHERE CASE WHEN d.config->>'model' IS NOT NULL THEN left(d.config->>'model', length($1)) = $1
+       ELSE EXISTS (
+         SELECT 1 FROM prompt_versions v
+         WHERE left(v.model, length($1)) = $1
+           AND (v.id = d.prompt_version_id
+             OR v.id IN (SELECT t.prompt_version_id FROM deployment_traffic t WHERE t.deployment_id = d.id AND t.weight > 0)))
+     END
+     ORDER BY d.created_at, d.id LIMIT $2`,
+    [`${name}/`, limit],
+  )
+  return rows.map((r) => r.id)
 }
 
 export interface HistoryView {

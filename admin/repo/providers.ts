@@ -18,6 +18,7 @@ import { asStoredCredentials, credentialViews, sealCredential, type CredentialVi
 import type { Keyring } from '../crypto.ts'
 import { bodyInvalid, conflict, cursorParts, encodeCursor, notFound, unprocessable, type Page } from '../http.ts'
 import type { ProviderCreate, ProviderUpdate } from '../schemas.ts'
+import { deploymentsNamingProvider } from './deployments.ts'
 import type { PageResult } from './prompts.ts'
 
 export interface ProviderView {
@@ -176,11 +177,15 @@ export async function updateProvider(tx: Queryable, id: string, body: ProviderUp
   return v
 }
 
-/** `inUse(name)` lists deployments whose model names this provider; deleting it then is a 409. */
-export async function deleteProvider(tx: Queryable, id: string, precondition: (revision: number) => void, inUse: (name: string) => string[], w: ProviderWriteContext): Promise<void> {
+/**
+ * Deleting a provider that a deployment's model names is a 409. Checked in the delete's transaction against the
+ * database, after locking the row: deployment writes lock the provider rows they name (FOR KEY SHARE) before writing,
+ * so one that committed first is seen here, and one still running waits until this delete is done.
+ */
+export async function deleteProvider(tx: Queryable, id: string, precondition: (revision: number) => void, w: ProviderWriteContext): Promise<void> {
   const row = await lockRow(tx, id)
   precondition(row.revision)
-  const users = inUse(row.name)
+  const users = await deploymentsNamingProvider(tx, row.name)
   if (users.length > 0) throw conflict(`provider '${row.name}' serves deployment(s) ${users.slice(0, 5).join(', ')}: change their model first`)
   await tx.query('DELETE FROM provider_configs WHERE id = $1', [id])
   await audit(tx, { action: 'provider.delete', objectType: 'provider', objectId: id, before: view(row), requestId: w.requestId })

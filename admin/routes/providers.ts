@@ -22,16 +22,6 @@ import { requestIdOf } from './deployments.ts'
 
 const BASE = '/api/v1/mcp'
 
-/** Deployments (ids) whose effective model is `<name>/...` in the current snapshot. */
-function deploymentsUsing(cp: ControlPlane, name: string): string[] {
-  const out: string[] = []
-  for (const d of cp.snapshot.deployments.values()) {
-    const models = d.traffic.map((t) => d.config.model ?? t.version.model ?? '')
-    if (models.some((m) => m.startsWith(`${name}/`))) out.push(d.id)
-  }
-  return out
-}
-
 /**
  * SSRF guard for provider URLs arriving through the API: https only unless allowed, no credentials or
  * fragments, no private, loopback, link-local or metadata addresses unless the operator allowlist permits
@@ -89,7 +79,7 @@ export function registerProviderRoutes(admin: AdminServer, cp: ControlPlane, pol
     req.resume()
     const who = authorize(req, 'providers.write')
     const id = requireUuid('provider', params['id'])
-    await cp.write((tx) => deleteProvider(bound(req, who, tx), id, (rev) => checkIfMatch(req, rev, `provider ${id}`, true), (name) => deploymentsUsing(cp, name), ctx(req)))
+    await cp.write((tx) => deleteProvider(bound(req, who, tx), id, (rev) => checkIfMatch(req, rev, `provider ${id}`, true), ctx(req)))
     sendNoContent(res)
   })
 }

@@ -249,6 +249,77 @@ describe.each(engines)('providers API on $name', (engine) => {
 })
 
 describe.each(engines.filter((e) => e.openPair !== undefined))('two instances on one $name database', (engine) => {
+  it('DELETE /providers/{id} on an instance that has not yet seen a new deployment naming the provider is a 409', async () => {
+    const [s1, s2] = await engine.openPair!()
+    const a = await startTestMcp({ store: s1 })
+    // b's snapshot stays as it was at its start: it polls once a minute.
+    const b = await startTestMcp({ store: s2, keyring: a.mcp.cp.keyring, pollIntervalMs: 60_000 })
+    try {
+      const p = await a.api('POST', 'providers', { name: 'raced', provider: 'openai', config: { baseUrl: 'http://127.0.0.1:9' }, credentials: { apiKey: SECRET } })
+      expect(p.status, p.text).toBe(201)
+      const { promptId } = await seedPrompt(a, 'uses-raced', [{ template: 'echo {{x}}', model: 'raced/gpt-4o' }])
+      const d = await a.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging' })
+      expect(d.status, d.text).toBe(201)
+      const del = await b.api('DELETE', `providers/${p.body.id}`, undefined, { 'if-match': '*' })
+      expect(del.status, del.text).toBe(409)
+      expect(del.body.error.message).toContain(d.body.id)
+      expect((await a.api('GET', `providers/${p.body.id}`)).status).toBe(200)
+      // The same for a deployment that comes to name it through a PUT (config.model).
+      const p2 = await a.api('POST', 'providers', { name: 'raced2', provider: 'openai', config: { baseUrl: 'http://127.0.0.1:9' } })
+      const put = await a.api('PUT', `deployments/${d.body.id}`, { config: { model: 'raced2/gpt-4o' } }, { 'if-match': '"1"' })
+      expect(put.status, put.text).toBe(200)
+      const del2 = await b.api('DELETE', `providers/${p2.body.id}`, undefined, { 'if-match': '*' })
+      expect(del2.status, del2.text).toBe(409)
+      // ...and 'raced' is no longer named by it: its delete goes through.
+      expect((await b.api('DELETE', `providers/${p.body.id}`, undefined, { 'if-match': '*' })).status).toBe(204)
+      // Naming a provider that does not exist is accepted; executing it is a 404 for the model.
+      const back = await a.api('PUT', `deployments/${d.body.id}`, { config: { model: 'raced/gpt-4o' } }, { 'if-match': '"2"' })
+      expect(back.status, back.text).toBe(200)
+      const ex = await a.api('POST', 'execute', { deployment_id: d.body.id, variables: { x: 'y' } })
+      expect(ex.status, ex.text).toBe(404)
+      expect(ex.body.error.code).toBe('MCP_ERR_ROUTE_MODEL_NOT_FOUND')
+    } finally {
+      await b.close()
+      await a.close()
+    }
+  })
+
+  it('concurrent POST /deployments and DELETE /providers on two instances: a delete that succeeds committed before the deployment', async () => {
+    const [s1, s2] = await engine.openPair!()
+    const a = await startTestMcp({ store: s1 })
+    const b = await startTestMcp({ store: s2, keyring: a.mcp.cp.keyring })
+    try {
+      let deleted = 0
+      let refused = 0
+      for (let i = 0; i < 12; i++) {
+        const p = await a.api('POST', 'providers', { name: `race-${i}`, provider: 'openai', config: { baseUrl: 'http://127.0.0.1:9' } })
+        expect(p.status, p.text).toBe(201)
+        const { promptId } = await seedPrompt(a, `race-prompt-${i}`, [{ template: 'echo {{x}}', model: `race-${i}/gpt-4o` }])
+        // Staggered a little each round, so both orders (and the overlap) are exercised.
+        const [dep, del] = await Promise.all([
+          a.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging' }),
+          new Promise((res) => setTimeout(res, (i % 4) * 3)).then(() => b.api('DELETE', `providers/${p.body.id}`, undefined, { 'if-match': '*' })),
+        ])
+        // A deployment of a provider that does not exist (yet, or any more) is accepted, as before.
+        expect(dep.status, dep.text).toBe(201)
+        expect([204, 409], del.text).toContain(del.status)
+        if (del.status === 409) { refused++; continue }
+        deleted++
+        // Audit rows are written under the control_plane_version row lock, so their ids follow the commit order.
+        const { rows } = await a.store.query<{ action: string; id: string }>(
+          "SELECT action, id::text AS id FROM audit_log WHERE (action = 'provider.delete' AND object_id = $1) OR (action = 'deployment.create' AND object_id = $2)",
+          [p.body.id, dep.body.id],
+        )
+        const at = Object.fromEntries(rows.map((r) => [r.action, BigInt(r.id)]))
+        expect(at['provider.delete']! < at['deployment.create']!, `round ${i}: the provider was deleted after a deployment naming it was committed`).toBe(true)
+      }
+      console.log(`[provider delete race] ${deleted} deletes went first, ${refused} refused (409)`)
+    } finally {
+      await b.close()
+      await a.close()
+    }
+  })
+
   it('a provider added on one instance is served by the other after its next poll', async () => {
     const mock = await startOpenAIMock()
     const [s1, s2] = await engine.openPair!()
