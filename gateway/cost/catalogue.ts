@@ -49,7 +49,15 @@ const MEMO_MAX = 10_000
 
 const toPico = (usdPerMillion: number): number => Math.round(usdPerMillion * 1e6)
 
-/** Model names are matched exactly, then by the longest catalogue name that prefixes them (dated snapshots: gpt-4o-2024-08-06). */
+/**
+ * What may follow a catalogue name in a model name priced as it: a dated or numbered snapshot of that model
+ * (`-2024-08-06`, `-20250929`, `@20250929`, `-001`, `-2411`) or `-latest`. A name part that is not a date or a
+ * number of three digits or more is another model (`gpt-4o-mini` is not `gpt-4o`, `claude-sonnet-4-6` is not
+ * `claude-sonnet-4`): unknown, and reported as such, rather than billed at a sibling's price.
+ */
+const SNAPSHOT_SUFFIX = /^[-@](?:latest|\d{3,}(?:-\d{1,4})*)$/
+
+/** Model names are matched exactly, then by the longest catalogue name they are a snapshot of (SNAPSHOT_SUFFIX). */
 export class PriceCatalogue {
   readonly #byKey = new Map<string, TokenPrices[]>()
   readonly #names = new Map<string, string[]>()
@@ -100,7 +108,7 @@ export class PriceCatalogue {
     if (list !== undefined) return list
     list = this.#byKey.get(`${providerType}\u0000${model}`) ?? null
     if (list === null) {
-      const base = this.#names.get(providerType)?.find((n) => model.startsWith(n) && (model.length === n.length || model[n.length] === '-' || model[n.length] === '@'))
+      const base = this.#names.get(providerType)?.find((n) => model.length > n.length && model.startsWith(n) && SNAPSHOT_SUFFIX.test(model.slice(n.length)))
       if (base !== undefined) list = this.#byKey.get(`${providerType}\u0000${base}`) ?? null
     }
     if (byModel.size >= MEMO_MAX) byModel.clear()

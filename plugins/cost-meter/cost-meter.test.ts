@@ -117,6 +117,23 @@ describe('price resolution', () => {
     expect(m.pricesFor('oa', 'openai', 'gpt-4o', at)).toMatchObject({ input: 2_000_000, cachedInput: 2_000_000, output: 8_000_000, reasoning: 8_000_000 })
   })
 
+  it('a name is priced as a catalogue entry it starts with only when it is a snapshot of it (a date, a number, -latest)', () => {
+    const { m } = meter({ overrides: [{ provider: 'openai', model: 'gpt-4o', input: 2, output: 8, effectiveFrom: '1970-01-01' }] })
+    const cat = loadCatalogue()
+    // Before, the gpt-4o entry priced gpt-4o-mini (16 times its price) because the name starts with 'gpt-4o-'.
+    expect(m.pricesFor('oa', 'openai', 'gpt-4o-mini', at)).toEqual(cat.lookup('openai', 'gpt-4o-mini', at))
+    expect(m.pricesFor('oa', 'openai', 'gpt-4o-mini', at)!.input).toBeLessThan(2_000_000)
+    for (const snapshot of ['gpt-4o-2024-08-06', 'gpt-4o-20240806', 'gpt-4o@20240806', 'gpt-4o-latest']) {
+      expect(m.pricesFor('oa', 'openai', snapshot, at), snapshot).toMatchObject({ input: 2_000_000 })
+    }
+    expect(m.pricesFor('an', 'anthropic', 'claude-sonnet-4-5-20250929', at)).toEqual(cat.lookup('anthropic', 'claude-sonnet-4-5', at))
+    expect(m.pricesFor('an', 'anthropic', 'claude-sonnet-4-20250514', at)).toEqual(cat.lookup('anthropic', 'claude-sonnet-4', at))
+    // Another model, not a snapshot: unknown (reported), not a sibling's price.
+    for (const other of ['gpt-4o-audio-preview', 'gpt-4o-x', 'claude-sonnet-4-6', 'gpt-4o-']) {
+      expect(m.pricesFor('oa', other.startsWith('claude') ? 'anthropic' : 'openai', other, at), other).toBeUndefined()
+    }
+  })
+
   it('a future-dated config entry applies from its date; before it the shipped price does', () => {
     const { m } = meter({ overrides: [{ provider: 'openai', model: 'gpt-4o', input: 1, output: 4, effectiveFrom: '2030-01-01' }] })
     expect(m.pricesFor('oa', 'openai', 'gpt-4o', at)).toMatchObject({ input: 2_500_000 })
