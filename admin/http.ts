@@ -190,3 +190,10 @@ export function windowSeconds(q: URLSearchParams, def = '1h'): { text: string; s
   if (!m || seconds > 30 * 86_400) throw queryInvalid('window', 'must be <n>s, <n>m, <n>h or <n>d, at most 30d')
   return { text, seconds }
 }
+
+/** JSON with object keys sorted: jsonb does not keep the order a client sent (a no-op PUT compares values with it). */
+export function canonicalJson(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) => (x !== null && typeof x === 'object' && !Array.isArray(x)
+    ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+    : x))
+}

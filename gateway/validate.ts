@@ -29,7 +29,16 @@ function pathOf(e: ErrorObject, prefix: string): string {
   return full === '' ? '(root)' : full
 }
 
+/**
+ * What an HTTP header value may hold: tab, printable ASCII and Latin-1 (undici refuses anything else, so a provider
+ * credential with a CR or LF would fail every call through it). The message names the rule, never the value.
+ */
+export const HEADER_VALUE_PATTERN = '^[\\t\\x20-\\x7e\\x80-\\xff]*$'
+
 function messageOf(e: ErrorObject): string {
+  if (e.keyword === 'pattern' && (e.params as { pattern?: string }).pattern === HEADER_VALUE_PATTERN) {
+    return 'must be usable as an HTTP header value (no CR, LF or other control characters, nothing beyond Latin-1)'
+  }
   switch (e.keyword) {
     case 'additionalProperties': return 'unknown key'
     case 'required': return 'is required'

@@ -6,7 +6,7 @@
 import { sqlState } from '../../store/types.ts'
 import type { Queryable } from '../../store/types.ts'
 import { audit, auditContextOf } from '../audit.ts'
-import { bodyInvalid, conflict, cursorParts, encodeCursor, notFound, unprocessable, type Page } from '../http.ts'
+import { bodyInvalid, canonicalJson, conflict, cursorParts, encodeCursor, notFound, unprocessable, type Page } from '../http.ts'
 import type { DeploymentConfig, DeploymentCreate, DeploymentUpdate, TrafficInput } from '../schemas.ts'
 import type { PageResult } from './prompts.ts'
 
@@ -258,13 +258,6 @@ export async function updateDeployment(tx: Queryable, id: string, body: Deployme
   const statusOnly = !versionsChange && body.config === undefined && body.status !== undefined && body.status !== row.status
   const action = statusOnly ? (body.status === 'paused' ? 'pause' : 'resume') : 'update'
   return applyChange(tx, row, { entries, config, status: body.status, action }, w)
-}
-
-/** JSON with object keys sorted (jsonb does not keep the order a client sent). */
-function canonicalJson(v: unknown): string {
-  return JSON.stringify(v, (_k, x: unknown) => (x !== null && typeof x === 'object' && !Array.isArray(x)
-    ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-    : x))
 }
 
 /** The served versions as stored: one version has no traffic rows (weight and label are not kept), several do. */

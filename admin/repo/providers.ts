@@ -16,7 +16,7 @@ import { GatewayError } from '../../gateway/errors.ts'
 import { audit } from '../audit.ts'
 import { asStoredCredentials, credentialViews, sealCredential, type CredentialView, type StoredCredentials } from '../credentials.ts'
 import type { Keyring } from '../crypto.ts'
-import { bodyInvalid, conflict, cursorParts, encodeCursor, notFound, unprocessable, type Page } from '../http.ts'
+import { bodyInvalid, canonicalJson, conflict, cursorParts, encodeCursor, notFound, unprocessable, type Page } from '../http.ts'
 import type { ProviderCreate, ProviderUpdate } from '../schemas.ts'
 import { deploymentsNamingProvider } from './deployments.ts'
 import type { PageResult } from './prompts.ts'
@@ -161,6 +161,11 @@ export async function updateProvider(tx: Queryable, id: string, body: ProviderUp
   checkCredentialValues(body.credentials)
   const row = await lockRow(tx, id)
   precondition(row.revision)
+  // A PUT that changes nothing ({}, or the current config and status again, no credential) answers the provider as
+  // it is: no new revision, no audit entry, no reload of every instance. Credentials sent are always a change (a
+  // rotation: the stored ones are sealed and not compared).
+  if (Object.keys(body.credentials ?? {}).length === 0 && (body.status === undefined || body.status === row.status)
+    && (body.config === undefined || canonicalJson(body.config) === canonicalJson(row.config ?? {}))) return view(row)
   const config = body.config ?? row.config ?? {}
   const stored = { ...asStoredCredentials(row.credentials) }
   for (const [f, s] of Object.entries(body.credentials ?? {})) {

@@ -1,7 +1,7 @@
 /** Config of an `anthropic` provider entry. */
 import { compileSchema, type JSONSchema } from '../../gateway/validate.ts'
 import { baseUrlErrors } from '../shared/base-url.ts'
-import { commonProperties } from '../openai/config.ts'
+import { commonProperties, headerValue } from '../openai/config.ts'
 
 export const anthropicConfigSchema: JSONSchema = {
   type: 'object',
@@ -11,7 +11,7 @@ export const anthropicConfigSchema: JSONSchema = {
     ...commonProperties,
     /** The host, like the official SDK's `baseURL`; `/v1/messages` is appended. */
     baseUrl: { type: 'string', pattern: '^https?://', default: 'https://api.anthropic.com' },
-    anthropicVersion: { type: 'string', minLength: 1, default: '2023-06-01' },
+    anthropicVersion: { ...headerValue, minLength: 1, default: '2023-06-01' },
     /** Anthropic requires `max_tokens`; used when the request carries neither `max_tokens` nor `max_completion_tokens`. */
     defaultMaxTokens: { type: 'integer', minimum: 1, default: 4096 },
   },

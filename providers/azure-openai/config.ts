@@ -3,7 +3,7 @@
  * (`https://NAME.openai.azure.com`), without `/openai`; the adapter builds the paths.
  */
 import { compileSchema, type JSONSchema } from '../../gateway/validate.ts'
-import { commonProperties } from '../openai/config.ts'
+import { commonProperties, headerValue } from '../openai/config.ts'
 
 /** A current GA data-plane version, used in `deployments` mode when none is configured. */
 export const DEFAULT_AZURE_API_VERSION = '2024-10-21'
@@ -14,7 +14,7 @@ export const azureConfigSchema: JSONSchema = {
   required: ['type', 'baseUrl', 'apiKey'],
   properties: {
     ...commonProperties,
-    apiKey: { type: 'string', minLength: 1 },
+    apiKey: { ...headerValue, minLength: 1 },
     /** `deployments`: /openai/deployments/{deployment}/...?api-version=; `v1`: /openai/v1/... with the deployment as `model`. */
     apiMode: { enum: ['deployments', 'v1'], default: 'deployments' },
     /** Required by `deployments` mode (default DEFAULT_AZURE_API_VERSION); in `v1` mode only sent when set (e.g. 'preview'). */

@@ -1,5 +1,5 @@
 /** Config of an `openai` provider entry; `openai-compatible` and `azure-openai` extend it. */
-import { compileSchema, type JSONSchema } from '../../gateway/validate.ts'
+import { compileSchema, HEADER_VALUE_PATTERN, type JSONSchema } from '../../gateway/validate.ts'
 import { baseUrlErrors } from '../shared/base-url.ts'
 
 export const timeoutsSchema: JSONSchema = {
@@ -13,13 +13,16 @@ export const timeoutsSchema: JSONSchema = {
   default: {},
 }
 
+/** A string sent as an HTTP header value (credentials, versions): refused at config time, not at every call. */
+export const headerValue: JSONSchema = { type: 'string', pattern: HEADER_VALUE_PATTERN }
+
 /** Fields every provider entry accepts. */
 export const commonProperties: Readonly<Record<string, JSONSchema>> = {
   type: { type: 'string' },
   baseUrl: { type: 'string', pattern: '^https?://' },
-  apiKey: { type: 'string' },
+  apiKey: headerValue,
   models: { type: 'array', items: { type: 'string', minLength: 1 } },
-  headers: { type: 'object', additionalProperties: { type: 'string' } },
+  headers: { type: 'object', propertyNames: { pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" }, additionalProperties: headerValue },
   timeouts: timeoutsSchema,
   dropUnsupportedParams: { type: 'boolean', default: false },
 }
@@ -31,8 +34,8 @@ export const openaiConfigSchema: JSONSchema = {
   properties: {
     ...commonProperties,
     baseUrl: { type: 'string', pattern: '^https?://', default: 'https://api.openai.com/v1' },
-    organization: { type: 'string' },
-    project: { type: 'string' },
+    organization: headerValue,
+    project: headerValue,
   },
 }
 
