@@ -20,6 +20,7 @@
  */
 import type { ServerResponse } from 'node:http'
 import type { Store } from '../../store/types.ts'
+import { epochOfIsoMatch } from '../../gateway/iso-time.ts'
 import { DAY_MS, queryUsage, USAGE_GROUPS, USAGE_METRICS, type UsageDimension, type UsageGroup, type UsageQuery, type UsageResult } from '../../store/usage-rollups.ts'
 import { isUnavailableError, storeUnavailable } from '../control-plane.ts'
 import { isUuid, queryInvalid, queryOf } from '../http.ts'
@@ -49,24 +50,10 @@ export interface ParsedUsageQuery {
 /** A date, optionally a time (`T` or space) with seconds, a fraction and an offset (`Z`, `+02:00`, `+0200`). */
 const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:([Zz])|([+-])(\d{2}):?(\d{2}))?)?$/
 
-/**
- * Epoch ms of an ISO 8601 timestamp. Not Date.parse: it rolls impossible dates over (Feb 30 is Mar 2) and reads a
- * time without an offset in the server's time zone; here the fields must exist and a missing offset means UTC.
- */
+/** Epoch ms of an ISO 8601 timestamp (fields checked against the calendar; a missing offset is UTC), or NaN. */
 function parseIsoTime(v: string): number {
   const m = ISO_TIME.exec(v)
-  if (!m) return NaN
-  const n = (i: number): number => (m[i] === undefined ? 0 : Number(m[i]))
-  const [y, mo, d, h, mi, s, oh, om] = [n(1), n(2), n(3), n(4), n(5), n(6), n(10), n(11)]
-  if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || s > 59 || oh > 23 || om > 59) return NaN
-  const ms = m[7] === undefined ? 0 : Math.floor(Number(`0.${m[7]}`) * 1000)
-  // setUTCFullYear, not Date.UTC: years 0-99 stay themselves.
-  const date = new Date(0)
-  date.setUTCFullYear(y, mo - 1, d)
-  // Day 31 of a 30-day month, Feb 29 of a common year.
-  if (date.getUTCDate() !== d) return NaN
-  date.setUTCHours(h, mi, s, ms)
-  return date.getTime() - (m[9] === '-' ? -1 : 1) * (oh * 60 + om) * 60_000
+  return m ? epochOfIsoMatch(m) : NaN
 }
 
 function timeParam(q: URLSearchParams, name: string): number | undefined {

@@ -6,6 +6,7 @@
  *  - a date-time without an offset is refused by the schema (Date.parse reads it in the server's time zone);
  *  - an impossible date or time (`2025-02-30`, `T24:00`) is refused, not rolled over as Date.parse does.
  */
+import { epochOfIsoMatch } from '../iso-time.ts'
 import type { JSONSchema } from '../validate.ts'
 
 export const EFFECTIVE_FROM_PATTERN = '^\\d{4}-\\d{2}-\\d{2}(T\\d{2}:\\d{2}(:\\d{2}(\\.\\d+)?)?(Z|[+-]\\d{2}:\\d{2}))?$'
@@ -20,18 +21,7 @@ const SYNTAX = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+)
 /** Epoch ms of an `effectiveFrom`, or NaN when it is not one (bad syntax, or a date or time that does not exist). */
 export function parseEffectiveFrom(v: string): number {
   const m = SYNTAX.exec(v)
-  if (!m) return NaN
-  const n = (i: number): number => (m[i] === undefined ? 0 : Number(m[i]))
-  const [y, mo, d, h, mi, s, oh, om] = [n(1), n(2), n(3), n(4), n(5), n(6), n(10), n(11)]
-  if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || s > 59 || oh > 23 || om > 59) return NaN
-  const ms = m[7] === undefined ? 0 : Math.floor(Number(`0.${m[7]}`) * 1000)
-  // setUTCFullYear, not Date.UTC: years 0-99 stay themselves.
-  const date = new Date(0)
-  date.setUTCFullYear(y, mo - 1, d)
-  // Day 31 of a 30-day month, Feb 29 of a common year.
-  if (date.getUTCDate() !== d) return NaN
-  date.setUTCHours(h, mi, s, ms)
-  return date.getTime() - (m[9] === '-' ? -1 : 1) * (oh * 60 + om) * 60_000
+  return m ? epochOfIsoMatch(m) : NaN
 }
 
 /** `<where>[i].effectiveFrom: not a valid date` for every entry whose date does not exist. */

@@ -5,6 +5,7 @@
  */
 import pino from 'pino'
 import { describe, expect, it, vi } from 'vitest'
+import { streamedChatCtx } from '../../test/helpers/budget-ctx.ts'
 import { validatePluginConfig } from '../../gateway/pipeline/compile.ts'
 import { Metrics } from '../../gateway/metrics.ts'
 import type { PluginDeps } from '../../gateway/pipeline/types.ts'
@@ -255,11 +256,7 @@ describe('budget: a stream open longer than reservationTtlMs', () => {
         onComplete(ctx: RequestCtx): void
         close?(): void
       }
-      const ctx = (): RequestCtx => ({
-        chat: { model: 'p/gpt-4o', messages: [{ role: 'user', content: 'hi' }], stream: true },
-        alias: undefined, pipeline: { aliases: new Map() }, adapter: { type: 'openai' },
-        slots: {}, stream: true, providerName: 'p', model: 'gpt-4o', requestedModel: 'p/gpt-4o', responseHeaders: {}, attempts: 1, firstChunk: 0,
-      }) as unknown as RequestCtx
+      const ctx = streamedChatCtx
       const long = ctx()
       inst.onRequestBody(long)
       // The stream stays open for ten TTLs.

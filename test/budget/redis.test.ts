@@ -10,6 +10,7 @@
 import type { ChildProcess } from 'node:child_process'
 import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { streamedChatCtx } from '../helpers/budget-ctx.ts'
 import { closeRedis, createRedis } from '../../gateway/redis.ts'
 import { RedisBudgetStore } from '../../plugins/budget/redis-store.ts'
 import { budgetPlugin } from '../../plugins/budget/index.ts'
@@ -111,11 +112,7 @@ describe.skipIf(!available)('budget on Redis: a stream open longer than reservat
     // Two instances on the same counters (two gateway processes).
     const a = await budgetPlugin.create(cfg, deps) as unknown as Inst
     const b = await budgetPlugin.create(cfg, { ...deps, metrics: new Metrics() }) as unknown as Inst
-    const ctx = (): RequestCtx => ({
-      chat: { model: 'p/gpt-4o', messages: [{ role: 'user', content: 'hi' }], stream: true },
-      alias: undefined, pipeline: { aliases: new Map() }, adapter: { type: 'openai' },
-      slots: {}, stream: true, providerName: 'p', model: 'gpt-4o', requestedModel: 'p/gpt-4o', responseHeaders: {}, attempts: 1, firstChunk: 0,
-    }) as unknown as RequestCtx
+    const ctx = streamedChatCtx
     const long = ctx()
     await a.onRequestBody(long)
     // The stream on instance a runs for 2.5 TTLs.
