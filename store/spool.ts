@@ -131,7 +131,12 @@ export class Spool {
       if (this.#bytes + buf.length > this.#maxBytes) return false
       const a = this.#active ?? await this.#openActive()
       let off = 0
-      while (off < buf.length) off += (await a.fh.write(buf, off, buf.length - off)).bytesWritten
+      try {
+        while (off < buf.length) off += (await a.fh.write(buf, off, buf.length - off)).bytesWritten
+      } catch (e) {
+        if (off > 0) await this.#cutPartial(a, off)
+        throw e
+      }
       a.info.bytes += buf.length
       a.info.rows += lines.length
       this.#bytes += buf.length
@@ -142,6 +147,22 @@ export class Spool {
       else this.#syncTimer ??= setTimeout(() => { this.#syncTimer = undefined; void this.sync().catch(() => {}) }, this.#fsyncMs).unref()
       return true
     })
+  }
+
+  /**
+   * A write that failed part way (disk full) left `written` bytes of this append, ending in a partial line that the
+   * next append would continue (gluing a row to a fragment: a line that is not a row). The caller keeps the rows, so
+   * the bytes are cut off; if that fails too, the segment is sealed as it is: the fragment stays its torn last line,
+   * which replay leaves out.
+   */
+  async #cutPartial(a: ActiveSegment, written: number): Promise<void> {
+    try {
+      await a.fh.truncate(a.info.bytes)
+    } catch {
+      a.info.bytes += written
+      this.#bytes += written
+      await this.#seal().catch(() => {})
+    }
   }
 
   async #openActive(): Promise<ActiveSegment> {

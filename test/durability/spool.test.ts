@@ -2,10 +2,10 @@
  * The spool (store/spool.ts): append-only NDJSON segments, rotation by size, replay oldest first, delete after
  * commit, leftovers found by the next process, a torn last line skipped, the disk bound, the dead-letter file.
  */
-import { mkdtemp, readdir, readFile, rm, writeFile, appendFile } from 'node:fs/promises'
+import { mkdtemp, open, readdir, readFile, rm, stat, writeFile, appendFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { Spool } from '../../store/spool.ts'
 
 const dirs: string[] = []
@@ -71,6 +71,33 @@ describe('spool', () => {
     await b.commit(first!)
     expect((await b.readOldest())?.lines).toEqual([line(3)])
     await b.close()
+  })
+
+  it('an append cut part way by a write error (disk full) leaves no partial line for the next append to continue', async () => {
+    const dir = await tempDir()
+    const s = await Spool.open({ dir, fsyncIntervalMs: 0 })
+    await s.append([line(0), line(1)])
+    // The next append's first write stores part of the buffer, the write after it fails with ENOSPC.
+    const probe = await open(join(dir, 'probe'), 'w')
+    const proto = Object.getPrototypeOf(probe) as { write: (...a: unknown[]) => Promise<{ bytesWritten: number }> }
+    await probe.close()
+    const real = proto.write
+    let calls = 0
+    const spy = vi.spyOn(proto, 'write').mockImplementation(function (this: unknown, buf: unknown, off: unknown, len: unknown) {
+      calls++
+      if (calls === 1) return real.call(this, buf, off, Math.floor((len as number) / 2) + 3)
+      return Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }))
+    })
+    await expect(s.append([line(2), line(3)])).rejects.toThrow(/ENOSPC/)
+    spy.mockRestore()
+    expect(calls).toBe(2)
+    // The writer keeps rows[2..3] in memory and appends them again later; the next rows must come through whole.
+    expect(await s.append([line(4)])).toBe(true)
+    const seg = await s.readOldest()
+    expect(seg?.lines).toEqual([line(0), line(1), line(4)])
+    expect(s.rows).toBe(3)
+    expect(s.bytes).toBe((await stat(join(dir, seg!.name))).size)
+    await s.close()
   })
 
   it('refuses an append past maxBytes without writing anything', async () => {
