@@ -27,6 +27,8 @@ import { memoryStoreFor, RedisCacheStore, type CacheEntry, type CacheStore, type
 export interface CacheSlot {
   status: 'hit' | 'miss'
   key: string
+  /** The alias the request was routed to when its key was made (a later downgrade is not stored under it). */
+  alias?: RequestCtx['alias']
   entry?: CacheEntry
   savedUsd?: number
 }
@@ -132,14 +134,17 @@ export function createCachePlugin(opts: CachePluginOptions = {}): PluginFactory<
           if (header === 'off') { ctx.responseHeaders['x-mcp-cache'] = 'bypass'; bypass.labels('header').inc(); return }
           if (chat.temperature !== 0 && !config.cacheNonDeterministic) { ctx.responseHeaders['x-mcp-cache'] = 'bypass'; bypass.labels('nondeterministic').inc(); return }
           const scopeId = config.scope === 'key' ? ctx.slots.principal?.keyId ?? 'anonymous' : ''
-          const key = cacheKey(chat, ctx.requestedModel, scopeId)
+          // The requested model and what it resolved to: a downgraded request (or a bare model whose provider
+          // changed) does not share the entries of the model the client named.
+          const resolved = ctx.alias ? ctx.alias.name : `${ctx.providerName}/${ctx.model}`
+          const key = cacheKey(chat, ctx.requestedModel, scopeId, resolved)
           const text = await get(key)
           let entry: CacheEntry | undefined
           if (text !== undefined) {
             try { entry = JSON.parse(text) as CacheEntry } catch { entry = undefined }
           }
           if (!entry || entry.v !== 1) {
-            ctx.slots.cache = { status: 'miss', key }
+            ctx.slots.cache = { status: 'miss', key, alias: ctx.alias }
             ctx.responseHeaders['x-mcp-cache'] = 'miss'
             misses.inc()
             return
@@ -167,6 +172,8 @@ export function createCachePlugin(opts: CachePluginOptions = {}): PluginFactory<
             }
             const up = await next(ctx)
             if (s?.status !== 'miss') return up
+            // Re-pointed after the key was made (a budget downgrade later in the chain): not this key's answer.
+            if (ctx.alias !== s.alias) return up
             return capture(up, ctx.stream, config.maxEntryBytes, (r) => {
               const entry: CacheEntry = { v: 1, response: r, pico: costPico(ctx, r), provider: ctx.providerName, model: ctx.model, createdAt: clock() }
               const value = JSON.stringify(entry)

@@ -3,7 +3,8 @@
  * that differ only in key order share an entry. Everything counts (messages, tools, every parameter,
  * `user`, `metadata`) except `stream` and `stream_options`: a streamed request may be answered from a
  * non-streamed one's entry (replayed as a stream). The model is the one the client asked for (alias or
- * provider/model), and with scope 'key' the caller's key id is part of the key.
+ * provider/model) and what it resolved to (the alias routed, or provider/model: a budget downgrade re-points
+ * a request), and with scope 'key' the caller's key id is part of the key.
  */
 import { createHash } from 'node:crypto'
 import type { ChatRequest } from '../../providers/types.ts'
@@ -24,8 +25,8 @@ export function stableStringify(v: unknown): string {
 
 const SKIP = new Set(['model', 'stream', 'stream_options'])
 
-export function cacheKey(chat: ChatRequest, requestedModel: string, scopeId: string): string {
+export function cacheKey(chat: ChatRequest, requestedModel: string, scopeId: string, resolved = ''): string {
   const body: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(chat)) if (!SKIP.has(k)) body[k] = v
-  return createHash('sha256').update(stableStringify({ v: 1, scope: scopeId, model: requestedModel, body })).digest('hex')
+  return createHash('sha256').update(stableStringify({ v: 1, scope: scopeId, model: requestedModel, resolved, body })).digest('hex')
 }

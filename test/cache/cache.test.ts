@@ -202,6 +202,53 @@ describe('cache through the gateway (in-process LRU)', () => {
   })
 })
 
+describe('cache and the budget downgrade', () => {
+  let mock: OpenAIMock
+  let tg: TestGateway | undefined
+  beforeAll(async () => { mock = await startOpenAIMock() })
+  afterAll(async () => { await mock.close() })
+  afterEach(async () => { await tg?.close(); tg = undefined; mock.reset() })
+
+  // Regression: the key was the requested model only, so a downgraded answer (the cheaper alias's model) was
+  // stored under `smart` and served to requests that were not downgraded.
+  for (const order of [['cache', 'budget'], ['budget', 'cache']]) {
+    it(`a downgraded answer is never served to a request that was not downgraded (chain ${order.join(', ')})`, async () => {
+      const p = prefix()
+      tg = await startTestGateway({
+        ...settings(mock, { scope: 'global' }),
+        plugins: {
+          cache: { backend: 'memory', keyPrefix: p, aliases: ['*'], scope: 'global' },
+          budget: {
+            backend: 'local', keyPrefix: p, downgradeRefreshMs: 0,
+            budgets: [{ name: 'team-month', scope: 'team', period: 'month', requests: 1, mode: 'soft' }],
+            downgrade: [{ alias: 'smart', whenBudget: 'team-month', atPercent: 100, to: 'cheap' }],
+          },
+        },
+        models: {
+          smart: { targets: [{ provider: 'mock', model: 'gpt-4o' }] },
+          cheap: { targets: [{ provider: 'mock', model: 'gpt-4o-mini' }] },
+        },
+        chains: { default: ['test-principal', ...order] },
+      })
+      // Team ml spends its budget; its next request for smart is downgraded to cheap.
+      await (await chat(tg.url, { model: 'smart', team: 'ml', temperature: 0, content: 'warm-up' })).arrayBuffer()
+      await until(async () => (await metricValue(tg!.adminUrl, 'mcp_budget_reservations_open')) === 0)
+      const down = await chat(tg.url, { model: 'smart', team: 'ml', temperature: 0, content: 'q' })
+      expect(down.headers.get('x-mcp-downgraded')).toBe('smart->cheap')
+      expect((await down.json() as { model: string }).model).toBe('gpt-4o-mini')
+      // Team web is not downgraded: its answer is smart's model, not the cached cheap one.
+      const full = await chat(tg.url, { model: 'smart', team: 'web', temperature: 0, content: 'q' })
+      expect(full.headers.get('x-mcp-downgraded')).toBeNull()
+      expect(full.headers.get('x-mcp-cache')).toBe('miss')
+      expect((await full.json() as { model: string }).model).toBe('gpt-4o')
+      // And it is cached for smart: the same request from another undowngraded team hits it.
+      const again = await chat(tg.url, { model: 'smart', team: 'ops', temperature: 0, content: 'q' })
+      expect(again.headers.get('x-mcp-cache')).toBe('hit')
+      expect((await again.json() as { model: string }).model).toBe('gpt-4o')
+    })
+  }
+})
+
 const redisUp = await redisAvailable()
 
 describe.skipIf(!redisUp)('cache on Redis, shared by two gateways', () => {
