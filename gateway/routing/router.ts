@@ -194,7 +194,8 @@ async function attempt(ctx: RequestCtx, t: CompiledTarget, open: UpstreamOpen, t
     t.state.recordSuccess(performance.now() - started)
     if (total === undefined) cleanup()
     else ctx.onDone(cleanup)
-    if (endSpan) ctx.onDone(() => endSpan())
+    // A stream that fails after its headers fails this attempt too (as on the direct path, gateway/handler.ts).
+    if (endSpan) ctx.onDone(() => endSpan(ctx.errorCode !== undefined && ctx.details.startsWith('upstream') ? { code: ctx.errorCode, message: ctx.details } : undefined))
     return primed
   } catch (e) {
     cleanup()

@@ -90,6 +90,32 @@ describe('tracing', () => {
     expect(upPrimary.split('-')[2]).toBe(attempts[0]!.spanId)
     expect(upBackup.split('-')[2]).toBe(attempts[1]!.spanId)
   })
+
+  // Regression: a routed attempt's span was ended as OK when its stream failed after the headers (the direct path
+  // already marked it), so a trace showed a healthy attempt under a failed request.
+  it('an attempt whose stream is cut midway ends its span with an error, on an alias and on a direct target', async () => {
+    for (const model of ['smart', 'primary/gpt-4o']) {
+      const clientTrace = model === 'smart' ? '1af7651916cd43dd8448eb211c80319c' : '2af7651916cd43dd8448eb211c80319c'
+      primary.fault = 'cutAfter:2'
+      const res = await fetch(`${gw.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { ...authHeaders(), traceparent: `00-${clientTrace}-b7ad6b7169203331-01` },
+        body: JSON.stringify({ model, stream: true, max_tokens: 50, messages: [{ role: 'user', content: 'hi' }] }),
+      })
+      expect(res.status).toBe(200)
+      expect(await res.text()).toContain('"error"')
+      primary.fault = null
+      await new Promise((r) => setTimeout(r, 50))
+      await gw.gw.tracing!.flush()
+      const mine = spans.filter((s) => s.traceId === clientTrace)
+      const server = mine.find((s) => s.kind === 2)!
+      expect(server.status?.code, model).toBe(2)
+      const attempts = mine.filter((s) => s.kind === 3)
+      expect(attempts, model).toHaveLength(1)
+      expect(attempts[0]!.status?.code, model).toBe(2)
+      expect(attr(attempts[0]!, 'error.type'), model).toBe(attr(server, 'error.type'))
+    }
+  })
 })
 
 describe('metrics', () => {
