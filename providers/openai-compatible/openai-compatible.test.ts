@@ -6,6 +6,8 @@ import type { GatewayError } from '../../gateway/errors.ts'
 import type { ChatChunk, ExecuteParams, ProviderAdapter } from '../types.ts'
 import { startOpenAIMock, type OpenAIMock } from '../../test/helpers/openai-mock.ts'
 import { openaiCompatibleFactory } from './adapter.ts'
+import { createOpenAIStreamMapper } from '../openai/stream.ts'
+import { ChunkAggregator } from '../shared/aggregate.ts'
 
 /** A keyless local server (llama.cpp / vLLM without --api-key): answers /v1/models and chat. */
 async function startKeylessServer(): Promise<{ url: string; seen: { path: string; headers: IncomingHttpHeaders }[]; close(): Promise<void> }> {
@@ -100,5 +102,26 @@ describe('openai-compatible adapter', () => {
     let err: GatewayError | undefined
     try { for await (const _ of s) { /* drain */ } } catch (e) { err = e as GatewayError }
     expect(err?.code).toBe('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED')
+  })
+})
+
+describe('openai-compatible stream quirks (translation)', () => {
+  const events = (m: ReturnType<typeof createOpenAIStreamMapper>, evs: unknown[]): ChatChunk[] =>
+    evs.flatMap((e) => m.push({ event: 'message', data: JSON.stringify(e) }) ?? [])
+
+  it('tool calls streamed without index: a delta with a new id starts the next call, one without id continues the last', () => {
+    const chunks = events(createOpenAIStreamMapper('vllm'), [
+      { id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: { role: 'assistant' }, finish_reason: null }] },
+      { id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: { tool_calls: [{ id: 'call_a', type: 'function', function: { name: 'f', arguments: '{"x":' } }] }, finish_reason: null }] },
+      { id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: { tool_calls: [{ function: { arguments: '1}' } }] }, finish_reason: null }] },
+      { id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: { tool_calls: [{ id: 'call_b', type: 'function', function: { name: 'g', arguments: '{}' } }] }, finish_reason: null }] },
+      { id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: { tool_calls: [{ id: 'call_c', type: 'function', function: { name: 'h', arguments: '{}' } }, { id: 'call_d', type: 'function', function: { name: 'i', arguments: '{}' } }] }, finish_reason: 'tool_calls' }] },
+    ])
+    expect(chunks.flatMap((c) => c.choices[0]?.delta.tool_calls?.map((t) => t.index) ?? [])).toEqual([0, 0, 1, 2, 3])
+    const agg = new ChunkAggregator()
+    for (const c of chunks) agg.add(c)
+    expect(agg.toResponse().choices[0]?.message.tool_calls?.map((t) => [t.id, t.function.name, t.function.arguments])).toEqual([
+      ['call_a', 'f', '{"x":1}'], ['call_b', 'g', '{}'], ['call_c', 'h', '{}'], ['call_d', 'i', '{}'],
+    ])
   })
 })

@@ -1,7 +1,9 @@
 /**
  * OpenAI SSE → canonical chunks (identity, plus the checks that tell a complete stream from a cut
  * one): `data: [DONE]` or a finish reason ends it cleanly; an `error` payload or malformed JSON
- * raises; EOF before either is an interrupted stream.
+ * raises; EOF before either is an interrupted stream. Tool-call deltas without `index` (some
+ * openai-compatible servers) are numbered: a new `id` starts the next call, a delta without one
+ * continues the last.
  */
 import { GatewayError } from '../../gateway/errors.ts'
 import type { ChatChunk } from '../types.ts'
@@ -9,9 +11,24 @@ import type { SseEvent } from '../shared/sse.ts'
 import type { StreamMapper } from '../shared/translation.ts'
 import { openaiErrorFromPayload } from './errors.ts'
 
+type ToolCallDelta = NonNullable<ChatChunk['choices'][number]['delta']['tool_calls']>[number]
+
+/** Per choice: the ids of the tool calls numbered so far (their position is their index). */
+function numberToolCalls(seen: Map<number, string[]>, choice: number, calls: ToolCallDelta[]): void {
+  let ids = seen.get(choice)
+  if (!ids) { ids = []; seen.set(choice, ids) }
+  for (const t of calls) {
+    if (t === null || typeof t !== 'object' || typeof t.index === 'number') continue
+    let i = t.id ? ids.indexOf(t.id) : ids.length - 1
+    if (i === -1) { i = ids.length; ids.push(t.id ?? '') }
+    t.index = i
+  }
+}
+
 export function createOpenAIStreamMapper(provider: string): StreamMapper {
   let done = false
   let finished = false
+  let toolIds: Map<number, string[]> | undefined
   return {
     push(ev: SseEvent): ChatChunk[] | undefined {
       if (done) return undefined
@@ -30,7 +47,11 @@ export function createOpenAIStreamMapper(provider: string): StreamMapper {
       if (!Array.isArray(chunk.choices)) {
         throw new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider, reason: "event without 'choices'" }, { details: 'upstream.malformed_event' })
       }
-      for (const c of chunk.choices) if (c.finish_reason) finished = true
+      for (const c of chunk.choices) {
+        if (c.finish_reason) finished = true
+        const calls = c.delta?.tool_calls
+        if (calls !== undefined && Array.isArray(calls) && calls.some((t) => typeof t?.index !== 'number')) numberToolCalls(toolIds ??= new Map(), c.index, calls)
+      }
       return [chunk]
     },
     end(): ChatChunk[] | undefined {
