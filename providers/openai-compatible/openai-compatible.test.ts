@@ -8,6 +8,8 @@ import { startOpenAIMock, type OpenAIMock } from '../../test/helpers/openai-mock
 import { openaiCompatibleFactory } from './adapter.ts'
 import { createOpenAIStreamMapper } from '../openai/stream.ts'
 import { ChunkAggregator } from '../shared/aggregate.ts'
+import { fromOpenAIChat } from '../openai/response.ts'
+import { anthropicInbound } from '../../gateway/inbound/anthropic.ts'
 
 /** A keyless local server (llama.cpp / vLLM without --api-key): answers /v1/models and chat. */
 async function startKeylessServer(): Promise<{ url: string; seen: { path: string; headers: IncomingHttpHeaders }[]; close(): Promise<void> }> {
@@ -123,5 +125,21 @@ describe('openai-compatible stream quirks (translation)', () => {
     expect(agg.toResponse().choices[0]?.message.tool_calls?.map((t) => [t.id, t.function.name, t.function.arguments])).toEqual([
       ['call_a', 'f', '{"x":1}'], ['call_b', 'g', '{}'], ['call_c', 'h', '{}'], ['call_d', 'i', '{}'],
     ])
+  })
+})
+
+describe('openai-compatible finish reasons', () => {
+  it.each(['eos', 'eos_token', 'stop_sequence'])('TGI/llama.cpp finish_reason %s is stop, streamed and not, and Anthropic clients get end_turn', (reason) => {
+    const m = createOpenAIStreamMapper('tgi')
+    const chunks = [
+      { id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: { role: 'assistant', content: 'hi' }, finish_reason: null }] },
+      { id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: {}, finish_reason: reason }] },
+    ].flatMap((e) => m.push({ event: 'message', data: JSON.stringify(e) }) ?? [])
+    expect(chunks[1]?.choices[0]?.finish_reason).toBe('stop')
+    const enc = anthropicInbound.createStreamEncoder('m', true)
+    const sse = chunks.map((c) => enc.chunk(c)).join('') + enc.end()
+    expect(sse).toContain('"stop_reason":"end_turn"')
+    const res = fromOpenAIChat({ id: 'c', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: reason }] }, 'tgi')
+    expect(res.choices[0]?.finish_reason).toBe('stop')
   })
 })

@@ -1,12 +1,24 @@
 /** OpenAI → canonical: a shape check, since the canonical format is OpenAI's. */
 import { GatewayError } from '../../gateway/errors.ts'
-import type { ChatResponse, EmbeddingResponse } from '../types.ts'
+import type { ChatResponse, EmbeddingResponse, FinishReason } from '../types.ts'
+
+/**
+ * Finish reasons some openai-compatible servers send instead of OpenAI's (TGI: `eos_token`, `stop_sequence`;
+ * older llama.cpp and others: `eos`): all mean the model stopped by itself, OpenAI's `stop`.
+ */
+const FINISH_ALIASES: Readonly<Record<string, FinishReason>> = { eos: 'stop', eos_token: 'stop', stop_sequence: 'stop' }
+
+/** The canonical finish reason for an upstream one (unchanged unless it is a known alias). */
+export function canonicalFinish(reason: string): FinishReason {
+  return Object.hasOwn(FINISH_ALIASES, reason) ? FINISH_ALIASES[reason]! : reason as FinishReason
+}
 
 export function fromOpenAIChat(json: unknown, provider: string): ChatResponse {
   const r = json as ChatResponse
   if (r === null || typeof r !== 'object' || !Array.isArray(r.choices)) {
     throw new GatewayError('MCP_ERR_UPSTREAM_BAD_RESPONSE', { provider, reason: "no 'choices' in the completion" })
   }
+  for (const c of r.choices) if (typeof c?.finish_reason === 'string') c.finish_reason = canonicalFinish(c.finish_reason)
   return r
 }
 

@@ -3,13 +3,14 @@
  * one): `data: [DONE]` or a finish reason ends it cleanly; an `error` payload or malformed JSON
  * raises; EOF before either is an interrupted stream. Tool-call deltas without `index` (some
  * openai-compatible servers) are numbered: a new `id` starts the next call, a delta without one
- * continues the last.
+ * continues the last. Finish reasons other servers spell differently (`eos_token`) become OpenAI's.
  */
 import { GatewayError } from '../../gateway/errors.ts'
 import type { ChatChunk } from '../types.ts'
 import type { SseEvent } from '../shared/sse.ts'
 import type { StreamMapper } from '../shared/translation.ts'
 import { openaiErrorFromPayload } from './errors.ts'
+import { canonicalFinish } from './response.ts'
 
 type ToolCallDelta = NonNullable<ChatChunk['choices'][number]['delta']['tool_calls']>[number]
 
@@ -48,7 +49,7 @@ export function createOpenAIStreamMapper(provider: string): StreamMapper {
         throw new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider, reason: "event without 'choices'" }, { details: 'upstream.malformed_event' })
       }
       for (const c of chunk.choices) {
-        if (c.finish_reason) finished = true
+        if (c.finish_reason) { finished = true; c.finish_reason = canonicalFinish(c.finish_reason) }
         const calls = c.delta?.tool_calls
         if (calls !== undefined && Array.isArray(calls) && calls.some((t) => typeof t?.index !== 'number')) numberToolCalls(toolIds ??= new Map(), c.index, calls)
       }
