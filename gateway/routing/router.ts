@@ -43,9 +43,12 @@ export function classify(e: unknown): FailureClass {
   }
 }
 
-/** Retry-After in ms (seconds or an HTTP date), or undefined. */
+/** The provider's retry-after-ms, else Retry-After in ms (seconds or an HTTP date), or undefined. */
 export function retryAfterMs(e: unknown, now = Date.now()): number | undefined {
-  const v = (e as GatewayError)?.headers?.['retry-after']
+  const h = (e as GatewayError)?.headers
+  const ms = h?.['retry-after-ms']
+  if (ms !== undefined && /^\d+(\.\d+)?$/.test(ms)) return Number(ms)
+  const v = h?.['retry-after']
   if (v === undefined) return undefined
   if (/^\d+(\.\d+)?$/.test(v)) return Number(v) * 1000
   const t = Date.parse(v)

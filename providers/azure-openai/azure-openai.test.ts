@@ -170,6 +170,15 @@ describe('azure-openai adapter against the mock', () => {
     expect(e).toMatchObject({ status: 429, providerCode: 'rate_limit_exceeded', headers: { 'retry-after': '3' } })
   })
 
+  it('passes on retry-after-ms with or without Retry-After (Azure sends both on 429)', async () => {
+    mock.fault = 'status:429,retryAfter:2,retryAfterMs:1500,times:1'
+    const both = await adapter().execute({ model: 'x', messages: [{ role: 'user', content: 'hi' }] }, params()).catch((x: GatewayError) => x)
+    expect(both).toMatchObject({ status: 429, headers: { 'retry-after': '2', 'retry-after-ms': '1500' } })
+    mock.fault = 'retryAfterMs:250,times:1'
+    const msOnly = await adapter().stream({ model: 'x', messages: [{ role: 'user', content: 'hi' }] }, params()).catch((x: GatewayError) => x)
+    expect(msOnly).toMatchObject({ status: 429, headers: { 'retry-after-ms': '250' } })
+  })
+
   it('a cut stream is interrupted', async () => {
     mock.fault = 'cutAfter:2'
     const { err, stream } = await drain(adapter(), { model: 'x', messages: [{ role: 'user', content: 'hi' }] })

@@ -1,6 +1,6 @@
 /**
  * Builds the GatewayError for a provider's error answer: the provider's status, code and message
- * are kept (credentials scrubbed), `Retry-After` is passed on.
+ * are kept (credentials scrubbed), `Retry-After` and `retry-after-ms` are passed on.
  */
 import { GatewayError } from '../../gateway/errors.ts'
 import type { HeaderMap } from './http.ts'
@@ -61,6 +61,9 @@ export function upstreamError(provider: string, status: number, info: ProviderEr
   const retryAfter = headerValue(headers, 'retry-after')
   const out: Record<string, string> = {}
   if (retryAfter !== undefined && /^[0-9]+(\.[0-9]+)?$|^[A-Z][a-z]{2}, /.test(retryAfter)) out['retry-after'] = retryAfter
+  // OpenAI and Azure also send the delay in milliseconds (honoured by their SDKs), sometimes without Retry-After.
+  const retryAfterMs = headerValue(headers, 'retry-after-ms')
+  if (retryAfterMs !== undefined && /^[0-9]+(\.[0-9]+)?$/.test(retryAfterMs)) out['retry-after-ms'] = retryAfterMs
   const st = status >= 400 && status <= 599 ? status : 502
   const message = scrubSecrets(info.message && info.message.length > 0 ? info.message : `HTTP ${status}`)
   return new GatewayError('MCP_ERR_UPSTREAM_ERROR', { provider, status, reason: message }, {

@@ -140,6 +140,12 @@ describe('failure classes and retry policy', () => {
     expect(retryAfterMs(new GatewayError('MCP_ERR_UPSTREAM_ERROR', {}))).toBeUndefined()
   })
 
+  it('reads retry-after-ms, the more precise one, when the provider sent it (OpenAI, Azure)', () => {
+    const e = (h: Record<string, string>) => new GatewayError('MCP_ERR_UPSTREAM_ERROR', {}, { headers: h })
+    expect(retryAfterMs(e({ 'retry-after-ms': '250' }))).toBe(250)
+    expect(retryAfterMs(e({ 'retry-after': '1', 'retry-after-ms': '1500' }))).toBe(1500)
+  })
+
   it('the retry budget allows max(min, 20% of active) concurrent retries', () => {
     let active = 10
     const b = new RetryBudget(() => active)
