@@ -41,6 +41,14 @@ describe('azure-openai config and URLs', () => {
     expect(toAzureChat(req, 'gpt-4o', true, dep).body).toMatchObject({ model: 'gpt-4o', stream: true })
   })
 
+  it('a model named like an Object.prototype member is its own deployment, not the inherited member', () => {
+    const dep = azureRoute(config({ deployments: { 'gpt-4o': 'prod-4o' } }), '')
+    expect(azurePath(dep, 'chat', 'constructor')).toBe('/openai/deployments/constructor/chat/completions?api-version=2024-10-21')
+    expect(azurePath(dep, 'chat', 'toString')).toBe('/openai/deployments/toString/chat/completions?api-version=2024-10-21')
+    const v1 = azureRoute(config({ apiMode: 'v1' }), '')
+    expect(toAzureChat({ model: 'x', messages: [{ role: 'user', content: 'hi' }] }, 'hasOwnProperty', false, v1).body).toMatchObject({ model: 'hasOwnProperty' })
+  })
+
   it('maps content-filter errors, keeping the code and naming the categories', () => {
     const body = JSON.stringify({
       error: {

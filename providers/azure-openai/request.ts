@@ -32,7 +32,8 @@ export function azureRoute(cfg: AzureConfig, basePath: string): AzureRoute {
 }
 
 export function deploymentFor(route: AzureRoute, model: string): string {
-  return route.deployments[model] ?? model
+  // Own keys only: a client's model named `constructor` or `toString` must not find Object.prototype's member.
+  return Object.hasOwn(route.deployments, model) ? route.deployments[model]! : model
 }
 
 export function azurePath(route: AzureRoute, op: AzureOp, model: string): string {
