@@ -15,9 +15,22 @@ export function azureHeaders(cfg: AzureConfig): Record<string, string> {
   return { 'content-type': 'application/json', ...(cfg.headers ?? {}), 'api-key': cfg.apiKey }
 }
 
-/** Azure's annotation-only events (`choices: []`, no usage: `prompt_filter_results`) are not canonical chunks. */
+/**
+ * An Asynchronous Filter annotation: a choice with `content_filter_offsets` and nothing else to say (its delta was
+ * missing, the mapper made it empty; no finish). A choice that finishes (`content_filter`) is kept.
+ */
+function isAnnotationChoice(c: ChatChunk['choices'][number]): boolean {
+  return (c as { content_filter_offsets?: unknown }).content_filter_offsets !== undefined && !c.finish_reason &&
+    Object.keys(c.delta).length === 0
+}
+
+/**
+ * Azure's annotation-only events are not canonical chunks: `choices: []` without usage (`prompt_filter_results`),
+ * and the Asynchronous Filter's messages whose every choice is an annotation.
+ */
 function isAnnotationOnly(c: ChatChunk): boolean {
-  return c.choices.length === 0 && (c.usage === undefined || c.usage === null)
+  if (c.choices.length === 0) return c.usage === undefined || c.usage === null
+  return c.choices.every(isAnnotationChoice)
 }
 
 function withoutAnnotations(m: StreamMapper): StreamMapper {

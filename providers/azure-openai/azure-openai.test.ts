@@ -3,7 +3,8 @@ import { Pool } from 'undici'
 import type { GatewayError } from '../../gateway/errors.ts'
 import type { ChatChunk, ChatRequest, ExecuteParams, ProviderAdapter, ToolDefinition } from '../types.ts'
 import { startAzureMock, type AzureMock } from '../../test/helpers/azure-mock.ts'
-import { azureOpenAIFactory } from './adapter.ts'
+import { azureOpenAIFactory, azureTranslations } from './adapter.ts'
+import { ChunkAggregator } from '../shared/aggregate.ts'
 import { toAzureError } from './errors.ts'
 import { azurePath, azureRoute, toAzureChat } from './request.ts'
 import type { AzureConfig } from './config.ts'
@@ -78,6 +79,45 @@ describe('azure-openai config and URLs', () => {
     expect(azureOpenAIFactory.create('az', config({ apiMode: 'v1' }) as never, deps).passthrough?.path('chat', 'x')).toBe('/openai/v1/chat/completions')
     expect(azureOpenAIFactory.create('az', config({ apiMode: 'v1', deployments: { a: 'b' } }) as never, deps).passthrough).toBeUndefined()
     void pool.close()
+  })
+})
+
+describe('azure-openai asynchronous filter stream', () => {
+  // With the Asynchronous Filter, Azure interleaves annotation messages whose choice has content_filter_offsets and
+  // content_filter_results but no delta; a policy violation ends the stream with such a choice and finish_reason content_filter.
+  const offsets = { check_offset: 0, start_offset: 0, end_offset: 2 }
+  const results = { hate: { filtered: false, severity: 'safe' } }
+  const chunk = (choice: object) => ({ id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o', choices: [choice] })
+  const annotation = (finish: string | null) => ({ id: '', object: '', created: 0, model: '', choices: [{ index: 0, finish_reason: finish, content_filter_offsets: offsets, content_filter_results: results }] })
+  function run(evs: object[]): { chunks: ChatChunk[]; agg: ChunkAggregator } {
+    const m = azureTranslations('az', azureRoute(config({}), '')).chat.createStreamMapper('gpt-4o', 'req')
+    const chunks = evs.flatMap((e) => m.push({ event: 'message', data: JSON.stringify(e) }) ?? [])
+    m.end()
+    const agg = new ChunkAggregator()
+    for (const c of chunks) agg.add(c)
+    return { chunks, agg }
+  }
+
+  it('annotation messages without delta are left out; the answer reassembles', () => {
+    const { chunks, agg } = run([
+      { id: '', object: '', created: 0, model: '', choices: [], prompt_filter_results: [{ prompt_index: 0, content_filter_results: results }] },
+      chunk({ index: 0, delta: { role: 'assistant', content: 'Hi' }, finish_reason: null }),
+      annotation(null),
+      chunk({ index: 0, delta: {}, finish_reason: 'stop' }),
+      annotation(null),
+    ])
+    expect(chunks).toHaveLength(2)
+    expect(chunks.every((c) => c.choices.every((x) => x.delta !== undefined))).toBe(true)
+    expect(agg.toResponse().choices[0]).toMatchObject({ message: { content: 'Hi' }, finish_reason: 'stop' })
+  })
+
+  it('a content_filter finish without delta ends the answer', () => {
+    const { chunks, agg } = run([
+      chunk({ index: 0, delta: { role: 'assistant', content: 'Part' }, finish_reason: null }),
+      annotation('content_filter'),
+    ])
+    expect(chunks[1]?.choices[0]).toMatchObject({ delta: {}, finish_reason: 'content_filter' })
+    expect(agg.toResponse().choices[0]).toMatchObject({ message: { content: 'Part' }, finish_reason: 'content_filter' })
   })
 })
 

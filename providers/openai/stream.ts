@@ -50,7 +50,9 @@ export function createOpenAIStreamMapper(provider: string): StreamMapper {
       }
       for (const c of chunk.choices) {
         if (c.finish_reason) { finished = true; c.finish_reason = canonicalFinish(c.finish_reason) }
-        const calls = c.delta?.tool_calls
+        // A choice without delta (Azure's asynchronous-filter messages, some servers' last chunk) has an empty one.
+        if (c.delta === undefined || c.delta === null) c.delta = {}
+        const calls = c.delta.tool_calls
         if (calls !== undefined && Array.isArray(calls) && calls.some((t) => typeof t?.index !== 'number')) numberToolCalls(toolIds ??= new Map(), c.index, calls)
       }
       return [chunk]
