@@ -143,3 +143,32 @@ describe('openai-compatible finish reasons', () => {
     expect(res.choices[0]?.finish_reason).toBe('stop')
   })
 })
+
+describe('upstream errors that echo the key encoded', () => {
+  it('redact it JSON-escaped (\\/) and URL-encoded, not only literally', async () => {
+    const key = 'local/secret+key=0123456789'
+    const bodies = [
+      `{"error":{"message":"bad key ${key.replace(/\//g, '\\/')}","code":"invalid_api_key","param":null}}`,
+      `{"detail":"Invalid key ${encodeURIComponent(key)}"}`,
+      JSON.stringify({ error: { message: `key at https://h/x/${encodeURIComponent(key)}/y` } }),
+    ]
+    let i = 0
+    const server = createServer((req, res) => { req.resume(); req.on('end', () => { res.writeHead(401, { 'content-type': 'application/json' }); res.end(bodies[i++ % bodies.length]) }) })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    const pool = new Pool(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)
+    try {
+      const cfg = { type: 'openai-compatible', baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`, apiKey: key }
+      expect(openaiCompatibleFactory.configErrors(cfg)).toEqual([])
+      const a = openaiCompatibleFactory.create('vllm', cfg, { dispatcherFor: () => pool })
+      for (let n = 0; n < bodies.length; n++) {
+        const e = await a.execute({ model: 'x', messages: [{ role: 'user', content: 'hi' }] }, { model: 'm', signal: new AbortController().signal, deadline: Date.now() + 5000, requestId: 'r' }).catch((x: GatewayError) => x)
+        const shown = `${(e as GatewayError).message} ${JSON.stringify(e)}`
+        expect(shown).toContain('[redacted]')
+        for (const form of [key, encodeURIComponent(key), 'secret+key', 'secret%2Bkey']) expect(shown).not.toContain(form)
+      }
+    } finally {
+      await pool.close()
+      await new Promise<void>((r) => server.close(() => r()))
+    }
+  })
+})

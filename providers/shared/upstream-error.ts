@@ -21,15 +21,23 @@ export function scrubSecrets(text: string): string {
 
 const CREDENTIAL_HEADERS = new Set(['authorization', 'api-key', 'x-api-key', 'x-goog-api-key', 'proxy-authorization'])
 
-/** The credential values carried by a provider's upstream headers (`Bearer` stripped), for literal redaction. */
+/**
+ * The credential values carried by a provider's upstream headers (`Bearer` stripped), for literal redaction, each
+ * also in the spellings an upstream echoes it in when they differ from the value (a key with `/`, `+`, `=`, `"` or
+ * `\`): URL-encoded (a URL in a message) and JSON-escaped, also with `\/` (a JSON body before it is parsed). Keys
+ * made of letters, digits, `-` and `_` (the usual ones) have no other spelling, so stream redaction stays one search.
+ */
 export function credentialsOf(headers: Readonly<Record<string, string>>): string[] {
   const out: string[] = []
   for (const [k, v] of Object.entries(headers)) {
     if (!CREDENTIAL_HEADERS.has(k.toLowerCase())) continue
     const bare = v.replace(/^(Bearer|Basic)\s+/i, '')
-    if (bare.length >= 8) out.push(bare)
+    if (bare.length < 8) continue
+    const json = JSON.stringify(bare).slice(1, -1)
+    for (const form of [json, json.replaceAll('/', '\\/'), encodeURIComponent(bare), bare]) if (!out.includes(form)) out.push(form)
   }
-  return out
+  // Longest first: a spelling that contains another is replaced whole.
+  return out.sort((a, b) => b.length - a.length)
 }
 
 /** Replaces every literal occurrence of the given secrets (whatever their shape) and key-shaped substrings. */
