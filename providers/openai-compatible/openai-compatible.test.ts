@@ -172,3 +172,22 @@ describe('upstream errors that echo the key encoded', () => {
     }
   })
 })
+
+describe('answers without id or created (llama.cpp, TGI)', () => {
+  it('get an id and a created time, streamed (the first id seen, else from the request id) and not', () => {
+    const m = createOpenAIStreamMapper('llama', 'req-42')
+    const chunks = [
+      { object: 'chat.completion.chunk', model: 'm', choices: [{ index: 0, delta: { role: 'assistant', content: 'a' }, finish_reason: null }] },
+      { id: 'chatcmpl-up', object: 'chat.completion.chunk', created: 7, model: 'm', choices: [{ index: 0, delta: { content: 'b' }, finish_reason: null }] },
+      { id: '', object: 'chat.completion.chunk', created: 0, model: 'm', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] },
+    ].flatMap((e) => m.push({ event: 'message', data: JSON.stringify(e) }) ?? [])
+    expect(chunks.map((c) => c.id)).toEqual(['chatcmpl-req-42', 'chatcmpl-up', 'chatcmpl-up'])
+    expect(chunks[0]?.created).toBeGreaterThan(1_700_000_000)
+    expect(chunks[2]?.created).toBe(7)
+    const enc = anthropicInbound.createStreamEncoder('m', true)
+    expect(chunks.map((c) => enc.chunk(c)).join('')).toContain('"id":"chatcmpl-req-42"')
+    const res = fromOpenAIChat({ object: 'chat.completion', model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }] }, 'llama')
+    expect(res.id).toMatch(/^chatcmpl-[0-9a-f]{32}$/)
+    expect(res.created).toBeGreaterThan(1_700_000_000)
+  })
+})

@@ -32,7 +32,7 @@ export function openaiTranslations(name: string, basePath: string, opts?: OpenAI
       streamFormat: 'sse',
       toUpstream: (req, model, stream) => toOpenAIChat(req, model, stream, basePath, o),
       fromUpstream: (json) => fromOpenAIChat(json, name),
-      createStreamMapper: () => createOpenAIStreamMapper(name),
+      createStreamMapper: (_model, requestId) => createOpenAIStreamMapper(name, requestId),
       toError: (status, body, headers) => toOpenAIError(name, status, body, headers),
     },
     embeddings: {

@@ -1,4 +1,5 @@
 /** OpenAI → canonical: a shape check, since the canonical format is OpenAI's. */
+import { randomUUID } from 'node:crypto'
 import { GatewayError } from '../../gateway/errors.ts'
 import type { ChatResponse, EmbeddingResponse, FinishReason } from '../types.ts'
 
@@ -19,6 +20,9 @@ export function fromOpenAIChat(json: unknown, provider: string): ChatResponse {
     throw new GatewayError('MCP_ERR_UPSTREAM_BAD_RESPONSE', { provider, reason: "no 'choices' in the completion" })
   }
   for (const c of r.choices) if (typeof c?.finish_reason === 'string') c.finish_reason = canonicalFinish(c.finish_reason)
+  // Some openai-compatible servers (llama.cpp, TGI) send no id or created.
+  if (typeof r.id !== 'string' || r.id === '') r.id = `chatcmpl-${randomUUID().replaceAll('-', '')}`
+  if (typeof r.created !== 'number' || r.created <= 0) r.created = Math.floor(Date.now() / 1000)
   return r
 }
 

@@ -3,8 +3,10 @@
  * one): `data: [DONE]` or a finish reason ends it cleanly; an `error` payload or malformed JSON
  * raises; EOF before either is an interrupted stream. Tool-call deltas without `index` (some
  * openai-compatible servers) are numbered: a new `id` starts the next call, a delta without one
- * continues the last. Finish reasons other servers spell differently (`eos_token`) become OpenAI's.
+ * continues the last. Finish reasons other servers spell differently (`eos_token`) become OpenAI's; a chunk
+ * without `id` or `created` gets the stream's (or `chatcmpl-<request id>` and the current time).
  */
+import { randomUUID } from 'node:crypto'
 import { GatewayError } from '../../gateway/errors.ts'
 import type { ChatChunk } from '../types.ts'
 import type { SseEvent } from '../shared/sse.ts'
@@ -26,9 +28,13 @@ function numberToolCalls(seen: Map<number, string[]>, choice: number, calls: Too
   }
 }
 
-export function createOpenAIStreamMapper(provider: string): StreamMapper {
+export function createOpenAIStreamMapper(provider: string, requestId?: string): StreamMapper {
   let done = false
   let finished = false
+  /** The stream's id and created as the upstream first sent them, for chunks without (llama.cpp, TGI, Azure's annotations). */
+  let id: string | undefined
+  let created: number | undefined
+  let fallbackId: string | undefined
   let toolIds: Map<number, string[]> | undefined
   return {
     push(ev: SseEvent): ChatChunk[] | undefined {
@@ -48,6 +54,10 @@ export function createOpenAIStreamMapper(provider: string): StreamMapper {
       if (!Array.isArray(chunk.choices)) {
         throw new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider, reason: "event without 'choices'" }, { details: 'upstream.malformed_event' })
       }
+      if (typeof chunk.id === 'string' && chunk.id !== '') id ??= chunk.id
+      else chunk.id = id ?? (fallbackId ??= `chatcmpl-${requestId ?? randomUUID()}`)
+      if (typeof chunk.created === 'number' && chunk.created > 0) created ??= chunk.created
+      else chunk.created = created ?? Math.floor(Date.now() / 1000)
       for (const c of chunk.choices) {
         if (c.finish_reason) { finished = true; c.finish_reason = canonicalFinish(c.finish_reason) }
         // A choice without delta (Azure's asynchronous-filter messages, some servers' last chunk) has an empty one.
