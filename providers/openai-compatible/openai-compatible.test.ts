@@ -9,6 +9,7 @@ import { openaiCompatibleFactory } from './adapter.ts'
 import { createOpenAIStreamMapper } from '../openai/stream.ts'
 import { ChunkAggregator } from '../shared/aggregate.ts'
 import { fromOpenAIChat } from '../openai/response.ts'
+import { toOpenAIError } from '../openai/errors.ts'
 import { anthropicInbound } from '../../gateway/inbound/anthropic.ts'
 
 /** A keyless local server (llama.cpp / vLLM without --api-key): answers /v1/models and chat. */
@@ -189,5 +190,17 @@ describe('answers without id or created (llama.cpp, TGI)', () => {
     const res = fromOpenAIChat({ object: 'chat.completion', model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }] }, 'llama')
     expect(res.id).toMatch(/^chatcmpl-[0-9a-f]{32}$/)
     expect(res.created).toBeGreaterThan(1_700_000_000)
+  })
+})
+
+describe('openai-compatible error bodies', () => {
+  it("keep vLLM's top-level error's type and code, and TGI's error_type, besides the message", () => {
+    const vllm = toOpenAIError('vllm', 400, '{"object":"error","message":"max_tokens is too large","type":"BadRequestError","param":"max_tokens","code":400}', {})
+    expect(vllm).toMatchObject({ status: 400, message: 'max_tokens is too large', type: 'BadRequestError', providerCode: '400', param: 'max_tokens' })
+    const tgi = toOpenAIError('tgi', 422, '{"error":"Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096","error_type":"validation"}', {})
+    expect(tgi).toMatchObject({ status: 422, providerCode: 'validation' })
+    expect(tgi.message).toContain('Input validation error')
+    const azure401 = toOpenAIError('az', 401, '{"statusCode":401,"message":"Unauthorized. Access token is missing"}', {})
+    expect(azure401).toMatchObject({ status: 401, message: 'Unauthorized. Access token is missing', type: 'authentication_error', providerCode: null })
   })
 })

@@ -12,8 +12,13 @@ export function openaiErrorFromPayload(provider: string, payload: unknown, statu
   return upstreamError(provider, status, { message: str(e['message']), code: str(e['code']), type: str(e['type']), param: str(e['param']) }, headers)
 }
 
+/**
+ * Besides OpenAI's `{error: {...}}`: vLLM's flat `{object: 'error', message, type, param, code}`, TGI's
+ * `{error: '<text>', error_type}`, and `{message}` / `{detail}` bodies (Azure's gateway, FastAPI servers).
+ */
 export function toOpenAIError(provider: string, status: number, body: string, headers: HeaderMap): GatewayError {
   const json = parseJsonBody(body)
-  const payload = json?.['error'] ?? (json ? { message: json['message'] ?? json['detail'] } : { message: body.slice(0, 500) })
-  return openaiErrorFromPayload(provider, typeof payload === 'string' ? { message: payload } : payload, status, headers)
+  const payload = json?.['error'] ??
+    (json?.['object'] === 'error' ? json : json ? { message: json['message'] ?? json['detail'] } : { message: body.slice(0, 500) })
+  return openaiErrorFromPayload(provider, typeof payload === 'string' ? { message: payload, code: json?.['error_type'] } : payload, status, headers)
 }
