@@ -207,6 +207,14 @@ describe('canonicalToAnthropic', () => {
     expect(canonicalToAnthropic(res, 'm')).toMatchObject({ stop_reason: s, content: [{ type: 'text', text: 'x' }] })
   })
 
+  it('a finish reason outside OpenAI\'s set (a server\'s own, e.g. vLLM abort) still gives a stop_reason, streamed and not', () => {
+    const res = { ...RES, choices: [{ index: 0, message: { role: 'assistant', content: 'x' }, finish_reason: 'abort' }] } as unknown as ChatResponse
+    expect(canonicalToAnthropic(res, 'm')).toMatchObject({ stop_reason: 'end_turn' })
+    const enc = anthropicInbound.createStreamEncoder('m', true)
+    const sse = enc.chunk({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'x', choices: [{ index: 0, delta: { content: 'x' }, finish_reason: 'abort' as never }] }) + enc.end()
+    expect(sse).toContain('"stop_reason":"end_turn"')
+  })
+
   it('encodes through the Inbound interface', () => {
     expect(JSON.parse(anthropicInbound.encodeResponse(RES, 'm'))).toMatchObject({ type: 'message', model: 'm' })
   })

@@ -217,6 +217,11 @@ const STOP_REASON: Readonly<Record<FinishReason, string>> = {
   stop: 'end_turn', length: 'max_tokens', tool_calls: 'tool_use', function_call: 'tool_use', content_filter: 'refusal',
 }
 
+/** Anthropic's stop_reason; a finish reason outside OpenAI's set (a server's own, e.g. vLLM's `abort`) ends the turn. */
+function stopReason(f: FinishReason | null | undefined): string {
+  return (f && Object.hasOwn(STOP_REASON, f) ? STOP_REASON[f] : undefined) ?? 'end_turn'
+}
+
 function anthropicUsage(u: Usage | null | undefined): Obj {
   const cacheRead = u?.prompt_tokens_details?.cached_tokens ?? 0
   const cacheCreation = u?.prompt_tokens_details?.cache_creation_tokens ?? 0
@@ -248,7 +253,7 @@ export function canonicalToAnthropic(res: ChatResponse, requestModel: string): o
     role: 'assistant',
     model: requestModel,
     content,
-    stop_reason: stopSequence !== undefined ? 'stop_sequence' : STOP_REASON[choice?.finish_reason ?? 'stop'],
+    stop_reason: stopSequence !== undefined ? 'stop_sequence' : stopReason(choice?.finish_reason),
     stop_sequence: stopSequence ?? null,
     usage: anthropicUsage(res.usage),
   }
@@ -384,7 +389,7 @@ export function createAnthropicStreamEncoder(model: string): StreamEncoder {
       let s = started ? '' : start('')
       s += closeAll()
       const seq = finish === 'stop' ? stopSequence : undefined
-      s += sse('message_delta', { type: 'message_delta', delta: { stop_reason: seq !== undefined ? 'stop_sequence' : STOP_REASON[finish ?? 'stop'], stop_sequence: seq ?? null }, usage: anthropicUsage(usage) })
+      s += sse('message_delta', { type: 'message_delta', delta: { stop_reason: seq !== undefined ? 'stop_sequence' : stopReason(finish), stop_sequence: seq ?? null }, usage: anthropicUsage(usage) })
       return s + sse('message_stop', { type: 'message_stop' })
     },
     error(e: GatewayError): string {
