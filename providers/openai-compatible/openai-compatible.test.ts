@@ -204,3 +204,13 @@ describe('openai-compatible error bodies', () => {
     expect(azure401).toMatchObject({ status: 401, message: 'Unauthorized. Access token is missing', type: 'authentication_error', providerCode: null })
   })
 })
+
+describe('an error event inside the stream', () => {
+  it('takes its status from a numeric HTTP code (vLLM, llama.cpp), else 502', () => {
+    const push = (e: object) => { try { createOpenAIStreamMapper('vllm').push({ event: 'message', data: JSON.stringify(e) }); return undefined } catch (x) { return x as GatewayError } }
+    expect(push({ error: { object: 'error', message: 'prompt too long', type: 'BadRequestError', param: null, code: 400 } })).toMatchObject({ status: 400, providerCode: '400', message: 'prompt too long' })
+    expect(push({ error: { code: 503, message: 'loading model', type: 'unavailable_error' } })).toMatchObject({ status: 503 })
+    expect(push({ error: { message: 'The server had an error', type: 'server_error', param: null, code: null } })).toMatchObject({ status: 502 })
+    expect(push({ error: { message: 'x', code: 'rate_limit_exceeded' } })).toMatchObject({ status: 502, providerCode: 'rate_limit_exceeded' })
+  })
+})

@@ -50,7 +50,11 @@ export function createOpenAIStreamMapper(provider: string, requestId?: string): 
       if (chunk === null || typeof chunk !== 'object') {
         throw new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider, reason: 'malformed event in the stream' }, { details: 'upstream.malformed_event' })
       }
-      if (chunk.error !== undefined) throw openaiErrorFromPayload(provider, chunk.error, 502, {})
+      if (chunk.error !== undefined) {
+        // vLLM and llama.cpp put the HTTP status in `code`; OpenAI's own in-stream errors have none (502).
+        const code = (chunk.error as { code?: unknown } | null)?.code
+        throw openaiErrorFromPayload(provider, chunk.error, typeof code === 'number' && code >= 400 && code <= 599 ? code : 502, {})
+      }
       if (!Array.isArray(chunk.choices)) {
         throw new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider, reason: "event without 'choices'" }, { details: 'upstream.malformed_event' })
       }
