@@ -227,6 +227,12 @@ describe('azure-openai adapter against the mock', () => {
     expect(msOnly).toMatchObject({ status: 429, headers: { 'retry-after-ms': '250' } })
   })
 
+  it('a retry-after-ms without Retry-After also gives Retry-After in whole seconds, rounded up, for clients that read only it', async () => {
+    mock.fault = 'retryAfterMs:1200,times:1'
+    const e = await adapter().execute({ model: 'x', messages: [{ role: 'user', content: 'hi' }] }, params()).catch((x: GatewayError) => x)
+    expect(e).toMatchObject({ status: 429, headers: { 'retry-after': '2', 'retry-after-ms': '1200' } })
+  })
+
   it('a cut stream is interrupted', async () => {
     mock.fault = 'cutAfter:2'
     const { err, stream } = await drain(adapter(), { model: 'x', messages: [{ role: 'user', content: 'hi' }] })

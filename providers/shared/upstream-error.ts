@@ -71,7 +71,11 @@ export function upstreamError(provider: string, status: number, info: ProviderEr
   if (retryAfter !== undefined && /^[0-9]+(\.[0-9]+)?$|^[A-Z][a-z]{2}, /.test(retryAfter)) out['retry-after'] = retryAfter
   // OpenAI and Azure also send the delay in milliseconds (honoured by their SDKs), sometimes without Retry-After.
   const retryAfterMs = headerValue(headers, 'retry-after-ms')
-  if (retryAfterMs !== undefined && /^[0-9]+(\.[0-9]+)?$/.test(retryAfterMs)) out['retry-after-ms'] = retryAfterMs
+  if (retryAfterMs !== undefined && /^[0-9]+(\.[0-9]+)?$/.test(retryAfterMs)) {
+    out['retry-after-ms'] = retryAfterMs
+    // Clients that read only Retry-After (whole seconds, rounded up) still learn when to retry.
+    out['retry-after'] ??= String(Math.ceil(Number(retryAfterMs) / 1000))
+  }
   const st = status >= 400 && status <= 599 ? status : 502
   const message = scrubSecrets(info.message && info.message.length > 0 ? info.message : `HTTP ${status}`)
   return new GatewayError('MCP_ERR_UPSTREAM_ERROR', { provider, status, reason: message }, {
