@@ -227,7 +227,8 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
   const tap = recent
     ? createSseParser((ev) => {
         const d = ev.data
-        if (filter && !hasEmptyChoices(d)) out += `data: ${d}\n\n`
+        // The usage-only event has no choices and a usage object; Azure's prompt_filter_results event has no usage.
+        if (filter && !(hasEmptyChoices(d) && hasUsageObject(d))) out += `data: ${d}\n\n`
         if (d === '[DONE]') { sawDone = true; return }
         if (d.charCodeAt(0) !== 123 || d.charCodeAt(d.length - 1) !== 125) { malformed = true; return }
         recent[events++ % TAIL] = d

@@ -26,6 +26,11 @@ const SCRIPTS: Record<string, string[]> = {
   n2cut: [chunk([text(0, 'x'), text(1, 'y')]), chunk([{ index: 0, delta: {}, finish_reason: 'stop' }]), ...Array.from({ length: 10 }, (_, i) => chunk([text(1, `y${i}`)]))],
   // Running usage on every chunk (vLLM's continuous usage stats): the last one is the answer's.
   running: [...Array.from({ length: 20 }, (_, i) => chunk([text(0, `t${i}`)], usage(i + 1))), chunk([{ index: 0, delta: {}, finish_reason: 'length' }], usage(21))],
+  // Azure's first event: prompt annotations with `choices: []` and no usage (not the usage-only chunk).
+  azure: [
+    `data: ${JSON.stringify({ id: '', object: '', created: 0, model: '', choices: [], prompt_filter_results: [{ prompt_index: 0, content_filter_results: { hate: { filtered: false, severity: 'safe' } } }] })}\n\n`,
+    chunk([text(0, 'a')]), chunk([{ index: 0, delta: {}, finish_reason: 'stop' }]), chunk([], usage(1)), 'data: [DONE]\n\n',
+  ],
   // A long answer whose finish is the last event: complete, and the usage in it is found.
   long: [...Array.from({ length: 40 }, (_, i) => chunk([text(0, `w${i}`)])), chunk([{ index: 0, delta: {}, finish_reason: 'stop' }], usage(40))],
 }
@@ -54,11 +59,11 @@ describe('pass-through stream tail', () => {
     await new Promise<void>((r) => upstream.close(() => r()))
   })
 
-  async function stream(model: string): Promise<{ body: string; log: Record<string, unknown> | undefined }> {
+  async function stream(model: string, includeUsage = true): Promise<{ body: string; log: Record<string, unknown> | undefined }> {
     const r = await fetch(`${tg.url}/v1/chat/completions`, {
       method: 'POST',
       headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json', 'x-request-id': `tail-${model}` },
-      body: JSON.stringify({ model: `up/${model}`, messages: [{ role: 'user', content: 'hi' }], stream: true, stream_options: { include_usage: true } }),
+      body: JSON.stringify({ model: `up/${model}`, messages: [{ role: 'user', content: 'hi' }], stream: true, ...(includeUsage ? { stream_options: { include_usage: true } } : {}) }),
     })
     expect(r.status).toBe(200)
     const body = await r.text()
@@ -89,5 +94,13 @@ describe('pass-through stream tail', () => {
     const { body, log } = await stream('long')
     expect(body.trimEnd().endsWith('data: [DONE]')).toBe(true)
     expect(log).toMatchObject({ promptTokens: 5, completionTokens: 40 })
+  })
+
+  it("usage asked for by the gateway, not the client: only the usage-only event is left out, not Azure's prompt_filter_results event", async () => {
+    const { body, log } = await stream('azure', false)
+    expect(body).toContain('"prompt_filter_results"')
+    expect(body).not.toContain('"usage"')
+    expect(body.trimEnd().endsWith('data: [DONE]')).toBe(true)
+    expect(log).toMatchObject({ promptTokens: 5, completionTokens: 1 })
   })
 })
