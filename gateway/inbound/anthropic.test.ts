@@ -389,6 +389,8 @@ describe('anthropicErrorBody', () => {
     ['MCP_ERR_INTERNAL', 500, 'api_error'],
     ['MCP_ERR_UPSTREAM_CONNECT', 502, 'api_error'],
     ['MCP_ERR_UPSTREAM_UNAVAILABLE', 503, 'api_error'],
+    // Anthropic's error reference: 504 - timeout_error (the gateway's own upstream timeout is a 504).
+    ['MCP_ERR_UPSTREAM_TIMEOUT', 504, 'timeout_error'],
   ] as const)('%s (%i) → %s', (code, status, type) => {
     const e = new GatewayError(code, {})
     expect(e.status).toBe(status)
@@ -400,5 +402,7 @@ describe('anthropicErrorBody', () => {
     expect(anthropicErrorBody(at(429, 'requests'), 'r')).toMatchObject({ error: { type: 'rate_limit_error' } })
     expect(anthropicErrorBody(at(529, 'api_error'), 'r')).toMatchObject({ error: { type: 'overloaded_error' } })
     expect(anthropicErrorBody(at(402, 'billing_error'), 'r')).toMatchObject({ error: { type: 'billing_error' } })
+    expect(anthropicErrorBody(at(504, 'api_error'), 'r')).toMatchObject({ error: { type: 'timeout_error' } })
+    expect(anthropicErrorBody(at(409, 'conflict_error'), 'r')).toMatchObject({ error: { type: 'conflict_error' } })
   })
 })

@@ -263,9 +263,9 @@ export function canonicalToAnthropic(res: ChatResponse, requestModel: string): o
 
 const ERROR_TYPE_BY_STATUS: Readonly<Record<number, string>> = {
   400: 'invalid_request_error', 401: 'authentication_error', 402: 'billing_error', 403: 'permission_error', 404: 'not_found_error',
-  413: 'request_too_large', 429: 'rate_limit_error', 500: 'api_error', 529: 'overloaded_error',
+  409: 'conflict_error', 413: 'request_too_large', 429: 'rate_limit_error', 500: 'api_error', 504: 'timeout_error', 529: 'overloaded_error',
 }
-const ANTHROPIC_ERROR_TYPES: ReadonlySet<string> = new Set([...Object.values(ERROR_TYPE_BY_STATUS), 'billing_error', 'timeout_error'])
+const ANTHROPIC_ERROR_TYPES: ReadonlySet<string> = new Set(Object.values(ERROR_TYPE_BY_STATUS))
 
 export function anthropicErrorType(e: GatewayError): string {
   return ERROR_TYPE_BY_STATUS[e.status] ?? (ANTHROPIC_ERROR_TYPES.has(e.type) ? e.type : e.status >= 500 ? 'api_error' : 'invalid_request_error')
