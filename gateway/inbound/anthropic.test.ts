@@ -145,6 +145,38 @@ describe('anthropicToCanonical', () => {
     })
   })
 
+  it('keeps images in tool_result content: the text stays in the tool message, the images follow all tool results as user content', () => {
+    const png = { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' }
+    const body = {
+      model: 'm', max_tokens: 5,
+      messages: [
+        { role: 'user', content: 'screenshot both pages' },
+        { role: 'assistant', content: [{ type: 'tool_use', id: 't1', name: 'shot', input: {} }, { type: 'tool_use', id: 't2', name: 'shot', input: {} }] },
+        { role: 'user', content: [
+          { type: 'tool_result', tool_use_id: 't1', content: [{ type: 'text', text: 'page 1' }, { type: 'image', source: png }] },
+          { type: 'tool_result', tool_use_id: 't2', content: [{ type: 'image', source: { type: 'url', url: 'https://example.com/2.png' } }] },
+          { type: 'text', text: 'compare them' },
+        ] },
+      ],
+    }
+    const r = anthropicToCanonical(body)
+    expect(r.messages.slice(2)).toEqual([
+      { role: 'tool', tool_call_id: 't1', content: [{ type: 'text', text: 'page 1' }] },
+      { role: 'tool', tool_call_id: 't2', content: '' },
+      { role: 'user', content: [
+        { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } },
+        { type: 'image_url', image_url: { url: 'https://example.com/2.png' } },
+        { type: 'text', text: 'compare them' },
+      ] },
+    ])
+    // Anthropic upstream: one user turn, the tool_result blocks first, then the images and the text.
+    const up = toAnthropicRequest(r, 'claude', false, { defaultMaxTokens: 100 } as never)
+    expect(up.messages.at(-1)).toMatchObject({ role: 'user', content: [
+      { type: 'tool_result', tool_use_id: 't1' }, { type: 'tool_result', tool_use_id: 't2' },
+      { type: 'image', source: png }, { type: 'image', source: { type: 'url', url: 'https://example.com/2.png' } }, { type: 'text', text: 'compare them' },
+    ] })
+  })
+
   it('maps string system, tool_choice variants, output_config and thinking', () => {
     const base = { model: 'm', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }
     expect(anthropicToCanonical({ ...base, system: 'S' }).messages[0]).toEqual({ role: 'system', content: 'S' })

@@ -11,6 +11,8 @@
  *   keys on the canonical parts/tools/messages; `cache_control` elsewhere is not carried. The other
  *   providers leave `cache_control` out and translate `is_error` (docs/providers.md).
  * - Thinking blocks in the assistant history are not carried (canonical has no place for them).
+ * - Images and documents in a `tool_result` (canonical tool messages carry text only) become user content
+ *   right after the turn's tool results.
  * - `output_config.format` → `response_format: json_schema` (name 'output'); `output_config.effort`
  *   → `reasoning_effort`. `max_tokens` → canonical `max_tokens`.
  * - A streamed request asks upstream for usage (`stream_options.include_usage`), so `message_delta`
@@ -71,17 +73,24 @@ function documentPart(b: Obj, path: string): ContentPart {
   return { type: 'file', file }
 }
 
-function toolResult(b: Obj, path: string): ChatMessage {
+/** A tool_result → a tool message with its text; its images and documents go to `media` (see convertMessage). */
+function toolResult(b: Obj, path: string, media: ContentPart[]): ChatMessage {
   const id = str(b['tool_use_id'], `${path}.tool_use_id`)
   const c = b['content']
   let content: string | TextPart[] = ''
   if (typeof c === 'string') content = c
   else if (c !== undefined) {
-    content = arr(c, `${path}.content`).map((x, k) => {
-      const xb = obj(x, `${path}.content[${k}]`)
-      if (xb['type'] !== 'text') fail(`${path}.content[${k}].type`, 'only text is supported in tool results')
-      return textPart(xb, `${path}.content[${k}]`)
+    const texts: TextPart[] = []
+    const before = media.length
+    arr(c, `${path}.content`).forEach((x, k) => {
+      const p = `${path}.content[${k}]`
+      const xb = obj(x, p)
+      if (xb['type'] === 'text') texts.push(textPart(xb, p))
+      else if (xb['type'] === 'image') media.push(imagePart(xb, p))
+      else if (xb['type'] === 'document') media.push(documentPart(xb, p))
+      else fail(`${p}.type`, 'must be text, image or document')
     })
+    content = texts.length === 0 && media.length > before ? '' : texts
   }
   const m: ChatMessage & Obj = { role: 'tool', tool_call_id: id, content }
   if (b['is_error'] === true) m['is_error'] = true
@@ -125,18 +134,25 @@ function convertMessage(raw: unknown, i: number, out: ChatMessage[]): void {
     return
   }
   let parts: ContentPart[] = []
+  // Images and documents inside tool results: a canonical (OpenAI) tool message carries text only, and
+  // OpenAI wants the tool messages right after the assistant's tool calls, so they follow the tool
+  // results as user content, ahead of the turn's own blocks.
+  const media: ContentPart[] = []
   const flush = (): void => { if (parts.length > 0) { out.push({ role: 'user', content: parts }); parts = [] } }
+  const takeMedia = (): void => { if (media.length > 0) parts.push(...media.splice(0)) }
   blocks.forEach((x, j) => {
     const p = `${path}.content[${j}]`
     const b = obj(x, p)
+    if (b['type'] !== 'tool_result') takeMedia()
     switch (b['type']) {
       case 'text': parts.push(textPart(b, p)); break
       case 'image': parts.push(imagePart(b, p)); break
       case 'document': parts.push(documentPart(b, p)); break
-      case 'tool_result': flush(); out.push(toolResult(b, p)); break
+      case 'tool_result': flush(); out.push(toolResult(b, p, media)); break
       default: fail(`${p}.type`, `unsupported content block type '${String(b['type'])}'`)
     }
   })
+  takeMedia()
   flush()
 }
 
