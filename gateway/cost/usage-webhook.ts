@@ -208,8 +208,10 @@ export class UsageWebhook {
 
   #sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const t = setTimeout(done, ms)
       const sig = this.#stop.signal
+      // Stopped during the POST: the abort event has fired already and would never end this wait.
+      if (sig.aborted) { resolve(); return }
+      const t = setTimeout(done, ms)
       function done(): void { clearTimeout(t); sig.removeEventListener('abort', done); resolve() }
       sig.addEventListener('abort', done)
     })

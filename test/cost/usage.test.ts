@@ -250,3 +250,31 @@ for (const engine of ENGINES) {
     })
   })
 }
+
+describe('usage webhook shutdown', () => {
+  it('stop() during a POST does not wait out the backoff (the final rollup flush runs after it)', async () => {
+    const { openStore } = await import('../../store/index.ts')
+    const store = await openStore({ dataDir: 'memory://', partitionDaysAhead: 1 })
+    try {
+      const bucket = Math.floor(Date.now() / HOUR_MS) * HOUR_MS - 2 * HOUR_MS
+      await store.query(`INSERT INTO usage_rollups (granularity, bucket_start, provider, model, requests) VALUES ('hour', $1::timestamptz, 'oa', 'gpt-4o', 1)`, [new Date(bucket).toISOString()])
+      let posted!: () => void
+      const inFetch = new Promise<void>((r) => { posted = r })
+      // A receiver that hangs until the POST is aborted.
+      const hanging = ((_url: unknown, init?: RequestInit) => new Promise<Response>((_resolve, reject) => {
+        init?.signal?.addEventListener('abort', () => reject(new Error('aborted')))
+        posted()
+      })) as typeof fetch
+      const settings = parseUsageSettings({ webhook: { url: 'http://127.0.0.1:9/usage', secret: 'whsec_0123456789abcdef', backoffMs: 30_000, closeDelayMs: 0 } }).webhook!
+      const hook = new UsageWebhook({ store, settings, fetch: hanging })
+      const run = hook.runOnce()
+      await inFetch
+      const t0 = Date.now()
+      await hook.stop()
+      expect(Date.now() - t0).toBeLessThan(5_000)
+      expect(await run).toBe('stopped')
+    } finally {
+      await store.close()
+    }
+  }, 60_000)
+})
