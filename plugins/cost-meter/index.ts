@@ -86,14 +86,16 @@ export const costMeterPlugin: PluginFactory<CostMeterConfig> = {
       onComplete(ctx, outcome) {
         // Never routed upstream (local reply before the upstream call): no usage, nothing to record.
         if (ctx.upstreamStart === 0) return
+        // Completion time, taken now: the hour bucket must not move past a boundary while the estimate waits.
+        const at = Date.now()
         // The first estimate after start waits for the tokenizer to load (costReady).
         const ready = costReady(ctx)
-        if (ready) return ready.then(() => record(ctx, outcome))
-        record(ctx, outcome)
+        if (ready) return ready.then(() => record(ctx, outcome, at))
+        record(ctx, outcome, at)
       },
     }
 
-    function record(ctx: RequestCtx, outcome: Outcome): void {
+    function record(ctx: RequestCtx, outcome: Outcome, at: number): void {
       const c = costOf(ctx)
       if (c === undefined) return
       meter.count(ctx, c)
@@ -101,7 +103,7 @@ export const costMeterPlugin: PluginFactory<CostMeterConfig> = {
       const principal = ctx.slots.principal
       const exec = executionIds(ctx)
       sink.record({
-        at: Date.now(),
+        at,
         keyId: uuidOrNull(principal?.keyId),
         team: principal?.team ?? null,
         deploymentId: exec.deploymentId,

@@ -192,3 +192,37 @@ describe('UsageAggregator', () => {
     expect(formatUsd(1_000_000_000_001n)).toBe('1.000000000001')
   })
 })
+
+describe('the cost meter\'s usage record', () => {
+  it('a request finishing just before the hour is in that hour, also when its estimate waits for the tokenizer', async () => {
+    const { default: pino } = await import('pino')
+    const { vi } = await import('vitest')
+    const { costMeterPlugin } = await import('../../plugins/cost-meter/index.ts')
+    const { validatePluginConfig } = await import('../../gateway/pipeline/compile.ts')
+    const { tokenizerSettled } = await import('../../gateway/cost/estimate.ts')
+    // The first estimate in this process: it waits for the tokenizer to load.
+    expect(tokenizerSettled()).toBe(false)
+    const records: UsageRecord[] = []
+    const deps = { services: { usage: { record: (r: UsageRecord) => { records.push(r) } } }, logger: pino({ level: 'silent' }), metrics: new Metrics(), env: { adminKey: undefined, production: false } }
+    const inst = await costMeterPlugin.create(validatePluginConfig(costMeterPlugin, {}, 'plugins.cost-meter') as never, deps as never)
+    // A finished answer without usage (estimated).
+    const ctx = {
+      id: 'req-1', providerName: 'oa', model: 'gpt-4o', requestedModel: 'gpt-4o', adapter: { type: 'openai' },
+      usage: undefined, rawBody: undefined, upstreamStart: 1, upstreamHeaders: 2, cost: undefined,
+      chat: { model: 'gpt-4o', messages: [{ role: 'user', content: 'Hello there' }] }, embedding: undefined,
+      slots: {}, res: { writableFinished: true, destroyed: false },
+    } as never
+    const hour = Date.UTC(2026, 0, 15, 11)
+    vi.useFakeTimers({ toFake: ['Date'], now: hour - 10 })
+    try {
+      inst.onRequestHeaders!(ctx)
+      const done = inst.onComplete!(ctx, { status: 200, errorCode: undefined, details: 'ok', aborted: false })
+      vi.setSystemTime(hour + 200)
+      await done
+    } finally {
+      vi.useRealTimers()
+    }
+    expect(records).toHaveLength(1)
+    expect(records[0]).toMatchObject({ estimated: true, at: hour - 10 })
+  })
+})
