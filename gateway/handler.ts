@@ -124,7 +124,13 @@ export function createHandler(deps: HandlerDeps): (spec: RouteSpec, req: Incomin
     for (const h of ctx.route.onComplete) {
       try {
         const r = h(ctx, outcome)
-        if (isThenable(r)) (r as Promise<void>).catch((e: unknown) => log.error({ err: e }, 'onComplete hook failed'))
+        if (isThenable(r)) {
+          // A hook still working (the cost meter and execution log wait for the tokenizer) holds the generation:
+          // a drain (shutdown, reload) waits for it, so the final flush has its record and its plugin is not closed.
+          const pipeline = ctx.pipeline
+          pipeline.acquire()
+          Promise.resolve(r).catch((e: unknown) => log.error({ err: e }, 'onComplete hook failed')).finally(() => pipeline.release())
+        }
       } catch (e) {
         log.error({ err: e }, 'onComplete hook failed')
       }

@@ -226,3 +226,30 @@ describe('the cost meter\'s usage record', () => {
     expect(records[0]).toMatchObject({ estimated: true, at: hour - 10 })
   })
 })
+
+describe('shutdown', () => {
+  it('a request whose estimate waits for the tokenizer when the gateway shuts down is still in the final flush', async () => {
+    const { vi } = await import('vitest')
+    // Fresh modules: the tokenizer is not loaded, whatever ran before in this file.
+    vi.resetModules()
+    const { startCostGateway, mockProviders, CHAIN, chat } = await import('./harness.ts')
+    const { startUsageMock } = await import('./usage-mock.ts')
+    const { tokenizerSettled } = await import('../../gateway/cost/estimate.ts')
+    const usage = await import('../../store/usage-rollups.ts')
+    expect(tokenizerSettled()).toBe(false)
+    const mock = await startUsageMock()
+    const store = await openStore({ dataDir: 'memory://', partitionDaysAhead: 1 })
+    try {
+      const g = await startCostGateway({ providers: mockProviders(mock.url), chains: { default: CHAIN } }, { store })
+      // An answer without usage: the first estimate after start waits for the tokenizer.
+      expect((await chat(g, 'nu/local-model')).status).toBe(200)
+      await g.close()
+      const t = (await usage.queryUsage(store, { granularity: 'hour', from: new Date(Date.now() - DAY_MS), to: new Date(Date.now() + DAY_MS), groupBy: [] })).totals
+      expect(t).toMatchObject({ requests: 1, estimated_requests: 1 })
+      expect(g.aggregator.stats().dropped).toBe(0)
+    } finally {
+      await store.close()
+      await mock.close()
+    }
+  }, 60_000)
+})
