@@ -72,8 +72,15 @@ interface Series {
   readonly missing: CounterChild
 }
 
+/**
+ * Most tokens one answer is counted with (2^32, far past any context window). A provider's absurd count (1e21)
+ * is no BIGINT (the parameter is '1e+21'), and sums near 2^63 overflow the rollup columns: either failed the
+ * whole multi-row rollup upsert, at every retry, for every row.
+ */
+const MAX_TOKENS = 2 ** 32
+
 function int(v: unknown): number {
-  return typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.floor(v) : 0
+  return typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.min(Math.floor(v), MAX_TOKENS) : 0
 }
 
 /** Usage as the provider reported it, made safe to price: non-negative integers, details within their totals. */

@@ -253,3 +253,33 @@ describe('shutdown', () => {
     }
   }, 60_000)
 })
+
+describe('absurd usage from a provider', () => {
+  it('a token count beyond BIGINT does not poison the flush of every other row', async () => {
+    const { default: pino } = await import('pino')
+    const { costMeterPlugin } = await import('../../plugins/cost-meter/index.ts')
+    const { validatePluginConfig } = await import('../../gateway/pipeline/compile.ts')
+    await base.query('DELETE FROM usage_rollups')
+    const agg = new UsageAggregator({ store: base })
+    const deps = { services: { usage: agg }, logger: pino({ level: 'silent' }), metrics: new Metrics(), env: { adminKey: undefined, production: false } }
+    const inst = await costMeterPlugin.create(validatePluginConfig(costMeterPlugin, {}, 'plugins.cost-meter') as never, deps as never)
+    const answer = (model: string, usage: unknown): void => {
+      const ctx = {
+        id: 'req-1', providerName: 'oa', model, requestedModel: model, adapter: { type: 'openai' },
+        usage, rawBody: undefined, upstreamStart: 1, upstreamHeaders: 2, cost: undefined,
+        chat: { model, messages: [{ role: 'user', content: 'Hello' }] }, embedding: undefined,
+        slots: {}, res: { writableFinished: true, destroyed: false },
+      } as never
+      inst.onRequestHeaders!(ctx)
+      void inst.onComplete!(ctx, { status: 200, errorCode: undefined, details: 'ok', aborted: false })
+    }
+    answer('gpt-4o', { prompt_tokens: 100, completion_tokens: 20, total_tokens: 120 })
+    // A broken (or hostile) OpenAI-compatible server: 1e21 tokens ("1e+21" as a parameter is not a BIGINT).
+    answer('gpt-4o-mini', { prompt_tokens: 1e21, completion_tokens: 1e19, total_tokens: 1.001e21 })
+    expect(agg.stats().pendingRows).toBe(2)
+    expect(await agg.flush()).toBe(true)
+    const { rows } = await queryUsage(base, { granularity: 'hour', from: new Date(Date.now() - DAY_MS), to: new Date(Date.now() + DAY_MS), groupBy: ['model'] })
+    expect(rows.find((r) => r.model === 'gpt-4o')).toMatchObject({ requests: 1, input_tokens: 100, output_tokens: 20 })
+    expect(rows.find((r) => r.model === 'gpt-4o-mini')).toMatchObject({ requests: 1 })
+  })
+})
