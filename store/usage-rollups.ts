@@ -323,8 +323,16 @@ function params(g: 'hour' | 'day', r: PendingRow): unknown[] {
     picoOf(r).toString(), (picoOf(r) / 1_000_000n).toString()]
 }
 
+/** The rows in the order of their keys. */
+function sortedByKey(rows: Iterable<[string, PendingRow]>): PendingRow[] {
+  return [...rows].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r)
+}
+
 /** Upserts hour rows and the day rows derived from them, in one transaction. Returns the number of rows written. */
-async function writeRollups(store: Store, hours: readonly PendingRow[]): Promise<number> {
+async function writeRollups(store: Store, pending: readonly PendingRow[]): Promise<number> {
+  // In key order, the same on every instance: two instances upserting the same rows in their own (arrival) orders
+  // lock them in opposite orders and deadlock, failing a flush that then waits for its retry.
+  const hours = sortedByKey(pending.map((r) => [keyOf(r.bucket, r), r]))
   const days = new Map<string, PendingRow>()
   for (const h of hours) {
     const bucket = h.bucket - (h.bucket % DAY_MS)
@@ -333,7 +341,7 @@ async function writeRollups(store: Store, hours: readonly PendingRow[]): Promise
     if (d) addInto(d, h)
     else days.set(k, { ...h, bucket })
   }
-  const all: ['hour' | 'day', PendingRow][] = [...hours.map((h) => ['hour', h] as ['hour', PendingRow]), ...[...days.values()].map((d) => ['day', d] as ['day', PendingRow])]
+  const all: ['hour' | 'day', PendingRow][] = [...hours.map((h) => ['hour', h] as ['hour', PendingRow]), ...sortedByKey(days).map((d) => ['day', d] as ['day', PendingRow])]
   const statements: { sql: string; params: unknown[] }[] = []
   for (let i = 0; i < all.length; i += ROWS_PER_STATEMENT) {
     const part = all.slice(i, i + ROWS_PER_STATEMENT)

@@ -283,3 +283,33 @@ describe('absurd usage from a provider', () => {
     expect(rows.find((r) => r.model === 'gpt-4o-mini')).toMatchObject({ requests: 1 })
   })
 })
+
+describe('two instances flushing the same rows (PostgreSQL)', () => {
+  it('upserts in one order on every instance: no deadlock, every flush succeeds, totals exact', async () => {
+    const { engines, dropSchemas } = await import('./engines.ts')
+    const pg = (await engines()).find((e) => e.name === 'postgres')
+    if (!pg) return
+    const store = await pg.open()
+    try {
+      let failed = 0
+      const N = 300
+      const ROUNDS = 10
+      for (let round = 0; round < ROUNDS; round++) {
+        const a = new UsageAggregator({ store })
+        const b = new UsageAggregator({ store })
+        // The same combinations, arriving in opposite orders on the two instances.
+        for (let i = 0; i < N; i++) a.record(rec({ model: `m${i}` }))
+        for (let i = N - 1; i >= 0; i--) b.record(rec({ model: `m${i}` }))
+        const ok = await Promise.all([a.flush(), b.flush()])
+        failed += ok.filter((x) => !x).length
+        for (const [i, agg] of [a, b].entries()) if (!ok[i]) await agg.flush()
+      }
+      expect(failed).toBe(0)
+      expect(await totals(store)).toMatchObject({ requests: 2 * N * ROUNDS })
+      expect(await totals(store, 'day')).toMatchObject({ requests: 2 * N * ROUNDS })
+    } finally {
+      await store.close()
+      await dropSchemas()
+    }
+  }, 120_000)
+})
