@@ -60,8 +60,9 @@ function timeParam(q: URLSearchParams, name: string): number | undefined {
   const v = q.get(name)
   if (v === null || v === '') return undefined
   const t = parseIsoTime(v)
-  // Year 0 (and before) is a date in ISO 8601 but not in PostgreSQL: a 400 here, not a 500 from the query.
-  if (Number.isNaN(t) || new Date(t).getUTCFullYear() < 1) throw queryInvalid(name, 'must be an ISO 8601 timestamp (2026-01-02T03:04:05Z)')
+  // Year 0 (and before) is a date in ISO 8601 but not in PostgreSQL, and past 9999 (an offset) toISOString() writes
+  // +010000-…, which PostgreSQL does not read: a 400 here, not a 500 from the query.
+  if (Number.isNaN(t) || new Date(t).getUTCFullYear() < 1 || new Date(t).getUTCFullYear() > 9999) throw queryInvalid(name, 'must be an ISO 8601 timestamp (2026-01-02T03:04:05Z)')
   return t
 }
 
