@@ -126,6 +126,18 @@ describe('anthropicToCanonical', () => {
       expect(compat).toMatchObject({ top_k: 40 })
     })
 
+    it('openai: max_tokens (always set by /v1/messages) goes to OpenAI as max_completion_tokens, which its reasoning models require; compatible servers keep max_tokens', () => {
+      const official = toOpenAIChat(anthropicToCanonical(CACHED), 'o3', false, '/v1', { ...OPENAI, completionTokens: true }).body
+      expect(official).toMatchObject({ max_completion_tokens: 100 })
+      expect(official).not.toHaveProperty('max_tokens')
+      // A client's own max_completion_tokens wins; nothing is renamed for OpenAI-compatible servers or Azure.
+      const both = toOpenAIChat({ model: 'x', messages: [{ role: 'user', content: 'hi' }], max_tokens: 5, max_completion_tokens: 7 }, 'o3', false, '/v1', { ...OPENAI, completionTokens: true }).body
+      expect(both).toMatchObject({ max_tokens: 5, max_completion_tokens: 7 })
+      const compat = toOpenAIChat(anthropicToCanonical(CACHED), 'llama', false, '/v1', { ...OPENAI, forwardTopK: true }).body
+      expect(compat).toMatchObject({ max_tokens: 100 })
+      expect(compat).not.toHaveProperty('max_completion_tokens')
+    })
+
     it('google: is_error becomes functionResponse.response.error, top_k topK, cache_control left out, thinking a 400', () => {
       const gopts = { provider: 'gem', basePath: '', apiVersion: 'v1beta', dropUnsupportedParams: false }
       const body = toGoogleChat(anthropicToCanonical({ ...CACHED, top_k: 40 }), 'gemini-2.5-flash', false, gopts).body as Record<string, any>

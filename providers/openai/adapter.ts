@@ -46,8 +46,9 @@ export function createOpenAIAdapter(type: string, name: string, cfg: OpenAIConfi
   const { origin, basePath } = splitBaseUrl(cfg.baseUrl)
   const dispatcher = deps.dispatcherFor(origin)
   const headers = openaiHeaders(cfg)
-  // openai-compatible servers (vLLM, llama.cpp, LM Studio) take top_k; OpenAI's API does not.
-  const t = openaiTranslations(name, basePath, { provider: name, dropUnsupportedParams: cfg.dropUnsupportedParams, forwardTopK: type === 'openai-compatible' })
+  // openai-compatible servers (vLLM, llama.cpp, LM Studio) take top_k; OpenAI's API does not, and wants
+  // max_completion_tokens (request.ts).
+  const t = openaiTranslations(name, basePath, { provider: name, dropUnsupportedParams: cfg.dropUnsupportedParams, forwardTopK: type === 'openai-compatible', completionTokens: type === 'openai' })
   const passthrough: PassthroughTarget = {
     dispatcher,
     origin,

@@ -18,6 +18,12 @@ export interface OpenAIRequestOptions {
   dropUnsupportedParams: boolean
   /** `top_k` is forwarded (openai-compatible servers), not unsupported. */
   forwardTopK: boolean
+  /**
+   * OpenAI's own API: `max_tokens` is sent as `max_completion_tokens`, its replacement, which every current OpenAI
+   * chat model takes and the reasoning models (o-series, gpt-5) require (they refuse `max_tokens`). Off for
+   * OpenAI-compatible servers and Azure, where older servers and API versions know only `max_tokens`.
+   */
+  completionTokens?: boolean
 }
 
 /** Anthropic-only top-level extensions of the canonical request; `top_k` only where forwardTopK is off. */
@@ -76,6 +82,10 @@ export function toOpenAIChat(req: ChatRequest, model: string, stream: boolean, b
       if (!o.dropUnsupportedParams) throw new GatewayError('MCP_ERR_REQ_PARAM_UNSUPPORTED', { param: key, provider: o.provider }, { param: key, details: 'request.param_unsupported' })
       delete body[key]
     }
+  }
+  if (o?.completionTokens && body.max_tokens != null && body.max_completion_tokens == null) {
+    body.max_completion_tokens = body.max_tokens
+    delete body.max_tokens
   }
   if (Array.isArray(body.messages)) body.messages = openaiMessages(body.messages)
   if (Array.isArray(body.tools) && body.tools.some((t) => t !== null && typeof t === 'object' && 'cache_control' in t)) {
