@@ -34,6 +34,12 @@ function pathOf(e: ErrorObject, prefix: string): string {
  * credential with a CR or LF would fail every call through it). The message names the rule, never the value.
  */
 export const HEADER_VALUE_PATTERN = '^[\\t\\x20-\\x7e\\x80-\\xff]*$'
+const HEADER_VALUE = new RegExp(HEADER_VALUE_PATTERN)
+
+/** The string can be sent as an HTTP header value (HEADER_VALUE_PATTERN). */
+export function isHeaderValue(s: string): boolean {
+  return HEADER_VALUE.test(s)
+}
 
 function messageOf(e: ErrorObject): string {
   if (e.keyword === 'pattern' && (e.params as { pattern?: string }).pattern === HEADER_VALUE_PATTERN) {

@@ -100,7 +100,6 @@ const JSONB_UNSAFE = /(?<!\\)((?:\\\\)*)\\u(?:0000|d[89a-f][0-9a-f]{2})/g
 /** What a varchar value cannot hold as it is: COPY's special characters, NUL, surrogates (maybe lone). */
 const TEXT_UNSAFE = /[\\\t\n\r\0\ud800-\udfff]/
 const TEXT_ESCAPES = /[\\\t\n\r\0]/g
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g
 const ESCAPE: Readonly<Record<string, string>> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r', '\0': '\ufffd' }
 /** The largest epoch ms a JS Date holds. */
 const MAX_DATE_MS = 8.64e15
@@ -113,7 +112,7 @@ function text(v: string | null, max: number): string {
   if (v === null || v === undefined) return NULL
   const s = typeof v === 'string' ? v : String(v)
   const cut = s.length > max ? s.slice(0, max) : s
-  return TEXT_UNSAFE.test(cut) ? cut.replace(LONE_SURROGATE, '\ufffd').replace(TEXT_ESCAPES, (c) => ESCAPE[c]!) : cut
+  return TEXT_UNSAFE.test(cut) ? cut.toWellFormed().replace(TEXT_ESCAPES, (c) => ESCAPE[c]!) : cut
 }
 
 /** '000'..'999'. */

@@ -100,7 +100,6 @@ export interface UsageAggregatorStats {
 
 /** What a text column cannot hold: NUL, and surrogates (maybe lone, as a cut through a pair leaves one). */
 const TEXT_UNSAFE = /[\0\ud800-\udfff]/
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g
 
 /**
  * A dimension cut to its column, with NUL and lone surrogates as U+FFFD: PostgreSQL refuses them, and one such
@@ -109,7 +108,7 @@ const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[
 function cut(s: string | null, n: number): string | null {
   if (s === null || s === '') return null
   const v = s.length > n ? s.slice(0, n) : s
-  return TEXT_UNSAFE.test(v) ? v.replace(LONE_SURROGATE, '\ufffd').replaceAll('\0', '\ufffd') : v
+  return TEXT_UNSAFE.test(v) ? v.toWellFormed().replaceAll('\0', '\ufffd') : v
 }
 
 function keyOf(bucket: number, r: { keyId: string | null; team: string | null; deploymentId: string | null; promptVersionId: string | null; provider: string | null; model: string | null }): string {

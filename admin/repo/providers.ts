@@ -13,6 +13,7 @@ import { adapterFactory, adapterTypes } from '../../providers/registry.ts'
 import { sqlState } from '../../store/types.ts'
 import type { Queryable } from '../../store/types.ts'
 import { GatewayError } from '../../gateway/errors.ts'
+import { isHeaderValue } from '../../gateway/validate.ts'
 import { audit } from '../audit.ts'
 import { asStoredCredentials, credentialViews, sealCredential, type CredentialView, type StoredCredentials } from '../credentials.ts'
 import type { Keyring } from '../crypto.ts'
@@ -33,8 +34,6 @@ interface Row {
 
 const COLUMNS = 'id, name, provider, config, credentials, status, version AS revision, created_at, updated_at, created_at::text AS cursor_at'
 const SECRET_KEY = /(key|secret|token|password|passphrase|credentials?|authorization|cookie)$/i
-/** What undici refuses in a header value (UND_ERR_INVALID_ARG): anything but tab, printable ASCII and Latin-1. */
-const NOT_HEADER_VALUE = /[^\t\x20-\x7e\x80-\xff]/
 
 /** Provider types the API accepts: every registered adapter except `custom` (it loads code: files only). */
 export function apiProviderTypes(): string[] {
@@ -66,7 +65,7 @@ function findSecretKey(v: unknown, path: string): string | undefined {
  */
 function checkCredentialValues(credentials: Readonly<Record<string, string | null>> | undefined): void {
   for (const [f, s] of Object.entries(credentials ?? {})) {
-    if (typeof s === 'string' && NOT_HEADER_VALUE.test(s)) {
+    if (typeof s === 'string' && !isHeaderValue(s)) {
       throw bodyInvalid([`credentials.${f}: must be usable as an HTTP header value (no CR, LF or other control characters, nothing beyond Latin-1)`])
     }
   }

@@ -36,19 +36,13 @@ function states(flat: readonly unknown[], from: number, n: number): CounterState
   return out
 }
 
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g
-
 /**
  * A scope id in a key. encodeURIComponent throws on a lone surrogate, and a model budget's scope id is the client's
  * model name: such a name is encoded with U+FFFD instead (as Redis stores it in the scope index), rather than
  * failing the admission as if Redis were down.
  */
 function encodeScope(id: string): string {
-  try {
-    return encodeURIComponent(id)
-  } catch {
-    return encodeURIComponent(id.replace(LONE_SURROGATE, '\ufffd'))
-  }
+  return encodeURIComponent(id.toWellFormed())
 }
 
 export class RedisBudgetStore implements BudgetStore {
