@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { GatewayError } from '../gateway/errors.ts'
 import { checkContentType, parseJson, readBody } from '../gateway/http/body.ts'
+import { epochOfIsoMatch } from '../gateway/iso-time.ts'
 import type { Validator } from '../gateway/validate.ts'
 import { sendJson } from './server.ts'
 
@@ -196,4 +197,23 @@ export function canonicalJson(v: unknown): string {
   return JSON.stringify(v, (_k, x: unknown) => (x !== null && typeof x === 'object' && !Array.isArray(x)
     ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
     : x))
+}
+
+/** A date, optionally a time (`T` or space) with seconds, a fraction and an offset (`Z`, `+02:00`, `+0200`). */
+const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:([Zz])|([+-])(\d{2}):?(\d{2}))?)?$/
+
+/**
+ * A time query parameter (`from`, `to` of the audit, executions and usage routes) as epoch ms; absent or empty:
+ * undefined. ISO 8601, fields checked against the calendar (Feb 30 is a 400, not March 2), a missing offset is UTC.
+ * Years 1 to 9999 only: year 0 parses but PostgreSQL refuses it, and past 9999 (through an offset) toISOString()
+ * writes +010000-…, which PostgreSQL does not read: a 400 here, not a 500 from the query.
+ */
+export function timeQuery(q: URLSearchParams, name: string): number | undefined {
+  const v = q.get(name)
+  if (v === null || v === '') return undefined
+  const m = ISO_TIME.exec(v)
+  const t = m ? epochOfIsoMatch(m) : NaN
+  const year = Number.isNaN(t) ? 0 : new Date(t).getUTCFullYear()
+  if (year < 1 || year > 9999) throw queryInvalid(name, 'must be an ISO 8601 timestamp (2026-01-02T03:04:05Z)')
+  return t
 }

@@ -6,20 +6,17 @@
  * Unknown parameters are a 400 naming them. before/after were redacted when written.
  */
 import type { ControlPlane } from '../control-plane.ts'
-import { isUuid, pageOf, queryInvalid, queryOf } from '../http.ts'
+import { isUuid, pageOf, queryInvalid, queryOf, timeQuery } from '../http.ts'
 import { authorize, teamFilter } from '../rbac.ts'
 import { listAudit } from '../repo/audit.ts'
 import { sendJson, type AdminServer } from '../server.ts'
 
 const KNOWN = new Set(['actor', 'action', 'object_type', 'object_id', 'team', 'from', 'to', 'limit', 'cursor'])
 
+/** A time filter as the ISO string the query binds (admin/http.ts timeQuery). */
 function time(q: URLSearchParams, name: string): string | undefined {
-  const v = q.get(name)
-  if (v === null || v === '') return undefined
-  const t = /^\d{4}-\d{2}-\d{2}/.test(v) ? Date.parse(v) : NaN
-  // Year 0 (and before) parses in JavaScript but PostgreSQL refuses it: a 400 here, not a 500 from the query.
-  if (Number.isNaN(t) || new Date(t).getUTCFullYear() < 1) throw queryInvalid(name, 'must be an ISO 8601 timestamp (2026-01-02T03:04:05Z)')
-  return new Date(t).toISOString()
+  const t = timeQuery(q, name)
+  return t === undefined ? undefined : new Date(t).toISOString()
 }
 
 function text(q: URLSearchParams, name: string, max: number): string | undefined {

@@ -15,7 +15,7 @@ import { withMetricKeys } from '../../store/execution-log-rows.ts'
 import type { Store } from '../../store/types.ts'
 import { sqlState } from '../../store/types.ts'
 import { isUnavailableError, storeUnavailable } from '../control-plane.ts'
-import { cursorParts, encodeCursor, isUuid, notFound, pageOf, queryInvalid, queryOf } from '../http.ts'
+import { cursorParts, encodeCursor, isUuid, notFound, pageOf, queryInvalid, queryOf, timeQuery } from '../http.ts'
 import { authorize } from '../rbac.ts'
 import { sendJson, type AdminServer } from '../server.ts'
 
@@ -53,13 +53,10 @@ const FILTERS: readonly { param: string; column: string; uuid: boolean; max: num
 /** created_at::text in a UTC session: '2026-01-02 03:04:05.678+00'. */
 const PG_TIMESTAMP = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?[+-]\d{2}(:\d{2})?$/
 
+/** A time filter as the ISO string the query binds (admin/http.ts timeQuery). */
 function timeParam(q: URLSearchParams, name: string): string | undefined {
-  const v = q.get(name)
-  if (v === null || v === '') return undefined
-  const t = /^\d{4}-\d{2}-\d{2}/.test(v) ? Date.parse(v) : NaN
-  // Year 0 (and before) parses in JavaScript but PostgreSQL refuses it: a 400 here, not a 500 from the query.
-  if (Number.isNaN(t) || new Date(t).getUTCFullYear() < 1) throw queryInvalid(name, 'must be an ISO 8601 timestamp (2026-01-02T03:04:05Z)')
-  return new Date(t).toISOString()
+  const t = timeQuery(q, name)
+  return t === undefined ? undefined : new Date(t).toISOString()
 }
 
 function present(r: ExecutionRow): Record<string, unknown> {

@@ -20,10 +20,9 @@
  */
 import type { ServerResponse } from 'node:http'
 import type { Store } from '../../store/types.ts'
-import { epochOfIsoMatch } from '../../gateway/iso-time.ts'
 import { DAY_MS, queryUsage, USAGE_GROUPS, USAGE_METRICS, type UsageDimension, type UsageGroup, type UsageQuery, type UsageResult } from '../../store/usage-rollups.ts'
 import { isUnavailableError, storeUnavailable } from '../control-plane.ts'
-import { isUuid, queryInvalid, queryOf } from '../http.ts'
+import { isUuid, queryInvalid, queryOf, timeQuery } from '../http.ts'
 import { sendJson, type AdminServer } from '../server.ts'
 
 const FILTERS: readonly { param: string; dim: UsageDimension; uuid: boolean; max: number }[] = [
@@ -47,32 +46,13 @@ export interface ParsedUsageQuery {
   filters: Record<string, string>
 }
 
-/** A date, optionally a time (`T` or space) with seconds, a fraction and an offset (`Z`, `+02:00`, `+0200`). */
-const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:([Zz])|([+-])(\d{2}):?(\d{2}))?)?$/
-
-/** Epoch ms of an ISO 8601 timestamp (fields checked against the calendar; a missing offset is UTC), or NaN. */
-function parseIsoTime(v: string): number {
-  const m = ISO_TIME.exec(v)
-  return m ? epochOfIsoMatch(m) : NaN
-}
-
-function timeParam(q: URLSearchParams, name: string): number | undefined {
-  const v = q.get(name)
-  if (v === null || v === '') return undefined
-  const t = parseIsoTime(v)
-  // Year 0 (and before) is a date in ISO 8601 but not in PostgreSQL, and past 9999 (an offset) toISOString() writes
-  // +010000-…, which PostgreSQL does not read: a 400 here, not a 500 from the query.
-  if (Number.isNaN(t) || new Date(t).getUTCFullYear() < 1 || new Date(t).getUTCFullYear() > 9999) throw queryInvalid(name, 'must be an ISO 8601 timestamp (2026-01-02T03:04:05Z)')
-  return t
-}
-
 /** Validates the query string of the usage routes; a 400 names the first bad parameter. */
 export function parseUsageQuery(q: URLSearchParams, defaults: { groupBy: readonly UsageGroup[]; format: 'json' | 'csv' }, now = Date.now()): ParsedUsageQuery {
   for (const k of q.keys()) if (!KNOWN.has(k)) throw queryInvalid(k, `unknown parameter (known: ${[...KNOWN].join(', ')})`)
   const g = q.get('granularity') ?? 'hour'
   if (g !== 'hour' && g !== 'day') throw queryInvalid('granularity', 'must be hour or day')
-  const to = timeParam(q, 'to') ?? now
-  const from = timeParam(q, 'from') ?? to - DEFAULT_SPAN_MS[g]
+  const to = timeQuery(q, 'to') ?? now
+  const from = timeQuery(q, 'from') ?? to - DEFAULT_SPAN_MS[g]
   if (from >= to) throw queryInvalid('from', 'must be before to')
   if (to - from > MAX_SPAN_MS[g]) throw queryInvalid('from', `the range is at most ${MAX_SPAN_MS[g] / DAY_MS} days at granularity ${g}`)
 

@@ -143,9 +143,12 @@ describe.each(engines)('prompt lifecycle on $name', (engine) => {
 
   it('GET /executions: a time filter PostgreSQL refuses (year 0000) is a 400 naming it, not the cursor', async () => {
     for (const param of ['from', 'to']) {
-      const r = await t.api('GET', `executions?${param}=0000-01-01T00:00:00Z`)
-      expect(r.status, r.text).toBe(400)
-      expect(r.body.error).toMatchObject({ code: 'MCP_ERR_ADMIN_QUERY_INVALID', param })
+      // Year 0, past year 9999 (an offset), and a day that does not exist (not rolled over into March).
+      for (const v of ['0000-01-01T00:00:00Z', '9999-12-31T23:00:00-05:00', '2026-02-30']) {
+        const r = await t.api('GET', `executions?${param}=${v}`)
+        expect(r.status, `${param}=${v}: ${r.text}`).toBe(400)
+        expect(r.body.error).toMatchObject({ code: 'MCP_ERR_ADMIN_QUERY_INVALID', param })
+      }
     }
   })
 })

@@ -193,7 +193,9 @@ for (const engine of engines) {
       expect((await s.as(undefined, 'GET', 'audit?bogus=1')).status).toBe(400)
       expect((await s.as(undefined, 'GET', 'audit?from=yesterday')).status).toBe(400)
       // Year 0000 parses in JavaScript but not in PostgreSQL: a 400 naming the parameter, not a 500.
-      for (const [q, param] of [['from=0000-01-01', 'from'], ['to=0000-06-01T00:00:00Z', 'to'], ['from=0001-01-01T00:00:00%2B01:00', 'from']] as const) {
+      for (const [q, param] of [['from=0000-01-01', 'from'], ['to=0000-06-01T00:00:00Z', 'to'], ['from=0001-01-01T00:00:00%2B01:00', 'from'],
+        // Past year 9999 (an offset): toISOString writes +010000-..., which PostgreSQL does not read; Feb 30 does not roll over.
+        ['to=9999-12-31T23:00:00-05:00', 'to'], ['from=2026-02-30', 'from']] as const) {
         const r = await s.as(undefined, 'GET', `audit?${q}`)
         expect(r.status, `${q}: ${r.text}`).toBe(400)
         expect(r.body.error).toMatchObject({ code: 'MCP_ERR_ADMIN_QUERY_INVALID', param })
