@@ -10,6 +10,7 @@
  */
 import { GatewayError } from '../../gateway/errors.ts'
 import type { ChatChoice, ChatResponse, EmbeddingRequest, EmbeddingResponse, FinishReason, ToolCall, Usage } from '../types.ts'
+import { encodeEmbeddings } from '../shared/embeddings.ts'
 import { upstreamError } from '../shared/upstream-error.ts'
 import type { GeminiPart, GoogleToolCallExtra } from './request.ts'
 
@@ -161,21 +162,13 @@ export function estimateEmbeddingTokens(texts: readonly string[]): number {
   return n
 }
 
-/** float32 little-endian bytes, base64: what OpenAI returns for `encoding_format: 'base64'`. */
-export function floatsToBase64(values: readonly number[]): string {
-  const f = Float32Array.from(values)
-  return Buffer.from(f.buffer, f.byteOffset, f.byteLength).toString('base64')
-}
-
 /**
  * What needs the request besides the body: base64 encoding when asked for, and the token estimate
  * when Gemini reported none. `texts` are the request's inputs (request.ts, embeddingTexts).
  */
 export function finishEmbeddings(res: EmbeddingResponse, req: EmbeddingRequest, texts: readonly string[]): EmbeddingResponse {
   const out: EmbeddingResponse = { ...res }
-  if (req.encoding_format === 'base64') {
-    out.data = res.data.map((d) => ({ ...d, embedding: typeof d.embedding === 'string' ? d.embedding : floatsToBase64(d.embedding) }))
-  }
+  out.data = encodeEmbeddings(res.data, req.encoding_format)
   if (res.usage.prompt_tokens === 0) {
     const n = estimateEmbeddingTokens(texts)
     out.usage = { prompt_tokens: n, total_tokens: n }

@@ -130,7 +130,8 @@ describe('ollama request translation', () => {
   it('maps embeddings requests', () => {
     expect(toOllamaEmbed({ model: 'e', input: ['a', 'b'], dimensions: 4, encoding_format: 'float' }, 'nomic', opts)).toEqual({ path: '/api/embed', body: { model: 'nomic', input: ['a', 'b'], dimensions: 4 } })
     expect(catchErr(() => toOllamaEmbed({ model: 'e', input: [1, 2, 3] }, 'nomic', opts)).param).toBe('input')
-    expect(catchErr(() => toOllamaEmbed({ model: 'e', input: 'a', encoding_format: 'base64' }, 'nomic', opts)).param).toBe('encoding_format')
+    // base64 is encoded by the gateway (response side): Ollama is asked for floats.
+    expect(toOllamaEmbed({ model: 'e', input: 'a', encoding_format: 'base64' }, 'nomic', opts)).toEqual({ path: '/api/embed', body: { model: 'nomic', input: 'a' } })
   })
 })
 
@@ -378,6 +379,17 @@ describe('ollama adapter against the mock', () => {
     const two = await a.embed!({ model: 'e', input: ['a', 'b'], dimensions: 4 }, params('nomic-embed-text'))
     expect(two.data.map((d) => [d.index, (d.embedding as number[]).length])).toEqual([[0, 4], [1, 4]])
     expect(mock.requests[1]).toMatchObject({ path: '/api/embed', body: { model: 'nomic-embed-text', input: ['a', 'b'], dimensions: 4 } })
+  })
+
+  it('answers encoding_format base64 (what the openai SDKs send by default) with float32 base64 of the floats', async () => {
+    const a = adapter()
+    const floats = await a.embed!({ model: 'e', input: ['a', 'b'], encoding_format: 'float' }, params('nomic-embed-text'))
+    const b64 = await a.embed!({ model: 'e', input: ['a', 'b'], encoding_format: 'base64' }, params('nomic-embed-text'))
+    expect(mock.requests[1]?.body).toEqual({ model: 'nomic-embed-text', input: ['a', 'b'] })
+    expect(b64.data.map((d) => typeof d.embedding)).toEqual(['string', 'string'])
+    const decode = (s: string): number[] => { const b = Buffer.from(s, 'base64'); return Array.from(new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4)) }
+    expect(b64.data.map((d) => decode(d.embedding as string))).toEqual(floats.data.map((d) => Array.from(Float32Array.from(d.embedding as number[]))))
+    expect(b64.usage).toEqual(floats.usage)
   })
 
   it('health checks /api/tags', async () => {

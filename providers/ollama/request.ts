@@ -246,7 +246,7 @@ export function toOllamaEmbed(req: EmbeddingRequest, model: string, o: OllamaReq
   for (const key of Object.keys(req)) {
     if (req[key] !== undefined && req[key] !== null && !EMBED_KNOWN.has(key)) unsupported(o, key)
   }
-  if (req.encoding_format === 'base64') unsupported(o, 'encoding_format')
+  // encoding_format: Ollama answers floats; base64 is encoded by the gateway (response.ts, fromOllamaEmbed).
   const input = req.input
   const isText = typeof input === 'string' || (Array.isArray(input) && input.every((x) => typeof x === 'string'))
   if (!isText) throw new GatewayError('MCP_ERR_REQ_PARAM_UNSUPPORTED', { param: 'input', provider: o.provider }, { param: 'input', details: 'request.param_unsupported' })

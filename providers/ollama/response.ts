@@ -4,6 +4,7 @@
  */
 import { GatewayError } from '../../gateway/errors.ts'
 import type { ChatResponse, EmbeddingResponse, FinishReason, ToolCall, Usage } from '../types.ts'
+import { encodeEmbeddings } from '../shared/embeddings.ts'
 import type { OllamaToolCall } from './request.ts'
 
 // ---------- Ollama wire types (response side) ----------
@@ -103,13 +104,14 @@ export function fromOllamaChat(json: unknown, model: string, meta: ResponseMeta)
   }
 }
 
-export function fromOllamaEmbed(json: unknown, model: string, provider: string): EmbeddingResponse {
+/** `encodingFormat` is the request's: base64 (the openai SDKs' default) is encoded here from Ollama's floats. */
+export function fromOllamaEmbed(json: unknown, model: string, provider: string, encodingFormat?: unknown): EmbeddingResponse {
   const r = json as OllamaEmbedResponse
   if (r === null || typeof r !== 'object' || !Array.isArray(r.embeddings)) throw bad(provider, "no 'embeddings' in the embed response")
   const prompt = r.prompt_eval_count ?? 0
   return {
     object: 'list',
-    data: r.embeddings.map((embedding, index) => ({ object: 'embedding', index, embedding })),
+    data: encodeEmbeddings(r.embeddings.map((embedding, index) => ({ object: 'embedding', index, embedding })), encodingFormat),
     model: typeof r.model === 'string' ? r.model : model,
     usage: { prompt_tokens: prompt, total_tokens: prompt },
   }

@@ -145,7 +145,7 @@ export class HttpAdapter implements ProviderAdapter {
     try {
       const up = t.toUpstream(req, params.model)
       const head = await this.#open(up.path, up.body, up.headers, params)
-      return t.fromUpstream(await this.#json(head), params.model)
+      return t.fromUpstream(await this.#json(head), params.model, req)
     } catch (e) {
       throw this.#fail(e)
     } finally {

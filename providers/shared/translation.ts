@@ -55,5 +55,6 @@ export interface ChatTranslation {
 
 export interface EmbeddingTranslation {
   toUpstream(req: EmbeddingRequest, model: string): UpstreamBody
-  fromUpstream(json: unknown, model: string): EmbeddingResponse
+  /** `req` is the canonical request (for what the answer depends on besides the upstream JSON, e.g. encoding_format). */
+  fromUpstream(json: unknown, model: string, req: EmbeddingRequest): EmbeddingResponse
 }
