@@ -187,6 +187,27 @@ describe('request: canonical → generateContent', () => {
 })
 
 describe('toGeminiSchema', () => {
+  it('keeps only string enums (Gemini\'s Schema.enum is a list of strings, for STRING only): numeric ones are dropped, named in the description', () => {
+    const s = toGeminiSchema({
+      type: 'object',
+      properties: {
+        level: { type: 'integer', enum: [1, 2, 3], description: 'Detail level' },
+        flag: { enum: [true, false] },
+        color: { enum: ['red', 'green', null] },
+        mode: { type: 'string', enum: ['a', 'b'] },
+      },
+    })
+    expect(s).toEqual({
+      type: 'object',
+      properties: {
+        level: { type: 'integer', description: 'Detail level (one of: 1, 2, 3)' },
+        flag: { description: 'One of: true, false' },
+        color: { type: 'string', enum: ['red', 'green'], nullable: true },
+        mode: { type: 'string', enum: ['a', 'b'] },
+      },
+    })
+  })
+
   it('inlines recursive refs once, merges allOf, turns oneOf into anyOf and type arrays into anyOf', () => {
     const s = toGeminiSchema({
       type: 'object',

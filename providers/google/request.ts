@@ -135,7 +135,8 @@ const TOOL_MODES: Readonly<Record<string, 'AUTO' | 'ANY' | 'NONE'>> = { auto: 'A
  * `exclusiveMinimum/Maximum`, `multipleOf`, `uniqueItems`, `contentEncoding`, `strict`, which Gemini
  * rejects with INVALID_ARGUMENT. Converted rather than dropped: local `$ref`s into `$defs` /
  * `definitions` are inlined (a recursive reference becomes `{type:'object'}`), `allOf` is merged,
- * `oneOf` becomes `anyOf`, `null` in `type` arrays, `anyOf` or `enum` becomes `nullable: true`, a string
+ * `oneOf` becomes `anyOf`, `null` in `type` arrays, `anyOf` or `enum` becomes `nullable: true`, an `enum` that is not
+ * all strings (Gemini takes string enums on STRING schemas only) is dropped and its values named in the description, a string
  * `const` becomes a one-value `enum`, `examples[0]` becomes `example`, and a `format` Gemini does
  * not know for the type (it accepts only enum/date-time, int32/int64, float/double) is dropped.
  */
@@ -228,6 +229,18 @@ function convertSchema(node: unknown, ctx: SchemaCtx): Json {
   if (Array.isArray(out['enum']) && out['enum'].includes(null)) {
     out['enum'] = out['enum'].filter((v) => v !== null)
     nullable = true
+  }
+  // Gemini's `enum` is a list of strings, allowed on STRING schemas only: an enum of other values (a request with one is
+  // a 400, "Invalid value ... (TYPE_STRING)") is dropped and its values named in the description instead.
+  if (Array.isArray(out['enum'])) {
+    const values: unknown[] = out['enum']
+    if (values.every((v) => typeof v === 'string')) {
+      if (out['type'] === undefined) out['type'] = 'string'
+    } else {
+      delete out['enum']
+      const list = values.map((v) => JSON.stringify(v)).join(', ')
+      out['description'] = typeof out['description'] === 'string' ? `${out['description']} (one of: ${list})` : `One of: ${list}`
+    }
   }
   if (typeof node['const'] === 'string' && out['enum'] === undefined) {
     out['enum'] = [node['const']]
