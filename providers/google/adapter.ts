@@ -34,9 +34,13 @@ export function googleTranslations(name: string, o: GoogleRequestOptions): { cha
   }
 }
 
+/** The most requests Gemini takes in one batchEmbedContents call. */
+const MAX_BATCH = 100
+
 /**
  * EmbeddingTranslation.fromUpstream sees only the upstream JSON, but base64 encoding and the token
- * estimate need the request: done here, after the shared shell, with pure helpers from response.ts.
+ * estimate need the request: done here, after the shared shell, with pure helpers from response.ts. So is splitting
+ * more than 100 inputs (batchEmbedContents' limit) into several calls.
  */
 class GoogleAdapter extends HttpAdapter {
   readonly #provider: string
@@ -47,8 +51,18 @@ class GoogleAdapter extends HttpAdapter {
   }
 
   override async embed(req: EmbeddingRequest, params: ExecuteParams): Promise<EmbeddingResponse> {
-    const res = await super.embed(req, params)
-    return finishEmbeddings(res, req, embeddingTexts(req, this.#provider))
+    const texts = embeddingTexts(req, this.#provider)
+    if (texts.length <= MAX_BATCH) return finishEmbeddings(await super.embed(req, params), req, texts)
+    // batchEmbedContents takes at most 100 requests (more is a 400): one call per 100 inputs, in order, one answer.
+    let res: EmbeddingResponse | undefined
+    for (let from = 0; from < texts.length; from += MAX_BATCH) {
+      const part = await super.embed({ ...req, input: texts.slice(from, from + MAX_BATCH) }, params)
+      if (!res) { res = { ...part, data: [...part.data], usage: { ...part.usage } }; continue }
+      for (const d of part.data) res.data.push({ ...d, index: d.index + from })
+      res.usage.prompt_tokens += part.usage.prompt_tokens
+      res.usage.total_tokens += part.usage.total_tokens
+    }
+    return finishEmbeddings(res!, req, texts)
   }
 }
 

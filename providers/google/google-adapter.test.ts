@@ -117,6 +117,17 @@ describe('google adapter against the Gemini mock', () => {
     ])
   })
 
+  it('embed: more than 100 inputs (Gemini\'s batch limit) go in batches of 100, answered as one list in order', async () => {
+    const p = { ...params(), model: 'gemini-embedding-001' }
+    const input = Array.from({ length: 250 }, (_, i) => `text ${i}`)
+    const all = await adapter.embed!({ model: 'x', input, encoding_format: 'base64' }, p)
+    expect(mock.requests.map((r) => (r.body.requests as unknown[]).length)).toEqual([100, 100, 50])
+    expect(all.data.map((d) => d.index)).toEqual(input.map((_, i) => i))
+    const single = await adapter.embed!({ model: 'x', input: ['text 0', 'text 249'], encoding_format: 'base64' }, p)
+    expect([all.data[0]!.embedding, all.data[249]!.embedding]).toEqual(single.data.map((d) => d.embedding))
+    expect(all.usage.prompt_tokens).toBeGreaterThan(single.usage.prompt_tokens)
+  })
+
   it('429 RESOURCE_EXHAUSTED keeps Retry-After in GatewayError.headers', async () => {
     mock.fault = { status: 429, retryAfter: 7, times: 1 }
     const e = await rejection(adapter.execute(ask('hi'), params()))

@@ -6,7 +6,8 @@
  *   POST /{v}/models/{m}:streamGenerateContent?alt=sse  SSE, one GenerateContentResponse per `data:`
  *        (without alt=sse: the JSON array of the same objects, as Google sends it)
  *   POST /{v}/models/{m}:embedContent                   {embedding:{values}}; 8 floats or outputDimensionality
- *   POST /{v}/models/{m}:batchEmbedContents             {embeddings:[{values}]}; each request's model must be models/{m}
+ *   POST /{v}/models/{m}:batchEmbedContents             {embeddings:[{values}]}; each request's model must be models/{m};
+ *        at most 100 requests (Google's limit: more is a 400 INVALID_ARGUMENT)
  *   GET  /{v}/models, GET /{v}/models/{m}
  * Errors in Google's shape `{error:{code, message, status, details?}}`. The key must come in
  * `x-goog-api-key`: missing → 403 PERMISSION_DENIED; not `opts.apiKey` → 400 INVALID_ARGUMENT
@@ -547,6 +548,7 @@ export function startGeminiMock(opts: StartGeminiMockOptions = {}): Promise<Gemi
           return
         case 'batchEmbedContents': {
           if (!Array.isArray(body.requests) || body.requests.length === 0) throw new MockError(400, '* BatchEmbedContentsRequest.requests: must not be empty')
+          if (body.requests.length > 100) throw new MockError(400, '* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch')
           const embeddings = body.requests.map((r: any, i: number) => {
             if (r?.model !== `models/${id}`) throw new MockError(400, `* BatchEmbedContentsRequest.requests[${i}].model: must be models/${id}, got ${String(r?.model)}`)
             return embedOne(r, `BatchEmbedContentsRequest.requests[${i}]`)
