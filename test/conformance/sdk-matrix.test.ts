@@ -185,6 +185,22 @@ describe.each(PROVIDERS)('openai SDK → gateway → %s', (name) => {
   })
 })
 
+/** Providers with embeddings and a model each serves; the SDK sends encoding_format base64 unless told otherwise. */
+const EMBEDDERS: readonly (readonly [string, string])[] = [
+  ['openai', 'text-embedding-3-small'], ['azure', 'text-embedding-3-small'], ['google', 'gemini-embedding-001'], ['ollama', 'nomic-embed-text'],
+]
+
+describe.each(EMBEDDERS)('openai SDK embeddings → gateway → %s', (name, model) => {
+  it('the SDK default (base64 on the wire) and float give the same vectors', async () => {
+    const client = openaiClient()
+    const dflt = await client.embeddings.create({ model: `${name}/${model}`, input: ['alpha', 'beta'] })
+    const float = await client.embeddings.create({ model: `${name}/${model}`, input: ['alpha', 'beta'], encoding_format: 'float' })
+    expect(dflt.data.map((d) => d.index)).toEqual([0, 1])
+    expect(dflt.data.map((d) => d.embedding)).toEqual(float.data.map((d) => Array.from(Float32Array.from(d.embedding))))
+    expect(dflt.usage.prompt_tokens).toBeGreaterThan(0)
+  })
+})
+
 describe.each(PROVIDERS)('anthropic SDK → gateway → %s', (name) => {
   it('text', async () => {
     const c = caseOf(name)
