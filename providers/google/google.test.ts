@@ -187,6 +187,27 @@ describe('request: canonical → generateContent', () => {
 })
 
 describe('toGeminiSchema', () => {
+  it('inlines any local JSON-pointer $ref, as zod-to-json-schema writes a reused schema (#/properties/a), not only $defs', () => {
+    const s = toGeminiSchema({
+      type: 'object',
+      properties: {
+        from: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+        to: { $ref: '#/properties/from' },
+        stops: { type: 'array', items: { $ref: '#/properties/from/properties/city' } },
+        'a/b': { type: 'integer' },
+        c: { $ref: '#/properties/a~1b', description: 'escaped' },
+      },
+    })
+    const place = { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] }
+    expect(s['properties']).toEqual({
+      from: place, to: place, stops: { type: 'array', items: { type: 'string' } }, 'a/b': { type: 'integer' }, c: { type: 'integer', description: 'escaped' },
+    })
+    // A reference to the root (a recursive schema) is inlined once, then cut.
+    expect(toGeminiSchema({ type: 'object', properties: { name: { type: 'string' }, parent: { $ref: '#' } } })).toEqual({
+      type: 'object', properties: { name: { type: 'string' }, parent: { type: 'object', properties: { name: { type: 'string' }, parent: { type: 'object' } } } },
+    })
+  })
+
   it('keeps only string enums (Gemini\'s Schema.enum is a list of strings, for STRING only): numeric ones are dropped, named in the description', () => {
     const s = toGeminiSchema({
       type: 'object',

@@ -133,8 +133,9 @@ const TOOL_MODES: Readonly<Record<string, 'AUTO' | 'ANY' | 'NONE'>> = { auto: 'A
  * Keys of Gemini's `Schema` (an OpenAPI 3.0 subset). Everything else is dropped, notably
  * `additionalProperties`, `$schema`, `$id`, `$comment`, `patternProperties`, `not`, `if/then/else`,
  * `exclusiveMinimum/Maximum`, `multipleOf`, `uniqueItems`, `contentEncoding`, `strict`, which Gemini
- * rejects with INVALID_ARGUMENT. Converted rather than dropped: local `$ref`s into `$defs` /
- * `definitions` are inlined (a recursive reference becomes `{type:'object'}`), `allOf` is merged,
+ * rejects with INVALID_ARGUMENT. Converted rather than dropped: local `$ref`s (into `$defs` / `definitions`,
+ * or any other JSON pointer into the schema, as zod-to-json-schema writes for a reused schema) are inlined
+ * (a recursive reference becomes `{type:'object'}`), `allOf` is merged,
  * `oneOf` becomes `anyOf`, `null` in `type` arrays, `anyOf` or `enum` becomes `nullable: true`, an `enum` that is not
  * all strings (Gemini takes string enums on STRING schemas only) is dropped and its values named in the description, a string
  * `const` becomes a one-value `enum`, `examples[0]` becomes `example`, and a `format` Gemini does
@@ -157,11 +158,24 @@ function isObj(v: unknown): v is Json {
   return v !== null && typeof v === 'object' && !Array.isArray(v)
 }
 
-interface SchemaCtx { defs: Json; stack: Set<string> }
+interface SchemaCtx { root: Json; stack: Set<string> }
 
-function refName(ref: string): string | undefined {
-  for (const prefix of ['#/$defs/', '#/definitions/']) if (ref.startsWith(prefix)) return ref.slice(prefix.length)
-  return undefined
+/**
+ * The schema a local `$ref` (a JSON pointer into the root: `#/$defs/X`, `#/definitions/X`, and the paths
+ * zod-to-json-schema writes for a reused schema, e.g. `#/properties/a`) points to; undefined when it is not one.
+ */
+function resolveRef(root: Json, ref: string): Json | undefined {
+  if (ref === '#') return root
+  if (!ref.startsWith('#/')) return undefined
+  let node: unknown = root
+  for (const raw of ref.slice(2).split('/')) {
+    let key: string
+    try { key = decodeURIComponent(raw).replaceAll('~1', '/').replaceAll('~0', '~') } catch { return undefined }
+    if (Array.isArray(node)) node = node[Number(key)]
+    else if (isObj(node) && Object.hasOwn(node, key)) node = node[key]
+    else return undefined
+  }
+  return isObj(node) ? node : undefined
 }
 
 function isNullSchema(v: unknown): boolean {
@@ -180,17 +194,16 @@ function convertSchema(node: unknown, ctx: SchemaCtx): Json {
   if (!isObj(node)) return {}
   const ref = node['$ref']
   if (typeof ref === 'string') {
-    const name = refName(ref)
-    const target = name === undefined ? undefined : ctx.defs[name]
+    const target = resolveRef(ctx.root, ref)
     const { $ref: _ref, ...rest } = node
-    if (name === undefined || !isObj(target) || ctx.stack.has(name)) {
+    if (target === undefined || ctx.stack.has(ref)) {
       const out: Json = { type: 'object' }
       if (typeof rest['description'] === 'string') out['description'] = rest['description']
       return out
     }
-    ctx.stack.add(name)
+    ctx.stack.add(ref)
     const out = convertSchema({ ...target, ...rest }, ctx)
-    ctx.stack.delete(name)
+    ctx.stack.delete(ref)
     return out
   }
   const out: Json = {}
@@ -257,8 +270,7 @@ function convertSchema(node: unknown, ctx: SchemaCtx): Json {
 
 /** A JSON Schema (as OpenAI tools and response formats carry it) → Gemini's `Schema`. */
 export function toGeminiSchema(schema: Record<string, unknown>): Record<string, unknown> {
-  const defs = { ...(isObj(schema['definitions']) ? schema['definitions'] : {}), ...(isObj(schema['$defs']) ? schema['$defs'] : {}) }
-  return convertSchema(schema, { defs, stack: new Set() })
+  return convertSchema(schema, { root: schema, stack: new Set() })
 }
 
 // ---------- content ----------
