@@ -42,6 +42,25 @@ describe('azure-openai config and URLs', () => {
     expect(toAzureChat(req, 'gpt-4o', true, dep).body).toMatchObject({ model: 'gpt-4o', stream: true })
   })
 
+  it('sends max_tokens as max_completion_tokens to reasoning models (o-series, gpt-5), which refuse max_tokens, and max_tokens to the rest', () => {
+    const dep = azureRoute(config({ deployments: { reasoner: 'o3-mini-prod', 'gpt-4o': 'prod-4o' } }), '')
+    const v1 = azureRoute(config({ apiMode: 'v1', deployments: { smart: 'gpt-5-mini' } }), '')
+    const req: ChatRequest = { model: 'x', messages: [{ role: 'user', content: 'hi' }], max_tokens: 100 }
+    // By the model name or by the deployment's name.
+    for (const [model, route] of [['o3', dep], ['o4-mini', dep], ['o1-2024-12-17', dep], ['gpt-5', dep], ['GPT-5.1-chat', dep], ['reasoner', dep], ['smart', v1]] as const) {
+      const body = toAzureChat(req, model, false, route).body as Record<string, unknown>
+      expect(body, model).toMatchObject({ max_completion_tokens: 100 })
+      expect(body, model).not.toHaveProperty('max_tokens')
+    }
+    for (const model of ['gpt-4o', 'gpt-4.1', 'gpt-35-turbo', 'omni-moderation', 'o-custom']) {
+      const body = toAzureChat(req, model, false, dep).body as Record<string, unknown>
+      expect(body, model).toMatchObject({ max_tokens: 100 })
+      expect(body, model).not.toHaveProperty('max_completion_tokens')
+    }
+    // A client's own max_completion_tokens is kept as sent.
+    expect(toAzureChat({ ...req, max_completion_tokens: 50 }, 'o3', false, dep).body).toMatchObject({ max_tokens: 100, max_completion_tokens: 50 })
+  })
+
   it('a model named like an Object.prototype member is its own deployment, not the inherited member', () => {
     const dep = azureRoute(config({ deployments: { 'gpt-4o': 'prod-4o' } }), '')
     expect(azurePath(dep, 'chat', 'constructor')).toBe('/openai/deployments/constructor/chat/completions?api-version=2024-10-21')
