@@ -34,6 +34,8 @@ const FILTERS: readonly { param: string; dim: UsageDimension; uuid: boolean; max
   { param: 'model', dim: 'model', uuid: false, max: 200 },
 ]
 const KNOWN = new Set(['granularity', 'from', 'to', 'group_by', 'format', 'limit', ...FILTERS.map((f) => f.param)])
+/** 0001-01-01T00:00:00Z, the earliest time timeQuery accepts. */
+const YEAR_1 = -62_135_596_800_000
 const MAX_SPAN_MS = { hour: 93 * DAY_MS, day: 3660 * DAY_MS } as const
 const DEFAULT_SPAN_MS = { hour: DAY_MS, day: 30 * DAY_MS } as const
 const GROUP_COLUMN: Readonly<Record<UsageGroup, string>> = {
@@ -52,7 +54,8 @@ export function parseUsageQuery(q: URLSearchParams, defaults: { groupBy: readonl
   const g = q.get('granularity') ?? 'hour'
   if (g !== 'hour' && g !== 'day') throw queryInvalid('granularity', 'must be hour or day')
   const to = timeQuery(q, 'to') ?? now
-  const from = timeQuery(q, 'from') ?? to - DEFAULT_SPAN_MS[g]
+  // The default range starts no earlier than year 1 (a day before 0001-01-01T05:00Z is in year 0, which PostgreSQL refuses).
+  const from = timeQuery(q, 'from') ?? Math.max(to - DEFAULT_SPAN_MS[g], YEAR_1)
   if (from >= to) throw queryInvalid('from', 'must be before to')
   if (to - from > MAX_SPAN_MS[g]) throw queryInvalid('from', `the range is at most ${MAX_SPAN_MS[g] / DAY_MS} days at granularity ${g}`)
 

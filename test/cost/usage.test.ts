@@ -182,6 +182,17 @@ for (const engine of ENGINES) {
       }
     })
 
+    it('a to early in year 1 without a from: the default range starts at year 1, not in year 0 (was a 500)', async () => {
+      for (const q of ['to=0001-01-01T05:00:00Z', 'granularity=day&to=0001-01-15T00:00:00Z']) {
+        const r = await adminGet(g, `/api/v1/mcp/usage?${q}`)
+        expect(r.status, q).toBe(200)
+        expect((r.json() as UsageBody & { from: string }).from, q).toBe('0001-01-01T00:00:00.000Z')
+      }
+      const r = await adminGet(g, '/api/v1/mcp/usage?to=0001-01-01T00:00:00Z')
+      expect(r.status).toBe(400)
+      expect(r.json()).toMatchObject({ error: { code: 'MCP_ERR_ADMIN_QUERY_INVALID', param: 'from' } })
+    })
+
     it('webhook: closed buckets POSTed signed, retried after a failure, at-least-once with one idempotency key per bucket', async () => {
       const now = Date.now()
       const bucket = Math.floor(now / HOUR_MS) * HOUR_MS - 3 * HOUR_MS
