@@ -39,6 +39,7 @@ describe('budget config', () => {
     await expect(make({ budgets: [{ name: 'b', scope: 'key', period: 'day', requests: 1 }, { name: 'b', scope: 'team', period: 'day', requests: 1 }] })).rejects.toThrow(/'b' is used twice/)
     await expect(make({ budgets: [{ name: 'b', scope: 'key', period: 'day', requests: 1, mode: 'soft', streamCutoff: true }] })).rejects.toThrow(/only hard budgets cut streams/)
     await expect(make({ downgrade: [{ alias: 'a', whenBudget: 'nope', atPercent: 50, to: 'c' }] })).rejects.toThrow(/no budget named 'nope'/)
+    await expect(make({ budgets: [{ name: 'principal.daily_usd', scope: 'key', period: 'day', amountUsd: 1 }] })).rejects.toThrow(/key records' own budgets/)
   })
 
   it('prices[].effectiveFrom is validated like the cost meter\'s: a time needs an offset, an impossible date is refused', async () => {

@@ -173,6 +173,7 @@ export function budgetConfigErrors(c: BudgetConfig): string[] {
   const names = new Set<string>()
   for (const [i, b] of c.budgets.entries()) {
     if (names.has(b.name)) errors.push(`budgets[${i}].name: '${b.name}' is used twice`)
+    if (b.name.startsWith('principal.')) errors.push(`budgets[${i}].name: 'principal.' names the key records' own budgets (daily_usd, monthly_usd)`)
     names.add(b.name)
     if (b.streamCutoff && b.mode !== 'hard') errors.push(`budgets[${i}].streamCutoff: only hard budgets cut streams`)
   }

@@ -119,6 +119,32 @@ function counterFor(rule: BudgetRule, ctx: RequestCtx, now: number): CounterSpec
   return spec
 }
 
+/**
+ * A key record's own budgets (`budgets.daily_usd`, `budgets.monthly_usd` of the admin API's keys, on
+ * `ctx.slots.principal.budgets`): hard USD budgets of that key, enforced like configured ones under these names.
+ */
+const KEY_BUDGETS: readonly { readonly field: 'daily_usd' | 'monthly_usd'; readonly rule: BudgetRule }[] = [
+  { field: 'daily_usd', rule: Object.freeze({ name: 'principal.daily_usd', scope: 'key', id: '*', period: 'day', mode: 'hard', streamCutoff: false }) },
+  { field: 'monthly_usd', rule: Object.freeze({ name: 'principal.monthly_usd', scope: 'key', id: '*', period: 'month', mode: 'hard', streamCutoff: false }) },
+]
+
+/** The counter of a key record's budget of `usd` (its spec rebuilt when the record's amount changed). */
+function keyCounterFor(rule: BudgetRule, ctx: RequestCtx, usd: unknown, now: number): CounterSpec | undefined {
+  if (typeof usd !== 'number' || !Number.isFinite(usd) || usd < 0) return undefined
+  const v = ctx.slots.principal?.keyId
+  if (v === undefined || v === '') return undefined
+  const limit = Math.min(Math.round(usd * 1e9), MAX_UNITS)
+  let specs = specCache.get(rule)
+  if (!specs) { specs = new Map(); specCache.set(rule, specs) }
+  const cached = specs.get(v)
+  if (cached && now >= cached.periodStart && now < cached.periodEnd && cached.limits[0] === limit) return cached
+  const w = periodWindow(rule.period, now)
+  const spec: CounterSpec = { budget: rule.name, scopeId: v, periodStart: w.start, periodEnd: w.end, hard: true, limits: [limit, -1, -1] }
+  if (specs.size >= SPEC_CACHE_MAX) specs.clear()
+  specs.set(v, spec)
+  return spec
+}
+
 /** The prices of the model that answered: the catalogue's, else the alias target's own `price`. */
 function pricesAt(ctx: RequestCtx, pricing: Pricing, at: number): ReturnType<Pricing['pricesFor']> {
   const p = pricing.pricesFor(ctx.providerName, ctx.adapter?.type ?? '', ctx.model, at)
@@ -350,6 +376,16 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
       const countersOf = (ctx: RequestCtx, now: number): number => {
         let n = 0
         for (const r of budgets) { const c = counterFor(r, ctx, now); if (c) { scratchRules[n] = r; scratch[n++] = c } }
+        // The auth plugin's principal carries them (plugins/auth Principal); read without depending on its declaration.
+        const keyBudgets = (ctx.slots.principal as { budgets?: Readonly<Record<string, unknown>> } | undefined)?.budgets
+        if (keyBudgets != null) {
+          for (const k of KEY_BUDGETS) {
+            const v = keyBudgets[k.field]
+            if (v === undefined) continue
+            const c = keyCounterFor(k.rule, ctx, v, now)
+            if (c) { scratchRules[n] = k.rule; scratch[n++] = c }
+          }
+        }
         let same = n === lastCounters.length
         for (let i = 0; same && i < n; i++) same = scratch[i] === lastCounters[i]
         if (!same && n > 0) {
@@ -447,7 +483,6 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
           if (!s.admitting) settle(ctx, s)
         },
       }
-      if (budgets.length === 0 && config.downgrade.length === 0) return { budgetReport }
       keepalive.start(refreshIntervalMs(config.reservationTtlMs))
       // After the generation that owned this instance drained: none of its requests holds a reservation any more.
       instance.close = () => { keepalive.stop() }

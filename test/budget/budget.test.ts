@@ -222,6 +222,35 @@ describe('budget: modes, quotas, periods, headers', () => {
     expect(r.headers.get('x-mcp-budget-remaining-requests')).toBe('99')
   })
 
+  it('a key record\'s own budgets (daily_usd, monthly_usd) are enforced as hard amount budgets of that key', async () => {
+    let now = Date.parse('2026-01-30T23:59:50Z')
+    const plugin = createBudgetPlugin({ now: () => now })
+    // No configured budget at all: the key records' budgets alone.
+    tg = await startTestGateway(settings(mock, {}), { plugins: [plugin] })
+    const daily = JSON.stringify({ daily_usd: usd(2 * ONE + ONE / 2), monthly_usd: usd(3 * ONE + ONE / 2) })
+    const call = async (key: string, budgets?: string): Promise<Response> => {
+      const r = await chat(tg!.url, { key, maxTokens: 12, ...(budgets !== undefined ? { headers: { 'x-test-budgets': budgets } } : {}) })
+      await r.arrayBuffer()
+      await settled(tg!)
+      return r
+    }
+    const day1 = [(await call('kb', daily)).status, (await call('kb', daily)).status]
+    const refused = await call('kb', daily)
+    expect([...day1, refused.status]).toEqual([200, 200, 402])
+    expect(refused.headers.get('x-mcp-budget')).toBe('principal.daily_usd')
+    // Another key (its own counter), and a key without budgets, are not limited by it.
+    expect((await call('other', daily)).status).toBe(200)
+    expect([(await call('free')).status, (await call('free')).status, (await call('free')).status]).toEqual([200, 200, 200])
+    // The next day: the daily counter is new, the month has room for one more.
+    now = Date.parse('2026-01-31T00:00:05Z')
+    expect((await call('kb', daily)).status).toBe(200)
+    const monthly = await call('kb', daily)
+    expect(monthly.status).toBe(402)
+    expect(monthly.headers.get('x-mcp-budget')).toBe('principal.monthly_usd')
+    // A raised budget (the key record changed) applies at once.
+    expect((await call('kb', JSON.stringify({ daily_usd: 1, monthly_usd: 1 }))).status).toBe(200)
+  })
+
   it('calendar months: the counter of a new month starts empty (injectable clock)', async () => {
     let now = Date.parse('2026-01-31T23:59:50Z')
     const plugin = createBudgetPlugin({ now: () => now })

@@ -12,7 +12,7 @@ import type { AlertManager } from '../../gateway/alerts/manager.ts'
 import type { PluginFactory, PluginServices } from '../../gateway/pipeline/types.ts'
 import { ADMIN_KEY, startGateway, type TestGateway } from '../helpers/gateway.ts'
 
-/** Sets `ctx.slots.principal` from `x-test-key` / `x-test-team` (default key 'k1'). */
+/** Sets `ctx.slots.principal` from `x-test-key` / `x-test-team` (default key 'k1'), and its key record's budgets from `x-test-budgets` (JSON). */
 export const testPrincipalPlugin: PluginFactory = {
   name: 'test-principal',
   configSchema: { type: 'object', additionalProperties: false, properties: {} },
@@ -22,7 +22,11 @@ export const testPrincipalPlugin: PluginFactory = {
       onRequestHeaders(ctx) {
         const k = ctx.headers['x-test-key']
         const t = ctx.headers['x-test-team']
-        ctx.slots.principal = { keyId: typeof k === 'string' ? k : 'k1', role: 'user', ...(typeof t === 'string' ? { team: t } : {}) }
+        const b = ctx.headers['x-test-budgets']
+        ctx.slots.principal = {
+          keyId: typeof k === 'string' ? k : 'k1', role: 'user', ...(typeof t === 'string' ? { team: t } : {}),
+          ...(typeof b === 'string' ? { budgets: JSON.parse(b) as Record<string, number> } : {}),
+        }
       },
     }
   },
