@@ -3,7 +3,7 @@
  * and the webhooks they notify. Validated once, like every settings block; cross references
  * (a rule naming an unknown webhook) are reported by alertsConfigErrors.
  */
-import { compileSchema, type JSONSchema } from '../validate.ts'
+import { compileSchema, HEADER_VALUE_PATTERN, type JSONSchema } from '../validate.ts'
 
 export type AlertKind = 'budget' | 'error_rate' | 'provider_down'
 export type AlertPeriod = 'hour' | 'day' | 'week' | 'month'
@@ -94,7 +94,8 @@ export const alertsConfigSchema: JSONSchema = {
           timeoutMs: { type: 'integer', minimum: 1, maximum: 60_000, default: 5000 },
           retries: { type: 'integer', minimum: 0, maximum: 20, default: 5 },
           backoffMs: { type: 'integer', minimum: 1, default: 1000 },
-          headers: { type: 'object', additionalProperties: { type: 'string' }, default: {} },
+          // What a request can carry (fetch refuses anything else, so every delivery would fail and be retried).
+          headers: { type: 'object', propertyNames: { pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" }, additionalProperties: { type: 'string', pattern: HEADER_VALUE_PATTERN }, default: {} },
         },
       },
     },
@@ -108,6 +109,7 @@ export const alertsConfigSchema: JSONSchema = {
 
 export function alertsConfigErrors(c: AlertsConfig): string[] {
   const errors: string[] = []
+  for (const [name, w] of Object.entries(c.webhooks)) if (!URL.canParse(w.url)) errors.push(`alerts.webhooks.${name}.url: not a valid URL`)
   const names = new Set<string>()
   for (const [i, r] of c.rules.entries()) {
     if (names.has(r.name)) errors.push(`alerts.rules[${i}].name: '${r.name}' is used twice`)

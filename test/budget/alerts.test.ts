@@ -52,6 +52,20 @@ describe('webhook signatures', () => {
     expect(parseAlertsConfig({ rules: [{ name: 'r', kind: 'budget', webhooks: [] }] }).rules[0]).toMatchObject({ thresholds: [50, 80, 100], period: 'hour' })
   })
 
+  it('config: a webhook that no request can carry is refused (every delivery failed and was retried before)', async () => {
+    const hook = (h: Record<string, unknown>): unknown => ({ webhooks: { w: { url: 'http://127.0.0.1:9/x', secret: SECRET, ...h } } })
+    for (const bad of [
+      { headers: { 'x-tenant': 'a\r\nx-injected: 1' } }, { headers: { 'x-emoji': 'ok \u{1F600}' } }, { headers: { 'bad name': 'v' } }, { headers: { 'x-a:b': 'v' } },
+      { url: 'http://exa mple.com/hook' }, { url: 'https://' },
+    ]) {
+      expect(() => parseAlertsConfig(hook(bad)), JSON.stringify(bad)).toThrow(/webhooks\.w\.(headers|url)/)
+    }
+    // What was accepted before and is sendable still is.
+    expect(parseAlertsConfig(hook({ headers: { 'x-tenant': 'acme; région=eu', Authorization: 'Bearer abc' } })).webhooks['w']!.headers).toEqual({ 'x-tenant': 'acme; région=eu', Authorization: 'Bearer abc' })
+    // The refused shapes did fail every delivery: fetch cannot send them.
+    await expect(fetch('http://127.0.0.1:9/x', { method: 'POST', headers: { 'x-tenant': 'a\r\nx-injected: 1' } })).rejects.toThrow(TypeError)
+  })
+
   it('budgetFloor: the lowest threshold watching a budget (Infinity when none), following config changes', () => {
     let raw: unknown = { rules: [
       { name: 'team', kind: 'budget', budget: 'team', thresholds: [80, 50], webhooks: [] },
