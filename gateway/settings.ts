@@ -13,7 +13,7 @@ import { compileSchema, type JSONSchema } from './validate.ts'
 import { DEFAULT_PGLITE_SHARED_BUFFERS, PGLITE_MEMORY_PATTERN } from '../store/types.ts'
 import { tracingSchema, type TracingSettings } from './tracing.ts'
 import { alertsConfigErrors, alertsConfigSchema, type AlertsConfig } from './alerts/config.ts'
-import { usageSettingsSchema, type UsageSettings } from './cost/usage-settings.ts'
+import { usageSettingsErrors, usageSettingsSchema, type UsageSettings } from './cost/usage-settings.ts'
 import { checkHardeningSettings, limitsSchema, securitySchema, sheddingSchema, tlsSchema, type LimitSettings, type SecuritySettings, type SheddingSettings, type TlsSettings } from './hardening/config.ts'
 
 export type PluginRef = string | { name: string; config?: Record<string, unknown> }
@@ -215,6 +215,7 @@ export function parseSettings(raw: Record<string, unknown>, env: NodeJS.ProcessE
       if (route.chain !== undefined && !(route.chain in s.chains)) errors.push(`routes.${name}.chain: no chain named '${route.chain}'`)
     }
     errors.push(...alertsConfigErrors(s.alerts))
+    errors.push(...usageSettingsErrors(s.usage))
     for (const name of Object.keys(s.models)) {
       if (name in s.providers) errors.push(`models.${name}: an alias cannot have the name of a provider`)
     }

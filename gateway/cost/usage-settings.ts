@@ -68,9 +68,16 @@ export const usageSettingsSchema: JSONSchema = {
 
 const validate = compileSchema<UsageSettings>(usageSettingsSchema)
 
+/** What the schema cannot say: the webhook's url must parse (fetch refuses it otherwise, and every export would fail). */
+export function usageSettingsErrors(s: UsageSettings, where = 'usage'): string[] {
+  return s.webhook !== undefined && !URL.canParse(s.webhook.url) ? [`${where}.webhook.url: not a valid URL`] : []
+}
+
 /** Validates (defaults applied) a `usage:` block; throws an Error naming every bad field. */
 export function parseUsageSettings(raw: unknown, where = 'usage'): UsageSettings {
   const copy = structuredClone(raw ?? {}) as unknown
   if (!validate(copy)) throw new Error(`Invalid settings: ${validate.errors(where).join('; ')}`)
+  const errors = usageSettingsErrors(copy, where)
+  if (errors.length > 0) throw new Error(`Invalid settings: ${errors.join('; ')}`)
   return copy
 }

@@ -25,6 +25,14 @@ function rejection(r: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): str
 }
 
 describe('parseSettings', () => {
+  it('a usage.webhook.url that does not parse is refused (every export POST failed in fetch, at every run)', () => {
+    const secret = 'whsec_0123456789abcdef'
+    for (const url of ['https://', 'http://exa mple.com/usage', 'http://[::1/usage']) {
+      expect(rejection(raw({ usage: { webhook: { url, secret } } })), url).toContain('usage.webhook.url: not a valid URL')
+    }
+    expect(parseSettings(raw({ usage: { webhook: { url: 'https://billing.example.com/usage', secret } } }), {}).usage.webhook?.url).toBe('https://billing.example.com/usage')
+  })
+
   it('applies defaults and deep-freezes the result', () => {
     const s = parseSettings(raw(), {})
     expect(s.server.port).toBe(8080)
