@@ -74,6 +74,11 @@ export class BudgetBackend implements BackendReader {
     this.redis = useRedis && redis ? new RedisBudgetStore(redis, cfg.keyPrefix, cfg.reservationTtlMs) : undefined
   }
 
+  /** This instance's reservationTtlMs (the in-process store is shared with instances that may have another). */
+  get reservationTtlMs(): number {
+    return this.#cfg.reservationTtlMs
+  }
+
   /** The store reports and downgrade decisions read (Redis when configured). */
   get reader(): BudgetStore {
     return this.redis ?? this.local
@@ -123,7 +128,7 @@ export class BudgetBackend implements BackendReader {
     if (!this.redis) {
       // In-process: decided synchronously (no promise, no microtask on the request path).
       if (this.missingRedis) return this.#degraded(id, counters, amount, enforce, now)
-      return { placement: this.#localPlacement, result: this.local.admitSync(id, counters, amount, enforce, now) }
+      return { placement: this.#localPlacement, result: this.local.admitSync(id, counters, amount, enforce, now, this.#cfg.reservationTtlMs) }
     }
     return this.#admitRedis(id, counters, amount, enforce, now)
   }
@@ -144,7 +149,7 @@ export class BudgetBackend implements BackendReader {
       return { placement: { primary: undefined, mirror: undefined, mode: 'closed' }, result: undefined }
     }
     if (mode === 'open') return { placement: { primary: undefined, mirror, mode: 'open' }, result: undefined }
-    return { placement: { primary: this.local, mirror, mode: 'local' }, result: this.local.admitSync(id, counters, amount, enforce, now) }
+    return { placement: { primary: this.local, mirror, mode: 'local' }, result: this.local.admitSync(id, counters, amount, enforce, now, this.#cfg.reservationTtlMs) }
   }
 
   /**
@@ -153,7 +158,7 @@ export class BudgetBackend implements BackendReader {
    */
   extend(p: Placement, id: string, counters: readonly CounterSpec[], amount: Units, enforce: boolean, now: number): AdmitResult | Promise<AdmitResult | undefined> | undefined {
     if (!p.primary) return undefined
-    if (p.primary.kind === 'local') return (p.primary as LocalBudgetStore).admitSync(id, counters, amount, enforce, now)
+    if (p.primary.kind === 'local') return (p.primary as LocalBudgetStore).admitSync(id, counters, amount, enforce, now, this.#cfg.reservationTtlMs)
     return this.#redisCall('extend', now, (s) => s.admit(id, counters, amount, enforce, now)).then((r) => (r.ok ? r.value : undefined))
   }
 

@@ -274,3 +274,35 @@ describe('budget: a stream open longer than reservationTtlMs', () => {
     }
   })
 })
+
+describe('budget: reservationTtlMs raised by a reload (the in-process store is shared by key prefix)', () => {
+  it('a running request keeps its reservation for the new TTL, between the new keepalive refreshes', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'setTimeout', 'clearTimeout'] })
+    let t = Date.UTC(2030, 0, 1, 12)
+    try {
+      const make = async (ttl: number) => await createBudgetPlugin({ now: () => t }).create(validatePluginConfig(budgetPlugin, {
+        backend: 'local', keyPrefix: 'mcp:test-ttl-reload:', reservationTtlMs: ttl,
+        budgets: [{ name: 'one-at-a-time', scope: 'global', period: 'day', requests: 1 }],
+      }, 'plugins.budget') as unknown as BudgetConfig, deps) as unknown as {
+        onRequestBody(ctx: RequestCtx): void | Promise<void>
+        onComplete(ctx: RequestCtx): void
+        close?(): void
+      }
+      const before = await make(1000)
+      before.close?.()
+      // The reload: TTL 60 s, so the keepalive refreshes every 15 s.
+      const inst = await make(60_000)
+      const long = streamedChatCtx()
+      inst.onRequestBody(long)
+      // 5 s into the stream: past the old TTL, long before the first refresh.
+      for (let i = 0; i < 20; i++) { t += 250; vi.advanceTimersByTime(250) }
+      const other = streamedChatCtx()
+      expect(() => inst.onRequestBody(other)).toThrow(expect.objectContaining({ code: 'MCP_ERR_BUDGET_EXCEEDED' }) as Error)
+      inst.onComplete(other)
+      inst.onComplete(long)
+      inst.close?.()
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+})

@@ -91,7 +91,7 @@ export class ReservationKeepalive {
       for (let s: Held | undefined = this.#head; s !== undefined; s = s.heldNext) {
         const p = s.placement?.primary
         if (p === undefined) continue
-        if (p.kind === 'local') this.#backend.local.refreshSync(s.id, s.counters, now)
+        if (p.kind === 'local') this.#backend.local.refreshSync(s.id, s.counters, now, this.#backend.reservationTtlMs)
         else remote.push({ id: s.id, counters: s.counters })
       }
       if (remote.length > 0) await this.#backend.refresh(remote, now)

@@ -192,7 +192,11 @@ export class LocalBudgetStore implements BudgetStore {
    * The states this store returns from admitSync and settleSync are its live counters, not copies: read them before
    * the next call (the budget plugin reads them synchronously), copy them to keep them.
    */
-  admitSync(id: string, counters: readonly CounterSpec[], amount: Units, enforce: boolean, now: number): AdmitResult {
+  /**
+   * `ttlMs`: the caller's reservationTtlMs. Plugin instances with the same key prefix share this store (a reload keeps
+   * the counters), so each reservation expires by the TTL of the instance whose keepalive refreshes it.
+   */
+  admitSync(id: string, counters: readonly CounterSpec[], amount: Units, enforce: boolean, now: number, ttlMs = this.#ttlMs): AdmitResult {
     this.#sweep(now)
     const xs = this.#countersOf(counters, now)
     for (let i = 0; i < xs.length; i++) this.#purge(xs[i]!, now)
@@ -200,7 +204,7 @@ export class LocalBudgetStore implements BudgetStore {
     const failed = at < 0 ? -1 : Math.floor(at / 3)
     const unit = at < 0 ? -1 : at % 3
     if (failed >= 0 && enforce) return { status: 'refused', failed, unit, states: xs }
-    const expiresAt = now + this.#ttlMs
+    const expiresAt = now + ttlMs
     const [a0, a1, a2] = amount
     for (let i = 0; i < xs.length; i++) {
       const x = xs[i]!
@@ -228,8 +232,8 @@ export class LocalBudgetStore implements BudgetStore {
   }
 
   /** Moves the expiry of `id`'s reservation on these counters to now + TTL (a request still running: keepalive.ts). */
-  refreshSync(id: string, counters: readonly CounterSpec[], now: number): void {
-    const expiresAt = now + this.#ttlMs
+  refreshSync(id: string, counters: readonly CounterSpec[], now: number, ttlMs = this.#ttlMs): void {
+    const expiresAt = now + ttlMs
     for (const c of counters) {
       const r = this.#counter(c, false)?.res.get(id)
       if (r !== undefined && r.expiresAt < expiresAt) r.expiresAt = expiresAt
