@@ -9,7 +9,6 @@ import { streamedChatCtx } from '../../test/helpers/budget-ctx.ts'
 import { validatePluginConfig } from '../../gateway/pipeline/compile.ts'
 import { Metrics } from '../../gateway/metrics.ts'
 import type { PluginDeps } from '../../gateway/pipeline/types.ts'
-import { loadCatalogue } from '../../gateway/cost/catalogue.ts'
 import type { ChatRequest } from '../../providers/types.ts'
 import type { BudgetConfig } from './config.ts'
 import type { RequestCtx } from '../../gateway/context.ts'
@@ -176,7 +175,7 @@ describe('worst-case estimate', () => {
   })
 
   it('cost in nano-USD from pico prices, rounded up', () => {
-    const p = ownPricing(loadCatalogue()).pricesFor('x', 'azure-openai', 'gpt-4o-mini', Date.now())
+    const p = ownPricing([]).pricesFor('x', 'azure-openai', 'gpt-4o-mini', Date.now())
     expect(p).toMatchObject({ input: 150_000, output: 600_000 })
     expect(worstCostNano(10, 100, { input: p!.input, output: p!.output, unpriced: false })).toBe(61_500)
     expect(picoToNano(1)).toBe(1)
@@ -303,6 +302,31 @@ describe('budget: reservationTtlMs raised by a reload (the in-process store is s
       inst.close?.()
     } finally {
       vi.useRealTimers()
+    }
+  })
+})
+
+describe('budget: its own prices (no cost meter in the chain) are read like the cost meter\'s', () => {
+  it('a model \'*\' entry and a provider-name entry price requests, so amount budgets hold', async () => {
+    const make = async (prices: unknown[]) => await budgetPlugin.create(validatePluginConfig(budgetPlugin, {
+      backend: 'local', keyPrefix: `mcp:test-own-prices:${prices.length}:${Math.random()}:`, unpriced: 'refuse',
+      budgets: [{ name: 'one-dollar', scope: 'global', period: 'day', amountUsd: 1 }],
+      prices,
+    }, 'plugins.budget') as unknown as BudgetConfig, deps) as unknown as { onRequestBody(ctx: RequestCtx): void | Promise<void>; onComplete(ctx: RequestCtx): void }
+    const ctx = (): RequestCtx => {
+      const c = streamedChatCtx()
+      Object.assign(c, { model: 'in-house-7b', requestedModel: 'p/in-house-7b', providerName: 'p' })
+      Object.assign(c.chat!, { model: 'p/in-house-7b', max_completion_tokens: 10 })
+      return c
+    }
+    // $1 a token: 10 output tokens alone are past a $1 budget.
+    for (const entry of [{ provider: 'openai', model: '*' }, { provider: 'p', model: 'in-house-7b' }, { provider: 'p', model: '*' }]) {
+      const inst = await make([{ ...entry, input: 1_000_000, output: 1_000_000, effectiveFrom: '2020-01-01' }])
+      const c = ctx()
+      let err: unknown
+      try { await inst.onRequestBody(c) } catch (e) { err = e }
+      expect(err, JSON.stringify(entry)).toMatchObject({ code: 'MCP_ERR_BUDGET_EXCEEDED', details: 'budget.exceeded' })
+      inst.onComplete(c)
     }
   })
 })

@@ -9,7 +9,8 @@
  * resort. Amounts are integer nano-USD (1e-9): budgets up to $9M stay exact in Redis' Lua numbers.
  */
 import type { RequestCtx } from '../../gateway/context.ts'
-import { PriceCatalogue, type TokenPrices } from '../../gateway/cost/catalogue.ts'
+import type { PriceEntry, TokenPrices } from '../../gateway/cost/catalogue.ts'
+import { DEFAULT_PROVIDER_TYPE_MAP, Pricing as CostPricing } from '../../gateway/cost/pricing.ts'
 import { countTokens } from '../../gateway/cost/estimate.ts'
 import type { CompiledAlias } from '../../gateway/routing/alias.ts'
 import type { ChatRequest, EmbeddingRequest, Usage } from '../../providers/types.ts'
@@ -31,16 +32,12 @@ export interface Pricing {
   pricesFor(providerName: string, providerType: string, model: string, at: number): TokenPrices | undefined
 }
 
-const TYPE_MAP: Readonly<Record<string, string>> = { 'azure-openai': 'openai' }
-
-/** The plugin's own prices when no cost meter is in the chain. */
-export function ownPricing(catalogue: PriceCatalogue): Pricing {
-  return {
-    pricesFor(_name, type, model, at) {
-      const m = model.startsWith('models/') ? model.slice(7) : model
-      return catalogue.lookup(type, m, at) ?? (TYPE_MAP[type] ? catalogue.lookup(TYPE_MAP[type], m, at) : undefined)
-    },
-  }
+/**
+ * The plugin's own prices when no cost meter is in the chain: its `prices` over the shipped catalogue, read as the
+ * cost meter reads its entries (by provider name, then type; model `*`; Azure priced as OpenAI).
+ */
+export function ownPricing(prices: readonly PriceEntry[]): Pricing {
+  return new CostPricing({ overrides: prices, providerTypeMap: DEFAULT_PROVIDER_TYPE_MAP })
 }
 
 /** The cost meter's pricing when the chain has one (same prices as the recorded cost). */

@@ -15,7 +15,7 @@
 import { randomBytes } from 'node:crypto'
 import { GatewayError } from '../../gateway/errors.ts'
 import type { RequestCtx } from '../../gateway/context.ts'
-import { loadCatalogue, PriceCatalogue } from '../../gateway/cost/catalogue.ts'
+import { PriceCatalogue } from '../../gateway/cost/catalogue.ts'
 import { effectiveFromErrors } from '../../gateway/cost/effective-from.ts'
 import { loadTokenizer } from '../../gateway/cost/estimate.ts'
 import { costOf, normalizeUsage } from '../../gateway/cost/meter.ts'
@@ -211,8 +211,7 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
       const keepalive = new ReservationKeepalive(backend, clock, (e) => deps.logger.warn({ err: e }, 'budget: refreshing open reservations failed'))
       if (backend.missingRedis) deps.logger.warn(`budget: backend 'redis' but no Redis client (MCP_REDIS_URL); failMode '${config.failMode}' applies to every request`)
       const alerts = deps.services.alerts
-      const catalogue: PriceCatalogue = loadCatalogue(config.prices)
-      const own: Pricing = ownPricing(catalogue)
+      const own: Pricing = ownPricing(config.prices)
       const est = config.estimate
       const budgets = config.budgets
       const byName = new Map(budgets.map((b) => [b.name, b]))
