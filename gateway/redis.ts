@@ -25,7 +25,11 @@ export type { Redis }
 
 export interface RedisClientOptions {
   logger?: Logger | undefined
-  /** Backstop timeout of every command, ms (callers race their own budget). Default 250. */
+  /**
+   * Backstop timeout of every command, ms (callers race their own budget). Default 5000: no shorter than the longest
+   * budget a caller may race (the budget, rate-limit and cache plugins' timeoutMs go up to 5000; budget settlements
+   * get at least 1000), or it fails their commands first and their timeoutMs means nothing past it.
+   */
   commandTimeoutMs?: number | undefined
   /** TCP connect + handshake timeout, ms. Default 1000. */
   connectTimeoutMs?: number | undefined
@@ -57,7 +61,7 @@ export function createRedis(url: string, opts: RedisClientOptions = {}): Redis {
   const client = new Redis(url, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
-    commandTimeout: opts.commandTimeoutMs ?? 250,
+    commandTimeout: opts.commandTimeoutMs ?? 5000,
     connectTimeout: opts.connectTimeoutMs ?? 1000,
     retryStrategy: (times) => reconnectDelay(times, maxDelay),
     connectionName: opts.connectionName ?? 'mcp',

@@ -237,9 +237,10 @@ describe.skipIf(!available)('budget on Redis: admission in flight, degraded mode
     mock.reset()
   })
 
-  async function start(budget: Record<string, unknown>): Promise<TestGateway> {
+  /** `clientOptions`: createRedis' (default: as main.ts creates the client, with none). */
+  async function start(budget: Record<string, unknown>, clientOptions: Parameters<typeof createRedis>[1] = { commandTimeoutMs: 5000 }): Promise<TestGateway> {
     priv = await startPrivateRedis()
-    client = createRedis(priv.url, { commandTimeoutMs: 5000 })
+    client = createRedis(priv.url, clientOptions)
     await until(() => client!.status === 'ready')
     return startTestGateway({
       providers: { mock: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-budget-redis' } },
@@ -273,6 +274,23 @@ describe.skipIf(!available)('budget on Redis: admission in flight, degraded mode
     blocker.disconnect()
     await until(async () => (await metricValue(tg!.adminUrl, 'mcp_budget_reservations_open')) === 0 && (await reservedInRedis()) === 0)
     expect(mock.requests.length).toBe(0)
+  })
+
+  it('the Redis client main.ts creates leaves the budget\'s timeoutMs in charge: an admission answered in 400 ms of a 1000 ms budget is admitted', async () => {
+    // The client's own command timeout (250 ms by default) used to fail it first: a 503 (failMode closed), and every
+    // settlement (given 1000 ms) and keepalive refresh slower than 250 ms failed the same way.
+    tg = await start({ timeoutMs: 1000, failMode: 'closed', budgets: [{ name: 'slowish', scope: 'key', period: 'day', amountUsd: 1 }] }, {})
+    expect((await chat(tg.url, { maxTokens: 12 })).status).toBe(200)
+    const blocker = new Redis(priv!.url)
+    const sleeping = blocker.call('DEBUG', 'SLEEP', '0.4')
+    await new Promise((r) => setTimeout(r, 20))
+    const res = await chat(tg.url, { maxTokens: 12 })
+    expect(res.status).toBe(200)
+    await res.arrayBuffer()
+    await sleeping
+    blocker.disconnect()
+    await until(async () => (await metricValue(tg!.adminUrl, 'mcp_budget_reservations_open')) === 0 && (await reservedInRedis()) === 0)
+    expect(await metricValue(tg.adminUrl, 'mcp_budget_degraded_total{mode="closed"}')).toBeUndefined()
   })
 
   it('an admission that times out under failMode closed is 503 and its late reservation is released', async () => {
