@@ -4,7 +4,7 @@
  * background, never on a request's path.
  *
  * Once per period: an alert's dedup key is rule + threshold + subject + period start. With Redis it
- * is claimed with `SET NX PXAT <period end>`, so across every instance exactly one fires it; without
+ * is claimed with `SET NX PXAT <period end + a day>`, so across every instance exactly one fires it; without
  * Redis (or when Redis fails: then an alert may fire once per instance rather than never) an
  * in-process map does the same. A local memo in front of Redis keeps repeated reports cheap.
  *
@@ -73,6 +73,13 @@ export interface AlertManagerOptions {
 
 const MINUTE = 60_000
 
+/**
+ * How long a dedup marker outlives its period. A request admitted before a period ended settles after it and reports
+ * the old period's counters: a marker gone at the period's end let every such settlement fire that period's passed
+ * thresholds again. A day is far longer than any request runs (server.requestDeadlineMs is at most 10 minutes).
+ */
+const DEDUP_GRACE_MS = 86_400_000
+
 interface AlertCounters { fired: Counter; deliveries: Counter; dropped: Counter; dedupErrors: Counter }
 
 function windowOf(unit: AlertPeriod, now: number): { start: number; end: number } {
@@ -109,7 +116,7 @@ export class AlertManager {
   /** Where the raw `alerts:` block comes from: a fixed value, or a getter re-read on use (the running settings). */
   #source: (() => unknown) | undefined
   #raw: unknown
-  /** dedup key → period end (local memo, and the only record without Redis). */
+  /** dedup key → period end + DEDUP_GRACE_MS (local memo, and the only record without Redis). */
   readonly #fired = new Map<string, number>()
   readonly #history: FiredAlert[] = []
   readonly #deliveries: DeliveryQueue
@@ -278,9 +285,10 @@ export class AlertManager {
 
   // ---------------------------------------------------------------- firing
 
-  async #claim(key: string, end: number): Promise<boolean> {
+  async #claim(key: string, periodEnd: number): Promise<boolean> {
     const now = this.#now()
     if ((this.#fired.get(key) ?? 0) > now) return false
+    const end = periodEnd + DEDUP_GRACE_MS
     this.#fired.set(key, end)
     if (this.#fired.size > 10_000) for (const [k, e] of this.#fired) if (e <= now) this.#fired.delete(k)
     if (!this.#redis) return true

@@ -308,3 +308,50 @@ describe.skipIf(!redisUp)('alerts dedup across instances (Redis)', () => {
     }
   })
 })
+
+describe('budget alerts after their period ended (a request admitted before the rollover settles after it)', () => {
+  let hook: WebhookReceiver
+  beforeAll(async () => { hook = await startWebhookReceiver() })
+  afterAll(async () => { await hook.close() })
+
+  const event = (end: number) => ({ budget: 'b', scope: 'key', scopeId: 'k', period: 'day', periodStart: end - 86_400_000, periodEnd: end, exhausted: false, percent: 60 })
+
+  it('in-process: a threshold that fired in a period does not fire again for that period once it is over', async () => {
+    let now = Date.parse('2026-03-31T23:59:59Z')
+    const end = Date.parse('2026-04-01T00:00:00Z')
+    const alerts = new AlertManager(alertsConfig(hook, [{ name: 'late', kind: 'budget', thresholds: [50], webhooks: [] }]), { logger: silent, now: () => now })
+    try {
+      alerts.budgetUsage(event(end))
+      await until(async () => (await alerts.list()).length === 1)
+      // 00:00:01: the request admitted at 23:59:59 settles, and its counters are the old day's.
+      now = end + 1000
+      alerts.budgetUsage(event(end))
+      await new Promise((res) => setTimeout(res, 50))
+      expect((await alerts.list()).map((a) => a.period.start)).toEqual(['2026-03-31T00:00:00.000Z'])
+    } finally {
+      await alerts.close()
+    }
+  })
+
+  it.skipIf(!redisUp)('Redis: another instance (or this one restarted) does not fire it again either', async () => {
+    const r = new Redis(REDIS_URL)
+    const prefix = `test:{alerts-late-${process.pid}-${Date.now()}}:`
+    const cfg = alertsConfig(hook, [{ name: 'late', kind: 'budget', thresholds: [50], webhooks: [] }], { keyPrefix: prefix })
+    // Real time (Redis expires the markers by its own clock): a period ending 1.5 s from now.
+    const end = Date.now() + 1500
+    const m1 = new AlertManager(cfg, { logger: silent, redis: r })
+    const m2 = new AlertManager(cfg, { logger: silent, redis: r })
+    try {
+      m1.budgetUsage(event(end))
+      await until(async () => (await m1.list()).length === 1)
+      await new Promise((res) => setTimeout(res, end + 300 - Date.now()))
+      m2.budgetUsage(event(end))
+      await new Promise((res) => setTimeout(res, 200))
+      expect(await m2.list()).toHaveLength(1)
+    } finally {
+      await Promise.all([m1.close(), m2.close()])
+      await deletePrefix(r, prefix)
+      r.disconnect()
+    }
+  })
+})
