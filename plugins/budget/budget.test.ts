@@ -33,6 +33,14 @@ describe('budget config', () => {
     expect(() => validatePluginConfig(budgetPlugin, { budgets: [{ name: 'b', scope: 'key', period: 'year', requests: 1 }] }, 'plugins.budget')).toThrow(/period/)
   })
 
+  it('a reservationTtlMs whose keepalive period (TTL / 4) a timer cannot hold is refused (Node ran it every 1 ms)', () => {
+    const v = (ttl: number) => () => validatePluginConfig(budgetPlugin, { reservationTtlMs: ttl }, 'plugins.budget')
+    // TTL / 4 past 2^31 - 1 ms (24.8 days): setInterval warns and fires every millisecond, refreshing every open reservation.
+    expect(v(9_000_000_000)).toThrow(/plugins\.budget\.reservationTtlMs/)
+    expect(v(8 * 86_400_000)).toThrow(/plugins\.budget\.reservationTtlMs/)
+    expect(v(7 * 86_400_000)).not.toThrow()
+  })
+
   it('create() refuses duplicate names, soft cut-offs and downgrades naming an unknown budget', async () => {
     const make = (c: Record<string, unknown>): Promise<unknown> => Promise.resolve(budgetPlugin.create(validatePluginConfig(budgetPlugin, c, 'plugins.budget') as unknown as BudgetConfig, deps))
     await expect(make({ budgets: [{ name: 'b', scope: 'key', period: 'day', requests: 1 }, { name: 'b', scope: 'team', period: 'day', requests: 1 }] })).rejects.toThrow(/'b' is used twice/)

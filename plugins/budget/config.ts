@@ -144,7 +144,8 @@ export const budgetConfigSchema: JSONSchema = {
     failMode: { enum: ['closed', 'open', 'local'], default: 'closed' },
     shadow: { type: 'boolean', default: false },
     keyPrefix: { type: 'string', minLength: 1, default: 'mcp:{budget}:' },
-    reservationTtlMs: { type: 'integer', minimum: 1000, default: 900_000 },
+    // At most 7 days: the keepalive runs every TTL / 4, and a timer past 2^31 - 1 ms (24.8 days) fires every 1 ms.
+    reservationTtlMs: { type: 'integer', minimum: 1000, maximum: 604_800_000, default: 900_000 },
     breakerFailures: { type: 'integer', minimum: 1, default: 3 },
     breakerCooldownMs: { type: 'integer', minimum: 10, default: 1000 },
     estimate: {
