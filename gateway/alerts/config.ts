@@ -99,7 +99,8 @@ export const alertsConfigSchema: JSONSchema = {
         },
       },
     },
-    intervalMs: { type: 'integer', minimum: 100, default: 10_000 },
+    // At most an hour (error rates are judged over the last minute); a timer past 2^31 - 1 ms fires every 1 ms.
+    intervalMs: { type: 'integer', minimum: 100, maximum: 3_600_000, default: 10_000 },
     keyPrefix: { type: 'string', minLength: 1, default: 'mcp:{alerts}:' },
     history: { type: 'integer', minimum: 1, maximum: 100_000, default: 500 },
     queueSize: { type: 'integer', minimum: 1, default: 1000 },

@@ -52,6 +52,13 @@ describe('webhook signatures', () => {
     expect(parseAlertsConfig({ rules: [{ name: 'r', kind: 'budget', webhooks: [] }] }).rules[0]).toMatchObject({ thresholds: [50, 80, 100], period: 'hour' })
   })
 
+  it('config: an intervalMs a timer cannot hold is refused (Node checked the targets every 1 ms)', () => {
+    // Past 2^31 - 1 ms (24.8 days) setInterval warns and fires every millisecond.
+    expect(() => parseAlertsConfig({ intervalMs: 3_000_000_000 })).toThrow(/alerts\.intervalMs/)
+    expect(() => parseAlertsConfig({ intervalMs: 3_600_001 })).toThrow(/alerts\.intervalMs/)
+    expect(parseAlertsConfig({ intervalMs: 3_600_000 }).intervalMs).toBe(3_600_000)
+  })
+
   it('config: a webhook that no request can carry is refused (every delivery failed and was retried before)', async () => {
     const hook = (h: Record<string, unknown>): unknown => ({ webhooks: { w: { url: 'http://127.0.0.1:9/x', secret: SECRET, ...h } } })
     for (const bad of [
