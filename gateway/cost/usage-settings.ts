@@ -42,7 +42,8 @@ export const usageSettingsSchema: JSONSchema = {
   properties: {
     flushIntervalMs: int(100, 10_000, 3_600_000),
     maxPendingRows: int(100, 100_000),
-    maxRetryDelayMs: int(100, 60_000),
+    // Timer settings have maximums: a timer past 2^31 - 1 ms (24.8 days) fires after 1 ms.
+    maxRetryDelayMs: int(100, 60_000, 3_600_000),
     retention: {
       type: 'object',
       additionalProperties: false,
@@ -56,8 +57,8 @@ export const usageSettingsSchema: JSONSchema = {
       properties: {
         url: { type: 'string', pattern: '^https?://' },
         secret: { type: 'string', minLength: 16 },
-        intervalMs: int(100, 300_000),
-        timeoutMs: int(100, 10_000),
+        intervalMs: int(100, 300_000, 86_400_000),
+        timeoutMs: int(100, 10_000, 600_000),
         maxAttempts: int(1, 5, 20),
         backoffMs: int(1, 1_000),
         closeDelayMs: int(0, 300_000),

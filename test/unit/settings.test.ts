@@ -25,6 +25,16 @@ function rejection(r: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): str
 }
 
 describe('parseSettings', () => {
+  it('usage timer settings a timer cannot hold are refused (Node ran the export or the flush retry every 1 ms)', () => {
+    const secret = 'whsec_0123456789abcdef'
+    // Past 2^31 - 1 ms (24.8 days) setTimeout warns and fires after 1 ms.
+    expect(rejection(raw({ usage: { webhook: { url: 'https://b.example.com/u', secret, intervalMs: 3_000_000_000 } } }))).toContain('usage.webhook.intervalMs')
+    expect(rejection(raw({ usage: { maxRetryDelayMs: 3_000_000_000 } }))).toContain('usage.maxRetryDelayMs')
+    // AbortSignal.timeout overflows the same way: every POST was aborted after 1 ms, no bucket was ever delivered.
+    expect(rejection(raw({ usage: { webhook: { url: 'https://b.example.com/u', secret, timeoutMs: 3_000_000_000 } } }))).toContain('usage.webhook.timeoutMs')
+    expect(parseSettings(raw({ usage: { maxRetryDelayMs: 3_600_000, webhook: { url: 'https://b.example.com/u', secret, intervalMs: 86_400_000 } } }), {}).usage.webhook?.intervalMs).toBe(86_400_000)
+  })
+
   it('a usage.webhook.url that does not parse is refused (every export POST failed in fetch, at every run)', () => {
     const secret = 'whsec_0123456789abcdef'
     for (const url of ['https://', 'http://exa mple.com/usage', 'http://[::1/usage']) {
