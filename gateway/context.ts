@@ -65,6 +65,12 @@ export class RequestCtx {
   upstreamHeaders = 0
   upstreamEnd = 0
   firstChunk = 0
+  /**
+   * Events of a stream given to the client (pass-through: upstream events; translated: chunks and text deltas). An
+   * output estimate (about a token each) for a stream that ends without usage: the budget charges a client that
+   * leaves before the usage event for what it received.
+   */
+  streamEvents = 0
   attempts = 0
   /** The alias the model resolved to, when it is one (routing, retries, fallbacks). */
   alias: CompiledAlias | undefined

@@ -260,9 +260,9 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
           const pico = metered && !metered.unknown ? metered.pico : PriceCatalogue.cost(pricesAt(ctx, pricingOf(ctx, own), Date.now()), usage).pico
           return [picoToNano(pico), usageTokens(usage), requests]
         }
-        // No usage: a stream whose output was counted is charged its estimate; a stream that delivered
-        // something unseen (pass-through) its prompt; anything else nothing (released in full).
-        const out = outputTokensOf(s.outChars, est)
+        // No usage (a client that left before the usage event, a cut stream): a stream is charged its prompt and
+        // its output, counted (cut-off) or about a token per event it delivered; anything else nothing (released in full).
+        const out = Math.max(outputTokensOf(s.outChars, est), ctx.stream ? ctx.streamEvents : 0)
         if (out > 0 || (ctx.stream && ctx.firstChunk > 0)) {
           const p = pricesAt(ctx, pricingOf(ctx, own), Date.now())
           return [picoToNano(p ? s.promptTokens * p.input + out * p.output : 0), s.promptTokens + out, requests]

@@ -137,6 +137,29 @@ describe('budget: exact under concurrency (in-process store)', () => {
     expect(row!.spent.usd).toBeLessThan(usd(5 * 1_000_000))
   })
 
+  it('a client that reads a stream and leaves before its usage event is charged the output it received, not only its prompt', async () => {
+    tg = await startTestGateway(settings(mock, { budgets: [{ name: 'tok', scope: 'key', period: 'day', tokens: 100_000 }] }))
+    mock.fault = 'chunkDelayMs:5'
+    const ac = new AbortController()
+    // 400 tokens, one event each (the 'long' provider): the client takes 100 events and leaves.
+    const r = await chat(tg.url, { model: 'long/gpt-4o-mini', stream: true, maxTokens: 1000, signal: ac.signal })
+    expect(r.status).toBe(200)
+    const reader = r.body!.getReader()
+    let text = ''
+    while ((text.match(/"content":" ?tok/g) ?? []).length < 100) {
+      const { value, done } = await reader.read()
+      if (done) throw new Error('the stream ended early')
+      text += new TextDecoder().decode(value)
+    }
+    ac.abort()
+    await settled(tg)
+    const [row] = await rows(tg)
+    expect(row!.reserved.tokens).toBe(0)
+    // Before: 1 (the prompt estimate), whatever the client had read.
+    expect(row!.spent.tokens).toBeGreaterThanOrEqual(100)
+    expect(row!.spent.tokens).toBeLessThan(1000)
+  })
+
   it('an upstream error releases the reservation in full', async () => {
     tg = await startTestGateway(settings(mock, { budgets: [{ name: 'k', scope: 'key', period: 'day', amountUsd: 1 }] }))
     mock.fault = '400'
