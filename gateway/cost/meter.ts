@@ -199,7 +199,13 @@ export class CostMeter {
     if (!this.#estimate) return PriceCatalogue.cost(undefined, ZERO)
     const proposed = (ctx as { completionText?: unknown }).completionText
     const text = typeof proposed === 'string' ? proposed : raw ? completionTextOfBody(raw) : ''
-    return PriceCatalogue.cost(this.#seriesOf(ctx, this.#now()).prices, estimateUsage(ctx, text), true)
+    const est = estimateUsage(ctx, text)
+    // A stream's text is not kept: what it gave the client counts as about a token per event (as the budget charges).
+    if (ctx.stream && ctx.streamEvents > est.completion_tokens) {
+      est.completion_tokens = ctx.streamEvents
+      est.total_tokens = est.prompt_tokens + ctx.streamEvents
+    }
+    return PriceCatalogue.cost(this.#seriesOf(ctx, this.#now()).prices, est, true)
   }
 
   /** Counters for one priced request (the cost meter's completion hook, once per request). */

@@ -168,12 +168,15 @@ describe('answers without usage are estimated with the tokenizer, and flagged', 
     const { o } = await one('nu/local-model', { stream: true })
     expect(o.usage).toBeUndefined()
     expect(o.early).toMatchObject({ estimated: true, unknown: false, inputTokens: prompt })
+    // The output the client was given counts too (about a token per event), as the budget charges it.
+    expect(o.early!.outputTokens).toBeGreaterThan(0)
   })
 
   it('a stream cut midway is billed as an estimate of what was sent, never 0 and never silently', async () => {
     const { o } = await one('cut/local-model', { stream: true })
     expect(o.errorCode).toBe('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED')
     expect(o.early).toMatchObject({ estimated: true, unknown: false, inputTokens: prompt })
+    expect(o.early!.outputTokens).toBeGreaterThan(0)
     expect(o.early!.pico).toBeGreaterThan(0)
   })
 
