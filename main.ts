@@ -88,8 +88,9 @@ async function main(): Promise<void> {
     if (stopping) return
     stopping = true
     log.info({ signal }, 'shutting down: draining in-flight requests')
-    await alerts.close()
+    // Alerts close after the drain: a request settling during it may still cross a budget threshold.
     const clean = await mcp.close()
+    await alerts.close()
     await redisLib?.closeRedis(redis)
     log.info({ clean }, 'shutdown complete')
     log.flush()

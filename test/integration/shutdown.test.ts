@@ -3,6 +3,7 @@
  * 503 while the admin listener drains with the data plane, the data listener stops accepting, the
  * open stream finishes with every token and [DONE], and the process exits 0.
  */
+import http from 'node:http'
 import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { ADMIN_KEY } from '../helpers/gateway.ts'
@@ -85,5 +86,56 @@ describe('SIGTERM', () => {
     expect(exit, gp.output()).toEqual({ code: 0, signal: null })
     expect(gp.output()).toContain('"clean":true')
     expect(mock.requests[0]?.aborted).toBe(false)
+  })
+})
+
+describe('SIGTERM with budget alerts', () => {
+  let mock: OpenAIMock
+  let gp: GatewayProcess
+  let hook: http.Server
+  const received: unknown[] = []
+
+  beforeAll(async () => {
+    hook = http.createServer((req, res) => {
+      let b = ''
+      req.on('data', (c: Buffer) => { b += c.toString() })
+      req.on('end', () => { received.push(JSON.parse(b)); res.writeHead(204).end() })
+    })
+    await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r))
+    mock = await startOpenAIMock()
+    gp = await spawnGateway({
+      providers: {
+        mock: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-shutdown', headers: { 'x-mock-tokens': '20', 'x-mock-chunk-delay-ms': '100' } },
+      },
+      chains: { default: ['request-id', 'auth', 'budget', 'cost-meter', 'access-log'] },
+      plugins: { budget: { backend: 'local', budgets: [{ name: 'team', scope: 'global', period: 'day', amountUsd: 0.01 }] } },
+      alerts: {
+        webhooks: { ops: { url: `http://127.0.0.1:${(hook.address() as net.AddressInfo).port}/alerts`, secret: 'shutdown-secret-0123456789', retries: 0 } },
+        rules: [{ name: 'team-budget', kind: 'budget', budget: 'team', thresholds: [1], webhooks: ['ops'] }],
+      },
+    })
+  })
+  afterAll(async () => {
+    await gp?.stop()
+    await mock?.close()
+    await new Promise<void>((r) => hook?.close(() => r()))
+  })
+
+  it('an alert fired by a request that settles during the drain is still delivered', async () => {
+    const res = await fetch(`${gp.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'mock/gpt-4o', messages: [{ role: 'user', content: 'hi' }], stream: true, max_tokens: 30 }),
+    })
+    expect(res.status).toBe(200)
+    const reader = res.body!.getReader()
+    await reader.read()
+    gp.proc.kill('SIGTERM')
+    while (!(await reader.read()).done) { /* the rest of the stream, during the drain */ }
+    const exit = await gp.exited
+    expect(exit, gp.output()).toEqual({ code: 0, signal: null })
+    // gpt-4o: 20 output tokens at $10/M and the prompt at $2.50/M, over 1 % of $0.01.
+    expect(received, gp.output()).toHaveLength(1)
+    expect(received[0]).toMatchObject({ rule: 'team-budget' })
   })
 })
