@@ -9,6 +9,7 @@ import type { Logger } from 'pino'
 import type { Counter } from '../metrics.ts'
 import type { AlertsConfig, WebhookConfig } from './config.ts'
 import { SIGNATURE_HEADER, signatureHeader } from './sign.ts'
+import { retryAfterMs } from '../routing/router.ts'
 
 export interface DeliveryState {
   webhook: string
@@ -93,17 +94,20 @@ export class DeliveryQueue {
     const hook = d.hook
     d.state.attempts++
     let retry = false
+    /** The receiver's Retry-After (429, 503), when longer than the backoff. */
+    let waitMs = 0
     try {
+      // The configured headers first, then ours replacing any of the same name in another case (a plain object
+      // would send both, joined: 'text/plain, application/json', a signature no receiver can verify).
+      const headers = new Headers(hook.headers)
+      headers.set('content-type', 'application/json')
+      headers.set('user-agent', 'mcp-alerts/1')
+      headers.set('x-mcp-alert-id', d.alert.id)
+      headers.set('x-mcp-delivery-attempt', String(d.state.attempts))
+      headers.set(SIGNATURE_HEADER, signatureHeader(hook.secret, d.body))
       const res = await fetch(hook.url, {
         method: 'POST',
-        headers: {
-          ...hook.headers,
-          'content-type': 'application/json',
-          'user-agent': 'mcp-alerts/1',
-          'x-mcp-alert-id': d.alert.id,
-          'x-mcp-delivery-attempt': String(d.state.attempts),
-          [SIGNATURE_HEADER]: signatureHeader(hook.secret, d.body),
-        },
+        headers,
         body: d.body,
         redirect: 'manual',
         signal: AbortSignal.timeout(hook.timeoutMs),
@@ -118,13 +122,15 @@ export class DeliveryQueue {
       }
       retry = res.status === 408 || res.status === 429 || res.status >= 500
       d.state.lastError = `HTTP ${res.status}`
+      const ra = res.headers.get('retry-after')
+      if (retry && ra !== null) waitMs = retryAfterMs({ headers: { 'retry-after': ra } }) ?? 0
     } catch (e) {
       retry = true
       d.state.lastError = (e as Error).message
     }
     if (retry && d.state.attempts <= hook.retries && !this.#closed) {
       this.#m().deliveries.labels(d.name, 'retry').inc()
-      const backoff = Math.min(60_000, hook.backoffMs * 2 ** (d.state.attempts - 1)) * (0.75 + Math.random() * 0.5)
+      const backoff = Math.min(60_000, Math.max(waitMs, hook.backoffMs * 2 ** (d.state.attempts - 1) * (0.75 + Math.random() * 0.5)))
       d.dueAt = Date.now() + backoff
       this.#queue.push(d)
       return

@@ -193,6 +193,43 @@ describe('target alerts', () => {
   afterAll(async () => { await hook.close() })
   afterEach(() => { hook.received.length = 0 })
 
+  it("a webhook's configured headers never merge with the gateway's own (content type, signature), whatever their case", async () => {
+    const alerts = new AlertManager({
+      rules: [{ name: 'b', kind: 'budget', thresholds: [50], webhooks: ['ops'] }],
+      webhooks: { ops: { url: hook.url, secret: SECRET, retries: 0, headers: { 'Content-Type': 'text/plain', 'X-MCP-Signature': 'forged', 'X-Tenant': 'acme' } } },
+    }, { logger: silent })
+    try {
+      const now = Date.now()
+      alerts.budgetUsage({ budget: 'team', scope: 'global', scopeId: '*', period: 'day', periodStart: now - 1000, periodEnd: now + 86_400_000, percent: 60, exhausted: false, spentUsd: 6, limitUsd: 10 })
+      await until(() => hook.received.length === 1)
+      const h = hook.received[0]!.headers
+      expect(h['content-type']).toBe('application/json')
+      expect(verifySignature(SECRET, h['x-mcp-signature'] as string, hook.received[0]!.body)).toBe(true)
+      expect(h['x-tenant']).toBe('acme')
+    } finally {
+      await alerts.close()
+    }
+  })
+
+  it("a 429's Retry-After is waited for before the retry (backoffMs alone would retry at once)", async () => {
+    const alerts = new AlertManager({
+      rules: [{ name: 'b', kind: 'budget', thresholds: [50], webhooks: ['ops'] }],
+      webhooks: { ops: { url: hook.url, secret: SECRET, retries: 2, backoffMs: 10 } },
+    }, { logger: silent })
+    try {
+      hook.failNext(1, 429, { 'retry-after': '1' })
+      const now = Date.now()
+      alerts.budgetUsage({ budget: 'team', scope: 'global', scopeId: '*', period: 'day', periodStart: now - 1000, periodEnd: now + 86_400_000, percent: 60, exhausted: false, spentUsd: 6, limitUsd: 10 })
+      await until(() => hook.received.length === 1)
+      const first = Date.now()
+      await until(() => hook.received.length === 2, 5000)
+      expect(Date.now() - first).toBeGreaterThanOrEqual(900)
+      expect(hook.received[1]!.status).toBe(200)
+    } finally {
+      await alerts.close()
+    }
+  })
+
   it('provider down fires once per period while all its targets are down; error rate fires past its threshold', async () => {
     const alerts = new AlertManager(alertsConfig(hook, [
       { name: 'down', kind: 'provider_down', webhooks: ['ops'] },

@@ -102,7 +102,7 @@ export interface WebhookReceiver {
   url: string
   received: ReceivedHook[]
   /** Status to answer for the next N requests (then 200). */
-  failNext(n: number, status?: number): void
+  failNext(n: number, status?: number, headers?: Record<string, string>): void
   close(): Promise<void>
 }
 
@@ -110,13 +110,14 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
   const received: ReceivedHook[] = []
   let failing = 0
   let failStatus = 500
+  let failHeaders: Record<string, string> = {}
   const server = http.createServer((req, res) => {
     const parts: Buffer[] = []
     req.on('data', (d: Buffer) => parts.push(d))
     req.on('end', () => {
       const status = failing > 0 ? (failing--, failStatus) : 200
       received.push({ headers: req.headers, body: Buffer.concat(parts).toString('utf8'), status })
-      res.writeHead(status, { 'content-type': 'text/plain' })
+      res.writeHead(status, { 'content-type': 'text/plain', ...(status === 200 ? {} : failHeaders) })
       res.end(status === 200 ? 'ok' : 'fail')
     })
   })
@@ -125,7 +126,7 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
   return {
     url: `http://127.0.0.1:${port}/hook`,
     received,
-    failNext(n, status = 500) { failing = n; failStatus = status },
+    failNext(n, status = 500, headers = {}) { failing = n; failStatus = status; failHeaders = headers },
     close: () => new Promise<void>((r) => { server.close(() => r()); server.closeAllConnections() }),
   }
 }
