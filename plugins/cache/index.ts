@@ -14,7 +14,8 @@
  * mcp_cache_errors_total{op}. No onResponseChunk hook: routes keep their pass-through.
  */
 import type { RequestCtx } from '../../gateway/context.ts'
-import { loadCatalogue, PriceCatalogue, type CostBreakdown } from '../../gateway/cost/catalogue.ts'
+import { PriceCatalogue, type CostBreakdown } from '../../gateway/cost/catalogue.ts'
+import { DEFAULT_PROVIDER_TYPE_MAP, Pricing } from '../../gateway/cost/pricing.ts'
 import { normalizeUsage } from '../../gateway/cost/meter.ts'
 import type { Metrics } from '../../gateway/metrics.ts'
 import type { PluginFactory, UpstreamResponse } from '../../gateway/pipeline/types.ts'
@@ -85,7 +86,8 @@ export function createCachePlugin(opts: CachePluginOptions = {}): PluginFactory<
         : redis ? new RedisCacheStore(redis, config.keyPrefix) : memory
       if (config.backend === 'redis' && !redis) deps.logger.warn('cache: backend redis but no Redis client (MCP_REDIS_URL); using the in-process LRU')
       const fallback: CacheStore | undefined = primary.kind === 'redis' && config.failMode === 'local' ? memory : undefined
-      const catalogue = loadCatalogue(config.prices)
+      // Its own prices (no cost meter in the chain) read as the cost meter reads its entries (gateway/cost/pricing.ts).
+      const own = new Pricing({ overrides: config.prices, providerTypeMap: DEFAULT_PROVIDER_TYPE_MAP })
       const ttlMs = config.ttlSeconds * 1000
       const aliases = new Set(config.aliases)
       const keys = new Set(config.keys)
@@ -118,9 +120,7 @@ export function createCachePlugin(opts: CachePluginOptions = {}): PluginFactory<
         if (!r.usage) return 0
         const meter = (ctx.slots as Readonly<Record<string, unknown>>)['costMeter'] as PricesSource | undefined
         const at = Date.now()
-        const prices = meter && typeof meter.pricesFor === 'function'
-          ? meter.pricesFor(ctx.providerName, ctx.adapter?.type ?? '', ctx.model, at)
-          : catalogue.lookup(ctx.adapter?.type ?? '', ctx.model, at) ?? (ctx.adapter?.type === 'azure-openai' ? catalogue.lookup('openai', ctx.model, at) : undefined)
+        const prices = (meter && typeof meter.pricesFor === 'function' ? meter : own).pricesFor(ctx.providerName, ctx.adapter?.type ?? '', ctx.model, at)
         return prices ? PriceCatalogue.cost(prices, normalizeUsage(r.usage)).pico : 0
       }
 
