@@ -318,7 +318,7 @@ describe('budget: its own prices (no cost meter in the chain) are read like the 
   it('a model \'*\' entry and a provider-name entry price requests, so amount budgets hold', async () => {
     const make = async (prices: unknown[]) => await budgetPlugin.create(validatePluginConfig(budgetPlugin, {
       backend: 'local', keyPrefix: `mcp:test-own-prices:${prices.length}:${Math.random()}:`, unpriced: 'refuse',
-      budgets: [{ name: 'one-dollar', scope: 'global', period: 'day', amountUsd: 1 }],
+      budgets: [{ name: 'one-dollar', scope: 'global', period: 'day', amountUsd: 0.5 }],
       prices,
     }, 'plugins.budget') as unknown as BudgetConfig, deps) as unknown as { onRequestBody(ctx: RequestCtx): void | Promise<void>; onComplete(ctx: RequestCtx): void }
     const ctx = (): RequestCtx => {
@@ -327,9 +327,9 @@ describe('budget: its own prices (no cost meter in the chain) are read like the 
       Object.assign(c.chat!, { model: 'p/in-house-7b', max_completion_tokens: 10 })
       return c
     }
-    // $1 a token: 10 output tokens alone are past a $1 budget.
+    // $0.10 a token (the most an entry may say): 10 output tokens alone are past a $0.50 budget.
     for (const entry of [{ provider: 'openai', model: '*' }, { provider: 'p', model: 'in-house-7b' }, { provider: 'p', model: '*' }]) {
-      const inst = await make([{ ...entry, input: 1_000_000, output: 1_000_000, effectiveFrom: '2020-01-01' }])
+      const inst = await make([{ ...entry, input: 100_000, output: 100_000, effectiveFrom: '2020-01-01' }])
       const c = ctx()
       let err: unknown
       try { await inst.onRequestBody(c) } catch (e) { err = e }

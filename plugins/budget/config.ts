@@ -1,5 +1,5 @@
 import type { PriceEntry } from '../../gateway/cost/catalogue.ts'
-import { effectiveFromSchema } from '../../gateway/cost/effective-from.ts'
+import { priceEntriesSchema } from '../../gateway/cost/price-entry.ts'
 import type { JSONSchema } from '../../gateway/validate.ts'
 
 export type BudgetScope = 'key' | 'team' | 'deployment' | 'model' | 'global'
@@ -83,21 +83,6 @@ export interface BudgetConfig {
 
 const NAME = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$'
 
-const priceSchema: JSONSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['provider', 'model', 'input', 'output', 'effectiveFrom'],
-  properties: {
-    provider: { type: 'string', minLength: 1 },
-    model: { type: 'string', minLength: 1 },
-    input: { type: 'number', minimum: 0 },
-    cachedInput: { type: 'number', minimum: 0 },
-    cacheWrite: { type: 'number', minimum: 0 },
-    output: { type: 'number', minimum: 0 },
-    reasoning: { type: 'number', minimum: 0 },
-    effectiveFrom: effectiveFromSchema(),
-  },
-}
 
 export const budgetConfigSchema: JSONSchema = {
   type: 'object',
@@ -162,7 +147,7 @@ export const budgetConfigSchema: JSONSchema = {
     capMaxTokens: { type: 'boolean', default: true },
     extendTokens: { type: 'integer', minimum: 1, default: 256 },
     unpriced: { enum: ['admit', 'refuse'], default: 'admit' },
-    prices: { type: 'array', default: [], items: priceSchema },
+    prices: priceEntriesSchema,
     headers: { type: 'boolean', default: true },
     downgradeRefreshMs: { type: 'integer', minimum: 0, default: 1000 },
   },

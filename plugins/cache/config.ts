@@ -1,5 +1,6 @@
 import type { PriceEntry } from '../../gateway/cost/catalogue.ts'
 import type { JSONSchema } from '../../gateway/validate.ts'
+import { priceEntriesSchema } from '../../gateway/cost/price-entry.ts'
 
 export interface CacheConfig {
   /** 'auto': Redis when `services.redis` exists, else the in-process LRU. */
@@ -45,16 +46,6 @@ export const cacheConfigSchema: JSONSchema = {
     maxBytes: { type: 'integer', minimum: 1024, default: 64 * 1024 * 1024 },
     maxEntryBytes: { type: 'integer', minimum: 256, default: 1024 * 1024 },
     keyPrefix: { type: 'string', minLength: 1, default: 'mcp:cache:' },
-    prices: {
-      type: 'array',
-      default: [],
-      items: {
-        type: 'object', additionalProperties: false, required: ['provider', 'model', 'input', 'output', 'effectiveFrom'],
-        properties: {
-          provider: { type: 'string' }, model: { type: 'string' }, input: { type: 'number', minimum: 0 }, cachedInput: { type: 'number', minimum: 0 },
-          cacheWrite: { type: 'number', minimum: 0 }, output: { type: 'number', minimum: 0 }, reasoning: { type: 'number', minimum: 0 }, effectiveFrom: { type: 'string' },
-        },
-      },
-    },
+    prices: priceEntriesSchema,
   },
 }

@@ -16,6 +16,8 @@
 import type { RequestCtx } from '../../gateway/context.ts'
 import { PriceCatalogue, type CostBreakdown } from '../../gateway/cost/catalogue.ts'
 import { DEFAULT_PROVIDER_TYPE_MAP, Pricing } from '../../gateway/cost/pricing.ts'
+import { effectiveFromErrors } from '../../gateway/cost/effective-from.ts'
+import { GatewayError } from '../../gateway/errors.ts'
 import { normalizeUsage } from '../../gateway/cost/meter.ts'
 import type { Metrics } from '../../gateway/metrics.ts'
 import type { PluginFactory, UpstreamResponse } from '../../gateway/pipeline/types.ts'
@@ -64,6 +66,8 @@ export function createCachePlugin(opts: CachePluginOptions = {}): PluginFactory<
     // Settlement prices streams by their usage (budget); stored entries carry it (cache).
     needsUsage: true,
     create(config, deps) {
+      const dates = effectiveFromErrors(config.prices, 'prices')
+      if (dates.length > 0) throw new GatewayError('MCP_ERR_PLUGIN_CONFIG_INVALID', { plugin: 'cache', reason: dates.join('; ') }, { details: 'config.plugin_invalid' })
       const m = deps.metrics
       const hits = m.counter('mcp_cache_hits_total', 'Chat requests answered from the response cache').labels()
       const misses = m.counter('mcp_cache_misses_total', 'Cacheable chat requests not in the cache').labels()

@@ -1,4 +1,4 @@
-import { effectiveFromSchema } from '../../gateway/cost/effective-from.ts'
+import { priceEntriesSchema } from '../../gateway/cost/price-entry.ts'
 import type { JSONSchema } from '../../gateway/validate.ts'
 
 /** A price entry in config: USD per million tokens; `provider` is a provider type or a provider name; model `*` = every model. */
@@ -29,8 +29,6 @@ export interface CostMeterConfig {
   maxSeries: number
 }
 
-const usdPerMillion: JSONSchema = { type: 'number', minimum: 0, maximum: 100_000 }
-
 export const costMeterConfigSchema: JSONSchema = {
   type: 'object',
   additionalProperties: false,
@@ -40,25 +38,7 @@ export const costMeterConfigSchema: JSONSchema = {
       additionalProperties: false,
       default: {},
       properties: {
-        models: {
-          type: 'array',
-          default: [],
-          items: {
-            type: 'object',
-            additionalProperties: false,
-            required: ['provider', 'model', 'input', 'output'],
-            properties: {
-              provider: { type: 'string', minLength: 1, maxLength: 100 },
-              model: { type: 'string', minLength: 1, maxLength: 200 },
-              input: usdPerMillion,
-              cachedInput: usdPerMillion,
-              cacheWrite: usdPerMillion,
-              output: usdPerMillion,
-              reasoning: usdPerMillion,
-              effectiveFrom: effectiveFromSchema('1970-01-01'),
-            },
-          },
-        },
+        models: priceEntriesSchema,
       },
     },
     providerTypeMap: {

@@ -75,12 +75,12 @@ describe('cache through the gateway (in-process LRU)', () => {
 
   it("the plugin's own prices are read as the cost meter reads its entries: by provider name, and model '*'", async () => {
     for (const provider of ['mock', 'openai']) {
-      tg = await startTestGateway(settings(mock, { prices: [{ provider, model: '*', input: 1_000_000, output: 2_000_000, effectiveFrom: '2020-01-01' }] }))
+      tg = await startTestGateway(settings(mock, { prices: [{ provider, model: '*', input: 10_000, output: 20_000, effectiveFrom: '2020-01-01' }] }))
       await (await chat(tg.url, { temperature: 0, maxTokens: 12 })).arrayBuffer()
       const r2 = await chat(tg.url, { temperature: 0, maxTokens: 12 })
       expect(r2.headers.get('x-mcp-cache')).toBe('hit')
-      // $1 a prompt token, $2 a completion token: 1 + 12 × 2.
-      expect(Number(r2.headers.get('x-mcp-cache-saved-usd')), provider).toBeCloseTo(25, 9)
+      // $0.01 a prompt token, $0.02 a completion token: 1 × 0.01 + 12 × 0.02.
+      expect(Number(r2.headers.get('x-mcp-cache-saved-usd')), provider).toBeCloseTo(0.25, 9)
       await r2.arrayBuffer()
       await tg.close()
       tg = undefined

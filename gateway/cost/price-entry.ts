@@ -1,0 +1,29 @@
+/**
+ * The one schema of a price entry, wherever config takes them (the cost meter's `pricing.models`, the budget's and
+ * the cache's `prices`): the same entry is accepted, refused and read the same everywhere (gateway/cost/pricing.ts).
+ * Prices are USD per million tokens, at most 100,000 (an absurd price makes costs Infinity, which settles as 0);
+ * `effectiveFrom` defaults to 1970-01-01 (always in effect), and its calendar is checked by effectiveFromErrors.
+ */
+import type { JSONSchema } from '../validate.ts'
+import { effectiveFromSchema } from './effective-from.ts'
+
+const usdPerMillion: JSONSchema = { type: 'number', minimum: 0, maximum: 100_000 }
+
+export const priceEntrySchema: JSONSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['provider', 'model', 'input', 'output'],
+  properties: {
+    provider: { type: 'string', minLength: 1, maxLength: 100 },
+    model: { type: 'string', minLength: 1, maxLength: 200 },
+    input: usdPerMillion,
+    cachedInput: usdPerMillion,
+    cacheWrite: usdPerMillion,
+    output: usdPerMillion,
+    reasoning: usdPerMillion,
+    effectiveFrom: effectiveFromSchema('1970-01-01'),
+  },
+}
+
+/** A list of price entries (default empty). */
+export const priceEntriesSchema: JSONSchema = { type: 'array', default: [], items: priceEntrySchema }
