@@ -24,7 +24,7 @@ import { ControlPlane } from './control-plane.ts'
 import type { Keyring } from './crypto.ts'
 import { EXECUTE_ROUTE_KEY, executeRouteSpec } from './execute.ts'
 import { loadKeyring } from './master-key.ts'
-import { buildOpenApi } from './openapi.ts'
+import { buildOpenApi, servedOperations } from './openapi.ts'
 import { registerDeploymentRoutes } from './routes/deployments.ts'
 import { registerPromptRoutes } from './routes/prompts.ts'
 import { registerProviderRoutes } from './routes/providers.ts'
@@ -210,8 +210,13 @@ export async function startMcp(opts: StartMcpOptions): Promise<Mcp> {
     registerProviderRoutes(admin, cp, () => ({ allowHttp: gw.settings.security.allowHttpProviderUrls, allowlist: gw.settings.security.providerUrlAllowlist }))
     registerKeyRoutes(admin, cp)
     registerAuditRoutes(admin, cp)
-    const openapi = buildOpenApi()
-    admin.route('GET', '/api/v1/mcp/openapi.json', (req, res) => { req.resume(); sendJson(res, 200, openapi) })
+    // Built at the first request, when every route is registered: it documents the operations this server serves.
+    let openapi: Record<string, unknown> | undefined
+    admin.route('GET', '/api/v1/mcp/openapi.json', (req, res) => {
+      req.resume()
+      openapi ??= buildOpenApi(servedOperations(admin.routes()))
+      sendJson(res, 200, openapi)
+    })
     admin.route('POST', '/api/v1/mcp/execute', (req, res) => { gw.serve(EXECUTE_ROUTE_KEY, req, res) })
     opts.adminRoutes?.(admin, cp, gw)
     admin.addReadinessCheck({ name: 'database', critical: false, check: () => cp.databaseUp })

@@ -46,11 +46,22 @@ export const COMPONENTS: Record<string, JSONSchema> = {
   KeyUpdate: keyUpdateSchema,
   KeyRotate: keyRotateSchema,
   AuditEntry: auditEntrySchema,
+  TargetBreaker: s.breakerSchema,
 }
 
 const page = [
   { name: 'limit', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 }, description: 'Page size.' },
   { name: 'cursor', schema: { type: 'string' }, description: '`next_cursor` of the previous page.' },
+]
+
+const usageQuery = [
+  { name: 'granularity', schema: { enum: ['hour', 'day'], default: 'hour' }, description: 'Bucket size.' },
+  { name: 'from', schema: { type: 'string', format: 'date-time' }, description: 'Buckets starting at or after this instant.' },
+  { name: 'to', schema: { type: 'string', format: 'date-time' }, description: 'Buckets starting before this instant.' },
+  { name: 'group_by', schema: { type: 'string' }, description: 'Comma-separated: bucket, key, team, deployment, prompt_version, provider, model.' },
+  ...['key_id', 'team', 'deployment_id', 'prompt_version_id', 'provider', 'model'].map((name) => ({ name, schema: { type: 'string' }, description: 'Exact match.' })),
+  { name: 'format', schema: { enum: ['json', 'csv'] }, description: 'Answer format.' },
+  { name: 'limit', schema: { type: 'integer', minimum: 1, maximum: 100000, default: 10000 }, description: 'Rows at most.' },
 ]
 
 export const OPERATIONS: Operation[] = [
@@ -94,7 +105,29 @@ export const OPERATIONS: Operation[] = [
       { name: 'object_type', schema: { type: 'string' }, description: 'Only this object type.' }, { name: 'object_id', schema: { type: 'string' }, description: 'Only this object.' },
       { name: 'team', schema: { type: 'string' }, description: 'Only this team (admin).' }, { name: 'from', schema: { type: 'string', format: 'date-time' }, description: 'From this instant (inclusive).' },
       { name: 'to', schema: { type: 'string', format: 'date-time' }, description: 'Before this instant.' }, ...page] },
+  { method: 'get', path: '/openapi.json', summary: 'This document', tag: 'meta', ok: { status: 200 }, errors: [] },
+  { method: 'get', path: '/config', summary: 'The running configuration (secrets redacted), generation and last reload', tag: 'config', ok: { status: 200 }, errors: [] },
+  { method: 'post', path: '/config/reload', summary: 'Reload the configuration (a rejected one keeps the running one)', tag: 'config', ok: { status: 200 }, errors: [400] },
+  { method: 'get', path: '/targets', summary: 'Routing targets: breaker state, health, in-flight, latency, error rate (docs/routing.md)', tag: 'targets', ok: { status: 200 }, errors: [] },
+  { method: 'get', path: '/targets/{provider}/{model}', summary: 'One routing target', tag: 'targets', ok: { status: 200 }, errors: [404] },
+  { method: 'post', path: '/targets/{provider}/{model}/breaker', summary: 'Force a target\'s breaker open or closed, back to automatic, or reset it (audited)', tag: 'targets', body: 'TargetBreaker', ok: { status: 200 }, errors: [400, 404] },
+  { method: 'get', path: '/executions', summary: 'Execution logs (newest first; without bodies; docs/execution-logs.md)', tag: 'executions', ok: { status: 200 }, errors: [400, 503],
+    query: [...['deployment_id', 'key_id', 'prompt_version_id', 'provider', 'model', 'status', 'request_id'].map((name) => ({ name, schema: { type: 'string' }, description: 'Exact match.' })),
+      { name: 'from', schema: { type: 'string', format: 'date-time' }, description: 'From this instant (inclusive).' }, { name: 'to', schema: { type: 'string', format: 'date-time' }, description: 'Before this instant.' }, ...page] },
+  { method: 'get', path: '/executions/{id}', summary: 'One execution with its bodies, by row id or request id', tag: 'executions', ok: { status: 200 }, errors: [404, 503] },
+  { method: 'get', path: '/usage', summary: 'Usage totals per bucket and dimension, JSON or CSV (docs/cost.md)', tag: 'usage', ok: { status: 200 }, errors: [400, 503], query: usageQuery },
+  { method: 'get', path: '/usage/export', summary: 'Usage for billing, as a download (CSV by default, or JSON; docs/cost.md)', tag: 'usage', ok: { status: 200 }, errors: [400, 503], query: usageQuery },
+  { method: 'get', path: '/budgets', summary: 'Budgets with spend, reservations and what remains (docs/budgets.md)', tag: 'budgets', ok: { status: 200 }, errors: [],
+    query: [{ name: 'budget', schema: { type: 'string' }, description: 'Only this budget.' }] },
+  { method: 'get', path: '/alerts', summary: 'Fired alerts (newest first)', tag: 'alerts', ok: { status: 200 }, errors: [400],
+    query: [{ name: 'limit', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 }, description: 'How many.' }] },
 ]
+
+/** The operations among `ops` that a server with these routes (`METHOD /api/v1/mcp/...`, AdminServer.routes()) serves. */
+export function servedOperations(routes: readonly string[], ops: readonly Operation[] = OPERATIONS): Operation[] {
+  const served = new Set(routes)
+  return ops.filter((op) => served.has(`${op.method.toUpperCase()} /api/v1/mcp${op.path}`))
+}
 
 const ref = (name: string): JSONSchema => ({ $ref: `#/components/schemas/${name}` })
 

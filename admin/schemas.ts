@@ -299,6 +299,12 @@ export const executionResultSchema: JSONSchema = {
   },
 }
 
+/** POST /targets/{provider}/{model}/breaker: force the breaker open or closed, back to automatic, or reset it. */
+export const breakerSchema: JSONSchema = {
+  type: 'object', additionalProperties: false, required: ['state'],
+  properties: { state: { enum: ['open', 'closed', 'auto', 'reset'] } },
+}
+
 export const errorSchema: JSONSchema = {
   type: 'object', required: ['error'],
   properties: {

@@ -12,13 +12,11 @@ import type { Gateway } from '../../gateway/gateway.ts'
 import { parseJson, readBody } from '../../gateway/http/body.ts'
 import { compileSchema } from '../../gateway/validate.ts'
 import { auditActor } from '../audit.ts'
+import { breakerSchema } from '../schemas.ts'
 import { authorize } from '../rbac.ts'
 import { sendAdminError, sendJson, type AdminServer } from '../server.ts'
 
-const validateBreakerBody = compileSchema<{ state: 'open' | 'closed' | 'auto' | 'reset' }>({
-  type: 'object', additionalProperties: false, required: ['state'],
-  properties: { state: { enum: ['open', 'closed', 'auto', 'reset'] } },
-})
+const validateBreakerBody = compileSchema<{ state: 'open' | 'closed' | 'auto' | 'reset' }>(breakerSchema)
 
 async function body(req: IncomingMessage): Promise<unknown> {
   return parseJson(await readBody(req, 64 * 1024))

@@ -3,7 +3,7 @@
  * schemas (single source), and listing every management route the admin port serves.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { COMPONENTS, OPERATIONS } from '../../admin/openapi.ts'
+import { COMPONENTS } from '../../admin/openapi.ts'
 import * as schemas from '../../admin/schemas.ts'
 import { compileSchema } from '../../gateway/validate.ts'
 import { startTestMcp, testEngines, type TestMcp } from './helpers.ts'
@@ -39,7 +39,9 @@ describe('OpenAPI document', () => {
       'GET /providers/{id}', 'PUT /providers/{id}', 'DELETE /providers/{id}',
     ]))
     // Every documented operation is served (no 404 from the router; 401 without the key is enough to know).
-    for (const op of OPERATIONS) {
+    const served = Object.entries(doc.paths as Record<string, Record<string, { requestBody?: unknown }>>).flatMap(([path, ms]) => Object.entries(ms).map(([method, o]) => ({ method, path, body: o.requestBody !== undefined })))
+    expect(served.length).toBeGreaterThan(0)
+    for (const op of served) {
       const path = `/api/v1/mcp${op.path.replace(/\{\w+\}/g, '00000000-0000-4000-8000-000000000000')}`
       const r = await fetch(`${t.adminUrl}${path}`, { method: op.method.toUpperCase() })
       expect(r.status, `${op.method} ${op.path}`).toBe(401)
