@@ -134,7 +134,7 @@ const ref = (name: string): JSONSchema => ({ $ref: `#/components/schemas/${name}
 const STATUS_TEXT: Record<number, string> = {
   400: 'Invalid body or query; `error.param` names the field', 401: 'Missing or invalid key', 403: 'The key\'s role or scopes do not allow it (docs/rbac.md)', 404: 'Unknown id (or another team\'s)',
   409: 'Conflict with existing state', 412: 'If-Match does not match the current ETag', 422: 'Semantically invalid (the message names the field)',
-  428: 'If-Match required', 502: 'Provider error', 503: 'Database (or master key) unavailable',
+  413: 'Body larger than the limit', 415: 'Content-Type is not application/json', 428: 'If-Match required', 502: 'Provider error', 503: 'Database (or master key) unavailable',
 }
 
 /** Path templates with `{id}` stay as they are (OpenAPI's own syntax). */
@@ -153,7 +153,8 @@ export function buildOpenApi(ops: readonly Operation[] = OPERATIONS): Record<str
     if (op.ok.etag) ok['headers'] = { ETag: { schema: { type: 'string' }, description: 'Quoted revision.' } }
     const responses: Record<string, unknown> = { [String(op.ok.status)]: ok }
     if (op.ok.also !== undefined) responses[String(op.ok.also)] = ok
-    for (const e of [401, 403, ...op.errors]) responses[String(e)] = { description: STATUS_TEXT[e] ?? 'Error', content: { 'application/json': { schema: ref('Error') } } }
+    // Every operation with a body reads it as the others do: over the limit 413, another media type 415.
+    for (const e of [401, 403, ...op.errors, ...(op.body ? [413, 415] : [])]) responses[String(e)] = { description: STATUS_TEXT[e] ?? 'Error', content: { 'application/json': { schema: ref('Error') } } }
     const operation: Record<string, unknown> = { summary: op.summary, tags: [op.tag], operationId: `${op.method}${op.path.replace(/[{}]/g, '').split('/').map((x) => x.charAt(0).toUpperCase() + x.slice(1)).join('')}`, responses }
     if (params.length > 0) operation['parameters'] = params
     if (op.body) operation['requestBody'] = { required: !op.bodyOptional, content: { 'application/json': { schema: ref(op.body) } } }

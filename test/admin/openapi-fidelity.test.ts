@@ -108,6 +108,34 @@ describe('OpenAPI document against the running server', () => {
     }
   })
 
+  it('documents the status codes the routes answer for unknown ids, bad bodies, bad media types and preconditions', async () => {
+    const { promptId } = await seedPrompt(t, 'fidelity-codes', [{ template: 'hi {{x}}', model: 'mock/gpt-4o' }])
+    const d = await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'development' })
+    const undocumented: string[] = []
+    const check = (route: string, status: number): void => {
+      const [method, path] = route.split(' ') as [string, string]
+      const op = doc.paths[path]?.[method.toLowerCase()]
+      if (op && !(String(status) in op.responses)) undocumented.push(`${route} ${status}`)
+    }
+    for (const route of served) {
+      const [method, path] = route.split(' ') as [string, string]
+      const url = `${BASE}${path.replace(/\{\w+\}/g, MISSING)}`
+      const hasBody = method !== 'GET' && method !== 'DELETE'
+      // Unknown id (or an empty body on a route without ids).
+      check(route, (await t.api(method, url, hasBody ? {} : undefined, { 'if-match': '*' })).status)
+      if (!hasBody) continue
+      check(route, (await t.api(method, url, '{"x": ', { 'if-match': '*' })).status)
+      check(route, (await t.api(method, url, 'x=1', { 'content-type': 'text/plain', 'if-match': '*' })).status)
+      check(route, (await t.api(method, url, JSON.stringify({ x: 'a'.repeat(2 * 1024 * 1024) }), { 'if-match': '*' })).status)
+    }
+    // Preconditions on a real deployment.
+    check('PUT /deployments/{id}', (await t.api('PUT', `deployments/${d.body.id}`, { status: 'paused' })).status)
+    check('PUT /deployments/{id}', (await t.api('PUT', `deployments/${d.body.id}`, { status: 'paused' }, { 'if-match': '"99"' })).status)
+    check('POST /deployments/{id}/rollback', (await t.api('POST', `deployments/${d.body.id}/rollback`, {}, { 'if-match': '"99"' })).status)
+    check('POST /deployments/{id}/promote', (await t.api('POST', `deployments/${d.body.id}/promote`, {}, { 'if-match': '"99"' })).status)
+    expect(undocumented).toEqual([])
+  })
+
   it('answers what the documented response schemas describe', async () => {
     const { promptId } = await seedPrompt(t, 'fidelity-responses', [{ template: 'hi {{x}}', model: 'mock/gpt-4o' }])
     const d = await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'development' })
