@@ -134,22 +134,23 @@ export class AdminServer {
     this.#patterns.push({ method, re, names, pattern: path, handler })
   }
 
-  #match(method: string, path: string): { handler: AdminRoute; params: Record<string, string>; pattern: string } | 'method' | undefined {
+  /** The route for `method path`; `{ allow }` (the methods registered for the path) when only the method is wrong. */
+  #match(method: string, path: string): { handler: AdminRoute; params: Record<string, string>; pattern: string } | { allow: string[] } | undefined {
     const exact = this.#routes.get(`${method} ${path}`)
     if (exact) return { handler: exact, params: {}, pattern: path }
-    let other = false
+    const allow = new Set<string>()
     for (const p of this.#patterns) {
       const m = p.re.exec(path)
       if (!m) continue
-      if (p.method !== method) { other = true; continue }
+      if (p.method !== method) { allow.add(p.method); continue }
       const params: Record<string, string> = {}
       for (const [i, n] of p.names.entries()) {
         try { params[n] = decodeURIComponent(m[i + 1]!) } catch { params[n] = m[i + 1]! }
       }
       return { handler: p.handler, params, pattern: p.pattern }
     }
-    if (other || [...this.#routes.keys()].some((k) => k.slice(k.indexOf(' ') + 1) === path)) return 'method'
-    return undefined
+    for (const k of this.#routes.keys()) if (k.slice(k.indexOf(' ') + 1) === path) allow.add(k.slice(0, k.indexOf(' ')))
+    return allow.size > 0 ? { allow: [...allow].sort() } : undefined
   }
 
   addReadinessCheck(c: ReadinessCheck): void {
@@ -201,9 +202,15 @@ export class AdminServer {
       const principal = auth.principal
       bindPrincipal(req, principal)
       const match = this.#match(String(req.method), path)
-      if (match === undefined || match === 'method') {
+      if (match === undefined) {
         req.resume()
-        sendAdminError(res, new GatewayError(match === 'method' ? 'MCP_ERR_REQ_METHOD_NOT_ALLOWED' : 'MCP_ERR_REQ_NOT_FOUND', { method, path: path.slice(0, 200) }))
+        sendAdminError(res, new GatewayError('MCP_ERR_REQ_NOT_FOUND', { method, path: path.slice(0, 200) }))
+        return
+      }
+      if ('allow' in match) {
+        req.resume()
+        // RFC 9110 §15.5.6: a 405 names the methods the path does support.
+        sendAdminError(res, new GatewayError('MCP_ERR_REQ_METHOD_NOT_ALLOWED', { method, path: path.slice(0, 200) }, { headers: { allow: match.allow.join(', ') } }))
         return
       }
       const action = routeAction(String(req.method), match.pattern)
