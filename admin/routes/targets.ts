@@ -6,21 +6,16 @@
  *   POST /api/v1/mcp/targets/{provider}/{model}/breaker   {"state": "open" | "closed" | "auto" | "reset"}
  * Access (docs/rbac.md): targets.read / targets.write, checked here; a breaker change is audited (background row).
  */
-import type { IncomingMessage } from 'node:http'
 import { GatewayError } from '../../gateway/errors.ts'
 import type { Gateway } from '../../gateway/gateway.ts'
-import { parseJson, readBody } from '../../gateway/http/body.ts'
 import { compileSchema } from '../../gateway/validate.ts'
 import { auditActor } from '../audit.ts'
+import { readValid } from '../http.ts'
 import { breakerSchema } from '../schemas.ts'
 import { authorize } from '../rbac.ts'
 import { sendAdminError, sendJson, type AdminServer } from '../server.ts'
 
 const validateBreakerBody = compileSchema<{ state: 'open' | 'closed' | 'auto' | 'reset' }>(breakerSchema)
-
-async function body(req: IncomingMessage): Promise<unknown> {
-  return parseJson(await readBody(req, 64 * 1024))
-}
 
 export function registerTargetRoutes(admin: AdminServer, gw: Gateway): void {
   admin.route('GET', '/api/v1/mcp/targets', (req, res) => {
@@ -39,8 +34,8 @@ export function registerTargetRoutes(admin: AdminServer, gw: Gateway): void {
   admin.route('POST', '/api/v1/mcp/targets/{provider}/{model}/breaker', async (req, res, p) => {
     const who = authorize(req, 'targets.write')
     const s = gw.targets.find(`${p['provider']}/${p['model']}`)
-    const json = await body(req)
-    if (!validateBreakerBody(json)) throw new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason: validateBreakerBody.errors().join('; ') })
+    // As every admin body: JSON only (415), at most 1 MiB (413), errors naming the field (400).
+    const json = await readValid(req, validateBreakerBody)
     if (!s) { sendAdminError(res, new GatewayError('MCP_ERR_REQ_NOT_FOUND', { method: 'POST', path: `target ${p['provider']}/${p['model']}` })); return }
     const before = s.mode
     if (json.state === 'reset') s.reset()

@@ -3,6 +3,8 @@
  * serve is a 405 naming the methods it does (Allow), an unknown path a 404 without one.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { registerTargetRoutes } from '../../admin/routes/targets.ts'
+import { startOpenAIMock, type OpenAIMock } from '../helpers/openai-mock.ts'
 import { startTestMcp, testEngines, type TestMcp } from './helpers.ts'
 
 const [pglite] = testEngines('admin HTTP semantics')
@@ -10,13 +12,20 @@ const MISSING = '00000000-0000-4000-8000-000000000000'
 
 describe('admin HTTP semantics', () => {
   let t: TestMcp
+  let mock: OpenAIMock
 
   beforeAll(async () => {
-    t = await startTestMcp({ store: await pglite!.open() })
+    mock = await startOpenAIMock()
+    t = await startTestMcp({
+      store: await pglite!.open(),
+      override: { providers: { mock: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-test' } }, models: { smart: { targets: [{ provider: 'mock', model: 'gpt-4o' }] } } },
+      adminRoutes: (admin, _cp, gw) => registerTargetRoutes(admin, gw),
+    })
   }, 60_000)
 
   afterAll(async () => {
     await t?.close()
+    await mock?.close()
   })
 
   it('405 on a known path carries Allow with the methods the path serves', async () => {
@@ -40,5 +49,18 @@ describe('admin HTTP semantics', () => {
     const r = await t.api('GET', 'nothing-here')
     expect(r.status).toBe(404)
     expect(r.headers.get('allow')).toBeNull()
+  })
+
+  it('the breaker body is read as every admin body: another media type is a 415, an invalid body a 400 naming the field, the breaker untouched', async () => {
+    const plain = await t.api('POST', 'targets/mock/gpt-4o/breaker', JSON.stringify({ state: 'open' }), { 'content-type': 'text/plain' })
+    expect(plain.status, plain.text).toBe(415)
+    expect(plain.body.error.code).toBe('MCP_ERR_REQ_CONTENT_TYPE')
+    const bad = await t.api('POST', 'targets/mock/gpt-4o/breaker', { state: 'sideways' })
+    expect(bad.status).toBe(400)
+    expect(bad.body.error.param).toBe('state')
+    const extra = await t.api('POST', 'targets/mock/gpt-4o/breaker', { state: 'open', colour: 'red' })
+    expect(extra.status).toBe(400)
+    expect(extra.body.error.param).toBe('colour')
+    expect((await t.api('GET', 'targets/mock/gpt-4o')).body.breaker).toBe('closed')
   })
 })
