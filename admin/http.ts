@@ -173,8 +173,22 @@ export function checkIfMatch(req: IncomingMessage, current: number, object: stri
   throw new GatewayError('MCP_ERR_ADMIN_PRECONDITION_FAILED', { given: h.slice(0, 100), current: etag(current), object }, { details: 'admin.if_match_failed' })
 }
 
+/** Whether an If-None-Match header lists `tag` (weak comparison, RFC 9110 13.1.2) or is `*`. */
+function noneMatch(h: string, tag: string): boolean {
+  return h.split(',').some((t) => { const v = t.trim(); return v === '*' || v.replace(/^W\//, '') === tag })
+}
+
+/** A JSON answer with the object's ETag; a GET whose If-None-Match holds it is a 304 without a body. */
 export function sendWithEtag(res: ServerResponse, status: number, body: unknown, revision: number, headers: Record<string, string> = {}): void {
-  sendJson(res, status, body, { ...headers, etag: etag(revision) })
+  const tag = etag(revision)
+  const inm = res.req?.headers['if-none-match']
+  if (status === 200 && (res.req?.method === 'GET' || res.req?.method === 'HEAD') && typeof inm === 'string' && noneMatch(inm, tag)) {
+    if (res.headersSent) return
+    res.writeHead(304, { ...headers, etag: tag })
+    res.end()
+    return
+  }
+  sendJson(res, status, body, { ...headers, etag: tag })
 }
 
 export function sendNoContent(res: ServerResponse): void {

@@ -153,6 +153,10 @@ export function buildOpenApi(ops: readonly Operation[] = OPERATIONS): Record<str
     if (op.ok.etag) ok['headers'] = { ETag: { schema: { type: 'string' }, description: 'Quoted revision.' } }
     const responses: Record<string, unknown> = { [String(op.ok.status)]: ok }
     if (op.ok.also !== undefined) responses[String(op.ok.also)] = ok
+    if (op.method === 'get' && op.ok.etag) {
+      params.push({ name: 'If-None-Match', in: 'header', required: false, schema: { type: 'string' }, description: 'An ETag from an earlier read: 304 while it is current.' })
+      responses['304'] = { description: 'Not modified: If-None-Match holds the current ETag', headers: { ETag: { schema: { type: 'string' }, description: 'Quoted revision.' } } }
+    }
     // Every operation with a body reads it as the others do: over the limit 413, another media type 415.
     for (const e of [401, 403, ...op.errors, ...(op.body ? [413, 415] : [])]) responses[String(e)] = { description: STATUS_TEXT[e] ?? 'Error', content: { 'application/json': { schema: ref('Error') } } }
     const operation: Record<string, unknown> = { summary: op.summary, tags: [op.tag], operationId: `${op.method}${op.path.replace(/[{}]/g, '').split('/').map((x) => x.charAt(0).toUpperCase() + x.slice(1)).join('')}`, responses }

@@ -63,4 +63,29 @@ describe('admin HTTP semantics', () => {
     expect(extra.body.error.param).toBe('colour')
     expect((await t.api('GET', 'targets/mock/gpt-4o')).body.breaker).toBe('closed')
   })
+
+  it('a GET whose If-None-Match holds the current ETag is a 304 without a body; a stale one gets the object', async () => {
+    const p = await t.api('POST', 'prompts', { name: 'conditional' })
+    const prov = await t.api('POST', 'providers', { name: 'cond', provider: 'openai', config: { baseUrl: 'https://api.openai.com/v1' }, credentials: { apiKey: 'sk-conditional-1234' } })
+    expect(prov.status, prov.text).toBe(201)
+    for (const path of [`prompts/${p.body.id}`, `providers/${prov.body.id}`]) {
+      const first = await t.api('GET', path)
+      const tag = first.headers.get('etag')!
+      expect(tag).toMatch(/^"\d+"$/)
+      for (const inm of [tag, `W/${tag}`, `"999", ${tag}`, '*']) {
+        const r = await t.api('GET', path, undefined, { 'if-none-match': inm })
+        expect(r.status, `${path} ${inm}`).toBe(304)
+        expect(r.text).toBe('')
+        expect(r.headers.get('etag')).toBe(tag)
+      }
+      const doc = (await t.api('GET', 'openapi.json')).body
+      expect(Object.keys(doc.paths[`/${path.split('/')[0]}/{id}`].get.responses)).toContain('304')
+      const stale = await t.api('GET', path, undefined, { 'if-none-match': '"999"' })
+      expect(stale.status).toBe(200)
+      expect(stale.body).toEqual(first.body)
+    }
+    // Writes are not conditional on If-None-Match: a new version is created and answered in full.
+    const v = await t.api('POST', `prompts/${p.body.id}/versions`, { template: 'hi', model: 'mock/gpt-4o' }, { 'if-none-match': '*' })
+    expect(v.status).toBe(201)
+  })
 })
