@@ -6,14 +6,13 @@
  *   POST /api/v1/mcp/targets/{provider}/{model}/breaker   {"state": "open" | "closed" | "auto" | "reset"}
  * Access (docs/rbac.md): targets.read / targets.write, checked here; a breaker change is audited (background row).
  */
-import { GatewayError } from '../../gateway/errors.ts'
 import type { Gateway } from '../../gateway/gateway.ts'
 import { compileSchema } from '../../gateway/validate.ts'
 import { auditActor } from '../audit.ts'
-import { readValid } from '../http.ts'
+import { notFound, readValid } from '../http.ts'
 import { breakerSchema } from '../schemas.ts'
 import { authorize } from '../rbac.ts'
-import { sendAdminError, sendJson, type AdminServer } from '../server.ts'
+import { sendJson, type AdminServer } from '../server.ts'
 
 const validateBreakerBody = compileSchema<{ state: 'open' | 'closed' | 'auto' | 'reset' }>(breakerSchema)
 
@@ -28,7 +27,7 @@ export function registerTargetRoutes(admin: AdminServer, gw: Gateway): void {
   admin.route('GET', '/api/v1/mcp/targets/{provider}/{model}', (req, res, p) => {
     authorize(req, 'targets.read')
     const s = gw.targets.find(`${p['provider']}/${p['model']}`)
-    if (!s) { sendAdminError(res, new GatewayError('MCP_ERR_REQ_NOT_FOUND', { method: 'GET', path: `target ${p['provider']}/${p['model']}` })); return }
+    if (!s) throw notFound('target', `${p['provider']}/${p['model']}`)
     sendJson(res, 200, s.snapshot())
   })
   admin.route('POST', '/api/v1/mcp/targets/{provider}/{model}/breaker', async (req, res, p) => {
@@ -36,7 +35,7 @@ export function registerTargetRoutes(admin: AdminServer, gw: Gateway): void {
     const s = gw.targets.find(`${p['provider']}/${p['model']}`)
     // As every admin body: JSON only (415), at most 1 MiB (413), errors naming the field (400).
     const json = await readValid(req, validateBreakerBody)
-    if (!s) { sendAdminError(res, new GatewayError('MCP_ERR_REQ_NOT_FOUND', { method: 'POST', path: `target ${p['provider']}/${p['model']}` })); return }
+    if (!s) throw notFound('target', `${p['provider']}/${p['model']}`)
     const before = s.mode
     if (json.state === 'reset') s.reset()
     else s.mode = json.state === 'open' ? 'forced-open' : json.state === 'closed' ? 'forced-closed' : 'auto'

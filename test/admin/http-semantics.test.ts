@@ -88,4 +88,13 @@ describe('admin HTTP semantics', () => {
     const v = await t.api('POST', `prompts/${p.body.id}/versions`, { template: 'hi', model: 'mock/gpt-4o' }, { 'if-none-match': '*' })
     expect(v.status).toBe(201)
   })
+
+  it('an unknown target is the admin API\'s 404 for a missing object, not the router\'s "no route"', async () => {
+    for (const [method, path] of [['GET', 'targets/nope/none'], ['POST', 'targets/nope/none/breaker']] as const) {
+      const r = await t.api(method, path, method === 'POST' ? { state: 'open' } : undefined)
+      expect(r.status).toBe(404)
+      expect(r.body.error.code, `${method} ${path}`).toBe('MCP_ERR_ADMIN_NOT_FOUND')
+      expect(r.body.error.message).toContain('nope/none')
+    }
+  })
 })
