@@ -18,6 +18,24 @@ export interface ToolCall {
   function: { name: string; arguments: string }
 }
 
+/**
+ * Extension (Anthropic extended thinking): a thinking block as Anthropic sent it, in the order it came. Anthropic
+ * requires the blocks back, unmodified (the signature authenticates the text), in the assistant turn whose tool
+ * use a request continues; only the `anthropic` provider sends them, the others leave them out.
+ */
+export type ThinkingBlock =
+  | { type: 'thinking'; thinking: string; signature: string }
+  | { type: 'redacted_thinking'; data: string }
+
+/**
+ * A fragment of a streamed ThinkingBlock: `index` counts the message's thinking blocks from 0 (as a tool call
+ * delta's index counts its tool calls); the `thinking` and `signature` fragments of one index concatenate. A
+ * redacted block comes whole.
+ */
+export type ThinkingBlockDelta =
+  | { index: number; type: 'thinking'; thinking?: string; signature?: string }
+  | { index: number; type: 'redacted_thinking'; data: string }
+
 export type ChatMessage =
   | { role: 'system' | 'developer'; content: string | TextPart[]; name?: string }
   | { role: 'user'; content: string | ContentPart[]; name?: string }
@@ -27,6 +45,8 @@ export type ChatMessage =
       name?: string
       tool_calls?: ToolCall[]
       refusal?: string | null
+      /** Extension: see ThinkingBlock. */
+      thinking_blocks?: ThinkingBlock[]
     }
   | { role: 'tool'; content: string | TextPart[]; tool_call_id: string }
 
@@ -100,6 +120,8 @@ export interface ChatChoice {
     content: string | null
     tool_calls?: ToolCall[]
     refusal?: string | null
+    /** Extension: see ThinkingBlock. */
+    thinking_blocks?: ThinkingBlock[]
   }
   finish_reason: FinishReason | null
   logprobs?: unknown
@@ -132,6 +154,8 @@ export interface ChatChunkChoice {
     content?: string | null
     tool_calls?: ChunkToolCallDelta[]
     refusal?: string | null
+    /** Extension: see ThinkingBlockDelta. */
+    thinking_blocks?: ThinkingBlockDelta[]
   }
   finish_reason: FinishReason | null
   logprobs?: unknown

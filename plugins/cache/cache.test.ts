@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest'
 import type { RawSink, RawUpstream, UpstreamResponse } from '../../gateway/pipeline/types.ts'
 import type { ChatChunk, ChatResponse } from '../../providers/types.ts'
+import { ChunkAggregator } from '../../providers/shared/aggregate.ts'
 import { capture, complete, replayStream } from './capture.ts'
 import { MemoryCacheStore } from './store.ts'
 
@@ -90,6 +91,14 @@ describe('capture', () => {
 })
 
 describe('replayStream', () => {
+  it('replays thinking blocks (Anthropic extended thinking) before the content, so a cached turn can be continued', async () => {
+    const blocks = [{ type: 'thinking' as const, thinking: 'Hmm.', signature: 'c2ln' }, { type: 'redacted_thinking' as const, data: 'ZGF0YQ==' }]
+    const thought: ChatResponse = { ...response, choices: [{ index: 0, message: { role: 'assistant', content: 'Hi', thinking_blocks: blocks }, finish_reason: 'stop' }] }
+    const agg = new ChunkAggregator()
+    for await (const c of replayStream(thought)) agg.add(c)
+    expect(agg.toResponse().choices[0]!.message).toEqual(thought.choices[0]!.message)
+  })
+
   it('replays content, tool calls, finish and usage; final is the response', async () => {
     const withTools: ChatResponse = { ...response, choices: [{ index: 0, message: { role: 'assistant', content: null, tool_calls: [{ id: 't1', type: 'function', function: { name: 'f', arguments: '{}' } }] }, finish_reason: 'tool_calls' }] }
     const chunks: ChatChunk[] = []

@@ -91,13 +91,16 @@ export function capture(up: UpstreamResponse, stream: boolean, maxBytes: number,
   }
 }
 
-/** A cached answer as a canonical chunk stream: role, content, tool calls, finish, then usage. */
+/** A cached answer as a canonical chunk stream: role, thinking blocks, content, tool calls, finish, then usage. */
 export function replayStream(r: ChatResponse): ChatStream {
   const base = { id: r.id, object: 'chat.completion.chunk' as const, created: r.created, model: r.model, ...(r.system_fingerprint !== undefined ? { system_fingerprint: r.system_fingerprint } : {}) }
   const chunks: ChatChunk[] = []
   for (const c of r.choices) {
     const m = c.message
     chunks.push({ ...base, choices: [{ index: c.index, delta: { role: 'assistant', content: '' }, finish_reason: null }] })
+    if (m.thinking_blocks && m.thinking_blocks.length > 0) {
+      chunks.push({ ...base, choices: [{ index: c.index, delta: { thinking_blocks: m.thinking_blocks.map((b, i) => ({ ...b, index: i })) }, finish_reason: null }] })
+    }
     if (typeof m.content === 'string' && m.content !== '') chunks.push({ ...base, choices: [{ index: c.index, delta: { content: m.content }, finish_reason: null }] })
     if (typeof m.refusal === 'string' && m.refusal !== '') chunks.push({ ...base, choices: [{ index: c.index, delta: { refusal: m.refusal }, finish_reason: null }] })
     if (m.tool_calls && m.tool_calls.length > 0) {

@@ -195,7 +195,7 @@ describe('anthropic response translation', () => {
     })
   })
 
-  it('maps tool_use blocks to tool_calls, counts cache tokens in prompt_tokens, and leaves thinking out', () => {
+  it('maps tool_use blocks to tool_calls, counts cache tokens in prompt_tokens, and keeps thinking blocks as thinking_blocks', () => {
     const res = fromAnthropicMessage(json('message-tool-use.json'), 'claude')
     expect(res.choices[0]).toEqual({
       index: 0,
@@ -206,6 +206,7 @@ describe('anthropic response translation', () => {
           { id: 'toolu_01A09q90qw90lq917835lq9', type: 'function', function: { name: 'get_weather', arguments: '{"location":"San Francisco, CA","unit":"celsius"}' } },
           { id: 'toolu_01B19q90qw90lq917835lq9', type: 'function', function: { name: 'get_weather', arguments: '{"location":"New York, NY"}' } },
         ],
+        thinking_blocks: [{ type: 'thinking', thinking: 'The user wants the weather in two cities.', signature: 'EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds' }],
       },
       finish_reason: 'tool_calls',
     })
@@ -282,11 +283,17 @@ describe('anthropic stream mapper', () => {
     expect(whole.choices[0]?.message.tool_calls?.[0]?.function.arguments).toBe(streamed?.[0]?.function.arguments)
   })
 
-  it('leaves thinking deltas out and takes cumulative usage from message_delta', () => {
+  it('maps thinking_delta and signature_delta to thinking_blocks deltas and takes cumulative usage from message_delta', () => {
     const { chunks, error } = replay('stream-thinking.sse')
     expect(error).toBeUndefined()
+    expect(chunks.flatMap((c) => c.choices[0]?.delta.thinking_blocks ?? [])).toEqual([
+      { index: 0, type: 'thinking', thinking: '' },
+      { index: 0, type: 'thinking', thinking: '27 * 453 = 12231' },
+      { index: 0, type: 'thinking', signature: 'EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds' },
+    ])
     const res = aggregate(chunks)
     expect(res.choices[0]?.message.content).toBe('27 * 453 = 12,231')
+    expect(res.choices[0]?.message.thinking_blocks).toEqual([{ type: 'thinking', thinking: '27 * 453 = 12231', signature: 'EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds' }])
     expect(res.usage).toMatchObject({ prompt_tokens: 40, completion_tokens: 180 })
   })
 

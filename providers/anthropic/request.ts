@@ -13,9 +13,11 @@
  *   `service_tier` other than auto, message `name`, image `detail` low|high → unsupported.
  * - Extensions kept by the Anthropic inbound dialect pass through: `top_k`, `thinking`, and
  *   `cache_control` on text parts and tools, `is_error` on tool messages.
+ * - An assistant message's `thinking_blocks` (extended thinking) open its content, in order, each block rebuilt
+ *   with exactly Anthropic's fields and its text, signature or data unmodified (Anthropic checks the signature).
  */
 import { GatewayError } from '../../gateway/errors.ts'
-import type { ChatMessage, ChatRequest, ContentPart, ToolCall, ToolDefinition } from '../types.ts'
+import type { ChatMessage, ChatRequest, ContentPart, ThinkingBlock, ToolCall, ToolDefinition } from '../types.ts'
 import type { UpstreamBody } from '../shared/translation.ts'
 
 export interface AnthropicRequestOptions {
@@ -203,6 +205,13 @@ function toolUseBlock(tc: ToolCall, path: string): AnthropicBlock {
   return { type: 'tool_use', id: tc.id, name: tc.function.name, input: parseArguments(tc.function.arguments ?? '', `${path}.function.arguments`) }
 }
 
+/** A thinking block with Anthropic's fields only (an OpenAI client may have sent more); the strings as they came. */
+function thinkingBlock(b: ThinkingBlock, path: string): AnthropicBlock {
+  if (b?.type === 'thinking' && typeof b.thinking === 'string' && typeof b.signature === 'string') return { type: 'thinking', thinking: b.thinking, signature: b.signature }
+  if (b?.type === 'redacted_thinking' && typeof b.data === 'string') return { type: 'redacted_thinking', data: b.data }
+  throw invalid(path, "must be {type: 'thinking', thinking, signature} or {type: 'redacted_thinking', data}")
+}
+
 interface Translated { system: AnthropicBlock[]; systemIsString: boolean; messages: AnthropicMessageParam[] }
 
 /** One canonical message → the Anthropic message it contributes (before merging), or system blocks. */
@@ -224,11 +233,13 @@ function translateMessage(m: ChatMessage, i: number, ctx: Ctx, t: Translated): v
     case 'assistant': {
       const calls = m.tool_calls ?? []
       const refusal = typeof m.refusal === 'string' && m.refusal !== '' ? m.refusal : undefined
-      if (typeof m.content === 'string' && m.content !== '' && calls.length === 0 && !refusal) {
+      const thinking = Array.isArray(m.thinking_blocks) ? m.thinking_blocks : []
+      if (typeof m.content === 'string' && m.content !== '' && calls.length === 0 && !refusal && thinking.length === 0) {
         push(t.messages, 'assistant', m.content)
         return
       }
-      const blocks = partsToBlocks(m.content, path, ctx)
+      const blocks = thinking.map((b, j) => thinkingBlock(b, `${path}.thinking_blocks[${j}]`))
+      blocks.push(...partsToBlocks(m.content, path, ctx))
       if (refusal) blocks.push(textBlock(refusal))
       calls.forEach((tc, j) => blocks.push(toolUseBlock(tc, `${path}.tool_calls[${j}]`)))
       // An assistant turn with nothing in it carries nothing (and Anthropic rejects empty content).

@@ -2,11 +2,12 @@
  * Anthropic Message → canonical ChatResponse. Pure.
  *
  * Text blocks are concatenated into `content`; `tool_use` blocks become `tool_calls` (input
- * re-serialised as the arguments string). Thinking, redacted thinking and server-tool blocks have
- * no canonical field and are not carried. Anthropic's `msg_…` id is kept.
+ * re-serialised as the arguments string). `thinking` and `redacted_thinking` blocks become the message's
+ * `thinking_blocks` extension, in order and unmodified (their signatures must go back as they came); server-tool
+ * blocks have no canonical field and are not carried. Anthropic's `msg_…` id is kept.
  */
 import { GatewayError } from '../../gateway/errors.ts'
-import type { ChatChoice, ChatResponse, FinishReason, ToolCall, Usage } from '../types.ts'
+import type { ChatChoice, ChatResponse, FinishReason, ThinkingBlock, ToolCall, Usage } from '../types.ts'
 
 export interface AnthropicUsage {
   input_tokens?: number | null
@@ -80,14 +81,18 @@ export function fromAnthropicMessage(json: unknown, provider: string, now = Date
   if (m === null || typeof m !== 'object' || !Array.isArray(m.content)) throw bad(provider, "no 'content' in the message")
   const text: string[] = []
   const toolCalls: ToolCall[] = []
+  const thinking: ThinkingBlock[] = []
   for (const b of m.content) {
     if (b.type === 'text') text.push(typeof b.text === 'string' ? b.text : '')
+    else if (b.type === 'thinking') thinking.push({ type: 'thinking', thinking: String(b['thinking'] ?? ''), signature: String(b['signature'] ?? '') })
+    else if (b.type === 'redacted_thinking') thinking.push({ type: 'redacted_thinking', data: String(b['data'] ?? '') })
     else if (b.type === 'tool_use') {
       toolCalls.push({ id: String(b.id ?? ''), type: 'function', function: { name: String(b.name ?? ''), arguments: JSON.stringify(b.input ?? {}) } })
     }
   }
   const message: ChatResponse['choices'][number]['message'] = { role: 'assistant', content: text.length > 0 ? text.join('') : null }
   if (toolCalls.length > 0) message.tool_calls = toolCalls
+  if (thinking.length > 0) message.thinking_blocks = thinking
   const choice: ChatChoice = { index: 0, message, finish_reason: toFinishReason(m.stop_reason) ?? 'stop' }
   if (m.stop_reason === 'stop_sequence' && typeof m.stop_sequence === 'string') choice.stop_sequence = m.stop_sequence
   const res: ChatResponse = {

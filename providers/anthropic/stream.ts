@@ -3,9 +3,11 @@
  *
  *   message_start        → role chunk (id, model kept); input usage remembered
  *   content_block_start  → text: nothing (or its initial text); tool_use: first tool_call delta
- *                          (index, id, name, arguments '')
+ *                          (index, id, name, arguments ''); thinking: a `thinking_blocks` delta (its index
+ *                          counts thinking blocks, thinking ''); redacted_thinking: the whole block as one
  *   content_block_delta  → text_delta: content; input_json_delta: arguments of that tool's index;
- *                          thinking_delta, signature_delta, citations_delta: not carried
+ *                          thinking_delta / signature_delta: `thinking_blocks` delta with that thinking text /
+ *                          signature fragment; citations_delta: not carried
  *   content_block_stop   → nothing; for a tool_use block that had no argument text (a tool without
  *                          parameters), an arguments delta '{}' (what the non-streamed answer says)
  *   message_delta        → finish chunk (stop_reason mapped; a matched stop sequence kept as the choice's
@@ -17,7 +19,7 @@
  * Unknown event and block types are ignored (Anthropic's versioning policy allows new ones).
  */
 import { GatewayError } from '../../gateway/errors.ts'
-import type { ChatChunk, ChatChunkChoice, Usage } from '../types.ts'
+import type { ChatChunk, ChatChunkChoice, ThinkingBlockDelta, Usage } from '../types.ts'
 import type { SseEvent } from '../shared/sse.ts'
 import type { StreamMapper } from '../shared/translation.ts'
 import { anthropicStreamError } from './errors.ts'
@@ -27,8 +29,11 @@ interface StreamEvent {
   type?: string
   index?: number
   message?: { id?: string; model?: string; usage?: AnthropicUsage }
-  content_block?: { type?: string; id?: string; name?: string; text?: string }
-  delta?: { type?: string; text?: string; partial_json?: string; stop_reason?: string | null; stop_sequence?: string | null }
+  content_block?: { type?: string; id?: string; name?: string; text?: string; thinking?: string; signature?: string; data?: string }
+  delta?: {
+    type?: string; text?: string; partial_json?: string; thinking?: string; signature?: string
+    stop_reason?: string | null; stop_sequence?: string | null
+  }
   usage?: AnthropicUsage
   error?: unknown
 }
@@ -149,6 +154,9 @@ export function createAnthropicStreamMapper(provider: string, model: string, now
   /** Content block indexes of tool_use blocks that have had no argument text yet. */
   const argless = new Set<number>()
   let tools = 0
+  /** Content block index → canonical thinking block index (thinking blocks only). */
+  const thinkingIndexOfBlock = new Map<number, number>()
+  let thinkingBlocks = 0
 
   const chunk = (choices: ChatChunkChoice[], u?: Usage): ChatChunk => {
     const c: ChatChunk = { id, object: 'chat.completion.chunk', created, model: upstreamModel, choices }
@@ -243,6 +251,14 @@ export function createAnthropicStreamMapper(provider: string, model: string, now
             return [delta({ tool_calls: [{ index: t, id: String(b.id ?? ''), type: 'function', function: { name: String(b.name ?? ''), arguments: '' } }] })]
           }
           if (b.type === 'text' && typeof b.text === 'string' && b.text !== '') return [delta({ content: b.text })]
+          if (b.type === 'thinking') {
+            const t = thinkingBlocks++
+            thinkingIndexOfBlock.set(index, t)
+            const th: ThinkingBlockDelta = { index: t, type: 'thinking', thinking: typeof b.thinking === 'string' ? b.thinking : '' }
+            if (typeof b.signature === 'string' && b.signature !== '') th.signature = b.signature
+            return [delta({ thinking_blocks: [th] })]
+          }
+          if (b.type === 'redacted_thinking') return [delta({ thinking_blocks: [{ index: thinkingBlocks++, type: 'redacted_thinking', data: String(b.data ?? '') }] })]
           return undefined
         }
         case 'content_block_delta': {
@@ -254,7 +270,13 @@ export function createAnthropicStreamMapper(provider: string, model: string, now
             argless.delete(e.index ?? -1)
             return [delta({ tool_calls: [{ index: t, function: { arguments: d.partial_json } }] })]
           }
-          return undefined // thinking_delta, signature_delta, citations_delta
+          if (d.type === 'thinking_delta' || d.type === 'signature_delta') {
+            const t = thinkingIndexOfBlock.get(e.index ?? -1)
+            const part = d.type === 'thinking_delta' ? d.thinking : d.signature
+            if (t === undefined || typeof part !== 'string' || part === '') return undefined
+            return [delta({ thinking_blocks: [d.type === 'thinking_delta' ? { index: t, type: 'thinking', thinking: part } : { index: t, type: 'thinking', signature: part }] })]
+          }
+          return undefined // citations_delta
         }
         case 'content_block_stop': {
           const index = e.index ?? -1

@@ -5,6 +5,7 @@
  * - `cache_control` on content parts and tools (a prompt-caching hint; OpenAI caches by itself) is left out;
  * - `is_error` on a tool message (OpenAI's tool messages have no error field) becomes the text
  *   `Error: <content>`;
+ * - `thinking_blocks` on an assistant message (Anthropic's extended thinking, signed for Anthropic only) is left out;
  * - `top_k` and `thinking` are unsupported (400 MCP_ERR_REQ_PARAM_UNSUPPORTED naming them, or dropped with
  *   `dropUnsupportedParams`); `top_k` is forwarded to `openai-compatible` servers (vLLM, llama.cpp, LM Studio take it).
  * Bodies without these fields are not copied beyond the top level.
@@ -56,6 +57,10 @@ function openaiMessage(m: ChatMessage): ChatMessage {
   if (m.role === 'tool' && 'is_error' in m) {
     const { is_error: isError, ...rest } = m as ChatMessage & Obj
     return { ...(rest as ChatMessage & { role: 'tool' }), content: isError === true ? `Error: ${textOf(m.content)}` : partsWithoutCacheControl(m.content) }
+  }
+  if (m.role === 'assistant' && 'thinking_blocks' in m) {
+    const { thinking_blocks: _, ...rest } = m
+    return rest.content === undefined ? rest : { ...rest, content: partsWithoutCacheControl(rest.content) }
   }
   const content = partsWithoutCacheControl(m.content)
   return content === m.content ? m : ({ ...m, content } as ChatMessage)
