@@ -7,6 +7,7 @@ import { toGoogleChat } from '../../providers/google/request.ts'
 import { toOllamaChat } from '../../providers/ollama/request.ts'
 import { fromAnthropicMessage } from '../../providers/anthropic/response.ts'
 import { createAnthropicStreamMapper } from '../../providers/anthropic/stream.ts'
+import { ChunkAggregator } from '../../providers/shared/aggregate.ts'
 import type { ChatChunk, ChatResponse } from '../../providers/types.ts'
 import {
   anthropicErrorBody, anthropicInbound, anthropicToCanonical, canonicalToAnthropic, createAnthropicStreamEncoder,
@@ -64,7 +65,7 @@ describe('anthropicToCanonical', () => {
         { role: 'assistant', content: 'Checking.', tool_calls: [
           { id: 'toolu_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } },
           { id: 'toolu_2', type: 'function', function: { name: 'get_time', arguments: '{}' } },
-        ] },
+        ], thinking_blocks: [{ type: 'thinking', thinking: 'I should call the tool.', signature: 'sig' }] },
         { role: 'tool', tool_call_id: 'toolu_1', content: '18°C' },
         { role: 'tool', tool_call_id: 'toolu_2', content: [{ type: 'text', text: 'boom' }], is_error: true },
         { role: 'user', content: [{ type: 'text', text: 'And tomorrow?' }] },
@@ -82,12 +83,10 @@ describe('anthropicToCanonical', () => {
     })
   })
 
-  it('round-trips through the anthropic provider translation (thinking history aside)', () => {
+  it('round-trips through the anthropic provider translation, thinking history included', () => {
     const canonical = anthropicToCanonical(FULL)
     const back = toAnthropicRequest(canonical, FULL.model, true, { provider: 'claude', basePath: '', defaultMaxTokens: 4096, dropUnsupportedParams: false })
-    const expected = structuredClone(FULL) as Record<string, unknown> & { messages: { content: { type: string }[] }[] }
-    expected.messages[1]!.content = expected.messages[1]!.content.filter((b) => b.type !== 'thinking')
-    expect(back).toEqual(expected)
+    expect(back).toEqual(FULL)
   })
 
   describe('Anthropic-only fields on the way to other providers (translated, dropped or a 400, never verbatim)', () => {
@@ -448,5 +447,104 @@ describe('anthropicErrorBody', () => {
     expect(anthropicErrorBody(at(402, 'billing_error'), 'r')).toMatchObject({ error: { type: 'billing_error' } })
     expect(anthropicErrorBody(at(504, 'api_error'), 'r')).toMatchObject({ error: { type: 'timeout_error' } })
     expect(anthropicErrorBody(at(409, 'conflict_error'), 'r')).toMatchObject({ error: { type: 'conflict_error' } })
+  })
+})
+
+describe('extended thinking through the anthropic provider (thinking blocks were dropped, breaking tool loops)', () => {
+  const OPTS = { provider: 'claude', basePath: '', defaultMaxTokens: 4096, dropUnsupportedParams: false }
+  // Anthropic signatures are opaque base64; the strings must come back byte for byte (escapes and all).
+  const SIG = 'EqQBCkYIARgCKkB+/sig==\u2028"quoted"'
+  const CONTENT = [
+    { type: 'thinking', thinking: 'First, the weather.\nThen "the time".', signature: SIG },
+    { type: 'redacted_thinking', data: 'EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpPkNRj2YfWXGmKDxH4mPnZ5sQ7vB5URj' },
+    { type: 'thinking', thinking: 'Second thoughts.', signature: 'c2ln' },
+    { type: 'text', text: 'Checking.' },
+    { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Paris' } },
+  ]
+
+  it('history: thinking and redacted_thinking blocks → canonical thinking_blocks → Anthropic, first and unmodified', () => {
+    const body = {
+      model: 'claude-x', max_tokens: 2048, thinking: { type: 'enabled', budget_tokens: 1024 },
+      messages: [
+        { role: 'user', content: 'Weather?' },
+        { role: 'assistant', content: [CONTENT[4], CONTENT[3], CONTENT[0], CONTENT[1], CONTENT[2]] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'sunny' }] },
+      ],
+    }
+    const canonical = anthropicToCanonical(body)
+    expect(canonical.messages[1]).toMatchObject({ role: 'assistant', thinking_blocks: CONTENT.slice(0, 3) })
+    const up = toAnthropicRequest(canonical, 'claude-x', false, OPTS)
+    expect(up.messages[1]!.content).toEqual(CONTENT)
+    expect(JSON.stringify(up.messages[1]!.content)).toContain(JSON.stringify(SIG))
+    expect(catchError(() => anthropicToCanonical({ ...body, messages: [{ role: 'assistant', content: [{ type: 'thinking', thinking: 'x' }] }] })).param).toBe('messages[0].content[0].signature')
+  })
+
+  it('history: other providers leave thinking blocks out', () => {
+    const canonical = anthropicToCanonical({ model: 'm', max_tokens: 10, messages: [{ role: 'user', content: 'q' }, { role: 'assistant', content: CONTENT }, { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'sunny' }] }] })
+    const openai = toOpenAIChat(canonical, 'gpt-4o', false, '/v1', { provider: 'oai', dropUnsupportedParams: false, forwardTopK: false }).body
+    expect(JSON.stringify(openai)).not.toContain('thinking')
+    expect((openai as { messages: unknown[] }).messages[1]).toEqual({ role: 'assistant', content: 'Checking.', tool_calls: [{ id: 'toolu_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] })
+    expect(JSON.stringify(toGoogleChat(canonical, 'gemini', false, { provider: 'g', apiVersion: 'v1beta', dropUnsupportedParams: false } as never).body)).not.toContain('thinking')
+    expect(JSON.stringify(toOllamaChat(canonical, 'llama', false, { provider: 'o', dropUnsupportedParams: false } as never).body)).not.toContain('thinking')
+  })
+
+  it('answer: a Message keeps its thinking blocks first, in order, unmodified', () => {
+    const res = fromAnthropicMessage({ id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-x', content: CONTENT, stop_reason: 'tool_use', stop_sequence: null, usage: { input_tokens: 3, output_tokens: 2 } }, 'claude')
+    expect(res.choices[0]!.message.thinking_blocks).toEqual(CONTENT.slice(0, 3))
+    expect((canonicalToAnthropic(res, 'm') as { content: unknown }).content).toEqual(CONTENT)
+  })
+
+  it('stream: thinking_delta and signature_delta reach the client as Anthropic sent them, block indexes kept; the aggregate keeps them', async () => {
+    const events = [
+      { type: 'message_start', message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-x', content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 3, output_tokens: 1 } } },
+      { type: 'content_block_start', index: 0, content_block: { type: 'thinking', thinking: '' } },
+      { type: 'content_block_delta', index: 0, delta: { type: 'thinking_delta', thinking: 'First, the weather.\nThen ' } },
+      { type: 'content_block_delta', index: 0, delta: { type: 'thinking_delta', thinking: '"the time".' } },
+      { type: 'content_block_delta', index: 0, delta: { type: 'signature_delta', signature: SIG } },
+      { type: 'content_block_stop', index: 0 },
+      { type: 'content_block_start', index: 1, content_block: CONTENT[1] },
+      { type: 'content_block_stop', index: 1 },
+      { type: 'content_block_start', index: 2, content_block: { type: 'thinking', thinking: '' } },
+      { type: 'content_block_delta', index: 2, delta: { type: 'thinking_delta', thinking: 'Second thoughts.' } },
+      { type: 'content_block_delta', index: 2, delta: { type: 'signature_delta', signature: 'c2ln' } },
+      { type: 'content_block_stop', index: 2 },
+      { type: 'content_block_start', index: 3, content_block: { type: 'text', text: '' } },
+      { type: 'content_block_delta', index: 3, delta: { type: 'text_delta', text: 'Checking.' } },
+      { type: 'content_block_stop', index: 3 },
+      { type: 'content_block_start', index: 4, content_block: { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: {} } },
+      { type: 'content_block_delta', index: 4, delta: { type: 'input_json_delta', partial_json: '{"city": "Paris"}' } },
+      { type: 'content_block_stop', index: 4 },
+      { type: 'message_delta', delta: { stop_reason: 'tool_use', stop_sequence: null }, usage: { output_tokens: 20 } },
+      { type: 'message_stop' },
+    ]
+    const mapper = createAnthropicStreamMapper('claude', 'claude-x', () => 1_700_000_000_000)
+    const enc = createAnthropicStreamEncoder('m')
+    const agg = new ChunkAggregator()
+    let out = ''
+    for (const e of events) for (const c of mapper.push({ event: e.type, data: JSON.stringify(e) }) ?? []) { agg.add(c); out += enc.chunk(c) }
+    out += enc.end()
+    const written = out.split('\n\n').filter(Boolean).map((e) => JSON.parse(e.split('\ndata: ')[1]!) as Record<string, unknown>)
+    expect(written.slice(1, -2)).toEqual(events.slice(1, -2))
+    expect(agg.toResponse().choices[0]!.message.thinking_blocks).toEqual(CONTENT.slice(0, 3))
+    const msg = await sdkOver(out).messages.stream({ model: 'm', max_tokens: 10, messages: [{ role: 'user', content: 'x' }] }).finalMessage()
+    expect(msg.content).toEqual(CONTENT)
+  })
+
+  it('stream: a thinking block after a tool_use (interleaved thinking) closes it and gets the next index', () => {
+    const enc = createAnthropicStreamEncoder('m')
+    let out = ''
+    for (const c of [
+      ch({ role: 'assistant', content: '' }),
+      ch({ thinking_blocks: [{ index: 0, type: 'thinking', thinking: 'a', signature: 's1' }] }),
+      ch({ tool_calls: [{ index: 0, id: 't1', type: 'function', function: { name: 'f', arguments: '{}' } }] }),
+      ch({ thinking_blocks: [{ index: 1, type: 'thinking', thinking: 'b' }] }),
+      ch({ thinking_blocks: [{ index: 1, type: 'thinking', signature: 's2' }] }),
+      ch({ tool_calls: [{ index: 1, id: 't2', type: 'function', function: { name: 'f', arguments: '{}' } }] }),
+      ch({}, 'tool_calls'),
+    ]) out += enc.chunk(c)
+    out += enc.end()
+    const events = out.split('\n\n').filter(Boolean).map((e) => JSON.parse(e.split('\ndata: ')[1]!) as { type: string; index?: number; content_block?: { type: string } })
+    expect(events.filter((e) => e.type === 'content_block_start').map((e) => `${e.index}:${e.content_block!.type}`)).toEqual(['0:thinking', '1:tool_use', '2:thinking', '3:tool_use'])
+    expect(events.filter((e) => e.type === 'content_block_stop').map((e) => e.index)).toEqual([0, 1, 2, 3])
   })
 })

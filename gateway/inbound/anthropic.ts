@@ -10,7 +10,11 @@
  * - `cache_control` on text blocks and tools, and `is_error` on tool results, are kept as extension
  *   keys on the canonical parts/tools/messages; `cache_control` elsewhere is not carried. The other
  *   providers leave `cache_control` out and translate `is_error` (docs/providers.md).
- * - Thinking blocks in the assistant history are not carried (canonical has no place for them).
+ * - Extended thinking: `thinking` / `redacted_thinking` blocks of an assistant message in the history become its
+ *   `thinking_blocks` extension, in order and unmodified (Anthropic checks their signatures and requires them back
+ *   in the turn whose tool use a request continues); the `anthropic` provider sends them first in that message,
+ *   the other providers leave them out. An answer's thinking blocks come first in the Message's content, and in
+ *   a stream as thinking blocks (thinking_delta, signature_delta) before the blocks that follow them.
  * - Images and documents in a `tool_result` (canonical tool messages carry text only) become user content
  *   right after the turn's tool results.
  * - `output_config.format` → `response_format: json_schema` (name 'output'); `output_config.effort`
@@ -20,7 +24,8 @@
  */
 import { GatewayError } from '../errors.ts'
 import type {
-  ChatChunk, ChatMessage, ChatRequest, ChatResponse, ContentPart, FinishReason, TextPart, ToolCall, ToolDefinition, Usage,
+  ChatChunk, ChatMessage, ChatRequest, ChatResponse, ContentPart, FinishReason, TextPart, ThinkingBlock, ThinkingBlockDelta, ToolCall,
+  ToolDefinition, Usage,
 } from '../../providers/types.ts'
 import type { Inbound, StreamEncoder } from './types.ts'
 
@@ -48,6 +53,18 @@ const keys = (...k: string[]): ReadonlySet<string> => new Set(k)
 const TOP_KEYS = keys('model', 'messages', 'max_tokens', 'system', 'stop_sequences', 'stream', 'temperature', 'top_p', 'top_k', 'metadata', 'tools', 'tool_choice', 'thinking', 'output_config')
 const TEXT_KEYS = keys('type', 'text', 'cache_control', 'citations')
 const TOOL_KEYS = keys('type', 'name', 'description', 'input_schema', 'cache_control', 'strict')
+const THINKING_KEYS = keys('type', 'thinking', 'signature')
+const REDACTED_THINKING_KEYS = keys('type', 'data')
+
+/** A history thinking block, with its strings as they came (the signature authenticates them). */
+function thinkingBlock(b: Obj, path: string): ThinkingBlock {
+  if (b['type'] === 'redacted_thinking') {
+    onlyKeys(b, REDACTED_THINKING_KEYS, path)
+    return { type: 'redacted_thinking', data: str(b['data'], `${path}.data`) }
+  }
+  onlyKeys(b, THINKING_KEYS, path)
+  return { type: 'thinking', thinking: str(b['thinking'], `${path}.thinking`), signature: str(b['signature'], `${path}.signature`) }
+}
 
 function textPart(b: Obj, path: string): TextPart {
   onlyKeys(b, TEXT_KEYS, path)
@@ -114,6 +131,7 @@ function convertMessage(raw: unknown, i: number, out: ChatMessage[]): void {
   if (role === 'assistant') {
     const texts: TextPart[] = []
     const calls: ToolCall[] = []
+    const thinking: ThinkingBlock[] = []
     blocks.forEach((x, j) => {
       const p = `${path}.content[${j}]`
       const b = obj(x, p)
@@ -123,13 +141,14 @@ function convertMessage(raw: unknown, i: number, out: ChatMessage[]): void {
           if (!isObj(b['input'])) fail(`${p}.input`, 'must be an object')
           calls.push({ id: str(b['id'], `${p}.id`), type: 'function', function: { name: str(b['name'], `${p}.name`), arguments: JSON.stringify(b['input']) } })
           break
-        case 'thinking': case 'redacted_thinking': break
+        case 'thinking': case 'redacted_thinking': thinking.push(thinkingBlock(b, p)); break
         default: fail(`${p}.type`, `unsupported content block type '${String(b['type'])}'`)
       }
     })
     const plain = texts.every((t) => !('cache_control' in t))
     const msg: ChatMessage = { role: 'assistant', content: texts.length === 0 ? null : plain ? texts.map((t) => t.text).join('') : texts }
     if (calls.length > 0) msg.tool_calls = calls
+    if (thinking.length > 0) msg.thinking_blocks = thinking
     out.push(msg)
     return
   }
@@ -254,6 +273,7 @@ export function canonicalToAnthropic(res: ChatResponse, requestModel: string): o
   const content: Obj[] = []
   const m = choice?.message
   const calls = m?.tool_calls ?? []
+  for (const b of m?.thinking_blocks ?? []) content.push(b.type === 'thinking' ? { type: 'thinking', thinking: b.thinking, signature: b.signature } : { type: 'redacted_thinking', data: b.data })
   if (typeof m?.content === 'string' && (m.content !== '' || calls.length === 0)) content.push({ type: 'text', text: m.content })
   if (typeof m?.refusal === 'string' && m.refusal !== '') content.push({ type: 'text', text: m.refusal })
   for (const tc of calls) {
@@ -306,13 +326,20 @@ const sse = (event: string, data: object): string => `event: ${event}\ndata: ${J
  * and text that comes after a tool call started, are held and written whole (one block each, in the order
  * they began) when it closes. The first tool call streams as it comes; the others arrive complete at the
  * finish, which costs a client nothing it could act on earlier (a tool call runs once its input is whole).
+ *
+ * Thinking blocks (`thinking_blocks` deltas, only from the `anthropic` provider, whose blocks are sequential too)
+ * are written as they come: a new one closes the open block (a tool_use included, its input then complete), opens
+ * {type: 'thinking', thinking: ''} and takes thinking_delta and signature_delta events; a redacted one is written
+ * whole.
  */
 export function createAnthropicStreamEncoder(model: string): StreamEncoder {
   let started = false
   let ended = false
   let block = -1
-  let open: 'text' | 'tool' | null = null
+  let open: 'text' | 'tool' | 'thinking' | null = null
   const toolBlocks = new Map<number, number>()
+  /** Canonical thinking block index → content block index. */
+  const thinkingBlocks = new Map<number, number>()
   let finish: FinishReason | null = null
   /** The stop sequence that ended the turn, when the provider said (ChatChunkChoice.stop_sequence). */
   let stopSequence: string | undefined
@@ -334,7 +361,7 @@ export function createAnthropicStreamEncoder(model: string): StreamEncoder {
     open = null
     return sse('content_block_stop', { type: 'content_block_stop', index: block })
   }
-  const openBlock = (kind: 'text' | 'tool', contentBlock: object): string => {
+  const openBlock = (kind: 'text' | 'tool' | 'thinking', contentBlock: object): string => {
     const s = close()
     block++
     open = kind
@@ -367,6 +394,26 @@ export function createAnthropicStreamEncoder(model: string): StreamEncoder {
     return s
   }
 
+  const thinking = (t: ThinkingBlockDelta): string => {
+    let s = ''
+    let index = thinkingBlocks.get(t.index)
+    if (index === undefined) {
+      s += closeAll()
+      if (t.type === 'redacted_thinking') {
+        s += openBlock('thinking', { type: 'redacted_thinking', data: t.data }) + close()
+        thinkingBlocks.set(t.index, block)
+        return s
+      }
+      s += openBlock('thinking', { type: 'thinking', thinking: '' })
+      index = block
+      thinkingBlocks.set(t.index, index)
+    }
+    if (t.type === 'redacted_thinking') return s
+    if (t.thinking) s += sse('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'thinking_delta', thinking: t.thinking } })
+    if (t.signature) s += sse('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'signature_delta', signature: t.signature } })
+    return s
+  }
+
   return {
     chunk(c: ChatChunk): string {
       if (ended) return ''
@@ -375,6 +422,7 @@ export function createAnthropicStreamEncoder(model: string): StreamEncoder {
       const choice = c.choices.find((x) => x.index === 0)
       if (!choice) return s
       const d = choice.delta
+      if (d.thinking_blocks) for (const t of d.thinking_blocks) s += thinking(t)
       if (typeof d.content === 'string' && d.content !== '') s += text(d.content)
       if (typeof d.refusal === 'string' && d.refusal !== '') s += text(d.refusal)
       for (const t of d.tool_calls ?? []) {
