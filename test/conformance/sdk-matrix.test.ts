@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url'
 import Anthropic from '@anthropic-ai/sdk'
 import OpenAI from 'openai'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startAnthropicMock } from '../helpers/anthropic-mock.ts'
+import { startAnthropicMock, thinkingSignature } from '../helpers/anthropic-mock.ts'
 import { startAzureMock } from '../helpers/azure-mock.ts'
 import { ADMIN_KEY, startGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startGeminiMock } from '../helpers/gemini-mock.ts'
@@ -280,5 +280,54 @@ describe.each(PROVIDERS)('anthropic SDK → gateway → %s', (name) => {
     c.mock.fault = null
     expect(err).toBeInstanceOf(Anthropic.BadRequestError)
     expect((err as InstanceType<typeof Anthropic.BadRequestError>).status).toBe(400)
+  })
+})
+
+describe('anthropic SDK → gateway → anthropic with extended thinking (thinking blocks were dropped: turn 2 of every tool loop got a 400)', () => {
+  const THINKING = { type: 'enabled', budget_tokens: 1024 } as const
+  const USER = 'please call tool for Paris'
+
+  /** Turn 1 (a tool call), then turn 2 sending back the SDK's own turn-1 content with the tool result. */
+  async function loop(streamed: boolean): Promise<void> {
+    const client = anthropicClient()
+    const params = { model: 'anthropic/claude-sonnet-4-5', max_tokens: 2048, thinking: THINKING, tools: TOOLS_ANTHROPIC }
+    const create = (messages: Anthropic.MessageParam[]): Promise<Anthropic.Message> =>
+      streamed ? client.messages.stream({ ...params, messages }).finalMessage() : client.messages.create({ ...params, messages })
+    const first = await create([{ role: 'user', content: USER }])
+    expect(first.stop_reason).toBe('tool_use')
+    expect(first.content.map((b) => b.type)).toEqual(['thinking', 'tool_use'])
+    const thought = first.content[0]
+    if (thought?.type !== 'thinking') throw new Error('no thinking block')
+    // What the mock sent: its thinking text, signed with the HMAC of that text.
+    expect(thought.thinking).toBe('Thinking about: calling get_weather')
+    expect(thought.signature).toBe(thinkingSignature(thought.thinking))
+    const use = first.content[1]
+    if (use?.type !== 'tool_use') throw new Error('no tool_use block')
+
+    const second = await create([
+      { role: 'user', content: USER },
+      { role: 'assistant', content: first.content },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, content: 'sunny' }] },
+    ])
+    expect(second.content.map((b) => b.type)).toEqual(['thinking', 'text'])
+    expect(second.content[1]).toMatchObject({ type: 'text', text: 'tool result: sunny' })
+    const sent = caseOf('anthropic').mock as unknown as { requests: { body: { messages: { content: unknown }[] } }[] }
+    expect(sent.requests.at(-1)!.body.messages[1]!.content).toEqual(JSON.parse(JSON.stringify(first.content)))
+  }
+
+  it('non-streamed: turn 2 with the SDK\'s turn-1 content (thinking + tool_use) gets 200', async () => { await loop(false) })
+  it('streamed (finalMessage): turn 2 with the SDK\'s turn-1 content (thinking + tool_use) gets 200', async () => { await loop(true) })
+
+  it('the mock refuses turn 2 without the thinking block, as Anthropic does', async () => {
+    const err = await anthropicClient().messages.create({
+      model: 'anthropic/claude-sonnet-4-5', max_tokens: 2048, thinking: THINKING, tools: TOOLS_ANTHROPIC,
+      messages: [
+        { role: 'user', content: USER },
+        { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Paris' } }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'sunny' }] },
+      ],
+    }).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(Anthropic.BadRequestError)
+    expect((err as Error).message).toContain('Expected `thinking` or `redacted_thinking`, but found `tool_use`')
   })
 })

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { GatewayError } from '../../gateway/errors.ts'
 import { anthropicFactory } from '../../providers/anthropic/adapter.ts'
 import type { ChatChunk, ChatRequest, ExecuteParams, ProviderAdapter } from '../../providers/types.ts'
-import { parseAnthropicFault, startAnthropicMock, type AnthropicMock } from './anthropic-mock.ts'
+import { parseAnthropicFault, startAnthropicMock, thinkingSignature, type AnthropicMock } from './anthropic-mock.ts'
 
 const KEY = 'sk-ant-test'
 const MODEL = 'claude-sonnet-4-5-20250929'
@@ -238,5 +238,34 @@ describe('anthropic adapter against the mock', () => {
     const h = await adapter.healthCheck()
     expect(h.ok).toBe(true)
     expect(mock.requests.at(-1)).toMatchObject({ method: 'GET', path: '/v1/models', status: 200 })
+  })
+})
+
+describe('anthropic-mock extended thinking', () => {
+  const thinking = { type: 'enabled' as const, budget_tokens: 1024 }
+  const ask = { model: MODEL, max_tokens: 2048, thinking, tools: [weatherTool] }
+
+  it('opens the reply with a signed thinking block, streamed as thinking_delta and signature_delta', async () => {
+    const m = await client.messages.create({ ...ask, messages: [{ role: 'user', content: 'echo hi' }] })
+    expect(m.content).toEqual([{ type: 'thinking', thinking: 'Thinking about: echo: hi', signature: thinkingSignature('Thinking about: echo: hi') }, { type: 'text', text: 'echo: hi' }])
+    const s = client.messages.stream({ ...ask, messages: [{ role: 'user', content: 'echo hi' }] })
+    const types: string[] = []
+    s.on('streamEvent', (e) => { if (e.type === 'content_block_delta') types.push(e.delta.type) })
+    expect((await s.finalMessage()).content).toEqual(m.content)
+    expect(types).toEqual(['thinking_delta', 'thinking_delta', 'thinking_delta', 'thinking_delta', 'signature_delta', 'text_delta', 'text_delta'])
+  })
+
+  it('refuses a tool loop whose last assistant turn lacks its thinking block, or whose signature was altered', async () => {
+    const first = await client.messages.create({ ...ask, messages: [{ role: 'user', content: 'call tool' }] })
+    const use = first.content[1]!
+    const turn2 = (content: Anthropic.ContentBlockParam[]): Promise<unknown> => client.messages.create({
+      ...ask, messages: [{ role: 'user', content: 'call tool' }, { role: 'assistant', content }, { role: 'user', content: [{ type: 'tool_result', tool_use_id: (use as Anthropic.ToolUseBlock).id, content: 'sunny' }] }],
+    }).catch((e: unknown) => e)
+    expect(await turn2(first.content)).toMatchObject({ type: 'message', content: [{ type: 'thinking' }, { type: 'text', text: 'tool result: sunny' }] })
+    const missing = await turn2([use])
+    expect(missing).toBeInstanceOf(Anthropic.BadRequestError)
+    expect((missing as Error).message).toContain('messages.1.content.0.type: Expected `thinking` or `redacted_thinking`, but found `tool_use`')
+    const altered = await turn2([{ ...(first.content[0] as Anthropic.ThinkingBlock), signature: 'forged' }, use])
+    expect((altered as Error).message).toContain('Invalid `signature` in `thinking` block')
   })
 })

@@ -24,6 +24,15 @@
  *     max_tokens (then stop_reason max_tokens). Stream deltas join to exactly that text.
  *   input_tokens = ceil(chars of system + message text / 4), min 1.
  *
+ * Extended thinking (`thinking.type` enabled or adaptive): the reply opens with a thinking block, "Thinking about:
+ * <the reply's first words>", signed with an HMAC of its text (`thinkingSignature`); streamed as content_block_start
+ * {type: 'thinking', thinking: ''}, thinking_delta fragments, one signature_delta, content_block_stop, the reply's
+ * block at index 1. The request is then checked as Anthropic does: a thinking block in the history whose signature
+ * is not its text's → 400 "Invalid `signature` in `thinking` block"; the last assistant message, when it has a
+ * tool_use, must start with a thinking or redacted_thinking block → else 400 "messages.<i>.content.0.type: Expected
+ * `thinking` or `redacted_thinking`, but found `<type>`. When `thinking` is enabled, a final `assistant` message
+ * must start with a thinking block …". Redacted blocks are not checked.
+ *
  * FAULTS: `mock.fault = <spec>` (subsequent requests) or header `x-mock-fault: <spec>` (one
  * request; wins over the property). A spec is an object, a JSON string, or the DSL: items
  * separated by ',' ';' or spaces, `key:value` / `key=value` / bare flag; a bare 3-digit number is
@@ -46,6 +55,7 @@
  *   chunkDelayMs:<ms>  stream: delay between events (also header x-mock-chunk-delay-ms)
  * An unparseable x-mock-fault header gets a 400.
  */
+import { createHmac } from 'node:crypto'
 import { createServer } from 'node:http'
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
@@ -179,15 +189,56 @@ function textOf(content: unknown): string {
   return s
 }
 
-type Plan =
+type Plan = (
   | { kind: 'text'; pieces: string[]; stop: 'end_turn' | 'max_tokens' }
   | { kind: 'tool'; name: string }
+) & { thinking?: string[] }
+
+/** The signature the mock gives a thinking text (and checks when it comes back). */
+export function thinkingSignature(thinking: string): string {
+  return createHmac('sha256', 'anthropic-mock-thinking').update(thinking).digest('base64')
+}
+
+const thinkingEnabled = (body: Record<string, unknown>): boolean => {
+  const t = body['thinking'] as { type?: unknown } | undefined
+  return t?.type === 'enabled' || t?.type === 'adaptive'
+}
+
+/** Anthropic's checks of thinking blocks in the history (see the header); the error message, or undefined. */
+function thinkingError(body: Record<string, unknown>): string | undefined {
+  const messages = body['messages'] as { role?: unknown; content?: unknown }[]
+  let last = -1
+  for (let i = 0; i < messages.length; i++) {
+    const m = messages[i]
+    if (m?.role !== 'assistant') continue
+    last = i
+    if (!Array.isArray(m.content)) continue
+    for (let j = 0; j < m.content.length; j++) {
+      const b = m.content[j] as { type?: unknown; thinking?: unknown; signature?: unknown }
+      if (b?.type === 'thinking' && (typeof b.thinking !== 'string' || b.signature !== thinkingSignature(b.thinking))) {
+        return `messages.${i}.content.${j}: Invalid \`signature\` in \`thinking\` block`
+      }
+    }
+  }
+  if (!thinkingEnabled(body) || last < 0) return undefined
+  const content = messages[last]!.content
+  if (!Array.isArray(content) || !content.some((b) => (b as { type?: unknown })?.type === 'tool_use')) return undefined
+  const first = (content[0] as { type?: unknown } | undefined)?.type
+  if (first === 'thinking' || first === 'redacted_thinking') return undefined
+  return `messages.${last}.content.0.type: Expected \`thinking\` or \`redacted_thinking\`, but found \`${String(first)}\`. When \`thinking\` is enabled, a final \`assistant\` message must start with a thinking block (preceeding the lastmost set of \`tool_use\` and \`tool_result\` blocks). We recommend you include thinking blocks from previous turns. To avoid this requirement, disable \`thinking\`. Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking`
+}
 
 function words(text: string): string[] {
   return text === '' ? [] : text.split(' ').map((w, i) => (i === 0 ? w : ' ' + w))
 }
 
 function planReply(body: Record<string, unknown>, tokens: number): Plan {
+  const plan = planContent(body, tokens)
+  if (thinkingEnabled(body)) plan.thinking = words(`Thinking about: ${plan.kind === 'tool' ? `calling ${plan.name}` : plan.pieces.slice(0, 3).join('')}`)
+  return plan
+}
+
+function planContent(body: Record<string, unknown>, tokens: number): Plan {
   const messages = body['messages'] as { role?: unknown; content?: unknown }[]
   const last = messages[messages.length - 1]
   if (last?.role === 'user') {
@@ -280,7 +331,10 @@ export function startAnthropicMock(opts: StartAnthropicMockOptions = {}): Promis
       type: 'message',
       role: 'assistant',
       model,
-      content: tool ? [{ type: 'tool_use', id: `toolu_mock${nextId()}`, name: plan.name, input: TOOL_INPUT }] : [{ type: 'text', text: plan.pieces.join('') }],
+      content: [
+        ...(plan.thinking ? [{ type: 'thinking', thinking: plan.thinking.join(''), signature: thinkingSignature(plan.thinking.join('')) }] : []),
+        tool ? { type: 'tool_use', id: `toolu_mock${nextId()}`, name: plan.name, input: TOOL_INPUT } : { type: 'text', text: plan.pieces.join('') },
+      ],
       stop_reason: tool ? 'tool_use' : plan.stop,
       stop_sequence: null,
       usage: { input_tokens: input, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: tool ? 8 : plan.pieces.length },
@@ -291,10 +345,13 @@ export function startAnthropicMock(opts: StartAnthropicMockOptions = {}): Promis
     const msg = message(model, plan, input)
     const ev = (type: string, data: object): string => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`
     const tool = plan.kind === 'tool'
-    const startBlock = tool ? { type: 'tool_use', id: (msg['content'] as { id: string }[])[0]!.id, name: plan.name, input: {} } : { type: 'text', text: '' }
+    const content = msg['content'] as { id: string; signature: string }[]
+    /** The reply's block: after the thinking block, when there is one. */
+    const at0 = plan.thinking ? 1 : 0
+    const startBlock = tool ? { type: 'tool_use', id: content[at0]!.id, name: plan.name, input: {} } : { type: 'text', text: '' }
     const deltas = tool
-      ? TOOL_FRAGMENTS.map((p) => ev('content_block_delta', { index: 0, delta: { type: 'input_json_delta', partial_json: p } }))
-      : plan.pieces.map((p) => ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: p } }))
+      ? TOOL_FRAGMENTS.map((p) => ev('content_block_delta', { index: at0, delta: { type: 'input_json_delta', partial_json: p } }))
+      : plan.pieces.map((p) => ev('content_block_delta', { index: at0, delta: { type: 'text_delta', text: p } }))
     rec.status = 200
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'request-id': `req_mock${nextId()}` })
 
@@ -335,15 +392,21 @@ export function startAnthropicMock(opts: StartAnthropicMockOptions = {}): Promis
 
     const startMsg = { ...msg, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: input, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1 } }
     if (!(await emit(ev('message_start', { message: startMsg })))) return
-    if (!(await emit(ev('content_block_start', { index: 0, content_block: startBlock })))) return
+    if (plan.thinking) {
+      if (!(await emit(ev('content_block_start', { index: 0, content_block: { type: 'thinking', thinking: '' } })))) return
+      for (const p of plan.thinking) if (!(await emit(ev('content_block_delta', { index: 0, delta: { type: 'thinking_delta', thinking: p } })))) return
+      if (!(await emit(ev('content_block_delta', { index: 0, delta: { type: 'signature_delta', signature: content[0]!.signature } })))) return
+      if (!(await emit(ev('content_block_stop', { index: 0 })))) return
+    }
+    if (!(await emit(ev('content_block_start', { index: at0, content_block: startBlock })))) return
     if (!(await emit(ev('ping', {})))) return
-    if (tool && !(await emit(ev('content_block_delta', { index: 0, delta: { type: 'input_json_delta', partial_json: '' } })))) return
+    if (tool && !(await emit(ev('content_block_delta', { index: at0, delta: { type: 'input_json_delta', partial_json: '' } })))) return
     if (!(await checkpoint(0))) return
     for (let i = 0; i < total; i++) {
       if (!(await emit(deltas[i]!))) return
       if (!(await checkpoint(i + 1))) return
     }
-    if (!(await emit(ev('content_block_stop', { index: 0 })))) return
+    if (!(await emit(ev('content_block_stop', { index: at0 })))) return
     const usage = msg['usage'] as { output_tokens: number }
     if (!(await emit(ev('message_delta', { delta: { stop_reason: msg['stop_reason'], stop_sequence: null }, usage: { output_tokens: usage.output_tokens } })))) return
     if (!f?.noStop && !(await emit(ev('message_stop', {})))) return
@@ -414,6 +477,8 @@ export function startAnthropicMock(opts: StartAnthropicMockOptions = {}): Promis
     for (const [field, ok] of [['model', typeof b['model'] === 'string' && b['model'] !== ''], ['max_tokens', typeof b['max_tokens'] === 'number'], ['messages', Array.isArray(b['messages'])]] as const) {
       if (!ok) { sendError(res, rec, 400, 'invalid_request_error', `${field}: Field required`); return }
     }
+    const refused = thinkingError(b)
+    if (refused !== undefined) { sendError(res, rec, 400, 'invalid_request_error', refused); return }
     const tokens = Math.min(100_000, Number.parseInt(headerOf(req.headers['x-mock-tokens']) ?? '12', 10) || 12)
     const plan = planReply(b, tokens)
     const input = inputTokens(b)
