@@ -6,7 +6,7 @@
  */
 import type { ChatChunk, ChatResponse, FinishReason, ThinkingBlock, ToolCall, Usage } from '../types.ts'
 
-interface ChoiceAcc { content: string[]; hasContent: boolean; tools: ToolCall[]; finish: FinishReason | null; refusal: string[]; thinking: ThinkingBlock[] }
+interface ChoiceAcc { content: string[]; hasContent: boolean; tools: ToolCall[]; finish: FinishReason | null; refusal: string[]; thinking: ThinkingBlock[] | undefined }
 
 export class ChunkAggregator {
   id = ''
@@ -22,7 +22,7 @@ export class ChunkAggregator {
     if (chunk.system_fingerprint !== undefined) this.systemFingerprint = chunk.system_fingerprint
     for (const c of chunk.choices) {
       let acc = this.#choices[c.index]
-      if (!acc) { acc = { content: [], hasContent: false, tools: [], finish: null, refusal: [], thinking: [] }; this.#choices[c.index] = acc }
+      if (!acc) { acc = { content: [], hasContent: false, tools: [], finish: null, refusal: [], thinking: undefined }; this.#choices[c.index] = acc }
       const d = c.delta
       if (typeof d.content === 'string') { acc.content.push(d.content); acc.hasContent = true }
       if (typeof d.refusal === 'string') acc.refusal.push(d.refusal)
@@ -38,11 +38,13 @@ export class ChunkAggregator {
         }
       }
       if (d.thinking_blocks) {
+        // Only streams with extended thinking have them: the list is made at the first.
+        const thinking = acc.thinking ??= []
         for (const t of d.thinking_blocks) {
-          const b = acc.thinking[t.index]
-          if (t.type === 'redacted_thinking') acc.thinking[t.index] = { type: 'redacted_thinking', data: (b?.type === 'redacted_thinking' ? b.data : '') + t.data }
+          const b = thinking[t.index]
+          if (t.type === 'redacted_thinking') thinking[t.index] = { type: 'redacted_thinking', data: (b?.type === 'redacted_thinking' ? b.data : '') + t.data }
           else if (b?.type === 'thinking') { b.thinking += t.thinking ?? ''; b.signature += t.signature ?? '' }
-          else acc.thinking[t.index] = { type: 'thinking', thinking: t.thinking ?? '', signature: t.signature ?? '' }
+          else thinking[t.index] = { type: 'thinking', thinking: t.thinking ?? '', signature: t.signature ?? '' }
         }
       }
       if (c.finish_reason) acc.finish = c.finish_reason
@@ -52,7 +54,7 @@ export class ChunkAggregator {
   /** Text of choice 0, as a chunk `{choices: [{index: 0, delta: {content: text}}]}` would add it (the text lane). */
   addText(text: string): void {
     let acc = this.#choices[0]
-    if (!acc) { acc = { content: [], hasContent: false, tools: [], finish: null, refusal: [], thinking: [] }; this.#choices[0] = acc }
+    if (!acc) { acc = { content: [], hasContent: false, tools: [], finish: null, refusal: [], thinking: undefined }; this.#choices[0] = acc }
     acc.content.push(text)
     acc.hasContent = true
   }
@@ -80,7 +82,7 @@ export class ChunkAggregator {
         const tools = acc.tools.filter(Boolean)
         if (tools.length > 0) message.tool_calls = tools
         if (acc.refusal.length > 0) message.refusal = acc.refusal.join('')
-        const thinking = acc.thinking.filter(Boolean)
+        const thinking = acc.thinking?.filter(Boolean) ?? []
         if (thinking.length > 0) message.thinking_blocks = thinking
         return { index, message, finish_reason: acc.finish }
       }),
