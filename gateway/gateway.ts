@@ -16,7 +16,7 @@ import { compilePipeline, type CompileDeps } from './pipeline/compile.ts'
 import { PipelineHolder } from './pipeline/holder.ts'
 import type { Pipeline } from './pipeline/pipeline.ts'
 import type { PluginDeps, PluginFactory, PluginServices } from './pipeline/types.ts'
-import { KNOWN_PATHS, ROUTES } from './routes.ts'
+import { ROUTES } from './routes.ts'
 import { configDir, hashOf, loadSettings, redactSettings, type Settings } from './settings.ts'
 import { GatewayMetrics } from './telemetry.ts'
 import { openUpstream } from './upstream/open.ts'
@@ -70,7 +70,8 @@ export class Gateway {
   readonly #health: HealthChecker
   readonly #load: () => Settings
   readonly #routes: Map<string, RouteSpec>
-  readonly #knownPaths: Set<string>
+  /** Path → the methods it serves (the `Allow` header of a 405). */
+  readonly #allowed: Map<string, string>
   readonly #compileDeps: CompileDeps
   #server: http.Server | undefined
   readonly #handle: ReturnType<typeof createHandler>
@@ -91,7 +92,12 @@ export class Gateway {
     this.#compileDeps = deps
     this.holder = new PipelineHolder(first, opts.logger)
     this.#routes = new Map([...ROUTES, ...(opts.routes ?? [])])
-    this.#knownPaths = new Set([...KNOWN_PATHS, ...[...(opts.routes?.keys() ?? [])].map((k) => k.slice(k.indexOf(' ') + 1))])
+    const methods = new Map<string, string[]>()
+    for (const k of this.#routes.keys()) {
+      const path = k.slice(k.indexOf(' ') + 1)
+      methods.set(path, [...(methods.get(path) ?? []), k.slice(0, k.indexOf(' '))])
+    }
+    this.#allowed = new Map([...methods].map(([path, m]) => [path, m.join(', ')]))
     this.#handle = createHandler({ holder: this.holder, log: this.log, metrics: this.metrics, router: this.#router, tracing: this.tracing })
     this.#health = new HealthChecker(this.holder, opts.logger)
     this.#health.start()
@@ -218,10 +224,12 @@ export class Gateway {
       const path = q === -1 ? url : url.slice(0, q)
       const spec = this.#routes.get(`${req.method} ${path}`)
       if (spec) { handle(spec, req, res, t0); return }
-      const code = this.#knownPaths.has(path) ? 'MCP_ERR_REQ_METHOD_NOT_ALLOWED' : 'MCP_ERR_REQ_NOT_FOUND'
+      const allow = this.#allowed.get(path)
+      const code = allow !== undefined ? 'MCP_ERR_REQ_METHOD_NOT_ALLOWED' : 'MCP_ERR_REQ_NOT_FOUND'
       const g = new GatewayError(code, { method: String(req.method).slice(0, 16), path: path.slice(0, 200) })
       const body = JSON.stringify(openaiErrorBody(g, ''))
-      res.writeHead(g.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-mcp-error-code': g.code })
+      // A 405 names the methods the path serves (RFC 9110 15.5.6).
+      res.writeHead(g.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-mcp-error-code': g.code, ...(allow !== undefined ? { allow } : {}) })
       res.end(body)
       req.resume()
     }), this.log)

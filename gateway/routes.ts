@@ -90,4 +90,3 @@ export const ROUTES: ReadonlyMap<string, RouteSpec> = new Map([
   ['POST /v1/messages', messages],
 ])
 
-export const KNOWN_PATHS: ReadonlySet<string> = new Set([...ROUTES.keys()].map((k) => k.slice(k.indexOf(' ') + 1)))

@@ -243,8 +243,11 @@ describe('proxy (OpenAI inbound → openai provider)', () => {
     const nf = await expectOpenAIError(await fetch(`${tg.url}/v1/nope`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } }), 404, 'MCP_ERR_REQ_NOT_FOUND')
     expect(nf.type).toBe('invalid_request_error')
     expect(nf.message).toContain('/v1/nope')
-    const wm = await expectOpenAIError(await fetch(`${tg.url}/v1/chat/completions`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } }), 405, 'MCP_ERR_REQ_METHOD_NOT_ALLOWED')
+    const r = await fetch(`${tg.url}/v1/chat/completions`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })
+    expect(r.headers.get('allow')).toBe('POST')
+    const wm = await expectOpenAIError(r, 405, 'MCP_ERR_REQ_METHOD_NOT_ALLOWED')
     expect(wm.message).toContain('GET')
+    expect((await fetch(`${tg.url}/v1/models`, { method: 'POST' })).headers.get('allow')).toBe('GET')
   })
 
   // ---- broken upstream streams --------------------------------------------------------------------
