@@ -103,7 +103,7 @@ describe('anthropicToCanonical', () => {
     const withSampling = { ...CACHED, top_k: 40, thinking: { type: 'enabled', budget_tokens: 2048 } }
     const OPENAI = { provider: 'oai', dropUnsupportedParams: false, forwardTopK: false }
 
-    it('openai: cache_control is left out, is_error is marked in the text, top_k and thinking are a 400 (or dropped)', () => {
+    it('openai: cache_control is left out, is_error is marked in the text, top_k is a 400 (or dropped), thinking becomes reasoning_effort', () => {
       const up = toOpenAIChat(anthropicToCanonical(CACHED), 'gpt-4o', false, '/v1', OPENAI)
       const body = up.body as { messages: Record<string, unknown>[]; tools: unknown[] }
       expect(JSON.stringify(body)).not.toContain('cache_control')
@@ -112,15 +112,20 @@ describe('anthropicToCanonical', () => {
       expect(body.messages[1]).toEqual({ role: 'user', content: [{ type: 'text', text: 'Weather?' }] })
       expect(body.messages[3]).toEqual({ role: 'tool', tool_call_id: 'toolu_1', content: 'Error: service down' })
       expect(body.tools).toEqual([{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }])
-      for (const param of ['top_k', 'thinking']) {
-        const e = catchError(() => toOpenAIChat(anthropicToCanonical({ ...CACHED, [param]: (withSampling as Record<string, unknown>)[param] }), 'gpt-4o', false, '/v1', OPENAI))
-        expect([e.code, e.status, e.param]).toEqual(['MCP_ERR_REQ_PARAM_UNSUPPORTED', 400, param])
-        expect(e.message).toContain('oai')
-      }
+      const e = catchError(() => toOpenAIChat(anthropicToCanonical({ ...CACHED, top_k: 40 }), 'gpt-4o', false, '/v1', OPENAI))
+      expect([e.code, e.status, e.param]).toEqual(['MCP_ERR_REQ_PARAM_UNSUPPORTED', 400, 'top_k'])
+      expect(e.message).toContain('oai')
       const dropped = toOpenAIChat(anthropicToCanonical(withSampling), 'gpt-4o', false, '/v1', { ...OPENAI, dropUnsupportedParams: true }).body
       expect(dropped).not.toHaveProperty('top_k')
       expect(dropped).not.toHaveProperty('thinking')
-      // openai-compatible servers (vLLM, llama.cpp) take top_k; thinking is still not theirs.
+      // gpt-4o is no reasoning model: it refuses reasoning_effort, so thinking is dropped (or a 400 naming it).
+      expect(dropped).not.toHaveProperty('reasoning_effort')
+      expect(catchError(() => toOpenAIChat(anthropicToCanonical(withSampling), 'gpt-4o', false, '/v1', { ...OPENAI, forwardTopK: true })).param).toBe('thinking')
+      // A reasoning model gets the effort its budget buys.
+      const o3 = toOpenAIChat(anthropicToCanonical(withSampling), 'o3', false, '/v1', { ...OPENAI, dropUnsupportedParams: true }).body
+      expect(o3).not.toHaveProperty('thinking')
+      expect(o3).toMatchObject({ reasoning_effort: 'low' })
+      // openai-compatible servers (vLLM, llama.cpp) take top_k.
       const compat = toOpenAIChat(anthropicToCanonical({ ...CACHED, top_k: 40 }), 'llama', false, '/v1', { ...OPENAI, forwardTopK: true }).body
       expect(compat).toMatchObject({ top_k: 40 })
     })
@@ -137,22 +142,23 @@ describe('anthropicToCanonical', () => {
       expect(compat).not.toHaveProperty('max_completion_tokens')
     })
 
-    it('google: is_error becomes functionResponse.response.error, top_k topK, cache_control left out, thinking a 400', () => {
+    it('google: is_error becomes functionResponse.response.error, top_k topK, cache_control left out, thinking a thinkingBudget', () => {
       const gopts = { provider: 'gem', basePath: '', apiVersion: 'v1beta', dropUnsupportedParams: false }
       const body = toGoogleChat(anthropicToCanonical({ ...CACHED, top_k: 40 }), 'gemini-2.5-flash', false, gopts).body as Record<string, any>
       expect(JSON.stringify(body)).not.toContain('cache_control')
       expect(body.contents[2]).toEqual({ role: 'user', parts: [{ functionResponse: { name: 'get_weather', response: { error: 'service down' } } }] })
       expect(body.generationConfig).toEqual({ maxOutputTokens: 100, topK: 40 })
-      expect(catchError(() => toGoogleChat(anthropicToCanonical(withSampling), 'g', false, gopts)).param).toBe('thinking')
+      const thinking = toGoogleChat(anthropicToCanonical(withSampling), 'gemini-2.5-flash', false, gopts).body as Record<string, any>
+      expect(thinking.generationConfig).toEqual({ maxOutputTokens: 100, topK: 40, thinkingConfig: { thinkingBudget: 2048 } })
     })
 
-    it('ollama: is_error is marked in the text, top_k goes to options, cache_control left out, thinking a 400', () => {
+    it('ollama: is_error is marked in the text, top_k goes to options, cache_control left out, thinking is think: true', () => {
       const oopts = { provider: 'local', basePath: '', dropUnsupported: false }
       const body = toOllamaChat(anthropicToCanonical({ ...CACHED, top_k: 40 }), 'llama3.2', false, oopts).body as Record<string, any>
       expect(JSON.stringify(body)).not.toContain('cache_control')
       expect(body.messages[3]).toEqual({ role: 'tool', content: 'Error: service down', tool_name: 'get_weather' })
       expect(body.options).toEqual({ num_predict: 100, top_k: 40 })
-      expect(catchError(() => toOllamaChat(anthropicToCanonical(withSampling), 'm', false, oopts)).param).toBe('thinking')
+      expect(toOllamaChat(anthropicToCanonical(withSampling), 'm', false, oopts).body).toMatchObject({ think: true })
     })
   })
 
@@ -198,7 +204,7 @@ describe('anthropicToCanonical', () => {
     expect(r.response_format).toEqual({ type: 'json_schema', json_schema: { name: 'output', schema: { type: 'object' } } })
     expect(r.reasoning_effort).toBe('low')
     expect(r['thinking']).toEqual({ type: 'enabled', budget_tokens: 2048 })
-    expect(anthropicToCanonical({ ...base, thinking: { type: 'disabled' } })['thinking']).toBeUndefined()
+    expect(anthropicToCanonical({ ...base, thinking: { type: 'disabled' } })['thinking']).toEqual({ type: 'disabled' })
     expect(anthropicToCanonical({ ...base, stream: false }).stream_options).toBeUndefined()
   })
 

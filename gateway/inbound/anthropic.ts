@@ -4,9 +4,9 @@
  * Pure functions; the listener does the I/O.
  *
  * Decisions where the APIs differ:
- * - `top_k` and `thinking` (enabled/adaptive) have no canonical field: kept as extension fields of
- *   the canonical request (the `anthropic` provider forwards them; google and ollama map `top_k`,
- *   openai-compatible forwards it; otherwise they are unsupported parameters: 400 or dropped).
+ * - `top_k` and `thinking` have no canonical field: kept as extension fields of the canonical request
+ *   (the `anthropic` provider forwards them; google and ollama map `top_k`, openai-compatible forwards
+ *   it, otherwise it is unsupported; every provider maps `thinking`, see providers/shared/reasoning.ts).
  * - `cache_control` on text blocks and tools, and `is_error` on tool results, are kept as extension
  *   keys on the canonical parts/tools/messages; `cache_control` elsewhere is not carried. The other
  *   providers leave `cache_control` out and translate `is_error` (docs/providers.md).
@@ -229,10 +229,7 @@ export function anthropicToCanonical(body: unknown): ChatRequest {
     else fail('tool_choice.type', "must be one of 'auto', 'any', 'tool', 'none'")
     if (tc['disable_parallel_tool_use'] === true) req.parallel_tool_calls = false
   }
-  if (b['thinking'] !== undefined) {
-    const th = obj(b['thinking'], 'thinking')
-    if (th['type'] !== 'disabled') req['thinking'] = th
-  }
+  if (b['thinking'] !== undefined) req['thinking'] = obj(b['thinking'], 'thinking')
   if (b['output_config'] !== undefined) {
     const oc = obj(b['output_config'], 'output_config')
     onlyKeys(oc, keys('format', 'effort'), 'output_config')

@@ -115,7 +115,7 @@ describe('request: canonical → generateContent', () => {
       [{ response_format: { type: 'grammar' } }, 'response_format'],
       [{ tools: [{ type: 'function', function: { name: 'f' } }, { type: 'web_search' }] }, 'tools[1].type'],
       [{ top_logprobs: 2 }, 'top_logprobs'],
-      [{ reasoning_effort: 'low' }, 'reasoning_effort'],
+      [{ reasoning_effort: 'xhigh' }, 'reasoning_effort'],
       [{ tool_choice: 'sometimes' }, 'tool_choice'],
     ] as const) {
       const e = caught(() => chat(extra as Record<string, unknown>))
@@ -128,7 +128,7 @@ describe('request: canonical → generateContent', () => {
   })
 
   it('drops unsupported parameters when dropUnsupportedParams is set, and ignores null values', () => {
-    const up = chat({ logprobs: true, parallel_tool_calls: false, top_logprobs: 2, reasoning_effort: 'low', temperature: null, tool_choice: 'sometimes' as never }, { dropUnsupportedParams: true })
+    const up = chat({ logprobs: true, parallel_tool_calls: false, top_logprobs: 2, reasoning_effort: 'xhigh', temperature: null, tool_choice: 'sometimes' as never }, { dropUnsupportedParams: true })
     expect(up.body).toEqual({ contents: [{ role: 'user', parts: [{ text: 'hi' }] }] })
   })
 

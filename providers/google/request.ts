@@ -8,6 +8,8 @@
  * - Anthropic's `cache_control` on parts and tools (a caching hint) is not sent; `top_k` → `topK`.
  * - Parameters are a table (PARAMS); anything not in it is a 400 MCP_ERR_REQ_PARAM_UNSUPPORTED that
  *   names it, unless the provider sets `dropUnsupportedParams`, in which case it is dropped.
+ * - Reasoning (see applyReasoning): `reasoning_effort` → `thinkingConfig.thinkingBudget` (Gemini 2.x, Google's
+ *   OpenAI-compatibility budgets) or `thinkingLevel` (Gemini 3); Anthropic's `thinking` → `thinkingBudget`.
  * - JSON Schemas (tool parameters, `response_format.json_schema`) become Gemini's OpenAPI-subset
  *   `Schema` (see toGeminiSchema for what is kept, converted and dropped).
  */
@@ -15,6 +17,7 @@ import { GatewayError } from '../../gateway/errors.ts'
 import type { ChatMessage, ChatRequest, ContentPart, EmbeddingRequest, ToolCall, ToolChoice } from '../types.ts'
 import type { UpstreamBody } from '../shared/translation.ts'
 import type { SafetySetting } from './config.ts'
+import { EFFORT_BUDGETS, readThinking } from '../shared/reasoning.ts'
 
 // ---------- Gemini wire types (request side) ----------
 
@@ -104,6 +107,8 @@ const PARAMS: Readonly<Record<string, ParamRule>> = {
   tools: { kind: 'handled' },
   tool_choice: { kind: 'handled' },
   response_format: { kind: 'handled' },
+  reasoning_effort: { kind: 'handled' },
+  thinking: { kind: 'handled' },
   // Gemini always reports usage on the last stream event; the mapper emits it as a usage chunk.
   stream_options: { kind: 'ignore' },
   // An end-user id for abuse monitoring and stored-completion tags: nothing to send to Gemini.
@@ -493,6 +498,53 @@ function applyResponseFormat(rf: ChatRequest['response_format'], gen: Json, o: G
   if (!o.dropUnsupportedParams) throw unsupported(o.provider, 'response_format')
 }
 
+// ---------- reasoning ----------
+
+/** Gemini 3 and later: thinking is set by level (budgets are still accepted), is dynamic by default and cannot be turned off. */
+function thinksByLevel(model: string): boolean {
+  return validatesSignatures(model)
+}
+
+/** `reasoning_effort` → `thinkingConfig`, per model generation; undefined when Gemini has no equivalent. */
+const EFFORT_CONFIG: Readonly<Record<'budget' | 'level', Readonly<Record<string, Json>>>> = {
+  budget: {
+    none: { thinkingBudget: 0 },
+    low: { thinkingBudget: EFFORT_BUDGETS.low },
+    medium: { thinkingBudget: EFFORT_BUDGETS.medium },
+    high: { thinkingBudget: EFFORT_BUDGETS.high },
+  },
+  level: {
+    minimal: { thinkingLevel: 'minimal' },
+    low: { thinkingLevel: 'low' },
+    medium: { thinkingLevel: 'medium' },
+    high: { thinkingLevel: 'high' },
+  },
+}
+
+/**
+ * `reasoning_effort` (which wins when both are set) or Anthropic's `thinking` → `generationConfig.thinkingConfig`.
+ * Thoughts are not requested (`includeThoughts`): the canonical answer has no place for them.
+ * - reasoning_effort: Gemini 2.x none/low/medium/high → thinkingBudget 0/1024/8192/24576 (what Google's OpenAI-compatible
+ *   endpoint documents); Gemini 3 minimal/low/medium/high → thinkingLevel. Other values are unsupported.
+ * - thinking enabled → thinkingBudget = budget_tokens (Gemini 3 accepts budgets too); adaptive → -1 (dynamic) and
+ *   disabled → 0 on Gemini 2.x; on Gemini 3, which thinks dynamically by default and cannot stop, nothing is sent.
+ */
+function applyReasoning(req: ChatRequest, model: string, gen: Json, o: GoogleRequestOptions): void {
+  const byLevel = thinksByLevel(model)
+  const effort = req.reasoning_effort
+  if (effort !== undefined && effort !== null) {
+    const table = EFFORT_CONFIG[byLevel ? 'level' : 'budget']
+    const config = typeof effort === 'string' && Object.hasOwn(table, effort) ? table[effort] : undefined
+    if (config) gen['thinkingConfig'] = { ...config }
+    else if (!o.dropUnsupportedParams) throw unsupported(o.provider, 'reasoning_effort')
+    return
+  }
+  if (req['thinking'] === undefined || req['thinking'] === null) return
+  const t = readThinking(req['thinking'])
+  if (t.type === 'enabled') gen['thinkingConfig'] = { thinkingBudget: t.budget }
+  else if (!byLevel) gen['thinkingConfig'] = { thinkingBudget: t.type === 'adaptive' ? -1 : 0 }
+}
+
 // ---------- chat ----------
 
 export function toGoogleChat(req: ChatRequest, model: string, stream: boolean, o: GoogleRequestOptions): UpstreamBody {
@@ -525,6 +577,7 @@ export function toGoogleChat(req: ChatRequest, model: string, stream: boolean, o
     if (tc) body.toolConfig = tc
   }
   applyResponseFormat(req.response_format, gen, o)
+  if (req.reasoning_effort != null || req['thinking'] != null) applyReasoning(req, model, gen, o)
   if (Object.keys(gen).length > 0) body.generationConfig = gen
   if (o.safetySettings && o.safetySettings.length > 0) body.safetySettings = [...o.safetySettings]
   return { path: methodPath(o, model, stream ? 'streamGenerateContent?alt=sse' : 'generateContent'), body }

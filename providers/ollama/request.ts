@@ -3,17 +3,21 @@
  *
  * What does not map is a 400 naming the parameter (MCP_ERR_REQ_PARAM_UNSUPPORTED), or is dropped
  * when the provider sets `dropUnsupportedParams: true` (documented in docs/providers.md):
- * `n` > 1, `logprobs`, `top_logprobs`, `logit_bias`, `reasoning_effort`, `tool_choice` required or
- * a named function, `parallel_tool_calls: false`, `store: true`, non-empty `metadata`,
+ * `n` > 1, `logprobs`, `top_logprobs`, `logit_bias`, `reasoning_effort` other than none|low|medium|high,
+ * `tool_choice` required or a named function, `parallel_tool_calls: false`, `store: true`, non-empty `metadata`,
  * `service_tier` other than auto, message `name`, image URLs that are not base64 data URLs, image
  * `detail` low|high, content parts other than text and images, and any unknown field.
  * `user` and `stream_options` are accepted and not forwarded; `tool_choice: 'none'` omits the tools.
  * Anthropic extensions: `top_k` → `options.top_k`, `is_error` tool results say `Error: ` in the text,
- * `cache_control` (a caching hint) is not sent, `thinking` is unsupported.
+ * `cache_control` (a caching hint) is not sent.
+ * Reasoning → `think` (Ollama's documented values: true, false, or a level name, which a model without levels
+ * answers at its default): `reasoning_effort` low|medium|high → that level, none → false (it wins over `thinking`);
+ * Anthropic's `thinking` enabled|adaptive → true, disabled → false.
  */
 import { GatewayError } from '../../gateway/errors.ts'
 import type { ChatMessage, ChatRequest, ContentPart, EmbeddingRequest, ToolCall, ToolDefinition } from '../types.ts'
 import type { UpstreamBody } from '../shared/translation.ts'
+import { readThinking } from '../shared/reasoning.ts'
 
 // ---------- Ollama wire types (request side) ----------
 
@@ -38,6 +42,7 @@ export interface OllamaChatBody {
   format?: 'json' | Record<string, unknown>
   options?: Record<string, unknown>
   keep_alive?: string | number
+  think?: boolean | string
 }
 
 export interface OllamaEmbedBody {
@@ -71,7 +76,7 @@ const OPTION_MAP: readonly (readonly [keyof ChatRequest & string, string])[] = [
 ]
 
 /** Translated by dedicated code below. */
-const STRUCTURAL = new Set(['model', 'messages', 'stream', 'tools', 'tool_choice', 'response_format'])
+const STRUCTURAL = new Set(['model', 'messages', 'stream', 'tools', 'tool_choice', 'response_format', 'reasoning_effort', 'thinking'])
 
 /** No effect on what the model answers: accepted, not forwarded (usage is always streamed; `user` only identifies the caller). */
 const IGNORED = new Set(['stream_options', 'user'])
@@ -210,6 +215,21 @@ function formatOf(req: ChatRequest, o: OllamaRequestOptions): OllamaChatBody['fo
   }
 }
 
+/** `reasoning_effort` → `think`. */
+const THINK_BY_EFFORT: Readonly<Record<string, boolean | string>> = { none: false, low: 'low', medium: 'medium', high: 'high' }
+
+/** `think` for the request (see the header); undefined to leave it to the model. */
+function thinkOf(req: ChatRequest, o: OllamaRequestOptions): boolean | string | undefined {
+  const effort = req.reasoning_effort
+  if (effort !== undefined && effort !== null) {
+    if (typeof effort === 'string' && Object.hasOwn(THINK_BY_EFFORT, effort)) return THINK_BY_EFFORT[effort]
+    unsupported(o, 'reasoning_effort')
+    return undefined
+  }
+  if (req['thinking'] === undefined || req['thinking'] === null) return undefined
+  return readThinking(req['thinking']).type !== 'disabled'
+}
+
 // ---------- bodies ----------
 
 export function toOllamaChat(req: ChatRequest, model: string, stream: boolean, o: OllamaRequestOptions): UpstreamBody {
@@ -237,6 +257,10 @@ export function toOllamaChat(req: ChatRequest, model: string, stream: boolean, o
   }
   const format = formatOf(req, o)
   if (format !== undefined) body.format = format
+  if (req.reasoning_effort != null || req['thinking'] != null) {
+    const think = thinkOf(req, o)
+    if (think !== undefined) body.think = think
+  }
   if (Object.keys(options).length > 0) body.options = options
   if (o.keepAlive !== undefined) body.keep_alive = o.keepAlive
   return { path: `${o.basePath}/api/chat`, body }

@@ -6,13 +6,18 @@
  * - `is_error` on a tool message (OpenAI's tool messages have no error field) becomes the text
  *   `Error: <content>`;
  * - `thinking_blocks` on an assistant message (Anthropic's extended thinking, signed for Anthropic only) is left out;
- * - `top_k` and `thinking` are unsupported (400 MCP_ERR_REQ_PARAM_UNSUPPORTED naming them, or dropped with
- *   `dropUnsupportedParams`); `top_k` is forwarded to `openai-compatible` servers (vLLM, llama.cpp, LM Studio take it).
+ * - `top_k` is unsupported (400 MCP_ERR_REQ_PARAM_UNSUPPORTED naming it, or dropped with `dropUnsupportedParams`);
+ *   it is forwarded to `openai-compatible` servers (vLLM, llama.cpp, LM Studio take it).
+ * - `thinking` is not sent: to a reasoning model (o-series, gpt-5, gpt-oss: isReasoningModel) enabled with
+ *   `budget_tokens` becomes `reasoning_effort` (effortForBudget) unless the request has one; disabled is left out (no
+ *   off setting every model shares: chat models do not reason, o-series cannot stop, gpt-5 and gpt-5.1 differ);
+ *   adaptive without an effort, and enabled to any other model (which refuses `reasoning_effort`), are unsupported.
  * Bodies without these fields are not copied beyond the top level.
  */
 import { GatewayError } from '../../gateway/errors.ts'
 import type { ChatMessage, ChatRequest, EmbeddingRequest, ToolDefinition } from '../types.ts'
 import type { UpstreamBody } from '../shared/translation.ts'
+import { effortForBudget, isReasoningModel, readThinking } from '../shared/reasoning.ts'
 
 export interface OpenAIRequestOptions {
   provider: string
@@ -26,9 +31,6 @@ export interface OpenAIRequestOptions {
    */
   completionTokens?: boolean
 }
-
-/** Anthropic-only top-level extensions of the canonical request; `top_k` only where forwardTopK is off. */
-const ANTHROPIC_ONLY = ['top_k', 'thinking'] as const
 
 type Obj = Record<string, unknown>
 
@@ -76,17 +78,33 @@ function openaiMessages(messages: ChatMessage[]): ChatMessage[] {
   return out ?? messages
 }
 
+/** Throws the 400 naming `param`, unless the provider drops unsupported parameters (the caller then drops it). */
+function unsupported(o: OpenAIRequestOptions, param: string): void {
+  if (!o.dropUnsupportedParams) throw new GatewayError('MCP_ERR_REQ_PARAM_UNSUPPORTED', { param, provider: o.provider }, { param, details: 'request.param_unsupported' })
+}
+
+/** Anthropic's `thinking` (on a copy of the request) → `reasoning_effort`, see the header; null is no thinking field. */
+function thinkingToEffort(body: ChatRequest, o: OpenAIRequestOptions): void {
+  const v = body['thinking']
+  delete body['thinking']
+  if (v === null) return
+  const t = readThinking(v)
+  if (body.reasoning_effort != null) return
+  if (t.type === 'enabled' && isReasoningModel(body.model)) body.reasoning_effort = effortForBudget(t.budget)
+  else if (t.type !== 'disabled') unsupported(o, 'thinking')
+}
+
 export function toOpenAIChat(req: ChatRequest, model: string, stream: boolean, basePath: string, o?: OpenAIRequestOptions): UpstreamBody {
   const body: ChatRequest = { ...req, model }
   if (stream) body.stream = true
   else delete body.stream
   if (!stream) delete body.stream_options
   if (o !== undefined) {
-    for (const key of ANTHROPIC_ONLY) {
-      if (body[key] === undefined || (key === 'top_k' && o.forwardTopK)) continue
-      if (!o.dropUnsupportedParams) throw new GatewayError('MCP_ERR_REQ_PARAM_UNSUPPORTED', { param: key, provider: o.provider }, { param: key, details: 'request.param_unsupported' })
-      delete body[key]
+    if (body['top_k'] !== undefined && !o.forwardTopK) {
+      unsupported(o, 'top_k')
+      delete body['top_k']
     }
+    if (body['thinking'] !== undefined) thinkingToEffort(body, o)
   }
   if (o?.completionTokens && body.max_tokens != null && body.max_completion_tokens == null) {
     body.max_completion_tokens = body.max_tokens
