@@ -26,6 +26,9 @@
  *     generationConfig.maxOutputTokens (then finishReason MAX_TOKENS).
  *   candidateCount n → n identical candidates. promptTokenCount = ceil(chars of all text / 4), min 1;
  *   candidatesTokenCount = number of pieces (function call: ceil((name + args JSON) / 4)).
+ *   Thinking (generationConfig.thinkingConfig): a thinkingBudget other than 0, or a thinkingLevel, adds
+ *   usageMetadata.thoughtsTokenCount = THOUGHT_TOKENS (in totalTokenCount, not in candidatesTokenCount, as Google
+ *   counts them); both set → 400, and thinkingLevel on a model before Gemini 3 → 400, as Google answers.
  *   Streaming: one event per piece ("tok0", " tok1", ...; a function call is one event), then a
  *   final event with an empty text part, the finishReason and the full usageMetadata (earlier
  *   events carry the prompt count only, as Google does).
@@ -222,6 +225,23 @@ function checkSchema(s: unknown, at: string, top: boolean): void {
   }
 }
 
+/** What the thinking models of this mock spend on thoughts, when thinking is on. */
+export const THOUGHT_TOKENS = 16
+
+function thinks(body: any): boolean {
+  const t = body.generationConfig?.thinkingConfig
+  return t !== undefined && ((typeof t.thinkingBudget === 'number' && t.thinkingBudget !== 0) || t.thinkingLevel !== undefined)
+}
+
+function checkThinking(body: any, model: string): void {
+  const t = body.generationConfig?.thinkingConfig
+  if (t === undefined) return
+  if (t.thinkingBudget !== undefined && t.thinkingLevel !== undefined) {
+    throw new MockError(400, 'thinking_budget and thinking_level are not supported together.')
+  }
+  if (t.thinkingLevel !== undefined && !/^gemini-(?:[3-9]|\d{2,})/.test(model)) throw new MockError(400, 'Thinking level is not supported for this model.')
+}
+
 function checkGenerate(body: any): void {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new MockError(400, 'Invalid JSON payload received.')
   for (const k of Object.keys(body)) if (!REQUEST_FIELDS.has(k)) throw new MockError(400, `Invalid JSON payload received. Unknown name "${k}": Cannot find field.`)
@@ -366,12 +386,15 @@ export function startGeminiMock(opts: StartGeminiMockOptions = {}): Promise<Gemi
     res.end(text)
   }
 
-  function response(model: string, plan: Exclude<Plan, { kind: 'blocked' }>, prompt: number, n: number): Record<string, unknown> {
+  function response(model: string, plan: Exclude<Plan, { kind: 'blocked' }>, prompt: number, n: number, thoughts = 0): Record<string, unknown> {
     const parts = plan.kind === 'call' ? [{ functionCall: { name: plan.name, args: TOOL_ARGS } }] : [{ text: plan.pieces.join('') }]
     const completion = plan.kind === 'call' ? Math.max(1, Math.ceil((plan.name.length + JSON.stringify(TOOL_ARGS).length) / 4)) : plan.pieces.length
+    const usageMetadata = thoughts > 0
+      ? { promptTokenCount: prompt, candidatesTokenCount: completion, thoughtsTokenCount: thoughts, totalTokenCount: prompt + completion + thoughts }
+      : { promptTokenCount: prompt, candidatesTokenCount: completion, totalTokenCount: prompt + completion }
     return {
       candidates: Array.from({ length: n }, (_, index) => ({ content: { parts, role: 'model' }, finishReason: plan.kind === 'call' ? 'STOP' : plan.finish, index })),
-      usageMetadata: { promptTokenCount: prompt, candidatesTokenCount: completion, totalTokenCount: prompt + completion },
+      usageMetadata,
       modelVersion: model,
       responseId: nextId(),
     }
@@ -387,9 +410,9 @@ export function startGeminiMock(opts: StartGeminiMockOptions = {}): Promise<Gemi
   }
 
   /** The stream's events: content events, then the finish event (see the header comment). */
-  function events(model: string, plan: Plan, prompt: number, n: number): { content: unknown[]; final: Record<string, any> } {
+  function events(model: string, plan: Plan, prompt: number, n: number, thoughts: number): { content: unknown[]; final: Record<string, any> } {
     if (plan.kind === 'blocked') return { content: [], final: blocked(model, prompt) }
-    const whole = response(model, plan, prompt, n)
+    const whole = response(model, plan, prompt, n, thoughts)
     const base = { modelVersion: model, responseId: whole['responseId'] }
     const cands = (parts: unknown[]): unknown[] => Array.from({ length: n }, (_, index) => ({ content: { parts, role: 'model' }, index }))
     const pieces = plan.kind === 'call' ? [[{ functionCall: { name: plan.name, args: TOOL_ARGS } }]] : plan.pieces.map((p) => [{ text: p }])
@@ -531,16 +554,18 @@ export function startGeminiMock(opts: StartGeminiMockOptions = {}): Promise<Gemi
         case 'generateContent':
         case 'streamGenerateContent': {
           checkGenerate(body)
+          checkThinking(body, id)
+          const thoughts = thinks(body) ? THOUGHT_TOKENS : 0
           const tokens = Math.min(100_000, Number.parseInt(headerOf(req.headers['x-mock-tokens']) ?? '12', 10) || 12)
           const plan = planReply(body, tokens)
           const prompt = promptTokens(body)
           const n = Math.max(1, Number(body.generationConfig?.candidateCount ?? 1))
           if (m[2] === 'generateContent') {
-            sendJson(res, rec, 200, plan.kind === 'blocked' ? blocked(id, prompt) : response(id, plan, prompt, n))
+            sendJson(res, rec, 200, plan.kind === 'blocked' ? blocked(id, prompt) : response(id, plan, prompt, n, thoughts))
             return
           }
           const delay = f?.chunkDelayMs ?? (Number.parseInt(headerOf(req.headers['x-mock-chunk-delay-ms']) ?? '0', 10) || 0)
-          await stream(res, rec, events(id, plan, prompt, n), url.searchParams.get('alt') === 'sse', f, delay, () => { serverClosed = true })
+          await stream(res, rec, events(id, plan, prompt, n, thoughts), url.searchParams.get('alt') === 'sse', f, delay, () => { serverClosed = true })
           return
         }
         case 'embedContent':

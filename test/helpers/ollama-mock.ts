@@ -24,6 +24,9 @@
  *     options.num_predict (then done_reason 'length').
  *   Streaming: one line per word ("tok0", " tok1", ...), the tool call in one line, then the
  *   `done: true` line with done_reason, prompt_eval_count (ceil(chars/4), min 1) and eval_count.
+ *   `think` true or a level name (Ollama's thinking models): the reasoning trace THINKING comes in
+ *   `message.thinking`, apart from the answer (streaming: one line with only `thinking`, before the content
+ *   lines); `think` that is not a boolean, null or a string → 400, as Ollama answers.
  *
  * FAULTS: the same spec and DSL as openai-mock.ts (`parseFault`): `mock.fault = spec` or header
  * `x-mock-fault: spec`. status/message/retryAfter/retryAfterMs/times/path/delayMs/reset/hang apply
@@ -130,6 +133,14 @@ function embeddingFor(text: string, dims: number): number[] {
   norm = Math.sqrt(norm) || 1
   for (let i = 0; i < dims; i++) v[i] = Math.fround((v[i] as number) / norm)
   return v
+}
+
+/** The reasoning trace of a thinking request (`think` true or a level). */
+export const THINKING = 'The user wants an echo. Reply with the words.'
+
+function thinks(body: Record<string, unknown>): boolean {
+  const t = body['think']
+  return t === true || (typeof t === 'string' && t !== '')
 }
 
 function planReply(body: Record<string, unknown>, messages: unknown[], tokens: number): Plan {
@@ -255,22 +266,23 @@ export function startOllamaMock(opts: StartOllamaMockOptions = {}): Promise<Olla
       `"prompt_eval_count":${prompt},"prompt_eval_duration":300000,"eval_count":${completion},"eval_duration":800000}`
   }
 
-  function chatJson(model: string, plan: Plan, prompt: number): string {
+  function chatJson(model: string, plan: Plan, prompt: number, thinking: boolean): string {
     if (plan.kind === 'tool') {
       const msg = { role: 'assistant', content: '', tool_calls: [{ function: { name: plan.name, arguments: TOOL_ARGS } }] }
       return `${base(model)},"message":${JSON.stringify(msg)},${finalFields('stop', prompt, 8)}`
     }
-    const msg = { role: 'assistant', content: plan.pieces.join('') }
+    const msg = thinking ? { role: 'assistant', content: plan.pieces.join(''), thinking: THINKING } : { role: 'assistant', content: plan.pieces.join('') }
     return `${base(model)},"message":${JSON.stringify(msg)},${finalFields(plan.finish, prompt, plan.pieces.length)}`
   }
 
-  async function streamChat(res: ServerResponse, ctx: ReqCtx, model: string, plan: Plan, prompt: number, f: Fault | null, delayHeader: number): Promise<void> {
+  async function streamChat(res: ServerResponse, ctx: ReqCtx, model: string, plan: Plan, prompt: number, f: Fault | null, delayHeader: number, thinking: boolean): Promise<void> {
     ctx.rec.status = 200
     res.writeHead(200, { 'content-type': 'application/x-ndjson' })
     const delay = f?.chunkDelayMs ?? delayHeader
     const lines: string[] = plan.kind === 'tool'
       ? [`${base(model)},"message":${JSON.stringify({ role: 'assistant', content: '', tool_calls: [{ function: { name: plan.name, arguments: TOOL_ARGS } }] })},"done":false}\n`]
       : plan.pieces.map((p) => `${base(model)},"message":${JSON.stringify({ role: 'assistant', content: p })},"done":false}\n`)
+    if (thinking) lines.unshift(`${base(model)},"message":${JSON.stringify({ role: 'assistant', content: '', thinking: THINKING })},"done":false}\n`)
     const total = lines.length
     const at = (k: number | undefined, sent: number): boolean => k !== undefined && Math.min(k, total) === sent
     const write = async (s: string): Promise<boolean> => {
@@ -308,13 +320,18 @@ export function startOllamaMock(opts: StartOllamaMockOptions = {}): Promise<Olla
     const model = body['model'] as string
     const messages = body['messages']
     if (!Array.isArray(messages)) { sendError(res, ctx, 400, 'messages is required'); return }
+    const think = body['think']
+    if (think !== undefined && think !== null && typeof think !== 'boolean' && typeof think !== 'string') {
+      sendError(res, ctx, 400, `invalid think value: ${JSON.stringify(think)} (must be "high", "medium", "low", true, or false)`)
+      return
+    }
     const plan = planReply(body, messages, headerInt(req.headers['x-mock-tokens'], 12, MAX_TOKENS_HEADER))
     const prompt = promptTokens(messages)
     if (body['stream'] === false) {
-      send(res, ctx, 200, chatJson(model, plan, prompt))
+      send(res, ctx, 200, chatJson(model, plan, prompt, thinks(body)))
       return
     }
-    await streamChat(res, ctx, model, plan, prompt, f, headerInt(req.headers['x-mock-chunk-delay-ms'], 0, 600000))
+    await streamChat(res, ctx, model, plan, prompt, f, headerInt(req.headers['x-mock-chunk-delay-ms'], 0, 600000), thinks(body))
   }
 
   function handleEmbed(res: ServerResponse, ctx: ReqCtx, body: Record<string, unknown>): void {
