@@ -48,6 +48,14 @@ describe('config', () => {
 })
 
 describe('request: canonical → generateContent', () => {
+  it('stop: up to 5 sequences go as stopSequences; more (Gemini refuses them) are a 400 naming stop', () => {
+    expect((chat({ stop: 'END' }).body as { generationConfig: unknown }).generationConfig).toEqual({ stopSequences: ['END'] })
+    expect((chat({ stop: ['a', 'b', 'c', 'd', 'e'] }).body as { generationConfig: unknown }).generationConfig).toEqual({ stopSequences: ['a', 'b', 'c', 'd', 'e'] })
+    const e = caught(() => chat({ stop: ['a', 'b', 'c', 'd', 'e', 'f'] }))
+    expect([e.status, e.param]).toEqual([400, 'stop'])
+    expect(e.message).toMatch(/at most 5 stop sequences, got 6/)
+  })
+
   it('translates a full conversation exactly (fixture)', () => {
     const req = json('chat-request.canonical.json') as ChatRequest
     const up = toGoogleChat(req, 'gemini-2.5-flash', false, opts)

@@ -100,6 +100,15 @@ type ParamRule =
   /** Accepted only for values that need no translation; any other value is unsupported. */
   | { kind: 'only'; ok: (v: unknown) => boolean }
 
+/** Gemini takes at most 5 stop sequences (OpenAI 4, Anthropic many): more is a 400 naming `stop`, not Gemini's own. */
+const MAX_STOP_SEQUENCES = 5
+
+function stopSequences(v: unknown): unknown {
+  const list = typeof v === 'string' ? [v] : v
+  if (Array.isArray(list) && list.length > MAX_STOP_SEQUENCES) throw invalid(`stop: Gemini takes at most ${MAX_STOP_SEQUENCES} stop sequences, got ${list.length}`, 'stop')
+  return list
+}
+
 const PARAMS: Readonly<Record<string, ParamRule>> = {
   model: { kind: 'handled' },
   messages: { kind: 'handled' },
@@ -120,7 +129,7 @@ const PARAMS: Readonly<Record<string, ParamRule>> = {
   max_tokens: { kind: 'gen', key: 'maxOutputTokens', unless: 'max_completion_tokens' },
   max_completion_tokens: { kind: 'gen', key: 'maxOutputTokens' },
   n: { kind: 'gen', key: 'candidateCount' },
-  stop: { kind: 'gen', key: 'stopSequences', map: (v) => (typeof v === 'string' ? [v] : v) },
+  stop: { kind: 'gen', key: 'stopSequences', map: stopSequences },
   presence_penalty: { kind: 'gen', key: 'presencePenalty' },
   frequency_penalty: { kind: 'gen', key: 'frequencyPenalty' },
   seed: { kind: 'gen', key: 'seed' },
