@@ -172,6 +172,25 @@ export function hasEmptyChoices(d: string): boolean {
   return false
 }
 
+const ERROR_EVENT = '{"error"'
+
+/**
+ * An OpenAI-style in-stream error event (`{"error": {...}}`, OpenAI's own, vLLM's, llama.cpp's) as the answering
+ * provider maps it: its status from a numeric `code` (vLLM, llama.cpp), else 502. Undefined for any other event.
+ */
+function upstreamErrorEvent(ctx: RequestCtx, d: string): GatewayError | undefined {
+  if (!d.startsWith(ERROR_EVENT)) return undefined
+  let payload: unknown
+  try { payload = (JSON.parse(d) as { error?: unknown }).error } catch { return undefined }
+  if (payload === undefined) return undefined
+  const code = (payload as { code?: unknown } | null)?.code
+  const status = typeof code === 'number' && code >= 400 && code <= 599 ? code : 502
+  const pt = ctx.adapter?.passthrough
+  return pt
+    ? pt.toError(status, d, {})
+    : new GatewayError('MCP_ERR_UPSTREAM_ERROR', { provider: ctx.providerName, status, reason: 'error event in the stream' }, { details: 'upstream.stream_error' })
+}
+
 /**
  * How many of a pass-through stream's last events are read for its finish reason and usage: the finish chunk, the
  * usage chunk, and room for trailing annotation events (Azure's content-filter results). A stream cut without
@@ -201,7 +220,8 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
 
   let sawDone = false
   let sawFinish = false
-  let malformed = false
+  /** The stream failed inside an event (malformed, or the upstream's error event before [DONE]): it ends here. */
+  let failure: GatewayError | undefined
   let finished = false
   // When the gateway asked upstream for usage the client did not ask for, events are re-framed one by
   // one and the usage-only event is dropped; otherwise upstream bytes go through untouched.
@@ -226,13 +246,24 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
       }
     }
   }
+  /** The upstream's own error event among the last ones (an OpenAI-style `{"error": ...}` event), looked at once, at the end. */
+  const lastError = (): GatewayError | undefined => (events > 0 ? upstreamErrorEvent(ctx, recent![(events - 1) % TAIL]!) : undefined)
   const tap = recent
     ? createSseParser((ev) => {
         const d = ev.data
         // The usage-only event has no choices and a usage object; Azure's prompt_filter_results event has no usage.
         if (filter && !(hasEmptyChoices(d) && hasUsageObject(d))) out += `data: ${d}\n\n`
-        if (d === '[DONE]') { sawDone = true; return }
-        if (d.charCodeAt(0) !== 123 || d.charCodeAt(d.length - 1) !== 125) { malformed = true; return }
+        if (d === '[DONE]') {
+          // An error event then [DONE] (vLLM, llama.cpp): the stream failed; a [DONE] after it would look complete.
+          const g = lastError()
+          if (g) failure = g
+          else sawDone = true
+          return
+        }
+        if (d.charCodeAt(0) !== 123 || d.charCodeAt(d.length - 1) !== 125) {
+          failure = new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider: ctx.providerName, reason: 'malformed event in the stream' }, { details: 'upstream.malformed_event' })
+          return
+        }
         recent[events++ % TAIL] = d
       })
     : undefined
@@ -255,8 +286,17 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
         if (ctx.firstChunk === 0) ctx.firstChunk = performance.now()
         if (tap) {
           tap.feed(chunk)
-          if (malformed) {
-            fail(new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider: ctx.providerName, reason: 'malformed event in the stream' }, { details: 'upstream.malformed_event' }))
+          if (failure) {
+            if (failure.details === 'upstream.malformed_event') fail(failure)
+            else {
+              // The upstream's error event reached the client as it came: what came before the [DONE] goes, then the end.
+              const i = chunk.lastIndexOf('data: [DONE]')
+              const head = filter ? out.slice(0, out.lastIndexOf('data: [DONE]')) : i > 0 ? chunk.subarray(0, i) : ''
+              ctx.upstreamEnd = performance.now()
+              markFailed(ctx, failure)
+              if (!res.destroyed) res.end(head)
+              done()
+            }
             raw.abort()
             return false
           }
@@ -281,9 +321,11 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
               // Upstream ended cleanly without the terminator: finalise promptly for the client.
               if (!res.destroyed) res.write('data: [DONE]\n\n')
             } else {
-              const g = new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider: ctx.providerName, reason: 'the stream ended before the completion finished' }, { details: 'upstream.stream_cut' })
+              // The upstream's own error event ended it (OpenAI sends no [DONE] after one): the client has it already.
+              const upstream = lastError()
+              const g = upstream ?? new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider: ctx.providerName, reason: 'the stream ended before the completion finished' }, { details: 'upstream.stream_cut' })
               markFailed(ctx, g)
-              if (!res.destroyed) res.write(inbound.createStreamEncoder(ctx.requestedModel, ctx.includeUsage, ctx).error(g))
+              if (!upstream && !res.destroyed) res.write(inbound.createStreamEncoder(ctx.requestedModel, ctx.includeUsage, ctx).error(g))
             }
           }
         }

@@ -50,6 +50,9 @@
  *     stallAfter:<k>     streaming: role chunk + k content chunks, then silence forever
  *     malformedAfter:<k> streaming: after k content chunks send `data: {not json\n\n`, continue
  *     noDone             streaming: send everything (incl. usage chunk) but no `data: [DONE]`
+ *     errorAfter:<k>     streaming: after k content chunks an in-stream error event
+ *                        `data: {"error":{message,type:'server_error',param:null,code:null}}`, then
+ *                        `data: [DONE]` and the end, as vLLM does (noDone: no [DONE] after it)
  *     chunkDelayMs:<ms>  streaming: delay between events (like the x-mock-chunk-delay-ms header)
  *   "content chunks" are token deltas (text) or argument fragments (tool calls); k larger than
  *   the number of content chunks means "after the last one".
@@ -104,6 +107,7 @@ export interface Fault {
   stallAfter?: number;
   malformedAfter?: number;
   noDone?: boolean;
+  errorAfter?: number;
   chunkDelayMs?: number;
 }
 
@@ -146,7 +150,7 @@ const MAX_TOKENS_HEADER = 100000;
 // ---------------------------------------------------------------------------------------------
 
 const NUMERIC_KEYS = new Set([
-  'status', 'retryAfter', 'retryAfterMs', 'times', 'delayMs', 'cutAfter', 'stallAfter', 'malformedAfter', 'chunkDelayMs', 'every',
+  'status', 'retryAfter', 'retryAfterMs', 'times', 'delayMs', 'cutAfter', 'stallAfter', 'malformedAfter', 'errorAfter', 'chunkDelayMs', 'every',
 ]);
 const FLAG_KEYS = new Set(['reset', 'hang', 'noDone']);
 const STRING_KEYS = new Set(['code', 'type', 'param', 'message', 'path']);
@@ -673,6 +677,13 @@ export function startOpenAIMock(opts: StartOpenAIMockOptions = {}): Promise<Open
       if (!malformedDone && at(f.malformedAfter, sent)) {
         malformedDone = true;
         if (!(await emit('data: {not json\n\n'))) return false;
+      }
+      if (at(f.errorAfter, sent)) {
+        const err = { error: { message: 'The server had an error while processing your request.', type: 'server_error', param: null, code: null } };
+        if (!(await emit(`data: ${JSON.stringify(err)}\n\n`))) return false;
+        if (f.noDone !== true && !(await emit('data: [DONE]\n\n'))) return false;
+        if (await flush()) res.end();
+        return false;
       }
       if (at(f.cutAfter, sent)) {
         await flush();
