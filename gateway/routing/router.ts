@@ -343,7 +343,8 @@ async function resumeStream(ctx: RequestCtx, failed: CompiledTarget, candidates:
   try {
     const up = await attempt(ctx, next, ctx.route.open, deps.tracing)
     if (up.kind !== 'stream') return undefined
-    ctx.resume = (more) => resumeStream(ctx, next, candidates, delivered + more, deps)
+    // deliverStream hands over everything delivered so far (every target's part), not only this target's.
+    ctx.resume = (all) => resumeStream(ctx, next, candidates, all, deps)
     return up.stream
   } catch (e) {
     next.state.recordFailure(e, ctx.pipeline.settings.routing, Date.now())

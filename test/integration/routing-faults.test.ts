@@ -13,19 +13,21 @@ let primary: OpenAIMock
 let secondary: OpenAIMock
 let big: OpenAIMock
 let claude: Awaited<ReturnType<typeof startAnthropicMock>>
+let claude2: Awaited<ReturnType<typeof startAnthropicMock>>
 
 const fastTimeouts = { firstByteMs: 1000, idleMs: 800 }
 /** Time scale of the outage test (1 = the real 60 s outage; CI runs it 8× faster). */
 const OUTAGE_SCALE = Number(process.env['MCP_OUTAGE_SCALE'] ?? 8)
 
 beforeAll(async () => {
-  ;[primary, secondary, big, claude] = await Promise.all([startOpenAIMock(), startOpenAIMock(), startOpenAIMock(), startAnthropicMock()])
+  ;[primary, secondary, big, claude, claude2] = await Promise.all([startOpenAIMock(), startOpenAIMock(), startOpenAIMock(), startAnthropicMock(), startAnthropicMock()])
   gw = await startGateway({
     providers: {
       primary: { type: 'openai', baseUrl: primary.url, apiKey: 'sk-primary-000000001', headers: { 'x-mock-tokens': '60' } },
       secondary: { type: 'openai', baseUrl: secondary.url, apiKey: 'sk-secondary-0000001' },
       big: { type: 'openai', baseUrl: big.url, apiKey: 'sk-big-000000000001' },
       claude: { type: 'anthropic', baseUrl: claude.url, apiKey: 'sk-ant-claude-00001' },
+      claude2: { type: 'anthropic', baseUrl: claude2.url, apiKey: 'sk-ant-claude-00002' },
     },
     routing: { outlier: { consecutiveFailures: 3, baseEjectionMs: Math.round(4000 / OUTAGE_SCALE), maxEjectionMs: Math.round(16_000 / OUTAGE_SCALE) }, health: { enabled: false } },
     models: {
@@ -57,18 +59,27 @@ beforeAll(async () => {
           { provider: 'claude', model: 'claude-sonnet-4-5', priority: 1, timeouts: fastTimeouts },
         ],
       },
+      relay: {
+        streamRecovery: 'resume',
+        targets: [
+          { provider: 'primary', model: 'gpt-4o', timeouts: fastTimeouts },
+          { provider: 'claude', model: 'claude-sonnet-4-5', priority: 1, timeouts: fastTimeouts },
+          { provider: 'claude2', model: 'claude-sonnet-4-5', priority: 2, timeouts: fastTimeouts },
+        ],
+      },
     },
   })
 })
 
 afterAll(async () => {
   await gw?.close()
-  await Promise.all([primary, secondary, big, claude].map((m) => m?.close()))
+  await Promise.all([primary, secondary, big, claude, claude2].map((m) => m?.close()))
 })
 
 afterEach(() => {
   for (const m of [primary, secondary, big]) { m.fault = null; m.reset() }
   claude.fault = null
+  claude2.fault = null
   // Forget ejections and cool-downs between cases.
   for (const s of gw.gw.targets.all()) s.reset()
 })
@@ -237,6 +248,26 @@ describe('mid-stream faults', () => {
     const rest = s.content.slice(first40.length)
     expect(rest).not.toContain('tok39')
     expect(s.content.split('tok20 ').length).toBe(2)
+  })
+
+  it('a resumed stream that fails again continues from everything delivered, once (no repeated prefill)', async () => {
+    primary.fault = 'cutAfter:5'
+    claude.fault = 'cutAfter:3'
+    const r = await call('relay', true)
+    const s = streamed(r)
+    expect(s.error).toBeUndefined()
+    expect(s.done).toBe(true)
+    const first = 'tok0 tok1 tok2 tok3 tok4'
+    const second = 'tok0 tok1 tok2'
+    expect(s.content.startsWith(first + second)).toBe(true)
+    // The second continuation is asked to go on from exactly what the client has: both earlier parts, each once.
+    const prefill = (m: { body: { messages: { role: string; content: unknown }[] } }): string => {
+      const last = m.body.messages.at(-1)!
+      expect(last.role).toBe('assistant')
+      return typeof last.content === 'string' ? last.content : (last.content as { text: string }[]).map((b) => b.text).join('')
+    }
+    expect(prefill(claude.requests.at(-1) as never)).toBe(first)
+    expect(prefill(claude2.requests.at(-1) as never)).toBe(first + second)
   })
 
   it('stream stalled with the socket open: an error event after the idle timeout', async () => {
