@@ -9,6 +9,7 @@
  * Variables: the deployment's `config.default_variables` < the call's `variables`.
  */
 import { GatewayError } from '../gateway/errors.ts'
+import type { RequestCtx } from '../gateway/context.ts'
 import type { RouteSpec } from '../gateway/handler.ts'
 import type { ChatRequest } from '../providers/types.ts'
 import { executeInbound } from './execute-inbound.ts'
@@ -43,16 +44,28 @@ function bodyError(reasons: readonly string[]): GatewayError {
   return new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason: reasons.slice(0, 5).join('; ') }, { param: first.split(':', 1)[0]!, details: 'request.body_invalid' })
 }
 
-function findDeployment(s: Snapshot, body: ExecuteBody): SnapshotDeployment {
+/**
+ * Whether the caller may know of the deployment: a team-bound key (the auth plugin's principal) sees its own team's
+ * only. Checked before anything else is read from the deployment (its status, its template's variables), so another
+ * team's deployment answers exactly as a missing one; the auth plugin applies the same rule again after the body.
+ */
+function visibleTo(ctx: RequestCtx, d: SnapshotDeployment): boolean {
+  const p = ctx.slots.principal
+  return p === undefined || p.role === 'admin' || d.team === (p.team ?? null)
+}
+
+function findDeployment(s: Snapshot, body: ExecuteBody, ctx: RequestCtx): SnapshotDeployment {
   if (body.deployment_id !== undefined) {
     if (body.prompt !== undefined || body.environment !== undefined) throw bodyError(['deployment_id: give deployment_id, or prompt and environment, not both'])
-    const d = s.deployments.get(body.deployment_id.toLowerCase())
+    const found = s.deployments.get(body.deployment_id.toLowerCase())
+    const d = found && visibleTo(ctx, found) ? found : undefined
     if (!d) throw new GatewayError('MCP_ERR_EXEC_DEPLOYMENT_NOT_FOUND', { ref: JSON.stringify(body.deployment_id.slice(0, 100)) }, { param: 'deployment_id', details: 'execute.deployment_not_found' })
     return d
   }
   if (body.prompt === undefined) throw bodyError(['deployment_id: is required (or prompt and environment)'])
   if (body.environment === undefined) throw bodyError(['environment: is required with prompt'])
-  const d = s.byPromptEnv.get(promptEnvKey(body.prompt, body.environment)) ?? s.byPromptEnv.get(promptEnvKey(body.prompt.toLowerCase(), body.environment))
+  const found = s.byPromptEnv.get(promptEnvKey(body.prompt, body.environment)) ?? s.byPromptEnv.get(promptEnvKey(body.prompt.toLowerCase(), body.environment))
+  const d = found && visibleTo(ctx, found) ? found : undefined
   if (!d) {
     throw new GatewayError('MCP_ERR_EXEC_DEPLOYMENT_NOT_FOUND', { ref: `of prompt ${JSON.stringify(body.prompt.slice(0, 100))} in ${JSON.stringify(body.environment.slice(0, 50))}` }, { param: 'prompt', details: 'execute.deployment_not_found' })
   }
@@ -99,7 +112,7 @@ export function executeRouteSpec(snapshot: () => Snapshot): RouteSpec {
       if (json === null || typeof json !== 'object' || Array.isArray(json)) throw bodyError(['(root): must be a JSON object'])
       if (!validators.execute(json)) throw bodyError(validators.execute.errors())
       const body = json
-      const d = findDeployment(snapshot(), body)
+      const d = findDeployment(snapshot(), body, ctx)
       if (d.status !== 'active') throw new GatewayError('MCP_ERR_EXEC_DEPLOYMENT_INACTIVE', { id: d.id, status: d.status }, { details: 'execute.deployment_inactive' })
       const slice = pickVersion(d)
       const v = slice.version

@@ -400,6 +400,31 @@ describe.each(engines)('deployments API on $name', (engine) => {
       expect(paused.body.error.code).toBe('MCP_ERR_EXEC_DEPLOYMENT_INACTIVE')
     })
 
+    it('another team\'s deployment is a 404 before its status or its template\'s variables are looked at', async () => {
+      const p = (await t.api('POST', 'prompts', { name: `team-b-${++n}`, team: 'team-b' })).body
+      await t.api('POST', `prompts/${p.id}/versions`, { template: 'echo {{secret_field}}', model: 'mock/gpt-4o' })
+      const d = (await t.api('POST', 'deployments', { prompt_id: p.id, environment: 'staging' })).body
+      const key = (await t.api('POST', 'keys', { name: `invoker-a-${n}`, role: 'invoker', team: 'team-a' })).body.key as string
+      const as = { authorization: `Bearer ${key}` }
+      const unknown = await t.data('POST', '/api/v1/mcp/execute', { deployment_id: MISSING, variables: { x: 1 } }, as)
+      for (const body of [{ deployment_id: d.id }, { deployment_id: d.id, variables: { x: 1 } }, { prompt: p.name, environment: 'staging' }]) {
+        const r = await t.data('POST', '/api/v1/mcp/execute', body, as)
+        expect(r.status, r.text).toBe(404)
+        expect(r.body.error.code).toBe('MCP_ERR_EXEC_DEPLOYMENT_NOT_FOUND')
+        expect(r.text).not.toContain('secret_field')
+      }
+      await t.api('PUT', `deployments/${d.id}`, { status: 'paused' }, { 'if-match': '*' })
+      const paused = await t.data('POST', '/api/v1/mcp/execute', { deployment_id: d.id }, as)
+      expect(paused.status, paused.text).toBe(404)
+      expect(unknown.status).toBe(404)
+      // The deployment's own team still executes it (and sees the 422 naming the variable).
+      const own = (await t.api('POST', 'keys', { name: `invoker-b-${n}`, role: 'invoker', team: 'team-b' })).body.key as string
+      await t.api('PUT', `deployments/${d.id}`, { status: 'active' }, { 'if-match': '*' })
+      const mine = await t.data('POST', '/api/v1/mcp/execute', { deployment_id: d.id }, { authorization: `Bearer ${own}` })
+      expect(mine.status, mine.text).toBe(422)
+      expect(mine.body.error.param).toBe('variables.secret_field')
+    })
+
     it('default variables from the deployment; the version\'s variables schema applies', async () => {
       const { promptId } = await seedPrompt(t, `exec-schema-${++n}`, [{
         template: 'echo {{city}} in {{unit}}', model: 'mock/gpt-4o',
