@@ -76,9 +76,13 @@ function variablesError(reason: string, param: string): GatewayError {
   return new GatewayError('MCP_ERR_EXEC_VARIABLES_INVALID', { reason }, { param, details: 'execute.variables_invalid' })
 }
 
-/** Renders the version's messages; 422 naming every missing, unknown or schema-rejected variable. */
-export function renderVersion(v: SnapshotVersion, vars: Record<string, unknown>, supplied: ReadonlySet<string>): ChatRequest['messages'] {
-  const unknown = [...supplied].filter((k) => !v.template.roots.has(k) && !v.declared.has(k))
+/**
+ * Renders the version's messages; 422 naming every missing, unknown or schema-rejected variable. `known`: the names
+ * the deployment accepts (its live versions' together, so that a canary's new variable is not unknown to the stable
+ * version); by default the version's own.
+ */
+export function renderVersion(v: SnapshotVersion, vars: Record<string, unknown>, supplied: ReadonlySet<string>, known?: ReadonlySet<string>): ChatRequest['messages'] {
+  const unknown = [...supplied].filter((k) => (known ? !known.has(k) : !v.template.roots.has(k) && !v.declared.has(k)))
   if (v.variables) {
     const copy = structuredClone(vars)
     if (!v.variables(copy)) {
@@ -118,7 +122,7 @@ export function executeRouteSpec(snapshot: () => Snapshot): RouteSpec {
       const v = slice.version
       const supplied = new Set(Object.keys(body.variables ?? {}))
       const vars = { ...(d.config.default_variables ?? {}), ...(body.variables ?? {}) }
-      const messages = renderVersion(v, vars, supplied)
+      const messages = renderVersion(v, vars, supplied, d.variableNames)
       const stream = body.stream === true
       const model = d.config.model ?? v.model ?? ''
       const chat: ChatRequest = { ...v.params, ...(d.config.parameters ?? {}), ...(body.parameters ?? {}), model, messages }

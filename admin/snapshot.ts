@@ -57,6 +57,12 @@ export interface SnapshotDeployment {
   /** Live versions; weights > 0 only. */
   readonly traffic: readonly TrafficSlice[]
   readonly totalWeight: number
+  /**
+   * Variable names some live version uses or declares: a name outside it is unknown to the deployment. (Judged per
+   * deployment, not per picked version: during a canary that adds a variable, callers sending it are not refused by
+   * the stable version.)
+   */
+  readonly variableNames: ReadonlySet<string>
 }
 
 export type ProviderSettings = Readonly<Record<string, unknown> & { type: string }>
@@ -220,6 +226,7 @@ export async function loadSnapshot(store: Store, keyring: Keyring, cache: Map<st
       primaryVersionId: d.prompt_version_id,
       traffic: slices,
       totalWeight: slices.reduce((s, x) => s + x.weight, 0),
+      variableNames: new Set(slices.flatMap((x) => [...x.version.template.roots, ...x.version.declared])),
     })
     deployments.set(d.id, dep)
     byPromptEnv.set(promptEnvKey(d.prompt_id, d.environment), dep)

@@ -251,6 +251,28 @@ describe.each(engines)('deployments API on $name', (engine) => {
     }
   })
 
+  it('a canary that adds a variable: callers sending it are never refused by the stable version as unknown', async () => {
+    const { promptId } = await seedPrompt(t, `canary-vars-${++n}`, [
+      { template: 'echo {{x}}', model: 'mock/gpt-4o' },
+      { template: 'echo {{x}} and {{y}}', model: 'mock/gpt-4o' },
+    ])
+    const d = (await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging', traffic: [{ version: 1, weight: 1 }, { version: 2, weight: 1, label: 'canary' }] })).body
+    const seen = new Set<number>()
+    for (let i = 0; i < 30; i++) {
+      const r = await t.api('POST', 'execute', { deployment_id: d.id, variables: { x: i, y: 'new' } })
+      expect(r.status, r.text).toBe(200)
+      expect(r.body.output.choices[0].message.content).toBe(r.body.version === 1 ? `echo: ${i}` : `echo: ${i} and new`)
+      seen.add(r.body.version)
+    }
+    expect([...seen].sort()).toEqual([1, 2])
+    // A name no live version uses is still unknown, on either version.
+    for (let i = 0; i < 10; i++) {
+      const r = await t.api('POST', 'execute', { deployment_id: d.id, variables: { x: i, y: 'new', z: 1 } })
+      expect(r.status, r.text).toBe(422)
+      expect(r.body.error.param).toBe('variables.z')
+    }
+  })
+
   it('POST /deployments/{id}/rollback: to a named version; 422 without a previous one; 412 stale; 404', async () => {
     const { promptId, versionIds } = await prompt(3)
     const d = (await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging', version: 3 })).body
