@@ -11,9 +11,10 @@
  * OpenAI SDKs read it as an ordinary (empty) chunk. A failure after the first byte ends with an error event and
  * no [DONE], like every other stream of the gateway.
  *
- * `cost` (USD) is null unless the cost meter priced the answer before it was written (ctx.cost).
+ * `cost` (USD) is the cost meter's price of the answer (costOf), null without a meter, usage or price.
  */
 import type { RequestCtx } from '../gateway/context.ts'
+import { costOf } from '../gateway/cost/meter.ts'
 import { openaiErrorBody } from '../gateway/inbound/openai.ts'
 import type { Inbound, StreamEncoder } from '../gateway/inbound/types.ts'
 import type { ChatChunk } from '../providers/types.ts'
@@ -32,9 +33,13 @@ function executionFields(ctx: RequestCtx | undefined): Record<string, unknown> {
   }
 }
 
-/** USD when the cost meter already priced the answer (it usually does so at completion, after the body). */
+/**
+ * USD as the cost meter prices the answer (costOf: computed once, from the usage, as soon as it is in: a JSON answer
+ * before it is encoded, a stream after its last event; the execution log records the same). Null without a cost
+ * meter on the route, without usage yet, or for a model the catalogue does not price.
+ */
 function cost(ctx: RequestCtx | undefined): number | null {
-  const c = ctx?.cost
+  const c = ctx && costOf(ctx)
   return c && !c.unknown ? c.usd : null
 }
 

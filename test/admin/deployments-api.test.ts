@@ -369,6 +369,21 @@ describe.each(engines)('deployments API on $name', (engine) => {
     expect((await t.api('GET', `deployments/${MISSING}/health`)).status).toBe(404)
   })
 
+  it('execute answers the cost of the call (JSON and the last SSE event), priced from its usage', async () => {
+    const { promptId } = await prompt(1)
+    const d = (await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging' })).body
+    const r = await t.api('POST', 'execute', { deployment_id: d.id, variables: { x: 'priced' } })
+    expect(r.status, r.text).toBe(200)
+    // gpt-4o from the shipped catalogue: 2.50 USD per million input tokens, 10 per million output tokens.
+    const { prompt_tokens: input, completion_tokens: output } = r.body.usage
+    expect(r.body.cost).toBeCloseTo((input * 2.5 + output * 10) / 1e6, 12)
+    const sse = await t.api('POST', 'execute', { deployment_id: d.id, variables: { x: 'priced' }, stream: true })
+    const events = sse.text.split('\n\n').filter(Boolean).map((e) => e.replace(/^data: /, ''))
+    const last = JSON.parse(events.at(-2)!)
+    expect(last.execution.cost).toBeCloseTo((last.usage.prompt_tokens * 2.5 + last.usage.completion_tokens * 10) / 1e6, 12)
+    expect(last.execution.cost).toBeGreaterThan(0)
+  })
+
   it('a version whose model is an alias executes through the alias', async () => {
     const { promptId } = await seedPrompt(t, `alias-${++n}`, [{ template: 'echo {{x}}', model: 'smart' }])
     const d = (await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging' })).body
