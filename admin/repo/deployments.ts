@@ -212,7 +212,9 @@ async function insertDeployment(tx: Queryable, promptId: string, environment: st
 
 export async function createDeployment(tx: Queryable, body: DeploymentCreate, w: WriteContext): Promise<DeploymentView> {
   checkEnvironment(body.environment, w.environments, 'environment')
-  const { rows: prompt } = await tx.query('SELECT id FROM prompts WHERE id = $1', [body.prompt_id])
+  // Serialized with promotes of the prompt on its row (promoteDeployment takes the same lock): without it, a promote
+  // that found no target while this insert was in flight inserted one too and answered a 409.
+  const { rows: prompt } = await tx.query('SELECT id FROM prompts WHERE id = $1 FOR NO KEY UPDATE', [body.prompt_id])
   if (!prompt[0]) throw unprocessable(`prompt ${body.prompt_id} does not exist`, 'prompt_id')
   const entries = await resolveEntries(tx, body.prompt_id, body)
   const config = body.config ?? {}

@@ -320,6 +320,21 @@ describe.each(engines)('deployments API on $name', (engine) => {
     expect(all.every((r) => r.body.environment === 'staging')).toBe(true)
   })
 
+  it('a promote racing a POST /deployments into its target environment updates the new deployment, never a 409', async () => {
+    for (let round = 0; round < 8; round++) {
+      const { promptId } = await prompt(2)
+      const dev = (await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'development', version: 2 })).body
+      const [created, ...promotes] = await Promise.all([
+        t.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging', version: 1 }),
+        ...Array.from({ length: 3 }, () => t.api('POST', `deployments/${dev.id}/promote`, {})),
+      ])
+      // Whichever wrote first, the promotes answer the one staging deployment (201 or 200); only the POST may be a 409.
+      expect([201, 409], created!.text).toContain(created!.status)
+      for (const p of promotes) expect([200, 201], p.text).toContain(p.status)
+      expect(new Set(promotes.map((p) => p.body.id)).size).toBe(1)
+    }
+  })
+
   it('GET /deployments/{id}/history paginates newest first; 404 for a deployment that never existed', async () => {
     const { promptId } = await prompt(3)
     const d = (await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging', version: 1 })).body
