@@ -12,6 +12,7 @@ import { GatewayError } from '../gateway/errors.ts'
 import type { RequestCtx } from '../gateway/context.ts'
 import type { RouteSpec } from '../gateway/handler.ts'
 import type { ChatRequest } from '../providers/types.ts'
+import { scopeRefusal, type Principal } from '../plugins/auth/scopes.ts'
 import { executeInbound } from './execute-inbound.ts'
 import { validators, type ExecuteBody } from './schemas.ts'
 import { pickVersion, promptEnvKey, type Snapshot, type SnapshotDeployment, type SnapshotVersion } from './snapshot.ts'
@@ -52,6 +53,19 @@ function bodyError(reasons: readonly string[]): GatewayError {
 function visibleTo(ctx: RequestCtx, d: SnapshotDeployment): boolean {
   const p = ctx.slots.principal
   return p === undefined || p.role === 'admin' || d.team === (p.team ?? null)
+}
+
+/**
+ * A key scoped to other deployments or environments is refused (403, as the auth plugin refuses it after the body)
+ * before anything is read from the deployment: its status and its template's variable names are not the key's to see.
+ * The model scope is the auth plugin's, once the model is resolved.
+ */
+function checkScopes(ctx: RequestCtx, d: SnapshotDeployment): void {
+  // The auth plugin's principal (plugins/auth Principal) when it is in the chain.
+  const scopes = (ctx.slots.principal as Principal | undefined)?.scopes
+  if (!scopes || (scopes.deployments === null && scopes.environments === null)) return
+  const refusal = scopeRefusal(scopes, { model: '', isAlias: false, deploymentId: d.id, environment: d.environment })
+  if (refusal) throw new GatewayError('MCP_ERR_AUTH_FORBIDDEN', { action: refusal.action }, { param: refusal.param, details: 'auth.out_of_scope' })
 }
 
 function findDeployment(s: Snapshot, body: ExecuteBody, ctx: RequestCtx): SnapshotDeployment {
@@ -117,6 +131,7 @@ export function executeRouteSpec(snapshot: () => Snapshot): RouteSpec {
       if (!validators.execute(json)) throw bodyError(validators.execute.errors())
       const body = json
       const d = findDeployment(snapshot(), body, ctx)
+      checkScopes(ctx, d)
       if (d.status !== 'active') throw new GatewayError('MCP_ERR_EXEC_DEPLOYMENT_INACTIVE', { id: d.id, status: d.status }, { details: 'execute.deployment_inactive' })
       const slice = pickVersion(d)
       const v = slice.version

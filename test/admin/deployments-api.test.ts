@@ -477,6 +477,26 @@ describe.each(engines)('deployments API on $name', (engine) => {
       expect(mine.body.error.param).toBe('variables.secret_field')
     })
 
+    it('a key scoped to other deployments or environments is a 403 before the deployment\'s status or template is looked at', async () => {
+      const p = (await t.api('POST', 'prompts', { name: `scoped-${++n}`, team: 'team-b' })).body
+      await t.api('POST', `prompts/${p.id}/versions`, { template: 'echo {{secret_field}}', model: 'mock/gpt-4o' })
+      const d = (await t.api('POST', 'deployments', { prompt_id: p.id, environment: 'staging' })).body
+      const other = (await t.api('POST', 'deployments', { prompt_id: p.id, environment: 'production' })).body
+      const created = await t.api('POST', 'keys', { name: `scoped-d-${n}`, role: 'invoker', team: 'team-b', scopes: { deployments: [other.id] } })
+      expect(created.status, created.text).toBe(201)
+      const byDeployment = created.body.key as string
+      const byEnvironment = (await t.api('POST', 'keys', { name: `scoped-e-${n}`, role: 'invoker', team: 'team-b', scopes: { environments: ['production'] } })).body.key as string
+      for (const [key, param] of [[byDeployment, 'deployment_id'], [byEnvironment, 'environment']] as const) {
+        for (const status of ['active', 'paused']) {
+          await t.api('PUT', `deployments/${d.id}`, { status }, { 'if-match': '*' })
+          const r = await t.data('POST', '/api/v1/mcp/execute', { deployment_id: d.id }, { authorization: `Bearer ${key}` })
+          expect(r.status, r.text).toBe(403)
+          expect([r.body.error.code, r.body.error.param]).toEqual(['MCP_ERR_AUTH_FORBIDDEN', param])
+          expect(r.text).not.toContain('secret_field')
+        }
+      }
+    })
+
     it('default variables from the deployment; the version\'s variables schema applies', async () => {
       const { promptId } = await seedPrompt(t, `exec-schema-${++n}`, [{
         template: 'echo {{city}} in {{unit}}', model: 'mock/gpt-4o',
