@@ -64,9 +64,9 @@ export function checkNoNul(buf: Buffer, json: unknown): void {
 }
 
 /** Reads, parses and validates a JSON body. An empty body counts as `{}` when `emptyOk`. */
-export async function readValid<T>(req: IncomingMessage, v: Validator<T>, emptyOk = false): Promise<T> {
+export async function readValid<T>(req: IncomingMessage, v: Validator<T>, emptyOk = false, limit = BODY_LIMIT): Promise<T> {
   checkContentType(req)
-  const buf = await readBody(req, BODY_LIMIT)
+  const buf = await readBody(req, limit)
   const json = emptyOk && buf.length === 0 ? {} : parseJson(buf)
   if (json === null || typeof json !== 'object' || Array.isArray(json)) throw bodyInvalid(['(root): must be a JSON object'])
   if (!v(json)) throw bodyInvalid(v.errors())

@@ -14,6 +14,9 @@ import { breakerSchema } from '../schemas.ts'
 import { authorize } from '../rbac.ts'
 import { sendJson, type AdminServer } from '../server.ts'
 
+/** The breaker body is `{"state": ...}`: anything near this size is not one. */
+const BREAKER_BODY_LIMIT = 64 * 1024
+
 const validateBreakerBody = compileSchema<{ state: 'open' | 'closed' | 'auto' | 'reset' }>(breakerSchema)
 
 export function registerTargetRoutes(admin: AdminServer, gw: Gateway): void {
@@ -33,8 +36,8 @@ export function registerTargetRoutes(admin: AdminServer, gw: Gateway): void {
   admin.route('POST', '/api/v1/mcp/targets/{provider}/{model}/breaker', async (req, res, p) => {
     const who = authorize(req, 'targets.write')
     const s = gw.targets.find(`${p['provider']}/${p['model']}`)
-    // As every admin body: JSON only (415), at most 1 MiB (413), errors naming the field (400).
-    const json = await readValid(req, validateBreakerBody)
+    // As every admin body: JSON only (415), errors naming the field (400); at most 64 KiB (413): it is one small enum.
+    const json = await readValid(req, validateBreakerBody, false, BREAKER_BODY_LIMIT)
     if (!s) throw notFound('target', `${p['provider']}/${p['model']}`)
     const before = s.mode
     if (json.state === 'reset') s.reset()
