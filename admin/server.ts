@@ -180,8 +180,11 @@ export class AdminServer {
       const url = req.url ?? '/'
       const q = url.indexOf('?')
       const path = q === -1 ? url : url.slice(0, q)
-      if (req.method === 'GET' && path === '/healthz') { sendJson(res, 200, { status: 'ok' }); return }
-      if (req.method === 'GET' && path === '/readyz') {
+      // HEAD is GET without the body (RFC 9110 9.3.2; Node leaves the body out of a HEAD response): the same route,
+      // the same permission.
+      const verb = req.method === 'HEAD' ? 'GET' : String(req.method)
+      if (verb === 'GET' && path === '/healthz') { sendJson(res, 200, { status: 'ok' }); return }
+      if (verb === 'GET' && path === '/readyz') {
         void this.#ready().then((r) => {
           if (r.ok && r.degraded.length > 0) sendJson(res, 200, { status: 'degraded', checks: r.checks, degraded: r.degraded })
           else sendJson(res, r.ok ? 200 : 503, { status: r.ok ? 'ready' : this.#gw.draining ? 'draining' : 'degraded', checks: r.checks })
@@ -201,7 +204,7 @@ export class AdminServer {
       }
       const principal = auth.principal
       bindPrincipal(req, principal)
-      const match = this.#match(String(req.method), path)
+      const match = this.#match(verb, path)
       if (match === undefined) {
         req.resume()
         sendAdminError(res, new GatewayError('MCP_ERR_REQ_NOT_FOUND', { method, path: path.slice(0, 200) }))
@@ -210,10 +213,11 @@ export class AdminServer {
       if ('allow' in match) {
         req.resume()
         // RFC 9110 §15.5.6: a 405 names the methods the path does support.
-        sendAdminError(res, new GatewayError('MCP_ERR_REQ_METHOD_NOT_ALLOWED', { method, path: path.slice(0, 200) }, { headers: { allow: match.allow.join(', ') } }))
+        const allow = match.allow.includes('GET') ? [...match.allow, 'HEAD'].sort() : match.allow
+        sendAdminError(res, new GatewayError('MCP_ERR_REQ_METHOD_NOT_ALLOWED', { method, path: path.slice(0, 200) }, { headers: { allow: allow.join(', ') } }))
         return
       }
-      const action = routeAction(String(req.method), match.pattern)
+      const action = routeAction(verb, match.pattern)
       const requestId = adminRequestId(req)
       if (action !== 'invoke') res.setHeader('x-request-id', requestId)
       if (!can(principal, action)) {
@@ -223,7 +227,7 @@ export class AdminServer {
         sendAdminError(res, g, requestId)
         return
       }
-      const teamParam = TEAM_QUERY[`${String(req.method)} ${match.pattern}`]
+      const teamParam = TEAM_QUERY[`${verb} ${match.pattern}`]
       const team = teamFilter(principal)
       if (teamParam !== undefined && team !== undefined) {
         // Handlers that filter by a team parameter: a team-bound caller always gets its own team.

@@ -95,7 +95,8 @@ export class Gateway {
     const methods = new Map<string, string[]>()
     for (const k of this.#routes.keys()) {
       const path = k.slice(k.indexOf(' ') + 1)
-      methods.set(path, [...(methods.get(path) ?? []), k.slice(0, k.indexOf(' '))])
+      const method = k.slice(0, k.indexOf(' '))
+      methods.set(path, [...(methods.get(path) ?? []), ...(method === 'GET' ? ['GET', 'HEAD'] : [method])])
     }
     this.#allowed = new Map([...methods].map(([path, m]) => [path, m.join(', ')]))
     this.#handle = createHandler({ holder: this.holder, log: this.log, metrics: this.metrics, router: this.#router, tracing: this.tracing })
@@ -222,7 +223,8 @@ export class Gateway {
       const url = req.url ?? '/'
       const q = url.indexOf('?')
       const path = q === -1 ? url : url.slice(0, q)
-      const spec = this.#routes.get(`${req.method} ${path}`)
+      // HEAD is GET without the body (Node leaves it out of a HEAD response).
+      const spec = this.#routes.get(`${req.method === 'HEAD' ? 'GET' : req.method} ${path}`)
       if (spec) { handle(spec, req, res, t0); return }
       const allow = this.#allowed.get(path)
       const code = allow !== undefined ? 'MCP_ERR_REQ_METHOD_NOT_ALLOWED' : 'MCP_ERR_REQ_NOT_FOUND'

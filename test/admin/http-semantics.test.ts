@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { registerTargetRoutes } from '../../admin/routes/targets.ts'
 import { startOpenAIMock, type OpenAIMock } from '../helpers/openai-mock.ts'
+import { ADMIN_KEY } from '../helpers/gateway.ts'
 import { startTestMcp, testEngines, type TestMcp } from './helpers.ts'
 
 const [pglite] = testEngines('admin HTTP semantics')
@@ -30,12 +31,12 @@ describe('admin HTTP semantics', () => {
 
   it('405 on a known path carries Allow with the methods the path serves', async () => {
     const cases: [string, string, string][] = [
-      ['PATCH', 'prompts', 'GET, POST'],
-      ['DELETE', `prompts/${MISSING}`, 'GET'],
-      ['PATCH', `deployments/${MISSING}`, 'DELETE, GET, PUT'],
-      ['PUT', `keys/${MISSING}`, 'DELETE, GET, PATCH'],
-      ['OPTIONS', 'openapi.json', 'GET'],
-      ['POST', '/metrics', 'GET'],
+      ['PATCH', 'prompts', 'GET, HEAD, POST'],
+      ['DELETE', `prompts/${MISSING}`, 'GET, HEAD'],
+      ['PATCH', `deployments/${MISSING}`, 'DELETE, GET, HEAD, PUT'],
+      ['PUT', `keys/${MISSING}`, 'DELETE, GET, HEAD, PATCH'],
+      ['OPTIONS', 'openapi.json', 'GET, HEAD'],
+      ['POST', '/metrics', 'GET, HEAD'],
     ]
     for (const [method, path, allow] of cases) {
       const r = await t.api(method, path)
@@ -43,6 +44,22 @@ describe('admin HTTP semantics', () => {
       expect(r.body.error.code).toBe('MCP_ERR_REQ_METHOD_NOT_ALLOWED')
       expect(r.headers.get('allow'), `${method} ${path}`).toBe(allow)
     }
+  })
+
+  it('HEAD is served wherever GET is: the same status and headers, no body, the same permission', async () => {
+    const p = (await t.api('POST', 'prompts', { name: `head-${Date.now()}` })).body
+    const get = await fetch(`${t.adminUrl}/api/v1/mcp/prompts/${p.id}`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })
+    const head = await fetch(`${t.adminUrl}/api/v1/mcp/prompts/${p.id}`, { method: 'HEAD', headers: { authorization: `Bearer ${ADMIN_KEY}` } })
+    expect(head.status).toBe(200)
+    expect(head.headers.get('etag')).toBe(get.headers.get('etag'))
+    expect(head.headers.get('content-length')).toBe(get.headers.get('content-length'))
+    expect(await head.text()).toBe('')
+    for (const path of ['/healthz', '/readyz', '/api/v1/mcp/openapi.json', '/metrics']) {
+      const r = await fetch(`${t.adminUrl}${path}`, { method: 'HEAD', headers: { authorization: `Bearer ${ADMIN_KEY}` } })
+      expect(r.status, path).toBe(200)
+    }
+    expect((await fetch(`${t.adminUrl}/api/v1/mcp/prompts/${MISSING}`, { method: 'HEAD', headers: { authorization: `Bearer ${ADMIN_KEY}` } })).status).toBe(404)
+    expect((await fetch(`${t.adminUrl}/api/v1/mcp/prompts`, { method: 'HEAD' })).status).toBe(401)
   })
 
   it('an unknown path is a 404 without Allow', async () => {

@@ -247,7 +247,10 @@ describe('proxy (OpenAI inbound → openai provider)', () => {
     expect(r.headers.get('allow')).toBe('POST')
     const wm = await expectOpenAIError(r, 405, 'MCP_ERR_REQ_METHOD_NOT_ALLOWED')
     expect(wm.message).toContain('GET')
-    expect((await fetch(`${tg.url}/v1/models`, { method: 'POST' })).headers.get('allow')).toBe('GET')
+    expect((await fetch(`${tg.url}/v1/models`, { method: 'POST' })).headers.get('allow')).toBe('GET, HEAD')
+    const head = await fetch(`${tg.url}/v1/models`, { method: 'HEAD', headers: { authorization: `Bearer ${ADMIN_KEY}` } })
+    expect(head.status).toBe(200)
+    expect(await head.text()).toBe('')
   })
 
   // ---- broken upstream streams --------------------------------------------------------------------
