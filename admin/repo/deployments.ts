@@ -321,6 +321,8 @@ export async function rollbackDeployment(tx: Queryable, id: string, body: { prom
   }
   const entries: Entry[] = [{ id: target.id, version: target.version, model: target.model, weight: 100, label: null }]
   checkModels(entries, row.config ?? {})
+  // To what it already serves alone (a retried rollback): nothing changes, no revision, history row or audit entry.
+  if (await changesNothing(tx, row, entries, {})) return getDeployment(tx, id)
   return applyChange(tx, row, { entries, action: 'rollback' }, w)
 }
 
@@ -346,6 +348,8 @@ export async function promoteDeployment(tx: Queryable, id: string, toEnvironment
   const { rows } = await tx.query<{ id: string }>('SELECT id FROM deployments WHERE prompt_id = $1 AND environment = $2', [source.prompt_id, target])
   if (rows[0]) {
     const existing = await loadRow(tx, rows[0].id, true)
+    // The target serves these versions with this config already: nothing changes (no revision to invalidate ETags).
+    if (await changesNothing(tx, existing, entries, { config })) return { view: await getDeployment(tx, existing.id), created: false }
     return { view: await applyChange(tx, existing, { entries, config, action: 'promote' }, w), created: false }
   }
   await lockNamedProviders(tx, entries, config)

@@ -285,6 +285,12 @@ describe.each(engines)('deployments API on $name', (engine) => {
     expect(back.body.version).toBe(3)
     const byId = await t.api('POST', `deployments/${d.id}/rollback`, { prompt_version_id: versionIds[1] }, { 'if-match': `"${back.body.revision}"` })
     expect(byId.body.version).toBe(2)
+    // A rollback to the version already served (a retried request) changes nothing: same revision, no history row.
+    const historyBefore = (await t.api('GET', `deployments/${d.id}/history`)).body.data.length
+    const same = await t.api('POST', `deployments/${d.id}/rollback`, { version: 2 })
+    expect(same.status).toBe(200)
+    expect(same.body).toMatchObject({ version: 2, revision: byId.body.revision })
+    expect((await t.api('GET', `deployments/${d.id}/history`)).body.data.length).toBe(historyBefore)
     expect((await t.api('POST', `deployments/${d.id}/rollback`, {}, { 'if-match': '"1"' })).status).toBe(412)
     expect((await t.api('POST', `deployments/${d.id}/rollback`, { version: 'x' })).body.error.param).toBe('version')
     expect((await t.api('POST', `deployments/${MISSING}/rollback`, {})).status).toBe(404)
@@ -303,6 +309,10 @@ describe.each(engines)('deployments API on $name', (engine) => {
     const again = await t.api('POST', `deployments/${dev.id}/promote`, {})
     expect(again.status).toBe(200)
     expect(again.body).toMatchObject({ id: staging.body.id, prompt_version_id: versionIds[0], revision: 2 })
+    // Promoting what the target already serves, with the same config, changes nothing (no new revision to invalidate ETags).
+    const noop = await t.api('POST', `deployments/${dev.id}/promote`, {})
+    expect(noop.status).toBe(200)
+    expect(noop.body).toMatchObject({ id: staging.body.id, prompt_version_id: versionIds[0], revision: 2 })
     const last = await t.api('POST', `deployments/${prod.body.id}/promote`, {})
     expect(last.status).toBe(422)
     expect(last.body.error.param).toBe('to_environment')
