@@ -41,6 +41,8 @@ export function registerPromptRoutes(admin: AdminServer, cp: ControlPlane): void
   admin.route('POST', `${BASE}/prompts`, async (req, res) => {
     const who = authorize(req, 'prompts.write')
     const body = await readChecked(req, validators.promptCreate, WRITE_RULES['POST /prompts']!)
+    // Execute and the snapshot find a prompt by id or by name: a name shaped like an id would shadow another prompt.
+    if (isUuid(body.name)) throw bodyInvalid(['name: must not be shaped like a UUID (prompts are also found by id)'])
     const team = writeTeam(who, body.team)
     const { team: _t, ...rest } = body
     const p = await cp.write((tx) => createPrompt(bound(req, who, tx, team), team === null ? rest : { ...rest, team }))

@@ -37,6 +37,9 @@ describe.each(engines)('prompts API on $name', (engine) => {
       [{ name: 'ok', color: 'red' }, 'color'],
       [{ name: 'ok', metadata: 'x' }, 'metadata'],
       [{ name: 'has space' }, 'name'],
+      // Execute finds a prompt by id or by name: a name shaped like an id would answer for another prompt.
+      [{ name: '0b7e6c5a-3d2f-4a1b-9c8d-7e6f5a4b3c2d' }, 'name'],
+      [{ name: '0B7E6C5A-3D2F-4A1B-9C8D-7E6F5A4B3C2D' }, 'name'],
     ]
     for (const [body, param] of cases) {
       const r = await t.api('POST', 'prompts', body)
