@@ -263,7 +263,7 @@ export async function routeAlias(ctx: RequestCtx, alias: CompiledAlias, aliases:
       try {
         const up = await attempt(ctx, t, ctx.route.open, deps.tracing)
         if (ctx.stream && alias.settings.streamRecovery === 'resume') {
-          ctx.resume = (delivered) => resumeStream(ctx, t, candidates.map((c) => c.target), delivered, deps)
+          ctx.resume = (delivered) => resumeStream(ctx, tried, candidates.map((c) => c.target), delivered, deps)
         }
         ctx.responseHeaders['x-mcp-provider'] = t.provider
         ctx.responseHeaders['x-mcp-model'] = t.model
@@ -326,12 +326,14 @@ export async function routeAlias(ctx: RequestCtx, alias: CompiledAlias, aliases:
  * message as a prefix (prefill) can continue without repeating it; with nothing delivered yet any
  * target restarts cleanly. Resolves undefined when no target can continue.
  */
-async function resumeStream(ctx: RequestCtx, failed: CompiledTarget, candidates: readonly CompiledTarget[], delivered: string, deps: RouterDeps): Promise<ChatStream | undefined> {
+async function resumeStream(ctx: RequestCtx, tried: Set<CompiledTarget>, candidates: readonly CompiledTarget[], delivered: string, deps: RouterDeps): Promise<ChatStream | undefined> {
   const base = ctx.chat
   if (!base) return undefined
   const now = Date.now()
-  const next = candidates.find((t) => t !== failed && t.state.available(now) && (delivered === '' || t.supportsPrefill))
+  // Never a target this request already used: its stream broke (or its attempt failed) once already.
+  const next = candidates.find((t) => !tried.has(t) && t.state.available(now) && (delivered === '' || t.supportsPrefill))
   if (!next) return undefined
+  tried.add(next)
   const original = ctx.originalMessages ?? base.messages
   ctx.originalMessages = original
   ctx.chat = { ...base, messages: delivered === '' ? original : [...original, { role: 'assistant', content: delivered }] }
@@ -344,7 +346,7 @@ async function resumeStream(ctx: RequestCtx, failed: CompiledTarget, candidates:
     const up = await attempt(ctx, next, ctx.route.open, deps.tracing)
     if (up.kind !== 'stream') return undefined
     // deliverStream hands over everything delivered so far (every target's part), not only this target's.
-    ctx.resume = (all) => resumeStream(ctx, next, candidates, all, deps)
+    ctx.resume = (all) => resumeStream(ctx, tried, candidates, all, deps)
     return up.stream
   } catch (e) {
     next.state.recordFailure(e, ctx.pipeline.settings.routing, Date.now())

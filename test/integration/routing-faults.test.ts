@@ -14,13 +14,14 @@ let secondary: OpenAIMock
 let big: OpenAIMock
 let claude: Awaited<ReturnType<typeof startAnthropicMock>>
 let claude2: Awaited<ReturnType<typeof startAnthropicMock>>
+let claude3: Awaited<ReturnType<typeof startAnthropicMock>>
 
 const fastTimeouts = { firstByteMs: 1000, idleMs: 800 }
 /** Time scale of the outage test (1 = the real 60 s outage; CI runs it 8× faster). */
 const OUTAGE_SCALE = Number(process.env['MCP_OUTAGE_SCALE'] ?? 8)
 
 beforeAll(async () => {
-  ;[primary, secondary, big, claude, claude2] = await Promise.all([startOpenAIMock(), startOpenAIMock(), startOpenAIMock(), startAnthropicMock(), startAnthropicMock()])
+  ;[primary, secondary, big, claude, claude2, claude3] = await Promise.all([startOpenAIMock(), startOpenAIMock(), startOpenAIMock(), startAnthropicMock(), startAnthropicMock(), startAnthropicMock()])
   gw = await startGateway({
     providers: {
       primary: { type: 'openai', baseUrl: primary.url, apiKey: 'sk-primary-000000001', headers: { 'x-mock-tokens': '60' } },
@@ -28,6 +29,7 @@ beforeAll(async () => {
       big: { type: 'openai', baseUrl: big.url, apiKey: 'sk-big-000000000001' },
       claude: { type: 'anthropic', baseUrl: claude.url, apiKey: 'sk-ant-claude-00001' },
       claude2: { type: 'anthropic', baseUrl: claude2.url, apiKey: 'sk-ant-claude-00002' },
+      claude3: { type: 'anthropic', baseUrl: claude3.url, apiKey: 'sk-ant-claude-00003' },
     },
     routing: { outlier: { consecutiveFailures: 3, baseEjectionMs: Math.round(4000 / OUTAGE_SCALE), maxEjectionMs: Math.round(16_000 / OUTAGE_SCALE) }, health: { enabled: false } },
     models: {
@@ -67,19 +69,29 @@ beforeAll(async () => {
           { provider: 'claude2', model: 'claude-sonnet-4-5', priority: 2, timeouts: fastTimeouts },
         ],
       },
+      // Every target takes a prefill: a resume may choose any of them.
+      relayAll: {
+        streamRecovery: 'resume',
+        targets: [
+          { provider: 'claude', model: 'claude-sonnet-4-5', priority: 0, timeouts: fastTimeouts },
+          { provider: 'claude2', model: 'claude-sonnet-4-5', priority: 1, timeouts: fastTimeouts },
+          { provider: 'claude3', model: 'claude-sonnet-4-5', priority: 2, timeouts: fastTimeouts },
+        ],
+      },
     },
   })
 })
 
 afterAll(async () => {
   await gw?.close()
-  await Promise.all([primary, secondary, big, claude, claude2].map((m) => m?.close()))
+  await Promise.all([primary, secondary, big, claude, claude2, claude3].map((m) => m?.close()))
 })
 
 afterEach(() => {
   for (const m of [primary, secondary, big]) { m.fault = null; m.reset() }
   claude.fault = null
   claude2.fault = null
+  claude3.fault = null
   // Forget ejections and cool-downs between cases.
   for (const s of gw.gw.targets.all()) s.reset()
 })
@@ -268,6 +280,18 @@ describe('mid-stream faults', () => {
     }
     expect(prefill(claude.requests.at(-1) as never)).toBe(first)
     expect(prefill(claude2.requests.at(-1) as never)).toBe(first + second)
+  })
+
+  it('a resumed stream never goes back to a target whose stream already broke in this request', async () => {
+    claude.fault = 'cutAfter:3'
+    claude2.fault = 'cutAfter:3'
+    const before = [claude, claude2, claude3].map((m) => m.requests.length)
+    const r = await call('relayAll', true)
+    const s = streamed(r)
+    expect(s.error).toBeUndefined()
+    expect(s.done).toBe(true)
+    // One stream each: claude cut, claude2 cut, claude3 finishes (not claude again after claude2).
+    expect([claude, claude2, claude3].map((m, i) => m.requests.length - before[i]!)).toEqual([1, 1, 1])
   })
 
   it('stream stalled with the socket open: an error event after the idle timeout', async () => {
