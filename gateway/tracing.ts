@@ -62,6 +62,15 @@ const headerGetter = {
   get: (h: IncomingHttpHeaders, k: string) => h[k],
 }
 
+function setResponseAttributes(span: Span, ctx: RequestCtx): void {
+  const u = ctx.usage
+  if (u) {
+    span.setAttribute(GENAI.inputTokens, u.prompt_tokens)
+    span.setAttribute(GENAI.outputTokens, u.completion_tokens)
+  }
+  if (ctx.finishReason) span.setAttribute(GENAI.finishReasons, [ctx.finishReason])
+}
+
 export class Tracing {
   readonly #provider: TracerProvider
   readonly #tracer: Tracer
@@ -127,6 +136,9 @@ export class Tracing {
         span.setAttribute('error.type', e.code ?? 'error')
         if (e.status !== undefined) span.setAttribute('http.response.status_code', e.status)
         span.setStatus({ code: SpanStatusCode.ERROR, message: e.message ?? String(err) })
+      } else if (span.isRecording()) {
+        // The answering attempt is the conventions' inference span: usage and finish reasons belong on it.
+        setResponseAttributes(span, ctx)
       }
       span.end()
     }
@@ -142,12 +154,7 @@ export class Tracing {
     if (ctx.providerName) span.setAttribute('mcp.provider', ctx.providerName)
     if (ctx.attempts) span.setAttribute('mcp.attempts', ctx.attempts)
     if (ctx.fallbackReason) span.setAttribute('mcp.fallback_reason', ctx.fallbackReason)
-    const u = ctx.usage
-    if (u) {
-      span.setAttribute(GENAI.inputTokens, u.prompt_tokens)
-      span.setAttribute(GENAI.outputTokens, u.completion_tokens)
-    }
-    if (ctx.finishReason) span.setAttribute(GENAI.finishReasons, [ctx.finishReason])
+    setResponseAttributes(span, ctx)
     if (outcome.errorCode !== undefined) {
       span.setAttribute('error.type', outcome.errorCode)
       span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.details })
