@@ -144,4 +144,13 @@ describe('docs and dashboard name metrics that exist', () => {
     }
     expect(problems).toEqual([])
   })
+
+  // Regression: the "Rate-limit and budget refusals" panel graphed rate-limit and auth refusals, no budget series.
+  it('the refusals panel graphs what its title names', () => {
+    const dash = JSON.parse(readFileSync(join(ROOT, 'docs', 'grafana', 'mcp-gateway.json'), 'utf8')) as { panels: { title: string; targets?: { expr: string }[] }[] }
+    const panel = dash.panels.find((p) => p.title === 'Rate-limit and budget refusals')!
+    const exprs = panel.targets!.map((t) => t.expr).join('\n')
+    expect(exprs).toContain('mcp_plugin_rate_limit_rejected_total')
+    expect(exprs).toContain('mcp_budget_refused_total')
+  })
 })
