@@ -9,7 +9,7 @@ import type { RequestCtx } from './context.ts'
 import type { Inbound } from './inbound/types.ts'
 import type { RawUpstream, UpstreamResponse } from './pipeline/types.ts'
 import { createSseParser } from '../providers/shared/sse.ts'
-import type { ChatChunk, ChatStream, TextLane, Usage } from '../providers/types.ts'
+import type { ChatChunk, ChatStream, FinishReason, TextLane, Usage } from '../providers/types.ts'
 
 const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' }
 
@@ -136,6 +136,8 @@ async function deliverStream(ctx: RequestCtx, inbound: Inbound, first: ChatStrea
  * of a 250-character event); lastIndexOf finds a key near the end in a few comparisons.
  */
 const FINISH_KEY = '"finish_reason":'
+/** A string finish reason's value (the canonical ones are short, lowercase). */
+const FINISH_VALUE = /"finish_reason":"([a-z_]{1,40})"/
 const USAGE_KEY = '"usage":'
 
 /** Some occurrence of `key` (searched from the end) is followed by the character `next`. */
@@ -239,7 +241,12 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
     let usage = false
     for (let k = 0; k < Math.min(events, TAIL); k++) {
       const d = recent[(events - 1 - k) % TAIL]!
-      if (!sawFinish && hasStringFinish(d)) sawFinish = true
+      if (!sawFinish && hasStringFinish(d)) {
+        sawFinish = true
+        // The newest finish reason (the execution log's, the tracing span's), as a non-streamed answer's is read.
+        const m = FINISH_VALUE.exec(d)
+        if (m !== null) ctx.finishReason = m[1] as FinishReason
+      }
       // The newest usage object wins (servers that report usage on every chunk report running totals).
       if (!usage && hasUsageObject(d)) {
         try { const u = (JSON.parse(d) as { usage?: Usage }).usage; if (u) { ctx.usage = u; usage = true } } catch { /* malformed: judged at the end */ }

@@ -211,6 +211,8 @@ describe('execution-log through the gateway', () => {
     const row = await rowOf('el-stream-1')
     expect(row).toMatchObject({ status: 'ok', metrics: { stream: true, completionTokens: 12 }, response: { status: 200 } })
     expect((row['metrics'] as { ttftMs: number }).ttftMs).toBeGreaterThan(0)
+    // A pass-through stream's finish reason, read from its last events as its usage is.
+    expect((row['response'] as { finish_reason: unknown }).finish_reason).toBe('stop')
   })
 
   it('records a local reply (bad key) before any body was read', async () => {
