@@ -135,6 +135,12 @@ const PARAMS: Readonly<Record<string, Rule>> = {
 
 const TEXT_ROLES: ReadonlySet<string> = new Set(['system', 'developer'])
 
+/**
+ * Anthropic refuses a text block that is empty or only whitespace (400 "text content blocks must contain
+ * non-whitespace text"), in messages, tool results and the system prompt alike: such text carries nothing and is left out.
+ */
+const blank = (text: string): boolean => text.trim() === ''
+
 function textBlock(text: string, part?: Record<string, unknown>): AnthropicBlock {
   const b: AnthropicBlock = { type: 'text', text }
   if (part?.['cache_control'] !== undefined) b['cache_control'] = part['cache_control']
@@ -152,8 +158,10 @@ function parseDataUrl(url: string, field: string): { mediaType: string; data: st
 function partToBlock(part: ContentPart, path: string, ctx: Ctx): AnthropicBlock | undefined {
   const p = part as Record<string, unknown>
   switch (part.type) {
-    case 'text':
-      return textBlock(String(p['text'] ?? ''), p)
+    case 'text': {
+      const text = String(p['text'] ?? '')
+      return blank(text) ? undefined : textBlock(text, p)
+    }
     case 'image_url': {
       const img = p['image_url'] as { url?: unknown; detail?: unknown } | undefined
       const url = typeof img?.url === 'string' ? img.url : ''
@@ -184,7 +192,7 @@ function partToBlock(part: ContentPart, path: string, ctx: Ctx): AnthropicBlock 
 
 function partsToBlocks(content: string | ContentPart[] | null | undefined, path: string, ctx: Ctx): AnthropicBlock[] {
   if (content == null) return []
-  if (typeof content === 'string') return content === '' ? [] : [textBlock(content)]
+  if (typeof content === 'string') return blank(content) ? [] : [textBlock(content)]
   const out: AnthropicBlock[] = []
   content.forEach((part, j) => {
     const b = partToBlock(part, `${path}.content[${j}]`, ctx)
@@ -226,7 +234,7 @@ function translateMessage(m: ChatMessage, i: number, ctx: Ctx, t: Translated): v
   }
   switch (m.role) {
     case 'user': {
-      const content = typeof m.content === 'string' ? m.content : partsToBlocks(m.content, path, ctx)
+      const content = typeof m.content === 'string' && !blank(m.content) ? m.content : partsToBlocks(m.content, path, ctx)
       push(t.messages, 'user', content)
       return
     }
@@ -234,7 +242,7 @@ function translateMessage(m: ChatMessage, i: number, ctx: Ctx, t: Translated): v
       const calls = m.tool_calls ?? []
       const refusal = typeof m.refusal === 'string' && m.refusal !== '' ? m.refusal : undefined
       const thinking = Array.isArray(m.thinking_blocks) ? m.thinking_blocks : []
-      if (typeof m.content === 'string' && m.content !== '' && calls.length === 0 && !refusal && thinking.length === 0) {
+      if (typeof m.content === 'string' && !blank(m.content) && calls.length === 0 && !refusal && thinking.length === 0) {
         push(t.messages, 'assistant', m.content)
         return
       }
@@ -242,14 +250,14 @@ function translateMessage(m: ChatMessage, i: number, ctx: Ctx, t: Translated): v
       blocks.push(...partsToBlocks(m.content, path, ctx))
       if (refusal) blocks.push(textBlock(refusal))
       calls.forEach((tc, j) => blocks.push(toolUseBlock(tc, `${path}.tool_calls[${j}]`)))
-      // An assistant turn with nothing in it carries nothing (and Anthropic rejects empty content).
+      // An assistant turn with nothing in it (or only whitespace) carries nothing, and Anthropic rejects empty content.
       if (blocks.length > 0) push(t.messages, 'assistant', blocks)
       return
     }
     case 'tool': {
       const result: AnthropicBlock = { type: 'tool_result', tool_use_id: m.tool_call_id }
-      if (typeof m.content === 'string') { if (m.content !== '') result['content'] = m.content }
-      else result['content'] = partsToBlocks(m.content, path, ctx)
+      const content = typeof m.content === 'string' ? (blank(m.content) ? [] : m.content) : partsToBlocks(m.content, path, ctx)
+      if (content.length > 0) result['content'] = content
       if ((m as { is_error?: unknown }).is_error === true) result['is_error'] = true
       push(t.messages, 'user', [result])
       return
@@ -260,7 +268,7 @@ function translateMessage(m: ChatMessage, i: number, ctx: Ctx, t: Translated): v
 }
 
 function asBlocks(c: string | AnthropicBlock[]): AnthropicBlock[] {
-  return typeof c === 'string' ? (c === '' ? [] : [textBlock(c)]) : c
+  return typeof c === 'string' ? (blank(c) ? [] : [textBlock(c)]) : c
 }
 
 /** Appends, merging consecutive same-role messages as Anthropic requires alternation. */

@@ -24,6 +24,11 @@
  *     max_tokens (then stop_reason max_tokens). Stream deltas join to exactly that text.
  *   input_tokens = ceil(chars of system + message text / 4), min 1.
  *
+ * Content Anthropic refuses (400 invalid_request_error, Anthropic's messages): an empty or whitespace-only text block
+ * (in messages, tool results or system; a string content is one text block), a message other than a final assistant
+ * one with no content, a base64 image whose media type is not image/jpeg, png, gif or webp, an empty or
+ * whitespace-only stop sequence.
+ *
  * Extended thinking (`thinking.type` enabled or adaptive): the reply opens with a thinking block, "Thinking about:
  * <the reply's first words>", signed with an HMAC of its text (`thinkingSignature`); streamed as content_block_start
  * {type: 'thinking', thinking: ''}, thinking_delta fragments, one signature_delta, content_block_stop, the reply's
@@ -202,6 +207,58 @@ export function thinkingSignature(thinking: string): string {
 const thinkingEnabled = (body: Record<string, unknown>): boolean => {
   const t = body['thinking'] as { type?: unknown } | undefined
   return t?.type === 'enabled' || t?.type === 'adaptive'
+}
+
+const IMAGE_MEDIA_TYPES: ReadonlySet<string> = new Set(['image/jpeg', 'image/png', 'image/gif', 'image/webp'])
+
+/** A text block's refusal, as Anthropic words it (empty, then whitespace-only text), or undefined. */
+function textRefusal(where: string, text: unknown): string | undefined {
+  if (typeof text !== 'string' || text === '') return `${where}: text content blocks must be non-empty`
+  if (text.trim() === '') return `${where}: text content blocks must contain non-whitespace text`
+  return undefined
+}
+
+/** Checks the blocks of a message, a tool result or the system prompt (see the header); the error message, or undefined. */
+function blocksRefusal(where: string, path: string, blocks: unknown[]): string | undefined {
+  for (let j = 0; j < blocks.length; j++) {
+    const b = blocks[j] as { type?: unknown; text?: unknown; source?: { type?: unknown; media_type?: unknown }; content?: unknown }
+    if (b?.type === 'text') { const r = textRefusal(where, b.text); if (r) return r }
+    if (b?.type === 'image' && b.source?.type === 'base64' && !IMAGE_MEDIA_TYPES.has(String(b.source.media_type))) {
+      return `${path}.${j}.image.source.base64.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' or 'image/webp'`
+    }
+    if (b?.type === 'tool_result') {
+      if (typeof b.content === 'string' && b.content.trim() === '' && b.content !== '') return textRefusal(where, b.content)
+      if (Array.isArray(b.content)) { const r = blocksRefusal(where, `${path}.${j}.content`, b.content); if (r) return r }
+    }
+  }
+  return undefined
+}
+
+/**
+ * What Anthropic refuses in a request's content and stop sequences (400 invalid_request_error), or undefined:
+ * empty or whitespace-only text blocks (a string content is one text block), a message with no content, an image
+ * whose media type is not jpeg, png, gif or webp, a stop sequence that is empty or whitespace-only.
+ */
+function contentError(body: Record<string, unknown>): string | undefined {
+  const stops = body['stop_sequences']
+  if (Array.isArray(stops)) {
+    for (const s of stops) {
+      if (typeof s !== 'string' || s === '') return 'stop_sequences: each stop sequence must be non-empty'
+      if (s.trim() === '') return 'stop_sequences: each stop sequence must contain non-whitespace'
+    }
+  }
+  const system = body['system']
+  if (typeof system === 'string' && system !== '' && system.trim() === '') return textRefusal('system', system)
+  if (Array.isArray(system)) { const r = blocksRefusal('system', 'system', system); if (r) return r }
+  const messages = body['messages'] as { role?: unknown; content?: unknown }[]
+  for (let i = 0; i < messages.length; i++) {
+    const c = messages[i]?.content
+    const final = i === messages.length - 1 && messages[i]?.role === 'assistant'
+    if ((c === '' || (Array.isArray(c) && c.length === 0)) && !final) return `messages.${i}: all messages must have non-empty content except for the optional final assistant message`
+    if (typeof c === 'string' && c !== '') { const r = textRefusal('messages', c); if (r) return r }
+    if (Array.isArray(c)) { const r = blocksRefusal('messages', `messages.${i}.content`, c); if (r) return r }
+  }
+  return undefined
 }
 
 /** Anthropic's checks of thinking blocks in the history (see the header); the error message, or undefined. */
@@ -477,7 +534,7 @@ export function startAnthropicMock(opts: StartAnthropicMockOptions = {}): Promis
     for (const [field, ok] of [['model', typeof b['model'] === 'string' && b['model'] !== ''], ['max_tokens', typeof b['max_tokens'] === 'number'], ['messages', Array.isArray(b['messages'])]] as const) {
       if (!ok) { sendError(res, rec, 400, 'invalid_request_error', `${field}: Field required`); return }
     }
-    const refused = thinkingError(b)
+    const refused = contentError(b) ?? thinkingError(b)
     if (refused !== undefined) { sendError(res, rec, 400, 'invalid_request_error', refused); return }
     const tokens = Math.min(100_000, Number.parseInt(headerOf(req.headers['x-mock-tokens']) ?? '12', 10) || 12)
     const plan = planReply(b, tokens)

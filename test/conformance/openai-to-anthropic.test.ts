@@ -1,0 +1,77 @@
+/**
+ * The official `openai` SDK through the gateway to an Anthropic model, against the Anthropic mock, which refuses
+ * what Anthropic's API refuses (empty and whitespace-only text blocks, image media types other than jpeg, png, gif
+ * and webp, whitespace-only stop sequences). What an OpenAI client sends must reach Anthropic in a form it accepts,
+ * or be answered by the gateway with a 400 naming the OpenAI field.
+ */
+import OpenAI from 'openai'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { startAnthropicMock, type AnthropicMock } from '../helpers/anthropic-mock.ts'
+import { ADMIN_KEY, startGateway, type TestGateway } from '../helpers/gateway.ts'
+
+const MODEL = 'claude/claude-sonnet-4-5'
+const TOOLS: OpenAI.Chat.Completions.ChatCompletionTool[] = [{
+  type: 'function',
+  function: { name: 'get_weather', description: 'Weather for a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } },
+}]
+
+let mock: AnthropicMock
+let gw: TestGateway
+let client: OpenAI
+
+beforeAll(async () => {
+  mock = await startAnthropicMock()
+  gw = await startGateway({
+    providers: {
+      claude: { type: 'anthropic', baseUrl: mock.url, apiKey: 'sk-ant-o2a-0001' },
+      claudedrop: { type: 'anthropic', baseUrl: mock.url, apiKey: 'sk-ant-o2a-0001', dropUnsupportedParams: true },
+    },
+  })
+  client = new OpenAI({ apiKey: ADMIN_KEY, baseURL: `${gw.url}/v1`, maxRetries: 0 })
+})
+afterAll(async () => {
+  await gw?.close()
+  await mock?.close()
+})
+beforeEach(() => { mock.reset() })
+
+async function badRequest(p: Promise<unknown>): Promise<InstanceType<typeof OpenAI.BadRequestError>> {
+  const e = await p.then(() => undefined, (err: unknown) => err)
+  expect(e).toBeInstanceOf(OpenAI.BadRequestError)
+  return e as InstanceType<typeof OpenAI.BadRequestError>
+}
+
+describe('openai SDK → gateway → anthropic: content Anthropic refuses', () => {
+  it('a tool loop whose assistant turn said only whitespace before its tool call goes through', async () => {
+    const r = await client.chat.completions.create({
+      model: MODEL, tools: TOOLS,
+      messages: [
+        { role: 'user', content: 'please call tool for Paris' },
+        { role: 'assistant', content: '\n\n', tool_calls: [{ id: 'toolu_01X', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
+        { role: 'tool', tool_call_id: 'toolu_01X', content: 'sunny' },
+      ],
+    })
+    expect(r.choices[0]!.message.content).toBe('tool result: sunny')
+    expect(mock.requests[0]!.body.messages[1].content).toEqual([{ type: 'tool_use', id: 'toolu_01X', name: 'get_weather', input: { city: 'Paris' } }])
+  })
+
+  it('empty and whitespace-only text parts next to real content are left out', async () => {
+    const r = await client.chat.completions.create({
+      model: MODEL,
+      messages: [
+        { role: 'system', content: [{ type: 'text', text: '' }, { type: 'text', text: 'Be brief.' }] },
+        { role: 'user', content: [{ type: 'text', text: 'echo hi' }, { type: 'text', text: '' }, { type: 'text', text: ' \n' }] },
+      ],
+    })
+    expect(r.choices[0]!.message.content).toBe('echo: hi')
+  })
+
+  it('a whitespace-only assistant turn in the history is left out like an empty one', async () => {
+    const r = await client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: 'user', content: 'hello' }, { role: 'assistant', content: ' ' }, { role: 'user', content: 'echo again' }],
+    })
+    expect(r.choices[0]!.finish_reason).toBe('stop')
+    expect(mock.requests[0]!.body.messages).toEqual([{ role: 'user', content: [{ type: 'text', text: 'hello' }, { type: 'text', text: 'echo again' }] }])
+  })
+})
