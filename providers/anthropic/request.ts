@@ -57,10 +57,13 @@ interface Ctx {
   readonly opts: AnthropicRequestOptions
 }
 
-/** Throws the 400 for an unsupported parameter, or returns (the caller then drops it) when configured to drop. */
-function unsupported(ctx: Ctx, param: string): void {
+/**
+ * Throws the 400 for an unsupported parameter (or value: then `message` says why), or returns (the caller then drops
+ * it) when configured to drop.
+ */
+function unsupported(ctx: Ctx, param: string, message?: string): void {
   if (ctx.opts.dropUnsupportedParams) return
-  throw new GatewayError('MCP_ERR_REQ_PARAM_UNSUPPORTED', { param, provider: ctx.opts.provider }, { param, details: 'request.param_unsupported' })
+  throw new GatewayError('MCP_ERR_REQ_PARAM_UNSUPPORTED', { param, provider: ctx.opts.provider }, { param, details: 'request.param_unsupported', ...(message !== undefined ? { message } : {}) })
 }
 
 function invalid(field: string, reason: string): GatewayError {
@@ -149,6 +152,9 @@ function textBlock(text: string, part?: Record<string, unknown>): AnthropicBlock
 
 const DATA_URL = /^data:([^;,]+)((?:;[^;,]+)*);base64,/
 
+/** The only image media types Anthropic takes (base64 images of any other type are a 400). */
+const IMAGE_MEDIA_TYPES: ReadonlySet<string> = new Set(['image/jpeg', 'image/png', 'image/gif', 'image/webp'])
+
 function parseDataUrl(url: string, field: string): { mediaType: string; data: string } {
   const m = DATA_URL.exec(url)
   if (!m) throw invalid(field, 'a data: URL must be base64-encoded (data:<media-type>;base64,<data>)')
@@ -167,8 +173,15 @@ function partToBlock(part: ContentPart, path: string, ctx: Ctx): AnthropicBlock 
       const url = typeof img?.url === 'string' ? img.url : ''
       if (img?.detail !== undefined && img.detail !== 'auto') { unsupported(ctx, `${path}.image_url.detail`) }
       if (url.startsWith('data:')) {
-        const { mediaType, data } = parseDataUrl(url, `${path}.image_url.url`)
-        return { type: 'image', source: { type: 'base64', media_type: mediaType, data } }
+        const field = `${path}.image_url.url`
+        const { mediaType, data } = parseDataUrl(url, field)
+        // Media types are case-insensitive; Anthropic takes them in lower case only.
+        const type = mediaType.toLowerCase()
+        if (!IMAGE_MEDIA_TYPES.has(type)) {
+          unsupported(ctx, field, `Parameter '${field}' is an image of type ${mediaType}; provider ${ctx.opts.provider} takes image/jpeg, image/png, image/gif and image/webp`)
+          return undefined
+        }
+        return { type: 'image', source: { type: 'base64', media_type: type, data } }
       }
       if (/^https?:\/\//i.test(url)) return { type: 'image', source: { type: 'url', url } }
       throw invalid(`${path}.image_url.url`, 'must be a data: URL or an http(s) URL')

@@ -75,3 +75,29 @@ describe('openai SDK → gateway → anthropic: content Anthropic refuses', () =
     expect(mock.requests[0]!.body.messages).toEqual([{ role: 'user', content: [{ type: 'text', text: 'hello' }, { type: 'text', text: 'echo again' }] }])
   })
 })
+
+describe('openai SDK → gateway → anthropic: values Anthropic has no room for', () => {
+  const PNG = 'data:image/png;base64,iVBORw0KGgo='
+
+  it('an image whose media type Anthropic refuses is a 400 naming the field, before Anthropic is called (dropped when configured)', async () => {
+    const content: OpenAI.Chat.Completions.ChatCompletionContentPart[] = [
+      { type: 'text', text: 'echo look' },
+      { type: 'image_url', image_url: { url: 'data:image/bmp;base64,Qk0=' } },
+    ]
+    const e = await badRequest(client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content }] }))
+    expect(e.param).toBe('messages[0].content[1].image_url.url')
+    expect(e.message).toContain('image/bmp')
+    expect(mock.requests).toHaveLength(0)
+    const r = await client.chat.completions.create({ model: 'claudedrop/claude-sonnet-4-5', messages: [{ role: 'user', content }] })
+    expect(r.choices[0]!.message.content).toBe('echo: look')
+  })
+
+  it('accepts the four image media types Anthropic takes, whatever their case', async () => {
+    const content: OpenAI.Chat.Completions.ChatCompletionContentPart[] = [
+      { type: 'text', text: 'echo four' },
+      ...['image/jpeg', 'image/PNG', 'image/gif', 'image/webp'].map((t) => ({ type: 'image_url' as const, image_url: { url: PNG.replace('image/png', t) } })),
+    ]
+    const r = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content }] })
+    expect(r.choices[0]!.message.content).toBe('echo: four')
+  })
+})
