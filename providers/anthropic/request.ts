@@ -83,6 +83,12 @@ const is = (x: unknown) => (v: unknown) => v === x
 const isEmptyObject = (v: unknown) => typeof v === 'object' && v !== null && Object.keys(v).length === 0
 const never = () => false
 
+/**
+ * Anthropic refuses a text block that is empty or only whitespace (400 "text content blocks must contain
+ * non-whitespace text"), in messages, tool results and the system prompt alike: such text carries nothing and is left out.
+ */
+const blank = (text: string): boolean => text.trim() === ''
+
 const EFFORTS: ReadonlySet<string> = new Set(['low', 'medium', 'high', 'xhigh', 'max'])
 
 const PARAMS: Readonly<Record<string, Rule>> = {
@@ -106,7 +112,14 @@ const PARAMS: Readonly<Record<string, Rule>> = {
   },
   top_p: (v, out) => { out.top_p = v as number },
   top_k: (v, out) => { out.top_k = v as number },
-  stop: (v, out) => { out.stop_sequences = typeof v === 'string' ? [v] : (v as string[]) },
+  stop: (v, out, ctx, key) => {
+    // Anthropic refuses an empty or whitespace-only stop sequence ("each stop sequence must contain non-whitespace").
+    const stops = (typeof v === 'string' ? [v] : (v as string[])).filter((x) => typeof x !== 'string' || !blank(x))
+    if (stops.length !== (typeof v === 'string' ? 1 : (v as string[]).length)) {
+      unsupported(ctx, key, `Parameter '${key}' has a stop sequence that is empty or only whitespace, which provider ${ctx.opts.provider} does not support`)
+    }
+    if (stops.length > 0) out.stop_sequences = stops
+  },
   user: (v, out) => { out.metadata = { user_id: String(v) } },
   response_format: (v, out, ctx, key) => {
     const rf = v as { type?: string; json_schema?: { schema?: Record<string, unknown> } }
@@ -138,11 +151,6 @@ const PARAMS: Readonly<Record<string, Rule>> = {
 
 const TEXT_ROLES: ReadonlySet<string> = new Set(['system', 'developer'])
 
-/**
- * Anthropic refuses a text block that is empty or only whitespace (400 "text content blocks must contain
- * non-whitespace text"), in messages, tool results and the system prompt alike: such text carries nothing and is left out.
- */
-const blank = (text: string): boolean => text.trim() === ''
 
 function textBlock(text: string, part?: Record<string, unknown>): AnthropicBlock {
   const b: AnthropicBlock = { type: 'text', text }

@@ -100,4 +100,13 @@ describe('openai SDK → gateway → anthropic: values Anthropic has no room for
     const r = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content }] })
     expect(r.choices[0]!.message.content).toBe('echo: four')
   })
+
+  it('a whitespace-only stop sequence is a 400 naming stop, before Anthropic is called (dropped when configured)', async () => {
+    const e = await badRequest(client.chat.completions.create({ model: MODEL, stop: ['END', '\n'], messages: [{ role: 'user', content: 'echo hi' }] }))
+    expect(e.param).toBe('stop')
+    expect(mock.requests).toHaveLength(0)
+    const r = await client.chat.completions.create({ model: 'claudedrop/claude-sonnet-4-5', stop: ['END', '\n'], messages: [{ role: 'user', content: 'echo hi' }] })
+    expect(r.choices[0]!.message.content).toBe('echo: hi')
+    expect(mock.requests[0]!.body.stop_sequences).toEqual(['END'])
+  })
 })
