@@ -122,6 +122,17 @@ describe('anthropic request translation', () => {
     ])
   })
 
+  it('keeps an assistant refusal content part (OpenAI\'s assistant content may hold them) as text, like the refusal field', () => {
+    const body = toAnthropicRequest(req({
+      messages: [
+        { role: 'user', content: 'a' },
+        { role: 'assistant', content: [{ type: 'refusal', refusal: 'I cannot help with that.' } as never, { type: 'text', text: 'Ask me something else.' }] },
+        { role: 'user', content: 'b' },
+      ],
+    }), MODEL, false, OPTS)
+    expect(body.messages[1]).toEqual({ role: 'assistant', content: [{ type: 'text', text: 'I cannot help with that.' }, { type: 'text', text: 'Ask me something else.' }] })
+  })
+
   it('maps response_format json_schema to output_config.format and reasoning_effort to output_config.effort', () => {
     const body = toAnthropicRequest(req({
       response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: { a: { type: 'string' } } } } },

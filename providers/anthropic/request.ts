@@ -268,7 +268,11 @@ function translateMessage(m: ChatMessage, i: number, ctx: Ctx, t: Translated): v
         return
       }
       const blocks = thinking.map((b, j) => thinkingBlock(b, `${path}.thinking_blocks[${j}]`))
-      blocks.push(...partsToBlocks(m.content, path, ctx))
+      // OpenAI's assistant content may hold refusal parts ({type: 'refusal', refusal}): text, like the refusal field.
+      const content = Array.isArray(m.content)
+        ? (m.content as ContentPart[]).map((p): ContentPart => (p.type === 'refusal' ? { type: 'text', text: String((p as { refusal?: unknown }).refusal ?? '') } : p))
+        : m.content
+      blocks.push(...partsToBlocks(content, path, ctx))
       if (refusal) blocks.push(textBlock(refusal))
       calls.forEach((tc, j) => blocks.push(toolUseBlock(tc, `${path}.tool_calls[${j}]`)))
       // An assistant turn with nothing in it (or only whitespace) carries nothing, and Anthropic rejects empty content.
