@@ -139,6 +139,21 @@ describe('trace context on every provider path', () => {
     expectLinked(f.mine, [...openai.requests.slice(ob), ...claude.requests.slice(cb)].map((q) => q.headers), 'fallback')
   })
 
+  it('a target whose breaker refuses (nothing sent) gets no attempt span: one CLIENT span per upstream call', async () => {
+    const target = gw.gw.targets.find('oa/gpt-4o')!
+    target.mode = 'forced-open'
+    try {
+      const ob = openai.requests.length
+      const cb = claude.requests.length
+      const r = await traced('/v1/chat/completions', chatBody('mixed'))
+      expect(r.status).toBe(200)
+      expect(openai.requests.length).toBe(ob)
+      expectLinked(r.mine, claude.requests.slice(cb).map((q) => q.headers), 'breaker open, fallback')
+    } finally {
+      target.mode = 'auto'
+    }
+  })
+
   // Regression: usage and finish reasons were set on the SERVER span only; the GenAI conventions put them on the
   // inference (CLIENT) span, where GenAI-aware backends read tokens per model call.
   it('the answering attempt span carries the GenAI usage and finish reasons, JSON and streaming', async () => {
