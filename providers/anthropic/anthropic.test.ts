@@ -68,6 +68,21 @@ describe('anthropic request translation', () => {
     expect(toAnthropicRequest(req({ max_tokens: 10 }), MODEL, false, OPTS).max_tokens).toBe(10)
   })
 
+  it('a message left with no content (only whitespace) is a 400 naming it, unless it merges into a turn with content', () => {
+    for (const content of ['   ', [{ type: 'text' as const, text: ' \n ' }]]) {
+      const e = catchError(() => toAnthropicChat(req({ messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello' }, { role: 'user', content }] }), MODEL, false, OPTS))
+      expect([e.status, e.param], JSON.stringify(content)).toEqual([400, 'messages[2].content'])
+    }
+    // Next to tool results (the same Anthropic user turn) a blank user message carries nothing, and is fine.
+    const ok = toAnthropicChat(req({ messages: [
+      { role: 'user', content: 'weather?' },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'toolu_1', type: 'function', function: { name: 'w', arguments: '{}' } }] },
+      { role: 'tool', tool_call_id: 'toolu_1', content: 'sunny' },
+      { role: 'user', content: ' ' },
+    ] }), MODEL, false, OPTS)
+    expect((ok.body as { messages: unknown[] }).messages).toHaveLength(3)
+  })
+
   it('maps stop arrays, user and a base path', () => {
     const up = toAnthropicChat(req({ stop: ['a', 'b'], user: 'u1' }), MODEL, false, { ...OPTS, basePath: '/proxy' })
     expect(up.path).toBe('/proxy/v1/messages')
@@ -154,7 +169,7 @@ describe('anthropic request translation', () => {
     ['metadata', { metadata: { a: 'b' } }],
     ['modalities', { modalities: ['text', 'audio'] }],
     ['messages[0].name', { messages: [{ role: 'user', content: 'Hi', name: 'bob' }] }],
-    ['messages[0].content[0].type', { messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: { data: '', format: 'wav' } }] }] }],
+    ['messages[0].content[1].type', { messages: [{ role: 'user', content: [{ type: 'text', text: 'Listen:' }, { type: 'input_audio', input_audio: { data: '', format: 'wav' } }] }] }],
     ['messages[0].content[0].image_url.detail', { messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'https://x/y.png', detail: 'low' } }] }] }],
   ] as [string, Partial<ChatRequest>][])('rejects %s with MCP_ERR_REQ_PARAM_UNSUPPORTED naming it and the provider, or drops it when configured', (param, extra) => {
     const e = catchError(() => toAnthropicRequest(req(extra), MODEL, false, OPTS))

@@ -241,7 +241,11 @@ function thinkingBlock(b: ThinkingBlock, path: string): AnthropicBlock {
   throw invalid(path, "must be {type: 'thinking', thinking, signature} or {type: 'redacted_thinking', data}")
 }
 
-interface Translated { system: AnthropicBlock[]; systemIsString: boolean; messages: AnthropicMessageParam[] }
+interface Translated {
+  system: AnthropicBlock[]; systemIsString: boolean; messages: AnthropicMessageParam[]
+  /** A user message that brought no content, by the Anthropic message it went into (judged once all are merged). */
+  empty?: Map<AnthropicMessageParam, string>
+}
 
 /** One canonical message → the Anthropic message it contributes (before merging), or system blocks. */
 function translateMessage(m: ChatMessage, i: number, ctx: Ctx, t: Translated): void {
@@ -257,6 +261,7 @@ function translateMessage(m: ChatMessage, i: number, ctx: Ctx, t: Translated): v
     case 'user': {
       const content = typeof m.content === 'string' && !blank(m.content) ? m.content : partsToBlocks(m.content, path, ctx)
       push(t.messages, 'user', content)
+      if (content.length === 0) { const into = t.messages[t.messages.length - 1]!; if (!(t.empty ??= new Map()).has(into)) t.empty.set(into, `${path}.content`) }
       return
     }
     case 'assistant': {
@@ -351,6 +356,9 @@ export function toAnthropicRequest(req: ChatRequest, model: string, stream: bool
   const ctx: Ctx = { opts }
   const t: Translated = { system: [], systemIsString: true, messages: [] }
   req.messages.forEach((m, i) => translateMessage(m, i, ctx, t))
+  // A user turn with nothing in it (whitespace-only text is left out): Anthropic refuses it ("all messages must have
+  // non-empty content"); merged with other user content (tool results) it carries nothing and is fine.
+  if (t.empty) for (const [msg, field] of t.empty) if (msg.content.length === 0) throw invalid(field, `has no content Anthropic takes (text that is not only whitespace, an image or a file); provider ${opts.provider} refuses empty messages`)
 
   const out: AnthropicRequest = {
     model,
