@@ -71,13 +71,14 @@ function truncate(body: unknown, maxBytes: number, redact: ReadonlySet<string>):
   return { value: { truncated: true, bytes: buf.length, sha256, head }, bytes: maxBytes }
 }
 
-function metadataOf(body: unknown): Captured {
+function metadataOf(body: unknown, redact: ReadonlySet<string>): Captured {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) return { value: {}, bytes: 2 }
   const out: Record<string, unknown> = {}
   const o = body as Record<string, unknown>
   for (const k in o) {
     const v = o[k]
-    if (Array.isArray(v)) out[`${k}_count`] = v.length
+    if (redact.has(k)) out[k] = REDACTED
+    else if (Array.isArray(v)) out[`${k}_count`] = v.length
     else if (CONTENT_KEYS.has(k)) { if (typeof v === 'string') out[`${k}_count`] = 1 }
     else if (v === null || typeof v === 'number' || typeof v === 'boolean' || (typeof v === 'string' && v.length <= 200)) out[k] = v
   }
@@ -87,7 +88,7 @@ function metadataOf(body: unknown): Captured {
 /** The stored form of a body under the configured capture mode, cap and redaction. */
 export function captureBody(body: unknown, mode: Capture, maxBytes: number, redact: ReadonlySet<string>): Captured {
   if (body === undefined || mode === 'none') return { value: {}, bytes: 2 }
-  if (mode === 'metadata') return metadataOf(body)
+  if (mode === 'metadata') return metadataOf(body, redact)
   const w: Walk = { bytes: 0, redact: false }
   measure(body, maxBytes, redact, 0, w)
   if (w.bytes <= maxBytes) return { value: w.redact ? redactCopy(body, redact) : body, bytes: w.bytes }

@@ -72,6 +72,14 @@ describe('request capture', () => {
     expect(Buffer.byteLength(JSON.stringify(v))).toBeLessThanOrEqual(4096)
   })
 
+  it('metadata applies redactFields to the top-level parameters it keeps', () => {
+    // Unknown top-level fields pass validation (gateway/http/schemas.ts): a key sent in the body must not be stored.
+    const c = captureBody({ model: 'm', api_key: 'sk-secret', password: 'hunter2', messages: [] }, 'metadata', 65536, REDACT)
+    expect(JSON.stringify(c.value)).not.toContain('sk-secret')
+    expect(JSON.stringify(c.value)).not.toContain('hunter2')
+    expect(c.value).toEqual({ model: 'm', api_key: '[redacted]', password: '[redacted]', messages_count: 0 })
+  })
+
   it('metadata keeps parameters and counts, no content; none keeps nothing', () => {
     expect(captureBody(body, 'metadata', 65536, REDACT).value).toEqual({ model: 'gpt-4o', temperature: 0.2, messages_count: 1, tools_count: 1, user_count: 1 })
     expect(captureBody({ model: 'e', input: 'some text' }, 'metadata', 65536, REDACT).value).toEqual({ model: 'e', input_count: 1 })
