@@ -66,8 +66,15 @@ function truncate(body: unknown, maxBytes: number, redact: ReadonlySet<string>):
   }
   const buf = Buffer.from(json, 'utf8')
   const sha256 = createHash('sha256').update(buf).digest('hex')
-  // A string value: always valid JSON, whatever the cut. A character cut in half becomes U+FFFD.
-  const head = buf.subarray(0, Math.max(0, maxBytes - 256)).toString('utf8')
+  // A string value: always valid JSON, whatever the cut. A character cut in half becomes U+FFFD. Stored as a JSON
+  // string, the head is escaped again (`"` and `\\` double): cut further until its escaped form fits.
+  const room = Math.max(0, maxBytes - 256)
+  let cut = room
+  let head = buf.subarray(0, cut).toString('utf8')
+  for (let over = Buffer.byteLength(JSON.stringify(head)) - 2 - room; over > 0 && cut > 0; over = Buffer.byteLength(JSON.stringify(head)) - 2 - room) {
+    cut = Math.max(0, cut - Math.ceil(over / 2) - 3)
+    head = buf.subarray(0, cut).toString('utf8')
+  }
   return { value: { truncated: true, bytes: buf.length, sha256, head }, bytes: maxBytes }
 }
 

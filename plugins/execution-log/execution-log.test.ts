@@ -80,6 +80,14 @@ describe('request capture', () => {
     expect(c.value).toEqual({ model: 'm', api_key: '[redacted]', password: '[redacted]', messages_count: 0 })
   })
 
+  it('keeps an over-cap body within the cap when its JSON is full of characters that escape again', () => {
+    for (const content of ['"'.repeat(20_000), '\\'.repeat(20_000), '\u0001'.repeat(5_000)]) {
+      const c = captureBody({ model: 'm', messages: [{ role: 'user', content }] }, 'full', 4096, REDACT)
+      expect((c.value as { truncated: boolean }).truncated).toBe(true)
+      expect(Buffer.byteLength(JSON.stringify(c.value))).toBeLessThanOrEqual(4096)
+    }
+  })
+
   it('metadata keeps parameters and counts, no content; none keeps nothing', () => {
     expect(captureBody(body, 'metadata', 65536, REDACT).value).toEqual({ model: 'gpt-4o', temperature: 0.2, messages_count: 1, tools_count: 1, user_count: 1 })
     expect(captureBody({ model: 'e', input: 'some text' }, 'metadata', 65536, REDACT).value).toEqual({ model: 'e', input_count: 1 })
