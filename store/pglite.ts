@@ -1,14 +1,17 @@
 /**
  * Embedded engine: PGlite (PostgreSQL compiled to WASM, in-process). The default when no MCP_DATABASE_URL is set.
- * One process per data directory: PGlite takes no lock on it, two processes opening the same directory corrupt it.
+ * One process per data directory: PGlite takes no lock on it and two processes opening the same directory corrupt it,
+ * so the directory is locked (`<dir>.lock`, store/dir-lock.ts) while it is open: a second process is refused.
  * `copyFrom` is PGlite's own COPY path: `COPY ... FROM '/dev/blob'` with the lines as the query's `blob`, which
  * PostgreSQL reads like a file (same text format, same parser as COPY FROM STDIN).
  */
 import { mkdir } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
 import { PGlite, types } from '@electric-sql/pglite'
 import type { Transaction } from '@electric-sql/pglite'
 import { copyTarget, DEFAULT_PGLITE_SHARED_BUFFERS, isCopyChunks, PGLITE_MEMORY_PATTERN } from './types.ts'
 import type { CopyData, Queryable, QueryResult, Store } from './types.ts'
+import { lockDir } from './dir-lock.ts'
 
 export interface PgliteOptions {
   /** A directory (created if missing) or 'memory://' for a throw-away in-memory database. */
@@ -51,13 +54,23 @@ export async function openPglite(options: PgliteOptions): Promise<Store> {
   if (!MEMORY_SETTING.test(sharedBuffers)) {
     throw new Error(`pglite.sharedBuffers: '${sharedBuffers}' is not a PostgreSQL memory size (an integer and kB, MB or GB, like 16MB)`)
   }
-  if (!inMemory) await mkdir(options.dataDir, { recursive: true })
-  const db = await PGlite.create(inMemory ? 'memory://' : options.dataDir, {
-    startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${sharedBuffers}`],
-    // date as 'YYYY-MM-DD' (PGlite's default makes a Date of it); the postgres engine does the same.
-    parsers: { [types.DATE]: (value: string) => value },
-  })
-  await db.exec("SET TIME ZONE 'UTC'")
+  let unlock = async (): Promise<void> => {}
+  if (!inMemory) {
+    await mkdir(options.dataDir, { recursive: true })
+    unlock = await lockDir(join(dirname(options.dataDir), `${basename(options.dataDir)}.lock`), `the embedded database ${options.dataDir}`)
+  }
+  let db: PGlite
+  try {
+    db = await PGlite.create(inMemory ? 'memory://' : options.dataDir, {
+      startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${sharedBuffers}`],
+      // date as 'YYYY-MM-DD' (PGlite's default makes a Date of it); the postgres engine does the same.
+      parsers: { [types.DATE]: (value: string) => value },
+    })
+    await db.exec("SET TIME ZONE 'UTC'")
+  } catch (e) {
+    await unlock()
+    throw e
+  }
   const base = queryable(db)
   let closing: Promise<void> | undefined
   return {
@@ -69,7 +82,7 @@ export async function openPglite(options: PgliteOptions): Promise<Store> {
       return db.transaction((tx) => fn(queryable(tx)))
     },
     close(): Promise<void> {
-      closing ??= db.closed ? Promise.resolve() : db.close()
+      closing ??= (db.closed ? Promise.resolve() : db.close()).finally(unlock)
       return closing
     },
     async ping(): Promise<boolean> {

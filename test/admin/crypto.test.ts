@@ -181,6 +181,11 @@ describe('npm run rotate-keys', () => {
       const id = await insertProvider(store, new Keyring([masterKey(oldKey)]), 'cli', 'sk-cccccccccccccccc')
       await store.close()
       const env = { ...process.env, MCP_DATA_DIR: dir, MCP_DATABASE_URL: '', MCP_MASTER_KEY: '', MCP_MASTER_KEYS: `${newKey.toString('base64')},${oldKey.toString('base64')}` }
+      // While a gateway holds the embedded store open, the command refuses (two processes would corrupt it).
+      const held = await openStore({ dataDir: dir })
+      const refused = run(process.execPath, ['--experimental-strip-types', '--disable-warning=ExperimentalWarning', 'admin/cli/rotate-master-key.ts'], { env, cwd: process.cwd() })
+      await expect(refused).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/in use by another process/) })
+      await held.close()
       const { stdout } = await run(process.execPath, ['--experimental-strip-types', '--disable-warning=ExperimentalWarning', 'admin/cli/rotate-master-key.ts'], { env, cwd: process.cwd() })
       expect(JSON.parse(stdout)).toMatchObject({ currentKeyId: derivedKeyId(newKey), resealed: 1 })
       store = await openStore({ dataDir: dir })

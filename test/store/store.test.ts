@@ -3,10 +3,12 @@
  * (default postgres://postgres@127.0.0.1:5432/test) in a schema of its own per run, dropped at the end.
  * PostgreSQL unreachable: the suite fails when CI=true, and is skipped with a message otherwise.
  */
+import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openStore, storeOptionsFromEnv } from '../../store/index.ts'
 import { DEFAULT_MIGRATIONS_DIR, loadMigrations, migrate, MigrationError } from '../../store/migrate.ts'
@@ -519,6 +521,32 @@ describe('PGlite on disk', () => {
       }
       expect((await readFile(join(dataDir, 'pglite', 'PG_VERSION'), 'utf8')).trim()).toMatch(/^\d+$/)
     } finally {
+      await rm(dataDir, { recursive: true, force: true })
+    }
+  }, SLOW)
+
+  it('refuses a second process on the same data directory, and takes over the lock of one that died', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'mcp-data-'))
+    const storeIndex = fileURLToPath(new URL('../../store/index.ts', import.meta.url))
+    // Another process (a second gateway, or rotate-keys while the gateway runs) holding the store open.
+    const script = `const { openStore } = await import(${JSON.stringify(storeIndex)}); await openStore({ dataDir: ${JSON.stringify(dataDir)} }); process.stdout.write('open\\n'); setInterval(() => {}, 1000)`
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (d: Buffer) => { if (d.toString().includes('open')) resolve() })
+        child.once('exit', (code) => reject(new Error(`the holder exited (${code})`)))
+      })
+      await expect(openStore({ dataDir })).rejects.toThrow(/in use by another process \(pid \d+/)
+      // The holder is killed: its lock is stale, the next open takes it over.
+      child.kill('SIGKILL')
+      await new Promise((resolve) => child.once('exit', resolve))
+      const store = await openStore({ dataDir })
+      await expect(openStore({ dataDir })).rejects.toThrow(/already open in this process/)
+      await store.close()
+      const again = await openStore({ dataDir })
+      await again.close()
+    } finally {
+      child.kill('SIGKILL')
       await rm(dataDir, { recursive: true, force: true })
     }
   }, SLOW)
