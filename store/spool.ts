@@ -16,11 +16,13 @@
  * - Rows that the database rejects for their content (not for being unreachable) go to `rejected.ndjson`,
  *   a dead-letter file kept for inspection and never replayed.
  *
- * One process per directory (like PGlite's data directory): two writers sharing a spool would replay each other's
- * segments.
+ * One process per directory (like PGlite's data directory): two writers sharing a spool would append to the same
+ * segment names and delete each other's segments after replaying only what they had read. `open` takes
+ * `spool.lock` (store/dir-lock.ts) and fails while another live process holds it; `close` releases it.
  */
 import { mkdir, open, readdir, readFile, stat, unlink, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
+import { lockDir } from './dir-lock.ts'
 
 export interface SpoolOptions {
   dir: string
@@ -80,8 +82,10 @@ export class Spool {
   /** Operations run one at a time, in call order. */
   #chain: Promise<unknown> = Promise.resolve()
   #closed = false
+  readonly #unlock: () => Promise<void>
 
-  private constructor(opts: SpoolOptions, segments: SegmentInfo[]) {
+  private constructor(opts: SpoolOptions, segments: SegmentInfo[], unlock: () => Promise<void>) {
+    this.#unlock = unlock
     this.dir = opts.dir
     this.#segmentBytes = opts.segmentBytes ?? 8 * 1024 * 1024
     this.#maxBytes = opts.maxBytes ?? 1024 * 1024 * 1024
@@ -95,16 +99,22 @@ export class Spool {
   /** Opens (creating) the directory and takes stock of the segments a previous process left. */
   static async open(opts: SpoolOptions): Promise<Spool> {
     await mkdir(opts.dir, { recursive: true })
+    const unlock = await lockDir(join(opts.dir, 'spool.lock'), `the execution-log spool ${opts.dir}`)
     const segments: SegmentInfo[] = []
-    for (const name of (await readdir(opts.dir)).sort()) {
-      const m = SEGMENT.exec(name)
-      if (!m) continue
-      const path = join(opts.dir, name)
-      const size = (await stat(path)).size
-      if (size === 0) { await unlink(path).catch(() => {}); continue }
-      segments.push({ seq: Number(m[1]), name, bytes: size, rows: countLines(await readFile(path)) })
+    try {
+      for (const name of (await readdir(opts.dir)).sort()) {
+        const m = SEGMENT.exec(name)
+        if (!m) continue
+        const path = join(opts.dir, name)
+        const size = (await stat(path)).size
+        if (size === 0) { await unlink(path).catch(() => {}); continue }
+        segments.push({ seq: Number(m[1]), name, bytes: size, rows: countLines(await readFile(path)) })
+      }
+    } catch (e) {
+      await unlock()
+      throw e
     }
-    return new Spool(opts, segments)
+    return new Spool(opts, segments, unlock)
   }
 
   get bytes(): number { return this.#bytes }
@@ -247,7 +257,11 @@ export class Spool {
     return this.#serial(async () => {
       if (this.#closed) return
       this.#closed = true
-      await this.#seal()
+      try {
+        await this.#seal()
+      } finally {
+        await this.#unlock()
+      }
     })
   }
 }

@@ -2,7 +2,7 @@
  * The spool (store/spool.ts): append-only NDJSON segments, rotation by size, replay oldest first, delete after
  * commit, leftovers found by the next process, a torn last line skipped, the disk bound, the dead-letter file.
  */
-import { mkdtemp, open, readdir, readFile, rm, stat, writeFile, appendFile } from 'node:fs/promises'
+import { mkdtemp, open, readdir, readFile, rm, stat, symlink, unlink, writeFile, appendFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it, vi } from 'vitest'
@@ -126,7 +126,28 @@ describe('spool', () => {
     const s = await Spool.open({ dir })
     expect(s.empty).toBe(true)
     await s.append([line(0)])
-    expect((await readdir(dir)).sort()).toEqual(['notes.txt', 'seg-000000000001.ndjson'])
+    expect((await readdir(dir)).sort()).toEqual(['notes.txt', 'seg-000000000001.ndjson', 'spool.lock'])
     await s.close()
+  })
+
+  it('one process per spool: a second open is refused until the first closes, and a dead holder\'s lock is taken over', async () => {
+    const dir = await tempDir()
+    const a = await Spool.open({ dir })
+    await a.append([line(0)])
+    // Two writers on one spool would both append to seg-000000000001 and each delete it after replaying only what
+    // it had read: rows lost.
+    await expect(Spool.open({ dir })).rejects.toThrow(/already open in this process/)
+    await a.close()
+    const b = await Spool.open({ dir })
+    expect(b.rows).toBe(1)
+    await b.close()
+    // Another live process holds it (the test's parent stands in for one); then a process that is gone.
+    await symlink(`${process.ppid}:`, join(dir, 'spool.lock'))
+    await expect(Spool.open({ dir })).rejects.toThrow(/in use by another process \(pid \d+/)
+    await unlink(join(dir, 'spool.lock'))
+    await symlink(`${2 ** 22 + 1}:`, join(dir, 'spool.lock'))
+    const c = await Spool.open({ dir })
+    expect(c.rows).toBe(1)
+    await c.close()
   })
 })
