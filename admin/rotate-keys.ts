@@ -1,6 +1,7 @@
 /**
  * Master key rotation: re-seals every provider credential under the keyring's current key, in one transaction
- * (all rows or none). Values already under the current key are left alone, so running it twice is harmless.
+ * (all rows or none). Values already under the current key are left alone (after checking that it opens them), so
+ * running it twice is harmless.
  * Afterwards the old keys can leave the keyring. Fingerprints do not change (same plaintext); rows keep their
  * revision (ETag): what the API shows is unchanged.
  */
@@ -32,13 +33,16 @@ export async function rotateCredentials(store: Store, keyring: Keyring): Promise
       for (const [field, c] of Object.entries(stored)) {
         const keyId = sealedKeyId(c.sealed) ?? '?'
         result.before[keyId] = (result.before[keyId] ?? 0) + 1
-        if (keyId === current.id) { next[field] = c; result.unchanged++; continue }
+        // Opened even when it names the current key: a value sealed by another key under the same id (an id reused
+        // for the new key) would otherwise count as rotated, and be lost once the old key is dropped.
         let plain: string
         try {
           plain = keyring.open(c.sealed, credentialAad(row.id, field))
         } catch (e) {
-          throw new Error(`provider '${row.name}' (${row.id}) credentials.${field}: ${(e as Error).message}; add its key to MCP_MASTER_KEYS and run again (nothing was changed)`)
+          const reused = keyId === current.id ? ` (the current key has the id '${keyId}' but did not seal it: give the new key an id of its own)` : ''
+          throw new Error(`provider '${row.name}' (${row.id}) credentials.${field}: ${(e as Error).message}${reused}; add its key to MCP_MASTER_KEYS and run again (nothing was changed)`)
         }
+        if (keyId === current.id) { next[field] = c; result.unchanged++; continue }
         next[field] = { ...c, sealed: keyring.seal(plain, credentialAad(row.id, field)) }
         result.resealed++
         changed = true

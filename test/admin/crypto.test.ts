@@ -171,6 +171,24 @@ describe.each(engines)('key rotation on $name', (engine) => {
   })
 })
 
+describe.each(engines)('key rotation on $name, a key id reused for the new key', (engine) => {
+  it('refuses, instead of counting values it cannot open as already rotated', async () => {
+    const store = await engine.open()
+    try {
+      // The operator ran with MCP_MASTER_KEYS=main:$OLD, then rotates with main:$NEW,old:$OLD.
+      const oldMaterial = key()
+      const id = await insertProvider(store, new Keyring([masterKey(oldMaterial, 'main')]), 'reused', 'sk-dddddddddddddddd')
+      const sealed = (await credentialsOf(store, id))['apiKey']!.sealed
+      const ring = new Keyring([masterKey(key(), 'main'), masterKey(oldMaterial, 'old')])
+      // Reported as done, the old key would be dropped next and the credential would never open again.
+      await expect(rotateCredentials(store, ring)).rejects.toThrow(/credentials\.apiKey/)
+      expect((await credentialsOf(store, id))['apiKey']!.sealed).toBe(sealed)
+    } finally {
+      await store.close()
+    }
+  })
+})
+
 describe('npm run rotate-keys', () => {
   it('re-seals an embedded store from the command line', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'mcp-rotate-'))
