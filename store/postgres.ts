@@ -58,9 +58,22 @@ function toError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err))
 }
 
+/**
+ * Where a COPY stream writes once the server refused it. pg-copy-streams drops its connection on an error
+ * (`this.connection = null`) but leaves its 'drain' listener on the socket and its unsent chunks queued: when the
+ * socket drained, it wrote them through the null connection, a TypeError thrown from a socket event that crashed the
+ * process (any COPY refused while more than a socket buffer of data was still going out: a replay of committed rows
+ * with large request bodies, a statement timeout). The rest of the data is discarded instead (the server ignores
+ * it anyway).
+ */
+const DISCARD = { stream: { write: () => true, once: () => {} }, sendCopyFail: () => {} }
+
 /** COPY ... FROM STDIN on one client; resolves with the rows copied. */
 async function copyOn(client: PoolClient, sql: string, data: CopyData): Promise<number> {
-  const stream = client.query(copyFromStdin(sql))
+  const query = copyFromStdin(sql)
+  let connection: unknown
+  Object.defineProperty(query, 'connection', { get: () => connection ?? DISCARD, set: (c: unknown) => { connection = c }, configurable: true })
+  const stream = client.query(query)
   for (const chunk of isCopyChunks(data) ? data.chunks : encodeLines(data)) stream.write(chunk)
   stream.end()
   await finished(stream)

@@ -451,6 +451,25 @@ describe.each(engines)('store on $name', (engine) => {
   })
 
   // PostgreSQL only: PGlite has no server to kill its connection.
+  it('a COPY refused at its first row while megabytes are still being sent: an error, no crash, the store usable', async () => {
+    // A spool replay of rows that already committed (unique violation at row 1) with large request bodies.
+    await store.exec('CREATE TABLE copy_refused (n int PRIMARY KEY, t text)')
+    try {
+      await store.copyFrom('copy_refused', ['n', 't'], ['0\tfirst'])
+      const big = 'x'.repeat(60_000)
+      const lines = Array.from({ length: 400 }, (_, i) => `${i}\t${big}`)
+      for (let round = 0; round < 3; round++) {
+        await expectSqlState(store.copyFrom('copy_refused', ['n', 't'], lines), '23505')
+        // Wait for the socket to drain what was still queued when the error came back.
+        await new Promise((r) => setTimeout(r, 200))
+        expect((await store.query('SELECT count(*)::int AS c FROM copy_refused')).rows).toEqual([{ c: 1 }])
+      }
+      expect(await store.copyFrom('copy_refused', ['n', 't'], lines.slice(1))).toBe(399)
+    } finally {
+      await store.exec('DROP TABLE copy_refused')
+    }
+  }, SLOW)
+
   if (engine.name === 'postgres') it('survives an idle connection killed by the server', async () => {
     const errors: Error[] = []
     const pgStore = await openStore({
