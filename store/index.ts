@@ -6,7 +6,9 @@
 import { join } from 'node:path'
 import { migrate } from './migrate.ts'
 import { ensurePartitions } from './retention.ts'
-import type { Store } from './types.ts'
+import { sqlState, type Store } from './types.ts'
+
+const LOCK_NOT_AVAILABLE = '55P03'
 
 export type { Queryable, QueryResult, Store, StoreEngine } from './types.ts'
 export { IMMUTABLE_ROW_SQLSTATE, sqlState } from './types.ts'
@@ -65,7 +67,9 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     if (options.migrate !== false) {
       await migrate(store, options.migrationsDir !== undefined ? { dir: options.migrationsDir } : {})
       const daysAhead = options.partitionDaysAhead ?? 7
-      if (daysAhead > 0) await ensurePartitions(store, new Date(), daysAhead)
+      // Busy with other instances' writes, the parent's lock may not come within the wait (retention.ts): the rows
+      // then go to the default partition until the retention timer creates the day's partition. Not a reason to stop.
+      if (daysAhead > 0) await ensurePartitions(store, new Date(), daysAhead).catch((e: unknown) => { if (sqlState(e) !== LOCK_NOT_AVAILABLE) throw e })
     }
   } catch (err) {
     await store.close()

@@ -12,6 +12,12 @@
 import type { Store } from './types.ts'
 
 const DAY_MS = 86_400_000
+/**
+ * How long a partition change waits for the parent table's lock. While it waits, every execution-log write queues
+ * behind it, so it must give up well inside the writer's own timeout (1 s: past it, rows go to the spool). A COPY
+ * holds its lock for milliseconds, so on a busy table the lock comes between two batches; if not, the next run retries.
+ */
+const LOCK_TIMEOUT_MS = 500
 
 /** 'YYYY-MM-DD' of the UTC day of `date`. */
 export function utcDay(date: Date): string {
@@ -21,7 +27,8 @@ export function utcDay(date: Date): string {
 export async function ensurePartitions(store: Store, now: Date, daysAhead: number): Promise<number> {
   if (!Number.isInteger(daysAhead) || daysAhead < 0) throw new RangeError(`daysAhead must be a natural number, got ${daysAhead}`)
   return store.transaction(async (tx) => {
-    await tx.query("SET LOCAL lock_timeout = '10s'")
+    // Creating a partition locks the parent: give up (and retry next run) before writers queued behind it time out.
+    await tx.query(`SET LOCAL lock_timeout = '${LOCK_TIMEOUT_MS}ms'`)
     const { rows } = await tx.query<{ created: number }>(
       'SELECT mcp_execution_logs_ensure_partitions($1::date, $2::date) AS created',
       [utcDay(now), utcDay(new Date(now.getTime() + daysAhead * DAY_MS))],
@@ -43,7 +50,7 @@ export async function purgeExecutionLogs(
   const batchSize = options.batchSize ?? 5_000
   const droppedPartitions = await store.transaction(async (tx) => {
     // DROP of a partition locks the parent briefly; give up (and retry next run) rather than stall writers.
-    await tx.query("SET LOCAL lock_timeout = '10s'")
+    await tx.query(`SET LOCAL lock_timeout = '${LOCK_TIMEOUT_MS}ms'`)
     const { rows } = await tx.query<{ dropped: number }>(
       'SELECT mcp_execution_logs_drop_partitions($1) AS dropped',
       [olderThan],
