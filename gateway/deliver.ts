@@ -9,7 +9,8 @@ import type { RequestCtx } from './context.ts'
 import type { Inbound } from './inbound/types.ts'
 import type { RawUpstream, UpstreamResponse } from './pipeline/types.ts'
 import { createSseParser } from '../providers/shared/sse.ts'
-import type { ChatChunk, ChatStream, FinishReason, TextLane, Usage } from '../providers/types.ts'
+import type { ChatChunk, ChatStream, FinishReason, PassthroughTarget, TextLane, Usage } from '../providers/types.ts'
+import { credentialsOf } from '../providers/shared/upstream-error.ts'
 
 const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' }
 
@@ -200,6 +201,48 @@ function upstreamErrorEvent(ctx: RequestCtx, d: string): GatewayError | undefine
  */
 const TAIL = 8
 
+/** A provider's credentials as the bytes an upstream could echo them in, with same-length masks (see redactChunk). */
+interface Redaction { readonly forms: readonly Buffer[]; readonly heads: readonly Buffer[]; readonly masks: readonly Buffer[] }
+
+const redactions = new WeakMap<PassthroughTarget, Redaction | null>()
+
+/** A mask as long as the secret: `[redacted]` and `*` to its length (all `*` under 10 bytes). */
+function maskOf(form: Buffer): Buffer {
+  const m = Buffer.alloc(form.length, '*')
+  if (form.length >= 10) m.write('[redacted]')
+  return m
+}
+
+/** The target's credentials (credentialsOf: every spelling, longest first), computed once per target. */
+function redactionOf(pt: PassthroughTarget | undefined): Redaction | null {
+  if (!pt) return null
+  let r = redactions.get(pt)
+  if (r === undefined) {
+    const forms = credentialsOf(pt.headers).map((x) => Buffer.from(x))
+    r = forms.length === 0 ? null : { forms, heads: forms.map((f) => f.subarray(0, 4)), masks: forms.map(maskOf) }
+    redactions.set(pt, r)
+  }
+  return r
+}
+
+/**
+ * The chunk with every credential masked in place of the same length, so a forwarded Content-Length and the SSE
+ * framing stay right; the same chunk when it holds none (one native search for a credential's first bytes, per read).
+ * A credential split across two reads is not seen (redaction is per read).
+ */
+function redactChunk(chunk: Buffer, r: Redaction): Buffer {
+  let out = chunk
+  for (let i = 0; i < r.forms.length; i++) {
+    if (out.indexOf(r.heads[i]!) === -1) continue
+    const form = r.forms[i]!
+    for (let at = out.indexOf(form); at !== -1; at = out.indexOf(form, at + form.length)) {
+      if (out === chunk) out = Buffer.from(chunk)
+      r.masks[i]!.copy(out, at)
+    }
+  }
+  return out
+}
+
 /**
  * Pass-through: upstream bytes go to the client as they come, with backpressure both ways.
  * For streams an SSE tap watches for the end marker and the usage event without re-encoding.
@@ -220,6 +263,7 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
   }
   res.writeHead(raw.status, headers)
 
+  const redaction = redactionOf(ctx.adapter?.passthrough)
   let sawDone = false
   let sawFinish = false
   /** The stream failed inside an event (malformed, or the upstream's error event before [DONE]): it ends here. */
@@ -291,6 +335,7 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
       onData(chunk) {
         if (finished) return false
         if (ctx.firstChunk === 0) ctx.firstChunk = performance.now()
+        if (redaction) chunk = redactChunk(chunk, redaction)
         if (tap) {
           tap.feed(chunk)
           if (failure) {
