@@ -138,7 +138,7 @@ const settingsSchema: JSONSchema = {
     alerts: alertsConfigSchema,
     usage: usageSettingsSchema,
     security: securitySchema,
-    executionLogs: { type: 'object', additionalProperties: false, default: {}, properties: { retentionDays: { type: 'integer', minimum: 1, default: 30 } } },
+    executionLogs: { type: 'object', additionalProperties: false, default: {}, properties: { retentionDays: { type: 'integer', minimum: 1, maximum: 36_500, default: 30 } } },
   },
 }
 

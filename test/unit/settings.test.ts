@@ -35,6 +35,11 @@ describe('parseSettings', () => {
     expect(parseSettings(raw({ usage: { maxRetryDelayMs: 3_600_000, webhook: { url: 'https://b.example.com/u', secret, intervalMs: 86_400_000 } } }), {}).usage.webhook?.intervalMs).toBe(86_400_000)
   })
 
+  it('executionLogs.retentionDays past what a date can hold is refused (every purge failed on an invalid date)', () => {
+    expect(rejection(raw({ executionLogs: { retentionDays: 1e9 } }))).toContain('executionLogs.retentionDays')
+    expect(parseSettings(raw({ executionLogs: { retentionDays: 36_500 } }), {}).executionLogs.retentionDays).toBe(36_500)
+  })
+
   it('a usage.webhook.url that does not parse is refused (every export POST failed in fetch, at every run)', () => {
     const secret = 'whsec_0123456789abcdef'
     for (const url of ['https://', 'http://exa mple.com/usage', 'http://[::1/usage']) {
