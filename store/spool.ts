@@ -20,7 +20,7 @@
  * segment names and delete each other's segments after replaying only what they had read. `open` takes
  * `spool.lock` (store/dir-lock.ts) and fails while another live process holds it; `close` releases it.
  */
-import { mkdir, open, readdir, readFile, stat, unlink, type FileHandle } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { lockDir } from './dir-lock.ts'
 
@@ -32,6 +32,11 @@ export interface SpoolOptions {
   maxBytes?: number
   /** fsync the active segment at most this often, ms; 0 = after every append. Default 1000. */
   fsyncIntervalMs?: number
+  /**
+   * Size of the dead-letter file (rejected.ndjson) before it rolls over to rejected.ndjson.1, replacing the one
+   * before: the rows the database refused keep at most twice this much disk. Default 64 MiB.
+   */
+  maxRejectedBytes?: number
 }
 
 export interface SpoolSegment {
@@ -83,12 +88,14 @@ export class Spool {
   #chain: Promise<unknown> = Promise.resolve()
   #closed = false
   readonly #unlock: () => Promise<void>
+  readonly #maxRejectedBytes: number
 
   private constructor(opts: SpoolOptions, segments: SegmentInfo[], unlock: () => Promise<void>) {
     this.#unlock = unlock
     this.dir = opts.dir
     this.#segmentBytes = opts.segmentBytes ?? 8 * 1024 * 1024
     this.#maxBytes = opts.maxBytes ?? 1024 * 1024 * 1024
+    this.#maxRejectedBytes = opts.maxRejectedBytes ?? 64 * 1024 * 1024
     this.#fsyncMs = opts.fsyncIntervalMs ?? 1000
     this.#segments = segments
     this.#nextSeq = (segments.at(-1)?.seq ?? 0) + 1
@@ -240,9 +247,14 @@ export class Spool {
   reject(lines: readonly string[]): Promise<void> {
     if (lines.length === 0) return Promise.resolve()
     return this.#serial(async () => {
-      const fh = await open(join(this.dir, 'rejected.ndjson'), 'a')
+      const file = join(this.dir, 'rejected.ndjson')
+      const text = lines.join('\n') + '\n'
+      const size = await stat(file).then((x) => x.size, () => 0)
+      // Bounded: the file rolls over (the previous roll-over is replaced) rather than grow with every refused row.
+      if (size > 0 && size + Buffer.byteLength(text) > this.#maxRejectedBytes) await rename(file, `${file}.1`)
+      const fh = await open(file, 'a')
       try {
-        await fh.write(lines.join('\n') + '\n')
+        await fh.write(text)
         await fh.datasync()
       } finally {
         await fh.close()

@@ -119,6 +119,20 @@ describe('spool', () => {
     await s.close()
   })
 
+  it('the dead-letter file is bounded: past maxRejectedBytes it rolls over to rejected.ndjson.1 (the one before is dropped)', async () => {
+    const dir = await tempDir()
+    const s = await Spool.open({ dir, maxRejectedBytes: 200 })
+    for (let i = 0; i < 20; i++) await s.reject([line(i)])
+    const current = await readFile(join(dir, 'rejected.ndjson'), 'utf8')
+    const previous = await readFile(join(dir, 'rejected.ndjson.1'), 'utf8')
+    expect(Buffer.byteLength(current)).toBeLessThanOrEqual(200)
+    expect(Buffer.byteLength(previous)).toBeLessThanOrEqual(200)
+    // The newest rows are kept, in order.
+    expect((previous + current).trimEnd().split('\n').at(-1)).toBe(line(19))
+    expect(await s.readOldest()).toBeUndefined()
+    await s.close()
+  })
+
   it('ignores empty leftover segments and foreign files', async () => {
     const dir = await tempDir()
     await writeFile(join(dir, 'seg-000000000007.ndjson'), '')
