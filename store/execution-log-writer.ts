@@ -494,11 +494,15 @@ export class ExecutionLogWriter implements ExecutionLogSink {
 
   // ---- queue and spool ---------------------------------------------------------------------------
 
-  /** Lines the spool could not take go back to the head of the queue, as far as the bound allows. */
+  /** Lines the spool could not take go back to the head of the queue, as far as the bounds (rows and bytes) allow. */
   #requeue(lines: CopyLine[]): void {
     const room = Math.max(0, this.#maxQueue - this.#queue.length)
-    if (lines.length > room) this.#drop(lines.length - room, this.#spool ? 'spool_unavailable' : 'no_spool')
-    this.#queue.unshift(lines.slice(0, room))
+    let bytes = this.#maxQueueBytes - this.#queue.bytes
+    let n = 0
+    // As LineQueue counts them: the line and its newline.
+    while (n < lines.length && n < room && bytes >= lines[n]!.length + 1) bytes -= lines[n++]!.length + 1
+    if (n < lines.length) this.#drop(lines.length - n, this.#spool ? 'spool_unavailable' : 'no_spool')
+    this.#queue.unshift(lines.slice(0, n))
   }
 
   /**

@@ -151,6 +151,27 @@ describe.each(engines)('ExecutionLogWriter on $name', (engine) => {
     expect(await count(base)).toBe(100)
   })
 
+  it('rows put back after a failed batch respect maxQueueBytes too, not only maxQueue', async () => {
+    const w = await writer({ maxQueue: 10_000, maxQueueBytes: 40_000, batchSize: 10_000, writeTimeoutMs: 300 })
+    f.mode = 'down'
+    // How many rows the byte bound holds.
+    let cap = 0
+    while (w.stats().dropped === 0) w.enqueue(row(cap++))
+    cap--
+    // The batch leaves the queue and hangs; the queue fills again meanwhile; the batch fails and comes back.
+    f.mode = 'hang'
+    const flushing = w.flush()
+    await vi.waitFor(() => expect(w.stats().queued).toBe(0), { timeout: 2_000 })
+    for (let i = 0; i < cap; i++) w.enqueue(row(10_000 + i))
+    f.mode = 'down'
+    await flushing
+    // Room for `cap` rows by bytes: the rest of the returning batch is dropped and counted, not kept past the bound.
+    expect(w.stats().queued).toBeLessThanOrEqual(cap)
+    expect(w.stats().queued + w.stats().dropped).toBe(2 * cap + 1)
+    // The hung write timed out: it must never run later (afterEach would release it into the next test's table).
+    f.hung.splice(0)
+  })
+
   it('spools while the database is down and replays once it answers, deleting the segments', async () => {
     const spoolDir = await tempDir()
     const w = await writer({ spoolDir })
