@@ -99,9 +99,11 @@ export class Tracing {
   /** The SERVER span of a request, child of the client's `traceparent` when it sent one. */
   startRequest(ctx: RequestCtx): void {
     const parent = this.#propagator.extract(context.active(), ctx.headers, headerGetter)
-    const span = this.#tracer.startSpan(`${ctx.req.method} ${ctx.route.name}`, {
+    // The data plane's routes have no parameters: the matched route is the path (HTTP conventions: `{method} {http.route}`).
+    const route = (ctx.req.url ?? '').split('?', 1)[0]!
+    const span = this.#tracer.startSpan(`${ctx.req.method} ${route}`, {
       kind: SpanKind.SERVER,
-      attributes: { 'http.request.method': ctx.req.method ?? '', 'url.path': (ctx.req.url ?? '').split('?', 1)[0]!, 'mcp.request_id': ctx.id },
+      attributes: { 'http.request.method': ctx.req.method ?? '', 'http.route': route, 'url.path': route, 'mcp.route': ctx.route.name, 'mcp.request_id': ctx.id },
     }, parent)
     this.#requestSpans.set(ctx, { span, ctx: trace.setSpan(parent, span) })
   }

@@ -73,6 +73,9 @@ describe('tracing', () => {
     expect(server).toBeDefined()
     expect(server.parentSpanId).toBe(clientSpan)
     expect(attr(server, 'http.response.status_code')).toBe(200)
+    // HTTP conventions: `{method} {http.route}`.
+    expect(server.name).toBe('POST /v1/chat/completions')
+    expect(attr(server, 'http.route')).toBe('/v1/chat/completions')
     expect(attr(server, 'gen_ai.usage.output_tokens')).toBe(12)
     const attempts = mine.filter((s) => s.kind === 3)
     expect(attempts.map((s) => s.name)).toEqual(['chat gpt-4o', 'chat gpt-4o-mini'])
