@@ -276,6 +276,8 @@ export function canonicalToAnthropic(res: ChatResponse, requestModel: string): o
   for (const tc of calls) {
     let input: unknown
     try { input = tc.function.arguments.trim() === '' ? {} : JSON.parse(tc.function.arguments) } catch { input = undefined }
+    // Cut by max_tokens mid-arguments: the block is kept with no input, as a stream's client reassembles it.
+    if (input === undefined && choice?.finish_reason === 'length') input = {}
     if (!isObj(input)) throw new GatewayError('MCP_ERR_UPSTREAM_BAD_RESPONSE', { provider: res.model, reason: `tool call ${tc.id} has arguments that are not a JSON object` })
     content.push({ type: 'tool_use', id: tc.id, name: tc.function.name, input })
   }
