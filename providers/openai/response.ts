@@ -14,12 +14,25 @@ export function canonicalFinish(reason: string): FinishReason {
   return Object.hasOwn(FINISH_ALIASES, reason) ? FINISH_ALIASES[reason]! : reason as FinishReason
 }
 
+/**
+ * vLLM names what ended a `stop` finish in `stop_reason`: the stop string it matched (a string), a stop token id (a
+ * number) or null. A matched string is the canonical `stop_sequence` (Anthropic's clients read it).
+ */
+export function stopSequenceOf(c: { finish_reason: FinishReason | null; stop_sequence?: string }): void {
+  const s = (c as { stop_reason?: unknown }).stop_reason
+  if (c.finish_reason === 'stop' && typeof s === 'string' && s !== '') c.stop_sequence = s
+}
+
 export function fromOpenAIChat(json: unknown, provider: string): ChatResponse {
   const r = json as ChatResponse
   if (r === null || typeof r !== 'object' || !Array.isArray(r.choices)) {
     throw new GatewayError('MCP_ERR_UPSTREAM_BAD_RESPONSE', { provider, reason: "no 'choices' in the completion" })
   }
-  for (const c of r.choices) if (typeof c?.finish_reason === 'string') c.finish_reason = canonicalFinish(c.finish_reason)
+  for (const c of r.choices) {
+    if (typeof c?.finish_reason !== 'string') continue
+    c.finish_reason = canonicalFinish(c.finish_reason)
+    stopSequenceOf(c)
+  }
   // Some openai-compatible servers (llama.cpp, TGI) send no id or created.
   if (typeof r.id !== 'string' || r.id === '') r.id = `chatcmpl-${randomUUID().replaceAll('-', '')}`
   if (typeof r.created !== 'number' || r.created <= 0) r.created = Math.floor(Date.now() / 1000)

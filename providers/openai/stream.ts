@@ -12,7 +12,7 @@ import type { ChatChunk } from '../types.ts'
 import type { SseEvent } from '../shared/sse.ts'
 import type { StreamMapper } from '../shared/translation.ts'
 import { openaiErrorFromPayload } from './errors.ts'
-import { canonicalFinish } from './response.ts'
+import { canonicalFinish, stopSequenceOf } from './response.ts'
 
 type ToolCallDelta = NonNullable<ChatChunk['choices'][number]['delta']['tool_calls']>[number]
 
@@ -63,7 +63,7 @@ export function createOpenAIStreamMapper(provider: string, requestId?: string): 
       if (typeof chunk.created === 'number' && chunk.created > 0) created ??= chunk.created
       else chunk.created = created ?? Math.floor(Date.now() / 1000)
       for (const c of chunk.choices) {
-        if (c.finish_reason) { finished = true; c.finish_reason = canonicalFinish(c.finish_reason) }
+        if (c.finish_reason) { finished = true; c.finish_reason = canonicalFinish(c.finish_reason); stopSequenceOf(c) }
         // A choice without delta (Azure's asynchronous-filter messages, some servers' last chunk) has an empty one.
         if (c.delta === undefined || c.delta === null) c.delta = {}
         const calls = c.delta.tool_calls

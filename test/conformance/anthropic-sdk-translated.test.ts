@@ -40,6 +40,7 @@ beforeAll(async () => {
       openai: { type: 'openai', baseUrl: `${url}/v1`, apiKey: 'sk-scripted-openai-0001' },
       google: { type: 'google', baseUrl: url, apiKey: 'AIzaScriptedKey0000000000000001' },
       ollama: { type: 'ollama', baseUrl: url },
+      vllm: { type: 'openai-compatible', baseUrl: `${url}/v1` },
     },
   })
 })
@@ -118,3 +119,38 @@ describe('a tool call cut by max_tokens (finish_reason length)', () => {
     expect((err as InstanceType<typeof Anthropic.InternalServerError>).status).toBe(502)
   })
 })
+
+describe('stop_sequence from an openai-compatible server (vLLM names the stop string it matched in choices[].stop_reason)', () => {
+  it('create() and stream().finalMessage() say stop_sequence with the sequence (were end_turn, null)', async () => {
+    queue.push({ body: JSON.stringify({
+      id: 'chatcmpl-v', object: 'chat.completion', created: 1, model: 'llama',
+      choices: [{ index: 0, message: { role: 'assistant', content: 'one two' }, finish_reason: 'stop', stop_reason: 'END' }],
+      usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 },
+    }) })
+    const params = { model: 'vllm/llama', max_tokens: 64, stop_sequences: ['END'], messages: [{ role: 'user' as const, content: 'count' }] }
+    const json = await client().messages.create(params)
+    queue.push({ body: [
+      sseData({ id: 'chatcmpl-v', object: 'chat.completion.chunk', created: 1, model: 'llama', choices: [{ index: 0, delta: { role: 'assistant', content: 'one two' }, finish_reason: null }] }),
+      sseData({ id: 'chatcmpl-v', object: 'chat.completion.chunk', created: 1, model: 'llama', choices: [{ index: 0, delta: {}, finish_reason: 'stop', stop_reason: 'END' }] }),
+      'data: [DONE]\n\n',
+    ] })
+    const streamed = await client().messages.stream(params).finalMessage()
+    for (const m of [json, streamed]) {
+      expect(m.stop_reason).toBe('stop_sequence')
+      expect(m.stop_sequence).toBe('END')
+    }
+  })
+
+  it('a natural end (stop_reason null, or a stop token id) is end_turn', async () => {
+    for (const stopReason of [null, 128009]) {
+      queue.push({ body: JSON.stringify({
+        id: 'chatcmpl-v', object: 'chat.completion', created: 1, model: 'llama',
+        choices: [{ index: 0, message: { role: 'assistant', content: 'one two' }, finish_reason: 'stop', stop_reason: stopReason }],
+      }) })
+      const m = await client().messages.create({ model: 'vllm/llama', max_tokens: 64, messages: [{ role: 'user', content: 'count' }] })
+      expect(m.stop_reason).toBe('end_turn')
+      expect(m.stop_sequence).toBeNull()
+    }
+  })
+})
+
