@@ -203,11 +203,15 @@ export function configDir(): string {
   return path.resolve(process.env['NODE_CONFIG_DIR'] ?? path.join(process.cwd(), 'config'))
 }
 
+/** Top-level blocks whose strings may reference the environment as `${NAME}`. */
+const ENV_BLOCKS = ['providers', 'alerts', 'usage'] as const
+
 /** Validates a raw configuration object into frozen Settings; throws MCP_ERR_CONFIG_INVALID naming every bad field. */
 export function parseSettings(raw: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Settings {
   const errors: string[] = []
   const copy = structuredClone(raw)
-  if (copy['providers'] !== undefined) copy['providers'] = substituteEnv(copy['providers'], 'providers', env, errors)
+  // Secrets live in these blocks (provider credentials, webhook signing secrets): `${NAME}` reads the environment.
+  for (const block of ENV_BLOCKS) if (copy[block] !== undefined) copy[block] = substituteEnv(copy[block], block, env, errors)
   if (!validateSettings(copy)) errors.push(...validateSettings.errors())
   const s = copy as unknown as Settings
   if (errors.length === 0) {

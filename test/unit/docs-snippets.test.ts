@@ -136,6 +136,8 @@ describe('configuration snippets in README.md and docs/*.md', () => {
       cfg = merge(cfg, { providers: { ...stubProviders, ...((block['providers'] as Obj | undefined) ?? {}) } })
       cfg = merge(cfg, { models: { ...stubAliases(cfg), ...((cfg['models'] as Obj | undefined) ?? {}) } })
       const settings = parseSettings(cfg, env)
+      // A `${NAME}` the parser does not substitute would be used as it is (a webhook signed with the literal text).
+      expect(JSON.stringify(settings), 'a ${NAME} reference left unsubstituted').not.toMatch(/\$\{[A-Za-z_]/)
       await compilePipeline(settings, deps(), undefined, 1)
     })
   }

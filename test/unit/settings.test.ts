@@ -48,6 +48,17 @@ describe('parseSettings', () => {
     expect(parseSettings(raw({ usage: { webhook: { url: 'https://billing.example.com/usage', secret } } }), {}).usage.webhook?.url).toBe('https://billing.example.com/usage')
   })
 
+  it('${NAME} in alert and usage webhook settings is read from the environment, as under providers (it was used as the literal text)', () => {
+    const env = { MCP_ALERT_SECRET: 'alert-secret-0123456789', MCP_USAGE_WEBHOOK_SECRET: 'usage-secret-0123456789' }
+    const s = parseSettings(raw({
+      alerts: { webhooks: { ops: { url: 'https://hooks.example.com/mcp', secret: '${MCP_ALERT_SECRET}' } }, rules: [] },
+      usage: { webhook: { url: 'https://billing.example.com/mcp', secret: '${MCP_USAGE_WEBHOOK_SECRET}' } },
+    }), env)
+    expect(s.alerts.webhooks['ops']?.secret).toBe('alert-secret-0123456789')
+    expect(s.usage.webhook?.secret).toBe('usage-secret-0123456789')
+    expect(rejection(raw({ usage: { webhook: { url: 'https://billing.example.com/mcp', secret: '${MCP_UNSET_SECRET}' } } }))).toContain('usage.webhook.secret: environment variable MCP_UNSET_SECRET is not set')
+  })
+
   it('applies defaults and deep-freezes the result', () => {
     const s = parseSettings(raw(), {})
     expect(s.server.port).toBe(8080)
