@@ -204,13 +204,14 @@ export function configDir(): string {
 }
 
 /** Top-level blocks whose strings may reference the environment as `${NAME}`. */
-const ENV_BLOCKS = ['providers', 'alerts', 'usage'] as const
+const ENV_BLOCKS = ['providers', 'alerts', 'usage', 'telemetry'] as const
 
 /** Validates a raw configuration object into frozen Settings; throws MCP_ERR_CONFIG_INVALID naming every bad field. */
 export function parseSettings(raw: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Settings {
   const errors: string[] = []
   const copy = structuredClone(raw)
-  // Secrets live in these blocks (provider credentials, webhook signing secrets): `${NAME}` reads the environment.
+  // Secrets live in these blocks (provider credentials, webhook signing secrets, OTLP exporter headers): `${NAME}` reads
+  // the environment.
   for (const block of ENV_BLOCKS) if (copy[block] !== undefined) copy[block] = substituteEnv(copy[block], block, env, errors)
   if (!validateSettings(copy)) errors.push(...validateSettings.errors())
   const s = copy as unknown as Settings
@@ -242,6 +243,10 @@ const SECRET_KEY = /(key|secret|token|password|passphrase|credentials?|authoriza
 /** A copy with every secret-looking field replaced, for GET /api/v1/mcp/config and logs. */
 export function redactSettings(v: unknown, keyName = ''): unknown {
   if (SECRET_KEY.test(keyName) && typeof v === 'string') return '[redacted]'
+  // Header maps (providers', exporters', webhooks'): any header may carry a credential, whatever its name.
+  if (keyName === 'headers' && v !== null && typeof v === 'object' && !Array.isArray(v)) {
+    return Object.fromEntries(Object.keys(v).map((k) => [k, '[redacted]']))
+  }
   if (Array.isArray(v)) return v.map((x) => redactSettings(x))
   if (v !== null && typeof v === 'object') {
     const out: Record<string, unknown> = {}

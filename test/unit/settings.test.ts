@@ -123,6 +123,9 @@ describe('parseSettings', () => {
     expect(s.providers['oa']?.['apiKey']).toBe('sk-from-env')
     const msg = rejection(raw({ providers: { oa: { type: 'openai', apiKey: '${MCP_TEST_UNSET_VAR}' } } }), {})
     expect(msg).toContain('providers.oa.apiKey: environment variable MCP_TEST_UNSET_VAR is not set')
+    // OTLP exporters authenticate with headers (an API key): the tracing block reads the environment too.
+    const t = parseSettings(raw({ telemetry: { tracing: { enabled: false, headers: { 'x-api-key': '${MCP_TEST_OTLP_KEY}' } } } }), { MCP_TEST_OTLP_KEY: 'otlp-secret' })
+    expect(t.telemetry.tracing.headers['x-api-key']).toBe('otlp-secret')
   })
 
   it('refuses production without an admin key of at least 32 characters', () => {
@@ -156,5 +159,15 @@ describe('redactSettings', () => {
     expect((red['server'] as Record<string, unknown>)['port']).toBe(8080)
     // The input is untouched.
     expect(s.providers['oa']?.['apiKey']).toBe('sk-live-secret-123')
+  })
+
+  it('hides every header value (exporters and webhooks authenticate with headers of any name)', () => {
+    const s = parseSettings(raw({
+      telemetry: { tracing: { enabled: false, headers: { 'x-honeycomb-team': 'hc-secret-team-key', dataset: 'gw' } } },
+      providers: { oa: { type: 'openai', apiKey: 'sk-x-12345678', headers: { 'x-tenant-token-v2': 'tenant-secret' } } },
+    }), {})
+    const text = JSON.stringify(redactSettings(s))
+    for (const secret of ['hc-secret-team-key', 'tenant-secret']) expect(text).not.toContain(secret)
+    expect(text).toContain('"x-honeycomb-team":"[redacted]"')
   })
 })
