@@ -78,6 +78,8 @@ export const models: RouteSpec = {
     for (const [name, a] of ctx.pipeline.providers) {
       for (const m of a.listModels?.() ?? []) data.push({ id: `${name}/${m}`, object: 'model', created, owned_by: name })
     }
+    // Aliases are called by their own name (`smart`); the gateway routes them.
+    for (const name of ctx.pipeline.aliases.keys()) data.push({ id: name, object: 'model', created, owned_by: 'mcp' })
     return { object: 'list', data }
   },
 }
