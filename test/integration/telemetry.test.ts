@@ -4,43 +4,24 @@
  * upstream); a metrics test scrapes /metrics after a scripted load and checks the counters against
  * the requests sent.
  */
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ADMIN_KEY, authHeaders, startGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startOpenAIMock, type OpenAIMock } from '../helpers/openai-mock.ts'
-
-interface OtlpSpan { traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; attributes: { key: string; value: Record<string, unknown> }[]; status?: { code?: number } }
-
-function attr(s: OtlpSpan, key: string): unknown {
-  const a = s.attributes.find((x) => x.key === key)
-  if (!a) return undefined
-  const v = a.value
-  return v['stringValue'] ?? v['intValue'] ?? v['boolValue'] ?? v['doubleValue'] ?? v['arrayValue']
-}
+import { attr, startCollector, type OtlpCollector, type OtlpSpan } from '../helpers/otlp-collector.ts'
 
 describe('tracing', () => {
-  let collector: http.Server
-  const spans: OtlpSpan[] = []
+  let collector: OtlpCollector
+  let spans: OtlpSpan[]
   let gw: TestGateway
   let primary: OpenAIMock
   let backup: OpenAIMock
 
   beforeAll(async () => {
-    collector = http.createServer((req, res) => {
-      const parts: Buffer[] = []
-      req.on('data', (c: Buffer) => parts.push(c))
-      req.on('end', () => {
-        const body = JSON.parse(Buffer.concat(parts).toString('utf8')) as { resourceSpans: { scopeSpans: { spans: OtlpSpan[] }[] }[] }
-        for (const rs of body.resourceSpans) for (const ss of rs.scopeSpans) spans.push(...ss.spans)
-        res.writeHead(200, { 'content-type': 'application/json' }).end('{}')
-      })
-    })
-    await new Promise<void>((r) => collector.listen(0, '127.0.0.1', r))
-    const port = (collector.address() as AddressInfo).port
+    collector = await startCollector()
+    spans = collector.spans
     ;[primary, backup] = await Promise.all([startOpenAIMock(), startOpenAIMock()])
     gw = await startGateway({
-      telemetry: { tracing: { enabled: true, endpoint: `http://127.0.0.1:${port}/v1/traces` } },
+      telemetry: { tracing: { enabled: true, endpoint: collector.url } },
       providers: {
         primary: { type: 'openai', baseUrl: primary.url, apiKey: 'sk-trace-primary-001' },
         backup: { type: 'openai', baseUrl: backup.url, apiKey: 'sk-trace-backup-0001' },
@@ -53,7 +34,7 @@ describe('tracing', () => {
   afterAll(async () => {
     await gw?.close()
     await Promise.all([primary?.close(), backup?.close()])
-    await new Promise<void>((r) => collector?.close(() => r()))
+    await collector?.close()
   })
 
   it('exports a SERVER span per request with a CLIENT span per upstream attempt, linked to the caller and the upstream', async () => {

@@ -4,35 +4,12 @@
  * traceparent starts a new trace; the sampling ratio is honoured; no prompt, completion or secret
  * lands in an attribute.
  */
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type http from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { authHeaders, startGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startOpenAIMock, type OpenAIMock } from '../helpers/openai-mock.ts'
 import { startAnthropicMock, type AnthropicMock } from '../helpers/anthropic-mock.ts'
-
-interface OtlpSpan { traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; attributes: { key: string; value: Record<string, unknown> }[]; status?: { code?: number } }
-
-function attr(s: OtlpSpan, key: string): unknown {
-  const a = s.attributes.find((x) => x.key === key)
-  if (!a) return undefined
-  const v = a.value
-  return v['stringValue'] ?? v['intValue'] ?? v['boolValue'] ?? v['doubleValue'] ?? v['arrayValue']
-}
-
-async function startCollector(spans: OtlpSpan[]): Promise<{ server: http.Server; url: string }> {
-  const server = http.createServer((req, res) => {
-    const parts: Buffer[] = []
-    req.on('data', (c: Buffer) => parts.push(c))
-    req.on('end', () => {
-      const body = JSON.parse(Buffer.concat(parts).toString('utf8')) as { resourceSpans: { scopeSpans: { spans: OtlpSpan[] }[] }[] }
-      for (const rs of body.resourceSpans) for (const ss of rs.scopeSpans) spans.push(...ss.spans)
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}')
-    })
-  })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces` }
-}
+import { attr, startCollector, type OtlpCollector, type OtlpSpan } from '../helpers/otlp-collector.ts'
 
 const PROMPT = 'my-very-private-prompt-text'
 let n = 0
@@ -41,14 +18,15 @@ function newTrace(): string {
 }
 
 describe('trace context on every provider path', () => {
-  const spans: OtlpSpan[] = []
-  let collector: { server: http.Server; url: string }
+  let spans: OtlpSpan[]
+  let collector: OtlpCollector
   let gw: TestGateway
   let openai: OpenAIMock
   let claude: AnthropicMock
 
   beforeAll(async () => {
-    collector = await startCollector(spans)
+    collector = await startCollector()
+    spans = collector.spans
     ;[openai, claude] = await Promise.all([startOpenAIMock(), startAnthropicMock()])
     gw = await startGateway({
       telemetry: { tracing: { enabled: true, endpoint: collector.url } },
@@ -68,7 +46,7 @@ describe('trace context on every provider path', () => {
   afterAll(async () => {
     await gw?.close()
     await Promise.all([openai?.close(), claude?.close()])
-    await new Promise<void>((r) => collector?.server.close(() => r()))
+    await collector?.close()
   })
 
   async function traced(path: string, body: Record<string, unknown>, extra: Record<string, string> = {}): Promise<{ trace: string; status: number; text: string; mine: OtlpSpan[] }> {
@@ -209,13 +187,14 @@ describe('trace context on every provider path', () => {
 })
 
 describe('sampling ratio', () => {
-  const spans: OtlpSpan[] = []
-  let collector: { server: http.Server; url: string }
+  let spans: OtlpSpan[]
+  let collector: OtlpCollector
   let gw: TestGateway
   let openai: OpenAIMock
 
   beforeAll(async () => {
-    collector = await startCollector(spans)
+    collector = await startCollector()
+    spans = collector.spans
     openai = await startOpenAIMock()
     gw = await startGateway({
       telemetry: { tracing: { enabled: true, endpoint: collector.url, sampleRatio: 0 } },
@@ -227,7 +206,7 @@ describe('sampling ratio', () => {
   afterAll(async () => {
     await gw?.close()
     await openai?.close()
-    await new Promise<void>((r) => collector?.server.close(() => r()))
+    await collector?.close()
   })
 
   it('ratio 0 exports no new trace, follows a sampled parent, and tells the upstream the sampling decision', async () => {
