@@ -108,12 +108,21 @@ function counterFor(rule: BudgetRule, ctx: RequestCtx, now: number): CounterSpec
   const v = scopeValue(rule, ctx)
   if (v === undefined || v === '') return undefined
   if (rule.scope !== 'global' && rule.id !== '*' && rule.id !== v) return undefined
+  return specFor(rule, v, now)
+}
+
+/**
+ * The cached spec of `rule`'s counter for scope id `v` in the period of `now`. `keyLimit`: a key record's own amount
+ * (nano-USD), which may change between requests (the spec is rebuilt when it does); else the rule's limits.
+ */
+function specFor(rule: BudgetRule, v: string, now: number, keyLimit?: number): CounterSpec {
   let specs = specCache.get(rule)
   if (!specs) { specs = new Map(); specCache.set(rule, specs) }
   const cached = specs.get(v)
-  if (cached && now >= cached.periodStart && now < cached.periodEnd) return cached
+  if (cached && now >= cached.periodStart && now < cached.periodEnd && (keyLimit === undefined || cached.limits[0] === keyLimit)) return cached
   const w = periodWindow(rule.period, now)
-  const spec: CounterSpec = { budget: rule.name, scopeId: v, periodStart: w.start, periodEnd: w.end, hard: rule.mode === 'hard', limits: limitsOf(rule) }
+  const limits: Units = keyLimit === undefined ? limitsOf(rule) : [keyLimit, -1, -1]
+  const spec: CounterSpec = { budget: rule.name, scopeId: v, periodStart: w.start, periodEnd: w.end, hard: rule.mode === 'hard', limits }
   if (specs.size >= SPEC_CACHE_MAX) specs.clear()
   specs.set(v, spec)
   return spec
@@ -133,16 +142,7 @@ function keyCounterFor(rule: BudgetRule, ctx: RequestCtx, usd: unknown, now: num
   if (typeof usd !== 'number' || !Number.isFinite(usd) || usd < 0) return undefined
   const v = ctx.slots.principal?.keyId
   if (v === undefined || v === '') return undefined
-  const limit = Math.min(Math.round(usd * 1e9), MAX_UNITS)
-  let specs = specCache.get(rule)
-  if (!specs) { specs = new Map(); specCache.set(rule, specs) }
-  const cached = specs.get(v)
-  if (cached && now >= cached.periodStart && now < cached.periodEnd && cached.limits[0] === limit) return cached
-  const w = periodWindow(rule.period, now)
-  const spec: CounterSpec = { budget: rule.name, scopeId: v, periodStart: w.start, periodEnd: w.end, hard: true, limits: [limit, -1, -1] }
-  if (specs.size >= SPEC_CACHE_MAX) specs.clear()
-  specs.set(v, spec)
-  return spec
+  return specFor(rule, v, now, Math.min(Math.round(usd * 1e9), MAX_UNITS))
 }
 
 /** The prices of the model that answered: the catalogue's, else the alias target's own `price`. */
