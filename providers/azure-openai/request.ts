@@ -4,7 +4,7 @@
  */
 import type { ChatRequest, EmbeddingRequest } from '../types.ts'
 import type { UpstreamBody } from '../shared/translation.ts'
-import { toOpenAIChat, toOpenAIEmbeddings, type OpenAIRequestOptions } from '../openai/request.ts'
+import { toOpenAIChat, toOpenAIEmbeddings, useCompletionTokens, type OpenAIRequestOptions } from '../openai/request.ts'
 import { DEFAULT_AZURE_API_VERSION, type AzureConfig } from './config.ts'
 import { isReasoningModel } from '../shared/reasoning.ts'
 
@@ -47,17 +47,12 @@ function bodyModel(route: AzureRoute, model: string): string {
   return route.mode === 'v1' ? deploymentFor(route, model) : model
 }
 
-
 export function toAzureChat(req: ChatRequest, model: string, stream: boolean, route: AzureRoute, o?: OpenAIRequestOptions): UpstreamBody {
   const up = toOpenAIChat(req, bodyModel(route, model), stream, '', o)
-  const body = up.body as ChatRequest
   // Reasoning models refuse `max_tokens` ("Use 'max_completion_tokens' instead"); told by the model or the deployment
   // name, since Azure's older API versions and some gpt-4o deployments refuse `max_completion_tokens` in turn
   // ("Unrecognized request argument"): every other model keeps `max_tokens`.
-  if (body.max_tokens != null && body.max_completion_tokens == null && (isReasoningModel(model) || isReasoningModel(deploymentFor(route, model)))) {
-    body.max_completion_tokens = body.max_tokens
-    delete body.max_tokens
-  }
+  if (isReasoningModel(model) || isReasoningModel(deploymentFor(route, model))) useCompletionTokens(up.body as ChatRequest)
   return { ...up, path: azurePath(route, 'chat', model) }
 }
 

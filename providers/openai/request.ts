@@ -94,6 +94,13 @@ function thinkingToEffort(body: ChatRequest, o: OpenAIRequestOptions): void {
   else if (t.type !== 'disabled') unsupported(o, 'thinking')
 }
 
+/** A request's `max_tokens` (on a copy) sent as `max_completion_tokens`, unless it has its own (which wins). */
+export function useCompletionTokens(body: ChatRequest): void {
+  if (body.max_tokens == null || body.max_completion_tokens != null) return
+  body.max_completion_tokens = body.max_tokens
+  delete body.max_tokens
+}
+
 export function toOpenAIChat(req: ChatRequest, model: string, stream: boolean, basePath: string, o?: OpenAIRequestOptions): UpstreamBody {
   const body: ChatRequest = { ...req, model }
   if (stream) body.stream = true
@@ -106,10 +113,7 @@ export function toOpenAIChat(req: ChatRequest, model: string, stream: boolean, b
     }
     if (body['thinking'] !== undefined) thinkingToEffort(body, o)
   }
-  if (o?.completionTokens && body.max_tokens != null && body.max_completion_tokens == null) {
-    body.max_completion_tokens = body.max_tokens
-    delete body.max_tokens
-  }
+  if (o?.completionTokens) useCompletionTokens(body)
   if (Array.isArray(body.messages)) body.messages = openaiMessages(body.messages)
   if (Array.isArray(body.tools) && body.tools.some((t) => t !== null && typeof t === 'object' && 'cache_control' in t)) {
     body.tools = body.tools.map((t) => withoutCacheControl<ToolDefinition>(t))
