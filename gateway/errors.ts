@@ -21,6 +21,8 @@ export const ERRORS = {
   MCP_ERR_REQ_BODY_TOO_LARGE: spec(413, 'invalid_request_error', 'Request body exceeds the limit of {limit} bytes'),
   MCP_ERR_REQ_HEADERS_TOO_LARGE: spec(431, 'invalid_request_error', 'Request headers are too large'),
   MCP_ERR_REQ_CONTENT_TYPE: spec(415, 'invalid_request_error', 'Content-Type must be application/json, got {contentType}'),
+  MCP_ERR_REQ_CONTENT_ENCODING: spec(415, 'invalid_request_error', 'Content-Encoding {encoding} is not supported (supported: {supported})'),
+  MCP_ERR_REQ_BODY_ENCODING: spec(400, 'invalid_request_error', 'Request body could not be decoded as {encoding}: {reason}'),
   MCP_ERR_REQ_JSON_INVALID: spec(400, 'invalid_request_error', 'Request body is not valid JSON: {reason}'),
   MCP_ERR_REQ_BODY_INVALID: spec(400, 'invalid_request_error', 'Invalid request body: {reason}'),
   MCP_ERR_REQ_PARAM_UNSUPPORTED: spec(400, 'invalid_request_error', "Parameter '{param}' is not supported by provider {provider}"),

@@ -1,10 +1,57 @@
 /**
  * Reads a JSON request body under a size limit. A declared Content-Length over the limit is a 413
  * before a byte of the body is read; a chunked body is cut off as soon as it crosses the limit.
+ * A compressed body (Content-Encoding gzip, deflate, br or zstd) is decoded under the same limit, which
+ * then bounds the decoded size too (a small bomb is a 413, not a gigabyte in memory); any other coding is a 415.
  * Bytes must be valid UTF-8 and the text valid JSON.
  */
 import type { IncomingMessage } from 'node:http'
+import * as zlib from 'node:zlib'
 import { GatewayError } from '../errors.ts'
+
+type Decode = (buf: Buffer, opts: { maxOutputLength: number }, cb: (err: Error | null, out: Buffer) => void) => void
+
+/** The content codings a body may arrive in (RFC 9110 8.4.1; `deflate` is the zlib format). zstd where Node has it. */
+const DECODERS: Readonly<Record<string, Decode | undefined>> = {
+  gzip: zlib.gunzip, 'x-gzip': zlib.gunzip, deflate: zlib.inflate, br: zlib.brotliDecompress,
+  zstd: (zlib as { zstdDecompress?: Decode }).zstdDecompress,
+}
+const SUPPORTED = Object.keys(DECODERS).filter((k) => DECODERS[k] !== undefined && k !== 'x-gzip').join(', ')
+
+/**
+ * The codings of a Content-Encoding header in the order they were applied (identity left out); a 415 naming the
+ * first one the gateway cannot decode.
+ */
+function codingsOf(header: string): string[] {
+  const out: string[] = []
+  for (const part of header.split(',')) {
+    const c = part.trim().toLowerCase()
+    if (c === '' || c === 'identity') continue
+    if (!Object.hasOwn(DECODERS, c) || DECODERS[c] === undefined) {
+      throw new GatewayError('MCP_ERR_REQ_CONTENT_ENCODING', { encoding: JSON.stringify(part.trim().slice(0, 50)), supported: SUPPORTED }, { details: 'request.content_encoding' })
+    }
+    out.push(c)
+  }
+  return out
+}
+
+function decodeOne(buf: Buffer, coding: string, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    DECODERS[coding]!(buf, { maxOutputLength: limit }, (err, out) => {
+      if (!err) return resolve(out)
+      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+        return reject(new GatewayError('MCP_ERR_REQ_BODY_TOO_LARGE', { limit }, { details: 'request.body_too_large' }))
+      }
+      reject(new GatewayError('MCP_ERR_REQ_BODY_ENCODING', { encoding: coding, reason: err.message.slice(0, 200) }, { details: 'request.body_encoding' }))
+    })
+  })
+}
+
+/** The body with its content codings undone, last applied first, each decoded size under the limit. */
+async function decodeBody(buf: Buffer, codings: readonly string[], limit: number): Promise<Buffer> {
+  for (let i = codings.length - 1; i >= 0; i--) buf = await decodeOne(buf, codings[i]!, limit)
+  return buf
+}
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
@@ -18,6 +65,16 @@ export function checkContentType(req: IncomingMessage): void {
 }
 
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const encoding = req.headers['content-encoding']
+  if (encoding !== undefined) {
+    let codings: string[]
+    try { codings = codingsOf(encoding) } catch (e) { return Promise.reject(e) }
+    if (codings.length > 0) return readRaw(req, limit).then((buf) => decodeBody(buf, codings, limit))
+  }
+  return readRaw(req, limit)
+}
+
+function readRaw(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = req.headers['content-length']
   if (declared !== undefined && Number(declared) > limit) {
     return Promise.reject(new GatewayError('MCP_ERR_REQ_BODY_TOO_LARGE', { limit }, { details: 'request.body_too_large' }))

@@ -3,6 +3,7 @@
  * against the real gateway, which proxies to the OpenAI mock.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import * as zlib from 'node:zlib'
 import OpenAI from 'openai'
 import { ADMIN_KEY, startGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startOpenAIMock, type OpenAIMock } from '../helpers/openai-mock.ts'
@@ -221,6 +222,45 @@ describe('proxy (OpenAI inbound → openai provider)', () => {
     expect(e.message).toMatch(/^Request body is not valid JSON: .+JSON/)
     const empty = await expectOpenAIError(await post('/v1/chat/completions', ''), 400, 'MCP_ERR_REQ_JSON_INVALID')
     expect(empty.message).toContain('empty')
+  })
+
+  it('a compressed body (gzip, deflate, br, zstd) is decoded; the decoded size is held to the body limit', async () => {
+    const body = JSON.stringify({ model: 'mock/gpt-4o', messages: MSG })
+    const codings: Array<[string, (b: Buffer) => Buffer]> = [['gzip', zlib.gzipSync], ['deflate', zlib.deflateSync], ['br', zlib.brotliCompressSync]]
+    if (zlib.zstdCompressSync) codings.push(['zstd', zlib.zstdCompressSync])
+    for (const [coding, compress] of codings) {
+      const r = await post('/v1/chat/completions', compress(Buffer.from(body)) as unknown as string, { 'content-encoding': coding })
+      expect(r.status, coding).toBe(200)
+      expect(((await r.json()) as { choices: Array<{ message: { content: string } }> }).choices[0]!.message.content).toBe(TOKENS12)
+    }
+    // Applied in order gzip then br: undone br first. identity counts as none.
+    const twice = zlib.brotliCompressSync(zlib.gzipSync(Buffer.from(body)))
+    expect((await post('/v1/chat/completions', twice as unknown as string, { 'content-encoding': 'gzip, identity, br' })).status).toBe(200)
+    expect(mock.requests.at(-1)!.body).toMatchObject({ model: 'gpt-4o', messages: MSG })
+    // A few hundred bytes that decode to far more than the limit: 413, and nothing goes upstream.
+    const before = mock.requests.length
+    const bomb = zlib.gzipSync(Buffer.from(JSON.stringify({ model: 'mock/gpt-4o', messages: [{ role: 'user', content: 'a'.repeat(1_000_000) }] })))
+    expect(bomb.length).toBeLessThan(BODY_LIMIT)
+    const big = await expectOpenAIError(await post('/v1/chat/completions', bomb as unknown as string, { 'content-encoding': 'gzip' }), 413, 'MCP_ERR_REQ_BODY_TOO_LARGE')
+    expect(big.message).toContain(String(BODY_LIMIT))
+    expect(mock.requests.length).toBe(before)
+  })
+
+  it('a body that does not decode as its Content-Encoding: 400; an unknown coding: 415 naming it', async () => {
+    const body = JSON.stringify({ model: 'mock/gpt-4o', messages: MSG })
+    // Plain JSON sent as gzip used to be read as identity; a real gzip body then failed as "not valid UTF-8".
+    const corrupt = await expectOpenAIError(await post('/v1/chat/completions', body, { 'content-encoding': 'gzip' }), 400, 'MCP_ERR_REQ_BODY_ENCODING')
+    expect(corrupt.message).toMatch(/^Request body could not be decoded as gzip: /)
+    const cut = zlib.gzipSync(Buffer.from(body)).subarray(0, 20)
+    await expectOpenAIError(await post('/v1/chat/completions', cut as unknown as string, { 'content-encoding': 'gzip' }), 400, 'MCP_ERR_REQ_BODY_ENCODING')
+    const unknown = await expectOpenAIError(await post('/v1/chat/completions', body, { 'content-encoding': 'compress' }), 415, 'MCP_ERR_REQ_CONTENT_ENCODING')
+    expect(unknown.message).toContain('"compress"')
+    expect(unknown.message).toContain('gzip, deflate, br')
+    // The Anthropic route answers in its own shape.
+    const a = await post('/v1/messages', body, { 'content-encoding': 'snappy' })
+    expect(a.status).toBe(415)
+    expect(await a.json()).toMatchObject({ type: 'error', error: { type: 'invalid_request_error', message: expect.stringContaining('"snappy"') } })
+    expect(mock.requests).toHaveLength(0)
   })
 
   it('a bad field: 400 naming the field path', async () => {
