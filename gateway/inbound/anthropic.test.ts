@@ -437,7 +437,10 @@ describe('anthropicErrorBody', () => {
     ['MCP_ERR_REQ_BODY_TOO_LARGE', 413, 'request_too_large'],
     ['MCP_ERR_INTERNAL', 500, 'api_error'],
     ['MCP_ERR_UPSTREAM_CONNECT', 502, 'api_error'],
-    ['MCP_ERR_UPSTREAM_UNAVAILABLE', 503, 'api_error'],
+    // 503 was api_error ("unexpected internal error"): Anthropic clients could not tell "retry later" from a bug.
+    ['MCP_ERR_UPSTREAM_UNAVAILABLE', 503, 'overloaded_error'],
+    ['MCP_ERR_SERVER_OVERLOADED', 503, 'overloaded_error'],
+    ['MCP_ERR_SERVER_DRAINING', 503, 'overloaded_error'],
     // Anthropic's error reference: 504 - timeout_error (the gateway's own upstream timeout is a 504).
     ['MCP_ERR_UPSTREAM_TIMEOUT', 504, 'timeout_error'],
   ] as const)('%s (%i) → %s', (code, status, type) => {
@@ -453,6 +456,16 @@ describe('anthropicErrorBody', () => {
     expect(anthropicErrorBody(at(402, 'billing_error'), 'r')).toMatchObject({ error: { type: 'billing_error' } })
     expect(anthropicErrorBody(at(504, 'api_error'), 'r')).toMatchObject({ error: { type: 'timeout_error' } })
     expect(anthropicErrorBody(at(409, 'conflict_error'), 'r')).toMatchObject({ error: { type: 'conflict_error' } })
+  })
+
+  it('answers an upstream 503 (OpenAI "overloaded", Gemini UNAVAILABLE) as overloaded_error, in a body and in a stream, status kept', async () => {
+    const e = new GatewayError('MCP_ERR_UPSTREAM_ERROR', {}, { status: 503, type: 'api_error', message: 'The model is overloaded.' })
+    expect(e.status).toBe(503)
+    expect(anthropicErrorBody(e, 'r')).toMatchObject({ error: { type: 'overloaded_error' } })
+    const body = createAnthropicStreamEncoder('m').error(e)
+    expect(body).toBe('event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"The model is overloaded."}}\n\n')
+    const stream = sdkOver(body).messages.stream({ model: 'm', max_tokens: 10, messages: [{ role: 'user', content: 'x' }] })
+    await expect(stream.finalMessage()).rejects.toMatchObject({ type: 'overloaded_error' })
   })
 })
 

@@ -296,9 +296,15 @@ export function canonicalToAnthropic(res: ChatResponse, requestModel: string): o
 
 // ---------- errors ----------
 
+/**
+ * Anthropic's error types by status. Anthropic answers 529 when it is overloaded and documents no 503; a 503
+ * (the gateway overloaded or draining, no provider available, an upstream's own 503 "overloaded/unavailable")
+ * means the same to a client, retry later, so it is `overloaded_error` too. The status itself is kept.
+ */
 const ERROR_TYPE_BY_STATUS: Readonly<Record<number, string>> = {
   400: 'invalid_request_error', 401: 'authentication_error', 402: 'billing_error', 403: 'permission_error', 404: 'not_found_error',
-  409: 'conflict_error', 413: 'request_too_large', 429: 'rate_limit_error', 500: 'api_error', 504: 'timeout_error', 529: 'overloaded_error',
+  409: 'conflict_error', 413: 'request_too_large', 422: 'invalid_request_error', 429: 'rate_limit_error', 500: 'api_error',
+  502: 'api_error', 503: 'overloaded_error', 504: 'timeout_error', 529: 'overloaded_error',
 }
 const ANTHROPIC_ERROR_TYPES: ReadonlySet<string> = new Set(Object.values(ERROR_TYPE_BY_STATUS))
 
