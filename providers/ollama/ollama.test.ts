@@ -42,7 +42,7 @@ describe('ollama request translation', () => {
       model: 'x',
       messages: [
         { role: 'developer', content: 'be brief' },
-        { role: 'user', content: [{ type: 'text', text: 'what is ' }, { type: 'text', text: 'this?' }, { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } }] },
+        { role: 'user', content: [{ type: 'text', text: 'Look:' }, { type: 'text', text: 'what is this?' }, { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } }] },
         { role: 'assistant', content: null, tool_calls: [{ id: 'call_0', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
         { role: 'tool', tool_call_id: 'call_0', content: [{ type: 'text', text: '18C' }] },
       ],
@@ -59,7 +59,7 @@ describe('ollama request translation', () => {
       keep_alive: '5m',
       messages: [
         { role: 'system', content: 'be brief' },
-        { role: 'user', content: 'what is this?', images: ['iVBORw0KGgo='] },
+        { role: 'user', content: 'Look:\nwhat is this?', images: ['iVBORw0KGgo='] },
         { role: 'assistant', content: '', tool_calls: [{ function: { name: 'get_weather', arguments: { city: 'Paris' } } }] },
         { role: 'tool', content: '18C', tool_name: 'get_weather' },
       ],
@@ -106,6 +106,27 @@ describe('ollama request translation', () => {
     expect(role.code).toBe('MCP_ERR_REQ_PARAM_UNSUPPORTED')
     expect(role.param).toBe('messages[1].role')
     expect(toOllamaChat(legacy, 'm', false, { ...opts, dropUnsupported: true }).body).toEqual({ model: 'm', stream: false, messages: [{ role: 'user', content: 'hi' }] })
+  })
+
+  it('joins several text parts with a line break (they were glued: "Hello" + "world" reached the model as "Helloworld")', () => {
+    const parts = (...t: string[]) => t.map((text) => ({ type: 'text' as const, text }))
+    const up = toOllamaChat({
+      model: 'x',
+      messages: [
+        { role: 'system', content: parts('Be brief.', 'Answer in French.') },
+        { role: 'user', content: [...parts('Hello', '', 'world'), { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } }] },
+        { role: 'assistant', content: parts('Bonjour', 'le monde') },
+        { role: 'user', content: parts('Thanks') },
+      ],
+    }, 'm', false, opts)
+    expect(up.body).toMatchObject({
+      messages: [
+        { role: 'system', content: 'Be brief.\nAnswer in French.' },
+        { role: 'user', content: 'Hello\nworld', images: ['iVBORw0KGgo='] },
+        { role: 'assistant', content: 'Bonjour\nle monde' },
+        { role: 'user', content: 'Thanks' },
+      ],
+    })
   })
 
   it('rejects tool-call arguments that are not a JSON object', () => {

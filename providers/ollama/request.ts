@@ -113,12 +113,23 @@ function invalid(param: string, reason: string): GatewayError {
   return new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason: `${param} ${reason}` }, { param })
 }
 
+/**
+ * Ollama's message content is one string. Text parts are separate pieces of the prompt (a document, then a question;
+ * the blocks of an Anthropic client's turn), so they are joined with a line break, as vLLM joins them, never glued
+ * into one word ("Hello" + "world" is "Hello\nworld"). Empty parts add nothing.
+ */
+const PART_SEPARATOR = '\n'
+
+function joinTexts(texts: readonly string[]): string {
+  return texts.filter((t) => t !== '').join(PART_SEPARATOR)
+}
+
 function textOf(content: string | readonly ContentPart[] | null | undefined): string {
   if (content == null) return ''
   if (typeof content === 'string') return content
-  let out = ''
-  for (const p of content) if (p.type === 'text' && typeof p['text'] === 'string') out += p['text']
-  return out
+  const texts: string[] = []
+  for (const p of content) if (p.type === 'text' && typeof p['text'] === 'string') texts.push(p['text'])
+  return joinTexts(texts)
 }
 
 /** `data:image/png;base64,AAAA` → `AAAA`; anything else is not something Ollama accepts. */
@@ -132,10 +143,10 @@ function base64OfDataUrl(url: string): string | undefined {
 function userContent(content: string | ContentPart[], i: number, o: OllamaRequestOptions): { content: string; images?: string[] } {
   if (typeof content === 'string') return { content }
   if (!Array.isArray(content)) throw invalid(`messages[${i}].content`, 'must be a string or an array of content parts')
-  let text = ''
+  const texts: string[] = []
   const images: string[] = []
   content.forEach((p, j) => {
-    if (p.type === 'text') { text += typeof p['text'] === 'string' ? p['text'] : ''; return }
+    if (p.type === 'text') { if (typeof p['text'] === 'string') texts.push(p['text']); return }
     if (p.type === 'image_url') {
       const img = p['image_url'] as { url?: unknown; detail?: unknown } | undefined
       const b64 = typeof img?.url === 'string' ? base64OfDataUrl(img.url) : undefined
@@ -146,6 +157,7 @@ function userContent(content: string | ContentPart[], i: number, o: OllamaReques
     }
     unsupported(o, `messages[${i}].content[${j}].${p.type}`)
   })
+  const text = joinTexts(texts)
   return images.length > 0 ? { content: text, images } : { content: text }
 }
 
