@@ -202,7 +202,13 @@ function upstreamErrorEvent(ctx: RequestCtx, d: string): GatewayError | undefine
 const TAIL = 8
 
 /** A provider's credentials as the bytes an upstream could echo them in, with same-length masks (see redactChunk). */
-interface Redaction { readonly forms: readonly Buffer[]; readonly heads: readonly Buffer[]; readonly masks: readonly Buffer[] }
+interface Redaction {
+  readonly forms: readonly Buffer[]
+  readonly heads: readonly Buffer[]
+  readonly masks: readonly Buffer[]
+  /** 1 for each byte some form has before its last one: a read ending in any other byte ends in no credential's start. */
+  readonly inner: Uint8Array
+}
 
 const redactions = new WeakMap<PassthroughTarget, Redaction | null>()
 
@@ -219,7 +225,9 @@ function redactionOf(pt: PassthroughTarget | undefined): Redaction | null {
   let r = redactions.get(pt)
   if (r === undefined) {
     const forms = credentialsOf(pt.headers).map((x) => Buffer.from(x))
-    r = forms.length === 0 ? null : { forms, heads: forms.map((f) => f.subarray(0, 4)), masks: forms.map(maskOf) }
+    const inner = new Uint8Array(256)
+    for (const f of forms) for (let k = 0; k < f.length - 1; k++) inner[f[k]!] = 1
+    r = forms.length === 0 ? null : { forms, heads: forms.map((f) => f.subarray(0, 4)), masks: forms.map(maskOf), inner }
     redactions.set(pt, r)
   }
   return r
@@ -228,7 +236,8 @@ function redactionOf(pt: PassthroughTarget | undefined): Redaction | null {
 /**
  * The chunk with every credential masked in place of the same length, so a forwarded Content-Length and the SSE
  * framing stay right; the same chunk when it holds none (one native search for a credential's first bytes, per read).
- * A credential split across two reads is not seen (redaction is per read).
+ * A credential split across two reads is caught by holding the first read's end back (heldLength) and searching it
+ * again at the start of the next one.
  */
 function redactChunk(chunk: Buffer, r: Redaction): Buffer {
   let out = chunk
@@ -241,6 +250,36 @@ function redactChunk(chunk: Buffer, r: Redaction): Buffer {
     }
   }
   return out
+}
+
+/**
+ * How many of the chunk's last bytes are a proper prefix of a credential (the longest such run), to hold back and
+ * search again with the next read: a credential an upstream echoes can straddle two reads. 0 after one table look-up
+ * when the last byte starts no credential's rest (a JSON body's `}`, an SSE event's `\n`: almost every read);
+ * otherwise a native search for each form's first byte among its last `form.length - 1` bytes, and a comparison.
+ */
+function heldLength(chunk: Buffer, r: Redaction): number {
+  const n = chunk.length
+  if (n === 0 || r.inner[chunk[n - 1]!] === 0) return 0
+  let held = 0
+  for (const form of r.forms) {
+    // Earliest start first: the first candidate that matches is this form's longest.
+    for (let at = chunk.indexOf(form[0]!, Math.max(0, n - form.length + 1)); at !== -1 && n - at > held; at = chunk.indexOf(form[0]!, at + 1)) {
+      if (form.compare(chunk, at, n, 0, n - at) === 0) { held = n - at; break }
+    }
+  }
+  return held
+}
+
+/**
+ * Held-back bytes (a credential's start) the answer ended with, or failed after: masked as far as they go, as the
+ * whole credential would have been, so no part of it reaches the client.
+ */
+function maskHeld(held: Buffer, r: Redaction): Buffer {
+  for (let i = 0; i < r.forms.length; i++) {
+    if (r.forms[i]!.compare(held, 0, held.length, 0, held.length) === 0) return Buffer.from(r.masks[i]!.subarray(0, held.length))
+  }
+  return held
 }
 
 /**
@@ -319,6 +358,12 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
       })
     : undefined
   const parts: Buffer[] | undefined = ctx.stream ? undefined : []
+  /**
+   * The end of the last read when it could be the start of a credential the next read completes (heldLength): it
+   * goes out in front of the next read, searched again with it, or masked (maskHeld) when the upstream ends or fails.
+   * The tap and `parts` see it when the client does.
+   */
+  let held: Buffer | undefined
 
   return new Promise<void>((resolve) => {
     const onDrain = (): void => raw.resume()
@@ -331,37 +376,59 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
       else res.destroy(g)
       done()
     }
+    /** Sends (redacted) bytes on: through the tap or into `parts`, then to the client. False: backpressure or the end. */
+    const forward = (chunk: Buffer): boolean => {
+      if (tap) {
+        tap.feed(chunk)
+        if (failure) {
+          if (failure.details === 'upstream.malformed_event') fail(failure)
+          else {
+            // The upstream's error event reached the client as it came: what came before the [DONE] goes, then the end.
+            const i = chunk.lastIndexOf('data: [DONE]')
+            const head = filter ? out.slice(0, out.lastIndexOf('data: [DONE]')) : i > 0 ? chunk.subarray(0, i) : ''
+            ctx.upstreamEnd = performance.now()
+            markFailed(ctx, failure)
+            if (!res.destroyed) res.end(head)
+            done()
+          }
+          raw.abort()
+          return false
+        }
+      } else parts!.push(chunk)
+      if (res.destroyed) return false
+      if (!filter) return res.write(chunk)
+      if (out === '') return true
+      const text = out
+      out = ''
+      return res.write(Buffer.from(text))
+    }
+    /** Held-back bytes go out masked before the upstream's end or failure is handled. False if that ended delivery. */
+    const flushHeld = (): boolean => {
+      if (held === undefined || !redaction) return true
+      const h = maskHeld(held, redaction)
+      held = undefined
+      forward(h)
+      return !finished
+    }
     raw.consume({
       onData(chunk) {
         if (finished) return false
         if (ctx.firstChunk === 0) ctx.firstChunk = performance.now()
-        if (redaction) chunk = redactChunk(chunk, redaction)
-        if (tap) {
-          tap.feed(chunk)
-          if (failure) {
-            if (failure.details === 'upstream.malformed_event') fail(failure)
-            else {
-              // The upstream's error event reached the client as it came: what came before the [DONE] goes, then the end.
-              const i = chunk.lastIndexOf('data: [DONE]')
-              const head = filter ? out.slice(0, out.lastIndexOf('data: [DONE]')) : i > 0 ? chunk.subarray(0, i) : ''
-              ctx.upstreamEnd = performance.now()
-              markFailed(ctx, failure)
-              if (!res.destroyed) res.end(head)
-              done()
-            }
-            raw.abort()
-            return false
+        if (redaction) {
+          if (held !== undefined) { chunk = Buffer.concat([held, chunk]); held = undefined }
+          chunk = redactChunk(chunk, redaction)
+          const keep = heldLength(chunk, redaction)
+          if (keep > 0) {
+            // A copy: the read's buffer is not ours to keep.
+            held = Buffer.from(chunk.subarray(chunk.length - keep))
+            chunk = chunk.subarray(0, chunk.length - keep)
+            if (chunk.length === 0) return true
           }
-        } else parts!.push(chunk)
-        if (res.destroyed) return false
-        if (!filter) return res.write(chunk)
-        if (out === '') return true
-        const text = out
-        out = ''
-        return res.write(Buffer.from(text))
+        }
+        return forward(chunk)
       },
       onEnd() {
-        if (finished) return
+        if (finished || !flushHeld()) return
         ctx.upstreamEnd = performance.now()
         if (parts) ctx.rawBody = parts
         if (tap) {
@@ -385,7 +452,7 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
         done()
       },
       onError(err) {
-        if (!finished) fail(err)
+        if (!finished && flushHeld()) fail(err)
       },
     })
   })
