@@ -111,8 +111,10 @@ export class HttpAdapter implements ProviderAdapter {
     return head
   }
 
+  /** A 2xx body, parsed. Credentials an upstream echoed (a model repeating its prompt) are redacted first, as in streams. */
   async #json(head: HttpHead): Promise<unknown> {
-    const text = await head.text()
+    let text = await head.text()
+    if (this.#secrets.some((x) => text.includes(x))) text = redactCredentials(text, this.#secrets)
     try {
       return JSON.parse(text)
     } catch {
