@@ -272,14 +272,45 @@ function heldLength(chunk: Buffer, r: Redaction): number {
 }
 
 /**
- * Held-back bytes (a credential's start) the answer ended with, or failed after: masked as far as they go, as the
- * whole credential would have been, so no part of it reaches the client.
+ * Held-back bytes the answer ended with, or failed after, with a credential's start at their end masked as far as it
+ * goes, as the whole credential would have been, so no part of it reaches the client.
  */
-function maskHeld(held: Buffer, r: Redaction): Buffer {
-  for (let i = 0; i < r.forms.length; i++) {
-    if (r.forms[i]!.compare(held, 0, held.length, 0, held.length) === 0) return Buffer.from(r.masks[i]!.subarray(0, held.length))
+function maskTail(held: Buffer, r: Redaction | null): Buffer {
+  const k = r ? heldLength(held, r) : 0
+  if (k === 0) return held
+  const at = held.length - k
+  for (let i = 0; i < r!.forms.length; i++) {
+    if (r!.forms[i]!.compare(held, at, held.length, 0, k) === 0) {
+      const out = Buffer.from(held)
+      r!.masks[i]!.copy(out, at, 0, k)
+      return out
+    }
   }
   return held
+}
+
+/** An event this long without its end is no longer held back whole (see partialEventLength): it goes on as it comes. */
+const MAX_PARTIAL_EVENT = 1 << 20
+
+/**
+ * How many of a stream read's last bytes are an event not yet ended (after the last blank line), to hold back until
+ * it is: a stream cut inside an event then ends with the gateway's error event on its own, not glued to half an
+ * event, where an SSE client would read the two as one malformed event and never see the error. 0 when the read
+ * ends an event (`\n\n`: almost every read) after two byte comparisons. Reads with CR line endings (rare) are not
+ * held (0): their blank lines take more than one spelling.
+ */
+function partialEventLength(chunk: Buffer): number {
+  const n = chunk.length
+  if (n >= 2 && chunk[n - 1] === 10 && chunk[n - 2] === 10) return 0
+  if (chunk.includes(13)) return 0
+  const b = chunk.lastIndexOf('\n\n')
+  const held = b === -1 ? n : n - b - 2
+  return held > MAX_PARTIAL_EVENT ? 0 : held
+}
+
+/** An unterminated final event, ended with its blank line (LF endings: see partialEventLength). */
+function terminated(event: Buffer): Buffer {
+  return Buffer.concat([event, Buffer.from(event[event.length - 1] === 10 ? '\n' : '\n\n')])
 }
 
 /**
@@ -359,9 +390,11 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
     : undefined
   const parts: Buffer[] | undefined = ctx.stream ? undefined : []
   /**
-   * The end of the last read when it could be the start of a credential the next read completes (heldLength): it
-   * goes out in front of the next read, searched again with it, or masked (maskHeld) when the upstream ends or fails.
-   * The tap and `parts` see it when the client does.
+   * The end of the last read, held back: the start of a credential the next read may complete (heldLength), and in a
+   * stream the event not yet ended (partialEventLength). It goes out in front of the next read (searched again with
+   * it); when the upstream ends, masked (maskTail) and, in a stream, only if the stream turns out complete; when it
+   * fails, a stream drops it (the error event follows the last whole event). The tap and `parts` see it when the
+   * client does.
    */
   let held: Buffer | undefined
 
@@ -402,57 +435,61 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
       out = ''
       return res.write(Buffer.from(text))
     }
-    /** Held-back bytes go out masked before the upstream's end or failure is handled. False if that ended delivery. */
-    const flushHeld = (): boolean => {
-      if (held === undefined || !redaction) return true
-      const h = maskHeld(held, redaction)
-      held = undefined
-      forward(h)
-      return !finished
-    }
     raw.consume({
       onData(chunk) {
         if (finished) return false
         if (ctx.firstChunk === 0) ctx.firstChunk = performance.now()
-        if (redaction) {
-          if (held !== undefined) { chunk = Buffer.concat([held, chunk]); held = undefined }
-          chunk = redactChunk(chunk, redaction)
-          const keep = heldLength(chunk, redaction)
-          if (keep > 0) {
-            // A copy: the read's buffer is not ours to keep.
-            held = Buffer.from(chunk.subarray(chunk.length - keep))
-            chunk = chunk.subarray(0, chunk.length - keep)
-            if (chunk.length === 0) return true
-          }
+        if (held !== undefined) { chunk = Buffer.concat([held, chunk]); held = undefined }
+        if (redaction) chunk = redactChunk(chunk, redaction)
+        let keep = redaction ? heldLength(chunk, redaction) : 0
+        if (tap) { const p = partialEventLength(chunk); if (p > keep) keep = p }
+        if (keep > 0) {
+          // A copy: the read's buffer is not ours to keep.
+          held = Buffer.from(chunk.subarray(chunk.length - keep))
+          chunk = chunk.subarray(0, chunk.length - keep)
+          if (chunk.length === 0) return true
         }
         return forward(chunk)
       },
       onEnd() {
-        if (finished || !flushHeld()) return
+        if (finished) return
+        // What was held back: a JSON body's last bytes go on now; a stream's unterminated last event only if the
+        // stream is complete with it (a final event without its blank line), else it was cut: dropped, error event.
+        const last = held !== undefined ? maskTail(held, redaction) : undefined
+        held = undefined
+        if (last && !tap) { forward(last); if (finished) return }
         ctx.upstreamEnd = performance.now()
         if (parts) ctx.rawBody = parts
         if (tap) {
+          if (last) tap.feed(last)
           tap.end()
           readTail()
-          if (filter && out !== '' && !res.destroyed) { res.write(out); out = '' }
-          if (!sawDone) {
-            if (sawFinish) {
+          if (failure === undefined && (sawDone || sawFinish)) {
+            if (!res.destroyed) {
+              if (filter) { if (out !== '') res.write(out) } else if (last) res.write(terminated(last))
               // Upstream ended cleanly without the terminator: finalise promptly for the client.
-              if (!res.destroyed) res.write('data: [DONE]\n\n')
-            } else {
-              // The upstream's own error event ended it (OpenAI sends no [DONE] after one): the client has it already.
-              const upstream = lastError()
-              const g = upstream ?? new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider: ctx.providerName, reason: 'the stream ended before the completion finished' }, { details: 'upstream.stream_cut' })
-              markFailed(ctx, g)
-              if (!upstream && !res.destroyed) res.write(inbound.createStreamEncoder(ctx.requestedModel, ctx.includeUsage, ctx).error(g))
+              if (!sawDone) res.write('data: [DONE]\n\n')
             }
+          } else {
+            // The upstream's own error event ended it (OpenAI sends no [DONE] after one; vLLM does): the client has it
+            // already. Otherwise the stream was cut, maybe inside an event (held back, so never sent): say so.
+            const upstream = failure?.details === 'upstream.malformed_event' ? undefined : failure ?? lastError()
+            const g = upstream ?? new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider: ctx.providerName, reason: 'the stream ended before the completion finished' }, { details: 'upstream.stream_cut' })
+            markFailed(ctx, g)
+            if (!upstream && !res.destroyed) res.write(inbound.createStreamEncoder(ctx.requestedModel, ctx.includeUsage, ctx).error(g))
           }
+          out = ''
         }
         if (!res.destroyed) res.end()
         done()
       },
       onError(err) {
-        if (!finished && flushHeld()) fail(err)
+        if (finished) return
+        // A stream's held-back bytes are half an event: dropped, so the error event follows a whole one. A JSON
+        // body's are sent masked before the connection is destroyed (the client sees a cut body either way).
+        if (held !== undefined && !tap) forward(maskTail(held, redaction))
+        held = undefined
+        if (!finished) fail(err)
       },
     })
   })
