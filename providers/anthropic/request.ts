@@ -352,6 +352,20 @@ function translateTools(req: ChatRequest, out: AnthropicRequest, ctx: Ctx): void
 
 // ---------- entry point ----------
 
+/**
+ * A last assistant message is a prefill: the answer continues from it. Anthropic refuses one that ends in whitespace
+ * (400 "final assistant content cannot end with trailing whitespace"), which OpenAI clients send freely (`"Answer: "`);
+ * its trailing whitespace is trimmed, as Anthropic's documentation advises. Whitespace-only text is already left out.
+ */
+function trimPrefill(messages: AnthropicMessageParam[]): void {
+  const last = messages[messages.length - 1]
+  if (last?.role !== 'assistant') return
+  if (typeof last.content === 'string') { last.content = last.content.trimEnd(); return }
+  const block = last.content[last.content.length - 1]
+  if (block?.['type'] === 'text' && typeof block['text'] === 'string') last.content[last.content.length - 1] = { ...block, text: block['text'].trimEnd() }
+}
+
+
 export function toAnthropicRequest(req: ChatRequest, model: string, stream: boolean, opts: AnthropicRequestOptions): AnthropicRequest {
   const ctx: Ctx = { opts }
   const t: Translated = { system: [], systemIsString: true, messages: [] }
@@ -359,6 +373,8 @@ export function toAnthropicRequest(req: ChatRequest, model: string, stream: bool
   // A user turn with nothing in it (whitespace-only text is left out): Anthropic refuses it ("all messages must have
   // non-empty content"); merged with other user content (tool results) it carries nothing and is fine.
   if (t.empty) for (const [msg, field] of t.empty) if (msg.content.length === 0) throw invalid(field, `has no content Anthropic takes (text that is not only whitespace, an image or a file); provider ${opts.provider} refuses empty messages`)
+
+  trimPrefill(t.messages)
 
   const out: AnthropicRequest = {
     model,

@@ -79,6 +79,21 @@ describe('openai SDK → gateway → anthropic: content Anthropic refuses', () =
 describe('openai SDK → gateway → anthropic: values Anthropic has no room for', () => {
   const PNG = 'data:image/png;base64,iVBORw0KGgo='
 
+  it('a prefill (last assistant message) ending in whitespace has it trimmed; Anthropic refuses it (it was a 400)', async () => {
+    for (const prefill of ['The answer is: ', [{ type: 'text' as const, text: 'Intro.' }, { type: 'text' as const, text: 'The answer is:\n' }]]) {
+      mock.reset()
+      const r = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: prefill }] })
+      expect(r.choices[0]!.finish_reason, JSON.stringify(prefill)).toBe('stop')
+      const sent = mock.requests[0]!.body.messages.at(-1)
+      expect(sent.role).toBe('assistant')
+      expect(typeof sent.content === 'string' ? sent.content : sent.content.at(-1).text).toBe('The answer is:')
+    }
+    // Only the final assistant message is a prefill: whitespace at the end of earlier turns is kept as sent.
+    mock.reset()
+    await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi ' }, { role: 'assistant', content: 'hello ' }, { role: 'user', content: 'again' }] })
+    expect(mock.requests[0]!.body.messages.map((m: { content: string }) => m.content)).toEqual(['hi ', 'hello ', 'again'])
+  })
+
   it('an image whose media type Anthropic refuses is a 400 naming the field, before Anthropic is called (dropped when configured)', async () => {
     const content: OpenAI.Chat.Completions.ChatCompletionContentPart[] = [
       { type: 'text', text: 'echo look' },

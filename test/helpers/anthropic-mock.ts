@@ -27,7 +27,7 @@
  * Content Anthropic refuses (400 invalid_request_error, Anthropic's messages): an empty or whitespace-only text block
  * (in messages, tool results or system; a string content is one text block), a message other than a final assistant
  * one with no content, a base64 image whose media type is not image/jpeg, png, gif or webp, an empty or
- * whitespace-only stop sequence.
+ * whitespace-only stop sequence, a final assistant message (a prefill) whose text ends in whitespace.
  *
  * Extended thinking (`thinking.type` enabled or adaptive): the reply opens with a thinking block, "Thinking about:
  * <the reply's first words>", signed with an HMAC of its text (`thinkingSignature`); streamed as content_block_start
@@ -257,6 +257,10 @@ function contentError(body: Record<string, unknown>): string | undefined {
     if ((c === '' || (Array.isArray(c) && c.length === 0)) && !final) return `messages.${i}: all messages must have non-empty content except for the optional final assistant message`
     if (typeof c === 'string' && c !== '') { const r = textRefusal('messages', c); if (r) return r }
     if (Array.isArray(c)) { const r = blocksRefusal('messages', `messages.${i}.content`, c); if (r) return r }
+    if (final) {
+      const last = Array.isArray(c) ? (c.at(-1) as { type?: unknown; text?: unknown } | undefined) : { type: 'text', text: c }
+      if (last?.type === 'text' && typeof last.text === 'string' && last.text !== last.text.trimEnd()) return 'messages: final assistant content cannot end with trailing whitespace'
+    }
   }
   return undefined
 }
