@@ -15,6 +15,19 @@ export interface CtxSlots {
   principal: { keyId: string; role: string; team?: string }
 }
 
+/** One failed upstream attempt. */
+export interface AttemptRecord {
+  provider: string
+  model: string
+  error: string
+  status: number
+  /** A stream cut mid-way and resumed elsewhere: its provider's type (for its prices) and the usage it consumed. */
+  providerType?: string
+  usage?: Usage
+  /** The usage is an estimate (the attempt reported none before the cut). */
+  estimated?: boolean
+}
+
 export type Operation = 'chat' | 'embeddings' | 'models' | 'execute'
 
 export class RequestCtx {
@@ -76,8 +89,11 @@ export class RequestCtx {
   alias: CompiledAlias | undefined
   /** Why the answering target was not the first choice. */
   fallbackReason: string | undefined
-  /** Failed upstream attempts (recorded, never billed). */
-  readonly attemptLog: { provider: string; model: string; error: string; status: number }[] = []
+  /**
+   * Failed upstream attempts: recorded, never billed, except a stream cut mid-way and resumed on another target,
+   * which carries the usage its provider billed (gateway/cost/attempt-usage.ts).
+   */
+  readonly attemptLog: AttemptRecord[] = []
   /** Signal of the current upstream attempt (defaults to the request's own). */
   upstreamSignal: AbortSignal | undefined
   /** Per-target timeout overrides for the current attempt. */

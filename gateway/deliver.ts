@@ -11,6 +11,7 @@ import type { RawUpstream, UpstreamResponse } from './pipeline/types.ts'
 import { createSseParser } from '../providers/shared/sse.ts'
 import type { ChatChunk, ChatStream, FinishReason, PassthroughTarget, TextLane, Usage } from '../providers/types.ts'
 import { credentialsOf } from '../providers/shared/upstream-error.ts'
+import { cutAttempt, usageWithAttempts } from './cost/attempt-usage.ts'
 
 const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' }
 
@@ -76,10 +77,13 @@ async function deliverStream(ctx: RequestCtx, inbound: Inbound, first: ChatStrea
   res.writeHead(200, { ...ctx.responseHeaders, ...SSE_HEADERS })
   let stream: ChatStream | undefined = first
   let delivered = ''
+  let resumed = false
   while (stream) {
     const current: ChatStream = stream
     stream = undefined
     let sent = ''
+    /** Usage this attempt reported before it was cut (rare), kept when the stream may be resumed. */
+    let reported: Usage | undefined
     try {
       // Everything one upstream read produced leaves in one write (one chunked-encoding frame, one syscall).
       for await (const batch of batchesOf(current)) {
@@ -94,7 +98,10 @@ async function deliverStream(ctx: RequestCtx, inbound: Inbound, first: ChatStrea
             }
             const chunk = item
             for (const h of hooks) h(ctx, chunk)
-            if (ctx.resume) sent += chunk.choices[0]?.delta.content ?? ''
+            if (ctx.resume) {
+              sent += chunk.choices[0]?.delta.content ?? ''
+              if (chunk.usage) reported = chunk.usage
+            }
             out += enc.chunk(chunk)
           }
         } catch (e) {
@@ -111,7 +118,8 @@ async function deliverStream(ctx: RequestCtx, inbound: Inbound, first: ChatStrea
         }
       }
       const final = await current.final
-      ctx.usage = final.usage
+      // A resumed stream: the usage of every attempt, the cut ones' included (their providers billed them).
+      ctx.usage = resumed ? usageWithAttempts(ctx, final.usage) : final.usage
       ctx.finishReason = final.choices[0]?.finish_reason ?? null
       ctx.upstreamEnd = performance.now()
       if (!res.destroyed) res.end(enc.end())
@@ -120,8 +128,13 @@ async function deliverStream(ctx: RequestCtx, inbound: Inbound, first: ChatStrea
       delivered += sent
       // Mid-stream failure: continue on another target when the alias allows it, else say so explicitly.
       if (ctx.resume && !res.destroyed && g.code !== 'MCP_ERR_REQ_ABORTED') {
+        const cut = cutAttempt(ctx, g, sent, reported)
         stream = await ctx.resume(delivered).catch(() => undefined)
-        if (stream) continue
+        if (stream) {
+          ctx.attemptLog.push(await cut)
+          resumed = true
+          continue
+        }
       }
       ctx.upstreamEnd = performance.now()
       markFailed(ctx, g)

@@ -10,7 +10,9 @@
  * order, and the execution log may run before or after the cost meter and still record the same cost.
  *
  * Billing rules (docs/cost.md):
- * - Only the usage of the answering target counts (`ctx.usage`); failed attempts before it are never billed.
+ * - Only the usage of the answering target counts; failed attempts before it are never billed. A stream cut mid-way
+ *   and resumed on another target is the exception: its provider billed it, so its usage (in `ctx.attemptLog`,
+ *   included in `ctx.usage`) is priced at its own provider and model and added (gateway/cost/attempt-usage.ts).
  * - No answer (no upstream reached 2xx): cost 0, not estimated, not unknown.
  * - An answer without usage (the provider reports none, a stream cut before its usage event, a client that
  *   disconnected mid-stream): estimated with the tokenizer from the prompt and the delivered text, flagged
@@ -19,12 +21,15 @@
  *   rate-limited warning, never silently free.
  */
 import type { Logger } from 'pino'
-import type { RequestCtx } from '../context.ts'
+import type { AttemptRecord, RequestCtx } from '../context.ts'
 import type { CounterChild, Metrics } from '../metrics.ts'
 import type { Usage } from '../../providers/types.ts'
 import { PriceCatalogue, type CostBreakdown, type PriceEntry, type TokenPrices } from './catalogue.ts'
 import { Pricing } from './pricing.ts'
 import { completionTextOfBody, estimateUsage, loadTokenizer, tokenizerSettled } from './estimate.ts'
+import { answerPart, billedAttempts, normalizeUsage } from './attempt-usage.ts'
+
+export { normalizeUsage }
 
 declare module '../context.ts' {
   interface CtxSlots {
@@ -70,30 +75,6 @@ interface Series {
   readonly estimated: CounterChild
   readonly unknown: CounterChild
   readonly missing: CounterChild
-}
-
-/**
- * Most tokens one answer is counted with (2^32, far past any context window). A provider's absurd count (1e21)
- * is no BIGINT (the parameter is '1e+21'), and sums near 2^63 overflow the rollup columns: either failed the
- * whole multi-row rollup upsert, at every retry, for every row.
- */
-const MAX_TOKENS = 2 ** 32
-
-function int(v: unknown): number {
-  return typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.min(Math.floor(v), MAX_TOKENS) : 0
-}
-
-/** Usage as the provider reported it, made safe to price: non-negative integers, details within their totals. */
-export function normalizeUsage(u: Usage): Usage {
-  const prompt = int(u.prompt_tokens)
-  const completion = int(u.completion_tokens)
-  const cached = Math.min(prompt, int(u.prompt_tokens_details?.cached_tokens))
-  const cacheWrite = Math.min(prompt - cached, int(u.prompt_tokens_details?.cache_creation_tokens))
-  const reasoning = Math.min(completion, int(u.completion_tokens_details?.reasoning_tokens))
-  const out: Usage = { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion }
-  if (cached !== 0 || cacheWrite !== 0) out.prompt_tokens_details = { cached_tokens: cached, cache_creation_tokens: cacheWrite }
-  if (reasoning !== 0) out.completion_tokens_details = { reasoning_tokens: reasoning }
-  return out
 }
 
 export class CostMeter {
@@ -191,10 +172,35 @@ export class CostMeter {
   }
 
   price(ctx: RequestCtx): CostBreakdown {
+    const attempts = billedAttempts(ctx)
+    const own = this.#priceAnswer(ctx, attempts)
+    if (attempts.length === 0) return own
+    let sum = own
+    const now = this.#now()
+    for (const a of attempts) {
+      const c = PriceCatalogue.cost(this.pricesFor(a.provider, a.providerType ?? '', a.model, now), a.usage!, a.estimated === true)
+      const pico = sum.pico + c.pico
+      sum = {
+        pico, usd: pico / 1e12,
+        inputTokens: sum.inputTokens + c.inputTokens, cachedTokens: sum.cachedTokens + c.cachedTokens,
+        cacheWriteTokens: sum.cacheWriteTokens + c.cacheWriteTokens, outputTokens: sum.outputTokens + c.outputTokens,
+        reasoningTokens: sum.reasoningTokens + c.reasoningTokens,
+        // A part at an unknown price makes the total unknown (never silently lower).
+        unknown: sum.unknown || c.unknown, estimated: sum.estimated || c.estimated,
+      }
+    }
+    return sum
+  }
+
+  /** The answering target's part of the cost. */
+  #priceAnswer(ctx: RequestCtx, attempts: readonly AttemptRecord[]): CostBreakdown {
     // The pass-through body is consumed by the usage getter: keep it for an estimate of the completion.
     const raw = ctx.rawBody
     const usage = ctx.usage
-    if (usage != null) return PriceCatalogue.cost(this.#seriesOf(ctx, this.#now()).prices, normalizeUsage(usage))
+    if (usage != null) {
+      // With resumed streams, ctx.usage is the sum over the attempts: each is priced at its own model.
+      return PriceCatalogue.cost(this.#seriesOf(ctx, this.#now()).prices, attempts.length === 0 ? normalizeUsage(usage) : answerPart(usage, attempts))
+    }
     if (ctx.upstreamHeaders === 0) return PriceCatalogue.cost(ZERO_PRICES, ZERO)
     if (!this.#estimate) return PriceCatalogue.cost(undefined, ZERO)
     const proposed = (ctx as { completionText?: unknown }).completionText
