@@ -51,10 +51,10 @@ async function main(): Promise<void> {
       }
       return { ...(redis ? { redis } : {}), alerts, usage: usage.aggregator, ...(executionLog ? { executionLog } : {}) }
     },
-    adminRoutes: (admin, _cp, gw) => {
+    adminRoutes: (admin, cp, gw) => {
       gwRef = gw
       registerTargetRoutes(admin, gw)
-      registerBudgetRoutes(admin, gw)
+      registerBudgetRoutes(admin, gw, () => cp.snapshot.keys.values())
       registerAlertRoutes(admin, alerts)
       registerUsageRoutes(admin, store!)
       registerExecutionRoutes(admin, store!)

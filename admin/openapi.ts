@@ -117,7 +117,7 @@ export const OPERATIONS: Operation[] = [
   { method: 'get', path: '/executions/{id}', summary: 'One execution with its bodies, by row id or request id', tag: 'executions', ok: { status: 200 }, errors: [404, 503] },
   { method: 'get', path: '/usage', summary: 'Usage totals per bucket and dimension, JSON or CSV (docs/cost.md)', tag: 'usage', ok: { status: 200 }, errors: [400, 503], query: usageQuery },
   { method: 'get', path: '/usage/export', summary: 'Usage for billing, as a download (CSV by default, or JSON; docs/cost.md)', tag: 'usage', ok: { status: 200 }, errors: [400, 503], query: usageQuery },
-  { method: 'get', path: '/budgets', summary: 'Budgets with spend, reservations and what remains (docs/budgets.md)', tag: 'budgets', ok: { status: 200 }, errors: [],
+  { method: 'get', path: '/budgets', summary: 'Budgets, configured and each API key\'s own, with spend, reservations and what remains (docs/budgets.md)', tag: 'budgets', ok: { status: 200 }, errors: [],
     query: [{ name: 'budget', schema: { type: 'string' }, description: 'Only this budget.' }] },
   { method: 'get', path: '/alerts', summary: 'Fired alerts (newest first)', tag: 'alerts', ok: { status: 200 }, errors: [400],
     query: [{ name: 'limit', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 }, description: 'How many.' }] },

@@ -31,10 +31,10 @@ import {
   type Pricing, type WorstPrices,
 } from './estimate.ts'
 import { periodWindow } from './period.ts'
-import { buildReport, limitsOf, usedPercent, type BudgetReportRow } from './report.ts'
+import { buildReport, keyBudgetLimit, limitsOf, usedPercent, type BudgetReportRow, type KeyBudgetOwner, type KeyBudgetRule } from './report.ts'
 import { MAX_UNITS, UNIT_NAMES, type AdmitResult, type CounterSpec, type CounterState, type Units } from './store.ts'
 
-export { usedPercent, type BudgetReportRow } from './report.ts'
+export { usedPercent, type BudgetReportRow, type KeyBudgetOwner } from './report.ts'
 
 /** Per-request budget state. */
 /** Reservation ids: this process's random id and a counter (unique across replicas sharing Redis). */
@@ -76,7 +76,8 @@ declare module '../../gateway/context.ts' {
 
 /** What the admin route reads from a budget plugin instance. */
 export interface BudgetInstance extends PluginInstance {
-  budgetReport(): Promise<{ rows: BudgetReportRow[]; errors: string[] }>
+  /** The budgets, then the own budgets of `keys` (API keys with budgets: the admin API passes those it may show). */
+  budgetReport(keys?: readonly KeyBudgetOwner[]): Promise<{ rows: BudgetReportRow[]; errors: string[] }>
 }
 
 export interface BudgetPluginOptions {
@@ -132,17 +133,18 @@ function specFor(rule: BudgetRule, v: string, now: number, keyLimit?: number): C
  * A key record's own budgets (`budgets.daily_usd`, `budgets.monthly_usd` of the admin API's keys, on
  * `ctx.slots.principal.budgets`): hard USD budgets of that key, enforced like configured ones under these names.
  */
-const KEY_BUDGETS: readonly { readonly field: 'daily_usd' | 'monthly_usd'; readonly rule: BudgetRule }[] = [
+const KEY_BUDGETS: readonly KeyBudgetRule[] = [
   { field: 'daily_usd', rule: Object.freeze({ name: 'principal.daily_usd', scope: 'key', id: '*', period: 'day', mode: 'hard', streamCutoff: false }) },
   { field: 'monthly_usd', rule: Object.freeze({ name: 'principal.monthly_usd', scope: 'key', id: '*', period: 'month', mode: 'hard', streamCutoff: false }) },
 ]
 
 /** The counter of a key record's budget of `usd` (its spec rebuilt when the record's amount changed). */
 function keyCounterFor(rule: BudgetRule, ctx: RequestCtx, usd: unknown, now: number): CounterSpec | undefined {
-  if (typeof usd !== 'number' || !Number.isFinite(usd) || usd < 0) return undefined
+  const limit = keyBudgetLimit(usd)
+  if (limit === undefined) return undefined
   const v = ctx.slots.principal?.keyId
   if (v === undefined || v === '') return undefined
-  return specFor(rule, v, now, Math.min(Math.round(usd * 1e9), MAX_UNITS))
+  return specFor(rule, v, now, limit)
 }
 
 /** The prices of the model that answered: the catalogue's, else the alias target's own `price`. */
@@ -467,7 +469,8 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
 
       const onResponseChunk = createCutoffHook({ backend, config, cutoffNames, clock, enforce, cutoffs: metrics.cutoffs })
 
-      const budgetReport = (): Promise<{ rows: BudgetReportRow[]; errors: string[] }> => buildReport(budgets, backend, clock())
+      const budgetReport = (keys: readonly KeyBudgetOwner[] = []): Promise<{ rows: BudgetReportRow[]; errors: string[] }> =>
+        buildReport(budgets, backend, clock(), keys, KEY_BUDGETS)
 
       const instance: BudgetInstance = {
         budgetReport,

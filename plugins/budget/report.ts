@@ -7,7 +7,7 @@ import type { BackendReader } from './backend.ts'
 import type { BudgetRule } from './config.ts'
 import { nanoToUsd } from './estimate.ts'
 import { periodWindow } from './period.ts'
-import type { CounterSpec, CounterState, Units } from './store.ts'
+import { MAX_UNITS, type CounterSpec, type CounterState, type Units } from './store.ts'
 
 export interface BudgetReportRow {
   budget: string
@@ -41,19 +41,27 @@ export function usedPercent(c: CounterSpec, s: CounterState): number {
   return p
 }
 
-export async function buildReport(budgets: readonly BudgetRule[], backend: BackendReader, now: number): Promise<{ rows: BudgetReportRow[]; errors: string[] }> {
+/** A key record's own budget as the report lists it: the rule it is enforced under and the record field of its amount. */
+export interface KeyBudgetRule { readonly field: 'daily_usd' | 'monthly_usd'; readonly rule: BudgetRule }
+
+/** An API key with budgets of its own (its id and amounts in USD; never its secret). */
+export interface KeyBudgetOwner { readonly id: string; readonly budgets: Readonly<Partial<Record<'daily_usd' | 'monthly_usd', number>>> }
+
+/**
+ * The report: each configured budget per scope id with a counter in the current period, then each key record's own
+ * budgets (`keys`, enforced under `keyRules`), one row per key and budget, counter or not.
+ */
+export async function buildReport(
+  budgets: readonly BudgetRule[], backend: BackendReader, now: number,
+  keys: readonly KeyBudgetOwner[] = [], keyRules: readonly KeyBudgetRule[] = [],
+): Promise<{ rows: BudgetReportRow[]; errors: string[] }> {
   const rows: BudgetReportRow[] = []
   const errors: string[] = []
   const reader = backend.reader
-  for (const r of budgets) {
-    const w = periodWindow(r.period, now)
-    let ids: string[]
-    try {
-      ids = r.scope === 'global' ? ['*'] : r.id !== '*' ? [r.id] : (await reader.scopes(r.name, w.start)).sort()
-    } catch (e) { errors.push(`${r.name}: ${(e as Error).message}`); continue }
-    const cs: CounterSpec[] = ids.map((id) => ({ budget: r.name, scopeId: id, periodStart: w.start, periodEnd: w.end, hard: r.mode === 'hard', limits: limitsOf(r) }))
+  const add = async (r: BudgetRule, cs: readonly CounterSpec[]): Promise<void> => {
+    if (cs.length === 0) return
     const states = await backend.peek(cs, now)
-    if (!states) { errors.push(`${r.name}: the budget store did not answer`); continue }
+    if (!states) { errors.push(`${r.name}: the budget store did not answer`); return }
     for (const [i, c] of cs.entries()) {
       const s = states[i]!
       const lim = (u: number): number | null => (c.limits[u]! >= 0 ? c.limits[u]! : null)
@@ -71,5 +79,28 @@ export async function buildReport(budgets: readonly BudgetRule[], backend: Backe
       })
     }
   }
+  for (const r of budgets) {
+    const w = periodWindow(r.period, now)
+    let ids: string[]
+    try {
+      ids = r.scope === 'global' ? ['*'] : r.id !== '*' ? [r.id] : (await reader.scopes(r.name, w.start)).sort()
+    } catch (e) { errors.push(`${r.name}: ${(e as Error).message}`); continue }
+    await add(r, ids.map((id) => ({ budget: r.name, scopeId: id, periodStart: w.start, periodEnd: w.end, hard: r.mode === 'hard', limits: limitsOf(r) })))
+  }
+  for (const { field, rule } of keyRules) {
+    const w = periodWindow(rule.period, now)
+    const cs: CounterSpec[] = []
+    for (const k of keys) {
+      const amount = keyBudgetLimit(k.budgets[field])
+      if (amount !== undefined) cs.push({ budget: rule.name, scopeId: k.id, periodStart: w.start, periodEnd: w.end, hard: true, limits: [amount, -1, -1] })
+    }
+    await add(rule, cs)
+  }
   return { rows, errors }
+}
+
+/** A key record's budget amount (USD) as its counter's limit in nano-USD, or undefined when it has none. */
+export function keyBudgetLimit(usd: unknown): number | undefined {
+  if (typeof usd !== 'number' || !Number.isFinite(usd) || usd < 0) return undefined
+  return Math.min(Math.round(usd * 1e9), MAX_UNITS)
 }
