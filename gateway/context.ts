@@ -70,6 +70,7 @@ export class RequestCtx {
   details = 'ok'
   aborted = false
   #usage: Usage | undefined
+  #responseModel: string | undefined
   finishReason: string | null = null
   /** Cost of the answer, set by the cost-meter plugin at completion (pico-USD exact, with the breakdown). */
   cost: CostBreakdown | undefined
@@ -160,12 +161,27 @@ export class RequestCtx {
       const found = usageFromBody(parts)
       this.#usage = found.usage
       if (this.finishReason === null) this.finishReason = found.finishReason
+      if (this.#responseModel === undefined && found.model !== null) this.#responseModel = found.model
     }
     return this.#usage
   }
 
   set usage(u: Usage | undefined) {
     this.#usage = u
+  }
+
+  /**
+   * The model the upstream's answer says produced it (`gpt-4o-2024-08-06` for `gpt-4o`): from the canonical response,
+   * the stream's, or the pass-through body (read with the usage). Undefined when the answer did not say (a
+   * pass-through stream) or there was none.
+   */
+  get responseModel(): string | undefined {
+    if (this.#responseModel === undefined && this.rawBody !== undefined) void this.usage
+    return this.#responseModel
+  }
+
+  set responseModel(m: string | undefined) {
+    this.#responseModel = m === '' ? undefined : m
   }
 
   get log(): Logger {

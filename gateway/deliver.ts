@@ -43,6 +43,7 @@ export async function deliver(ctx: RequestCtx, inbound: Inbound, up: UpstreamRes
       const r = up.response
       if ('usage' in r && r.usage) ctx.usage = r.usage as Usage
       if ('choices' in r) ctx.finishReason = r.choices[0]?.finish_reason ?? null
+      ctx.responseModel = r.model
       const body = inbound.encodeResponse(r, ctx.requestedModel, ctx)
       ctx.upstreamEnd = performance.now()
       runResponseHeaders(ctx)
@@ -121,6 +122,7 @@ async function deliverStream(ctx: RequestCtx, inbound: Inbound, first: ChatStrea
       // A resumed stream: the usage of every attempt, the cut ones' included (their providers billed them).
       ctx.usage = resumed ? usageWithAttempts(ctx, final.usage) : final.usage
       ctx.finishReason = final.choices[0]?.finish_reason ?? null
+      ctx.responseModel = final.model
       ctx.upstreamEnd = performance.now()
       if (!res.destroyed) res.end(enc.end())
     } catch (e) {

@@ -69,6 +69,9 @@ function setResponseAttributes(span: Span, ctx: RequestCtx): void {
     span.setAttribute(GENAI.outputTokens, u.completion_tokens)
   }
   if (ctx.finishReason) span.setAttribute(GENAI.finishReasons, [ctx.finishReason])
+  // What the provider's answer names (a dated snapshot of the requested model), never the requested name: unset when unknown.
+  const m = ctx.responseModel
+  if (m !== undefined) span.setAttribute(GENAI.responseModel, m)
 }
 
 export class Tracing {
@@ -152,7 +155,8 @@ export class Tracing {
     this.#requestSpans.delete(ctx)
     const span = r.span
     span.setAttribute('http.response.status_code', outcome.status)
-    if (ctx.model) span.setAttribute(GENAI.responseModel, ctx.model)
+    // The model the gateway sent upstream (the routed target's); the response model is the answer's own (below).
+    if (ctx.model) span.setAttribute(GENAI.requestModel, ctx.model)
     if (ctx.providerName) span.setAttribute('mcp.provider', ctx.providerName)
     if (ctx.attempts) span.setAttribute('mcp.attempts', ctx.attempts)
     if (ctx.fallbackReason) span.setAttribute('mcp.fallback_reason', ctx.fallbackReason)

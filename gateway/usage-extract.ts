@@ -1,14 +1,16 @@
 /**
- * Usage and finish reason of a pass-through (non-streaming) answer, from its raw bytes (`ctx.rawBody`; read once by
+ * Usage, finish reason and model of a pass-through (non-streaming) answer, from its raw bytes (`ctx.rawBody`; read once by
  * RequestCtx's `usage` getter). Bodies up to 1 KiB are parsed whole (as cheap as searching them, and exact). Past
  * that only the `"usage":{...}` object is parsed (found from the end, where OpenAI-style bodies put it) and the
- * finish reason of the first choice is read in place; when no usable usage object is found that way, the whole body
+ * finish reason of the first choice and the model (the first `"model"` key: the top-level one, near the start) are
+ * read in place; when no usable usage object is found that way, the whole body
  * is parsed.
  */
 import type { Usage } from '../providers/types.ts'
 
 const USAGE_KEY = Buffer.from('"usage"')
 const FINISH_KEY = Buffer.from('"finish_reason"')
+const MODEL_KEY = Buffer.from('"model"')
 const QUOTE = 0x22
 const BACKSLASH = 0x5c
 /** Bodies up to this size are parsed whole. */
@@ -17,6 +19,8 @@ const PARSE_WHOLE_BYTES = 1024
 export interface BodyUsage {
   usage: Usage | undefined
   finishReason: string | null
+  /** The model the upstream says answered (gen_ai.response.model), or null. */
+  model: string | null
 }
 
 function isSpace(c: number | undefined): boolean {
@@ -50,28 +54,34 @@ function isUsage(v: unknown): v is Usage {
   return typeof v === 'object' && v !== null && typeof (v as Usage).prompt_tokens === 'number'
 }
 
-/** The first finish_reason string (choices[0]'s), or null. */
-function finishReasonIn(buf: Buffer): string | null {
-  const f = buf.indexOf(FINISH_KEY)
+/** The string value of the first `key` (at most `max` bytes, no escapes), or null. */
+function stringIn(buf: Buffer, key: Buffer, max: number): string | null {
+  const f = buf.indexOf(key)
   if (f === -1) return null
-  let i = f + FINISH_KEY.length
+  let i = f + key.length
   while (isSpace(buf[i])) i++
   if (buf[i] !== 0x3a) return null
   i++
   while (isSpace(buf[i])) i++
   if (buf[i] !== QUOTE) return null
   const end = buf.indexOf(QUOTE, i + 1)
-  return end !== -1 && end - i < 64 ? buf.toString('latin1', i + 1, end) : null
+  if (end === -1 || end - i >= max) return null
+  const value = buf.subarray(i + 1, end)
+  return value.includes(BACKSLASH) ? null : value.toString('utf8')
 }
 
 function parseWhole(buf: Buffer): BodyUsage {
   try {
-    const whole = JSON.parse(buf.toString('utf8')) as { usage?: unknown; choices?: { finish_reason?: unknown }[] } | null
+    const whole = JSON.parse(buf.toString('utf8')) as { usage?: unknown; model?: unknown; choices?: { finish_reason?: unknown }[] } | null
     const finish = Array.isArray(whole?.choices) ? whole.choices[0]?.finish_reason : undefined
     const usage = whole?.usage
-    return { usage: typeof usage === 'object' && usage !== null ? usage as Usage : undefined, finishReason: typeof finish === 'string' ? finish : null }
+    return {
+      usage: typeof usage === 'object' && usage !== null ? usage as Usage : undefined,
+      finishReason: typeof finish === 'string' ? finish : null,
+      model: typeof whole?.model === 'string' && whole.model !== '' ? whole.model : null,
+    }
   } catch {
-    return { usage: undefined, finishReason: null } // not JSON: no usage
+    return { usage: undefined, finishReason: null, model: null } // not JSON: no usage
   }
 }
 
@@ -84,5 +94,5 @@ export function usageFromBody(parts: readonly Buffer[]): BodyUsage {
     u = slice === undefined ? undefined : JSON.parse(slice.toString('utf8'))
   } catch { /* the full parse below */ }
   if (!isUsage(u)) return parseWhole(buf)
-  return { usage: u, finishReason: finishReasonIn(buf) }
+  return { usage: u, finishReason: stringIn(buf, FINISH_KEY, 64), model: stringIn(buf, MODEL_KEY, 256) }
 }

@@ -20,6 +20,8 @@
  *   Streaming deltas join to exactly the non-streaming content: "tok0", " tok1", " tok2", ...
  *   prompt_tokens = ceil(total chars of message text / 4), min 1.
  *   Header `x-mock-chunk-delay-ms`: delay between SSE events.
+ *   Header `x-mock-response-model`: the model the answer names (as OpenAI names a dated snapshot,
+ *     `gpt-4o-2024-08-06` for `gpt-4o`); default the request's `model`.
  *
  * FAULTS. Set `mock.fault = <spec>` (applies to subsequent requests) or send header
  * `x-mock-fault: <spec>` on one request (header wins over the property). A spec is either a
@@ -725,7 +727,8 @@ export function startOpenAIMock(opts: StartOpenAIMockOptions = {}): Promise<Open
     body: Record<string, unknown>,
     f: Fault | null,
   ): Promise<void> {
-    const model = body['model'] as string;
+    const named = req.headers['x-mock-response-model'];
+    const model = typeof named === 'string' && named !== '' ? named : body['model'] as string;
     const messages = body['messages'];
     if (!Array.isArray(messages)) {
       sendError(res, ctx, 400, "Missing required parameter: 'messages'.", 'invalid_request_error', 'missing_required_parameter', 'messages');

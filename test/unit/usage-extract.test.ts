@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { usageFromBody } from '../../gateway/usage-extract.ts'
 
-describe('usage and finish reason from a pass-through body', () => {
+describe('usage, finish reason and model from a pass-through body', () => {
   const usage = { prompt_tokens: 13, completion_tokens: 12, total_tokens: 25, prompt_tokens_details: { cached_tokens: 4 }, completion_tokens_details: { reasoning_tokens: 2 } }
   const pad = 'word '.repeat(400)
   afterEach(() => { vi.restoreAllMocks() })
@@ -18,10 +18,10 @@ describe('usage and finish reason from a pass-through body', () => {
   }
 
   it('past 1 KiB, reads the usage object and the finish reason without parsing the whole body', () => {
-    const body = JSON.stringify({ id: 'x', choices: [{ index: 0, message: { role: 'assistant', content: `${pad} the "usage": {"prompt_tokens": 999} is in a string` }, finish_reason: 'length' }], usage })
+    const body = JSON.stringify({ id: 'x', model: 'gpt-4o-2024-08-06', choices: [{ index: 0, message: { role: 'assistant', content: `${pad} the "usage": {"prompt_tokens": 999} is in a string` }, finish_reason: 'length' }], usage })
     let got: ReturnType<typeof usageFromBody> | undefined
     const lengths = parsedLengths(() => { got = usageFromBody([Buffer.from(body)]) })
-    expect(got).toEqual({ usage, finishReason: 'length' })
+    expect(got).toEqual({ usage, finishReason: 'length', model: 'gpt-4o-2024-08-06' })
     expect(Math.max(...lengths)).toBeLessThan(300)
   })
 
@@ -30,23 +30,23 @@ describe('usage and finish reason from a pass-through body', () => {
     const mid = Math.floor(body.length / 2)
     let got: ReturnType<typeof usageFromBody> | undefined
     const lengths = parsedLengths(() => { got = usageFromBody([Buffer.from(body.slice(0, mid)), Buffer.from(body.slice(mid))]) })
-    expect(got).toEqual({ usage, finishReason: 'stop' })
+    expect(got).toEqual({ usage, finishReason: 'stop', model: null })
     expect(Math.max(...lengths)).toBeLessThan(400)
   })
 
   it('parses a small body whole, once', () => {
-    const body = JSON.stringify({ choices: [{ finish_reason: 'stop' }], usage })
-    const lengths = parsedLengths(() => { expect(usageFromBody([Buffer.from(body)])).toEqual({ usage, finishReason: 'stop' }) })
+    const body = JSON.stringify({ model: 'gpt-4o-2024-08-06', choices: [{ finish_reason: 'stop' }], usage })
+    const lengths = parsedLengths(() => { expect(usageFromBody([Buffer.from(body)])).toEqual({ usage, finishReason: 'stop', model: 'gpt-4o-2024-08-06' }) })
     expect(lengths).toEqual([body.length])
-    expect(usageFromBody([Buffer.from('{"choices":[]}')])).toEqual({ usage: undefined, finishReason: null })
-    expect(usageFromBody([Buffer.from('not json')])).toEqual({ usage: undefined, finishReason: null })
+    expect(usageFromBody([Buffer.from('{"choices":[]}')])).toEqual({ usage: undefined, finishReason: null, model: null })
+    expect(usageFromBody([Buffer.from('not json')])).toEqual({ usage: undefined, finishReason: null, model: null })
   })
 
   it('keeps an embeddings usage (no completion_tokens) without parsing a large body whole', () => {
     const body = JSON.stringify({ object: 'list', data: [{ object: 'embedding', index: 0, embedding: Array.from({ length: 300 }, (_, i) => i / 7) }], usage: { prompt_tokens: 5, total_tokens: 5 } })
     let got: ReturnType<typeof usageFromBody> | undefined
     const lengths = parsedLengths(() => { got = usageFromBody([Buffer.from(body)]) })
-    expect(got).toEqual({ usage: { prompt_tokens: 5, total_tokens: 5 }, finishReason: null })
+    expect(got).toEqual({ usage: { prompt_tokens: 5, total_tokens: 5 }, finishReason: null, model: null })
     expect(Math.max(...lengths)).toBeLessThan(100)
   })
 
@@ -57,8 +57,8 @@ describe('usage and finish reason from a pass-through body', () => {
       expect(lengths, tail).toContain(body.length)
     }
     const broken = `{"choices":[{"finish_reason":"stop","message":{"content":"${pad}"}}],"usage":{"prompt_tokens":1`
-    expect(usageFromBody([Buffer.from(broken)])).toEqual({ usage: undefined, finishReason: null })
+    expect(usageFromBody([Buffer.from(broken)])).toEqual({ usage: undefined, finishReason: null, model: null })
     const odd = `{"choices":[{"finish_reason":"stop","message":{"content":"${pad}"}}],"usage":{"prompt_tokens":"x"}}`
-    expect(usageFromBody([Buffer.from(odd)])).toEqual({ usage: { prompt_tokens: 'x' }, finishReason: 'stop' })
+    expect(usageFromBody([Buffer.from(odd)])).toEqual({ usage: { prompt_tokens: 'x' }, finishReason: 'stop', model: null })
   })
 })
