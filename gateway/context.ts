@@ -11,6 +11,12 @@ import type { CostBreakdown } from './cost/catalogue.ts'
 import { usageFromBody } from './usage-extract.ts'
 
 /** Typed per-request slots; plugins extend this interface by declaration merging. */
+/**
+ * The top-level `model` of an OpenAI chunk or an Anthropic event, as its serializers write it (`"model":"..."`, no
+ * escapes): chunks put it before `choices`, so the first match is the top-level one.
+ */
+const EVENT_MODEL = /"model":"([^"\\]{1,256})"/
+
 export interface CtxSlots {
   principal: { keyId: string; role: string; team?: string }
 }
@@ -58,6 +64,8 @@ export class RequestCtx {
   extraUpstreamHeaders: Record<string, string> | undefined
   /** Raw upstream body parts of a pass-through non-streaming answer, parsed lazily for usage. */
   rawBody: Buffer[] | undefined
+  /** A pass-through stream's newest event (its data), read lazily for the model that answered (responseModel). */
+  lastEvent: string | undefined
   /** The model the client asked for, and how it resolved. */
   requestedModel = ''
   providerName = ''
@@ -172,11 +180,16 @@ export class RequestCtx {
 
   /**
    * The model the upstream's answer says produced it (`gpt-4o-2024-08-06` for `gpt-4o`): from the canonical response,
-   * the stream's, or the pass-through body (read with the usage). Undefined when the answer did not say (a
-   * pass-through stream) or there was none.
+   * the stream's, the pass-through body (read with the usage), or a pass-through stream's last event (read when
+   * asked). Undefined when the answer did not say or there was none.
    */
   get responseModel(): string | undefined {
     if (this.#responseModel === undefined && this.rawBody !== undefined) void this.usage
+    if (this.#responseModel === undefined && this.lastEvent !== undefined) {
+      const m = EVENT_MODEL.exec(this.lastEvent)
+      this.lastEvent = undefined
+      if (m !== null) this.#responseModel = m[1]
+    }
     return this.#responseModel
   }
 

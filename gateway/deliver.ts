@@ -367,6 +367,8 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
     if (tailRead || !recent) return
     tailRead = true
     ctx.streamEvents += events
+    // For gen_ai.response.model, read only if asked (RequestCtx.responseModel).
+    if (events > 0) ctx.lastEvent = recent[(events - 1) % TAIL]
     let usage = false
     for (let k = 0; k < Math.min(events, TAIL); k++) {
       const d = recent[(events - 1 - k) % TAIL]!
