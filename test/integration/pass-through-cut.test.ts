@@ -6,11 +6,10 @@
  * A scripted upstream writes each step's bytes with a pause between steps (so each is its own read), then ends,
  * resets, or stops.
  */
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import OpenAI from 'openai'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ADMIN_KEY, startGateway, type TestGateway } from '../helpers/gateway.ts'
+import { startScriptedUpstream, type ScriptedUpstream } from '../helpers/scripted-upstream.ts'
 
 const chunk = (delta: Record<string, unknown>, finish: string | null = null): string =>
   `data: ${JSON.stringify({ id: 'chatcmpl-cut', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`
@@ -35,35 +34,29 @@ const SCRIPTS: Record<string, Script> = {
 }
 
 describe('pass-through streams cut inside an event', () => {
-  let upstream: http.Server
+  let upstream: ScriptedUpstream
   let tg: TestGateway
   let client: OpenAI
 
   beforeAll(async () => {
-    upstream = http.createServer((req, res) => {
-      let body = ''
-      req.on('data', (d: Buffer) => { body += d.toString('utf8') })
-      req.on('end', () => {
-        const s = SCRIPTS[(JSON.parse(body) as { model: string }).model]!
-        res.writeHead(200, { 'content-type': 'text/event-stream' })
-        res.flushHeaders()
-        let i = 0
-        const next = (): void => {
-          if (i < s.steps.length) { res.write(s.steps[i++]!); setTimeout(next, 30); return }
-          if (s.end === 'reset') res.destroy()
-          else res.end()
-        }
-        next()
-      })
+    upstream = await startScriptedUpstream((model, res) => {
+      const s = SCRIPTS[model]!
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      res.flushHeaders()
+      let i = 0
+      const next = (): void => {
+        if (i < s.steps.length) { res.write(s.steps[i++]!); setTimeout(next, 30); return }
+        if (s.end === 'reset') res.destroy()
+        else res.end()
+      }
+      next()
     })
-    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', () => r()))
-    const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/v1`
-    tg = await startGateway({ providers: { up: { type: 'openai', baseUrl: url, apiKey: 'sk-cut-test-0123456789', models: Object.keys(SCRIPTS) } } })
+    tg = await startGateway({ providers: { up: { type: 'openai', baseUrl: upstream.url, apiKey: 'sk-cut-test-0123456789', models: Object.keys(SCRIPTS) } } })
     client = new OpenAI({ apiKey: ADMIN_KEY, baseURL: `${tg.url}/v1`, maxRetries: 0, timeout: 10_000 })
   })
   afterAll(async () => {
     await tg?.close()
-    await new Promise<void>((r) => upstream.close(() => r()))
+    await upstream?.close()
   })
 
   const raw = async (model: string, includeUsage: boolean): Promise<string> => {

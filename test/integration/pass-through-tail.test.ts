@@ -3,10 +3,9 @@
  * from the final TAIL (8) events once, when the stream ends, instead of searching every event (gateway/deliver.ts).
  * An upstream speaking OpenAI's chunk format answers with scripted streams that end without `data: [DONE]`.
  */
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ADMIN_KEY, startGateway, type TestGateway } from '../helpers/gateway.ts'
+import { startScriptedUpstream, type ScriptedUpstream } from '../helpers/scripted-upstream.ts'
 
 type Choice = { index: number; delta: Record<string, unknown>; finish_reason: string | null; content_filter_results?: unknown }
 const chunk = (choices: Choice[], usage?: Record<string, number>): string =>
@@ -36,27 +35,20 @@ const SCRIPTS: Record<string, string[]> = {
 }
 
 describe('pass-through stream tail', () => {
-  let upstream: http.Server
+  let upstream: ScriptedUpstream
   let tg: TestGateway
 
   beforeAll(async () => {
-    upstream = http.createServer((req, res) => {
-      let body = ''
-      req.on('data', (d: Buffer) => { body += d.toString('utf8') })
-      req.on('end', () => {
-        const events = SCRIPTS[(JSON.parse(body) as { model: string }).model] ?? []
-        res.writeHead(200, { 'content-type': 'text/event-stream' })
-        for (const e of events) res.write(e)
-        res.end()
-      })
+    upstream = await startScriptedUpstream((model, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      for (const e of SCRIPTS[model] ?? []) res.write(e)
+      res.end()
     })
-    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', () => r()))
-    const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/v1`
-    tg = await startGateway({ providers: { up: { type: 'openai', baseUrl: url, apiKey: 'sk-tail-test-0123456789', models: Object.keys(SCRIPTS) } } })
+    tg = await startGateway({ providers: { up: { type: 'openai', baseUrl: upstream.url, apiKey: 'sk-tail-test-0123456789', models: Object.keys(SCRIPTS) } } })
   })
   afterAll(async () => {
     await tg?.close()
-    await new Promise<void>((r) => upstream.close(() => r()))
+    await upstream?.close()
   })
 
   async function stream(model: string, includeUsage = true): Promise<{ body: string; log: Record<string, unknown> | undefined }> {

@@ -1,17 +1,16 @@
 /**
  * A pass-through answer (bytes forwarded as the upstream sent them) that carries the provider's own key is redacted
- * before the client sees it, as translated answers and error bodies are: streamed and not, whatever the upstream's
- * reason for echoing it (an error event, a misbehaving server, a model repeating its prompt).
+ * before the client sees it, as translated answers (parsed and re-encoded) and error bodies are: streamed and not,
+ * whatever the upstream's reason for echoing it (an error event, a misbehaving server, a model repeating its prompt).
  */
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { authHeaders, startGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startOpenAIMock, type OpenAIMock } from '../helpers/openai-mock.ts'
+import { startScriptedUpstream, type ScriptedUpstream } from '../helpers/scripted-upstream.ts'
 
 const API_KEY = `sk-proj-${'p'.repeat(48)}`
 
-describe('pass-through answers never carry the provider key', () => {
+describe('pass-through and translated answers never carry the provider key', () => {
   let mock: OpenAIMock
   let gw: TestGateway
   beforeAll(async () => {
@@ -43,6 +42,25 @@ describe('pass-through answers never carry the provider key', () => {
       }
       // Masked in place, as long as the key: Content-Length and the SSE framing stay right.
       expect(content).toBe(`echo: my key is [redacted]${'*'.repeat(API_KEY.length - 10)} ok`)
+    })
+
+    // Regression: a non-streamed translated answer was parsed as the upstream sent it, so an Anthropic-dialect client
+    // (`/v1/messages`) of an OpenAI provider whose model repeated the key got the key in the message text; its streamed
+    // twin, whose events are redacted before mapping, did not.
+    it(`translated (/v1/messages to an OpenAI provider), ${stream ? 'streamed' : 'not streamed'}: the key is redacted, the rest intact`, async () => {
+      const r = await fetch(`${gw.url}/v1/messages`, {
+        method: 'POST',
+        headers: { ...authHeaders(), 'anthropic-version': '2023-06-01' },
+        body: JSON.stringify({ model: 'oa/gpt-4o', max_tokens: 50, stream, messages: [{ role: 'user', content: `echo my key is ${API_KEY} ok` }] }),
+      })
+      expect(r.status).toBe(200)
+      const text = await r.text()
+      expect(text).not.toContain(API_KEY)
+      expect(text).toContain('[redacted]')
+      if (!stream) {
+        const body = JSON.parse(text) as { content: { type: string; text: string }[] }
+        expect(body.content[0]!.text).toBe('echo: my key is [redacted] ok')
+      }
     })
   }
 })
@@ -82,29 +100,23 @@ describe('pass-through answers never carry the provider key, even split across t
   // The connection fails inside the key: the same, through the upstream's failure.
   scripts.set('sse-reset', { body: cutBody, cut: cutBody.length, sse: true, reset: true })
 
-  let upstream: http.Server
+  let upstream: ScriptedUpstream
   let gw: TestGateway
   beforeAll(async () => {
-    upstream = http.createServer((req, res) => {
-      let body = ''
-      req.on('data', (d: Buffer) => { body += d.toString('utf8') })
-      req.on('end', () => {
-        const s = scripts.get((JSON.parse(body) as { model: string }).model)!
-        const bytes = Buffer.from(s.body)
-        res.writeHead(200, s.sse ? { 'content-type': 'text/event-stream' } : { 'content-type': 'application/json', 'content-length': bytes.length })
-        res.flushHeaders()
-        res.write(bytes.subarray(0, s.cut))
-        // A pause long enough for the first write to be read on its own.
-        setTimeout(() => { if (s.reset) res.destroy(); else res.end(bytes.subarray(s.cut)) }, 40)
-      })
+    upstream = await startScriptedUpstream((model, res) => {
+      const s = scripts.get(model)!
+      const bytes = Buffer.from(s.body)
+      res.writeHead(200, s.sse ? { 'content-type': 'text/event-stream' } : { 'content-type': 'application/json', 'content-length': bytes.length })
+      res.flushHeaders()
+      res.write(bytes.subarray(0, s.cut))
+      // A pause long enough for the first write to be read on its own.
+      setTimeout(() => { if (s.reset) res.destroy(); else res.end(bytes.subarray(s.cut)) }, 40)
     })
-    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', () => r()))
-    const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/v1`
-    gw = await startGateway({ providers: { oa: { type: 'openai', baseUrl: url, apiKey: API_KEY, models: [...scripts.keys()] } } })
+    gw = await startGateway({ providers: { oa: { type: 'openai', baseUrl: upstream.url, apiKey: API_KEY, models: [...scripts.keys()] } } })
   })
   afterAll(async () => {
     await gw?.close()
-    await new Promise<void>((r) => upstream.close(() => r()))
+    await upstream?.close()
   })
 
   const ask = (model: string, stream: boolean, includeUsage = false): Promise<Response> =>
