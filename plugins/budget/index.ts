@@ -18,9 +18,11 @@ import type { RequestCtx } from '../../gateway/context.ts'
 import { PriceCatalogue } from '../../gateway/cost/catalogue.ts'
 import { effectiveFromErrors } from '../../gateway/cost/effective-from.ts'
 import { loadTokenizer } from '../../gateway/cost/estimate.ts'
+import { answerPart, billedAttempts } from '../../gateway/cost/attempt-usage.ts'
 import { costOf, normalizeUsage } from '../../gateway/cost/meter.ts'
 import type { Metrics } from '../../gateway/metrics.ts'
 import type { PluginFactory, PluginInstance } from '../../gateway/pipeline/types.ts'
+import type { Usage } from '../../providers/types.ts'
 import { BudgetBackend, type Placement } from './backend.ts'
 import { budgetConfigErrors, budgetConfigSchema, type BudgetConfig, type BudgetRule } from './config.ts'
 import { createCutoffHook } from './cutoff.ts'
@@ -147,12 +149,28 @@ function keyCounterFor(rule: BudgetRule, ctx: RequestCtx, usd: unknown, now: num
   return specFor(rule, v, now, limit)
 }
 
-/** The prices of the model that answered: the catalogue's, else the alias target's own `price`. */
-function pricesAt(ctx: RequestCtx, pricing: Pricing, at: number): ReturnType<Pricing['pricesFor']> {
-  const p = pricing.pricesFor(ctx.providerName, ctx.adapter?.type ?? '', ctx.model, at)
+/** The prices of a target's model (the answering one by default): the catalogue's, else the alias target's own `price`. */
+function pricesAt(
+  ctx: RequestCtx, pricing: Pricing, at: number,
+  provider: string = ctx.providerName, providerType: string = ctx.adapter?.type ?? '', model: string = ctx.model,
+): ReturnType<Pricing['pricesFor']> {
+  const p = pricing.pricesFor(provider, providerType, model, at)
   if (p || !ctx.alias) return p
-  const t = ctx.alias.targets.find((x) => x.provider === ctx.providerName && x.model === ctx.model)
+  const t = ctx.alias.targets.find((x) => x.provider === provider && x.model === model)
   return t?.price ? { input: t.price.input * 1e6, cachedInput: t.price.input * 1e6, cacheWrite: t.price.input * 1e6, output: t.price.output * 1e6, reasoning: t.price.output * 1e6, effectiveFrom: 0 } : undefined
+}
+
+/**
+ * pico-USD of a request's usage without the cost meter's figure: the answering target's part at its prices, and a
+ * resumed stream's cut attempts (their usage is part of `usage`) each at its own target's, as the cost meter does.
+ */
+function ownCostPico(ctx: RequestCtx, pricing: Pricing, usage: Usage): number {
+  const at = Date.now()
+  const attempts = billedAttempts(ctx)
+  if (attempts.length === 0) return PriceCatalogue.cost(pricesAt(ctx, pricing, at), usage).pico
+  let pico = PriceCatalogue.cost(pricesAt(ctx, pricing, at), answerPart(usage, attempts)).pico
+  for (const a of attempts) pico += PriceCatalogue.cost(pricesAt(ctx, pricing, at, a.provider, a.providerType ?? '', a.model), a.usage!).pico
+  return pico
 }
 
 /** '000000000'..: nano-USD digits after the point. */
@@ -259,7 +277,7 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
         const usage = reported ? normalizeUsage(reported) : undefined
         if (usage) {
           const metered = costOf(ctx)
-          const pico = metered && !metered.unknown ? metered.pico : PriceCatalogue.cost(pricesAt(ctx, pricingOf(ctx, own), Date.now()), usage).pico
+          const pico = metered && !metered.unknown ? metered.pico : ownCostPico(ctx, pricingOf(ctx, own), usage)
           return [picoToNano(pico), usageTokens(usage), requests]
         }
         // No usage (a client that left before the usage event, a cut stream): a stream is charged its prompt and
