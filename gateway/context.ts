@@ -32,6 +32,8 @@ export interface AttemptRecord {
   usage?: Usage
   /** The usage is an estimate (the attempt reported none before the cut). */
   estimated?: boolean
+  /** Stream events the attempt gave the client before its cut (part of `streamEvents`). */
+  events?: number
 }
 
 export type Operation = 'chat' | 'embeddings' | 'models' | 'execute'

@@ -83,6 +83,8 @@ async function deliverStream(ctx: RequestCtx, inbound: Inbound, first: ChatStrea
     const current: ChatStream = stream
     stream = undefined
     let sent = ''
+    /** ctx.streamEvents before this attempt's first event (a cut attempt's own count is the difference). */
+    const eventsBefore = ctx.streamEvents
     /** Usage this attempt reported before it was cut (rare), kept when the stream may be resumed. */
     let reported: Usage | undefined
     try {
@@ -130,7 +132,7 @@ async function deliverStream(ctx: RequestCtx, inbound: Inbound, first: ChatStrea
       delivered += sent
       // Mid-stream failure: continue on another target when the alias allows it, else say so explicitly.
       if (ctx.resume && !res.destroyed && g.code !== 'MCP_ERR_REQ_ABORTED') {
-        const cut = cutAttempt(ctx, g, sent, reported)
+        const cut = cutAttempt(ctx, g, sent, reported, ctx.streamEvents - eventsBefore)
         stream = await ctx.resume(delivered).catch(() => undefined)
         if (stream) {
           ctx.attemptLog.push(await cut)

@@ -58,11 +58,12 @@ export function billedAttempts(ctx: Pick<RequestCtx, 'attemptLog'>): readonly At
 }
 
 /**
- * The record of the attempt whose stream was just cut, taken now (its target, its request, what it delivered),
- * with its usage: `reported` when it sent one, else estimated (waits for the tokenizer the first time).
+ * The record of the attempt whose stream was just cut, taken now (its target, its request, what it delivered, the
+ * `events` it gave the client), with its usage: `reported` when it sent one, else estimated (waits for the
+ * tokenizer the first time).
  */
-export async function cutAttempt(ctx: RequestCtx, g: GatewayError, sent: string, reported: Usage | undefined): Promise<AttemptRecord> {
-  const record: AttemptRecord = { provider: ctx.providerName, model: ctx.model, error: g.code, status: g.status, providerType: ctx.adapter?.type ?? '' }
+export async function cutAttempt(ctx: RequestCtx, g: GatewayError, sent: string, reported: Usage | undefined, events: number): Promise<AttemptRecord> {
+  const record: AttemptRecord = { provider: ctx.providerName, model: ctx.model, error: g.code, status: g.status, providerType: ctx.adapter?.type ?? '', events }
   if (reported) return { ...record, usage: normalizeUsage(reported) }
   const chat = ctx.chat
   if (!tokenizerLoaded()) await loadTokenizer().catch(() => { /* ~4 characters a token */ })
@@ -82,4 +83,14 @@ export function answerPart(total: Usage, attempts: readonly AttemptRecord[]): Us
   let own = normalizeUsage(total)
   for (const a of attempts) own = combine(own, a.usage!, -1)
   return own
+}
+
+/**
+ * Stream events the answering target gave the client: `ctx.streamEvents` counts every attempt's, and a cut
+ * attempt's output is already in its own usage (an estimate of an answer without usage counts only its own).
+ */
+export function answerEvents(ctx: Pick<RequestCtx, 'streamEvents'>, attempts: readonly AttemptRecord[]): number {
+  let n = ctx.streamEvents
+  for (const a of attempts) n -= a.events ?? 0
+  return Math.max(0, n)
 }

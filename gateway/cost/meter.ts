@@ -27,7 +27,7 @@ import type { Usage } from '../../providers/types.ts'
 import { PriceCatalogue, type CostBreakdown, type PriceEntry, type TokenPrices } from './catalogue.ts'
 import { Pricing } from './pricing.ts'
 import { completionTextOfBody, estimateUsage, loadTokenizer, tokenizerSettled } from './estimate.ts'
-import { answerPart, billedAttempts, normalizeUsage } from './attempt-usage.ts'
+import { answerEvents, answerPart, billedAttempts, normalizeUsage } from './attempt-usage.ts'
 
 export { normalizeUsage }
 
@@ -206,10 +206,12 @@ export class CostMeter {
     const proposed = (ctx as { completionText?: unknown }).completionText
     const text = typeof proposed === 'string' ? proposed : raw ? completionTextOfBody(raw) : ''
     const est = estimateUsage(ctx, text)
-    // A stream's text is not kept: what it gave the client counts as about a token per event (as the budget charges).
-    if (ctx.stream && ctx.streamEvents > est.completion_tokens) {
-      est.completion_tokens = ctx.streamEvents
-      est.total_tokens = est.prompt_tokens + ctx.streamEvents
+    // A stream's text is not kept: what it gave the client counts as about a token per event (as the budget charges),
+    // its own events only (a resumed stream's cut attempts are priced from their own usage).
+    const events = ctx.stream ? answerEvents(ctx, attempts) : 0
+    if (events > est.completion_tokens) {
+      est.completion_tokens = events
+      est.total_tokens = est.prompt_tokens + events
     }
     return PriceCatalogue.cost(this.#seriesOf(ctx, this.#now()).prices, est, true)
   }

@@ -69,6 +69,8 @@ export function createCutoffHook(d: CutoffDeps): (ctx: RequestCtx, chunk: ChatCh
   return (ctx, chunk) => {
     const s = ctx.slots.budget
     if (!s?.cutoff || s.settled) return
+    // A resumed stream's next attempt: what came before is the cut attempts' (settled from their own usage).
+    if (ctx.attemptLog.length !== s.seenAttempts) { s.seenAttempts = ctx.attemptLog.length; s.cutChars = s.outChars }
     for (const c of chunk.choices) {
       const dl = c.delta
       if (typeof dl.content === 'string') s.outChars += dl.content.length

@@ -18,7 +18,7 @@ import type { RequestCtx } from '../../gateway/context.ts'
 import { PriceCatalogue } from '../../gateway/cost/catalogue.ts'
 import { effectiveFromErrors } from '../../gateway/cost/effective-from.ts'
 import { loadTokenizer } from '../../gateway/cost/estimate.ts'
-import { answerPart, billedAttempts } from '../../gateway/cost/attempt-usage.ts'
+import { answerEvents, answerPart, billedAttempts } from '../../gateway/cost/attempt-usage.ts'
 import { costOf, normalizeUsage } from '../../gateway/cost/meter.ts'
 import type { Metrics } from '../../gateway/metrics.ts'
 import type { PluginFactory, PluginInstance } from '../../gateway/pipeline/types.ts'
@@ -63,7 +63,12 @@ export interface BudgetSlot extends Held {
   /** Stream cut-off armed (an uncapped stream under a hard budget with streamCutoff). */
   cutoff: boolean
   grantedOut: number
+  /** Output characters counted by the cut-off (every attempt of a resumed stream). */
   outChars: number
+  /** outChars when the current attempt began (a resumed stream: the cut attempts' part, billed from their own usage). */
+  cutChars: number
+  /** ctx.attemptLog's length the cut-off last saw (a new entry: a resumed stream's new attempt). */
+  seenAttempts: number
   extending: boolean
   extensionRefused: boolean
   /** The refused extension was only a would-be refusal (shadow mode): counted, never cut. */
@@ -282,10 +287,23 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
         }
         // No usage (a client that left before the usage event, a cut stream): a stream is charged its prompt and
         // its output, counted (cut-off) or about a token per event it delivered; anything else nothing (released in full).
-        const out = Math.max(outputTokensOf(s.outChars, est), ctx.stream ? ctx.streamEvents : 0)
+        // A resumed stream's cut attempts are charged their own usage at their own prices, and the answer only its
+        // own output and its own prompt (the client's messages and the delivered text as a prefill).
+        const attempts = billedAttempts(ctx)
+        if (attempts.length > 0 && s.seenAttempts !== ctx.attemptLog.length) s.cutChars = s.outChars
+        const out = Math.max(outputTokensOf(s.outChars - s.cutChars, est), ctx.stream ? answerEvents(ctx, attempts) : 0)
         if (out > 0 || (ctx.stream && ctx.firstChunk > 0)) {
-          const p = pricesAt(ctx, pricingOf(ctx, own), Date.now())
-          return [picoToNano(p ? s.promptTokens * p.input + out * p.output : 0), s.promptTokens + out, requests]
+          const pricing = pricingOf(ctx, own)
+          const at = Date.now()
+          const prompt = attempts.length === 0 ? s.promptTokens : promptTokens(ctx.chat, undefined, est)
+          const p = pricesAt(ctx, pricing, at)
+          let pico = p ? prompt * p.input + out * p.output : 0
+          let tokens = prompt + out
+          for (const a of attempts) {
+            pico += PriceCatalogue.cost(pricesAt(ctx, pricing, at, a.provider, a.providerType ?? '', a.model), a.usage!).pico
+            tokens += usageTokens(a.usage!)
+          }
+          return [picoToNano(pico), tokens, requests]
         }
         return [0, 0, requests]
       }
@@ -445,7 +463,7 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
         const s: BudgetSlot = {
           id: `${INSTANCE}:${(++reservations).toString(36)}`, counters, rules, placement: undefined, amount, promptTokens: prompt, worst, cacheHit,
           admitting: true, completed: false, settled: false,
-          cutoff: false, grantedOut: maxOut, outChars: 0, extending: false, extensionRefused: false, shadowCut: false,
+          cutoff: false, grantedOut: maxOut, outChars: 0, cutChars: 0, seenAttempts: 0, extending: false, extensionRefused: false, shadowCut: false,
           heldPrev: undefined, heldNext: undefined, held: false,
         }
         ctx.slots.budget = s
