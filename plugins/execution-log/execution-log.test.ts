@@ -9,6 +9,7 @@ import { Writable } from 'node:stream'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { registerExecutionRoutes } from '../../admin/routes/executions.ts'
 import { AdminServer } from '../../admin/server.ts'
+import { loadCatalogue, PriceCatalogue } from '../../gateway/cost/catalogue.ts'
 import { Gateway } from '../../gateway/gateway.ts'
 import { createLogger } from '../../gateway/logger.ts'
 import { validatePluginConfig } from '../../gateway/pipeline/compile.ts'
@@ -24,6 +25,7 @@ import { captureBody } from './capture.ts'
 import type { ExecutionLogConfig } from './config.ts'
 import { executionLogPlugin, statusOf } from './index.ts'
 import type { RequestCtx } from '../../gateway/context.ts'
+import type { Usage } from '../../providers/types.ts'
 
 const REDACT = new Set(['api_key', 'password'])
 
@@ -149,6 +151,14 @@ describe('execution-log through the gateway', () => {
         providers: {
           mock: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-upstream-exec-log', models: ['gpt-4o', 'text-embedding-3-small'] },
           slow: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-upstream-exec-log', headers: { 'x-mock-tokens': '40', 'x-mock-chunk-delay-ms': '50' } },
+          cutter: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-upstream-exec-log', headers: { 'x-mock-tokens': '60', 'x-mock-fault': 'cutAfter:5' } },
+        },
+        // A stream cut on gpt-4o after 5 tokens and resumed on gpt-4o-mini.
+        models: {
+          relay: {
+            streamRecovery: 'resume',
+            targets: [{ provider: 'cutter', model: 'gpt-4o' }, { provider: 'mock', model: 'gpt-4o-mini', priority: 1, supportsPrefill: true }],
+          },
         },
       }),
     })
@@ -190,6 +200,28 @@ describe('execution-log through the gateway', () => {
   function list(query: string): Promise<Response> {
     return fetch(`${adminUrl}/api/v1/mcp/executions${query}`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })
   }
+
+  it('records a resumed stream: usage and cost of every attempt, the cut one in failedAttempts with its usage', async () => {
+    const res = await post('/v1/chat/completions', { model: 'relay', messages: [{ role: 'user', content: 'hello' }], stream: true }, { 'x-request-id': 'el-resumed-1' })
+    expect(await res.text()).toContain('data: [DONE]')
+    const row = await rowOf('el-resumed-1')
+    const m = row['metrics'] as { promptTokens: number; completionTokens: number; failedAttempts: { usage: Usage }[]; cost: { tokens: { input: number; output: number }; pico: string } }
+    expect(m.failedAttempts).toEqual([{
+      provider: 'cutter', providerType: 'openai', model: 'gpt-4o', error: 'MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', status: 502, estimated: true, events: 6,
+      usage: { prompt_tokens: expect.any(Number), completion_tokens: expect.any(Number), total_tokens: expect.any(Number) },
+    }])
+    const cut = m.failedAttempts[0]!.usage
+    expect(cut.completion_tokens).toBeGreaterThan(0)
+    // The answering target's own usage (what the mock reported) plus the cut attempt's, in the row and its cost.
+    const answer = { prompt_tokens: m.promptTokens - cut.prompt_tokens, completion_tokens: m.completionTokens - cut.completion_tokens }
+    expect(answer.completion_tokens).toBe(12) // the mock's default answer
+    expect(row).toMatchObject({ provider: 'mock', model: 'gpt-4o-mini', status: 'ok', response: { usage: { prompt_tokens: m.promptTokens, completion_tokens: m.completionTokens } } })
+    expect(m.cost.tokens).toMatchObject({ input: m.promptTokens, output: m.completionTokens })
+    const catalogue = loadCatalogue()
+    const pico = PriceCatalogue.cost(catalogue.lookup('openai', 'gpt-4o'), cut).pico
+      + PriceCatalogue.cost(catalogue.lookup('openai', 'gpt-4o-mini'), { ...answer, total_tokens: answer.prompt_tokens + answer.completion_tokens }).pico
+    expect(m.cost.pico).toBe(String(pico))
+  })
 
   it('records a non-streaming chat completion: request, response, metrics, times', async () => {
     const t0 = Date.now()
