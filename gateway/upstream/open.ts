@@ -42,7 +42,7 @@ export async function openUpstream(ctx: RequestCtx): Promise<UpstreamResponse> {
   // deliverStream writes OpenAI SSE itself: plain text may skip the canonical chunk when no hook reads chunks.
   if (ctx.stream && ctx.inbound === 'openai' && ctx.route.onResponseChunk.length === 0) params.textLane = true
   if (op === 'embeddings') {
-    if (!adapter.embed) throw new GatewayError('MCP_ERR_ROUTE_OPERATION_UNSUPPORTED', { provider: adapter.name, operation: 'embeddings' })
+    if (!adapter.embed) throw new GatewayError('MCP_ERR_ROUTE_OPERATION_UNSUPPORTED', { provider: adapter.name, operation: 'embeddings' }, { param: 'model' })
     return { kind: 'json', response: await adapter.embed(ctx.embedding!, params) }
   }
   if (ctx.stream) return { kind: 'stream', stream: await adapter.stream(ctx.chat!, params) }

@@ -141,7 +141,7 @@ export class HttpAdapter implements ProviderAdapter {
 
   async embed(req: EmbeddingRequest, params: ExecuteParams): Promise<EmbeddingResponse> {
     const t = this.#o.embeddings
-    if (!t) throw new GatewayError('MCP_ERR_ROUTE_OPERATION_UNSUPPORTED', { provider: this.name, operation: 'embeddings' })
+    if (!t) throw new GatewayError('MCP_ERR_ROUTE_OPERATION_UNSUPPORTED', { provider: this.name, operation: 'embeddings' }, { param: 'model' })
     this.#requests++
     this.#inflight++
     try {

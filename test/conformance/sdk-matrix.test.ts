@@ -201,6 +201,14 @@ describe.each(EMBEDDERS)('openai SDK embeddings → gateway → %s', (name, mode
   })
 })
 
+it('embeddings on a chat-only provider: a 400 whose param is model (it had no param)', async () => {
+  const e = await openaiClient().embeddings.create({ model: 'anthropic/claude-sonnet-4-5', input: 'hello' }).then(() => undefined, (x: unknown) => x)
+  expect(e).toBeInstanceOf(OpenAI.BadRequestError)
+  const err = e as InstanceType<typeof OpenAI.BadRequestError>
+  expect(err.param).toBe('model')
+  expect(err.message).toContain('Provider anthropic does not support embeddings')
+})
+
 describe.each(PROVIDERS)('anthropic SDK → gateway → %s', (name) => {
   it('text', async () => {
     const c = caseOf(name)
