@@ -67,8 +67,8 @@ describe('request: canonical → generateContent', () => {
     const up = toGoogleChat({ model: 'x', messages: [{ role: 'user', content: 'hi' }], stream: true }, 'models/gemini-2.0-flash', true, { ...opts, basePath: '/proxy', apiVersion: 'v1' })
     expect(up.path).toBe('/proxy/v1/models/gemini-2.0-flash:streamGenerateContent?alt=sse')
     expect(up.body).toEqual({ contents: [{ role: 'user', parts: [{ text: 'hi' }] }] })
-    expect(toGoogleChat({ model: 'x', messages: [] }, 'tunedModels/my-model', false, opts).path).toBe('/v1beta/tunedModels/my-model:generateContent')
-    expect(toGoogleChat({ model: 'x', messages: [] }, '../evil', false, opts).path).toBe('/v1beta/models/..%2Fevil:generateContent')
+    expect(toGoogleChat({ model: 'x', messages: [{ role: 'user', content: 'hi' }] }, 'tunedModels/my-model', false, opts).path).toBe('/v1beta/tunedModels/my-model:generateContent')
+    expect(toGoogleChat({ model: 'x', messages: [{ role: 'user', content: 'hi' }] }, '../evil', false, opts).path).toBe('/v1beta/models/..%2Fevil:generateContent')
   })
 
   it('merges consecutive turns of one role and skips empty assistant turns', () => {
@@ -86,6 +86,20 @@ describe('request: canonical → generateContent', () => {
     const up = chat({ messages: [{ role: 'system', content: '' }, { role: 'user', content: [{ type: 'text', text: '' }, { type: 'text', text: 'x' }] }] })
     expect(up.body).toEqual({ contents: [{ role: 'user', parts: [{ text: 'x' }] }] })
     expect(caught(() => chat({ messages: [{ role: 'user', content: null as never }] })).code).toBe('MCP_ERR_REQ_BODY_INVALID')
+  })
+
+  it('a conversation with no content Gemini takes is a 400 naming the message (was Gemini\'s "contents is not specified")', () => {
+    for (const messages of [
+      [{ role: 'user', content: [] }],
+      [{ role: 'system', content: 'be brief' }, { role: 'user', content: [{ type: 'text', text: '' }] }],
+      [{ role: 'assistant', content: null }, { role: 'user', content: '' }],
+    ] as ChatRequest['messages'][]) {
+      const e = caught(() => chat({ messages }))
+      expect(e.code).toBe('MCP_ERR_REQ_BODY_INVALID')
+      expect(e.param).toBe(`messages[${messages.length - 1}].content`)
+      expect(e.message).toContain('provider gem')
+    }
+    expect(caught(() => chat({ messages: [{ role: 'system', content: 'only a system prompt' }] })).param).toBe('messages')
   })
 
   it('maps tool_choice to functionCallingConfig modes', () => {

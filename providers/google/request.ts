@@ -456,6 +456,13 @@ function toContents(messages: readonly ChatMessage[], o: GoogleRequestOptions, m
         throw invalid(`${where}.role '${(m as { role: string }).role}' is not a chat role`, `${where}.role`)
     }
   })
+  // Empty texts are dropped (Gemini refuses them): a conversation left with no turn at all is Gemini's 400 "contents is
+  // not specified", so it is ours, naming the last message that brought nothing.
+  if (contents.length === 0) {
+    const last = messages.findLastIndex((m) => m.role !== 'system' && m.role !== 'developer')
+    const field = last < 0 ? 'messages' : `messages[${last}].content`
+    throw invalid(`${field}: no message has content Gemini takes (text that is not empty, an image, a file or a tool call); provider ${o.provider} refuses a conversation without any`, field)
+  }
   const out: Pick<GeminiGenerateRequest, 'contents' | 'systemInstruction'> = { contents }
   if (system.length > 0) out.systemInstruction = { parts: system }
   return out
