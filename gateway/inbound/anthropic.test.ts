@@ -449,6 +449,25 @@ describe('anthropicErrorBody', () => {
     expect(anthropicErrorBody(e, 'req_1')).toEqual({ type: 'error', error: { type, message: e.message }, request_id: 'req_1' })
   })
 
+  it('a provider\'s 400 names the Messages field the client sent, not the canonical one it became (it named fields the client never sent)', () => {
+    const gopts = { provider: 'google', basePath: '', apiVersion: 'v1beta', dropUnsupportedParams: false }
+    const base = { model: 'm', max_tokens: 64, messages: [{ role: 'user', content: 'hi' }] }
+    const tools = [{ name: 'a', input_schema: { type: 'object', properties: { x: { type: 'string' } } } }]
+    const messageFor = (body: Record<string, unknown>): string => {
+      const e = catchError(() => toGoogleChat(anthropicToCanonical({ ...base, ...body }), 'gemini-2.5-flash', false, gopts))
+      return (anthropicErrorBody(e, 'r') as { error: { message: string } }).error.message
+    }
+    expect(messageFor({ tools, tool_choice: { type: 'auto', disable_parallel_tool_use: true } }))
+      .toBe("Parameter 'tool_choice.disable_parallel_tool_use' is not supported by provider google")
+    expect(messageFor({ output_config: { effort: 'max' } })).toBe("Parameter 'output_config.effort' is not supported by provider google")
+    expect(messageFor({ stop_sequences: ['a', 'b', 'c', 'd', 'e', 'f'] })).toBe('Invalid request body: stop_sequences: Gemini takes at most 5 stop sequences, got 6')
+    const user = new GatewayError('MCP_ERR_REQ_PARAM_UNSUPPORTED', { param: 'user', provider: 'p' }, { param: 'user' })
+    expect((anthropicErrorBody(user, 'r') as { error: { message: string } }).error.message).toBe("Parameter 'metadata.user_id' is not supported by provider p")
+    // The OpenAI dialect keeps the canonical names, which are its own; an upstream error is left as the provider wrote it.
+    const upstream = new GatewayError('MCP_ERR_UPSTREAM_ERROR', { provider: 'p', status: 400, reason: "'stop' is bad" }, { status: 400, param: 'stop' })
+    expect((anthropicErrorBody(upstream, 'r') as { error: { message: string } }).error.message).toBe(upstream.message)
+  })
+
   it('uses 429 rate_limit_error and 529 overloaded_error for upstream errors with those statuses', () => {
     const at = (status: number, type: string) => new GatewayError('MCP_ERR_UPSTREAM_ERROR', {}, { status, type, message: 'x' })
     expect(anthropicErrorBody(at(429, 'requests'), 'r')).toMatchObject({ error: { type: 'rate_limit_error' } })

@@ -312,8 +312,36 @@ export function anthropicErrorType(e: GatewayError): string {
   return ERROR_TYPE_BY_STATUS[e.status] ?? (ANTHROPIC_ERROR_TYPES.has(e.type) ? e.type : e.status >= 500 ? 'api_error' : 'invalid_request_error')
 }
 
+/**
+ * A provider translation judges the canonical request, so its 400s name canonical (OpenAI) fields: the Messages
+ * fields they came from. Fields of one name in both APIs need no entry. A `messages[...]` name is left as it is
+ * (system and tool results move the indexes).
+ */
+const ANTHROPIC_FIELD: readonly (readonly [RegExp, string])[] = [
+  [/^parallel_tool_calls\b/, 'tool_choice.disable_parallel_tool_use'],
+  [/^reasoning_effort\b/, 'output_config.effort'],
+  [/^response_format(?:\.json_schema\.schema)?\b/, 'output_config.format'],
+  [/^stop\b/, 'stop_sequences'],
+  [/^user\b/, 'metadata.user_id'],
+]
+const REQUEST_CODES: ReadonlySet<string> = new Set(['MCP_ERR_REQ_BODY_INVALID', 'MCP_ERR_REQ_PARAM_UNSUPPORTED'])
+
+/** The error's message with the canonical field it names written as the Messages field the client sent. */
+function messageOf(e: GatewayError): string {
+  const param = e.param
+  if (param === null || !REQUEST_CODES.has(e.code)) return e.message
+  for (const [from, to] of ANTHROPIC_FIELD) {
+    if (!from.test(param)) continue
+    const renamed = param.replace(from, to)
+    // Where the message names it: quoted, or after "body: " (not the same word in the prose, "5 stop sequences").
+    const named = new RegExp(`(?<=^|'|: )${param.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?=['\\]:.[]|$)`, 'g')
+    return e.message.replace(named, () => renamed)
+  }
+  return e.message
+}
+
 export function anthropicErrorBody(e: GatewayError, requestId: string): object {
-  return { type: 'error', error: { type: anthropicErrorType(e), message: e.message }, request_id: requestId }
+  return { type: 'error', error: { type: anthropicErrorType(e), message: messageOf(e) }, request_id: requestId }
 }
 
 // ---------- canonical chunks → Anthropic SSE ----------
@@ -463,7 +491,7 @@ export function createAnthropicStreamEncoder(model: string): StreamEncoder {
     },
     error(e: GatewayError): string {
       ended = true
-      return sse('error', { type: 'error', error: { type: anthropicErrorType(e), message: e.message } })
+      return sse('error', { type: 'error', error: { type: anthropicErrorType(e), message: messageOf(e) } })
     },
   }
 }
