@@ -241,6 +241,36 @@ const RES: ChatResponse = {
   usage: { prompt_tokens: 100, completion_tokens: 20, total_tokens: 120, prompt_tokens_details: { cached_tokens: 30, cache_creation_tokens: 10 } },
 }
 
+describe('empty Messages content → canonical OpenAI takes (OpenAI refused an empty parts array and a bare null assistant)', () => {
+  it('system [], a tool_result with content [], an assistant with no blocks or only thinking', () => {
+    const req = anthropicToCanonical({
+      model: 'm', max_tokens: 16, system: [],
+      messages: [
+        { role: 'user', content: 'hi' },
+        { role: 'assistant', content: [{ type: 'tool_use', id: 't1', name: 'f', input: {} }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 't1', content: [] }, { type: 'text', text: 'go on' }] },
+        { role: 'assistant', content: [{ type: 'redacted_thinking', data: 'x' }] },
+        { role: 'user', content: 'and?' },
+        { role: 'assistant', content: [] },
+      ],
+    })
+    expect(req.messages).toEqual([
+      { role: 'user', content: 'hi' },
+      { role: 'assistant', content: null, tool_calls: [{ id: 't1', type: 'function', function: { name: 'f', arguments: '{}' } }] },
+      { role: 'tool', tool_call_id: 't1', content: '' },
+      { role: 'user', content: [{ type: 'text', text: 'go on' }] },
+      { role: 'assistant', content: '', thinking_blocks: [{ type: 'redacted_thinking', data: 'x' }] },
+      { role: 'user', content: 'and?' },
+      { role: 'assistant', content: '' },
+    ])
+    const sent = toOpenAIChat(req, 'gpt-4o', false, '').body as { messages: { role: string; content: unknown; tool_calls?: unknown }[] }
+    for (const m of sent.messages) {
+      expect(Array.isArray(m.content) && m.content.length === 0, JSON.stringify(m)).toBe(false)
+      if (m.role === 'assistant' && m.content === null) expect(m.tool_calls).toBeDefined()
+    }
+  })
+})
+
 describe('canonicalToAnthropic', () => {
   it('builds a Message with content blocks, stop_reason and usage split back into cache fields', () => {
     expect(canonicalToAnthropic(RES, 'claude-alias')).toEqual({

@@ -98,7 +98,6 @@ function toolResult(b: Obj, path: string, media: ContentPart[]): ChatMessage {
   if (typeof c === 'string') content = c
   else if (c !== undefined) {
     const texts: TextPart[] = []
-    const before = media.length
     arr(c, `${path}.content`).forEach((x, k) => {
       const p = `${path}.content[${k}]`
       const xb = obj(x, p)
@@ -107,7 +106,8 @@ function toolResult(b: Obj, path: string, media: ContentPart[]): ChatMessage {
       else if (xb['type'] === 'document') media.push(documentPart(xb, p))
       else fail(`${p}.type`, 'must be text, image or document')
     })
-    content = texts.length === 0 && media.length > before ? '' : texts
+    // No text (only media, or no blocks at all) is '': an empty array of parts is an OpenAI 400.
+    content = texts.length === 0 ? '' : texts
   }
   const m: ChatMessage & Obj = { role: 'tool', tool_call_id: id, content }
   if (b['is_error'] === true) m['is_error'] = true
@@ -125,7 +125,7 @@ function convertMessage(raw: unknown, i: number, out: ChatMessage[]): void {
   if (typeof content === 'string') { out.push({ role, content } as ChatMessage); return }
   const blocks = arr(content, `${path}.content`)
   if (role === 'system') {
-    out.push({ role: 'system', content: blocks.map((b, j) => textPart(obj(b, `${path}.content[${j}]`), `${path}.content[${j}]`)) })
+    if (blocks.length > 0) out.push({ role: 'system', content: blocks.map((b, j) => textPart(obj(b, `${path}.content[${j}]`), `${path}.content[${j}]`)) })
     return
   }
   if (role === 'assistant') {
@@ -146,7 +146,8 @@ function convertMessage(raw: unknown, i: number, out: ChatMessage[]): void {
       }
     })
     const plain = texts.every((t) => !('cache_control' in t))
-    const msg: ChatMessage = { role: 'assistant', content: texts.length === 0 ? null : plain ? texts.map((t) => t.text).join('') : texts }
+    // content null only beside tool calls, as OpenAI takes it (an empty turn, or thinking alone, is '').
+    const msg: ChatMessage = { role: 'assistant', content: texts.length === 0 ? (calls.length > 0 ? null : '') : plain ? texts.map((t) => t.text).join('') : texts }
     if (calls.length > 0) msg.tool_calls = calls
     if (thinking.length > 0) msg.thinking_blocks = thinking
     out.push(msg)
@@ -199,7 +200,11 @@ export function anthropicToCanonical(body: unknown): ChatRequest {
   const messages: ChatMessage[] = []
   const system = b['system']
   if (typeof system === 'string') messages.push({ role: 'system', content: system })
-  else if (system !== undefined) messages.push({ role: 'system', content: arr(system, 'system').map((x, j) => textPart(obj(x, `system[${j}]`), `system[${j}]`)) })
+  else if (system !== undefined) {
+    const blocks = arr(system, 'system').map((x, j) => textPart(obj(x, `system[${j}]`), `system[${j}]`))
+    // No blocks is no system prompt (an empty array of parts is an OpenAI 400).
+    if (blocks.length > 0) messages.push({ role: 'system', content: blocks })
+  }
   const rawMessages = arr(b['messages'], 'messages')
   if (rawMessages.length === 0) fail('messages', 'must contain at least one message')
   rawMessages.forEach((m, i) => convertMessage(m, i, messages))

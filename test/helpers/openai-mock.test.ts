@@ -79,6 +79,17 @@ describe('openai-mock', () => {
     expect(tool.choices[0]?.message.content).toBe('tool result: sunny');
   });
 
+  it('refuses an empty content array and an assistant message with neither content nor tool calls, as OpenAI does', async () => {
+    const post = (messages: unknown[]) => fetch(`${mock.url}/chat/completions`, { method: 'POST', headers: { authorization: 'Bearer sk-test', 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', messages }) })
+    const empty = await post([{ role: 'system', content: [] }, { role: 'user', content: 'hi' }])
+    expect(empty.status).toBe(400)
+    expect(((await empty.json()) as { error: { param: string } }).error.param).toBe('messages[0].content')
+    const bare = await post([{ role: 'user', content: 'hi' }, { role: 'assistant', content: null }])
+    expect(bare.status).toBe(400)
+    expect(((await bare.json()) as { error: { message: string } }).error.message).toContain("expected a string, got null")
+    expect((await post([{ role: 'user', content: 'hi' }, { role: 'assistant', content: null, tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{}' } }] }, { role: 'tool', tool_call_id: 'c', content: 'x' }])).status).toBe(200)
+  });
+
   it('non-streaming tool call', async () => {
     const r = await client.chat.completions.create({
       model: 'gpt-4o',

@@ -8,7 +8,8 @@
  *   GET  /v1/models, GET /v1/models/:id
  * Anything else -> 404 in OpenAI's error shape `{error:{message,type,param,code}}`.
  * Every request needs `Authorization: Bearer <anything non-empty>` (else 401 invalid_api_key).
- * Invalid JSON -> 400; missing `model` -> 400; chat without `messages` -> 400.
+ * Invalid JSON -> 400; missing `model` -> 400; chat without `messages` -> 400. Content OpenAI refuses -> 400 in its
+ * words: a message whose content is an empty array, an assistant message with no content and no tool calls.
  *
  * Deterministic replies (chat):
  *   - last message is a user message starting with "echo "  -> content "echo: <rest of that message>"
@@ -413,6 +414,25 @@ interface AbortWaiter {
   timer: NodeJS.Timeout;
 }
 
+/**
+ * Message content OpenAI refuses (400, its wording): an empty array of parts, and an assistant message with no
+ * content (null or absent) and no tool_calls / function_call.
+ */
+function contentRefusal(messages: unknown[]): { message: string; code: string; param: string } | undefined {
+  for (let i = 0; i < messages.length; i++) {
+    const m = messages[i] as { role?: unknown; content?: unknown; tool_calls?: unknown; function_call?: unknown } | null;
+    const c = m?.content;
+    if (Array.isArray(c) && c.length === 0) {
+      return { message: `Invalid 'messages[${i}].content': empty array. Expected an array with minimum length 1, but got an empty array instead.`, code: 'empty_array', param: `messages[${i}].content` };
+    }
+    const calls = Array.isArray(m?.tool_calls) && m.tool_calls.length > 0;
+    if (m?.role === 'assistant' && c == null && !calls && m.function_call == null) {
+      return { message: "Invalid value for 'content': expected a string, got null.", code: 'invalid_value', param: `messages.[${i}].content` };
+    }
+  }
+  return undefined;
+}
+
 export function startOpenAIMock(opts: StartOpenAIMockOptions = {}): Promise<OpenAIMock> {
   const host = opts.host ?? '127.0.0.1';
   const record = opts.record ?? true;
@@ -732,6 +752,11 @@ export function startOpenAIMock(opts: StartOpenAIMockOptions = {}): Promise<Open
     const messages = body['messages'];
     if (!Array.isArray(messages)) {
       sendError(res, ctx, 400, "Missing required parameter: 'messages'.", 'invalid_request_error', 'missing_required_parameter', 'messages');
+      return;
+    }
+    const refused = contentRefusal(messages);
+    if (refused) {
+      sendError(res, ctx, 400, refused.message, 'invalid_request_error', refused.code, refused.param);
       return;
     }
     const tokens = headerInt(req.headers['x-mock-tokens'], 12, MAX_TOKENS_HEADER);
