@@ -7,6 +7,7 @@ import { HttpAdapter } from '../shared/http-adapter.ts'
 import type { ChatTranslation, EmbeddingTranslation, StreamMapper } from '../shared/translation.ts'
 import type { ChatChunk } from '../types.ts'
 import { openaiTranslations, splitBaseUrl } from '../openai/adapter.ts'
+import { OPENAI_MAX_STOP } from '../openai/request.ts'
 import { azureConfigErrors, type AzureConfig } from './config.ts'
 import { toAzureError } from './errors.ts'
 import { azureModelsPath, azurePath, azureRoute, toAzureChat, toAzureEmbeddings, type AzureRoute } from './request.ts'
@@ -44,7 +45,7 @@ function withoutAnnotations(m: StreamMapper): StreamMapper {
 }
 
 export function azureTranslations(name: string, route: AzureRoute, dropUnsupportedParams = false): { chat: ChatTranslation; embeddings: EmbeddingTranslation } {
-  const o = { provider: name, dropUnsupportedParams, forwardTopK: false }
+  const o = { provider: name, dropUnsupportedParams, forwardTopK: false, maxStopSequences: OPENAI_MAX_STOP }
   const openai = openaiTranslations(name, route.basePath, o)
   return {
     chat: {

@@ -5,7 +5,7 @@ import { HttpAdapter } from '../shared/http-adapter.ts'
 import type { ChatTranslation, EmbeddingTranslation } from '../shared/translation.ts'
 import { openaiConfigErrors, type OpenAIConfig } from './config.ts'
 import { toOpenAIError } from './errors.ts'
-import { toOpenAIChat, toOpenAIEmbeddings, type OpenAIRequestOptions } from './request.ts'
+import { OPENAI_MAX_STOP, toOpenAIChat, toOpenAIEmbeddings, type OpenAIRequestOptions } from './request.ts'
 import { fromOpenAIChat, fromOpenAIEmbeddings } from './response.ts'
 import { createOpenAIStreamMapper } from './stream.ts'
 
@@ -47,8 +47,12 @@ export function createOpenAIAdapter(type: string, name: string, cfg: OpenAIConfi
   const dispatcher = deps.dispatcherFor(origin)
   const headers = openaiHeaders(cfg)
   // openai-compatible servers (vLLM, llama.cpp, LM Studio) take top_k; OpenAI's API does not, and wants
-  // max_completion_tokens (request.ts).
-  const t = openaiTranslations(name, basePath, { provider: name, dropUnsupportedParams: cfg.dropUnsupportedParams, forwardTopK: type === 'openai-compatible', completionTokens: type === 'openai' })
+  // max_completion_tokens (request.ts); OpenAI's limits are OpenAI's only.
+  const official = type === 'openai'
+  const t = openaiTranslations(name, basePath, {
+    provider: name, dropUnsupportedParams: cfg.dropUnsupportedParams, forwardTopK: type === 'openai-compatible', completionTokens: official,
+    ...(official ? { maxStopSequences: OPENAI_MAX_STOP } : {}),
+  })
   const passthrough: PassthroughTarget = {
     dispatcher,
     origin,

@@ -12,6 +12,9 @@
  *   `budget_tokens` becomes `reasoning_effort` (effortForBudget) unless the request has one; disabled is left out (no
  *   off setting every model shares: chat models do not reason, o-series cannot stop, gpt-5 and gpt-5.1 differ);
  *   adaptive without an effort, and enabled to any other model (which refuses `reasoning_effort`), are unsupported.
+ * - OpenAI's limits (`maxStopSequences`: OpenAI's own API and Azure; an openai-compatible server has none) are the
+ *   gateway's 400 naming the client's field and the provider, before the call, whatever `dropUnsupportedParams` says:
+ *   a `/v1/messages` client would otherwise get OpenAI's 400 naming a field it never sent (`stop`).
  * Bodies without these fields are not copied beyond the top level.
  */
 import { GatewayError } from '../../gateway/errors.ts'
@@ -30,9 +33,14 @@ export interface OpenAIRequestOptions {
    * OpenAI-compatible servers and Azure, where older servers and API versions know only `max_tokens`.
    */
   completionTokens?: boolean
+  /** OpenAI's own API and Azure: 4. More is a 400 naming `stop` (leaving some out would change where the answer ends). */
+  maxStopSequences?: number
 }
 
 type Obj = Record<string, unknown>
+
+/** OpenAI's (and Azure's) limit on `stop`: "Up to 4 sequences". */
+export const OPENAI_MAX_STOP = 4
 
 /** A text part's Anthropic `cache_control` left out; the same part when it has none. */
 function withoutCacheControl<T>(p: T): T {
@@ -83,6 +91,18 @@ function unsupported(o: OpenAIRequestOptions, param: string): void {
   if (!o.dropUnsupportedParams) throw new GatewayError('MCP_ERR_REQ_PARAM_UNSUPPORTED', { param, provider: o.provider }, { param, details: 'request.param_unsupported' })
 }
 
+function invalid(field: string, reason: string): GatewayError {
+  return new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason: `${field}: ${reason}` }, { param: field, details: 'request.body_invalid' })
+}
+
+/** The limits OpenAI's API sets on a request the gateway can judge before the call (see the header). */
+function checkLimits(body: ChatRequest, o: OpenAIRequestOptions): void {
+  const max = o.maxStopSequences
+  if (max !== undefined && Array.isArray(body.stop) && body.stop.length > max) {
+    throw invalid('stop', `provider ${o.provider} takes at most ${max} stop sequences, got ${body.stop.length}`)
+  }
+}
+
 /** Anthropic's `thinking` (on a copy of the request) → `reasoning_effort`, see the header; null is no thinking field. */
 function thinkingToEffort(body: ChatRequest, o: OpenAIRequestOptions): void {
   const v = body['thinking']
@@ -112,6 +132,7 @@ export function toOpenAIChat(req: ChatRequest, model: string, stream: boolean, b
       delete body['top_k']
     }
     if (body['thinking'] !== undefined) thinkingToEffort(body, o)
+    checkLimits(body, o)
   }
   if (o?.completionTokens) useCompletionTokens(body)
   if (Array.isArray(body.messages)) body.messages = openaiMessages(body.messages)

@@ -319,7 +319,7 @@ const mocks: Mock[] = []
 
 beforeAll(async () => {
   const [openai, compat, azure, anthropic, gemini, ollama] = await Promise.all([
-    startOpenAIMock({ record: false }), startOpenAIMock({ record: false }), startAzureMock(), startAnthropicMock({ record: false }), startGeminiMock({ record: false }), startOllamaMock({ record: false }),
+    startOpenAIMock({ record: false }), startOpenAIMock({ record: false, limits: false }), startAzureMock(), startAnthropicMock({ record: false }), startGeminiMock({ record: false }), startOllamaMock({ record: false }),
   ])
   mocks.push(openai, compat, azure, anthropic, gemini, ollama)
   gw = await startGateway({
@@ -416,9 +416,11 @@ const OPENAI_FAMILY = /^(?:openai|azure|compat)\//
 
 /**
  * An OpenAI client's request that OpenAI itself refuses (an empty parts array, an assistant message with neither content
- * nor tool calls): sent to an OpenAI-style provider, the provider's 400 naming the message is the right answer.
+ * nor tool calls, more than 4 stop sequences): sent to an OpenAI-style provider (byte for byte), the provider's 400
+ * naming the client's field is the right answer.
  */
 function openaiRefuses(body: Record<string, unknown>): boolean {
+  if (Array.isArray(body['stop']) && body['stop'].length > 4) return true
   return (body['messages'] as { role: string; content?: unknown; tool_calls?: unknown }[]).some((m) =>
     (Array.isArray(m.content) && m.content.length === 0) || (m.role === 'assistant' && m.content == null && m.tool_calls === undefined && !('function_call' in m)))
 }

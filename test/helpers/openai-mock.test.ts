@@ -90,6 +90,16 @@ describe('openai-mock', () => {
     expect((await post([{ role: 'user', content: 'hi' }, { role: 'assistant', content: null, tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{}' } }] }, { role: 'tool', tool_call_id: 'c', content: 'x' }])).status).toBe(200)
   });
 
+  it('refuses more than 4 stop sequences, as OpenAI does; an OpenAI-compatible server (limits: false) takes them', async () => {
+    const post = (url: string, stop: string[]) => fetch(`${url}/chat/completions`, { method: 'POST', headers: AUTH, body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }], stop }) })
+    const five = await post(mock.url, ['a', 'b', 'c', 'd', 'e'])
+    expect(five.status).toBe(400)
+    expect(((await five.json()) as { error: { param: string; message: string } }).error).toMatchObject({ param: 'stop', message: expect.stringContaining('maximum length 4') })
+    expect((await post(mock.url, ['a', 'b', 'c', 'd'])).status).toBe(200)
+    const compat = await startOpenAIMock({ limits: false })
+    try { expect((await post(compat.url, ['a', 'b', 'c', 'd', 'e'])).status).toBe(200) } finally { await compat.close() }
+  });
+
   it('non-streaming tool call', async () => {
     const r = await client.chat.completions.create({
       model: 'gpt-4o',

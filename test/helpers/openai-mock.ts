@@ -10,6 +10,8 @@
  * Every request needs `Authorization: Bearer <anything non-empty>` (else 401 invalid_api_key).
  * Invalid JSON -> 400; missing `model` -> 400; chat without `messages` -> 400. Content OpenAI refuses -> 400 in its
  * words: a message whose content is an empty array, an assistant message with no content and no tool calls.
+ * Limits of OpenAI's own API -> 400 in its words (off with `limits: false`, for an OpenAI-compatible server such as
+ * vLLM, which has none of them): more than 4 `stop` sequences.
  *
  * Deterministic replies (chat):
  *   - last message is a user message starting with "echo "  -> content "echo: <rest of that message>"
@@ -138,6 +140,8 @@ export interface StartOpenAIMockOptions {
   host?: string;
   /** default true; benchmarks pass false so memory stays flat */
   record?: boolean;
+  /** default true: refuse what OpenAI's own API refuses beyond content (limitRefusal); false for an OpenAI-compatible server */
+  limits?: boolean;
 }
 
 const FINGERPRINT = 'fp_mock0001';
@@ -433,9 +437,19 @@ function contentRefusal(messages: unknown[]): { message: string; code: string; p
   return undefined;
 }
 
+/** OpenAI's limits on a chat request's parameters (400, its wording), or undefined. */
+function limitRefusal(body: Record<string, unknown>): { message: string; code: string; param: string } | undefined {
+  const stop = body['stop'];
+  if (Array.isArray(stop) && stop.length > 4) {
+    return { message: `Invalid 'stop': array too long. Expected an array with maximum length 4, but got an array with length ${stop.length} instead.`, code: 'array_above_max_length', param: 'stop' };
+  }
+  return undefined;
+}
+
 export function startOpenAIMock(opts: StartOpenAIMockOptions = {}): Promise<OpenAIMock> {
   const host = opts.host ?? '127.0.0.1';
   const record = opts.record ?? true;
+  const limits = opts.limits ?? true;
 
   const requests: MockRequestRecord[] = [];
   const sockets = new Set<Socket>();
@@ -754,7 +768,7 @@ export function startOpenAIMock(opts: StartOpenAIMockOptions = {}): Promise<Open
       sendError(res, ctx, 400, "Missing required parameter: 'messages'.", 'invalid_request_error', 'missing_required_parameter', 'messages');
       return;
     }
-    const refused = contentRefusal(messages);
+    const refused = contentRefusal(messages) ?? (limits ? limitRefusal(body) : undefined);
     if (refused) {
       sendError(res, ctx, 400, refused.message, 'invalid_request_error', refused.code, refused.param);
       return;

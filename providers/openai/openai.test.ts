@@ -1,0 +1,66 @@
+/**
+ * OpenAI's limits on translated requests (a `/v1/messages` client's, or a route without pass-through), judged by the
+ * gateway before the call: the client gets a 400 naming its field and the provider, not OpenAI's naming one it never
+ * sent. The `openai` and `azure-openai` adapters against the OpenAI and Azure mocks, which refuse what OpenAI refuses;
+ * `openai-compatible` against a mock without OpenAI's limits (vLLM has none).
+ */
+import { Pool } from 'undici'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { GatewayError } from '../../gateway/errors.ts'
+import { anthropicToCanonical } from '../../gateway/inbound/anthropic.ts'
+import { startAzureMock, type AzureMock } from '../../test/helpers/azure-mock.ts'
+import { startOpenAIMock, type OpenAIMock } from '../../test/helpers/openai-mock.ts'
+import { adapterFactory } from '../registry.ts'
+import type { ChatRequest, ExecuteParams, ProviderAdapter } from '../types.ts'
+
+let openai: OpenAIMock
+let compat: OpenAIMock
+let azure: AzureMock
+const pools: Pool[] = []
+
+function adapter(type: string, name: string, url: string, extra: Record<string, unknown> = {}): ProviderAdapter {
+  const pool = new Pool(new URL(url).origin)
+  pools.push(pool)
+  return adapterFactory(type)!.create(name, { type, baseUrl: url, apiKey: 'k', timeouts: { firstByteMs: 2000, idleMs: 1000 }, ...extra } as never, { dispatcherFor: () => pool })
+}
+
+const params = (model: string): ExecuteParams => ({ model, signal: new AbortController().signal, deadline: Date.now() + 5000, requestId: 'r1' })
+
+async function rejection(p: Promise<unknown>): Promise<GatewayError> {
+  try { await p } catch (e) { if (e instanceof GatewayError) return e; throw e }
+  throw new Error('expected a GatewayError')
+}
+
+/** An Anthropic client's request, as the gateway hands it to a provider. */
+const messages = (extra: Record<string, unknown>): ChatRequest =>
+  anthropicToCanonical({ model: 'm', max_tokens: 16, messages: [{ role: 'user', content: 'echo hi' }], ...extra })
+
+beforeAll(async () => {
+  ;[openai, compat, azure] = await Promise.all([startOpenAIMock(), startOpenAIMock({ limits: false }), startAzureMock()])
+})
+
+afterAll(async () => {
+  await Promise.all(pools.map((p) => p.close()))
+  await Promise.all([openai.close(), compat.close(), azure.close()])
+})
+
+describe('stop: OpenAI and Azure take at most 4 sequences (a Messages client sending 5 got OpenAI\'s 400 naming stop)', () => {
+  const five = messages({ stop_sequences: ['a', 'b', 'c', 'd', 'e'] })
+
+  it('openai and azure-openai: a 400 naming stop and the provider, before any call', async () => {
+    for (const [a, mock] of [[adapter('openai', 'oa', openai.url), openai], [adapter('azure-openai', 'az', azure.url, { apiMode: 'deployments', deployments: {} }), azure]] as const) {
+      const before = mock.requests.length
+      const e = await rejection(a.execute(five, params('gpt-4o')))
+      expect([e.status, e.code, e.param]).toEqual([400, 'MCP_ERR_REQ_BODY_INVALID', 'stop'])
+      expect(e.message).toMatch(new RegExp(`provider ${a.name} takes at most 4 stop sequences, got 5`))
+      expect(mock.requests.length).toBe(before)
+      expect((await a.execute(messages({ stop_sequences: ['a', 'b', 'c', 'd'] }), params('gpt-4o'))).choices[0]!.message.content).toBe('echo: hi')
+    }
+  })
+
+  it('openai-compatible: sent as they are (vLLM has no such limit)', async () => {
+    const r = await adapter('openai-compatible', 'vllm', compat.url).execute(five, params('llama'))
+    expect(r.choices[0]!.message.content).toBe('echo: hi')
+    expect(compat.requests.at(-1)!.body['stop']).toEqual(['a', 'b', 'c', 'd', 'e'])
+  })
+})
