@@ -48,6 +48,19 @@ describe('config', () => {
 })
 
 describe('request: canonical → generateContent', () => {
+  it('int32 fields (Gemini refused max_tokens 2^31 and seed 2^31 with its own 400 naming generation_config fields)', () => {
+    const gen = (extra: Record<string, unknown>) => (chat(extra).body as { generationConfig: Record<string, unknown> }).generationConfig
+    expect(gen({ max_tokens: 2 ** 31, top_k: 2 ** 40 })).toEqual({ maxOutputTokens: 2 ** 31 - 1, topK: 2 ** 31 - 1 })
+    expect(gen({ max_completion_tokens: Number.MAX_SAFE_INTEGER, seed: -(2 ** 31) })).toEqual({ maxOutputTokens: 2 ** 31 - 1, seed: -(2 ** 31) })
+    expect(gen({ thinking: { type: 'enabled', budget_tokens: 2 ** 33 } })).toEqual({ thinkingConfig: { thinkingBudget: 2 ** 31 - 1 } })
+    expect(gen({ max_tokens: 4096, seed: 2 ** 31 - 1 })).toEqual({ maxOutputTokens: 4096, seed: 2 ** 31 - 1 })
+    for (const seed of [2 ** 31, -(2 ** 31) - 1]) {
+      const e = caught(() => chat({ seed }))
+      expect([e.status, e.code, e.param]).toEqual([400, 'MCP_ERR_REQ_BODY_INVALID', 'seed'])
+      expect(e.message).toContain(`provider gem takes a seed between -2147483648 and 2147483647`)
+    }
+  })
+
   it('stop: up to 5 sequences go as stopSequences; more (Gemini refuses them) are a 400 naming stop', () => {
     expect((chat({ stop: 'END' }).body as { generationConfig: unknown }).generationConfig).toEqual({ stopSequences: ['END'] })
     expect((chat({ stop: ['a', 'b', 'c', 'd', 'e'] }).body as { generationConfig: unknown }).generationConfig).toEqual({ stopSequences: ['a', 'b', 'c', 'd', 'e'] })

@@ -10,6 +10,9 @@
  *   names it, unless the provider sets `dropUnsupportedParams`, in which case it is dropped.
  * - Reasoning (see applyReasoning): `reasoning_effort` → `thinkingConfig.thinkingBudget` (Gemini 2.x, Google's
  *   OpenAI-compatibility budgets) or `thinkingLevel` (Gemini 3); Anthropic's `thinking` → `thinkingBudget`.
+ * - Gemini's int32 fields: a token ceiling above 2^31-1 (`max_tokens`, `max_completion_tokens`, `top_k`, a thinking
+ *   budget) is sent as 2^31-1, which is the same ceiling (no model writes, and no vocabulary holds, that many tokens);
+ *   a `seed` outside 32 bits is a 400 naming it (another seed would be another answer).
  * - JSON Schemas (tool parameters, `response_format.json_schema`) become Gemini's OpenAPI-subset
  *   `Schema` (see toGeminiSchema for what is kept, converted and dropped).
  */
@@ -96,7 +99,7 @@ type ParamRule =
   /** Accepted and without effect on Gemini (documented here). */
   | { kind: 'ignore' }
   /** Copied to `generationConfig[key]`, optionally transformed; skipped when `unless` is set. */
-  | { kind: 'gen'; key: string; map?: (v: unknown) => unknown; unless?: string }
+  | { kind: 'gen'; key: string; map?: (v: unknown, o: GoogleRequestOptions) => unknown; unless?: string }
   /** Accepted only for values that need no translation; any other value is unsupported. */
   | { kind: 'only'; ok: (v: unknown) => boolean }
 
@@ -107,6 +110,21 @@ function stopSequences(v: unknown): unknown {
   const list = typeof v === 'string' ? [v] : v
   if (Array.isArray(list) && list.length > MAX_STOP_SEQUENCES) throw invalid(`stop: Gemini takes at most ${MAX_STOP_SEQUENCES} stop sequences, got ${list.length}`, 'stop')
   return list
+}
+
+/** Gemini's integer fields are int32 (a larger value is its 400 "Invalid value at 'generation_config.seed' (TYPE_INT32)"). */
+const INT32_MAX = 2 ** 31 - 1
+
+/** A token ceiling beyond int32 is the largest Gemini takes: the same ceiling, as no model gets near it. */
+function tokenCeiling(v: unknown): unknown {
+  return typeof v === 'number' && v > INT32_MAX ? INT32_MAX : v
+}
+
+function int32Seed(v: unknown, o: GoogleRequestOptions): unknown {
+  if (typeof v === 'number' && (v > INT32_MAX || v < -INT32_MAX - 1)) {
+    throw invalid(`seed: provider ${o.provider} takes a seed between ${-INT32_MAX - 1} and ${INT32_MAX} (Gemini's seed is a 32-bit integer), got ${v}`, 'seed')
+  }
+  return v
 }
 
 const PARAMS: Readonly<Record<string, ParamRule>> = {
@@ -125,14 +143,14 @@ const PARAMS: Readonly<Record<string, ParamRule>> = {
   metadata: { kind: 'ignore' },
   temperature: { kind: 'gen', key: 'temperature' },
   top_p: { kind: 'gen', key: 'topP' },
-  top_k: { kind: 'gen', key: 'topK' },
-  max_tokens: { kind: 'gen', key: 'maxOutputTokens', unless: 'max_completion_tokens' },
-  max_completion_tokens: { kind: 'gen', key: 'maxOutputTokens' },
+  top_k: { kind: 'gen', key: 'topK', map: tokenCeiling },
+  max_tokens: { kind: 'gen', key: 'maxOutputTokens', unless: 'max_completion_tokens', map: tokenCeiling },
+  max_completion_tokens: { kind: 'gen', key: 'maxOutputTokens', map: tokenCeiling },
   n: { kind: 'gen', key: 'candidateCount' },
   stop: { kind: 'gen', key: 'stopSequences', map: stopSequences },
   presence_penalty: { kind: 'gen', key: 'presencePenalty' },
   frequency_penalty: { kind: 'gen', key: 'frequencyPenalty' },
-  seed: { kind: 'gen', key: 'seed' },
+  seed: { kind: 'gen', key: 'seed', map: int32Seed },
   // Gemini may return several function calls at once and has no switch to forbid it.
   parallel_tool_calls: { kind: 'only', ok: (v) => v === true },
   logprobs: { kind: 'only', ok: (v) => v === false },
@@ -557,7 +575,7 @@ function applyReasoning(req: ChatRequest, model: string, gen: Json, o: GoogleReq
   }
   if (req['thinking'] === undefined || req['thinking'] === null) return
   const t = readThinking(req['thinking'])
-  if (t.type === 'enabled') gen['thinkingConfig'] = { thinkingBudget: t.budget }
+  if (t.type === 'enabled') gen['thinkingConfig'] = { thinkingBudget: tokenCeiling(t.budget) }
   else if (!byLevel) gen['thinkingConfig'] = { thinkingBudget: t.type === 'adaptive' ? -1 : 0 }
 }
 
@@ -576,7 +594,7 @@ export function toGoogleChat(req: ChatRequest, model: string, stream: boolean, o
     switch (rule.kind) {
       case 'gen':
         if (rule.unless !== undefined && req[rule.unless] !== null && req[rule.unless] !== undefined) break
-        gen[rule.key] = rule.map ? rule.map(value) : value
+        gen[rule.key] = rule.map ? rule.map(value, o) : value
         break
       case 'only':
         if (!rule.ok(value) && !o.dropUnsupportedParams) throw unsupported(o.provider, key)

@@ -47,6 +47,14 @@ describe('gemini mock', () => {
     expect([bad.status, (await bad.json()).error.status]).toEqual([400, 'INVALID_ARGUMENT'])
   })
 
+  it('refuses an int32 field of generationConfig beyond 32 bits, like Google', async () => {
+    for (const [gen, field] of [[{ maxOutputTokens: 2 ** 31 }, 'max_output_tokens'], [{ seed: -(2 ** 31) - 1 }, 'seed'], [{ thinkingConfig: { thinkingBudget: 2 ** 32 } }, 'thinking_config.thinking_budget'], [{ topK: 1.5 }, 'top_k']] as const) {
+      const r = await post('/v1beta/models/m:generateContent', { ...user('x'), generationConfig: gen })
+      expect([r.status, (await r.json()).error.message]).toEqual([400, expect.stringContaining(`'generation_config.${field}' (TYPE_INT32)`)])
+    }
+    expect((await post('/v1beta/models/m:generateContent', { ...user('x'), generationConfig: { maxOutputTokens: 2 ** 31 - 1, seed: -(2 ** 31) } })).status).toBe(200)
+  })
+
   it('streamGenerateContent?alt=sse: one GenerateContentResponse per data line, finishReason and usage on the last', async () => {
     const r = await post('/v1beta/models/m:streamGenerateContent?alt=sse', user('echo a b'))
     expect(r.headers.get('content-type')).toBe('text/event-stream')

@@ -14,7 +14,9 @@
  * (ErrorInfo API_KEY_INVALID); stricter than Google, a `key=` query parameter → 400, since the gateway
  * must never put the key in a URL. Bodies are checked like Google does: unknown top-level fields,
  * empty `contents` / `parts`, JSON-Schema keys Gemini's `Schema` does not know (additionalProperties,
- * $schema, ...) and OBJECT parameters without properties → 400 INVALID_ARGUMENT.
+ * $schema, ...) and OBJECT parameters without properties → 400 INVALID_ARGUMENT; an int32 field of generationConfig
+ * (maxOutputTokens, seed, candidateCount, topK, thinkingConfig.thinkingBudget) that is not an integer of 32 bits → 400
+ * "Invalid value at 'generation_config.seed' (TYPE_INT32), 3000000000", as Google answers.
  *
  * Deterministic replies, from the last `contents` turn:
  *   - its last part is a functionResponse  → "tool result: <response.content, or the response JSON>"
@@ -242,6 +244,22 @@ function checkThinking(body: any, model: string): void {
   if (t.thinkingLevel !== undefined && !/^gemini-(?:[3-9]|\d{2,})/.test(model)) throw new MockError(400, 'Thinking level is not supported for this model.')
 }
 
+/** generationConfig's int32 fields, by their proto names (Google names those in its errors). */
+const INT32_FIELDS: readonly (readonly [string, (g: any) => unknown])[] = [
+  ['max_output_tokens', (g) => g.maxOutputTokens], ['seed', (g) => g.seed], ['candidate_count', (g) => g.candidateCount],
+  ['top_k', (g) => g.topK], ['thinking_config.thinking_budget', (g) => g.thinkingConfig?.thinkingBudget],
+]
+
+function checkInt32(gen: any): void {
+  if (gen === null || typeof gen !== 'object') return
+  for (const [name, get] of INT32_FIELDS) {
+    const v = get(gen)
+    if (v !== undefined && (!Number.isInteger(v) || (v as number) < -(2 ** 31) || (v as number) > 2 ** 31 - 1)) {
+      throw new MockError(400, `Invalid value at 'generation_config.${name}' (TYPE_INT32), ${JSON.stringify(v)}`)
+    }
+  }
+}
+
 function checkGenerate(body: any): void {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new MockError(400, 'Invalid JSON payload received.')
   for (const k of Object.keys(body)) if (!REQUEST_FIELDS.has(k)) throw new MockError(400, `Invalid JSON payload received. Unknown name "${k}": Cannot find field.`)
@@ -255,6 +273,7 @@ function checkGenerate(body: any): void {
       if (d?.parameters !== undefined) checkSchema(d.parameters, `tools[${i}].function_declarations[${j}].parameters`, true)
     }
   }
+  checkInt32(body.generationConfig)
   if (body.generationConfig?.responseSchema) checkSchema(body.generationConfig.responseSchema, 'generation_config.response_schema', false)
 }
 
