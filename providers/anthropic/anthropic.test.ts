@@ -201,6 +201,19 @@ describe('anthropic request translation', () => {
     expect(e.message).toContain('messages[1].tool_calls[0].function.arguments')
   })
 
+  it('a tool or tool_choice name Anthropic refuses is a 400 naming it (it was Anthropic\'s 400 naming tools.0.custom.name)', () => {
+    const fn = (name: string) => ({ type: 'function' as const, function: { name, parameters: { type: 'object' } } })
+    for (const name of ['lookup_ü', 'my.tool', 'a b', '', 'x'.repeat(65)]) {
+      const e = catchError(() => toAnthropicRequest(req({ tools: [fn('ok'), fn(name)] }), MODEL, false, DROP))
+      expect([e.status, e.code, e.param]).toEqual([400, 'MCP_ERR_REQ_BODY_INVALID', 'tools[1].function.name'])
+      expect(e.message).toContain(`provider claude takes function names of letters (a-z, A-Z), digits, underscores and dashes, at most 64 characters, got ${JSON.stringify(name)}`)
+    }
+    const choice = catchError(() => toAnthropicRequest(req({ tools: [fn('ok')], tool_choice: { type: 'function', function: { name: 'o.k' } } }), MODEL, false, OPTS))
+    expect(choice.param).toBe('tool_choice.function.name')
+    const ok = toAnthropicRequest(req({ tools: [fn('get-weather_2'), fn('x'.repeat(64))], tool_choice: { type: 'function', function: { name: 'get-weather_2' } } }), MODEL, false, OPTS)
+    expect(ok.tools!.map((t) => t['name'])).toEqual(['get-weather_2', 'x'.repeat(64)])
+  })
+
   it('rejects an image URL that is neither data: nor http(s)', () => {
     const e = catchError(() => toAnthropicRequest(req({ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'ftp://x/y.png' } }] }] }), MODEL, false, OPTS))
     expect(e.code).toBe('MCP_ERR_REQ_BODY_INVALID')

@@ -13,12 +13,14 @@
  *   `service_tier` other than auto, message `name`, image `detail` low|high → unsupported.
  * - Extensions kept by the Anthropic inbound dialect pass through: `top_k`, `thinking`, and
  *   `cache_control` on text parts and tools, `is_error` on tool messages.
+ * - A tool (or `tool_choice`) name Anthropic refuses (`^[a-zA-Z0-9_-]{1,64}$`) is a 400 naming it (shared/tool-names.ts).
  * - An assistant message's `thinking_blocks` (extended thinking) open its content, in order, each block rebuilt
  *   with exactly Anthropic's fields and its text, signature or data unmodified (Anthropic checks the signature).
  */
 import { GatewayError } from '../../gateway/errors.ts'
 import type { ChatMessage, ChatRequest, ContentPart, ThinkingBlock, ToolCall, ToolDefinition } from '../types.ts'
 import type { UpstreamBody } from '../shared/translation.ts'
+import { ANTHROPIC_TOOL_NAMES, checkToolNames } from '../shared/tool-names.ts'
 
 export interface AnthropicRequestOptions {
   /** Provider name, for error messages. */
@@ -320,6 +322,7 @@ const TOOL_CHOICE: Readonly<Record<string, AnthropicBlock>> = {
 }
 
 function translateTools(req: ChatRequest, out: AnthropicRequest, ctx: Ctx): void {
+  checkToolNames(req, ANTHROPIC_TOOL_NAMES, ctx.opts.provider)
   if (req.tools != null) {
     const tools: AnthropicBlock[] = []
     req.tools.forEach((t: ToolDefinition, i) => {

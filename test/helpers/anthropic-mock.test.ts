@@ -130,6 +130,15 @@ describe('anthropic-mock with the official SDK', () => {
     expect(models.data.map((m) => m.id)).toContain(MODEL)
   })
 
+  it('refuses a custom tool name outside ^[a-zA-Z0-9_-]{1,64}$, as Anthropic does', async () => {
+    const post = (name: string) => raw('/v1/messages', { method: 'POST', body: JSON.stringify({ model: MODEL, max_tokens: 8, messages: [{ role: 'user', content: 'x' }], tools: [weatherTool, { ...weatherTool, name }] }) })
+    const bad = await post('my.tool')
+    expect(bad.status).toBe(400)
+    expect(await bad.json()).toMatchObject({ error: { type: 'invalid_request_error', message: "tools.1.custom.name: String should match pattern '^[a-zA-Z0-9_-]{1,64}$'" } })
+    expect((await post('x'.repeat(65))).status).toBe(400)
+    expect((await post('get-weather_2')).status).toBe(200)
+  })
+
   it('parses the fault DSL', () => {
     expect(parseAnthropicFault('529')).toEqual({ status: 529 })
     expect(parseAnthropicFault('type:overloaded_error times:2')).toEqual({ type: 'overloaded_error', status: 529, times: 2 })

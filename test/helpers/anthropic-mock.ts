@@ -24,6 +24,8 @@
  *     max_tokens (then stop_reason max_tokens). Stream deltas join to exactly that text.
  *   input_tokens = ceil(chars of system + message text / 4), min 1.
  *
+ * A custom tool whose name does not match `^[a-zA-Z0-9_-]{1,64}$` → 400 "tools.<i>.custom.name: String should match
+ * pattern ...", as Anthropic answers.
  * Content Anthropic refuses (400 invalid_request_error, Anthropic's messages): an empty or whitespace-only text block
  * (in messages, tool results or system; a string content is one text block), a message other than a final assistant
  * one with no content, a base64 image whose media type is not image/jpeg, png, gif or webp, an empty or
@@ -229,6 +231,19 @@ function blocksRefusal(where: string, path: string, blocks: unknown[]): string |
     if (b?.type === 'tool_result') {
       if (typeof b.content === 'string' && b.content.trim() === '' && b.content !== '') return textRefusal(where, b.content)
       if (Array.isArray(b.content)) { const r = blocksRefusal(where, `${path}.${j}.content`, b.content); if (r) return r }
+    }
+  }
+  return undefined
+}
+
+/** A custom tool's name Anthropic refuses (400, its wording), or undefined. */
+function toolError(body: Record<string, unknown>): string | undefined {
+  const tools = body['tools']
+  if (!Array.isArray(tools)) return undefined
+  for (let i = 0; i < tools.length; i++) {
+    const t = tools[i] as { type?: unknown; name?: unknown } | null
+    if ((t?.type === undefined || t.type === 'custom') && (typeof t?.name !== 'string' || !/^[a-zA-Z0-9_-]{1,64}$/.test(t.name))) {
+      return `tools.${i}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{1,64}$'`
     }
   }
   return undefined
@@ -538,7 +553,7 @@ export function startAnthropicMock(opts: StartAnthropicMockOptions = {}): Promis
     for (const [field, ok] of [['model', typeof b['model'] === 'string' && b['model'] !== ''], ['max_tokens', typeof b['max_tokens'] === 'number'], ['messages', Array.isArray(b['messages'])]] as const) {
       if (!ok) { sendError(res, rec, 400, 'invalid_request_error', `${field}: Field required`); return }
     }
-    const refused = contentError(b) ?? thinkingError(b)
+    const refused = toolError(b) ?? contentError(b) ?? thinkingError(b)
     if (refused !== undefined) { sendError(res, rec, 400, 'invalid_request_error', refused); return }
     const tokens = Math.min(100_000, Number.parseInt(headerOf(req.headers['x-mock-tokens']) ?? '12', 10) || 12)
     const plan = planReply(b, tokens)

@@ -1,0 +1,48 @@
+/**
+ * The function names each provider takes, as it documents them. A tool definition, or a `tool_choice` naming a function,
+ * with a name the provider would refuse is the gateway's 400 naming the client's field and the provider, before the
+ * call, whatever `dropUnsupportedParams` says (without the tool the model could not do what the client asked). Names are
+ * never rewritten: the model's calls would come back under a name the client does not know.
+ */
+import { GatewayError } from '../../gateway/errors.ts'
+import type { ChatRequest } from '../types.ts'
+
+export interface ToolNameRule {
+  readonly pattern: RegExp
+  /** The rule in words, for the 400. */
+  readonly says: string
+}
+
+/** OpenAI (and Azure OpenAI): a-z, A-Z, 0-9, underscores and dashes, at most 64. Anthropic's `^[a-zA-Z0-9_-]{1,64}$` is the same. */
+export const OPENAI_TOOL_NAMES: ToolNameRule = {
+  pattern: /^[a-zA-Z0-9_-]{1,64}$/,
+  says: 'of letters (a-z, A-Z), digits, underscores and dashes, at most 64 characters',
+}
+
+export const ANTHROPIC_TOOL_NAMES: ToolNameRule = OPENAI_TOOL_NAMES
+
+/** Gemini's `FunctionDeclaration.name`: a letter or an underscore first; letters, digits, underscores, dots, colons and dashes; at most 64. */
+export const GEMINI_TOOL_NAMES: ToolNameRule = {
+  pattern: /^[a-zA-Z_][a-zA-Z0-9_.:-]{0,63}$/,
+  says: 'that start with a letter or an underscore, of letters (a-z, A-Z), digits, underscores, dots, colons and dashes, at most 64 characters',
+}
+
+function check(name: string, field: string, rule: ToolNameRule, provider: string): void {
+  if (rule.pattern.test(name)) return
+  throw new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason: `${field}: provider ${provider} takes function names ${rule.says}, got ${JSON.stringify(name)}` }, { param: field, details: 'request.body_invalid' })
+}
+
+/** Throws the 400 for the first function name of `tools` or `tool_choice` the provider refuses. */
+export function checkToolNames(req: ChatRequest, rule: ToolNameRule, provider: string): void {
+  const tools: unknown = req.tools
+  if (Array.isArray(tools)) {
+    tools.forEach((t: { function?: { name?: unknown } } | null, i) => {
+      const name = t?.function?.name
+      if (typeof name === 'string') check(name, `tools[${i}].function.name`, rule, provider)
+    })
+  }
+  const tc = req.tool_choice as { type?: unknown; function?: { name?: unknown } } | string | null | undefined
+  if (tc !== null && typeof tc === 'object' && tc.type === 'function' && typeof tc.function?.name === 'string') {
+    check(tc.function.name, 'tool_choice.function.name', rule, provider)
+  }
+}
