@@ -48,6 +48,18 @@ describe('config', () => {
 })
 
 describe('request: canonical → generateContent', () => {
+  it('a function name Gemini refuses is a 400 naming it (it was Gemini\'s 400 naming tools[0].function_declarations[0].name)', () => {
+    const fn = (name: string) => ({ type: 'function' as const, function: { name, parameters: { type: 'object', properties: { a: { type: 'string' } } } } })
+    for (const name of ['1tool', 'lookup_ü', 'do thing', '', 'x'.repeat(65)]) {
+      const e = caught(() => chat({ tools: [fn('ok'), fn(name)] }, { dropUnsupportedParams: true }))
+      expect([e.status, e.code, e.param]).toEqual([400, 'MCP_ERR_REQ_BODY_INVALID', 'tools[1].function.name'])
+      expect(e.message).toContain(`provider gem takes function names that start with a letter or an underscore`)
+    }
+    expect(caught(() => chat({ tools: [fn('ok')], tool_choice: { type: 'function', function: { name: '9' } } })).param).toBe('tool_choice.function.name')
+    const body = chat({ tools: [fn('_ns:my.tool-2'), fn('x'.repeat(64))] }).body as { tools: { functionDeclarations: { name: string }[] }[] }
+    expect(body.tools[0]!.functionDeclarations.map((d) => d.name)).toEqual(['_ns:my.tool-2', 'x'.repeat(64)])
+  })
+
   it('int32 fields (Gemini refused max_tokens 2^31 and seed 2^31 with its own 400 naming generation_config fields)', () => {
     const gen = (extra: Record<string, unknown>) => (chat(extra).body as { generationConfig: Record<string, unknown> }).generationConfig
     expect(gen({ max_tokens: 2 ** 31, top_k: 2 ** 40 })).toEqual({ maxOutputTokens: 2 ** 31 - 1, topK: 2 ** 31 - 1 })

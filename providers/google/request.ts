@@ -21,6 +21,7 @@ import type { ChatMessage, ChatRequest, ContentPart, EmbeddingRequest, ToolCall,
 import type { UpstreamBody } from '../shared/translation.ts'
 import type { SafetySetting } from './config.ts'
 import { EFFORT_BUDGETS, readThinking } from '../shared/reasoning.ts'
+import { checkToolNames, GEMINI_TOOL_NAMES } from '../shared/tool-names.ts'
 
 // ---------- Gemini wire types (request side) ----------
 
@@ -489,6 +490,8 @@ function toContents(messages: readonly ChatMessage[], o: GoogleRequestOptions, m
 // ---------- tools, tool choice, response format ----------
 
 function toTools(req: ChatRequest, o: GoogleRequestOptions): GeminiGenerateRequest['tools'] {
+  // Gemini's function names: a letter or an underscore first, then letters, digits, '_', '.', ':', '-'; at most 64.
+  checkToolNames(req, GEMINI_TOOL_NAMES, o.provider)
   if (!req.tools || req.tools.length === 0) return undefined
   const decls: GeminiFunctionDeclaration[] = []
   req.tools.forEach((t, i) => {

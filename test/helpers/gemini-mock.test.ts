@@ -47,6 +47,15 @@ describe('gemini mock', () => {
     expect([bad.status, (await bad.json()).error.status]).toEqual([400, 'INVALID_ARGUMENT'])
   })
 
+  it('refuses a function name Gemini does not take, like Google', async () => {
+    const decl = (name: string) => ({ ...user('x'), tools: [{ functionDeclarations: [{ name: 'ok' }, { name }] }] })
+    for (const name of ['1tool', 'lookup_ü', 'a b', 'x'.repeat(65)]) {
+      const r = await post('/v1beta/models/m:generateContent', decl(name))
+      expect([r.status, (await r.json()).error.message]).toEqual([400, expect.stringContaining('tools[0].function_declarations[1].name: Invalid function name')])
+    }
+    expect((await post('/v1beta/models/m:generateContent', decl('_ns:my.tool-2'))).status).toBe(200)
+  })
+
   it('refuses an int32 field of generationConfig beyond 32 bits, like Google', async () => {
     for (const [gen, field] of [[{ maxOutputTokens: 2 ** 31 }, 'max_output_tokens'], [{ seed: -(2 ** 31) - 1 }, 'seed'], [{ thinkingConfig: { thinkingBudget: 2 ** 32 } }, 'thinking_config.thinking_budget'], [{ topK: 1.5 }, 'top_k']] as const) {
       const r = await post('/v1beta/models/m:generateContent', { ...user('x'), generationConfig: gen })

@@ -14,7 +14,8 @@
  * (ErrorInfo API_KEY_INVALID); stricter than Google, a `key=` query parameter → 400, since the gateway
  * must never put the key in a URL. Bodies are checked like Google does: unknown top-level fields,
  * empty `contents` / `parts`, JSON-Schema keys Gemini's `Schema` does not know (additionalProperties,
- * $schema, ...) and OBJECT parameters without properties → 400 INVALID_ARGUMENT; an int32 field of generationConfig
+ * $schema, ...), OBJECT parameters without properties and a function name Gemini refuses (a letter or an underscore first;
+ * letters, digits, '_', '.', ':', '-'; at most 64) → 400 INVALID_ARGUMENT; an int32 field of generationConfig
  * (maxOutputTokens, seed, candidateCount, topK, thinkingConfig.thinkingBudget) that is not an integer of 32 bits → 400
  * "Invalid value at 'generation_config.seed' (TYPE_INT32), 3000000000", as Google answers.
  *
@@ -270,6 +271,9 @@ function checkGenerate(body: any): void {
   })
   for (const [i, t] of (Array.isArray(body.tools) ? body.tools : []).entries()) {
     for (const [j, d] of (t?.functionDeclarations ?? []).entries()) {
+      if (typeof d?.name !== 'string' || !/^[a-zA-Z_][a-zA-Z0-9_.:-]{0,63}$/.test(d.name)) {
+        throw new MockError(400, `* GenerateContentRequest.tools[${i}].function_declarations[${j}].name: Invalid function name. Must start with a letter or an underscore. Must be alphameric (a-z, A-Z, 0-9), underscores (_), dots (.), colons (:), or dashes (-), with a maximum length of 64.`)
+      }
       if (d?.parameters !== undefined) checkSchema(d.parameters, `tools[${i}].function_declarations[${j}].parameters`, true)
     }
   }
