@@ -8,6 +8,7 @@ import type { ChatTranslation, EmbeddingTranslation, StreamMapper } from '../sha
 import type { ChatChunk } from '../types.ts'
 import { openaiTranslations, splitBaseUrl } from '../openai/adapter.ts'
 import { OPENAI_MAX_STOP } from '../openai/request.ts'
+import { OPENAI_TOOL_NAMES } from '../shared/tool-names.ts'
 import { azureConfigErrors, type AzureConfig } from './config.ts'
 import { toAzureError } from './errors.ts'
 import { azureModelsPath, azurePath, azureRoute, toAzureChat, toAzureEmbeddings, type AzureRoute } from './request.ts'
@@ -45,7 +46,7 @@ function withoutAnnotations(m: StreamMapper): StreamMapper {
 }
 
 export function azureTranslations(name: string, route: AzureRoute, dropUnsupportedParams = false): { chat: ChatTranslation; embeddings: EmbeddingTranslation } {
-  const o = { provider: name, dropUnsupportedParams, forwardTopK: false, maxStopSequences: OPENAI_MAX_STOP }
+  const o = { provider: name, dropUnsupportedParams, forwardTopK: false, maxStopSequences: OPENAI_MAX_STOP, toolNames: OPENAI_TOOL_NAMES }
   const openai = openaiTranslations(name, route.basePath, o)
   return {
     chat: {

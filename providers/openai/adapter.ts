@@ -2,6 +2,7 @@
 import type { AdapterDeps, AdapterFactory, PassthroughTarget, ProviderAdapter, ProviderConfig } from '../types.ts'
 import { splitBaseUrl } from '../shared/base-url.ts'
 import { HttpAdapter } from '../shared/http-adapter.ts'
+import { OPENAI_TOOL_NAMES } from '../shared/tool-names.ts'
 import type { ChatTranslation, EmbeddingTranslation } from '../shared/translation.ts'
 import { openaiConfigErrors, type OpenAIConfig } from './config.ts'
 import { toOpenAIError } from './errors.ts'
@@ -51,7 +52,7 @@ export function createOpenAIAdapter(type: string, name: string, cfg: OpenAIConfi
   const official = type === 'openai'
   const t = openaiTranslations(name, basePath, {
     provider: name, dropUnsupportedParams: cfg.dropUnsupportedParams, forwardTopK: type === 'openai-compatible', completionTokens: official,
-    ...(official ? { maxStopSequences: OPENAI_MAX_STOP } : {}),
+    ...(official ? { maxStopSequences: OPENAI_MAX_STOP, toolNames: OPENAI_TOOL_NAMES } : {}),
   })
   const passthrough: PassthroughTarget = {
     dispatcher,

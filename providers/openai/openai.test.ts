@@ -64,3 +64,24 @@ describe('stop: OpenAI and Azure take at most 4 sequences (a Messages client sen
     expect(compat.requests.at(-1)!.body['stop']).toEqual(['a', 'b', 'c', 'd', 'e'])
   })
 })
+
+describe('tool names: OpenAI and Azure take ^[a-zA-Z0-9_-]{1,64}$ (a Messages client\'s tool my.tool got OpenAI\'s 400 naming tools[0].function.name)', () => {
+  const dotted = messages({ tools: [{ name: 'ok', input_schema: { type: 'object' } }, { name: 'my.tool', input_schema: { type: 'object' } }] })
+
+  it('openai and azure-openai: a 400 naming the tool and the provider, before any call', async () => {
+    for (const [a, mock] of [[adapter('openai', 'oa', openai.url), openai], [adapter('azure-openai', 'az', azure.url, { apiMode: 'deployments', deployments: {} }), azure]] as const) {
+      const before = mock.requests.length
+      const e = await rejection(a.execute(dotted, params('gpt-4o')))
+      expect([e.status, e.code, e.param]).toEqual([400, 'MCP_ERR_REQ_BODY_INVALID', 'tools[1].function.name'])
+      expect(e.message).toContain(`provider ${a.name} takes function names of letters (a-z, A-Z), digits, underscores and dashes, at most 64 characters, got "my.tool"`)
+      expect(mock.requests.length).toBe(before)
+      const ok = messages({ tools: [{ name: 'get-weather_2', input_schema: { type: 'object' } }] })
+      expect((await a.execute(ok, params('gpt-4o'))).choices[0]!.message.content).toBe('echo: hi')
+    }
+  })
+
+  it('openai-compatible: sent as it is (vLLM takes any name)', async () => {
+    const r = await adapter('openai-compatible', 'vllm', compat.url).execute(dotted, params('llama'))
+    expect(r.choices[0]!.message.content).toBe('echo: hi')
+  })
+})

@@ -12,15 +12,17 @@
  *   `budget_tokens` becomes `reasoning_effort` (effortForBudget) unless the request has one; disabled is left out (no
  *   off setting every model shares: chat models do not reason, o-series cannot stop, gpt-5 and gpt-5.1 differ);
  *   adaptive without an effort, and enabled to any other model (which refuses `reasoning_effort`), are unsupported.
- * - OpenAI's limits (`maxStopSequences`: OpenAI's own API and Azure; an openai-compatible server has none) are the
- *   gateway's 400 naming the client's field and the provider, before the call, whatever `dropUnsupportedParams` says:
- *   a `/v1/messages` client would otherwise get OpenAI's 400 naming a field it never sent (`stop`).
+ * - OpenAI's limits (`maxStopSequences`, `toolNames`: OpenAI's own API and Azure; an openai-compatible server has none)
+ *   are the gateway's 400 naming the client's field and the provider, before the call, whatever `dropUnsupportedParams`
+ *   says: a `/v1/messages` client would otherwise get OpenAI's 400 naming a field it never sent (`stop`,
+ *   `tools[0].function.name`).
  * Bodies without these fields are not copied beyond the top level.
  */
 import { GatewayError } from '../../gateway/errors.ts'
 import type { ChatMessage, ChatRequest, EmbeddingRequest, ToolDefinition } from '../types.ts'
 import type { UpstreamBody } from '../shared/translation.ts'
 import { effortForBudget, isReasoningModel, readThinking } from '../shared/reasoning.ts'
+import { checkToolNames, type ToolNameRule } from '../shared/tool-names.ts'
 
 export interface OpenAIRequestOptions {
   provider: string
@@ -35,6 +37,8 @@ export interface OpenAIRequestOptions {
   completionTokens?: boolean
   /** OpenAI's own API and Azure: 4. More is a 400 naming `stop` (leaving some out would change where the answer ends). */
   maxStopSequences?: number
+  /** OpenAI's own API and Azure: OPENAI_TOOL_NAMES. A tool or tool_choice named otherwise is a 400 naming it. */
+  toolNames?: ToolNameRule
 }
 
 type Obj = Record<string, unknown>
@@ -101,6 +105,7 @@ function checkLimits(body: ChatRequest, o: OpenAIRequestOptions): void {
   if (max !== undefined && Array.isArray(body.stop) && body.stop.length > max) {
     throw invalid('stop', `provider ${o.provider} takes at most ${max} stop sequences, got ${body.stop.length}`)
   }
+  if (o.toolNames !== undefined) checkToolNames(body, o.toolNames, o.provider)
 }
 
 /** Anthropic's `thinking` (on a copy of the request) → `reasoning_effort`, see the header; null is no thinking field. */

@@ -416,11 +416,12 @@ const OPENAI_FAMILY = /^(?:openai|azure|compat)\//
 
 /**
  * An OpenAI client's request that OpenAI itself refuses (an empty parts array, an assistant message with neither content
- * nor tool calls, more than 4 stop sequences): sent to an OpenAI-style provider (byte for byte), the provider's 400
- * naming the client's field is the right answer.
+ * nor tool calls, more than 4 stop sequences, a tool name outside ^[a-zA-Z0-9_-]{1,64}$): sent to an OpenAI-style
+ * provider (byte for byte), the provider's 400 naming the client's field is the right answer.
  */
 function openaiRefuses(body: Record<string, unknown>): boolean {
   if (Array.isArray(body['stop']) && body['stop'].length > 4) return true
+  if (Array.isArray(body['tools']) && (body['tools'] as { function?: { name?: unknown } }[]).some((t) => typeof t?.function?.name === 'string' && !/^[a-zA-Z0-9_-]{1,64}$/.test(t.function.name))) return true
   return (body['messages'] as { role: string; content?: unknown; tool_calls?: unknown }[]).some((m) =>
     (Array.isArray(m.content) && m.content.length === 0) || (m.role === 'assistant' && m.content == null && m.tool_calls === undefined && !('function_call' in m)))
 }

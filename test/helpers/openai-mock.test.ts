@@ -100,6 +100,16 @@ describe('openai-mock', () => {
     try { expect((await post(compat.url, ['a', 'b', 'c', 'd', 'e'])).status).toBe(200) } finally { await compat.close() }
   });
 
+  it('refuses a tool name outside ^[a-zA-Z0-9_-]+$ or longer than 64, as OpenAI does', async () => {
+    const post = (name: string) => fetch(`${mock.url}/chat/completions`, { method: 'POST', headers: AUTH, body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function', function: { name: 'ok' } }, { type: 'function', function: { name } }] }) })
+    for (const [name, says] of [['my.tool', 'does not match pattern'], ['x'.repeat(65), 'maximum length 64']] as const) {
+      const r = await post(name)
+      expect(r.status).toBe(400)
+      expect(((await r.json()) as { error: { param: string; message: string } }).error).toMatchObject({ param: 'tools[1].function.name', message: expect.stringContaining(says) })
+    }
+    expect((await post('get-weather_2')).status).toBe(200)
+  });
+
   it('non-streaming tool call', async () => {
     const r = await client.chat.completions.create({
       model: 'gpt-4o',

@@ -11,7 +11,8 @@
  * Invalid JSON -> 400; missing `model` -> 400; chat without `messages` -> 400. Content OpenAI refuses -> 400 in its
  * words: a message whose content is an empty array, an assistant message with no content and no tool calls.
  * Limits of OpenAI's own API -> 400 in its words (off with `limits: false`, for an OpenAI-compatible server such as
- * vLLM, which has none of them): more than 4 `stop` sequences.
+ * vLLM, which has none of them): more than 4 `stop` sequences, a function name in `tools` outside `^[a-zA-Z0-9_-]+$` or
+ * longer than 64.
  *
  * Deterministic replies (chat):
  *   - last message is a user message starting with "echo "  -> content "echo: <rest of that message>"
@@ -442,6 +443,18 @@ function limitRefusal(body: Record<string, unknown>): { message: string; code: s
   const stop = body['stop'];
   if (Array.isArray(stop) && stop.length > 4) {
     return { message: `Invalid 'stop': array too long. Expected an array with maximum length 4, but got an array with length ${stop.length} instead.`, code: 'array_above_max_length', param: 'stop' };
+  }
+  const tools = Array.isArray(body['tools']) ? (body['tools'] as { function?: { name?: unknown } }[]) : [];
+  for (let i = 0; i < tools.length; i++) {
+    const name = tools[i]?.function?.name;
+    const param = `tools[${i}].function.name`;
+    if (typeof name !== 'string') continue;
+    if (name.length > 64) {
+      return { message: `Invalid '${param}': string too long. Expected a string with maximum length 64, but got a string with length ${name.length} instead.`, code: 'string_above_max_length', param };
+    }
+    if (!/^[a-zA-Z0-9_-]+$/.test(name)) {
+      return { message: `Invalid '${param}': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.`, code: 'invalid_value', param };
+    }
   }
   return undefined;
 }
