@@ -62,7 +62,7 @@ export function sendError(ctx: RequestCtx, inbound: Inbound, e: unknown, log: Lo
     return
   }
   try { runResponseHeaders(ctx) } catch (he) { log.error({ err: he }, 'onResponseHeaders hook failed') }
-  const body = JSON.stringify(inbound.errorBody(g.code === 'MCP_ERR_INTERNAL' ? new GatewayError('MCP_ERR_INTERNAL', { requestId: ctx.id }) : g, ctx.id))
+  const body = JSON.stringify(inbound.errorBody(g.code === 'MCP_ERR_INTERNAL' ? new GatewayError('MCP_ERR_INTERNAL', { requestId: ctx.id }) : g, ctx.id, ctx))
   const headers: Record<string, string | number> = { ...ctx.responseHeaders, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-mcp-error-code': g.code }
   if (g.headers) Object.assign(headers, g.headers)
   if (g.code === 'MCP_ERR_REQ_BODY_TOO_LARGE') headers['connection'] = 'close'

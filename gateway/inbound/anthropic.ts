@@ -27,6 +27,8 @@ import type {
   ChatChunk, ChatMessage, ChatRequest, ChatResponse, ContentPart, FinishReason, TextPart, ThinkingBlock, ThinkingBlockDelta, ToolCall,
   ToolDefinition, Usage,
 } from '../../providers/types.ts'
+import type { RequestCtx } from '../context.ts'
+import { clientPaths, rememberClientBody } from './anthropic-paths.ts'
 import type { Inbound, StreamEncoder } from './types.ts'
 
 type Obj = Record<string, unknown>
@@ -245,6 +247,7 @@ export function anthropicToCanonical(body: unknown): ChatRequest {
     }
     if (oc['effort'] != null) req.reasoning_effort = str(oc['effort'], 'output_config.effort')
   }
+  rememberClientBody(req, b)
   return req
 }
 
@@ -319,8 +322,8 @@ export function anthropicErrorType(e: GatewayError): string {
 
 /**
  * A provider translation judges the canonical request, so its 400s name canonical (OpenAI) fields: the Messages
- * fields they came from. Fields of one name in both APIs need no entry. A `messages[...]` name is left as it is
- * (system and tool results move the indexes).
+ * fields they came from. Fields of one name in both APIs need no entry. `messages[...]` paths are rewritten from the
+ * client's own body (anthropic-paths.ts: system and tool results move the indexes).
  */
 const ANTHROPIC_FIELD: readonly (readonly [RegExp, string])[] = [
   [/^parallel_tool_calls\b/, 'tool_choice.disable_parallel_tool_use'],
@@ -331,22 +334,29 @@ const ANTHROPIC_FIELD: readonly (readonly [RegExp, string])[] = [
 ]
 const REQUEST_CODES: ReadonlySet<string> = new Set(['MCP_ERR_REQ_BODY_INVALID', 'MCP_ERR_REQ_PARAM_UNSUPPORTED'])
 
-/** The error's message with the canonical field it names written as the Messages field the client sent. */
-function messageOf(e: GatewayError): string {
+/**
+ * The error's message with the canonical fields it names written as the Messages fields the client sent; `chat` is the
+ * canonical request the error is about (its client body gives the `messages[...]` paths).
+ */
+function messageOf(e: GatewayError, chat?: ChatRequest): string {
+  if (!REQUEST_CODES.has(e.code)) return e.message
+  let message = e.message
   const param = e.param
-  if (param === null || !REQUEST_CODES.has(e.code)) return e.message
-  for (const [from, to] of ANTHROPIC_FIELD) {
-    if (!from.test(param)) continue
-    const renamed = param.replace(from, to)
-    // Where the message names it: quoted, or after "body: " (not the same word in the prose, "5 stop sequences").
-    const named = new RegExp(`(?<=^|'|: )${param.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?=['\\]:.[]|$)`, 'g')
-    return e.message.replace(named, () => renamed)
+  if (param !== null) {
+    for (const [from, to] of ANTHROPIC_FIELD) {
+      if (!from.test(param)) continue
+      const renamed = param.replace(from, to)
+      // Where the message names it: quoted, or after "body: " (not the same word in the prose, "5 stop sequences").
+      const named = new RegExp(`(?<=^|'|: )${param.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?=['\\]:.[]|$)`, 'g')
+      message = message.replace(named, () => renamed)
+      break
+    }
   }
-  return e.message
+  return clientPaths(chat)?.(message) ?? message
 }
 
-export function anthropicErrorBody(e: GatewayError, requestId: string): object {
-  return { type: 'error', error: { type: anthropicErrorType(e), message: messageOf(e) }, request_id: requestId }
+export function anthropicErrorBody(e: GatewayError, requestId: string, ctx?: RequestCtx): object {
+  return { type: 'error', error: { type: anthropicErrorType(e), message: messageOf(e, ctx?.chat) }, request_id: requestId }
 }
 
 // ---------- canonical chunks → Anthropic SSE ----------
@@ -370,7 +380,7 @@ const sse = (event: string, data: object): string => `event: ${event}\ndata: ${J
  * {type: 'thinking', thinking: ''} and takes thinking_delta and signature_delta events; a redacted one is written
  * whole.
  */
-export function createAnthropicStreamEncoder(model: string): StreamEncoder {
+export function createAnthropicStreamEncoder(model: string, chat?: ChatRequest): StreamEncoder {
   let started = false
   let ended = false
   let block = -1
@@ -496,7 +506,7 @@ export function createAnthropicStreamEncoder(model: string): StreamEncoder {
     },
     error(e: GatewayError): string {
       ended = true
-      return sse('error', { type: 'error', error: { type: anthropicErrorType(e), message: messageOf(e) } })
+      return sse('error', { type: 'error', error: { type: anthropicErrorType(e), message: messageOf(e, chat) } })
     },
   }
 }
@@ -505,5 +515,5 @@ export const anthropicInbound: Inbound = {
   name: 'anthropic',
   errorBody: anthropicErrorBody,
   encodeResponse: (res, requestModel) => JSON.stringify('choices' in res ? canonicalToAnthropic(res, requestModel) : res),
-  createStreamEncoder: (requestModel) => createAnthropicStreamEncoder(requestModel),
+  createStreamEncoder: (requestModel, _includeUsage, ctx) => createAnthropicStreamEncoder(requestModel, ctx?.chat),
 }

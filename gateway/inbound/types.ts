@@ -18,7 +18,8 @@ export interface StreamEncoder {
 export interface Inbound {
   /** Only 'openai' is eligible for byte pass-through; 'execute' wraps the answer (admin/execute-inbound.ts). */
   readonly name: 'openai' | 'anthropic' | 'execute'
-  errorBody(e: GatewayError, requestId: string): unknown
+  /** `ctx`, when the request got that far, lets a dialect name the fields as its client sent them. */
+  errorBody(e: GatewayError, requestId: string, ctx?: RequestCtx): unknown
   /** `ctx` lets a dialect add request facts to the answer (the execute API's execution id, version, latency). */
   encodeResponse(res: ChatResponse | EmbeddingResponse, requestModel: string, ctx?: RequestCtx): string
   createStreamEncoder(requestModel: string, includeUsage: boolean, ctx?: RequestCtx): StreamEncoder
