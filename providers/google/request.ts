@@ -443,6 +443,8 @@ function toContents(messages: readonly ChatMessage[], o: GoogleRequestOptions, m
         break
       }
       case 'assistant': {
+        // OpenAI's deprecated function call of an assistant turn (`function_call`, with role `function` results).
+        if ((m as { function_call?: unknown }).function_call != null && !o.dropUnsupportedParams) throw unsupported(o.provider, `${where}.function_call`)
         const parts: GeminiPart[] = []
         for (const t of textOf(m.content)) if (t !== '') parts.push({ text: t })
         m.tool_calls?.forEach((tc: ToolCall & GoogleToolCallExtra, j) => {

@@ -194,6 +194,8 @@ function toOllamaMessage(m: ChatMessage, role: OllamaMessage['role'], i: number,
     case 'user':
       return { role, ...userContent(m.content, i, o) }
     case 'assistant': {
+      // OpenAI's deprecated function call of an assistant turn (`function_call`, with role `function` results).
+      if ((m as { function_call?: unknown }).function_call != null) unsupported(o, `messages[${i}].function_call`)
       const out: OllamaMessage = { role, content: textOf(m.content) }
       if (m.tool_calls && m.tool_calls.length > 0) {
         out.tool_calls = m.tool_calls.map((tc, j) => {
