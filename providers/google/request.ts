@@ -474,7 +474,8 @@ function toContents(messages: readonly ChatMessage[], o: GoogleRequestOptions, m
         break
       }
       default:
-        throw invalid(`${where}.role '${(m as { role: string }).role}' is not a chat role`, `${where}.role`)
+        // The deprecated `function` role (the schema admits no other).
+        throw unsupported(o.provider, `${where}.role`)
     }
   })
   // Empty texts are dropped (Gemini refuses them): a conversation left with no turn at all is Gemini's 400 "contents is

@@ -64,6 +64,10 @@ describe.each(PROVIDERS)('%s', (p) => {
     await refused(p, { function_call: 'auto', messages: [{ role: 'user', content: 'weather?' }] }, /^function_call$/)
   })
 
+  it('a `function` message is a 400 naming it', async () => {
+    await refused(p, { messages: [{ role: 'user', content: 'weather?' }, { role: 'function', name: 'get_weather', content: 'sunny' }] }, /^messages\[1\]\.(role|name)$/)
+  })
+
   it('an assistant turn\'s legacy `function_call` is a 400 naming it (was dropped)', async () => {
     await refused(p, { messages: [{ role: 'user', content: 'weather?' }, LEGACY_CALL, { role: 'user', content: 'and?' }] }, /^messages\[1\]\.function_call$/)
   })
