@@ -336,11 +336,15 @@ export function parseDataUrl(url: string): { mimeType: string; data: string } | 
   return { mimeType, data: base64 ? payload : Buffer.from(decodeURIComponent(payload), 'utf8').toString('base64') }
 }
 
-function textOf(content: string | readonly { type: string; text?: unknown }[] | null | undefined): string[] {
+/** The texts of a content; with `refusals`, an assistant's refusal parts too (what it said, as text). */
+function textOf(content: string | readonly { type: string; text?: unknown; refusal?: unknown }[] | null | undefined, refusals = false): string[] {
   if (content === null || content === undefined) return []
   if (typeof content === 'string') return [content]
   const out: string[] = []
-  for (const p of content) if (p.type === 'text' && typeof p.text === 'string') out.push(p.text)
+  for (const p of content) {
+    if (p.type === 'text' && typeof p.text === 'string') out.push(p.text)
+    else if (refusals && p.type === 'refusal' && typeof p.refusal === 'string') out.push(p.refusal)
+  }
   return out
 }
 
@@ -446,7 +450,9 @@ function toContents(messages: readonly ChatMessage[], o: GoogleRequestOptions, m
         // OpenAI's deprecated function call of an assistant turn (`function_call`, with role `function` results).
         if ((m as { function_call?: unknown }).function_call != null && !o.dropUnsupportedParams) throw unsupported(o.provider, `${where}.function_call`)
         const parts: GeminiPart[] = []
-        for (const t of textOf(m.content)) if (t !== '') parts.push({ text: t })
+        // A refusal (refusal parts, the `refusal` field) is what the assistant said: its text, as anthropic sends it.
+        for (const t of textOf(m.content, true)) if (t !== '') parts.push({ text: t })
+        if (typeof m.refusal === 'string' && m.refusal !== '') parts.push({ text: m.refusal })
         m.tool_calls?.forEach((tc: ToolCall & GoogleToolCallExtra, j) => {
           const name = tc.function?.name
           if (typeof name !== 'string' || name === '') throw invalid(`${where}.tool_calls[${j}].function.name is required`)

@@ -124,11 +124,17 @@ function joinTexts(texts: readonly string[]): string {
   return texts.filter((t) => t !== '').join(PART_SEPARATOR)
 }
 
-function textOf(content: string | readonly ContentPart[] | null | undefined): string {
-  if (content == null) return ''
-  if (typeof content === 'string') return content
+/** The text of a content; `refusal` (an assistant's) adds its refusal parts and that field: what it said, as text. */
+function textOf(content: string | readonly ContentPart[] | null | undefined, refusal?: { refusal?: string | null }): string {
+  const said = typeof refusal?.refusal === 'string' && refusal.refusal !== '' ? refusal.refusal : undefined
+  if (content == null) return said ?? ''
+  if (typeof content === 'string') return said === undefined ? content : joinTexts([content, said])
   const texts: string[] = []
-  for (const p of content) if (p.type === 'text' && typeof p['text'] === 'string') texts.push(p['text'])
+  for (const p of content) {
+    if (p.type === 'text' && typeof p['text'] === 'string') texts.push(p['text'])
+    else if (refusal && p.type === 'refusal' && typeof p['refusal'] === 'string') texts.push(p['refusal'])
+  }
+  if (said !== undefined) texts.push(said)
   return joinTexts(texts)
 }
 
@@ -196,7 +202,7 @@ function toOllamaMessage(m: ChatMessage, role: OllamaMessage['role'], i: number,
     case 'assistant': {
       // OpenAI's deprecated function call of an assistant turn (`function_call`, with role `function` results).
       if ((m as { function_call?: unknown }).function_call != null) unsupported(o, `messages[${i}].function_call`)
-      const out: OllamaMessage = { role, content: textOf(m.content) }
+      const out: OllamaMessage = { role, content: textOf(m.content, m) }
       if (m.tool_calls && m.tool_calls.length > 0) {
         out.tool_calls = m.tool_calls.map((tc, j) => {
           toolNames.set(tc.id, tc.function.name)

@@ -72,3 +72,25 @@ describe.each(PROVIDERS)('%s', (p) => {
     await refused(p, { messages: [{ role: 'user', content: 'weather?' }, LEGACY_CALL, { role: 'user', content: 'and?' }] }, /^messages\[1\]\.function_call$/)
   })
 })
+/** The assistant text of the history as the provider received it. */
+function assistantText(p: Provider): string {
+  const body = requests(p)[0]!.body
+  if (p === 'google') return (body.contents as { role: string; parts: { text?: string }[] }[]).filter((c) => c.role === 'model').flatMap((c) => c.parts.map((x) => x.text ?? '')).join('|')
+  if (p === 'ollama') return (body.messages as { role: string; content: string }[]).filter((m) => m.role === 'assistant').map((m) => m.content).join('|')
+  return (body.messages as { role: string; content: string | { type: string; text?: string }[] }[]).filter((m) => m.role === 'assistant')
+    .map((m) => (typeof m.content === 'string' ? m.content : m.content.map((b) => b.text ?? '').join('|'))).join('|')
+}
+
+describe.each(PROVIDERS)('%s: an assistant refusal in the history reaches the provider as the assistant\'s text (was dropped by google and ollama)', (p) => {
+  it('the `refusal` field', async () => {
+    const { status } = await chat(p, { messages: [{ role: 'user', content: 'do it' }, { role: 'assistant', content: null, refusal: 'I cannot help with that.' }, { role: 'user', content: 'why?' }] })
+    expect(status).toBe(200)
+    expect(assistantText(p)).toContain('I cannot help with that.')
+  })
+
+  it('refusal parts of the content', async () => {
+    const { status } = await chat(p, { messages: [{ role: 'user', content: 'do it' }, { role: 'assistant', content: [{ type: 'text', text: 'Well.' }, { type: 'refusal', refusal: 'No.' }] }, { role: 'user', content: 'why?' }] })
+    expect(status).toBe(200)
+    expect(assistantText(p)).toMatch(/Well\.[\s|]*No\./)
+  })
+})
