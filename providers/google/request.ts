@@ -433,6 +433,8 @@ function toContents(messages: readonly ChatMessage[], o: GoogleRequestOptions, m
   }
   messages.forEach((m, i) => {
     const where = `messages[${i}]`
+    // A participant's name has no place in Gemini's contents (a tool result's is the call's, which Gemini gets).
+    if (m.role !== 'tool' && (m as { name?: unknown }).name != null && !o.dropUnsupportedParams) throw unsupported(o.provider, `${where}.name`)
     switch (m.role) {
       case 'system':
       case 'developer':

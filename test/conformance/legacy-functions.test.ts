@@ -94,3 +94,9 @@ describe.each(PROVIDERS)('%s: an assistant refusal in the history reaches the pr
     expect(assistantText(p)).toMatch(/Well\.[\s|]*No\./)
   })
 })
+
+describe.each(PROVIDERS)('%s: a message `name` (a participant\'s name, no place for it upstream)', (p) => {
+  it('is a 400 naming it (google dropped it)', async () => {
+    await refused(p, { messages: [{ role: 'user', name: 'alice', content: 'hi' }] }, /^messages\[0\]\.name$/)
+  })
+})
