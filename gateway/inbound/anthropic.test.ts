@@ -493,6 +493,14 @@ describe('anthropicErrorBody', () => {
     expect(messageFor({ stop_sequences: ['a', 'b', 'c', 'd', 'e', 'f'] })).toBe('Invalid request body: stop_sequences: Gemini takes at most 5 stop sequences, got 6')
     const user = new GatewayError('MCP_ERR_REQ_PARAM_UNSUPPORTED', { param: 'user', provider: 'p' }, { param: 'user' })
     expect((anthropicErrorBody(user, 'r') as { error: { message: string } }).error.message).toBe("Parameter 'metadata.user_id' is not supported by provider p")
+    // A tool's fields sit on the tool itself (a provider's function-name rule, providers/shared/tool-names.ts).
+    const toolName = (field: string): string => {
+      const e = new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason: `${field}: provider google takes function names of letters, got "1a"` }, { param: field })
+      return (anthropicErrorBody(e, 'r') as { error: { message: string } }).error.message
+    }
+    expect(toolName('tools[1].function.name')).toBe('Invalid request body: tools[1].name: provider google takes function names of letters, got "1a"')
+    expect(toolName('tool_choice.function.name')).toBe('Invalid request body: tool_choice.name: provider google takes function names of letters, got "1a"')
+    expect(toolName('tools[0].function.parameters')).toBe('Invalid request body: tools[0].input_schema: provider google takes function names of letters, got "1a"')
     // The OpenAI dialect keeps the canonical names, which are its own; an upstream error is left as the provider wrote it.
     const upstream = new GatewayError('MCP_ERR_UPSTREAM_ERROR', { provider: 'p', status: 400, reason: "'stop' is bad" }, { status: 400, param: 'stop' })
     expect((anthropicErrorBody(upstream, 'r') as { error: { message: string } }).error.message).toBe(upstream.message)

@@ -331,6 +331,9 @@ const ANTHROPIC_FIELD: readonly (readonly [RegExp, string])[] = [
   [/^response_format(?:\.json_schema\.schema)?\b/, 'output_config.format'],
   [/^stop\b/, 'stop_sequences'],
   [/^user\b/, 'metadata.user_id'],
+  [/^(tools\[\d+\])\.function\.parameters\b/, '$1.input_schema'],
+  [/^(tools\[\d+\])\.function\b/, '$1'],
+  [/^tool_choice\.function\b/, 'tool_choice'],
 ]
 const REQUEST_CODES: ReadonlySet<string> = new Set(['MCP_ERR_REQ_BODY_INVALID', 'MCP_ERR_REQ_PARAM_UNSUPPORTED'])
 
