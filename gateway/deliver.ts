@@ -491,11 +491,15 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
             }
           } else {
             // The upstream's own error event ended it (OpenAI sends no [DONE] after one; vLLM does): the client has it
-            // already. Otherwise the stream was cut, maybe inside an event (held back, so never sent): say so.
+            // already, or gets it now when it was the unterminated last event. Otherwise the stream was cut, maybe inside
+            // an event (held back, so never sent): say so.
             const upstream = failure?.details === 'upstream.malformed_event' ? undefined : failure ?? lastError()
             const g = upstream ?? new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider: ctx.providerName, reason: 'the stream ended before the completion finished' }, { details: 'upstream.stream_cut' })
             markFailed(ctx, g)
-            if (!upstream && !res.destroyed) res.write(inbound.createStreamEncoder(ctx.requestedModel, ctx.includeUsage, ctx).error(g))
+            if (!res.destroyed) {
+              if (!upstream) res.write(inbound.createStreamEncoder(ctx.requestedModel, ctx.includeUsage, ctx).error(g))
+              else if (failure === undefined && last) res.write(filter ? out : terminated(last))
+            }
           }
           out = ''
         }

@@ -31,6 +31,8 @@ const SCRIPTS: Record<string, Script> = {
   // A complete answer whose last event has no blank line after it (then the upstream ends): still complete.
   'finish-unterminated': { steps: [HEAD, FINISH.slice(0, -2)], end: 'end' },
   'done-unterminated': { steps: [HEAD + FINISH + usage, 'data: [DONE]'], end: 'end' },
+  // The upstream's own error event (OpenAI's shape), last and without its blank line: it reaches the client.
+  'error-unterminated': { steps: [HEAD, 'data: {"error":{"message":"The server had an error","type":"server_error","param":null,"code":null}}'], end: 'end' },
 }
 
 describe('pass-through streams cut inside an event', () => {
@@ -119,6 +121,14 @@ describe('pass-through streams cut inside an event', () => {
     expect([text, finish, tokens]).toEqual(['Hello, world and more', 'stop', 6])
     expect(events(await raw('split', true)).at(-1)).toBe('[DONE]')
   })
+
+  for (const includeUsage of [true, false]) {
+    it(`the upstream's own error event, last and unterminated, reaches the client${includeUsage ? '' : ' (usage forced)'}`, async () => {
+      const ev = events(await raw('error-unterminated', includeUsage))
+      expect(ev).toHaveLength(4)
+      expect(JSON.parse(ev[3]!)).toMatchObject({ error: { message: 'The server had an error', type: 'server_error' } })
+    })
+  }
 
   for (const model of ['finish-unterminated', 'done-unterminated']) {
     it(`${model}: a last event without its blank line still ends a complete answer`, async () => {
