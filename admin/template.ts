@@ -1,7 +1,9 @@
 /**
  * Prompt templates: `{{name}}` / `{{ name }}` substitution and nothing else. A path may be dotted
  * (`{{user.name}}`, `{{items.0}}`); there are no helpers, conditionals, loops, filters, partials or expressions, so
- * rendering a template can never run code. `\{{` writes a literal `{{`.
+ * rendering a template can never run code. `\{{` writes a literal `{{`; `\\{{x}}` writes one backslash, then x's value
+ * (in a run of backslashes right before `{{`, each pair writes one and an odd one left over escapes the `{{`; other
+ * backslashes are text).
  *
  * A template is compiled once (when a version is created, and when a snapshot loads it): any other `{{...}}` is a
  * syntax error naming the field and the offending tag. Rendering looks values up through own properties only
@@ -68,12 +70,15 @@ export function compileText(text: string, field: string): CompiledText {
   while (i < text.length) {
     const open = text.indexOf('{{', i)
     if (open === -1) { literal += text.slice(i); break }
-    if (open > 0 && text[open - 1] === '\\') {
-      literal += text.slice(i, open - 1) + '{{'
+    // A run of backslashes right before {{: each pair writes one backslash; an odd one left over escapes the {{.
+    let run = 0
+    while (open - run - 1 >= i && text[open - run - 1] === '\\') run++
+    literal += text.slice(i, open - run) + '\\'.repeat(run >> 1)
+    if (run % 2 === 1) {
+      literal += '{{'
       i = open + 2
       continue
     }
-    literal += text.slice(i, open)
     const close = text.indexOf('}}', open + 2)
     if (close === -1) throw new TemplateSyntaxError(field, `'{{' at offset ${open} is never closed`)
     const inner = text.slice(open + 2, close)

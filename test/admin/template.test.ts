@@ -58,6 +58,17 @@ describe('templates', () => {
     expect(render('literal \\{{ name }} and {{name}}', { name: 'x' })).toEqual([{ role: 'user', content: 'literal {{ name }} and x' }])
     expect(render('no tags: } { }} {', {})).toEqual([{ role: 'user', content: 'no tags: } { }} {' }])
   })
+
+  it('a backslash can precede a substituted value: \\\\{{x}} writes one backslash, then the value', () => {
+    // Regression: a backslash before {{ always escaped it, so no template could put a backslash right before a value
+    // (a Windows path, LaTeX): the template text \\{{x}} rendered as the literal text \{{x}}, and x was no variable.
+    expect(render('C:\\Users\\\\{{user}}', { user: 'ada' })).toEqual([{ role: 'user', content: 'C:\\Users\\ada' }])
+    expect(compileTemplate('a\\\\{{x}}').variables).toEqual(['x'])
+    // In a run of backslashes before {{, each pair writes one; an odd one left over escapes the {{.
+    expect(render('\\\\\\{{x}} \\\\\\\\{{x}} \\{{x}}', { x: 'V' })).toEqual([{ role: 'user', content: '\\{{x}} \\\\V {{x}}' }])
+    // Backslashes elsewhere are text, as they were.
+    expect(render('a\\b \\\\ {{x}}\\', { x: 'V' })).toEqual([{ role: 'user', content: 'a\\b \\\\ V\\' }])
+  })
 })
 
 describe('traffic weights', () => {
