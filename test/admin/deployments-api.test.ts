@@ -523,5 +523,36 @@ describe.each(engines)('deployments API on $name', (engine) => {
       const defaults = await t.api('POST', 'execute', { deployment_id: d.id })
       expect(defaults.body.output.choices[0].message.content).toBe('echo: Lima in F')
     })
+
+    it('default variables a served version\'s variables schema refuses are a 422 at the write, not at every execute', async () => {
+      // Regression: such defaults were stored, and every execute that did not send the variable was refused with
+      // a 422 naming variables.city, a value the caller never sent.
+      const schema = { type: 'object', required: ['city', 'name'], additionalProperties: false, properties: { city: { type: 'string' }, name: { type: 'string' }, unit: { enum: ['C', 'F'] } } }
+      const { promptId } = await seedPrompt(t, `exec-defaults-${++n}`, [
+        { template: 'echo {{name}}: {{city}} in {{unit}}', model: 'mock/gpt-4o', variables: schema },
+        { template: 'echo {{name}}: {{city}}', model: 'mock/gpt-4o' },
+      ])
+      const refused = await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging', version: 1, config: { default_variables: { city: 3 } } })
+      expect(refused.status, refused.text).toBe(422)
+      expect(refused.body.error).toMatchObject({ code: 'MCP_ERR_ADMIN_UNPROCESSABLE', param: 'config.default_variables.city' })
+      expect(refused.body.error.message).toContain('version 1')
+      // Version 2 has no schema: the same defaults deploy; a PUT back to version 1, or a canary of it, is refused.
+      const d = await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging', version: 2, config: { default_variables: { city: 3, extra: true } } })
+      expect(d.status, d.text).toBe(201)
+      const put = await t.api('PUT', `deployments/${d.body.id}`, { traffic: [{ version: 2, weight: 90 }, { version: 1, weight: 10 }] }, { 'if-match': '"1"' })
+      expect(put.status, put.text).toBe(422)
+      expect(put.body.error.param).toMatch(/^config\.default_variables\.(city|extra)$/)
+      const rb = await t.api('POST', `deployments/${d.body.id}/rollback`, { version: 1 })
+      expect(rb.status, rb.text).toBe(422)
+      // Defaults that leave required variables to the caller are fine; so are valid ones.
+      const ok = await t.api('PUT', `deployments/${d.body.id}`, { version: 1, config: { default_variables: { unit: 'F' } } }, { 'if-match': '"1"' })
+      expect(ok.status, ok.text).toBe(200)
+      const r = await t.api('POST', 'execute', { deployment_id: d.body.id, variables: { name: 'Ada', city: 'Oslo' } })
+      expect(r.status, r.text).toBe(200)
+      expect(r.body.output.choices[0].message.content).toBe('echo: Ada: Oslo in F')
+      const bad = await t.api('PUT', `deployments/${d.body.id}`, { config: { default_variables: { unit: 'K' } } }, { 'if-match': '"2"' })
+      expect(bad.status, bad.text).toBe(422)
+      expect(bad.body.error.param).toBe('config.default_variables.unit')
+    })
   })
 })
