@@ -423,6 +423,29 @@ describe.each(engines)('deployments API on $name', (engine) => {
     expect(r.body.data).toEqual([{ name: 'development', next: 'staging' }, { name: 'staging', next: 'production' }, { name: 'production', next: null }])
   })
 
+  it('execute sends the version\'s tools, response_format and params as stored; only the messages are templated', async () => {
+    const tools = [{ type: 'function', function: { name: 'lookup', description: 'Looks up {{city}}', parameters: { type: 'object', properties: { q: { type: 'string', description: '{{city}}' } }, required: ['q'] } } }]
+    const responseFormat = { type: 'json_schema', json_schema: { name: 'answer', strict: true, schema: { type: 'object', properties: { a: { type: 'string', description: '{{city}}' } }, required: ['a'], additionalProperties: false } } }
+    const { promptId } = await seedPrompt(t, `exec-verbatim-${++n}`, [{
+      template: [{ role: 'system', content: 'sys {{city}}' }, { role: 'user', content: 'echo {{city}}' }], model: 'mock/gpt-4o',
+      params: { temperature: 0.3, top_p: 0.9, seed: 7, tool_choice: 'auto', parallel_tool_calls: false }, tools, response_format: responseFormat,
+    }])
+    const d = (await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging', config: { parameters: { top_p: 0.5 } } })).body
+    const r = await t.api('POST', 'execute', { deployment_id: d.id, variables: { city: '{{secret}} Oslo' }, parameters: { seed: 8 } })
+    expect(r.status, r.text).toBe(200)
+    const sent = mock.requests.at(-1)!.body
+    expect(sent.messages).toEqual([{ role: 'system', content: 'sys {{secret}} Oslo' }, { role: 'user', content: 'echo {{secret}} Oslo' }])
+    expect(sent.tools).toEqual(tools)
+    expect(sent.response_format).toEqual(responseFormat)
+    expect(sent).toMatchObject({ temperature: 0.3, top_p: 0.5, seed: 8, tool_choice: 'auto', parallel_tool_calls: false })
+    // A variable only tools or response_format mention is not a template variable.
+    const { promptId: p2 } = await seedPrompt(t, `exec-verbatim-${++n}`, [{ template: 'echo hi', model: 'mock/gpt-4o', tools }])
+    const d2 = (await t.api('POST', 'deployments', { prompt_id: p2, environment: 'staging' })).body
+    const u = await t.api('POST', 'execute', { deployment_id: d2.id, variables: { city: 'Oslo' } })
+    expect(u.status, u.text).toBe(422)
+    expect(u.body.error.param).toBe('variables.city')
+  })
+
   describe('POST /execute errors', () => {
     it('400 names the field; 404 unknown deployment; 409 paused; 422 names missing and unknown variables', async () => {
       const { promptId } = await seedPrompt(t, `exec-errors-${++n}`, [{ template: [{ role: 'user', content: 'echo {{greeting}} {{user.name}}' }], model: 'mock/gpt-4o' }])
