@@ -17,6 +17,7 @@ import { executeInbound } from './execute-inbound.ts'
 import { validators, type ExecuteBody } from './schemas.ts'
 import { pickVersion, promptEnvKey, type Snapshot, type SnapshotDeployment, type SnapshotVersion } from './snapshot.ts'
 import { renderTemplate, TemplateVariablesError } from './template.ts'
+import { toolChoiceProblem } from './tool-choice.ts'
 
 /** Which deployment and version served a request; the execution log records it. */
 export interface ExecutionSlot {
@@ -140,6 +141,8 @@ export function executeRouteSpec(snapshot: () => Snapshot): RouteSpec {
       const messages = renderVersion(v, vars, supplied, d.variableNames)
       const stream = body.stream === true
       const model = d.config.model ?? v.model ?? ''
+      const choiceProblem = body.parameters?.tool_choice !== undefined ? toolChoiceProblem(body.parameters.tool_choice, v.tools) : undefined
+      if (choiceProblem) throw bodyError([`parameters.tool_choice: ${choiceProblem} (version ${v.version})`])
       const chat: ChatRequest = { ...v.params, ...(d.config.parameters ?? {}), ...(body.parameters ?? {}), model, messages }
       if (v.tools) chat.tools = structuredClone(v.tools) as ChatRequest['tools'] & object
       if (v.responseFormat) chat.response_format = structuredClone(v.responseFormat) as ChatRequest['response_format'] & object

@@ -19,6 +19,7 @@ import { createPrompt, createVersion, getPrompt, getVersion, listPrompts, listVe
 import { validators } from '../schemas.ts'
 import { sendJson, type AdminServer } from '../server.ts'
 import { compileTemplate, TemplateSyntaxError } from '../template.ts'
+import { toolChoiceProblem } from '../tool-choice.ts'
 
 const BASE = '/api/v1/mcp'
 
@@ -77,6 +78,8 @@ export function registerPromptRoutes(admin: AdminServer, cp: ControlPlane): void
       if (e instanceof TemplateSyntaxError) throw bodyInvalid([e.message])
       throw e
     }
+    const choiceProblem = toolChoiceProblem(body.params?.tool_choice, body.tools)
+    if (choiceProblem) throw unprocessable(`params.tool_choice: ${choiceProblem}`, 'params.tool_choice')
     if (body.variables !== undefined) {
       for (const k of ['$id', '$async']) if (k in body.variables) throw unprocessable(`variables.${k}: not supported in a variables schema`, `variables.${k}`)
       try { compileSchema(body.variables) } catch (e) { throw unprocessable(`variables: not a valid JSON Schema: ${(e as Error).message}`, 'variables') }

@@ -446,6 +446,26 @@ describe.each(engines)('deployments API on $name', (engine) => {
     expect(u.body.error.param).toBe('variables.city')
   })
 
+  it('execute: a tool_choice the picked version\'s tools cannot honour is a 400 naming it, before any call', async () => {
+    // Regression: it was sent upstream, where the provider refused it (or, without tools, ignored or refused it).
+    const { promptId } = await seedPrompt(t, `exec-tool-choice-${++n}`, [
+      { template: 'echo {{x}}', model: 'mock/gpt-4o', tools: [{ type: 'function', function: { name: 'lookup' } }] },
+      { template: 'echo {{x}}', model: 'mock/gpt-4o' },
+    ])
+    const d1 = (await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging', version: 1 })).body
+    const d2 = (await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'production', version: 2 })).body
+    const calls = mock.requests.length
+    for (const [dep, choice] of [[d1, { type: 'function', function: { name: 'nope' } }], [d2, { type: 'function', function: { name: 'lookup' } }], [d2, 'required']] as const) {
+      const r = await t.api('POST', 'execute', { deployment_id: dep.id, variables: { x: 'a' }, parameters: { tool_choice: choice } })
+      expect(r.status, r.text).toBe(400)
+      expect(r.body.error).toMatchObject({ code: 'MCP_ERR_REQ_BODY_INVALID', param: 'parameters.tool_choice' })
+    }
+    expect(mock.requests.length).toBe(calls)
+    const ok = await t.api('POST', 'execute', { deployment_id: d1.id, variables: { x: 'a' }, parameters: { tool_choice: { type: 'function', function: { name: 'lookup' } } } })
+    expect(ok.status, ok.text).toBe(200)
+    expect(mock.requests.at(-1)!.body.tool_choice).toEqual({ type: 'function', function: { name: 'lookup' } })
+  })
+
   describe('POST /execute errors', () => {
     it('400 names the field; 404 unknown deployment; 409 paused; 422 names missing and unknown variables', async () => {
       const { promptId } = await seedPrompt(t, `exec-errors-${++n}`, [{ template: [{ role: 'user', content: 'echo {{greeting}} {{user.name}}' }], model: 'mock/gpt-4o' }])

@@ -176,12 +176,18 @@ describe.each(engines)('prompts API on $name', (engine) => {
       [{ template: [{ role: 'user', content: 'ok' }, { role: 'user', content: 'Hi {{ a + b }}' }] }, 'template[1].content', 400],
       [{ template: 'Hi {{ name' }, 'template', 400],
       [{ template: 'x', variables: { type: 'nonsense' } }, 'variables', 422],
+      // A tool_choice the version's own tools cannot honour would fail every execution at the provider.
+      [{ template: 'x', params: { tool_choice: 'required' } }, 'params.tool_choice', 422],
+      [{ template: 'x', params: { tool_choice: { type: 'function', function: { name: 'lookup' } } } }, 'params.tool_choice', 422],
+      [{ template: 'x', tools: [{ type: 'function', function: { name: 'lookup' } }], params: { tool_choice: { type: 'function', function: { name: 'nope' } } } }, 'params.tool_choice', 422],
     ]
     for (const [body, param, status] of cases) {
       const r = await t.api('POST', `prompts/${p.body.id}/versions`, body)
       expect(r.status, `${JSON.stringify(body)} → ${r.text}`).toBe(status)
       expect(r.body.error.param).toBe(param)
     }
+    const ok = await t.api('POST', `prompts/${p.body.id}/versions`, { template: 'x', tools: [{ type: 'function', function: { name: 'lookup' } }], params: { tool_choice: { type: 'function', function: { name: 'lookup' } } } })
+    expect(ok.status, ok.text).toBe(201)
   })
 
   it('POST /prompts/{id}/versions: 404 for an unknown prompt, 412 for a stale If-Match', async () => {
