@@ -21,6 +21,7 @@ import { GatewayError } from '../../gateway/errors.ts'
 import type { ChatMessage, ChatRequest, ContentPart, ThinkingBlock, ToolCall, ToolDefinition } from '../types.ts'
 import type { UpstreamBody } from '../shared/translation.ts'
 import { ANTHROPIC_TOOL_NAMES, checkToolNames } from '../shared/tool-names.ts'
+import { unreadMessageField } from '../shared/message-fields.ts'
 
 export interface AnthropicRequestOptions {
   /** Provider name, for error messages. */
@@ -253,6 +254,9 @@ interface Translated {
 function translateMessage(m: ChatMessage, i: number, ctx: Ctx, t: Translated): void {
   const path = `messages[${i}]`
   if ('name' in m && m.name !== undefined) unsupported(ctx, `${path}.name`)
+  // A field Anthropic's messages have no place for (an assistant's `audio`, `annotations`): see shared/message-fields.ts.
+  const unread = unreadMessageField(m)
+  if (unread !== undefined) unsupported(ctx, `${path}.${unread}`)
   if (TEXT_ROLES.has(m.role)) {
     const c = (m as { content: string | ContentPart[] }).content
     if (typeof c !== 'string') t.systemIsString = false

@@ -22,6 +22,7 @@ import type { UpstreamBody } from '../shared/translation.ts'
 import type { SafetySetting } from './config.ts'
 import { EFFORT_BUDGETS, readThinking } from '../shared/reasoning.ts'
 import { checkToolNames, GEMINI_TOOL_NAMES } from '../shared/tool-names.ts'
+import { unreadMessageField } from '../shared/message-fields.ts'
 
 // ---------- Gemini wire types (request side) ----------
 
@@ -435,6 +436,9 @@ function toContents(messages: readonly ChatMessage[], o: GoogleRequestOptions, m
     const where = `messages[${i}]`
     // A participant's name has no place in Gemini's contents (a tool result's is the call's, which Gemini gets).
     if (m.role !== 'tool' && (m as { name?: unknown }).name != null && !o.dropUnsupportedParams) throw unsupported(o.provider, `${where}.name`)
+    // A field Gemini's contents have no place for (an assistant's `audio`, `annotations`): see shared/message-fields.ts.
+    const unread = unreadMessageField(m)
+    if (unread !== undefined && !o.dropUnsupportedParams) throw unsupported(o.provider, `${where}.${unread}`)
     switch (m.role) {
       case 'system':
       case 'developer':

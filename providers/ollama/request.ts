@@ -18,6 +18,7 @@ import { GatewayError } from '../../gateway/errors.ts'
 import type { ChatMessage, ChatRequest, ContentPart, EmbeddingRequest, ToolCall, ToolDefinition } from '../types.ts'
 import type { UpstreamBody } from '../shared/translation.ts'
 import { readThinking } from '../shared/reasoning.ts'
+import { unreadMessageField } from '../shared/message-fields.ts'
 
 // ---------- Ollama wire types (request side) ----------
 
@@ -190,6 +191,9 @@ export function toOllamaMessages(messages: readonly ChatMessage[], o: OllamaRequ
     const role: OllamaMessage['role'] | undefined = ROLE_MAP[m.role]
     if (role === undefined) { unsupported(o, `messages[${i}].role`); return }
     if ('name' in m && m.name !== undefined) unsupported(o, `messages[${i}].name`)
+    // A field Ollama's messages have no place for (an assistant's `audio`, `annotations`): see shared/message-fields.ts.
+    const unread = unreadMessageField(m)
+    if (unread !== undefined) unsupported(o, `messages[${i}].${unread}`)
     out.push(toOllamaMessage(m, role, i, o, toolNames))
   })
   return out

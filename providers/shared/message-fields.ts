@@ -1,0 +1,33 @@
+/**
+ * The fields of a canonical message that the anthropic, google and ollama translations read, by role (each one
+ * translates them or refuses them itself). Any other field with a value has no place in those providers' messages:
+ * OpenAI's assistant `audio` (a reference to an earlier spoken answer) and `annotations` (its URL citations), or a
+ * field of another API. The translations answer it with their 400 naming it (`messages[2].audio`), or drop it when the
+ * provider is configured with `dropUnsupportedParams`; never silently. A null or an empty array carries nothing (the
+ * OpenAI SDK echoes an assistant message as it got it: `refusal: null`, `annotations: []`, `audio: null`) and passes.
+ */
+const BASE = ['role', 'content', 'name']
+
+const READ: Readonly<Record<string, ReadonlySet<string>>> = {
+  system: new Set(BASE),
+  developer: new Set(BASE),
+  user: new Set(BASE),
+  // `thinking_blocks`: the Anthropic extension (see providers/types.ts), sent by anthropic, documented as left out by the others.
+  assistant: new Set([...BASE, 'tool_calls', 'refusal', 'function_call', 'thinking_blocks']),
+  // `is_error`: the Anthropic extension on tool results.
+  tool: new Set([...BASE, 'tool_call_id', 'is_error']),
+  function: new Set(BASE),
+}
+
+const NONE: ReadonlySet<string> = new Set()
+
+/** The first field of message `m` that its role's translation does not read and that carries a value; undefined if none. */
+export function unreadMessageField(m: object): string | undefined {
+  const role = (m as { role?: unknown }).role
+  const read = typeof role === 'string' && Object.hasOwn(READ, role) ? READ[role]! : NONE
+  for (const [k, v] of Object.entries(m)) {
+    if (read.has(k) || v === null || v === undefined || (Array.isArray(v) && v.length === 0)) continue
+    return k
+  }
+  return undefined
+}

@@ -1,0 +1,75 @@
+/**
+ * Message fields and content parts that anthropic, google and ollama have no place for, sent on /v1/chat/completions:
+ * each reaches the provider in its own terms or is a 400 naming the field and the provider, never dropped on the way
+ * (what the mocks received is checked). Null and empty values carry nothing and pass (the OpenAI SDK echoes an
+ * assistant message with `refusal: null`, `annotations: []`, `audio: null`).
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { startAnthropicMock, type AnthropicMock } from '../helpers/anthropic-mock.ts'
+import { authHeaders, startGateway, type TestGateway } from '../helpers/gateway.ts'
+import { startGeminiMock, type GeminiMock } from '../helpers/gemini-mock.ts'
+import { startOllamaMock, type OllamaMock } from '../helpers/ollama-mock.ts'
+
+let gw: TestGateway
+let google: GeminiMock
+let ollama: OllamaMock
+let anthropic: AnthropicMock
+
+beforeAll(async () => {
+  ;[google, ollama, anthropic] = await Promise.all([startGeminiMock(), startOllamaMock(), startAnthropicMock()])
+  gw = await startGateway({
+    providers: {
+      google: { type: 'google', baseUrl: google.url, apiKey: 'AIzaFieldsKey00000000000000001' },
+      ollama: { type: 'ollama', baseUrl: ollama.url },
+      anthropic: { type: 'anthropic', baseUrl: anthropic.url, apiKey: 'sk-ant-fields-0001' },
+    },
+  })
+}, 30_000)
+
+afterAll(async () => {
+  await gw?.close()
+  await Promise.all([google?.close(), ollama?.close(), anthropic?.close()])
+})
+
+beforeEach(() => { google.reset(); ollama.reset(); anthropic.reset() })
+
+const MODELS = { google: 'google/gemini-2.5-flash', ollama: 'ollama/llama3.2', anthropic: 'anthropic/claude-sonnet-4-5-20250929' } as const
+type Provider = keyof typeof MODELS
+const PROVIDERS = Object.keys(MODELS) as Provider[]
+const requests = (p: Provider): { body: any }[] => ({ google, ollama, anthropic })[p].requests
+
+async function chat(p: Provider, body: object): Promise<{ status: number; json: any }> {
+  const r = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: authHeaders(), body: JSON.stringify({ model: MODELS[p], max_tokens: 32, ...body }) })
+  return { status: r.status, json: await r.json() }
+}
+
+/** The provider's 400 naming `param`, and nothing sent upstream. */
+async function refused(p: Provider, body: object, param: string): Promise<void> {
+  const { status, json } = await chat(p, body)
+  expect(status, JSON.stringify(json)).toBe(400)
+  expect(json.error.param).toBe(param)
+  expect(json.error.message).toContain(p)
+  expect(requests(p)).toHaveLength(0)
+}
+
+const history = (assistant: object): object => ({ messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'Hello.', ...assistant }, { role: 'user', content: 'and?' }] })
+
+describe.each(PROVIDERS)('%s: assistant message fields it has no place for are a 400 naming them (were dropped)', (p) => {
+  it('`audio` (a reference to an earlier spoken answer)', async () => {
+    await refused(p, history({ audio: { id: 'audio_abc123' } }), 'messages[1].audio')
+  })
+
+  it('`annotations` (URL citations)', async () => {
+    await refused(p, history({ annotations: [{ type: 'url_citation', url_citation: { url: 'https://example.com', title: 'Ex', start_index: 0, end_index: 6 } }] }), 'messages[1].annotations')
+  })
+
+  it('a field of no API it knows, on a user message', async () => {
+    await refused(p, { messages: [{ role: 'user', content: 'hi', priority: 'high' }] }, 'messages[0].priority')
+  })
+
+  it('the OpenAI SDK\'s echo (`refusal: null`, `annotations: []`, `audio: null`, `function_call: null`) carries nothing and passes', async () => {
+    const { status, json } = await chat(p, history({ refusal: null, annotations: [], audio: null, function_call: null, tool_calls: [] }))
+    expect(status, JSON.stringify(json)).toBe(200)
+    expect(requests(p)).toHaveLength(1)
+  })
+})
