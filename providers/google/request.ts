@@ -457,7 +457,20 @@ function toContents(messages: readonly ChatMessage[], o: GoogleRequestOptions, m
         if ((m as { function_call?: unknown }).function_call != null && !o.dropUnsupportedParams) throw unsupported(o.provider, `${where}.function_call`)
         const parts: GeminiPart[] = []
         // A refusal (refusal parts, the `refusal` field) is what the assistant said: its text, as anthropic sends it.
-        for (const t of textOf(m.content, true)) if (t !== '') parts.push({ text: t })
+        // Any other part (an image, audio or a file) goes into the model turn as a user's part would: Gemini's model
+        // content takes inline and file data (its image models answer with it); a type Gemini has no part for is a 400.
+        if (Array.isArray(m.content)) {
+          (m.content as ContentPart[]).forEach((p, j) => {
+            if (p.type === 'text' || p.type === 'refusal') {
+              for (const t of textOf([p], true)) if (t !== '') parts.push({ text: t })
+              return
+            }
+            const part = userPart(p, `${where}.content[${j}]`, o)
+            if (part) parts.push(part)
+          })
+        } else {
+          for (const t of textOf(m.content)) if (t !== '') parts.push({ text: t })
+        }
         if (typeof m.refusal === 'string' && m.refusal !== '') parts.push({ text: m.refusal })
         m.tool_calls?.forEach((tc: ToolCall & GoogleToolCallExtra, j) => {
           const name = tc.function?.name

@@ -73,3 +73,27 @@ describe.each(PROVIDERS)('%s: assistant message fields it has no place for are a
     expect(requests(p)).toHaveLength(1)
   })
 })
+
+const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=='
+const assistantParts = (part: object): object => history({ content: [{ type: 'text', text: 'Here it is.' }, part] })
+
+describe('assistant content parts other than text and refusals (were dropped by google and ollama)', () => {
+  it('google: an image goes into the model turn as inline data', async () => {
+    const { status, json } = await chat('google', assistantParts({ type: 'image_url', image_url: { url: `data:image/png;base64,${PNG}` } }))
+    expect(status, JSON.stringify(json)).toBe(200)
+    const model = requests('google')[0]!.body.contents.find((c: { role: string }) => c.role === 'model')
+    expect(model.parts).toEqual([{ text: 'Here it is.' }, { inlineData: { mimeType: 'image/png', data: PNG } }])
+  })
+
+  it('google: a part type Gemini has no part for is a 400 naming it', async () => {
+    await refused('google', assistantParts({ type: 'video_url', video_url: { url: 'https://example.com/v.mp4' } }), 'messages[1].content[1].video_url')
+  })
+
+  it.each([
+    ['image_url', { type: 'image_url', image_url: { url: `data:image/png;base64,${PNG}` } }],
+    ['input_audio', { type: 'input_audio', input_audio: { data: 'UklGRg==', format: 'wav' } }],
+    ['file', { type: 'file', file: { file_data: 'data:application/pdf;base64,JVBERi0=' } }],
+  ])('ollama: an %s part is a 400 naming it (Ollama\'s `images` are the user\'s)', async (type, part) => {
+    await refused('ollama', assistantParts(part), `messages[1].content[1].${type}`)
+  })
+})
