@@ -349,6 +349,15 @@ function textOf(content: string | readonly { type: string; text?: unknown; refus
   return out
 }
 
+/**
+ * A system, developer or tool message's parts are text only (Gemini's `systemInstruction` and `functionResponse` carry
+ * text): another part is a 400 naming it (`messages[0].content[1].image_url`), or dropped with `dropUnsupportedParams`.
+ */
+function checkTextOnly(content: unknown, where: string, o: GoogleRequestOptions): void {
+  if (!Array.isArray(content) || o.dropUnsupportedParams) return
+  content.forEach((p: { type?: unknown }, j) => { if (p?.type !== 'text') throw unsupported(o.provider, `${where}.content[${j}].${String(p?.type)}`) })
+}
+
 const AUDIO_MIME: Readonly<Record<string, string>> = { wav: 'audio/wav', mp3: 'audio/mp3' }
 
 /** One content part; undefined when it is unsupported and `dropUnsupportedParams` drops it. */
@@ -442,6 +451,7 @@ function toContents(messages: readonly ChatMessage[], o: GoogleRequestOptions, m
     switch (m.role) {
       case 'system':
       case 'developer':
+        checkTextOnly(m.content, where, o)
         for (const t of textOf(m.content)) if (t !== '') system.push({ text: t })
         break
       case 'user': {
@@ -492,6 +502,7 @@ function toContents(messages: readonly ChatMessage[], o: GoogleRequestOptions, m
       case 'tool': {
         const name = toolNames.get(m.tool_call_id)
         if (name === undefined) throw invalid(`${where}.tool_call_id '${m.tool_call_id}' matches no earlier assistant tool call`, `${where}.tool_call_id`)
+        checkTextOnly(m.content, where, o)
         const text = textOf(m.content).join('')
         // A failed call (`is_error`, from Anthropic's tool_result): Gemini reads the response's `error` key as the failure.
         const isError = (m as { is_error?: unknown }).is_error === true

@@ -168,6 +168,14 @@ function userContent(content: string | ContentPart[], i: number, o: OllamaReques
   return images.length > 0 ? { content: text, images } : { content: text }
 }
 
+/**
+ * A system, developer or tool message's parts are text only (Ollama's `images` are what the user shows): another part
+ * is a 400 naming it (`messages[0].content[1].image_url`), or dropped with `dropUnsupportedParams`.
+ */
+function checkTextOnly(content: unknown, i: number, o: OllamaRequestOptions): void {
+  if (Array.isArray(content)) content.forEach((p: { type?: unknown }, j) => { if (p?.type !== 'text') unsupported(o, `messages[${i}].content[${j}].${String(p?.type)}`) })
+}
+
 function toolCallOut(tc: ToolCall, i: number, j: number): OllamaToolCall {
   const param = `messages[${i}].tool_calls[${j}].function.arguments`
   // Missing or blank arguments are a call without arguments, as the anthropic and google translations read them.
@@ -222,12 +230,14 @@ function toOllamaMessage(m: ChatMessage, role: OllamaMessage['role'], i: number,
     case 'tool': {
       // `is_error` (Anthropic's tool_result extension): Ollama's tool messages have no error field, so it is said in the text.
       const isError = (m as { is_error?: unknown }).is_error === true
+      checkTextOnly(m.content, i, o)
       const out: OllamaMessage = { role, content: isError ? `Error: ${textOf(m.content)}` : textOf(m.content) }
       const name = toolNames.get(m.tool_call_id)
       if (name !== undefined) out.tool_name = name
       return out
     }
     default:
+      checkTextOnly(m.content, i, o)
       return { role, content: textOf(m.content) }
   }
 }

@@ -97,3 +97,16 @@ describe('assistant content parts other than text and refusals (were dropped by 
     await refused('ollama', assistantParts(part), `messages[1].content[1].${type}`)
   })
 })
+
+const IMAGE = { type: 'image_url', image_url: { url: `data:image/png;base64,${PNG}` } }
+const CALL = { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'shot', arguments: '{}' } }] }
+
+describe.each(['google', 'ollama'] as const)('%s: a system, developer or tool message\'s parts other than text are a 400 naming them (were dropped)', (p) => {
+  it.each(['system', 'developer'])('a %s message', async (role) => {
+    await refused(p, { messages: [{ role, content: [{ type: 'text', text: 'Be brief.' }, IMAGE] }, { role: 'user', content: 'hi' }] }, 'messages[0].content[1].image_url')
+  })
+
+  it('a tool result', async () => {
+    await refused(p, { messages: [{ role: 'user', content: 'take a screenshot' }, CALL, { role: 'tool', tool_call_id: 'call_1', content: [{ type: 'text', text: 'here' }, IMAGE] }] }, 'messages[2].content[1].image_url')
+  })
+})
