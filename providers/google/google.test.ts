@@ -231,6 +231,11 @@ describe('request: canonical → generateContent', () => {
     const bad = caught(() => chat({ messages: [{ role: 'assistant', tool_calls: [{ id: 'a', type: 'function', function: { name: 'f', arguments: '{oops' } }] }] }))
     expect(bad.code).toBe('MCP_ERR_REQ_BODY_INVALID')
   })
+
+  it('names the field of a tool call without a name (the error had no param: OpenAI clients got param null)', () => {
+    const e = caught(() => chat({ messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: null, tool_calls: [{ id: 'a', type: 'function', function: { name: '', arguments: '{}' } }] }] }))
+    expect([e.code, e.param]).toEqual(['MCP_ERR_REQ_BODY_INVALID', 'messages[1].tool_calls[0].function.name'])
+  })
 })
 
 describe('toGeminiSchema', () => {

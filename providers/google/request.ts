@@ -73,8 +73,9 @@ function unsupported(provider: string, param: string): GatewayError {
   return new GatewayError('MCP_ERR_REQ_PARAM_UNSUPPORTED', { param, provider }, { param, details: 'request.param_unsupported' })
 }
 
-function invalid(reason: string, param?: string): GatewayError {
-  return new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason }, param === undefined ? {} : { param })
+/** The 400 for a malformed request, naming the field (OpenAI clients read it as the error's `param`). */
+function invalid(reason: string, param: string): GatewayError {
+  return new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason }, { param })
 }
 
 // ---------- paths ----------
@@ -484,7 +485,7 @@ function toContents(messages: readonly ChatMessage[], o: GoogleRequestOptions, m
         if (typeof m.refusal === 'string' && m.refusal !== '') parts.push({ text: m.refusal })
         m.tool_calls?.forEach((tc: ToolCall & GoogleToolCallExtra, j) => {
           const name = tc.function?.name
-          if (typeof name !== 'string' || name === '') throw invalid(`${where}.tool_calls[${j}].function.name is required`)
+          if (typeof name !== 'string' || name === '') throw invalid(`${where}.tool_calls[${j}].function.name is required`, `${where}.tool_calls[${j}].function.name`)
           toolNames.set(tc.id, name)
           const part: GeminiPart = { functionCall: { name, args: parseArgs(tc.function.arguments ?? '', `${where}.tool_calls[${j}]`) } }
           const sig = tc.extra_content?.google?.thought_signature
