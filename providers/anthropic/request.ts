@@ -11,6 +11,7 @@
  * - `reasoning_effort` low|medium|high|xhigh|max → `output_config.effort`; none|minimal → unsupported.
  * - `n` > 1, `logprobs`, `top_logprobs`, penalties, `seed`, `logit_bias`, `store`, OpenAI `metadata`,
  *   `service_tier` other than auto, message `name`, image `detail` low|high → unsupported.
+ * - `user` and `safety_identifier` → `metadata.user_id`; `prompt_cache_key` (a caching hint) is accepted, not sent.
  * - Extensions kept by the Anthropic inbound dialect pass through: `top_k`, `thinking`, and
  *   `cache_control` on text parts and tools, `is_error` on tool messages.
  * - A tool (or `tool_choice`) name Anthropic refuses (`^[a-zA-Z0-9_-]{1,64}$`) is a 400 naming it (shared/tool-names.ts).
@@ -78,6 +79,9 @@ type Rule = (value: unknown, out: AnthropicRequest, ctx: Ctx, key: string) => vo
 /** Translated outside the table (they depend on each other). */
 const together: Rule = () => {}
 
+/** Accepted and not sent: the answer does not depend on it (the reason is beside each key). */
+const ignored: Rule = () => {}
+
 /** Accepted only when the value is the OpenAI default, which is also Anthropic's behaviour. */
 function inert(accepted: (v: unknown) => boolean): Rule {
   return (v, _out, ctx, key) => { if (!accepted(v)) unsupported(ctx, key) }
@@ -123,7 +127,13 @@ const PARAMS: Readonly<Record<string, Rule>> = {
     }
     if (stops.length > 0) out.stop_sequences = stops
   },
-  user: (v, out) => { out.metadata = { user_id: String(v) } },
+  // An end-user id for abuse detection: Anthropic's `metadata.user_id`. `safety_identifier` (OpenAI's successor to
+  // `user` for that purpose) wins when both are set.
+  user: (v, out) => { out.metadata ??= { user_id: String(v) } },
+  safety_identifier: (v, out) => { out.metadata = { user_id: String(v) } },
+  // A prompt-caching hint (OpenAI routes requests sharing it to the same cache); Anthropic caches by `cache_control`
+  // blocks, and the answer does not depend on it: accepted, not sent.
+  prompt_cache_key: ignored,
   response_format: (v, out, ctx, key) => {
     const rf = v as { type?: string; json_schema?: { schema?: Record<string, unknown> } }
     if (rf.type === 'text') return

@@ -143,7 +143,10 @@ const PARAMS: Readonly<Record<string, ParamRule>> = {
   stream_options: { kind: 'ignore' },
   // An end-user id for abuse monitoring and stored-completion tags: nothing to send to Gemini.
   user: { kind: 'ignore' },
+  safety_identifier: { kind: 'ignore' },
   metadata: { kind: 'ignore' },
+  // A prompt-caching hint; Gemini caches implicitly, and the answer does not depend on it.
+  prompt_cache_key: { kind: 'ignore' },
   temperature: { kind: 'gen', key: 'temperature' },
   top_p: { kind: 'gen', key: 'topP' },
   top_k: { kind: 'gen', key: 'topK', map: tokenCeiling },

@@ -7,7 +7,7 @@
  * `tool_choice` required or a named function, `parallel_tool_calls: false`, `store: true`, non-empty `metadata`,
  * `service_tier` other than auto, message `name`, image URLs that are not base64 data URLs, image
  * `detail` low|high, content parts other than text and images, and any unknown field.
- * `user` and `stream_options` are accepted and not forwarded; `tool_choice: 'none'` omits the tools.
+ * `user`, `safety_identifier`, `prompt_cache_key` and `stream_options` are accepted and not forwarded; `tool_choice: 'none'` omits the tools.
  * Anthropic extensions: `top_k` → `options.top_k`, `is_error` tool results say `Error: ` in the text,
  * `cache_control` (a caching hint) is not sent.
  * Reasoning → `think` (Ollama's documented values: true, false, or a level name, which a model without levels
@@ -79,8 +79,11 @@ const OPTION_MAP: readonly (readonly [keyof ChatRequest & string, string])[] = [
 /** Translated by dedicated code below. */
 const STRUCTURAL = new Set(['model', 'messages', 'stream', 'tools', 'tool_choice', 'response_format', 'reasoning_effort', 'thinking'])
 
-/** No effect on what the model answers: accepted, not forwarded (usage is always streamed; `user` only identifies the caller). */
-const IGNORED = new Set(['stream_options', 'user'])
+/**
+ * No effect on what the model answers: accepted, not forwarded (usage is always streamed; `user` and its successor
+ * `safety_identifier` only identify the caller; `prompt_cache_key` is a caching hint, Ollama keeps its own cache).
+ */
+const IGNORED = new Set(['stream_options', 'user', 'safety_identifier', 'prompt_cache_key'])
 
 const isEmptyObject = (v: unknown): boolean => v !== null && typeof v === 'object' && Object.keys(v).length === 0
 
