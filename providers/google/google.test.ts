@@ -174,6 +174,14 @@ describe('request: canonical → generateContent', () => {
     expect(caught(() => chat({ messages: [{ role: 'user', content: [{ type: 'video', video: {} }] }] })).param).toBe('messages[0].content[0].video')
   })
 
+  it('an image `detail` low or high is a 400 naming it (was dropped); auto passes; dropped with dropUnsupportedParams', () => {
+    const image = (detail: string) => ({ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA', detail } }] }] }) as Record<string, unknown>
+    for (const detail of ['low', 'high']) expect(caught(() => chat(image(detail))).param).toBe('messages[0].content[0].image_url.detail')
+    const parts = [{ inlineData: { mimeType: 'image/png', data: 'AAAA' } }]
+    expect((chat(image('auto')).body as { contents: unknown }).contents).toEqual([{ role: 'user', parts }])
+    expect((chat(image('low'), { dropUnsupportedParams: true }).body as { contents: unknown }).contents).toEqual([{ role: 'user', parts }])
+  })
+
   it('drops unsupported parameters when dropUnsupportedParams is set, and ignores null values', () => {
     const up = chat({ logprobs: true, parallel_tool_calls: false, top_logprobs: 2, reasoning_effort: 'xhigh', temperature: null, tool_choice: 'sometimes' as never }, { dropUnsupportedParams: true })
     expect(up.body).toEqual({ contents: [{ role: 'user', parts: [{ text: 'hi' }] }] })

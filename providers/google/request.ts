@@ -377,6 +377,9 @@ function userPart(part: ContentPart, where: string, o: GoogleRequestOptions): Ge
       const image = p['image_url']
       const url = isObj(image) ? image['url'] : undefined
       if (typeof url !== 'string') throw invalid(`${where}.image_url.url must be a string`, `${where}.image_url.url`)
+      // `detail` low|high picks the resolution the model sees; Gemini's parts have no such setting (auto is the default).
+      const detail = isObj(image) ? image['detail'] : undefined
+      if (detail != null && detail !== 'auto') skip(`${where}.image_url.detail`) // when dropping, the image goes without it
       const inline = parseDataUrl(url)
       if (inline) return { inlineData: inline }
       return { fileData: { fileUri: url, mimeType: guessMimeType(url, 'image/jpeg') } }
