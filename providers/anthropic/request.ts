@@ -270,7 +270,13 @@ function translateMessage(m: ChatMessage, i: number, ctx: Ctx, t: Translated): v
   if (TEXT_ROLES.has(m.role)) {
     const c = (m as { content: string | ContentPart[] }).content
     if (typeof c !== 'string') t.systemIsString = false
-    t.system.push(...partsToBlocks(c, path, ctx))
+    // Anthropic's system prompt takes text blocks only (an image or a document there is its own 400, naming `system`).
+    let parts = c
+    if (Array.isArray(c) && c.some((p) => p?.type !== 'text')) {
+      c.forEach((p, j) => { if (p?.type !== 'text') unsupported(ctx, `${path}.content[${j}].type`) })
+      parts = c.filter((p) => p?.type === 'text') // dropUnsupportedParams
+    }
+    t.system.push(...partsToBlocks(parts, path, ctx))
     return
   }
   switch (m.role) {

@@ -110,3 +110,9 @@ describe.each(['google', 'ollama'] as const)('%s: a system, developer or tool me
     await refused(p, { messages: [{ role: 'user', content: 'take a screenshot' }, CALL, { role: 'tool', tool_call_id: 'call_1', content: [{ type: 'text', text: 'here' }, IMAGE] }] }, 'messages[2].content[1].image_url')
   })
 })
+
+describe('anthropic: a system or developer message\'s parts other than text', () => {
+  it.each(['system', 'developer'])('in a %s message are a 400 naming the part (were sent into `system`, which takes text blocks only)', async (role) => {
+    await refused('anthropic', { messages: [{ role, content: [{ type: 'text', text: 'Be brief.' }, IMAGE] }, { role: 'user', content: 'hi' }] }, 'messages[0].content[1].type')
+  })
+})
