@@ -8,6 +8,14 @@
  */
 const BASE = ['role', 'content', 'name']
 
+/**
+ * An earlier answer's reasoning trace as other servers return it (`reasoning_content`: vLLM, DeepSeek, llama.cpp;
+ * `reasoning`: OpenRouter, Ollama's OpenAI API), echoed back by clients in the history. It is the model's own scratch
+ * text, not part of the conversation: reasoning providers want it left out of later turns (DeepSeek refuses it), and
+ * a history that came from such a model must still reach a fallback on another provider. Left out, not refused.
+ */
+const REASONING_TRACES: ReadonlySet<string> = new Set(['reasoning_content', 'reasoning'])
+
 const READ: Readonly<Record<string, ReadonlySet<string>>> = {
   system: new Set(BASE),
   developer: new Set(BASE),
@@ -25,8 +33,12 @@ const NONE: ReadonlySet<string> = new Set()
 export function unreadMessageField(m: object): string | undefined {
   const role = (m as { role?: unknown }).role
   const read = typeof role === 'string' && Object.hasOwn(READ, role) ? READ[role]! : NONE
-  for (const [k, v] of Object.entries(m)) {
-    if (read.has(k) || v === null || v === undefined || (Array.isArray(v) && v.length === 0)) continue
+  // for...in over own keys (a parsed JSON object has no inherited enumerable ones): no entries array per message.
+  for (const k in m) {
+    if (read.has(k)) continue
+    const v = (m as Record<string, unknown>)[k]
+    if (v === null || v === undefined || (Array.isArray(v) && v.length === 0)) continue
+    if (role === 'assistant' && REASONING_TRACES.has(k)) continue
     return k
   }
   return undefined

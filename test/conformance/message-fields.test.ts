@@ -67,6 +67,15 @@ describe.each(PROVIDERS)('%s: assistant message fields it has no place for are a
     await refused(p, { messages: [{ role: 'user', content: 'hi', priority: 'high' }] }, 'messages[0].priority')
   })
 
+  it('an earlier answer\'s reasoning trace from another server (`reasoning_content`, `reasoning`) is left out, not refused', async () => {
+    const { status, json } = await chat(p, history({ reasoning_content: 'The user greets me.', reasoning: 'The user greets me.' }))
+    expect(status, JSON.stringify(json)).toBe(200)
+    expect(JSON.stringify(requests(p)[0]!.body)).not.toContain('The user greets me.')
+    // On a user message it is no reasoning trace: refused like any field of no API the translation knows.
+    requests(p).length = 0
+    await refused(p, { messages: [{ role: 'user', content: 'hi', reasoning_content: 'x' }] }, 'messages[0].reasoning_content')
+  })
+
   it('the OpenAI SDK\'s echo (`refusal: null`, `annotations: []`, `audio: null`, `function_call: null`) carries nothing and passes', async () => {
     const { status, json } = await chat(p, history({ refusal: null, annotations: [], audio: null, function_call: null, tool_calls: [] }))
     expect(status, JSON.stringify(json)).toBe(200)
