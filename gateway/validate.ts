@@ -7,10 +7,26 @@ import addFormatsModule from 'ajv-formats'
 
 export type JSONSchema = Record<string, unknown>
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, coerceTypes: false })
 // ajv-formats ships CommonJS; under ESM the callable is either the default export or the module itself.
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (a: Ajv) => void
-addFormats(ajv)
+
+function newAjv(): Ajv {
+  const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, coerceTypes: false })
+  addFormats(ajv)
+  return ajv
+}
+
+/**
+ * Schemas also arrive at run time (a prompt version's variables schema: at version creation, on every deployment
+ * write, at every snapshot load of a version), and an ajv instance keeps whatever it compiled for its whole life (its
+ * schema cache and the scope holding every validate function). So validators are shared by content (the same schema
+ * compiles once, LRU of CACHE_SIZE), and the instance is replaced after GENERATION_SIZE compiles: a retired instance
+ * lives only as long as validators compiled by it are held.
+ */
+const CACHE_SIZE = 1000
+const GENERATION_SIZE = 1000
+const compiled = new Map<string, Validator<unknown>>()
+let generation = { ajv: newAjv(), compiles: 0 }
 
 export interface Validator<T> {
   (value: unknown): value is T
@@ -67,8 +83,25 @@ export function formatErrors(errs: readonly ErrorObject[] | null | undefined, pr
 }
 
 export function compileSchema<T>(schema: JSONSchema): Validator<T> {
-  const fn: ValidateFunction = ajv.compile(schema)
+  const key = JSON.stringify(schema)
+  const hit = compiled.get(key)
+  if (hit) {
+    compiled.delete(key)
+    compiled.set(key, hit)
+    return hit as Validator<T>
+  }
+  if (generation.compiles >= GENERATION_SIZE) generation = { ajv: newAjv(), compiles: 0 }
+  generation.compiles++
+  const { ajv } = generation
+  let fn: ValidateFunction
+  try {
+    fn = ajv.compile(schema)
+  } finally {
+    ajv.removeSchema(schema) // the validate function keeps what it needs; ajv's cache need not keep the schema
+  }
   const v = ((value: unknown) => fn(value)) as Validator<T>
   v.errors = (prefix = '') => formatErrors(fn.errors, prefix)
+  compiled.set(key, v as Validator<unknown>)
+  if (compiled.size > CACHE_SIZE) compiled.delete(compiled.keys().next().value!)
   return v
 }
