@@ -162,11 +162,13 @@ export function etag(revision: number): string {
  * If-Match against the current revision. PUT and DELETE require it (428 without); actions (rollback, promote,
  * new versions) check it only when sent. `*` matches anything; weak tags (`W/"3"`) compare by their value.
  */
-export function checkIfMatch(req: IncomingMessage, current: number, object: string, required: boolean): void {
+export function checkIfMatch(req: IncomingMessage, current: number, object: string, required: boolean, alternative?: string): void {
   const h = req.headers['if-match']
   if (h === undefined || h.trim() === '') {
-    if (required) throw new GatewayError('MCP_ERR_ADMIN_PRECONDITION_REQUIRED', { method: String(req.method), object }, { details: 'admin.if_match_missing' })
-    return
+    if (!required) return
+    const e = new GatewayError('MCP_ERR_ADMIN_PRECONDITION_REQUIRED', { method: String(req.method), object }, { details: 'admin.if_match_missing' })
+    if (alternative === undefined) throw e
+    throw new GatewayError('MCP_ERR_ADMIN_PRECONDITION_REQUIRED', {}, { details: 'admin.if_match_missing', message: `${e.message}, ${alternative}` })
   }
   const tags = h.split(',').map((t) => t.trim().replace(/^W\//, ''))
   if (tags.includes('*') || tags.includes(etag(current))) return

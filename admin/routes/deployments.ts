@@ -2,7 +2,7 @@
  * Deployments (the spec's four, and around them):
  *   POST /deployments · GET /deployments (?prompt_id, ?prompt (name), ?environment, ?status, paginated) · GET /deployments/{id}
  *   PUT /deployments/{id} (If-Match required) · DELETE /deployments/{id} (If-Match required)
- *   POST /deployments/{id}/rollback (If-Match optional) · POST /deployments/{id}/promote
+ *   POST /deployments/{id}/rollback (If-Match required unless a version is named) · POST /deployments/{id}/promote
  *   GET /deployments/{id}/history (paginated) · GET /deployments/{id}/health (?window=1h)
  *   GET /environments
  *
@@ -126,7 +126,11 @@ export function registerDeploymentRoutes(admin: AdminServer, cp: ControlPlane): 
     const body = await readChecked(req, validators.rollback, WRITE_RULES['PUT /deployments/{id}']!, true)
     const d = await cp.write(async (tx) => {
       const o = await writable(tx, p, id)
-      return rollbackDeployment(bound(req, p, tx, o?.team), id, body, (rev) => checkIfMatch(req, rev, `deployment ${id}`, false), ctx(req))
+      // Rolling back to "the previous version" is relative to what serves now: a retried or double-clicked one would
+      // undo the first, so it needs If-Match. One that names its version is idempotent and may go without.
+      const named = body.version !== undefined || body.prompt_version_id !== undefined
+      const precondition = (rev: number): void => checkIfMatch(req, rev, `deployment ${id}`, !named, 'or name the version to roll back to ({"version": n})')
+      return rollbackDeployment(bound(req, p, tx, o?.team), id, body, precondition, ctx(req))
     })
     sendWithEtag(res, 200, d, d.revision)
   })

@@ -276,12 +276,12 @@ describe.each(engines)('deployments API on $name', (engine) => {
   it('POST /deployments/{id}/rollback: to a named version; 422 without a previous one; 412 stale; 404', async () => {
     const { promptId, versionIds } = await prompt(3)
     const d = (await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging', version: 3 })).body
-    const none = await t.api('POST', `deployments/${d.id}/rollback`)
+    const none = await t.api('POST', `deployments/${d.id}/rollback`, undefined, { 'if-match': '*' })
     expect(none.status).toBe(422)
     const named = await t.api('POST', `deployments/${d.id}/rollback`, { version: 1 })
     expect(named.status).toBe(200)
     expect(named.body.prompt_version_id).toBe(versionIds[0])
-    const back = await t.api('POST', `deployments/${d.id}/rollback`, {})
+    const back = await t.api('POST', `deployments/${d.id}/rollback`, {}, { 'if-match': `"${named.body.revision}"` })
     expect(back.body.version).toBe(3)
     const byId = await t.api('POST', `deployments/${d.id}/rollback`, { prompt_version_id: versionIds[1] }, { 'if-match': `"${back.body.revision}"` })
     expect(byId.body.version).toBe(2)
@@ -294,6 +294,26 @@ describe.each(engines)('deployments API on $name', (engine) => {
     expect((await t.api('POST', `deployments/${d.id}/rollback`, {}, { 'if-match': '"1"' })).status).toBe(412)
     expect((await t.api('POST', `deployments/${d.id}/rollback`, { version: 'x' })).body.error.param).toBe('version')
     expect((await t.api('POST', `deployments/${MISSING}/rollback`, {})).status).toBe(404)
+  })
+
+  it('a rollback to "the previous version" needs If-Match: a double-clicked one does not undo the first', async () => {
+    const { promptId } = await prompt(2)
+    const d = (await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging', version: 1 })).body
+    const up = (await t.api('PUT', `deployments/${d.id}`, { version: 2 }, { 'if-match': `"${d.revision}"` })).body
+    for (const body of [undefined, {}]) {
+      const bare = await t.api('POST', `deployments/${d.id}/rollback`, body)
+      expect(bare.status, bare.text).toBe(428)
+      expect(bare.body.error.code).toBe('MCP_ERR_ADMIN_PRECONDITION_REQUIRED')
+      expect(bare.body.error.message).toContain('name the version')
+    }
+    // Both clicks carry the ETag they read: the first rolls back, the second is stale.
+    const [a, b] = await Promise.all([0, 1].map(() => t.api('POST', `deployments/${d.id}/rollback`, {}, { 'if-match': `"${up.revision}"` })))
+    expect([a!.status, b!.status].sort()).toEqual([200, 412])
+    expect((await t.api('GET', `deployments/${d.id}`)).body.version).toBe(1)
+    // Named, it is idempotent and needs no If-Match: twice is still version 2, one history row.
+    const h0 = (await t.api('GET', `deployments/${d.id}/history`)).body.data.length
+    for (let i = 0; i < 2; i++) expect((await t.api('POST', `deployments/${d.id}/rollback`, { version: 2 })).body.version).toBe(2)
+    expect((await t.api('GET', `deployments/${d.id}/history`)).body.data.length).toBe(h0 + 1)
   })
 
   it('POST /deployments/{id}/promote: next environment, a named one, updating an existing target; 422 past the last', async () => {

@@ -105,7 +105,7 @@ describe.each(engines)('prompt lifecycle on $name', (engine) => {
     answered.push({ via: 'data-sse', executionId: last.execution.execution_id, promptVersionId: last.execution.prompt_version_id, version: last.execution.version })
 
     // Roll back (to the previous version: 1).
-    const rb = await t.api('POST', `deployments/${depId}/rollback`, {})
+    const rb = await t.api('POST', `deployments/${depId}/rollback`, {}, { 'if-match': '"2"' })
     expect(rb.status, rb.text).toBe(200)
     expect(rb.body).toMatchObject({ prompt_version_id: v1, version: 1, revision: 3 })
     const e4 = await execute('data', { deployment_id: depId, variables: { name: 'Ed', place: { city: 'Oslo' } } })
