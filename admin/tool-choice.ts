@@ -1,8 +1,9 @@
 /**
  * Whether a version's tools can honour a tool_choice. The tools come from the version alone (neither a deployment
  * nor a call can add any), so a `tool_choice` of 'required' without tools, or naming a function none of them is,
- * could only fail at the provider on every execution: refused when the version is created (its `params`) and at
- * execute (the call's `parameters`), naming the field.
+ * could only fail at the provider on every execution: refused when the version is created (its `params`), when a
+ * deployment is written (its `config.parameters`, against each version it serves) and at execute (the call's
+ * `parameters`), naming the field.
  */
 
 function functionNames(tools: readonly unknown[] | null | undefined): Set<string> {

@@ -10,6 +10,7 @@ import { bodyInvalid, canonicalJson, conflict, cursorParts, encodeCursor, notFou
 import type { DeploymentConfig, DeploymentCreate, DeploymentUpdate, TrafficInput } from '../schemas.ts'
 import type { PageResult } from './prompts.ts'
 import { compileSchema } from '../../gateway/validate.ts'
+import { toolChoiceProblem } from '../tool-choice.ts'
 
 export interface TrafficView { prompt_version_id: string; version: number; weight: number; label: string | null }
 
@@ -142,20 +143,26 @@ function checkModels(entries: readonly Entry[], config: DeploymentConfig): void 
 }
 
 /**
- * `config.default_variables` must satisfy the variables schema of every version the deployment serves (weight > 0),
- * requirements on the whole object aside (required, minProperties, dependencies: the caller completes them), or
- * every execute that relies on them is refused, naming a variable the caller never sent. 422 naming the variable.
+ * What the deployment's config asks of every version it serves (weight > 0), checked against those versions:
+ * - `config.default_variables` must satisfy the version's variables schema, requirements on the whole object aside
+ *   (required, minProperties, dependencies: the caller completes them), or every execute that relies on them is
+ *   refused, naming a variable the caller never sent. 422 naming the variable.
+ * - `config.parameters.tool_choice` must be one the version's tools can honour (tools come from the version only),
+ *   or every execute of that version fails at the provider. 422 naming `config.parameters.tool_choice`.
  */
-async function checkDefaultVariables(q: Queryable, entries: readonly Entry[], config: DeploymentConfig): Promise<void> {
+async function checkServedVersions(q: Queryable, entries: readonly Entry[], config: DeploymentConfig): Promise<void> {
   const defaults = config.default_variables
+  const choice = config.parameters?.tool_choice
   const served = entries.filter((e) => e.weight > 0)
-  if (defaults === undefined || served.length === 0) return
-  const { rows } = await q.query<{ id: string; version: number; variables: Record<string, unknown> | null }>(
-    'SELECT id, version, variables FROM prompt_versions WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)::uuid) ORDER BY version',
+  if ((defaults === undefined && choice === undefined) || served.length === 0) return
+  const { rows } = await q.query<{ id: string; version: number; variables: Record<string, unknown> | null; tools: unknown[] | null }>(
+    'SELECT id, version, variables, tools FROM prompt_versions WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)::uuid) ORDER BY version',
     [JSON.stringify(served.map((e) => e.id))],
   )
   for (const r of rows) {
-    if (r.variables === null) continue
+    const problem = toolChoiceProblem(choice, r.tools)
+    if (problem) throw unprocessable(`config.parameters.tool_choice: ${problem.replace('the version', `version ${r.version}`)}`, 'config.parameters.tool_choice')
+    if (defaults === undefined || r.variables === null) continue
     const { required: _r, minProperties: _m, dependentRequired: _dr, dependencies: _d, ...relaxed } = r.variables
     let errors: string[]
     try {
@@ -249,7 +256,7 @@ export async function createDeployment(tx: Queryable, body: DeploymentCreate, w:
   const entries = await resolveEntries(tx, body.prompt_id, body)
   const config = body.config ?? {}
   checkModels(entries, config)
-  await checkDefaultVariables(tx, entries, config)
+  await checkServedVersions(tx, entries, config)
   await lockNamedProviders(tx, entries, config)
   const id = await insertDeployment(tx, body.prompt_id, body.environment, config, body.status ?? 'active', entries)
   await writeTraffic(tx, id, entries)
@@ -284,7 +291,7 @@ export async function updateDeployment(tx: Queryable, id: string, body: Deployme
   if (entries || body.config) {
     const check = entries ?? await entriesWithModels(tx, row)
     checkModels(check, config)
-    await checkDefaultVariables(tx, check, config)
+    await checkServedVersions(tx, check, config)
   }
   // A PUT that changes nothing ({}, or the current values again) answers the deployment as it is: no new revision,
   // no history row, no audit entry (so a client re-applying its desired state does not invalidate others' ETags).
@@ -353,7 +360,7 @@ export async function rollbackDeployment(tx: Queryable, id: string, body: { prom
   }
   const entries: Entry[] = [{ id: target.id, version: target.version, model: target.model, weight: 100, label: null }]
   checkModels(entries, row.config ?? {})
-  await checkDefaultVariables(tx, entries, row.config ?? {})
+  await checkServedVersions(tx, entries, row.config ?? {})
   // To what it already serves alone (a retried rollback): nothing changes, no revision, history row or audit entry.
   if (await changesNothing(tx, row, entries, {})) return getDeployment(tx, id)
   return applyChange(tx, row, { entries, action: 'rollback' }, w)
@@ -378,7 +385,7 @@ export async function promoteDeployment(tx: Queryable, id: string, toEnvironment
   await tx.query('SELECT id FROM prompts WHERE id = $1 FOR NO KEY UPDATE', [source.prompt_id])
   const entries = await entriesWithModels(tx, source)
   const config = source.config ?? {}
-  await checkDefaultVariables(tx, entries, config)
+  await checkServedVersions(tx, entries, config)
   const { rows } = await tx.query<{ id: string }>('SELECT id FROM deployments WHERE prompt_id = $1 AND environment = $2', [source.prompt_id, target])
   if (rows[0]) {
     const existing = await loadRow(tx, rows[0].id, true)

@@ -486,6 +486,34 @@ describe.each(engines)('deployments API on $name', (engine) => {
     expect(mock.requests.at(-1)!.body.tool_choice).toEqual({ type: 'function', function: { name: 'lookup' } })
   })
 
+  it('a config.parameters.tool_choice a served version\'s tools cannot honour is a 422 naming it, on every write', async () => {
+    // Regression: it was stored, and every execute of that version failed at the provider.
+    const lookup = { type: 'function', function: { name: 'lookup' } }
+    const { promptId } = await seedPrompt(t, `dep-tool-choice-${++n}`, [
+      { template: 'echo {{x}}', model: 'mock/gpt-4o', tools: [lookup] },
+      { template: 'echo {{x}}', model: 'mock/gpt-4o' },
+    ])
+    const refused = (r: { status: number; text: string; body: any }, version: number): void => {
+      expect(r.status, r.text).toBe(422)
+      expect(r.body.error.param).toBe('config.parameters.tool_choice')
+      expect(r.body.error.message).toContain(`version ${version}`)
+    }
+    refused(await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'development', version: 1, config: { parameters: { tool_choice: { type: 'function', function: { name: 'nope' } } } } }), 1)
+    refused(await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'development', version: 2, config: { parameters: { tool_choice: 'required' } } }), 2)
+    refused(await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'development', traffic: [{ version: 1, weight: 9 }, { version: 2, weight: 1 }], config: { parameters: { tool_choice: lookup } } }), 2)
+    // A version kept at weight 0 is not served; 'auto' and 'none' need nothing.
+    const d = await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'development', traffic: [{ version: 1, weight: 1 }, { version: 2, weight: 0 }], config: { parameters: { tool_choice: lookup } } })
+    expect(d.status, d.text).toBe(201)
+    refused(await t.api('PUT', `deployments/${d.body.id}`, { version: 2 }, { 'if-match': '*' }), 2)
+    refused(await t.api('POST', `deployments/${d.body.id}/rollback`, { version: 2 }), 2)
+    const v2 = await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging', version: 2, config: { parameters: { tool_choice: 'none' } } })
+    expect(v2.status, v2.text).toBe(201)
+    refused(await t.api('PUT', `deployments/${v2.body.id}`, { config: { parameters: { tool_choice: 'required' } } }, { 'if-match': '*' }), 2)
+    const ok = await t.api('POST', 'execute', { deployment_id: d.body.id, variables: { x: 'a' } })
+    expect(ok.status, ok.text).toBe(200)
+    expect(mock.requests.at(-1)!.body.tool_choice).toEqual(lookup)
+  })
+
   describe('POST /execute errors', () => {
     it('400 names the field; 404 unknown deployment; 409 paused; 422 names missing and unknown variables', async () => {
       const { promptId } = await seedPrompt(t, `exec-errors-${++n}`, [{ template: [{ role: 'user', content: 'echo {{greeting}} {{user.name}}' }], model: 'mock/gpt-4o' }])
