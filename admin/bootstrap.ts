@@ -172,7 +172,7 @@ export async function startMcp(opts: StartMcpOptions): Promise<Mcp> {
         fileSettings = parseSettings(rawConfig())
         return mergeApiProviders(fileSettings, cp.snapshot.providers, log)
       },
-      routes: new Map([[EXECUTE_ROUTE_KEY, executeRouteSpec(() => cp.snapshot)], ...(opts.routes ?? [])]),
+      routes: new Map([[EXECUTE_ROUTE_KEY, executeRouteSpec(() => cp.snapshot, cp.environments)], ...(opts.routes ?? [])]),
       ...(opts.plugins ? { plugins: opts.plugins } : {}),
       services,
       // Providers from the API are checked again at connect time (DNS rebinding): their origins.

@@ -69,7 +69,20 @@ function checkScopes(ctx: RequestCtx, d: SnapshotDeployment): void {
   if (refusal) throw new GatewayError('MCP_ERR_AUTH_FORBIDDEN', { action: refusal.action }, { param: refusal.param, details: 'auth.out_of_scope' })
 }
 
-function findDeployment(s: Snapshot, body: ExecuteBody, ctx: RequestCtx): SnapshotDeployment {
+/**
+ * Environments are the configured set, matched exactly as configured (as prompt names are: case-sensitive), so one
+ * outside it is a 400 naming it and listing the set (with the configured spelling when only the case differs),
+ * rather than a 404 that reads as if the prompt were not deployed.
+ */
+function checkEnvironment(env: string, environments: readonly string[]): void {
+  if (environments.includes(env)) return
+  const shown = JSON.stringify(env.slice(0, 50))
+  const near = environments.find((e) => e.toLowerCase() === env.toLowerCase())
+  const hint = near === undefined ? '' : `; names are case-sensitive: did you mean ${JSON.stringify(near)}?`
+  throw bodyError([`environment: unknown environment ${shown} (environments: ${environments.join(', ')})${hint}`])
+}
+
+function findDeployment(s: Snapshot, environments: readonly string[], body: ExecuteBody, ctx: RequestCtx): SnapshotDeployment {
   if (body.deployment_id !== undefined) {
     if (body.prompt !== undefined || body.environment !== undefined) throw bodyError(['deployment_id: give deployment_id, or prompt and environment, not both'])
     const found = s.deployments.get(body.deployment_id.toLowerCase())
@@ -79,6 +92,7 @@ function findDeployment(s: Snapshot, body: ExecuteBody, ctx: RequestCtx): Snapsh
   }
   if (body.prompt === undefined) throw bodyError(['deployment_id: is required (or prompt and environment)'])
   if (body.environment === undefined) throw bodyError(['environment: is required with prompt'])
+  checkEnvironment(body.environment, environments)
   const found = s.byPromptEnv.get(promptEnvKey(body.prompt, body.environment)) ?? s.byPromptEnv.get(promptEnvKey(body.prompt.toLowerCase(), body.environment))
   const d = found && visibleTo(ctx, found) ? found : undefined
   if (!d) {
@@ -123,7 +137,8 @@ export function renderVersion(v: SnapshotVersion, vars: Record<string, unknown>,
   return messages
 }
 
-export function executeRouteSpec(snapshot: () => Snapshot): RouteSpec {
+/** `environments`: the control plane's, in promotion order. */
+export function executeRouteSpec(snapshot: () => Snapshot, environments: readonly string[]): RouteSpec {
   return {
     route: 'execute',
     inbound: executeInbound,
@@ -131,7 +146,7 @@ export function executeRouteSpec(snapshot: () => Snapshot): RouteSpec {
       if (json === null || typeof json !== 'object' || Array.isArray(json)) throw bodyError(['(root): must be a JSON object'])
       if (!validators.execute(json)) throw bodyError(validators.execute.errors())
       const body = json
-      const d = findDeployment(snapshot(), body, ctx)
+      const d = findDeployment(snapshot(), environments, body, ctx)
       checkScopes(ctx, d)
       if (d.status !== 'active') throw new GatewayError('MCP_ERR_EXEC_DEPLOYMENT_INACTIVE', { id: d.id, status: d.status }, { details: 'execute.deployment_inactive' })
       const slice = pickVersion(d)

@@ -553,6 +553,24 @@ describe.each(engines)('deployments API on $name', (engine) => {
       expect(paused.body.error.code).toBe('MCP_ERR_EXEC_DEPLOYMENT_INACTIVE')
     })
 
+    it('an unknown environment is a 400 naming it and the environments there are, not "No deployment"', async () => {
+      const { promptId } = await prompt(1)
+      const name = (await t.api('GET', `prompts/${promptId}`)).body.name as string
+      await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging' })
+      for (const [env, hint] of [['prod', false], ['Staging', true]] as const) {
+        const r = await t.api('POST', 'execute', { prompt: name, environment: env, variables: { x: 1 } })
+        expect(r.status, r.text).toBe(400)
+        expect(r.body.error).toMatchObject({ code: 'MCP_ERR_REQ_BODY_INVALID', param: 'environment' })
+        expect(r.body.error.message).toContain(`unknown environment "${env}" (environments: development, staging, production)`)
+        expect(r.body.error.message.includes('did you mean "staging"')).toBe(hint)
+      }
+      // A known environment the prompt is not deployed in is still a 404 saying so.
+      const none = await t.api('POST', 'execute', { prompt: name, environment: 'production', variables: { x: 1 } })
+      expect(none.status, none.text).toBe(404)
+      expect(none.body.error.message).toContain('in "production"')
+      expect((await t.api('POST', 'execute', { prompt: name, environment: 'staging', variables: { x: 1 } })).status).toBe(200)
+    })
+
     it('another team\'s deployment is a 404 before its status or its template\'s variables are looked at', async () => {
       const p = (await t.api('POST', 'prompts', { name: `team-b-${++n}`, team: 'team-b' })).body
       await t.api('POST', `prompts/${p.id}/versions`, { template: 'echo {{secret_field}}', model: 'mock/gpt-4o' })
