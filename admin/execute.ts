@@ -82,6 +82,8 @@ function checkEnvironment(env: string, environments: readonly string[]): void {
   throw bodyError([`environment: unknown environment ${shown} (environments: ${environments.join(', ')})${hint}`])
 }
 
+const UUID_REF = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
 function findDeployment(s: Snapshot, environments: readonly string[], body: ExecuteBody, ctx: RequestCtx): SnapshotDeployment {
   if (body.deployment_id !== undefined) {
     if (body.prompt !== undefined || body.environment !== undefined) throw bodyError(['deployment_id: give deployment_id, or prompt and environment, not both'])
@@ -93,7 +95,10 @@ function findDeployment(s: Snapshot, environments: readonly string[], body: Exec
   if (body.prompt === undefined) throw bodyError(['deployment_id: is required (or prompt and environment)'])
   if (body.environment === undefined) throw bodyError(['environment: is required with prompt'])
   checkEnvironment(body.environment, environments)
-  const found = s.byPromptEnv.get(promptEnvKey(body.prompt, body.environment)) ?? s.byPromptEnv.get(promptEnvKey(body.prompt.toLowerCase(), body.environment))
+  // A prompt id in upper case finds its prompt (ids are stored lower case); a name is matched exactly, as names are
+  // stored, unique and listed: 'GREETING' is not 'Greeting' (and both may exist).
+  const byRef = s.byPromptEnv.get(promptEnvKey(body.prompt, body.environment))
+  const found = byRef ?? (UUID_REF.test(body.prompt) ? s.byPromptEnv.get(promptEnvKey(body.prompt.toLowerCase(), body.environment)) : undefined)
   const d = found && visibleTo(ctx, found) ? found : undefined
   if (!d) {
     throw new GatewayError('MCP_ERR_EXEC_DEPLOYMENT_NOT_FOUND', { ref: `of prompt ${JSON.stringify(body.prompt.slice(0, 100))} in ${JSON.stringify(body.environment.slice(0, 50))}` }, { param: 'prompt', details: 'execute.deployment_not_found' })

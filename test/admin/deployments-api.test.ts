@@ -553,6 +553,18 @@ describe.each(engines)('deployments API on $name', (engine) => {
       expect(paused.body.error.code).toBe('MCP_ERR_EXEC_DEPLOYMENT_INACTIVE')
     })
 
+    it('prompt refs: an id in any case finds its prompt; a name only as written (upper case used to reach a lower-case name)', async () => {
+      const lower = await seedPrompt(t, `case-p-${++n}`, [{ template: [{ role: 'user', content: 'echo lower' }], model: 'mock/gpt-4o' }])
+      await t.api('POST', 'deployments', { prompt_id: lower.promptId, environment: 'staging' })
+      const name = (await t.api('GET', `prompts/${lower.promptId}`)).body.name as string
+      const by = (prompt: string) => t.api('POST', 'execute', { prompt, environment: 'staging' })
+      expect((await by(name)).status).toBe(200)
+      expect((await by(lower.promptId.toUpperCase())).status).toBe(200)
+      const upper = await by(name.toUpperCase())
+      expect(upper.status).toBe(404)
+      expect(upper.body.error.code).toBe('MCP_ERR_EXEC_DEPLOYMENT_NOT_FOUND')
+    })
+
     it('an unknown environment is a 400 naming it and the environments there are, not "No deployment"', async () => {
       const { promptId } = await prompt(1)
       const name = (await t.api('GET', `prompts/${promptId}`)).body.name as string
