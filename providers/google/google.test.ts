@@ -244,6 +244,11 @@ describe('request: canonical → generateContent', () => {
     const e = caught(() => chat({ messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: null, tool_calls: [{ id: 'a', type: 'function', function: { name: '', arguments: '{}' } }] }] }))
     expect([e.code, e.param]).toEqual(['MCP_ERR_REQ_BODY_INVALID', 'messages[1].tool_calls[0].function.name'])
   })
+
+  it("a malformed request's 400 has details request.body_invalid, as anthropic's and openai's (it was req_body_invalid)", () => {
+    const e = caught(() => chat({ stop: ['a', 'b', 'c', 'd', 'e', 'f'] }))
+    expect([e.code, e.param, e.details]).toEqual(['MCP_ERR_REQ_BODY_INVALID', 'stop', 'request.body_invalid'])
+  })
 })
 
 describe('toGeminiSchema', () => {

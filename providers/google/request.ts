@@ -75,7 +75,7 @@ function unsupported(provider: string, param: string): GatewayError {
 
 /** The 400 for a malformed request, naming the field (OpenAI clients read it as the error's `param`). */
 function invalid(reason: string, param: string): GatewayError {
-  return new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason }, { param })
+  return new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason }, { param, details: 'request.body_invalid' })
 }
 
 // ---------- paths ----------

@@ -93,6 +93,12 @@ describe('ollama request translation', () => {
     expect(dropped.body).toEqual({ model: 'm', stream: false, messages: [{ role: 'user', content: 'look' }] })
   })
 
+  it("a malformed request's 400 has details request.body_invalid, as anthropic's and openai's (it was req_body_invalid)", () => {
+    const calls = [{ id: 'a', type: 'function' as const, function: { name: 'f', arguments: '{not json' } }]
+    const e = catchErr(() => toOllamaChat({ model: 'x', messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: null, tool_calls: calls }] }, 'm', false, opts))
+    expect([e.code, e.param, e.details]).toEqual(['MCP_ERR_REQ_BODY_INVALID', 'messages[1].tool_calls[0].function.arguments', 'request.body_invalid'])
+  })
+
   it('answers 400 for a user message with null content and for a role Ollama has no equivalent for (not a crash, not a role-less message)', () => {
     // The inbound schema accepts content: null on any role; a TypeError here became a 502 "bad response" from the provider.
     const nullContent = catchErr(() => toOllamaChat({ model: 'x', messages: [{ role: 'user', content: null as never }] }, 'm', false, opts))

@@ -114,7 +114,7 @@ function unsupported(o: OllamaRequestOptions, param: string): void {
 }
 
 function invalid(param: string, reason: string): GatewayError {
-  return new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason: `${param} ${reason}` }, { param })
+  return new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason: `${param} ${reason}` }, { param, details: 'request.body_invalid' })
 }
 
 /**
