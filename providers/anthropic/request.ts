@@ -21,7 +21,7 @@
 import { GatewayError } from '../../gateway/errors.ts'
 import type { ChatMessage, ChatRequest, ContentPart, ThinkingBlock, ToolCall, ToolDefinition } from '../types.ts'
 import type { UpstreamBody } from '../shared/translation.ts'
-import { ANTHROPIC_TOOL_NAMES, checkToolNames } from '../shared/tool-names.ts'
+import { ANTHROPIC_TOOL_NAMES, checkToolNames, toolCallName } from '../shared/tool-names.ts'
 import { unreadMessageField } from '../shared/message-fields.ts'
 
 export interface AnthropicRequestOptions {
@@ -243,8 +243,8 @@ function parseArguments(args: string, field: string): unknown {
   return v
 }
 
-function toolUseBlock(tc: ToolCall, path: string): AnthropicBlock {
-  return { type: 'tool_use', id: tc.id, name: tc.function.name, input: parseArguments(tc.function.arguments ?? '', `${path}.function.arguments`) }
+function toolUseBlock(tc: ToolCall, path: string, ctx: Ctx): AnthropicBlock {
+  return { type: 'tool_use', id: tc.id, name: toolCallName(tc, path, ctx.opts.provider), input: parseArguments(tc.function.arguments ?? '', `${path}.function.arguments`) }
 }
 
 /** A thinking block with Anthropic's fields only (an OpenAI client may have sent more); the strings as they came. */
@@ -303,7 +303,7 @@ function translateMessage(m: ChatMessage, i: number, ctx: Ctx, t: Translated): v
         : m.content
       blocks.push(...partsToBlocks(content, path, ctx))
       if (refusal) blocks.push(textBlock(refusal))
-      calls.forEach((tc, j) => blocks.push(toolUseBlock(tc, `${path}.tool_calls[${j}]`)))
+      calls.forEach((tc, j) => blocks.push(toolUseBlock(tc, `${path}.tool_calls[${j}]`, ctx)))
       // An assistant turn with nothing in it (or only whitespace) carries nothing, and Anthropic rejects empty content.
       if (blocks.length > 0) push(t.messages, 'assistant', blocks)
       return

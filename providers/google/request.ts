@@ -21,7 +21,7 @@ import type { ChatMessage, ChatRequest, ContentPart, EmbeddingRequest, ToolCall,
 import type { UpstreamBody } from '../shared/translation.ts'
 import type { SafetySetting } from './config.ts'
 import { EFFORT_BUDGETS, readThinking } from '../shared/reasoning.ts'
-import { checkToolNames, GEMINI_TOOL_NAMES } from '../shared/tool-names.ts'
+import { checkToolNames, GEMINI_TOOL_NAMES, toolCallName } from '../shared/tool-names.ts'
 import { unreadMessageField } from '../shared/message-fields.ts'
 
 // ---------- Gemini wire types (request side) ----------
@@ -490,8 +490,7 @@ function toContents(messages: readonly ChatMessage[], o: GoogleRequestOptions, m
         }
         if (typeof m.refusal === 'string' && m.refusal !== '') parts.push({ text: m.refusal })
         m.tool_calls?.forEach((tc: ToolCall & GoogleToolCallExtra, j) => {
-          const name = tc.function?.name
-          if (typeof name !== 'string' || name === '') throw invalid(`${where}.tool_calls[${j}].function.name is required`, `${where}.tool_calls[${j}].function.name`)
+          const name = toolCallName(tc, `${where}.tool_calls[${j}]`, o.provider)
           toolNames.set(tc.id, name)
           const part: GeminiPart = { functionCall: { name, args: parseArgs(tc.function.arguments ?? '', `${where}.tool_calls[${j}]`) } }
           const sig = tc.extra_content?.google?.thought_signature

@@ -19,6 +19,7 @@ import type { ChatMessage, ChatRequest, ContentPart, EmbeddingRequest, ToolCall,
 import type { UpstreamBody } from '../shared/translation.ts'
 import { readThinking } from '../shared/reasoning.ts'
 import { unreadMessageField } from '../shared/message-fields.ts'
+import { toolCallName } from '../shared/tool-names.ts'
 
 // ---------- Ollama wire types (request side) ----------
 
@@ -179,7 +180,7 @@ function checkTextOnly(content: unknown, i: number, o: OllamaRequestOptions): vo
   if (Array.isArray(content)) content.forEach((p: { type?: unknown }, j) => { if (p?.type !== 'text') unsupported(o, `messages[${i}].content[${j}].${String(p?.type)}`) })
 }
 
-function toolCallOut(tc: ToolCall, i: number, j: number): OllamaToolCall {
+function toolCallOut(tc: ToolCall, name: string, i: number, j: number): OllamaToolCall {
   const param = `messages[${i}].tool_calls[${j}].function.arguments`
   // Missing or blank arguments are a call without arguments, as the anthropic and google translations read them.
   const raw = tc.function.arguments as string | null | undefined
@@ -190,7 +191,7 @@ function toolCallOut(tc: ToolCall, i: number, j: number): OllamaToolCall {
     throw invalid(param, 'is not valid JSON')
   }
   if (args === null || typeof args !== 'object' || Array.isArray(args)) throw invalid(param, 'must be a JSON object')
-  return { function: { name: tc.function.name, arguments: args as Record<string, unknown> } }
+  return { function: { name, arguments: args as Record<string, unknown> } }
 }
 
 /** Messages in order; tool results get `tool_name` from the assistant call with the same id, when known. */
@@ -224,8 +225,9 @@ function toOllamaMessage(m: ChatMessage, role: OllamaMessage['role'], i: number,
       const out: OllamaMessage = { role, content: textOf(m.content, m) }
       if (m.tool_calls && m.tool_calls.length > 0) {
         out.tool_calls = m.tool_calls.map((tc, j) => {
-          toolNames.set(tc.id, tc.function.name)
-          return toolCallOut(tc, i, j)
+          const name = toolCallName(tc, `messages[${i}].tool_calls[${j}]`, o.provider)
+          toolNames.set(tc.id, name)
+          return toolCallOut(tc, name, i, j)
         })
       }
       return out

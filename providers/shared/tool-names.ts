@@ -46,3 +46,16 @@ export function checkToolNames(req: ChatRequest, rule: ToolNameRule, provider: s
     check(tc.function.name, 'tool_choice.function.name', rule, provider)
   }
 }
+
+/**
+ * The function name of a tool call in an assistant message of the history (`field` is `messages[i].tool_calls[j]`).
+ * The anthropic, google and ollama translations key the call by it (Anthropic's `tool_use.name`, Gemini's
+ * `functionCall.name`, Ollama's call and `tool_name`) and none of those APIs takes a call without one: a missing or
+ * empty name is the 400 naming `<field>.function.name`, whatever `dropUnsupportedParams` says (nothing to drop).
+ */
+export function toolCallName(tc: { function?: { name?: unknown } | null } | null | undefined, field: string, provider: string): string {
+  const name = tc?.function?.name
+  if (typeof name === 'string' && name !== '') return name
+  const param = `${field}.function.name`
+  throw new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason: `${param}: provider ${provider} needs the name of the function a tool call called, got ${JSON.stringify(name ?? null)}` }, { param, details: 'request.body_invalid' })
+}

@@ -125,3 +125,14 @@ describe('anthropic: a system or developer message\'s parts other than text', ()
     await refused('anthropic', { messages: [{ role, content: [{ type: 'text', text: 'Be brief.' }, IMAGE] }, { role: 'user', content: 'hi' }] }, 'messages[0].content[1].type')
   })
 })
+
+describe.each(PROVIDERS)('%s: a tool call in the history without a function name', (p) => {
+  it.each([['empty', ''], ['missing', undefined]])('(%s) is a 400 naming messages[i].tool_calls[j].function.name, not sent (anthropic and ollama sent it)', async (_, name) => {
+    const calls = [{ id: 'call_1', type: 'function', function: { name: 'shot', arguments: '{}' } }, { id: 'call_2', type: 'function', function: { name, arguments: '{}' } }]
+    const body = { messages: [{ role: 'user', content: 'go' }, { role: 'assistant', content: null, tool_calls: calls }, { role: 'tool', tool_call_id: 'call_1', content: 'ok' }, { role: 'tool', tool_call_id: 'call_2', content: 'ok' }] }
+    const { status, json } = await chat(p, body)
+    expect(status, JSON.stringify(json)).toBe(400)
+    expect(json.error.param).toBe('messages[1].tool_calls[1].function.name')
+    expect(requests(p)).toHaveLength(0)
+  })
+})
