@@ -9,8 +9,9 @@
  * - `response_format: json_schema` → `output_config.format` (Anthropic structured outputs);
  *   `json_object` has no schema-less equivalent → unsupported; `text` is the default.
  * - `reasoning_effort` low|medium|high|xhigh|max → `output_config.effort`; none|minimal → unsupported.
- * - `n` > 1, `logprobs`, `top_logprobs`, penalties, `seed`, `logit_bias`, `store`, OpenAI `metadata`,
- *   `service_tier` other than auto, message `name`, image `detail` low|high → unsupported.
+ * - `seed`, and `n`, `logprobs`, `top_logprobs`, penalties, `logit_bias`, `store`, OpenAI `metadata`, `service_tier`,
+ *   `modalities` at other values than OpenAI's default (shared/inert-defaults.ts), message `name`, image `detail`
+ *   low|high → unsupported.
  * - `user` and `safety_identifier` → `metadata.user_id`; `prompt_cache_key` (a caching hint) is accepted, not sent.
  * - Extensions kept by the Anthropic inbound dialect pass through: `top_k`, `thinking`, and
  *   `cache_control` on text parts and tools, `is_error` on tool messages.
@@ -23,6 +24,7 @@ import type { ChatMessage, ChatRequest, ContentPart, ThinkingBlock, ToolCall, To
 import type { UpstreamBody } from '../shared/translation.ts'
 import { ANTHROPIC_TOOL_NAMES, checkToolNames, toolCallName } from '../shared/tool-names.ts'
 import { unreadMessageField } from '../shared/message-fields.ts'
+import { isInertDefault } from '../shared/inert-defaults.ts'
 
 export interface AnthropicRequestOptions {
   /** Provider name, for error messages. */
@@ -82,13 +84,11 @@ const together: Rule = () => {}
 /** Accepted and not sent: the answer does not depend on it (the reason is beside each key). */
 const ignored: Rule = () => {}
 
-/** Accepted only when the value is the OpenAI default, which is also Anthropic's behaviour. */
-function inert(accepted: (v: unknown) => boolean): Rule {
-  return (v, _out, ctx, key) => { if (!accepted(v)) unsupported(ctx, key) }
-}
-const is = (x: unknown) => (v: unknown) => v === x
-const isEmptyObject = (v: unknown) => typeof v === 'object' && v !== null && Object.keys(v).length === 0
-const never = () => false
+/** Accepted only at OpenAI's default, which is also Anthropic's behaviour (shared/inert-defaults.ts). */
+const inert: Rule = (v, _out, ctx, key) => { if (!isInertDefault(key, v)) unsupported(ctx, key) }
+
+/** No equivalent at any value. */
+const refused: Rule = (_v, _out, ctx, key) => unsupported(ctx, key)
 
 /**
  * Anthropic refuses a text block that is empty or only whitespace (400 "text content blocks must contain
@@ -148,16 +148,17 @@ const PARAMS: Readonly<Record<string, Rule>> = {
     else unsupported(ctx, key)
   },
   thinking: (v, out) => { out.thinking = v },
-  n: inert(is(1)),
-  presence_penalty: inert(is(0)),
-  frequency_penalty: inert(is(0)),
-  logprobs: inert(is(false)),
-  top_logprobs: inert(is(0)),
-  logit_bias: inert(isEmptyObject),
-  metadata: inert(isEmptyObject),
-  store: inert(is(false)),
-  service_tier: inert(is('auto')),
-  seed: inert(never),
+  n: inert,
+  presence_penalty: inert,
+  frequency_penalty: inert,
+  logprobs: inert,
+  top_logprobs: inert,
+  logit_bias: inert,
+  metadata: inert,
+  store: inert,
+  service_tier: inert,
+  modalities: inert,
+  seed: refused,
 }
 
 // ---------- messages ----------

@@ -7,7 +7,8 @@
  *   (`response: {error: ...}` for a tool message with the Anthropic extension `is_error`).
  * - Anthropic's `cache_control` on parts and tools (a caching hint) is not sent; `top_k` → `topK`.
  * - Parameters are a table (PARAMS); anything not in it is a 400 MCP_ERR_REQ_PARAM_UNSUPPORTED that
- *   names it, unless the provider sets `dropUnsupportedParams`, in which case it is dropped.
+ *   names it, unless the provider sets `dropUnsupportedParams`, in which case it is dropped. Fields without an
+ *   equivalent are accepted at OpenAI's default only (shared/inert-defaults.ts).
  * - Reasoning (see applyReasoning): `reasoning_effort` → `thinkingConfig.thinkingBudget` (Gemini 2.x, Google's
  *   OpenAI-compatibility budgets) or `thinkingLevel` (Gemini 3); Anthropic's `thinking` → `thinkingBudget`.
  * - Gemini's int32 fields: a token ceiling above 2^31-1 (`max_tokens`, `max_completion_tokens`, `top_k`, a thinking
@@ -23,6 +24,7 @@ import type { SafetySetting } from './config.ts'
 import { EFFORT_BUDGETS, readThinking } from '../shared/reasoning.ts'
 import { checkToolNames, GEMINI_TOOL_NAMES, toolCallName } from '../shared/tool-names.ts'
 import { unreadMessageField } from '../shared/message-fields.ts'
+import { isInertDefault } from '../shared/inert-defaults.ts'
 
 // ---------- Gemini wire types (request side) ----------
 
@@ -103,8 +105,8 @@ type ParamRule =
   | { kind: 'ignore' }
   /** Copied to `generationConfig[key]`, optionally transformed; skipped when `unless` is set. */
   | { kind: 'gen'; key: string; map?: (v: unknown, o: GoogleRequestOptions) => unknown; unless?: string }
-  /** Accepted only for values that need no translation; any other value is unsupported. */
-  | { kind: 'only'; ok: (v: unknown) => boolean }
+  /** Accepted only at OpenAI's default, which is Gemini's behaviour too (shared/inert-defaults.ts); any other value is unsupported. */
+  | { kind: 'default' }
 
 /** Gemini takes at most 5 stop sequences (OpenAI 4, Anthropic many): more is a 400 naming `stop`, not Gemini's own. */
 const MAX_STOP_SEQUENCES = 5
@@ -158,9 +160,13 @@ const PARAMS: Readonly<Record<string, ParamRule>> = {
   frequency_penalty: { kind: 'gen', key: 'frequencyPenalty' },
   seed: { kind: 'gen', key: 'seed', map: int32Seed },
   // Gemini may return several function calls at once and has no switch to forbid it.
-  parallel_tool_calls: { kind: 'only', ok: (v) => v === true },
-  logprobs: { kind: 'only', ok: (v) => v === false },
-  store: { kind: 'only', ok: (v) => v === false },
+  parallel_tool_calls: { kind: 'default' },
+  logprobs: { kind: 'default' },
+  top_logprobs: { kind: 'default' },
+  logit_bias: { kind: 'default' },
+  store: { kind: 'default' },
+  service_tier: { kind: 'default' },
+  modalities: { kind: 'default' },
 }
 
 const TOOL_MODES: Readonly<Record<string, 'AUTO' | 'ANY' | 'NONE'>> = { auto: 'AUTO', none: 'NONE', required: 'ANY' }
@@ -644,8 +650,8 @@ export function toGoogleChat(req: ChatRequest, model: string, stream: boolean, o
         if (rule.unless !== undefined && req[rule.unless] !== null && req[rule.unless] !== undefined) break
         gen[rule.key] = rule.map ? rule.map(value, o) : value
         break
-      case 'only':
-        if (!rule.ok(value) && !o.dropUnsupportedParams) throw unsupported(o.provider, key)
+      case 'default':
+        if (!isInertDefault(key, value) && !o.dropUnsupportedParams) throw unsupported(o.provider, key)
         break
       default:
         break

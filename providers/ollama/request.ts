@@ -3,7 +3,8 @@
  *
  * What does not map is a 400 naming the parameter (MCP_ERR_REQ_PARAM_UNSUPPORTED), or is dropped
  * when the provider sets `dropUnsupportedParams: true` (documented in docs/providers.md):
- * `n` > 1, `logprobs`, `top_logprobs`, `logit_bias`, `reasoning_effort` other than none|low|medium|high,
+ * `n`, `logprobs`, `top_logprobs`, `logit_bias`, `modalities` at other values than OpenAI's default (shared/inert-defaults.ts),
+ * `reasoning_effort` other than none|low|medium|high,
  * `tool_choice` required or a named function, `parallel_tool_calls: false`, `store: true`, non-empty `metadata`,
  * `service_tier` other than auto, message `name`, image URLs that are not base64 data URLs, image
  * `detail` low|high, content parts other than text and images, and any unknown field.
@@ -19,6 +20,7 @@ import type { ChatMessage, ChatRequest, ContentPart, EmbeddingRequest, ToolCall,
 import type { UpstreamBody } from '../shared/translation.ts'
 import { readThinking } from '../shared/reasoning.ts'
 import { unreadMessageField } from '../shared/message-fields.ts'
+import { isInertDefault } from '../shared/inert-defaults.ts'
 import { toolCallName } from '../shared/tool-names.ts'
 
 // ---------- Ollama wire types (request side) ----------
@@ -86,17 +88,10 @@ const STRUCTURAL = new Set(['model', 'messages', 'stream', 'tools', 'tool_choice
  */
 const IGNORED = new Set(['stream_options', 'user', 'safety_identifier', 'prompt_cache_key'])
 
-const isEmptyObject = (v: unknown): boolean => v !== null && typeof v === 'object' && Object.keys(v).length === 0
-
-/** No Ollama equivalent: accepted only at their default (inert) value. */
+/** No Ollama equivalent: accepted only at OpenAI's default (shared/inert-defaults.ts), and tool_choice auto|none. */
 const DEFAULT_ONLY: Readonly<Record<string, (v: unknown) => boolean>> = {
-  n: (v) => v === 1,
-  store: (v) => v === false,
-  metadata: isEmptyObject,
-  service_tier: (v) => v === 'auto',
-  logprobs: (v) => v === false,
-  top_logprobs: (v) => v === 0,
-  parallel_tool_calls: (v) => v === true,
+  ...Object.fromEntries(['n', 'store', 'metadata', 'service_tier', 'logprobs', 'top_logprobs', 'logit_bias', 'parallel_tool_calls', 'modalities']
+    .map((k) => [k, (v: unknown) => isInertDefault(k, v)])),
   tool_choice: (v) => v === 'auto' || v === 'none',
 }
 

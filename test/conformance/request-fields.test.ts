@@ -57,6 +57,29 @@ describe.each(PROVIDERS)('%s', (p) => {
     expect(JSON.stringify(requests(p)[0]!.body)).not.toContain('tenant-7')
   })
 
+  it('OpenAI\'s defaults sent explicitly (as SDKs and frameworks do) are accepted (google refused several)', async () => {
+    const defaults = { n: 1, presence_penalty: 0, frequency_penalty: 0, logprobs: false, top_logprobs: 0, logit_bias: {}, metadata: {}, store: false, service_tier: 'auto', parallel_tool_calls: true, modalities: ['text'] }
+    const { status, json } = await chat(p, defaults)
+    expect(status, JSON.stringify(json)).toBe(200)
+    const sent = requests(p)[0]!.body
+    for (const k of ['logprobs', 'top_logprobs', 'logit_bias', 'store', 'service_tier', 'parallel_tool_calls', 'modalities']) expect(JSON.stringify(sent)).not.toContain(k)
+  })
+
+  it.each([
+    ['top_logprobs', 2],
+    ['logit_bias', { 50256: -100 }],
+    ['service_tier', 'flex'],
+    ['logprobs', true],
+    ['store', true],
+    ['n', 2],
+  ])('`%s` at another value than its default is a 400 naming it', async (field, value) => {
+    if (p === 'google' && field === 'n') return // Gemini's candidateCount
+    const { status, json } = await chat(p, { [field]: value })
+    expect(status, JSON.stringify(json)).toBe(400)
+    expect(json.error.param).toBe(field)
+    expect(requests(p)).toHaveLength(0)
+  })
+
   it.each([
     ['verbosity', 'low'],
     ['prediction', { type: 'content', content: 'draft' }],
