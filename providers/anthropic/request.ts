@@ -12,7 +12,8 @@
  * - `seed`, and `n`, `logprobs`, `top_logprobs`, penalties, `logit_bias`, `store`, OpenAI `metadata`, `service_tier`,
  *   `modalities` at other values than OpenAI's default (shared/inert-defaults.ts), message `name`, image `detail`
  *   low|high → unsupported.
- * - `user` and `safety_identifier` → `metadata.user_id`; `prompt_cache_key` (a caching hint) is accepted, not sent.
+ * - `user` and `safety_identifier` → `metadata.user_id`; `prompt_cache_key` (a caching hint) and `prediction` (a
+ *   latency hint: OpenAI's Predicted Outputs) are accepted, not sent.
  * - Extensions kept by the Anthropic inbound dialect pass through: `top_k`, `thinking`, and
  *   `cache_control` on text parts and tools, `is_error` on tool messages.
  * - A tool (or `tool_choice`) name Anthropic refuses (`^[a-zA-Z0-9_-]{1,64}$`) is a 400 naming it (shared/tool-names.ts).
@@ -134,6 +135,9 @@ const PARAMS: Readonly<Record<string, Rule>> = {
   // A prompt-caching hint (OpenAI routes requests sharing it to the same cache); Anthropic caches by `cache_control`
   // blocks, and the answer does not depend on it: accepted, not sent.
   prompt_cache_key: ignored,
+  // OpenAI's Predicted Outputs: text the answer is expected to repeat, for speculative decoding. It makes OpenAI faster
+  // (and bills rejected tokens), never changes what the model answers: accepted, not sent, like prompt_cache_key.
+  prediction: ignored,
   response_format: (v, out, ctx, key) => {
     const rf = v as { type?: string; json_schema?: { schema?: Record<string, unknown> } }
     if (rf.type === 'text') return

@@ -149,6 +149,8 @@ const PARAMS: Readonly<Record<string, ParamRule>> = {
   metadata: { kind: 'ignore' },
   // A prompt-caching hint; Gemini caches implicitly, and the answer does not depend on it.
   prompt_cache_key: { kind: 'ignore' },
+  // OpenAI's Predicted Outputs (a speculative-decoding hint): faster on OpenAI, never another answer.
+  prediction: { kind: 'ignore' },
   temperature: { kind: 'gen', key: 'temperature' },
   top_p: { kind: 'gen', key: 'topP' },
   top_k: { kind: 'gen', key: 'topK', map: tokenCeiling },

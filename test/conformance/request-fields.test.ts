@@ -57,6 +57,12 @@ describe.each(PROVIDERS)('%s', (p) => {
     expect(JSON.stringify(requests(p)[0]!.body)).not.toContain('tenant-7')
   })
 
+  it('`prediction` (Predicted Outputs, a latency hint that never changes the answer) is accepted and not sent (was a 400)', async () => {
+    const { status, json } = await chat(p, { prediction: { type: 'content', content: 'draft-of-the-answer' } })
+    expect(status, JSON.stringify(json)).toBe(200)
+    expect(JSON.stringify(requests(p)[0]!.body)).not.toContain('draft-of-the-answer')
+  })
+
   it('OpenAI\'s defaults sent explicitly (as SDKs and frameworks do) are accepted (google refused several)', async () => {
     const defaults = { n: 1, presence_penalty: 0, frequency_penalty: 0, logprobs: false, top_logprobs: 0, logit_bias: {}, metadata: {}, store: false, service_tier: 'auto', parallel_tool_calls: true, modalities: ['text'] }
     const { status, json } = await chat(p, defaults)
@@ -82,7 +88,6 @@ describe.each(PROVIDERS)('%s', (p) => {
 
   it.each([
     ['verbosity', 'low'],
-    ['prediction', { type: 'content', content: 'draft' }],
     ['modalities', ['text', 'audio']],
     ['audio', { voice: 'alloy', format: 'wav' }],
     ['web_search_options', {}],
