@@ -6,7 +6,7 @@
  * `n`, `logprobs`, `top_logprobs`, `logit_bias`, `modalities` at other values than OpenAI's default (shared/inert-defaults.ts),
  * `reasoning_effort` other than none|low|medium|high,
  * `tool_choice` required or a named function, `parallel_tool_calls: false`, `store: true`, non-empty `metadata`,
- * `service_tier` other than auto, message `name`, image URLs that are not base64 data URLs, image
+ * `service_tier` other than auto, message `name` (a tool message's is its `tool_name`), image URLs that are not base64 data URLs, image
  * `detail` low|high, content parts other than text and images, and any unknown field.
  * `user`, `safety_identifier`, `prompt_cache_key`, `prediction` and `stream_options` are accepted and not forwarded; `tool_choice: 'none'` omits the tools.
  * Anthropic extensions: `top_k` → `options.top_k`, `is_error` tool results say `Error: ` in the text,
@@ -21,7 +21,7 @@ import type { UpstreamBody } from '../shared/translation.ts'
 import { readThinking } from '../shared/reasoning.ts'
 import { unreadMessageField } from '../shared/message-fields.ts'
 import { isInertDefault } from '../shared/inert-defaults.ts'
-import { toolCallName } from '../shared/tool-names.ts'
+import { toolCallName, toolResultName } from '../shared/tool-names.ts'
 
 // ---------- Ollama wire types (request side) ----------
 
@@ -190,7 +190,7 @@ function toolCallOut(tc: ToolCall, name: string, i: number, j: number): OllamaTo
   return { function: { name, arguments: args as Record<string, unknown> } }
 }
 
-/** Messages in order; tool results get `tool_name` from the assistant call with the same id, when known. */
+/** Messages in order; tool results get `tool_name` from the assistant call with the same id, else from their `name`. */
 export function toOllamaMessages(messages: readonly ChatMessage[], o: OllamaRequestOptions): OllamaMessage[] {
   const toolNames = new Map<string, string>()
   const out: OllamaMessage[] = []
@@ -198,7 +198,8 @@ export function toOllamaMessages(messages: readonly ChatMessage[], o: OllamaRequ
     // The schema also admits the deprecated `function` role, which Ollama has no equivalent for.
     const role: OllamaMessage['role'] | undefined = ROLE_MAP[m.role]
     if (role === undefined) { unsupported(o, `messages[${i}].role`); return }
-    if ('name' in m && m.name !== undefined) unsupported(o, `messages[${i}].name`)
+    // A participant's name has no place in Ollama's messages; a tool result's is its function's `tool_name` (below).
+    if (m.role !== 'tool' && 'name' in m && m.name !== undefined) unsupported(o, `messages[${i}].name`)
     // A field Ollama's messages have no place for (an assistant's `audio`, `annotations`): see shared/message-fields.ts.
     const unread = unreadMessageField(m)
     if (unread !== undefined) unsupported(o, `messages[${i}].${unread}`)
@@ -233,7 +234,8 @@ function toOllamaMessage(m: ChatMessage, role: OllamaMessage['role'], i: number,
       const isError = (m as { is_error?: unknown }).is_error === true
       checkTextOnly(m.content, i, o)
       const out: OllamaMessage = { role, content: isError ? `Error: ${textOf(m.content)}` : textOf(m.content) }
-      const name = toolNames.get(m.tool_call_id)
+      // The matching call's name, else the message's own `name` (a client that names results the legacy way).
+      const name = toolResultName(m, toolNames.get(m.tool_call_id), `messages[${i}]`, o.provider)
       if (name !== undefined) out.tool_name = name
       return out
     }

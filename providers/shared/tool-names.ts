@@ -59,3 +59,18 @@ export function toolCallName(tc: { function?: { name?: unknown } | null } | null
   const param = `${field}.function.name`
   throw new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason: `${param}: provider ${provider} needs the name of the function a tool call called, got ${JSON.stringify(name ?? null)}` }, { param, details: 'request.body_invalid' })
 }
+
+/**
+ * The function a tool message (`m`, at `where` = `messages[i]`) is the result of, for the anthropic, google and ollama
+ * translations. Its `name` is the legacy, OpenAI-compatible way some clients (and vLLM's and Ollama's OpenAI APIs) name
+ * that function: the name of the assistant's call with the same `tool_call_id` (`callName`) wins when there is one, and
+ * a `name` that is not that call's contradicts the history: the 400 naming `<where>.name`. Without a matching call the
+ * message's own name is the answer (undefined when it has none; an empty name is none).
+ */
+export function toolResultName(m: object, callName: string | undefined, where: string, provider: string): string | undefined {
+  const name = (m as { name?: unknown }).name
+  const own = typeof name === 'string' && name !== '' ? name : undefined
+  if (callName === undefined || own === undefined || own === callName) return callName ?? own
+  const param = `${where}.name`
+  throw new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason: `${param}: ${JSON.stringify(own)} is not the name of the call its tool_call_id answers (${JSON.stringify(callName)}); provider ${provider} takes the call's` }, { param, details: 'request.body_invalid' })
+}

@@ -136,3 +136,23 @@ describe.each(PROVIDERS)('%s: a tool call in the history without a function name
     expect(requests(p)).toHaveLength(0)
   })
 })
+
+describe("ollama: a tool message's `name` (the legacy way to name the function whose result it is)", () => {
+  const call = (name: string): object => ({ role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name, arguments: '{}' } }] })
+
+  it("is accepted when it is the matching call's name, which goes as tool_name (it was a 400)", async () => {
+    const { status, json } = await chat('ollama', { messages: [{ role: 'user', content: 'go' }, call('shot'), { role: 'tool', tool_call_id: 'call_1', name: 'shot', content: 'ok' }] })
+    expect(status, JSON.stringify(json)).toBe(200)
+    expect(requests('ollama')[0]!.body.messages[2]).toEqual({ role: 'tool', content: 'ok', tool_name: 'shot' })
+  })
+
+  it('is the tool_name when no call has its tool_call_id (it was a 400)', async () => {
+    const { status, json } = await chat('ollama', { messages: [{ role: 'user', content: 'go' }, { role: 'tool', tool_call_id: 'elsewhere', name: 'shot', content: 'ok' }] })
+    expect(status, JSON.stringify(json)).toBe(200)
+    expect(requests('ollama')[0]!.body.messages[1]).toEqual({ role: 'tool', content: 'ok', tool_name: 'shot' })
+  })
+
+  it("is a 400 naming it when it is not the matching call's name", async () => {
+    await refused('ollama', { messages: [{ role: 'user', content: 'go' }, call('shot'), { role: 'tool', tool_call_id: 'call_1', name: 'other', content: 'ok' }] }, 'messages[2].name')
+  })
+})
