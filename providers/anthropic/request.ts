@@ -10,7 +10,7 @@
  *   `json_object` has no schema-less equivalent → unsupported; `text` is the default.
  * - `reasoning_effort` low|medium|high|xhigh|max → `output_config.effort`; none|minimal → unsupported.
  * - `seed`, and `n`, `logprobs`, `top_logprobs`, penalties, `logit_bias`, `store`, OpenAI `metadata`, `service_tier`,
- *   `modalities` at other values than OpenAI's default (shared/inert-defaults.ts), message `name`, image `detail`
+ *   `modalities` at other values than OpenAI's default (shared/inert-defaults.ts), a non-tool message's `name`, image `detail`
  *   low|high → unsupported.
  * - `user` and `safety_identifier` → `metadata.user_id`; `prompt_cache_key` (a caching hint) and `prediction` (a
  *   latency hint: OpenAI's Predicted Outputs) are accepted, not sent.
@@ -23,7 +23,7 @@
 import { GatewayError } from '../../gateway/errors.ts'
 import type { ChatMessage, ChatRequest, ContentPart, ThinkingBlock, ToolCall, ToolDefinition } from '../types.ts'
 import type { UpstreamBody } from '../shared/translation.ts'
-import { ANTHROPIC_TOOL_NAMES, checkToolNames, toolCallName } from '../shared/tool-names.ts'
+import { ANTHROPIC_TOOL_NAMES, checkToolNames, toolCallName, toolResultName } from '../shared/tool-names.ts'
 import { unreadMessageField } from '../shared/message-fields.ts'
 import { isInertDefault } from '../shared/inert-defaults.ts'
 
@@ -263,12 +263,15 @@ interface Translated {
   system: AnthropicBlock[]; systemIsString: boolean; messages: AnthropicMessageParam[]
   /** A user message that brought no content, by the Anthropic message it went into (judged once all are merged). */
   empty?: Map<AnthropicMessageParam, string>
+  /** The function names of the history's tool calls, by id (a tool message's `name` must agree). */
+  calls?: Map<string, string>
 }
 
 /** One canonical message → the Anthropic message it contributes (before merging), or system blocks. */
 function translateMessage(m: ChatMessage, i: number, ctx: Ctx, t: Translated): void {
   const path = `messages[${i}]`
-  if ('name' in m && m.name !== undefined) unsupported(ctx, `${path}.name`)
+  // A participant's name has no place in Anthropic's messages; a tool result's must be its call's (checked below).
+  if (m.role !== 'tool' && 'name' in m && m.name !== undefined) unsupported(ctx, `${path}.name`)
   // A field Anthropic's messages have no place for (an assistant's `audio`, `annotations`): see shared/message-fields.ts.
   const unread = unreadMessageField(m)
   if (unread !== undefined) unsupported(ctx, `${path}.${unread}`)
@@ -308,12 +311,18 @@ function translateMessage(m: ChatMessage, i: number, ctx: Ctx, t: Translated): v
         : m.content
       blocks.push(...partsToBlocks(content, path, ctx))
       if (refusal) blocks.push(textBlock(refusal))
-      calls.forEach((tc, j) => blocks.push(toolUseBlock(tc, `${path}.tool_calls[${j}]`, ctx)))
+      calls.forEach((tc, j) => {
+        const block = toolUseBlock(tc, `${path}.tool_calls[${j}]`, ctx)
+        ;(t.calls ??= new Map()).set(tc.id, block['name'] as string)
+        blocks.push(block)
+      })
       // An assistant turn with nothing in it (or only whitespace) carries nothing, and Anthropic rejects empty content.
       if (blocks.length > 0) push(t.messages, 'assistant', blocks)
       return
     }
     case 'tool': {
+      // Anthropic's tool_result has no name: a `name` (the legacy way to name the function) must be the call's.
+      toolResultName(m, t.calls?.get(m.tool_call_id), path, ctx.opts.provider)
       const result: AnthropicBlock = { type: 'tool_result', tool_use_id: m.tool_call_id }
       const content = typeof m.content === 'string' ? (blank(m.content) ? [] : m.content) : partsToBlocks(m.content, path, ctx)
       if (content.length > 0) result['content'] = content

@@ -22,7 +22,7 @@ import type { ChatMessage, ChatRequest, ContentPart, EmbeddingRequest, ToolCall,
 import type { UpstreamBody } from '../shared/translation.ts'
 import type { SafetySetting } from './config.ts'
 import { EFFORT_BUDGETS, readThinking } from '../shared/reasoning.ts'
-import { checkToolNames, GEMINI_TOOL_NAMES, toolCallName } from '../shared/tool-names.ts'
+import { checkToolNames, GEMINI_TOOL_NAMES, toolCallName, toolResultName } from '../shared/tool-names.ts'
 import { unreadMessageField } from '../shared/message-fields.ts'
 import { isInertDefault } from '../shared/inert-defaults.ts'
 
@@ -516,6 +516,8 @@ function toContents(messages: readonly ChatMessage[], o: GoogleRequestOptions, m
       case 'tool': {
         const name = toolNames.get(m.tool_call_id)
         if (name === undefined) throw invalid(`${where}.tool_call_id '${m.tool_call_id}' matches no earlier assistant tool call`, `${where}.tool_call_id`)
+        // A `name` (the legacy way to name the function) must be the call's, which Gemini gets.
+        toolResultName(m, name, where, o.provider)
         checkTextOnly(m.content, where, o)
         const text = textOf(m.content).join('')
         // A failed call (`is_error`, from Anthropic's tool_result): Gemini reads the response's `error` key as the failure.

@@ -62,10 +62,11 @@ export function toolCallName(tc: { function?: { name?: unknown } | null } | null
 
 /**
  * The function a tool message (`m`, at `where` = `messages[i]`) is the result of, for the anthropic, google and ollama
- * translations. Its `name` is the legacy, OpenAI-compatible way some clients (and vLLM's and Ollama's OpenAI APIs) name
- * that function: the name of the assistant's call with the same `tool_call_id` (`callName`) wins when there is one, and
- * a `name` that is not that call's contradicts the history: the 400 naming `<where>.name`. Without a matching call the
- * message's own name is the answer (undefined when it has none; an empty name is none).
+ * translations. Its `name` is the legacy, OpenAI-compatible way some clients name that function: the name of the
+ * assistant's call with the same `tool_call_id` (`callName`) wins when there is one, and a `name` that is not that
+ * call's contradicts the history: the 400 naming `<where>.name`. Without a matching call the message's own name is the
+ * answer (undefined when it has none; an empty name is none). Anthropic's tool results carry no name (checked only);
+ * Gemini's take the call's; Ollama's `tool_name` takes the answer.
  */
 export function toolResultName(m: object, callName: string | undefined, where: string, provider: string): string | undefined {
   const name = (m as { name?: unknown }).name

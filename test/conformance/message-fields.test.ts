@@ -156,3 +156,17 @@ describe("ollama: a tool message's `name` (the legacy way to name the function w
     await refused('ollama', { messages: [{ role: 'user', content: 'go' }, call('shot'), { role: 'tool', tool_call_id: 'call_1', name: 'other', content: 'ok' }] }, 'messages[2].name')
   })
 })
+
+describe.each(['anthropic', 'google'] as const)("%s: a tool message's `name` (the legacy way to name the function whose result it is)", (p) => {
+  const history = (name: string): object => ({ messages: [{ role: 'user', content: 'go' }, CALL, { role: 'tool', tool_call_id: 'call_1', name, content: 'ok' }] })
+
+  it("is accepted when it is the matching call's name (anthropic answered 400)", async () => {
+    const { status, json } = await chat(p, history('shot'))
+    expect(status, JSON.stringify(json)).toBe(200)
+    expect(requests(p)).toHaveLength(1)
+  })
+
+  it("is a 400 naming it when it is not the matching call's name (google sent the call's and ignored it)", async () => {
+    await refused(p, history('other'), 'messages[2].name')
+  })
+})
