@@ -166,7 +166,6 @@ describe('anthropic request translation', () => {
     ['top_logprobs', { top_logprobs: 3 }],
     ['response_format', { response_format: { type: 'json_object' } }],
     ['reasoning_effort', { reasoning_effort: 'minimal' }],
-    ['metadata', { metadata: { a: 'b' } }],
     ['modalities', { modalities: ['text', 'audio'] }],
     ['messages[0].name', { messages: [{ role: 'user', content: 'Hi', name: 'bob' }] }],
     ['messages[0].content[1].type', { messages: [{ role: 'user', content: [{ type: 'text', text: 'Listen:' }, { type: 'input_audio', input_audio: { data: '', format: 'wav' } }] }] }],

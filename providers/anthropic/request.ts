@@ -9,11 +9,11 @@
  * - `response_format: json_schema` → `output_config.format` (Anthropic structured outputs);
  *   `json_object` has no schema-less equivalent → unsupported; `text` is the default.
  * - `reasoning_effort` low|medium|high|xhigh|max → `output_config.effort`; none|minimal → unsupported.
- * - `seed`, and `n`, `logprobs`, `top_logprobs`, penalties, `logit_bias`, `store`, OpenAI `metadata`, `service_tier`,
+ * - `seed`, and `n`, `logprobs`, `top_logprobs`, penalties, `logit_bias`, `store`, `service_tier`,
  *   `modalities` at other values than OpenAI's default (shared/inert-defaults.ts), a non-tool message's `name`, image `detail`
  *   low|high → unsupported.
  * - `user` and `safety_identifier` → `metadata.user_id`; `prompt_cache_key` (a caching hint) and `prediction` (a
- *   latency hint: OpenAI's Predicted Outputs) are accepted, not sent.
+ *   latency hint: OpenAI's Predicted Outputs) and OpenAI's `metadata` (stored-completion tags) are accepted, not sent.
  * - Extensions kept by the Anthropic inbound dialect pass through: `top_k`, `thinking`, and
  *   `cache_control` on text parts and tools, `is_error` on tool messages.
  * - A tool (or `tool_choice`) name Anthropic refuses (`^[a-zA-Z0-9_-]{1,64}$`) is a 400 naming it (shared/tool-names.ts).
@@ -138,6 +138,9 @@ const PARAMS: Readonly<Record<string, Rule>> = {
   // OpenAI's Predicted Outputs: text the answer is expected to repeat, for speculative decoding. It makes OpenAI faster
   // (and bills rejected tokens), never changes what the model answers: accepted, not sent, like prompt_cache_key.
   prediction: ignored,
+  // OpenAI's `metadata`: tags for stored completions (`store: true` is unsupported) and its dashboard; Anthropic's own
+  // `metadata` takes only user_id (from `user`, above). The answer does not depend on it: accepted, not sent.
+  metadata: ignored,
   response_format: (v, out, ctx, key) => {
     const rf = v as { type?: string; json_schema?: { schema?: Record<string, unknown> } }
     if (rf.type === 'text') return
@@ -158,7 +161,6 @@ const PARAMS: Readonly<Record<string, Rule>> = {
   logprobs: inert,
   top_logprobs: inert,
   logit_bias: inert,
-  metadata: inert,
   store: inert,
   service_tier: inert,
   modalities: inert,

@@ -83,7 +83,7 @@ describe('ollama request translation', () => {
     expect(e.status).toBe(400)
     expect(e.param).toBe('messages[0].content[1].image_url')
     expect(e.message).toContain("'messages[0].content[1].image_url'")
-    for (const [k, v] of [['n', 2], ['logprobs', true], ['logit_bias', { 1: 2 }], ['tool_choice', 'required'], ['parallel_tool_calls', false], ['store', true], ['metadata', { a: 'b' }], ['reasoning_effort', 'xhigh']] as const) {
+    for (const [k, v] of [['n', 2], ['logprobs', true], ['logit_bias', { 1: 2 }], ['tool_choice', 'required'], ['parallel_tool_calls', false], ['store', true], ['reasoning_effort', 'xhigh']] as const) {
       const err = catchErr(() => toOllamaChat({ model: 'x', messages: [{ role: 'user', content: 'hi' }], [k]: v }, 'm', false, opts))
       expect(err.param).toBe(k)
     }

@@ -5,10 +5,10 @@
  * when the provider sets `dropUnsupportedParams: true` (documented in docs/providers.md):
  * `n`, `logprobs`, `top_logprobs`, `logit_bias`, `modalities` at other values than OpenAI's default (shared/inert-defaults.ts),
  * `reasoning_effort` other than none|low|medium|high,
- * `tool_choice` required or a named function, `parallel_tool_calls: false`, `store: true`, non-empty `metadata`,
+ * `tool_choice` required or a named function, `parallel_tool_calls: false`, `store: true`,
  * `service_tier` other than auto, message `name` (a tool message's is its `tool_name`), image URLs that are not base64 data URLs, image
  * `detail` low|high, content parts other than text and images, and any unknown field.
- * `user`, `safety_identifier`, `prompt_cache_key`, `prediction` and `stream_options` are accepted and not forwarded; `tool_choice: 'none'` omits the tools.
+ * `user`, `safety_identifier`, `prompt_cache_key`, `prediction`, `metadata` and `stream_options` are accepted and not forwarded; `tool_choice: 'none'` omits the tools.
  * Anthropic extensions: `top_k` → `options.top_k`, `is_error` tool results say `Error: ` in the text,
  * `cache_control` (a caching hint) is not sent.
  * Reasoning → `think` (Ollama's documented values: true, false, or a level name, which a model without levels
@@ -85,13 +85,14 @@ const STRUCTURAL = new Set(['model', 'messages', 'stream', 'tools', 'tool_choice
 /**
  * No effect on what the model answers: accepted, not forwarded (usage is always streamed; `user` and its successor
  * `safety_identifier` only identify the caller; `prompt_cache_key` is a caching hint, Ollama keeps its own cache;
- * `prediction`, OpenAI's Predicted Outputs, a speculative-decoding hint that makes OpenAI faster, never another answer).
+ * `prediction`, OpenAI's Predicted Outputs, a speculative-decoding hint that makes OpenAI faster, never another answer;
+ * `metadata`, OpenAI's stored-completion tags).
  */
-const IGNORED = new Set(['stream_options', 'user', 'safety_identifier', 'prompt_cache_key', 'prediction'])
+const IGNORED = new Set(['stream_options', 'user', 'safety_identifier', 'prompt_cache_key', 'prediction', 'metadata'])
 
 /** No Ollama equivalent: accepted only at OpenAI's default (shared/inert-defaults.ts), and tool_choice auto|none. */
 const DEFAULT_ONLY: Readonly<Record<string, (v: unknown) => boolean>> = {
-  ...Object.fromEntries(['n', 'store', 'metadata', 'service_tier', 'logprobs', 'top_logprobs', 'logit_bias', 'parallel_tool_calls', 'modalities']
+  ...Object.fromEntries(['n', 'store', 'service_tier', 'logprobs', 'top_logprobs', 'logit_bias', 'parallel_tool_calls', 'modalities']
     .map((k) => [k, (v: unknown) => isInertDefault(k, v)])),
   tool_choice: (v) => v === 'auto' || v === 'none',
 }

@@ -16,7 +16,6 @@ const DEFAULTS: Readonly<Record<string, (v: unknown) => boolean>> = {
   logprobs: (v) => v === false,
   top_logprobs: (v) => v === 0,
   logit_bias: isEmptyObject,
-  metadata: isEmptyObject,
   store: (v) => v === false,
   service_tier: (v) => v === 'auto',
   parallel_tool_calls: (v) => v === true,

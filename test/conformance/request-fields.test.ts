@@ -57,6 +57,12 @@ describe.each(PROVIDERS)('%s', (p) => {
     expect(JSON.stringify(requests(p)[0]!.body)).not.toContain('tenant-7')
   })
 
+  it('OpenAI `metadata` (stored-completion tags) is accepted and not sent, alike on all three (anthropic and ollama refused a non-empty one)', async () => {
+    const { status, json } = await chat(p, { metadata: { tenant: 'acme-tag-7' } })
+    expect(status, JSON.stringify(json)).toBe(200)
+    expect(JSON.stringify(requests(p)[0]!.body)).not.toContain('acme-tag-7')
+  })
+
   it('`prediction` (Predicted Outputs, a latency hint that never changes the answer) is accepted and not sent (was a 400)', async () => {
     const { status, json } = await chat(p, { prediction: { type: 'content', content: 'draft-of-the-answer' } })
     expect(status, JSON.stringify(json)).toBe(200)
