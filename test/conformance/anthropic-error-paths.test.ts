@@ -5,34 +5,12 @@
  * the official @anthropic-ai/sdk through the running gateway to the google, ollama and anthropic mocks.
  */
 import Anthropic from '@anthropic-ai/sdk'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startAnthropicMock, type AnthropicMock } from '../helpers/anthropic-mock.ts'
-import { ADMIN_KEY, startGateway, type TestGateway } from '../helpers/gateway.ts'
-import { startGeminiMock, type GeminiMock } from '../helpers/gemini-mock.ts'
-import { startOllamaMock, type OllamaMock } from '../helpers/ollama-mock.ts'
+import { describe, expect, it } from 'vitest'
+import { ADMIN_KEY } from '../helpers/gateway.ts'
+import { translatedProvidersForFile } from '../helpers/translated-providers.ts'
 
-let gw: TestGateway
-let google: GeminiMock
-let ollama: OllamaMock
-let anthropic: AnthropicMock
-
-beforeAll(async () => {
-  ;[google, ollama, anthropic] = await Promise.all([startGeminiMock(), startOllamaMock(), startAnthropicMock()])
-  gw = await startGateway({
-    providers: {
-      google: { type: 'google', baseUrl: google.url, apiKey: 'AIzaPathsKey000000000000000001' },
-      ollama: { type: 'ollama', baseUrl: ollama.url },
-      anthropic: { type: 'anthropic', baseUrl: anthropic.url, apiKey: 'sk-ant-paths-0001' },
-    },
-  })
-}, 30_000)
-
-afterAll(async () => {
-  await gw?.close()
-  await Promise.all([google?.close(), ollama?.close(), anthropic?.close()])
-})
-
-const client = (): Anthropic => new Anthropic({ apiKey: ADMIN_KEY, baseURL: gw.url, maxRetries: 0 })
+const t = translatedProvidersForFile({ reset: false })
+const client = (): Anthropic => new Anthropic({ apiKey: ADMIN_KEY, baseURL: t().gw.url, maxRetries: 0 })
 const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=='
 const PDF = 'JVBERi0xLjQKJcfsj6IKJSVFT0YK'
 
@@ -147,7 +125,7 @@ describe('anthropic', () => {
       ],
     })
     expect(msg).toBe("Parameter 'messages[2].content[0].content[1].source' is an image of type image/bmp; provider anthropic takes image/jpeg, image/png, image/gif and image/webp")
-    expect(anthropic.requests).toHaveLength(0)
+    expect(t().anthropic.requests).toHaveLength(0)
   })
 })
 

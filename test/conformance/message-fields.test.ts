@@ -4,44 +4,12 @@
  * (what the mocks received is checked). Null and empty values carry nothing and pass (the OpenAI SDK echoes an
  * assistant message with `refusal: null`, `annotations: []`, `audio: null`).
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { startAnthropicMock, type AnthropicMock } from '../helpers/anthropic-mock.ts'
-import { authHeaders, startGateway, type TestGateway } from '../helpers/gateway.ts'
-import { startGeminiMock, type GeminiMock } from '../helpers/gemini-mock.ts'
-import { startOllamaMock, type OllamaMock } from '../helpers/ollama-mock.ts'
+import { describe, expect, it } from 'vitest'
+import { TRANSLATED_PROVIDERS as PROVIDERS, translatedProvidersForFile, type TranslatedProvider as Provider } from '../helpers/translated-providers.ts'
 
-let gw: TestGateway
-let google: GeminiMock
-let ollama: OllamaMock
-let anthropic: AnthropicMock
-
-beforeAll(async () => {
-  ;[google, ollama, anthropic] = await Promise.all([startGeminiMock(), startOllamaMock(), startAnthropicMock()])
-  gw = await startGateway({
-    providers: {
-      google: { type: 'google', baseUrl: google.url, apiKey: 'AIzaFieldsKey00000000000000001' },
-      ollama: { type: 'ollama', baseUrl: ollama.url },
-      anthropic: { type: 'anthropic', baseUrl: anthropic.url, apiKey: 'sk-ant-fields-0001' },
-    },
-  })
-}, 30_000)
-
-afterAll(async () => {
-  await gw?.close()
-  await Promise.all([google?.close(), ollama?.close(), anthropic?.close()])
-})
-
-beforeEach(() => { google.reset(); ollama.reset(); anthropic.reset() })
-
-const MODELS = { google: 'google/gemini-2.5-flash', ollama: 'ollama/llama3.2', anthropic: 'anthropic/claude-sonnet-4-5-20250929' } as const
-type Provider = keyof typeof MODELS
-const PROVIDERS = Object.keys(MODELS) as Provider[]
-const requests = (p: Provider): { body: any }[] => ({ google, ollama, anthropic })[p].requests
-
-async function chat(p: Provider, body: object): Promise<{ status: number; json: any }> {
-  const r = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: authHeaders(), body: JSON.stringify({ model: MODELS[p], max_tokens: 32, ...body }) })
-  return { status: r.status, json: await r.json() }
-}
+const t = translatedProvidersForFile()
+const requests = (p: Provider): { body: any }[] => t().requests(p)
+const chat = (p: Provider, body: object): Promise<{ status: number; json: any }> => t().chat(p, body)
 
 /** The provider's 400 naming `param`, and nothing sent upstream. */
 async function refused(p: Provider, body: object, param: string): Promise<void> {

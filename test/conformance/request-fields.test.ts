@@ -3,44 +3,13 @@
  * accepted and not sent when the answer does not depend on them (documented in docs/providers.md), or a 400 naming
  * the field and the provider when it would. Never dropped silently (what the mocks received is checked).
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { startAnthropicMock, type AnthropicMock } from '../helpers/anthropic-mock.ts'
-import { authHeaders, startGateway, type TestGateway } from '../helpers/gateway.ts'
-import { startGeminiMock, type GeminiMock } from '../helpers/gemini-mock.ts'
-import { startOllamaMock, type OllamaMock } from '../helpers/ollama-mock.ts'
+import { describe, expect, it } from 'vitest'
+import { TRANSLATED_PROVIDERS as PROVIDERS, translatedProvidersForFile, type TranslatedProvider as Provider } from '../helpers/translated-providers.ts'
 
-let gw: TestGateway
-let google: GeminiMock
-let ollama: OllamaMock
-let anthropic: AnthropicMock
-
-beforeAll(async () => {
-  ;[google, ollama, anthropic] = await Promise.all([startGeminiMock(), startOllamaMock(), startAnthropicMock()])
-  gw = await startGateway({
-    providers: {
-      google: { type: 'google', baseUrl: google.url, apiKey: 'AIzaReqFieldsKey000000000000001' },
-      ollama: { type: 'ollama', baseUrl: ollama.url },
-      anthropic: { type: 'anthropic', baseUrl: anthropic.url, apiKey: 'sk-ant-reqfields-0001' },
-    },
-  })
-}, 30_000)
-
-afterAll(async () => {
-  await gw?.close()
-  await Promise.all([google?.close(), ollama?.close(), anthropic?.close()])
-})
-
-beforeEach(() => { google.reset(); ollama.reset(); anthropic.reset() })
-
-const MODELS = { google: 'google/gemini-2.5-flash', ollama: 'ollama/llama3.2', anthropic: 'anthropic/claude-sonnet-4-5-20250929' } as const
-type Provider = keyof typeof MODELS
-const PROVIDERS = Object.keys(MODELS) as Provider[]
-const requests = (p: Provider): { body: any }[] => ({ google, ollama, anthropic })[p].requests
-
-async function chat(p: Provider, body: object): Promise<{ status: number; json: any }> {
-  const r = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: authHeaders(), body: JSON.stringify({ model: MODELS[p], max_tokens: 32, messages: [{ role: 'user', content: 'hi' }], ...body }) })
-  return { status: r.status, json: await r.json() }
-}
+const t = translatedProvidersForFile()
+const requests = (p: Provider): { body: any }[] => t().requests(p)
+/** A one-message chat with `body`'s fields. */
+const chat = (p: Provider, body: object): Promise<{ status: number; json: any }> => t().chat(p, { messages: [{ role: 'user', content: 'hi' }], ...body })
 
 describe.each(PROVIDERS)('%s', (p) => {
   it('`safety_identifier` (OpenAI\'s successor to `user`) is accepted like `user` (was a 400)', async () => {
@@ -108,7 +77,7 @@ describe.each(PROVIDERS)('%s', (p) => {
 
 it('anthropic: with both `user` and `safety_identifier`, `safety_identifier` is the user_id, whatever the order', async () => {
   for (const body of [{ user: 'u-old', safety_identifier: 'u-new' }, { safety_identifier: 'u-new', user: 'u-old' }]) {
-    anthropic.reset()
+    t().anthropic.reset()
     expect((await chat('anthropic', body)).status).toBe(200)
     expect(requests('anthropic')[0]!.body.metadata).toEqual({ user_id: 'u-new' })
   }
