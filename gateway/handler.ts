@@ -24,7 +24,7 @@ export interface RouteSpec {
   readonly inbound: Inbound
   /** Turns the parsed body into the canonical request on ctx; throws a 400 GatewayError. Absent: no body (GET). */
   readonly parse?: (json: unknown, ctx: RequestCtx) => void
-  /** Answers without an upstream call (GET /v1/models). */
+  /** Answers without an upstream call (GET /v1/models); may be async (it never runs on the chat path). */
   readonly local?: (ctx: RequestCtx) => unknown
 }
 
@@ -81,7 +81,8 @@ export function createHandler(deps: HandlerDeps): (spec: RouteSpec, req: Incomin
       if (r) return sendError(ctx, spec.inbound, localReplyError(r), log)
     }
     if (spec.local) {
-      const body = JSON.stringify(spec.local(ctx))
+      const body = JSON.stringify(await spec.local(ctx))
+      if (ctx.res.destroyed) return
       runResponseHeaders(ctx)
       ctx.status = 200
       ctx.res.writeHead(200, { ...ctx.responseHeaders, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })

@@ -5,6 +5,7 @@ import { validateChatRequest, validateEmbeddingRequest } from './http/schemas.ts
 import { anthropicInbound, anthropicToCanonical } from './inbound/anthropic.ts'
 import { openaiInbound } from './inbound/openai.ts'
 import type { RouteSpec } from './handler.ts'
+import { ModelCatalog } from './model-catalog.ts'
 import type { ChatRequest, EmbeddingRequest, ModelInfo } from '../providers/types.ts'
 
 function bodyError(reasons: string[], ctx: RequestCtx): GatewayError {
@@ -69,17 +70,24 @@ export const messages: RouteSpec = {
   },
 }
 
+const catalog = new ModelCatalog()
+
+/**
+ * What the caller can reach: each provider's declared models, or the ones it lists itself when none are declared
+ * (model-catalog.ts), as `<provider>/<model>`, and every alias.
+ */
 export const models: RouteSpec = {
   route: 'models',
   inbound: openaiInbound,
-  local(ctx) {
+  async local(ctx) {
+    const p = ctx.pipeline
     const data: ModelInfo[] = []
     const created = Math.floor(Date.now() / 1000)
-    for (const [name, a] of ctx.pipeline.providers) {
-      for (const m of a.listModels?.() ?? []) data.push({ id: `${name}/${m}`, object: 'model', created, owned_by: name })
+    for (const [name, ids] of await catalog.list(p.providers, p.settings.modelList, ctx.log)) {
+      for (const m of ids) data.push({ id: `${name}/${m}`, object: 'model', created, owned_by: name })
     }
     // Aliases are called by their own name (`smart`); the gateway routes them.
-    for (const name of ctx.pipeline.aliases.keys()) data.push({ id: name, object: 'model', created, owned_by: 'mcp' })
+    for (const name of p.aliases.keys()) data.push({ id: name, object: 'model', created, owned_by: 'mcp' })
     return { object: 'list', data }
   },
 }

@@ -49,6 +49,8 @@ export interface Settings {
   /** Model aliases: targets, strategy, retries and fallbacks. */
   models: Record<string, AliasSettings>
   routing: RoutingSettings
+  /** GET /v1/models for providers without `models`: how long their discovered list is cached, how long asking may take. */
+  modelList: { cacheTtlMs: number; timeoutMs: number }
   telemetry: { tracing: TracingSettings }
   /** Alert rules and webhooks (budgets, error rate, provider down). */
   alerts: AlertsConfig
@@ -134,6 +136,10 @@ const settingsSchema: JSONSchema = {
     defaultProvider: { type: 'string' },
     models: { type: 'object', default: {}, propertyNames: { pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]*$' }, additionalProperties: aliasSchema },
     routing: routingSchema,
+    modelList: {
+      type: 'object', additionalProperties: false, default: {},
+      properties: { cacheTtlMs: int(0, 600_000), timeoutMs: int(1, 3_000) },
+    },
     telemetry: { type: 'object', additionalProperties: false, default: {}, properties: { tracing: tracingSchema } },
     alerts: alertsConfigSchema,
     usage: usageSettingsSchema,

@@ -261,7 +261,13 @@ export interface ProviderAdapter {
   execute(req: ChatRequest, params: ExecuteParams): Promise<ChatResponse>
   stream(req: ChatRequest, params: ExecuteParams): Promise<ChatStream>
   embed?(req: EmbeddingRequest, params: ExecuteParams): Promise<EmbeddingResponse>
+  /** The models declared in config (`models`): routable by their bare name. */
   listModels?(): readonly string[]
+  /**
+   * The models the provider serves, from its own list endpoint (one request per page). Only asked by
+   * GET /v1/models, for a provider with nothing declared; throws a GatewayError when the upstream fails.
+   */
+  discoverModels?(signal: AbortSignal): Promise<readonly string[]>
   validateConfig(config: unknown): config is ProviderConfig
   configErrors(config: unknown): readonly string[]
   getMetrics(): ProviderMetrics

@@ -5,8 +5,8 @@ import { HttpAdapter } from '../shared/http-adapter.ts'
 import type { ChatTranslation } from '../shared/translation.ts'
 import { anthropicConfigErrors, type AnthropicConfig } from './config.ts'
 import { toAnthropicError } from './errors.ts'
-import { toAnthropicChat, type AnthropicRequestOptions } from './request.ts'
-import { fromAnthropicMessage } from './response.ts'
+import { anthropicModelsPath, toAnthropicChat, type AnthropicRequestOptions } from './request.ts'
+import { fromAnthropicMessage, fromAnthropicModels } from './response.ts'
 import { createAnthropicStreamMapper } from './stream.ts'
 
 export function anthropicHeaders(cfg: AnthropicConfig): Record<string, string> {
@@ -53,6 +53,7 @@ export function createAnthropicAdapter(name: string, config: ProviderConfig, dep
     }),
     timeouts: cfg.timeouts,
     models: cfg.models ?? [],
+    modelList: { path: (afterId) => anthropicModelsPath(basePath, afterId), fromUpstream: fromAnthropicModels },
     healthPath: `${basePath}/v1/models`,
     configErrors: anthropicConfigErrors,
   })

@@ -441,3 +441,8 @@ export function toAnthropicRequest(req: ChatRequest, model: string, stream: bool
 export function toAnthropicChat(req: ChatRequest, model: string, stream: boolean, opts: AnthropicRequestOptions): UpstreamBody {
   return { path: `${opts.basePath}/v1/messages`, body: toAnthropicRequest(req, model, stream, opts) }
 }
+
+/** GET /v1/models, the largest page Anthropic serves (1000), from after `afterId`. */
+export function anthropicModelsPath(basePath: string, afterId: string | undefined): string {
+  return `${basePath}/v1/models?limit=1000${afterId === undefined ? '' : `&after_id=${encodeURIComponent(afterId)}`}`
+}

@@ -7,6 +7,7 @@
  * blocks have no canonical field and are not carried. Anthropic's `msg_…` id is kept.
  */
 import { GatewayError } from '../../gateway/errors.ts'
+import { idsOf } from '../shared/translation.ts'
 import type { ChatChoice, ChatResponse, FinishReason, ThinkingBlock, ToolCall, Usage } from '../types.ts'
 
 export interface AnthropicUsage {
@@ -104,4 +105,11 @@ export function fromAnthropicMessage(json: unknown, provider: string, now = Date
   }
   if (m.usage && typeof m.usage === 'object') res.usage = toCanonicalUsage(m.usage)
   return res
+}
+
+/** `{data: [{id}], has_more, last_id}` → the ids, and the cursor of the next page (`last_id`) when `has_more`. */
+export function fromAnthropicModels(json: unknown): { ids: string[]; cursor?: string } {
+  const j = (json ?? {}) as { data?: unknown; has_more?: unknown; last_id?: unknown }
+  const ids = idsOf(j.data, 'id')
+  return j.has_more === true && typeof j.last_id === 'string' && j.last_id !== '' ? { ids, cursor: j.last_id } : { ids }
 }

@@ -8,8 +8,8 @@ import { HttpAdapter, type HttpAdapterOptions } from '../shared/http-adapter.ts'
 import type { ChatTranslation, EmbeddingTranslation } from '../shared/translation.ts'
 import { googleConfigErrors, type GoogleConfig } from './config.ts'
 import { toGoogleError } from './errors.ts'
-import { embeddingTexts, toGoogleChat, toGoogleEmbeddings, type GoogleRequestOptions } from './request.ts'
-import { finishEmbeddings, fromGoogleChat, fromGoogleEmbeddings } from './response.ts'
+import { embeddingTexts, googleModelsPath, toGoogleChat, toGoogleEmbeddings, type GoogleRequestOptions } from './request.ts'
+import { finishEmbeddings, fromGoogleChat, fromGoogleEmbeddings, fromGoogleModels } from './response.ts'
 import { createGoogleStreamMapper } from './stream.ts'
 
 export function googleHeaders(cfg: GoogleConfig): Record<string, string> {
@@ -85,6 +85,7 @@ export function createGoogleAdapter(name: string, cfg: GoogleConfig, deps: Adapt
     chat: t.chat, embeddings: t.embeddings,
     timeouts: cfg.timeouts,
     models: cfg.models ?? [],
+    modelList: { path: (pageToken) => googleModelsPath(o, pageToken), fromUpstream: fromGoogleModels },
     healthPath: `${basePath}/${cfg.apiVersion}/models`,
     configErrors: googleConfigErrors,
   })

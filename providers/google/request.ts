@@ -711,3 +711,8 @@ export function toGoogleEmbeddings(req: EmbeddingRequest, model: string, o: Goog
   if (texts.length === 1) return { path: methodPath(o, model, 'embedContent'), body: one(texts[0]!) }
   return { path: methodPath(o, model, 'batchEmbedContents'), body: { requests: texts.map(one) } }
 }
+
+/** GET /{apiVersion}/models, the largest page Gemini serves (1000), at `pageToken`. */
+export function googleModelsPath(o: Pick<GoogleRequestOptions, 'basePath' | 'apiVersion'>, pageToken: string | undefined): string {
+  return `${o.basePath}/${o.apiVersion}/models?pageSize=1000${pageToken === undefined ? '' : `&pageToken=${encodeURIComponent(pageToken)}`}`
+}

@@ -175,3 +175,23 @@ export function finishEmbeddings(res: EmbeddingResponse, req: EmbeddingRequest, 
   }
   return out
 }
+
+/** What a listed Gemini model must support to be callable through the gateway (chat, embeddings). */
+const CALLABLE_METHODS: ReadonlySet<string> = new Set(['generateContent', 'embedContent'])
+
+/**
+ * `{models: [{name: 'models/<id>', supportedGenerationMethods}], nextPageToken}` → the ids of the models that
+ * generate content or embed (not the ones that only count tokens or answer questions), and the next page's token.
+ */
+export function fromGoogleModels(json: unknown): { ids: string[]; cursor?: string } {
+  const j = (json ?? {}) as { models?: unknown; nextPageToken?: unknown }
+  const ids: string[] = []
+  for (const m of Array.isArray(j.models) ? j.models as unknown[] : []) {
+    const x = (m ?? {}) as { name?: unknown; supportedGenerationMethods?: unknown }
+    if (typeof x.name !== 'string' || !Array.isArray(x.supportedGenerationMethods)) continue
+    if (!x.supportedGenerationMethods.some((g) => typeof g === 'string' && CALLABLE_METHODS.has(g))) continue
+    const id = x.name.startsWith('models/') ? x.name.slice('models/'.length) : x.name
+    if (id !== '') ids.push(id)
+  }
+  return typeof j.nextPageToken === 'string' && j.nextPageToken !== '' ? { ids, cursor: j.nextPageToken } : { ids }
+}

@@ -9,8 +9,8 @@ import type { ChatTranslation, EmbeddingTranslation } from '../shared/translatio
 import { splitBaseUrl } from '../openai/adapter.ts'
 import { ollamaConfigErrors, type OllamaConfig } from './config.ts'
 import { toOllamaError } from './errors.ts'
-import { toOllamaChat, toOllamaEmbed, type OllamaRequestOptions } from './request.ts'
-import { fromOllamaChat, fromOllamaEmbed, type ResponseMeta } from './response.ts'
+import { ollamaModelsPath, toOllamaChat, toOllamaEmbed, type OllamaRequestOptions } from './request.ts'
+import { fromOllamaChat, fromOllamaEmbed, fromOllamaModels, type ResponseMeta } from './response.ts'
 import { createOllamaStreamMapper } from './stream.ts'
 
 export function ollamaHeaders(cfg: OllamaConfig): Record<string, string> {
@@ -50,6 +50,7 @@ export function createOllamaAdapter(name: string, cfg: OllamaConfig, deps: Adapt
     chat: t.chat, embeddings: t.embeddings,
     timeouts: cfg.timeouts,
     models: cfg.models ?? [],
+    modelList: { path: () => ollamaModelsPath(basePath), fromUpstream: fromOllamaModels },
     healthPath: `${basePath}/api/tags`,
     configErrors: ollamaConfigErrors,
   })

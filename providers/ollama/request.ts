@@ -321,3 +321,8 @@ export function toOllamaEmbed(req: EmbeddingRequest, model: string, o: OllamaReq
   if (o.keepAlive !== undefined) body.keep_alive = o.keepAlive
   return { path: `${o.basePath}/api/embed`, body }
 }
+
+/** GET /api/tags: the installed models, one page. */
+export function ollamaModelsPath(basePath: string): string {
+  return `${basePath}/api/tags`
+}

@@ -3,6 +3,7 @@
  * clock come from the adapter.
  */
 import { GatewayError } from '../../gateway/errors.ts'
+import { idsOf } from '../shared/translation.ts'
 import type { ChatResponse, EmbeddingResponse, FinishReason, ToolCall, Usage } from '../types.ts'
 import { encodeEmbeddings } from '../shared/embeddings.ts'
 import type { OllamaToolCall } from './request.ts'
@@ -115,4 +116,9 @@ export function fromOllamaEmbed(json: unknown, model: string, provider: string, 
     model: typeof r.model === 'string' ? r.model : model,
     usage: { prompt_tokens: prompt, total_tokens: prompt },
   }
+}
+
+/** `{models: [{name}]}` → the names (`llama3.2:latest`). */
+export function fromOllamaModels(json: unknown): { ids: string[] } {
+  return { ids: idsOf((json as { models?: unknown } | null)?.models, 'name') }
 }

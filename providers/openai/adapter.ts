@@ -6,8 +6,8 @@ import { OPENAI_TOOL_NAMES } from '../shared/tool-names.ts'
 import type { ChatTranslation, EmbeddingTranslation } from '../shared/translation.ts'
 import { openaiConfigErrors, type OpenAIConfig } from './config.ts'
 import { toOpenAIError } from './errors.ts'
-import { OPENAI_MAX_STOP, toOpenAIChat, toOpenAIEmbeddings, type OpenAIRequestOptions } from './request.ts'
-import { fromOpenAIChat, fromOpenAIEmbeddings } from './response.ts'
+import { OPENAI_MAX_STOP, openaiModelsPath, toOpenAIChat, toOpenAIEmbeddings, type OpenAIRequestOptions } from './request.ts'
+import { fromOpenAIChat, fromOpenAIEmbeddings, fromOpenAIModels } from './response.ts'
 import { createOpenAIStreamMapper } from './stream.ts'
 
 export interface OpenAIShape {
@@ -67,6 +67,7 @@ export function createOpenAIAdapter(type: string, name: string, cfg: OpenAIConfi
     chat: t.chat, embeddings: t.embeddings,
     timeouts: cfg.timeouts,
     models: cfg.models ?? [],
+    modelList: { path: () => openaiModelsPath(basePath), fromUpstream: fromOpenAIModels },
     healthPath: `${basePath}/models`,
     passthrough,
     configErrors,

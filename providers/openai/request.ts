@@ -150,3 +150,8 @@ export function toOpenAIChat(req: ChatRequest, model: string, stream: boolean, b
 export function toOpenAIEmbeddings(req: EmbeddingRequest, model: string, basePath: string): UpstreamBody {
   return { path: `${basePath}/embeddings`, body: { ...req, model } }
 }
+
+/** GET {baseUrl}/models: one page, the whole list (OpenAI and the compatible servers do not paginate it). */
+export function openaiModelsPath(basePath: string): string {
+  return `${basePath}/models`
+}

@@ -1,6 +1,7 @@
 /** OpenAI → canonical: a shape check, since the canonical format is OpenAI's. */
 import { randomUUID } from 'node:crypto'
 import { GatewayError } from '../../gateway/errors.ts'
+import { idsOf } from '../shared/translation.ts'
 import type { ChatResponse, EmbeddingResponse, FinishReason } from '../types.ts'
 
 /**
@@ -45,4 +46,9 @@ export function fromOpenAIEmbeddings(json: unknown, provider: string): Embedding
     throw new GatewayError('MCP_ERR_UPSTREAM_BAD_RESPONSE', { provider, reason: "no 'data' in the embeddings response" })
   }
   return r
+}
+
+/** `{object: 'list', data: [{id}]}` → the ids. */
+export function fromOpenAIModels(json: unknown): { ids: string[] } {
+  return { ids: idsOf((json as { data?: unknown } | null)?.data, 'id') }
 }

@@ -14,7 +14,7 @@ import { openHttp, type HttpHead } from './http.ts'
 import { credentialsOf, redactCredentials } from './upstream-error.ts'
 import { LatencyWindow } from './latency-window.ts'
 import { createNdjsonSplitter, createSseParser, type SseEvent, type SseFastEvent } from './sse.ts'
-import type { ChatTranslation, EmbeddingTranslation, StreamMapper } from './translation.ts'
+import type { ChatTranslation, EmbeddingTranslation, ModelListTranslation, StreamMapper } from './translation.ts'
 
 export interface Timeouts {
   /** Time to the upstream's response headers. */
@@ -34,11 +34,16 @@ export interface HttpAdapterOptions {
   embeddings?: EmbeddingTranslation
   timeouts: Timeouts
   models?: readonly string[]
+  /** The provider's model list endpoint (discoverModels). */
+  modelList?: ModelListTranslation
   /** Health probe: a cheap GET on the provider (models list, tags). */
   healthPath?: string
   passthrough?: PassthroughTarget
   configErrors: (config: unknown) => readonly string[]
 }
+
+/** Most pages of a provider's model list read by discoverModels. */
+const MAX_MODEL_PAGES = 50
 
 /** Queue depth (chunks) at which the upstream is paused until the consumer catches up. */
 const HIGH_WATER = 64
@@ -74,6 +79,28 @@ export class HttpAdapter implements ProviderAdapter {
 
   listModels(): readonly string[] {
     return this.#o.models ?? []
+  }
+
+  async discoverModels(signal: AbortSignal): Promise<readonly string[]> {
+    const t = this.#o.modelList
+    if (!t) return []
+    const ids: string[] = []
+    let cursor: string | undefined
+    // A bound on pages, against a provider whose cursor never ends.
+    for (let page = 0; page < MAX_MODEL_PAGES; page++) {
+      const head = await openHttp(this.#o.dispatcher, { method: 'GET', path: t.path(cursor), headers: { ...this.#o.headers } }, {
+        provider: this.name, signal, headersTimeoutMs: this.#o.timeouts.firstByteMs, bodyTimeoutMs: this.#o.timeouts.idleMs,
+      })
+      if (head.status >= 300) {
+        const text = redactCredentials(await head.text(64 * 1024).catch(() => ''), this.#secrets)
+        throw this.#o.chat.toError(head.status, text, head.headers)
+      }
+      const r = t.fromUpstream(await this.#json(head))
+      ids.push(...r.ids)
+      if (r.cursor === undefined || r.cursor === cursor) break
+      cursor = r.cursor
+    }
+    return ids
   }
 
   getMetrics(): ProviderMetrics {

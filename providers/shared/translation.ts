@@ -58,3 +58,23 @@ export interface EmbeddingTranslation {
   /** `req` is the canonical request (for what the answer depends on besides the upstream JSON, e.g. encoding_format). */
   fromUpstream(json: unknown, model: string, req: EmbeddingRequest): EmbeddingResponse
 }
+
+/**
+ * The provider's model list endpoint, for providers configured without `models` (GET /v1/models): the path of a
+ * page (`cursor` undefined for the first), and a page's model ids with the cursor of the next page, if any.
+ */
+export interface ModelListTranslation {
+  path(cursor: string | undefined): string
+  fromUpstream(json: unknown): { ids: string[]; cursor?: string | undefined }
+}
+
+/** The string `key` of each object in `list` (a model list page's entries); anything else is skipped. */
+export function idsOf(list: unknown, key: string): string[] {
+  if (!Array.isArray(list)) return []
+  const ids: string[] = []
+  for (const x of list) {
+    const v = x !== null && typeof x === 'object' ? (x as Record<string, unknown>)[key] : undefined
+    if (typeof v === 'string' && v !== '') ids.push(v)
+  }
+  return ids
+}

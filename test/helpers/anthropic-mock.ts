@@ -6,7 +6,7 @@
  * Endpoints:
  *   POST /v1/messages        non-streaming `message`, or SSE (message_start, content_block_start,
  *                            ping, content_block_delta…, content_block_stop, message_delta, message_stop)
- *   GET  /v1/models, GET /v1/models/:id
+ *   GET  /v1/models (limit, after_id; has_more, last_id; `maxPageSize` caps a page), GET /v1/models/:id
  * Anything else → 404 not_found_error. Errors: `{type:'error', error:{type, message}, request_id}`.
  * Every request needs an API key in `x-api-key` (or `Authorization: Bearer`, which SDK 1.x sends),
  * non-empty or equal to `opts.apiKey` when given → else 401 authentication_error, and
@@ -118,6 +118,8 @@ export interface StartAnthropicMockOptions {
   apiKey?: string
   /** default true */
   record?: boolean
+  /** The most models one page of GET /v1/models holds, whatever `limit` asks (Anthropic: 1000). */
+  maxPageSize?: number
 }
 
 const MODELS: readonly string[] = ['claude-sonnet-4-5-20250929', 'claude-haiku-4-5-20251001', 'claude-opus-4-1-20250805']
@@ -537,8 +539,15 @@ export function startAnthropicMock(opts: StartAnthropicMockOptions = {}): Promis
     if (!headerOf(req.headers['anthropic-version'])) { sendError(res, rec, 400, 'invalid_request_error', 'anthropic-version: header is required'); return }
 
     if (method === 'GET' && path === '/v1/models') {
-      const data = MODELS.map((id) => ({ type: 'model', id, display_name: id, created_at: '2025-09-29T00:00:00Z' }))
-      sendJson(res, rec, 200, { data, has_more: false, first_id: data[0]!.id, last_id: data[data.length - 1]!.id })
+      // Paginated as Anthropic documents: `limit` (default 20, 1..1000), `after_id` / `before_id`; has_more, first_id, last_id.
+      const q = new URLSearchParams(raw.slice(path.length + 1))
+      const limit = Math.min(Number(q.get('limit') ?? 20) || 20, 1000, opts.maxPageSize ?? 1000)
+      const after = q.get('after_id')
+      const from = after === null ? 0 : MODELS.indexOf(after) + 1
+      if (after !== null && from === 0) { sendError(res, rec, 400, 'invalid_request_error', `after_id: unknown model ${after}`); return }
+      const page = MODELS.slice(from, from + limit)
+      const data = page.map((id) => ({ type: 'model', id, display_name: id, created_at: '2025-09-29T00:00:00Z' }))
+      sendJson(res, rec, 200, { data, has_more: from + limit < MODELS.length, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null })
       return
     }
     if (method === 'GET' && path.startsWith('/v1/models/')) {

@@ -8,7 +8,7 @@
  *   POST /{v}/models/{m}:embedContent                   {embedding:{values}}; 8 floats or outputDimensionality
  *   POST /{v}/models/{m}:batchEmbedContents             {embeddings:[{values}]}; each request's model must be models/{m};
  *        at most 100 requests (Google's limit: more is a 400 INVALID_ARGUMENT)
- *   GET  /{v}/models, GET /{v}/models/{m}
+ *   GET  /{v}/models (pageSize, pageToken; nextPageToken; `maxPageSize` caps a page), GET /{v}/models/{m}
  * Errors in Google's shape `{error:{code, message, status, details?}}`. The key must come in
  * `x-goog-api-key`: missing → 403 PERMISSION_DENIED; not `opts.apiKey` → 400 INVALID_ARGUMENT
  * (ErrorInfo API_KEY_INVALID); stricter than Google, a `key=` query parameter → 400, since the gateway
@@ -118,6 +118,8 @@ export interface StartGeminiMockOptions {
   record?: boolean
   /** Model ids listed by GET /{v}/models. */
   models?: string[]
+  /** The most models one page of GET /{v}/models holds, whatever `pageSize` asks (Gemini: 1000). */
+  maxPageSize?: number
 }
 
 const MODELS: readonly string[] = ['gemini-2.5-flash', 'gemini-2.5-pro', 'gemini-2.0-flash', 'gemini-embedding-001']
@@ -558,12 +560,21 @@ export function startGeminiMock(opts: StartGeminiMockOptions = {}): Promise<Gemi
       }
       const model = (id: string): Record<string, unknown> => ({
         name: `models/${id}`, version: '001', displayName: id,
-        supportedGenerationMethods: id.includes('embedding') ? ['embedContent'] : ['generateContent', 'countTokens'],
+        supportedGenerationMethods: id.includes('embedding') ? ['embedContent'] : id.startsWith('aqa') ? ['generateAnswer'] : ['generateContent', 'countTokens'],
       })
       if (method === 'GET') {
         const m = /^\/(?:v1|v1beta|v1alpha)\/models(?:\/([^/:]+))?$/.exec(path)
         if (!m) throw new MockError(404, `mock: no route for GET ${path}`)
-        if (m[1] === undefined) { sendJson(res, rec, 200, { models: models.map(model) }); return }
+        if (m[1] === undefined) {
+          // Paginated as Gemini documents: `pageSize` (default 50, at most 1000), `pageToken` from the last `nextPageToken`.
+          const size = Math.min(Number(url.searchParams.get('pageSize') ?? 50) || 50, 1000, opts.maxPageSize ?? 1000)
+          const token = url.searchParams.get('pageToken')
+          const from = token === null ? 0 : Number(Buffer.from(token, 'base64url').toString())
+          if (!Number.isInteger(from) || from < 0) throw new MockError(400, 'Invalid page token.')
+          const next = from + size < models.length ? { nextPageToken: Buffer.from(String(from + size)).toString('base64url') } : {}
+          sendJson(res, rec, 200, { models: models.slice(from, from + size).map(model), ...next })
+          return
+        }
         const id = decodeURIComponent(m[1])
         if (!models.includes(id)) throw new MockError(404, `models/${id} is not found for API version v1beta, or is not supported for generateContent.`)
         sendJson(res, rec, 200, model(id))

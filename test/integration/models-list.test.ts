@@ -2,10 +2,16 @@
  * GET /v1/models lists what the config can reach: every provider's declared models as `<provider>/<model>`, and
  * every alias by its own name (what clients call: `smart`), read with the official openai SDK.
  */
+import { createHash } from 'node:crypto'
 import OpenAI from 'openai'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ADMIN_KEY, startGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startOpenAIMock, type OpenAIMock } from '../helpers/openai-mock.ts'
+import { startAnthropicMock, type AnthropicMock } from '../helpers/anthropic-mock.ts'
+import { startGeminiMock, type GeminiMock } from '../helpers/gemini-mock.ts'
+import { startOllamaMock, type OllamaMock } from '../helpers/ollama-mock.ts'
+import { generateKey, parseKey, type KeyResolver } from '../../plugins/auth/api-key.ts'
+import { UNRESTRICTED } from '../../plugins/auth/scopes.ts'
 
 describe('GET /v1/models', () => {
   let mock: OpenAIMock
@@ -27,4 +33,94 @@ describe('GET /v1/models', () => {
     const r = await client.chat.completions.create({ model: 'smart', messages: [{ role: 'user', content: 'hi' }] })
     expect(r.choices[0]!.message.content).toBeTruthy()
   })
+})
+
+describe('GET /v1/models: providers without `models` are listed from their own list endpoints', () => {
+  let oa: OpenAIMock
+  let compat: OpenAIMock
+  let dead: OpenAIMock
+  let anth: AnthropicMock
+  let gem: GeminiMock
+  let oll: OllamaMock
+  let gw: TestGateway
+  const restricted = generateKey()
+  const listPaths = (m: { requests: { method: string; path: string }[] }, part: string): string[] =>
+    m.requests.filter((r) => r.method === 'GET' && r.path.includes(part)).map((r) => r.path)
+  beforeAll(async () => {
+    ;[oa, compat, dead, anth, gem, oll] = await Promise.all([
+      startOpenAIMock(), startOpenAIMock({ limits: false }), startOpenAIMock(),
+      startAnthropicMock({ maxPageSize: 2 }),
+      startGeminiMock({ maxPageSize: 2, models: ['gemini-2.5-flash', 'gemini-2.5-pro', 'aqa', 'gemini-embedding-001'] }),
+      startOllamaMock({ models: ['llama3.2:latest', 'qwen3:8b'] }),
+    ])
+    dead.fault = 'hang'
+    const { prefix, secret } = parseKey(restricted.key)!
+    const keys: KeyResolver = {
+      lookup: (p) => (p !== prefix ? undefined : {
+        id: '22222222-2222-4222-8222-222222222222', prefix, role: 'invoker', team: 'blue', limits: {}, budgets: {}, expiresAt: null,
+        scopes: { ...UNRESTRICTED, models: ['anth/*', 'oa/gpt-4o'], aliases: ['smart'] },
+        hash: createHash('sha256').update(secret).digest(),
+      }),
+      used: () => {},
+    }
+    gw = await startGateway({
+      modelList: { timeoutMs: 500 },
+      providers: {
+        oa: { type: 'openai', baseUrl: oa.url, apiKey: 'sk-discover-oa-0001' },
+        compat: { type: 'openai-compatible', baseUrl: compat.url, apiKey: 'sk-discover-compat-0001' },
+        dead: { type: 'openai', baseUrl: dead.url, apiKey: 'sk-discover-dead-0001' },
+        anth: { type: 'anthropic', baseUrl: anth.url, apiKey: 'sk-ant-discover-0001' },
+        gem: { type: 'google', baseUrl: gem.url, apiKey: 'AIza-discover-0001' },
+        oll: { type: 'ollama', baseUrl: oll.url },
+      },
+      models: { smart: { targets: [{ provider: 'oa', model: 'gpt-4o' }] }, other: { targets: [{ provider: 'gem', model: 'gemini-2.5-pro' }] } },
+    }, { services: { keys } })
+  })
+  afterAll(async () => { await gw?.close(); await Promise.all([oa, compat, dead, anth, gem, oll].map((m) => m?.close())) })
+
+  async function list(key = ADMIN_KEY): Promise<string[]> {
+    const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: key, maxRetries: 0 })
+    const ids: string[] = []
+    for await (const m of client.models.list()) ids.push(m.id)
+    return ids.sort()
+  }
+
+  it('lists all five types from their mocks, pages followed, a hung provider left out within the timeout', async () => {
+    const t0 = Date.now()
+    const ids = await list()
+    expect(Date.now() - t0).toBeLessThan(2000)
+    expect(ids).toEqual([
+      'anth/claude-haiku-4-5-20251001', 'anth/claude-opus-4-1-20250805', 'anth/claude-sonnet-4-5-20250929',
+      'compat/gpt-4.1', 'compat/gpt-4o', 'compat/gpt-4o-mini', 'compat/o3-mini', 'compat/text-embedding-3-small',
+      'gem/gemini-2.5-flash', 'gem/gemini-2.5-pro', 'gem/gemini-embedding-001',
+      'oa/gpt-4.1', 'oa/gpt-4o', 'oa/gpt-4o-mini', 'oa/o3-mini', 'oa/text-embedding-3-small',
+      'oll/llama3.2:latest', 'oll/qwen3:8b',
+      'other', 'smart',
+    ])
+    // Anthropic: two pages (after_id = the first page's last_id); Gemini: two pages (pageToken).
+    expect(listPaths(anth, '/v1/models')).toEqual(['/v1/models?limit=1000', '/v1/models?limit=1000&after_id=claude-haiku-4-5-20251001'])
+    const gemPaths = listPaths(gem, '/v1beta/models')
+    expect(gemPaths).toHaveLength(2)
+    expect(gemPaths[1]).toMatch(/pageToken=/)
+    expect(gw.logs.some((l) => l['msg']?.toString().startsWith('model discovery failed') && l['provider'] === 'dead')).toBe(true)
+    expect(gw.logText()).not.toContain('sk-discover')
+    // Each discovered model is callable by its id.
+    const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: ADMIN_KEY, maxRetries: 0 })
+    const r = await client.chat.completions.create({ model: 'oll/qwen3:8b', messages: [{ role: 'user', content: 'hi' }] })
+    expect(r.choices[0]!.message.content).toBeTruthy()
+  })
+
+  it('caches each provider list: within the TTL the mocks are not asked again, the failed one not at once either', async () => {
+    const before = [oa, compat, dead].map((m) => listPaths(m, '/models').length)
+    const [a, g, o] = [listPaths(anth, '/v1/models').length, listPaths(gem, '/models').length, listPaths(oll, '/api/tags').length]
+    // The first listing asked each provider once (Anthropic and Gemini: two pages).
+    expect([...before, a, g, o]).toEqual([1, 1, 1, 2, 2, 1])
+    const t0 = Date.now()
+    await list()
+    await list()
+    expect(Date.now() - t0).toBeLessThan(400)
+    expect([oa, compat, dead].map((m) => listPaths(m, '/models').length)).toEqual(before)
+    expect([listPaths(anth, '/v1/models').length, listPaths(gem, '/models').length, listPaths(oll, '/api/tags').length]).toEqual([a, g, o])
+  })
+
 })
