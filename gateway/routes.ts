@@ -74,20 +74,25 @@ const catalog = new ModelCatalog()
 
 /**
  * What the caller can reach: each provider's declared models, or the ones it lists itself when none are declared
- * (model-catalog.ts), as `<provider>/<model>`, and every alias.
+ * (model-catalog.ts), as `<provider>/<model>`, and every alias; only those the route's plugins allow (auth: the key's scopes).
  */
 export const models: RouteSpec = {
   route: 'models',
   inbound: openaiInbound,
   async local(ctx) {
     const p = ctx.pipeline
+    const filters = ctx.route.allowsModel
+    const allowed = (id: string, isAlias: boolean): boolean => filters.every((f) => f(ctx, id, isAlias))
     const data: ModelInfo[] = []
     const created = Math.floor(Date.now() / 1000)
     for (const [name, ids] of await catalog.list(p.providers, p.settings.modelList, ctx.log)) {
-      for (const m of ids) data.push({ id: `${name}/${m}`, object: 'model', created, owned_by: name })
+      for (const m of ids) {
+        const id = `${name}/${m}`
+        if (allowed(id, false)) data.push({ id, object: 'model', created, owned_by: name })
+      }
     }
     // Aliases are called by their own name (`smart`); the gateway routes them.
-    for (const name of p.aliases.keys()) data.push({ id: name, object: 'model', created, owned_by: 'mcp' })
+    for (const name of p.aliases.keys()) if (allowed(name, true)) data.push({ id: name, object: 'model', created, owned_by: 'mcp' })
     return { object: 'list', data }
   },
 }

@@ -131,6 +131,7 @@ function buildRoute(name: string, list: readonly { name: string; inst: PluginIns
     onResponseChunk: chunkHooks as CompiledRoute['onResponseChunk'],
     onComplete: bind('onComplete').reverse() as CompiledRoute['onComplete'],
     open,
+    allowsModel: bind('allowsModel') as CompiledRoute['allowsModel'],
     passthrough: chunkHooks.length === 0,
     needsUsage: list.some((p) => p.needsUsage),
   })

@@ -14,6 +14,7 @@ export type RequestHook = (ctx: RequestCtx) => HookResult | Promise<HookResult>
 export type ResponseHook = (ctx: RequestCtx) => void
 export type ChunkHook = (ctx: RequestCtx, chunk: ChatChunk) => void
 export type CompleteHook = (ctx: RequestCtx, outcome: Outcome) => void | Promise<void>
+export type ModelFilter = (ctx: RequestCtx, name: string, isAlias: boolean) => boolean
 
 export interface CompiledRoute {
   readonly name: string
@@ -26,6 +27,8 @@ export interface CompiledRoute {
   /** Runs for every request that entered the route, local replies and failures included. */
   readonly onComplete: readonly CompleteHook[]
   readonly open: UpstreamOpen
+  /** Plugins' allowsModel, config order: a model is listed when every one allows it. */
+  readonly allowsModel: readonly ModelFilter[]
   /** Chunks may skip the canonical round trip (no onResponseChunk hooks on this route). */
   readonly passthrough: boolean
   /** A plugin on this route reads usage: streams ask the upstream for it. */

@@ -69,6 +69,11 @@ export interface PluginInstance {
   onResponseHeaders?(ctx: RequestCtx): void
   onResponseChunk?(ctx: RequestCtx, chunk: ChatChunk): void
   onComplete?(ctx: RequestCtx, outcome: Outcome): void | Promise<void>
+  /**
+   * Whether this request may call the model `<provider>/<model>` or the alias `name` (GET /v1/models lists only
+   * those). Asked after onRequestHeaders; the same rule the plugin enforces on calls (auth: the key's scopes).
+   */
+  allowsModel?(ctx: RequestCtx, name: string, isAlias: boolean): boolean
   /** Called once the pipeline generation that owned this instance drained and did not carry it over. */
   close?(): void | Promise<void>
 }

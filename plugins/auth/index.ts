@@ -9,6 +9,7 @@
  * - onRequestBody: execute of another team's deployment by a team-bound key is a 404 (as a missing deployment);
  *   for keys with scopes, the resolved model or alias, and for execute the deployment and its environment, must be
  *   inside them (scopes.ts), else 403 MCP_ERR_AUTH_FORBIDDEN.
+ * - allowsModel: GET /v1/models lists only the models and aliases the same rule lets the key call.
  */
 import type { IncomingHttpHeaders } from 'node:http'
 import type { RequestCtx } from '../../gateway/context.ts'
@@ -96,6 +97,11 @@ export const authPlugin: PluginFactory<AuthConfig> = {
         if (!refusal) return undefined
         scope.inc()
         return { code: 'MCP_ERR_AUTH_FORBIDDEN', params: { action: refusal.action }, details: 'auth.out_of_scope', param: refusal.param }
+      },
+      allowsModel(ctx, name, isAlias) {
+        const p = principalOf(ctx)
+        if (!p?.scopes || unrestricted(p)) return true
+        return scopeRefusal(p.scopes, { model: name, isAlias }) === undefined
       },
     }
   },

@@ -123,4 +123,9 @@ describe('GET /v1/models: providers without `models` are listed from their own l
     expect([listPaths(anth, '/v1/models').length, listPaths(gem, '/models').length, listPaths(oll, '/api/tags').length]).toEqual([a, g, o])
   })
 
+  it('a restricted key sees only the models and aliases it may call', async () => {
+    expect(await list(restricted.key)).toEqual([
+      'anth/claude-haiku-4-5-20251001', 'anth/claude-opus-4-1-20250805', 'anth/claude-sonnet-4-5-20250929', 'oa/gpt-4o', 'smart',
+    ])
+  })
 })
