@@ -25,7 +25,7 @@ export interface RouteSpec {
   /** Turns the parsed body into the canonical request on ctx; throws a 400 GatewayError. Absent: no body (GET). */
   readonly parse?: (json: unknown, ctx: RequestCtx) => void
   /** Answers without an upstream call (GET /v1/models); may be async (it never runs on the chat path). */
-  readonly local?: (ctx: RequestCtx) => unknown
+  readonly local?: (ctx: RequestCtx, metrics: GatewayMetrics) => unknown
 }
 
 export interface HandlerDeps {
@@ -81,7 +81,7 @@ export function createHandler(deps: HandlerDeps): (spec: RouteSpec, req: Incomin
       if (r) return sendError(ctx, spec.inbound, localReplyError(r), log)
     }
     if (spec.local) {
-      const body = JSON.stringify(await spec.local(ctx))
+      const body = JSON.stringify(await spec.local(ctx, metrics))
       if (ctx.res.destroyed) return
       runResponseHeaders(ctx)
       ctx.status = 200

@@ -6,10 +6,12 @@
  *
  * Degraded mode (a written policy): a provider whose list fails or does not answer in time is served from its
  * stale cache, else left out, and is not asked again for FAILURE_BACKOFF_MS (so a hung provider does not make every
- * listing wait); the failure is a warning at most once a minute per provider. The listing itself never fails.
+ * listing wait); each failure counts in mcp_model_discovery_failures_total{provider}, and is a warning at most once a
+ * minute per provider. The listing itself never fails.
  */
 import type { Logger } from 'pino'
 import type { ProviderAdapter } from '../providers/types.ts'
+import type { Counter } from './metrics.ts'
 import { toGatewayError } from './deliver.ts'
 
 export interface ModelCatalogSettings {
@@ -36,31 +38,32 @@ export class ModelCatalog {
   readonly #entries = new WeakMap<ProviderAdapter, Entry>()
 
   /** Each provider's model names (without the `<provider>/` prefix), in the providers' order. Never rejects. */
-  async list(providers: ReadonlyMap<string, ProviderAdapter>, s: ModelCatalogSettings, log: Logger): Promise<[string, readonly string[]][]> {
+  async list(providers: ReadonlyMap<string, ProviderAdapter>, s: ModelCatalogSettings, log: Logger, failures?: Counter): Promise<[string, readonly string[]][]> {
     return Promise.all([...providers].map(async ([name, a]): Promise<[string, readonly string[]]> => {
       const declared = a.listModels?.() ?? []
       if (declared.length > 0 || !a.discoverModels) return [name, declared]
-      return [name, await this.#discovered(name, a, s, log)]
+      return [name, await this.#discovered(name, a, s, log, failures)]
     }))
   }
 
-  async #discovered(name: string, a: ProviderAdapter, s: ModelCatalogSettings, log: Logger): Promise<readonly string[]> {
+  async #discovered(name: string, a: ProviderAdapter, s: ModelCatalogSettings, log: Logger, failures: Counter | undefined): Promise<readonly string[]> {
     let e = this.#entries.get(a)
     if (!e) { e = { ids: undefined, nextAt: 0, pending: undefined, warnedAt: -Infinity }; this.#entries.set(a, e) }
     if (Date.now() < e.nextAt) return e.ids ?? []
     // One discovery at a time per provider: concurrent listings wait for the same one.
-    e.pending ??= this.#fetch(name, a, e, s, log).finally(() => { e.pending = undefined })
+    e.pending ??= this.#fetch(name, a, e, s, log, failures).finally(() => { e.pending = undefined })
     await e.pending
     return e.ids ?? []
   }
 
-  async #fetch(name: string, a: ProviderAdapter, e: Entry, s: ModelCatalogSettings, log: Logger): Promise<void> {
+  async #fetch(name: string, a: ProviderAdapter, e: Entry, s: ModelCatalogSettings, log: Logger, failures: Counter | undefined): Promise<void> {
     try {
       const ids = await a.discoverModels!(AbortSignal.timeout(s.timeoutMs))
       e.ids = [...new Set(ids)]
       e.nextAt = Date.now() + s.cacheTtlMs
     } catch (err) {
       e.nextAt = Date.now() + Math.min(FAILURE_BACKOFF_MS, s.cacheTtlMs)
+      failures?.labels(name).inc()
       const now = Date.now()
       if (now - e.warnedAt >= WARN_INTERVAL_MS) {
         e.warnedAt = now

@@ -79,13 +79,13 @@ const catalog = new ModelCatalog()
 export const models: RouteSpec = {
   route: 'models',
   inbound: openaiInbound,
-  async local(ctx) {
+  async local(ctx, metrics) {
     const p = ctx.pipeline
     const filters = ctx.route.allowsModel
     const allowed = (id: string, isAlias: boolean): boolean => filters.every((f) => f(ctx, id, isAlias))
     const data: ModelInfo[] = []
     const created = Math.floor(Date.now() / 1000)
-    for (const [name, ids] of await catalog.list(p.providers, p.settings.modelList, ctx.log)) {
+    for (const [name, ids] of await catalog.list(p.providers, p.settings.modelList, ctx.log, metrics.modelDiscoveryFailures)) {
       for (const m of ids) {
         const id = `${name}/${m}`
         if (allowed(id, false)) data.push({ id, object: 'model', created, owned_by: name })

@@ -14,6 +14,8 @@ export class GatewayMetrics {
   readonly #overhead: Histogram
   readonly #ttft: Histogram
   readonly #errors: Counter
+  /** GET /v1/models: a provider's model list that failed or timed out (gateway/model-catalog.ts), by provider. */
+  readonly modelDiscoveryFailures: Counter
   readonly #byRoute = new Map<string, { byStatus: Map<number, CounterChild>; duration: HistogramChild; overhead: HistogramChild; ttft: HistogramChild }>()
   readonly #eld = monitorEventLoopDelay({ resolution: 20 })
   #elu = perfHooks.eventLoopUtilization()
@@ -23,6 +25,7 @@ export class GatewayMetrics {
     this.#eld.enable()
     this.#requests = registry.counter('mcp_requests_total', 'Requests answered, by route and HTTP status', ['route', 'status'])
     this.#errors = registry.counter('mcp_request_errors_total', 'Failed requests by route and error code', ['route', 'code'])
+    this.modelDiscoveryFailures = registry.counter('mcp_model_discovery_failures_total', 'Provider model lists (GET /v1/models) that failed or timed out: served stale or left out', ['provider'])
     this.#duration = registry.histogram('mcp_request_duration_seconds', 'Request latency from arrival to last byte', ['route'])
     this.#overhead = registry.histogram('mcp_gateway_overhead_seconds', 'Latency added by the gateway: total minus time waiting on the upstream', ['route'])
     this.#ttft = registry.histogram('mcp_time_to_first_token_seconds', 'Time from arrival to the first streamed chunk', ['route'])

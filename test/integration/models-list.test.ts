@@ -104,6 +104,10 @@ describe('GET /v1/models: providers without `models` are listed from their own l
     expect(gemPaths[1]).toMatch(/pageToken=/)
     expect(gw.logs.some((l) => l['msg']?.toString().startsWith('model discovery failed') && l['provider'] === 'dead')).toBe(true)
     expect(gw.logText()).not.toContain('sk-discover')
+    // The degraded mode is counted.
+    const metrics = await (await fetch(`${gw.adminUrl}/metrics`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).text()
+    expect(metrics).toContain('mcp_model_discovery_failures_total{provider="dead"} 1')
+    expect(metrics).not.toMatch(/mcp_model_discovery_failures_total\{provider="(oa|anth|gem|oll|compat)"\}/)
     // Each discovered model is callable by its id.
     const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: ADMIN_KEY, maxRetries: 0 })
     const r = await client.chat.completions.create({ model: 'oll/qwen3:8b', messages: [{ role: 'user', content: 'hi' }] })
