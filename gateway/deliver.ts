@@ -131,7 +131,8 @@ async function deliverStream(ctx: RequestCtx, inbound: Inbound, first: ChatStrea
       const g = toGatewayError(e)
       delivered += sent
       // Mid-stream failure: continue on another target when the alias allows it, else say so explicitly.
-      if (ctx.resume && !res.destroyed && g.code !== 'MCP_ERR_REQ_ABORTED') {
+      // Not when the gateway itself ended the request (shutdown): another target would be aborted in turn.
+      if (ctx.resume && !res.destroyed && g.code !== 'MCP_ERR_REQ_ABORTED' && g.code !== 'MCP_ERR_SERVER_DRAINING') {
         const cut = cutAttempt(ctx, g, sent, reported, ctx.streamEvents - eventsBefore)
         stream = await ctx.resume(delivered).catch(() => undefined)
         if (stream) {

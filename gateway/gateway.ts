@@ -58,6 +58,12 @@ export interface GatewayOptions {
 /** Settings read only at start; a reload that changes them says so (they apply after a restart). */
 const RESTART_ONLY = ['server', 'admin', 'upstream', 'dataDir', 'databaseUrl', 'pglite', 'redisUrl'] as const
 
+/**
+ * Shutdown past its deadline: how long the requests ended with MCP_ERR_SERVER_DRAINING get to write their error event
+ * or answer and to run onComplete (budget settlement, cost, execution-log row) before the connections close.
+ */
+const TERMINATE_GRACE_MS = 1000
+
 export class Gateway {
   readonly log: Logger
   readonly metrics: GatewayMetrics
@@ -265,7 +271,9 @@ export class Gateway {
 
   /**
    * Graceful shutdown: stop accepting, let in-flight requests and streams finish up to the
-   * deadline, then close the rest and the upstream pools.
+   * deadline, then end the rest explicitly (MCP_ERR_SERVER_DRAINING: a stream's error event, a
+   * 503 before the headers; their upstream calls aborted), give them TERMINATE_GRACE_MS to write it
+   * and to complete, close the connections left and the upstream pools.
    */
   async shutdown(deadlineMs = this.settings.server.shutdownDeadlineMs): Promise<boolean> {
     this.#draining = true
@@ -274,6 +282,12 @@ export class Gateway {
     const closed = server ? new Promise<void>((r) => server.close(() => r())) : Promise.resolve()
     server?.closeIdleConnections()
     const clean = await this.holder.drainAll(deadlineMs)
+    if (!clean) {
+      // A stream cut without a word would look complete to an SDK that stops at the end of the body.
+      const n = this.#handle.terminate(new GatewayError('MCP_ERR_SERVER_DRAINING', {}, { details: 'server.shutdown_deadline' }))
+      this.log.warn({ requests: n, deadlineMs }, 'shutdown deadline reached: requests still in flight end with MCP_ERR_SERVER_DRAINING')
+      await this.holder.drainAll(TERMINATE_GRACE_MS)
+    }
     server?.closeAllConnections()
     await closed
     await this.pools.close()

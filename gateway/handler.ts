@@ -70,8 +70,20 @@ export function sendError(ctx: RequestCtx, inbound: Inbound, e: unknown, log: Lo
   res.end(body)
 }
 
-export function createHandler(deps: HandlerDeps): (spec: RouteSpec, req: IncomingMessage, res: ServerResponse, startedAt: number) => void {
+export interface RequestHandler {
+  (spec: RouteSpec, req: IncomingMessage, res: ServerResponse, startedAt: number): void
+  /**
+   * Ends every request still in flight (shutdown past its deadline): their upstream calls are aborted with `reason`,
+   * so each ends through its own failure path: a stream with the error event of its inbound API, a request before its
+   * headers with `reason` as its answer; onComplete runs as for any failure. Returns how many there were.
+   */
+  terminate(reason: GatewayError): number
+}
+
+export function createHandler(deps: HandlerDeps): RequestHandler {
   const { holder, log, metrics, tracing } = deps
+  /** Requests between their arrival and their response's close, for terminate(). */
+  const live = new Set<RequestCtx>()
 
   async function run(ctx: RequestCtx, spec: RouteSpec): Promise<void> {
     const route = ctx.route
@@ -111,6 +123,7 @@ export function createHandler(deps: HandlerDeps): (spec: RouteSpec, req: Incomin
   }
 
   function complete(ctx: RequestCtx): void {
+    live.delete(ctx)
     const res = ctx.res
     if (!res.writableFinished) {
       ctx.aborted = true
@@ -141,7 +154,7 @@ export function createHandler(deps: HandlerDeps): (spec: RouteSpec, req: Incomin
     ctx.pipeline.release()
   }
 
-  return (spec, req, res, startedAt) => {
+  const handle = (spec: RouteSpec, req: IncomingMessage, res: ServerResponse, startedAt: number): void => {
     const pipeline = holder.current
     pipeline.acquire()
     metrics.inflight++
@@ -151,7 +164,15 @@ export function createHandler(deps: HandlerDeps): (spec: RouteSpec, req: Incomin
     ctx.inbound = spec.inbound.name
     ctx.deadline = Date.now() + pipeline.settings.server.requestDeadlineMs
     if (tracing) tracing.startRequest(ctx)
+    live.add(ctx)
     res.once('close', () => { metrics.inflight--; complete(ctx) })
     run(ctx, spec).catch((e: unknown) => sendError(ctx, spec.inbound, e, log))
   }
+  return Object.assign(handle, {
+    terminate(reason: GatewayError): number {
+      const n = live.size
+      for (const ctx of live) ctx.abort(reason)
+      return n
+    },
+  })
 }

@@ -60,7 +60,7 @@ export interface ExecutionLogRow {
   deploymentId: string | null
   provider: string
   model: string | null
-  /** ok, error, timeout, cancelled. */
+  /** ok, error, timeout, cancelled, terminated (plugins/execution-log statusOf). */
   status: string
   keyId: string | null
   promptVersionId: string | null

@@ -195,8 +195,9 @@ async function attempt(ctx: RequestCtx, t: CompiledTarget, open: UpstreamOpen, t
       else if (up.kind === 'raw') primed = { kind: 'raw', raw: await primeRaw(up.raw, remaining, () => firstTokenTimeout(ctx, t)) }
     }
     t.state.recordSuccess(performance.now() - started)
-    if (total === undefined) cleanup()
-    else ctx.onDone(cleanup)
+    // Bound to the request's signal to its end, not only to the headers: the gateway's own abort at the shutdown
+    // deadline (MCP_ERR_SERVER_DRAINING) must reach a stream in flight too.
+    ctx.onDone(cleanup)
     // A stream that fails after its headers fails this attempt too (as on the direct path, gateway/handler.ts).
     if (endSpan) ctx.onDone(() => endSpan(ctx.errorCode !== undefined && ctx.details.startsWith('upstream') ? { code: ctx.errorCode, message: ctx.details } : undefined))
     return primed

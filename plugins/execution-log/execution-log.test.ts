@@ -110,6 +110,8 @@ describe('status of a row', () => {
     expect(statusOf({ status: 401, errorCode: 'MCP_ERR_AUTH_INVALID', details: 'auth.invalid_key', aborted: false })).toBe('error')
     expect(statusOf({ status: 504, errorCode: 'MCP_ERR_UPSTREAM_TIMEOUT', details: 'upstream.timeout', aborted: false })).toBe('timeout')
     expect(statusOf({ status: 499, errorCode: 'MCP_ERR_REQ_ABORTED', details: 'client_abort', aborted: true })).toBe('cancelled')
+    expect(statusOf({ status: 200, errorCode: 'MCP_ERR_SERVER_DRAINING', details: 'server.shutdown_deadline', aborted: false })).toBe('terminated')
+    expect(statusOf({ status: 503, errorCode: 'MCP_ERR_SERVER_DRAINING', details: 'server.shutdown_deadline', aborted: false })).toBe('terminated')
   })
 })
 

@@ -40,6 +40,8 @@ function stringOrNull(v: unknown): string | null {
 
 export function statusOf(o: Outcome): string {
   if (o.aborted) return 'cancelled'
+  // Ended by the gateway's shutdown past its deadline (a stream's error event, or a 503): not the upstream's failure.
+  if (o.errorCode === 'MCP_ERR_SERVER_DRAINING') return 'terminated'
   if (o.errorCode === 'MCP_ERR_UPSTREAM_TIMEOUT' || o.errorCode === 'MCP_ERR_REQ_TIMEOUT') return 'timeout'
   if (o.errorCode !== undefined || o.status >= 400) return 'error'
   return 'ok'

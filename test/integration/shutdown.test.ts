@@ -1,13 +1,20 @@
 /**
  * Graceful shutdown of the real process (docs/lifecycle.md, Shutdown): on SIGTERM readiness turns
  * 503 while the admin listener drains with the data plane, the data listener stops accepting, the
- * open stream finishes with every token and [DONE], and the process exits 0.
+ * open stream finishes with every token and [DONE], and the process exits 0. Past the deadline, a
+ * stream still running ends with an explicit error event and a request before its answer gets a 503.
  */
+import { mkdtempSync, rmSync } from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import Anthropic from '@anthropic-ai/sdk'
+import OpenAI from 'openai'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { ADMIN_KEY } from '../helpers/gateway.ts'
 import { spawnGateway, type GatewayProcess } from '../helpers/gateway-process.ts'
+import { startAnthropicMock } from '../helpers/anthropic-mock.ts'
 import { startOpenAIMock, type OpenAIMock } from '../helpers/openai-mock.ts'
 
 const TOKENS20 = Array.from({ length: 20 }, (_, i) => `tok${i}`).join(' ')
@@ -138,4 +145,93 @@ describe('SIGTERM with budget alerts', () => {
     expect(received, gp.output()).toHaveLength(1)
     expect(received[0]).toMatchObject({ rule: 'team-budget' })
   })
+})
+
+describe('SIGTERM past the shutdown deadline', () => {
+  let mock: OpenAIMock
+  let claude: Awaited<ReturnType<typeof startAnthropicMock>>
+  const procs: GatewayProcess[] = []
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'mcp-shutdown-deadline-'))
+  const settings = (): Record<string, unknown> => ({
+    server: { shutdownDeadlineMs: 500 },
+    providers: {
+      // 20 tokens, 200 ms apart (~4 s): longer than the deadline.
+      mock: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-shutdown', headers: { 'x-mock-tokens': '20', 'x-mock-chunk-delay-ms': '200' } },
+      claude: { type: 'anthropic', baseUrl: claude.url, apiKey: 'sk-ant-shutdown' },
+    },
+    // A stream that may resume on another target must not resume there when the gateway itself ends it.
+    models: { resilient: { streamRecovery: 'resume', targets: [{ provider: 'mock', model: 'gpt-4o' }, { provider: 'claude', model: 'claude-sonnet-4-5', priority: 1 }] } },
+    chains: { default: ['request-id', 'auth', 'execution-log', 'cost-meter', 'access-log'] },
+  })
+
+  beforeAll(async () => { [mock, claude] = await Promise.all([startOpenAIMock(), startAnthropicMock()]) })
+  afterAll(async () => {
+    for (const p of procs) await p.stop()
+    await mock?.close()
+    await claude?.close()
+    rmSync(dataDir, { recursive: true, force: true })
+  })
+
+  it('streams end with the error event of their API (the SDKs throw), a request before its answer gets a 503, upstreams are aborted, rows say terminated, exit 0', async () => {
+    const gp = await spawnGateway(settings(), { MCP_DATA_DIR: dataDir })
+    procs.push(gp)
+    // Pass-through (OpenAI in, OpenAI out) and translated (Anthropic in), each through its official SDK.
+    const openai = new OpenAI({ apiKey: ADMIN_KEY, baseURL: `${gp.url}/v1`, maxRetries: 0 })
+    const anthropic = new Anthropic({ apiKey: ADMIN_KEY, baseURL: gp.url, maxRetries: 0 })
+    const oStream = await openai.chat.completions.create({ model: 'mock/gpt-4o', stream: true, messages: [{ role: 'user', content: 'hi' }] })
+    const aStream = anthropic.messages.stream({ model: 'mock/gpt-4o', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] })
+    const rStream = await openai.chat.completions.create({ model: 'resilient', stream: true, messages: [{ role: 'user', content: 'hi' }] })
+    let oText = ''
+    let aText = ''
+    let rText = ''
+    aStream.on('text', (t) => { aText += t })
+    const oDone = (async () => { for await (const c of oStream) oText += c.choices[0]?.delta.content ?? '' })().then(() => undefined, (e: unknown) => e)
+    const aDone = aStream.finalMessage().then(() => undefined, (e: unknown) => e)
+    const rDone = (async () => { for await (const c of rStream) rText += c.choices[0]?.delta.content ?? '' })().then(() => undefined, (e: unknown) => e)
+    await vi.waitFor(() => { expect(oText).not.toBe(''); expect(aText).not.toBe(''); expect(rText).not.toBe('') }, { timeout: 3000, interval: 20 })
+    // A non-streamed request whose upstream has not answered yet.
+    mock.fault = 'delayMs:5000'
+    const plain = fetch(`${gp.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'mock/gpt-4o', messages: [{ role: 'user', content: 'hi' }] }),
+    })
+    await vi.waitFor(() => expect(mock.requests).toHaveLength(4), { timeout: 3000, interval: 20 })
+
+    const sentAt = Date.now()
+    gp.proc.kill('SIGTERM')
+
+    const oErr = await oDone
+    expect(oErr).toBeInstanceOf(OpenAI.APIError)
+    expect((oErr as InstanceType<typeof OpenAI.APIError>).code).toBe('MCP_ERR_SERVER_DRAINING')
+    const rErr = await rDone
+    expect(rErr).toBeInstanceOf(OpenAI.APIError)
+    expect((rErr as InstanceType<typeof OpenAI.APIError>).code).toBe('MCP_ERR_SERVER_DRAINING')
+    expect(claude.requests).toHaveLength(0)
+    const aErr = await aDone
+    expect(aErr).toBeInstanceOf(Anthropic.APIError)
+    expect((aErr as Error).message).toContain('shutting down')
+    const r = await plain
+    expect(r.status).toBe(503)
+    expect(r.headers.get('x-mcp-error-code')).toBe('MCP_ERR_SERVER_DRAINING')
+    expect(await r.json()).toMatchObject({ error: { code: 'MCP_ERR_SERVER_DRAINING' } })
+    // The text so far reached the clients, then the error (not the whole answer).
+    expect(oText).toMatch(/^tok0 tok1/)
+    expect(oText).not.toBe(TOKENS20)
+    expect(aText).toMatch(/^tok0 tok1/)
+    expect(aText).not.toBe(TOKENS20)
+    expect(Date.now() - sentAt).toBeLessThan(3000)
+
+    const exit = await gp.exited
+    expect(exit, gp.output()).toEqual({ code: 0, signal: null })
+    // The gateway aborted every upstream call: the provider stops generating.
+    await vi.waitFor(() => expect(mock.requests.map((q) => q.aborted)).toEqual([true, true, true, true]), { timeout: 2000, interval: 20 })
+
+    // The execution-log rows were written before the exit, with the status that says why.
+    const next = await spawnGateway(settings(), { MCP_DATA_DIR: dataDir })
+    procs.push(next)
+    const rows = await fetch(`${next.adminUrl}/api/v1/mcp/executions`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })
+    const listed = await rows.json() as { data: { status: string }[] }
+    expect(listed.data.map((x) => x.status), gp.output()).toEqual(['terminated', 'terminated', 'terminated', 'terminated'])
+  }, 30_000)
 })
