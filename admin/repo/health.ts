@@ -3,7 +3,8 @@
  * (percentile_cont), cost per call; overall and per prompt version (so a canary can be judged against the stable
  * version).
  *
- * Read from each execution_logs row: `status` ('ok' is a success, anything else an error); latency from
+ * Read from each execution_logs row: `status` ('ok' is a success; 'cancelled', the client leaving, and 'terminated', the
+ * gateway's own shutdown, are neither: calls, not errors of the deployment; anything else an error); latency from
  * `metrics.latencyMs` (or `latency_ms`), else `completed_at - created_at`; cost in USD from the first number among
  * `metrics.costUsd`, `cost_usd`, `cost`, `cost.usd`, `cost_micro_usd` / 1e6 (null when none is recorded).
  */
@@ -29,7 +30,7 @@ export interface HealthView extends HealthStats {
 interface StatsRow { prompt_version_id?: string | null; calls: number; errors: number; p50: number | null; p95: number | null; p99: number | null; cost_avg: number | null; cost_sum: number | null; costed: number }
 
 const AGGREGATES = `count(*)::int AS calls,
-  (count(*) FILTER (WHERE status <> 'ok'))::int AS errors,
+  (count(*) FILTER (WHERE status NOT IN ('ok', 'cancelled', 'terminated')))::int AS errors,
   percentile_cont(0.5) WITHIN GROUP (ORDER BY latency) AS p50,
   percentile_cont(0.95) WITHIN GROUP (ORDER BY latency) AS p95,
   percentile_cont(0.99) WITHIN GROUP (ORDER BY latency) AS p99,

@@ -414,6 +414,21 @@ describe.each(engines)('deployments API on $name', (engine) => {
     expect((await t.api('GET', `deployments/${MISSING}/health`)).status).toBe(404)
   })
 
+  it('health: a client that left (cancelled) or a shutdown (terminated) is a call, not an error of the deployment', async () => {
+    const { promptId, versionIds } = await prompt(1)
+    const d = (await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging' })).body
+    const at = new Date(Date.now() - 60_000)
+    for (const [i, status] of ['ok', 'error', 'timeout', 'cancelled', 'terminated'].entries()) {
+      await t.store.query(
+        `INSERT INTO execution_logs (request_id, deployment_id, provider, model, status, prompt_version_id, request, metrics, created_at, completed_at)
+         VALUES ($1, $2, 'mock', 'gpt-4o', $3, $4, '{}', '{}', $5, $5)`,
+        [`health-st-${d.id}-${i}`, d.id, status, versionIds[0], at],
+      )
+    }
+    const h = await t.api('GET', `deployments/${d.id}/health?window=1h`)
+    expect(h.body).toMatchObject({ calls: 5, errors: 2, error_rate: 0.4 })
+  })
+
   it('execute answers the cost of the call (JSON and the last SSE event), priced from its usage', async () => {
     const { promptId } = await prompt(1)
     const d = (await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging' })).body
