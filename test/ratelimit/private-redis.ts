@@ -29,6 +29,23 @@ function ping(port: number): Promise<boolean> {
   })
 }
 
+/** The pid of the redis-server answering on `port` (INFO server's process_id), or undefined. */
+function serverPid(port: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    const s = new Socket()
+    let buf = ''
+    const done = (pid: number | undefined): void => { s.destroy(); resolve(pid) }
+    s.setTimeout(500, () => done(undefined))
+    s.once('error', () => done(undefined))
+    s.connect(port, '127.0.0.1', () => s.write('INFO server\r\n'))
+    s.on('data', (d) => {
+      buf += d.toString()
+      const m = /process_id:(\d+)/.exec(buf)
+      if (m) done(Number(m[1]))
+    })
+  })
+}
+
 async function launch(port: number): Promise<{ proc: ChildProcess; exited: Promise<void> }> {
   // DEBUG SLEEP (the budget tests stall the server with it) is allowed from local clients only.
   const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--enable-debug-command', 'local'], { stdio: ['ignore', 'pipe', 'ignore'] })
@@ -45,6 +62,13 @@ async function launch(port: number): Promise<{ proc: ChildProcess; exited: Promi
     if (!running) throw new Error(`redis-server on ${port} exited during start:\n${out}`)
     if (Date.now() > deadline) { proc.kill('SIGKILL'); throw new Error(`redis-server on ${port} did not start`) }
     await new Promise((r) => setTimeout(r, 25))
+  }
+  // The PONG may come from another process's server on the port (a test run in another checkout took it between
+  // freePort and the bind): ours failed to bind and is about to exit. Only our own server will do.
+  if ((await serverPid(port)) !== proc.pid) {
+    proc.kill('SIGKILL')
+    await exited
+    throw new Error(`redis-server on ${port}: address already in use by another process`)
   }
   return { proc, exited }
 }
