@@ -6,6 +6,7 @@ import { anthropicInbound, anthropicToCanonical } from './inbound/anthropic.ts'
 import { openaiInbound } from './inbound/openai.ts'
 import type { RouteSpec } from './handler.ts'
 import { ModelCatalog } from './model-catalog.ts'
+import { providerOfBareModel } from './routing/resolve.ts'
 import type { ChatRequest, EmbeddingRequest, ModelInfo } from '../providers/types.ts'
 
 function bodyError(reasons: string[], ctx: RequestCtx): GatewayError {
@@ -75,6 +76,8 @@ const catalog = new ModelCatalog()
 /**
  * What the caller can reach: each provider's declared models, or the ones it lists itself when none are declared
  * (model-catalog.ts), as `<provider>/<model>`, and every alias; only those the route's plugins allow (auth: the key's scopes).
+ * A model the plugins refuse as `<provider>/<model>` but allow by its bare name, which routes to that provider, is
+ * listed by the bare name: the listing shows exactly the names the key may call.
  */
 export const models: RouteSpec = {
   route: 'models',
@@ -89,6 +92,9 @@ export const models: RouteSpec = {
       for (const m of ids) {
         const id = `${name}/${m}`
         if (allowed(id, false)) data.push({ id, object: 'model', created, owned_by: name })
+        // A key scoped to bare names (`gpt-4o`) may call `gpt-4o` but not `oa/gpt-4o`: list the name it may call,
+        // when that name reaches this provider (not an alias, and routed here: resolve.ts).
+        else if (!p.aliases.has(m) && providerOfBareModel(p, m) === name && allowed(m, false)) data.push({ id: m, object: 'model', created, owned_by: name })
       }
     }
     // Aliases are called by their own name (`smart`); the gateway routes them.

@@ -5,6 +5,12 @@
  */
 import type { RequestCtx } from '../context.ts'
 import { GatewayError } from '../errors.ts'
+import type { Pipeline } from '../pipeline/pipeline.ts'
+
+/** The provider a bare model name (no alias, no `<provider>/`) goes to: the one listing it, else `defaultProvider`. */
+export function providerOfBareModel(p: Pick<Pipeline, 'modelIndex' | 'settings'>, model: string): string | undefined {
+  return p.modelIndex.get(model) ?? p.settings.defaultProvider
+}
 
 export function resolveTarget(ctx: RequestCtx): void {
   const requested = ctx.requestedModel
@@ -31,7 +37,7 @@ export function resolveTarget(ctx: RequestCtx): void {
       return
     }
   }
-  const byModel = p.modelIndex.get(requested) ?? (p.settings.defaultProvider !== undefined ? p.settings.defaultProvider : undefined)
+  const byModel = providerOfBareModel(p, requested)
   const adapter = byModel !== undefined ? p.providers.get(byModel) : undefined
   if (!adapter || byModel === undefined) {
     throw new GatewayError('MCP_ERR_ROUTE_MODEL_NOT_FOUND', { model: requested.slice(0, 256) }, { param: 'model', details: 'route.model_not_found' })

@@ -133,3 +133,42 @@ describe('GET /v1/models: providers without `models` are listed from their own l
     ])
   })
 })
+
+describe('GET /v1/models: a key scoped to bare model names (`gpt-4o`)', () => {
+  let mock: OpenAIMock
+  let gw: TestGateway
+  const bare = generateKey()
+  beforeAll(async () => {
+    mock = await startOpenAIMock()
+    const { prefix, secret } = parseKey(bare.key)!
+    const keys: KeyResolver = {
+      lookup: (p) => (p !== prefix ? undefined : {
+        id: '33333333-3333-4333-8333-333333333333', prefix, role: 'invoker', team: 'blue', limits: {}, budgets: {}, expiresAt: null,
+        scopes: { ...UNRESTRICTED, models: ['gpt-4o', 'gpt-4o-mini'] },
+        hash: createHash('sha256').update(secret).digest(),
+      }),
+      used: () => {},
+    }
+    gw = await startGateway({
+      providers: {
+        oa: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-models-bare-0001', models: ['gpt-4o', 'gpt-4.1'] },
+        // Also declares gpt-4o, but the bare name goes to `oa` (first listed wins): only `oa`'s is callable bare.
+        ob: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-models-bare-0002', models: ['gpt-4o', 'gpt-4o-mini'] },
+      },
+    }, { services: { keys } })
+  })
+  afterAll(async () => { await gw?.close(); await mock?.close() })
+
+  it('lists the bare names the key may call, and each listed id is callable while the prefixed one is refused', async () => {
+    const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: bare.key, maxRetries: 0 })
+    const ids: string[] = []
+    for await (const m of client.models.list()) ids.push(m.id)
+    expect(ids.sort()).toEqual(['gpt-4o', 'gpt-4o-mini'])
+    for (const id of ids) {
+      const r = await client.chat.completions.create({ model: id, messages: [{ role: 'user', content: 'hi' }] })
+      expect(r.choices[0]!.message.content).toBeTruthy()
+    }
+    // The same rule judges the prefixed name: out of the key's scope, so it is not listed.
+    await expect(client.chat.completions.create({ model: 'oa/gpt-4o', messages: [{ role: 'user', content: 'hi' }] })).rejects.toMatchObject({ status: 403 })
+  })
+})
