@@ -9,7 +9,7 @@
  * A module is imported once per file version: a reload re-imports it only when its mtime changed.
  *
  * The returned object must have execute, stream, validateConfig, getMetrics and healthCheck;
- * name, type, configErrors and close are filled in. `stream` may return a full ChatStream or any
+ * name, type, configErrors and close are filled in; embed and discoverModels pass through when present. `stream` may return a full ChatStream or any
  * async iterable of canonical chunks (an async generator): the wrapper pulls the first chunk
  * before resolving (so an error there is reported like an upstream error status) and aggregates
  * `final`; an iterable that ends before a chunk with a `finish_reason` is an interrupted stream
@@ -25,6 +25,7 @@ import type {
   ExecuteParams, HealthStatus, ProviderAdapter, ProviderConfig, ProviderMetrics,
 } from '../types.ts'
 import { ChunkAggregator } from '../shared/aggregate.ts'
+import { toUpstreamError } from '../shared/http.ts'
 import { customConfigErrors, type CustomConfig } from './config.ts'
 
 /** What a custom adapter factory receives besides its options. */
@@ -45,6 +46,11 @@ export interface CustomAdapter {
   healthCheck(): Promise<HealthStatus>
   embed?(req: EmbeddingRequest, params: ExecuteParams): Promise<EmbeddingResponse>
   listModels?(): readonly string[]
+  /**
+   * The models the backend serves, asked by GET /v1/models when the entry declares none (ProviderAdapter.discoverModels).
+   * Should stop when `signal` aborts; the wrapper rejects then in any case.
+   */
+  discoverModels?(signal: AbortSignal): Promise<readonly string[]>
   /** Reasons `options` is invalid; defaults to one generic reason when validateConfig says no. */
   configErrors?(options: unknown): readonly string[]
   close?(): Promise<void> | void
@@ -253,7 +259,34 @@ export function wrapCustomAdapter(name: string, raw: unknown, modulePath: string
       try { return await embed(req, params) } catch (e) { throw asGatewayError(e, name) }
     }
   }
+  if (typeof c.discoverModels === 'function') {
+    const discover = c.discoverModels.bind(c)
+    adapter.discoverModels = (signal) => discoverWithin(discover, signal, name)
+  }
   return adapter
+}
+
+/**
+ * The built-in adapters' contract for discoverModels: a GatewayError on failure, and a settled promise once `signal`
+ * aborts (the abort reason mapped as theirs is), even from a module that ignores the signal.
+ */
+async function discoverWithin(discover: (signal: AbortSignal) => Promise<readonly string[]>, signal: AbortSignal, provider: string): Promise<readonly string[]> {
+  if (signal.aborted) throw toUpstreamError(signal.reason, provider, false)
+  let onAbort!: () => void
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(toUpstreamError(signal.reason, provider, false))
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+  let ids: unknown
+  try {
+    ids = await Promise.race([Promise.resolve().then(() => discover(signal)).catch((e: unknown) => { throw asGatewayError(e, provider) }), aborted])
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+  }
+  if (!Array.isArray(ids) || ids.some((x) => typeof x !== 'string')) {
+    throw new GatewayError('MCP_ERR_UPSTREAM_BAD_RESPONSE', { provider, reason: 'discoverModels() did not resolve to an array of strings' })
+  }
+  return ids as string[]
 }
 
 export function createCustomAdapter(name: string, cfg: CustomConfig, deps: AdapterDeps): ProviderAdapter {

@@ -7,6 +7,8 @@ import { Pool } from 'undici'
 import type { GatewayError } from '../../gateway/errors.ts'
 import type { ChatChunk, ExecuteParams, ProviderAdapter } from '../types.ts'
 import { customFactory, isCustomModuleLoaded, loadCustomModule, preloadCustomModules } from './adapter.ts'
+import pino from 'pino'
+import { ModelCatalog } from '../../gateway/model-catalog.ts'
 
 const ECHO = fileURLToPath(new URL('../../examples/custom-provider/echo-adapter.ts', import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), 'mcp-custom-'))
@@ -130,6 +132,38 @@ describe('custom provider', () => {
     expect(err?.message).toContain('backend fell over')
     await expect(s.final).rejects.toMatchObject({ code: 'MCP_ERR_UPSTREAM_ERROR' })
     await expect(a.embed!({ model: 'm', input: 'x' }, params())).rejects.toMatchObject({ code: 'MCP_ERR_UPSTREAM_ERROR' })
+  })
+
+  it("passes through the module's discoverModels: a provider without declared models is listed from it, within the signal", async () => {
+    const p = write('discover.mjs', `export default (options) => ({
+      ${GOOD_PARTS}
+      async *stream() {},
+      async discoverModels(signal) {
+        if (options.mode === 'hang') return new Promise(() => {})
+        if (options.mode === 'fail') throw new Error('list endpoint down')
+        if (options.mode === 'bad') return [1, 2]
+        if (!(signal instanceof AbortSignal)) throw new Error('no signal')
+        return ['m-1', 'm-2', 'm-1']
+      },
+    })`)
+    await loadCustomModule(p)
+    const ok = create({ module: p }, 'disc')
+    const s = { cacheTtlMs: 60_000, timeoutMs: 200 }
+    const log = pino({ level: 'silent' })
+    expect(await new ModelCatalog().list(new Map([['disc', ok]]), s, log)).toEqual([['disc', ['m-1', 'm-2']]])
+    // Declared models win: the module is not asked.
+    const declared = create({ module: p, models: ['d-1'], options: { mode: 'fail' } }, 'decl')
+    expect(await new ModelCatalog().list(new Map([['decl', declared]]), s, log)).toEqual([['decl', ['d-1']]])
+    // A module that ignores the signal still settles when it aborts, as a GatewayError; the listing leaves it out in time.
+    const hung = create({ module: p, options: { mode: 'hang' } }, 'hung')
+    await expect(hung.discoverModels!(AbortSignal.timeout(50))).rejects.toMatchObject({ code: expect.stringMatching(/^MCP_ERR_/) })
+    const t0 = Date.now()
+    expect(await new ModelCatalog().list(new Map([['hung', hung]]), s, log)).toEqual([['hung', []]])
+    expect(Date.now() - t0).toBeLessThan(1000)
+    await expect(create({ module: p, options: { mode: 'fail' } }, 'f').discoverModels!(AbortSignal.timeout(1000))).rejects.toMatchObject({ code: 'MCP_ERR_UPSTREAM_ERROR', details: 'custom.adapter_error' })
+    await expect(create({ module: p, options: { mode: 'bad' } }, 'b').discoverModels!(AbortSignal.timeout(1000))).rejects.toMatchObject({ code: 'MCP_ERR_UPSTREAM_BAD_RESPONSE' })
+    // A module without discoverModels gives an adapter without it (nothing to ask).
+    expect(create({ module: ECHO }).discoverModels).toBeUndefined()
   })
 
   it('a stream that ends without a finish chunk is interrupted, not a complete answer', async () => {
