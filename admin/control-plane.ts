@@ -61,6 +61,23 @@ function environmentsFromEnv(env: NodeJS.ProcessEnv): string[] | undefined {
   return list.length > 0 ? list : undefined
 }
 
+/**
+ * Environments are matched exactly, so a repeated name, or names that differ only by case (`prod,Prod`), would look
+ * like one environment and be two: refused (MCP_ERR_CONFIG_INVALID naming the first duplicate, `source` the setting).
+ */
+export function checkEnvironments(list: readonly string[], source: string): readonly string[] {
+  const seen = new Map<string, string>()
+  for (const name of list) {
+    const first = seen.get(name.toLowerCase())
+    if (first !== undefined) {
+      const what = first === name ? `'${name}' twice` : `'${name}' and '${first}', which differ only by case`
+      throw new GatewayError('MCP_ERR_CONFIG_INVALID', { reason: `${source}: ${what} (environments are matched exactly; name each once)` }, { details: 'config.invalid' })
+    }
+    seen.set(name.toLowerCase(), name)
+  }
+  return list
+}
+
 export class ControlPlane {
   readonly store: Store
   readonly keyring: Keyring
@@ -86,7 +103,9 @@ export class ControlPlane {
     this.store = opts.store
     this.keyring = opts.keyring
     this.log = opts.log
-    this.environments = Object.freeze([...(opts.environments ?? environmentsFromEnv(process.env) ?? DEFAULT_ENVIRONMENTS)])
+    const fromEnv = opts.environments ? undefined : environmentsFromEnv(process.env)
+    const environments = opts.environments ? checkEnvironments(opts.environments, 'environments') : fromEnv ? checkEnvironments(fromEnv, 'MCP_ENVIRONMENTS') : DEFAULT_ENVIRONMENTS
+    this.environments = Object.freeze([...environments])
     this.#pollIntervalMs = opts.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS
     this.#pollTimeoutMs = opts.pollTimeoutMs ?? 2000
     this.#fileProviderNames = opts.fileProviderNames ?? (() => new Set())

@@ -1,0 +1,42 @@
+/**
+ * MCP_ENVIRONMENTS at start: environments are matched exactly (case-sensitively), so a repeated name, or two names
+ * that differ only by case (`prod,Prod`), would make deployments and executes that look alike go to different
+ * environments. Such a configuration is refused at start (MCP_ERR_CONFIG_INVALID naming the duplicate).
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
+import { openStore } from '../../store/index.ts'
+import type { Store } from '../../store/types.ts'
+import { startTestMcp } from './helpers.ts'
+
+describe('MCP_ENVIRONMENTS', () => {
+  let store: Store
+  beforeAll(async () => { store = await openStore({ dataDir: 'memory://' }) })
+  afterAll(async () => { await store?.close() })
+  afterEach(() => { vi.unstubAllEnvs() })
+
+  it.each([
+    ['dev,prod,Prod', "'Prod' and 'prod'"],
+    ['dev, qa ,dev', "'dev' twice"],
+  ])('refuses %s at start, naming the duplicate', async (value, named) => {
+    vi.stubEnv('MCP_ENVIRONMENTS', value)
+    const e = await startTestMcp({ store, ownStore: false }).then(async (t) => { await t.close(); return undefined }, (err: unknown) => err)
+    expect(e).toMatchObject({ code: 'MCP_ERR_CONFIG_INVALID' })
+    expect((e as Error).message).toContain('MCP_ENVIRONMENTS')
+    expect((e as Error).message).toContain(named)
+  })
+
+  it('refuses the same in the environments option', async () => {
+    const e = await startTestMcp({ store, ownStore: false, environments: ['qa', 'QA'] }).then(async (t) => { await t.close(); return undefined }, (err: unknown) => err)
+    expect(e).toMatchObject({ code: 'MCP_ERR_CONFIG_INVALID' })
+    expect((e as Error).message).toContain("'QA' and 'qa'")
+  })
+
+  it('accepts distinct names and serves them in order', async () => {
+    vi.stubEnv('MCP_ENVIRONMENTS', 'dev,qa,prod')
+    const t = await startTestMcp({ store, ownStore: false })
+    try {
+      const r = await t.api('GET', 'environments')
+      expect(r.body.data.map((e: { name: string }) => e.name)).toEqual(['dev', 'qa', 'prod'])
+    } finally { await t.close() }
+  })
+})
