@@ -272,9 +272,8 @@ interface Translated {
 /** One canonical message → the Anthropic message it contributes (before merging), or system blocks. */
 function translateMessage(m: ChatMessage, i: number, ctx: Ctx, t: Translated): void {
   const path = `messages[${i}]`
-  // A participant's name has no place in Anthropic's messages; a tool result's must be its call's (checked below).
-  if (m.role !== 'tool' && 'name' in m && m.name !== undefined) unsupported(ctx, `${path}.name`)
-  // A field Anthropic's messages have no place for (an assistant's `audio`, `annotations`): see shared/message-fields.ts.
+  // A field Anthropic's messages have no place for (an assistant's `audio`, `annotations`, a participant's `name`; a
+  // tool result's name must be its call's, checked below): see shared/message-fields.ts.
   const unread = unreadMessageField(m)
   if (unread !== undefined) unsupported(ctx, `${path}.${unread}`)
   if (TEXT_ROLES.has(m.role)) {

@@ -458,9 +458,8 @@ function toContents(messages: readonly ChatMessage[], o: GoogleRequestOptions, m
   }
   messages.forEach((m, i) => {
     const where = `messages[${i}]`
-    // A participant's name has no place in Gemini's contents (a tool result's is the call's, which Gemini gets).
-    if (m.role !== 'tool' && (m as { name?: unknown }).name != null && !o.dropUnsupportedParams) throw unsupported(o.provider, `${where}.name`)
-    // A field Gemini's contents have no place for (an assistant's `audio`, `annotations`): see shared/message-fields.ts.
+    // A field Gemini's contents have no place for (an assistant's `audio`, `annotations`, a participant's `name`; a tool
+    // result's is the call's, which Gemini gets): see shared/message-fields.ts.
     const unread = unreadMessageField(m)
     if (unread !== undefined && !o.dropUnsupportedParams) throw unsupported(o.provider, `${where}.${unread}`)
     switch (m.role) {

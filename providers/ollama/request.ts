@@ -199,9 +199,8 @@ export function toOllamaMessages(messages: readonly ChatMessage[], o: OllamaRequ
     // The schema also admits the deprecated `function` role, which Ollama has no equivalent for.
     const role: OllamaMessage['role'] | undefined = ROLE_MAP[m.role]
     if (role === undefined) { unsupported(o, `messages[${i}].role`); return }
-    // A participant's name has no place in Ollama's messages; a tool result's is its function's `tool_name` (below).
-    if (m.role !== 'tool' && 'name' in m && m.name !== undefined) unsupported(o, `messages[${i}].name`)
-    // A field Ollama's messages have no place for (an assistant's `audio`, `annotations`): see shared/message-fields.ts.
+    // A field Ollama's messages have no place for (an assistant's `audio`, `annotations`, a participant's `name`; a tool
+    // result's is its function's `tool_name`, below): see shared/message-fields.ts.
     const unread = unreadMessageField(m)
     if (unread !== undefined) unsupported(o, `messages[${i}].${unread}`)
     out.push(toOllamaMessage(m, role, i, o, toolNames))

@@ -2,11 +2,12 @@
  * The fields of a canonical message that the anthropic, google and ollama translations read, by role (each one
  * translates them or refuses them itself). Any other field with a value has no place in those providers' messages:
  * OpenAI's assistant `audio` (a reference to an earlier spoken answer) and `annotations` (its URL citations), or a
- * field of another API. The translations answer it with their 400 naming it (`messages[2].audio`), or drop it when the
+ * field of another API, or a participant's `name` (only a tool or function result's name has a place: it names the
+ * function, checked against its call by shared/tool-names.ts). The translations answer it with their 400 naming it (`messages[2].audio`), or drop it when the
  * provider is configured with `dropUnsupportedParams`; never silently. A null or an empty array carries nothing (the
  * OpenAI SDK echoes an assistant message as it got it: `refusal: null`, `annotations: []`, `audio: null`) and passes.
  */
-const BASE = ['role', 'content', 'name']
+const BASE = ['role', 'content']
 
 /**
  * An earlier answer's reasoning trace as other servers return it (`reasoning_content`: vLLM, DeepSeek, llama.cpp;
@@ -23,8 +24,8 @@ const READ: Readonly<Record<string, ReadonlySet<string>>> = {
   // `thinking_blocks`: the Anthropic extension (see providers/types.ts), sent by anthropic, documented as left out by the others.
   assistant: new Set([...BASE, 'tool_calls', 'refusal', 'function_call', 'thinking_blocks']),
   // `is_error`: the Anthropic extension on tool results.
-  tool: new Set([...BASE, 'tool_call_id', 'is_error']),
-  function: new Set(BASE),
+  tool: new Set([...BASE, 'name', 'tool_call_id', 'is_error']),
+  function: new Set([...BASE, 'name']),
 }
 
 const NONE: ReadonlySet<string> = new Set()
