@@ -10,13 +10,13 @@ import type { CompiledAlias } from './routing/alias.ts'
 import type { CostBreakdown } from './cost/catalogue.ts'
 import { usageFromBody } from './usage-extract.ts'
 
-/** Typed per-request slots; plugins extend this interface by declaration merging. */
 /**
  * The top-level `model` of an OpenAI chunk or an Anthropic event, as its serializers write it (`"model":"..."`, no
  * escapes): chunks put it before `choices`, so the first match is the top-level one.
  */
 const EVENT_MODEL = /"model":"([^"\\]{1,256})"/
 
+/** Typed per-request slots; plugins extend this interface by declaration merging. */
 export interface CtxSlots {
   principal: { keyId: string; role: string; team?: string }
 }
