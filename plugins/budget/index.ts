@@ -14,7 +14,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { GatewayError } from '../../gateway/errors.ts'
-import type { RequestCtx } from '../../gateway/context.ts'
+import type { AttemptRecord, RequestCtx } from '../../gateway/context.ts'
 import { PriceCatalogue } from '../../gateway/cost/catalogue.ts'
 import { effectiveFromErrors } from '../../gateway/cost/effective-from.ts'
 import { loadTokenizer } from '../../gateway/cost/estimate.ts'
@@ -173,7 +173,12 @@ function ownCostPico(ctx: RequestCtx, pricing: Pricing, usage: Usage): number {
   const at = Date.now()
   const attempts = billedAttempts(ctx)
   if (attempts.length === 0) return PriceCatalogue.cost(pricesAt(ctx, pricing, at), usage).pico
-  let pico = PriceCatalogue.cost(pricesAt(ctx, pricing, at), answerPart(usage, attempts)).pico
+  return PriceCatalogue.cost(pricesAt(ctx, pricing, at), answerPart(usage, attempts)).pico + attemptsPico(ctx, pricing, at, attempts)
+}
+
+/** pico-USD of a resumed stream's cut attempts, each at its own target's prices. */
+function attemptsPico(ctx: RequestCtx, pricing: Pricing, at: number, attempts: readonly AttemptRecord[]): number {
+  let pico = 0
   for (const a of attempts) pico += PriceCatalogue.cost(pricesAt(ctx, pricing, at, a.provider, a.providerType ?? '', a.model), a.usage!).pico
   return pico
 }
@@ -297,12 +302,9 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
           const at = Date.now()
           const prompt = attempts.length === 0 ? s.promptTokens : promptTokens(ctx.chat, undefined, est)
           const p = pricesAt(ctx, pricing, at)
-          let pico = p ? prompt * p.input + out * p.output : 0
+          const pico = (p ? prompt * p.input + out * p.output : 0) + attemptsPico(ctx, pricing, at, attempts)
           let tokens = prompt + out
-          for (const a of attempts) {
-            pico += PriceCatalogue.cost(pricesAt(ctx, pricing, at, a.provider, a.providerType ?? '', a.model), a.usage!).pico
-            tokens += usageTokens(a.usage!)
-          }
+          for (const a of attempts) tokens += usageTokens(a.usage!)
           return [picoToNano(pico), tokens, requests]
         }
         return [0, 0, requests]
