@@ -296,8 +296,6 @@ function translateMessage(m: ChatMessage, i: number, ctx: Ctx, t: Translated): v
       return
     }
     case 'assistant': {
-      // OpenAI's deprecated function call of an assistant turn (`function_call`, with role `function` results).
-      if ((m as { function_call?: unknown }).function_call != null) unsupported(ctx, `${path}.function_call`)
       const calls = m.tool_calls ?? []
       const refusal = typeof m.refusal === 'string' && m.refusal !== '' ? m.refusal : undefined
       const thinking = Array.isArray(m.thinking_blocks) ? m.thinking_blocks : []

@@ -477,8 +477,6 @@ function toContents(messages: readonly ChatMessage[], o: GoogleRequestOptions, m
         break
       }
       case 'assistant': {
-        // OpenAI's deprecated function call of an assistant turn (`function_call`, with role `function` results).
-        if ((m as { function_call?: unknown }).function_call != null && !o.dropUnsupportedParams) throw unsupported(o.provider, `${where}.function_call`)
         const parts: GeminiPart[] = []
         // A refusal (refusal parts, the `refusal` field) is what the assistant said: its text, as anthropic sends it.
         // Any other part (an image, audio or a file) goes into the model turn as a user's part would: Gemini's model

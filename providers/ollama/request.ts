@@ -213,8 +213,6 @@ function toOllamaMessage(m: ChatMessage, role: OllamaMessage['role'], i: number,
     case 'user':
       return { role, ...userContent(m.content, i, o) }
     case 'assistant': {
-      // OpenAI's deprecated function call of an assistant turn (`function_call`, with role `function` results).
-      if ((m as { function_call?: unknown }).function_call != null) unsupported(o, `messages[${i}].function_call`)
       // Only what the assistant said (text and refusals) has a place in Ollama's assistant content; `images` is the user's.
       if (Array.isArray(m.content)) {
         (m.content as ContentPart[]).forEach((p, j) => { if (p.type !== 'text' && p.type !== 'refusal') unsupported(o, `messages[${i}].content[${j}].${p.type}`) })

@@ -1,11 +1,12 @@
 /**
  * The fields of a canonical message that the anthropic, google and ollama translations read, by role (each one
  * translates them or refuses them itself). Any other field with a value has no place in those providers' messages:
- * OpenAI's assistant `audio` (a reference to an earlier spoken answer) and `annotations` (its URL citations), or a
- * field of another API, or a participant's `name` (only a tool or function result's name has a place: it names the
- * function, checked against its call by shared/tool-names.ts). The translations answer it with their 400 naming it (`messages[2].audio`), or drop it when the
- * provider is configured with `dropUnsupportedParams`; never silently. A null or an empty array carries nothing (the
- * OpenAI SDK echoes an assistant message as it got it: `refusal: null`, `annotations: []`, `audio: null`) and passes.
+ * OpenAI's assistant `audio` (a reference to an earlier spoken answer) and `annotations` (its URL citations), its
+ * deprecated `function_call` (use `tool_calls`), a participant's `name` (only a tool or function result's name has a
+ * place: it names the function, checked against its call by shared/tool-names.ts), or a field of another API. The
+ * translations answer it with their 400 naming it (`messages[2].audio`), or drop it when the provider is configured
+ * with `dropUnsupportedParams`; never silently. A null or an empty array carries nothing (the OpenAI SDK echoes an
+ * assistant message as it got it: `refusal: null`, `annotations: []`, `audio: null`) and passes.
  */
 const BASE = ['role', 'content']
 
@@ -22,7 +23,7 @@ const READ: Readonly<Record<string, ReadonlySet<string>>> = {
   developer: new Set(BASE),
   user: new Set(BASE),
   // `thinking_blocks`: the Anthropic extension (see providers/types.ts), sent by anthropic, documented as left out by the others.
-  assistant: new Set([...BASE, 'tool_calls', 'refusal', 'function_call', 'thinking_blocks']),
+  assistant: new Set([...BASE, 'tool_calls', 'refusal', 'thinking_blocks']),
   // `is_error`: the Anthropic extension on tool results.
   tool: new Set([...BASE, 'name', 'tool_call_id', 'is_error']),
   function: new Set([...BASE, 'name']),
