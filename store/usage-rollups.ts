@@ -45,6 +45,11 @@ export interface UsageRecord {
   pico: number
   estimated: boolean
   unpriced: boolean
+  /**
+   * Requests this record counts: 1 (the default), or 0 for the part of a resumed stream that a cut attempt used on
+   * another provider or model (its tokens and cost are attributed there; the request counts with the answering target).
+   */
+  requests?: number
 }
 
 interface PendingRow {
@@ -123,7 +128,7 @@ function sameDims(a: UsageRecord, b: UsageRecord): boolean {
 
 /** Adds one record's counts to its row. */
 function add(row: PendingRow, r: UsageRecord): void {
-  row.requests++
+  row.requests += r.requests ?? 1
   if (r.error) row.errors++
   row.input += r.inputTokens; row.cached += r.cachedTokens; row.cacheWrite += r.cacheWriteTokens
   row.output += r.outputTokens; row.reasoning += r.reasoningTokens

@@ -54,6 +54,19 @@ export interface CostMeterOptions {
   now?: () => number
 }
 
+/** Nothing to count: no tokens, no cost, and the price known. */
+function nothing(c: CostBreakdown): boolean {
+  return !c.unknown && c.pico === 0 && c.inputTokens + c.cachedTokens + c.cacheWriteTokens + c.outputTokens + c.reasoningTokens === 0
+}
+
+/** One target's part of a resumed stream's cost (CostMeter.parts). */
+export interface CostPart {
+  provider: string
+  providerType: string
+  model: string
+  cost: CostBreakdown
+}
+
 const ZERO: Usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 }
 /** Zero prices for an answer that never came: cost 0 and known. */
 const ZERO_PRICES: TokenPrices = { input: 0, cachedInput: 0, cacheWrite: 0, output: 0, reasoning: 0, effectiveFrom: 0 }
@@ -122,8 +135,10 @@ export class CostMeter {
   }
 
   #seriesOf(ctx: RequestCtx, now: number): Series {
-    const provider = ctx.providerName
-    const model = ctx.model || ctx.requestedModel
+    return this.#seriesFor(ctx.providerName, ctx.adapter?.type ?? '', ctx.model || ctx.requestedModel, now)
+  }
+
+  #seriesFor(provider: string, providerType: string, model: string, now: number): Series {
     let byModel = this.#series.get(provider)
     if (!byModel) { byModel = new Map(); this.#series.set(provider, byModel) }
     let s = byModel.get(model)
@@ -140,7 +155,7 @@ export class CostMeter {
     // The overflow series is shared: its prices are looked up per request. Others are cached for a minute
     // (a price with a new effective date applies within a minute of that date).
     if (s.model === OVERFLOW || now - s.pricedAt > PRICES_TTL_MS) {
-      s.prices = this.pricesFor(provider, ctx.adapter?.type ?? '', model, now)
+      s.prices = this.pricesFor(provider, providerType, model, now)
       s.pricedAt = s.model === OVERFLOW ? 0 : now
     }
     return s
@@ -172,13 +187,11 @@ export class CostMeter {
   }
 
   price(ctx: RequestCtx): CostBreakdown {
-    const attempts = billedAttempts(ctx)
-    const own = this.#priceAnswer(ctx, attempts)
-    if (attempts.length === 0) return own
-    let sum = own
-    const now = this.#now()
-    for (const a of attempts) {
-      const c = PriceCatalogue.cost(this.pricesFor(a.provider, a.providerType ?? '', a.model, now), a.usage!, a.estimated === true)
+    const parts = this.parts(ctx)
+    if (parts === undefined) return this.#priceAnswer(ctx, billedAttempts(ctx))
+    let sum = parts[0]!.cost
+    for (let i = 1; i < parts.length; i++) {
+      const c = parts[i]!.cost
       const pico = sum.pico + c.pico
       sum = {
         pico, usd: pico / 1e12,
@@ -190,6 +203,22 @@ export class CostMeter {
       }
     }
     return sum
+  }
+
+  /**
+   * A resumed stream's cost by target: the answering one first (its own part of the usage), then each cut attempt at
+   * its own provider and model. Undefined for every other request (one target answered; price() is its cost).
+   */
+  parts(ctx: RequestCtx): CostPart[] | undefined {
+    const attempts = billedAttempts(ctx)
+    if (attempts.length === 0) return undefined
+    const now = this.#now()
+    const out: CostPart[] = [{ provider: ctx.providerName, providerType: ctx.adapter?.type ?? '', model: ctx.model || ctx.requestedModel, cost: this.#priceAnswer(ctx, attempts) }]
+    for (const a of attempts) {
+      const providerType = a.providerType ?? ''
+      out.push({ provider: a.provider, providerType, model: a.model, cost: PriceCatalogue.cost(this.pricesFor(a.provider, providerType, a.model, now), a.usage!, a.estimated === true) })
+    }
+    return out
   }
 
   /** The answering target's part of the cost. */
@@ -218,9 +247,19 @@ export class CostMeter {
 
   /** Counters for one priced request (the cost meter's completion hook, once per request). */
   count(ctx: RequestCtx, c: CostBreakdown): void {
-    if (!c.unknown && c.pico === 0 && c.inputTokens + c.cachedTokens + c.cacheWriteTokens + c.outputTokens + c.reasoningTokens === 0) return
     const now = this.#now()
-    const s = this.#seriesOf(ctx, now)
+    const parts = this.parts(ctx)
+    if (parts === undefined) {
+      if (!nothing(c)) this.#countIn(this.#seriesOf(ctx, now), c, ctx, now, ctx.providerName, ctx.adapter?.type, ctx.model || ctx.requestedModel)
+      return
+    }
+    // A resumed stream: each target's tokens and cost under its own provider and model.
+    for (const p of parts) {
+      if (!nothing(p.cost)) this.#countIn(this.#seriesFor(p.provider, p.providerType, p.model, now), p.cost, ctx, now, p.provider, p.providerType, p.model)
+    }
+  }
+
+  #countIn(s: Series, c: CostBreakdown, ctx: RequestCtx, now: number, provider: string, providerType: string | undefined, model: string): void {
     if (c.pico !== 0) s.cost.inc(c.pico / 1e12)
     if (c.inputTokens !== 0) s.input.inc(c.inputTokens)
     if (c.cachedTokens !== 0) s.cached.inc(c.cachedTokens)
@@ -235,7 +274,7 @@ export class CostMeter {
     if (now - s.lastWarn >= this.#warnMs) {
       s.lastWarn = now
       this.#log.warn(
-        { provider: ctx.providerName, providerType: ctx.adapter?.type, model: ctx.model || ctx.requestedModel, requestId: ctx.id },
+        { provider, providerType, model, requestId: ctx.id },
         'cost-meter: model not in the price catalogue, cost unknown (add it under plugins.cost-meter.pricing.models)',
       )
     }

@@ -16,6 +16,7 @@ import type { RequestCtx } from '../../gateway/context.ts'
 import { effectiveFromErrors } from '../../gateway/cost/effective-from.ts'
 import { DEFAULT_PROVIDER_TYPE_MAP, Pricing } from '../../gateway/cost/pricing.ts'
 import { costOf, costReady, CostMeter } from '../../gateway/cost/meter.ts'
+import type { CostBreakdown } from '../../gateway/cost/catalogue.ts'
 import type { Outcome, PluginFactory } from '../../gateway/pipeline/types.ts'
 import type { UsageRecord } from '../../store/usage-rollups.ts'
 import { costMeterConfigSchema, type CostMeterConfig } from './config.ts'
@@ -102,24 +103,31 @@ export const costMeterPlugin: PluginFactory<CostMeterConfig> = {
       if (!sink) return
       const principal = ctx.slots.principal
       const exec = executionIds(ctx)
-      sink.record({
-        at,
-        keyId: uuidOrNull(principal?.keyId),
-        team: principal?.team ?? null,
-        deploymentId: exec.deploymentId,
-        promptVersionId: exec.promptVersionId,
-        provider: ctx.providerName || null,
-        model: ctx.model || ctx.requestedModel || null,
-        error: outcome.errorCode !== undefined || outcome.status >= 400,
-        inputTokens: c.inputTokens,
-        cachedTokens: c.cachedTokens,
-        cacheWriteTokens: c.cacheWriteTokens,
-        outputTokens: c.outputTokens,
-        reasoningTokens: c.reasoningTokens,
-        pico: c.unknown ? 0 : c.pico,
-        estimated: c.estimated,
-        unpriced: c.unknown,
-      })
+      const keyId = uuidOrNull(principal?.keyId)
+      const team = principal?.team ?? null
+      const error = outcome.errorCode !== undefined || outcome.status >= 400
+      const parts = meter.parts(ctx)
+      if (parts === undefined) {
+        sink.record(usageRecord(at, keyId, team, exec, ctx.providerName || null, ctx.model || ctx.requestedModel || null, c, error, c.estimated, c.unknown, 1))
+        return
+      }
+      // A resumed stream: each target's tokens and cost under its own provider and model. The request itself (and its
+      // error, estimated and unpriced flags, for the whole cost) counts once, with the answering target.
+      for (const [i, p] of parts.entries()) {
+        const first = i === 0
+        sink.record(usageRecord(at, keyId, team, exec, p.provider || null, p.model || null, p.cost, first && error, first && c.estimated, first && c.unknown, first ? 1 : 0))
+      }
     }
   },
+}
+
+function usageRecord(
+  at: number, keyId: string | null, team: string | null, exec: Readonly<{ deploymentId: string | null; promptVersionId: string | null }>,
+  provider: string | null, model: string | null, c: CostBreakdown, error: boolean, estimated: boolean, unpriced: boolean, requests: number,
+): UsageRecord {
+  return {
+    at, keyId, team, deploymentId: exec.deploymentId, promptVersionId: exec.promptVersionId, provider, model, error,
+    inputTokens: c.inputTokens, cachedTokens: c.cachedTokens, cacheWriteTokens: c.cacheWriteTokens, outputTokens: c.outputTokens,
+    reasoningTokens: c.reasoningTokens, pico: c.unknown ? 0 : c.pico, estimated, unpriced, requests,
+  }
 }

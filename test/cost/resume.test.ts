@@ -1,7 +1,9 @@
 /**
  * A stream cut mid-way on one target and resumed on another (alias streamRecovery: resume): the first target's
  * provider billed its prompt and what it generated before the cut, so the request's usage, cost and rollups count
- * both attempts, each priced at its own model. Before, only the resuming target's usage was recorded.
+ * both attempts, each priced at its own model, and the rollups and cost counters by model attribute each attempt's
+ * tokens and cost to its own target. Before, only the resuming target's usage was recorded, and then all of it under
+ * the answering model.
  */
 import { encode } from 'gpt-tokenizer'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -83,5 +85,28 @@ describe('a resumed stream is billed for every attempt', () => {
       cost_pico_usd: String(c1.pico + c2.pico),
       estimated_requests: 1,
     })
+
+    // By model: each attempt's tokens and cost where they were used; the request counts once, with the answering model.
+    const byModel = (await adminGet(g, '/api/v1/mcp/usage?group_by=provider,model')).json() as { rows: Record<string, unknown>[] }
+    const row = (model: string): Record<string, unknown> | undefined => byModel.rows.find((x) => x['model'] === model)
+    expect(byModel.rows).toHaveLength(2)
+    expect(row('gpt-4o')).toMatchObject({
+      provider: 'p1', requests: 0, errors: 0, estimated_requests: 0,
+      input_tokens: c1.inputTokens, output_tokens: c1.outputTokens, cost_pico_usd: String(c1.pico),
+    })
+    expect(row('gpt-4o-mini')).toMatchObject({
+      provider: 'p2', requests: 1, errors: 0, estimated_requests: 1,
+      input_tokens: c2.inputTokens, output_tokens: c2.outputTokens, cost_pico_usd: String(c2.pico),
+    })
+
+    // The cost meter's counters likewise, per provider and model.
+    const m = await g.metrics()
+    const value = (name: string, labels: string): number => Number(new RegExp(`^${name}\\{${labels}\\} (\\S+)$`, 'm').exec(m)?.[1])
+    expect(value('mcp_cost_usd_total', 'provider="p1",model="gpt-4o"')).toBeCloseTo(c1.usd, 12)
+    expect(value('mcp_cost_usd_total', 'provider="p2",model="gpt-4o-mini"')).toBeCloseTo(c2.usd, 12)
+    expect(value('mcp_tokens_total', 'provider="p1",model="gpt-4o",type="output"')).toBe(c1.outputTokens)
+    expect(value('mcp_tokens_total', 'provider="p2",model="gpt-4o-mini",type="output"')).toBe(c2.outputTokens)
+    expect(value('mcp_cost_estimated_total', 'provider="p1",model="gpt-4o"')).toBe(1)
+    expect(value('mcp_cost_estimated_total', 'provider="p2",model="gpt-4o-mini"')).toBe(0)
   })
 })
