@@ -15,7 +15,7 @@ import type { ChildProcess } from 'node:child_process'
 import { createWriteStream, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
@@ -106,6 +106,8 @@ export interface ServerDef {
   admin?: boolean
   /** may run under --cpu-prof (BENCH_PROFILE) */
   profileable?: boolean
+  /** after it is ready (every start, restarts included): state its scenarios need, e.g. a deployment to execute */
+  setup?(ctx: Ctx): Promise<void>
 }
 
 export interface RequestDef { path: string; method: 'POST' | 'GET'; headers: Record<string, string>; body?: string }
@@ -154,6 +156,40 @@ export function gatewayServer(name: string, override: (ctx: Ctx) => Record<strin
       }),
     }),
     ready: (ctx) => ({ url: `http://127.0.0.1:${ctx.adminPorts[name]}/readyz` }),
+  }
+}
+
+/** An admin API call of a bench gateway; its status and JSON body. */
+async function adminCall(ctx: Ctx, name: string, method: 'POST' | 'GET', path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await request(`http://127.0.0.1:${ctx.adminPorts[name]}/api/v1/mcp/${path}`, {
+    method, headers: { authorization: `Bearer ${ctx.adminKey}`, 'content-type': 'application/json' },
+    body: body === undefined ? null : JSON.stringify(body), headersTimeout: 10_000, bodyTimeout: 10_000,
+  })
+  const text = await res.body.text()
+  return { status: res.statusCode, json: text === '' ? {} : JSON.parse(text) as Record<string, unknown> }
+}
+
+/** The prompt a gateway's execute scenario runs: one per gateway and run (a shared database keeps it across restarts). */
+const execPrompt = (ctx: Ctx, name: string): string => `bench-${basename(ctx.tmp)}-${name}`
+
+/**
+ * Issue 5's route: `POST /api/v1/mcp/execute` of a deployed prompt, with execution logging on (the route's default
+ * chain, `recorded`) or off (the same chain without `execution-log`). The prompt, its version and its production
+ * deployment are created once per run through the admin API.
+ */
+function execGateway(name: string, logged: boolean): ServerDef {
+  return {
+    ...gatewayServer(name, () => (logged ? {} : { routes: { execute: { chain: 'default' } } })),
+    async setup(ctx) {
+      const p = await adminCall(ctx, name, 'POST', 'prompts', { name: execPrompt(ctx, name) })
+      if (p.status === 409) return // created at an earlier start of this run (restarts keep the database)
+      if (p.status !== 201) throw new Error(`${name}: creating the bench prompt: HTTP ${p.status} ${JSON.stringify(p.json)}`)
+      const id = String(p.json['id'])
+      const v = await adminCall(ctx, name, 'POST', `prompts/${id}/versions`, { template: [{ role: 'user', content: 'Say hello to {{ who }}.' }], model: 'mock/gpt-4o' })
+      if (v.status !== 201) throw new Error(`${name}: creating the bench prompt's version: HTTP ${v.status} ${JSON.stringify(v.json)}`)
+      const d = await adminCall(ctx, name, 'POST', 'deployments', { prompt_id: id, environment: 'production', version: 1 })
+      if (d.status !== 201) throw new Error(`${name}: deploying the bench prompt: HTTP ${d.status} ${JSON.stringify(d.json)}`)
+    },
   }
 }
 
@@ -213,6 +249,8 @@ export const SERVERS: ServerDef[] = [
   })),
   // Issues 5 and 7: the core chain plus execution logging, cost metering and a budget that never runs out.
   gatewayServer('gw-logged', () => ({ chains: { default: ['request-id', 'auth', 'execution-log', 'access-log'] } })),
+  execGateway('gw-exec', true),
+  execGateway('gw-exec-nolog', false),
   gatewayServer('gw-metered', () => ({
     chains: { default: ['request-id', 'auth', 'budget', 'cost-meter', 'access-log'] },
     plugins: { budget: { backend: 'local', budgets: [{ name: 'team', scope: 'global', period: 'month', amountUsd: 1e6 }] } },
@@ -221,6 +259,9 @@ export const SERVERS: ServerDef[] = [
 
 const chat = (model: string, stream = false) => (ctx: Ctx): RequestDef =>
   ({ path: '/v1/chat/completions', method: 'POST', headers: json(ctx), body: chatBody(model, stream) })
+
+const execute = (server: string) => (ctx: Ctx): RequestDef =>
+  ({ path: '/api/v1/mcp/execute', method: 'POST', headers: json(ctx), body: JSON.stringify({ prompt: execPrompt(ctx, server), environment: 'production', variables: { who: 'the benchmark' } }) })
 
 export const SCENARIOS: ScenarioDef[] = [
   { name: 'direct', label: '(a) mock directly', server: 'mock', procs: ['mock'], request: chat('gpt-4o'), saturation: true, paced: true },
@@ -241,6 +282,8 @@ export const SCENARIOS: ScenarioDef[] = [
   { name: 'gw-rl-local', label: '(6) auth + rate limits in-process', server: 'gw-rl-local', procs: ['gw-rl-local', 'mock'], request: chat('mock/gpt-4o'), saturation: true, paced: false },
   { name: 'gw-rl-redis', label: '(6) auth + rate limits in Redis', server: 'gw-rl-redis', procs: ['gw-rl-redis', 'mock'], request: chat('mock/gpt-4o'), saturation: true, paced: false },
   { name: 'gw-logged', label: '(5) core chain + execution logging', server: 'gw-logged', procs: ['gw-logged', 'mock'], request: chat('mock/gpt-4o'), saturation: true, paced: false },
+  { name: 'gw-exec', label: '(5) execute a deployed prompt, execution logging on (the route default)', server: 'gw-exec', procs: ['gw-exec', 'mock'], request: execute('gw-exec'), saturation: true, paced: false },
+  { name: 'gw-exec-nolog', label: '(5) execute a deployed prompt, execution logging off', server: 'gw-exec-nolog', procs: ['gw-exec-nolog', 'mock'], request: execute('gw-exec-nolog'), saturation: true, paced: false },
   { name: 'gw-metered', label: '(7) core chain + budget + cost metering', server: 'gw-metered', procs: ['gw-metered', 'mock'], request: chat('mock/gpt-4o'), saturation: true, paced: false },
   { name: 'direct-stream', label: '(e) stream: mock directly', server: 'mock', procs: ['mock'], request: chat('gpt-4o', true), saturation: true, paced: false },
   { name: 'bare-stream', label: '(e) stream: bare proxy', server: 'bare', procs: ['bare', 'mock'], request: chat('gpt-4o', true), saturation: true, paced: false },
@@ -261,6 +304,7 @@ const RATIO_PAIRS: Array<{ num: string; den: string }> = [
   { num: 'gw-rl-redis', den: 'gw-noplugins' },
   { num: 'gw-auth', den: 'gw-noplugins' },
   { num: 'gw-logged', den: 'gw-core' },
+  { num: 'gw-exec', den: 'gw-exec-nolog' },
   { num: 'gw-metered', den: 'gw-core' },
 ]
 const BASELINE = 'direct'
@@ -310,6 +354,11 @@ function startServer(def: ServerDef, ctx: Ctx, profileDir: string | undefined, s
 }
 
 async function waitReady(r: Running, ctx: Ctx, timeoutMs = 30_000): Promise<void> {
+  await untilReady(r, ctx, timeoutMs)
+  await r.def.setup?.(ctx)
+}
+
+async function untilReady(r: Running, ctx: Ctx, timeoutMs: number): Promise<void> {
   const { url, headers } = r.def.ready(ctx)
   const deadline = Date.now() + timeoutMs
   let last = ''
