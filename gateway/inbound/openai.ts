@@ -1,6 +1,7 @@
 /** The OpenAI dialect (canonical): errors `{error:{message,type,code,param,request_id}}`, SSE `data:` chunks and `[DONE]`. */
 import type { GatewayError } from '../errors.ts'
-import type { ChatChunk } from '../../providers/types.ts'
+import type { ChatChunk, ChatResponse } from '../../providers/types.ts'
+import type { RequestCtx } from '../context.ts'
 import type { Inbound, StreamEncoder } from './types.ts'
 
 export function openaiErrorBody(e: GatewayError, requestId: string): { error: Record<string, unknown> } {
@@ -68,16 +69,65 @@ function createFastEncoder(): { chunk: (c: ChatChunk) => string | undefined; tex
   return { chunk, text: laneText }
 }
 
+/**
+ * A client of OpenAI's deprecated function calling (it sent `functions`) gets its answer in that form, as OpenAI would
+ * answer it: the first tool call as the message's `function_call` ({name, arguments}, no id), `finish_reason`
+ * 'function_call'. The translations rewrote its request into tools (providers/shared/legacy-functions.ts); an
+ * OpenAI-style provider got it as it was and answers in the legacy form itself, which passes unchanged.
+ */
+function legacyClient(ctx: RequestCtx | undefined): boolean {
+  const functions = ctx?.chat?.['functions']
+  return functions !== undefined && functions !== null
+}
+
+type Json = Record<string, unknown>
+
+function legacyResponse(res: ChatResponse): ChatResponse {
+  if (!res.choices.some((c) => c.finish_reason === 'tool_calls' || (c.message.tool_calls?.length ?? 0) > 0)) return res
+  return {
+    ...res,
+    choices: res.choices.map((c) => {
+      const calls = c.message.tool_calls
+      if (!calls || calls.length === 0) return c.finish_reason === 'tool_calls' ? { ...c, finish_reason: 'function_call' } : c
+      const { tool_calls: _calls, ...message } = c.message
+      const first = calls[0]!
+      return { ...c, message: { ...message, function_call: { name: first.function.name, arguments: first.function.arguments } } as typeof c.message, finish_reason: c.finish_reason === 'tool_calls' ? 'function_call' : c.finish_reason }
+    }),
+  }
+}
+
+/** A stream chunk in the legacy form: the deltas of the first tool call as `function_call` deltas; the others' left out. */
+function legacyChunk(c: ChatChunk): ChatChunk {
+  let changed = false
+  const choices = c.choices.map((ch) => {
+    const calls = ch.delta.tool_calls
+    if (calls === undefined && ch.finish_reason !== 'tool_calls') return ch
+    changed = true
+    const { tool_calls: _calls, ...delta } = ch.delta
+    const first = calls?.find((t) => t.index === 0)
+    if (first?.function !== undefined) {
+      const fc: Json = {}
+      if (first.function.name !== undefined) fc['name'] = first.function.name
+      if (first.function.arguments !== undefined) fc['arguments'] = first.function.arguments
+      ;(delta as Json)['function_call'] = fc
+    }
+    return { ...ch, delta, finish_reason: ch.finish_reason === 'tool_calls' ? 'function_call' as const : ch.finish_reason }
+  })
+  return changed ? { ...c, choices } : c
+}
+
 export const openaiInbound: Inbound = {
   name: 'openai',
   errorBody: openaiErrorBody,
-  encodeResponse: (res) => JSON.stringify(res),
-  createStreamEncoder(_model: string, includeUsage: boolean): StreamEncoder {
+  encodeResponse: (res, _model, ctx) => JSON.stringify(legacyClient(ctx) && 'choices' in res ? legacyResponse(res) : res),
+  createStreamEncoder(_model: string, includeUsage: boolean, ctx?: RequestCtx): StreamEncoder {
     const fast = createFastEncoder()
     const fastChunk = fast.chunk
+    const legacy = legacyClient(ctx)
     return {
       text: fast.text,
-      chunk(c: ChatChunk): string {
+      chunk(chunk: ChatChunk): string {
+        const c = legacy ? legacyChunk(chunk) : chunk
         const written = fastChunk(c)
         if (written !== undefined) return written
         // Usage-only chunks the client did not ask for (the gateway asks upstream for metering) are dropped.

@@ -24,6 +24,7 @@ import { GatewayError } from '../../gateway/errors.ts'
 import type { ChatMessage, ChatRequest, ContentPart, ThinkingBlock, ToolCall, ToolDefinition } from '../types.ts'
 import type { UpstreamBody } from '../shared/translation.ts'
 import { ANTHROPIC_TOOL_NAMES, checkToolNames, toolCallName, toolResultName } from '../shared/tool-names.ts'
+import { fromLegacyFunctions } from '../shared/legacy-functions.ts'
 import { unreadMessageField } from '../shared/message-fields.ts'
 import { isInertDefault } from '../shared/inert-defaults.ts'
 
@@ -404,8 +405,9 @@ function trimPrefill(messages: AnthropicMessageParam[]): void {
 }
 
 
-export function toAnthropicRequest(req: ChatRequest, model: string, stream: boolean, opts: AnthropicRequestOptions): AnthropicRequest {
+export function toAnthropicRequest(client: ChatRequest, model: string, stream: boolean, opts: AnthropicRequestOptions): AnthropicRequest {
   const ctx: Ctx = { opts }
+  const req = fromLegacyFunctions(client, { oneCallAtATime: true, namedChoice: true, unsupported: (p) => unsupported(ctx, p) })
   const t: Translated = { system: [], systemIsString: true, messages: [] }
   req.messages.forEach((m, i) => translateMessage(m, i, ctx, t))
   // A user turn with nothing in it (whitespace-only text is left out): Anthropic refuses it ("all messages must have

@@ -23,6 +23,7 @@ import type { UpstreamBody } from '../shared/translation.ts'
 import type { SafetySetting } from './config.ts'
 import { EFFORT_BUDGETS, readThinking } from '../shared/reasoning.ts'
 import { checkToolNames, GEMINI_TOOL_NAMES, toolCallName, toolResultName } from '../shared/tool-names.ts'
+import { fromLegacyFunctions } from '../shared/legacy-functions.ts'
 import { unreadMessageField } from '../shared/message-fields.ts'
 import { isInertDefault } from '../shared/inert-defaults.ts'
 
@@ -636,8 +637,9 @@ function applyReasoning(req: ChatRequest, model: string, gen: Json, o: GoogleReq
 
 // ---------- chat ----------
 
-export function toGoogleChat(req: ChatRequest, model: string, stream: boolean, o: GoogleRequestOptions): UpstreamBody {
-  if (!Array.isArray(req.messages)) throw invalid("'messages' must be an array", 'messages')
+export function toGoogleChat(client: ChatRequest, model: string, stream: boolean, o: GoogleRequestOptions): UpstreamBody {
+  if (!Array.isArray(client.messages)) throw invalid("'messages' must be an array", 'messages')
+  const req = fromLegacyFunctions(client, { oneCallAtATime: false, namedChoice: true, unsupported: (p) => { if (!o.dropUnsupportedParams) throw unsupported(o.provider, p) } })
   const gen: Json = {}
   for (const [key, value] of Object.entries(req)) {
     if (value === null || value === undefined) continue

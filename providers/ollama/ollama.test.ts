@@ -105,13 +105,15 @@ describe('ollama request translation', () => {
     expect(nullContent).toBeInstanceOf(GatewayError)
     expect(nullContent.code).toBe('MCP_ERR_REQ_BODY_INVALID')
     expect(nullContent.param).toBe('messages[0].content')
-    // The deprecated `function` role: before, the message went upstream without a role.
+    // The deprecated `function` role (once sent upstream without a role) is a tool result now
+    // (shared/legacy-functions.ts): one that names no earlier call answers nothing, whatever dropUnsupported says.
     const legacy: ChatRequest = { model: 'x', messages: [{ role: 'user', content: 'hi' }, { role: 'function', content: 'r' } as never] }
-    const role = catchErr(() => toOllamaChat(legacy, 'm', false, opts))
-    expect(role).toBeInstanceOf(GatewayError)
-    expect(role.code).toBe('MCP_ERR_REQ_PARAM_UNSUPPORTED')
-    expect(role.param).toBe('messages[1].role')
-    expect(toOllamaChat(legacy, 'm', false, { ...opts, dropUnsupported: true }).body).toEqual({ model: 'm', stream: false, messages: [{ role: 'user', content: 'hi' }] })
+    for (const o of [opts, { ...opts, dropUnsupported: true }]) {
+      const role = catchErr(() => toOllamaChat(legacy, 'm', false, o))
+      expect(role).toBeInstanceOf(GatewayError)
+      expect(role.code).toBe('MCP_ERR_REQ_BODY_INVALID')
+      expect(role.param).toBe('messages[1].name')
+    }
   })
 
   it('joins several text parts with a line break (they were glued: "Hello" + "world" reached the model as "Helloworld")', () => {

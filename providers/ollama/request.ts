@@ -19,6 +19,7 @@ import { GatewayError } from '../../gateway/errors.ts'
 import type { ChatMessage, ChatRequest, ContentPart, EmbeddingRequest, ToolCall, ToolDefinition } from '../types.ts'
 import type { UpstreamBody } from '../shared/translation.ts'
 import { readThinking } from '../shared/reasoning.ts'
+import { fromLegacyFunctions } from '../shared/legacy-functions.ts'
 import { unreadMessageField } from '../shared/message-fields.ts'
 import { isInertDefault } from '../shared/inert-defaults.ts'
 import { toolCallName, toolResultName } from '../shared/tool-names.ts'
@@ -271,7 +272,8 @@ function thinkOf(req: ChatRequest, o: OllamaRequestOptions): boolean | string | 
 
 // ---------- bodies ----------
 
-export function toOllamaChat(req: ChatRequest, model: string, stream: boolean, o: OllamaRequestOptions): UpstreamBody {
+export function toOllamaChat(client: ChatRequest, model: string, stream: boolean, o: OllamaRequestOptions): UpstreamBody {
+  const req = fromLegacyFunctions(client, { oneCallAtATime: false, namedChoice: false, unsupported: (p) => unsupported(o, p) })
   for (const key of Object.keys(req)) {
     const v = req[key]
     if (v === undefined || v === null) continue
