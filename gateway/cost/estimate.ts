@@ -59,8 +59,12 @@ export function estimateChatPrompt(chat: ChatRequest): number {
     n += 3 + countTokens(contentText(m.content))
     if ('name' in m && typeof m.name === 'string') n += 1
     if ('tool_calls' in m && Array.isArray(m.tool_calls)) n += countTokens(JSON.stringify(m.tool_calls))
+    const legacyCall = (m as { function_call?: unknown }).function_call
+    if (legacyCall !== undefined && legacyCall !== null) n += countTokens(JSON.stringify(legacyCall))
   }
   if (Array.isArray(chat.tools) && chat.tools.length > 0) n += countTokens(JSON.stringify(chat.tools))
+  // The deprecated form of the same definitions.
+  if (Array.isArray(chat['functions']) && chat['functions'].length > 0) n += countTokens(JSON.stringify(chat['functions']))
   return n
 }
 

@@ -176,6 +176,14 @@ describe('worst-case estimate', () => {
     expect(promptTokens({ model: 'm', messages: [{ role: 'user', content: '' }] }, undefined, est)).toBe(4)
   })
 
+  it("the deprecated function calling counts like its tool form (functions, an assistant's function_call)", () => {
+    const fn = { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } }
+    const call = { name: 'get_weather', arguments: '{"city":"Paris"}' }
+    const legacy = { model: 'm', functions: [fn], messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: null, function_call: call }] } as unknown as ChatRequest
+    const text = 'hi' + JSON.stringify(call) + JSON.stringify([fn])
+    expect(promptTokens(legacy, undefined, { ...est, charsPerToken: 1 })).toBe(2 * 4 + text.length)
+  })
+
   it('output: max_completion_tokens over max_tokens, times n; none when unset', () => {
     expect(requestedMaxOutput({ model: 'm', messages: [], max_tokens: 50 })).toBe(50)
     expect(requestedMaxOutput({ model: 'm', messages: [], max_tokens: 50, max_completion_tokens: 70, n: 2 })).toBe(140)

@@ -154,8 +154,11 @@ function chatPromptTokens(chat: ChatRequest, est: Estimate): number {
       }
     }
     if ('tool_calls' in m && Array.isArray(m.tool_calls)) addText(p, JSON.stringify(m.tool_calls))
+    const legacyCall = (m as { function_call?: unknown }).function_call
+    if (legacyCall !== undefined && legacyCall !== null) addText(p, JSON.stringify(legacyCall))
   }
   if (Array.isArray(chat.tools) && chat.tools.length > 0) addText(p, JSON.stringify(chat.tools))
+  if (Array.isArray(chat['functions']) && chat['functions'].length > 0) addText(p, JSON.stringify(chat['functions']))
   if (chat.response_format && typeof chat.response_format === 'object' && chat.response_format.type === 'json_schema') addText(p, JSON.stringify(chat.response_format))
   return n + (p.byLength ? Math.ceil(p.chars / est.charsPerToken) : tokensOf(p.text, est))
 }

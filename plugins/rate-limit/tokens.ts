@@ -26,6 +26,7 @@ export function estimateTokens(ctx: RequestCtx, charsPerToken: number, defaultMa
     let chars = 0
     for (const m of chat.messages) chars += textLength((m as { content?: unknown }).content)
     if (chat.tools) chars += JSON.stringify(chat.tools).length
+    if (Array.isArray(chat['functions'])) chars += JSON.stringify(chat['functions']).length
     const completion = chat.max_completion_tokens ?? chat.max_tokens ?? defaultMaxTokens
     const n = typeof chat.n === 'number' && chat.n > 1 ? chat.n : 1
     return Math.ceil(chars / charsPerToken) + 4 * chat.messages.length + completion * n
