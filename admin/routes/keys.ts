@@ -47,6 +47,17 @@ async function checkDeployments(q: Queryable, p: Principal, ids: readonly string
   }
 }
 
+/**
+ * Environment scopes must name configured environments (matched exactly, as execute matches them): a key scoped to
+ * `prod` where the environment is `production` could never execute anything, and nothing would say why.
+ */
+function checkEnvironments(names: readonly string[] | null, configured: readonly string[]): void {
+  if (names === null) return
+  for (const [i, env] of names.entries()) {
+    if (!configured.includes(env)) throw unprocessable(`unknown environment '${env}' (configured: ${configured.join(', ')})`, `scopes.environments[${i}]`)
+  }
+}
+
 /** The key, locked when writing; another team's key is a 404 like a missing one. */
 async function loadVisible(q: Queryable, p: Principal, id: string, lock: boolean): Promise<KeyView> {
   const k = await findKey(q, id, lock)
@@ -70,6 +81,7 @@ export function registerKeyRoutes(admin: AdminServer, cp: ControlPlane): void {
     const budgets = body.budgets ?? {}
     const expiresAt = expiry(body.expires_at) ?? null
     checkMint({ role, scopes, limits, budgets, expiresAt: expiresAt?.getTime() ?? null }, p)
+    checkEnvironments(scopes.environments, cp.environments)
     const created = await cp.write(async (q) => {
       await checkDeployments(q, p, scopes.deployments)
       return createKey(tx(req, p, q, team), {
@@ -125,7 +137,10 @@ export function registerKeyRoutes(admin: AdminServer, cp: ControlPlane): void {
       const expiresAt = change.expiresAt !== undefined ? change.expiresAt : before.expires_at
       const ends = [expiresAt, before.rotation_overlap_until].filter((d): d is Date => d !== null).map((d) => d.getTime())
       checkMint({ role, scopes, limits: change.limits ?? before.limits, budgets: change.budgets ?? before.budgets, expiresAt: ends.length > 0 ? Math.min(...ends) : null }, p)
-      if (change.scopes) await checkDeployments(q, p, scopes.deployments)
+      if (change.scopes) {
+        checkEnvironments(scopes.environments, cp.environments)
+        await checkDeployments(q, p, scopes.deployments)
+      }
       return updateKey(tx(req, p, q, team), before, change)
     })
     sendJson(res, 200, after)

@@ -1,7 +1,8 @@
 /**
  * MCP_ENVIRONMENTS at start: environments are matched exactly (case-sensitively), so a repeated name, or two names
  * that differ only by case (`prod,Prod`), would make deployments and executes that look alike go to different
- * environments. Such a configuration is refused at start (MCP_ERR_CONFIG_INVALID naming the duplicate).
+ * environments. Such a configuration is refused at start (MCP_ERR_CONFIG_INVALID naming the duplicate). A key's
+ * environment scopes name configured environments.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { openStore } from '../../store/index.ts'
@@ -37,6 +38,31 @@ describe('MCP_ENVIRONMENTS', () => {
     try {
       const r = await t.api('GET', 'environments')
       expect(r.body.data.map((e: { name: string }) => e.name)).toEqual(['dev', 'qa', 'prod'])
+    } finally { await t.close() }
+  })
+})
+
+describe('API keys scoped to environments', () => {
+  let store: Store
+  beforeAll(async () => { store = await openStore({ dataDir: 'memory://' }) })
+  afterAll(async () => { await store?.close() })
+
+  it('name configured environments, matched exactly: another name is a 422 naming it (the key could never execute)', async () => {
+    const t = await startTestMcp({ store, ownStore: false, environments: ['dev', 'prod'] })
+    try {
+      for (const environments of [['prod', 'production'], ['Prod']]) {
+        const r = await t.api('POST', 'keys', { name: 'scoped', role: 'invoker', team: 'blue', scopes: { environments } })
+        expect(r.status, r.text).toBe(422)
+        expect(r.body.error.param).toBe(`scopes.environments[${environments.length - 1}]`)
+        expect(r.body.error.message).toContain('dev, prod')
+      }
+      const ok = await t.api('POST', 'keys', { name: 'scoped', role: 'invoker', team: 'blue', scopes: { environments: ['prod'] } })
+      expect(ok.status, ok.text).toBe(201)
+      const patched = await t.api('PATCH', `keys/${ok.body.id}`, { scopes: { environments: ['staging'] } })
+      expect(patched.status, patched.text).toBe(422)
+      expect(patched.body.error.param).toBe('scopes.environments[0]')
+      const kept = await t.api('GET', `keys/${ok.body.id}`)
+      expect(kept.body.scopes.environments).toEqual(['prod'])
     } finally { await t.close() }
   })
 })
