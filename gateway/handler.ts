@@ -93,6 +93,8 @@ export function createHandler(deps: HandlerDeps): RequestHandler {
    * gateway's CPU per request +60 %).
    */
   const sockets = new Set<Socket>()
+  /** The inbound APIs by name (a handful), for terminate() to answer a request in its own API's error shape. */
+  const inbounds = new Map<string, Inbound>()
 
   async function run(ctx: RequestCtx, spec: RouteSpec): Promise<void> {
     const route = ctx.route
@@ -170,6 +172,7 @@ export function createHandler(deps: HandlerDeps): RequestHandler {
     // A UUIDv7 (time-ordered): indexes keyed by request id (execution_logs, audit) grow at their right edge.
     const ctx = new RequestCtx(pipeline, route, req, res, uuidv7(), log, startedAt)
     ctx.inbound = spec.inbound.name
+    if (inbounds.get(ctx.inbound) === undefined) inbounds.set(ctx.inbound, spec.inbound)
     ctx.deadline = Date.now() + pipeline.settings.server.requestDeadlineMs
     if (tracing) tracing.startRequest(ctx)
     ;(res as ResponseWithCtx)[CTX] = ctx
@@ -185,7 +188,18 @@ export function createHandler(deps: HandlerDeps): RequestHandler {
         // The response being served on the connection (pipelined requests behind it have not started).
         const res = (socket as Socket & { _httpMessage?: ResponseWithCtx | null })._httpMessage
         const ctx = res?.[CTX]
-        if (ctx && !res!.writableFinished) { ctx.abort(reason); n++ }
+        if (!ctx || res!.writableFinished) continue
+        ctx.abort(reason)
+        n++
+        // A request with nothing the abort ends (its body still arriving from a slow client, a plugin still deciding)
+        // would be reset with its connection: unless the abort already produced its answer, the reason is its answer.
+        if (!res!.headersSent) {
+          setImmediate(() => {
+            if (res!.headersSent || res!.destroyed) return
+            res!.shouldKeepAlive = false
+            sendError(ctx, inbounds.get(ctx.inbound)!, reason, log)
+          })
+        }
       }
       return n
     },

@@ -2,7 +2,8 @@
  * Graceful shutdown of the real process (docs/lifecycle.md, Shutdown): on SIGTERM readiness turns
  * 503 while the admin listener drains with the data plane, the data listener stops accepting, the
  * open stream finishes with every token and [DONE], and the process exits 0. Past the deadline, a
- * stream still running ends with an explicit error event and a request before its answer gets a 503.
+ * stream still running ends with an explicit error event and a request before its answer gets a 503, one still
+ * receiving its body from a slow client included.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import http from 'node:http'
@@ -18,6 +19,23 @@ import { startAnthropicMock } from '../helpers/anthropic-mock.ts'
 import { startOpenAIMock, type OpenAIMock } from '../helpers/openai-mock.ts'
 
 const TOKENS20 = Array.from({ length: 20 }, (_, i) => `tok${i}`).join(' ')
+
+/** A chat request whose body never finishes arriving: its answer (or the error that ended it). */
+function slowBody(port: number): { started: Promise<void>; answer: Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> } {
+  let started!: () => void
+  const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/v1/chat/completions', headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json', 'content-length': '1000' } })
+  const answer = new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }>((resolve, reject) => {
+    req.on('response', (res) => {
+      let body = ''
+      res.on('data', (c: Buffer) => { body += c.toString() })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+  })
+  req.write('{"model":"mock/gpt-4o","messages":[', () => started())
+  return { started: new Promise<void>((r) => { started = r }), answer }
+}
 
 function connectOutcome(port: number): Promise<'connected' | string> {
   return new Promise((resolve) => {
@@ -197,6 +215,10 @@ describe('SIGTERM past the shutdown deadline', () => {
       body: JSON.stringify({ model: 'mock/gpt-4o', messages: [{ role: 'user', content: 'hi' }] }),
     })
     await vi.waitFor(() => expect(mock.requests).toHaveLength(4), { timeout: 3000, interval: 20 })
+    // A slow client still sending its body: it used to be reset with its connection at the deadline.
+    const slow = slowBody(gp.port)
+    await slow.started
+    await new Promise((r) => setTimeout(r, 100))
 
     const sentAt = Date.now()
     gp.proc.kill('SIGTERM')
@@ -211,6 +233,10 @@ describe('SIGTERM past the shutdown deadline', () => {
     const aErr = await aDone
     expect(aErr).toBeInstanceOf(Anthropic.APIError)
     expect((aErr as Error).message).toContain('shutting down')
+    const s503 = await slow.answer
+    expect(s503.status, s503.body).toBe(503)
+    expect(s503.headers['x-mcp-error-code']).toBe('MCP_ERR_SERVER_DRAINING')
+    expect(JSON.parse(s503.body)).toMatchObject({ error: { code: 'MCP_ERR_SERVER_DRAINING' } })
     const r = await plain
     expect(r.status).toBe(503)
     expect(r.headers.get('x-mcp-error-code')).toBe('MCP_ERR_SERVER_DRAINING')
@@ -232,6 +258,6 @@ describe('SIGTERM past the shutdown deadline', () => {
     procs.push(next)
     const rows = await fetch(`${next.adminUrl}/api/v1/mcp/executions`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })
     const listed = await rows.json() as { data: { status: string }[] }
-    expect(listed.data.map((x) => x.status), gp.output()).toEqual(['terminated', 'terminated', 'terminated', 'terminated'])
+    expect(listed.data.map((x) => x.status), gp.output()).toEqual(['terminated', 'terminated', 'terminated', 'terminated', 'terminated'])
   }, 30_000)
 })
