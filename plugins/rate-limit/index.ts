@@ -21,7 +21,7 @@ import { tighter, writeHeaders, type HeaderFigures } from './headers.ts'
 import { applicable, compileRules, createRuleSet, type Applied, type Metric, type Phase } from './rules.ts'
 import { LocalStore } from './store-local.ts'
 import { isFailure, RedisStore, type BackendFailure } from './store-redis.ts'
-import { actualTokens, estimateTokens } from './tokens.ts'
+import { actualTokens, estimatedTokens, estimateTokens } from './tokens.ts'
 
 /** Per-request state: what to release and correct on completion, and the header figures. */
 export interface RateLimitState {
@@ -232,9 +232,10 @@ export const rateLimitPlugin: PluginFactory<RateLimitConfig> = {
       const charges = st.charges
       st.charges = undefined
       if (!charges) return
-      const used = actualTokens(ctx.usage)
+      const used = actualTokens(ctx.usage) ?? estimatedTokens(ctx)
       for (const c of charges) {
-        // Usage known: charge exactly that. Never sent upstream: refund. Otherwise keep the estimate.
+        // Usage known (or estimated by the cost meter from what was delivered): charge exactly that. Never sent
+        // upstream: refund. Otherwise keep the admission estimate.
         const delta = used !== undefined ? used - c.cost : ctx.upstreamStart === 0 ? -c.cost : 0
         if (delta !== 0) c.store.adjust(c.key, c.emissionMs, delta)
       }

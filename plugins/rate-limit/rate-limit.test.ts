@@ -286,6 +286,30 @@ describe('rate-limit plugin (unit, fake context)', () => {
     inst.close?.()
   })
 
+  it('tpm: without usage, the cost meter\'s estimate of what was used corrects the charge; without one the admission estimate stands', async () => {
+    const { inst } = await make({ limits: [{ name: 'tok', scope: 'key', tpm: 1000 }] })
+    const chat = (): unknown => ({ model: 'm', messages: [{ role: 'user', content: 'x'.repeat(400) }], max_tokens: 100 })
+    const remaining = (): number => { const p = ctx({ key: 'k', chat: chat() }); admitSync(inst, p); const r = Number(headersOf(inst, p)['x-ratelimit-remaining-tokens']); done(inst, p); return r }
+    // A stream the client left: no usage; the cost meter estimated 104 prompt and 6 output tokens (charged 204 at admission).
+    const a = ctx({ key: 'k', chat: chat() })
+    expect(admitSync(inst, a)).toBeUndefined()
+    ;(a as unknown as FakeCtx).upstreamStart = 1
+    ;(a as unknown as { cost: unknown }).cost = { pico: 0, usd: 0, inputTokens: 104, cachedTokens: 0, cacheWriteTokens: 0, outputTokens: 6, reasoningTokens: 0, unknown: false, estimated: true }
+    done(inst, a)
+    const afterA = remaining()
+    expect(afterA).toBeGreaterThanOrEqual(1000 - 110 - 204)
+    expect(afterA).toBeLessThanOrEqual(1000 - 110 - 204 + 3)
+    // No usage and nothing estimated: the 204 of the admission stay charged.
+    const b = ctx({ key: 'k', chat: chat() })
+    expect(admitSync(inst, b)).toBeUndefined()
+    ;(b as unknown as FakeCtx).upstreamStart = 1
+    done(inst, b)
+    const afterB = remaining()
+    expect(afterB).toBeGreaterThanOrEqual(afterA - 204)
+    expect(afterB).toBeLessThanOrEqual(afterA - 204 + 3)
+    inst.close?.()
+  })
+
   it('tpm: a request over the remaining tokens is refused with the wait for them; one larger than the bucket is charged the bucket', async () => {
     const { inst } = await make({ limits: [{ name: 'tok', scope: 'key', tpm: 600 }] })
     const chat = (max: number): unknown => ({ model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: max })

@@ -2,9 +2,11 @@
  * Token estimate at admission, for tokens-per-minute rules: prompt characters / charsPerToken
  * (text parts, tool definitions, 4 tokens per message of framing) plus the completion budget
  * (max_completion_tokens, max_tokens, or defaultMaxTokens) times `n`. Embeddings: input only.
- * The estimate is corrected with the actual usage when the request completes.
+ * The estimate is corrected with the actual usage when the request completes, or without usage with the cost
+ * meter's estimate of what was used.
  */
 import type { RequestCtx } from '../../gateway/context.ts'
+import { costOf } from '../../gateway/cost/meter.ts'
 import type { Usage } from '../../providers/types.ts'
 
 function textLength(content: unknown): number {
@@ -44,6 +46,19 @@ export function estimateTokens(ctx: RequestCtx, charsPerToken: number, defaultMa
     return total
   }
   return 0
+}
+
+/**
+ * Tokens of a completed request that reached a provider and got no usage back (a stream the client left, a server
+ * that reports none), as the cost meter estimated them: its prompt and the text it was given, counted with the
+ * tokenizer. Undefined without a cost meter on the route, or when nothing was estimated (then the admission estimate,
+ * prompt plus the whole completion budget, stands).
+ */
+export function estimatedTokens(ctx: RequestCtx): number | undefined {
+  if (ctx.upstreamStart === 0) return undefined
+  const c = costOf(ctx)
+  if (c === undefined || !c.estimated) return undefined
+  return c.inputTokens + c.cachedTokens + c.cacheWriteTokens + c.outputTokens + c.reasoningTokens
 }
 
 /** Tokens a completed request actually used, or undefined when the usage is unknown. */
