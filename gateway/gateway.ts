@@ -284,7 +284,8 @@ export class Gateway {
     const clean = await this.holder.drainAll(deadlineMs)
     if (!clean) {
       // A stream cut without a word would look complete to an SDK that stops at the end of the body.
-      const n = this.#handle.terminate(new GatewayError('MCP_ERR_SERVER_DRAINING', {}, { details: 'server.shutdown_deadline' }))
+      const inbounds = new Map([...this.#routes.values()].map((s) => [s.inbound.name, s.inbound]))
+      const n = this.#handle.terminate(new GatewayError('MCP_ERR_SERVER_DRAINING', {}, { details: 'server.shutdown_deadline' }), inbounds)
       this.log.warn({ requests: n, deadlineMs }, 'shutdown deadline reached: requests still in flight end with MCP_ERR_SERVER_DRAINING')
       await this.holder.drainAll(TERMINATE_GRACE_MS)
     }

@@ -79,9 +79,10 @@ export interface RequestHandler {
   /**
    * Ends every request still in flight (shutdown past its deadline): their upstream calls are aborted with `reason`,
    * so each ends through its own failure path: a stream with the error event of its inbound API, a request before its
-   * headers with `reason` as its answer; onComplete runs as for any failure. Returns how many there were.
+   * headers with `reason` as its answer; onComplete runs as for any failure. `inbounds` (by name) give that answer the
+   * request's own API's error shape. Returns how many there were.
    */
-  terminate(reason: GatewayError): number
+  terminate(reason: GatewayError, inbounds: ReadonlyMap<string, Inbound>): number
 }
 
 export function createHandler(deps: HandlerDeps): RequestHandler {
@@ -93,8 +94,6 @@ export function createHandler(deps: HandlerDeps): RequestHandler {
    * gateway's CPU per request +60 %).
    */
   const sockets = new Set<Socket>()
-  /** The inbound APIs by name (a handful), for terminate() to answer a request in its own API's error shape. */
-  const inbounds = new Map<string, Inbound>()
 
   async function run(ctx: RequestCtx, spec: RouteSpec): Promise<void> {
     const route = ctx.route
@@ -172,7 +171,6 @@ export function createHandler(deps: HandlerDeps): RequestHandler {
     // A UUIDv7 (time-ordered): indexes keyed by request id (execution_logs, audit) grow at their right edge.
     const ctx = new RequestCtx(pipeline, route, req, res, uuidv7(), log, startedAt)
     ctx.inbound = spec.inbound.name
-    if (inbounds.get(ctx.inbound) === undefined) inbounds.set(ctx.inbound, spec.inbound)
     ctx.deadline = Date.now() + pipeline.settings.server.requestDeadlineMs
     if (tracing) tracing.startRequest(ctx)
     ;(res as ResponseWithCtx)[CTX] = ctx
@@ -182,7 +180,7 @@ export function createHandler(deps: HandlerDeps): RequestHandler {
     run(ctx, spec).catch((e: unknown) => sendError(ctx, spec.inbound, e, log))
   }
   return Object.assign(handle, {
-    terminate(reason: GatewayError): number {
+    terminate(reason: GatewayError, inbounds: ReadonlyMap<string, Inbound>): number {
       let n = 0
       for (const socket of sockets) {
         // The response being served on the connection (pipelined requests behind it have not started).
@@ -193,11 +191,12 @@ export function createHandler(deps: HandlerDeps): RequestHandler {
         n++
         // A request with nothing the abort ends (its body still arriving from a slow client, a plugin still deciding)
         // would be reset with its connection: unless the abort already produced its answer, the reason is its answer.
-        if (!res!.headersSent) {
+        const inbound = inbounds.get(ctx.inbound)
+        if (!res!.headersSent && inbound) {
           setImmediate(() => {
             if (res!.headersSent || res!.destroyed) return
             res!.shouldKeepAlive = false
-            sendError(ctx, inbounds.get(ctx.inbound)!, reason, log)
+            sendError(ctx, inbound, reason, log)
           })
         }
       }
