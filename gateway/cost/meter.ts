@@ -245,10 +245,9 @@ export class CostMeter {
     return PriceCatalogue.cost(this.#seriesOf(ctx, this.#now()).prices, est, true)
   }
 
-  /** Counters for one priced request (the cost meter's completion hook, once per request). */
-  count(ctx: RequestCtx, c: CostBreakdown): void {
+  /** Counters for one priced request (the cost meter's completion hook, once per request); `parts`: this.parts(ctx). */
+  count(ctx: RequestCtx, c: CostBreakdown, parts: readonly CostPart[] | undefined = this.parts(ctx)): void {
     const now = this.#now()
-    const parts = this.parts(ctx)
     if (parts === undefined) {
       if (!nothing(c)) this.#countIn(this.#seriesOf(ctx, now), c, ctx, now, ctx.providerName, ctx.adapter?.type, ctx.model || ctx.requestedModel)
       return

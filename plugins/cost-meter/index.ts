@@ -99,14 +99,15 @@ export const costMeterPlugin: PluginFactory<CostMeterConfig> = {
     function record(ctx: RequestCtx, outcome: Outcome, at: number): void {
       const c = costOf(ctx)
       if (c === undefined) return
-      meter.count(ctx, c)
+      // A resumed stream's parts by target (undefined for any other request), for the counters and the rollups.
+      const parts = meter.parts(ctx)
+      meter.count(ctx, c, parts)
       if (!sink) return
       const principal = ctx.slots.principal
       const exec = executionIds(ctx)
       const keyId = uuidOrNull(principal?.keyId)
       const team = principal?.team ?? null
       const error = outcome.errorCode !== undefined || outcome.status >= 400
-      const parts = meter.parts(ctx)
       if (parts === undefined) {
         sink.record(usageRecord(at, keyId, team, exec, ctx.providerName || null, ctx.model || ctx.requestedModel || null, c, error, c.estimated, c.unknown, 1))
         return
