@@ -1,23 +1,23 @@
 /**
  * OpenAI's deprecated function calling, for the translations that only know tools (anthropic, google, ollama): the
  * request is rewritten into its tool form before it is translated, and the answer back into the legacy form by the
- * OpenAI dialect (gateway/inbound/openai.ts, `legacyAnswer`), so a client of the old API gets what OpenAI would send it.
+ * OpenAI dialect (gateway/inbound/openai.ts, `legacyResponse` and `legacyChunk`), so a client of the old API gets what OpenAI would send it.
  *
  *   functions: [f, ...]                   → tools: [{type: 'function', function: f}, ...]
  *   function_call: 'none' | 'auto'        → tool_choice: the same
  *   function_call: {name}                 → tool_choice: {type: 'function', function: {name}}
  *   assistant {function_call: {name, arguments}}
  *                                         → assistant {tool_calls: [{id, type: 'function', function: {name, arguments}}]}
- *   {role: 'function', name, content}     → {role: 'tool', tool_call_id: the id given to the last call of that name
- *                                            that has no result yet, content}
+ *   {role: 'function', name, content}     → {role: 'tool', tool_call_id: the id given to the earliest call of that
+ *                                            name that has no result yet, content}
  *
  * The ids given to the history's calls are `call_fn_<message index>`: the same for every attempt of the request, and
  * never seen by the client (the legacy form has no ids). A legacy answer holds one call, so a rewritten request also
  * asks for one call at a time (`parallel_tool_calls: false`) where the provider can be asked (anthropic); where it
  * cannot, the first call of an answer is the one the client gets. A forced `function_call: {name}` to a provider
- * that cannot force a function (ollama) is unsupported like `tool_choice` naming one. The two forms mixed in one request (`functions` and
- * `tools`, or `function_call` and `tool_choice`) are a 400 naming the legacy field, and so is a function result
- * without a call of its name before it (every one of these providers keys a result to its call).
+ * that cannot force a function (ollama) is unsupported like a `tool_choice` naming one. The two forms mixed in one
+ * request (`functions` and `tools`, or `function_call` and `tool_choice`) are a 400 naming the legacy field, and so
+ * is a function result without a call of its name before it (every one of these providers keys a result to its call).
  */
 import { GatewayError } from '../../gateway/errors.ts'
 import type { ChatMessage, ChatRequest, ToolCall } from '../types.ts'
