@@ -314,21 +314,45 @@ const MAX_PARTIAL_EVENT = 1 << 20
  * How many of a stream read's last bytes are an event not yet ended (after the last blank line), to hold back until
  * it is: a stream cut inside an event then ends with the gateway's error event on its own, not glued to half an
  * event, where an SSE client would read the two as one malformed event and never see the error. 0 when the read
- * ends an event (`\n\n`: almost every read) after two byte comparisons. Reads with CR line endings (rare) are not
- * held (0): their blank lines take more than one spelling.
+ * ends an event (`\n\n`: almost every read) after two byte comparisons. Reads with CR in them (servers that end
+ * lines with CRLF, as sse-starlette does, or CR alone, as the SSE standard allows) take a scan of their line endings.
  */
 function partialEventLength(chunk: Buffer): number {
   const n = chunk.length
   if (n >= 2 && chunk[n - 1] === 10 && chunk[n - 2] === 10) return 0
-  if (chunk.includes(13)) return 0
-  const b = chunk.lastIndexOf('\n\n')
-  const held = b === -1 ? n : n - b - 2
+  let held: number
+  if (chunk.includes(13)) held = n - eventsEnd(chunk)
+  else {
+    const b = chunk.lastIndexOf('\n\n')
+    held = b === -1 ? n : n - b - 2
+  }
   return held > MAX_PARTIAL_EVENT ? 0 : held
 }
 
-/** An unterminated final event, ended with its blank line (LF endings: see partialEventLength). */
+/**
+ * Where the last event of a read that starts at an event boundary ends: the offset after its blank line (0 when
+ * none ends in it). Lines end with CRLF, LF or CR (the SSE standard's three); an empty line ends an event. A CR
+ * that ends the read counts as a line end (so does the standard: an event it completes is dispatched); the LF of a
+ * CRLF split there starts the next read, where it reads as an empty line at an event boundary: nothing is held.
+ */
+function eventsEnd(chunk: Buffer): number {
+  let end = 0
+  let lineStart = true
+  for (let i = 0; i < chunk.length; i++) {
+    const c = chunk[i]
+    if (c !== 10 && c !== 13) { lineStart = false; continue }
+    if (c === 13 && chunk[i + 1] === 10) i++
+    if (lineStart) end = i + 1
+    lineStart = true
+  }
+  return end
+}
+
+/** An unterminated final event, ended with its blank line in the line ending the upstream uses (see partialEventLength). */
 function terminated(event: Buffer): Buffer {
-  return Buffer.concat([event, Buffer.from(event[event.length - 1] === 10 ? '\n' : '\n\n')])
+  const eol = !event.includes(13) ? '\n' : event.includes('\r\n') ? '\r\n' : '\r'
+  const last = event[event.length - 1]
+  return Buffer.concat([event, Buffer.from(last === 10 || last === 13 ? eol : eol + eol)])
 }
 
 /**

@@ -17,6 +17,9 @@ const usage = `data: ${JSON.stringify({ id: 'chatcmpl-cut', object: 'chat.comple
 const HEAD = chunk({ role: 'assistant', content: '' }) + chunk({ content: 'Hello' }) + chunk({ content: ', world' })
 const NEXT = chunk({ content: ' and more' })
 const FINISH = chunk({}, 'stop')
+/** The same events with CRLF line endings (sse-starlette's, so llama-cpp-python's server) or CR alone (the SSE standard allows both). */
+const crlf = (s: string): string => s.replaceAll('\n', '\r\n')
+const cr = (s: string): string => s.replaceAll('\n', '\r')
 
 interface Script { steps: string[]; end: 'end' | 'reset' }
 const SCRIPTS: Record<string, Script> = {
@@ -33,6 +36,16 @@ const SCRIPTS: Record<string, Script> = {
   'done-unterminated': { steps: [HEAD + FINISH + usage, 'data: [DONE]'], end: 'end' },
   // The upstream's own error event (OpenAI's shape), last and without its blank line: it reaches the client.
   'error-unterminated': { steps: [HEAD, 'data: {"error":{"message":"The server had an error","type":"server_error","param":null,"code":null}}'], end: 'end' },
+  // The same with CRLF and CR line endings. Before CR was read, such a read went on whole: the half event was sent.
+  // (The half event comes in the same read as whole ones: a read of the half alone, with no CR, was held already.)
+  'crlf-cut-mid-event': { steps: [crlf(HEAD) + crlf(NEXT).slice(0, 40)], end: 'end' },
+  // The data line ended (CRLF), its blank line never came. (Cut one byte later, '\r\n\r' is a blank line: the event is whole.)
+  'crlf-cut-before-blank': { steps: [crlf(HEAD), crlf(NEXT).slice(0, -2)], end: 'end' },
+  'cr-cut-before-blank': { steps: [cr(HEAD), cr(NEXT).slice(0, -1)], end: 'reset' },
+  // Split inside the JSON and between the CR and the LF of the blank line.
+  'crlf-split': { steps: [crlf(HEAD) + crlf(NEXT).slice(0, 25), crlf(NEXT).slice(25, -1), crlf(NEXT).slice(-1) + crlf(FINISH).slice(0, 10), crlf(FINISH).slice(10) + crlf(usage) + 'data: [DONE]\r\n\r\n'], end: 'end' },
+  'crlf-finish-unterminated': { steps: [crlf(HEAD) + crlf(FINISH).slice(0, -4)], end: 'end' },
+  'cr-finish-unterminated': { steps: [cr(HEAD) + cr(FINISH).slice(0, -2)], end: 'end' },
 }
 
 describe('pass-through streams cut inside an event', () => {
@@ -72,7 +85,9 @@ describe('pass-through streams cut inside an event', () => {
   }
 
   /** Every event of the stream as its data: each one whole (JSON or [DONE]). */
-  const events = (text: string): string[] => {
+  const events = (sent: string): string[] => {
+    // Line endings as SSE reads them: CRLF, LF and CR alike.
+    const text = sent.replace(/\r\n?/g, '\n')
     expect(text.endsWith('\n\n')).toBe(true)
     return text.slice(0, -2).split('\n\n').map((e) => {
       expect(e.startsWith('data: ') && !e.includes('\n')).toBe(true)
@@ -82,7 +97,7 @@ describe('pass-through streams cut inside an event', () => {
     })
   }
 
-  for (const model of ['cut-mid-event', 'cut-before-blank', 'reset-mid-event']) {
+  for (const model of ['cut-mid-event', 'cut-before-blank', 'reset-mid-event', 'crlf-cut-mid-event', 'crlf-cut-before-blank', 'cr-cut-before-blank']) {
     // With include_usage the bytes go through as they came; without it (the gateway forces usage for the cost meter)
     // events are re-framed one by one: both paths.
     for (const includeUsage of [true, false]) {
@@ -108,8 +123,8 @@ describe('pass-through streams cut inside an event', () => {
     })
   }
 
-  it('events split across reads are delivered whole, the answer complete', async () => {
-    const stream = await client.chat.completions.create({ model: 'up/split', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'hi' }] })
+  for (const model of ['split', 'crlf-split']) it(`${model}: events split across reads are delivered whole, the answer complete`, async () => {
+    const stream = await client.chat.completions.create({ model: `up/${model}`, stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'hi' }] })
     let text = ''
     let finish: string | null = null
     let tokens = 0
@@ -119,7 +134,7 @@ describe('pass-through streams cut inside an event', () => {
       tokens = c.usage?.total_tokens ?? tokens
     }
     expect([text, finish, tokens]).toEqual(['Hello, world and more', 'stop', 6])
-    expect(events(await raw('split', true)).at(-1)).toBe('[DONE]')
+    expect(events(await raw(model, true)).at(-1)).toBe('[DONE]')
   })
 
   for (const includeUsage of [true, false]) {
@@ -130,7 +145,7 @@ describe('pass-through streams cut inside an event', () => {
     })
   }
 
-  for (const model of ['finish-unterminated', 'done-unterminated']) {
+  for (const model of ['finish-unterminated', 'done-unterminated', 'crlf-finish-unterminated', 'cr-finish-unterminated']) {
     it(`${model}: a last event without its blank line still ends a complete answer`, async () => {
       const ev = events(await raw(model, true))
       expect(ev.at(-1)).toBe('[DONE]')
