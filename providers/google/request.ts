@@ -36,8 +36,11 @@ export interface GeminiPart {
   inlineData?: { mimeType: string; data: string }
   fileData?: { mimeType: string; fileUri: string }
   functionCall?: { name: string; args?: Record<string, unknown>; id?: string }
-  functionResponse?: { name: string; response: Record<string, unknown>; id?: string }
+  functionResponse?: { name: string; response: Record<string, unknown>; id?: string; parts?: GeminiFunctionResponsePart[] }
 }
+
+/** Media in a function response (Gemini 3's multimodal function responses): inline bytes only, Gemini's API takes no file URI there. */
+export interface GeminiFunctionResponsePart { inlineData: { mimeType: string; data: string } }
 
 export interface GeminiContent { role?: 'user' | 'model'; parts: GeminiPart[] }
 
@@ -363,8 +366,8 @@ function textOf(content: string | readonly { type: string; text?: unknown; refus
 }
 
 /**
- * A system, developer or tool message's parts are text only (Gemini's `systemInstruction` and `functionResponse` carry
- * text): another part is a 400 naming it (`messages[0].content[1].image_url`), or dropped with `dropUnsupportedParams`.
+ * A system or developer message's parts are text only (Gemini's `systemInstruction` carries text): another part is a
+ * 400 naming it (`messages[0].content[1].image_url`), or dropped with `dropUnsupportedParams`.
  */
 function checkTextOnly(content: unknown, where: string, o: GoogleRequestOptions): void {
   if (!Array.isArray(content) || o.dropUnsupportedParams) return
@@ -372,6 +375,46 @@ function checkTextOnly(content: unknown, where: string, o: GoogleRequestOptions)
 }
 
 const AUDIO_MIME: Readonly<Record<string, string>> = { wav: 'audio/wav', mp3: 'audio/mp3' }
+
+/**
+ * A tool message's media, for its `functionResponse.parts` (Gemini 3 reads images and PDFs a tool returns as it reads a
+ * user's): an image or a file as a `data:` URL, inline. An image by http(s) URL is a 400 naming its `image_url.url`
+ * (a function response takes no file URI on Gemini's API, and the gateway does not fetch URLs); any other part a
+ * 400 naming it. Either is dropped with `dropUnsupportedParams`. Text parts are the response's text (toolResponse).
+ */
+function toolMedia(content: unknown, where: string, o: GoogleRequestOptions): GeminiFunctionResponsePart[] | undefined {
+  if (!Array.isArray(content)) return undefined
+  let out: GeminiFunctionResponsePart[] | undefined
+  const skip = (param: string): void => { if (!o.dropUnsupportedParams) throw unsupported(o.provider, param) }
+  content.forEach((part: unknown, j) => {
+    const p = isObj(part) ? part : {}
+    const at = `${where}.content[${j}]`
+    switch (p['type']) {
+      case 'text': return
+      case 'image_url': {
+        const image = p['image_url']
+        const url = isObj(image) ? image['url'] : undefined
+        if (typeof url !== 'string') throw invalid(`${at}.image_url.url must be a string`, `${at}.image_url.url`)
+        const detail = isObj(image) ? image['detail'] : undefined
+        if (detail != null && detail !== 'auto') skip(`${at}.image_url.detail`)
+        const inline = parseDataUrl(url)
+        if (inline) (out ??= []).push({ inlineData: inline })
+        else skip(`${at}.image_url.url`)
+        return
+      }
+      case 'file': {
+        const file = p['file']
+        const inline = isObj(file) && typeof file['file_data'] === 'string' ? parseDataUrl(file['file_data']) : undefined
+        if (inline) (out ??= []).push({ inlineData: inline })
+        else skip(`${at}.file`)
+        return
+      }
+      default:
+        skip(`${at}.${String(p['type'])}`)
+    }
+  })
+  return out
+}
 
 /** One content part; undefined when it is unsupported and `dropUnsupportedParams` drops it. */
 function userPart(part: ContentPart, where: string, o: GoogleRequestOptions): GeminiPart | undefined {
@@ -516,11 +559,13 @@ function toContents(messages: readonly ChatMessage[], o: GoogleRequestOptions, m
         if (name === undefined) throw invalid(`${where}.tool_call_id '${m.tool_call_id}' matches no earlier assistant tool call`, `${where}.tool_call_id`)
         // A `name` (the legacy way to name the function) must be the call's, which Gemini gets.
         toolResultName(m, name, where, o.provider)
-        checkTextOnly(m.content, where, o)
+        const media = toolMedia(m.content, where, o)
         const text = textOf(m.content).join('')
         // A failed call (`is_error`, from Anthropic's tool_result): Gemini reads the response's `error` key as the failure.
         const isError = (m as { is_error?: unknown }).is_error === true
-        push('user', [{ functionResponse: { name, response: isError ? { error: toolError(text) } : toolResponse(text) } }])
+        const response: GeminiPart['functionResponse'] = { name, response: isError ? { error: toolError(text) } : toolResponse(text) }
+        if (media) response.parts = media
+        push('user', [{ functionResponse: response }])
         break
       }
       default:

@@ -78,13 +78,36 @@ describe('assistant content parts other than text and refusals (were dropped by 
 const IMAGE = { type: 'image_url', image_url: { url: `data:image/png;base64,${PNG}` } }
 const CALL = { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'shot', arguments: '{}' } }] }
 
-describe.each(['google', 'ollama'] as const)('%s: a system, developer or tool message\'s parts other than text are a 400 naming them (were dropped)', (p) => {
+describe.each(['google', 'ollama'] as const)('%s: a system or developer message\'s parts other than text are a 400 naming them (were dropped)', (p) => {
   it.each(['system', 'developer'])('a %s message', async (role) => {
     await refused(p, { messages: [{ role, content: [{ type: 'text', text: 'Be brief.' }, IMAGE] }, { role: 'user', content: 'hi' }] }, 'messages[0].content[1].image_url')
   })
+})
 
-  it('a tool result', async () => {
-    await refused(p, { messages: [{ role: 'user', content: 'take a screenshot' }, CALL, { role: 'tool', tool_call_id: 'call_1', content: [{ type: 'text', text: 'here' }, IMAGE] }] }, 'messages[2].content[1].image_url')
+const toolResult = (...parts: object[]): object => ({ messages: [{ role: 'user', content: 'take a screenshot' }, CALL, { role: 'tool', tool_call_id: 'call_1', content: [{ type: 'text', text: 'here' }, ...parts] }] })
+
+describe('a tool result\'s parts other than text', () => {
+  it('ollama: a 400 naming them (were dropped)', async () => {
+    await refused('ollama', toolResult(IMAGE), 'messages[2].content[1].image_url')
+  })
+
+  it('google: images and files as data: URLs go inline in the functionResponse\'s parts (Gemini 3 reads what a tool returns; were a 400)', async () => {
+    const PDF = 'JVBERi0xLjQK'
+    const { status, json } = await chat('google', toolResult(IMAGE, { type: 'file', file: { file_data: `data:application/pdf;base64,${PDF}` } }))
+    expect(status, JSON.stringify(json)).toBe(200)
+    const turn = requests('google')[0]!.body.contents.at(-1)
+    expect(turn).toEqual({
+      role: 'user',
+      parts: [{ functionResponse: { name: 'shot', response: { content: 'here' }, parts: [{ inlineData: { mimeType: 'image/png', data: PNG } }, { inlineData: { mimeType: 'application/pdf', data: PDF } }] } }],
+    })
+  })
+
+  it('google: an image by http(s) URL is a 400 naming its url (a function response takes no file URI on Gemini\'s API)', async () => {
+    await refused('google', toolResult({ type: 'image_url', image_url: { url: 'https://example.com/shot.png' } }), 'messages[2].content[1].image_url.url')
+  })
+
+  it('google: a part Gemini has no function-response part for is a 400 naming it', async () => {
+    await refused('google', toolResult({ type: 'input_audio', input_audio: { data: 'UklGRg==', format: 'wav' } }), 'messages[2].content[1].input_audio')
   })
 })
 
