@@ -84,10 +84,17 @@ function imagePart(b: Obj, path: string): ContentPart {
   return fail(`${path}.source.type`, 'must be base64 or url')
 }
 
+/**
+ * A document block → an OpenAI file part: a base64 PDF as it is, a plain-text document (`source.type: text`) as a
+ * `data:text/plain` URL (base64 of its UTF-8), which the Anthropic adapter turns back into a text document.
+ */
 function documentPart(b: Obj, path: string): ContentPart {
   const src = obj(b['source'], `${path}.source`)
-  if (src['type'] !== 'base64' || src['media_type'] !== 'application/pdf') fail(`${path}.source`, 'only base64 PDF documents are supported')
-  const file: Obj = { file_data: `data:application/pdf;base64,${str(src['data'], `${path}.source.data`)}` }
+  let fileData: string
+  if (src['type'] === 'base64' && src['media_type'] === 'application/pdf') fileData = `data:application/pdf;base64,${str(src['data'], `${path}.source.data`)}`
+  else if (src['type'] === 'text' && src['media_type'] === 'text/plain') fileData = `data:text/plain;base64,${Buffer.from(str(src['data'], `${path}.source.data`), 'utf8').toString('base64')}`
+  else return fail(`${path}.source`, 'only base64 PDF and plain-text documents are supported')
+  const file: Obj = { file_data: fileData }
   if (typeof b['title'] === 'string') file['filename'] = b['title']
   return { type: 'file', file }
 }

@@ -190,6 +190,22 @@ function parseDataUrl(url: string, field: string): { mediaType: string; data: st
   return { mediaType: m[1]!, data: url.slice(m[0].length) }
 }
 
+/** A `data:` URL of plain text (any parameters, e.g. `;charset=utf-8`), base64 or percent-encoded. */
+const PLAIN_TEXT_DATA_URL = /^data:text\/plain[;,]/i
+
+/** The text of a plain-text `data:` URL, decoded as UTF-8; a 400 naming `field` when it does not decode. */
+function dataUrlText(url: string, field: string): string {
+  const comma = url.indexOf(',')
+  if (comma === -1) throw invalid(field, 'a data: URL needs a comma before its data')
+  const payload = url.slice(comma + 1)
+  if (/;base64$/i.test(url.slice(0, comma))) return Buffer.from(payload, 'base64').toString('utf8')
+  try {
+    return decodeURIComponent(payload)
+  } catch {
+    throw invalid(field, 'is not a valid percent-encoded data: URL')
+  }
+}
+
 function partToBlock(part: ContentPart, path: string, ctx: Ctx): AnthropicBlock | undefined {
   const p = part as Record<string, unknown>
   switch (part.type) {
@@ -217,10 +233,17 @@ function partToBlock(part: ContentPart, path: string, ctx: Ctx): AnthropicBlock 
     }
     case 'file': {
       const file = p['file'] as { file_data?: unknown; file_id?: unknown; filename?: unknown } | undefined
-      if (typeof file?.file_data === 'string' && file.file_data.startsWith('data:application/pdf;')) {
-        const { mediaType, data } = parseDataUrl(file.file_data, `${path}.file.file_data`)
-        const b: AnthropicBlock = { type: 'document', source: { type: 'base64', media_type: mediaType, data } }
-        if (typeof file.filename === 'string') b['title'] = file.filename
+      const fileData = typeof file?.file_data === 'string' ? file.file_data : undefined
+      let b: AnthropicBlock | undefined
+      if (fileData?.startsWith('data:application/pdf;')) {
+        const { mediaType, data } = parseDataUrl(fileData, `${path}.file.file_data`)
+        b = { type: 'document', source: { type: 'base64', media_type: mediaType, data } }
+      } else if (fileData !== undefined && PLAIN_TEXT_DATA_URL.test(fileData)) {
+        // Anthropic's plain-text document: the text itself, not base64.
+        b = { type: 'document', source: { type: 'text', media_type: 'text/plain', data: dataUrlText(fileData, `${path}.file.file_data`) } }
+      }
+      if (b) {
+        if (typeof file!.filename === 'string') b['title'] = file!.filename
         return b
       }
       unsupported(ctx, file?.file_id !== undefined ? `${path}.file.file_id` : `${path}.file.file_data`)

@@ -4,6 +4,7 @@
  * and webp, whitespace-only stop sequences). What an OpenAI client sends must reach Anthropic in a form it accepts,
  * or be answered by the gateway with a 400 naming the OpenAI field.
  */
+import Anthropic from '@anthropic-ai/sdk'
 import OpenAI from 'openai'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { startAnthropicMock, type AnthropicMock } from '../helpers/anthropic-mock.ts'
@@ -123,5 +124,41 @@ describe('openai SDK → gateway → anthropic: values Anthropic has no room for
     const r = await client.chat.completions.create({ model: 'claudedrop/claude-sonnet-4-5', stop: ['END', '\n'], messages: [{ role: 'user', content: 'echo hi' }] })
     expect(r.choices[0]!.message.content).toBe('echo: hi')
     expect(mock.requests[0]!.body.stop_sequences).toEqual(['END'])
+  })
+})
+
+describe('plain-text documents (Anthropic\'s `source.type: text`; were a 400: only PDF documents were carried)', () => {
+  const TEXT = 'Clause 1: the tenant pays rent monthly.\nClause 2: ünïcödé stays.'
+  const DOCUMENT = { type: 'document', source: { type: 'text', media_type: 'text/plain', data: TEXT }, title: 'lease.txt' }
+
+  it('openai SDK: a file part of a data:text/plain URL (base64 or percent-encoded) reaches Anthropic as a text document', async () => {
+    for (const fileData of [`data:text/plain;base64,${Buffer.from(TEXT).toString('base64')}`, `data:text/plain;charset=utf-8,${encodeURIComponent(TEXT)}`]) {
+      mock.reset()
+      const content = [{ type: 'text', text: 'echo read' }, { type: 'file', file: { file_data: fileData, filename: 'lease.txt' } }] as OpenAI.Chat.Completions.ChatCompletionContentPart[]
+      const r = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content }] })
+      expect(r.choices[0]!.message.content).toBe('echo: read')
+      expect(mock.requests[0]!.body.messages[0].content).toEqual([{ type: 'text', text: 'echo read' }, DOCUMENT])
+    }
+  })
+
+  it('anthropic SDK: a text document goes to Anthropic as it came, title included', async () => {
+    const anthropic = new Anthropic({ apiKey: ADMIN_KEY, baseURL: gw.url, maxRetries: 0 })
+    const r = await anthropic.messages.create({
+      model: MODEL, max_tokens: 64,
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'echo doc' }, DOCUMENT as Anthropic.DocumentBlockParam] }],
+    })
+    expect(r.content).toEqual([{ type: 'text', text: 'echo: doc' }])
+    expect(mock.requests[0]!.body.messages[0].content).toEqual([{ type: 'text', text: 'echo doc' }, DOCUMENT])
+  })
+
+  it('a document of another kind (a URL) is still a 400 naming its source', async () => {
+    const anthropic = new Anthropic({ apiKey: ADMIN_KEY, baseURL: gw.url, maxRetries: 0 })
+    const e = await anthropic.messages.create({
+      model: MODEL, max_tokens: 64,
+      messages: [{ role: 'user', content: [{ type: 'document', source: { type: 'url', url: 'https://example.com/a.pdf' } }] }],
+    }).then(() => undefined, (err: unknown) => err)
+    expect(e).toBeInstanceOf(Anthropic.BadRequestError)
+    expect(String((e as Error).message)).toContain('messages[0].content[0].source')
+    expect(mock.requests).toHaveLength(0)
   })
 })
