@@ -162,6 +162,40 @@ describe('anthropicToCanonical', () => {
     })
   })
 
+  describe('image and document blocks: cache_control carried to Anthropic, left out elsewhere; fields not carried are a 400', () => {
+    const PNG64 = 'iVBORw0KGgo='
+    const IMAGE = { type: 'image', source: { type: 'base64', media_type: 'image/png', data: PNG64 }, cache_control: { type: 'ephemeral' } }
+    const DOC = { type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'The lease.' }, title: 'lease.txt', cache_control: { type: 'ephemeral', ttl: '1h' } }
+    const PDF_DOC = { type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: 'JVBERi0=' }, citations: { enabled: false } }
+    const body = (...blocks: object[]): any => ({ model: 'claude-x', max_tokens: 100, messages: [{ role: 'user', content: [...blocks, { type: 'text', text: 'Summarise.' }] }] })
+
+    it('anthropic: the blocks come back as they went, cache_control included (it was left out of images and documents)', () => {
+      const up = toAnthropicRequest(anthropicToCanonical(body(IMAGE, DOC)), 'claude-x', false, { provider: 'claude', basePath: '', defaultMaxTokens: 4096, dropUnsupportedParams: false })
+      expect(up.messages[0]!.content).toEqual([IMAGE, DOC, { type: 'text', text: 'Summarise.' }])
+      // citations: {enabled: false} asks for nothing: accepted, not sent.
+      const pdf = toAnthropicRequest(anthropicToCanonical(body(PDF_DOC)), 'claude-x', false, { provider: 'claude', basePath: '', defaultMaxTokens: 4096, dropUnsupportedParams: false })
+      expect(pdf.messages[0]!.content).toEqual([{ type: 'document', source: PDF_DOC.source }, { type: 'text', text: 'Summarise.' }])
+    })
+
+    it('openai, google and ollama: cache_control left out', () => {
+      const canonical = anthropicToCanonical(body(IMAGE, DOC))
+      expect(JSON.stringify(toOpenAIChat(canonical, 'gpt-4o', false, '/v1', { provider: 'oai', dropUnsupportedParams: false, forwardTopK: false }).body)).not.toContain('cache_control')
+      const g = toGoogleChat(canonical, 'gemini-2.5-flash', false, { provider: 'gem', basePath: '', apiVersion: 'v1beta', dropUnsupportedParams: false }).body as Record<string, any>
+      expect(g.contents[0].parts).toEqual([{ inlineData: { mimeType: 'image/png', data: PNG64 } }, { inlineData: { mimeType: 'text/plain', data: Buffer.from('The lease.').toString('base64') } }, { text: 'Summarise.' }])
+      const o = toOllamaChat(anthropicToCanonical(body(IMAGE)), 'llava', false, { provider: 'local', basePath: '', dropUnsupported: false }).body as Record<string, any>
+      expect(o.messages[0]).toEqual({ role: 'user', content: 'Summarise.', images: [PNG64] })
+    })
+
+    it.each([
+      ['a document\'s citations (they would come back in text blocks the answer does not carry)', { ...PDF_DOC, citations: { enabled: true } }, 'messages[0].content[0].citations'],
+      ['a document\'s context', { ...DOC, context: 'A lease from 2024.' }, 'messages[0].content[0].context'],
+      ['a field images do not have', { ...IMAGE, title: 'x' }, 'messages[0].content[0].title'],
+    ])('%s: a 400 naming it (was silently left out)', (_, block, param) => {
+      const e = catchError(() => anthropicToCanonical(body(block)))
+      expect([e.status, e.param]).toEqual([400, param])
+    })
+  })
+
   it('keeps images in tool_result content: the text stays in the tool message, the images follow all tool results as user content', () => {
     const png = { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' }
     const body = {

@@ -7,8 +7,8 @@
  * - `top_k` and `thinking` have no canonical field: kept as extension fields of the canonical request
  *   (the `anthropic` provider forwards them; google and ollama map `top_k`, openai-compatible forwards
  *   it, otherwise it is unsupported; every provider maps `thinking`, see providers/shared/reasoning.ts).
- * - `cache_control` on text blocks and tools, and `is_error` on tool results, are kept as extension
- *   keys on the canonical parts/tools/messages; `cache_control` elsewhere is not carried. The other
+ * - `cache_control` on text, image and document blocks and on tools, and `is_error` on tool results, are kept as
+ *   extension keys on the canonical parts/tools/messages; `cache_control` elsewhere is not carried. The other
  *   providers leave `cache_control` out and translate `is_error` (docs/providers.md).
  * - Extended thinking: `thinking` / `redacted_thinking` blocks of an assistant message in the history become its
  *   `thinking_blocks` extension, in order and unmodified (Anthropic checks their signatures and requires them back
@@ -56,6 +56,8 @@ const TOP_KEYS = keys('model', 'messages', 'max_tokens', 'system', 'stop_sequenc
 const TEXT_KEYS = keys('type', 'text', 'cache_control', 'citations')
 const TOOL_KEYS = keys('type', 'name', 'description', 'input_schema', 'cache_control', 'strict')
 const THINKING_KEYS = keys('type', 'thinking', 'signature')
+const IMAGE_KEYS = keys('type', 'source', 'cache_control')
+const DOCUMENT_KEYS = keys('type', 'source', 'title', 'cache_control', 'citations')
 const REDACTED_THINKING_KEYS = keys('type', 'data')
 
 /** A history thinking block, with its strings as they came (the signature authenticates them). */
@@ -75,12 +77,19 @@ function textPart(b: Obj, path: string): TextPart {
   return part
 }
 
+/** A block's `cache_control` (a prompt-caching hint) kept on its canonical part, for the Anthropic adapter. */
+function withCacheControl(part: ContentPart, b: Obj): ContentPart {
+  if (b['cache_control'] !== undefined) (part as unknown as Obj)['cache_control'] = b['cache_control']
+  return part
+}
+
 function imagePart(b: Obj, path: string): ContentPart {
+  onlyKeys(b, IMAGE_KEYS, path)
   const src = obj(b['source'], `${path}.source`)
   if (src['type'] === 'base64') {
-    return { type: 'image_url', image_url: { url: `data:${str(src['media_type'], `${path}.source.media_type`)};base64,${str(src['data'], `${path}.source.data`)}` } }
+    return withCacheControl({ type: 'image_url', image_url: { url: `data:${str(src['media_type'], `${path}.source.media_type`)};base64,${str(src['data'], `${path}.source.data`)}` } }, b)
   }
-  if (src['type'] === 'url') return { type: 'image_url', image_url: { url: str(src['url'], `${path}.source.url`) } }
+  if (src['type'] === 'url') return withCacheControl({ type: 'image_url', image_url: { url: str(src['url'], `${path}.source.url`) } }, b)
   return fail(`${path}.source.type`, 'must be base64 or url')
 }
 
@@ -89,6 +98,10 @@ function imagePart(b: Obj, path: string): ContentPart {
  * `data:text/plain` URL (base64 of its UTF-8), which the Anthropic adapter turns back into a text document.
  */
 function documentPart(b: Obj, path: string): ContentPart {
+  onlyKeys(b, DOCUMENT_KEYS, path)
+  // Citations would come back in the answer's text blocks, which the canonical answer does not carry: refused, not
+  // silently answered without them.
+  if (isObj(b['citations']) && b['citations']['enabled'] === true) fail(`${path}.citations`, 'citations are not supported by this gateway (an answer\'s citations are not carried back)')
   const src = obj(b['source'], `${path}.source`)
   let fileData: string
   if (src['type'] === 'base64' && src['media_type'] === 'application/pdf') fileData = `data:application/pdf;base64,${str(src['data'], `${path}.source.data`)}`
@@ -96,7 +109,7 @@ function documentPart(b: Obj, path: string): ContentPart {
   else return fail(`${path}.source`, 'only base64 PDF and plain-text documents are supported')
   const file: Obj = { file_data: fileData }
   if (typeof b['title'] === 'string') file['filename'] = b['title']
-  return { type: 'file', file }
+  return withCacheControl({ type: 'file', file } as ContentPart, b)
 }
 
 /** A tool_result → a tool message with its text; its images and documents go to `media` (see convertMessage). */

@@ -15,7 +15,7 @@
  * - `user` and `safety_identifier` → `metadata.user_id`; `prompt_cache_key` (a caching hint) and `prediction` (a
  *   latency hint: OpenAI's Predicted Outputs) and OpenAI's `metadata` (stored-completion tags) are accepted, not sent.
  * - Extensions kept by the Anthropic inbound dialect pass through: `top_k`, `thinking`, and
- *   `cache_control` on text parts and tools, `is_error` on tool messages.
+ *   `cache_control` on text, image and file parts and on tools, `is_error` on tool messages.
  * - A tool (or `tool_choice`) name Anthropic refuses (`^[a-zA-Z0-9_-]{1,64}$`) is a 400 naming it (shared/tool-names.ts).
  * - An assistant message's `thinking_blocks` (extended thinking) open its content, in order, each block rebuilt
  *   with exactly Anthropic's fields and its text, signature or data unmodified (Anthropic checks the signature).
@@ -174,7 +174,11 @@ const TEXT_ROLES: ReadonlySet<string> = new Set(['system', 'developer'])
 
 
 function textBlock(text: string, part?: Record<string, unknown>): AnthropicBlock {
-  const b: AnthropicBlock = { type: 'text', text }
+  return withCacheControl({ type: 'text', text }, part)
+}
+
+/** A part's Anthropic `cache_control` (an extension key, from /v1/messages) on its block. */
+function withCacheControl(b: AnthropicBlock, part: Record<string, unknown> | undefined): AnthropicBlock {
   if (part?.['cache_control'] !== undefined) b['cache_control'] = part['cache_control']
   return b
 }
@@ -226,9 +230,9 @@ function partToBlock(part: ContentPart, path: string, ctx: Ctx): AnthropicBlock 
           unsupported(ctx, field, `Parameter '${field}' is an image of type ${mediaType}; provider ${ctx.opts.provider} takes image/jpeg, image/png, image/gif and image/webp`)
           return undefined
         }
-        return { type: 'image', source: { type: 'base64', media_type: type, data } }
+        return withCacheControl({ type: 'image', source: { type: 'base64', media_type: type, data } }, p)
       }
-      if (/^https?:\/\//i.test(url)) return { type: 'image', source: { type: 'url', url } }
+      if (/^https?:\/\//i.test(url)) return withCacheControl({ type: 'image', source: { type: 'url', url } }, p)
       throw invalid(`${path}.image_url.url`, 'must be a data: URL or an http(s) URL')
     }
     case 'file': {
@@ -244,7 +248,7 @@ function partToBlock(part: ContentPart, path: string, ctx: Ctx): AnthropicBlock 
       }
       if (b) {
         if (typeof file!.filename === 'string') b['title'] = file!.filename
-        return b
+        return withCacheControl(b, p)
       }
       unsupported(ctx, file?.file_id !== undefined ? `${path}.file.file_id` : `${path}.file.file_data`)
       return undefined
