@@ -25,6 +25,7 @@ export const ERRORS = {
   MCP_ERR_REQ_BODY_ENCODING: spec(400, 'invalid_request_error', 'Request body could not be decoded as {encoding}: {reason}'),
   MCP_ERR_REQ_JSON_INVALID: spec(400, 'invalid_request_error', 'Request body is not valid JSON: {reason}'),
   MCP_ERR_REQ_BODY_INVALID: spec(400, 'invalid_request_error', 'Invalid request body: {reason}'),
+  MCP_ERR_REQ_QUERY_INVALID: spec(400, 'invalid_request_error', 'Invalid query parameter: {reason}'),
   MCP_ERR_REQ_PARAM_UNSUPPORTED: spec(400, 'invalid_request_error', "Parameter '{param}' is not supported by provider {provider}"),
   MCP_ERR_REQ_TIMEOUT: spec(408, 'invalid_request_error', 'The request was not received in time'),
   MCP_ERR_REQ_ABORTED: spec(499, 'invalid_request_error', 'The client closed the request'),

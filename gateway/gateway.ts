@@ -16,7 +16,7 @@ import { compilePipeline, type CompileDeps } from './pipeline/compile.ts'
 import { PipelineHolder } from './pipeline/holder.ts'
 import type { Pipeline } from './pipeline/pipeline.ts'
 import type { PluginDeps, PluginFactory, PluginServices } from './pipeline/types.ts'
-import { ROUTES } from './routes.ts'
+import { MODEL_PREFIX, modelById, ROUTES } from './routes.ts'
 import { configDir, hashOf, loadSettings, redactSettings, type Settings } from './settings.ts'
 import { GatewayMetrics } from './telemetry.ts'
 import { openUpstream } from './upstream/open.ts'
@@ -230,9 +230,15 @@ export class Gateway {
       const q = url.indexOf('?')
       const path = q === -1 ? url : url.slice(0, q)
       // HEAD is GET without the body (Node leaves it out of a HEAD response).
-      const spec = this.#routes.get(`${req.method === 'HEAD' ? 'GET' : req.method} ${path}`)
-      if (spec) { handle(spec, req, res, t0); return }
-      const allow = this.#allowed.get(path)
+      const method = req.method === 'HEAD' ? 'GET' : req.method
+      let spec = this.#routes.get(`${method} ${path}`)
+      if (spec === undefined && method === 'GET' && path.startsWith(MODEL_PREFIX)) spec = modelById
+      if (spec) {
+        if (spec.anthropic !== undefined && req.headers['anthropic-version'] !== undefined) spec = spec.anthropic
+        handle(spec, req, res, t0)
+        return
+      }
+      const allow = this.#allowed.get(path) ?? (path.startsWith(MODEL_PREFIX) ? 'GET, HEAD' : undefined)
       const code = allow !== undefined ? 'MCP_ERR_REQ_METHOD_NOT_ALLOWED' : 'MCP_ERR_REQ_NOT_FOUND'
       const g = new GatewayError(code, { method: String(req.method).slice(0, 16), path: path.slice(0, 200) })
       const body = JSON.stringify(openaiErrorBody(g, ''))

@@ -27,6 +27,8 @@ export interface RouteSpec {
   readonly parse?: (json: unknown, ctx: RequestCtx) => void
   /** Answers without an upstream call (GET /v1/models); may be async (it never runs on the chat path). */
   readonly local?: (ctx: RequestCtx, metrics: GatewayMetrics) => unknown
+  /** The same route for Anthropic clients (a request with `anthropic-version`): answers and errors in Anthropic's shape. */
+  readonly anthropic?: RouteSpec
 }
 
 export interface HandlerDeps {

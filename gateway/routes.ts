@@ -5,6 +5,7 @@ import { validateChatRequest, validateEmbeddingRequest } from './http/schemas.ts
 import { anthropicInbound, anthropicToCanonical } from './inbound/anthropic.ts'
 import { openaiInbound } from './inbound/openai.ts'
 import type { RouteSpec } from './handler.ts'
+import type { GatewayMetrics } from './telemetry.ts'
 import { ModelCatalog } from './model-catalog.ts'
 import { providerOfBareModel } from './routing/resolve.ts'
 import type { ChatRequest, EmbeddingRequest, ModelInfo } from '../providers/types.ts'
@@ -73,35 +74,130 @@ export const messages: RouteSpec = {
 
 const catalog = new ModelCatalog()
 
+/** One model the caller can reach, and who serves it (a provider's name, or `mcp` for an alias). */
+interface Reachable { id: string; ownedBy: string }
+
 /**
  * What the caller can reach: each provider's declared models, or the ones it lists itself when none are declared
  * (model-catalog.ts), as `<provider>/<model>`, and every alias; only those the route's plugins allow (auth: the key's scopes).
  * A model the plugins refuse as `<provider>/<model>` but allow by its bare name, which routes to that provider, is
  * listed by the bare name: the listing shows exactly the names the key may call.
  */
+async function reachable(ctx: RequestCtx, metrics: GatewayMetrics): Promise<Reachable[]> {
+  const p = ctx.pipeline
+  const filters = ctx.route.allowsModel
+  const allowed = (id: string, isAlias: boolean): boolean => filters.every((f) => f(ctx, id, isAlias))
+  const out: Reachable[] = []
+  for (const [name, ids] of await catalog.list(p.providers, p.settings.modelList, ctx.log, metrics.modelDiscoveryFailures)) {
+    for (const m of ids) {
+      const id = `${name}/${m}`
+      if (allowed(id, false)) out.push({ id, ownedBy: name })
+      // A key scoped to bare names (`gpt-4o`) may call `gpt-4o` but not `oa/gpt-4o`: list the name it may call,
+      // when that name reaches this provider (not an alias, and routed here: resolve.ts).
+      else if (!p.aliases.has(m) && providerOfBareModel(p, m) === name && allowed(m, false)) out.push({ id: m, ownedBy: name })
+    }
+  }
+  // Aliases are called by their own name (`smart`); the gateway routes them.
+  for (const name of p.aliases.keys()) if (allowed(name, true)) out.push({ id: name, ownedBy: 'mcp' })
+  return out
+}
+
+const openaiModel = (m: Reachable, created: number): ModelInfo => ({ id: m.id, object: 'model', created, owned_by: m.ownedBy })
+/** Anthropic's model object; the gateway knows no release date, so `created_at` is when it was asked, as OpenAI's `created`. */
+const anthropicModel = (m: Reachable, created: string): Record<string, unknown> => ({ type: 'model', id: m.id, display_name: m.id, created_at: created })
+
+/** The model id of `GET /v1/models/{id}` (SDKs percent-encode it: `oa%2Fgpt-4o`); a 404 when it cannot be one. */
+function modelIdOf(ctx: RequestCtx): string {
+  const url = ctx.req.url ?? ''
+  const q = url.indexOf('?')
+  const raw = (q === -1 ? url : url.slice(0, q)).slice(MODEL_PREFIX.length)
+  let id: string
+  try { id = decodeURIComponent(raw) } catch { id = raw }
+  if (id === '') throw new GatewayError('MCP_ERR_ROUTE_MODEL_MISSING', {})
+  return id
+}
+
+/** The model the path names, if the caller can reach it; else the 404 a provider answers for an unknown model. */
+async function retrieve(ctx: RequestCtx, metrics: GatewayMetrics): Promise<Reachable> {
+  const id = modelIdOf(ctx)
+  const m = (await reachable(ctx, metrics)).find((x) => x.id === id)
+  if (!m) throw new GatewayError('MCP_ERR_ROUTE_MODEL_NOT_FOUND', { model: id.slice(0, 200) }, { param: 'model' })
+  return m
+}
+
+/** The request's query parameters (Anthropic's list takes `limit`, `after_id` and `before_id`). */
+function query(ctx: RequestCtx): URLSearchParams {
+  const url = ctx.req.url ?? ''
+  const q = url.indexOf('?')
+  return new URLSearchParams(q === -1 ? '' : url.slice(q + 1))
+}
+
+function badQuery(param: string, reason: string): GatewayError {
+  return new GatewayError('MCP_ERR_REQ_QUERY_INVALID', { reason: `${param}: ${reason}` }, { param, details: 'request.query_invalid' })
+}
+
+/**
+ * Anthropic's list: newest first in Anthropic's API, here in the gateway's order (providers, then aliases), paginated
+ * as Anthropic documents it: `limit` (1 to 1000, default 20), `after_id` (the page after that id) or `before_id` (the
+ * page before it), `has_more`, `first_id`, `last_id`. An id the list does not hold is a 400 naming the parameter.
+ */
+function anthropicPage(all: readonly Reachable[], ctx: RequestCtx): Record<string, unknown> {
+  const qs = query(ctx)
+  const limitText = qs.get('limit')
+  const limit = limitText === null ? 20 : Number(limitText)
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000 || limitText === '') throw badQuery('limit', 'must be an integer from 1 to 1000')
+  const after = qs.get('after_id')
+  const before = qs.get('before_id')
+  if (after !== null && before !== null) throw badQuery('before_id', 'cannot be combined with after_id')
+  let from = 0
+  let to = all.length
+  if (after !== null) {
+    const i = all.findIndex((m) => m.id === after)
+    if (i === -1) throw badQuery('after_id', `no model '${after.slice(0, 200)}' in the list`)
+    from = i + 1
+    to = Math.min(all.length, from + limit)
+  } else if (before !== null) {
+    const i = all.findIndex((m) => m.id === before)
+    if (i === -1) throw badQuery('before_id', `no model '${before.slice(0, 200)}' in the list`)
+    to = i
+    from = Math.max(0, to - limit)
+  } else to = Math.min(all.length, limit)
+  const created = new Date().toISOString()
+  const data = all.slice(from, to).map((m) => anthropicModel(m, created))
+  const more = before !== null ? from > 0 : to < all.length
+  return { data, has_more: more, first_id: data.length > 0 ? all[from]!.id : null, last_id: data.length > 0 ? all[to - 1]!.id : null }
+}
+
+/** `GET /v1/models`: what the caller can reach (see reachable), in OpenAI's list shape. */
 export const models: RouteSpec = {
   route: 'models',
   inbound: openaiInbound,
   async local(ctx, metrics) {
-    const p = ctx.pipeline
-    const filters = ctx.route.allowsModel
-    const allowed = (id: string, isAlias: boolean): boolean => filters.every((f) => f(ctx, id, isAlias))
-    const data: ModelInfo[] = []
     const created = Math.floor(Date.now() / 1000)
-    for (const [name, ids] of await catalog.list(p.providers, p.settings.modelList, ctx.log, metrics.modelDiscoveryFailures)) {
-      for (const m of ids) {
-        const id = `${name}/${m}`
-        if (allowed(id, false)) data.push({ id, object: 'model', created, owned_by: name })
-        // A key scoped to bare names (`gpt-4o`) may call `gpt-4o` but not `oa/gpt-4o`: list the name it may call,
-        // when that name reaches this provider (not an alias, and routed here: resolve.ts).
-        else if (!p.aliases.has(m) && providerOfBareModel(p, m) === name && allowed(m, false)) data.push({ id: m, object: 'model', created, owned_by: name })
-      }
-    }
-    // Aliases are called by their own name (`smart`); the gateway routes them.
-    for (const name of p.aliases.keys()) if (allowed(name, true)) data.push({ id: name, object: 'model', created, owned_by: 'mcp' })
-    return { object: 'list', data }
+    return { object: 'list', data: (await reachable(ctx, metrics)).map((m) => openaiModel(m, created)) }
+  },
+  // The same list for Anthropic clients (they send `anthropic-version`): Anthropic's shape and errors.
+  anthropic: {
+    route: 'models',
+    inbound: anthropicInbound,
+    async local(ctx, metrics) { return anthropicPage(await reachable(ctx, metrics), ctx) },
   },
 }
+
+/** `GET /v1/models/{id}`: one model the caller can reach, or a 404 (OpenAI's, or Anthropic's for Anthropic clients). */
+export const modelById: RouteSpec = {
+  route: 'models',
+  inbound: openaiInbound,
+  async local(ctx, metrics) { return openaiModel(await retrieve(ctx, metrics), Math.floor(Date.now() / 1000)) },
+  anthropic: {
+    route: 'models',
+    inbound: anthropicInbound,
+    async local(ctx, metrics) { return anthropicModel(await retrieve(ctx, metrics), new Date().toISOString()) },
+  },
+}
+
+/** Paths under it are `GET /v1/models/{id}` (the id may hold slashes: `oa/gpt-4o`). */
+export const MODEL_PREFIX = '/v1/models/'
 
 /** `METHOD path` → spec; paths with a query string are matched without it. */
 export const ROUTES: ReadonlyMap<string, RouteSpec> = new Map([

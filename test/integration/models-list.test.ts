@@ -3,6 +3,7 @@
  * every alias by its own name (what clients call: `smart`), read with the official openai SDK.
  */
 import { createHash } from 'node:crypto'
+import Anthropic from '@anthropic-ai/sdk'
 import OpenAI from 'openai'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ADMIN_KEY, startGateway, type TestGateway } from '../helpers/gateway.ts'
@@ -32,6 +33,48 @@ describe('GET /v1/models', () => {
     expect(ids.sort()).toEqual(['oa/gpt-4o', 'oa/gpt-4o-mini', 'smart'])
     const r = await client.chat.completions.create({ model: 'smart', messages: [{ role: 'user', content: 'hi' }] })
     expect(r.choices[0]!.message.content).toBeTruthy()
+  })
+
+  it('GET /v1/models/{id}: the SDK\'s models.retrieve gets a listed model (the id\'s slash percent-encoded or not); another is a 404 (was a 404 for every id)', async () => {
+    const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: ADMIN_KEY, maxRetries: 0 })
+    expect(await client.models.retrieve('oa/gpt-4o')).toMatchObject({ id: 'oa/gpt-4o', object: 'model', owned_by: 'oa' })
+    expect(await client.models.retrieve('smart')).toMatchObject({ id: 'smart', object: 'model', owned_by: 'mcp' })
+    const raw = await fetch(`${gw.url}/v1/models/oa/gpt-4o-mini`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })
+    expect([raw.status, (await raw.json() as { id: string }).id]).toEqual([200, 'oa/gpt-4o-mini'])
+    const e = await client.models.retrieve('oa/gpt-5-nope').then(() => undefined, (err: unknown) => err)
+    expect(e).toBeInstanceOf(OpenAI.NotFoundError)
+    expect(e).toMatchObject({ code: 'MCP_ERR_ROUTE_MODEL_NOT_FOUND', param: 'model' })
+    // Only GET (and HEAD) is served there; the key is still required.
+    const post = await fetch(`${gw.url}/v1/models/oa/gpt-4o`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_KEY}` } })
+    expect([post.status, post.headers.get('allow')]).toEqual([405, 'GET, HEAD'])
+    expect((await fetch(`${gw.url}/v1/models/oa/gpt-4o`, { headers: { authorization: 'Bearer wrong-key-0000000000000000000000' } })).status).toBe(401)
+  })
+
+  it('Anthropic clients (anthropic-version) get Anthropic\'s list shape, paginated, and models.retrieve; errors in Anthropic\'s shape', async () => {
+    const anthropic = new Anthropic({ baseURL: gw.url, apiKey: ADMIN_KEY, maxRetries: 0 })
+    const ids: string[] = []
+    for await (const m of anthropic.models.list({ limit: 2 })) {
+      expect(m).toMatchObject({ type: 'model', display_name: m.id })
+      expect(Number.isNaN(Date.parse(m.created_at))).toBe(false)
+      ids.push(m.id)
+    }
+    expect(ids.sort()).toEqual(['oa/gpt-4o', 'oa/gpt-4o-mini', 'smart'])
+    const first = await anthropic.models.list({ limit: 2 })
+    expect([first.data.length, first.has_more, first.first_id, first.last_id]).toEqual([2, true, first.data[0]!.id, first.data[1]!.id])
+    const back = await anthropic.models.list({ before_id: first.data[1]!.id })
+    expect(back.data.map((m) => m.id)).toEqual([first.data[0]!.id])
+    expect(await anthropic.models.retrieve('oa/gpt-4o')).toMatchObject({ type: 'model', id: 'oa/gpt-4o' })
+    const missing = await anthropic.models.retrieve('nope').then(() => undefined, (err: unknown) => err)
+    expect(missing).toBeInstanceOf(Anthropic.NotFoundError)
+    expect((missing as InstanceType<typeof Anthropic.NotFoundError>).error).toMatchObject({ type: 'error', error: { message: expect.stringContaining("'nope'") } })
+    const badLimit = await anthropic.models.list({ limit: 0 }).then(() => undefined, (err: unknown) => err)
+    expect(badLimit).toBeInstanceOf(Anthropic.BadRequestError)
+    expect(String((badLimit as Error).message)).toContain('limit')
+    const unknownAfter = await anthropic.models.list({ after_id: 'nope' }).then(() => undefined, (err: unknown) => err)
+    expect(unknownAfter).toBeInstanceOf(Anthropic.BadRequestError)
+    const unauth = await new Anthropic({ baseURL: gw.url, apiKey: 'wrong-key-0000000000000000000000', maxRetries: 0 }).models.list().then(() => undefined, (err: unknown) => err)
+    expect(unauth).toBeInstanceOf(Anthropic.AuthenticationError)
+    expect((unauth as InstanceType<typeof Anthropic.AuthenticationError>).error).toMatchObject({ type: 'error', error: { type: 'authentication_error' } })
   })
 })
 
@@ -170,5 +213,11 @@ describe('GET /v1/models: a key scoped to bare model names (`gpt-4o`)', () => {
     }
     // The same rule judges the prefixed name: out of the key's scope, so it is not listed.
     await expect(client.chat.completions.create({ model: 'oa/gpt-4o', messages: [{ role: 'user', content: 'hi' }] })).rejects.toMatchObject({ status: 403 })
+  })
+
+  it('models.retrieve answers what the key may call and a 404 for the rest, as the list shows', async () => {
+    const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: bare.key, maxRetries: 0 })
+    expect(await client.models.retrieve('gpt-4o')).toMatchObject({ id: 'gpt-4o', owned_by: 'oa' })
+    for (const id of ['oa/gpt-4o', 'gpt-4.1']) await expect(client.models.retrieve(id)).rejects.toBeInstanceOf(OpenAI.NotFoundError)
   })
 })
