@@ -196,6 +196,11 @@ export interface ExecuteParams {
   requestId: string
   /** Headers to add upstream (trace context); never the client's credentials. */
   extraHeaders?: Readonly<Record<string, string>>
+  /**
+   * The client's `anthropic-beta` header (Anthropic's feature flags, e.g. `context-1m-2025-08-07`), as it came. Only the
+   * anthropic adapter sends it on, merged with its config's, unless its config says `forwardClientBetas: false`.
+   */
+  anthropicBeta?: string
   /** Per-call overrides of the provider's time to first byte and idle limits (routing targets). */
   timeouts?: { firstByteMs?: number | undefined; idleMs?: number | undefined }
   /**

@@ -38,6 +38,8 @@ export async function openUpstream(ctx: RequestCtx): Promise<UpstreamResponse> {
   }
   const params: ExecuteParams = { model: ctx.model, signal: ctx.upstreamSignal ?? ctx.signal, deadline: ctx.deadline, requestId: ctx.id }
   if (ctx.extraUpstreamHeaders) params.extraHeaders = ctx.extraUpstreamHeaders
+  const beta = ctx.req.headers['anthropic-beta']
+  if (beta !== undefined) params.anthropicBeta = Array.isArray(beta) ? beta.join(',') : beta
   if (ctx.upstreamTimeouts) params.timeouts = ctx.upstreamTimeouts
   // deliverStream writes OpenAI SSE itself: plain text may skip the canonical chunk when no hook reads chunks.
   if (ctx.stream && ctx.inbound === 'openai' && ctx.route.onResponseChunk.length === 0) params.textLane = true

@@ -1,5 +1,5 @@
 /** The `anthropic` adapter: canonical ↔ Anthropic Messages API (`POST /v1/messages`). No pass-through: the wire formats differ. */
-import type { AdapterDeps, AdapterFactory, ProviderAdapter, ProviderConfig } from '../types.ts'
+import type { AdapterDeps, AdapterFactory, ExecuteParams, ProviderAdapter, ProviderConfig } from '../types.ts'
 import { splitBaseUrl } from '../shared/base-url.ts'
 import { HttpAdapter } from '../shared/http-adapter.ts'
 import type { ChatTranslation } from '../shared/translation.ts'
@@ -29,6 +29,23 @@ export function anthropicTranslation(name: string, opts: AnthropicRequestOptions
   }
 }
 
+/**
+ * The `anthropic-beta` header of one call: the config's betas (`headers['anthropic-beta']`, any case) and the client's,
+ * each once, in that order, under the config's spelling of the header name; undefined when the client sent none (the
+ * config's, if any, go as a fixed header) or the config does not forward them.
+ */
+export function betaHeaders(cfg: AnthropicConfig): ((params: ExecuteParams) => Record<string, string> | undefined) | undefined {
+  if (!cfg.forwardClientBetas) return undefined
+  const key = Object.keys(cfg.headers ?? {}).find((k) => k.toLowerCase() === 'anthropic-beta') ?? 'anthropic-beta'
+  const fixed = cfg.headers?.[key] ?? ''
+  return (params) => {
+    const client = params.anthropicBeta
+    if (client === undefined) return undefined
+    const betas = [...new Set(`${fixed},${client}`.split(',').map((b) => b.trim()).filter((b) => b !== ''))]
+    return betas.length > 0 ? { [key]: betas.join(',') } : undefined
+  }
+}
+
 /** A validated copy with the schema defaults applied (the caller's object is left as it was). */
 function withDefaults(config: ProviderConfig): AnthropicConfig {
   const copy = structuredClone(config) as unknown as AnthropicConfig
@@ -39,12 +56,14 @@ function withDefaults(config: ProviderConfig): AnthropicConfig {
 export function createAnthropicAdapter(name: string, config: ProviderConfig, deps: AdapterDeps): ProviderAdapter {
   const cfg = withDefaults(config)
   const { origin, basePath } = splitBaseUrl(cfg.baseUrl)
+  const callHeaders = betaHeaders(cfg)
   return new HttpAdapter({
     name,
     type: 'anthropic',
     config,
     dispatcher: deps.dispatcherFor(origin),
     headers: anthropicHeaders(cfg),
+    ...(callHeaders ? { callHeaders } : {}),
     chat: anthropicTranslation(name, {
       provider: name,
       basePath,

@@ -14,6 +14,8 @@ export const anthropicConfigSchema: JSONSchema = {
     anthropicVersion: { ...headerValue, minLength: 1, default: '2023-06-01' },
     /** Anthropic requires `max_tokens`; used when the request carries neither `max_tokens` nor `max_completion_tokens`. */
     defaultMaxTokens: { type: 'integer', minimum: 1, default: 4096 },
+    /** Send a client's `anthropic-beta` header on (merged with `headers['anthropic-beta']`); false: only the config's. */
+    forwardClientBetas: { type: 'boolean', default: true },
   },
 }
 
@@ -23,6 +25,7 @@ export interface AnthropicConfig {
   apiKey?: string
   anthropicVersion: string
   defaultMaxTokens: number
+  forwardClientBetas: boolean
   models?: string[]
   headers?: Record<string, string>
   timeouts: { connectMs: number; firstByteMs: number; idleMs: number }

@@ -30,6 +30,8 @@ export interface HttpAdapterOptions {
   dispatcher: Dispatcher
   /** Auth and fixed headers for every call; computed once. */
   headers: Readonly<Record<string, string>>
+  /** Headers of one call that depend on the request (the anthropic adapter's forwarded betas); none when undefined. */
+  callHeaders?: (params: ExecuteParams) => Record<string, string> | undefined
   chat: ChatTranslation
   embeddings?: EmbeddingTranslation
   timeouts: Timeouts
@@ -125,6 +127,8 @@ export class HttpAdapter implements ProviderAdapter {
     const headers: Record<string, string> = { ...this.#o.headers, 'x-request-id': params.requestId }
     if (extra) Object.assign(headers, extra)
     if (params.extraHeaders) Object.assign(headers, params.extraHeaders)
+    const call = this.#o.callHeaders?.(params)
+    if (call) Object.assign(headers, call)
     const head = await openHttp(this.#o.dispatcher, { method: 'POST', path, headers, body: JSON.stringify(body) }, {
       provider: this.name,
       signal: params.signal,
