@@ -1,6 +1,6 @@
 /**
  * The price catalogue: per provider type and model, USD per million tokens for input, cached input,
- * cache writes, output and reasoning, with effective dates. Shipped as prices.json, overridable in
+ * cache writes, output and reasoning, with effective dates and, for some models, a long-context tier. Shipped as prices.json, overridable in
  * config (`pricing.models`). Costs are computed in integer pico-USD (1e-12 USD), so the same usage
  * always costs exactly the same and sums never drift.
  */
@@ -16,17 +16,44 @@ export interface PriceEntry {
   cacheWrite?: number
   output: number
   reasoning?: number
+  /**
+   * Long-context pricing (Gemini 2.5 Pro, Claude Sonnet 4 and 4.5 with the 1M window): a request whose prompt (cached
+   * and cache-write tokens included) is over `threshold` tokens has every token priced at these rates, output too.
+   */
+  longContext?: { threshold: number; input: number; cachedInput?: number; cacheWrite?: number; output: number; reasoning?: number }
   effectiveFrom: string
 }
 
-/** Prices in pico-USD per token (USD per million tokens × 1e6), integers. */
-export interface TokenPrices {
+/** One tier's prices in pico-USD per token (USD per million tokens × 1e6), integers. */
+export interface TierPrices {
   input: number
   cachedInput: number
   cacheWrite: number
   output: number
   reasoning: number
+}
+
+/** Prices in pico-USD per token, with the long-context tier when the model has one. */
+export interface TokenPrices extends TierPrices {
   effectiveFrom: number
+  /** The tier of requests whose prompt is over `threshold` tokens (PriceEntry.longContext). */
+  longContext?: TierPrices & { threshold: number }
+}
+
+/** The tier a request with `promptTokens` of prompt pays. */
+export function tierFor(prices: TokenPrices, promptTokens: number): TierPrices {
+  const long = prices.longContext
+  return long !== undefined && promptTokens > long.threshold ? long : prices
+}
+
+function tierOf(e: { input: number; cachedInput?: number | undefined; cacheWrite?: number | undefined; output: number; reasoning?: number | undefined }): TierPrices {
+  return {
+    input: toPico(e.input),
+    cachedInput: toPico(e.cachedInput ?? e.input),
+    cacheWrite: toPico(e.cacheWrite ?? e.input),
+    output: toPico(e.output),
+    reasoning: toPico(e.reasoning ?? e.output),
+  }
 }
 
 export interface CostBreakdown {
@@ -68,14 +95,11 @@ export class PriceCatalogue {
     for (const e of entries) {
       const key = `${e.provider}\u0000${e.model}`
       const p: TokenPrices = {
-        input: toPico(e.input),
-        cachedInput: toPico(e.cachedInput ?? e.input),
-        cacheWrite: toPico(e.cacheWrite ?? e.input),
-        output: toPico(e.output),
-        reasoning: toPico(e.reasoning ?? e.output),
+        ...tierOf(e),
         // Validated where config enters (effectiveFromErrors): never a local time, never a rolled-over date.
         effectiveFrom: parseEffectiveFrom(e.effectiveFrom),
       }
+      if (e.longContext) p.longContext = { ...tierOf(e.longContext), threshold: e.longContext.threshold }
       const list = this.#byKey.get(key) ?? []
       list.push(p)
       list.sort((a, b) => a.effectiveFrom - b.effectiveFrom)
@@ -126,7 +150,8 @@ export class PriceCatalogue {
     const output = Math.max(0, (usage.completion_tokens ?? 0) - reasoning)
     const b = { inputTokens: input, cachedTokens: cached, cacheWriteTokens: cacheWrite, outputTokens: output, reasoningTokens: reasoning, estimated }
     if (!prices) return { ...b, pico: 0, usd: 0, unknown: true }
-    const pico = input * prices.input + cached * prices.cachedInput + cacheWrite * prices.cacheWrite + output * prices.output + reasoning * prices.reasoning
+    const t = prices.longContext === undefined ? prices : tierFor(prices, usage.prompt_tokens ?? 0)
+    const pico = input * t.input + cached * t.cachedInput + cacheWrite * t.cacheWrite + output * t.output + reasoning * t.reasoning
     return { ...b, pico, usd: pico / 1e12, unknown: false }
   }
 }

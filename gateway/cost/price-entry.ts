@@ -21,6 +21,20 @@ export const priceEntrySchema: JSONSchema = {
     cacheWrite: usdPerMillion,
     output: usdPerMillion,
     reasoning: usdPerMillion,
+    /** Every token of a request whose prompt is over `threshold` tokens at these prices (catalogue.ts PriceEntry). */
+    longContext: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['threshold', 'input', 'output'],
+      properties: {
+        threshold: { type: 'integer', minimum: 1, maximum: 1e9 },
+        input: usdPerMillion,
+        cachedInput: usdPerMillion,
+        cacheWrite: usdPerMillion,
+        output: usdPerMillion,
+        reasoning: usdPerMillion,
+      },
+    },
     effectiveFrom: effectiveFromSchema('1970-01-01'),
   },
 }

@@ -197,6 +197,14 @@ describe('worst-case estimate', () => {
     expect(picoToNano(1)).toBe(1)
   })
 
+  it('a long-context tier prices a prompt over its threshold at the tier (the catalogue\'s claude-sonnet-4-5: 6 and 22.5 over 200,000)', () => {
+    const p = ownPricing([]).pricesFor('x', 'anthropic', 'claude-sonnet-4-5', Date.now())
+    expect(p?.longContext).toMatchObject({ threshold: 200_000, input: 6_000_000, cacheWrite: 7_500_000, output: 22_500_000 })
+    const w = { input: 3_750_000, output: 15_000_000, unpriced: false, long: { threshold: 200_000, input: 7_500_000, output: 22_500_000 } }
+    expect(worstCostNano(200_000, 1_000, w)).toBe(picoToNano(200_000 * 3_750_000 + 1_000 * 15_000_000))
+    expect(worstCostNano(200_001, 1_000, w)).toBe(picoToNano(200_001 * 7_500_000 + 1_000 * 22_500_000))
+  })
+
   it('worst prices are reused for a minute per pricing, adapter and model, then looked up again', () => {
     let price = 1000
     const asked: string[] = []

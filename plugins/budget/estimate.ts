@@ -26,6 +26,11 @@ export interface WorstPrices {
   output: number
   /** Some candidate has no price. */
   unpriced: boolean
+  /**
+   * The highest long-context prices of the candidates that have a long-context tier, from the lowest of their
+   * thresholds: a prompt over it may be priced at them (gateway/cost/catalogue.ts tierFor).
+   */
+  long?: { threshold: number; input: number; output: number }
 }
 
 export interface Pricing {
@@ -108,6 +113,11 @@ function computeWorst(ctx: RequestCtx, pricing: Pricing, at: number): WorstPrice
     if (!p) { w.unpriced = true; return }
     w.input = Math.max(w.input, p.input, p.cacheWrite)
     w.output = Math.max(w.output, p.output, p.reasoning)
+    const l = p.longContext
+    if (l) {
+      const cur = w.long ?? { threshold: l.threshold, input: 0, output: 0 }
+      w.long = { threshold: Math.min(cur.threshold, l.threshold), input: Math.max(cur.input, l.input, l.cacheWrite), output: Math.max(cur.output, l.output, l.reasoning) }
+    }
   }
   if (ctx.alias) {
     const targets: CompiledAlias['targets'][number][] = []
@@ -195,6 +205,8 @@ export function choices(chat: ChatRequest | undefined): number {
 
 /** nano-USD of a token count at worst prices (pico per token). */
 export function worstCostNano(prompt: number, output: number, w: Readonly<WorstPrices>): number {
+  const l = w.long
+  if (l !== undefined && prompt > l.threshold) return picoToNano(prompt * Math.max(w.input, l.input) + output * Math.max(w.output, l.output))
   return picoToNano(prompt * w.input + output * w.output)
 }
 

@@ -15,7 +15,7 @@
 import { randomBytes } from 'node:crypto'
 import { GatewayError } from '../../gateway/errors.ts'
 import type { AttemptRecord, RequestCtx } from '../../gateway/context.ts'
-import { PriceCatalogue } from '../../gateway/cost/catalogue.ts'
+import { PriceCatalogue, tierFor } from '../../gateway/cost/catalogue.ts'
 import { effectiveFromErrors } from '../../gateway/cost/effective-from.ts'
 import { loadTokenizer } from '../../gateway/cost/estimate.ts'
 import { answerEvents, answerPart, billedAttempts } from '../../gateway/cost/attempt-usage.ts'
@@ -302,7 +302,8 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
           const at = Date.now()
           const prompt = attempts.length === 0 ? s.promptTokens : promptTokens(ctx.chat, undefined, est)
           const p = pricesAt(ctx, pricing, at)
-          const pico = (p ? prompt * p.input + out * p.output : 0) + attemptsPico(ctx, pricing, at, attempts)
+          const t = p ? tierFor(p, prompt) : undefined
+          const pico = (t ? prompt * t.input + out * t.output : 0) + attemptsPico(ctx, pricing, at, attempts)
           let tokens = prompt + out
           for (const a of attempts) tokens += usageTokens(a.usage!)
           return [picoToNano(pico), tokens, requests]

@@ -245,6 +245,24 @@ describe('budget: modes, quotas, periods, headers', () => {
     expect(r.headers.get('x-mcp-budget-remaining-requests')).toBe('99')
   })
 
+  it('a model with a long-context tier: a prompt over its threshold is reserved and charged at the tier\'s prices', async () => {
+    // gpt-4o-mini with a tier from 10 prompt tokens at twice the price: 300 and 1200 nano-USD per input and output token.
+    const prices = [{ provider: 'mock', model: 'gpt-4o-mini', input: 0.15, output: 0.6, longContext: { threshold: 10, input: 0.3, output: 1.2 } }]
+    tg = await startTestGateway(settings(mock, { prices, budgets: [{ name: 'g', scope: 'global', period: 'day', amountUsd: 1 }] }))
+    const short = await chat(tg.url, { maxTokens: 12 })
+    expect(short.headers.get('x-mcp-budget-remaining-usd')).toBe(usd(1e9 - ONE).toFixed(9))
+    await short.arrayBuffer()
+    await settled(tg)
+    // 80 characters: 20 prompt tokens, over the threshold: 20 × 300 + 12 × 1200 = 20,400 nano-USD, reserved and spent.
+    const long = await chat(tg.url, { maxTokens: 12, content: 'x'.repeat(80) })
+    expect(long.status).toBe(200)
+    expect(long.headers.get('x-mcp-budget-remaining-usd')).toBe(usd(1e9 - ONE - 20_400).toFixed(9))
+    await long.arrayBuffer()
+    await settled(tg)
+    const [row] = await rows(tg)
+    expect(row!.spent.usd).toBeCloseTo(usd(ONE + 20_400), 12)
+  })
+
   it('a key record\'s own budgets (daily_usd, monthly_usd) are enforced as hard amount budgets of that key', async () => {
     let now = Date.parse('2026-01-30T23:59:50Z')
     const plugin = createBudgetPlugin({ now: () => now })

@@ -114,6 +114,25 @@ describe('recorded cost = the catalogue\'s computation, for each provider\'s usa
     expect(o.early).toMatchObject({ inputTokens: 50, cachedTokens: 2000, cacheWriteTokens: 500, outputTokens: 120, pico: 4_425_000_000 })
   })
 
+  it('long context: a prompt over 200,000 tokens has every token priced at the long-context tier (Sonnet 4.5, Gemini 2.5 Pro), streamed or not', async () => {
+    for (const stream of [false, true]) {
+      // 150,000 × 6 + 40,000 × 0.6 + 20,000 × 7.5 + 2,000 × 22.5 = 900,000 + 24,000 + 150,000 + 45,000 µUSD = 1.119 USD
+      // (at the base tier it would be 0.643 USD).
+      const a = (await one('anl/claude-sonnet-4-5', { stream })).o
+      expect(a.early).toMatchObject({ inputTokens: 150_000, cachedTokens: 40_000, cacheWriteTokens: 20_000, outputTokens: 2_000, pico: 1_119_000_000_000, unknown: false })
+      // 150,000 × 2.5 + 100,000 × 0.25 + 1,000 × 15 + 500 × 15 = 375,000 + 25,000 + 15,000 + 7,500 µUSD = 0.4225 USD
+      const g2 = (await one('ggl/gemini-2.5-pro', { stream })).o
+      expect(g2.early).toMatchObject({ inputTokens: 150_000, cachedTokens: 100_000, outputTokens: 1_000, reasoningTokens: 500, pico: 422_500_000_000 })
+      expect(g2.early).toEqual(PriceCatalogue.cost(catalogue.lookup('google', 'gemini-2.5-pro'), g2.usage!))
+    }
+    // At the threshold itself, the base tier: the rule is "over".
+    const at = PriceCatalogue.cost(catalogue.lookup('anthropic', 'claude-sonnet-4-5'), { prompt_tokens: 200_000, completion_tokens: 1_000, total_tokens: 201_000 })
+    expect(at.pico).toBe(200_000 * 3_000_000 + 1_000 * 15_000_000)
+    // A model without a tier is priced as ever, however long the prompt.
+    const flat = PriceCatalogue.cost(catalogue.lookup('google', 'gemini-2.5-flash'), { prompt_tokens: 500_000, completion_tokens: 0, total_tokens: 500_000 })
+    expect(flat.pico).toBe(500_000 * 300_000)
+  })
+
   it('a stream whose client did not ask for usage is still metered, and the usage chunk is not shown to it', async () => {
     const hidden = await one('oa/gpt-4o', { stream: true })
     expect(hidden.text).not.toContain('"usage":{')

@@ -111,6 +111,8 @@ export function mockProviders(mockUrl: string): Record<string, unknown> {
     ol: { type: 'ollama', baseUrl: mockUrl },
     nu: { type: 'openai-compatible', baseUrl: `${mockUrl}/nousage/v1` },
     cut: { type: 'openai-compatible', baseUrl: `${mockUrl}/cut/v1` },
+    anl: { type: 'anthropic', baseUrl: `${mockUrl}/long`, apiKey: 'an-test' },
+    ggl: { type: 'google', baseUrl: `${mockUrl}/long`, apiKey: 'gg-test' },
   }
 }
 

@@ -13,6 +13,8 @@
  *   POST /nousage/v1/chat/completions                                      OpenAI shape without any usage
  *   POST /cut/v1/chat/completions                                          stream: two content chunks, then the
  *        connection is destroyed (no finish, no usage, no [DONE])
+ *   POST /long/v1/messages, /long/v1beta/models/{m}:...                    Anthropic and Gemini with prompts over
+ *        200,000 tokens (ANTHROPIC_LONG_USAGE, GEMINI_LONG_USAGE): the long-context tiers
  */
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -28,6 +30,9 @@ export const OPENAI_USAGE = {
 export const ANTHROPIC_USAGE = { input_tokens: 50, cache_creation_input_tokens: 500, cache_read_input_tokens: 2000, output_tokens: 120 }
 export const GEMINI_USAGE = { promptTokenCount: 1500, cachedContentTokenCount: 1024, candidatesTokenCount: 200, thoughtsTokenCount: 350, totalTokenCount: 2050 }
 export const OLLAMA_USAGE = { prompt_eval_count: 42, eval_count: 17 }
+/** Prompts over 200,000 tokens (cache reads and writes included), for the long-context tiers: under `/long`. */
+export const ANTHROPIC_LONG_USAGE = { input_tokens: 150_000, cache_creation_input_tokens: 20_000, cache_read_input_tokens: 40_000, output_tokens: 2_000 }
+export const GEMINI_LONG_USAGE = { promptTokenCount: 250_000, cachedContentTokenCount: 100_000, candidatesTokenCount: 1_000, thoughtsTokenCount: 500, totalTokenCount: 251_500 }
 
 export interface UsageMock {
   url: string
@@ -85,15 +90,15 @@ function openai(res: http.ServerResponse, body: Record<string, unknown>, withUsa
   sse(res, events)
 }
 
-function anthropic(res: http.ServerResponse, body: Record<string, unknown>): void {
+function anthropic(res: http.ServerResponse, body: Record<string, unknown>, usage: typeof ANTHROPIC_USAGE = ANTHROPIC_USAGE): void {
   const model = String(body['model'])
   const msg = { id: 'msg_usage', type: 'message', role: 'assistant', model, stop_sequence: null }
   if (body['stream'] !== true) {
-    json(res, { ...msg, content: [{ type: 'text', text: TEXT }], stop_reason: 'end_turn', usage: ANTHROPIC_USAGE })
+    json(res, { ...msg, content: [{ type: 'text', text: TEXT }], stop_reason: 'end_turn', usage })
     return
   }
   const ev = (type: string, data: Record<string, unknown>): string => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`
-  const { output_tokens: out, ...input } = ANTHROPIC_USAGE
+  const { output_tokens: out, ...input } = usage
   sse(res, [
     ev('message_start', { message: { ...msg, content: [], stop_reason: null, usage: { ...input, output_tokens: 1 } } }),
     ev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }),
@@ -105,16 +110,16 @@ function anthropic(res: http.ServerResponse, body: Record<string, unknown>): voi
   ])
 }
 
-function gemini(res: http.ServerResponse, model: string, stream: boolean): void {
+function gemini(res: http.ServerResponse, model: string, stream: boolean, usage: typeof GEMINI_USAGE = GEMINI_USAGE): void {
   const cand = (text: string, finish?: string): unknown[] => [{ content: { role: 'model', parts: [{ text }] }, index: 0, ...(finish ? { finishReason: finish } : {}) }]
   const base = { modelVersion: model, responseId: 'gem-usage' }
   if (!stream) {
-    json(res, { candidates: cand(TEXT, 'STOP'), usageMetadata: GEMINI_USAGE, ...base })
+    json(res, { candidates: cand(TEXT, 'STOP'), usageMetadata: usage, ...base })
     return
   }
-  const partial = { promptTokenCount: GEMINI_USAGE.promptTokenCount, cachedContentTokenCount: GEMINI_USAGE.cachedContentTokenCount, totalTokenCount: GEMINI_USAGE.promptTokenCount }
+  const partial = { promptTokenCount: usage.promptTokenCount, cachedContentTokenCount: usage.cachedContentTokenCount, totalTokenCount: usage.promptTokenCount }
   const events = TEXT_PIECES.map((t) => `data: ${JSON.stringify({ candidates: cand(t), usageMetadata: partial, ...base })}\r\n\r\n`)
-  events.push(`data: ${JSON.stringify({ candidates: cand('', 'STOP'), usageMetadata: GEMINI_USAGE, ...base })}\r\n\r\n`)
+  events.push(`data: ${JSON.stringify({ candidates: cand('', 'STOP'), usageMetadata: usage, ...base })}\r\n\r\n`)
   sse(res, events)
 }
 
@@ -142,8 +147,9 @@ export function startUsageMock(): Promise<UsageMock> {
       if (path === '/nousage/v1/chat/completions') return openai(res, body, false, false)
       if (path === '/cut/v1/chat/completions') return openai(res, body, false, true)
       if (path === '/v1/messages') return anthropic(res, body)
-      const g = /^\/v1beta\/models\/([^/:]+):(generateContent|streamGenerateContent)$/.exec(path)
-      if (g) return gemini(res, decodeURIComponent(g[1]!), g[2] === 'streamGenerateContent')
+      if (path === '/long/v1/messages') return anthropic(res, body, ANTHROPIC_LONG_USAGE)
+      const g = /^(\/long)?\/v1beta\/models\/([^/:]+):(generateContent|streamGenerateContent)$/.exec(path)
+      if (g) return gemini(res, decodeURIComponent(g[2]!), g[3] === 'streamGenerateContent', g[1] ? GEMINI_LONG_USAGE : GEMINI_USAGE)
       if (path === '/api/chat') return ollama(res, body)
       res.writeHead(404, { 'content-type': 'application/json' })
       res.end(JSON.stringify({ error: { message: `usage mock: no route ${path}` } }))
