@@ -7,7 +7,9 @@ import { openaiInbound } from './inbound/openai.ts'
 import type { RouteSpec } from './handler.ts'
 import type { GatewayMetrics } from './telemetry.ts'
 import { ModelCatalog } from './model-catalog.ts'
-import { providerOfBareModel } from './routing/resolve.ts'
+import { providerOfBareModel, resolveTarget } from './routing/resolve.ts'
+import { checkContentType, parseJson, readBody } from './http/body.ts'
+import { estimateChatPrompt, loadTokenizer } from './cost/estimate.ts'
 import type { ChatRequest, EmbeddingRequest, ModelInfo } from '../providers/types.ts'
 
 function bodyError(reasons: string[], ctx: RequestCtx): GatewayError {
@@ -196,6 +198,53 @@ export const modelById: RouteSpec = {
   },
 }
 
+/**
+ * `POST /v1/messages/count_tokens` (Anthropic's token counting; Claude Code asks it every turn to manage its context):
+ * a Messages body without `max_tokens`, answered `{input_tokens}`. The model is routed as `/v1/messages` routes it (an
+ * alias by its first target) and the key's model scopes apply. An Anthropic target counts upstream (its own
+ * count_tokens, the client's `anthropic-beta` passed on); any other provider has no such endpoint, and the gateway
+ * counts the prompt with its tokenizer (o200k, as the cost meter's estimates): `x-mcp-token-count` says which
+ * (`provider` or `estimated`). Only the route's request-header hooks run (authentication, request-rate limits): a count
+ * reserves no budget and meters no cost. Never a made-up zero: a failed count is an error, on which Claude Code falls
+ * back to its own estimate.
+ */
+export const countTokens: RouteSpec = {
+  route: 'count_tokens',
+  inbound: anthropicInbound,
+  async local(ctx) {
+    checkContentType(ctx.req)
+    const json = parseJson(await readBody(ctx.req, ctx.pipeline.settings.server.bodyLimitBytes))
+    if (json !== null && typeof json === 'object' && !Array.isArray(json)) {
+      const body = json as Record<string, unknown>
+      rejectRoutingFields(body)
+      // count_tokens takes no max_tokens; the Messages parser requires one.
+      if ('max_tokens' in body) throw new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason: 'max_tokens: is not taken by count_tokens' }, { param: 'max_tokens', details: 'request.body_invalid' })
+      body['max_tokens'] = 1
+    }
+    const req = anthropicToCanonical(json)
+    ctx.requestedModel = req.model
+    resolveTarget(ctx)
+    if (!ctx.route.allowsModel.every((f) => f(ctx, req.model, ctx.alias !== undefined))) {
+      throw new GatewayError('MCP_ERR_AUTH_FORBIDDEN', { action: `use ${ctx.alias ? 'alias' : 'model'} ${req.model.slice(0, 200)}` }, { param: 'model', details: 'auth.out_of_scope' })
+    }
+    const adapter = ctx.adapter!
+    let n: number
+    if (adapter.countTokens) {
+      const beta = ctx.req.headers['anthropic-beta']
+      n = await adapter.countTokens(req, {
+        model: ctx.model, signal: ctx.signal, deadline: ctx.deadline, requestId: ctx.id,
+        ...(beta !== undefined ? { anthropicBeta: Array.isArray(beta) ? beta.join(',') : beta } : {}),
+      })
+      ctx.responseHeaders['x-mcp-token-count'] = 'provider'
+    } else {
+      await loadTokenizer()
+      n = estimateChatPrompt(req)
+      ctx.responseHeaders['x-mcp-token-count'] = 'estimated'
+    }
+    return { input_tokens: n }
+  },
+}
+
 /** Paths under it are `GET /v1/models/{id}` (the id may hold slashes: `oa/gpt-4o`). */
 export const MODEL_PREFIX = '/v1/models/'
 
@@ -205,5 +254,6 @@ export const ROUTES: ReadonlyMap<string, RouteSpec> = new Map([
   ['POST /v1/embeddings', embeddings],
   ['GET /v1/models', models],
   ['POST /v1/messages', messages],
+  ['POST /v1/messages/count_tokens', countTokens],
 ])
 

@@ -68,7 +68,7 @@ const pluginRef: JSONSchema = {
   ],
 }
 
-export const ROUTE_NAMES = ['chat', 'embeddings', 'models', 'messages', 'execute'] as const
+export const ROUTE_NAMES = ['chat', 'embeddings', 'models', 'messages', 'count_tokens', 'execute'] as const
 
 const settingsSchema: JSONSchema = {
   type: 'object',

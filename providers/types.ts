@@ -266,6 +266,8 @@ export interface ProviderAdapter {
   execute(req: ChatRequest, params: ExecuteParams): Promise<ChatResponse>
   stream(req: ChatRequest, params: ExecuteParams): Promise<ChatStream>
   embed?(req: EmbeddingRequest, params: ExecuteParams): Promise<EmbeddingResponse>
+  /** The prompt tokens of a request as the provider counts them (Anthropic's `count_tokens`); absent: the provider has no such endpoint. */
+  countTokens?(req: ChatRequest, params: ExecuteParams): Promise<number>
   /** The models declared in config (`models`): routable by their bare name. */
   listModels?(): readonly string[]
   /**

@@ -5,7 +5,7 @@ import { HttpAdapter } from '../shared/http-adapter.ts'
 import type { ChatTranslation } from '../shared/translation.ts'
 import { anthropicConfigErrors, type AnthropicConfig } from './config.ts'
 import { toAnthropicError } from './errors.ts'
-import { anthropicModelsPath, toAnthropicChat, type AnthropicRequestOptions } from './request.ts'
+import { anthropicModelsPath, fromAnthropicCountTokens, toAnthropicChat, toAnthropicCountTokens, type AnthropicRequestOptions } from './request.ts'
 import { fromAnthropicMessage, fromAnthropicModels } from './response.ts'
 import { createAnthropicStreamMapper } from './stream.ts'
 
@@ -57,6 +57,7 @@ export function createAnthropicAdapter(name: string, config: ProviderConfig, dep
   const cfg = withDefaults(config)
   const { origin, basePath } = splitBaseUrl(cfg.baseUrl)
   const callHeaders = betaHeaders(cfg)
+  const requestOptions: AnthropicRequestOptions = { provider: name, basePath, defaultMaxTokens: cfg.defaultMaxTokens, dropUnsupportedParams: cfg.dropUnsupportedParams }
   return new HttpAdapter({
     name,
     type: 'anthropic',
@@ -64,12 +65,8 @@ export function createAnthropicAdapter(name: string, config: ProviderConfig, dep
     dispatcher: deps.dispatcherFor(origin),
     headers: anthropicHeaders(cfg),
     ...(callHeaders ? { callHeaders } : {}),
-    chat: anthropicTranslation(name, {
-      provider: name,
-      basePath,
-      defaultMaxTokens: cfg.defaultMaxTokens,
-      dropUnsupportedParams: cfg.dropUnsupportedParams,
-    }),
+    chat: anthropicTranslation(name, requestOptions),
+    countTokens: { toUpstream: (req, model) => toAnthropicCountTokens(req, model, requestOptions), fromUpstream: fromAnthropicCountTokens },
     timeouts: cfg.timeouts,
     models: cfg.models ?? [],
     modelList: { path: (afterId) => anthropicModelsPath(basePath, afterId), fromUpstream: fromAnthropicModels },

@@ -468,6 +468,24 @@ export function toAnthropicChat(req: ChatRequest, model: string, stream: boolean
   return { path: `${opts.basePath}/v1/messages`, body: toAnthropicRequest(req, model, stream, opts) }
 }
 
+/** What `POST /v1/messages/count_tokens` takes of a Messages request (it refuses the rest, `max_tokens` included). */
+const COUNT_FIELDS = ['model', 'messages', 'system', 'tools', 'tool_choice', 'thinking'] as const
+
+/** Anthropic's token count of a request: the Messages body it would send, cut to what count_tokens takes. */
+export function toAnthropicCountTokens(req: ChatRequest, model: string, opts: AnthropicRequestOptions): UpstreamBody {
+  const full = toAnthropicRequest(req, model, false, opts) as unknown as Record<string, unknown>
+  const body: Record<string, unknown> = {}
+  for (const k of COUNT_FIELDS) if (full[k] !== undefined) body[k] = full[k]
+  return { path: `${opts.basePath}/v1/messages/count_tokens`, body }
+}
+
+/** `{input_tokens}` of a count_tokens answer. */
+export function fromAnthropicCountTokens(json: unknown): number {
+  const n = json !== null && typeof json === 'object' ? (json as { input_tokens?: unknown }).input_tokens : undefined
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) throw new Error('count_tokens answered without input_tokens')
+  return n
+}
+
 /** GET /v1/models, the largest page Anthropic serves (1000), from after `afterId`. */
 export function anthropicModelsPath(basePath: string, afterId: string | undefined): string {
   return `${basePath}/v1/models?limit=1000${afterId === undefined ? '' : `&after_id=${encodeURIComponent(afterId)}`}`

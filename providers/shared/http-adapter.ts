@@ -14,7 +14,7 @@ import { openHttp, type HttpHead } from './http.ts'
 import { credentialsOf, redactCredentials } from './upstream-error.ts'
 import { LatencyWindow } from './latency-window.ts'
 import { createNdjsonSplitter, createSseParser, type SseEvent, type SseFastEvent } from './sse.ts'
-import type { ChatTranslation, EmbeddingTranslation, ModelListTranslation, StreamMapper } from './translation.ts'
+import type { ChatTranslation, CountTokensTranslation, EmbeddingTranslation, ModelListTranslation, StreamMapper } from './translation.ts'
 
 export interface Timeouts {
   /** Time to the upstream's response headers. */
@@ -34,6 +34,8 @@ export interface HttpAdapterOptions {
   callHeaders?: (params: ExecuteParams) => Record<string, string> | undefined
   chat: ChatTranslation
   embeddings?: EmbeddingTranslation
+  /** The provider's token counting (ProviderAdapter.countTokens). */
+  countTokens?: CountTokensTranslation
   timeouts: Timeouts
   models?: readonly string[]
   /** The provider's model list endpoint (discoverModels). */
@@ -69,7 +71,21 @@ export class HttpAdapter implements ProviderAdapter {
     this.type = o.type
     this.passthrough = o.passthrough
     this.#secrets = credentialsOf(o.headers)
+    const count = o.countTokens
+    if (count) {
+      this.countTokens = async (req, params) => {
+        try {
+          const up = count.toUpstream(req, params.model)
+          return count.fromUpstream(await this.#json(await this.#open(up.path, up.body, up.headers, params)))
+        } catch (e) {
+          throw e instanceof GatewayError ? e : new GatewayError('MCP_ERR_UPSTREAM_BAD_RESPONSE', { provider: this.name, reason: String((e as Error)?.message ?? e) }, { cause: e })
+        }
+      }
+    }
   }
+
+  /** Present when the provider counts tokens itself (HttpAdapterOptions.countTokens); not counted in the adapter's metrics. */
+  readonly countTokens?: (req: ChatRequest, params: ExecuteParams) => Promise<number>
 
   validateConfig(config: unknown): config is ProviderConfig {
     return this.#o.configErrors(config).length === 0

@@ -53,6 +53,13 @@ export interface ChatTranslation {
   toError(status: number, body: string, headers: HeaderMap): GatewayError
 }
 
+/** A provider's token-counting endpoint (Anthropic's `POST /v1/messages/count_tokens`). */
+export interface CountTokensTranslation {
+  toUpstream(req: ChatRequest, model: string): UpstreamBody
+  /** The count from the upstream's JSON; throws when it holds none. */
+  fromUpstream(json: unknown): number
+}
+
 export interface EmbeddingTranslation {
   toUpstream(req: EmbeddingRequest, model: string): UpstreamBody
   /** `req` is the canonical request (for what the answer depends on besides the upstream JSON, e.g. encoding_format). */

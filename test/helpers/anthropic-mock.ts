@@ -7,6 +7,8 @@
  *   POST /v1/messages        non-streaming `message`, or SSE (message_start, content_block_start,
  *                            ping, content_block_delta…, content_block_stop, message_delta, message_stop)
  *   GET  /v1/models (limit, after_id; has_more, last_id; `maxPageSize` caps a page), GET /v1/models/:id
+ *   POST /v1/messages/count_tokens  {input_tokens} (the same count as a message's input_tokens); a field count_tokens
+ *                            does not take (max_tokens, stream, temperature, ...) → 400 "Extra inputs are not permitted"
  * Anything else → 404 not_found_error. Errors: `{type:'error', error:{type, message}, request_id}`.
  * Every request needs an API key in `x-api-key` (or `Authorization: Bearer`, which SDK 1.x sends),
  * non-empty or equal to `opts.apiKey` when given → else 401 authentication_error, and
@@ -554,6 +556,17 @@ export function startAnthropicMock(opts: StartAnthropicMockOptions = {}): Promis
       const id = decodeURIComponent(path.slice('/v1/models/'.length))
       if (MODELS.includes(id)) sendJson(res, rec, 200, { type: 'model', id, display_name: id, created_at: '2025-09-29T00:00:00Z' })
       else sendError(res, rec, 404, 'not_found_error', `model: ${id}`)
+      return
+    }
+    if (method === 'POST' && path === '/v1/messages/count_tokens') {
+      // Token counting: a Messages body without max_tokens (and without what only generation takes), answered {input_tokens}.
+      if (badJson || body === null || typeof body !== 'object' || Array.isArray(body)) { sendError(res, rec, 400, 'invalid_request_error', 'The request body is not valid JSON.'); return }
+      const b = body as Record<string, unknown>
+      for (const k of Object.keys(b)) {
+        if (!['model', 'messages', 'system', 'tools', 'tool_choice', 'thinking', 'mcp_servers'].includes(k)) { sendError(res, rec, 400, 'invalid_request_error', `${k}: Extra inputs are not permitted`); return }
+      }
+      if (typeof b['model'] !== 'string' || !Array.isArray(b['messages'])) { sendError(res, rec, 400, 'invalid_request_error', 'model, messages: Field required'); return }
+      sendJson(res, rec, 200, { input_tokens: inputTokens(b) })
       return
     }
     if (method !== 'POST' || path !== '/v1/messages') { sendError(res, rec, 404, 'not_found_error', `Not Found: ${method} ${path}`); return }
