@@ -204,9 +204,9 @@ export const modelById: RouteSpec = {
  * alias by its first target) and the key's model scopes apply. An Anthropic target counts upstream (its own
  * count_tokens, the client's `anthropic-beta` passed on); any other provider has no such endpoint, and the gateway
  * counts the prompt with its tokenizer (o200k, as the cost meter's estimates): `x-mcp-token-count` says which
- * (`provider` or `estimated`). Only the route's request-header hooks run (authentication, request-rate limits): a count
- * reserves no budget and meters no cost. Never a made-up zero: a failed count is an error, on which Claude Code falls
- * back to its own estimate.
+ * (`provider` or `estimated`). As a local reply, only the route's request-header and completion hooks run (no body
+ * hooks, no upstream completion): a count reserves no budget and meters no cost. Never a made-up zero: a failed count
+ * is an error, on which Claude Code falls back to its own estimate.
  */
 export const countTokens: RouteSpec = {
   route: 'count_tokens',
