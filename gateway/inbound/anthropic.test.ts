@@ -162,6 +162,17 @@ describe('anthropicToCanonical', () => {
     })
   })
 
+  it('context_management (Claude Code sends it; it was a 400 that failed every Claude Code request): carried to Anthropic, left out elsewhere', () => {
+    const cm = { edits: [{ type: 'clear_thinking_20251015', keep: 'all' }] }
+    const body = { model: 'claude-x', max_tokens: 100, context_management: cm, messages: [{ role: 'user', content: 'hi' }] }
+    const canonical = anthropicToCanonical(body)
+    expect(toAnthropicRequest(canonical, 'claude-x', false, { provider: 'claude', basePath: '', defaultMaxTokens: 4096, dropUnsupportedParams: false })).toMatchObject({ context_management: cm })
+    expect(toOpenAIChat(canonical, 'gpt-4o', false, '/v1', { provider: 'oai', dropUnsupportedParams: false, forwardTopK: false }).body).not.toHaveProperty('context_management')
+    expect(JSON.stringify(toGoogleChat(canonical, 'gemini-2.5-flash', false, { provider: 'gem', basePath: '', apiVersion: 'v1beta', dropUnsupportedParams: false }).body)).not.toContain('context_management')
+    expect(toOllamaChat(canonical, 'llama3.2', false, { provider: 'local', basePath: '', dropUnsupported: false }).body).not.toHaveProperty('context_management')
+    expect(catchError(() => anthropicToCanonical({ ...body, context_management: 'all' })).param).toBe('context_management')
+  })
+
   describe('image and document blocks: cache_control carried to Anthropic, left out elsewhere; fields not carried are a 400', () => {
     const PNG64 = 'iVBORw0KGgo='
     const IMAGE = { type: 'image', source: { type: 'base64', media_type: 'image/png', data: PNG64 }, cache_control: { type: 'ephemeral' } }

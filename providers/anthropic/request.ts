@@ -14,7 +14,7 @@
  *   low|high → unsupported.
  * - `user` and `safety_identifier` → `metadata.user_id`; `prompt_cache_key` (a caching hint) and `prediction` (a
  *   latency hint: OpenAI's Predicted Outputs) and OpenAI's `metadata` (stored-completion tags) are accepted, not sent.
- * - Extensions kept by the Anthropic inbound dialect pass through: `top_k`, `thinking`, and
+ * - Extensions kept by the Anthropic inbound dialect pass through: `top_k`, `thinking`, `context_management`, and
  *   `cache_control` on text, image and file parts and on tools, `is_error` on tool messages.
  * - A tool (or `tool_choice`) name Anthropic refuses (`^[a-zA-Z0-9_-]{1,64}$`) is a 400 naming it (shared/tool-names.ts).
  * - An assistant message's `thinking_blocks` (extended thinking) open its content, in order, each block rebuilt
@@ -59,6 +59,7 @@ export interface AnthropicRequest {
   tool_choice?: AnthropicBlock
   output_config?: { format?: { type: 'json_schema'; schema: Record<string, unknown> }; effort?: string }
   thinking?: unknown
+  context_management?: unknown
 }
 
 interface Ctx {
@@ -156,6 +157,8 @@ const PARAMS: Readonly<Record<string, Rule>> = {
     else unsupported(ctx, key)
   },
   thinking: (v, out) => { out.thinking = v },
+  // Server-side context editing, from /v1/messages (its beta header comes with it): sent as it came.
+  context_management: (v, out) => { out.context_management = v },
   n: inert,
   presence_penalty: inert,
   frequency_penalty: inert,

@@ -153,6 +153,8 @@ const PARAMS: Readonly<Record<string, ParamRule>> = {
   metadata: { kind: 'ignore' },
   // A prompt-caching hint; Gemini caches implicitly, and the answer does not depend on it.
   prompt_cache_key: { kind: 'ignore' },
+  // Anthropic's server-side context editing (from /v1/messages): Gemini edits no context; the model sees it all.
+  context_management: { kind: 'ignore' },
   // OpenAI's Predicted Outputs (a speculative-decoding hint): faster on OpenAI, never another answer.
   prediction: { kind: 'ignore' },
   temperature: { kind: 'gen', key: 'temperature' },

@@ -8,7 +8,7 @@
  * `tool_choice` required or a named function, `parallel_tool_calls: false`, `store: true`,
  * `service_tier` other than auto, message `name` (a tool message's is its `tool_name`), image URLs that are not base64 data URLs, image
  * `detail` low|high, content parts other than text and images, and any unknown field.
- * `user`, `safety_identifier`, `prompt_cache_key`, `prediction`, `metadata` and `stream_options` are accepted and not forwarded; `tool_choice: 'none'` omits the tools.
+ * `user`, `safety_identifier`, `prompt_cache_key`, `prediction`, `metadata`, `stream_options` and Anthropic's `context_management` are accepted and not forwarded; `tool_choice: 'none'` omits the tools.
  * Anthropic extensions: `top_k` → `options.top_k`, `is_error` tool results say `Error: ` in the text,
  * `cache_control` (a caching hint) is not sent.
  * Reasoning → `think` (Ollama's documented values: true, false, or a level name, which a model without levels
@@ -87,9 +87,10 @@ const STRUCTURAL = new Set(['model', 'messages', 'stream', 'tools', 'tool_choice
  * No effect on what the model answers: accepted, not forwarded (usage is always streamed; `user` and its successor
  * `safety_identifier` only identify the caller; `prompt_cache_key` is a caching hint, Ollama keeps its own cache;
  * `prediction`, OpenAI's Predicted Outputs, a speculative-decoding hint that makes OpenAI faster, never another answer;
- * `metadata`, OpenAI's stored-completion tags).
+ * `metadata`, OpenAI's stored-completion tags; `context_management`, Anthropic's server-side context editing, which
+ * Ollama does not do: the model sees the whole context).
  */
-const IGNORED = new Set(['stream_options', 'user', 'safety_identifier', 'prompt_cache_key', 'prediction', 'metadata'])
+const IGNORED = new Set(['stream_options', 'user', 'safety_identifier', 'prompt_cache_key', 'prediction', 'metadata', 'context_management'])
 
 /** No Ollama equivalent: accepted only at OpenAI's default (shared/inert-defaults.ts), and tool_choice auto|none. */
 const DEFAULT_ONLY: Readonly<Record<string, (v: unknown) => boolean>> = {

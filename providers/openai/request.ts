@@ -139,6 +139,8 @@ export function toOpenAIChat(req: ChatRequest, model: string, stream: boolean, b
     if (body['thinking'] !== undefined) thinkingToEffort(body, o)
     checkLimits(body, o)
   }
+  // Anthropic's server-side context editing (from /v1/messages): OpenAI's API edits no context and refuses the field.
+  delete body['context_management']
   if (o?.completionTokens) useCompletionTokens(body)
   if (Array.isArray(body.messages)) body.messages = openaiMessages(body.messages)
   if (Array.isArray(body.tools) && body.tools.some((t) => t !== null && typeof t === 'object' && 'cache_control' in t)) {

@@ -56,6 +56,17 @@ describe('anthropic-beta', () => {
     expect(sent()).toBe('token-efficient-tools-2025-02-19,context-1m-2025-08-07')
   })
 
+  it('Claude Code\'s context editing: context_management and its beta reach Anthropic (the field was a 400)', async () => {
+    const cm = { edits: [{ type: 'clear_thinking_20251015', keep: 'all' }] }
+    const r = await anthropic('context-management-2025-06-27').beta.messages.create({
+      model: 'claude/claude-sonnet-4-5', max_tokens: 32, messages: [{ role: 'user', content: 'hi' }], context_management: cm,
+    } as Anthropic.Beta.MessageCreateParamsNonStreaming)
+    expect(r.type).toBe('message')
+    const sent = mock.requests.at(-1)!
+    expect(sent.body.context_management).toEqual(cm)
+    expect(sent.headers['anthropic-beta']).toContain('context-management-2025-06-27')
+  })
+
   it('forwardClientBetas: false sends only the provider\'s betas', async () => {
     await anthropic(BETA).messages.create({ model: 'closed/claude-sonnet-4-5', max_tokens: 32, messages: [{ role: 'user', content: 'hi' }] })
     expect(sent()).toBe('token-efficient-tools-2025-02-19')
