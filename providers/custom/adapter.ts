@@ -9,7 +9,7 @@
  * A module is imported once per file version: a reload re-imports it only when its mtime changed.
  *
  * The returned object must have execute, stream, validateConfig, getMetrics and healthCheck;
- * name, type, configErrors and close are filled in; embed and discoverModels pass through when present. `stream` may return a full ChatStream or any
+ * name, type, configErrors and close are filled in; embed, countTokens and discoverModels pass through when present. `stream` may return a full ChatStream or any
  * async iterable of canonical chunks (an async generator): the wrapper pulls the first chunk
  * before resolving (so an error there is reported like an upstream error status) and aggregates
  * `final`; an iterable that ends before a chunk with a `finish_reason` is an interrupted stream
@@ -51,6 +51,8 @@ export interface CustomAdapter {
    * Should stop when `signal` aborts; the wrapper rejects then in any case.
    */
   discoverModels?(signal: AbortSignal): Promise<readonly string[]>
+  /** The prompt tokens of a request as the backend counts them (POST /v1/messages/count_tokens; ProviderAdapter.countTokens). */
+  countTokens?(req: ChatRequest, params: ExecuteParams): Promise<number>
   /** Reasons `options` is invalid; defaults to one generic reason when validateConfig says no. */
   configErrors?(options: unknown): readonly string[]
   close?(): Promise<void> | void
@@ -257,6 +259,15 @@ export function wrapCustomAdapter(name: string, raw: unknown, modulePath: string
     const embed = c.embed.bind(c)
     adapter.embed = async (req, params) => {
       try { return await embed(req, params) } catch (e) { throw asGatewayError(e, name) }
+    }
+  }
+  if (typeof c.countTokens === 'function') {
+    const count = c.countTokens.bind(c)
+    adapter.countTokens = async (req, params) => {
+      let n: number
+      try { n = await count(req, params) } catch (e) { throw asGatewayError(e, name) }
+      if (!Number.isInteger(n) || n < 0) throw new GatewayError('MCP_ERR_UPSTREAM_BAD_RESPONSE', { provider: name, reason: 'countTokens resolved with something other than a whole number of tokens' })
+      return n
     }
   }
   if (typeof c.discoverModels === 'function') {

@@ -166,6 +166,24 @@ describe('custom provider', () => {
     expect(create({ module: ECHO }).discoverModels).toBeUndefined()
   })
 
+  it("passes through the module's countTokens; a failure or a count that is not a whole number is a GatewayError", async () => {
+    const p = write('count.mjs', `export default (options) => ({
+      ${GOOD_PARTS}
+      async *stream() {},
+      async countTokens(req) {
+        if (options.mode === 'fail') throw new Error('tokenizer down')
+        if (options.mode === 'bad') return -1
+        return req.messages.length * 10
+      },
+    })`)
+    await loadCustomModule(p)
+    const req = { model: 'm', messages: [{ role: 'user' as const, content: 'a' }, { role: 'user' as const, content: 'b' }] }
+    expect(await create({ module: p }, 'c').countTokens!(req, params())).toBe(20)
+    await expect(create({ module: p, options: { mode: 'fail' } }, 'c').countTokens!(req, params())).rejects.toMatchObject({ code: 'MCP_ERR_UPSTREAM_ERROR' })
+    await expect(create({ module: p, options: { mode: 'bad' } }, 'c').countTokens!(req, params())).rejects.toMatchObject({ code: 'MCP_ERR_UPSTREAM_BAD_RESPONSE' })
+    expect(create({ module: ECHO }).countTokens).toBeUndefined()
+  })
+
   it('a stream that ends without a finish chunk is interrupted, not a complete answer', async () => {
     // Before: the generator returning early counted as success, so a truncated answer looked complete.
     const p = write('cut.mjs', `export default () => ({
