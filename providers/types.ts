@@ -127,6 +127,11 @@ export interface ChatChoice {
   logprobs?: unknown
   /** Extension: the stop sequence that ended the turn (finish_reason 'stop'), when the provider says which (Anthropic). */
   stop_sequence?: string
+  /**
+   * Extension: Anthropic's own stop_reason when the finish reason cannot say it (`pause_turn`, `model_context_window_exceeded`,
+   * one added later), so that /v1/messages clients get it back as Anthropic sent it.
+   */
+  anthropic_stop_reason?: string
 }
 
 export interface ChatResponse {
@@ -161,6 +166,8 @@ export interface ChatChunkChoice {
   logprobs?: unknown
   /** Extension: as ChatChoice.stop_sequence, on the chunk with the finish reason. */
   stop_sequence?: string
+  /** Extension: as ChatChoice.anthropic_stop_reason, on the chunk with the finish reason. */
+  anthropic_stop_reason?: string
 }
 
 export interface ChatChunk {

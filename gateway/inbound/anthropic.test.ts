@@ -503,6 +503,44 @@ describe('stop sequences through the anthropic provider', () => {
   })
 })
 
+describe('stop reasons the finish reason cannot say, back to Anthropic clients as Anthropic sent them', () => {
+  // model_context_window_exceeded and pause_turn were answered as max_tokens and end_turn: a client could not tell a full
+  // context window from its own output limit, nor a paused turn from a finished one.
+  it.each([
+    ['model_context_window_exceeded', 'length'],
+    ['pause_turn', 'stop'],
+    ['a_reason_added_later', 'stop'],
+  ])('%s (OpenAI clients: %s), in a Message and in a stream', (reason, finish) => {
+    const res = fromAnthropicMessage({ id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'Hi' }], stop_reason: reason, stop_sequence: null, usage: { input_tokens: 3, output_tokens: 2 } }, 'claude')
+    expect(res.choices[0]).toMatchObject({ finish_reason: finish, anthropic_stop_reason: reason })
+    expect(canonicalToAnthropic(res, 'm')).toMatchObject({ stop_reason: reason, stop_sequence: null })
+    for (const compact of [true, false]) {
+      const mapper = createAnthropicStreamMapper('claude', 'claude-x', () => 1_700_000_000_000)
+      const enc = createAnthropicStreamEncoder('m')
+      let out = ''
+      for (const e of [
+        { type: 'message_start', message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-x', content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 3, output_tokens: 1 } } },
+        { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
+        { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Hi' } },
+        { type: 'content_block_stop', index: 0 },
+        { type: 'message_delta', delta: { stop_reason: reason, stop_sequence: null }, usage: { output_tokens: 2 } },
+        { type: 'message_stop' },
+      ]) for (const c of mapper.push({ event: e.type, data: compact ? JSON.stringify(e) : JSON.stringify(e, null, 1) }) ?? []) out += enc.chunk(c)
+      out += enc.end()
+      const delta = out.split('\n\n').find((e) => e.startsWith('event: message_delta'))!
+      expect(JSON.parse(delta.split('\ndata: ')[1]!).delta, String(compact)).toEqual({ stop_reason: reason, stop_sequence: null })
+    }
+  })
+
+  it('the reasons the finish reason does say carry no extension (end_turn, max_tokens, tool_use, refusal)', () => {
+    for (const reason of ['end_turn', 'max_tokens', 'tool_use', 'refusal']) {
+      const res = fromAnthropicMessage({ id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'Hi' }], stop_reason: reason, stop_sequence: null, usage: {} }, 'claude')
+      expect(res.choices[0]).not.toHaveProperty('anthropic_stop_reason')
+      expect(canonicalToAnthropic(res, 'm')).toMatchObject({ stop_reason: reason })
+    }
+  })
+})
+
 describe('anthropicErrorBody', () => {
   it.each([
     ['MCP_ERR_REQ_BODY_INVALID', 400, 'invalid_request_error'],

@@ -318,7 +318,7 @@ export function canonicalToAnthropic(res: ChatResponse, requestModel: string): o
     role: 'assistant',
     model: requestModel,
     content,
-    stop_reason: stopSequence !== undefined ? 'stop_sequence' : stopReason(choice?.finish_reason),
+    stop_reason: stopSequence !== undefined ? 'stop_sequence' : choice?.anthropic_stop_reason ?? stopReason(choice?.finish_reason),
     stop_sequence: stopSequence ?? null,
     usage: anthropicUsage(res.usage),
   }
@@ -416,6 +416,8 @@ export function createAnthropicStreamEncoder(model: string, chat?: ChatRequest):
   let finish: FinishReason | null = null
   /** The stop sequence that ended the turn, when the provider said (ChatChunkChoice.stop_sequence). */
   let stopSequence: string | undefined
+  /** Anthropic's own stop_reason when the finish reason cannot say it (ChatChunkChoice.anthropic_stop_reason). */
+  let nativeStop: string | undefined
   let usage: Usage | null | undefined
   /** Tool calls (and text) that began while a tool_use block was open, in the order they began. */
   const held: ({ id: string; name: string; args: string } | { text: string })[] = []
@@ -517,7 +519,7 @@ export function createAnthropicStreamEncoder(model: string, chat?: ChatRequest):
         }
         if (args) s += sse('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: args } })
       }
-      if (choice.finish_reason) { finish = choice.finish_reason; stopSequence = choice.stop_sequence; s += closeAll() }
+      if (choice.finish_reason) { finish = choice.finish_reason; stopSequence = choice.stop_sequence; nativeStop = choice.anthropic_stop_reason; s += closeAll() }
       return s
     },
     end(): string {
@@ -526,7 +528,7 @@ export function createAnthropicStreamEncoder(model: string, chat?: ChatRequest):
       let s = started ? '' : start('')
       s += closeAll()
       const seq = finish === 'stop' ? stopSequence : undefined
-      s += sse('message_delta', { type: 'message_delta', delta: { stop_reason: seq !== undefined ? 'stop_sequence' : stopReason(finish), stop_sequence: seq ?? null }, usage: anthropicUsage(usage) })
+      s += sse('message_delta', { type: 'message_delta', delta: { stop_reason: seq !== undefined ? 'stop_sequence' : nativeStop ?? stopReason(finish), stop_sequence: seq ?? null }, usage: anthropicUsage(usage) })
       return s + sse('message_stop', { type: 'message_stop' })
     },
     error(e: GatewayError): string {

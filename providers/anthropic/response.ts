@@ -48,6 +48,14 @@ const STOP_REASONS: Readonly<Record<string, FinishReason>> = {
   refusal: 'content_filter',
 }
 
+/** The stop reasons the canonical finish reason gives back exactly (gateway/inbound/anthropic.ts STOP_REASON); the others are kept as ChatChoice.anthropic_stop_reason. */
+const ROUND_TRIPS: ReadonlySet<string> = new Set(['end_turn', 'stop_sequence', 'max_tokens', 'tool_use', 'refusal'])
+
+/** Anthropic's stop_reason when the finish reason loses it (see ChatChoice.anthropic_stop_reason); else undefined. */
+export function nativeStopReason(stopReason: string | null | undefined): string | undefined {
+  return typeof stopReason === 'string' && stopReason !== '' && !ROUND_TRIPS.has(stopReason) ? stopReason : undefined
+}
+
 /** Unknown future stop reasons read as a normal stop. */
 export function toFinishReason(stopReason: string | null | undefined): FinishReason | null {
   if (stopReason == null) return null
@@ -96,6 +104,8 @@ export function fromAnthropicMessage(json: unknown, provider: string, now = Date
   if (thinking.length > 0) message.thinking_blocks = thinking
   const choice: ChatChoice = { index: 0, message, finish_reason: toFinishReason(m.stop_reason) ?? 'stop' }
   if (m.stop_reason === 'stop_sequence' && typeof m.stop_sequence === 'string') choice.stop_sequence = m.stop_sequence
+  const native = nativeStopReason(m.stop_reason)
+  if (native !== undefined) choice.anthropic_stop_reason = native
   const res: ChatResponse = {
     id: String(m.id ?? ''),
     object: 'chat.completion',

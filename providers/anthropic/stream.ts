@@ -23,7 +23,7 @@ import type { ChatChunk, ChatChunkChoice, ThinkingBlockDelta, Usage } from '../t
 import type { SseEvent } from '../shared/sse.ts'
 import type { StreamMapper } from '../shared/translation.ts'
 import { anthropicStreamError } from './errors.ts'
-import { toCanonicalUsage, toFinishReason, type AnthropicUsage } from './response.ts'
+import { nativeStopReason, toCanonicalUsage, toFinishReason, type AnthropicUsage } from './response.ts'
 
 interface StreamEvent {
   type?: string
@@ -187,6 +187,8 @@ export function createAnthropicStreamMapper(provider: string, model: string, now
     if (finish) {
       const c: ChatChunkChoice = { index: 0, delta: {}, finish_reason: finish }
       if (stopReason === 'stop_sequence' && typeof stopSequence === 'string') c.stop_sequence = stopSequence
+      const native = nativeStopReason(stopReason)
+      if (native !== undefined) c.anthropic_stop_reason = native
       out.push(chunk([c]))
     }
     if (u) out.push(chunk([], toCanonicalUsage(usage)))
