@@ -162,6 +162,16 @@ describe('anthropicToCanonical', () => {
     })
   })
 
+  it('service_tier: standard_only reaches Anthropic as it came and OpenAI as `default`; auto is the default everywhere; another value is a 400', () => {
+    const body = (tier: unknown): object => ({ model: 'claude-x', max_tokens: 100, service_tier: tier, messages: [{ role: 'user', content: 'hi' }] })
+    const opts = { provider: 'claude', basePath: '', defaultMaxTokens: 4096, dropUnsupportedParams: false }
+    expect(toAnthropicRequest(anthropicToCanonical(body('standard_only')), 'claude-x', false, opts)).toMatchObject({ service_tier: 'standard_only' })
+    expect(toAnthropicRequest(anthropicToCanonical(body('auto')), 'claude-x', false, opts)).not.toHaveProperty('service_tier')
+    expect(toOpenAIChat(anthropicToCanonical(body('standard_only')), 'gpt-4o', false, '/v1', { provider: 'oai', dropUnsupportedParams: false, forwardTopK: false }).body).toMatchObject({ service_tier: 'default' })
+    expect(JSON.stringify(toGoogleChat(anthropicToCanonical(body('standard_only')), 'gemini-2.5-flash', false, { provider: 'gem', basePath: '', apiVersion: 'v1beta', dropUnsupportedParams: false }).body)).not.toContain('service_tier')
+    expect(catchError(() => anthropicToCanonical(body('priority'))).param).toBe('service_tier')
+  })
+
   it('context_management (Claude Code sends it; it was a 400 that failed every Claude Code request): carried to Anthropic, left out elsewhere', () => {
     const cm = { edits: [{ type: 'clear_thinking_20251015', keep: 'all' }] }
     const body = { model: 'claude-x', max_tokens: 100, context_management: cm, messages: [{ role: 'user', content: 'hi' }] }

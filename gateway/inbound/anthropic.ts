@@ -52,7 +52,7 @@ const keys = (...k: string[]): ReadonlySet<string> => new Set(k)
 
 // ---------- request → canonical ----------
 
-const TOP_KEYS = keys('model', 'messages', 'max_tokens', 'system', 'stop_sequences', 'stream', 'temperature', 'top_p', 'top_k', 'metadata', 'tools', 'tool_choice', 'thinking', 'output_config', 'context_management')
+const TOP_KEYS = keys('model', 'messages', 'max_tokens', 'system', 'stop_sequences', 'stream', 'temperature', 'top_p', 'top_k', 'metadata', 'tools', 'tool_choice', 'thinking', 'output_config', 'context_management', 'service_tier')
 const TEXT_KEYS = keys('type', 'text', 'cache_control', 'citations')
 const TOOL_KEYS = keys('type', 'name', 'description', 'input_schema', 'cache_control', 'strict')
 const THINKING_KEYS = keys('type', 'thinking', 'signature')
@@ -257,6 +257,11 @@ export function anthropicToCanonical(body: unknown): ChatRequest {
     if (tc['disable_parallel_tool_use'] === true) req.parallel_tool_calls = false
   }
   if (b['thinking'] !== undefined) req['thinking'] = obj(b['thinking'], 'thinking')
+  // Anthropic's `standard_only` is OpenAI's `default` (standard processing); `auto` is both APIs' default.
+  if (b['service_tier'] !== undefined) {
+    if (b['service_tier'] === 'standard_only') req.service_tier = 'default'
+    else if (b['service_tier'] !== 'auto') fail('service_tier', "must be 'auto' or 'standard_only'")
+  }
   // Server-side context editing (Claude Code sends it, with its beta): Anthropic's; the other providers leave it out.
   if (b['context_management'] !== undefined) req['context_management'] = obj(b['context_management'], 'context_management')
   if (b['output_config'] !== undefined) {

@@ -9,6 +9,7 @@
  * - `response_format: json_schema` → `output_config.format` (Anthropic structured outputs);
  *   `json_object` has no schema-less equivalent → unsupported; `text` is the default.
  * - `reasoning_effort` low|medium|high|xhigh|max → `output_config.effort`; none|minimal → unsupported.
+ * - `service_tier: default` (standard processing) → `standard_only`; `auto` is Anthropic's default too.
  * - `seed`, and `n`, `logprobs`, `top_logprobs`, penalties, `logit_bias`, `store`, `service_tier`,
  *   `modalities` at other values than OpenAI's default (shared/inert-defaults.ts), a non-tool message's `name`, image `detail`
  *   low|high → unsupported.
@@ -60,6 +61,7 @@ export interface AnthropicRequest {
   output_config?: { format?: { type: 'json_schema'; schema: Record<string, unknown> }; effort?: string }
   thinking?: unknown
   context_management?: unknown
+  service_tier?: 'standard_only'
 }
 
 interface Ctx {
@@ -166,7 +168,12 @@ const PARAMS: Readonly<Record<string, Rule>> = {
   top_logprobs: inert,
   logit_bias: inert,
   store: inert,
-  service_tier: inert,
+  // Anthropic's own tiers: `auto` (its default: priority capacity when the account has it) and `standard_only`, which is
+  // OpenAI's `default` (standard processing; /v1/messages sends `standard_only` as it). flex, priority and scale: unsupported.
+  service_tier: (v, out, ctx, key) => {
+    if (v === 'default') out.service_tier = 'standard_only'
+    else if (v !== 'auto') unsupported(ctx, key)
+  },
   modalities: inert,
   seed: refused,
 }

@@ -6,7 +6,7 @@
  * `n`, `logprobs`, `top_logprobs`, `logit_bias`, `modalities` at other values than OpenAI's default (shared/inert-defaults.ts),
  * `reasoning_effort` other than none|low|medium|high,
  * `tool_choice` required or a named function, `parallel_tool_calls: false`, `store: true`,
- * `service_tier` other than auto, message `name` (a tool message's is its `tool_name`), image URLs that are not base64 data URLs, image
+ * `service_tier` other than auto or default, message `name` (a tool message's is its `tool_name`), image URLs that are not base64 data URLs, image
  * `detail` low|high, content parts other than text and images, and any unknown field.
  * `user`, `safety_identifier`, `prompt_cache_key`, `prediction`, `metadata`, `stream_options` and Anthropic's `context_management` are accepted and not forwarded; `tool_choice: 'none'` omits the tools.
  * Anthropic extensions: `top_k` → `options.top_k`, `is_error` tool results say `Error: ` in the text,

@@ -46,6 +46,13 @@ describe.each(PROVIDERS)('%s', (p) => {
     for (const k of ['logprobs', 'top_logprobs', 'logit_bias', 'store', 'service_tier', 'parallel_tool_calls', 'modalities']) expect(JSON.stringify(sent)).not.toContain(k)
   })
 
+  it('`service_tier: default` (standard processing) is accepted: Anthropic\'s `standard_only`, the others\' only tier (was a 400)', async () => {
+    const { status, json } = await chat(p, { service_tier: 'default' })
+    expect(status, JSON.stringify(json)).toBe(200)
+    if (p === 'anthropic') expect(requests(p)[0]!.body.service_tier).toBe('standard_only')
+    else expect(JSON.stringify(requests(p)[0]!.body)).not.toContain('service_tier')
+  })
+
   it.each([
     ['top_logprobs', 2],
     ['logit_bias', { 50256: -100 }],
