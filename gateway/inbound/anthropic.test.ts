@@ -476,6 +476,29 @@ describe('createAnthropicStreamEncoder', () => {
   })
 })
 
+/**
+ * A one-text-block Anthropic stream ending with `stop` (message_delta's delta), through the provider's stream mapper and
+ * the /v1/messages encoder; the message_delta event the Anthropic client gets. `compact`: Anthropic's own
+ * serialization (the mapper's fast path), else indented (its full parse).
+ */
+function messageDeltaThrough(stop: { stop_reason: string; stop_sequence: string | null }, compact: boolean): { delta: unknown } {
+  const mapper = createAnthropicStreamMapper('claude', 'claude-x', () => 1_700_000_000_000)
+  const enc = createAnthropicStreamEncoder('m')
+  let out = ''
+  for (const e of [
+    { type: 'message_start', message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-x', content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 3, output_tokens: 1 } } },
+    { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
+    { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Hi' } },
+    { type: 'content_block_stop', index: 0 },
+    { type: 'message_delta', delta: stop, usage: { output_tokens: 2 } },
+    { type: 'message_stop' },
+  ]) for (const c of mapper.push({ event: e.type, data: compact ? JSON.stringify(e) : JSON.stringify(e, null, 1) }) ?? []) out += enc.chunk(c)
+  for (const c of mapper.end() ?? []) out += enc.chunk(c)
+  out += enc.end()
+  const delta = out.split('\n\n').find((e) => e.startsWith('event: message_delta'))!
+  return JSON.parse(delta.split('\ndata: ')[1]!) as { delta: unknown }
+}
+
 describe('stop sequences through the anthropic provider', () => {
   // A client that sends stop_sequences learns which one ended the turn: stop_reason 'stop_sequence' and its text.
   const stopped = { stop_reason: 'stop_sequence', stop_sequence: '\nUser: "' }
@@ -494,21 +517,7 @@ describe('stop sequences through the anthropic provider', () => {
   it('keeps them in a stream (message_delta), in Anthropic\'s serialization and in another one', () => {
     for (const [compact, seq] of [[true, stopped.stop_sequence], [true, 'END'], [false, stopped.stop_sequence]] as const) {
       const stop = { stop_reason: 'stop_sequence', stop_sequence: seq }
-      const mapper = createAnthropicStreamMapper('claude', 'claude-x', () => 1_700_000_000_000)
-      const enc = createAnthropicStreamEncoder('m')
-      let out = ''
-      for (const e of [
-        { type: 'message_start', message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-x', content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 3, output_tokens: 1 } } },
-        { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
-        { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Hi' } },
-        { type: 'content_block_stop', index: 0 },
-        { type: 'message_delta', delta: stop, usage: { output_tokens: 2 } },
-        { type: 'message_stop' },
-      ]) for (const c of mapper.push({ event: e.type, data: compact ? JSON.stringify(e) : JSON.stringify(e, null, 1) }) ?? []) out += enc.chunk(c)
-      for (const c of mapper.end() ?? []) out += enc.chunk(c)
-      out += enc.end()
-      const delta = out.split('\n\n').find((e) => e.startsWith('event: message_delta'))!
-      expect(JSON.parse(delta.split('\ndata: ')[1]!), `${String(compact)} ${seq}`).toMatchObject({ delta: stop })
+      expect(messageDeltaThrough(stop, compact), `${String(compact)} ${seq}`).toMatchObject({ delta: stop })
     }
   })
 })
@@ -525,20 +534,7 @@ describe('stop reasons the finish reason cannot say, back to Anthropic clients a
     expect(res.choices[0]).toMatchObject({ finish_reason: finish, anthropic_stop_reason: reason })
     expect(canonicalToAnthropic(res, 'm')).toMatchObject({ stop_reason: reason, stop_sequence: null })
     for (const compact of [true, false]) {
-      const mapper = createAnthropicStreamMapper('claude', 'claude-x', () => 1_700_000_000_000)
-      const enc = createAnthropicStreamEncoder('m')
-      let out = ''
-      for (const e of [
-        { type: 'message_start', message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-x', content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 3, output_tokens: 1 } } },
-        { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
-        { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Hi' } },
-        { type: 'content_block_stop', index: 0 },
-        { type: 'message_delta', delta: { stop_reason: reason, stop_sequence: null }, usage: { output_tokens: 2 } },
-        { type: 'message_stop' },
-      ]) for (const c of mapper.push({ event: e.type, data: compact ? JSON.stringify(e) : JSON.stringify(e, null, 1) }) ?? []) out += enc.chunk(c)
-      out += enc.end()
-      const delta = out.split('\n\n').find((e) => e.startsWith('event: message_delta'))!
-      expect(JSON.parse(delta.split('\ndata: ')[1]!).delta, String(compact)).toEqual({ stop_reason: reason, stop_sequence: null })
+      expect(messageDeltaThrough({ stop_reason: reason, stop_sequence: null }, compact).delta, String(compact)).toEqual({ stop_reason: reason, stop_sequence: null })
     }
   })
 
