@@ -28,6 +28,7 @@ import { ANTHROPIC_TOOL_NAMES, checkToolNames, toolCallName, toolResultName } fr
 import { fromLegacyFunctions } from '../shared/legacy-functions.ts'
 import { unreadMessageField } from '../shared/message-fields.ts'
 import { isInertDefault } from '../shared/inert-defaults.ts'
+import { parseDataUrl } from '../shared/data-url.ts'
 
 export interface AnthropicRequestOptions {
   /** Provider name, for error messages. */
@@ -198,7 +199,7 @@ const DATA_URL = /^data:([^;,]+)((?:;[^;,]+)*);base64,/
 /** The only image media types Anthropic takes (base64 images of any other type are a 400). */
 const IMAGE_MEDIA_TYPES: ReadonlySet<string> = new Set(['image/jpeg', 'image/png', 'image/gif', 'image/webp'])
 
-function parseDataUrl(url: string, field: string): { mediaType: string; data: string } {
+function base64DataUrl(url: string, field: string): { mediaType: string; data: string } {
   const m = DATA_URL.exec(url)
   if (!m) throw invalid(field, 'a data: URL must be base64-encoded (data:<media-type>;base64,<data>)')
   return { mediaType: m[1]!, data: url.slice(m[0].length) }
@@ -207,18 +208,6 @@ function parseDataUrl(url: string, field: string): { mediaType: string; data: st
 /** A `data:` URL of plain text (any parameters, e.g. `;charset=utf-8`), base64 or percent-encoded. */
 const PLAIN_TEXT_DATA_URL = /^data:text\/plain[;,]/i
 
-/** The text of a plain-text `data:` URL, decoded as UTF-8; a 400 naming `field` when it does not decode. */
-function dataUrlText(url: string, field: string): string {
-  const comma = url.indexOf(',')
-  if (comma === -1) throw invalid(field, 'a data: URL needs a comma before its data')
-  const payload = url.slice(comma + 1)
-  if (/;base64$/i.test(url.slice(0, comma))) return Buffer.from(payload, 'base64').toString('utf8')
-  try {
-    return decodeURIComponent(payload)
-  } catch {
-    throw invalid(field, 'is not a valid percent-encoded data: URL')
-  }
-}
 
 function partToBlock(part: ContentPart, path: string, ctx: Ctx): AnthropicBlock | undefined {
   const p = part as Record<string, unknown>
@@ -233,7 +222,7 @@ function partToBlock(part: ContentPart, path: string, ctx: Ctx): AnthropicBlock 
       if (img?.detail !== undefined && img.detail !== 'auto') { unsupported(ctx, `${path}.image_url.detail`) }
       if (url.startsWith('data:')) {
         const field = `${path}.image_url.url`
-        const { mediaType, data } = parseDataUrl(url, field)
+        const { mediaType, data } = base64DataUrl(url, field)
         // Media types are case-insensitive; Anthropic takes them in lower case only.
         const type = mediaType.toLowerCase()
         if (!IMAGE_MEDIA_TYPES.has(type)) {
@@ -250,11 +239,12 @@ function partToBlock(part: ContentPart, path: string, ctx: Ctx): AnthropicBlock 
       const fileData = typeof file?.file_data === 'string' ? file.file_data : undefined
       let b: AnthropicBlock | undefined
       if (fileData?.startsWith('data:application/pdf;')) {
-        const { mediaType, data } = parseDataUrl(fileData, `${path}.file.file_data`)
+        const { mediaType, data } = base64DataUrl(fileData, `${path}.file.file_data`)
         b = { type: 'document', source: { type: 'base64', media_type: mediaType, data } }
       } else if (fileData !== undefined && PLAIN_TEXT_DATA_URL.test(fileData)) {
         // Anthropic's plain-text document: the text itself, not base64.
-        b = { type: 'document', source: { type: 'text', media_type: 'text/plain', data: dataUrlText(fileData, `${path}.file.file_data`) } }
+        const inline = parseDataUrl(fileData, `${path}.file.file_data`)
+        if (inline) b = { type: 'document', source: { type: 'text', media_type: 'text/plain', data: Buffer.from(inline.data, 'base64').toString('utf8') } }
       }
       if (b) {
         if (typeof file!.filename === 'string') b['title'] = file!.filename

@@ -26,6 +26,7 @@ import { checkToolNames, GEMINI_TOOL_NAMES, toolCallName, toolResultName } from 
 import { fromLegacyFunctions } from '../shared/legacy-functions.ts'
 import { unreadMessageField } from '../shared/message-fields.ts'
 import { isInertDefault } from '../shared/inert-defaults.ts'
+import { parseDataUrl } from '../shared/data-url.ts'
 
 // ---------- Gemini wire types (request side) ----------
 
@@ -343,18 +344,6 @@ export function guessMimeType(url: string, fallback: string): string {
   return MIME_BY_EXT[path.slice(dot + 1).toLowerCase()] ?? fallback
 }
 
-/** `data:<mime>[;base64],<payload>` → inline data (base64), or undefined when not a data URL. */
-export function parseDataUrl(url: string): { mimeType: string; data: string } | undefined {
-  if (!url.startsWith('data:')) return undefined
-  const comma = url.indexOf(',')
-  if (comma === -1) return undefined
-  const meta = url.slice(5, comma)
-  const payload = url.slice(comma + 1)
-  const base64 = meta.endsWith(';base64')
-  const mimeType = (base64 ? meta.slice(0, -7) : meta).split(';')[0] || 'application/octet-stream'
-  return { mimeType, data: base64 ? payload : Buffer.from(decodeURIComponent(payload), 'utf8').toString('base64') }
-}
-
 /** The texts of a content; with `refusals`, an assistant's refusal parts too (what it said, as text). */
 function textOf(content: string | readonly { type: string; text?: unknown; refusal?: unknown }[] | null | undefined, refusals = false): string[] {
   if (content === null || content === undefined) return []
@@ -399,14 +388,14 @@ function toolMedia(content: unknown, where: string, o: GoogleRequestOptions): Ge
         if (typeof url !== 'string') throw invalid(`${at}.image_url.url must be a string`, `${at}.image_url.url`)
         const detail = isObj(image) ? image['detail'] : undefined
         if (detail != null && detail !== 'auto') skip(`${at}.image_url.detail`)
-        const inline = parseDataUrl(url)
+        const inline = parseDataUrl(url, `${at}.image_url.url`)
         if (inline) (out ??= []).push({ inlineData: inline })
         else skip(`${at}.image_url.url`)
         return
       }
       case 'file': {
         const file = p['file']
-        const inline = isObj(file) && typeof file['file_data'] === 'string' ? parseDataUrl(file['file_data']) : undefined
+        const inline = isObj(file) && typeof file['file_data'] === 'string' ? parseDataUrl(file['file_data'], `${at}.file.file_data`) : undefined
         if (inline) (out ??= []).push({ inlineData: inline })
         else skip(`${at}.file`)
         return
@@ -434,7 +423,7 @@ function userPart(part: ContentPart, where: string, o: GoogleRequestOptions): Ge
       // `detail` low|high picks the resolution the model sees; Gemini's parts have no such setting (auto is the default).
       const detail = isObj(image) ? image['detail'] : undefined
       if (detail != null && detail !== 'auto') skip(`${where}.image_url.detail`) // when dropping, the image goes without it
-      const inline = parseDataUrl(url)
+      const inline = parseDataUrl(url, `${where}.image_url.url`)
       if (inline) return { inlineData: inline }
       return { fileData: { fileUri: url, mimeType: guessMimeType(url, 'image/jpeg') } }
     }
@@ -446,7 +435,7 @@ function userPart(part: ContentPart, where: string, o: GoogleRequestOptions): Ge
     }
     case 'file': {
       const file = p['file']
-      const inline = isObj(file) && typeof file['file_data'] === 'string' ? parseDataUrl(file['file_data']) : undefined
+      const inline = isObj(file) && typeof file['file_data'] === 'string' ? parseDataUrl(file['file_data'], `${where}.file.file_data`) : undefined
       if (!inline) return skip(`${where}.file`)
       return { inlineData: inline }
     }

@@ -62,6 +62,14 @@ describe('assistant content parts other than text and refusals (were dropped by 
     expect(model.parts).toEqual([{ text: 'Here it is.' }, { inlineData: { mimeType: 'image/png', data: PNG } }])
   })
 
+  it.each(['google', 'anthropic'] as const)('%s: a data: URL whose percent-encoding does not decode is a 400 naming it (google answered a 502 blaming the provider)', async (p) => {
+    const part = p === 'google' ? { type: 'image_url', image_url: { url: 'data:image/png,%E0%A4%A' } } : { type: 'file', file: { file_data: 'data:text/plain,%E0%A4%A' } }
+    const { status, json } = await chat(p, { messages: [{ role: 'user', content: [{ type: 'text', text: 'look' }, part] }] })
+    expect(status, JSON.stringify(json)).toBe(400)
+    expect(json.error.param).toBe(p === 'google' ? 'messages[0].content[1].image_url.url' : 'messages[0].content[1].file.file_data')
+    expect(requests(p)).toHaveLength(0)
+  })
+
   it('google: a part type Gemini has no part for is a 400 naming it', async () => {
     await refused('google', assistantParts({ type: 'video_url', video_url: { url: 'https://example.com/v.mp4' } }), 'messages[1].content[1].video_url')
   })
