@@ -10,6 +10,7 @@ import { ModelCatalog } from './model-catalog.ts'
 import { providerOfBareModel, resolveTarget } from './routing/resolve.ts'
 import { checkContentType, parseJson, readBody } from './http/body.ts'
 import { estimateChatPrompt, loadTokenizer } from './cost/estimate.ts'
+import { clientAnthropicBeta } from './upstream/open.ts'
 import type { ChatRequest, EmbeddingRequest, ModelInfo } from '../providers/types.ts'
 
 function bodyError(reasons: string[], ctx: RequestCtx): GatewayError {
@@ -108,7 +109,7 @@ const openaiModel = (m: Reachable, created: number): ModelInfo => ({ id: m.id, o
 /** Anthropic's model object; the gateway knows no release date, so `created_at` is when it was asked, as OpenAI's `created`. */
 const anthropicModel = (m: Reachable, created: string): Record<string, unknown> => ({ type: 'model', id: m.id, display_name: m.id, created_at: created })
 
-/** The model id of `GET /v1/models/{id}` (SDKs percent-encode it: `oa%2Fgpt-4o`); a 404 when it cannot be one. */
+/** The model id of `GET /v1/models/{id}` (SDKs percent-encode it: `oa%2Fgpt-4o`); none is a 400 (MCP_ERR_ROUTE_MODEL_MISSING). */
 function modelIdOf(ctx: RequestCtx): string {
   const url = ctx.req.url ?? ''
   const q = url.indexOf('?')
@@ -230,11 +231,8 @@ export const countTokens: RouteSpec = {
     const adapter = ctx.adapter!
     let n: number
     if (adapter.countTokens) {
-      const beta = ctx.req.headers['anthropic-beta']
-      n = await adapter.countTokens(req, {
-        model: ctx.model, signal: ctx.signal, deadline: ctx.deadline, requestId: ctx.id,
-        ...(beta !== undefined ? { anthropicBeta: Array.isArray(beta) ? beta.join(',') : beta } : {}),
-      })
+      const beta = clientAnthropicBeta(ctx)
+      n = await adapter.countTokens(req, { model: ctx.model, signal: ctx.signal, deadline: ctx.deadline, requestId: ctx.id, ...(beta !== undefined ? { anthropicBeta: beta } : {}) })
       ctx.responseHeaders['x-mcp-token-count'] = 'provider'
     } else {
       await loadTokenizer()

@@ -11,6 +11,12 @@ import { openHttp } from '../../providers/shared/http.ts'
 import { credentialsOf, redactCredentials } from '../../providers/shared/upstream-error.ts'
 import type { ExecuteParams } from '../../providers/types.ts'
 
+/** The client's `anthropic-beta` header as one comma-separated value (ExecuteParams.anthropicBeta), if it sent one. */
+export function clientAnthropicBeta(ctx: RequestCtx): string | undefined {
+  const beta = ctx.req.headers['anthropic-beta']
+  return Array.isArray(beta) ? beta.join(',') : beta
+}
+
 export async function openUpstream(ctx: RequestCtx): Promise<UpstreamResponse> {
   const adapter = ctx.adapter
   if (!adapter) throw new GatewayError('MCP_ERR_ROUTE_MODEL_NOT_FOUND', { model: ctx.requestedModel })
@@ -38,8 +44,8 @@ export async function openUpstream(ctx: RequestCtx): Promise<UpstreamResponse> {
   }
   const params: ExecuteParams = { model: ctx.model, signal: ctx.upstreamSignal ?? ctx.signal, deadline: ctx.deadline, requestId: ctx.id }
   if (ctx.extraUpstreamHeaders) params.extraHeaders = ctx.extraUpstreamHeaders
-  const beta = ctx.req.headers['anthropic-beta']
-  if (beta !== undefined) params.anthropicBeta = Array.isArray(beta) ? beta.join(',') : beta
+  const beta = clientAnthropicBeta(ctx)
+  if (beta !== undefined) params.anthropicBeta = beta
   if (ctx.upstreamTimeouts) params.timeouts = ctx.upstreamTimeouts
   // deliverStream writes OpenAI SSE itself: plain text may skip the canonical chunk when no hook reads chunks.
   if (ctx.stream && ctx.inbound === 'openai' && ctx.route.onResponseChunk.length === 0) params.textLane = true

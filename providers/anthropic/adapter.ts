@@ -37,11 +37,12 @@ export function anthropicTranslation(name: string, opts: AnthropicRequestOptions
 export function betaHeaders(cfg: AnthropicConfig): ((params: ExecuteParams) => Record<string, string> | undefined) | undefined {
   if (!cfg.forwardClientBetas) return undefined
   const key = Object.keys(cfg.headers ?? {}).find((k) => k.toLowerCase() === 'anthropic-beta') ?? 'anthropic-beta'
-  const fixed = cfg.headers?.[key] ?? ''
+  const betasOf = (list: string): string[] => list.split(',').map((b) => b.trim()).filter((b) => b !== '')
+  const fixed = betasOf(cfg.headers?.[key] ?? '')
   return (params) => {
     const client = params.anthropicBeta
     if (client === undefined) return undefined
-    const betas = [...new Set(`${fixed},${client}`.split(',').map((b) => b.trim()).filter((b) => b !== ''))]
+    const betas = [...new Set([...fixed, ...betasOf(client)])]
     return betas.length > 0 ? { [key]: betas.join(',') } : undefined
   }
 }

@@ -78,7 +78,7 @@ export class HttpAdapter implements ProviderAdapter {
           const up = count.toUpstream(req, params.model)
           return count.fromUpstream(await this.#json(await this.#open(up.path, up.body, up.headers, params)))
         } catch (e) {
-          throw e instanceof GatewayError ? e : new GatewayError('MCP_ERR_UPSTREAM_BAD_RESPONSE', { provider: this.name, reason: String((e as Error)?.message ?? e) }, { cause: e })
+          throw this.#asGatewayError(e)
         }
       }
     }
@@ -131,8 +131,14 @@ export class HttpAdapter implements ProviderAdapter {
     }
   }
 
+  /** A failure as a GatewayError: anything else (an unreadable answer) is the provider's bad response. */
+  #asGatewayError(e: unknown): GatewayError {
+    return e instanceof GatewayError ? e : new GatewayError('MCP_ERR_UPSTREAM_BAD_RESPONSE', { provider: this.name, reason: String((e as Error)?.message ?? e) }, { cause: e })
+  }
+
+  /** #asGatewayError, counted in the adapter's metrics. */
   #fail(e: unknown): GatewayError {
-    const g = e instanceof GatewayError ? e : new GatewayError('MCP_ERR_UPSTREAM_BAD_RESPONSE', { provider: this.name, reason: String((e as Error)?.message ?? e) }, { cause: e })
+    const g = this.#asGatewayError(e)
     this.#errors++
     const k = g.providerCode ?? g.code
     this.#errorsByCode[k] = (this.#errorsByCode[k] ?? 0) + 1
