@@ -150,7 +150,7 @@ export class PriceCatalogue {
     const output = Math.max(0, (usage.completion_tokens ?? 0) - reasoning)
     const b = { inputTokens: input, cachedTokens: cached, cacheWriteTokens: cacheWrite, outputTokens: output, reasoningTokens: reasoning, estimated }
     if (!prices) return { ...b, pico: 0, usd: 0, unknown: true }
-    const t = prices.longContext === undefined ? prices : tierFor(prices, usage.prompt_tokens ?? 0)
+    const t = tierFor(prices, usage.prompt_tokens ?? 0)
     const pico = input * t.input + cached * t.cachedInput + cacheWrite * t.cacheWrite + output * t.output + reasoning * t.reasoning
     return { ...b, pico, usd: pico / 1e12, unknown: false }
   }
