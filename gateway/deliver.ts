@@ -9,8 +9,9 @@ import type { RequestCtx } from './context.ts'
 import type { Inbound } from './inbound/types.ts'
 import type { RawUpstream, UpstreamResponse } from './pipeline/types.ts'
 import { createSseParser } from '../providers/shared/sse.ts'
-import type { ChatChunk, ChatStream, FinishReason, PassthroughTarget, TextLane, Usage } from '../providers/types.ts'
-import { credentialsOf } from '../providers/shared/upstream-error.ts'
+import type { ChatChunk, ChatStream, FinishReason, TextLane, Usage } from '../providers/types.ts'
+import { deliverNativeMessages } from './upstream/native-messages.ts'
+import { heldLength, maskTail, partialEventLength, redactChunk, redactionOf, terminated } from './raw-bytes.ts'
 import { cutAttempt, usageWithAttempts } from './cost/attempt-usage.ts'
 
 const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' }
@@ -55,7 +56,8 @@ export async function deliver(ctx: RequestCtx, inbound: Inbound, up: UpstreamRes
     case 'stream':
       return deliverStream(ctx, inbound, up.stream)
     case 'raw':
-      return deliverRaw(ctx, inbound, up.raw)
+      // Raw bytes for a Messages client can only be Anthropic's own answer (native-messages.ts).
+      return ctx.inbound === 'anthropic' ? deliverNativeMessages(ctx, inbound, up.raw) : deliverRaw(ctx, inbound, up.raw)
   }
 }
 
@@ -218,142 +220,6 @@ function upstreamErrorEvent(ctx: RequestCtx, d: string): GatewayError | undefine
  * [DONE] counts as complete only if a string finish_reason is among them.
  */
 const TAIL = 8
-
-/** A provider's credentials as the bytes an upstream could echo them in, with same-length masks (see redactChunk). */
-interface Redaction {
-  readonly forms: readonly Buffer[]
-  readonly heads: readonly Buffer[]
-  readonly masks: readonly Buffer[]
-  /** 1 for each byte some form has before its last one: a read ending in any other byte ends in no credential's start. */
-  readonly inner: Uint8Array
-}
-
-const redactions = new WeakMap<PassthroughTarget, Redaction | null>()
-
-/** A mask as long as the secret: `[redacted]` and `*` to its length (all `*` under 10 bytes). */
-function maskOf(form: Buffer): Buffer {
-  const m = Buffer.alloc(form.length, '*')
-  if (form.length >= 10) m.write('[redacted]')
-  return m
-}
-
-/** The target's credentials (credentialsOf: every spelling, longest first), computed once per target. */
-function redactionOf(pt: PassthroughTarget | undefined): Redaction | null {
-  if (!pt) return null
-  let r = redactions.get(pt)
-  if (r === undefined) {
-    const forms = credentialsOf(pt.headers).map((x) => Buffer.from(x))
-    const inner = new Uint8Array(256)
-    for (const f of forms) for (let k = 0; k < f.length - 1; k++) inner[f[k]!] = 1
-    r = forms.length === 0 ? null : { forms, heads: forms.map((f) => f.subarray(0, 4)), masks: forms.map(maskOf), inner }
-    redactions.set(pt, r)
-  }
-  return r
-}
-
-/**
- * The chunk with every credential masked in place of the same length, so a forwarded Content-Length and the SSE
- * framing stay right; the same chunk when it holds none (one native search for a credential's first bytes, per read).
- * A credential split across two reads is caught by holding the first read's end back (heldLength) and searching it
- * again at the start of the next one.
- */
-function redactChunk(chunk: Buffer, r: Redaction): Buffer {
-  let out = chunk
-  for (let i = 0; i < r.forms.length; i++) {
-    if (out.indexOf(r.heads[i]!) === -1) continue
-    const form = r.forms[i]!
-    for (let at = out.indexOf(form); at !== -1; at = out.indexOf(form, at + form.length)) {
-      if (out === chunk) out = Buffer.from(chunk)
-      r.masks[i]!.copy(out, at)
-    }
-  }
-  return out
-}
-
-/**
- * How many of the chunk's last bytes are a proper prefix of a credential (the longest such run), to hold back and
- * search again with the next read: a credential an upstream echoes can straddle two reads. 0 after one table look-up
- * when the last byte starts no credential's rest (a JSON body's `}`, an SSE event's `\n`: almost every read);
- * otherwise a native search for each form's first byte among its last `form.length - 1` bytes, and a comparison.
- */
-function heldLength(chunk: Buffer, r: Redaction): number {
-  const n = chunk.length
-  if (n === 0 || r.inner[chunk[n - 1]!] === 0) return 0
-  let held = 0
-  for (const form of r.forms) {
-    // Earliest start first: the first candidate that matches is this form's longest.
-    for (let at = chunk.indexOf(form[0]!, Math.max(0, n - form.length + 1)); at !== -1 && n - at > held; at = chunk.indexOf(form[0]!, at + 1)) {
-      if (form.compare(chunk, at, n, 0, n - at) === 0) { held = n - at; break }
-    }
-  }
-  return held
-}
-
-/**
- * Held-back bytes the answer ended with, or failed after, with a credential's start at their end masked as far as it
- * goes, as the whole credential would have been, so no part of it reaches the client.
- */
-function maskTail(held: Buffer, r: Redaction | null): Buffer {
-  const k = r ? heldLength(held, r) : 0
-  if (k === 0) return held
-  const at = held.length - k
-  for (let i = 0; i < r!.forms.length; i++) {
-    if (r!.forms[i]!.compare(held, at, held.length, 0, k) === 0) {
-      const out = Buffer.from(held)
-      r!.masks[i]!.copy(out, at, 0, k)
-      return out
-    }
-  }
-  return held
-}
-
-/** An event this long without its end is no longer held back whole (see partialEventLength): it goes on as it comes. */
-const MAX_PARTIAL_EVENT = 1 << 20
-
-/**
- * How many of a stream read's last bytes are an event not yet ended (after the last blank line), to hold back until
- * it is: a stream cut inside an event then ends with the gateway's error event on its own, not glued to half an
- * event, where an SSE client would read the two as one malformed event and never see the error. 0 when the read
- * ends an event (`\n\n`: almost every read) after two byte comparisons. Reads with CR in them (servers that end
- * lines with CRLF, as sse-starlette does, or CR alone, as the SSE standard allows) take a scan of their line endings.
- */
-function partialEventLength(chunk: Buffer): number {
-  const n = chunk.length
-  if (n >= 2 && chunk[n - 1] === 10 && chunk[n - 2] === 10) return 0
-  let held: number
-  if (chunk.includes(13)) held = n - eventsEnd(chunk)
-  else {
-    const b = chunk.lastIndexOf('\n\n')
-    held = b === -1 ? n : n - b - 2
-  }
-  return held > MAX_PARTIAL_EVENT ? 0 : held
-}
-
-/**
- * Where the last event of a read that starts at an event boundary ends: the offset after its blank line (0 when
- * none ends in it). Lines end with CRLF, LF or CR (the SSE standard's three); an empty line ends an event. A CR
- * that ends the read counts as a line end (so does the standard: an event it completes is dispatched); the LF of a
- * CRLF split there starts the next read, where it reads as an empty line at an event boundary: nothing is held.
- */
-function eventsEnd(chunk: Buffer): number {
-  let end = 0
-  let lineStart = true
-  for (let i = 0; i < chunk.length; i++) {
-    const c = chunk[i]
-    if (c !== 10 && c !== 13) { lineStart = false; continue }
-    if (c === 13 && chunk[i + 1] === 10) i++
-    if (lineStart) end = i + 1
-    lineStart = true
-  }
-  return end
-}
-
-/** An unterminated final event, ended with its blank line in the line ending the upstream uses (see partialEventLength). */
-function terminated(event: Buffer): Buffer {
-  const eol = !event.includes(13) ? '\n' : event.includes('\r\n') ? '\r\n' : '\r'
-  const last = event[event.length - 1]
-  return Buffer.concat([event, Buffer.from(last === 10 || last === 13 ? eol : eol + eol)])
-}
 
 /**
  * Pass-through: upstream bytes go to the client as they come, with backpressure both ways.

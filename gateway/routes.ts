@@ -11,6 +11,8 @@ import { providerOfBareModel, resolveTarget } from './routing/resolve.ts'
 import { checkContentType, parseJson, readBody } from './http/body.ts'
 import { estimateChatPrompt, loadTokenizer } from './cost/estimate.ts'
 import { clientAnthropicBeta } from './upstream/open.ts'
+import { countNativeTokens } from './upstream/native-messages.ts'
+import { nativeOnlyOf } from './inbound/anthropic-paths.ts'
 import type { ChatRequest, EmbeddingRequest, ModelInfo } from '../providers/types.ts'
 
 function bodyError(reasons: string[], ctx: RequestCtx): GatewayError {
@@ -229,8 +231,12 @@ export const countTokens: RouteSpec = {
       throw new GatewayError('MCP_ERR_AUTH_FORBIDDEN', { action: `use ${ctx.alias ? 'alias' : 'model'} ${req.model.slice(0, 200)}` }, { param: 'model', details: 'auth.out_of_scope' })
     }
     const adapter = ctx.adapter!
+    const need = nativeOnlyOf(req)
     let n: number
-    if (adapter.countTokens) {
+    if (need !== undefined) {
+      n = await countNativeTokens(ctx, adapter, need, req)
+      ctx.responseHeaders['x-mcp-token-count'] = 'provider'
+    } else if (adapter.countTokens) {
       const beta = clientAnthropicBeta(ctx)
       n = await adapter.countTokens(req, { model: ctx.model, signal: ctx.signal, deadline: ctx.deadline, requestId: ctx.id, ...(beta !== undefined ? { anthropicBeta: beta } : {}) })
       ctx.responseHeaders['x-mcp-token-count'] = 'provider'

@@ -292,6 +292,28 @@ export interface ProviderAdapter {
    * forward the canonical body and stream the upstream bytes straight to the client.
    */
   readonly passthrough?: PassthroughTarget | undefined
+  /**
+   * Optional: the adapter speaks the Anthropic Messages API upstream, so a `/v1/messages` request the canonical form
+   * cannot carry (server tools, citations, block types it does not know) goes there as the client sent it.
+   */
+  readonly nativeMessages?: NativeMessagesTarget | undefined
+}
+
+/** Where a Messages API body can be forwarded as the client sent it (gateway/upstream/native-messages.ts). */
+export interface NativeMessagesTarget {
+  readonly dispatcher: Dispatcher
+  /** `POST` paths under the base URL: the Messages API and its token counting. */
+  readonly messagesPath: string
+  readonly countTokensPath: string
+  readonly timeouts: Readonly<{ firstByteMs: number; idleMs: number }>
+  /** Upstream headers (auth, `anthropic-version`, the config's). Computed once per config. */
+  readonly headers: Readonly<Record<string, string>>
+  /** The call's `anthropic-beta` header (the config's betas and the client's merged), undefined when the client sent none. */
+  betaHeaders(clientBeta: string | undefined): Record<string, string> | undefined
+  /** Used when the client sent no `max_tokens` (the Messages API requires it; the gateway's own validation does too). */
+  readonly defaultMaxTokens: number
+  /** Maps an upstream error body to a GatewayError with the provider's code kept. */
+  toError(status: number, body: string, headers: Record<string, string | string[] | undefined>): GatewayError
 }
 
 /** Where an OpenAI-shaped request can be forwarded byte for byte. */

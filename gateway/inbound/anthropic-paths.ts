@@ -20,6 +20,27 @@ const BODIES = new WeakMap<ChatRequest, Obj>()
 /** Called by the conversion: the client's body the canonical request came from. */
 export function rememberClientBody(req: ChatRequest, body: Obj): void { BODIES.set(req, body) }
 
+/** The client's Messages body a canonical request came from (undefined for any other request). */
+export function clientBodyOf(req: ChatRequest): Readonly<Obj> | undefined { return BODIES.get(req) }
+
+/** The first part of a Messages body the canonical request could not carry (anthropic.ts nativeOnly). */
+export interface NativeOnly {
+  /** The client's field, e.g. `tools[0].type`. */
+  readonly field: string
+  readonly reason: string
+}
+
+const NATIVE = new WeakMap<ChatRequest, NativeOnly>()
+
+/** Called by the conversion when the body holds what only Anthropic itself takes. */
+export function rememberNativeOnly(req: ChatRequest, need: NativeOnly): void { NATIVE.set(req, need) }
+
+/**
+ * Why the request can only go to an Anthropic provider as the client sent it, or undefined (any provider, translated).
+ * One WeakMap look-up; undefined for every request that did not come from `/v1/messages`.
+ */
+export function nativeOnlyOf(req: ChatRequest): NativeOnly | undefined { return NATIVE.get(req) }
+
 /** Where one canonical message came from. */
 type Origin =
   /** The top-level `system` string. */

@@ -1,6 +1,7 @@
 import Anthropic from '@anthropic-ai/sdk'
 import { describe, expect, it } from 'vitest'
 import { GatewayError } from '../errors.ts'
+import { nativeOnlyOf } from './anthropic-paths.ts'
 import { toAnthropicRequest } from '../../providers/anthropic/request.ts'
 import { toOpenAIChat } from '../../providers/openai/request.ts'
 import { toGoogleChat } from '../../providers/google/request.ts'
@@ -211,9 +212,10 @@ describe('anthropicToCanonical', () => {
       ['a document\'s citations (they would come back in text blocks the answer does not carry)', { ...PDF_DOC, citations: { enabled: true } }, 'messages[0].content[0].citations'],
       ['a document\'s context', { ...DOC, context: 'A lease from 2024.' }, 'messages[0].content[0].context'],
       ['a field images do not have', { ...IMAGE, title: 'x' }, 'messages[0].content[0].title'],
-    ])('%s: a 400 naming it (was silently left out)', (_, block, param) => {
-      const e = catchError(() => anthropicToCanonical(body(block)))
-      expect([e.status, e.param]).toEqual([400, param])
+    ])('%s: native-only, naming it (only an Anthropic provider takes the body as sent; was silently left out)', (_, block, param) => {
+      const req = anthropicToCanonical(body(block))
+      expect(nativeOnlyOf(req)?.field).toBe(param)
+      expect(JSON.stringify(req)).not.toMatch(/citations|context|title/)
     })
   })
 
@@ -264,25 +266,51 @@ describe('anthropicToCanonical', () => {
   })
 
   it.each([
-    ['messages[2].content[0].type', { messages: [{ role: 'user', content: 'a' }, { role: 'assistant', content: 'b' }, { role: 'user', content: [{ type: 'audio' }] }] }],
     ['max_tokens', { max_tokens: undefined }],
     ['max_tokens', { max_tokens: 1.5 }],
     ['messages', { messages: [] }],
     ['messages[0].role', { messages: [{ role: 'tool', content: 'x' }] }],
     ['messages[0].content[0].text', { messages: [{ role: 'user', content: [{ type: 'text' }] }] }],
-    ['messages[0].content[0].source.type', { messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'file', file_id: 'f' } }] }] }],
+    ['messages[0].content[0].source.type', { messages: [{ role: 'user', content: [{ type: 'image', source: { type: 7 } }] }] }],
+    ['messages[0].content[0].type', { messages: [{ role: 'user', content: [{ type: 7 }] }] }],
+    ['tools[0].type', { tools: [{ type: 7, name: 'web_search' }] }],
     ['messages[0].content[0].input', { messages: [{ role: 'assistant', content: [{ type: 'tool_use', id: 't', name: 'n', input: 'x' }] }] }],
     ['temperature', { temperature: 1.5 }],
-    ['tools[0].type', { tools: [{ type: 'web_search_20250305', name: 'web_search' }] }],
     ['tool_choice.type', { tool_choice: { type: 'sometimes' } }],
-    ['metadata.tenant', { metadata: { tenant: 'x' } }],
-    ['container', { container: 'c1' }],
   ] as [string, Record<string, unknown>][])('rejects a bad %s with MCP_ERR_REQ_BODY_INVALID naming it', (field, patch) => {
     const e = catchError(() => anthropicToCanonical({ model: 'm', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }], ...patch }))
     expect(e.code).toBe('MCP_ERR_REQ_BODY_INVALID')
     expect(e.status).toBe(400)
     expect(e.param).toBe(field)
     expect(e.message).toContain(`${field}:`)
+  })
+
+  it.each([
+    ['messages[2].content[0].type', { messages: [{ role: 'user', content: 'a' }, { role: 'assistant', content: 'b' }, { role: 'user', content: [{ type: 'audio' }] }] }],
+    ['messages[0].content[0].source.type', { messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'file', file_id: 'f' } }, { type: 'text', text: 'hi' }] }] }],
+    ['tools[0].type', { tools: [{ type: 'web_search_20250305', name: 'web_search' }] }],
+    ['metadata.tenant', { metadata: { tenant: 'x' } }],
+    ['container', { container: 'c1' }],
+    ['messages[1].content[0].type', { messages: [{ role: 'user', content: 'news?' }, { role: 'assistant', content: [{ type: 'server_tool_use', id: 's1', name: 'web_search', input: { query: 'q' } }, { type: 'web_search_tool_result', tool_use_id: 's1', content: [] }, { type: 'text', text: 'Found it.' }] }, { role: 'user', content: 'more' }] }],
+  ] as [string, Record<string, unknown>][])('%s: native-only (an Anthropic provider gets the body as sent, any other a 400 naming it), left out of the canonical request', (field, patch) => {
+    const req = anthropicToCanonical({ model: 'm', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }], ...patch })
+    expect(nativeOnlyOf(req)?.field).toBe(field)
+    const json = JSON.stringify(req)
+    for (const gone of ['audio', 'file_id', 'web_search', 'tenant', 'container', 'server_tool_use']) expect(json).not.toContain(gone)
+    // A request with nothing native-only is not marked.
+    expect(nativeOnlyOf(anthropicToCanonical({ model: 'm', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }))).toBeUndefined()
+  })
+
+  it('a server tool beside client tools: the client tools stay canonical; the server-tool history keeps its text', () => {
+    const req = anthropicToCanonical({
+      model: 'm', max_tokens: 5,
+      tools: [{ name: 'f', input_schema: { type: 'object' } }, { type: 'web_search_20250305', name: 'web_search', max_uses: 2 }],
+      messages: [{ role: 'user', content: 'news?' }, { role: 'assistant', content: [{ type: 'server_tool_use', id: 's1', name: 'web_search', input: {} }, { type: 'text', text: 'Found.', citations: [{ type: 'web_search_result_location', url: 'u', title: 't', encrypted_index: 'e', cited_text: 'c' }] }] }, { role: 'user', content: 'more' }],
+    })
+    // The first such part named (messages are read before tools).
+    expect(nativeOnlyOf(req)).toEqual({ field: 'messages[1].content[0].type', reason: "content block type 'server_tool_use' is not translated" })
+    expect(req.tools).toEqual([{ type: 'function', function: { name: 'f', parameters: { type: 'object' } } }])
+    expect(req.messages[1]).toEqual({ role: 'assistant', content: 'Found.' })
   })
 })
 

@@ -28,7 +28,7 @@ import type {
   ToolDefinition, Usage,
 } from '../../providers/types.ts'
 import type { RequestCtx } from '../context.ts'
-import { clientPaths, rememberClientBody } from './anthropic-paths.ts'
+import { clientPaths, rememberClientBody, rememberNativeOnly, type NativeOnly } from './anthropic-paths.ts'
 import type { Inbound, StreamEncoder } from './types.ts'
 
 type Obj = Record<string, unknown>
@@ -45,8 +45,19 @@ function num(v: unknown, field: string, min: number, max: number, integer = fals
   if (v < min || v > max) fail(field, `must be between ${min} and ${max}`)
   return v
 }
+/**
+ * The first part of the body being converted that has no canonical form (a server tool, a server tool's blocks in the
+ * history, citations, a field this gateway does not know): set while anthropicToCanonical runs (it is synchronous).
+ * Such a part is left out of the canonical request and the request is marked native-only (rememberNativeOnly): an
+ * Anthropic provider gets the client's body as it came (gateway/upstream/native-messages.ts), any other provider
+ * refuses it with a 400 naming this field.
+ */
+let nativeNeed: NativeOnly | undefined
+function nativeOnly(field: string, reason: string): void {
+  nativeNeed ??= { field, reason }
+}
 function onlyKeys(o: Obj, allowed: ReadonlySet<string>, path: string): void {
-  for (const k of Object.keys(o)) if (!allowed.has(k)) fail(path === '' ? k : `${path}.${k}`, 'is not supported by this gateway')
+  for (const k of Object.keys(o)) if (!allowed.has(k)) nativeOnly(path === '' ? k : `${path}.${k}`, 'is not supported by this gateway')
 }
 const keys = (...k: string[]): ReadonlySet<string> => new Set(k)
 
@@ -83,13 +94,15 @@ function withCacheControl(part: ContentPart, b: Obj): ContentPart {
   return part
 }
 
-function imagePart(b: Obj, path: string): ContentPart {
+function imagePart(b: Obj, path: string): ContentPart | undefined {
   onlyKeys(b, IMAGE_KEYS, path)
   const src = obj(b['source'], `${path}.source`)
   if (src['type'] === 'base64') {
     return withCacheControl({ type: 'image_url', image_url: { url: `data:${str(src['media_type'], `${path}.source.media_type`)};base64,${str(src['data'], `${path}.source.data`)}` } }, b)
   }
   if (src['type'] === 'url') return withCacheControl({ type: 'image_url', image_url: { url: str(src['url'], `${path}.source.url`) } }, b)
+  // A Files API reference (`file`) and the like: Anthropic's own.
+  if (typeof src['type'] === 'string') { nativeOnly(`${path}.source.type`, `image source '${src['type']}' is not translated (base64 and url are)`); return undefined }
   return fail(`${path}.source.type`, 'must be base64 or url')
 }
 
@@ -97,16 +110,16 @@ function imagePart(b: Obj, path: string): ContentPart {
  * A document block → an OpenAI file part: a base64 PDF as it is, a plain-text document (`source.type: text`) as a
  * `data:text/plain` URL (base64 of its UTF-8), which the Anthropic adapter turns back into a text document.
  */
-function documentPart(b: Obj, path: string): ContentPart {
+function documentPart(b: Obj, path: string): ContentPart | undefined {
   onlyKeys(b, DOCUMENT_KEYS, path)
   // Citations would come back in the answer's text blocks, which the canonical answer does not carry: refused, not
   // silently answered without them.
-  if (isObj(b['citations']) && b['citations']['enabled'] === true) fail(`${path}.citations`, 'citations are not supported by this gateway (an answer\'s citations are not carried back)')
+  if (isObj(b['citations']) && b['citations']['enabled'] === true) nativeOnly(`${path}.citations`, 'citations are not carried by the gateway\'s translation (an answer\'s citations would be lost)')
   const src = obj(b['source'], `${path}.source`)
   let fileData: string
   if (src['type'] === 'base64' && src['media_type'] === 'application/pdf') fileData = `data:application/pdf;base64,${str(src['data'], `${path}.source.data`)}`
   else if (src['type'] === 'text' && src['media_type'] === 'text/plain') fileData = `data:text/plain;base64,${Buffer.from(str(src['data'], `${path}.source.data`), 'utf8').toString('base64')}`
-  else return fail(`${path}.source`, 'only base64 PDF and plain-text documents are supported')
+  else { nativeOnly(`${path}.source`, 'only base64 PDF and plain-text documents are translated'); return undefined }
   const file: Obj = { file_data: fileData }
   if (typeof b['title'] === 'string') file['filename'] = b['title']
   return withCacheControl({ type: 'file', file } as ContentPart, b)
@@ -124,8 +137,9 @@ function toolResult(b: Obj, path: string, media: ContentPart[]): ChatMessage {
       const p = `${path}.content[${k}]`
       const xb = obj(x, p)
       if (xb['type'] === 'text') texts.push(textPart(xb, p))
-      else if (xb['type'] === 'image') media.push(imagePart(xb, p))
-      else if (xb['type'] === 'document') media.push(documentPart(xb, p))
+      else if (xb['type'] === 'image') pushPart(media, imagePart(xb, p))
+      else if (xb['type'] === 'document') pushPart(media, documentPart(xb, p))
+      else if (typeof xb['type'] === 'string') nativeOnly(`${p}.type`, `tool result block type '${xb['type']}' is not translated`)
       else fail(`${p}.type`, 'must be text, image or document')
     })
     // No text (only media, or no blocks at all) is '': an empty array of parts is an OpenAI 400.
@@ -134,6 +148,19 @@ function toolResult(b: Obj, path: string, media: ContentPart[]): ChatMessage {
   const m: ChatMessage & Obj = { role: 'tool', tool_call_id: id, content }
   if (b['is_error'] === true) m['is_error'] = true
   return m
+}
+
+function pushPart(to: ContentPart[], part: ContentPart | undefined): void {
+  if (part !== undefined) to.push(part)
+}
+
+/**
+ * A block with no canonical form (`server_tool_use`, `web_search_tool_result`, `search_result`, `container_upload`, a
+ * block type newer than this gateway): left out, the request native-only. A block without a string type is malformed.
+ */
+function unknownBlock(b: Obj, path: string): void {
+  if (typeof b['type'] !== 'string') fail(`${path}.type`, 'must be a string')
+  nativeOnly(`${path}.type`, `content block type '${b['type']}' is not translated`)
 }
 
 /** One Anthropic message → one or more canonical messages (tool results become `tool` messages). */
@@ -164,7 +191,7 @@ function convertMessage(raw: unknown, i: number, out: ChatMessage[]): void {
           calls.push({ id: str(b['id'], `${p}.id`), type: 'function', function: { name: str(b['name'], `${p}.name`), arguments: JSON.stringify(b['input']) } })
           break
         case 'thinking': case 'redacted_thinking': thinking.push(thinkingBlock(b, p)); break
-        default: fail(`${p}.type`, `unsupported content block type '${String(b['type'])}'`)
+        default: unknownBlock(b, p)
       }
     })
     const plain = texts.every((t) => !('cache_control' in t))
@@ -188,20 +215,25 @@ function convertMessage(raw: unknown, i: number, out: ChatMessage[]): void {
     if (b['type'] !== 'tool_result') takeMedia()
     switch (b['type']) {
       case 'text': parts.push(textPart(b, p)); break
-      case 'image': parts.push(imagePart(b, p)); break
-      case 'document': parts.push(documentPart(b, p)); break
+      case 'image': pushPart(parts, imagePart(b, p)); break
+      case 'document': pushPart(parts, documentPart(b, p)); break
       case 'tool_result': flush(); out.push(toolResult(b, p, media)); break
-      default: fail(`${p}.type`, `unsupported content block type '${String(b['type'])}'`)
+      default: unknownBlock(b, p)
     }
   })
   takeMedia()
   flush()
 }
 
-function convertTool(raw: unknown, i: number): ToolDefinition {
+/** A client tool → a canonical function; a server tool (web search, code execution, ...) → undefined, native-only. */
+function convertTool(raw: unknown, i: number): ToolDefinition | undefined {
   const path = `tools[${i}]`
   const t = obj(raw, path)
-  if (t['type'] !== undefined && t['type'] !== 'custom') fail(`${path}.type`, `server tool '${String(t['type'])}' is not supported by this gateway`)
+  if (t['type'] !== undefined && t['type'] !== 'custom') {
+    if (typeof t['type'] !== 'string') fail(`${path}.type`, 'must be a string')
+    nativeOnly(`${path}.type`, `server tool '${t['type']}' runs at Anthropic`)
+    return undefined
+  }
   onlyKeys(t, TOOL_KEYS, path)
   const fn: ToolDefinition['function'] = { name: str(t['name'], `${path}.name`), parameters: obj(t['input_schema'], `${path}.input_schema`) }
   if (t['description'] !== undefined) fn.description = str(t['description'], `${path}.description`)
@@ -214,6 +246,17 @@ function convertTool(raw: unknown, i: number): ToolDefinition {
 const TOOL_CHOICE: Readonly<Record<string, 'auto' | 'required' | 'none'>> = { auto: 'auto', any: 'required', none: 'none' }
 
 export function anthropicToCanonical(body: unknown): ChatRequest {
+  nativeNeed = undefined
+  try {
+    const req = convertRequest(body)
+    if (nativeNeed !== undefined) rememberNativeOnly(req, nativeNeed)
+    return req
+  } finally {
+    nativeNeed = undefined
+  }
+}
+
+function convertRequest(body: unknown): ChatRequest {
   const b = obj(body, '(root)')
   onlyKeys(b, TOP_KEYS, '')
   const model = str(b['model'], 'model')
@@ -246,7 +289,11 @@ export function anthropicToCanonical(body: unknown): ChatRequest {
     req.stream = b['stream']
     if (b['stream']) req.stream_options = { include_usage: true }
   }
-  if (b['tools'] !== undefined) req.tools = arr(b['tools'], 'tools').map(convertTool)
+  if (b['tools'] !== undefined) {
+    const tools = arr(b['tools'], 'tools').map(convertTool).filter((t) => t !== undefined)
+    // Only server tools: no canonical tools (an empty array is an OpenAI 400); the request is native-only anyway.
+    if (tools.length > 0 || nativeNeed === undefined) req.tools = tools
+  }
   if (b['tool_choice'] !== undefined) {
     const tc = obj(b['tool_choice'], 'tool_choice')
     onlyKeys(tc, keys('type', 'name', 'disable_parallel_tool_use'), 'tool_choice')

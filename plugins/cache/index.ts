@@ -18,6 +18,7 @@ import { PriceCatalogue, type CostBreakdown } from '../../gateway/cost/catalogue
 import { DEFAULT_PROVIDER_TYPE_MAP, Pricing } from '../../gateway/cost/pricing.ts'
 import { effectiveFromErrors } from '../../gateway/cost/effective-from.ts'
 import { GatewayError } from '../../gateway/errors.ts'
+import { nativeOnlyOf } from '../../gateway/inbound/anthropic-paths.ts'
 import { normalizeUsage } from '../../gateway/cost/meter.ts'
 import type { Metrics } from '../../gateway/metrics.ts'
 import type { PluginFactory, UpstreamResponse } from '../../gateway/pipeline/types.ts'
@@ -136,6 +137,8 @@ export function createCachePlugin(opts: CachePluginOptions = {}): PluginFactory<
           const header = typeof h === 'string' ? h.trim().toLowerCase() : undefined
           if (!optedIn(ctx, header)) return
           if (header === 'off') { ctx.responseHeaders['x-mcp-cache'] = 'bypass'; bypass.labels('header').inc(); return }
+          // Server tools, citations: what decides the answer is not all in the canonical request the key is made of.
+          if (nativeOnlyOf(chat) !== undefined) { ctx.responseHeaders['x-mcp-cache'] = 'bypass'; bypass.labels('native').inc(); return }
           if (chat.temperature !== 0 && !config.cacheNonDeterministic) { ctx.responseHeaders['x-mcp-cache'] = 'bypass'; bypass.labels('nondeterministic').inc(); return }
           const scopeId = config.scope === 'key' ? ctx.slots.principal?.keyId ?? 'anonymous' : ''
           // The requested model and what it resolved to: a downgraded request (or a bare model whose provider

@@ -1,5 +1,8 @@
-/** The `anthropic` adapter: canonical ↔ Anthropic Messages API (`POST /v1/messages`). No pass-through: the wire formats differ. */
-import type { AdapterDeps, AdapterFactory, ExecuteParams, ProviderAdapter, ProviderConfig } from '../types.ts'
+/**
+ * The `anthropic` adapter: canonical ↔ Anthropic Messages API (`POST /v1/messages`). No OpenAI pass-through (the wire
+ * formats differ); a `/v1/messages` request the canonical form cannot carry goes through as sent (nativeMessages).
+ */
+import type { AdapterDeps, AdapterFactory, ExecuteParams, NativeMessagesTarget, ProviderAdapter, ProviderConfig } from '../types.ts'
 import { splitBaseUrl } from '../shared/base-url.ts'
 import { HttpAdapter } from '../shared/http-adapter.ts'
 import type { ChatTranslation } from '../shared/translation.ts'
@@ -59,12 +62,25 @@ export function createAnthropicAdapter(name: string, config: ProviderConfig, dep
   const { origin, basePath } = splitBaseUrl(cfg.baseUrl)
   const callHeaders = betaHeaders(cfg)
   const requestOptions: AnthropicRequestOptions = { provider: name, basePath, defaultMaxTokens: cfg.defaultMaxTokens, dropUnsupportedParams: cfg.dropUnsupportedParams }
+  const dispatcher = deps.dispatcherFor(origin)
+  const headers = anthropicHeaders(cfg)
+  const nativeMessages: NativeMessagesTarget = {
+    dispatcher,
+    messagesPath: `${basePath}/v1/messages`,
+    countTokensPath: `${basePath}/v1/messages/count_tokens`,
+    timeouts: cfg.timeouts,
+    headers,
+    betaHeaders: (clientBeta) => (callHeaders && clientBeta !== undefined ? callHeaders({ anthropicBeta: clientBeta } as ExecuteParams) : undefined),
+    defaultMaxTokens: cfg.defaultMaxTokens,
+    toError: (status, body, h) => toAnthropicError(name, status, body, h),
+  }
   return new HttpAdapter({
     name,
     type: 'anthropic',
     config,
-    dispatcher: deps.dispatcherFor(origin),
-    headers: anthropicHeaders(cfg),
+    dispatcher,
+    headers,
+    nativeMessages,
     ...(callHeaders ? { callHeaders } : {}),
     chat: anthropicTranslation(name, requestOptions),
     countTokens: { toUpstream: (req, model) => toAnthropicCountTokens(req, model, requestOptions), fromUpstream: fromAnthropicCountTokens },

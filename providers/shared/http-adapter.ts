@@ -7,7 +7,7 @@ import type { Dispatcher } from 'undici'
 import { GatewayError } from '../../gateway/errors.ts'
 import type {
   ChatChunk, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest, EmbeddingResponse,
-  ExecuteParams, HealthStatus, PassthroughTarget, ProviderAdapter, ProviderConfig, ProviderMetrics, TextLane,
+  ExecuteParams, HealthStatus, NativeMessagesTarget, PassthroughTarget, ProviderAdapter, ProviderConfig, ProviderMetrics, TextLane,
 } from '../types.ts'
 import { ChunkAggregator } from './aggregate.ts'
 import { openHttp, type HttpHead } from './http.ts'
@@ -43,6 +43,7 @@ export interface HttpAdapterOptions {
   /** Health probe: a cheap GET on the provider (models list, tags). */
   healthPath?: string
   passthrough?: PassthroughTarget
+  nativeMessages?: NativeMessagesTarget
   configErrors: (config: unknown) => readonly string[]
 }
 
@@ -56,6 +57,7 @@ export class HttpAdapter implements ProviderAdapter {
   readonly name: string
   readonly type: string
   readonly passthrough: PassthroughTarget | undefined
+  readonly nativeMessages: NativeMessagesTarget | undefined
   readonly #o: HttpAdapterOptions
   #requests = 0
   #inflight = 0
@@ -70,6 +72,7 @@ export class HttpAdapter implements ProviderAdapter {
     this.name = o.name
     this.type = o.type
     this.passthrough = o.passthrough
+    this.nativeMessages = o.nativeMessages
     this.#secrets = credentialsOf(o.headers)
     const count = o.countTokens
     if (count) {

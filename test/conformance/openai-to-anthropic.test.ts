@@ -151,14 +151,11 @@ describe('plain-text documents (Anthropic\'s `source.type: text`; were a 400: on
     expect(mock.requests[0]!.body.messages[0].content).toEqual([{ type: 'text', text: 'echo doc' }, DOCUMENT])
   })
 
-  it('a document of another kind (a URL) is still a 400 naming its source', async () => {
+  it('a document of another kind (a URL): an Anthropic provider gets it as sent (native-only, was a 400)', async () => {
     const anthropic = new Anthropic({ apiKey: ADMIN_KEY, baseURL: gw.url, maxRetries: 0 })
-    const e = await anthropic.messages.create({
-      model: MODEL, max_tokens: 64,
-      messages: [{ role: 'user', content: [{ type: 'document', source: { type: 'url', url: 'https://example.com/a.pdf' } }] }],
-    }).then(() => undefined, (err: unknown) => err)
-    expect(e).toBeInstanceOf(Anthropic.BadRequestError)
-    expect(String((e as Error).message)).toContain('messages[0].content[0].source')
-    expect(mock.requests).toHaveLength(0)
+    const doc = { type: 'document' as const, source: { type: 'url' as const, url: 'https://example.com/a.pdf' } }
+    const r = await anthropic.messages.create({ model: MODEL, max_tokens: 64, messages: [{ role: 'user', content: [doc, { type: 'text', text: 'echo doc' }] }] })
+    expect(r.content).toEqual([{ type: 'text', text: 'echo: doc' }])
+    expect(mock.requests[0]!.body.messages[0].content).toEqual([doc, { type: 'text', text: 'echo doc' }])
   })
 })

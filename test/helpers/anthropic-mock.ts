@@ -26,6 +26,19 @@
  *     max_tokens (then stop_reason max_tokens). Stream deltas join to exactly that text.
  *   input_tokens = ceil(chars of system + message text / 4), min 1.
  *
+ * Web search (a server tool): `tools` holding a `web_search_*` tool and the last user text containing "search"
+ *                                                 → server_tool_use {query: the text after "search "},
+ *                                                   web_search_tool_result (one result), then a text block with one
+ *                                                   web_search_result_location citation; usage.server_tool_use
+ *                                                   {web_search_requests: 1}, and input_tokens 500 more than the
+ *                                                   prompt's (the results are read as input). Streamed as Anthropic
+ *                                                   does: the server_tool_use input as input_json_delta, the result
+ *                                                   block whole in its content_block_start, the text block started
+ *                                                   with `citations: []`, a citations_delta, then text_delta; the
+ *                                                   message_start reports the prompt's input_tokens and the final
+ *                                                   message_delta the whole message's (input_tokens, server_tool_use).
+ *   Server-tool blocks in the history (server_tool_use, web_search_tool_result) and text citations are taken.
+ *
  * A custom tool whose name does not match `^[a-zA-Z0-9_-]{1,64}$` → 400 "tools.<i>.custom.name: String should match
  * pattern ...", as Anthropic answers.
  * Content Anthropic refuses (400 invalid_request_error, Anthropic's messages): an empty or whitespace-only text block
@@ -341,6 +354,38 @@ function planContent(body: Record<string, unknown>, tokens: number): Plan {
   return { kind: 'text', pieces: Array.from({ length: n }, (_, i) => (i === 0 ? 'tok0' : ` tok${i}`)), stop }
 }
 
+/** The query of a web search the request asks for (see the header), or undefined. */
+function webSearchQuery(body: Record<string, unknown>): string | undefined {
+  const tools = body['tools']
+  if (!Array.isArray(tools) || !tools.some((t) => typeof (t as { type?: unknown })?.type === 'string' && (t as { type: string }).type.startsWith('web_search_'))) return undefined
+  const messages = body['messages'] as { role?: unknown; content?: unknown }[]
+  const last = messages[messages.length - 1]
+  if (last?.role !== 'user') return undefined
+  const text = textOf(last.content)
+  const at = text.indexOf('search')
+  return at === -1 ? undefined : text.slice(at + 'search'.length).trim() || 'anything'
+}
+
+export const WEB_RESULT = { type: 'web_search_result', url: 'https://example.com/mcp', title: 'MCP, the Master Control Program', encrypted_content: 'EqgfCioIARgBIiQ3YTAwMjY1Mi1mZjM5LTQ1NGUtODgxNC1kNjNjNTk1ZWI3Y2MSDBzfAKE', page_age: 'November 24, 2026' }
+export const WEB_CITATION = { type: 'web_search_result_location', url: WEB_RESULT.url, title: WEB_RESULT.title, encrypted_index: 'Eo8BCioIAhgBIiQyYjQ0OWJmZi1lNm', cited_text: 'MCP is an open-source LLM gateway.' }
+const WEB_TEXT = 'MCP is an open-source LLM gateway.'
+/** What reading the search results adds to the input (the final usage's input_tokens exceeds message_start's). */
+const WEB_INPUT_TOKENS = 500
+
+function webSearchMessage(id: string, model: string, query: string, input: number, toolId: string): Record<string, unknown> {
+  return {
+    id, type: 'message', role: 'assistant', model,
+    content: [
+      { type: 'server_tool_use', id: toolId, name: 'web_search', input: { query } },
+      { type: 'web_search_tool_result', tool_use_id: toolId, content: [WEB_RESULT] },
+      { type: 'text', text: WEB_TEXT, citations: [WEB_CITATION] },
+    ],
+    stop_reason: 'end_turn',
+    stop_sequence: null,
+    usage: { input_tokens: input + WEB_INPUT_TOKENS, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 9, server_tool_use: { web_search_requests: 1 } },
+  }
+}
+
 function inputTokens(body: Record<string, unknown>): number {
   let chars = textOf(body['system']).length
   for (const m of body['messages'] as { content?: unknown }[]) chars += textOf(m?.content).length
@@ -580,6 +625,44 @@ export function startAnthropicMock(opts: StartAnthropicMockOptions = {}): Promis
     const tokens = Math.min(100_000, Number.parseInt(headerOf(req.headers['x-mock-tokens']) ?? '12', 10) || 12)
     const plan = planReply(b, tokens)
     const input = inputTokens(b)
+    const query = webSearchQuery(b)
+    if (query !== undefined) {
+      const msg = webSearchMessage(`msg_mock${nextId()}`, b['model'] as string, query, input, `srvtoolu_mock${nextId()}`)
+      if (b['stream'] !== true) { sendJson(res, rec, 200, msg); return }
+      const ev = (type: string, data: object): string => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`
+      const [use, result, text] = msg['content'] as Record<string, unknown>[]
+      const usage = msg['usage'] as Record<string, unknown>
+      const q = JSON.stringify({ query })
+      const events = [
+        ev('message_start', { message: { ...msg, content: [], stop_reason: null, usage: { input_tokens: input, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1 } } }),
+        ev('content_block_start', { index: 0, content_block: { ...use, input: {} } }),
+        ev('content_block_delta', { index: 0, delta: { type: 'input_json_delta', partial_json: q.slice(0, 9) } }),
+        ev('content_block_delta', { index: 0, delta: { type: 'input_json_delta', partial_json: q.slice(9) } }),
+        ev('content_block_stop', { index: 0 }),
+        ev('content_block_start', { index: 1, content_block: result! }),
+        ev('content_block_stop', { index: 1 }),
+        ev('content_block_start', { index: 2, content_block: { type: 'text', text: '', citations: [] } }),
+        ev('content_block_delta', { index: 2, delta: { type: 'citations_delta', citation: WEB_CITATION } }),
+        ...words(String(text!['text'])).map((w) => ev('content_block_delta', { index: 2, delta: { type: 'text_delta', text: w } })),
+        ev('content_block_stop', { index: 2 }),
+        ev('message_delta', { delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { input_tokens: usage['input_tokens'], cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: usage['output_tokens'], server_tool_use: usage['server_tool_use'] } }),
+        ev('message_stop', {}),
+      ]
+      rec.status = 200
+      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'request-id': `req_mock${nextId()}` })
+      // cutAfter:<k> / errorAfter:<k> count events here: the stream is cut (or ends with an error event) after k of them.
+      const cut = f?.cutAfter ?? f?.errorAfter
+      if (cut !== undefined && cut < events.length) {
+        res.write(events.slice(0, cut).join(''))
+        if (f?.errorAfter !== undefined) { res.end(ev('error', { error: { type: f.type ?? 'overloaded_error', message: f.message ?? 'Overloaded' } })); return }
+        serverClosed = true
+        const sock = res.socket
+        if (sock && !sock.destroyed) sock.end(() => sock.destroy()); else res.destroy()
+        return
+      }
+      res.end(events.join(''))
+      return
+    }
     if (b['stream'] === true) {
       const delay = f?.chunkDelayMs ?? (Number.parseInt(headerOf(req.headers['x-mock-chunk-delay-ms']) ?? '0', 10) || 0)
       await stream(res, rec, b['model'] as string, plan, input, f, delay, () => { serverClosed = true })

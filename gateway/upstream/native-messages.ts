@@ -1,0 +1,270 @@
+/**
+ * The Messages API as the client sent it: a `/v1/messages` request holding what the canonical form cannot carry
+ * (server tools such as web search and code execution, their blocks in the history, citations, fields newer than
+ * this gateway; gateway/inbound/anthropic.ts nativeOnly) goes to an Anthropic provider with only its `model`
+ * replaced, and the answer comes back byte for byte: server_tool_use and web_search_tool_result blocks, citations,
+ * pause_turn, whatever Anthropic adds next.
+ *
+ * Everything else about the request is the gateway's as usual: auth, limits, budgets (reserved from the canonical
+ * estimate), routing, retries and fallbacks before the first byte, cost and usage (read from the answer's own
+ * `usage`, the last `message_delta`'s counters superseding `message_start`'s, as Anthropic's SDKs read them), the
+ * execution log. The provider's credentials are masked if an upstream echoes them, as in the OpenAI pass-through.
+ *
+ * A target that cannot take the body as sent (another provider type, a route whose plugins read canonical chunks,
+ * stream recovery by resumption) refuses it with a 400 naming the client's field. A stream that fails after its first
+ * byte ends with an Anthropic `error` event, never as a message that looks complete: cut before `message_stop`,
+ * stalled past the idle timeout, or a malformed event. The upstream's own `error` event reaches the client as sent.
+ */
+import { GatewayError } from '../errors.ts'
+import type { RequestCtx } from '../context.ts'
+import type { Inbound } from '../inbound/types.ts'
+import type { RawUpstream, UpstreamResponse } from '../pipeline/types.ts'
+import { clientBodyOf, type NativeOnly } from '../inbound/anthropic-paths.ts'
+import { heldLength, maskTail, partialEventLength, redactChunk, redactionOf, terminated } from '../raw-bytes.ts'
+import { openHttp } from '../../providers/shared/http.ts'
+import { createSseParser } from '../../providers/shared/sse.ts'
+import { credentialsOf, redactCredentials } from '../../providers/shared/upstream-error.ts'
+import { toCanonicalUsage, toFinishReason, type AnthropicUsage } from '../../providers/anthropic/response.ts'
+import type { ChatRequest, ProviderAdapter } from '../../providers/types.ts'
+
+type Obj = Record<string, unknown>
+
+function refuse(need: NativeOnly, why: string): GatewayError {
+  return new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason: `${need.field}: ${need.reason}; only an Anthropic provider takes such a request as sent, and ${why}` }, { param: need.field, details: 'request.native_only' })
+}
+
+/** The upstream call of a native-only Messages request (see above); resolves once the upstream answered 2xx. */
+export async function openNativeMessages(ctx: RequestCtx, adapter: ProviderAdapter, need: NativeOnly): Promise<UpstreamResponse> {
+  const nt = adapter.nativeMessages
+  if (!nt) throw refuse(need, `this request was routed to provider ${adapter.name} (${adapter.type})`)
+  if (!ctx.route.passthrough) throw refuse(need, `route ${ctx.route.name} has plugins that read the answer as canonical chunks`)
+  if (ctx.stream && ctx.alias?.settings.streamRecovery === 'resume') throw refuse(need, `alias ${ctx.alias.name} resumes cut streams, which needs the canonical form`)
+  const body: Obj = { ...clientBodyOf(ctx.chat!), model: ctx.model }
+  if (body['max_tokens'] === undefined) body['max_tokens'] = nt.defaultMaxTokens
+  const beta = ctx.req.headers['anthropic-beta']
+  const betas = nt.betaHeaders(Array.isArray(beta) ? beta.join(',') : beta)
+  const head = await openHttp(nt.dispatcher, {
+    method: 'POST',
+    path: nt.messagesPath,
+    headers: { ...nt.headers, ...betas, 'x-request-id': ctx.id, ...ctx.extraUpstreamHeaders },
+    body: JSON.stringify(body),
+  }, {
+    provider: adapter.name,
+    signal: ctx.upstreamSignal ?? ctx.signal,
+    headersTimeoutMs: Math.max(1, Math.min(ctx.upstreamTimeouts?.firstByteMs ?? nt.timeouts.firstByteMs, ctx.deadline - Date.now())),
+    bodyTimeoutMs: ctx.upstreamTimeouts?.idleMs ?? nt.timeouts.idleMs,
+  })
+  if (head.status >= 300) {
+    const text = redactCredentials(await head.text(1024 * 1024).catch(() => ''), credentialsOf(nt.headers))
+    throw nt.toError(head.status, text, head.headers)
+  }
+  return { kind: 'raw', raw: head }
+}
+
+/**
+ * `count_tokens` of a native-only request: the client's body as it came (its `model` replaced, without the `max_tokens`
+ * the route added for the Messages parser) to the provider's own count; the same 400 as the Messages call elsewhere.
+ */
+export async function countNativeTokens(ctx: RequestCtx, adapter: ProviderAdapter, need: NativeOnly, req: ChatRequest): Promise<number> {
+  const nt = adapter.nativeMessages
+  if (!nt) throw refuse(need, `this request was routed to provider ${adapter.name} (${adapter.type})`)
+  const body: Obj = { ...clientBodyOf(req), model: ctx.model }
+  delete body['max_tokens']
+  const beta = ctx.req.headers['anthropic-beta']
+  const betas = nt.betaHeaders(Array.isArray(beta) ? beta.join(',') : beta)
+  const head = await openHttp(nt.dispatcher, {
+    method: 'POST',
+    path: nt.countTokensPath,
+    headers: { ...nt.headers, ...betas, 'x-request-id': ctx.id },
+    body: JSON.stringify(body),
+  }, {
+    provider: adapter.name,
+    signal: ctx.signal,
+    headersTimeoutMs: Math.max(1, Math.min(nt.timeouts.firstByteMs, ctx.deadline - Date.now())),
+    bodyTimeoutMs: nt.timeouts.idleMs,
+  })
+  const text = redactCredentials(await head.text(1024 * 1024), credentialsOf(nt.headers))
+  if (head.status >= 300) throw nt.toError(head.status, text, head.headers)
+  let n: unknown
+  try { n = (JSON.parse(text) as Obj)['input_tokens'] } catch { n = undefined }
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) {
+    throw new GatewayError('MCP_ERR_UPSTREAM_BAD_RESPONSE', { provider: adapter.name, reason: 'count_tokens answered without input_tokens' })
+  }
+  return n
+}
+
+/** The HTTP status an Anthropic error type stands for (an `error` event carries no status). */
+const STATUS_OF_ERROR: Readonly<Record<string, number>> = {
+  invalid_request_error: 400, authentication_error: 401, billing_error: 402, permission_error: 403, not_found_error: 404,
+  request_too_large: 413, rate_limit_error: 429, api_error: 500, timeout_error: 504, overloaded_error: 529,
+}
+
+/** The counters of a `usage` object that are present, onto `into` (message_delta's are cumulative: they overwrite). */
+function mergeUsage(into: AnthropicUsage, u: unknown): void {
+  if (u === null || typeof u !== 'object') return
+  for (const [k, v] of Object.entries(u as Obj)) if (v !== null && v !== undefined) (into as Obj)[k] = v
+}
+
+const TYPE_OF_DATA = /^\{\s*"type"\s*:\s*"([a-z_]+)"/
+
+/**
+ * Writes a native Messages answer to the client (what deliverRaw does for OpenAI-shaped ones): the upstream's bytes as
+ * they come, credentials masked, a stream's unfinished last event held back until it ends; usage, stop reason and
+ * model read on the way for metering, budgets and the execution log.
+ */
+export function deliverNativeMessages(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promise<void> {
+  const res = ctx.res
+  for (const h of ctx.route.onResponseHeaders) h(ctx)
+  ctx.status = raw.status
+  const headers: Record<string, string | number> = { ...ctx.responseHeaders }
+  const ct = raw.headers['content-type']
+  headers['content-type'] = (Array.isArray(ct) ? ct[0] : ct) ?? (ctx.stream ? 'text/event-stream; charset=utf-8' : 'application/json')
+  if (ctx.stream) {
+    headers['cache-control'] = 'no-cache'
+    headers['x-accel-buffering'] = 'no'
+  } else {
+    const cl = raw.headers['content-length']
+    if (typeof cl === 'string') headers['content-length'] = cl
+  }
+  res.writeHead(raw.status, headers)
+
+  const redaction = redactionOf(ctx.adapter?.nativeMessages)
+  const usage: AnthropicUsage = {}
+  let sawUsage = false
+  let stopReason: string | null | undefined
+  let sawStop = false
+  /** The upstream's own error event (forwarded as it came), or a malformed event (ours is sent instead). */
+  let failure: GatewayError | undefined
+  let malformed = false
+  let finished = false
+  const events = ctx.stream
+    ? createSseParser((ev) => {
+        if (failure) return
+        const d = ev.data
+        ctx.streamEvents++
+        if (d.charCodeAt(0) !== 123 || d.charCodeAt(d.length - 1) !== 125) {
+          malformed = true
+          failure = new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider: ctx.providerName, reason: 'malformed event in the stream' }, { details: 'upstream.malformed_event' })
+          return
+        }
+        const type = ev.event || TYPE_OF_DATA.exec(d)?.[1] || ''
+        // Deltas and pings (almost every event) are not parsed: only the events that carry usage, the stop or an error.
+        if (type !== 'message_start' && type !== 'message_delta' && type !== 'message_stop' && type !== 'error') return
+        let o: Obj
+        try { o = JSON.parse(d) as Obj } catch {
+          malformed = true
+          failure = new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider: ctx.providerName, reason: 'malformed event in the stream' }, { details: 'upstream.malformed_event' })
+          return
+        }
+        if (type === 'message_start') {
+          const m = o['message'] as Obj | undefined
+          if (typeof m?.['model'] === 'string') ctx.responseModel = m['model']
+          if (m?.['usage']) { mergeUsage(usage, m['usage']); sawUsage = true }
+        } else if (type === 'message_delta') {
+          const delta = o['delta'] as Obj | undefined
+          if (delta && 'stop_reason' in delta) stopReason = delta['stop_reason'] as string | null
+          if (o['usage']) { mergeUsage(usage, o['usage']); sawUsage = true }
+        } else if (type === 'message_stop') sawStop = true
+        else {
+          const e = (o['error'] ?? {}) as Obj
+          const status = STATUS_OF_ERROR[String(e['type'])] ?? 502
+          failure = ctx.adapter!.nativeMessages!.toError(status, JSON.stringify(o), {})
+        }
+      })
+    : undefined
+  const parts: Buffer[] | undefined = ctx.stream ? undefined : []
+  let held: Buffer | undefined
+
+  const settle = (): void => {
+    if (sawUsage) ctx.usage = toCanonicalUsage(usage)
+    if (stopReason !== undefined) ctx.finishReason = toFinishReason(stopReason)
+  }
+
+  return new Promise<void>((resolve) => {
+    const onDrain = (): void => raw.resume()
+    res.on('drain', onDrain)
+    const done = (): void => { finished = true; settle(); res.off('drain', onDrain); resolve() }
+    const failed = (g: GatewayError): void => { ctx.errorCode = g.code; ctx.details = g.details }
+    const endWithError = (g: GatewayError): void => {
+      ctx.upstreamEnd = performance.now()
+      failed(g)
+      if (ctx.stream && !res.destroyed) res.end(inbound.createStreamEncoder(ctx.requestedModel, ctx.includeUsage, ctx).error(g))
+      else res.destroy(g)
+      done()
+    }
+    /** Sends bytes on (through the event tap, or into `parts`). False: backpressure, or the stream ended here. */
+    const forward = (chunk: Buffer): boolean => {
+      if (events) {
+        events.feed(chunk)
+        if (malformed) {
+          // The read holding the malformed event is not sent: the client's last event is a whole one, then ours.
+          raw.abort()
+          endWithError(failure!)
+          return false
+        }
+      } else parts!.push(chunk)
+      if (res.destroyed) return false
+      return res.write(chunk)
+    }
+    raw.consume({
+      onData(chunk) {
+        if (finished) return false
+        if (ctx.firstChunk === 0) ctx.firstChunk = performance.now()
+        if (held !== undefined) { chunk = Buffer.concat([held, chunk]); held = undefined }
+        if (redaction) chunk = redactChunk(chunk, redaction)
+        let keep = redaction ? heldLength(chunk, redaction) : 0
+        if (events) { const p = partialEventLength(chunk); if (p > keep) keep = p }
+        if (keep > 0) {
+          held = Buffer.from(chunk.subarray(chunk.length - keep))
+          chunk = chunk.subarray(0, chunk.length - keep)
+          if (chunk.length === 0) return true
+        }
+        return forward(chunk)
+      },
+      onEnd() {
+        if (finished) return
+        const last = held !== undefined ? maskTail(held, redaction) : undefined
+        held = undefined
+        if (!events) {
+          if (last) forward(last)
+          ctx.upstreamEnd = performance.now()
+          readBody(ctx, parts!, (u) => { mergeUsage(usage, u); sawUsage = true }, (s) => { stopReason = s })
+          if (!res.destroyed) res.end()
+          done()
+          return
+        }
+        // A final event without its blank line counts if it completes the stream.
+        if (last) events.feed(last)
+        events.end()
+        if (malformed) { endWithError(failure!); return }
+        ctx.upstreamEnd = performance.now()
+        if (last && !res.destroyed) res.write(terminated(last))
+        if (failure) failed(failure) // the upstream's error event: the client has it as sent
+        else if (!sawStop) {
+          // Cut before message_stop (the held half event, if any, was never sent): say so.
+          const g = new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider: ctx.providerName, reason: 'the stream ended before the message finished' }, { details: 'upstream.stream_cut' })
+          failed(g)
+          if (!res.destroyed) res.write(inbound.createStreamEncoder(ctx.requestedModel, ctx.includeUsage, ctx).error(g))
+        }
+        if (!res.destroyed) res.end()
+        done()
+      },
+      onError(err) {
+        if (finished) return
+        if (held !== undefined && !events) forward(maskTail(held, redaction))
+        held = undefined
+        if (!finished) endWithError(err)
+      },
+    })
+  })
+}
+
+/** Usage, stop reason and model of a non-streamed Message, from its bytes (a body that is not a Message has none). */
+function readBody(ctx: RequestCtx, parts: readonly Buffer[], onUsage: (u: unknown) => void, onStop: (s: string | null) => void): void {
+  let m: Obj
+  try { m = JSON.parse((parts.length === 1 ? parts[0]! : Buffer.concat(parts)).toString('utf8')) as Obj } catch { return }
+  if (m === null || typeof m !== 'object') return
+  if (typeof m['model'] === 'string') ctx.responseModel = m['model']
+  if (m['usage'] && typeof m['usage'] === 'object') onUsage(m['usage'])
+  if ('stop_reason' in m) onStop(m['stop_reason'] as string | null)
+}

@@ -1,0 +1,185 @@
+/**
+ * `/v1/messages` requests the canonical form cannot carry go to an Anthropic provider as the client sent them, and the
+ * answer comes back as Anthropic sent it (gateway/upstream/native-messages.ts). The case that matters: a server tool
+ * (web search, as Claude Code's WebSearch sends it), whose server_tool_use and web_search_tool_result blocks and cited
+ * text must reach the client, stream included, and go back in the next turn's history. These requests were a 400.
+ *
+ * The official Anthropic SDK is the client; the Anthropic mock answers web searches in Anthropic's documented wire
+ * format (test/helpers/anthropic-mock.ts). Cost and usage come from the answer's own usage, the final message_delta's
+ * counters superseding message_start's (a search adds input). Any other provider refuses such a request with a 400
+ * naming the field; mid-stream failures end with an Anthropic error event.
+ */
+import Anthropic from '@anthropic-ai/sdk'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { loadCatalogue, PriceCatalogue } from '../../gateway/cost/catalogue.ts'
+import { normalizeUsage } from '../../gateway/cost/meter.ts'
+import { startAnthropicMock, WEB_CITATION, WEB_RESULT, type AnthropicMock } from '../helpers/anthropic-mock.ts'
+import { startOpenAIMock, type OpenAIMock } from '../helpers/openai-mock.ts'
+import { ADMIN_KEY } from '../helpers/gateway.ts'
+import { CHAIN, startCostGateway, type CostGateway } from '../cost/harness.ts'
+
+const KEY = 'sk-ant-native-000000000001'
+const SEARCH: Anthropic.Messages.ToolUnion = { type: 'web_search_20250305', name: 'web_search', max_uses: 2 }
+let mock: AnthropicMock
+let oa: OpenAIMock
+let g: CostGateway
+const catalogue = loadCatalogue()
+
+beforeAll(async () => {
+  mock = await startAnthropicMock()
+  oa = await startOpenAIMock()
+  g = await startCostGateway({
+    providers: {
+      claude: { type: 'anthropic', baseUrl: mock.url, apiKey: KEY },
+      oa: { type: 'openai', baseUrl: oa.url, apiKey: 'sk-native-openai-0001' },
+    },
+    chains: { default: CHAIN },
+  })
+})
+afterAll(async () => {
+  await g?.close()
+  await mock?.close()
+  await oa?.close()
+})
+beforeEach(() => { mock.reset(); oa.reset(); g.observed.length = 0 })
+
+const client = (): Anthropic => new Anthropic({ apiKey: ADMIN_KEY, baseURL: g.url, maxRetries: 0 })
+const ask = (content: string, model = 'claude/claude-sonnet-4-5'): Anthropic.MessageCreateParamsNonStreaming => ({
+  model, max_tokens: 256, tools: [SEARCH], messages: [{ role: 'user', content }],
+})
+
+/** The mock's prompt count for one user message (ceil(chars / 4)); the search adds 500 (see the mock). */
+const inputOf = (text: string): number => Math.max(1, Math.ceil(text.length / 4))
+
+describe('server tools through /v1/messages to an Anthropic provider', () => {
+  it('web search, not streamed: the blocks, citations and usage as Anthropic sent them; the body went upstream as sent', async () => {
+    const r = await client().messages.create(ask('Please search gateway news'))
+    expect(r.content.map((b) => b.type)).toEqual(['server_tool_use', 'web_search_tool_result', 'text'])
+    const [use, result, text] = r.content as [Anthropic.ServerToolUseBlock, Anthropic.WebSearchToolResultBlock, Anthropic.TextBlock]
+    expect(use.input).toEqual({ query: 'gateway news' })
+    expect(result).toMatchObject({ tool_use_id: use.id, content: [WEB_RESULT] })
+    expect(text.citations).toEqual([WEB_CITATION])
+    expect(r.usage.server_tool_use).toEqual({ web_search_requests: 1 })
+
+    const sent = mock.requests.at(-1)!
+    expect(sent.body).toEqual({ ...ask('Please search gateway news'), model: 'claude-sonnet-4-5' })
+    expect(sent.headers['x-api-key']).toBe(KEY)
+
+    const [o] = await g.completed(1)
+    const input = inputOf('Please search gateway news') + 500
+    expect(o!.usage).toMatchObject({ prompt_tokens: input, completion_tokens: 9 })
+    const prices = catalogue.lookup('anthropic', 'claude-sonnet-4-5')!
+    expect(o!.late?.usd).toBe(PriceCatalogue.cost(prices, normalizeUsage(o!.usage!)).usd)
+    expect(o!.late?.usd).toBeGreaterThan(0)
+  })
+
+  it('streamed: the SDK reassembles what the non-streamed answer holds; usage from the final message_delta', async () => {
+    const whole = await client().messages.create(ask('search the gateway'))
+    g.observed.length = 0
+    const stream = client().messages.stream(ask('search the gateway'))
+    const final = await stream.finalMessage()
+    expect(final.content).toEqual(whole.content.map((b) => (b.type === 'server_tool_use' ? { ...b, id: (final.content[0] as Anthropic.ServerToolUseBlock).id } : b.type === 'web_search_tool_result' ? { ...b, tool_use_id: (final.content[0] as Anthropic.ServerToolUseBlock).id } : b)))
+    expect(final.stop_reason).toBe('end_turn')
+    expect(final.usage).toMatchObject({ input_tokens: inputOf('search the gateway') + 500, output_tokens: 9, server_tool_use: { web_search_requests: 1 } })
+    const [o] = await g.completed(1)
+    // message_start said inputOf(...) alone; the final message_delta's count supersedes it.
+    expect(o!.usage).toMatchObject({ prompt_tokens: inputOf('search the gateway') + 500, completion_tokens: 9 })
+    expect(o!.errorCode).toBeUndefined()
+  })
+
+  it('the next turn: the server-tool blocks and cited text go back in the history exactly as the client holds them', async () => {
+    const first = await client().messages.create(ask('Please search gateway news'))
+    const history: Anthropic.MessageParam[] = [
+      { role: 'user', content: 'Please search gateway news' },
+      { role: 'assistant', content: first.content as unknown as Anthropic.ContentBlockParam[] },
+      { role: 'user', content: 'echo thanks' },
+    ]
+    const r = await client().messages.create({ model: 'claude/claude-sonnet-4-5', max_tokens: 64, tools: [SEARCH], messages: history })
+    expect((r.content[0] as Anthropic.TextBlock).text).toBe('echo: thanks')
+    expect(mock.requests.at(-1)!.body['messages']).toEqual(JSON.parse(JSON.stringify(history)))
+  })
+
+  it('count_tokens counts the body as sent at Anthropic (the server tool included)', async () => {
+    const r = await fetch(`${g.url}/v1/messages/count_tokens`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': ADMIN_KEY, 'anthropic-version': '2023-06-01' },
+      body: JSON.stringify({ model: 'claude/claude-sonnet-4-5', tools: [SEARCH], messages: [{ role: 'user', content: 'search it' }] }),
+    })
+    expect(r.status).toBe(200)
+    expect(await r.json()).toEqual({ input_tokens: inputOf('search it') })
+    expect(r.headers.get('x-mcp-token-count')).toBe('provider')
+    const sent = mock.requests.at(-1)!
+    expect(sent.path).toBe('/v1/messages/count_tokens')
+    expect(sent.body).toEqual({ model: 'claude-sonnet-4-5', tools: [SEARCH], messages: [{ role: 'user', content: 'search it' }] })
+  })
+
+  it('any other provider: a 400 in Anthropic\'s shape naming the field and the provider; nothing sent upstream', async () => {
+    const e = await client().messages.create(ask('Please search', 'oa/gpt-4o')).catch((x: unknown) => x) as InstanceType<typeof Anthropic.APIError>
+    expect(e).toBeInstanceOf(Anthropic.BadRequestError)
+    expect(e.status).toBe(400)
+    const body = e.error as { type: string; error: { type: string; message: string } }
+    expect(body.error.type).toBe('invalid_request_error')
+    expect(body.error.message).toContain("tools[0].type: server tool 'web_search_20250305' runs at Anthropic")
+    expect(body.error.message).toContain('provider oa (openai)')
+    expect(oa.requests).toHaveLength(0)
+    // count_tokens says the same.
+    const c = await fetch(`${g.url}/v1/messages/count_tokens`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': ADMIN_KEY, 'anthropic-version': '2023-06-01' },
+      body: JSON.stringify({ model: 'oa/gpt-4o', tools: [SEARCH], messages: [{ role: 'user', content: 'search it' }] }),
+    })
+    expect(c.status).toBe(400)
+    expect(((await c.json()) as { error: { message: string } }).error.message).toContain('tools[0].type')
+  })
+
+  it('upstream errors before the first byte keep Anthropic\'s type, status and retry-after', async () => {
+    mock.fault = 'status:429 retryAfter:7 times:1'
+    const e = await client().messages.create(ask('Please search')).catch((x: unknown) => x) as InstanceType<typeof Anthropic.APIError>
+    expect(e).toBeInstanceOf(Anthropic.RateLimitError)
+    expect(e.headers?.get('retry-after')).toBe('7')
+    expect((e.error as { error: { type: string } }).error.type).toBe('rate_limit_error')
+  })
+
+  it('a stream cut before message_stop ends with an Anthropic error event, never as a finished message', async () => {
+    mock.fault = 'cutAfter:9 times:1'
+    const r = await fetch(`${g.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': ADMIN_KEY, 'anthropic-version': '2023-06-01' },
+      body: JSON.stringify({ ...ask('search the gateway'), stream: true }),
+    })
+    expect(r.status).toBe(200)
+    const text = await r.text()
+    const events = text.trim().split('\n\n')
+    expect(events).toHaveLength(10)
+    expect(events.at(-1)).toMatch(/^event: error\ndata: \{"type":"error","error":\{"type":"api_error","message":"The stream from provider claude was interrupted/)
+    expect(text).not.toContain('message_stop')
+    const [o] = await g.completed(1)
+    expect(o!.errorCode).toBe('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED')
+    // The SDK reports it as an error, not a message.
+    mock.fault = 'cutAfter:9 times:1'
+    await expect(client().messages.stream(ask('search the gateway')).finalMessage()).rejects.toThrow(/interrupted/)
+  })
+
+  it('the upstream\'s own error event reaches the client as sent, and the request counts as failed', async () => {
+    mock.fault = 'errorAfter:4 times:1 type:overloaded_error'
+    const r = await fetch(`${g.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': ADMIN_KEY, 'anthropic-version': '2023-06-01' },
+      body: JSON.stringify({ ...ask('search the gateway'), stream: true }),
+    })
+    const events = (await r.text()).trim().split('\n\n')
+    expect(events).toHaveLength(5)
+    expect(events.at(-1)).toBe('event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}')
+    const [o] = await g.completed(1)
+    expect(o!.errorCode).toBeDefined()
+  })
+
+  it('the provider\'s key is masked wherever an upstream echoes it, streamed or not', async () => {
+    const r = await client().messages.create(ask(`search ${KEY}`))
+    expect(JSON.stringify(r)).not.toContain(KEY)
+    expect((r.content[0] as Anthropic.ServerToolUseBlock).input).toEqual({ query: expect.stringContaining('[redacted]') })
+    const s = await client().messages.stream(ask(`search ${KEY}`)).finalMessage()
+    expect(JSON.stringify(s)).not.toContain(KEY)
+    expect(JSON.stringify(g.logs())).not.toContain(KEY)
+  })
+})
