@@ -11,7 +11,7 @@ import type { RawUpstream, UpstreamResponse } from './pipeline/types.ts'
 import { createSseParser } from '../providers/shared/sse.ts'
 import type { ChatChunk, ChatStream, FinishReason, TextLane, Usage } from '../providers/types.ts'
 import { deliverNativeMessages } from './upstream/native-messages.ts'
-import { heldLength, maskTail, partialEventLength, redactChunk, redactionOf, terminated } from './raw-bytes.ts'
+import { maskTail, redactionOf, takeRead, terminated, type HeldBytes } from './raw-bytes.ts'
 import { cutAttempt, usageWithAttempts } from './cost/attempt-usage.ts'
 
 const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' }
@@ -306,7 +306,7 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
    * fails, a stream drops it (the error event follows the last whole event). The tap and `parts` see it when the
    * client does.
    */
-  let held: Buffer | undefined
+  const h: HeldBytes = { held: undefined }
 
   return new Promise<void>((resolve) => {
     const onDrain = (): void => raw.resume()
@@ -349,24 +349,15 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
       onData(chunk) {
         if (finished) return false
         if (ctx.firstChunk === 0) ctx.firstChunk = performance.now()
-        if (held !== undefined) { chunk = Buffer.concat([held, chunk]); held = undefined }
-        if (redaction) chunk = redactChunk(chunk, redaction)
-        let keep = redaction ? heldLength(chunk, redaction) : 0
-        if (tap) { const p = partialEventLength(chunk); if (p > keep) keep = p }
-        if (keep > 0) {
-          // A copy: the read's buffer is not ours to keep.
-          held = Buffer.from(chunk.subarray(chunk.length - keep))
-          chunk = chunk.subarray(0, chunk.length - keep)
-          if (chunk.length === 0) return true
-        }
-        return forward(chunk)
+        const out = takeRead(h, chunk, redaction, tap !== undefined)
+        return out.length === 0 ? true : forward(out)
       },
       onEnd() {
         if (finished) return
         // What was held back: a JSON body's last bytes go on now; a stream's unterminated last event only if the
         // stream is complete with it (a final event without its blank line), else it was cut: dropped, error event.
-        const last = held !== undefined ? maskTail(held, redaction) : undefined
-        held = undefined
+        const last = h.held !== undefined ? maskTail(h.held, redaction) : undefined
+        h.held = undefined
         if (last && !tap) { forward(last); if (finished) return }
         ctx.upstreamEnd = performance.now()
         if (parts) ctx.rawBody = parts
@@ -401,8 +392,8 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
         if (finished) return
         // A stream's held-back bytes are half an event: dropped, so the error event follows a whole one. A JSON
         // body's are sent masked before the connection is destroyed (the client sees a cut body either way).
-        if (held !== undefined && !tap) forward(maskTail(held, redaction))
-        held = undefined
+        if (h.held !== undefined && !tap) forward(maskTail(h.held, redaction))
+        h.held = undefined
         if (!finished) fail(err)
       },
     })

@@ -143,3 +143,24 @@ export function terminated(event: Buffer): Buffer {
   const last = event[event.length - 1]
   return Buffer.concat([event, Buffer.from(last === 10 || last === 13 ? eol : eol + eol)])
 }
+
+/**
+ * The end of the previous read a pass-through holds back (see deliverRaw): the start of a credential the next read may
+ * complete, and in a stream the event not yet ended.
+ */
+export interface HeldBytes { held: Buffer | undefined }
+
+/**
+ * One upstream read, after what was held before it: credentials masked, and the part that may not go out yet moved to
+ * `h.held` (a copy: the read's buffer is not ours to keep). Returns what goes to the client now (maybe empty).
+ */
+export function takeRead(h: HeldBytes, read: Buffer, r: Redaction | null, stream: boolean): Buffer {
+  let chunk = read
+  if (h.held !== undefined) { chunk = Buffer.concat([h.held, chunk]); h.held = undefined }
+  if (r) chunk = redactChunk(chunk, r)
+  let keep = r ? heldLength(chunk, r) : 0
+  if (stream) { const p = partialEventLength(chunk); if (p > keep) keep = p }
+  if (keep === 0) return chunk
+  h.held = Buffer.from(chunk.subarray(chunk.length - keep))
+  return chunk.subarray(0, chunk.length - keep)
+}

@@ -20,7 +20,7 @@ import type { RequestCtx } from '../context.ts'
 import type { Inbound } from '../inbound/types.ts'
 import type { RawUpstream, UpstreamResponse } from '../pipeline/types.ts'
 import { clientBodyOf, type NativeOnly } from '../inbound/anthropic-paths.ts'
-import { heldLength, maskTail, partialEventLength, redactChunk, redactionOf, terminated } from '../raw-bytes.ts'
+import { maskTail, redactionOf, takeRead, terminated, type HeldBytes } from '../raw-bytes.ts'
 import { openHttp } from '../../providers/shared/http.ts'
 import { createSseParser } from '../../providers/shared/sse.ts'
 import { credentialsOf, redactCredentials } from '../../providers/shared/upstream-error.ts'
@@ -173,7 +173,7 @@ export function deliverNativeMessages(ctx: RequestCtx, inbound: Inbound, raw: Ra
       })
     : undefined
   const parts: Buffer[] | undefined = ctx.stream ? undefined : []
-  let held: Buffer | undefined
+  const h: HeldBytes = { held: undefined }
 
   const settle = (): void => {
     if (sawUsage) ctx.usage = toCanonicalUsage(usage)
@@ -210,21 +210,13 @@ export function deliverNativeMessages(ctx: RequestCtx, inbound: Inbound, raw: Ra
       onData(chunk) {
         if (finished) return false
         if (ctx.firstChunk === 0) ctx.firstChunk = performance.now()
-        if (held !== undefined) { chunk = Buffer.concat([held, chunk]); held = undefined }
-        if (redaction) chunk = redactChunk(chunk, redaction)
-        let keep = redaction ? heldLength(chunk, redaction) : 0
-        if (events) { const p = partialEventLength(chunk); if (p > keep) keep = p }
-        if (keep > 0) {
-          held = Buffer.from(chunk.subarray(chunk.length - keep))
-          chunk = chunk.subarray(0, chunk.length - keep)
-          if (chunk.length === 0) return true
-        }
-        return forward(chunk)
+        const out = takeRead(h, chunk, redaction, events !== undefined)
+        return out.length === 0 ? true : forward(out)
       },
       onEnd() {
         if (finished) return
-        const last = held !== undefined ? maskTail(held, redaction) : undefined
-        held = undefined
+        const last = h.held !== undefined ? maskTail(h.held, redaction) : undefined
+        h.held = undefined
         if (!events) {
           if (last) forward(last)
           ctx.upstreamEnd = performance.now()
@@ -251,8 +243,8 @@ export function deliverNativeMessages(ctx: RequestCtx, inbound: Inbound, raw: Ra
       },
       onError(err) {
         if (finished) return
-        if (held !== undefined && !events) forward(maskTail(held, redaction))
-        held = undefined
+        if (h.held !== undefined && !events) forward(maskTail(h.held, redaction))
+        h.held = undefined
         if (!finished) endWithError(err)
       },
     })
