@@ -111,6 +111,11 @@ export interface Usage {
   total_tokens: number
   prompt_tokens_details?: { cached_tokens?: number; audio_tokens?: number; cache_creation_tokens?: number }
   completion_tokens_details?: { reasoning_tokens?: number; audio_tokens?: number }
+  /**
+   * Extension: server-tool calls an Anthropic answer made (its `usage.server_tool_use`), present only when it made
+   * some. Web searches carry a fee per search (PriceEntry.webSearch); fetches cost only their tokens.
+   */
+  server_tool_use?: { web_search_requests?: number; web_fetch_requests?: number }
 }
 
 export interface ChatChoice {

@@ -21,6 +21,8 @@ export interface PriceEntry {
    * and cache-write tokens included) is over `threshold` tokens has every token priced at these rates, output too.
    */
   longContext?: { threshold: number; input: number; cachedInput?: number; cacheWrite?: number; output: number; reasoning?: number }
+  /** USD per 1,000 web searches a server tool made (Anthropic's web search: 10), on top of their tokens. */
+  webSearch?: number
   effectiveFrom: string
 }
 
@@ -38,6 +40,8 @@ export interface TokenPrices extends TierPrices {
   effectiveFrom: number
   /** The tier of requests whose prompt is over `threshold` tokens (PriceEntry.longContext). */
   longContext?: TierPrices & { threshold: number }
+  /** pico-USD per web search (PriceEntry.webSearch, USD per 1,000 × 1e9). */
+  webSearch?: number
 }
 
 /** The tier a request with `promptTokens` of prompt pays. */
@@ -70,6 +74,8 @@ export interface CostBreakdown {
   unknown: boolean
   /** True when the token counts were estimated (the provider reported no usage). */
   estimated: boolean
+  /** Web searches a server tool made, priced at PriceEntry.webSearch each; absent when none. */
+  webSearchRequests?: number
 }
 
 const MEMO_MAX = 10_000
@@ -100,6 +106,7 @@ export class PriceCatalogue {
         effectiveFrom: parseEffectiveFrom(e.effectiveFrom),
       }
       if (e.longContext) p.longContext = { ...tierOf(e.longContext), threshold: e.longContext.threshold }
+      if (e.webSearch !== undefined) p.webSearch = Math.round(e.webSearch * 1e9)
       const list = this.#byKey.get(key) ?? []
       list.push(p)
       list.sort((a, b) => a.effectiveFrom - b.effectiveFrom)
@@ -151,7 +158,12 @@ export class PriceCatalogue {
     const b = { inputTokens: input, cachedTokens: cached, cacheWriteTokens: cacheWrite, outputTokens: output, reasoningTokens: reasoning, estimated }
     if (!prices) return { ...b, pico: 0, usd: 0, unknown: true }
     const t = tierFor(prices, usage.prompt_tokens ?? 0)
-    const pico = input * t.input + cached * t.cachedInput + cacheWrite * t.cacheWrite + output * t.output + reasoning * t.reasoning
+    let pico = input * t.input + cached * t.cachedInput + cacheWrite * t.cacheWrite + output * t.output + reasoning * t.reasoning
+    const searches = usage.server_tool_use?.web_search_requests ?? 0
+    if (searches > 0) {
+      pico += searches * (prices.webSearch ?? 0)
+      return { ...b, webSearchRequests: searches, pico, usd: pico / 1e12, unknown: false }
+    }
     return { ...b, pico, usd: pico / 1e12, unknown: false }
   }
 }

@@ -35,6 +35,8 @@ export const priceEntrySchema: JSONSchema = {
         reasoning: usdPerMillion,
       },
     },
+    /** USD per 1,000 web searches (a server tool's fee, on top of its tokens). */
+    webSearch: { type: 'number', minimum: 0, maximum: 100_000 },
     effectiveFrom: effectiveFromSchema('1970-01-01'),
   },
 }

@@ -16,6 +16,7 @@ export interface AnthropicUsage {
   cache_read_input_tokens?: number | null
   cache_creation_input_tokens?: number | null
   output_tokens_details?: { thinking_tokens?: number | null } | null
+  server_tool_use?: { web_search_requests?: number | null; web_fetch_requests?: number | null } | null
 }
 
 export interface AnthropicContentBlock {
@@ -78,6 +79,9 @@ export function toCanonicalUsage(u: AnthropicUsage): Usage {
   }
   const thinking = u.output_tokens_details?.thinking_tokens
   if (typeof thinking === 'number') usage.completion_tokens_details = { reasoning_tokens: thinking }
+  const searches = n(u.server_tool_use?.web_search_requests)
+  const fetches = n(u.server_tool_use?.web_fetch_requests)
+  if (searches > 0 || fetches > 0) usage.server_tool_use = { web_search_requests: searches, web_fetch_requests: fetches }
   return usage
 }
 

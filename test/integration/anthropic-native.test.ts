@@ -6,7 +6,8 @@
  *
  * The official Anthropic SDK is the client; the Anthropic mock answers web searches in Anthropic's documented wire
  * format (test/helpers/anthropic-mock.ts). Cost and usage come from the answer's own usage, the final message_delta's
- * counters superseding message_start's (a search adds input). Any other provider refuses such a request with a 400
+ * counters superseding message_start's (a search adds input), each web search priced at the catalogue's fee ($10 per
+ * 1,000) on top of the tokens. Any other provider refuses such a request with a 400
  * naming the field; mid-stream failures end with an Anthropic error event.
  */
 import Anthropic from '@anthropic-ai/sdk'
@@ -70,7 +71,9 @@ describe('server tools through /v1/messages to an Anthropic provider', () => {
     expect(o!.usage).toMatchObject({ prompt_tokens: input, completion_tokens: 9 })
     const prices = catalogue.lookup('anthropic', 'claude-sonnet-4-5')!
     expect(o!.late?.usd).toBe(PriceCatalogue.cost(prices, normalizeUsage(o!.usage!)).usd)
-    expect(o!.late?.usd).toBeGreaterThan(0)
+    // Worked by hand: 507 input × $3 + 9 output × $15 per million, and one search at $10 per 1,000.
+    expect(input).toBe(507)
+    expect(o!.late).toMatchObject({ inputTokens: 507, outputTokens: 9, webSearchRequests: 1, pico: 507 * 3e6 + 9 * 15e6 + 1e10 })
   })
 
   it('streamed: the SDK reassembles what the non-streamed answer holds; usage from the final message_delta', async () => {
@@ -83,7 +86,8 @@ describe('server tools through /v1/messages to an Anthropic provider', () => {
     expect(final.usage).toMatchObject({ input_tokens: inputOf('search the gateway') + 500, output_tokens: 9, server_tool_use: { web_search_requests: 1 } })
     const [o] = await g.completed(1)
     // message_start said inputOf(...) alone; the final message_delta's count supersedes it.
-    expect(o!.usage).toMatchObject({ prompt_tokens: inputOf('search the gateway') + 500, completion_tokens: 9 })
+    expect(o!.usage).toMatchObject({ prompt_tokens: inputOf('search the gateway') + 500, completion_tokens: 9, server_tool_use: { web_search_requests: 1 } })
+    expect(o!.late).toMatchObject({ webSearchRequests: 1, pico: (inputOf('search the gateway') + 500) * 3e6 + 9 * 15e6 + 1e10 })
     expect(o!.errorCode).toBeUndefined()
   })
 
