@@ -19,7 +19,7 @@ import { GatewayError } from '../errors.ts'
 import type { RequestCtx } from '../context.ts'
 import type { Inbound } from '../inbound/types.ts'
 import type { RawUpstream, UpstreamResponse } from '../pipeline/types.ts'
-import { clientBodyOf, type NativeOnly } from '../inbound/anthropic-paths.ts'
+import { clientBodyOf, nativeOnlyOf, type NativeOnly } from '../inbound/anthropic-paths.ts'
 import { maskTail, redactionOf, takeRead, terminated, type HeldBytes } from '../raw-bytes.ts'
 import { openHttp } from '../../providers/shared/http.ts'
 import { createSseParser } from '../../providers/shared/sse.ts'
@@ -33,14 +33,29 @@ function refuse(need: NativeOnly, why: string): GatewayError {
   return new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason: `${need.field}: ${need.reason}; only an Anthropic provider takes such a request as sent, and ${why}` }, { param: need.field, details: 'request.native_only' })
 }
 
+/** What a native-only request sends upstream: the client's body with the target's model. */
+function nativeBody(chat: ChatRequest, model: string, defaultMaxTokens: number | undefined): Obj {
+  const body: Obj = { ...clientBodyOf(chat), model }
+  if (body['max_tokens'] === undefined && defaultMaxTokens !== undefined) body['max_tokens'] = defaultMaxTokens
+  return body
+}
+
+/**
+ * The body a native-only Messages request was sent upstream with (for the execution log, whose canonical request lacks
+ * what only Anthropic takes), or undefined for any other request.
+ */
+export function nativeRequestOf(ctx: RequestCtx): Obj | undefined {
+  if (ctx.inbound !== 'anthropic' || !ctx.chat || nativeOnlyOf(ctx.chat) === undefined) return undefined
+  return nativeBody(ctx.chat, ctx.model || ctx.chat.model, undefined)
+}
+
 /** The upstream call of a native-only Messages request (see above); resolves once the upstream answered 2xx. */
 export async function openNativeMessages(ctx: RequestCtx, adapter: ProviderAdapter, need: NativeOnly): Promise<UpstreamResponse> {
   const nt = adapter.nativeMessages
   if (!nt) throw refuse(need, `this request was routed to provider ${adapter.name} (${adapter.type})`)
   if (!ctx.route.passthrough) throw refuse(need, `route ${ctx.route.name} has plugins that read the answer as canonical chunks`)
   if (ctx.stream && ctx.alias?.settings.streamRecovery === 'resume') throw refuse(need, `alias ${ctx.alias.name} resumes cut streams, which needs the canonical form`)
-  const body: Obj = { ...clientBodyOf(ctx.chat!), model: ctx.model }
-  if (body['max_tokens'] === undefined) body['max_tokens'] = nt.defaultMaxTokens
+  const body = nativeBody(ctx.chat!, ctx.model, nt.defaultMaxTokens)
   const beta = ctx.req.headers['anthropic-beta']
   const betas = nt.betaHeaders(Array.isArray(beta) ? beta.join(',') : beta)
   const head = await openHttp(nt.dispatcher, {
@@ -186,6 +201,7 @@ export function deliverNativeMessages(ctx: RequestCtx, inbound: Inbound, raw: Ra
     const done = (): void => { finished = true; settle(); res.off('drain', onDrain); resolve() }
     const failed = (g: GatewayError): void => { ctx.errorCode = g.code; ctx.details = g.details }
     const endWithError = (g: GatewayError): void => {
+      if (finished) return
       ctx.upstreamEnd = performance.now()
       failed(g)
       if (ctx.stream && !res.destroyed) res.end(inbound.createStreamEncoder(ctx.requestedModel, ctx.includeUsage, ctx).error(g))
@@ -197,9 +213,10 @@ export function deliverNativeMessages(ctx: RequestCtx, inbound: Inbound, raw: Ra
       if (events) {
         events.feed(chunk)
         if (malformed) {
-          // The read holding the malformed event is not sent: the client's last event is a whole one, then ours.
-          raw.abort()
+          // The read holding the malformed event is not sent: the client's last event is a whole one, then ours. Ended
+          // before the upstream is aborted (its abort reports back through onError, which then finds it finished).
           endWithError(failure!)
+          raw.abort()
           return false
         }
       } else parts!.push(chunk)

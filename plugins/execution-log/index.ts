@@ -18,6 +18,7 @@ import type { Outcome, PluginFactory } from '../../gateway/pipeline/types.ts'
 import type { ExecutionLogSink } from '../../store/execution-log-writer.ts'
 import { JsonText } from '../../store/execution-log-rows.ts'
 import { captureBody } from './capture.ts'
+import { nativeRequestOf } from '../../gateway/upstream/native-messages.ts'
 import { ObjectText, responseText } from './json.ts'
 import { executionLogConfigSchema, type ExecutionLogConfig } from './config.ts'
 
@@ -117,7 +118,8 @@ export const executionLogPlugin: PluginFactory<ExecutionLogConfig> = {
       const u = ctx.usage
       const exec = executionOf(ctx)
       const principal = ctx.slots.principal
-      const req = captureBody(ctx.chat ?? ctx.embedding, storeRequest, maxRequestBytes, redact)
+      // A native-only Messages request is logged as it went upstream (its server tools included), not as its canonical form.
+      const req = captureBody(nativeRequestOf(ctx) ?? ctx.chat ?? ctx.embedding, storeRequest, maxRequestBytes, redact)
       rows.enqueue({
         // The generated request id is a unique UUIDv7 already; a client's own id may repeat, so the row gets its own.
         id: ctx.id === ctx.generatedId ? ctx.id : uuidv7(),

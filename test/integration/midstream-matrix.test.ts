@@ -1,6 +1,7 @@
 /**
  * Mid-stream failures, the whole matrix: inbound {OpenAI, Anthropic} × provider {openai (pass-through and behind a
- * chunk hook), azure-openai, anthropic, google, ollama, openai-compatible} × failure {cut, stall past idleMs,
+ * chunk hook), azure-openai, anthropic (translated, and native: a Messages request with a server tool, sent as it came),
+ * google, ollama, openai-compatible} × failure {cut, stall past idleMs,
  * malformed event, the provider's in-stream error event, client abort}. For each: the client's stream ends with an
  * explicit error event in its own format (and the official SDKs throw), never a complete-looking answer; a client
  * abort closes the upstream socket; the execution log row says error, timeout or cancelled; no budget reservation
@@ -27,7 +28,8 @@ const IDLE_MS = 400
 type Failure = 'cut' | 'stall' | 'malformed' | 'error' | 'errorNoDone' | 'abort'
 const FAILURES: Failure[] = ['cut', 'stall', 'malformed', 'error', 'errorNoDone', 'abort']
 
-interface Case { label: string; provider: string; model: string; hooked: boolean; mock: () => FaultableMock; errorContent?: string; openaiWire?: true }
+/** native: the request carries a server tool, so an Anthropic provider gets it as sent (native-messages.ts; Messages clients only). */
+interface Case { label: string; provider: string; model: string; hooked: boolean; mock: () => FaultableMock; errorContent?: string; openaiWire?: true; native?: true }
 
 const mocks: Record<string, FaultableMock> = {}
 let plain: TestGateway
@@ -39,6 +41,7 @@ const CASES: Case[] = [
   { label: 'openai (chunk hook)', provider: 'openai', model: 'gpt-4o', hooked: true, mock: () => mocks['openai']!, openaiWire: true },
   { label: 'azure-openai', provider: 'azure', model: 'gpt-4o', hooked: false, mock: () => mocks['azure']!, openaiWire: true },
   { label: 'anthropic', provider: 'anthropic', model: 'claude-sonnet-4-5', hooked: false, mock: () => mocks['anthropic']! },
+  { label: 'anthropic (native: a server tool)', provider: 'anthropic', model: 'claude-sonnet-4-5', hooked: false, mock: () => mocks['anthropic']!, native: true },
   { label: 'google', provider: 'google', model: 'gemini-2.5-flash', hooked: false, mock: () => mocks['google']! },
   { label: 'ollama', provider: 'ollama', model: 'llama3.2', hooked: false, mock: () => mocks['ollama']!, errorContent: 'please stream error now' },
   { label: 'openai-compatible', provider: 'compat', model: 'meta-llama/Llama-3.1-8B', hooked: false, mock: () => mocks['compat']!, openaiWire: true },
@@ -108,14 +111,16 @@ function request(inbound: 'openai' | 'anthropic', c: Case, fault: string | null,
   const headers: Record<string, string> = { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json', 'x-test-key': 'midstream' }
   const body = inbound === 'openai'
     ? { model, stream: true, messages: [{ role: 'user', content }] }
-    : { model, stream: true, max_tokens: 100, messages: [{ role: 'user', content }] }
+    : { model, stream: true, max_tokens: 100, messages: [{ role: 'user', content }], ...(c.native ? { tools: [SERVER_TOOL] } : {}) }
   return fetch(`${(c.hooked ? hooked : plain).url}${inbound === 'openai' ? '/v1/chat/completions' : '/v1/messages'}`, { method: 'POST', headers, body: JSON.stringify(body), ...(signal ? { signal } : {}) })
 }
+
+const SERVER_TOOL = { type: 'web_search_20250305' as const, name: 'web_search' as const }
 
 const STATUS: Record<Failure, string> = { cut: 'error', stall: 'timeout', malformed: 'error', error: 'error', errorNoDone: 'error', abort: 'cancelled' }
 
 describe.each(['openai', 'anthropic'] as const)('%s inbound', (inbound) => {
-  describe.each(CASES)('→ $label', (c) => {
+  describe.each(CASES.filter((c) => !c.native || inbound === 'anthropic'))('→ $label', (c) => {
     it.each(FAILURES.filter((f) => f !== 'errorNoDone' || c.openaiWire))('%s', async (failure) => {
       const g = c.hooked ? hooked : plain
       const fault = faultOf(c, failure)
@@ -150,6 +155,7 @@ describe.each(['openai', 'anthropic'] as const)('%s inbound', (inbound) => {
       // The execution log, the budget and the metrics.
       await vi.waitFor(() => expect(rows.length).toBeGreaterThan(before), { timeout: 3000, interval: 20 })
       const row = rows.at(-1)!
+      if (c.native) expect((row.request as { tools?: unknown }).tools, 'logged as sent upstream').toEqual([SERVER_TOOL])
       const m = JSON.parse(String((row.metrics as { text: string }).text)) as { errorCode?: string; aborted: boolean }
       expect({ status: row.status, code: m.errorCode }).toMatchObject({ status: STATUS[failure], code: expect.stringMatching(/^MCP_ERR_|^\w+/) })
       await vi.waitFor(async () => {
@@ -159,6 +165,8 @@ describe.each(['openai', 'anthropic'] as const)('%s inbound', (inbound) => {
         expect(metric(t, `mcp_request_errors_total{route="${inbound === 'openai' ? 'chat' : 'messages'}",code="${m.errorCode}"}`)).toBeGreaterThanOrEqual(1)
       }, { timeout: 3000, interval: 25 })
       expect(mock.requests.length).toBe(1)
+      // The native lane sent the body as the client did (the server tool included); the translated one never does.
+      expect((mock.requests[0] as unknown as { body?: { tools?: unknown } }).body?.tools).toEqual(c.native ? [SERVER_TOOL] : inbound === 'anthropic' || c.provider !== 'anthropic' ? (mock.requests[0] as unknown as { body?: { tools?: unknown } }).body?.tools : undefined)
 
       // The official SDK's stream helper throws rather than returning a complete-looking answer.
       if (failure !== 'abort') {
@@ -171,7 +179,7 @@ describe.each(['openai', 'anthropic'] as const)('%s inbound', (inbound) => {
           await expect((async () => { for await (const _ of s) { /* drain */ } })()).rejects.toBeInstanceOf(OpenAI.APIError)
         } else {
           const client = new Anthropic({ apiKey: ADMIN_KEY, baseURL: base, maxRetries: 0 })
-          const s = client.messages.stream({ model: `${c.provider}/${c.model}`, max_tokens: 100, messages: [{ role: 'user', content }] }, { headers })
+          const s = client.messages.stream({ model: `${c.provider}/${c.model}`, max_tokens: 100, messages: [{ role: 'user', content }], ...(c.native ? { tools: [SERVER_TOOL] } : {}) }, { headers })
           await expect(s.finalMessage()).rejects.toBeInstanceOf(Anthropic.APIError)
         }
       }
