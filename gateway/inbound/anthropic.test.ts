@@ -199,6 +199,23 @@ describe('anthropicToCanonical', () => {
       expect(pdf.messages[0]!.content).toEqual([{ type: 'document', source: PDF_DOC.source }, { type: 'text', text: 'Summarise.' }])
     })
 
+    it('a tool_result\'s cache_control (Claude Code\'s breakpoint on the last block) reaches Anthropic; openai, google and ollama leave it out', () => {
+      const cc = { type: 'ephemeral' }
+      const canonical = anthropicToCanonical({
+        model: 'm', max_tokens: 5,
+        messages: [
+          { role: 'user', content: 'weather?' },
+          { role: 'assistant', content: [{ type: 'tool_use', id: 't1', name: 'weather', input: {} }] },
+          { role: 'user', content: [{ type: 'tool_result', tool_use_id: 't1', content: 'sunny', cache_control: cc }] },
+        ],
+      })
+      const up = toAnthropicRequest(canonical, 'claude-x', false, { provider: 'claude', basePath: '', defaultMaxTokens: 4096, dropUnsupportedParams: false })
+      expect(up.messages[2]!.content).toEqual([{ type: 'tool_result', tool_use_id: 't1', content: 'sunny', cache_control: cc }])
+      expect(JSON.stringify(toOpenAIChat(canonical, 'gpt-4o', false, '/v1', { provider: 'oai', dropUnsupportedParams: false, forwardTopK: false }).body)).not.toContain('cache_control')
+      expect(JSON.stringify(toGoogleChat(canonical, 'gemini-2.5-flash', false, { provider: 'gem', basePath: '', apiVersion: 'v1beta', dropUnsupportedParams: false }).body)).not.toContain('cache_control')
+      expect(JSON.stringify(toOllamaChat(canonical, 'llama3', false, { provider: 'local', basePath: '', dropUnsupported: false }).body)).not.toContain('cache_control')
+    })
+
     it('openai, google and ollama: cache_control left out', () => {
       const canonical = anthropicToCanonical(body(IMAGE, DOC))
       expect(JSON.stringify(toOpenAIChat(canonical, 'gpt-4o', false, '/v1', { provider: 'oai', dropUnsupportedParams: false, forwardTopK: false }).body)).not.toContain('cache_control')

@@ -7,8 +7,8 @@
  * - `top_k` and `thinking` have no canonical field: kept as extension fields of the canonical request
  *   (the `anthropic` provider forwards them; google and ollama map `top_k`, openai-compatible forwards
  *   it, otherwise it is unsupported; every provider maps `thinking`, see providers/shared/reasoning.ts).
- * - `cache_control` on text, image and document blocks and on tools, and `is_error` on tool results, are kept as
- *   extension keys on the canonical parts/tools/messages; `cache_control` elsewhere is not carried. The other
+ * - `cache_control` on text, image, document and tool_result blocks and on tools, and `is_error` on tool results, are
+ *   kept as extension keys on the canonical parts/tools/messages; `cache_control` elsewhere is not carried. The other
  *   providers leave `cache_control` out and translate `is_error` (docs/providers.md).
  * - Extended thinking: `thinking` / `redacted_thinking` blocks of an assistant message in the history become its
  *   `thinking_blocks` extension, in order and unmodified (Anthropic checks their signatures and requires them back
@@ -147,6 +147,8 @@ function toolResult(b: Obj, path: string, media: ContentPart[]): ChatMessage {
   }
   const m: ChatMessage & Obj = { role: 'tool', tool_call_id: id, content }
   if (b['is_error'] === true) m['is_error'] = true
+  // Claude Code's cache breakpoint is the last block of the turn, often a tool result: kept for the Anthropic adapter.
+  if (b['cache_control'] !== undefined) m['cache_control'] = b['cache_control']
   return m
 }
 

@@ -16,7 +16,7 @@
  * - `user` and `safety_identifier` → `metadata.user_id`; `prompt_cache_key` (a caching hint) and `prediction` (a
  *   latency hint: OpenAI's Predicted Outputs) and OpenAI's `metadata` (stored-completion tags) are accepted, not sent.
  * - Extensions kept by the Anthropic inbound dialect pass through: `top_k`, `thinking`, `context_management`, and
- *   `cache_control` on text, image and file parts and on tools, `is_error` on tool messages.
+ *   `cache_control` on text, image and file parts, on tools and on tool messages, `is_error` on tool messages.
  * - A tool (or `tool_choice`) name Anthropic refuses (`^[a-zA-Z0-9_-]{1,64}$`) is a 400 naming it (shared/tool-names.ts).
  * - An assistant message's `thinking_blocks` (extended thinking) open its content, in order, each block rebuilt
  *   with exactly Anthropic's fields and its text, signature or data unmodified (Anthropic checks the signature).
@@ -354,6 +354,8 @@ function translateMessage(m: ChatMessage, i: number, ctx: Ctx, t: Translated): v
       const content = typeof m.content === 'string' ? (blank(m.content) ? [] : m.content) : partsToBlocks(m.content, path, ctx)
       if (content.length > 0) result['content'] = content
       if ((m as { is_error?: unknown }).is_error === true) result['is_error'] = true
+      const cache = (m as { cache_control?: unknown }).cache_control
+      if (cache !== undefined) result['cache_control'] = cache
       push(t.messages, 'user', [result])
       return
     }

@@ -2,7 +2,7 @@
  * Canonical → OpenAI: the canonical format is OpenAI's, so the body is forwarded with the model name
  * changed, except for the canonical extensions that only Anthropic's API has (kept by the Anthropic
  * inbound dialect, see gateway/inbound/anthropic.ts), which OpenAI's API rejects as unknown fields:
- * - `cache_control` on content parts and tools (a prompt-caching hint; OpenAI caches by itself) is left out;
+ * - `cache_control` on content parts, tools and tool messages (a prompt-caching hint; OpenAI caches by itself) is left out;
  * - `is_error` on a tool message (OpenAI's tool messages have no error field) becomes the text
  *   `Error: <content>`;
  * - `thinking_blocks` on an assistant message (Anthropic's extended thinking, signed for Anthropic only) is left out;
@@ -68,8 +68,8 @@ function textOf(content: unknown): string {
 
 /** One message without the Anthropic-only keys; the same message when it has none. */
 function openaiMessage(m: ChatMessage): ChatMessage {
-  if (m.role === 'tool' && 'is_error' in m) {
-    const { is_error: isError, ...rest } = m as ChatMessage & Obj
+  if (m.role === 'tool' && ('is_error' in m || 'cache_control' in m)) {
+    const { is_error: isError, cache_control: _, ...rest } = m as ChatMessage & Obj
     return { ...(rest as ChatMessage & { role: 'tool' }), content: isError === true ? `Error: ${textOf(m.content)}` : partsWithoutCacheControl(m.content) }
   }
   if (m.role === 'assistant' && 'thinking_blocks' in m) {

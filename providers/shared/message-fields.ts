@@ -24,8 +24,8 @@ const READ: Readonly<Record<string, ReadonlySet<string>>> = {
   user: new Set(BASE),
   // `thinking_blocks`: the Anthropic extension (see providers/types.ts), sent by anthropic, documented as left out by the others.
   assistant: new Set([...BASE, 'tool_calls', 'refusal', 'thinking_blocks']),
-  // `is_error`: the Anthropic extension on tool results.
-  tool: new Set([...BASE, 'name', 'tool_call_id', 'is_error']),
+  // `is_error`, `cache_control`: the Anthropic extensions on tool results (google and ollama leave the hint out).
+  tool: new Set([...BASE, 'name', 'tool_call_id', 'is_error', 'cache_control']),
   function: new Set([...BASE, 'name']),
 }
 
