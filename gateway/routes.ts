@@ -11,8 +11,7 @@ import { providerOfBareModel, resolveTarget } from './routing/resolve.ts'
 import { checkContentType, parseJson, readBody } from './http/body.ts'
 import { estimateChatPrompt, loadTokenizer } from './cost/estimate.ts'
 import { clientAnthropicBeta } from './upstream/open.ts'
-import { countNativeTokens } from './upstream/native-messages.ts'
-import { nativeOnlyOf } from './inbound/anthropic-paths.ts'
+import { countNativeTokens, messagesLane } from './upstream/native-messages.ts'
 import type { ChatRequest, EmbeddingRequest, ModelInfo } from '../providers/types.ts'
 
 function bodyError(reasons: string[], ctx: RequestCtx): GatewayError {
@@ -231,10 +230,12 @@ export const countTokens: RouteSpec = {
       throw new GatewayError('MCP_ERR_AUTH_FORBIDDEN', { action: `use ${ctx.alias ? 'alias' : 'model'} ${req.model.slice(0, 200)}` }, { param: 'model', details: 'auth.out_of_scope' })
     }
     const adapter = ctx.adapter!
-    const need = nativeOnlyOf(req)
+    // As the Messages call would go: natively, or translated (a native-only body elsewhere: the same 400).
+    const lane = messagesLane(ctx, adapter, req)
+    if (typeof lane === 'object') throw lane
     let n: number
-    if (need !== undefined) {
-      n = await countNativeTokens(ctx, adapter, need, req)
+    if (lane === 'native') {
+      n = await countNativeTokens(ctx, adapter, req)
       ctx.responseHeaders['x-mcp-token-count'] = 'provider'
     } else if (adapter.countTokens) {
       const beta = clientAnthropicBeta(ctx)

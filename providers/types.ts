@@ -317,6 +317,8 @@ export interface NativeMessagesTarget {
   betaHeaders(clientBeta: string | undefined): Record<string, string> | undefined
   /** Used when the client sent no `max_tokens` (the Messages API requires it; the gateway's own validation does too). */
   readonly defaultMaxTokens: number
+  /** Every `/v1/messages` request it can take goes as sent, not only those the canonical form cannot carry (config `nativeMessages`). */
+  readonly always: boolean
   /** Maps an upstream error body to a GatewayError with the provider's code kept. */
   toError(status: number, body: string, headers: Record<string, string | string[] | undefined>): GatewayError
 }

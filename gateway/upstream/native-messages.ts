@@ -41,20 +41,39 @@ function nativeBody(chat: ChatRequest, model: string, defaultMaxTokens: number |
 }
 
 /**
- * The body a native-only Messages request was sent upstream with (for the execution log, whose canonical request lacks
- * what only Anthropic takes), or undefined for any other request.
+ * How a `/v1/messages` request goes to `adapter`: 'native' as the client sent it (it holds what only Anthropic takes,
+ * or the provider sends every Messages request natively, config `nativeMessages`, and nothing on the route needs the
+ * canonical form), 'translated', or the 400 a native-only request gets where it cannot go as sent. Every other request
+ * (another API, no chat) is 'translated'.
+ */
+export function messagesLane(ctx: RequestCtx, adapter: ProviderAdapter | undefined, chat = ctx.chat): 'native' | 'translated' | GatewayError {
+  if (ctx.inbound !== 'anthropic' || !chat) return 'translated'
+  const need = nativeOnlyOf(chat)
+  const nt = adapter?.nativeMessages
+  if (need === undefined && !nt?.always) return 'translated'
+  const why = !nt
+    ? `this request was routed to provider ${adapter?.name} (${adapter?.type})`
+    : !ctx.route.passthrough
+      ? `route ${ctx.route.name} has plugins that read the answer as canonical chunks`
+      : ctx.stream && ctx.alias?.settings.streamRecovery === 'resume'
+        ? `alias ${ctx.alias.name} resumes cut streams, which needs the canonical form`
+        : undefined
+  if (why === undefined) return 'native'
+  return need === undefined ? 'translated' : refuse(need, why)
+}
+
+/**
+ * The body a Messages request that went natively was sent upstream with (for the execution log: the canonical request
+ * lacks what only Anthropic takes), or undefined for any other request.
  */
 export function nativeRequestOf(ctx: RequestCtx): Obj | undefined {
-  if (ctx.inbound !== 'anthropic' || !ctx.chat || nativeOnlyOf(ctx.chat) === undefined) return undefined
+  if (ctx.inbound !== 'anthropic' || !ctx.chat || messagesLane(ctx, ctx.adapter) !== 'native') return undefined
   return nativeBody(ctx.chat, ctx.model || ctx.chat.model, undefined)
 }
 
-/** The upstream call of a native-only Messages request (see above); resolves once the upstream answered 2xx. */
-export async function openNativeMessages(ctx: RequestCtx, adapter: ProviderAdapter, need: NativeOnly): Promise<UpstreamResponse> {
-  const nt = adapter.nativeMessages
-  if (!nt) throw refuse(need, `this request was routed to provider ${adapter.name} (${adapter.type})`)
-  if (!ctx.route.passthrough) throw refuse(need, `route ${ctx.route.name} has plugins that read the answer as canonical chunks`)
-  if (ctx.stream && ctx.alias?.settings.streamRecovery === 'resume') throw refuse(need, `alias ${ctx.alias.name} resumes cut streams, which needs the canonical form`)
+/** The upstream call of a Messages request that goes natively (messagesLane); resolves once the upstream answered 2xx. */
+export async function openNativeMessages(ctx: RequestCtx, adapter: ProviderAdapter): Promise<UpstreamResponse> {
+  const nt = adapter.nativeMessages!
   const body = nativeBody(ctx.chat!, ctx.model, nt.defaultMaxTokens)
   const beta = ctx.req.headers['anthropic-beta']
   const betas = nt.betaHeaders(Array.isArray(beta) ? beta.join(',') : beta)
@@ -77,12 +96,11 @@ export async function openNativeMessages(ctx: RequestCtx, adapter: ProviderAdapt
 }
 
 /**
- * `count_tokens` of a native-only request: the client's body as it came (its `model` replaced, without the `max_tokens`
- * the route added for the Messages parser) to the provider's own count; the same 400 as the Messages call elsewhere.
+ * `count_tokens` of a request that goes natively: the client's body as it came (its `model` replaced, without the
+ * `max_tokens` the route added for the Messages parser) to the provider's own count.
  */
-export async function countNativeTokens(ctx: RequestCtx, adapter: ProviderAdapter, need: NativeOnly, req: ChatRequest): Promise<number> {
-  const nt = adapter.nativeMessages
-  if (!nt) throw refuse(need, `this request was routed to provider ${adapter.name} (${adapter.type})`)
+export async function countNativeTokens(ctx: RequestCtx, adapter: ProviderAdapter, req: ChatRequest): Promise<number> {
+  const nt = adapter.nativeMessages!
   const body: Obj = { ...clientBodyOf(req), model: ctx.model }
   delete body['max_tokens']
   const beta = ctx.req.headers['anthropic-beta']

@@ -2,7 +2,7 @@
  * The terminal upstream call, wrapped by plugins' interceptUpstream at compile time. It resolves
  * once the upstream answered 2xx (status known, nothing written to the client yet), so retries and
  * breakers can judge a failure before the first byte. OpenAI-shaped requests to OpenAI-shaped
- * providers on routes without chunk hooks go through byte for byte; so do Messages requests only Anthropic can take
+ * providers on routes without chunk hooks go through byte for byte; so do Messages requests to Anthropic providers
  * (native-messages.ts).
  */
 import { GatewayError } from '../errors.ts'
@@ -11,8 +11,7 @@ import type { UpstreamResponse } from '../pipeline/types.ts'
 import { openHttp } from '../../providers/shared/http.ts'
 import { credentialsOf, redactCredentials } from '../../providers/shared/upstream-error.ts'
 import type { ExecuteParams } from '../../providers/types.ts'
-import { nativeOnlyOf } from '../inbound/anthropic-paths.ts'
-import { openNativeMessages } from './native-messages.ts'
+import { messagesLane, openNativeMessages } from './native-messages.ts'
 
 /** The client's `anthropic-beta` header as one comma-separated value (ExecuteParams.anthropicBeta), if it sent one. */
 export function clientAnthropicBeta(ctx: RequestCtx): string | undefined {
@@ -24,9 +23,10 @@ export async function openUpstream(ctx: RequestCtx): Promise<UpstreamResponse> {
   const adapter = ctx.adapter
   if (!adapter) throw new GatewayError('MCP_ERR_ROUTE_MODEL_NOT_FOUND', { model: ctx.requestedModel })
   ctx.attempts++
-  if (ctx.inbound === 'anthropic' && ctx.chat) {
-    const need = nativeOnlyOf(ctx.chat)
-    if (need !== undefined) return openNativeMessages(ctx, adapter, need)
+  if (ctx.inbound === 'anthropic') {
+    const lane = messagesLane(ctx, adapter)
+    if (lane === 'native') return openNativeMessages(ctx, adapter)
+    if (lane !== 'translated') throw lane
   }
   const pt = adapter.passthrough
   const op = ctx.embedding ? 'embeddings' : 'chat'

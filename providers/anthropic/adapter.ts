@@ -72,6 +72,7 @@ export function createAnthropicAdapter(name: string, config: ProviderConfig, dep
     headers,
     betaHeaders: (clientBeta) => (callHeaders && clientBeta !== undefined ? callHeaders({ anthropicBeta: clientBeta } as ExecuteParams) : undefined),
     defaultMaxTokens: cfg.defaultMaxTokens,
+    always: cfg.nativeMessages,
     toError: (status, body, h) => toAnthropicError(name, status, body, h),
   }
   return new HttpAdapter({

@@ -16,6 +16,11 @@ export const anthropicConfigSchema: JSONSchema = {
     defaultMaxTokens: { type: 'integer', minimum: 1, default: 4096 },
     /** Send a client's `anthropic-beta` header on (merged with `headers['anthropic-beta']`); false: only the config's. */
     forwardClientBetas: { type: 'boolean', default: true },
+    /**
+     * A `/v1/messages` request goes to this provider as the client sent it (`model` replaced) when its route has no chunk
+     * hooks, instead of being translated there and back; false: translated (what only Anthropic takes still goes as sent).
+     */
+    nativeMessages: { type: 'boolean', default: true },
   },
 }
 
@@ -26,6 +31,7 @@ export interface AnthropicConfig {
   anthropicVersion: string
   defaultMaxTokens: number
   forwardClientBetas: boolean
+  nativeMessages: boolean
   models?: string[]
   headers?: Record<string, string>
   timeouts: { connectMs: number; firstByteMs: number; idleMs: number }

@@ -328,7 +328,8 @@ beforeAll(async () => {
       openai: { type: 'openai', baseUrl: openai.url, apiKey: 'sk-fuzz-openai-0001' },
       compat: { type: 'openai-compatible', baseUrl: compat.url, apiKey: 'vllm-fuzz-key-0001' },
       azure: { type: 'azure-openai', baseUrl: azure.url, apiKey: 'azure-fuzz-key-0001' },
-      anthropic: { type: 'anthropic', baseUrl: anthropic.url, apiKey: 'sk-ant-fuzz-0001' },
+      // The translation is fuzzed: /v1/messages translated to Anthropic too, not sent as it came (nativeMessages).
+      anthropic: { type: 'anthropic', baseUrl: anthropic.url, apiKey: 'sk-ant-fuzz-0001', nativeMessages: false },
       google: { type: 'google', baseUrl: gemini.url, apiKey: 'AIzaFuzzKey00000000000000000001' },
       ollama: { type: 'ollama', baseUrl: ollama.url },
     },

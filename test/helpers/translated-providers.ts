@@ -31,7 +31,8 @@ export async function startTranslatedProviders(): Promise<TranslatedProviders> {
     providers: {
       google: { type: 'google', baseUrl: google.url, apiKey: 'AIzaTranslatedKey0000000000001' },
       ollama: { type: 'ollama', baseUrl: ollama.url },
-      anthropic: { type: 'anthropic', baseUrl: anthropic.url, apiKey: 'sk-ant-translated-0001' },
+      // Translated from /v1/messages too (by default a Messages request goes to Anthropic as sent): these tests are of the translation.
+      anthropic: { type: 'anthropic', baseUrl: anthropic.url, apiKey: 'sk-ant-translated-0001', nativeMessages: false },
     },
   })
   const mocks = { google, ollama, anthropic }

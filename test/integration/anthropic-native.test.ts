@@ -32,6 +32,7 @@ beforeAll(async () => {
   g = await startCostGateway({
     providers: {
       claude: { type: 'anthropic', baseUrl: mock.url, apiKey: KEY },
+      claudet: { type: 'anthropic', baseUrl: mock.url, apiKey: KEY, nativeMessages: false },
       oa: { type: 'openai', baseUrl: oa.url, apiKey: 'sk-native-openai-0001' },
     },
     chains: { default: CHAIN },
@@ -51,6 +52,62 @@ const ask = (content: string, model = 'claude/claude-sonnet-4-5'): Anthropic.Mes
 
 /** The mock's prompt count for one user message (ceil(chars / 4)); the search adds 500 (see the mock). */
 const inputOf = (text: string): number => Math.max(1, Math.ceil(text.length / 4))
+
+describe('every /v1/messages request to an Anthropic provider goes as sent (nativeMessages, the default)', () => {
+  // A turn Claude Code sends: cache breakpoints on an assistant's tool_use block and on the tool_result, which the
+  // canonical form does not carry on a tool_use, and a citation in the history (translated: dropped).
+  const cc = { type: 'ephemeral' as const }
+  const turn = (model: string): Anthropic.MessageCreateParamsNonStreaming => ({
+    model, max_tokens: 64, system: [{ type: 'text', text: 'Be brief.', cache_control: cc }],
+    tools: [{ name: 'weather', input_schema: { type: 'object' }, cache_control: cc }],
+    messages: [
+      { role: 'user', content: 'weather in Paris?' },
+      { role: 'assistant', content: [
+        { type: 'text', text: 'Checking.', citations: [{ type: 'char_location', cited_text: 'Paris', document_index: 0, document_title: null, start_char_index: 0, end_char_index: 5 }] },
+        { type: 'tool_use', id: 'toolu_1', name: 'weather', input: { city: 'Paris' }, cache_control: cc },
+      ] },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'sunny', cache_control: cc }] },
+    ],
+  })
+
+  it('the body exactly as the client sent it (model replaced), the answer exactly as Anthropic sent it, usage metered', async () => {
+    const r = await client().messages.create(turn('claude/claude-sonnet-4-5'))
+    expect(mock.requests.at(-1)!.body).toEqual({ ...JSON.parse(JSON.stringify(turn('claude/claude-sonnet-4-5'))), model: 'claude-sonnet-4-5' })
+    expect(r.model).toBe('claude-sonnet-4-5')
+    expect((r.content[0] as Anthropic.TextBlock).text).toBe('tool result: sunny')
+    const [o] = await g.completed(1)
+    expect(o!.usage).toMatchObject({ prompt_tokens: r.usage.input_tokens, completion_tokens: r.usage.output_tokens })
+    expect(o!.late?.usd).toBeGreaterThan(0)
+  })
+
+  it('streamed: message_start carries the real input usage (translated streams report it only at the end)', async () => {
+    const events: Anthropic.MessageStreamEvent[] = []
+    const s = client().messages.stream(turn('claude/claude-sonnet-4-5')).on('streamEvent', (e) => { events.push(e) })
+    const final = await s.finalMessage()
+    expect(final.content).toEqual([{ type: 'text', text: 'tool result: sunny' }])
+    const start = events.find((e) => e.type === 'message_start') as Anthropic.RawMessageStartEvent
+    expect(start.message.usage.input_tokens).toBeGreaterThan(0)
+    expect(mock.requests.at(-1)!.body.messages[1].content[1].cache_control).toEqual(cc)
+  })
+
+  it('nativeMessages: false translates it (the tool_use breakpoint and the citation are not carried; the model named as asked)', async () => {
+    const r = await client().messages.create(turn('claudet/claude-sonnet-4-5'))
+    expect(r.model).toBe('claudet/claude-sonnet-4-5')
+    const sent = mock.requests.at(-1)!.body
+    expect(sent.messages[1].content).toEqual([{ type: 'text', text: 'Checking.' }, { type: 'tool_use', id: 'toolu_1', name: 'weather', input: { city: 'Paris' } }])
+    // The tool_result's breakpoint is carried by the translation too.
+    expect(sent.messages[2].content[0].cache_control).toEqual(cc)
+  })
+
+  it('count_tokens counts the body as sent', async () => {
+    const { max_tokens: _, ...body } = turn('claude/claude-sonnet-4-5')
+    const r = await fetch(`${g.url}/v1/messages/count_tokens`, {
+      method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': ADMIN_KEY, 'anthropic-version': '2023-06-01' }, body: JSON.stringify(body),
+    })
+    expect(r.status).toBe(200)
+    expect(mock.requests.at(-1)!.body).toEqual({ ...JSON.parse(JSON.stringify(body)), model: 'claude-sonnet-4-5' })
+  })
+})
 
 describe('server tools through /v1/messages to an Anthropic provider', () => {
   it('web search, not streamed: the blocks, citations and usage as Anthropic sent them; the body went upstream as sent', async () => {

@@ -40,7 +40,8 @@ const CASES: Case[] = [
   { label: 'openai (pass-through)', provider: 'openai', model: 'gpt-4o', hooked: false, mock: () => mocks['openai']!, openaiWire: true },
   { label: 'openai (chunk hook)', provider: 'openai', model: 'gpt-4o', hooked: true, mock: () => mocks['openai']!, openaiWire: true },
   { label: 'azure-openai', provider: 'azure', model: 'gpt-4o', hooked: false, mock: () => mocks['azure']!, openaiWire: true },
-  { label: 'anthropic', provider: 'anthropic', model: 'claude-sonnet-4-5', hooked: false, mock: () => mocks['anthropic']! },
+  // nativeMessages: false below, so /v1/messages is translated here too; the native lane is the next case.
+  { label: 'anthropic (translated)', provider: 'anthropic', model: 'claude-sonnet-4-5', hooked: false, mock: () => mocks['anthropic']! },
   { label: 'anthropic (native: a server tool)', provider: 'anthropic', model: 'claude-sonnet-4-5', hooked: false, mock: () => mocks['anthropic']!, native: true },
   { label: 'google', provider: 'google', model: 'gemini-2.5-flash', hooked: false, mock: () => mocks['google']! },
   { label: 'ollama', provider: 'ollama', model: 'llama3.2', hooked: false, mock: () => mocks['ollama']!, errorContent: 'please stream error now' },
@@ -67,7 +68,7 @@ function config(urls: Record<string, string>, hook: boolean): Record<string, unk
       openai: { type: 'openai', baseUrl: urls['openai'], apiKey: 'sk-midstream-openai-0001', timeouts: t },
       compat: { type: 'openai-compatible', baseUrl: urls['compat'], apiKey: 'vllm-midstream-key-0001', timeouts: t },
       azure: { type: 'azure-openai', baseUrl: urls['azure'], apiKey: 'azure-midstream-key-0001', timeouts: t },
-      anthropic: { type: 'anthropic', baseUrl: urls['anthropic'], apiKey: 'sk-ant-midstream-0001', timeouts: t },
+      anthropic: { type: 'anthropic', baseUrl: urls['anthropic'], apiKey: 'sk-ant-midstream-0001', timeouts: t, nativeMessages: false },
       google: { type: 'google', baseUrl: urls['google'], apiKey: 'AIzaMidstreamKey00000000000001', timeouts: t },
       ollama: { type: 'ollama', baseUrl: urls['ollama'], timeouts: t },
     },
