@@ -224,6 +224,8 @@ export const SERVERS: ServerDef[] = [
     providers: {
       mock: { type: 'openai', baseUrl: `${ctx.mockOrigin}/v1`, apiKey: 'sk-bench' },
       claude: { type: 'anthropic', baseUrl: `http://127.0.0.1:${ctx.ports['anthropic-mock']}`, apiKey: 'sk-ant-bench' },
+      // The same upstream with /v1/messages translated there and back (the `claude` provider sends it as it came).
+      claudet: { type: 'anthropic', baseUrl: `http://127.0.0.1:${ctx.ports['anthropic-mock']}`, apiKey: 'sk-ant-bench', nativeMessages: false },
     },
   })),
   // Issue 4: an alias of one target against one of five, health tracking on (all point at the mock).
@@ -260,6 +262,10 @@ export const SERVERS: ServerDef[] = [
 const chat = (model: string, stream = false) => (ctx: Ctx): RequestDef =>
   ({ path: '/v1/chat/completions', method: 'POST', headers: json(ctx), body: chatBody(model, stream) })
 
+/** An Anthropic Messages request (`/v1/messages`), as the Anthropic SDK sends it. */
+const messages = (model: string, stream = false) => (ctx: Ctx): RequestDef =>
+  ({ path: '/v1/messages', method: 'POST', headers: { ...json(ctx), 'anthropic-version': '2023-06-01' }, body: JSON.stringify({ model, max_tokens: 256, messages: MESSAGES, ...(stream ? { stream: true } : {}) }) })
+
 const execute = (server: string) => (ctx: Ctx): RequestDef =>
   ({ path: '/api/v1/mcp/execute', method: 'POST', headers: json(ctx), body: JSON.stringify({ prompt: execPrompt(ctx, server), environment: 'production', variables: { who: 'the benchmark' } }) })
 
@@ -276,6 +282,9 @@ export const SCENARIOS: ScenarioDef[] = [
   // comparison of translation against pass-through without the difference between two processes.
   { name: 'gw-translate-pt', label: '(3) OpenAI in → OpenAI mock (pass-through), translating gateway', server: 'gw-translate', procs: ['gw-translate', 'mock', 'anthropic-mock'], request: chat('mock/gpt-4o'), saturation: true, paced: false },
   { name: 'gw-translate-pt-stream', label: '(3) stream: OpenAI in → OpenAI mock (pass-through), translating gateway', server: 'gw-translate', procs: ['gw-translate', 'mock', 'anthropic-mock'], request: chat('mock/gpt-4o', true), saturation: true, paced: false },
+  // Anthropic in → Anthropic mock: as sent (nativeMessages, the default) against translated there and back.
+  { name: 'gw-messages-native-stream', label: '(3) stream: Anthropic in → Anthropic mock, as sent', server: 'gw-translate', procs: ['gw-translate', 'anthropic-mock'], request: messages('claude/claude-sonnet-4-5', true), saturation: true, paced: false },
+  { name: 'gw-messages-translated-stream', label: '(3) stream: Anthropic in → Anthropic mock, translated both ways', server: 'gw-translate', procs: ['gw-translate', 'anthropic-mock'], request: messages('claudet/claude-sonnet-4-5', true), saturation: true, paced: false },
   { name: 'gw-alias1', label: '(4) alias with 1 target', server: 'gw-alias', procs: ['gw-alias', 'mock'], request: chat('one'), saturation: false, paced: true },
   { name: 'gw-alias5', label: '(4) alias with 5 targets, health tracking', server: 'gw-alias', procs: ['gw-alias', 'mock'], request: chat('five'), saturation: false, paced: true },
   { name: 'gw-auth', label: '(6) auth only', server: 'gw-auth', procs: ['gw-auth', 'mock'], request: chat('mock/gpt-4o'), saturation: true, paced: false },
@@ -297,6 +306,7 @@ const RATIO_PAIRS: Array<{ num: string; den: string }> = [
   { num: 'gw-default-stream', den: 'bare-stream' },
   { num: 'gw-core', den: 'bare' },
   { num: 'gw-translate', den: 'gw-core' },
+  { num: 'gw-messages-native-stream', den: 'gw-messages-translated-stream' },
   { num: 'gw-translate-stream', den: 'gw-core-stream' },
   { num: 'gw-translate', den: 'gw-translate-pt' },
   { num: 'gw-translate-stream', den: 'gw-translate-pt-stream' },
@@ -594,7 +604,8 @@ async function sanityCheck(s: ScenarioDef, ctx: Ctx): Promise<void> {
   })
   const text = await res.body.text()
   const streaming = req.body?.includes('"stream":true') === true
-  if (res.statusCode !== 200 || (streaming ? !text.includes('data: [DONE]') : !text.includes('"chat.completion"'))) {
+  const complete = req.path === '/v1/messages' ? (streaming ? text.includes('event: message_stop') : text.includes('"type":"message"')) : streaming ? text.includes('data: [DONE]') : text.includes('"chat.completion"')
+  if (res.statusCode !== 200 || !complete) {
     throw new Error(`sanity check of ${s.name} failed: HTTP ${res.statusCode}: ${text.slice(0, 300)}`)
   }
 }
