@@ -319,6 +319,8 @@ export interface NativeMessagesTarget {
   readonly defaultMaxTokens: number
   /** Every `/v1/messages` request it can take goes as sent, not only those the canonical form cannot carry (config `nativeMessages`). */
   readonly always: boolean
+  /** Whether a request may give the provider this server tool type (config `serverTools`). */
+  serverToolAllowed(type: string): boolean
   /** Maps an upstream error body to a GatewayError with the provider's code kept. */
   toError(status: number, body: string, headers: Record<string, string | string[] | undefined>): GatewayError
 }

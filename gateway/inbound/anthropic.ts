@@ -418,7 +418,8 @@ const REQUEST_CODES: ReadonlySet<string> = new Set(['MCP_ERR_REQ_BODY_INVALID', 
  * canonical request the error is about (its client body gives the `messages[...]` paths).
  */
 function messageOf(e: GatewayError, chat?: ChatRequest): string {
-  if (!REQUEST_CODES.has(e.code)) return e.message
+  // A native-only refusal names the client's own field already (gateway/upstream/native-messages.ts).
+  if (!REQUEST_CODES.has(e.code) || e.details === 'request.native_only') return e.message
   let message = e.message
   const param = e.param
   if (param !== null) {

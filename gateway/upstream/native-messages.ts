@@ -33,6 +33,17 @@ function refuse(need: NativeOnly, why: string): GatewayError {
   return new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason: `${need.field}: ${need.reason}; only an Anthropic provider takes such a request as sent, and ${why}` }, { param: need.field, details: 'request.native_only' })
 }
 
+/** A 400 naming the first server tool the provider's config does not allow (`serverTools`). */
+function checkServerTools(body: Obj, adapter: ProviderAdapter): void {
+  const tools = body['tools']
+  if (!Array.isArray(tools)) return
+  for (let i = 0; i < tools.length; i++) {
+    const type = (tools[i] as Obj | null)?.['type']
+    if (typeof type !== 'string' || type === 'custom' || adapter.nativeMessages!.serverToolAllowed(type)) continue
+    throw new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason: `tools[${i}].type: server tool '${type}' is not allowed by provider ${adapter.name} (its serverTools)` }, { param: `tools[${i}].type`, details: 'request.native_only' })
+  }
+}
+
 /** What a native-only request sends upstream: the client's body with the target's model. */
 function nativeBody(chat: ChatRequest, model: string, defaultMaxTokens: number | undefined): Obj {
   const body: Obj = { ...clientBodyOf(chat), model }
@@ -75,6 +86,7 @@ export function nativeRequestOf(ctx: RequestCtx): Obj | undefined {
 export async function openNativeMessages(ctx: RequestCtx, adapter: ProviderAdapter): Promise<UpstreamResponse> {
   const nt = adapter.nativeMessages!
   const body = nativeBody(ctx.chat!, ctx.model, nt.defaultMaxTokens)
+  checkServerTools(body, adapter)
   const beta = ctx.req.headers['anthropic-beta']
   const betas = nt.betaHeaders(Array.isArray(beta) ? beta.join(',') : beta)
   const head = await openHttp(nt.dispatcher, {

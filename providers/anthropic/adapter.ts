@@ -50,6 +50,13 @@ export function betaHeaders(cfg: AnthropicConfig): ((params: ExecuteParams) => R
   }
 }
 
+/** Exact names, or prefixes ending in `*` (`*` alone: any). */
+function patternsMatcher(patterns: readonly string[]): (name: string) => boolean {
+  const exact = new Set(patterns.filter((p) => !p.endsWith('*')))
+  const prefixes = patterns.filter((p) => p.endsWith('*')).map((p) => p.slice(0, -1))
+  return (name) => exact.has(name) || prefixes.some((p) => name.startsWith(p))
+}
+
 /** A validated copy with the schema defaults applied (the caller's object is left as it was). */
 function withDefaults(config: ProviderConfig): AnthropicConfig {
   const copy = structuredClone(config) as unknown as AnthropicConfig
@@ -73,6 +80,7 @@ export function createAnthropicAdapter(name: string, config: ProviderConfig, dep
     betaHeaders: (clientBeta) => (callHeaders && clientBeta !== undefined ? callHeaders({ anthropicBeta: clientBeta } as ExecuteParams) : undefined),
     defaultMaxTokens: cfg.defaultMaxTokens,
     always: cfg.nativeMessages,
+    serverToolAllowed: patternsMatcher(cfg.serverTools),
     toError: (status, body, h) => toAnthropicError(name, status, body, h),
   }
   return new HttpAdapter({

@@ -21,6 +21,12 @@ export const anthropicConfigSchema: JSONSchema = {
      * hooks, instead of being translated there and back; false: translated (what only Anthropic takes still goes as sent).
      */
     nativeMessages: { type: 'boolean', default: true },
+    /**
+     * The server tools a request may give this provider (its `tools[i].type`: `web_search_20250305`, ...), exact or a
+     * prefix ending in `*`; the others are a 400 naming the tool. Server tools run, and are billed, on the provider's
+     * key: `[]` allows none.
+     */
+    serverTools: { type: 'array', items: { type: 'string', pattern: '^[A-Za-z0-9_.-]*\\*?$', minLength: 1, maxLength: 100 }, default: ['*'] },
   },
 }
 
@@ -32,6 +38,7 @@ export interface AnthropicConfig {
   defaultMaxTokens: number
   forwardClientBetas: boolean
   nativeMessages: boolean
+  serverTools: string[]
   models?: string[]
   headers?: Record<string, string>
   timeouts: { connectMs: number; firstByteMs: number; idleMs: number }

@@ -33,6 +33,7 @@ beforeAll(async () => {
     providers: {
       claude: { type: 'anthropic', baseUrl: mock.url, apiKey: KEY },
       claudet: { type: 'anthropic', baseUrl: mock.url, apiKey: KEY, nativeMessages: false },
+      strict: { type: 'anthropic', baseUrl: mock.url, apiKey: KEY, serverTools: ['web_fetch_*'] },
       oa: { type: 'openai', baseUrl: oa.url, apiKey: 'sk-native-openai-0001' },
     },
     chains: { default: CHAIN },
@@ -191,6 +192,28 @@ describe('server tools through /v1/messages to an Anthropic provider', () => {
     })
     expect(c.status).toBe(400)
     expect(((await c.json()) as { error: { message: string } }).error.message).toContain('tools[0].type')
+  })
+
+  it('the 400 names the client\'s own path (a system prompt moves the canonical indexes, not this one)', async () => {
+    const e = await client().messages.create({
+      model: 'oa/gpt-4o', max_tokens: 64, system: 'Be brief.',
+      messages: [
+        { role: 'user', content: 'news?' },
+        { role: 'assistant', content: [{ type: 'server_tool_use', id: 'srvtoolu_1', name: 'web_search', input: { query: 'news' } }, { type: 'text', text: 'Found.' }] },
+        { role: 'user', content: 'more' },
+      ],
+    }).catch((x: unknown) => x) as InstanceType<typeof Anthropic.APIError>
+    expect((e.error as { error: { message: string } }).error.message).toMatch(/^Invalid request body: messages\[1\]\.content\[0\]\.type: content block type 'server_tool_use' is not translated/)
+  })
+
+  it('a server tool the provider\'s serverTools does not allow is a 400 naming it; nothing sent upstream', async () => {
+    const e = await client().messages.create({ ...ask('Please search'), model: 'strict/claude-sonnet-4-5', tools: [{ name: 'f', input_schema: { type: 'object' } }, SEARCH] }).catch((x: unknown) => x) as InstanceType<typeof Anthropic.APIError>
+    expect(e).toBeInstanceOf(Anthropic.BadRequestError)
+    expect((e.error as { error: { message: string } }).error.message).toContain("tools[1].type: server tool 'web_search_20250305' is not allowed by provider strict (its serverTools)")
+    expect(mock.requests).toHaveLength(0)
+    // A fetch it allows goes through.
+    await client().beta.messages.create({ model: 'strict/claude-sonnet-4-5', max_tokens: 64, tools: [{ type: 'web_fetch_20250910', name: 'web_fetch' }], messages: [{ role: 'user', content: 'echo hi' }] })
+    expect(mock.requests).toHaveLength(1)
   })
 
   it('upstream errors before the first byte keep Anthropic\'s type, status and retry-after', async () => {
