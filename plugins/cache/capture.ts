@@ -7,6 +7,8 @@
 import type { RawUpstream, UpstreamResponse } from '../../gateway/pipeline/types.ts'
 import { ChunkAggregator } from '../../providers/shared/aggregate.ts'
 import { createSseParser } from '../../providers/shared/sse.ts'
+import { fromAnthropicMessage } from '../../providers/anthropic/response.ts'
+import { createAnthropicStreamMapper } from '../../providers/anthropic/stream.ts'
 import type { ChatChunk, ChatResponse, ChatStream } from '../../providers/types.ts'
 
 /** A response worth caching: a chat completion whose every choice finished. */
@@ -34,8 +36,12 @@ function tapRaw(raw: RawUpstream, onData: (b: Buffer) => void, onEnd: () => void
   }
 }
 
-/** Calls `store` with the answer once it is complete; returns the upstream response to deliver (maybe wrapped). */
-export function capture(up: UpstreamResponse, stream: boolean, maxBytes: number, store: (r: ChatResponse) => void): UpstreamResponse {
+/**
+ * Calls `store` with the answer once it is complete; returns the upstream response to deliver (maybe wrapped).
+ * `anthropic`: pass-through bytes are Anthropic's own Message or Messages stream (a `/v1/messages` request sent as it
+ * came, gateway/upstream/native-messages.ts), stored in the canonical form as the anthropic adapter reads it.
+ */
+export function capture(up: UpstreamResponse, stream: boolean, maxBytes: number, store: (r: ChatResponse) => void, anthropic = false): UpstreamResponse {
   switch (up.kind) {
     case 'json':
       if (complete(up.response)) store(up.response)
@@ -59,17 +65,25 @@ export function capture(up: UpstreamResponse, stream: boolean, maxBytes: number,
           }, () => {
             if (over) return
             try {
-              const r = JSON.parse(Buffer.concat(parts).toString('utf8')) as unknown
+              const json = JSON.parse(Buffer.concat(parts).toString('utf8')) as unknown
+              const r = anthropic ? fromAnthropicMessage(json, 'cache') : json
               if (complete(r)) store(r)
-            } catch { /* not JSON: not cached */ }
+            } catch { /* not JSON, or not a Message: not cached */ }
           }),
         }
       }
       const agg = new ChunkAggregator()
       let done = false
       let bad = false
+      const mapper = anthropic ? createAnthropicStreamMapper('cache', '') : undefined
       const parser = createSseParser((ev) => {
         if (bad) return
+        if (mapper) {
+          // Anthropic's events through the adapter's own mapper (an error event throws: not cached).
+          try { for (const c of mapper.push(ev) ?? []) agg.add(c) } catch { bad = true }
+          if (ev.event === 'message_stop') done = true
+          return
+        }
         if (ev.data === '[DONE]') { done = true; return }
         try { agg.add(JSON.parse(ev.data) as ChatChunk) } catch { bad = true }
       })

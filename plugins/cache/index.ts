@@ -6,7 +6,8 @@
  *                      leaves the router (`ctx.alias` cleared: no target is tried, none is counted, a hit
  *                      answers even when every provider is down) and its cost is 0
  *   interceptUpstream  a hit answers without calling `next` (JSON, or replayed as a stream); a miss's
- *                      complete answer is stored (JSON, translated stream, or pass-through bytes tapped)
+ *                      complete answer is stored (JSON, translated stream, or pass-through bytes tapped:
+ *                      OpenAI-shaped, or Anthropic's own for a /v1/messages request sent as it came)
  *
  * The answer says `x-mcp-cache: hit|miss` (`bypass` when opted in but not cacheable). Metrics:
  * mcp_cache_hits_total, mcp_cache_misses_total, mcp_cache_saved_usd_total (each hit adds what the
@@ -186,7 +187,7 @@ export function createCachePlugin(opts: CachePluginOptions = {}): PluginFactory<
               const value = JSON.stringify(entry)
               if (value.length > config.maxEntryBytes) { bypass.labels('too_large').inc(); return }
               put(s.key, value)
-            })
+            }, ctx.inbound === 'anthropic')
           }
         },
       }

@@ -13,6 +13,7 @@ import { createCachePlugin, cachePlugin } from '../../plugins/cache/index.ts'
 import { cacheKey, stableStringify } from '../../plugins/cache/key.ts'
 import { ADMIN_KEY, type TestGateway } from '../helpers/gateway.ts'
 import { startOpenAIMock, type OpenAIMock } from '../helpers/openai-mock.ts'
+import { startAnthropicMock } from '../helpers/anthropic-mock.ts'
 import { adminGet, chat, deletePrefix, metricValue, REDIS_URL, redisAvailable, startTestGateway, until } from '../budget/helpers.ts'
 
 let n = 0
@@ -127,6 +128,41 @@ describe('cache through the gateway (in-process LRU)', () => {
     expect(b.headers.get('x-mcp-cache')).toBe('hit')
     expect(await b.json()).toEqual(ja)
     expect(mock.requests).toHaveLength(1)
+  })
+
+  it('Anthropic\'s own answers to /v1/messages (sent as they came, nativeMessages) are cached, streamed or not', async () => {
+    const anthropic = await startAnthropicMock()
+    try {
+      tg = await startTestGateway({ ...settings(mock, {}), providers: { claude: { type: 'anthropic', baseUrl: anthropic.url, apiKey: 'sk-ant-cache-test' } } })
+      const send = (content: string, stream = false): Promise<Response> => fetch(`${tg!.url}/v1/messages`, {
+        method: 'POST',
+        headers: { 'x-api-key': ADMIN_KEY, 'content-type': 'application/json', 'anthropic-version': '2023-06-01' },
+        body: JSON.stringify({ model: 'claude/claude-sonnet-4-5', max_tokens: 20, temperature: 0, stream, messages: [{ role: 'user', content }] }),
+      })
+      const a = await send('echo one')
+      expect(a.headers.get('x-mcp-cache')).toBe('miss')
+      const ja = await a.json() as { content: unknown; model: string }
+      expect(ja.model).toBe('claude-sonnet-4-5') // Anthropic's own answer
+      const b = await send('echo one')
+      expect(b.headers.get('x-mcp-cache')).toBe('hit')
+      expect((await b.json() as { content: unknown }).content).toEqual(ja.content)
+      expect(anthropic.requests).toHaveLength(1)
+
+      // A streamed miss (Anthropic's events, tapped) fills the cache for the next request, streamed or not.
+      const miss = await send('echo two', true)
+      expect(miss.headers.get('x-mcp-cache')).toBe('miss')
+      expect(await miss.text()).toContain('event: message_stop')
+      await until(async () => {
+        const r = await send('echo two')
+        const hit = r.headers.get('x-mcp-cache') === 'hit'
+        if (hit) expect((await r.json() as { content: unknown }).content).toEqual([{ type: 'text', text: 'echo: two' }])
+        else await r.arrayBuffer()
+        return hit
+      })
+      expect(anthropic.requests).toHaveLength(2)
+    } finally {
+      await anthropic.close()
+    }
   })
 
   it('entries expire after the TTL (injectable clock)', async () => {
