@@ -12,7 +12,8 @@ import type { PluginDeps } from '../../gateway/pipeline/types.ts'
 import type { ChatRequest } from '../../providers/types.ts'
 import type { BudgetConfig } from './config.ts'
 import type { RequestCtx } from '../../gateway/context.ts'
-import { nanoToUsd, ownPricing, picoToNano, promptTokens, requestedMaxOutput, worstCostNano, worstPrices, WORST_PRICES_TTL_MS, type Pricing } from './estimate.ts'
+import { maxWebSearches, nanoToUsd, ownPricing, picoToNano, promptTokens, requestedMaxOutput, worstCostNano, worstPrices, WORST_PRICES_TTL_MS, type Pricing } from './estimate.ts'
+import { anthropicToCanonical } from '../../gateway/inbound/anthropic.ts'
 import { budgetPlugin, createBudgetPlugin, fmtUsd, usedPercent } from './index.ts'
 import { periodLabel, periodWindow } from './period.ts'
 import { COUNTER_RETENTION_MS, LocalBudgetStore, type CounterSpec } from './store.ts'
@@ -174,6 +175,27 @@ describe('worst-case estimate', () => {
       expect(promptTokens(chat, undefined, { ...est, charsPerToken })).toBe(4 * 4 + 1105 + Math.ceil(text.length / charsPerToken))
     }
     expect(promptTokens({ model: 'm', messages: [{ role: 'user', content: '' }] }, undefined, est)).toBe(4)
+  })
+
+  it('a native-only Messages request counts its whole body as sent (search results in the history are input), and its web searches', () => {
+    const result = { type: 'web_search_result', url: 'https://example.com', title: 't', encrypted_content: 'x'.repeat(4000) }
+    const body = {
+      model: 'claude/claude-sonnet-4-5', max_tokens: 64,
+      tools: [{ type: 'web_search_20250305', name: 'web_search', max_uses: 3 }, { type: 'web_search_20260209', name: 'web_search2', max_uses: 2 }, { type: 'web_fetch_20250910', name: 'web_fetch', max_uses: 9 }],
+      messages: [
+        { role: 'user', content: 'news?' },
+        { role: 'assistant', content: [{ type: 'server_tool_use', id: 's1', name: 'web_search', input: { query: 'news' } }, { type: 'web_search_tool_result', tool_use_id: 's1', content: [result] }, { type: 'text', text: 'Found.' }] },
+        { role: 'user', content: 'more' },
+      ],
+    }
+    const chat = anthropicToCanonical(body)
+    expect(promptTokens(chat, undefined, est)).toBe(chat.messages.length * 4 + Math.ceil(JSON.stringify(body).length / 4))
+    expect(promptTokens(chat, undefined, est)).toBeGreaterThan(1000)
+    expect(maxWebSearches(chat)).toBe(5) // web fetches have no fee
+    // Without a server tool the request is canonical: counted as such, no searches.
+    const plain = anthropicToCanonical({ model: 'm', max_tokens: 5, messages: [{ role: 'user', content: 'abcd' }] })
+    expect(promptTokens(plain, undefined, est)).toBe(4 + 1)
+    expect(maxWebSearches(plain)).toBe(0)
   })
 
   it("the deprecated function calling counts like its tool form (functions, an assistant's function_call)", () => {

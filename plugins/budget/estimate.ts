@@ -13,6 +13,7 @@ import type { PriceEntry, TokenPrices } from '../../gateway/cost/catalogue.ts'
 import { DEFAULT_PROVIDER_TYPE_MAP, Pricing as CostPricing } from '../../gateway/cost/pricing.ts'
 import { countTokens } from '../../gateway/cost/estimate.ts'
 import type { CompiledAlias } from '../../gateway/routing/alias.ts'
+import { clientBodyOf, nativeOnlyOf } from '../../gateway/inbound/anthropic-paths.ts'
 import type { ChatRequest, EmbeddingRequest, Usage } from '../../providers/types.ts'
 import type { BudgetConfig } from './config.ts'
 
@@ -31,6 +32,8 @@ export interface WorstPrices {
    * thresholds: a prompt over it may be priced at them (gateway/cost/catalogue.ts tierFor).
    */
   long?: { threshold: number; input: number; output: number }
+  /** The highest fee per web search (pico-USD) of the candidates that have one (PriceEntry.webSearch). */
+  webSearch?: number
 }
 
 export interface Pricing {
@@ -113,6 +116,7 @@ function computeWorst(ctx: RequestCtx, pricing: Pricing, at: number): WorstPrice
     if (!p) { w.unpriced = true; return }
     w.input = Math.max(w.input, p.input, p.cacheWrite)
     w.output = Math.max(w.output, p.output, p.reasoning)
+    if (p.webSearch !== undefined) w.webSearch = Math.max(w.webSearch ?? 0, p.webSearch)
     const l = p.longContext
     if (l) {
       const cur = w.long ?? { threshold: l.threshold, input: 0, output: 0 }
@@ -147,10 +151,21 @@ function addText(p: PromptText, s: string): void {
   else p.text += s
 }
 
-/** Prompt tokens of a chat: its messages' text, tool calls, tools and JSON schema, plus per-message and per-image allowances. */
+/**
+ * Prompt tokens of a chat: its messages' text, tool calls, tools and JSON schema, plus per-message and per-image
+ * allowances. A native-only Messages request (server tools, their results in the history: gateway/upstream/
+ * native-messages.ts) has parts its canonical form does not hold: its whole body as the client sent it is counted.
+ */
 function chatPromptTokens(chat: ChatRequest, est: Estimate): number {
   const p: PromptText = { byLength: est.method === 'chars', chars: 0, text: '' }
   let n = 0
+  if (nativeOnlyOf(chat) !== undefined) {
+    const body = clientBodyOf(chat)
+    if (body !== undefined) {
+      addText(p, JSON.stringify(body))
+      return chat.messages.length * est.perMessageTokens + (p.byLength ? Math.ceil(p.chars / est.charsPerToken) : tokensOf(p.text, est))
+    }
+  }
   for (const m of chat.messages) {
     n += est.perMessageTokens
     const c = m.content
@@ -201,6 +216,21 @@ export function requestedMaxOutput(chat: ChatRequest | undefined): number | unde
 export function choices(chat: ChatRequest | undefined): number {
   const n = chat?.n
   return typeof n === 'number' && Number.isInteger(n) && n > 1 ? n : 1
+}
+
+/**
+ * The most web searches a request's server tools may make: the `max_uses` of its web search tools (a native-only
+ * Messages request). One without `max_uses` has no bound to reserve for (docs/budgets.md); 0 for any other request.
+ */
+export function maxWebSearches(chat: ChatRequest | undefined): number {
+  if (chat === undefined || nativeOnlyOf(chat) === undefined) return 0
+  const tools = clientBodyOf(chat)?.['tools']
+  if (!Array.isArray(tools)) return 0
+  let n = 0
+  for (const t of tools as { type?: unknown; max_uses?: unknown }[]) {
+    if (typeof t?.type === 'string' && t.type.startsWith('web_search_') && typeof t.max_uses === 'number' && Number.isInteger(t.max_uses) && t.max_uses > 0) n += t.max_uses
+  }
+  return n
 }
 
 /** nano-USD of a token count at worst prices (pico per token). */

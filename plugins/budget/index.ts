@@ -29,7 +29,7 @@ import { createCutoffHook } from './cutoff.ts'
 import { refreshIntervalMs, ReservationKeepalive, type Held } from './keepalive.ts'
 import { applyDowngrade } from './downgrade.ts'
 import {
-  choices, nanoToUsd, outputTokensOf, ownPricing, picoToNano, pricingOf, promptTokens, requestedMaxOutput, usageTokens, worstCostNano, worstPrices,
+  choices, maxWebSearches, nanoToUsd, outputTokensOf, ownPricing, picoToNano, pricingOf, promptTokens, requestedMaxOutput, usageTokens, worstCostNano, worstPrices,
   type Pricing, type WorstPrices,
 } from './estimate.ts'
 import { periodWindow } from './period.ts'
@@ -462,7 +462,10 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
             }
           }
         }
-        const amount: Units = cacheHit ? [0, 0, 1] : [Math.min(worstCostNano(prompt, maxOut, worst), MAX_UNITS), Math.min(prompt + maxOut, MAX_UNITS), 1]
+        // Server tools' web searches (a native-only Messages request) at the highest fee a candidate charges.
+        const searches = chat && worst.webSearch !== undefined ? maxWebSearches(chat) : 0
+        const usd = worstCostNano(prompt, maxOut, worst) + (searches > 0 ? picoToNano(searches * worst.webSearch!) : 0)
+        const amount: Units = cacheHit ? [0, 0, 1] : [Math.min(usd, MAX_UNITS), Math.min(prompt + maxOut, MAX_UNITS), 1]
         const s: BudgetSlot = {
           id: `${INSTANCE}:${(++reservations).toString(36)}`, counters, rules, placement: undefined, amount, promptTokens: prompt, worst, cacheHit,
           admitting: true, completed: false, settled: false,

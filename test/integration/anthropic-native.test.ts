@@ -16,7 +16,7 @@ import { loadCatalogue, PriceCatalogue } from '../../gateway/cost/catalogue.ts'
 import { normalizeUsage } from '../../gateway/cost/meter.ts'
 import { startAnthropicMock, WEB_CITATION, WEB_RESULT, type AnthropicMock } from '../helpers/anthropic-mock.ts'
 import { startOpenAIMock, type OpenAIMock } from '../helpers/openai-mock.ts'
-import { ADMIN_KEY } from '../helpers/gateway.ts'
+import { ADMIN_KEY, startGateway } from '../helpers/gateway.ts'
 import { CHAIN, startCostGateway, type CostGateway } from '../cost/harness.ts'
 
 const KEY = 'sk-ant-native-000000000001'
@@ -265,5 +265,31 @@ describe('server tools through /v1/messages to an Anthropic provider', () => {
     const s = await client().messages.stream(ask(`search ${KEY}`)).finalMessage()
     expect(JSON.stringify(s)).not.toContain(KEY)
     expect(JSON.stringify(g.logs())).not.toContain(KEY)
+  })
+})
+
+describe('budgets reserve for server tools', () => {
+  let b: Awaited<ReturnType<typeof startGateway>> | undefined
+  afterAll(async () => { await b?.close() })
+
+  it('a web search tool\'s max_uses at the search fee is reserved before the call; the settlement includes the fee', async () => {
+    b = await startGateway({
+      providers: { claude: { type: 'anthropic', baseUrl: mock.url, apiKey: KEY } },
+      plugins: { budget: { backend: 'local', keyPrefix: `test:native-budget:${process.pid}:`, budgets: [{ name: 'all', scope: 'global', period: 'day', amountUsd: 0.015 }] } },
+      chains: { default: ['request-id', 'auth', 'budget'] },
+    })
+    const c = new Anthropic({ apiKey: ADMIN_KEY, baseURL: b.url, maxRetries: 0 })
+    const search = (maxUses: number): Anthropic.MessageCreateParamsNonStreaming => ({ ...ask('Please search gateway news'), tools: [{ ...SEARCH, max_uses: maxUses }] })
+    // Tokens at worst about $0.004, and two searches $0.02: over $0.015, refused before the call.
+    const refused = await c.messages.create(search(2)).catch((x: unknown) => x) as InstanceType<typeof Anthropic.APIError>
+    expect(refused.status).toBe(402)
+    expect(mock.requests).toHaveLength(0)
+    // One search fits ($0.014); it costs 507 × $3 + 9 × $15 per million + $0.01 = $0.011656.
+    const ok = await c.messages.create(search(1))
+    expect(ok.usage.server_tool_use).toEqual({ web_search_requests: 1 })
+    // What is left ($0.003344) no longer covers a plain request's worst case (about $0.004): the fee was charged.
+    const after = await c.messages.create({ model: 'claude/claude-sonnet-4-5', max_tokens: 256, messages: [{ role: 'user', content: 'hi' }] }).catch((x: unknown) => x) as InstanceType<typeof Anthropic.APIError>
+    expect(after.status).toBe(402)
+    expect(mock.requests).toHaveLength(1)
   })
 })
