@@ -14,7 +14,7 @@ import Anthropic from '@anthropic-ai/sdk'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { loadCatalogue, PriceCatalogue } from '../../gateway/cost/catalogue.ts'
 import { normalizeUsage } from '../../gateway/cost/meter.ts'
-import { startAnthropicMock, WEB_CITATION, WEB_RESULT, type AnthropicMock } from '../helpers/anthropic-mock.ts'
+import { startAnthropicMock, thinkingSignature, WEB_CITATION, WEB_RESULT, type AnthropicMock } from '../helpers/anthropic-mock.ts'
 import { startOpenAIMock, type OpenAIMock } from '../helpers/openai-mock.ts'
 import { ADMIN_KEY, startGateway } from '../helpers/gateway.ts'
 import { CHAIN, startCostGateway, type CostGateway } from '../cost/harness.ts'
@@ -98,6 +98,27 @@ describe('every /v1/messages request to an Anthropic provider goes as sent (nati
     expect(sent.messages[1].content).toEqual([{ type: 'text', text: 'Checking.' }, { type: 'tool_use', id: 'toolu_1', name: 'weather', input: { city: 'Paris' } }])
     // The tool_result's breakpoint is carried by the translation too.
     expect(sent.messages[2].content[0].cache_control).toEqual(cc)
+  })
+
+  it('interleaved thinking keeps its places (translated, the thinking blocks go first)', async () => {
+    const thinking = (t: string): Anthropic.ThinkingBlockParam => ({ type: 'thinking', thinking: t, signature: thinkingSignature(t) })
+    const assistant: Anthropic.ContentBlockParam[] = [
+      thinking('First, the city.'), { type: 'text', text: 'Let me check.' }, thinking('Then the tool.'),
+      { type: 'tool_use', id: 'toolu_2', name: 'weather', input: { city: 'Paris' } },
+    ]
+    const body = (model: string): Anthropic.MessageCreateParamsNonStreaming => ({
+      model, max_tokens: 2048, thinking: { type: 'enabled', budget_tokens: 1024 },
+      tools: [{ name: 'weather', input_schema: { type: 'object' } }],
+      messages: [
+        { role: 'user', content: 'weather in Paris?' },
+        { role: 'assistant', content: assistant },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_2', content: 'sunny' }] },
+      ],
+    })
+    await client().messages.create(body('claude/claude-sonnet-4-5'))
+    expect(mock.requests.at(-1)!.body.messages[1].content).toEqual(assistant)
+    await client().messages.create(body('claudet/claude-sonnet-4-5'))
+    expect(mock.requests.at(-1)!.body.messages[1].content.map((b: { type: string }) => b.type)).toEqual(['thinking', 'thinking', 'text', 'tool_use'])
   })
 
   it('count_tokens counts the body as sent', async () => {
