@@ -11,7 +11,7 @@ import type { RawUpstream, UpstreamResponse } from './pipeline/types.ts'
 import { createSseParser } from '../providers/shared/sse.ts'
 import type { ChatChunk, ChatStream, FinishReason, TextLane, Usage } from '../providers/types.ts'
 import { deliverNativeMessages } from './upstream/native-messages.ts'
-import { maskTail, redactionOf, takeRead, terminated, type HeldBytes } from './raw-bytes.ts'
+import { maskTail, redactionOf, takeRead, terminated, writeRawHead, type HeldBytes } from './raw-bytes.ts'
 import { cutAttempt, usageWithAttempts } from './cost/attempt-usage.ts'
 
 const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' }
@@ -227,19 +227,7 @@ const TAIL = 8
  */
 function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promise<void> {
   const res = ctx.res
-  runResponseHeaders(ctx)
-  ctx.status = raw.status
-  const headers: Record<string, string | number> = { ...ctx.responseHeaders }
-  const ct = raw.headers['content-type']
-  headers['content-type'] = (Array.isArray(ct) ? ct[0] : ct) ?? (ctx.stream ? SSE_HEADERS['content-type'] : 'application/json')
-  if (ctx.stream) {
-    headers['cache-control'] = 'no-cache'
-    headers['x-accel-buffering'] = 'no'
-  } else {
-    const cl = raw.headers['content-length']
-    if (typeof cl === 'string') headers['content-length'] = cl
-  }
-  res.writeHead(raw.status, headers)
+  writeRawHead(ctx, raw)
 
   const redaction = redactionOf(ctx.adapter?.passthrough)
   let sawDone = false

@@ -3,7 +3,29 @@
  * gateway/upstream/native-messages.ts for Anthropic's): the provider's credentials masked wherever an upstream echoes
  * them, and a stream's unfinished last event held back until it ends.
  */
+import type { RequestCtx } from './context.ts'
+import type { RawUpstream } from './pipeline/types.ts'
 import { credentialsOf } from '../providers/shared/upstream-error.ts'
+
+/**
+ * The head of a pass-through answer: the route's response-header hooks run, then the upstream's status and content
+ * type (a stream's, or JSON's by default), with the stream's no-cache headers or the body's content length.
+ */
+export function writeRawHead(ctx: RequestCtx, raw: RawUpstream): void {
+  for (const h of ctx.route.onResponseHeaders) h(ctx)
+  ctx.status = raw.status
+  const headers: Record<string, string | number> = { ...ctx.responseHeaders }
+  const ct = raw.headers['content-type']
+  headers['content-type'] = (Array.isArray(ct) ? ct[0] : ct) ?? (ctx.stream ? 'text/event-stream; charset=utf-8' : 'application/json')
+  if (ctx.stream) {
+    headers['cache-control'] = 'no-cache'
+    headers['x-accel-buffering'] = 'no'
+  } else {
+    const cl = raw.headers['content-length']
+    if (typeof cl === 'string') headers['content-length'] = cl
+  }
+  ctx.res.writeHead(raw.status, headers)
+}
 
 /** A provider's credentials as the bytes an upstream could echo them in, with same-length masks (see redactChunk). */
 export interface Redaction {

@@ -10,8 +10,7 @@ import { ModelCatalog } from './model-catalog.ts'
 import { providerOfBareModel, resolveTarget } from './routing/resolve.ts'
 import { checkContentType, parseJson, readBody } from './http/body.ts'
 import { estimateChatPrompt, loadTokenizer } from './cost/estimate.ts'
-import { clientAnthropicBeta } from './upstream/open.ts'
-import { countNativeTokens, messagesLane } from './upstream/native-messages.ts'
+import { clientAnthropicBeta, countNativeTokens, messagesLane } from './upstream/native-messages.ts'
 import type { ChatRequest, EmbeddingRequest, ModelInfo } from '../providers/types.ts'
 
 function bodyError(reasons: string[], ctx: RequestCtx): GatewayError {

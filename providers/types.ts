@@ -315,8 +315,6 @@ export interface NativeMessagesTarget {
   readonly headers: Readonly<Record<string, string>>
   /** The call's `anthropic-beta` header (the config's betas and the client's merged), undefined when the client sent none. */
   betaHeaders(clientBeta: string | undefined): Record<string, string> | undefined
-  /** Used when the client sent no `max_tokens` (the Messages API requires it; the gateway's own validation does too). */
-  readonly defaultMaxTokens: number
   /** Every `/v1/messages` request it can take goes as sent, not only those the canonical form cannot carry (config `nativeMessages`). */
   readonly always: boolean
   /** Whether a request may give the provider this server tool type (config `serverTools`). */

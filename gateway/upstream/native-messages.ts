@@ -1,31 +1,32 @@
 /**
- * The Messages API as the client sent it: a `/v1/messages` request holding what the canonical form cannot carry
- * (server tools such as web search and code execution, their blocks in the history, citations, fields newer than
- * this gateway; gateway/inbound/anthropic.ts nativeOnly) goes to an Anthropic provider with only its `model`
- * replaced, and the answer comes back byte for byte: server_tool_use and web_search_tool_result blocks, citations,
- * pause_turn, whatever Anthropic adds next.
+ * The Messages API as the client sent it. A `/v1/messages` request routed to an Anthropic provider goes there with
+ * only its `model` replaced, and the answer comes back byte for byte (server_tool_use and web_search_tool_result
+ * blocks, citations, thinking blocks in place, pause_turn, whatever Anthropic adds next), when the provider sends
+ * Messages requests natively (config `nativeMessages`, the default) and nothing on the route needs the canonical form
+ * (chunk hooks, an alias that resumes cut streams); otherwise it is translated there and back. A request holding what
+ * the canonical form cannot carry (server tools, their blocks in the history, citations, fields newer than this
+ * gateway: gateway/inbound/anthropic.ts nativeOnly) can only go as sent: where it cannot, it is a 400 naming the
+ * client's field.
  *
- * Everything else about the request is the gateway's as usual: auth, limits, budgets (reserved from the canonical
- * estimate), routing, retries and fallbacks before the first byte, cost and usage (read from the answer's own
- * `usage`, the last `message_delta`'s counters superseding `message_start`'s, as Anthropic's SDKs read them), the
- * execution log. The provider's credentials are masked if an upstream echoes them, as in the OpenAI pass-through.
- *
- * A target that cannot take the body as sent (another provider type, a route whose plugins read canonical chunks,
- * stream recovery by resumption) refuses it with a 400 naming the client's field. A stream that fails after its first
- * byte ends with an Anthropic `error` event, never as a message that looks complete: cut before `message_stop`,
- * stalled past the idle timeout, or a malformed event. The upstream's own `error` event reaches the client as sent.
+ * Everything else about the request is the gateway's as usual: auth, limits, budgets (plugins/budget/estimate.ts
+ * counts a native-only body whole), routing, retries and fallbacks before the first byte, cost and usage (read from
+ * the answer's own `usage`, the last `message_delta`'s counters superseding `message_start`'s, as Anthropic's SDKs
+ * read them), the execution log, the cache. The provider's credentials are masked if an upstream echoes them, as in
+ * the OpenAI pass-through (gateway/raw-bytes.ts). A stream that fails after its first byte ends with an Anthropic
+ * `error` event, never as a message that looks complete: cut before `message_stop`, stalled past the idle timeout, or
+ * a malformed event. The upstream's own `error` event reaches the client as sent.
  */
 import { GatewayError } from '../errors.ts'
 import type { RequestCtx } from '../context.ts'
 import type { Inbound } from '../inbound/types.ts'
 import type { RawUpstream, UpstreamResponse } from '../pipeline/types.ts'
 import { clientBodyOf, nativeOnlyOf, type NativeOnly } from '../inbound/anthropic-paths.ts'
-import { maskTail, redactionOf, takeRead, terminated, type HeldBytes } from '../raw-bytes.ts'
+import { maskTail, redactionOf, takeRead, terminated, writeRawHead, type HeldBytes } from '../raw-bytes.ts'
 import { openHttp } from '../../providers/shared/http.ts'
 import { createSseParser } from '../../providers/shared/sse.ts'
 import { credentialsOf, redactCredentials } from '../../providers/shared/upstream-error.ts'
 import { toCanonicalUsage, toFinishReason, type AnthropicUsage } from '../../providers/anthropic/response.ts'
-import type { ChatRequest, ProviderAdapter } from '../../providers/types.ts'
+import type { ChatRequest, NativeMessagesTarget, ProviderAdapter } from '../../providers/types.ts'
 
 type Obj = Record<string, unknown>
 
@@ -44,11 +45,20 @@ function checkServerTools(body: Obj, adapter: ProviderAdapter): void {
   }
 }
 
-/** What a native-only request sends upstream: the client's body with the target's model. */
-function nativeBody(chat: ChatRequest, model: string, defaultMaxTokens: number | undefined): Obj {
-  const body: Obj = { ...clientBodyOf(chat), model }
-  if (body['max_tokens'] === undefined && defaultMaxTokens !== undefined) body['max_tokens'] = defaultMaxTokens
-  return body
+/** What a Messages request that goes natively sends upstream: the client's body with the target's model. */
+function nativeBody(chat: ChatRequest, model: string): Obj {
+  return { ...clientBodyOf(chat), model }
+}
+
+/** The client's `anthropic-beta` header as one comma-separated value (ExecuteParams.anthropicBeta), if it sent one. */
+export function clientAnthropicBeta(ctx: RequestCtx): string | undefined {
+  const beta = ctx.req.headers['anthropic-beta']
+  return Array.isArray(beta) ? beta.join(',') : beta
+}
+
+/** The upstream headers of a native call: the provider's, the merged betas, the request id. */
+function nativeHeaders(ctx: RequestCtx, nt: NativeMessagesTarget): Record<string, string> {
+  return { ...nt.headers, ...nt.betaHeaders(clientAnthropicBeta(ctx)), 'x-request-id': ctx.id }
 }
 
 /**
@@ -79,20 +89,18 @@ export function messagesLane(ctx: RequestCtx, adapter: ProviderAdapter | undefin
  */
 export function nativeRequestOf(ctx: RequestCtx): Obj | undefined {
   if (ctx.inbound !== 'anthropic' || !ctx.chat || messagesLane(ctx, ctx.adapter) !== 'native') return undefined
-  return nativeBody(ctx.chat, ctx.model || ctx.chat.model, undefined)
+  return nativeBody(ctx.chat, ctx.model || ctx.chat.model)
 }
 
 /** The upstream call of a Messages request that goes natively (messagesLane); resolves once the upstream answered 2xx. */
 export async function openNativeMessages(ctx: RequestCtx, adapter: ProviderAdapter): Promise<UpstreamResponse> {
   const nt = adapter.nativeMessages!
-  const body = nativeBody(ctx.chat!, ctx.model, nt.defaultMaxTokens)
+  const body = nativeBody(ctx.chat!, ctx.model)
   checkServerTools(body, adapter)
-  const beta = ctx.req.headers['anthropic-beta']
-  const betas = nt.betaHeaders(Array.isArray(beta) ? beta.join(',') : beta)
   const head = await openHttp(nt.dispatcher, {
     method: 'POST',
     path: nt.messagesPath,
-    headers: { ...nt.headers, ...betas, 'x-request-id': ctx.id, ...ctx.extraUpstreamHeaders },
+    headers: { ...nativeHeaders(ctx, nt), ...ctx.extraUpstreamHeaders },
     body: JSON.stringify(body),
   }, {
     provider: adapter.name,
@@ -113,14 +121,12 @@ export async function openNativeMessages(ctx: RequestCtx, adapter: ProviderAdapt
  */
 export async function countNativeTokens(ctx: RequestCtx, adapter: ProviderAdapter, req: ChatRequest): Promise<number> {
   const nt = adapter.nativeMessages!
-  const body: Obj = { ...clientBodyOf(req), model: ctx.model }
+  const body = nativeBody(req, ctx.model)
   delete body['max_tokens']
-  const beta = ctx.req.headers['anthropic-beta']
-  const betas = nt.betaHeaders(Array.isArray(beta) ? beta.join(',') : beta)
   const head = await openHttp(nt.dispatcher, {
     method: 'POST',
     path: nt.countTokensPath,
-    headers: { ...nt.headers, ...betas, 'x-request-id': ctx.id },
+    headers: nativeHeaders(ctx, nt),
     body: JSON.stringify(body),
   }, {
     provider: adapter.name,
@@ -159,19 +165,7 @@ const TYPE_OF_DATA = /^\{\s*"type"\s*:\s*"([a-z_]+)"/
  */
 export function deliverNativeMessages(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promise<void> {
   const res = ctx.res
-  for (const h of ctx.route.onResponseHeaders) h(ctx)
-  ctx.status = raw.status
-  const headers: Record<string, string | number> = { ...ctx.responseHeaders }
-  const ct = raw.headers['content-type']
-  headers['content-type'] = (Array.isArray(ct) ? ct[0] : ct) ?? (ctx.stream ? 'text/event-stream; charset=utf-8' : 'application/json')
-  if (ctx.stream) {
-    headers['cache-control'] = 'no-cache'
-    headers['x-accel-buffering'] = 'no'
-  } else {
-    const cl = raw.headers['content-length']
-    if (typeof cl === 'string') headers['content-length'] = cl
-  }
-  res.writeHead(raw.status, headers)
+  writeRawHead(ctx, raw)
 
   const redaction = redactionOf(ctx.adapter?.nativeMessages)
   const usage: AnthropicUsage = {}
@@ -182,25 +176,21 @@ export function deliverNativeMessages(ctx: RequestCtx, inbound: Inbound, raw: Ra
   let failure: GatewayError | undefined
   let malformed = false
   let finished = false
+  const badEvent = (): void => {
+    malformed = true
+    failure = new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider: ctx.providerName, reason: 'malformed event in the stream' }, { details: 'upstream.malformed_event' })
+  }
   const events = ctx.stream
     ? createSseParser((ev) => {
         if (failure) return
         const d = ev.data
         ctx.streamEvents++
-        if (d.charCodeAt(0) !== 123 || d.charCodeAt(d.length - 1) !== 125) {
-          malformed = true
-          failure = new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider: ctx.providerName, reason: 'malformed event in the stream' }, { details: 'upstream.malformed_event' })
-          return
-        }
+        if (d.charCodeAt(0) !== 123 || d.charCodeAt(d.length - 1) !== 125) { badEvent(); return }
         const type = ev.event || TYPE_OF_DATA.exec(d)?.[1] || ''
         // Deltas and pings (almost every event) are not parsed: only the events that carry usage, the stop or an error.
         if (type !== 'message_start' && type !== 'message_delta' && type !== 'message_stop' && type !== 'error') return
         let o: Obj
-        try { o = JSON.parse(d) as Obj } catch {
-          malformed = true
-          failure = new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider: ctx.providerName, reason: 'malformed event in the stream' }, { details: 'upstream.malformed_event' })
-          return
-        }
+        try { o = JSON.parse(d) as Obj } catch { badEvent(); return }
         if (type === 'message_start') {
           const m = o['message'] as Obj | undefined
           if (typeof m?.['model'] === 'string') ctx.responseModel = m['model']

@@ -11,13 +11,7 @@ import type { UpstreamResponse } from '../pipeline/types.ts'
 import { openHttp } from '../../providers/shared/http.ts'
 import { credentialsOf, redactCredentials } from '../../providers/shared/upstream-error.ts'
 import type { ExecuteParams } from '../../providers/types.ts'
-import { messagesLane, openNativeMessages } from './native-messages.ts'
-
-/** The client's `anthropic-beta` header as one comma-separated value (ExecuteParams.anthropicBeta), if it sent one. */
-export function clientAnthropicBeta(ctx: RequestCtx): string | undefined {
-  const beta = ctx.req.headers['anthropic-beta']
-  return Array.isArray(beta) ? beta.join(',') : beta
-}
+import { clientAnthropicBeta, messagesLane, openNativeMessages } from './native-messages.ts'
 
 export async function openUpstream(ctx: RequestCtx): Promise<UpstreamResponse> {
   const adapter = ctx.adapter

@@ -37,13 +37,12 @@ export function anthropicTranslation(name: string, opts: AnthropicRequestOptions
  * each once, in that order, under the config's spelling of the header name; undefined when the client sent none (the
  * config's, if any, go as a fixed header) or the config does not forward them.
  */
-export function betaHeaders(cfg: AnthropicConfig): ((params: ExecuteParams) => Record<string, string> | undefined) | undefined {
-  if (!cfg.forwardClientBetas) return undefined
+export function betaHeaders(cfg: AnthropicConfig): (client: string | undefined) => Record<string, string> | undefined {
+  if (!cfg.forwardClientBetas) return () => undefined
   const key = Object.keys(cfg.headers ?? {}).find((k) => k.toLowerCase() === 'anthropic-beta') ?? 'anthropic-beta'
   const betasOf = (list: string): string[] => list.split(',').map((b) => b.trim()).filter((b) => b !== '')
   const fixed = betasOf(cfg.headers?.[key] ?? '')
-  return (params) => {
-    const client = params.anthropicBeta
+  return (client) => {
     if (client === undefined) return undefined
     const betas = [...new Set([...fixed, ...betasOf(client)])]
     return betas.length > 0 ? { [key]: betas.join(',') } : undefined
@@ -67,7 +66,7 @@ function withDefaults(config: ProviderConfig): AnthropicConfig {
 export function createAnthropicAdapter(name: string, config: ProviderConfig, deps: AdapterDeps): ProviderAdapter {
   const cfg = withDefaults(config)
   const { origin, basePath } = splitBaseUrl(cfg.baseUrl)
-  const callHeaders = betaHeaders(cfg)
+  const betas = betaHeaders(cfg)
   const requestOptions: AnthropicRequestOptions = { provider: name, basePath, defaultMaxTokens: cfg.defaultMaxTokens, dropUnsupportedParams: cfg.dropUnsupportedParams }
   const dispatcher = deps.dispatcherFor(origin)
   const headers = anthropicHeaders(cfg)
@@ -77,8 +76,7 @@ export function createAnthropicAdapter(name: string, config: ProviderConfig, dep
     countTokensPath: `${basePath}/v1/messages/count_tokens`,
     timeouts: cfg.timeouts,
     headers,
-    betaHeaders: (clientBeta) => (callHeaders && clientBeta !== undefined ? callHeaders({ anthropicBeta: clientBeta } as ExecuteParams) : undefined),
-    defaultMaxTokens: cfg.defaultMaxTokens,
+    betaHeaders: betas,
     always: cfg.nativeMessages,
     serverToolAllowed: patternsMatcher(cfg.serverTools),
     toError: (status, body, h) => toAnthropicError(name, status, body, h),
@@ -90,7 +88,7 @@ export function createAnthropicAdapter(name: string, config: ProviderConfig, dep
     dispatcher,
     headers,
     nativeMessages,
-    ...(callHeaders ? { callHeaders } : {}),
+    ...(cfg.forwardClientBetas ? { callHeaders: (params: ExecuteParams) => betas(params.anthropicBeta) } : {}),
     chat: anthropicTranslation(name, requestOptions),
     countTokens: { toUpstream: (req, model) => toAnthropicCountTokens(req, model, requestOptions), fromUpstream: fromAnthropicCountTokens },
     timeouts: cfg.timeouts,

@@ -51,6 +51,11 @@ const ask = (content: string, model = 'claude/claude-sonnet-4-5'): Anthropic.Mes
   model, max_tokens: 256, tools: [SEARCH], messages: [{ role: 'user', content }],
 })
 
+/** A raw Messages API call to the gateway (what the SDK hides: the events as sent, the headers). */
+const post = (path: string, body: unknown): Promise<Response> => fetch(`${g.url}${path}`, {
+  method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': ADMIN_KEY, 'anthropic-version': '2023-06-01' }, body: JSON.stringify(body),
+})
+
 /** The mock's prompt count for one user message (ceil(chars / 4)); the search adds 500 (see the mock). */
 const inputOf = (text: string): number => Math.max(1, Math.ceil(text.length / 4))
 
@@ -123,9 +128,7 @@ describe('every /v1/messages request to an Anthropic provider goes as sent (nati
 
   it('count_tokens counts the body as sent', async () => {
     const { max_tokens: _, ...body } = turn('claude/claude-sonnet-4-5')
-    const r = await fetch(`${g.url}/v1/messages/count_tokens`, {
-      method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': ADMIN_KEY, 'anthropic-version': '2023-06-01' }, body: JSON.stringify(body),
-    })
+    const r = await post('/v1/messages/count_tokens', body)
     expect(r.status).toBe(200)
     expect(mock.requests.at(-1)!.body).toEqual({ ...JSON.parse(JSON.stringify(body)), model: 'claude-sonnet-4-5' })
   })
@@ -183,11 +186,7 @@ describe('server tools through /v1/messages to an Anthropic provider', () => {
   })
 
   it('count_tokens counts the body as sent at Anthropic (the server tool included)', async () => {
-    const r = await fetch(`${g.url}/v1/messages/count_tokens`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-api-key': ADMIN_KEY, 'anthropic-version': '2023-06-01' },
-      body: JSON.stringify({ model: 'claude/claude-sonnet-4-5', tools: [SEARCH], messages: [{ role: 'user', content: 'search it' }] }),
-    })
+    const r = await post('/v1/messages/count_tokens', { model: 'claude/claude-sonnet-4-5', tools: [SEARCH], messages: [{ role: 'user', content: 'search it' }] })
     expect(r.status).toBe(200)
     expect(await r.json()).toEqual({ input_tokens: inputOf('search it') })
     expect(r.headers.get('x-mcp-token-count')).toBe('provider')
@@ -206,11 +205,7 @@ describe('server tools through /v1/messages to an Anthropic provider', () => {
     expect(body.error.message).toContain('provider oa (openai)')
     expect(oa.requests).toHaveLength(0)
     // count_tokens says the same.
-    const c = await fetch(`${g.url}/v1/messages/count_tokens`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-api-key': ADMIN_KEY, 'anthropic-version': '2023-06-01' },
-      body: JSON.stringify({ model: 'oa/gpt-4o', tools: [SEARCH], messages: [{ role: 'user', content: 'search it' }] }),
-    })
+    const c = await post('/v1/messages/count_tokens', { model: 'oa/gpt-4o', tools: [SEARCH], messages: [{ role: 'user', content: 'search it' }] })
     expect(c.status).toBe(400)
     expect(((await c.json()) as { error: { message: string } }).error.message).toContain('tools[0].type')
   })
@@ -247,11 +242,7 @@ describe('server tools through /v1/messages to an Anthropic provider', () => {
 
   it('a stream cut before message_stop ends with an Anthropic error event, never as a finished message', async () => {
     mock.fault = 'cutAfter:9 times:1'
-    const r = await fetch(`${g.url}/v1/messages`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-api-key': ADMIN_KEY, 'anthropic-version': '2023-06-01' },
-      body: JSON.stringify({ ...ask('search the gateway'), stream: true }),
-    })
+    const r = await post('/v1/messages', { ...ask('search the gateway'), stream: true })
     expect(r.status).toBe(200)
     const text = await r.text()
     const events = text.trim().split('\n\n')
@@ -267,11 +258,7 @@ describe('server tools through /v1/messages to an Anthropic provider', () => {
 
   it('the upstream\'s own error event reaches the client as sent, and the request counts as failed', async () => {
     mock.fault = 'errorAfter:4 times:1 type:overloaded_error'
-    const r = await fetch(`${g.url}/v1/messages`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-api-key': ADMIN_KEY, 'anthropic-version': '2023-06-01' },
-      body: JSON.stringify({ ...ask('search the gateway'), stream: true }),
-    })
+    const r = await post('/v1/messages', { ...ask('search the gateway'), stream: true })
     const events = (await r.text()).trim().split('\n\n')
     expect(events).toHaveLength(5)
     expect(events.at(-1)).toBe('event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}')
