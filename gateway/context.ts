@@ -27,6 +27,8 @@ export interface AttemptRecord {
   model: string
   error: string
   status: number
+  /** The provider's own id of the attempt (its response's request-id header), when it answered with one. */
+  upstreamRequestId?: string
   /** A stream cut mid-way and resumed elsewhere: its provider's type (for its prices) and the usage it consumed. */
   providerType?: string
   usage?: Usage
@@ -96,6 +98,12 @@ export class RequestCtx {
    */
   streamEvents = 0
   attempts = 0
+  /**
+   * The provider's own id of the current (at the end: the answering) upstream attempt, from its response headers
+   * (providers/shared/http.ts upstreamRequestIdOf): what to quote to the provider's support. Undefined before an
+   * upstream answered, or when it sent none.
+   */
+  upstreamRequestId: string | undefined
   /** The alias the model resolved to, when it is one (routing, retries, fallbacks). */
   alias: CompiledAlias | undefined
   /** Why the answering target was not the first choice. */

@@ -220,6 +220,8 @@ export interface ExecuteParams {
    * may come as their text instead of canonical chunks (see TextLane). A hint: adapters may ignore it.
    */
   textLane?: boolean
+  /** Told the upstream's response headers as soon as they arrive, whatever the status (the gateway reads the provider's request id). */
+  onUpstreamHeaders?: (headers: Readonly<Record<string, string | string[] | undefined>>) => void
 }
 
 /**

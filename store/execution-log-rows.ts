@@ -41,7 +41,7 @@ export class JsonText {
 export const METRIC_KEYS: readonly string[] = [
   'route', 'inbound', 'stream', 'status', 'details', 'errorCode', 'aborted', 'latencyMs', 'ttftMs', 'upstreamMs', 'overheadMs',
   'promptTokens', 'completionTokens', 'cachedTokens', 'reasoningTokens', 'cost', 'attempts', 'failedAttempts', 'fallbackReason',
-  'promptVersionId', 'promptId', 'promptVersion', 'environment', 'trafficLabel', 'requestedModel', 'principal',
+  'promptVersionId', 'promptId', 'promptVersion', 'environment', 'trafficLabel', 'requestedModel', 'principal', 'upstreamRequestId',
 ]
 
 /** A stored metrics object of the plugin's shape (it has `route`) with every key of METRIC_KEYS, null where left out. */

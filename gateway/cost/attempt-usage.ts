@@ -67,6 +67,7 @@ export function billedAttempts(ctx: Pick<RequestCtx, 'attemptLog'>): readonly At
  */
 export async function cutAttempt(ctx: RequestCtx, g: GatewayError, sent: string, reported: Usage | undefined, events: number): Promise<AttemptRecord> {
   const record: AttemptRecord = { provider: ctx.providerName, model: ctx.model, error: g.code, status: g.status, providerType: ctx.adapter?.type ?? '', events }
+  if (ctx.upstreamRequestId !== undefined) record.upstreamRequestId = ctx.upstreamRequestId
   if (reported) return { ...record, usage: normalizeUsage(reported) }
   const chat = ctx.chat
   if (!tokenizerLoaded()) await loadTokenizer().catch(() => { /* ~4 characters a token */ })

@@ -8,7 +8,7 @@
  * back only as configured.
  */
 import { GatewayError } from '../errors.ts'
-import type { RequestCtx } from '../context.ts'
+import type { AttemptRecord, RequestCtx } from '../context.ts'
 import type { RawSink, RawUpstream, UpstreamOpen, UpstreamResponse } from '../pipeline/types.ts'
 import type { ChatChunk, ChatStream } from '../../providers/types.ts'
 import { candidatesFor, type CompiledAlias, type CompiledTarget } from './alias.ts'
@@ -284,7 +284,9 @@ export async function routeAlias(ctx: RequestCtx, alias: CompiledAlias, aliases:
           continue
         }
         t.state.recordFailure(e, routing, Date.now())
-        ctx.attemptLog.push({ provider: t.provider, model: t.model, error: (e as GatewayError).code ?? String(e), status: (e as GatewayError).status ?? 0 })
+        const failed: AttemptRecord = { provider: t.provider, model: t.model, error: (e as GatewayError).code ?? String(e), status: (e as GatewayError).status ?? 0 }
+        if (ctx.upstreamRequestId !== undefined) failed.upstreamRequestId = ctx.upstreamRequestId
+        ctx.attemptLog.push(failed)
         lastErr = e
         if (cls === 'abort' || cls === 'fatal') throw e
         failures++

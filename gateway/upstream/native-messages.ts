@@ -22,7 +22,7 @@ import type { Inbound } from '../inbound/types.ts'
 import type { RawUpstream, UpstreamResponse } from '../pipeline/types.ts'
 import { clientBodyOf, nativeOnlyOf, type NativeOnly } from '../inbound/anthropic-paths.ts'
 import { maskTail, redactionOf, takeRead, terminated, writeRawHead, type HeldBytes } from '../raw-bytes.ts'
-import { openHttp } from '../../providers/shared/http.ts'
+import { openHttp, upstreamRequestIdOf } from '../../providers/shared/http.ts'
 import { createSseParser } from '../../providers/shared/sse.ts'
 import { credentialsOf, redactCredentials } from '../../providers/shared/upstream-error.ts'
 import { toCanonicalUsage, toFinishReason, type AnthropicUsage } from '../../providers/anthropic/response.ts'
@@ -108,11 +108,24 @@ export async function openNativeMessages(ctx: RequestCtx, adapter: ProviderAdapt
     headersTimeoutMs: Math.max(1, Math.min(ctx.upstreamTimeouts?.firstByteMs ?? nt.timeouts.firstByteMs, ctx.deadline - Date.now())),
     bodyTimeoutMs: ctx.upstreamTimeouts?.idleMs ?? nt.timeouts.idleMs,
   })
+  ctx.upstreamRequestId = upstreamRequestIdOf(head.headers)
   if (head.status >= 300) {
     const text = redactCredentials(await head.text(1024 * 1024).catch(() => ''), credentialsOf(nt.headers))
-    throw nt.toError(head.status, text, head.headers)
+    throw withRequestId(nt.toError(head.status, text, head.headers), ctx.upstreamRequestId)
   }
   return { kind: 'raw', raw: head }
+}
+
+/**
+ * Anthropic's refusal with its `request-id` header, as Anthropic sends it (the SDKs show it as the error's request id,
+ * what Anthropic's support asks for).
+ */
+function withRequestId(g: GatewayError, id: string | undefined): GatewayError {
+  if (id === undefined) return g
+  return new GatewayError(g.code, {}, {
+    message: g.message, status: g.status, type: g.type, details: g.details, param: g.param, providerCode: g.providerCode,
+    headers: { ...g.headers, 'request-id': id }, cause: g.cause,
+  })
 }
 
 /**
@@ -165,6 +178,8 @@ const TYPE_OF_DATA = /^\{\s*"type"\s*:\s*"([a-z_]+)"/
  */
 export function deliverNativeMessages(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promise<void> {
   const res = ctx.res
+  // Anthropic's id of the answer, as Anthropic sends it (the SDKs' `_request_id`).
+  if (ctx.upstreamRequestId !== undefined) ctx.responseHeaders['request-id'] = ctx.upstreamRequestId
   writeRawHead(ctx, raw)
 
   const redaction = redactionOf(ctx.adapter?.nativeMessages)

@@ -8,7 +8,7 @@
 import { GatewayError } from '../errors.ts'
 import type { RequestCtx } from '../context.ts'
 import type { UpstreamResponse } from '../pipeline/types.ts'
-import { openHttp } from '../../providers/shared/http.ts'
+import { openHttp, upstreamRequestIdOf } from '../../providers/shared/http.ts'
 import { credentialsOf, redactCredentials } from '../../providers/shared/upstream-error.ts'
 import type { ExecuteParams } from '../../providers/types.ts'
 import { clientAnthropicBeta, messagesLane, openNativeMessages } from './native-messages.ts'
@@ -17,6 +17,7 @@ export async function openUpstream(ctx: RequestCtx): Promise<UpstreamResponse> {
   const adapter = ctx.adapter
   if (!adapter) throw new GatewayError('MCP_ERR_ROUTE_MODEL_NOT_FOUND', { model: ctx.requestedModel })
   ctx.attempts++
+  ctx.upstreamRequestId = undefined
   if (ctx.inbound === 'anthropic') {
     const lane = messagesLane(ctx, adapter)
     if (lane === 'native') return openNativeMessages(ctx, adapter)
@@ -37,13 +38,17 @@ export async function openUpstream(ctx: RequestCtx): Promise<UpstreamResponse> {
       headersTimeoutMs: Math.max(1, Math.min(ctx.upstreamTimeouts?.firstByteMs ?? pt.timeouts.firstByteMs, ctx.deadline - Date.now())),
       bodyTimeoutMs: ctx.upstreamTimeouts?.idleMs ?? pt.timeouts.idleMs,
     })
+    ctx.upstreamRequestId = upstreamRequestIdOf(head.headers)
     if (head.status >= 300) {
       const text = redactCredentials(await head.text(1024 * 1024).catch(() => ''), credentialsOf(pt.headers))
       throw pt.toError(head.status, text, head.headers)
     }
     return { kind: 'raw', raw: head }
   }
-  const params: ExecuteParams = { model: ctx.model, signal: ctx.upstreamSignal ?? ctx.signal, deadline: ctx.deadline, requestId: ctx.id }
+  const params: ExecuteParams = {
+    model: ctx.model, signal: ctx.upstreamSignal ?? ctx.signal, deadline: ctx.deadline, requestId: ctx.id,
+    onUpstreamHeaders: (h) => { ctx.upstreamRequestId = upstreamRequestIdOf(h) },
+  }
   if (ctx.extraUpstreamHeaders) params.extraHeaders = ctx.extraUpstreamHeaders
   const beta = clientAnthropicBeta(ctx)
   if (beta !== undefined) params.anthropicBeta = beta

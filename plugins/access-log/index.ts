@@ -35,6 +35,7 @@ export const accessLogPlugin: PluginFactory<AccessLogConfig> = {
         if (outcome.aborted) line += ',"aborted":true'
         if (ctx.stream) line += ',"stream":true'
         if (ctx.providerName) line += `,"provider":${JSON.stringify(ctx.providerName)},"model":${JSON.stringify(ctx.model)}`
+        if (ctx.upstreamRequestId !== undefined) line += `,"upstreamRequestId":"${ctx.upstreamRequestId}"`
         if (ctx.alias) line += `,"alias":${JSON.stringify(ctx.alias.name)}`
         if (ctx.attempts) line += `,"attempts":${ctx.attempts}`
         if (ctx.fallbackReason !== undefined) line += `,"fallbackReason":${JSON.stringify(ctx.fallbackReason)}`

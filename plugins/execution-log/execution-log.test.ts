@@ -157,6 +157,8 @@ describe('execution-log through the gateway', () => {
         },
         // A stream cut on gpt-4o after 5 tokens and resumed on gpt-4o-mini.
         models: {
+          // Falls back to gpt-4o-mini when gpt-4o fails.
+          backup: { targets: [{ provider: 'mock', model: 'gpt-4o' }, { provider: 'mock', model: 'gpt-4o-mini', priority: 1 }] },
           relay: {
             streamRecovery: 'resume',
             targets: [{ provider: 'cutter', model: 'gpt-4o' }, { provider: 'mock', model: 'gpt-4o-mini', priority: 1, supportsPrefill: true }],
@@ -211,7 +213,11 @@ describe('execution-log through the gateway', () => {
     expect(m.failedAttempts).toEqual([{
       provider: 'cutter', providerType: 'openai', model: 'gpt-4o', error: 'MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', status: 502, estimated: true, events: 6,
       usage: { prompt_tokens: expect.any(Number), completion_tokens: expect.any(Number), total_tokens: expect.any(Number) },
+      // Each attempt's own id at the provider (the mock's x-request-id): the cut one's, and the answer's in the metrics.
+      upstreamRequestId: expect.stringMatching(/^req_/),
     }])
+    expect((m as unknown as { upstreamRequestId: string }).upstreamRequestId).toMatch(/^req_/)
+    expect((m as unknown as { upstreamRequestId: string }).upstreamRequestId).not.toBe((m.failedAttempts[0] as unknown as { upstreamRequestId: string }).upstreamRequestId)
     const cut = m.failedAttempts[0]!.usage
     expect(cut.completion_tokens).toBeGreaterThan(0)
     // The answering target's own usage (what the mock reported) plus the cut attempt's, in the row and its cost.
@@ -236,7 +242,10 @@ describe('execution-log through the gateway', () => {
       // The canonical request, after routing resolved the model (the client's name is metrics.requestedModel).
       request: { model: 'gpt-4o', messages: [{ role: 'user', content: 'hello' }] },
       response: { status: 200, usage: { prompt_tokens: 2, completion_tokens: 12 }, error: null },
-      metrics: { route: 'chat', stream: false, status: 200, details: 'ok', aborted: false, attempts: 1, promptTokens: 2, completionTokens: 12, principal: 'bootstrap', requestedModel: 'mock/gpt-4o', failedAttempts: null, fallbackReason: null },
+      metrics: {
+        route: 'chat', stream: false, status: 200, details: 'ok', aborted: false, attempts: 1, promptTokens: 2, completionTokens: 12, principal: 'bootstrap',
+        requestedModel: 'mock/gpt-4o', failedAttempts: null, fallbackReason: null, upstreamRequestId: expect.stringMatching(/^req_/),
+      },
     })
     // Priced by the cost meter (gpt-4o: $2.50 in, $10 out per million tokens): 2 × 2.5 + 12 × 10 = 125 µUSD.
     expect((row['metrics'] as { cost: unknown }).cost).toMatchObject({ usd: 0.000125, pico: '125000000', estimated: false, unknown: false, tokens: { input: 2, output: 12 } })
@@ -265,6 +274,19 @@ describe('execution-log through the gateway', () => {
     expect((row['response'] as { finish_reason: unknown }).finish_reason).toBe('stop')
   })
 
+  it('records each attempt\'s own id at the provider: the failed one\'s in failedAttempts, the answer\'s in the metrics', async () => {
+    mock.fault = 'status:500 times:1'
+    const res = await post('/v1/chat/completions', { model: 'backup', messages: [{ role: 'user', content: 'hello' }] }, { 'x-request-id': 'el-fallback' })
+    expect(res.status).toBe(200)
+    await res.json()
+    const row = await rowOf('el-fallback')
+    const m = row['metrics'] as { attempts: number; upstreamRequestId: string; failedAttempts: { model: string; status: number; upstreamRequestId: string }[] }
+    expect(m.failedAttempts).toMatchObject([{ model: 'gpt-4o', status: 500, upstreamRequestId: expect.stringMatching(/^req_/) }])
+    expect(m.upstreamRequestId).toMatch(/^req_/)
+    expect(m.upstreamRequestId).not.toBe(m.failedAttempts[0]!.upstreamRequestId)
+    expect(row).toMatchObject({ model: 'gpt-4o-mini', status: 'ok' })
+  })
+
   it('records a local reply (bad key) before any body was read', async () => {
     const res = await post('/v1/chat/completions', { model: 'mock/gpt-4o', messages: [] }, { authorization: 'Bearer wrong', 'x-request-id': 'el-401' })
     expect(res.status).toBe(401)
@@ -272,7 +294,7 @@ describe('execution-log through the gateway', () => {
     expect(row).toMatchObject({
       status: 'error', provider: '', model: null, request: {},
       response: { status: 401, error: { code: 'MCP_ERR_AUTH_INVALID', details: 'auth.invalid_key' } },
-      metrics: { status: 401, errorCode: 'MCP_ERR_AUTH_INVALID', upstreamMs: null, attempts: 0 },
+      metrics: { status: 401, errorCode: 'MCP_ERR_AUTH_INVALID', upstreamMs: null, attempts: 0, upstreamRequestId: null },
     })
   })
 
@@ -281,7 +303,8 @@ describe('execution-log through the gateway', () => {
     const res = await post('/v1/chat/completions', { model: 'mock/gpt-4o', messages: [{ role: 'user', content: 'x' }] }, { 'x-request-id': 'el-upstream-400' })
     expect(res.status).toBe(400)
     const row = await rowOf('el-upstream-400')
-    expect(row).toMatchObject({ status: 'error', provider: 'mock', metrics: { status: 400 }, response: { status: 400 } })
+    // The provider's id of the refused request is kept: what its support asks for.
+    expect(row).toMatchObject({ status: 'error', provider: 'mock', metrics: { status: 400, upstreamRequestId: expect.stringMatching(/^req_/) }, response: { status: 400 } })
     expect((row['response'] as { error: { code: string } }).error.code).toMatch(/^MCP_ERR_UPSTREAM/)
   })
 

@@ -148,7 +148,7 @@ export const executionLogPlugin: PluginFactory<ExecutionLogConfig> = {
           .num('promptVersion', exec.version)
           .any('failedAttempts', ctx.attemptLog.length > 0 ? ctx.attemptLog : null).str('fallbackReason', ctx.fallbackReason).str('requestedModel', ctx.requestedModel || null)
           .str('promptVersionId', exec.promptVersionId).num('reasoningTokens', u?.completion_tokens_details?.reasoning_tokens)
-          .num('completionTokens', u?.completion_tokens)
+          .num('completionTokens', u?.completion_tokens).str('upstreamRequestId', ctx.upstreamRequestId)
           .toString()),
         bytes: req.bytes + 500,
       })

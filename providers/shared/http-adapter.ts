@@ -160,6 +160,7 @@ export class HttpAdapter implements ProviderAdapter {
       headersTimeoutMs: Math.max(1, Math.min(params.timeouts?.firstByteMs ?? this.#o.timeouts.firstByteMs, params.deadline - Date.now())),
       bodyTimeoutMs: params.timeouts?.idleMs ?? this.#o.timeouts.idleMs,
     })
+    params.onUpstreamHeaders?.(head.headers)
     if (head.status >= 300) {
       const text = redactCredentials(await head.text(1024 * 1024).catch(() => ''), this.#secrets)
       throw this.#o.chat.toError(head.status, text, head.headers)

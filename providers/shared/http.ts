@@ -9,6 +9,26 @@ import { GatewayError } from '../../gateway/errors.ts'
 
 export type HeaderMap = Record<string, string | string[] | undefined>
 
+/** Response headers that carry a provider's own id of the request, read in this order (the first one present wins). */
+const REQUEST_ID_HEADERS = ['request-id', 'x-request-id', 'apim-request-id'] as const
+/** What a request id is taken as: a token of letters, digits and `._:+/=~@-`, at most 200 characters (logs take it as it is). */
+const REQUEST_ID = /^[\w.:+/=~@-]{1,200}$/
+
+/**
+ * The provider's id of a request, from its response headers: Anthropic's `request-id`, OpenAI's and Azure's
+ * `x-request-id`, Azure API Management's `apim-request-id` (what each provider's support asks for). Undefined when
+ * there is none, or when it is not a plain token.
+ */
+export function upstreamRequestIdOf(headers: HeaderMap): string | undefined {
+  for (const name of REQUEST_ID_HEADERS) {
+    const v = headers[name]
+    if (v === undefined) continue
+    const id = Array.isArray(v) ? v[0] : v
+    return id !== undefined && REQUEST_ID.test(id) ? id : undefined
+  }
+  return undefined
+}
+
 export interface HttpCall {
   method: 'GET' | 'POST'
   path: string

@@ -31,6 +31,8 @@ export interface Observed {
   model: string
   status: number
   errorCode: string | undefined
+  /** The provider's own id of the answering attempt (ctx.upstreamRequestId). */
+  upstreamRequestId: string | undefined
 }
 
 export interface CostGateway {
@@ -89,7 +91,7 @@ export function testPlugins(observed: Observed[]): PluginFactory[] {
             const e = early.shift()
             observed.push({
               early: e?.early, late: ctx.cost, usage: ctx.usage, provider: ctx.providerName, providerType: ctx.adapter?.type,
-              model: ctx.model, status: outcome.status, errorCode: outcome.errorCode,
+              model: ctx.model, status: outcome.status, errorCode: outcome.errorCode, upstreamRequestId: ctx.upstreamRequestId,
             })
           }
           const ready = costReady(ctx)

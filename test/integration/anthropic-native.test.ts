@@ -232,12 +232,32 @@ describe('server tools through /v1/messages to an Anthropic provider', () => {
     expect(mock.requests).toHaveLength(1)
   })
 
-  it('upstream errors before the first byte keep Anthropic\'s type, status and retry-after', async () => {
+  it('upstream errors before the first byte keep Anthropic\'s type, status, retry-after and request id', async () => {
     mock.fault = 'status:429 retryAfter:7 times:1'
     const e = await client().messages.create(ask('Please search')).catch((x: unknown) => x) as InstanceType<typeof Anthropic.APIError>
     expect(e).toBeInstanceOf(Anthropic.RateLimitError)
     expect(e.headers?.get('retry-after')).toBe('7')
     expect((e.error as { error: { type: string } }).error.type).toBe('rate_limit_error')
+    // Anthropic's own id of the refused request, what its support asks for: the SDK's requestID, and the gateway's record.
+    expect(e.requestID).toMatch(/^req_mock/)
+    const [o] = await g.completed(1)
+    expect(o!.upstreamRequestId).toBe(e.requestID)
+  })
+
+  it('Anthropic\'s request id reaches the client (the SDK\'s _request_id and stream request_id) and the gateway\'s records', async () => {
+    const r = await client().messages.create(ask('hello'))
+    expect(r._request_id).toMatch(/^req_mock/)
+    const s = client().messages.stream({ ...ask('hello'), stream: true })
+    await s.finalMessage()
+    expect(s.request_id).toMatch(/^req_mock/)
+    expect(s.request_id).not.toBe(r._request_id)
+    const [a, b] = await g.completed(2)
+    expect([a!.upstreamRequestId, b!.upstreamRequestId]).toEqual([r._request_id, s.request_id])
+    // Translated, the answer is the gateway's: no Anthropic request-id header is made up for it.
+    const t = await client().messages.create({ model: 'claudet/claude-sonnet-4-5', max_tokens: 64, messages: [{ role: 'user', content: 'hello' }] })
+    expect(t._request_id ?? null).toBeNull()
+    const [c] = await g.completed(3).then((x) => x.slice(2))
+    expect(c!.upstreamRequestId).toMatch(/^req_mock/)
   })
 
   it('a stream cut before message_stop ends with an Anthropic error event, never as a finished message', async () => {
