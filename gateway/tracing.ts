@@ -136,6 +136,8 @@ export class Tracing {
     this.#propagator.inject(trace.setSpan(parent.ctx, span), carrier, { set: (c, k, v) => { c[k] = v } })
     ctx.extraUpstreamHeaders = { ...(ctx.extraUpstreamHeaders ?? {}), ...carrier }
     return (err?: unknown) => {
+      // The provider's own id of this attempt (its response's request-id header), failed attempts included.
+      if (ctx.upstreamRequestId !== undefined) span.setAttribute('mcp.upstream.request_id', ctx.upstreamRequestId)
       if (err !== undefined) {
         const e = err as { code?: string; status?: number; message?: string }
         span.setAttribute('error.type', e.code ?? 'error')

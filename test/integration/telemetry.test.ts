@@ -67,6 +67,10 @@ describe('tracing', () => {
     }
     expect(attempts[0]!.status?.code).toBe(2)
     expect(attr(attempts[0]!, 'error.type')).toBe('MCP_ERR_UPSTREAM_ERROR')
+    // Each attempt carries its provider's own id of it (the mocks' x-request-id), the refused one's too.
+    const ids = attempts.map((a) => attr(a, 'mcp.upstream.request_id'))
+    expect(ids).toEqual([expect.stringMatching(/^req_/), expect.stringMatching(/^req_/)])
+    expect(ids[0]).not.toBe(ids[1])
     // Each upstream saw the traceparent of its own attempt span.
     const upPrimary = primary.requests.at(-1)!.headers['traceparent'] as string
     const upBackup = backup.requests.at(-1)!.headers['traceparent'] as string
