@@ -149,7 +149,7 @@ describe('LocalBudgetStore', () => {
 })
 
 describe('worst-case estimate', () => {
-  const est = { method: 'chars' as const, charsPerToken: 4, perMessageTokens: 4, defaultMaxTokens: 100 }
+  const est = { method: 'chars' as const, charsPerToken: 4, perMessageTokens: 4, defaultMaxTokens: 100, webSearchesWithoutMaxUses: 10 }
 
   it('prompt tokens: characters / charsPerToken, per-message overhead, tools, images', () => {
     const chat: ChatRequest = { model: 'm', messages: [{ role: 'system', content: 'abcd' }, { role: 'user', content: [{ type: 'text', text: 'abcdefgh' }, { type: 'image_url', image_url: { url: 'x' } }] }] }
@@ -191,11 +191,15 @@ describe('worst-case estimate', () => {
     const chat = anthropicToCanonical(body)
     expect(promptTokens(chat, undefined, est)).toBe(chat.messages.length * 4 + Math.ceil(JSON.stringify(body).length / 4))
     expect(promptTokens(chat, undefined, est)).toBeGreaterThan(1000)
-    expect(maxWebSearches(chat)).toBe(5) // web fetches have no fee
+    expect(maxWebSearches(chat, 10)).toBe(5) // web fetches have no fee
+    // A web search tool without max_uses has no bound of its own: reserved at webSearchesWithoutMaxUses.
+    const unbounded = anthropicToCanonical({ ...body, tools: [{ type: 'web_search_20250305', name: 'web_search' }, body.tools[1]!, body.tools[2]!] })
+    expect(maxWebSearches(unbounded, 10)).toBe(12)
+    expect(maxWebSearches(unbounded, 0)).toBe(2)
     // Without a server tool the request is canonical: counted as such, no searches.
     const plain = anthropicToCanonical({ model: 'm', max_tokens: 5, messages: [{ role: 'user', content: 'abcd' }] })
     expect(promptTokens(plain, undefined, est)).toBe(4 + 1)
-    expect(maxWebSearches(plain)).toBe(0)
+    expect(maxWebSearches(plain, 10)).toBe(0)
   })
 
   it("the deprecated function calling counts like its tool form (functions, an assistant's function_call)", () => {

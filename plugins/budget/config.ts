@@ -63,6 +63,8 @@ export interface BudgetConfig {
     perMessageTokens: number
     /** Output tokens assumed when the request sets no max_tokens / max_completion_tokens. */
     defaultMaxTokens: number
+    /** Web searches reserved for a server web search tool that sets no `max_uses` (it has no bound of its own). */
+    webSearchesWithoutMaxUses: number
   }
   /**
    * When a hard amount or token budget applies and the request sets no output limit, send
@@ -142,6 +144,7 @@ export const budgetConfigSchema: JSONSchema = {
         charsPerToken: { type: 'number', exclusiveMinimum: 0, default: 4 },
         perMessageTokens: { type: 'integer', minimum: 0, default: 4 },
         defaultMaxTokens: { type: 'integer', minimum: 1, default: 4096 },
+        webSearchesWithoutMaxUses: { type: 'integer', minimum: 0, maximum: 1000, default: 10 },
       },
     },
     capMaxTokens: { type: 'boolean', default: true },

@@ -220,15 +220,17 @@ export function choices(chat: ChatRequest | undefined): number {
 
 /**
  * The most web searches a request's server tools may make: the `max_uses` of its web search tools (a native-only
- * Messages request). One without `max_uses` has no bound to reserve for (docs/budgets.md); 0 for any other request.
+ * Messages request), and `withoutMaxUses` for one that sets none (it has no bound of its own; docs/budgets.md); 0 for
+ * any other request.
  */
-export function maxWebSearches(chat: ChatRequest | undefined): number {
+export function maxWebSearches(chat: ChatRequest | undefined, withoutMaxUses: number): number {
   if (chat === undefined || nativeOnlyOf(chat) === undefined) return 0
   const tools = clientBodyOf(chat)?.['tools']
   if (!Array.isArray(tools)) return 0
   let n = 0
   for (const t of tools as { type?: unknown; max_uses?: unknown }[]) {
-    if (typeof t?.type === 'string' && t.type.startsWith('web_search_') && typeof t.max_uses === 'number' && Number.isInteger(t.max_uses) && t.max_uses > 0) n += t.max_uses
+    if (typeof t?.type !== 'string' || !t.type.startsWith('web_search_')) continue
+    n += typeof t.max_uses === 'number' && Number.isInteger(t.max_uses) && t.max_uses > 0 ? t.max_uses : withoutMaxUses
   }
   return n
 }

@@ -320,4 +320,25 @@ describe('budgets reserve for server tools', () => {
     expect(after.status).toBe(402)
     expect(mock.requests).toHaveLength(1)
   })
+
+  it('a web search tool without max_uses is reserved at estimate.webSearchesWithoutMaxUses searches (default 10)', async () => {
+    await b?.close()
+    const start = (plugins: Record<string, unknown>): ReturnType<typeof startGateway> => startGateway({
+      providers: { claude: { type: 'anthropic', baseUrl: mock.url, apiKey: KEY } },
+      plugins: { budget: { backend: 'local', keyPrefix: `test:native-unbounded:${process.pid}:${Math.random()}:`, budgets: [{ name: 'all', scope: 'global', period: 'day', amountUsd: 0.05 }], ...plugins } },
+      chains: { default: ['request-id', 'auth', 'budget'] },
+    })
+    const unbounded: Anthropic.MessageCreateParamsNonStreaming = { ...ask('Please search gateway news'), tools: [{ type: 'web_search_20250305', name: 'web_search' }] }
+    // Ten searches ($0.10) and the tokens: more than $0.05, refused before the call.
+    b = await start({})
+    const refused = await new Anthropic({ apiKey: ADMIN_KEY, baseURL: b.url, maxRetries: 0 }).messages.create(unbounded).catch((x: unknown) => x) as InstanceType<typeof Anthropic.APIError>
+    expect(refused.status).toBe(402)
+    expect(mock.requests).toHaveLength(0)
+    await b.close()
+    // Reserved at three searches ($0.03 and the tokens), it fits; the search it made is settled.
+    b = await start({ estimate: { webSearchesWithoutMaxUses: 3 } })
+    const ok = await new Anthropic({ apiKey: ADMIN_KEY, baseURL: b.url, maxRetries: 0 }).messages.create(unbounded)
+    expect(ok.usage.server_tool_use).toEqual({ web_search_requests: 1 })
+    expect(mock.requests).toHaveLength(1)
+  })
 })
