@@ -2,7 +2,7 @@
  * The execute API's dialect. Errors are OpenAI-shaped (`{error:{message,type,code,param,request_id}}`).
  *
  * Non-streaming answer:
- *   { execution_id, deployment_id, prompt_id, prompt_version_id, version, environment, model,
+ *   { execution_id, deployment_id, prompt_id, prompt_version_id, version, environment, model, upstream_request_id,
  *     output: <chat.completion>, usage, latency_ms, cost }
  *
  * Streaming answer (SSE): the OpenAI `chat.completion.chunk` events as they come (usage-only chunks left out),
@@ -30,6 +30,7 @@ function executionFields(ctx: RequestCtx | undefined): Record<string, unknown> {
     environment: x?.environment ?? null,
     ...(x?.label ? { label: x.label } : {}),
     model: ctx ? (ctx.providerName ? `${ctx.providerName}/${ctx.model}` : ctx.requestedModel) : null,
+    upstream_request_id: ctx?.upstreamRequestId ?? null,
   }
 }
 

@@ -294,6 +294,7 @@ export const executionResultSchema: JSONSchema = {
     execution_id: { type: 'string', description: 'The request id; the execution log row carries it.' },
     deployment_id: uuid, prompt_id: uuid, prompt_version_id: uuid, version: { type: 'integer' }, environment: { type: 'string' },
     model: { type: 'string' },
+    upstream_request_id: { type: ['string', 'null'], description: "The provider's own id of the request (its request-id, x-request-id or apim-request-id header), what its support asks for; null when it sent none." },
     output: { type: 'object', description: 'The chat completion (OpenAI shape).' },
     usage: { type: ['object', 'null'] }, latency_ms: { type: 'number' }, cost: { type: ['number', 'null'], description: 'USD; null until pricing is configured.' },
   },

@@ -65,6 +65,8 @@ describe.each(engines)('prompt lifecycle on $name', (engine) => {
     expect(e1.output.choices[0].message.content).toBe('echo: Hello Ada from Paris')
     expect(e1.usage.total_tokens).toBeGreaterThan(0)
     expect(typeof e1.latency_ms).toBe('number')
+    // The provider's own id of the call (the mock's x-request-id), what its support asks for.
+    expect(e1.upstream_request_id).toMatch(/^req_/)
     const upstream = mock.requests.at(-1)!
     expect(upstream.body.model).toBe('gpt-4o')
     expect(upstream.body.temperature).toBe(0.2)
@@ -98,7 +100,8 @@ describe.each(engines)('prompt lifecycle on $name', (engine) => {
     expect(events.at(-1)).toBe('[DONE]')
     const last = JSON.parse(events.at(-2)!)
     expect(last.choices).toEqual([])
-    expect(last.execution).toMatchObject({ deployment_id: depId, prompt_version_id: v2, version: 2 })
+    expect(last.execution).toMatchObject({ deployment_id: depId, prompt_version_id: v2, version: 2, upstream_request_id: expect.stringMatching(/^req_/) })
+    expect(last.execution.upstream_request_id).not.toBe(e1.upstream_request_id)
     expect(last.usage.total_tokens).toBeGreaterThan(0)
     const text = events.slice(0, -2).map((e) => JSON.parse(e).choices[0]?.delta?.content ?? '').join('')
     expect(text).toBe('echo: Hi Di (v2)')
