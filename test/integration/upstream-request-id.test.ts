@@ -33,6 +33,17 @@ describe('the access log records the provider\'s request id', () => {
 
   beforeAll(async () => {
     upstream = await startScriptedUpstream((model, res) => {
+      // The Anthropic provider's calls (translated from the OpenAI client's): Anthropic's shapes and request-id header.
+      if (model === 'ant-ok') {
+        res.writeHead(200, { 'content-type': 'application/json', 'request-id': 'req_011ant' })
+        res.end(JSON.stringify({ id: 'msg_1', type: 'message', role: 'assistant', model, content: [{ type: 'text', text: 'hi' }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 1, output_tokens: 1 } }))
+        return
+      }
+      if (model === 'ant-busy') {
+        res.writeHead(529, { 'content-type': 'application/json', 'request-id': 'req_011busy' })
+        res.end(JSON.stringify({ type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }))
+        return
+      }
       const body = JSON.stringify({
         id: 'chatcmpl-1', object: 'chat.completion', created: 1, model,
         choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }],
@@ -42,18 +53,23 @@ describe('the access log records the provider\'s request id', () => {
       res.writeHead(model === 'refused' ? 429 : 200, { 'content-type': 'application/json', ...(id !== '' ? { 'x-request-id': id } : {}), ...(model === 'refused' ? { 'x-request-id': 'req_refused9' } : {}) })
       res.end(model === 'refused' ? JSON.stringify({ error: { message: 'slow down', type: 'rate_limit_error', code: 'rate_limit_exceeded' } }) : body)
     })
-    tg = await startGateway({ providers: { up: { type: 'openai', baseUrl: upstream.url, apiKey: 'sk-reqid-test-0123456789', models: [...Object.keys(IDS), 'refused'] } } })
+    tg = await startGateway({
+      providers: {
+        up: { type: 'openai', baseUrl: upstream.url, apiKey: 'sk-reqid-test-0123456789', models: [...Object.keys(IDS), 'refused'] },
+        ant: { type: 'anthropic', baseUrl: upstream.url.replace(/\/v1$/, ''), apiKey: 'sk-ant-reqid-0123456789', models: ['ant-ok', 'ant-busy'] },
+      },
+    })
   })
   afterAll(async () => {
     await tg?.close()
     await upstream?.close()
   })
 
-  async function call(model: string): Promise<Record<string, unknown> | undefined> {
+  async function call(model: string, provider = 'up'): Promise<Record<string, unknown> | undefined> {
     const r = await fetch(`${tg.url}/v1/chat/completions`, {
       method: 'POST',
       headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json', 'x-request-id': `rid-${model}` },
-      body: JSON.stringify({ model: `up/${model}`, messages: [{ role: 'user', content: 'hi' }] }),
+      body: JSON.stringify({ model: `${provider}/${model}`, messages: [{ role: 'user', content: 'hi' }] }),
     })
     await r.text()
     // The gateway's own x-request-id stays the gateway's: the provider's id is not passed to OpenAI clients.
@@ -69,6 +85,11 @@ describe('the access log records the provider\'s request id', () => {
   it('an answer\'s, and a refusal\'s (what the provider\'s support asks for)', async () => {
     expect(await call('plain')).toMatchObject({ status: 200, upstreamRequestId: 'req_abc123' })
     expect(await call('refused')).toMatchObject({ status: 429, upstreamRequestId: 'req_refused9' })
+  })
+
+  it('through a translating adapter too (OpenAI client, Anthropic provider): an answer\'s and a refusal\'s', async () => {
+    expect(await call('ant-ok', 'ant')).toMatchObject({ status: 200, provider: 'ant', upstreamRequestId: 'req_011ant' })
+    expect(await call('ant-busy', 'ant')).toMatchObject({ status: 529, upstreamRequestId: 'req_011busy' })
   })
 
   it('none when the upstream sent none, or something that is not a plain token (the line stays one JSON object)', async () => {
