@@ -65,6 +65,7 @@
  *   type:<error type>  the error type; alone it implies its status (overloaded_error → 529, …)
  *   message:<word>     error message (JSON form for spaces)
  *   retryAfter:<s>     `retry-after` header (implies 429 when no status)
+ *   shouldRetry:<true|false>  `x-should-retry` header (the official SDKs obey it over their own retry rules)
  *   times:<n>          only the next n matching requests (per header value for the header form)
  *   path:<substr>      only paths containing <substr>
  *   delayMs:<ms>       wait before the headers
@@ -98,6 +99,8 @@ export interface AnthropicFault {
   type?: string
   message?: string
   retryAfter?: number
+  /** `x-should-retry` header ('true' or 'false'), the hint the official SDKs obey over their own retry rules. */
+  shouldRetry?: string
   times?: number
   path?: string
   delayMs?: number
@@ -162,7 +165,7 @@ const DEFAULT_MESSAGES: Readonly<Record<string, string>> = {
 
 const NUMERIC = new Set(['status', 'retryAfter', 'times', 'delayMs', 'cutAfter', 'stallAfter', 'malformedAfter', 'errorAfter', 'chunkDelayMs'])
 const FLAGS = new Set(['reset', 'hang', 'noStop'])
-const STRINGS = new Set(['type', 'message', 'path'])
+const STRINGS = new Set(['type', 'message', 'path', 'shouldRetry'])
 
 export function parseAnthropicFault(spec: AnthropicFaultSpec): AnthropicFault {
   if (typeof spec !== 'string') return checkFault({ ...spec })
@@ -196,6 +199,7 @@ export function parseAnthropicFault(spec: AnthropicFaultSpec): AnthropicFault {
 function checkFault(f: AnthropicFault): AnthropicFault {
   for (const k of Object.keys(f)) if (!NUMERIC.has(k) && !FLAGS.has(k) && !STRINGS.has(k)) throw new Error(`unknown fault key "${k}"`)
   if (f.status !== undefined && (!Number.isInteger(f.status) || f.status < 400 || f.status > 599)) throw new Error(`fault status must be 4xx/5xx, got ${String(f.status)}`)
+  if (f.shouldRetry !== undefined && f.shouldRetry !== 'true' && f.shouldRetry !== 'false') throw new Error(`fault shouldRetry must be true or false, got ${String(f.shouldRetry)}`)
   if (f.status === undefined && f.errorAfter === undefined) {
     if (f.type !== undefined) f.status = STATUS_BY_TYPE[f.type] ?? 400
     else if (f.retryAfter !== undefined) f.status = 429
@@ -572,6 +576,7 @@ export function startAnthropicMock(opts: StartAnthropicMockOptions = {}): Promis
       if (f.status !== undefined) {
         const extra: Record<string, string> = {}
         if (f.retryAfter !== undefined) extra['retry-after'] = String(f.retryAfter)
+        if (f.shouldRetry !== undefined) extra['x-should-retry'] = f.shouldRetry
         const type = f.type ?? ERROR_TYPE_BY_STATUS[f.status] ?? (f.status >= 500 ? 'api_error' : 'invalid_request_error')
         sendError(res, rec, f.status, type, f.message, extra)
         return

@@ -42,6 +42,7 @@
  *                        form for messages with spaces).
  *     retryAfter:<s>     `Retry-After: <s>` header (implies status 429 if no status given)
  *     retryAfterMs:<ms>  `retry-after-ms` header (also honoured by the official SDKs)
+ *     shouldRetry:<true|false>  `x-should-retry` header (the official SDKs obey it over their own retry rules)
  *     times:<n>          fault applies to the next n matching requests only, then healthy again.
  *     every:<n>          fault applies to every n-th matching request only (every:2 = half).
  *                        For the property: counted on the property. For the header: counted per
@@ -102,6 +103,8 @@ export interface Fault {
   message?: string;
   retryAfter?: number;
   retryAfterMs?: number;
+  /** `x-should-retry` header ('true' or 'false'), the hint the official SDKs obey over their own retry rules. */
+  shouldRetry?: string;
   times?: number;
   /** The fault applies to every n-th matching request only (every:2 = half of them); the others are healthy. */
   every?: number;
@@ -161,7 +164,7 @@ const NUMERIC_KEYS = new Set([
   'status', 'retryAfter', 'retryAfterMs', 'times', 'delayMs', 'cutAfter', 'stallAfter', 'malformedAfter', 'errorAfter', 'chunkDelayMs', 'every',
 ]);
 const FLAG_KEYS = new Set(['reset', 'hang', 'noDone']);
-const STRING_KEYS = new Set(['code', 'type', 'param', 'message', 'path']);
+const STRING_KEYS = new Set(['code', 'type', 'param', 'message', 'path', 'shouldRetry']);
 
 const CODE_STATUS: Readonly<Record<string, number>> = {
   context_length_exceeded: 400,
@@ -217,6 +220,9 @@ function validateFault(f: Fault): Fault {
   }
   if (f.status !== undefined && (!Number.isInteger(f.status) || f.status < 400 || f.status > 599)) {
     throw new Error(`fault status must be 4xx/5xx, got ${String(f.status)}`);
+  }
+  if (f.shouldRetry !== undefined && f.shouldRetry !== 'true' && f.shouldRetry !== 'false') {
+    throw new Error(`fault shouldRetry must be true or false, got ${String(f.shouldRetry)}`);
   }
   if (f.status === undefined) {
     const implied = f.code != null ? CODE_STATUS[f.code] : undefined;
@@ -580,6 +586,7 @@ export function startOpenAIMock(opts: StartOpenAIMockOptions = {}): Promise<Open
     const extra: Record<string, string> = {};
     if (f.retryAfter !== undefined) extra['retry-after'] = String(f.retryAfter);
     if (f.retryAfterMs !== undefined) extra['retry-after-ms'] = String(f.retryAfterMs);
+    if (f.shouldRetry !== undefined) extra['x-should-retry'] = f.shouldRetry;
     sendJson(res, ctx, status, body, extra);
   }
 
