@@ -5,7 +5,8 @@
  * failures (connect errors, resets before the first byte, 408/429/5xx/529) move to the next
  * target or, with none left, back off (Retry-After honoured, capped) within one deadline and a
  * retry budget. Other 4xx go back unchanged; context-length and content-filter rejections fall
- * back only as configured.
+ * back only as configured. A provider's `x-should-retry` decides over the status: `true` makes any failure
+ * retryable, `false` keeps the target from being tried again (other targets still are).
  */
 import { GatewayError } from '../errors.ts'
 import type { AttemptRecord, RequestCtx } from '../context.ts'
@@ -36,7 +37,8 @@ export function classify(e: unknown): FailureClass {
       const pc = e.providerCode ?? ''
       if (pc === 'context_length_exceeded' || /context.?length|too many tokens|prompt is too long/i.test(e.message)) return 'context_length'
       if (pc === 'content_filter' || pc === 'content_policy_violation' || e.details === 'upstream.content_filter') return 'content_filter'
-      return RETRYABLE_STATUS.has(e.status) ? 'retryable' : 'fatal'
+      // The provider said the request may be sent again (x-should-retry: true), whatever the status.
+      return RETRYABLE_STATUS.has(e.status) || e.headers?.['x-should-retry'] === 'true' ? 'retryable' : 'fatal'
     }
     default:
       return 'fatal'
@@ -53,6 +55,35 @@ export function retryAfterMs(e: unknown, now = Date.now()): number | undefined {
   if (/^\d+(\.\d+)?$/.test(v)) return Number(v) * 1000
   const t = Date.parse(v)
   return Number.isNaN(t) ? undefined : Math.max(0, t - now)
+}
+
+/** What the official OpenAI and Anthropic SDKs retry on their own, unless told otherwise: 408, 409, 429 and 5xx. */
+function sdkRetries(status: number): boolean {
+  return status === 408 || status === 409 || status === 429 || status >= 500
+}
+
+/** Gateway refusals that sending the same request again cannot get past. */
+const FINAL_REFUSALS: ReadonlySet<string> = new Set([
+  'MCP_ERR_UPSTREAM_ADDRESS_BLOCKED', 'MCP_ERR_EXEC_DEPLOYMENT_INACTIVE', 'MCP_ERR_ADMIN_MASTER_KEY_MISSING', 'MCP_ERR_ADMIN_CONFLICT',
+])
+
+/**
+ * The longest Retry-After the OpenAI SDK waits out: past it, it retries after its own backoff (half a second, then one
+ * second), long before the limit lifts; the Anthropic SDK sleeps the whole delay (up to 24 days), holding the call.
+ */
+export const SDK_RETRY_AFTER_MAX_MS = 60_000
+
+/**
+ * `x-should-retry: false` for an error answer whose status the official SDKs would retry (with their default
+ * `maxRetries: 2`, every such answer costs two more round trips, each through this gateway's own retries) when the
+ * same request cannot succeed soon: a refusal no retry gets past, or a Retry-After beyond what the SDKs wait out.
+ * Undefined leaves the SDK's own rules (and a provider's own `x-should-retry`, passed on, wins).
+ */
+export function clientRetryHint(g: GatewayError, now = Date.now()): 'false' | undefined {
+  if (g.headers?.['x-should-retry'] !== undefined || !sdkRetries(g.status)) return undefined
+  if (FINAL_REFUSALS.has(g.code)) return 'false'
+  const wait = retryAfterMs(g, now)
+  return wait !== undefined && wait > SDK_RETRY_AFTER_MAX_MS ? 'false' : undefined
 }
 
 /** At most `ratio` of active requests may be retrying at once, and always at least `min`. */
@@ -303,6 +334,9 @@ export async function routeAlias(ctx: RequestCtx, alias: CompiledAlias, aliases:
           excluded.add(t)
           continue
         }
+        // The provider said this request must not be sent again (x-should-retry: false; OpenAI's insufficient_quota):
+        // other targets may still take it, this one is not tried again after a backoff.
+        if ((e as GatewayError).headers?.['x-should-retry'] === 'false') excluded.add(t)
         const ra = retryAfterMs(e)
         if (ra !== undefined) t.state.coolingUntil = Date.now() + Math.min(ra, retry.retryAfterCapMs)
         ctx.fallbackReason = (e as GatewayError).status === 429 ? 'rate_limited' : (e as GatewayError).details ?? 'upstream_error'

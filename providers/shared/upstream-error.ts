@@ -1,6 +1,6 @@
 /**
  * Builds the GatewayError for a provider's error answer: the provider's status, code and message
- * are kept (credentials scrubbed), `Retry-After` and `retry-after-ms` are passed on.
+ * are kept (credentials scrubbed), `Retry-After`, `retry-after-ms` and `x-should-retry` are passed on.
  */
 import { GatewayError } from '../../gateway/errors.ts'
 import type { HeaderMap } from './http.ts'
@@ -76,6 +76,11 @@ export function upstreamError(provider: string, status: number, info: ProviderEr
     // Clients that read only Retry-After (whole seconds, rounded up) still learn when to retry.
     out['retry-after'] ??= String(Math.ceil(Number(retryAfterMs) / 1000))
   }
+  // The provider's own word on retrying (the official SDKs obey `x-should-retry` over their status rules). OpenAI's
+  // insufficient_quota is a 429 that no retry gets past (the account is out of credit): said so when the provider did not.
+  const shouldRetry = headerValue(headers, 'x-should-retry')
+  if (shouldRetry === 'true' || shouldRetry === 'false') out['x-should-retry'] = shouldRetry
+  else if (status === 429 && (info.code === 'insufficient_quota' || info.type === 'insufficient_quota')) out['x-should-retry'] = 'false'
   const st = status >= 400 && status <= 599 ? status : 502
   const message = scrubSecrets(info.message && info.message.length > 0 ? info.message : `HTTP ${status}`)
   return new GatewayError('MCP_ERR_UPSTREAM_ERROR', { provider, status, reason: message }, {

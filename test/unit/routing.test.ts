@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest'
 import { GatewayError } from '../../gateway/errors.ts'
 import type { CompiledTarget } from '../../gateway/routing/alias.ts'
 import { compileAliases, candidatesFor } from '../../gateway/routing/alias.ts'
-import { classify, retryAfterMs, RetryBudget } from '../../gateway/routing/router.ts'
+import { classify, clientRetryHint, retryAfterMs, RetryBudget } from '../../gateway/routing/router.ts'
+import { upstreamError } from '../../providers/shared/upstream-error.ts'
 import { createOrder, rendezvous } from '../../gateway/routing/strategies.ts'
 import { TargetRegistry } from '../../gateway/routing/target-state.ts'
 import { parseSettings, readRawConfig } from '../../gateway/settings.ts'
@@ -144,6 +145,44 @@ describe('failure classes and retry policy', () => {
     const e = (h: Record<string, string>) => new GatewayError('MCP_ERR_UPSTREAM_ERROR', {}, { headers: h })
     expect(retryAfterMs(e({ 'retry-after-ms': '250' }))).toBe(250)
     expect(retryAfterMs(e({ 'retry-after': '1', 'retry-after-ms': '1500' }))).toBe(1500)
+  })
+
+  it("a provider's x-should-retry decides over the status: true makes a 4xx retryable", () => {
+    const hinted = (status: number, hint: string) => new GatewayError('MCP_ERR_UPSTREAM_ERROR', { provider: 'p', status, reason: 'x' }, { status, headers: { 'x-should-retry': hint } })
+    expect(classify(hinted(409, 'true'))).toBe('retryable')
+    expect(classify(hinted(400, 'true'))).toBe('retryable')
+    // false does not make a failure fatal: another target may take the request (the router keeps this one out).
+    expect(classify(hinted(503, 'false'))).toBe('retryable')
+    expect(classify(hinted(409, 'yes'))).toBe('fatal')
+  })
+
+  it('upstreamError passes x-should-retry on (true or false only) and says false for OpenAI insufficient_quota', () => {
+    expect(upstreamError('p', 500, { message: 'm' }, { 'x-should-retry': 'false' }).headers).toEqual({ 'x-should-retry': 'false' })
+    expect(upstreamError('p', 409, { message: 'm' }, { 'x-should-retry': 'true' }).headers).toEqual({ 'x-should-retry': 'true' })
+    expect(upstreamError('p', 500, { message: 'm' }, { 'x-should-retry': 'maybe' }).headers).toEqual({})
+    expect(upstreamError('p', 429, { message: 'm', code: 'insufficient_quota', type: 'insufficient_quota' }, {}).headers).toEqual({ 'x-should-retry': 'false' })
+    expect(upstreamError('p', 429, { message: 'm', code: 'rate_limit_exceeded' }, { 'retry-after': '2' }).headers).toEqual({ 'retry-after': '2' })
+    // The provider's own word wins.
+    expect(upstreamError('p', 429, { message: 'm', code: 'insufficient_quota' }, { 'x-should-retry': 'true' }).headers).toEqual({ 'x-should-retry': 'true' })
+  })
+
+  it('clientRetryHint: false on statuses the SDKs retry when no retry can pass soon, else nothing', () => {
+    const now = Date.parse('2026-01-01T00:00:00Z')
+    const g = (code: 'MCP_ERR_UPSTREAM_ERROR' | 'MCP_ERR_LIMIT_RATE' | 'MCP_ERR_CLIENT_AUTH_BLOCKED', status: number, headers?: Record<string, string>) =>
+      new GatewayError(code, {}, { status, ...(headers ? { headers } : {}) })
+    // Final refusals.
+    expect(clientRetryHint(new GatewayError('MCP_ERR_UPSTREAM_ADDRESS_BLOCKED', { host: 'h', reason: 'r' }), now)).toBe('false')
+    expect(clientRetryHint(new GatewayError('MCP_ERR_EXEC_DEPLOYMENT_INACTIVE', { id: 'd', status: 'archived' }), now)).toBe('false')
+    // A Retry-After past what the SDKs wait out (seconds, milliseconds or a date); 60 s itself is waited out.
+    expect(clientRetryHint(g('MCP_ERR_CLIENT_AUTH_BLOCKED', 429, { 'retry-after': '300' }), now)).toBe('false')
+    expect(clientRetryHint(g('MCP_ERR_UPSTREAM_ERROR', 503, { 'retry-after-ms': '90000' }), now)).toBe('false')
+    expect(clientRetryHint(g('MCP_ERR_UPSTREAM_ERROR', 429, { 'retry-after': 'Thu, 01 Jan 2026 01:00:00 GMT' }), now)).toBe('false')
+    expect(clientRetryHint(g('MCP_ERR_LIMIT_RATE', 429, { 'retry-after': '60' }), now)).toBeUndefined()
+    expect(clientRetryHint(g('MCP_ERR_LIMIT_RATE', 429, { 'retry-after': '1' }), now)).toBeUndefined()
+    expect(clientRetryHint(g('MCP_ERR_UPSTREAM_ERROR', 502), now)).toBeUndefined()
+    // Statuses the SDKs do not retry get no hint, and a provider's own hint is left as it is.
+    expect(clientRetryHint(g('MCP_ERR_UPSTREAM_ERROR', 400, { 'retry-after': '300' }), now)).toBeUndefined()
+    expect(clientRetryHint(g('MCP_ERR_UPSTREAM_ERROR', 429, { 'retry-after': '300', 'x-should-retry': 'true' }), now)).toBeUndefined()
   })
 
   it('the retry budget allows max(min, 20% of active) concurrent retries', () => {
