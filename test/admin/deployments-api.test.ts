@@ -566,6 +566,11 @@ describe.each(engines)('deployments API on $name', (engine) => {
       const paused = await t.api('POST', 'execute', { deployment_id: d.id, variables: { greeting: 'hi', user: { name: 'Zed' } } })
       expect(paused.status).toBe(409)
       expect(paused.body.error.code).toBe('MCP_ERR_EXEC_DEPLOYMENT_INACTIVE')
+      // A 409 the SDKs would retry at once; sent again, it would meet the same paused deployment.
+      expect(paused.headers.get('x-should-retry')).toBe('false')
+      const onData = await t.data('POST', '/api/v1/mcp/execute', { deployment_id: d.id, variables: { greeting: 'hi', user: { name: 'Zed' } } })
+      expect(onData.status).toBe(409)
+      expect(onData.headers.get('x-should-retry')).toBe('false')
     })
 
     it('prompt refs: an id in any case finds its prompt; a name only as written (upper case used to reach a lower-case name)', async () => {

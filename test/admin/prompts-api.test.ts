@@ -82,6 +82,8 @@ describe.each(engines)('prompts API on $name', (engine) => {
     const r = await t.api('POST', 'prompts', { name: 'dup' })
     expect(r.status).toBe(409)
     expect(r.body.error).toMatchObject({ code: 'MCP_ERR_ADMIN_CONFLICT', param: 'name' })
+    // Sent again, it would conflict again: clients that retry 409 by default (the Stainless-built SDKs) are told not to.
+    expect(r.headers.get('x-should-retry')).toBe('false')
   })
 
   it('GET /prompts/{id}: unknown and malformed ids are 404', async () => {
