@@ -1,6 +1,7 @@
 /**
  * The price catalogue: per provider type and model, USD per million tokens for input, cached input,
- * cache writes, output and reasoning, with effective dates and, for some models, a long-context tier. Shipped as prices.json, overridable in
+ * cache writes, output and reasoning, with effective dates and, for some models, a long-context tier and processing
+ * tiers (OpenAI's flex and priority). Shipped as prices.json, overridable in
  * config (`pricing.models`). Costs are computed in integer pico-USD (1e-12 USD), so the same usage
  * always costs exactly the same and sums never drift.
  */
@@ -23,7 +24,25 @@ export interface PriceEntry {
   longContext?: { threshold: number; input: number; cachedInput?: number; cacheWrite?: number; output: number; reasoning?: number }
   /** USD per 1,000 web searches a server tool made (Anthropic's web search: 10), on top of their tokens. */
   webSearch?: number
+  /**
+   * OpenAI's processing tiers with prices of their own (`service_tier`): `flex` (half the standard rates) and
+   * `priority` (a premium). A request served at one of them (the answer's `service_tier` says which) has every token
+   * priced at its rates; `default`, `auto`, `scale` and a tier without an entry are priced at the standard rates.
+   */
+  serviceTiers?: Partial<Record<ServiceTier, TierEntry>>
   effectiveFrom: string
+}
+
+/** The processing tiers priced apart from the standard rates. */
+export type ServiceTier = 'flex' | 'priority'
+export const SERVICE_TIERS: readonly ServiceTier[] = ['flex', 'priority']
+
+/** One tier's rates, USD per million tokens (cachedInput and cacheWrite default to input, reasoning to output). */
+export interface TierEntry { input: number; cachedInput?: number; cacheWrite?: number; output: number; reasoning?: number }
+
+/** The priced tier a `service_tier` value names, or undefined (standard rates). */
+export function pricedTier(v: unknown): ServiceTier | undefined {
+  return v === 'flex' || v === 'priority' ? v : undefined
 }
 
 /** One tier's prices in pico-USD per token (USD per million tokens × 1e6), integers. */
@@ -42,15 +61,24 @@ export interface TokenPrices extends TierPrices {
   longContext?: TierPrices & { threshold: number }
   /** pico-USD per web search (PriceEntry.webSearch, USD per 1,000 × 1e9). */
   webSearch?: number
+  /** The rates of a processing tier priced apart (PriceEntry.serviceTiers). */
+  serviceTiers?: Partial<Record<ServiceTier, TierPrices>>
 }
 
-/** The tier a request with `promptTokens` of prompt pays. */
-export function tierFor(prices: TokenPrices, promptTokens: number): TierPrices {
+/**
+ * The rates a request pays: those of the processing tier that served it when the model prices that tier apart, else
+ * those of its prompt's length (the long-context tier past its threshold), else the standard ones.
+ */
+export function tierFor(prices: TokenPrices, promptTokens: number, serviceTier?: ServiceTier): TierPrices {
+  if (serviceTier !== undefined) {
+    const t = prices.serviceTiers?.[serviceTier]
+    if (t !== undefined) return t
+  }
   const long = prices.longContext
   return long !== undefined && promptTokens > long.threshold ? long : prices
 }
 
-function tierOf(e: { input: number; cachedInput?: number | undefined; cacheWrite?: number | undefined; output: number; reasoning?: number | undefined }): TierPrices {
+function tierOf(e: TierEntry): TierPrices {
   return {
     input: toPico(e.input),
     cachedInput: toPico(e.cachedInput ?? e.input),
@@ -76,6 +104,8 @@ export interface CostBreakdown {
   estimated: boolean
   /** Web searches a server tool made, priced at PriceEntry.webSearch each; absent when none. */
   webSearchRequests?: number
+  /** The processing tier whose own rates priced the tokens (flex, priority); absent at the standard rates. */
+  serviceTier?: ServiceTier
 }
 
 const MEMO_MAX = 10_000
@@ -107,6 +137,11 @@ export class PriceCatalogue {
       }
       if (e.longContext) p.longContext = { ...tierOf(e.longContext), threshold: e.longContext.threshold }
       if (e.webSearch !== undefined) p.webSearch = Math.round(e.webSearch * 1e9)
+      if (e.serviceTiers) {
+        const tiers: Partial<Record<ServiceTier, TierPrices>> = {}
+        for (const t of SERVICE_TIERS) { const r = e.serviceTiers[t]; if (r) tiers[t] = tierOf(r) }
+        p.serviceTiers = tiers
+      }
       const list = this.#byKey.get(key) ?? []
       list.push(p)
       list.sort((a, b) => a.effectiveFrom - b.effectiveFrom)
@@ -147,8 +182,11 @@ export class PriceCatalogue {
     return list
   }
 
-  /** The exact cost of a usage under these prices (canonical usage: cached ⊂ prompt, reasoning ⊂ completion). */
-  static cost(prices: TokenPrices | undefined, usage: Usage, estimated = false): CostBreakdown {
+  /**
+   * The exact cost of a usage under these prices (canonical usage: cached ⊂ prompt, reasoning ⊂ completion), at the
+   * rates of `serviceTier` when the model prices it apart.
+   */
+  static cost(prices: TokenPrices | undefined, usage: Usage, estimated = false, serviceTier?: ServiceTier): CostBreakdown {
     const cached = usage.prompt_tokens_details?.cached_tokens ?? 0
     const cacheWrite = usage.prompt_tokens_details?.cache_creation_tokens ?? 0
     const reasoning = usage.completion_tokens_details?.reasoning_tokens ?? 0
@@ -157,14 +195,15 @@ export class PriceCatalogue {
     const output = Math.max(0, (usage.completion_tokens ?? 0) - reasoning)
     const b = { inputTokens: input, cachedTokens: cached, cacheWriteTokens: cacheWrite, outputTokens: output, reasoningTokens: reasoning, estimated }
     if (!prices) return { ...b, pico: 0, usd: 0, unknown: true }
-    const t = tierFor(prices, usage.prompt_tokens ?? 0)
+    const own = serviceTier !== undefined ? prices.serviceTiers?.[serviceTier] : undefined
+    const t = own ?? tierFor(prices, usage.prompt_tokens ?? 0)
     let pico = input * t.input + cached * t.cachedInput + cacheWrite * t.cacheWrite + output * t.output + reasoning * t.reasoning
     const searches = usage.server_tool_use?.web_search_requests ?? 0
-    if (searches > 0) {
-      pico += searches * (prices.webSearch ?? 0)
-      return { ...b, webSearchRequests: searches, pico, usd: pico / 1e12, unknown: false }
-    }
-    return { ...b, pico, usd: pico / 1e12, unknown: false }
+    if (searches > 0) pico += searches * (prices.webSearch ?? 0)
+    const c: CostBreakdown = { ...b, pico, usd: pico / 1e12, unknown: false }
+    if (searches > 0) c.webSearchRequests = searches
+    if (own !== undefined && serviceTier !== undefined) c.serviceTier = serviceTier
+    return c
   }
 }
 

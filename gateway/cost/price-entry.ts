@@ -35,6 +35,17 @@ export const priceEntrySchema: JSONSchema = {
         reasoning: usdPerMillion,
       },
     },
+    /** OpenAI's processing tiers priced apart (catalogue.ts PriceEntry.serviceTiers): every token of a request served at one at its rates. */
+    serviceTiers: {
+      type: 'object',
+      additionalProperties: false,
+      properties: Object.fromEntries(['flex', 'priority'].map((t) => [t, {
+        type: 'object',
+        additionalProperties: false,
+        required: ['input', 'output'],
+        properties: { input: usdPerMillion, cachedInput: usdPerMillion, cacheWrite: usdPerMillion, output: usdPerMillion, reasoning: usdPerMillion },
+      }])),
+    },
     /** USD per 1,000 web searches (a server tool's fee, on top of its tokens). */
     webSearch: { type: 'number', minimum: 0, maximum: 100_000 },
     effectiveFrom: effectiveFromSchema('1970-01-01'),

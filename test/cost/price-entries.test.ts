@@ -26,6 +26,11 @@ describe('price entries in every plugin', () => {
       expect(() => validatePluginConfig(f, cfg([{ ...entry, output: 1e9 }]), at)).toThrow(/output/)
       expect(() => validatePluginConfig(f, cfg([{ ...entry, model: '' }]), at)).toThrow(/model/)
       expect(() => validatePluginConfig(f, cfg([{ ...entry, effectiveFrom: '2027-01-01T09:00' }]), at)).toThrow(/effectiveFrom/)
+      // Processing tiers: flex and priority, each with at least input and output.
+      const tiers = { flex: { input: 1.25, output: 5 }, priority: { input: 4.25, cachedInput: 2.125, output: 17 } }
+      expect(() => validatePluginConfig(f, cfg([{ ...entry, serviceTiers: tiers }]), at)).not.toThrow()
+      expect(() => validatePluginConfig(f, cfg([{ ...entry, serviceTiers: { scale: { input: 1, output: 1 } } }]), at)).toThrow(/scale/)
+      expect(() => validatePluginConfig(f, cfg([{ ...entry, serviceTiers: { priority: { input: 4.25 } } }]), at)).toThrow(/output/)
     })
   }
 
