@@ -15,6 +15,8 @@ import { usageFromBody } from './usage-extract.ts'
  * escapes): chunks put it before `choices`, so the first match is the top-level one.
  */
 const EVENT_MODEL = /"model":"([^"\\]{1,256})"/
+/** The `service_tier` of an OpenAI chunk (every chunk carries it, the usage chunk too). */
+const EVENT_TIER = /"service_tier":"([a-z_]{1,32})"/
 
 /** Typed per-request slots; plugins extend this interface by declaration merging. */
 export interface CtxSlots {
@@ -68,7 +70,7 @@ export class RequestCtx {
   extraUpstreamHeaders: Record<string, string> | undefined
   /** Raw upstream body parts of a pass-through non-streaming answer, parsed lazily for usage. */
   rawBody: Buffer[] | undefined
-  /** A pass-through stream's newest event (its data), read lazily for the model that answered (responseModel). */
+  /** A pass-through stream's newest event (its data), read lazily for the model and tier that answered (responseModel, servedTier). */
   lastEvent: string | undefined
   /** The model the client asked for, and how it resolved. */
   requestedModel = ''
@@ -83,6 +85,7 @@ export class RequestCtx {
   aborted = false
   #usage: Usage | undefined
   #responseModel: string | undefined
+  #servedTier: string | undefined
   finishReason: string | null = null
   /** Cost of the answer, set by the cost-meter plugin at completion (pico-USD exact, with the breakdown). */
   cost: CostBreakdown | undefined
@@ -180,6 +183,7 @@ export class RequestCtx {
       this.#usage = found.usage
       if (this.finishReason === null) this.finishReason = found.finishReason
       if (this.#responseModel === undefined && found.model !== null) this.#responseModel = found.model
+      if (this.#servedTier === undefined && found.serviceTier !== null) this.#servedTier = found.serviceTier
     }
     return this.#usage
   }
@@ -195,16 +199,35 @@ export class RequestCtx {
    */
   get responseModel(): string | undefined {
     if (this.#responseModel === undefined && this.rawBody !== undefined) void this.usage
-    if (this.#responseModel === undefined && this.lastEvent !== undefined) {
-      const m = EVENT_MODEL.exec(this.lastEvent)
-      this.lastEvent = undefined
-      if (m !== null) this.#responseModel = m[1]
-    }
+    if (this.lastEvent !== undefined) this.#readLastEvent()
     return this.#responseModel
   }
 
   set responseModel(m: string | undefined) {
     this.#responseModel = m === '' ? undefined : m
+  }
+
+  /**
+   * The processing tier the upstream's answer says served it (OpenAI's `service_tier`: default, flex, priority, scale),
+   * from the canonical response, the stream's, the pass-through body or a pass-through stream's last event, as
+   * responseModel. Undefined when the answer did not say (the cost meter then prices the tier the request asked for).
+   */
+  get servedTier(): string | undefined {
+    if (this.#servedTier === undefined && this.rawBody !== undefined) void this.usage
+    if (this.lastEvent !== undefined) this.#readLastEvent()
+    return this.#servedTier
+  }
+
+  set servedTier(t: string | null | undefined) {
+    this.#servedTier = typeof t === 'string' && t !== '' ? t : undefined
+  }
+
+  /** The model and the tier of a pass-through stream's last event, read once. */
+  #readLastEvent(): void {
+    const e = this.lastEvent!
+    this.lastEvent = undefined
+    if (this.#responseModel === undefined) { const m = EVENT_MODEL.exec(e); if (m !== null) this.#responseModel = m[1] }
+    if (this.#servedTier === undefined) { const t = EVENT_TIER.exec(e); if (t !== null) this.#servedTier = t[1] }
   }
 
   get log(): Logger {

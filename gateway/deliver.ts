@@ -45,6 +45,7 @@ export async function deliver(ctx: RequestCtx, inbound: Inbound, up: UpstreamRes
       if ('usage' in r && r.usage) ctx.usage = r.usage as Usage
       if ('choices' in r) ctx.finishReason = r.choices[0]?.finish_reason ?? null
       ctx.responseModel = r.model
+      if ('service_tier' in r) ctx.servedTier = r.service_tier
       const body = inbound.encodeResponse(r, ctx.requestedModel, ctx)
       ctx.upstreamEnd = performance.now()
       runResponseHeaders(ctx)
@@ -127,6 +128,7 @@ async function deliverStream(ctx: RequestCtx, inbound: Inbound, first: ChatStrea
       ctx.usage = resumed ? usageWithAttempts(ctx, final.usage) : final.usage
       ctx.finishReason = final.choices[0]?.finish_reason ?? null
       ctx.responseModel = final.model
+      ctx.servedTier = final.service_tier
       ctx.upstreamEnd = performance.now()
       if (!res.destroyed) res.end(enc.end())
     } catch (e) {

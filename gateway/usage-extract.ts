@@ -2,8 +2,8 @@
  * Usage, finish reason and model of a pass-through (non-streaming) answer, from its raw bytes (`ctx.rawBody`; read once by
  * RequestCtx's `usage` getter). Bodies up to 1 KiB are parsed whole (as cheap as searching them, and exact). Past
  * that only the `"usage":{...}` object is parsed (found from the end, where OpenAI-style bodies put it) and the
- * finish reason of the first choice and the model (the first `"model"` key: the top-level one, near the start) are
- * read in place; when no usable usage object is found that way, the whole body
+ * finish reason of the first choice, the model (the first `"model"` key: the top-level one, near the start) and the
+ * service tier (the last `"service_tier"` key, after the choices) are read in place; when no usable usage object is found that way, the whole body
  * is parsed.
  */
 import type { Usage } from '../providers/types.ts'
@@ -11,6 +11,7 @@ import type { Usage } from '../providers/types.ts'
 const USAGE_KEY = Buffer.from('"usage"')
 const FINISH_KEY = Buffer.from('"finish_reason"')
 const MODEL_KEY = Buffer.from('"model"')
+const TIER_KEY = Buffer.from('"service_tier"')
 const QUOTE = 0x22
 const BACKSLASH = 0x5c
 /** Bodies up to this size are parsed whole. */
@@ -21,6 +22,8 @@ export interface BodyUsage {
   finishReason: string | null
   /** The model the upstream says answered (gen_ai.response.model), or null. */
   model: string | null
+  /** The processing tier that served it (OpenAI's top-level `service_tier`), or null. */
+  serviceTier: string | null
 }
 
 function isSpace(c: number | undefined): boolean {
@@ -70,18 +73,26 @@ function stringIn(buf: Buffer, key: Buffer, max: number): string | null {
   return value.includes(BACKSLASH) ? null : value.toString('utf8')
 }
 
+/** The string value of the last `key` (at most `max` bytes, no escapes), or null. */
+function lastStringIn(buf: Buffer, key: Buffer, max: number): string | null {
+  const f = buf.lastIndexOf(key)
+  return f === -1 ? null : stringIn(buf.subarray(f), key, max)
+}
+
 function parseWhole(buf: Buffer): BodyUsage {
   try {
-    const whole = JSON.parse(buf.toString('utf8')) as { usage?: unknown; model?: unknown; choices?: { finish_reason?: unknown }[] } | null
+    const whole = JSON.parse(buf.toString('utf8')) as { usage?: unknown; model?: unknown; service_tier?: unknown; choices?: { finish_reason?: unknown }[] } | null
     const finish = Array.isArray(whole?.choices) ? whole.choices[0]?.finish_reason : undefined
     const usage = whole?.usage
+    const tier = whole?.service_tier
     return {
       usage: typeof usage === 'object' && usage !== null ? usage as Usage : undefined,
       finishReason: typeof finish === 'string' ? finish : null,
       model: typeof whole?.model === 'string' && whole.model !== '' ? whole.model : null,
+      serviceTier: typeof tier === 'string' && tier !== '' ? tier : null,
     }
   } catch {
-    return { usage: undefined, finishReason: null, model: null } // not JSON: no usage
+    return { usage: undefined, finishReason: null, model: null, serviceTier: null } // not JSON: no usage
   }
 }
 
@@ -94,5 +105,6 @@ export function usageFromBody(parts: readonly Buffer[]): BodyUsage {
     u = slice === undefined ? undefined : JSON.parse(slice.toString('utf8'))
   } catch { /* the full parse below */ }
   if (!isUsage(u)) return parseWhole(buf)
-  return { usage: u, finishReason: stringIn(buf, FINISH_KEY, 64), model: stringIn(buf, MODEL_KEY, 256) }
+  // The tier follows the choices in OpenAI's bodies: searched from the end, like the usage.
+  return { usage: u, finishReason: stringIn(buf, FINISH_KEY, 64), model: stringIn(buf, MODEL_KEY, 256), serviceTier: lastStringIn(buf, TIER_KEY, 32) }
 }

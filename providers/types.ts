@@ -183,6 +183,8 @@ export interface ChatChunk {
   choices: ChatChunkChoice[]
   usage?: Usage | null
   system_fingerprint?: string | null
+  /** The processing tier serving the stream (OpenAI sends it on every chunk). */
+  service_tier?: string | null
 }
 
 export interface EmbeddingResponse {

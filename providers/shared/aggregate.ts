@@ -14,12 +14,14 @@ export class ChunkAggregator {
   created = 0
   usage: Usage | undefined
   systemFingerprint: string | null | undefined
+  serviceTier: string | null | undefined
   #choices: ChoiceAcc[] = []
 
   add(chunk: ChatChunk): void {
     if (this.id === '') { this.id = chunk.id; this.model = chunk.model; this.created = chunk.created }
     if (chunk.usage) this.usage = chunk.usage
     if (chunk.system_fingerprint !== undefined) this.systemFingerprint = chunk.system_fingerprint
+    if (chunk.service_tier !== undefined) this.serviceTier = chunk.service_tier
     for (const c of chunk.choices) {
       let acc = this.#choices[c.index]
       if (!acc) { acc = { content: [], hasContent: false, tools: [], finish: null, refusal: [], thinking: undefined }; this.#choices[c.index] = acc }
@@ -89,6 +91,7 @@ export class ChunkAggregator {
     }
     if (this.usage) res.usage = this.usage
     if (this.systemFingerprint !== undefined) res.system_fingerprint = this.systemFingerprint
+    if (this.serviceTier !== undefined) res.service_tier = this.serviceTier
     return res
   }
 }

@@ -26,6 +26,8 @@
  *   Header `x-mock-chunk-delay-ms`: delay between SSE events.
  *   Header `x-mock-response-model`: the model the answer names (as OpenAI names a dated snapshot,
  *     `gpt-4o-2024-08-06` for `gpt-4o`); default the request's `model`.
+ *   `service_tier` of the answer and of every chunk: the tier that served it, the request's `flex`, `priority` or
+ *     `scale`, else `default`; header `x-mock-service-tier` names another (a project whose default is priority).
  *
  * FAULTS. Set `mock.fault = <spec>` (applies to subsequent requests) or send header
  * `x-mock-fault: <spec>` on one request (header wins over the property). A spec is either a
@@ -598,12 +600,13 @@ export function startOpenAIMock(opts: StartOpenAIMockOptions = {}): Promise<Open
     model: string,
     plan: ReplyPlan,
     promptTokens: number,
+    tier: string,
   ): void {
     const head = `{"id":"chatcmpl-${nextId()}","object":"chat.completion","created":${Math.floor(Date.now() / 1000)}`;
     let tail: string | undefined;
     let key: string | undefined;
     if (plan.kind === 'text' && plan.fixed) {
-      key = `${model}\u0000${plan.pieces.length}\u0000${plan.finish}\u0000${promptTokens}`;
+      key = `${model}\u0000${plan.pieces.length}\u0000${plan.finish}\u0000${promptTokens}\u0000${tier}`;
       tail = completionCache.get(key);
     }
     if (tail === undefined) {
@@ -629,7 +632,7 @@ export function startOpenAIMock(opts: StartOpenAIMockOptions = {}): Promise<Open
         model,
         choices: [{ index: 0, message, logprobs: null, finish_reason: finish }],
         usage: usageObj(promptTokens, completionTokens),
-        service_tier: 'default',
+        service_tier: tier,
         system_fingerprint: FINGERPRINT,
       });
       tail = ',' + rest.slice(1);
@@ -650,11 +653,12 @@ export function startOpenAIMock(opts: StartOpenAIMockOptions = {}): Promise<Open
     includeUsage: boolean,
     chunkDelay: number,
     f: Fault | null,
+    tier: string,
   ): Promise<void> {
     const created = Math.floor(Date.now() / 1000);
     const head =
       `data: {"id":"chatcmpl-${nextId()}","object":"chat.completion.chunk","created":${created},` +
-      `"model":${JSON.stringify(model)},"service_tier":"default","system_fingerprint":"${FINGERPRINT}","choices":[`;
+      `"model":${JSON.stringify(model)},"service_tier":"${tier}","system_fingerprint":"${FINGERPRINT}","choices":[`;
     const tail = includeUsage ? '],"usage":null}\n\n' : ']}\n\n';
     const chunk = (delta: object, finish: string | null): string =>
       head + JSON.stringify({ index: 0, delta, logprobs: null, finish_reason: finish }) + tail;
@@ -796,13 +800,20 @@ export function startOpenAIMock(opts: StartOpenAIMockOptions = {}): Promise<Open
     const tokens = headerInt(req.headers['x-mock-tokens'], 12, MAX_TOKENS_HEADER);
     const plan = planReply(body, messages, tokens);
     const promptTokens = countPromptTokens(messages);
+    // The tier that served it, as OpenAI answers: the one asked for, `default` for `auto` (a project without another
+    // default) or none; header x-mock-service-tier overrides (a project whose default is priority, a priority request
+    // served at the default tier).
+    const askedTier = body['service_tier'];
+    const namedTier = req.headers['x-mock-service-tier'];
+    const tier = typeof namedTier === 'string' && /^[a-z]{1,20}$/.test(namedTier) ? namedTier
+      : askedTier === 'flex' || askedTier === 'priority' || askedTier === 'scale' ? askedTier : 'default';
     if (body['stream'] === true) {
       const so = body['stream_options'] as { include_usage?: unknown } | null | undefined;
       const includeUsage = so !== null && typeof so === 'object' && so.include_usage === true;
       const chunkDelay = f?.chunkDelayMs ?? headerInt(req.headers['x-mock-chunk-delay-ms'], 0, 600000);
-      await streamingCompletion(res, ctx, model, plan, promptTokens, includeUsage, chunkDelay, f);
+      await streamingCompletion(res, ctx, model, plan, promptTokens, includeUsage, chunkDelay, f, tier);
     } else {
-      nonStreamingCompletion(res, ctx, model, plan, promptTokens);
+      nonStreamingCompletion(res, ctx, model, plan, promptTokens, tier);
     }
   }
 

@@ -21,7 +21,7 @@ describe('usage, finish reason and model from a pass-through body', () => {
     const body = JSON.stringify({ id: 'x', model: 'gpt-4o-2024-08-06', choices: [{ index: 0, message: { role: 'assistant', content: `${pad} the "usage": {"prompt_tokens": 999} is in a string` }, finish_reason: 'length' }], usage })
     let got: ReturnType<typeof usageFromBody> | undefined
     const lengths = parsedLengths(() => { got = usageFromBody([Buffer.from(body)]) })
-    expect(got).toEqual({ usage, finishReason: 'length', model: 'gpt-4o-2024-08-06' })
+    expect(got).toEqual({ usage, finishReason: 'length', model: 'gpt-4o-2024-08-06', serviceTier: null })
     expect(Math.max(...lengths)).toBeLessThan(300)
   })
 
@@ -30,23 +30,34 @@ describe('usage, finish reason and model from a pass-through body', () => {
     const mid = Math.floor(body.length / 2)
     let got: ReturnType<typeof usageFromBody> | undefined
     const lengths = parsedLengths(() => { got = usageFromBody([Buffer.from(body.slice(0, mid)), Buffer.from(body.slice(mid))]) })
-    expect(got).toEqual({ usage, finishReason: 'stop', model: null })
+    expect(got).toEqual({ usage, finishReason: 'stop', model: null, serviceTier: null })
     expect(Math.max(...lengths)).toBeLessThan(400)
   })
 
   it('parses a small body whole, once', () => {
     const body = JSON.stringify({ model: 'gpt-4o-2024-08-06', choices: [{ finish_reason: 'stop' }], usage })
-    const lengths = parsedLengths(() => { expect(usageFromBody([Buffer.from(body)])).toEqual({ usage, finishReason: 'stop', model: 'gpt-4o-2024-08-06' }) })
+    const lengths = parsedLengths(() => { expect(usageFromBody([Buffer.from(body)])).toEqual({ usage, finishReason: 'stop', model: 'gpt-4o-2024-08-06', serviceTier: null }) })
     expect(lengths).toEqual([body.length])
-    expect(usageFromBody([Buffer.from('{"choices":[]}')])).toEqual({ usage: undefined, finishReason: null, model: null })
-    expect(usageFromBody([Buffer.from('not json')])).toEqual({ usage: undefined, finishReason: null, model: null })
+    expect(usageFromBody([Buffer.from('{"choices":[]}')])).toEqual({ usage: undefined, finishReason: null, model: null, serviceTier: null })
+    expect(usageFromBody([Buffer.from('not json')])).toEqual({ usage: undefined, finishReason: null, model: null, serviceTier: null })
+  })
+
+  it('reads the service tier that served the answer, parsed whole and in place', () => {
+    const small = JSON.stringify({ model: 'gpt-4o-2024-08-06', choices: [{ finish_reason: 'stop' }], usage, service_tier: 'priority' })
+    expect(usageFromBody([Buffer.from(small)])).toEqual({ usage, finishReason: 'stop', model: 'gpt-4o-2024-08-06', serviceTier: 'priority' })
+    // Past 1 KiB: the last key (OpenAI writes it after the choices), not one inside the answer's text.
+    const body = JSON.stringify({ model: 'o3', choices: [{ message: { content: `${pad} "service_tier": "scale" in a string` }, finish_reason: 'stop' }], usage, service_tier: 'flex', system_fingerprint: null })
+    let got: ReturnType<typeof usageFromBody> | undefined
+    const lengths = parsedLengths(() => { got = usageFromBody([Buffer.from(body)]) })
+    expect(got).toEqual({ usage, finishReason: 'stop', model: 'o3', serviceTier: 'flex' })
+    expect(Math.max(...lengths)).toBeLessThan(300)
   })
 
   it('keeps an embeddings usage (no completion_tokens) without parsing a large body whole', () => {
     const body = JSON.stringify({ object: 'list', data: [{ object: 'embedding', index: 0, embedding: Array.from({ length: 300 }, (_, i) => i / 7) }], usage: { prompt_tokens: 5, total_tokens: 5 } })
     let got: ReturnType<typeof usageFromBody> | undefined
     const lengths = parsedLengths(() => { got = usageFromBody([Buffer.from(body)]) })
-    expect(got).toEqual({ usage: { prompt_tokens: 5, total_tokens: 5 }, finishReason: null, model: null })
+    expect(got).toEqual({ usage: { prompt_tokens: 5, total_tokens: 5 }, finishReason: null, model: null, serviceTier: null })
     expect(Math.max(...lengths)).toBeLessThan(100)
   })
 
@@ -57,8 +68,8 @@ describe('usage, finish reason and model from a pass-through body', () => {
       expect(lengths, tail).toContain(body.length)
     }
     const broken = `{"choices":[{"finish_reason":"stop","message":{"content":"${pad}"}}],"usage":{"prompt_tokens":1`
-    expect(usageFromBody([Buffer.from(broken)])).toEqual({ usage: undefined, finishReason: null, model: null })
+    expect(usageFromBody([Buffer.from(broken)])).toEqual({ usage: undefined, finishReason: null, model: null, serviceTier: null })
     const odd = `{"choices":[{"finish_reason":"stop","message":{"content":"${pad}"}}],"usage":{"prompt_tokens":"x"}}`
-    expect(usageFromBody([Buffer.from(odd)])).toEqual({ usage: { prompt_tokens: 'x' }, finishReason: 'stop', model: null })
+    expect(usageFromBody([Buffer.from(odd)])).toEqual({ usage: { prompt_tokens: 'x' }, finishReason: 'stop', model: null, serviceTier: null })
   })
 })
