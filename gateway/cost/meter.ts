@@ -24,7 +24,7 @@ import type { Logger } from 'pino'
 import type { AttemptRecord, RequestCtx } from '../context.ts'
 import type { CounterChild, Metrics } from '../metrics.ts'
 import type { Usage } from '../../providers/types.ts'
-import { PriceCatalogue, type CostBreakdown, type PriceEntry, type TokenPrices } from './catalogue.ts'
+import { PriceCatalogue, pricedTier, type CostBreakdown, type PriceEntry, type ServiceTier, type TokenPrices } from './catalogue.ts'
 import { Pricing } from './pricing.ts'
 import { completionTextOfBody, estimateUsage, loadTokenizer, tokenizerSettled } from './estimate.ts'
 import { answerEvents, answerPart, billedAttempts, normalizeUsage } from './attempt-usage.ts'
@@ -216,7 +216,8 @@ export class CostMeter {
     const out: CostPart[] = [{ provider: ctx.providerName, providerType: ctx.adapter?.type ?? '', model: ctx.model || ctx.requestedModel, cost: this.#priceAnswer(ctx, attempts) }]
     for (const a of attempts) {
       const providerType = a.providerType ?? ''
-      out.push({ provider: a.provider, providerType, model: a.model, cost: PriceCatalogue.cost(this.pricesFor(a.provider, providerType, a.model, now), a.usage!, a.estimated === true) })
+      // A cut attempt's answer is gone: priced at the tier the request asked for.
+      out.push({ provider: a.provider, providerType, model: a.model, cost: PriceCatalogue.cost(this.pricesFor(a.provider, providerType, a.model, now), a.usage!, a.estimated === true, pricedTier(ctx.chat?.service_tier)) })
     }
     return out
   }
@@ -228,7 +229,7 @@ export class CostMeter {
     const usage = ctx.usage
     if (usage != null) {
       // With resumed streams, ctx.usage is the sum over the attempts: each is priced at its own model.
-      return PriceCatalogue.cost(this.#seriesOf(ctx, this.#now()).prices, attempts.length === 0 ? normalizeUsage(usage) : answerPart(usage, attempts))
+      return PriceCatalogue.cost(this.#seriesOf(ctx, this.#now()).prices, attempts.length === 0 ? normalizeUsage(usage) : answerPart(usage, attempts), false, pricingTierOf(ctx))
     }
     if (ctx.upstreamHeaders === 0) return PriceCatalogue.cost(ZERO_PRICES, ZERO)
     if (!this.#estimate) return PriceCatalogue.cost(undefined, ZERO)
@@ -242,7 +243,7 @@ export class CostMeter {
       est.completion_tokens = events
       est.total_tokens = est.prompt_tokens + events
     }
-    return PriceCatalogue.cost(this.#seriesOf(ctx, this.#now()).prices, est, true)
+    return PriceCatalogue.cost(this.#seriesOf(ctx, this.#now()).prices, est, true, pricingTierOf(ctx))
   }
 
   /** Counters for one priced request (the cost meter's completion hook, once per request); `parts`: this.parts(ctx). */
@@ -278,6 +279,16 @@ export class CostMeter {
       )
     }
   }
+}
+
+/**
+ * The processing tier a request's tokens are priced at (flex, priority; undefined: the standard rates): the one its
+ * answer says served it (`service_tier`: a priority request the provider served at the default tier pays the default
+ * rates), else, when the answer did not say, the one it asked for.
+ */
+export function pricingTierOf(ctx: RequestCtx): ServiceTier | undefined {
+  const served = ctx.servedTier
+  return pricedTier(served !== undefined ? served : ctx.chat?.service_tier)
 }
 
 /**
@@ -322,5 +333,6 @@ export function costJson(c: CostBreakdown | undefined): Record<string, unknown> 
     estimated: c.estimated,
     unknown: c.unknown,
     tokens: { input: c.inputTokens, cached: c.cachedTokens, cache_write: c.cacheWriteTokens, output: c.outputTokens, reasoning: c.reasoningTokens },
+    ...(c.serviceTier !== undefined ? { service_tier: c.serviceTier } : {}),
   }
 }

@@ -149,7 +149,7 @@ describe('LocalBudgetStore', () => {
 })
 
 describe('worst-case estimate', () => {
-  const est = { method: 'chars' as const, charsPerToken: 4, perMessageTokens: 4, defaultMaxTokens: 100, webSearchesWithoutMaxUses: 10 }
+  const est = { method: 'chars' as const, charsPerToken: 4, perMessageTokens: 4, defaultMaxTokens: 100, webSearchesWithoutMaxUses: 10, autoServiceTier: 'default' as const }
 
   it('prompt tokens: characters / charsPerToken, per-message overhead, tools, images', () => {
     const chat: ChatRequest = { model: 'm', messages: [{ role: 'system', content: 'abcd' }, { role: 'user', content: [{ type: 'text', text: 'abcdefgh' }, { type: 'image_url', image_url: { url: 'x' } }] }] }

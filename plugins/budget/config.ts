@@ -65,6 +65,11 @@ export interface BudgetConfig {
     defaultMaxTokens: number
     /** Web searches reserved for a server web search tool that sets no `max_uses` (it has no bound of its own). */
     webSearchesWithoutMaxUses: number
+    /**
+     * The processing tier a request that names none (or `auto`) is reserved at: `priority` for an OpenAI project
+     * whose default tier is priority (the answer then says priority, and the request is settled at its rates).
+     */
+    autoServiceTier: 'default' | 'priority'
   }
   /**
    * When a hard amount or token budget applies and the request sets no output limit, send
@@ -145,6 +150,7 @@ export const budgetConfigSchema: JSONSchema = {
         perMessageTokens: { type: 'integer', minimum: 0, default: 4 },
         defaultMaxTokens: { type: 'integer', minimum: 1, default: 4096 },
         webSearchesWithoutMaxUses: { type: 'integer', minimum: 0, maximum: 1000, default: 10 },
+        autoServiceTier: { enum: ['default', 'priority'], default: 'default' },
       },
     },
     capMaxTokens: { type: 'boolean', default: true },

@@ -42,7 +42,7 @@ export function createCutoffHook(d: CutoffDeps): (ctx: RequestCtx, chunk: ChatCh
 
   const extend = (ctx: RequestCtx, s: BudgetSlot): void => {
     const step = config.extendTokens
-    const amount: Units = [worstCostNano(0, step, s.worst), step, 0]
+    const amount: Units = [worstCostNano(0, step, s.worst, s.tier), step, 0]
     // Only budgets with streamCutoff may end the stream.
     const cs = s.counters.map((c, i) => (cutoffNames.has(s.rules[i]!.name) ? c : { ...c, hard: false }))
     const done = (r: { status: string } | undefined): void => {

@@ -9,7 +9,7 @@
  * resort. Amounts are integer nano-USD (1e-9): budgets up to $9M stay exact in Redis' Lua numbers.
  */
 import type { RequestCtx } from '../../gateway/context.ts'
-import type { PriceEntry, TokenPrices } from '../../gateway/cost/catalogue.ts'
+import { pricedTier, SERVICE_TIERS, type PriceEntry, type ServiceTier, type TokenPrices } from '../../gateway/cost/catalogue.ts'
 import { DEFAULT_PROVIDER_TYPE_MAP, Pricing as CostPricing } from '../../gateway/cost/pricing.ts'
 import { countTokens } from '../../gateway/cost/estimate.ts'
 import type { CompiledAlias } from '../../gateway/routing/alias.ts'
@@ -34,6 +34,11 @@ export interface WorstPrices {
   long?: { threshold: number; input: number; output: number }
   /** The highest fee per web search (pico-USD) of the candidates that have one (PriceEntry.webSearch). */
   webSearch?: number
+  /**
+   * Per processing tier some candidate prices apart (flex, priority): the highest rates a request served at it may
+   * pay, each candidate at that tier's rates when it has them, else at its standard ones.
+   */
+  tiers?: Partial<Record<ServiceTier, { input: number; output: number }>>
 }
 
 export interface Pricing {
@@ -112,8 +117,10 @@ export function worstPrices(ctx: RequestCtx, pricing: Pricing, at: number): Read
 
 function computeWorst(ctx: RequestCtx, pricing: Pricing, at: number): WorstPrices {
   const w: WorstPrices = { input: 0, output: 0, unpriced: false }
+  const all: TokenPrices[] = []
   const add = (p: TokenPrices | undefined): void => {
     if (!p) { w.unpriced = true; return }
+    all.push(p)
     w.input = Math.max(w.input, p.input, p.cacheWrite)
     w.output = Math.max(w.output, p.output, p.reasoning)
     if (p.webSearch !== undefined) w.webSearch = Math.max(w.webSearch ?? 0, p.webSearch)
@@ -130,7 +137,28 @@ function computeWorst(ctx: RequestCtx, pricing: Pricing, at: number): WorstPrice
   } else {
     add(pricing.pricesFor(ctx.providerName, ctx.adapter?.type ?? '', ctx.model, at))
   }
+  for (const tier of SERVICE_TIERS) {
+    if (!all.some((p) => p.serviceTiers?.[tier] !== undefined)) continue
+    let input = 0
+    let output = 0
+    for (const p of all) {
+      const r = p.serviceTiers?.[tier] ?? p
+      input = Math.max(input, r.input, r.cacheWrite)
+      output = Math.max(output, r.output, r.reasoning)
+    }
+    ;(w.tiers ??= {})[tier] = { input, output }
+  }
   return w
+}
+
+/**
+ * The processing tier a request is reserved at: the one it names (flex, priority), `default` as the standard rates,
+ * and none or `auto` as `estimate.autoServiceTier` says.
+ */
+export function requestTier(chat: ChatRequest | undefined, est: Estimate): ServiceTier | undefined {
+  const asked = chat?.service_tier
+  if (asked === 'default') return undefined
+  return pricedTier(asked) ?? (est.autoServiceTier === 'priority' ? 'priority' : undefined)
 }
 
 /** Tokens counted for an image or other non-text part (an upper bound of a high-detail 2048 px image). */
@@ -235,9 +263,15 @@ export function maxWebSearches(chat: ChatRequest | undefined, withoutMaxUses: nu
   return n
 }
 
-/** nano-USD of a token count at worst prices (pico per token). */
-export function worstCostNano(prompt: number, output: number, w: Readonly<WorstPrices>): number {
+/** nano-USD of a token count at worst prices (pico per token), at a processing tier's when the request names one. */
+export function worstCostNano(prompt: number, output: number, w: Readonly<WorstPrices>, tier?: ServiceTier): number {
   const l = w.long
+  const r = tier !== undefined ? w.tiers?.[tier] : undefined
+  if (r !== undefined) {
+    // A tier's rates; a prompt past a long-context threshold may be served at the standard tier's long rates instead.
+    if (l !== undefined && prompt > l.threshold) return picoToNano(prompt * Math.max(r.input, l.input) + output * Math.max(r.output, l.output))
+    return picoToNano(prompt * r.input + output * r.output)
+  }
   if (l !== undefined && prompt > l.threshold) return picoToNano(prompt * Math.max(w.input, l.input) + output * Math.max(w.output, l.output))
   return picoToNano(prompt * w.input + output * w.output)
 }

@@ -15,11 +15,11 @@
 import { randomBytes } from 'node:crypto'
 import { GatewayError } from '../../gateway/errors.ts'
 import type { AttemptRecord, RequestCtx } from '../../gateway/context.ts'
-import { PriceCatalogue, tierFor } from '../../gateway/cost/catalogue.ts'
+import { PriceCatalogue, pricedTier, tierFor, type ServiceTier } from '../../gateway/cost/catalogue.ts'
 import { effectiveFromErrors } from '../../gateway/cost/effective-from.ts'
 import { loadTokenizer } from '../../gateway/cost/estimate.ts'
 import { answerEvents, answerPart, billedAttempts } from '../../gateway/cost/attempt-usage.ts'
-import { costOf, normalizeUsage } from '../../gateway/cost/meter.ts'
+import { costOf, normalizeUsage, pricingTierOf } from '../../gateway/cost/meter.ts'
 import type { Metrics } from '../../gateway/metrics.ts'
 import type { PluginFactory, PluginInstance } from '../../gateway/pipeline/types.ts'
 import type { Usage } from '../../providers/types.ts'
@@ -29,7 +29,7 @@ import { createCutoffHook } from './cutoff.ts'
 import { refreshIntervalMs, ReservationKeepalive, type Held } from './keepalive.ts'
 import { applyDowngrade } from './downgrade.ts'
 import {
-  choices, maxWebSearches, nanoToUsd, outputTokensOf, ownPricing, picoToNano, pricingOf, promptTokens, requestedMaxOutput, usageTokens, worstCostNano, worstPrices,
+  choices, maxWebSearches, nanoToUsd, outputTokensOf, ownPricing, picoToNano, pricingOf, promptTokens, requestedMaxOutput, requestTier, usageTokens, worstCostNano, worstPrices,
   type Pricing, type WorstPrices,
 } from './estimate.ts'
 import { periodWindow } from './period.ts'
@@ -56,6 +56,8 @@ export interface BudgetSlot extends Held {
   readonly amount: Units
   readonly promptTokens: number
   readonly worst: Readonly<WorstPrices>
+  /** The processing tier the request is reserved at (estimate.ts requestTier); undefined: the standard rates. */
+  readonly tier: ServiceTier | undefined
   readonly cacheHit: boolean
   admitting: boolean
   completed: boolean
@@ -172,14 +174,16 @@ function pricesAt(
 function ownCostPico(ctx: RequestCtx, pricing: Pricing, usage: Usage): number {
   const at = Date.now()
   const attempts = billedAttempts(ctx)
-  if (attempts.length === 0) return PriceCatalogue.cost(pricesAt(ctx, pricing, at), usage).pico
-  return PriceCatalogue.cost(pricesAt(ctx, pricing, at), answerPart(usage, attempts)).pico + attemptsPico(ctx, pricing, at, attempts)
+  const tier = pricingTierOf(ctx)
+  if (attempts.length === 0) return PriceCatalogue.cost(pricesAt(ctx, pricing, at), usage, false, tier).pico
+  return PriceCatalogue.cost(pricesAt(ctx, pricing, at), answerPart(usage, attempts), false, tier).pico + attemptsPico(ctx, pricing, at, attempts)
 }
 
 /** pico-USD of a resumed stream's cut attempts, each at its own target's prices. */
 function attemptsPico(ctx: RequestCtx, pricing: Pricing, at: number, attempts: readonly AttemptRecord[]): number {
   let pico = 0
-  for (const a of attempts) pico += PriceCatalogue.cost(pricesAt(ctx, pricing, at, a.provider, a.providerType ?? '', a.model), a.usage!).pico
+  const tier = pricedTier(ctx.chat?.service_tier)
+  for (const a of attempts) pico += PriceCatalogue.cost(pricesAt(ctx, pricing, at, a.provider, a.providerType ?? '', a.model), a.usage!, false, tier).pico
   return pico
 }
 
@@ -302,7 +306,7 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
           const at = Date.now()
           const prompt = attempts.length === 0 ? s.promptTokens : promptTokens(ctx.chat, undefined, est)
           const p = pricesAt(ctx, pricing, at)
-          const t = p ? tierFor(p, prompt) : undefined
+          const t = p ? tierFor(p, prompt, pricingTierOf(ctx)) : undefined
           const pico = (t ? prompt * t.input + out * t.output : 0) + attemptsPico(ctx, pricing, at, attempts)
           let tokens = prompt + out
           for (const a of attempts) tokens += usageTokens(a.usage!)
@@ -464,10 +468,11 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
         }
         // Server tools' web searches (a native-only Messages request) at the highest fee a candidate charges.
         const searches = chat && worst.webSearch !== undefined ? maxWebSearches(chat, est.webSearchesWithoutMaxUses) : 0
-        const usd = worstCostNano(prompt, maxOut, worst) + (searches > 0 ? picoToNano(searches * worst.webSearch!) : 0)
+        const tier = worst.tiers !== undefined ? requestTier(chat, est) : undefined
+        const usd = worstCostNano(prompt, maxOut, worst, tier) + (searches > 0 ? picoToNano(searches * worst.webSearch!) : 0)
         const amount: Units = cacheHit ? [0, 0, 1] : [Math.min(usd, MAX_UNITS), Math.min(prompt + maxOut, MAX_UNITS), 1]
         const s: BudgetSlot = {
-          id: `${INSTANCE}:${(++reservations).toString(36)}`, counters, rules, placement: undefined, amount, promptTokens: prompt, worst, cacheHit,
+          id: `${INSTANCE}:${(++reservations).toString(36)}`, counters, rules, placement: undefined, amount, promptTokens: prompt, worst, tier, cacheHit,
           admitting: true, completed: false, settled: false,
           cutoff: false, grantedOut: maxOut, outChars: 0, cutChars: 0, seenAttempts: 0, extending: false, extensionRefused: false, shadowCut: false,
           heldPrev: undefined, heldNext: undefined, held: false,

@@ -15,7 +15,7 @@
  * mcp_cache_errors_total{op}. No onResponseChunk hook: routes keep their pass-through.
  */
 import type { RequestCtx } from '../../gateway/context.ts'
-import { PriceCatalogue, type CostBreakdown } from '../../gateway/cost/catalogue.ts'
+import { PriceCatalogue, pricedTier, type CostBreakdown } from '../../gateway/cost/catalogue.ts'
 import { DEFAULT_PROVIDER_TYPE_MAP, Pricing } from '../../gateway/cost/pricing.ts'
 import { effectiveFromErrors } from '../../gateway/cost/effective-from.ts'
 import { GatewayError } from '../../gateway/errors.ts'
@@ -127,7 +127,8 @@ export function createCachePlugin(opts: CachePluginOptions = {}): PluginFactory<
         const meter = (ctx.slots as Readonly<Record<string, unknown>>)['costMeter'] as PricesSource | undefined
         const at = Date.now()
         const prices = (meter && typeof meter.pricesFor === 'function' ? meter : own).pricesFor(ctx.providerName, ctx.adapter?.type ?? '', ctx.model, at)
-        return prices ? PriceCatalogue.cost(prices, normalizeUsage(r.usage)).pico : 0
+        // At the tier that served the stored answer, else the one this request asks for.
+        return prices ? PriceCatalogue.cost(prices, normalizeUsage(r.usage), false, pricedTier(r.service_tier ?? ctx.chat?.service_tier)).pico : 0
       }
 
       return {

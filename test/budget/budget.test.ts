@@ -458,3 +458,65 @@ describe('budget: downgrade', () => {
     expect((mock.requests[0]!.body as { model: string }).model).toBe('gpt-4.1-nano')
   })
 })
+
+describe("budget: OpenAI's processing tiers (service_tier)", () => {
+  // gpt-4o-mini at priority: 0.25 / 1.00 USD per million, 250 and 1000 nano-USD a token: "hi" with max_tokens 12
+  // reserves 250 + 12,000 nano-USD, where the standard rates reserve ONE (7350).
+  const PRIORITY = 250 + 12 * 1000
+  let mock: OpenAIMock
+  let tg: TestGateway | undefined
+  beforeAll(async () => { mock = await startOpenAIMock() })
+  afterAll(async () => { await mock.close() })
+  afterEach(async () => { await tg?.close(); tg = undefined; mock.reset() })
+
+  const providers = (m: OpenAIMock) => ({
+    mock: { type: 'openai', baseUrl: m.url, apiKey: 'sk-budget-test' },
+    // Answers that priority served it, whatever was asked (an OpenAI project whose default tier is priority).
+    prio: { type: 'openai', baseUrl: m.url, apiKey: 'sk-budget-test', headers: { 'x-mock-service-tier': 'priority' } },
+  })
+
+  it('a priority request is reserved at the priority rates: refused by a budget that covers the standard ones, nothing sent', async () => {
+    tg = await startTestGateway(settings(mock, { budgets: [{ name: 'day', scope: 'global', period: 'day', amountUsd: usd(10_000) }] }, { providers: providers(mock) }))
+    const refused = await chat(tg.url, { maxTokens: 12, extra: { service_tier: 'priority' } })
+    expect(refused.status).toBe(402)
+    expect(mock.requests).toHaveLength(0)
+    // The same request at the standard tier fits, and is settled at the standard rates.
+    const ok = await chat(tg.url, { maxTokens: 12 })
+    expect(ok.status).toBe(200)
+    await ok.arrayBuffer()
+    await settled(tg)
+    expect((await rows(tg))[0]!.spent.usd).toBeCloseTo(usd(ONE), 12)
+  })
+
+  it('settled at the tier that served it: priority answered → priority rates; priority asked but default served → standard rates', async () => {
+    tg = await startTestGateway(settings(mock, { budgets: [{ name: 'day', scope: 'global', period: 'day', amountUsd: usd(10 * PRIORITY) }] }, { providers: providers(mock) }))
+    for (const stream of [false, true]) {
+      const before = (await rows(tg))[0]?.spent.usd ?? 0
+      const r = await chat(tg.url, { maxTokens: 12, stream, extra: { service_tier: 'priority' } })
+      expect(r.status).toBe(200)
+      await r.arrayBuffer()
+      await settled(tg)
+      expect((await rows(tg))[0]!.spent.usd - before, `stream ${stream}`).toBeCloseTo(usd(PRIORITY), 12)
+    }
+    // Asked for nothing, but the project's default served it at priority: the answer says so, and that is settled.
+    const before = (await rows(tg))[0]!.spent.usd
+    const p = await chat(tg.url, { model: 'prio/gpt-4o-mini', maxTokens: 12 })
+    expect(p.status).toBe(200)
+    await p.arrayBuffer()
+    await settled(tg)
+    expect((await rows(tg))[0]!.spent.usd - before).toBeCloseTo(usd(PRIORITY), 12)
+  })
+
+  it('estimate.autoServiceTier: priority reserves requests that name no tier at the priority rates; default still at the standard ones', async () => {
+    tg = await startTestGateway(settings(mock, {
+      budgets: [{ name: 'day', scope: 'global', period: 'day', amountUsd: usd(10_000) }],
+      estimate: { perMessageTokens: 0, autoServiceTier: 'priority' },
+    }, { providers: providers(mock) }))
+    expect((await chat(tg.url, { maxTokens: 12 })).status).toBe(402)
+    expect((await chat(tg.url, { maxTokens: 12, extra: { service_tier: 'auto' } })).status).toBe(402)
+    const std = await chat(tg.url, { maxTokens: 12, extra: { service_tier: 'default' } })
+    expect(std.status).toBe(200)
+    await std.arrayBuffer()
+    expect(mock.requests).toHaveLength(1)
+  })
+})

@@ -7,6 +7,7 @@
 import { encode } from 'gpt-tokenizer'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadCatalogue, PriceCatalogue, type PriceEntry } from '../../gateway/cost/catalogue.ts'
+import { costJson } from '../../gateway/cost/meter.ts'
 import type { Usage } from '../../providers/types.ts'
 import { CHAIN, chat, mockProviders, startCostGateway, type CostGateway } from './harness.ts'
 import { ANTHROPIC_USAGE, GEMINI_USAGE, OLLAMA_USAGE, OPENAI_USAGE, startUsageMock, TEXT, type UsageMock } from './usage-mock.ts'
@@ -59,9 +60,15 @@ beforeAll(async () => {
       ...mockProviders(mock.url),
       down: { type: 'openai', baseUrl: 'http://127.0.0.1:9/v1', apiKey: 'x', timeouts: { connectMs: 500 } },
       om: { type: 'openai', baseUrl: openai.url, apiKey: 'sk-openai-mock' },
+      // The same mock answering that another tier served the request (a project default, a priority request served
+      // at the default tier).
+      omd: { type: 'openai', baseUrl: openai.url, apiKey: 'sk-openai-mock', headers: { 'x-mock-service-tier': 'default' } },
+      omp: { type: 'openai', baseUrl: openai.url, apiKey: 'sk-openai-mock', headers: { 'x-mock-service-tier': 'priority' } },
     },
     plugins: { 'cost-meter': { pricing: { models: OVERRIDES } } },
     chains: { default: CHAIN },
+    // Streams of this alias go through the OpenAI adapter (chunks parsed and aggregated), not byte for byte.
+    models: { 'om-resume': { targets: [{ provider: 'om', model: 'gpt-4o' }], streamRecovery: 'resume' } },
   })
 })
 
@@ -147,6 +154,57 @@ describe('recorded cost = the catalogue\'s computation, for each provider\'s usa
     expect(m).toMatch(/mcp_cost_usd_total\{provider="oa",model="gpt-4o"\} [0-9.e-]+/)
     expect(m).toMatch(/mcp_tokens_total\{provider="an",model="claude-sonnet-4-5",type="cache_write"\} \d+/)
     expect(m).toMatch(/mcp_tokens_total\{provider="gg",model="gemini-2.5-flash",type="reasoning"\} \d+/)
+  })
+})
+
+describe("OpenAI's processing tiers (service_tier): priced at the tier that served the request", () => {
+  /** A chat to the OpenAI mock naming `tier` (none: not sent). */
+  async function tiered(model: string, tier: string | undefined, o: { stream?: boolean } = {}): Promise<CostGateway['observed'][number]> {
+    const before = g.observed.length
+    const r = await fetch(`${g.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model, messages: [{ role: 'user', content: 'How much does this cost?' }], ...(tier ? { service_tier: tier } : {}), ...(o.stream ? { stream: true } : {}) }),
+    })
+    const text = await r.text()
+    expect(r.status, text).toBe(200)
+    // The tier reaches OpenAI as sent, and its answer says which served it.
+    if (tier) expect((openai.requests.at(-1)!.body as Record<string, unknown>)['service_tier']).toBe(tier)
+    return (await g.completed(before + 1))[before]!
+  }
+  // The mock's usage for this prompt: 6 prompt tokens (24 characters / 4), 12 completion tokens.
+  const standard = 6 * 2_500_000 + 12 * 10_000_000 // gpt-4o at 2.50 / 10 USD per million: 135 µUSD
+
+  it('priority, answered and streamed (through the byte-for-byte lane and through the adapter): 4.25 / 17 USD per million', async () => {
+    for (const [model, stream] of [['om/gpt-4o', false], ['om/gpt-4o', true], ['om-resume', true]] as const) {
+      const o = await tiered(model, 'priority', { stream })
+      expect(o.early, `${model} ${stream}`).toMatchObject({ inputTokens: 6, outputTokens: 12, pico: 6 * 4_250_000 + 12 * 17_000_000, serviceTier: 'priority', unknown: false })
+      expect(o.early).toEqual(PriceCatalogue.cost(catalogue.lookup('openai', 'gpt-4o'), o.usage!, false, 'priority'))
+      expect(costJson(o.early)).toMatchObject({ usd: 0.0002295, service_tier: 'priority' })
+    }
+  })
+
+  it('flex: half the standard rates (o4-mini: 0.55 / 2.20)', async () => {
+    for (const stream of [false, true]) {
+      const o = await tiered('om/o4-mini', 'flex', { stream })
+      expect(o.early).toMatchObject({ pico: 6 * 550_000 + 12 * 2_200_000, serviceTier: 'flex' })
+    }
+  })
+
+  it('the tier that served it decides: priority asked, default served → standard; none asked, priority served (a project default) → priority', async () => {
+    for (const stream of [false, true]) {
+      const down = await tiered('omd/gpt-4o', 'priority', { stream })
+      expect(down.early!.pico, `stream ${stream}`).toBe(standard)
+      expect(down.early!.serviceTier).toBeUndefined()
+      expect(costJson(down.early)).not.toHaveProperty('service_tier')
+      const up = await tiered('omp/gpt-4o', undefined, { stream })
+      expect(up.early).toMatchObject({ pico: 6 * 4_250_000 + 12 * 17_000_000, serviceTier: 'priority' })
+    }
+    // scale and auto are the standard rates; a tier the model has no rates for is priced at the standard ones.
+    expect((await tiered('om/gpt-4o', 'scale')).early!.pico).toBe(standard)
+    expect((await tiered('om/gpt-4o', 'auto')).early!.pico).toBe(standard)
+    expect((await tiered('om/gpt-4o', 'flex')).early).toMatchObject({ pico: standard })
+    expect((await tiered('om/gpt-4o', 'flex')).early!.serviceTier).toBeUndefined()
   })
 })
 
