@@ -45,6 +45,12 @@ export interface AliasSettings {
   fallbackOn: { contentFilter: boolean; contextLength: boolean }
   /** After the first byte of a stream: end with an error event, or resume on another target. */
   streamRecovery: 'error' | 'resume'
+  /**
+   * A `service_tier: flex` request that a target refuses for want of flex capacity (a 429) is sent again at once to
+   * the same target at the standard tier (`service_tier: default`), as OpenAI advises: it completes, at the standard
+   * rates. Off: the refusal is retried like any 429 (another target, or a backoff).
+   */
+  flexFallback: boolean
 }
 
 export interface RoutingSettings {
@@ -118,6 +124,7 @@ export const aliasSchema: JSONSchema = {
       properties: { contentFilter: { type: 'boolean', default: false }, contextLength: { type: 'boolean', default: true } },
     },
     streamRecovery: { enum: ['error', 'resume'], default: 'error' },
+    flexFallback: { type: 'boolean', default: false },
   },
 }
 

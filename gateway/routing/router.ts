@@ -15,6 +15,7 @@ import type { ChatChunk, ChatStream } from '../../providers/types.ts'
 import { candidatesFor, type CompiledAlias, type CompiledTarget } from './alias.ts'
 import type { RoutingSettings } from './config.ts'
 import type { RoutingMetrics } from './metrics.ts'
+import { FLEX_UNAVAILABLE } from './target-state.ts'
 import type { Tracing } from '../tracing.ts'
 
 export type FailureClass = 'abort' | 'fatal' | 'retryable' | 'context_length' | 'content_filter' | 'circuit_open'
@@ -186,6 +187,19 @@ function primeRaw(raw: RawUpstream, ms: number, onTimeout: () => GatewayError): 
   })
 }
 
+/**
+ * A flex request's 429 (other than insufficient_quota) as a flex refusal: OpenAI answers 429 when flex capacity is
+ * short, which says nothing of the target's standard capacity (not a breaker failure, no cool-down), and which
+ * `flexFallback` answers by sending the request again at the standard tier.
+ */
+function flexRefusal(e: unknown): unknown {
+  if (!(e instanceof GatewayError) || e.code !== 'MCP_ERR_UPSTREAM_ERROR' || e.status !== 429 || e.providerCode === 'insufficient_quota') return e
+  return new GatewayError('MCP_ERR_UPSTREAM_ERROR', {}, {
+    status: e.status, message: e.message, type: e.type, providerCode: e.providerCode, param: e.param, details: FLEX_UNAVAILABLE,
+    ...(e.headers ? { headers: { ...e.headers } } : {}), cause: e,
+  })
+}
+
 export interface RouterDeps {
   readonly budget: RetryBudget
   readonly metrics: RoutingMetrics
@@ -217,7 +231,7 @@ async function attempt(ctx: RequestCtx, t: CompiledTarget, open: UpstreamOpen, t
   ctx.upstreamSignal = attemptAbort.signal
   const cleanup = (): void => { clearTimeout(total); ctx.signal.removeEventListener('abort', onParentAbort) }
   try {
-    const up = await t.state.fire(() => open(ctx))
+    const up = await t.state.fire(ctx.chat?.service_tier === 'flex' ? () => open(ctx).catch((e: unknown) => { throw flexRefusal(e) }) : () => open(ctx))
     let primed = up
     const firstTokenMs = t.timeouts.firstTokenMs ?? t.timeouts.firstByteMs
     if (ctx.stream && firstTokenMs !== undefined) {
@@ -332,6 +346,12 @@ export async function routeAlias(ctx: RequestCtx, alias: CompiledAlias, aliases:
           if (!alias.settings.fallbackOn.contentFilter) throw e
           ctx.fallbackReason = 'content_filter'
           excluded.add(t)
+          continue
+        }
+        if ((e as GatewayError).details === FLEX_UNAVAILABLE) {
+          ctx.fallbackReason = 'flex_unavailable'
+          // Sent again at once to the same target, at the standard tier (it stays first among the candidates).
+          if (alias.settings.flexFallback && ctx.chat) { ctx.chat.service_tier = 'default'; tried.delete(t) }
           continue
         }
         // The provider said this request must not be sent again (x-should-retry: false; OpenAI's insufficient_quota):

@@ -11,12 +11,16 @@ import type { RoutingSettings } from './config.ts'
 export type BreakerMode = 'auto' | 'forced-open' | 'forced-closed'
 
 /** Errors that say nothing about the upstream's health: the gateway's own refusals, client aborts, 4xx but 408/429. */
+/** The details of a `service_tier: flex` request's 429 (router.ts flexRefusal): flex capacity was short. */
+export const FLEX_UNAVAILABLE = 'upstream.flex_unavailable'
+
 export function countsAsUpstreamFailure(e: unknown): boolean {
   const g = e as GatewayError
   if (!g || typeof g.code !== 'string') return true
   if (g.code === 'MCP_ERR_REQ_ABORTED') return false
   if (!g.code.startsWith('MCP_ERR_UPSTREAM_')) return false
-  if (g.code === 'MCP_ERR_UPSTREAM_ERROR') return g.status >= 500 || g.status === 408 || g.status === 429
+  // A flex request refused for want of flex capacity says nothing of the target's standard capacity.
+  if (g.code === 'MCP_ERR_UPSTREAM_ERROR') return (g.status >= 500 || g.status === 408 || g.status === 429) && g.details !== FLEX_UNAVAILABLE
   return true
 }
 

@@ -153,11 +153,12 @@ function computeWorst(ctx: RequestCtx, pricing: Pricing, at: number): WorstPrice
 
 /**
  * The processing tier a request is reserved at: the one it names (flex, priority), `default` as the standard rates,
- * and none or `auto` as `estimate.autoServiceTier` says.
+ * and none or `auto` as `estimate.autoServiceTier` says. A flex request that its alias may send again at the standard
+ * tier (`flexFallback`) is reserved at the standard rates, the most it can cost.
  */
-export function requestTier(chat: ChatRequest | undefined, est: Estimate): ServiceTier | undefined {
+export function requestTier(chat: ChatRequest | undefined, est: Estimate, flexFallback = false): ServiceTier | undefined {
   const asked = chat?.service_tier
-  if (asked === 'default') return undefined
+  if (asked === 'default' || (asked === 'flex' && flexFallback)) return undefined
   return pricedTier(asked) ?? (est.autoServiceTier === 'priority' ? 'priority' : undefined)
 }
 

@@ -468,7 +468,7 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
         }
         // Server tools' web searches (a native-only Messages request) at the highest fee a candidate charges.
         const searches = chat && worst.webSearch !== undefined ? maxWebSearches(chat, est.webSearchesWithoutMaxUses) : 0
-        const tier = worst.tiers !== undefined ? requestTier(chat, est) : undefined
+        const tier = worst.tiers !== undefined ? requestTier(chat, est, ctx.alias?.settings.flexFallback === true) : undefined
         const usd = worstCostNano(prompt, maxOut, worst, tier) + (searches > 0 ? picoToNano(searches * worst.webSearch!) : 0)
         const amount: Units = cacheHit ? [0, 0, 1] : [Math.min(usd, MAX_UNITS), Math.min(prompt + maxOut, MAX_UNITS), 1]
         const s: BudgetSlot = {
