@@ -120,13 +120,16 @@ describe('x-should-retry through the gateway, official SDKs as clients', () => {
   })
 })
 
+/** A chat to the gateway with fetch: the status and headers as they come, no SDK retries. */
+const chat = (model: string): Promise<Response> => fetch(`${tg.url}/v1/chat/completions`, {
+  method: 'POST', headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
+  body: JSON.stringify({ model, messages: MSG }),
+})
+
 describe('the router obeys x-should-retry', () => {
   it('false: an alias does not retry the same target after a backoff (one request, not three)', async () => {
     oa.fault = 'code:insufficient_quota'
-    const res = await fetch(`${tg.url}/v1/chat/completions`, {
-      method: 'POST', headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'solo', messages: MSG }),
-    })
+    const res = await chat('solo')
     expect(res.status).toBe(429)
     expect(res.headers.get('x-should-retry')).toBe('false')
     expect(res.headers.get('x-mcp-attempts')).toBe('1')
@@ -135,10 +138,7 @@ describe('the router obeys x-should-retry', () => {
     // Without the hint, the same alias retries the same target (the router's behaviour is otherwise unchanged).
     oa.reset()
     oa.fault = 'status:503,times:2'
-    const ok = await fetch(`${tg.url}/v1/chat/completions`, {
-      method: 'POST', headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'solo2', messages: MSG }),
-    })
+    const ok = await chat('solo2')
     expect(ok.status).toBe(200)
     expect(ok.headers.get('x-mcp-attempts')).toBe('3')
     expect(oa.requests).toHaveLength(3)
@@ -156,10 +156,7 @@ describe('the router obeys x-should-retry', () => {
 
   it('true: a failure the router would not retry (409) is retried', async () => {
     oa.fault = 'status:409,shouldRetry:true,times:1'
-    const res = await fetch(`${tg.url}/v1/chat/completions`, {
-      method: 'POST', headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'solo3', messages: MSG }),
-    })
+    const res = await chat('solo3')
     expect(res.status).toBe(200)
     expect(res.headers.get('x-mcp-attempts')).toBe('2')
     expect(oa.requests).toHaveLength(2)
