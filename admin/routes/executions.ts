@@ -1,7 +1,8 @@
 /**
  * Execution logs on the admin API (read-only):
  *   GET /api/v1/mcp/executions        newest first; filters deployment_id, provider, model, status, key_id,
- *                                     prompt_version_id, request_id, from, to (created_at, ISO 8601, [from, to));
+ *                                     prompt_version_id, request_id, upstream_request_id, from, to (created_at,
+ *                                     ISO 8601, [from, to));
  *                                     keyset pagination: limit (1..200, default 50), cursor = next_cursor.
  *                                     Items carry the metrics but not the request and response bodies.
  *   GET /api/v1/mcp/executions/{id}   one execution, bodies included, by row id or by request id.
@@ -48,6 +49,9 @@ const FILTERS: readonly { param: string; column: string; uuid: boolean; max: num
   { param: 'model', column: 'model', uuid: false, max: 200 },
   { param: 'status', column: 'status', uuid: false, max: 20 },
   { param: 'request_id', column: 'request_id', uuid: false, max: 100 },
+  // The provider's own id of the answering call (the access log's upstreamRequestId): no index of its own, like
+  // provider, model and status; bound it with from/to to keep the scan to a few partitions.
+  { param: 'upstream_request_id', column: `metrics->>'upstreamRequestId'`, uuid: false, max: 200 },
 ]
 
 /** created_at::text in a UTC session: '2026-01-02 03:04:05.678+00'. */

@@ -37,12 +37,12 @@ describe.each(engines)('prompt lifecycle on $name', (engine) => {
   })
 
   /** Executions observed, in order: which version answered each call. */
-  const answered: { via: string; executionId: string; promptVersionId: string; version: number }[] = []
+  const answered: { via: string; executionId: string; promptVersionId: string; version: number; upstreamRequestId?: string }[] = []
 
   async function execute(via: 'admin' | 'data', body: Record<string, unknown>): Promise<any> {
     const r = via === 'admin' ? await t.api('POST', 'execute', body) : await t.data('POST', '/api/v1/mcp/execute', body)
     expect(r.status, r.text).toBe(200)
-    answered.push({ via, executionId: r.body.execution_id, promptVersionId: r.body.prompt_version_id, version: r.body.version })
+    answered.push({ via, executionId: r.body.execution_id, promptVersionId: r.body.prompt_version_id, version: r.body.version, upstreamRequestId: r.body.upstream_request_id })
     expect(r.headers.get('x-mcp-execution-id')).toBe(r.body.execution_id)
     return r.body
   }
@@ -142,6 +142,22 @@ describe.each(engines)('prompt lifecycle on $name', (engine) => {
       expect(r.body.data.length, a.executionId).toBe(1)
       expect(r.body.data[0]).toMatchObject({ request_id: a.executionId, prompt_version_id: a.promptVersionId, status: 'ok' })
     }
+  })
+
+  it("GET /executions?upstream_request_id: the execution a provider's request id belongs to (what its support quotes back)", async () => {
+    await executionLog.flush()
+    const withId = answered.filter((a) => a.upstreamRequestId !== undefined)
+    expect(withId.length).toBeGreaterThanOrEqual(4)
+    for (const a of withId) {
+      const r = await t.api('GET', `executions?upstream_request_id=${encodeURIComponent(a.upstreamRequestId!)}`)
+      expect(r.status, r.text).toBe(200)
+      expect(r.body.data.map((x: { request_id: string }) => x.request_id)).toEqual([a.executionId])
+      expect(r.body.data[0].metrics.upstreamRequestId).toBe(a.upstreamRequestId)
+    }
+    expect((await t.api('GET', 'executions?upstream_request_id=req_none')).body.data).toEqual([])
+    const long = await t.api('GET', `executions?upstream_request_id=${'x'.repeat(201)}`)
+    expect(long.status).toBe(400)
+    expect(long.body.error).toMatchObject({ code: 'MCP_ERR_ADMIN_QUERY_INVALID', param: 'upstream_request_id' })
   })
 
   it('GET /executions: a time filter PostgreSQL refuses (year 0000) is a 400 naming it, not the cursor', async () => {
