@@ -9,7 +9,7 @@ import { GatewayError } from '../gateway/errors.ts'
 import type { Gateway } from '../gateway/gateway.ts'
 import { writeClientError } from '../gateway/gateway.ts'
 import { openaiErrorBody } from '../gateway/inbound/openai.ts'
-import { clientRetryHint } from '../gateway/routing/router.ts'
+import { errorAnswerHeaders } from '../gateway/routing/router.ts'
 import { ListenerGuard } from '../gateway/hardening/guard.ts'
 import { createListener } from '../gateway/hardening/tls.ts'
 import type { KeyResolver } from '../plugins/auth/api-key.ts'
@@ -68,9 +68,8 @@ export function sendJson(res: http.ServerResponse, status: number, body: unknown
 
 export function sendAdminError(res: http.ServerResponse, g: GatewayError, requestId = ''): void {
   if (res.headersSent) { res.destroy(); return }
-  const hint = clientRetryHint(g)
   sendJson(res, g.status, openaiErrorBody(g, requestId), {
-    'x-mcp-error-code': g.code, ...(g.headers ?? {}), ...(hint !== undefined ? { 'x-should-retry': hint } : {}),
+    'x-mcp-error-code': g.code, ...errorAnswerHeaders(g),
     // The announced body was not read: close rather than wait for it.
     ...(g.code === 'MCP_ERR_REQ_BODY_TOO_LARGE' ? { connection: 'close' } : {}),
   })

@@ -132,6 +132,15 @@ export class GatewayError extends Error {
   }
 }
 
+/** The same error with other details or headers (everything else kept: code, status, type, message, param, provider code). */
+export function changedError(g: GatewayError, change: { details?: string; headers?: Record<string, string> }): GatewayError {
+  const headers = change.headers ?? g.headers
+  return new GatewayError(g.code, {}, {
+    message: g.message, status: g.status, type: g.type, details: change.details ?? g.details, param: g.param, providerCode: g.providerCode,
+    ...(headers !== undefined ? { headers: { ...headers } } : {}), cause: g.cause,
+  })
+}
+
 export function isGatewayError(e: unknown): e is GatewayError {
   return e instanceof GatewayError
 }

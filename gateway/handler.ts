@@ -15,7 +15,7 @@ import type { Inbound } from './inbound/types.ts'
 import type { PipelineHolder } from './pipeline/holder.ts'
 import type { HookResult, LocalReply, Outcome } from './pipeline/types.ts'
 import { resolveTarget } from './routing/resolve.ts'
-import { clientRetryHint, routeAlias, type RouterDeps } from './routing/router.ts'
+import { errorAnswerHeaders, routeAlias, type RouterDeps } from './routing/router.ts'
 import type { GatewayMetrics } from './telemetry.ts'
 import type { Tracing } from './tracing.ts'
 
@@ -67,9 +67,7 @@ export function sendError(ctx: RequestCtx, inbound: Inbound, e: unknown, log: Lo
   try { runResponseHeaders(ctx) } catch (he) { log.error({ err: he }, 'onResponseHeaders hook failed') }
   const body = JSON.stringify(inbound.errorBody(g.code === 'MCP_ERR_INTERNAL' ? new GatewayError('MCP_ERR_INTERNAL', { requestId: ctx.id }) : g, ctx.id, ctx))
   const headers: Record<string, string | number> = { ...ctx.responseHeaders, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-mcp-error-code': g.code }
-  if (g.headers) Object.assign(headers, g.headers)
-  const hint = clientRetryHint(g)
-  if (hint !== undefined) headers['x-should-retry'] = hint
+  Object.assign(headers, errorAnswerHeaders(g))
   if (g.code === 'MCP_ERR_REQ_BODY_TOO_LARGE') headers['connection'] = 'close'
   res.writeHead(g.status, headers)
   res.end(body)

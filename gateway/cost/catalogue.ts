@@ -195,14 +195,13 @@ export class PriceCatalogue {
     const output = Math.max(0, (usage.completion_tokens ?? 0) - reasoning)
     const b = { inputTokens: input, cachedTokens: cached, cacheWriteTokens: cacheWrite, outputTokens: output, reasoningTokens: reasoning, estimated }
     if (!prices) return { ...b, pico: 0, usd: 0, unknown: true }
-    const own = serviceTier !== undefined ? prices.serviceTiers?.[serviceTier] : undefined
-    const t = own ?? tierFor(prices, usage.prompt_tokens ?? 0)
+    const t = tierFor(prices, usage.prompt_tokens ?? 0, serviceTier)
     let pico = input * t.input + cached * t.cachedInput + cacheWrite * t.cacheWrite + output * t.output + reasoning * t.reasoning
     const searches = usage.server_tool_use?.web_search_requests ?? 0
     if (searches > 0) pico += searches * (prices.webSearch ?? 0)
     const c: CostBreakdown = { ...b, pico, usd: pico / 1e12, unknown: false }
     if (searches > 0) c.webSearchRequests = searches
-    if (own !== undefined && serviceTier !== undefined) c.serviceTier = serviceTier
+    if (serviceTier !== undefined && t === prices.serviceTiers?.[serviceTier]) c.serviceTier = serviceTier
     return c
   }
 }

@@ -216,8 +216,7 @@ export class CostMeter {
     const out: CostPart[] = [{ provider: ctx.providerName, providerType: ctx.adapter?.type ?? '', model: ctx.model || ctx.requestedModel, cost: this.#priceAnswer(ctx, attempts) }]
     for (const a of attempts) {
       const providerType = a.providerType ?? ''
-      // A cut attempt's answer is gone: priced at the tier the request asked for.
-      out.push({ provider: a.provider, providerType, model: a.model, cost: PriceCatalogue.cost(this.pricesFor(a.provider, providerType, a.model, now), a.usage!, a.estimated === true, pricedTier(ctx.chat?.service_tier)) })
+      out.push({ provider: a.provider, providerType, model: a.model, cost: PriceCatalogue.cost(this.pricesFor(a.provider, providerType, a.model, now), a.usage!, a.estimated === true, requestedTierOf(ctx)) })
     }
     return out
   }
@@ -288,7 +287,12 @@ export class CostMeter {
  */
 export function pricingTierOf(ctx: RequestCtx): ServiceTier | undefined {
   const served = ctx.servedTier
-  return pricedTier(served !== undefined ? served : ctx.chat?.service_tier)
+  return served !== undefined ? pricedTier(served) : requestedTierOf(ctx)
+}
+
+/** The priced tier a request asked for (a cut attempt's answer is gone: priced at it). */
+export function requestedTierOf(ctx: RequestCtx): ServiceTier | undefined {
+  return pricedTier(ctx.chat?.service_tier)
 }
 
 /**

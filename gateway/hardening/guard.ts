@@ -20,7 +20,7 @@ import { localReplyError } from '../handler.ts'
 import { anthropicErrorBody } from '../inbound/anthropic.ts'
 import { openaiErrorBody } from '../inbound/openai.ts'
 import type { CounterChild, Gauge, Metrics } from '../metrics.ts'
-import { clientRetryHint } from '../routing/router.ts'
+import { errorAnswerHeaders } from '../routing/router.ts'
 import { clientKey } from './address.ts'
 import { AuthFailureLimiter } from './auth-failures.ts'
 import type { LimitSettings, SheddingSettings } from './config.ts'
@@ -154,9 +154,7 @@ export class ListenerGuard {
     const q = url.indexOf('?')
     const id = randomUUID()
     const body = errorBody(q === -1 ? url : url.slice(0, q), g, id)
-    const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-mcp-error-code': g.code, 'x-request-id': id, ...g.headers }
-    const hint = clientRetryHint(g)
-    if (hint !== undefined) headers['x-should-retry'] = hint
+    const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-mcp-error-code': g.code, 'x-request-id': id, ...errorAnswerHeaders(g) }
     const te = req.headers['transfer-encoding']
     const cl = req.headers['content-length']
     if (te !== undefined || (cl !== undefined && cl !== '0')) res.shouldKeepAlive = false

@@ -8,7 +8,7 @@
  * back only as configured. A provider's `x-should-retry` decides over the status: `true` makes any failure
  * retryable, `false` keeps the target from being tried again (other targets still are).
  */
-import { GatewayError } from '../errors.ts'
+import { changedError, GatewayError } from '../errors.ts'
 import type { AttemptRecord, RequestCtx } from '../context.ts'
 import type { RawSink, RawUpstream, UpstreamOpen, UpstreamResponse } from '../pipeline/types.ts'
 import type { ChatChunk, ChatStream } from '../../providers/types.ts'
@@ -85,6 +85,12 @@ export function clientRetryHint(g: GatewayError, now = Date.now()): 'false' | un
   if (FINAL_REFUSALS.has(g.code)) return 'false'
   const wait = retryAfterMs(g, now)
   return wait !== undefined && wait > SDK_RETRY_AFTER_MAX_MS ? 'false' : undefined
+}
+
+/** The headers of an error answer, on every listener: the error's own, and the SDKs' retry hint when it has one. */
+export function errorAnswerHeaders(g: GatewayError): Readonly<Record<string, string>> | undefined {
+  const hint = clientRetryHint(g)
+  return hint === undefined ? g.headers : { ...g.headers, 'x-should-retry': hint }
 }
 
 /** At most `ratio` of active requests may be retrying at once, and always at least `min`. */
@@ -194,10 +200,7 @@ function primeRaw(raw: RawUpstream, ms: number, onTimeout: () => GatewayError): 
  */
 function flexRefusal(e: unknown): unknown {
   if (!(e instanceof GatewayError) || e.code !== 'MCP_ERR_UPSTREAM_ERROR' || e.status !== 429 || e.providerCode === 'insufficient_quota') return e
-  return new GatewayError('MCP_ERR_UPSTREAM_ERROR', {}, {
-    status: e.status, message: e.message, type: e.type, providerCode: e.providerCode, param: e.param, details: FLEX_UNAVAILABLE,
-    ...(e.headers ? { headers: { ...e.headers } } : {}), cause: e,
-  })
+  return changedError(e, { details: FLEX_UNAVAILABLE })
 }
 
 export interface RouterDeps {

@@ -16,7 +16,7 @@
  * `error` event, never as a message that looks complete: cut before `message_stop`, stalled past the idle timeout, or
  * a malformed event. The upstream's own `error` event reaches the client as sent.
  */
-import { GatewayError } from '../errors.ts'
+import { changedError, GatewayError } from '../errors.ts'
 import type { RequestCtx } from '../context.ts'
 import type { Inbound } from '../inbound/types.ts'
 import type { RawUpstream, UpstreamResponse } from '../pipeline/types.ts'
@@ -121,11 +121,7 @@ export async function openNativeMessages(ctx: RequestCtx, adapter: ProviderAdapt
  * what Anthropic's support asks for).
  */
 function withRequestId(g: GatewayError, id: string | undefined): GatewayError {
-  if (id === undefined) return g
-  return new GatewayError(g.code, {}, {
-    message: g.message, status: g.status, type: g.type, details: g.details, param: g.param, providerCode: g.providerCode,
-    headers: { ...g.headers, 'request-id': id }, cause: g.cause,
-  })
+  return id === undefined ? g : changedError(g, { headers: { ...g.headers, 'request-id': id } })
 }
 
 /**

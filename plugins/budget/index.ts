@@ -15,11 +15,11 @@
 import { randomBytes } from 'node:crypto'
 import { GatewayError } from '../../gateway/errors.ts'
 import type { AttemptRecord, RequestCtx } from '../../gateway/context.ts'
-import { PriceCatalogue, pricedTier, tierFor, type ServiceTier } from '../../gateway/cost/catalogue.ts'
+import { PriceCatalogue, tierFor, type ServiceTier } from '../../gateway/cost/catalogue.ts'
 import { effectiveFromErrors } from '../../gateway/cost/effective-from.ts'
 import { loadTokenizer } from '../../gateway/cost/estimate.ts'
 import { answerEvents, answerPart, billedAttempts } from '../../gateway/cost/attempt-usage.ts'
-import { costOf, normalizeUsage, pricingTierOf } from '../../gateway/cost/meter.ts'
+import { costOf, normalizeUsage, pricingTierOf, requestedTierOf } from '../../gateway/cost/meter.ts'
 import type { Metrics } from '../../gateway/metrics.ts'
 import type { PluginFactory, PluginInstance } from '../../gateway/pipeline/types.ts'
 import type { Usage } from '../../providers/types.ts'
@@ -182,7 +182,7 @@ function ownCostPico(ctx: RequestCtx, pricing: Pricing, usage: Usage): number {
 /** pico-USD of a resumed stream's cut attempts, each at its own target's prices. */
 function attemptsPico(ctx: RequestCtx, pricing: Pricing, at: number, attempts: readonly AttemptRecord[]): number {
   let pico = 0
-  const tier = pricedTier(ctx.chat?.service_tier)
+  const tier = requestedTierOf(ctx)
   for (const a of attempts) pico += PriceCatalogue.cost(pricesAt(ctx, pricing, at, a.provider, a.providerType ?? '', a.model), a.usage!, false, tier).pico
   return pico
 }
