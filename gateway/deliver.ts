@@ -161,7 +161,6 @@ async function deliverStream(ctx: RequestCtx, inbound: Inbound, first: ChatStrea
 const FINISH_KEY = '"finish_reason":'
 /** A string finish reason's value (the canonical ones are short, lowercase). */
 const FINISH_VALUE = /"finish_reason":"([a-z_]{1,40})"/
-const USAGE_KEY = '"usage":'
 
 /** Some occurrence of `key` (searched from the end) is followed by the character `next`. */
 function keyFollowedBy(d: string, key: string, next: number): boolean {
@@ -176,9 +175,23 @@ export function hasStringFinish(d: string): boolean {
   return keyFollowedBy(d, FINISH_KEY, 34 /* '"' */)
 }
 
-/** The chunk has a `"usage":{` key (an object, not null). */
+/**
+ * The part of `"usage":{` searched for, from its `g`: five characters, so a plain forward scan (V8 sets up a search
+ * table for patterns of seven or more), and rare in a chunk. The rest is checked around a match.
+ */
+const USAGE_TAIL = 'ge":{'
+const USAGE_HEAD = '"usa'
+
+/**
+ * The chunk has a `"usage":{` key (an object, not null). Searched forward for its tail: most chunks have no usage,
+ * and `lastIndexOf('"usage":')` walks the whole of such a chunk in V8's runtime (measured: about 300 ns a chunk, where
+ * this takes 70; 8 of them at every pass-through stream's end).
+ */
 export function hasUsageObject(d: string): boolean {
-  return keyFollowedBy(d, USAGE_KEY, 123 /* '{' */)
+  for (let i = d.indexOf(USAGE_TAIL); i !== -1; i = d.indexOf(USAGE_TAIL, i + USAGE_TAIL.length)) {
+    if (i >= USAGE_HEAD.length && d.startsWith(USAGE_HEAD, i - USAGE_HEAD.length)) return true
+  }
+  return false
 }
 
 const CHOICES_KEY = '"choices":'

@@ -24,6 +24,12 @@ describe('pass-through stream tap: keys found from the end', () => {
     expect(hasUsageObject(JSON.stringify({ usage: { prompt_tokens: 1 }, id: 'x', choices: [{ delta: { content: '"usage":null' } }] }))).toBe(true)
     expect(hasUsageObject(chunk([{ index: 0, delta: { content: 'text with "usage":{"a":1}' }, finish_reason: null }]))).toBe(false)
     expect(hasUsageObject('"usage":{')).toBe(true)
+    // Only the key `usage` itself: keys that end in it, the tail alone, and a usage key after one of those.
+    expect(hasUsageObject(JSON.stringify({ prompt_usage: { a: 1 }, xusage: { b: 2 } }))).toBe(false)
+    expect(hasUsageObject('ge":{')).toBe(false)
+    expect(hasUsageObject('sage":{')).toBe(false)
+    expect(hasUsageObject(JSON.stringify({ page: { a: 1 }, usage: { b: 2 } }))).toBe(true)
+    expect(hasUsageObject(JSON.stringify({ page: { a: 1 }, usage: null }))).toBe(false)
   })
 
   it('sees the usage-only chunk (choices: []) and nothing that only looks like it', () => {
