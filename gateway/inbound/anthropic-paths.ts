@@ -23,6 +23,12 @@ export function rememberClientBody(req: ChatRequest, body: Obj): void { BODIES.s
 /** The client's Messages body a canonical request came from (undefined for any other request). */
 export function clientBodyOf(req: ChatRequest): Readonly<Obj> | undefined { return BODIES.get(req) }
 
+/**
+ * Replaces the body a request that goes as sent will send (a plugin bounding it: the budget's `capWebSearches`). Only
+ * for a request that has one; the client's own object is left as it was.
+ */
+export function replaceClientBody(req: ChatRequest, body: Obj): void { if (BODIES.has(req)) BODIES.set(req, body) }
+
 /** The first part of a Messages body the canonical request could not carry (anthropic.ts nativeOnly). */
 export interface NativeOnly {
   /** The client's field, e.g. `tools[0].type`. */

@@ -12,8 +12,9 @@ import type { PluginDeps } from '../../gateway/pipeline/types.ts'
 import type { ChatRequest } from '../../providers/types.ts'
 import type { BudgetConfig } from './config.ts'
 import type { RequestCtx } from '../../gateway/context.ts'
-import { maxWebSearches, nanoToUsd, ownPricing, picoToNano, promptTokens, requestedMaxOutput, worstCostNano, worstPrices, WORST_PRICES_TTL_MS, type Pricing } from './estimate.ts'
+import { capWebSearches, maxWebSearches, nanoToUsd, ownPricing, picoToNano, promptTokens, requestedMaxOutput, worstCostNano, worstPrices, WORST_PRICES_TTL_MS, type Pricing } from './estimate.ts'
 import { anthropicToCanonical } from '../../gateway/inbound/anthropic.ts'
+import { clientBodyOf } from '../../gateway/inbound/anthropic-paths.ts'
 import { budgetPlugin, createBudgetPlugin, fmtUsd, usedPercent } from './index.ts'
 import { periodLabel, periodWindow } from './period.ts'
 import { COUNTER_RETENTION_MS, LocalBudgetStore, type CounterSpec } from './store.ts'
@@ -200,6 +201,23 @@ describe('worst-case estimate', () => {
     const plain = anthropicToCanonical({ model: 'm', max_tokens: 5, messages: [{ role: 'user', content: 'abcd' }] })
     expect(promptTokens(plain, undefined, est)).toBe(4 + 1)
     expect(maxWebSearches(plain, 10)).toBe(0)
+  })
+
+  it('capWebSearches bounds the web search tools without max_uses in the body to be sent, and nothing else', () => {
+    const tools = [{ type: 'web_search_20250305', name: 'a' }, { type: 'web_search_20260209', name: 'b', max_uses: 0 }, { type: 'web_fetch_20250910', name: 'f' }]
+    const body = { model: 'claude/claude-sonnet-4-5', max_tokens: 64, tools, messages: [{ role: 'user', content: 'news?' }] }
+    const chat = anthropicToCanonical(body)
+    expect(capWebSearches(chat, 0)).toBe(0)
+    expect(clientBodyOf(chat)).toBe(body)
+    expect(capWebSearches(chat, 4)).toBe(1)
+    // Only the tool without max_uses (an invalid one is Anthropic's to refuse), on a copy: the client's body is unchanged.
+    expect(clientBodyOf(chat)).toEqual({ ...body, tools: [{ ...tools[0], max_uses: 4 }, tools[1], tools[2]] })
+    expect(tools[0]).not.toHaveProperty('max_uses')
+    expect(maxWebSearches(chat, 10)).toBe(4 + 10)
+    // Again: nothing left to bound.
+    expect(capWebSearches(chat, 4)).toBe(0)
+    // A canonical request (no server tool) has no such body.
+    expect(capWebSearches(anthropicToCanonical({ model: 'm', max_tokens: 5, messages: [{ role: 'user', content: 'abcd' }] }), 4)).toBe(0)
   })
 
   it("the deprecated function calling counts like its tool form (functions, an assistant's function_call)", () => {

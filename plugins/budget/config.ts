@@ -76,6 +76,11 @@ export interface BudgetConfig {
    * `max_completion_tokens: defaultMaxTokens` upstream, so the reservation is a true worst case.
    */
   capMaxTokens: boolean
+  /**
+   * When a hard amount budget applies, a server web search tool without `max_uses` (a Messages request sent as sent) is
+   * sent with `max_uses: estimate.webSearchesWithoutMaxUses`, so the searches reserved bound the searches made.
+   */
+  capWebSearches: boolean
   /** Stream cut-off: output tokens added to a stream's reservation at a time, once it used what it reserved. */
   extendTokens: number
   /** A model without a price (catalogue or target `price`): 'admit' it (amount budgets see cost 0, counted) or 'refuse'. */
@@ -154,6 +159,7 @@ export const budgetConfigSchema: JSONSchema = {
       },
     },
     capMaxTokens: { type: 'boolean', default: true },
+    capWebSearches: { type: 'boolean', default: true },
     extendTokens: { type: 'integer', minimum: 1, default: 256 },
     unpriced: { enum: ['admit', 'refuse'], default: 'admit' },
     prices: priceEntriesSchema,

@@ -13,7 +13,7 @@ import { pricedTier, SERVICE_TIERS, type PriceEntry, type ServiceTier, type Toke
 import { DEFAULT_PROVIDER_TYPE_MAP, Pricing as CostPricing } from '../../gateway/cost/pricing.ts'
 import { countTokens } from '../../gateway/cost/estimate.ts'
 import type { CompiledAlias } from '../../gateway/routing/alias.ts'
-import { clientBodyOf, nativeOnlyOf } from '../../gateway/inbound/anthropic-paths.ts'
+import { clientBodyOf, nativeOnlyOf, replaceClientBody } from '../../gateway/inbound/anthropic-paths.ts'
 import type { ChatRequest, EmbeddingRequest, Usage } from '../../providers/types.ts'
 import type { BudgetConfig } from './config.ts'
 
@@ -257,11 +257,38 @@ export function maxWebSearches(chat: ChatRequest | undefined, withoutMaxUses: nu
   const tools = clientBodyOf(chat)?.['tools']
   if (!Array.isArray(tools)) return 0
   let n = 0
-  for (const t of tools as { type?: unknown; max_uses?: unknown }[]) {
-    if (typeof t?.type !== 'string' || !t.type.startsWith('web_search_')) continue
+  for (const t of tools as unknown[]) {
+    if (!isWebSearchTool(t)) continue
     n += typeof t.max_uses === 'number' && Number.isInteger(t.max_uses) && t.max_uses > 0 ? t.max_uses : withoutMaxUses
   }
   return n
+}
+
+/** A server web search tool of a Messages body (`web_search_20250305` and the versions after it). */
+function isWebSearchTool(t: unknown): t is { type: string; max_uses?: unknown } {
+  return t !== null && typeof t === 'object' && typeof (t as { type?: unknown }).type === 'string' && (t as { type: string }).type.startsWith('web_search_')
+}
+
+/**
+ * Gives the web search tools of a native-only Messages request that set no `max_uses` the bound the reservation assumes
+ * for them (`max_uses: n`, estimate.webSearchesWithoutMaxUses), so that a request under a hard amount budget cannot
+ * search more than it reserved. The body sent upstream (and logged) is a copy with that key added; the client's own
+ * object and any tool that sets `max_uses` (a valid one or not: Anthropic judges it) are left as they are. Returns how
+ * many tools it bounded.
+ */
+export function capWebSearches(chat: ChatRequest, n: number): number {
+  if (n < 1 || nativeOnlyOf(chat) === undefined) return 0
+  const body = clientBodyOf(chat)
+  const tools = body?.['tools']
+  if (!Array.isArray(tools)) return 0
+  let capped = 0
+  const bounded = tools.map((t: unknown) => {
+    if (!isWebSearchTool(t) || t.max_uses !== undefined) return t
+    capped++
+    return { ...t, max_uses: n }
+  })
+  if (capped > 0) replaceClientBody(chat, { ...body, tools: bounded })
+  return capped
 }
 
 /** nano-USD of a token count at worst prices (pico per token), at a processing tier's when the request names one. */

@@ -29,7 +29,7 @@ import { createCutoffHook } from './cutoff.ts'
 import { refreshIntervalMs, ReservationKeepalive, type Held } from './keepalive.ts'
 import { applyDowngrade } from './downgrade.ts'
 import {
-  choices, maxWebSearches, nanoToUsd, outputTokensOf, ownPricing, picoToNano, pricingOf, promptTokens, requestedMaxOutput, requestTier, usageTokens, worstCostNano, worstPrices,
+  capWebSearches, choices, maxWebSearches, nanoToUsd, outputTokensOf, ownPricing, picoToNano, pricingOf, promptTokens, requestedMaxOutput, requestTier, usageTokens, worstCostNano, worstPrices,
   type Pricing, type WorstPrices,
 } from './estimate.ts'
 import { periodWindow } from './period.ts'
@@ -450,6 +450,9 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
         const hardAmount = counters.some((c) => c.hard && (c.limits[0] >= 0 || c.limits[1] >= 0))
         const chat = ctx.chat
         if (!cacheHit && chat && config.capMaxTokens && hardAmount && requestedMaxOutput(chat) === undefined) chat.max_completion_tokens = est.defaultMaxTokens
+        // Web searches (a Messages request sent as sent) are billed per search, in USD: bounded where a hard USD amount is
+        // at stake, before the estimate (which counts the body as it will be sent). One comparison for any other request.
+        if (ctx.inbound === 'anthropic' && chat && !cacheHit && config.capWebSearches && counters.some((c) => c.hard && c.limits[0] >= 0)) capWebSearches(chat, est.webSearchesWithoutMaxUses)
         const prompt = promptTokens(chat, ctx.embedding, est)
         const requested = requestedMaxOutput(chat)
         const maxOut = chat ? requested ?? est.defaultMaxTokens * choices(chat) : 0

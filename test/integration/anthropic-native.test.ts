@@ -335,10 +335,45 @@ describe('budgets reserve for server tools', () => {
     expect(refused.status).toBe(402)
     expect(mock.requests).toHaveLength(0)
     await b.close()
-    // Reserved at three searches ($0.03 and the tokens), it fits; the search it made is settled.
+    // Reserved at three searches ($0.03 and the tokens), it fits; the search it made is settled. It went with
+    // max_uses: 3 (capWebSearches, the default), so it could not have searched more than it reserved.
     b = await start({ estimate: { webSearchesWithoutMaxUses: 3 } })
     const ok = await new Anthropic({ apiKey: ADMIN_KEY, baseURL: b.url, maxRetries: 0 }).messages.create(unbounded)
     expect(ok.usage.server_tool_use).toEqual({ web_search_requests: 1 })
     expect(mock.requests).toHaveLength(1)
+    expect(mock.requests[0]!.body.tools).toEqual([{ type: 'web_search_20250305', name: 'web_search', max_uses: 3 }])
+    expect(unbounded.tools![0]).not.toHaveProperty('max_uses')
+  })
+
+  it('the bound is added only under a hard amount budget, only where max_uses is missing, and not with capWebSearches: false', async () => {
+    await b?.close()
+    const start = (budget: Record<string, unknown>, plugins: Record<string, unknown> = {}): ReturnType<typeof startGateway> => startGateway({
+      providers: { claude: { type: 'anthropic', baseUrl: mock.url, apiKey: KEY } },
+      plugins: { budget: { backend: 'local', keyPrefix: `test:native-cap:${process.pid}:${Math.random()}:`, budgets: [{ name: 'all', scope: 'global', period: 'day', ...budget }], estimate: { webSearchesWithoutMaxUses: 2 }, ...plugins } },
+      chains: { default: ['request-id', 'auth', 'budget'] },
+    })
+    const tools: Anthropic.Messages.ToolUnion[] = [
+      { type: 'web_search_20250305', name: 'web_search' },
+      { name: 'lookup', description: 'a client tool', input_schema: { type: 'object', properties: {} } },
+    ]
+    const sentTools = async (these = tools): Promise<unknown> => {
+      mock.reset()
+      await new Anthropic({ apiKey: ADMIN_KEY, baseURL: b!.url, maxRetries: 0 }).messages.create({ ...ask('Please search gateway news'), tools: these })
+      return mock.requests[0]!.body.tools
+    }
+    b = await start({ amountUsd: 10 })
+    expect(await sentTools()).toEqual([{ ...tools[0], max_uses: 2 }, tools[1]])
+    // A tool with its own max_uses keeps it.
+    expect(await sentTools([SEARCH])).toEqual([SEARCH])
+    await b.close()
+    b = await start({ amountUsd: 10 }, { capWebSearches: false })
+    expect(await sentTools()).toEqual(tools)
+    await b.close()
+    // A soft amount and a hard token quota bound nothing in USD: the body goes as the client sent it.
+    b = await start({ amountUsd: 10, mode: 'soft' })
+    expect(await sentTools()).toEqual(tools)
+    await b.close()
+    b = await start({ tokens: 1e9 })
+    expect(await sentTools()).toEqual(tools)
   })
 })
