@@ -11,12 +11,13 @@
  * each trial's CPU per request and new ÷ old, then the median, the mean and its standard error. Traffic goes to
  * 127.0.0.1 only; every process started is ended by its PID, on exit and on failure.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { startChild, whenReady } from './children.ts'
 import { cpuMicros } from './proc.ts'
 
 interface Result { requests: { total: number }; non2xx: number; errors: number }
@@ -36,27 +37,6 @@ const KEY = 'bench-ab-admin-key-0000000000000000'
 const TS = ['--experimental-strip-types', '--disable-warning=ExperimentalWarning']
 const GATEWAY_FLAGS = ['--max-semi-space-size=8', '--heap-growing-percent=20', ...TS]
 const BUILDS = [['old', oldDir], ['new', newDir]] as const
-
-const children = new Set<ChildProcess>()
-const endAll = (): void => { for (const c of children) if (c.pid !== undefined && c.exitCode === null) process.kill(c.pid, 'SIGKILL') }
-process.on('exit', endAll)
-process.on('SIGINT', () => { endAll(); process.exit(130) })
-process.on('SIGTERM', () => { endAll(); process.exit(143) })
-
-function start(cwd: string, args: string[], env: Record<string, string>): ChildProcess {
-  const c = spawn(process.execPath, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] })
-  children.add(c)
-  c.once('exit', () => children.delete(c))
-  return c
-}
-
-async function ready(url: string, headers: Record<string, string> = {}): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    try { if ((await fetch(url, { headers })).status < 500) return } catch { /* not listening yet */ }
-    await new Promise((r) => setTimeout(r, 100))
-  }
-  throw new Error(`not ready: ${url}`)
-}
 
 function load(url: string, body: string, seconds: number): Promise<Result> {
   return new Promise((resolve, reject) => {
@@ -93,8 +73,8 @@ let nextPort = 21000 + Math.floor(Math.random() * 200) * 20
 const ratios: number[] = []
 for (let t = 1; t <= TRIALS; t++) {
   const base = (nextPort += 20)
-  const mock = start(ROOT, [...TS, 'test/helpers/openai-mock.ts'], { MOCK_PORT: String(base), MOCK_RECORD: '0' })
-  const anthropic = start(ROOT, [...TS, 'bench/anthropic-mock-server.ts'], { MOCK_PORT: String(base + 1) })
+  const mock = startChild(process.execPath, [...TS, 'test/helpers/openai-mock.ts'], ROOT, { MOCK_PORT: String(base), MOCK_RECORD: '0' })
+  const anthropic = startChild(process.execPath, [...TS, 'bench/anthropic-mock-server.ts'], ROOT, { MOCK_PORT: String(base + 1) })
   const cfg = JSON.stringify(config(base, base + 1))
   // Started in alternating order: neither build is always the first to warm up.
   const order = t % 2 === 0 ? [...BUILDS].reverse() : [...BUILDS]
@@ -103,15 +83,15 @@ for (let t = 1; t <= TRIALS; t++) {
     const port = base + 2 + i * 2
     gateways.set(name, {
       port,
-      proc: start(dir, [...GATEWAY_FLAGS, 'main.ts'], {
+      proc: startChild(process.execPath, [...GATEWAY_FLAGS, 'main.ts'], dir, {
         MCP_PORT: String(port), MCP_ADMIN_PORT: String(port + 1), MCP_ADMIN_KEY: KEY, MCP_LOG_LEVEL: 'info',
         MCP_DATA_DIR: mkdtempSync(join(tmpdir(), 'mcp-ab-')), NODE_CONFIG: cfg,
       }),
     })
   }
-  await ready(`http://127.0.0.1:${base}/v1/models`, { authorization: 'Bearer x' })
-  await ready(`http://127.0.0.1:${base + 1}/v1/models`, { 'x-api-key': 'x', 'anthropic-version': '2023-06-01' })
-  for (const g of gateways.values()) await ready(`http://127.0.0.1:${g.port + 1}/readyz`)
+  await whenReady(`http://127.0.0.1:${base}/v1/models`, { authorization: 'Bearer x' })
+  await whenReady(`http://127.0.0.1:${base + 1}/v1/models`, { 'x-api-key': 'x', 'anthropic-version': '2023-06-01' })
+  for (const g of gateways.values()) await whenReady(`http://127.0.0.1:${g.port + 1}/readyz`)
   const url = (name: string): string => `http://127.0.0.1:${gateways.get(name)!.port}/v1/chat/completions`
   // Warm-up (V8 compiles the request path for its first tens of thousands of requests), then the measured run.
   await Promise.all(BUILDS.map(([name]) => load(url(name), BODY, 4)))

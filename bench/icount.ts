@@ -35,12 +35,13 @@
  * defaults `translate` takes about ten minutes, `metered` and `logged` about eight. Traffic goes to 127.0.0.1 only;
  * every process started is ended by its PID.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { Agent, request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { endChildren, startChild, whenReady } from './children.ts'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const [scenario = 'translate', roundsArg = '3', perRoundArg = '400'] = process.argv.slice(2)
@@ -59,29 +60,8 @@ const GATEWAY_FLAGS = ['--max-semi-space-size=8', '--heap-growing-percent=20', .
 /** Functions of V8's compilers (they run on their own threads, whenever a function tiers up). */
 const COMPILER = /v8::internal::(compiler|maglev|baseline)::|turboshaft|v8::internal::wasm::(Liftoff|WasmCompil|TurboshaftGraphBuildingInterface)/
 
-const children = new Set<ChildProcess>()
-const endAll = (): void => { for (const c of children) if (c.pid !== undefined && c.exitCode === null) process.kill(c.pid, 'SIGKILL') }
-process.on('exit', endAll)
-process.on('SIGINT', () => { endAll(); process.exit(130) })
-process.on('SIGTERM', () => { endAll(); process.exit(143) })
-
 for (const tool of ['valgrind', 'callgrind_control', 'callgrind_annotate']) {
   try { execFileSync('which', [tool], { stdio: 'ignore' }) } catch { console.error(`${tool} is not installed (Debian: apt install valgrind)`); process.exit(2) }
-}
-
-function start(args: string[], env: Record<string, string>, command = process.execPath): ChildProcess {
-  const c = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] })
-  children.add(c)
-  c.once('exit', () => children.delete(c))
-  return c
-}
-
-async function ready(url: string, headers: Record<string, string> = {}): Promise<void> {
-  for (let i = 0; i < 600; i++) {
-    try { if ((await fetch(url, { headers })).status < 500) return } catch { /* not listening yet */ }
-    await new Promise((r) => setTimeout(r, 250))
-  }
-  throw new Error(`not ready: ${url}`)
 }
 
 const MESSAGES = [{ role: 'user', content: 'Say hello to the benchmark.' }]
@@ -198,12 +178,12 @@ const SIDES: Record<string, { name: string; kinds: string[]; config: Record<stri
 }
 
 const base = 21000 + Math.floor(Math.random() * 200) * 20
-start([...TS, 'test/helpers/openai-mock.ts'], { MOCK_PORT: String(base), MOCK_RECORD: '0' })
-start([...TS, 'bench/anthropic-mock-server.ts'], { MOCK_PORT: String(base + 1) })
+startChild(process.execPath, [...TS, 'test/helpers/openai-mock.ts'], ROOT, { MOCK_PORT: String(base), MOCK_RECORD: '0' })
+startChild(process.execPath, [...TS, 'bench/anthropic-mock-server.ts'], ROOT, { MOCK_PORT: String(base + 1) })
 const work = mkdtempSync(join(tmpdir(), 'mcp-icount-'))
 const control = (g: Gateway, ...args: string[]): void => { execFileSync('callgrind_control', [...args, String(g.valgrindPid)], { stdio: 'ignore' }) }
-await ready(`http://127.0.0.1:${base}/v1/models`, { authorization: 'Bearer x' })
-await ready(`http://127.0.0.1:${base + 1}/v1/models`, { 'x-api-key': 'x', 'anthropic-version': '2023-06-01' })
+await whenReady(`http://127.0.0.1:${base}/v1/models`, { authorization: 'Bearer x' })
+await whenReady(`http://127.0.0.1:${base + 1}/v1/models`, { 'x-api-key': 'x', 'anthropic-version': '2023-06-01' })
 
 interface Row { round: number; side: string; kind: string; all: number; noCompile: number; file: string }
 const rows: Row[] = []
@@ -226,10 +206,10 @@ for (const [i, side] of SIDES[scenario]!.entries()) {
   }
   const dbUrl = process.env['BENCH_DATABASE_URL']
   if (dbUrl) env['MCP_DATABASE_URL'] = dbUrl
-  const proc = start(['-q', '--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${out}`, process.execPath, ...GATEWAY_FLAGS, ...(ANNOTATE ? ['--perf-basic-prof'] : []), 'main.ts'], env, 'valgrind')
+  const proc = startChild('valgrind', ['-q', '--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${out}`, process.execPath, ...GATEWAY_FLAGS, ...(ANNOTATE ? ['--perf-basic-prof'] : []), 'main.ts'], ROOT, env)
   const g: Gateway = { name: side.name, port, valgrindPid: proc.pid!, out, dumps: 0, kinds: side.kinds }
   gateways.push(g)
-  await ready(`http://127.0.0.1:${port + 1}/readyz`)
+  await whenReady(`http://127.0.0.1:${port + 1}/readyz`, {}, 150_000, 250)
   console.log(`${scenario}: ${g.name} (valgrind pid ${g.valgrindPid}); warm-up ${WARMUP} requests of each kind`)
   for (let r = 0; r < 3; r++) for (const k of g.kinds) await send(g.port, KINDS[k]!, Math.ceil(WARMUP / 3), 8)
   control(g, '-i', 'on')
@@ -283,7 +263,7 @@ for (const [sa, ka, sb, kb] of pairs) {
     for (const r of diff) console.log(`    ${(r.d >= 0 ? '+' : '') + Math.round(r.d)}`.padEnd(12) + `${Math.round(r.a)} / ${Math.round(r.b)}  ${r.k.slice(0, 140)}`)
   }
 }
-endAll()
+endChildren()
 if (process.env['ICOUNT_KEEP'] === '1') {
   console.log(`\ncallgrind dumps kept in ${work} (callgrind_annotate <file>)${ANNOTATE ? `, perf maps: ${gateways.map((g) => `/tmp/perf-${g.valgrindPid}.map`).join(' ')}` : ''}`)
 } else {
