@@ -5,7 +5,7 @@
  * shared machine a gateway's CPU per request moves by tens of per cent from one run to the next, and both sides of a
  * ratio move with it. Loaded at once, the two builds see the same machine.
  *
- *   node --experimental-strip-types bench/ab.ts <old checkout> <new checkout> [metered|stream|core] [trials] [rate] [seconds]
+ *   node --experimental-strip-types bench/ab.ts <old checkout> <new checkout> [metered|stream|pt-stream|core] [trials] [rate] [seconds]
  *
  * A checkout is a directory holding the gateway (a `git worktree add /tmp/old <rev>`, with node_modules linked). Prints
  * each trial's CPU per request and new ÷ old, then the median, the mean and its standard error. Traffic goes to
@@ -26,8 +26,8 @@ const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const [oldDir, newDir, scenario = 'metered', trialsArg = '12', rateArg = '1500', secondsArg = '8'] = process.argv.slice(2)
-if (oldDir === undefined || newDir === undefined || !['metered', 'stream', 'core'].includes(scenario)) {
-  console.error('usage: bench/ab.ts <old checkout> <new checkout> [metered|stream|core] [trials] [rate] [seconds]')
+if (oldDir === undefined || newDir === undefined || !['metered', 'stream', 'pt-stream', 'core'].includes(scenario)) {
+  console.error('usage: bench/ab.ts <old checkout> <new checkout> [metered|stream|pt-stream|core] [trials] [rate] [seconds]')
   process.exit(2)
 }
 const TRIALS = Number(trialsArg)
@@ -64,9 +64,12 @@ function config(mockPort: number, anthropicPort: number): Record<string, unknown
 }
 
 const MESSAGES = [{ role: 'user', content: 'Say hello to the benchmark.' }]
+// stream: OpenAI in, the Anthropic mock upstream (translated); pt-stream: OpenAI in, the OpenAI mock (as sent).
 const BODY = scenario === 'stream'
   ? JSON.stringify({ model: 'claude/claude-sonnet-4-5', messages: MESSAGES, stream: true })
-  : JSON.stringify({ model: 'mock/gpt-4o', messages: MESSAGES })
+  : scenario === 'pt-stream'
+    ? JSON.stringify({ model: 'mock/gpt-4o', messages: MESSAGES, stream: true })
+    : JSON.stringify({ model: 'mock/gpt-4o', messages: MESSAGES })
 
 // Below the ephemeral range, so a port is not taken by a connection's local end.
 let nextPort = 21000 + Math.floor(Math.random() * 200) * 20
