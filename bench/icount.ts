@@ -16,8 +16,8 @@
  * Each gateway runs under `valgrind --tool=callgrind` with instrumentation off, one at a time (two under callgrind at
  * once gave the first one 1.3 to 2.7 times its count alone). It is warmed up first: ICOUNT_WARMUP requests of each kind,
  * 8 at a time (default 30,000: at full speed the gateway's code, Node's and undici's stop being deoptimized after about
- * 30,000 requests; with 12,000 a round now and then still compiled again). Then instrumentation is turned on
- * (`callgrind_control -i on`) and every round sends each kind's requests one at a time on one keep-alive connection,
+ * 30,000 requests; under callgrind a round in four still recompiles, so read the minimum). Then instrumentation is
+ * turned on (`callgrind_control -i on`) and every round sends each kind's requests one at a time on one keep-alive connection,
  * the counters zeroed before and dumped after. Reported per round: instructions per request, all of them and without
  * V8's compilers (optimizing compilation still lands in a round now and then, on its own threads); a major garbage
  * collection that lands in a round shows as that round's outlier, so read the minimum and the median.
