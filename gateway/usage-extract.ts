@@ -3,8 +3,8 @@
  * RequestCtx's `usage` getter). Bodies up to 1 KiB are parsed whole (as cheap as searching them, and exact). Past
  * that only the `"usage":{...}` object is parsed (found from the end, where OpenAI-style bodies put it) and the
  * finish reason of the first choice, the model (the first `"model"` key: the top-level one, near the start) and the
- * service tier (the last `"service_tier"` key, after the choices) are read in place; when no usable usage object is found that way, the whole body
- * is parsed.
+ * service tier (the last `"service_tier"` key, after the choices) are read in place; when no usable usage object is
+ * found that way, the whole body is parsed.
  */
 import type { Usage } from '../providers/types.ts'
 

@@ -5,6 +5,7 @@
  * `effectiveFrom` defaults to 1970-01-01 (always in effect), and its calendar is checked by effectiveFromErrors.
  */
 import type { JSONSchema } from '../validate.ts'
+import { SERVICE_TIERS } from './catalogue.ts'
 import { effectiveFromSchema } from './effective-from.ts'
 
 const usdPerMillion: JSONSchema = { type: 'number', minimum: 0, maximum: 100_000 }
@@ -39,7 +40,7 @@ export const priceEntrySchema: JSONSchema = {
     serviceTiers: {
       type: 'object',
       additionalProperties: false,
-      properties: Object.fromEntries(['flex', 'priority'].map((t) => [t, {
+      properties: Object.fromEntries(SERVICE_TIERS.map((t) => [t, {
         type: 'object',
         additionalProperties: false,
         required: ['input', 'output'],

@@ -10,10 +10,13 @@ import type { RoutingSettings } from './config.ts'
 
 export type BreakerMode = 'auto' | 'forced-open' | 'forced-closed'
 
-/** Errors that say nothing about the upstream's health: the gateway's own refusals, client aborts, 4xx but 408/429. */
 /** The details of a `service_tier: flex` request's 429 (router.ts flexRefusal): flex capacity was short. */
 export const FLEX_UNAVAILABLE = 'upstream.flex_unavailable'
 
+/**
+ * Errors that say nothing about the upstream's health: the gateway's own refusals, client aborts, 4xx but 408/429, and
+ * a flex request's refusal for want of flex capacity.
+ */
 export function countsAsUpstreamFailure(e: unknown): boolean {
   const g = e as GatewayError
   if (!g || typeof g.code !== 'string') return true
