@@ -17,7 +17,7 @@ import { PipelineHolder } from './pipeline/holder.ts'
 import type { Pipeline } from './pipeline/pipeline.ts'
 import type { PluginDeps, PluginFactory, PluginServices } from './pipeline/types.ts'
 import { MODEL_PREFIX, modelById, ROUTES } from './routes.ts'
-import { configDir, hashOf, loadSettings, redactSettings, type Settings } from './settings.ts'
+import { configDirs, hashOf, loadSettings, redactSettings, type Settings } from './settings.ts'
 import { GatewayMetrics } from './telemetry.ts'
 import { openUpstream } from './upstream/open.ts'
 import { Pools } from './upstream/pools.ts'
@@ -81,7 +81,7 @@ export class Gateway {
   readonly #compileDeps: CompileDeps
   #server: http.Server | undefined
   readonly #handle: ReturnType<typeof createHandler>
-  #watcher: FSWatcher | undefined
+  #watchers: FSWatcher[] | undefined
   #reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, source: 'boot', at: '', generation: 0, hash: '' })
   #generation = 1
   #draining = false
@@ -196,16 +196,21 @@ export class Gateway {
 
   watchConfig(): void {
     const s = this.settings
-    if (!s.reload.watch || this.#watcher) return
+    if (!s.reload.watch || this.#watchers) return
     let timer: NodeJS.Timeout | undefined
-    try {
-      this.#watcher = watch(configDir(), () => {
-        clearTimeout(timer)
-        timer = setTimeout(() => void this.reload('file'), s.reload.debounceMs)
-      })
-      this.#watcher.on('error', (e) => this.log.error({ err: e }, 'config watcher failed'))
-    } catch (e) {
-      this.log.error({ err: e }, 'cannot watch the config directory')
+    const changed = (): void => {
+      clearTimeout(timer)
+      timer = setTimeout(() => void this.reload('file'), s.reload.debounceMs)
+    }
+    this.#watchers = []
+    for (const dir of configDirs()) {
+      try {
+        const w = watch(dir, changed)
+        w.on('error', (e) => this.log.error({ err: e, dir }, 'config watcher failed'))
+        this.#watchers.push(w)
+      } catch (e) {
+        this.log.error({ err: e, dir }, 'cannot watch a config directory')
+      }
     }
   }
 
@@ -283,7 +288,7 @@ export class Gateway {
    */
   async shutdown(deadlineMs = this.settings.server.shutdownDeadlineMs): Promise<boolean> {
     this.#draining = true
-    this.#watcher?.close()
+    for (const w of this.#watchers ?? []) w.close()
     const server = this.#server
     const closed = server ? new Promise<void>((r) => server.close(() => r())) : Promise.resolve()
     server?.closeIdleConnections()

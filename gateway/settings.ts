@@ -204,9 +204,13 @@ export function readRawConfig(): Record<string, unknown> {
   return structuredClone(load.scan(extra)) as Record<string, unknown>
 }
 
-/** The configuration directory being used (for the file watcher). */
-export function configDir(): string {
-  return path.resolve(process.env['NODE_CONFIG_DIR'] ?? path.join(process.cwd(), 'config'))
+/**
+ * The configuration directories being used (for the file watcher): NODE_CONFIG_DIR may list several, separated by
+ * path.delimiter (node-config reads them in order, later ones overriding earlier ones).
+ */
+export function configDirs(): string[] {
+  const dirs = (process.env['NODE_CONFIG_DIR'] ?? path.join(process.cwd(), 'config')).split(path.delimiter).filter((d) => d !== '')
+  return [...new Set(dirs.map((d) => path.resolve(d)))]
 }
 
 /** Top-level blocks whose strings may reference the environment as `${NAME}`. */

@@ -162,13 +162,13 @@ export interface GatewayProcess {
   stop(): Promise<void>
 }
 
-export async function spawnGateway(local: Record<string, unknown>, env: Record<string, string> = {}): Promise<GatewayProcess> {
+export async function spawnGateway(local: Record<string, unknown>, env: Record<string, string> | ((configDir: string) => Record<string, string>) = {}): Promise<GatewayProcess> {
   const p = await spawnConfigured('main.ts', local, (configDir) => ({
     MCP_ADMIN_KEY: ADMIN_KEY,
     MCP_LOG_LEVEL: 'info',
     // main.ts opens the embedded store: one PGlite directory per process (never the repo's ./data).
     MCP_DATA_DIR: path.join(configDir, 'data'),
-    ...env,
+    ...(typeof env === 'function' ? env(configDir) : env),
   }), 15_000)
   return {
     ...p,

@@ -3,6 +3,9 @@
  * generation serving, streams finish on the generation they started with, plugin state carries
  * over, and the real process reloads on a config file change and on SIGHUP.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { PluginFactory } from '../../gateway/pipeline/types.ts'
 import { ADMIN_KEY, startGateway, type TestGateway } from '../helpers/gateway.ts'
@@ -390,5 +393,30 @@ describe('reloads of the real process (file watch, SIGHUP)', () => {
     watching.proc.kill('SIGHUP')
     await vi.waitFor(async () => expect((await watching.config()).lastReload.source).toBe('signal'), { timeout: 2000, interval: 50 })
     expect(manual.output()).not.toContain('sk-process-secret')
+  })
+
+  it('NODE_CONFIG_DIR with several directories: a change in any of them is picked up', async () => {
+    // node-config reads every directory of a path.delimiter-separated NODE_CONFIG_DIR, later ones overriding earlier
+    // ones. The watcher used to watch the joined string as one path: it failed, and no edit was ever picked up.
+    const overlay = mkdtempSync(path.join(tmpdir(), 'mcp-config-overlay-'))
+    const overlayLocal = (extra: boolean): void => writeFileSync(path.join(overlay, 'local.yaml'), JSON.stringify(local(extra, true)))
+    overlayLocal(false)
+    let two: GatewayProcess | undefined
+    try {
+      // spawnGateway's own copy of config/ first (its local.yaml does not watch), then the overlay, which wins.
+      two = await spawnGateway(local(false, false), (dir) => ({ NODE_CONFIG_DIR: `${dir}${path.delimiter}${overlay}` }))
+      expect(two.output()).not.toContain('cannot watch')
+      expect((await two.config()).generation).toBe(1)
+      expect((await chat(two.url, 'extra/gpt-4o')).status).toBe(404)
+      overlayLocal(true)
+      await vi.waitFor(async () => expect((await two!.config()).generation).toBe(2), { timeout: 2000, interval: 50 })
+      expect((await two.config()).lastReload).toMatchObject({ ok: true, source: 'file' })
+      const res = await chat(two.url, 'extra/gpt-4o')
+      expect(res.status).toBe(200)
+      await res.arrayBuffer()
+    } finally {
+      await two?.stop()
+      rmSync(overlay, { recursive: true, force: true })
+    }
   })
 })
