@@ -208,7 +208,7 @@ export async function startMcp(opts: StartMcpOptions): Promise<Mcp> {
     registerPromptRoutes(admin, cp)
     registerDeploymentRoutes(admin, cp)
     registerProviderRoutes(admin, cp, () => ({ allowHttp: gw.settings.security.allowHttpProviderUrls, allowlist: gw.settings.security.providerUrlAllowlist }))
-    registerKeyRoutes(admin, cp)
+    registerKeyRoutes(admin, cp, () => new Map([...gw.holder.current.routes].map(([name, r]) => [name, r.plugins])))
     registerAuditRoutes(admin, cp)
     // Built at the first request, when every route is registered: it documents the operations this server serves.
     let openapi: Record<string, unknown> | undefined

@@ -72,6 +72,10 @@ export const keySchema: JSONSchema = {
     created_at: { type: 'string', format: 'date-time' }, updated_at: { type: 'string', format: 'date-time' },
     status: { enum: ['active', 'rotating', 'expired', 'revoked'] },
     key: { type: 'string', description: 'The whole key: in the creation and rotation answers only, never again.' },
+    warnings: {
+      type: 'array', items: { type: 'string' },
+      description: 'In the creation, change and rotation answers only, when some of the key\'s limits or budgets are not held: the routes whose chains lack rate-limit or budget after auth.',
+    },
   },
 }
 

@@ -66,7 +66,41 @@ async function loadVisible(q: Queryable, p: Principal, id: string, lock: boolean
   return k
 }
 
-export function registerKeyRoutes(admin: AdminServer, cp: ControlPlane): void {
+/** Routes where a budget can never apply (no priced request): GET /v1/models, count_tokens (request headers only). */
+const UNPRICED_ROUTES: ReadonlySet<string> = new Set(['models', 'count_tokens'])
+
+/**
+ * What of a key's limits and budgets the running pipeline does not hold: a route whose chain authenticates keys
+ * (`auth`) but lacks `rate-limit` (limits) or `budget` (budgets) lets the key past them there. One sentence per plugin,
+ * naming the routes; empty when every route holds them (the shipped chains do). A chain of the operator's own is
+ * valid config, so this warns in the answer instead of refusing the key.
+ */
+export function unheldWarnings(routes: ReadonlyMap<string, readonly string[]>, limits: Readonly<Record<string, unknown>>, budgets: Readonly<Record<string, unknown>>): string[] {
+  const out: string[] = []
+  const lacking = (plugin: string, skip: ReadonlySet<string>): string[] =>
+    [...routes].filter(([name, plugins]) => !skip.has(name) && plugins.includes('auth') && !plugins.includes(plugin)).map(([name]) => name).sort()
+  if (Object.keys(limits).length > 0) {
+    const r = lacking('rate-limit', new Set())
+    if (r.length > 0) out.push(`limits are not held on route${r.length > 1 ? 's' : ''} ${r.join(', ')}: ${r.length > 1 ? 'their chains have' : 'its chain has'} no rate-limit plugin after auth (docs/rbac.md)`)
+  }
+  if (Object.keys(budgets).length > 0) {
+    const r = lacking('budget', UNPRICED_ROUTES)
+    if (r.length > 0) out.push(`budgets are not held on route${r.length > 1 ? 's' : ''} ${r.join(', ')}: ${r.length > 1 ? 'their chains have' : 'its chain has'} no budget plugin after auth (docs/rbac.md)`)
+  }
+  return out
+}
+
+/** The key's view with `warnings` when some of its limits or budgets are not held (unheldWarnings). */
+function withWarnings<T extends { limits: Readonly<Record<string, unknown>>; budgets: Readonly<Record<string, unknown>> }>(view: T, routes: (() => ReadonlyMap<string, readonly string[]>) | undefined): T & { warnings?: string[] } {
+  const w = routes ? unheldWarnings(routes(), view.limits, view.budgets) : []
+  return w.length > 0 ? { ...view, warnings: w } : view
+}
+
+/**
+ * `routes`: each data-plane route's plugin names in the running pipeline, for the warnings of the creation, change and
+ * rotation answers (unheldWarnings).
+ */
+export function registerKeyRoutes(admin: AdminServer, cp: ControlPlane, routes?: () => ReadonlyMap<string, readonly string[]>): void {
   const tx = (req: IncomingMessage, p: Principal, q: Queryable, team?: string | null): Queryable =>
     bindAudit(q, { actor: auditActor(req, p), ...(team !== undefined ? { team } : {}) })
 
@@ -89,7 +123,7 @@ export function registerKeyRoutes(admin: AdminServer, cp: ControlPlane): void {
         metadata: body.metadata ?? {}, expiresAt, createdBy: auditActor(req, p).keyId,
       })
     })
-    sendJson(res, 201, { ...created.view, key: created.key }, { ...NO_STORE, location: `${BASE}/keys/${created.view.id}` })
+    sendJson(res, 201, withWarnings({ ...created.view, key: created.key }, routes), { ...NO_STORE, location: `${BASE}/keys/${created.view.id}` })
   })
 
   admin.route('GET', `${BASE}/keys`, async (req, res) => {
@@ -143,7 +177,7 @@ export function registerKeyRoutes(admin: AdminServer, cp: ControlPlane): void {
       }
       return updateKey(tx(req, p, q, team), before, change)
     })
-    sendJson(res, 200, after)
+    sendJson(res, 200, body.limits !== undefined || body.budgets !== undefined ? withWarnings(after, routes) : after)
   })
 
   admin.route('DELETE', `${BASE}/keys/{id}`, async (req, res, params) => {
@@ -169,6 +203,6 @@ export function registerKeyRoutes(admin: AdminServer, cp: ControlPlane): void {
       checkMint({ ...powersOf(old), expiresAt: expiresAt?.getTime() ?? null }, p)
       return rotateKey(tx(req, p, q, old.team), old, body.overlap_seconds ?? 3600, expiresAt, auditActor(req, p).keyId)
     })
-    sendJson(res, 201, { ...r.view, key: r.key, rotated: { id: r.old.id, status: r.old.status, rotation_overlap_until: r.old.rotation_overlap_until, revoked_at: r.old.revoked_at } }, { ...NO_STORE, location: `${BASE}/keys/${r.view.id}` })
+    sendJson(res, 201, { ...withWarnings(r.view, routes), key: r.key, rotated: { id: r.old.id, status: r.old.status, rotation_overlap_until: r.old.rotation_overlap_until, revoked_at: r.old.revoked_at } }, { ...NO_STORE, location: `${BASE}/keys/${r.view.id}` })
   })
 }

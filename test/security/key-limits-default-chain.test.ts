@@ -82,3 +82,43 @@ describe('the shipped chains hold keys to their own limits and budgets', () => {
     expect(second.body.error.code).toBe('MCP_ERR_LIMIT_RATE')
   })
 })
+
+describe('a key whose limits or budgets a chain would not hold says so', () => {
+  it('the shipped chains: no warnings', async () => {
+    const k = await s.mint({ team: 'blue', role: 'invoker', limits: { rpm: 5 }, budgets: { monthly_usd: 5 } })
+    expect(k.body.warnings).toBeUndefined()
+  })
+
+  it('chains of the operator\'s own without rate-limit or budget: creation, change and rotation answers name the routes', async () => {
+    const own = await startStack({
+      store: await openStore({ dataDir: 'memory://' }),
+      override: { chains: { default: ['request-id', 'auth', 'cost-meter'], recorded: ['request-id', 'auth', 'rate-limit', 'budget', 'execution-log'] } },
+    })
+    try {
+      const k = await own.mint({ team: 'blue', role: 'invoker', limits: { rpm: 1 }, budgets: { daily_usd: 1 } })
+      expect(k.body.warnings).toEqual([
+        'limits are not held on routes chat, count_tokens, embeddings, messages, models: their chains have no rate-limit plugin after auth (docs/rbac.md)',
+        'budgets are not held on routes chat, embeddings, messages: their chains have no budget plugin after auth (docs/rbac.md)',
+      ])
+      // What the warning says: the key's rpm of 1 does not stop a second call.
+      expect((await own.chat(k.key)).status).toBe(200)
+      expect((await own.chat(k.key)).status).toBe(200)
+      // Only what the key carries is warned about; a change that sets neither says nothing.
+      const plain = await own.mint({ team: 'blue', role: 'invoker', budgets: { daily_usd: 1 } })
+      expect(plain.body.warnings).toEqual(['budgets are not held on routes chat, embeddings, messages: their chains have no budget plugin after auth (docs/rbac.md)'])
+      const renamed = await own.as(undefined, 'PATCH', `keys/${plain.id}`, { name: 'renamed' })
+      expect(renamed.status, renamed.text).toBe(200)
+      expect(renamed.body.warnings).toBeUndefined()
+      const dropped = await own.as(undefined, 'PATCH', `keys/${plain.id}`, { budgets: {} })
+      expect(dropped.status, dropped.text).toBe(200)
+      expect(dropped.body.warnings).toBeUndefined()
+      const rotated = await own.as(undefined, 'POST', `keys/${k.id}/rotate`, { overlap_seconds: 0 })
+      expect(rotated.status, rotated.text).toBe(201)
+      expect(rotated.body.warnings).toHaveLength(2)
+      // Never stored: the key read back has no warnings.
+      expect((await own.as(undefined, 'GET', `keys/${k.id}`)).body.warnings).toBeUndefined()
+    } finally {
+      await own.close()
+    }
+  }, 60_000)
+})
