@@ -33,6 +33,7 @@ import type { ProviderSettings } from './snapshot.ts'
 import { GatewayError } from '../gateway/errors.ts'
 import { AuditQueue, auditActor, SYSTEM_ACTOR, type AuditActor } from './audit.ts'
 import { SnapshotKeyResolver } from './keys.ts'
+import { InstanceRegistry, registerInstanceRoutes } from './instances.ts'
 import { authorize } from './rbac.ts'
 import { registerAuditRoutes } from './routes/audit.ts'
 import { registerKeyRoutes } from './routes/keys.ts'
@@ -61,6 +62,8 @@ export interface StartMcpOptions {
   beforeStoreClose?: () => Promise<void>
   /** How often last_used_at of API keys is written, ms. Default 60000. */
   keyUsageFlushMs?: number
+  /** How often this instance's row of gateway_instances is written and the fleet read (admin/instances.ts). Default 15 000 ms. */
+  instanceHeartbeatMs?: number
 }
 
 export interface Mcp {
@@ -188,6 +191,19 @@ export async function startMcp(opts: StartMcpOptions): Promise<Mcp> {
     const reloadAs = auditReloads(gw, auditQueue)
     cp.onProvidersChanged(() => gw.reload('api'))
     cp.attachMetrics(gw.metrics.registry)
+    // Limits and budgets are per instance when their plugins keep counters in-process: no Redis, or backend: local.
+    const perInstance = (): string[] => {
+      const p = gw.holder.current
+      const inChains = new Set([...p.routes.values()].flatMap((r) => r.plugins))
+      return ['rate-limit', 'budget'].filter((name) => inChains.has(name) &&
+        (services.redis === undefined || (p.settings.plugins[name] as { backend?: unknown } | undefined)?.backend === 'local'))
+    }
+    const instances = new InstanceRegistry({
+      store, log,
+      state: () => ({ configHash: gw.holder.current.hash, redis: services.redis !== undefined, perInstance: perInstance() }),
+      ...(opts.instanceHeartbeatMs !== undefined ? { heartbeatMs: opts.instanceHeartbeatMs } : {}),
+    })
+    instances.bindMetrics(gw.metrics.registry)
 
     const admin = new AdminServer(gw)
     admin.configureAuth({ keys: services.keys, onRefusal: (r) => auditQueue.push(refusalEntry(r)), onChange: (e) => auditQueue.push(e) })
@@ -210,6 +226,7 @@ export async function startMcp(opts: StartMcpOptions): Promise<Mcp> {
     registerProviderRoutes(admin, cp, () => ({ allowHttp: gw.settings.security.allowHttpProviderUrls, allowlist: gw.settings.security.providerUrlAllowlist }))
     registerKeyRoutes(admin, cp, () => new Map([...gw.holder.current.routes].map(([name, r]) => [name, r.plugins])))
     registerAuditRoutes(admin, cp)
+    registerInstanceRoutes(admin, instances)
     // Built at the first request, when every route is registered: it documents the operations this server serves.
     let openapi: Record<string, unknown> | undefined
     admin.route('GET', '/api/v1/mcp/openapi.json', (req, res) => {
@@ -220,6 +237,7 @@ export async function startMcp(opts: StartMcpOptions): Promise<Mcp> {
     admin.route('POST', '/api/v1/mcp/execute', (req, res) => { gw.serve(EXECUTE_ROUTE_KEY, req, res) })
     opts.adminRoutes?.(admin, cp, gw)
     admin.addReadinessCheck({ name: 'database', critical: false, check: () => cp.databaseUp })
+    admin.addReadinessCheck({ name: 'shared_limits', critical: false, check: () => !instances.limitsPerInstance })
 
     const data = await gw.listen()
     const s = gw.settings
@@ -231,6 +249,7 @@ export async function startMcp(opts: StartMcpOptions): Promise<Mcp> {
       throw e
     }
     cp.start()
+    instances.start()
     return {
       gw, admin, cp, store, data, adminAddress,
       url: `http://${hostOf(data)}:${data.port}`,
@@ -241,6 +260,7 @@ export async function startMcp(opts: StartMcpOptions): Promise<Mcp> {
         await admin.close()
         await keys.close()
         await auditQueue.close()
+        await instances.close()
         await opts.beforeStoreClose?.().catch((e: unknown) => log.error({ err: e }, 'final flush before the store closes failed'))
         if (ownsStore) await store.close()
         return clean

@@ -119,6 +119,7 @@ export const OPERATIONS: Operation[] = [
   { method: 'get', path: '/usage/export', summary: 'Usage for billing, as a download (CSV by default, or JSON; docs/cost.md)', tag: 'usage', ok: { status: 200 }, errors: [400, 503], query: usageQuery },
   { method: 'get', path: '/budgets', summary: 'Budgets, configured and each API key\'s own, with spend, reservations and what remains (docs/budgets.md)', tag: 'budgets', ok: { status: 200 }, errors: [],
     query: [{ name: 'budget', schema: { type: 'string' }, description: 'Only this budget.' }] },
+  { method: 'get', path: '/instances', summary: 'The gateway instances sharing this database (heartbeats): configuration hash, Redis, limits kept per instance', tag: 'instances', ok: { status: 200 }, errors: [] },
   { method: 'get', path: '/alerts', summary: 'Fired alerts (newest first)', tag: 'alerts', ok: { status: 200 }, errors: [400],
     query: [{ name: 'limit', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 }, description: 'How many.' }] },
 ]

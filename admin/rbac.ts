@@ -30,6 +30,7 @@ const BASE = '/api/v1/mcp'
 export const ROUTE_ACTIONS: Readonly<Record<string, Action>> = {
   'GET /metrics': 'metrics.read',
   [`GET ${BASE}/config`]: 'config.read',
+  [`GET ${BASE}/instances`]: 'config.read',
   [`POST ${BASE}/config/reload`]: 'config.reload',
   [`GET ${BASE}/openapi.json`]: 'openapi.read',
   [`POST ${BASE}/execute`]: 'invoke',

@@ -22,7 +22,7 @@ export const ACTIONS = {
   'keys.read': 'GET API keys (never their secrets or hashes)',
   'keys.write': 'Create, revoke and rotate API keys (never broader than the caller)',
   'audit.read': 'GET the audit log',
-  'config.read': 'GET /config (secrets redacted)',
+  'config.read': 'GET /config (secrets redacted), GET /instances',
   'config.reload': 'POST /config/reload',
   'metrics.read': 'GET /metrics',
   'targets.read': 'GET routing targets (breakers, health)',

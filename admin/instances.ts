@@ -1,0 +1,155 @@
+/**
+ * The gateway instances that share this database, and whether their rate limits and budgets hold across them.
+ *
+ * Each instance upserts its row of `gateway_instances` on a heartbeat (store/migrations/0007_instances.sql), then
+ * reads the rows seen within three heartbeats: the live fleet. The most reported failure of today's gateways is a
+ * limit or budget kept in each replica's memory, so that N replicas admit N times it (a $10 key spending $217). Here
+ * an instance whose `rate-limit` or `budget` plugin keeps its counters in-process (no Redis, or `backend: local`)
+ * while other instances share the database says so: a warning in the log when that starts (and an info line when it
+ * ends), `mcp_gateway_limits_per_instance` 1, and the readiness check `shared_limits` degraded (/readyz stays 200).
+ *
+ *   GET /api/v1/mcp/instances   the live instances: id, hostname, pid, version, started_at, seen_at, config_hash
+ *                               (instances serving different configurations have different hashes), redis,
+ *                               per_instance, self; and `limits_per_instance` of this instance
+ *
+ * Nothing here is on the request path: one upsert and one read per heartbeat (15 s), on the embedded store too
+ * (where there is only ever this instance). A failed heartbeat (the database away) keeps the last state.
+ */
+import { randomBytes } from 'node:crypto'
+import { hostname } from 'node:os'
+import { createRequire } from 'node:module'
+import type { Logger } from 'pino'
+import type { Metrics } from '../gateway/metrics.ts'
+import type { Store } from '../store/types.ts'
+import { sendJson, type AdminServer } from './server.ts'
+
+const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version
+
+/** What this instance is at a heartbeat (read from the running pipeline). */
+export interface InstanceState {
+  /** The running pipeline's hash (gateway/settings.ts hashOf): equal on instances serving the same configuration. */
+  configHash: string
+  /** A Redis client is configured (MCP_REDIS_URL). */
+  redis: boolean
+  /** Plugins in the running chains whose counters this instance keeps in its own process ('rate-limit', 'budget'). */
+  perInstance: readonly string[]
+}
+
+export interface InstanceRow {
+  id: string
+  hostname: string
+  pid: number
+  version: string
+  started_at: Date
+  seen_at: Date
+  config_hash: string | null
+  redis: boolean
+  per_instance: string[]
+}
+
+export interface InstanceRegistryOptions {
+  store: Store
+  log: Logger
+  state: () => InstanceState
+  /** Default 15 000 ms. A row not seen for three heartbeats is an instance that is gone. */
+  heartbeatMs?: number
+}
+
+/** Rows of instances gone for longer than this are deleted (a crashed instance never deletes its own). */
+const PRUNE_AFTER_MS = 86_400_000
+
+export class InstanceRegistry {
+  readonly id = randomBytes(9).toString('base64url')
+  readonly #store: Store
+  readonly #log: Logger
+  readonly #state: () => InstanceState
+  readonly #heartbeatMs: number
+  readonly #startedAt = new Date()
+  #timer: NodeJS.Timeout | undefined
+  #live: InstanceRow[] = []
+  #perInstance = false
+  #beating: Promise<void> | undefined
+
+  constructor(opts: InstanceRegistryOptions) {
+    this.#store = opts.store
+    this.#log = opts.log
+    this.#state = opts.state
+    this.#heartbeatMs = opts.heartbeatMs ?? 15_000
+  }
+
+  /** The live instances at the last heartbeat, this one included. */
+  get live(): readonly InstanceRow[] { return this.#live }
+
+  /** This instance keeps limits or budgets in-process while other instances share the database. */
+  get limitsPerInstance(): boolean { return this.#perInstance }
+
+  /** First heartbeat now, then one every heartbeatMs (the timer does not keep the process alive). */
+  start(): void {
+    void this.beat()
+    this.#timer = setInterval(() => void this.beat(), this.#heartbeatMs)
+    this.#timer.unref()
+  }
+
+  /** One heartbeat: upsert this row, read the live ones, update the state. Never throws; one at a time. */
+  beat(): Promise<void> {
+    this.#beating ??= this.#beat().finally(() => { this.#beating = undefined })
+    return this.#beating
+  }
+
+  async #beat(): Promise<void> {
+    const s = this.#state()
+    try {
+      await this.#store.query(
+        `INSERT INTO gateway_instances (id, hostname, pid, version, started_at, seen_at, config_hash, redis, per_instance)
+         VALUES ($1, $2, $3, $4, $5, now(), $6, $7, ARRAY(SELECT jsonb_array_elements_text($8::jsonb)))
+         ON CONFLICT (id) DO UPDATE SET seen_at = now(), config_hash = EXCLUDED.config_hash, redis = EXCLUDED.redis,
+           per_instance = EXCLUDED.per_instance`,
+        [this.id, hostname().slice(0, 255), process.pid, VERSION, this.#startedAt, s.configHash, s.redis, JSON.stringify(s.perInstance)],
+      )
+      const { rows } = await this.#store.query<InstanceRow>(
+        `SELECT id, hostname, pid, version, started_at, seen_at, config_hash, redis, per_instance FROM gateway_instances
+         WHERE seen_at > now() - make_interval(secs => $1) ORDER BY started_at, id`,
+        [(3 * this.#heartbeatMs) / 1000],
+      )
+      await this.#store.query('DELETE FROM gateway_instances WHERE seen_at < now() - make_interval(secs => $1)', [PRUNE_AFTER_MS / 1000])
+      this.#live = rows
+    } catch (e) {
+      this.#log.debug({ err: e }, 'instances: heartbeat failed; keeping the last state')
+      return
+    }
+    const others = this.#live.filter((r) => r.id !== this.id).length
+    const perInstance = others > 0 && s.perInstance.length > 0
+    if (perInstance && !this.#perInstance) {
+      this.#log.warn({ instances: others + 1, plugins: s.perInstance },
+        `${others + 1} gateway instances share this database, but this one keeps ${s.perInstance.join(' and ')} counters in its own process: ` +
+        'each instance admits up to the whole of every limit and budget, so together they admit up to ' +
+        `${others + 1} times them. Set MCP_REDIS_URL on every instance (docs/budgets.md, docs/rate-limit.md).`)
+    } else if (!perInstance && this.#perInstance) {
+      this.#log.info({ instances: others + 1, plugins: s.perInstance }, 'instances: limits and budgets no longer split across instances')
+    }
+    this.#perInstance = perInstance
+  }
+
+  bindMetrics(m: Metrics): void {
+    m.gauge('mcp_gateway_instances', 'Gateway instances sharing this database at the last heartbeat, this one included', [], (set) => set(Math.max(1, this.#live.length)))
+    m.gauge('mcp_gateway_limits_per_instance', 'This instance keeps rate limits or budgets in its own process while other instances share the database (1): together they admit up to N times a limit', [], (set) => set(this.#perInstance ? 1 : 0))
+  }
+
+  /** Stops the heartbeat and deletes this instance's row (a clean shutdown leaves the fleet at once). */
+  async close(): Promise<void> {
+    clearInterval(this.#timer)
+    await this.#beating
+    await this.#store.query('DELETE FROM gateway_instances WHERE id = $1', [this.id]).catch(() => {})
+  }
+}
+
+export function registerInstanceRoutes(admin: AdminServer, registry: InstanceRegistry): void {
+  admin.route('GET', '/api/v1/mcp/instances', async (req, res) => {
+    req.resume()
+    await registry.beat()
+    sendJson(res, 200, {
+      data: registry.live.map((r) => ({ ...r, self: r.id === registry.id })),
+      limits_per_instance: registry.limitsPerInstance,
+    })
+  })
+}
