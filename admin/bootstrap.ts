@@ -33,7 +33,7 @@ import type { ProviderSettings } from './snapshot.ts'
 import { GatewayError } from '../gateway/errors.ts'
 import { AuditQueue, auditActor, SYSTEM_ACTOR, type AuditActor } from './audit.ts'
 import { SnapshotKeyResolver } from './keys.ts'
-import { InstanceRegistry, registerInstanceRoutes } from './instances.ts'
+import { InstanceRegistry, perInstanceOf, registerInstanceRoutes } from './instances.ts'
 import { authorize } from './rbac.ts'
 import { registerAuditRoutes } from './routes/audit.ts'
 import { registerKeyRoutes } from './routes/keys.ts'
@@ -191,16 +191,9 @@ export async function startMcp(opts: StartMcpOptions): Promise<Mcp> {
     const reloadAs = auditReloads(gw, auditQueue)
     cp.onProvidersChanged(() => gw.reload('api'))
     cp.attachMetrics(gw.metrics.registry)
-    // Limits and budgets are per instance when their plugins keep counters in-process: no Redis, or backend: local.
-    const perInstance = (): string[] => {
-      const p = gw.holder.current
-      const inChains = new Set([...p.routes.values()].flatMap((r) => r.plugins))
-      return ['rate-limit', 'budget'].filter((name) => inChains.has(name) &&
-        (services.redis === undefined || (p.settings.plugins[name] as { backend?: unknown } | undefined)?.backend === 'local'))
-    }
     const instances = new InstanceRegistry({
       store, log,
-      state: () => ({ configHash: gw.holder.current.hash, redis: services.redis !== undefined, perInstance: perInstance() }),
+      state: () => ({ configHash: gw.holder.current.hash, redis: services.redis !== undefined, perInstance: perInstanceOf(gw.holder.current, services) }),
       ...(opts.instanceHeartbeatMs !== undefined ? { heartbeatMs: opts.instanceHeartbeatMs } : {}),
     })
     instances.bindMetrics(gw.metrics.registry)

@@ -4,8 +4,8 @@
  * Each instance upserts its row of `gateway_instances` on a heartbeat (store/migrations/0007_instances.sql), then
  * reads the rows seen within three heartbeats: the live fleet. The most reported failure of today's gateways is a
  * limit or budget kept in each replica's memory, so that N replicas admit N times it (a $10 key spending $217). Here
- * an instance whose `rate-limit` or `budget` plugin keeps its counters in-process (no Redis, or `backend: local`)
- * while other instances share the database says so: a warning in the log when that starts (and an info line when it
+ * an instance whose `rate-limit` or `budget` plugin keeps its counters in-process (no Redis, or `backend: local`), or
+ * that fires alerts without Redis (each instance fires each one), while other instances share the database says so: a warning in the log when that starts (and an info line when it
  * ends), `mcp_gateway_limits_per_instance` 1, and the readiness check `shared_limits` degraded (/readyz stays 200).
  *
  *   GET /api/v1/mcp/instances   the live instances: id, hostname, pid, version, started_at, seen_at, config_hash
@@ -25,13 +25,42 @@ import { sendJson, type AdminServer } from './server.ts'
 
 const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version
 
+/** What of the running pipeline perInstanceOf reads. */
+export interface PipelineView {
+  readonly routes: ReadonlyMap<string, { readonly plugins: readonly string[] }>
+  readonly settings: { readonly plugins: Readonly<Record<string, unknown>>; readonly alerts: { readonly rules: readonly unknown[] } }
+}
+
+/**
+ * What this instance keeps in its own process that several instances must share to be exact: the counters of
+ * `rate-limit` and `budget` when they are in a chain and not in Redis (no Redis client, or `backend: local`), and
+ * 'alerts' when alert rules are configured, an alert manager runs and there is no Redis (each instance then fires
+ * every alert itself: once per period per instance, not once per period).
+ */
+export function perInstanceOf(p: PipelineView, services: { readonly redis?: unknown; readonly alerts?: unknown }): string[] {
+  const inChains = new Set([...p.routes.values()].flatMap((r) => r.plugins))
+  const out = ['rate-limit', 'budget'].filter((name) => inChains.has(name) &&
+    (services.redis === undefined || (p.settings.plugins[name] as { backend?: unknown } | undefined)?.backend === 'local'))
+  if (services.alerts !== undefined && services.redis === undefined && p.settings.alerts.rules.length > 0) out.push('alerts')
+  return out
+}
+
+/** The consequence of per_instance with `n` instances, for the warning. */
+function consequence(perInstance: readonly string[], n: number): string {
+  const limits = perInstance.filter((x) => x !== 'alerts')
+  const parts: string[] = []
+  if (limits.length > 0) parts.push(`each instance admits up to the whole of every ${limits.map((x) => (x === 'budget' ? 'budget' : 'limit')).join(' and ')}, so together they admit up to ${n} times as much`)
+  if (perInstance.includes('alerts')) parts.push(`each instance fires every alert itself, so a threshold can reach the webhooks ${n} times a period`)
+  return parts.join('; ')
+}
+
 /** What this instance is at a heartbeat (read from the running pipeline). */
 export interface InstanceState {
   /** The running pipeline's hash (gateway/settings.ts hashOf): equal on instances serving the same configuration. */
   configHash: string
   /** A Redis client is configured (MCP_REDIS_URL). */
   redis: boolean
-  /** Plugins in the running chains whose counters this instance keeps in its own process ('rate-limit', 'budget'). */
+  /** What this instance keeps in its own process that several instances must share (perInstanceOf). */
   perInstance: readonly string[]
 }
 
@@ -80,7 +109,7 @@ export class InstanceRegistry {
   /** The live instances at the last heartbeat, this one included. */
   get live(): readonly InstanceRow[] { return this.#live }
 
-  /** This instance keeps limits or budgets in-process while other instances share the database. */
+  /** This instance keeps limits, budgets or alerts in-process while other instances share the database. */
   get limitsPerInstance(): boolean { return this.#perInstance }
 
   /** First heartbeat now, then one every heartbeatMs (the timer does not keep the process alive). */
@@ -120,19 +149,18 @@ export class InstanceRegistry {
     const others = this.#live.filter((r) => r.id !== this.id).length
     const perInstance = others > 0 && s.perInstance.length > 0
     if (perInstance && !this.#perInstance) {
-      this.#log.warn({ instances: others + 1, plugins: s.perInstance },
-        `${others + 1} gateway instances share this database, but this one keeps ${s.perInstance.join(' and ')} counters in its own process: ` +
-        'each instance admits up to the whole of every limit and budget, so together they admit up to ' +
-        `${others + 1} times them. Set MCP_REDIS_URL on every instance (docs/budgets.md, docs/rate-limit.md).`)
+      this.#log.warn({ instances: others + 1, perInstance: s.perInstance },
+        `${others + 1} gateway instances share this database, but this one keeps its ${s.perInstance.join(', ')} state in its own process: ` +
+        `${consequence(s.perInstance, others + 1)}. Set MCP_REDIS_URL on every instance (docs/api.md, "Instances sharing a database").`)
     } else if (!perInstance && this.#perInstance) {
-      this.#log.info({ instances: others + 1, plugins: s.perInstance }, 'instances: limits and budgets no longer split across instances')
+      this.#log.info({ instances: others + 1, perInstance: s.perInstance }, 'instances: limits, budgets and alerts no longer split across instances')
     }
     this.#perInstance = perInstance
   }
 
   bindMetrics(m: Metrics): void {
     m.gauge('mcp_gateway_instances', 'Gateway instances sharing this database at the last heartbeat, this one included', [], (set) => set(Math.max(1, this.#live.length)))
-    m.gauge('mcp_gateway_limits_per_instance', 'This instance keeps rate limits or budgets in its own process while other instances share the database (1): together they admit up to N times a limit', [], (set) => set(this.#perInstance ? 1 : 0))
+    m.gauge('mcp_gateway_limits_per_instance', 'This instance keeps rate limits, budgets or alert state in its own process while other instances share the database (1): together they admit up to N times a limit', [], (set) => set(this.#perInstance ? 1 : 0))
   }
 
   /** Stops the heartbeat and deletes this instance's row (a clean shutdown leaves the fleet at once). */

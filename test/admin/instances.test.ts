@@ -8,6 +8,7 @@ import { Redis } from 'ioredis'
 import { afterAll, describe, expect, it, vi } from 'vitest'
 import { openStore } from '../../store/index.ts'
 import { redisAvailable, REDIS_URL } from '../budget/helpers.ts'
+import { perInstanceOf, type PipelineView } from '../../admin/instances.ts'
 import { startTestMcp, testEngines, type TestMcp } from './helpers.ts'
 
 const HEARTBEAT_MS = 200
@@ -58,7 +59,8 @@ describe.runIf(postgres !== undefined)('instances sharing PostgreSQL', () => {
       expect((await t.api('GET', '/readyz')).status).toBe(200) // degraded, still ready
       expect(await metric(t, 'mcp_gateway_instances')).toBe(2)
       expect(await metric(t, 'mcp_gateway_limits_per_instance')).toBe(1)
-      expect(t.logText()).toMatch(/2 gateway instances share this database, but this one keeps rate-limit and budget counters in its own process/)
+      expect(t.logText()).toContain('2 gateway instances share this database, but this one keeps its rate-limit, budget state in its own process: ' +
+        'each instance admits up to the whole of every limit and budget, so together they admit up to 2 times as much. Set MCP_REDIS_URL on every instance')
     }
     const list = await a.api('GET', 'instances')
     expect(list.body.data).toHaveLength(2)
@@ -72,7 +74,7 @@ describe.runIf(postgres !== undefined)('instances sharing PostgreSQL', () => {
     started.splice(started.indexOf(b), 1)
     await vi.waitFor(async () => expect((await a.api('GET', '/readyz')).body.checks.shared_limits).toBe(true), { timeout: 5000, interval: 50 })
     expect((await a.api('GET', 'instances')).body.data).toHaveLength(1)
-    expect(a.logText()).toContain('limits and budgets no longer split across instances')
+    expect(a.logText()).toContain('limits, budgets and alerts no longer split across instances')
     await a.close()
     started.splice(started.indexOf(a), 1)
   }, 60_000)
@@ -105,4 +107,21 @@ describe.runIf(postgres !== undefined)('instances sharing PostgreSQL', () => {
       for (const r of redis) r.disconnect()
     }
   }, 60_000)
+})
+
+describe('perInstanceOf: what an instance keeps that several must share', () => {
+  const view = (plugins: string[], cfg: Record<string, unknown> = {}, rules: unknown[] = []): PipelineView => ({
+    routes: new Map([['chat', { plugins }], ['models', { plugins: ['auth'] }]]),
+    settings: { plugins: cfg, alerts: { rules } },
+  })
+  it('rate-limit and budget in a chain without Redis, or with backend: local; alerts with rules, a manager and no Redis', () => {
+    expect(perInstanceOf(view(['auth', 'rate-limit', 'budget']), {})).toEqual(['rate-limit', 'budget'])
+    expect(perInstanceOf(view(['auth', 'rate-limit', 'budget']), { redis: {} })).toEqual([])
+    expect(perInstanceOf(view(['auth', 'rate-limit', 'budget'], { budget: { backend: 'local' } }), { redis: {} })).toEqual(['budget'])
+    expect(perInstanceOf(view(['auth', 'cost-meter']), {})).toEqual([]) // not in a chain: nothing held at all
+    expect(perInstanceOf(view(['auth'], {}, [{ name: 'down' }]), { alerts: {} })).toEqual(['alerts'])
+    expect(perInstanceOf(view(['auth'], {}, [{ name: 'down' }]), { alerts: {}, redis: {} })).toEqual([])
+    expect(perInstanceOf(view(['auth'], {}, [{ name: 'down' }]), {})).toEqual([]) // no manager: nothing fires
+    expect(perInstanceOf(view(['auth'], {}, []), { alerts: {} })).toEqual([]) // no rules
+  })
 })
