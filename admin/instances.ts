@@ -160,6 +160,8 @@ export class InstanceRegistry {
 
   bindMetrics(m: Metrics): void {
     m.gauge('mcp_gateway_instances', 'Gateway instances sharing this database at the last heartbeat, this one included', [], (set) => set(Math.max(1, this.#live.length)))
+    m.gauge('mcp_gateway_config_hashes', 'Distinct configurations (config_hash) served by the instances sharing this database: above 1 for longer than a reload takes is configuration drift', [], (set) =>
+      set(Math.max(1, new Set(this.#live.map((r) => r.config_hash)).size)))
     m.gauge('mcp_gateway_limits_per_instance', 'This instance keeps rate limits, budgets or alert state in its own process while other instances share the database (1): together they admit up to N times a limit', [], (set) => set(this.#perInstance ? 1 : 0))
   }
 

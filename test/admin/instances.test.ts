@@ -68,6 +68,13 @@ describe.runIf(postgres !== undefined)('instances sharing PostgreSQL', () => {
     expect(list.body.limits_per_instance).toBe(true)
     // Same configuration, same hash.
     expect(new Set(list.body.data.map((r: { config_hash: string }) => r.config_hash)).size).toBe(1)
+    expect(await metric(a, 'mcp_gateway_config_hashes')).toBe(1)
+    // b serves another configuration (an alias more): two hashes until a has it too.
+    b.setConfig({ models: { drifted: { targets: [{ provider: 'mock', model: 'gpt-4o' }] } }, providers: { mock: { type: 'openai', baseUrl: 'http://127.0.0.1:9/v1', apiKey: 'sk-x' } } })
+    expect((await b.api('POST', 'config/reload')).status).toBe(200)
+    await vi.waitFor(async () => expect(await metric(a, 'mcp_gateway_config_hashes')).toBe(2), { timeout: 5000, interval: 50 })
+    const drift = await a.api('GET', 'instances')
+    expect(drift.body.data.find((r: { self: boolean }) => !r.self).config_hash).toBe(b.mcp.gw.holder.current.hash)
 
     // b shuts down cleanly: its row goes at once, and a is alone again at its next heartbeat.
     await b.close()
