@@ -33,7 +33,7 @@ import type { ProviderSettings } from './snapshot.ts'
 import { GatewayError } from '../gateway/errors.ts'
 import { AuditQueue, auditActor, SYSTEM_ACTOR, type AuditActor } from './audit.ts'
 import { SnapshotKeyResolver } from './keys.ts'
-import { InstanceRegistry, perInstanceOf, registerInstanceRoutes } from './instances.ts'
+import { fleetHashOf, InstanceRegistry, perInstanceOf, registerInstanceRoutes } from './instances.ts'
 import { authorize } from './rbac.ts'
 import { registerAuditRoutes } from './routes/audit.ts'
 import { registerKeyRoutes } from './routes/keys.ts'
@@ -193,7 +193,7 @@ export async function startMcp(opts: StartMcpOptions): Promise<Mcp> {
     cp.attachMetrics(gw.metrics.registry)
     const instances = new InstanceRegistry({
       store, log,
-      state: () => ({ configHash: gw.holder.current.hash, redis: services.redis !== undefined, perInstance: perInstanceOf(gw.holder.current, services) }),
+      state: () => ({ configHash: fleetHashOf(gw.holder.current.settings as unknown as Record<string, unknown>), redis: services.redis !== undefined, perInstance: perInstanceOf(gw.holder.current, services) }),
       ...(opts.instanceHeartbeatMs !== undefined ? { heartbeatMs: opts.instanceHeartbeatMs } : {}),
     })
     instances.bindMetrics(gw.metrics.registry)

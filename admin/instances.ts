@@ -20,10 +20,34 @@ import { hostname } from 'node:os'
 import { createRequire } from 'node:module'
 import type { Logger } from 'pino'
 import type { Metrics } from '../gateway/metrics.ts'
+import { hashOf } from '../gateway/settings.ts'
 import type { Store } from '../store/types.ts'
 import { sendJson, type AdminServer } from './server.ts'
 
 const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version
+
+/**
+ * The hash of what a fleet shares: the settings without what may differ from one instance to the next while they
+ * serve the same configuration (listening ports and hosts, the local data directory, the log level). Instances with
+ * equal fleet hashes serve the same providers, aliases, chains, plugins and limits.
+ */
+export function fleetHash(settings: Readonly<Record<string, unknown>>): string {
+  const { server, admin, dataDir: _dataDir, log: _log, ...rest } = settings as Record<string, unknown> & { server?: Record<string, unknown>; admin?: Record<string, unknown> }
+  const local = (o: Record<string, unknown> | undefined): Record<string, unknown> | undefined => {
+    if (o === undefined) return undefined
+    const { port: _port, host: _host, ...shared } = o
+    return shared
+  }
+  return hashOf({ ...rest, server: local(server), admin: local(admin) })
+}
+
+const FLEET_HASHES = new WeakMap<object, string>()
+/** fleetHash once per settings object (a pipeline generation keeps its frozen settings). */
+export function fleetHashOf(settings: Readonly<Record<string, unknown>>): string {
+  let h = FLEET_HASHES.get(settings)
+  if (h === undefined) { h = fleetHash(settings); FLEET_HASHES.set(settings, h) }
+  return h
+}
 
 /** What of the running pipeline perInstanceOf reads. */
 export interface PipelineView {
@@ -56,7 +80,7 @@ function consequence(perInstance: readonly string[], n: number): string {
 
 /** What this instance is at a heartbeat (read from the running pipeline). */
 export interface InstanceState {
-  /** The running pipeline's hash (gateway/settings.ts hashOf): equal on instances serving the same configuration. */
+  /** fleetHash of the running settings: equal on instances serving the same configuration. */
   configHash: string
   /** A Redis client is configured (MCP_REDIS_URL). */
   redis: boolean

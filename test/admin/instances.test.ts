@@ -8,7 +8,7 @@ import { Redis } from 'ioredis'
 import { afterAll, describe, expect, it, vi } from 'vitest'
 import { openStore } from '../../store/index.ts'
 import { redisAvailable, REDIS_URL } from '../budget/helpers.ts'
-import { perInstanceOf, type PipelineView } from '../../admin/instances.ts'
+import { fleetHash, perInstanceOf, type PipelineView } from '../../admin/instances.ts'
 import { startTestMcp, testEngines, type TestMcp } from './helpers.ts'
 
 const HEARTBEAT_MS = 200
@@ -39,7 +39,7 @@ describe('an instance on the embedded store', () => {
     expect(r.status, r.text).toBe(200)
     expect(r.body.data).toHaveLength(1)
     expect(r.body.data[0]).toMatchObject({ self: true, pid: process.pid, redis: false, per_instance: ['rate-limit', 'budget'] })
-    expect(r.body.data[0].config_hash).toBe(t.mcp.gw.holder.current.hash)
+    expect(r.body.data[0].config_hash).toBe(fleetHash(t.mcp.gw.settings as unknown as Record<string, unknown>))
     expect(r.body.limits_per_instance).toBe(false)
     expect((await t.api('GET', '/readyz')).body.checks.shared_limits).toBe(true)
     expect(await metric(t, 'mcp_gateway_instances')).toBe(1)
@@ -74,7 +74,7 @@ describe.runIf(postgres !== undefined)('instances sharing PostgreSQL', () => {
     expect((await b.api('POST', 'config/reload')).status).toBe(200)
     await vi.waitFor(async () => expect(await metric(a, 'mcp_gateway_config_hashes')).toBe(2), { timeout: 5000, interval: 50 })
     const drift = await a.api('GET', 'instances')
-    expect(drift.body.data.find((r: { self: boolean }) => !r.self).config_hash).toBe(b.mcp.gw.holder.current.hash)
+    expect(drift.body.data.find((r: { self: boolean }) => !r.self).config_hash).toBe(fleetHash(b.mcp.gw.settings as unknown as Record<string, unknown>))
 
     // b shuts down cleanly: its row goes at once, and a is alone again at its next heartbeat.
     await b.close()
@@ -130,5 +130,16 @@ describe('perInstanceOf: what an instance keeps that several must share', () => 
     expect(perInstanceOf(view(['auth'], {}, [{ name: 'down' }]), { alerts: {}, redis: {} })).toEqual([])
     expect(perInstanceOf(view(['auth'], {}, [{ name: 'down' }]), {})).toEqual([]) // no manager: nothing fires
     expect(perInstanceOf(view(['auth'], {}, []), { alerts: {} })).toEqual([]) // no rules
+  })
+})
+
+describe('fleetHash: what instances of one fleet share', () => {
+  it('ignores listening ports and hosts, the data directory and the log level; sees everything else', () => {
+    const base = { server: { port: 8080, host: '0.0.0.0', bodyLimitBytes: 1 }, admin: { port: 8081, host: '127.0.0.1', key: 'k' }, dataDir: '/a', log: { level: 'info' }, models: { m: 1 } }
+    const other = { server: { port: 18080, host: '::', bodyLimitBytes: 1 }, admin: { port: 18081, host: '10.0.0.1', key: 'k' }, dataDir: '/b', log: { level: 'debug' }, models: { m: 1 } }
+    expect(fleetHash(other)).toBe(fleetHash(base))
+    expect(fleetHash({ ...base, models: { m: 2 } })).not.toBe(fleetHash(base))
+    expect(fleetHash({ ...base, server: { ...base.server, bodyLimitBytes: 2 } })).not.toBe(fleetHash(base))
+    expect(fleetHash({ ...base, admin: { ...base.admin, key: 'other' } })).not.toBe(fleetHash(base))
   })
 })
