@@ -16,6 +16,7 @@ import type { ControlPlane } from '../control-plane.ts'
 import { bodyInvalid, notFound, pageOf, queryInvalid, queryOf, requireUuid, sendNoContent, unprocessable } from '../http.ts'
 import { checkActOn, checkMint, keyValidators, scopesOf, type KeyCreate } from '../keys.ts'
 import { authorize, hidden, isGlobal, readChecked, teamFilter, visible, writeTeam, WRITE_RULES, ROLES } from '../rbac.ts'
+import { KEY_RECORD_ROUTES } from '../../plugins/rate-limit/rules.ts'
 import { createKey, findKey, listKeys, powersOf, revokeKey, rotateKey, updateKey, type KeyChange, type KeyView } from '../repo/keys.ts'
 import { sendJson, type AdminServer } from '../server.ts'
 import { actorLabel } from '../audit.ts'
@@ -66,8 +67,6 @@ async function loadVisible(q: Queryable, p: Principal, id: string, lock: boolean
   return k
 }
 
-/** Routes where a budget can never apply (no priced request): GET /v1/models, count_tokens (request headers only). */
-const UNPRICED_ROUTES: ReadonlySet<string> = new Set(['models', 'count_tokens'])
 
 /**
  * What of a key's limits and budgets the running pipeline does not hold: a route whose chain authenticates keys
@@ -77,14 +76,15 @@ const UNPRICED_ROUTES: ReadonlySet<string> = new Set(['models', 'count_tokens'])
  */
 export function unheldWarnings(routes: ReadonlyMap<string, readonly string[]>, limits: Readonly<Record<string, unknown>>, budgets: Readonly<Record<string, unknown>>): string[] {
   const out: string[] = []
-  const lacking = (plugin: string, skip: ReadonlySet<string>): string[] =>
-    [...routes].filter(([name, plugins]) => !skip.has(name) && plugins.includes('auth') && !plugins.includes(plugin)).map(([name]) => name).sort()
+  // A key's own limits and budgets apply to model calls only (not GET /v1/models, not count_tokens).
+  const lacking = (plugin: string): string[] =>
+    [...routes].filter(([name, plugins]) => KEY_RECORD_ROUTES.has(name) && plugins.includes('auth') && !plugins.includes(plugin)).map(([name]) => name).sort()
   if (Object.keys(limits).length > 0) {
-    const r = lacking('rate-limit', new Set())
+    const r = lacking('rate-limit')
     if (r.length > 0) out.push(`limits are not held on route${r.length > 1 ? 's' : ''} ${r.join(', ')}: ${r.length > 1 ? 'their chains have' : 'its chain has'} no rate-limit plugin after auth (docs/rbac.md)`)
   }
   if (Object.keys(budgets).length > 0) {
-    const r = lacking('budget', UNPRICED_ROUTES)
+    const r = lacking('budget')
     if (r.length > 0) out.push(`budgets are not held on route${r.length > 1 ? 's' : ''} ${r.join(', ')}: ${r.length > 1 ? 'their chains have' : 'its chain has'} no budget plugin after auth (docs/rbac.md)`)
   }
   return out

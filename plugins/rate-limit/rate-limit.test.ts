@@ -380,6 +380,27 @@ describe('rate-limit plugin (unit, fake context)', () => {
     inst.close?.()
   })
 
+  it('a key record\'s implicit limits count model calls only: not GET /v1/models, not count_tokens', async () => {
+    const { inst } = await make({ limits: [] })
+    const call = (route: string): LocalReply | undefined => admitSync(inst, ctx({ key: 'cc', limits: { rpm: 2 }, route }))
+    for (let i = 0; i < 5; i++) {
+      expect(call('count_tokens')).toBeUndefined()
+      expect(call('models')).toBeUndefined()
+    }
+    expect(call('messages')).toBeUndefined()
+    expect(call('chat')).toBeUndefined()
+    expect(call('messages')).toMatchObject({ code: 'MCP_ERR_LIMIT_RATE', params: { limit: 'principal.rpm' } })
+    expect(call('execute')).toMatchObject({ params: { limit: 'principal.rpm' } })
+    // A configured key limit without match.route counts every route, count_tokens included (the operator's choice).
+    const { inst: all } = await make({ limits: [{ name: 'k', scope: 'key', rpm: 2 }] })
+    const viaRule = (route: string): LocalReply | undefined => admitSync(all, ctx({ key: 'cc2', route }))
+    expect(viaRule('count_tokens')).toBeUndefined()
+    expect(viaRule('models')).toBeUndefined()
+    expect(viaRule('messages')).toMatchObject({ params: { limit: 'k.rpm' } })
+    inst.close?.()
+    all.close?.()
+  })
+
   it('a refused request-rate key is answered from the deny cache until its retry time', async () => {
     const { inst, metrics } = await make({ limits: [{ name: 'k', scope: 'key', rpm: 1 }] })
     admitSync(inst, ctx({ key: 'a' }))

@@ -168,6 +168,14 @@ function apply(rule: Rule, count: number, ctx: RequestCtx, o: CheckOptions): App
 }
 
 /** The rules of this phase that apply to the request, with their checks. */
+/**
+ * The routes a key record's implicit limits ('principal.*') count: the model calls. GET /v1/models and
+ * count_tokens are not (Claude Code counts tokens before every turn: with them, an `rpm` of 60 would leave about 30
+ * turns a minute; Anthropic limits token counting apart from messages too). Configured limits count what their
+ * `match.route` says, every route by default.
+ */
+export const KEY_RECORD_ROUTES: ReadonlySet<string> = new Set(['chat', 'embeddings', 'messages', 'execute'])
+
 export function applicable(set: RuleSet, ctx: RequestCtx, phase: Phase, o: CheckOptions): Applied[] {
   const rules = set.forRoute(ctx.route.name, phase)
   const own = keyLimitsOf(ctx)
@@ -177,7 +185,7 @@ export function applicable(set: RuleSet, ctx: RequestCtx, phase: Phase, o: Check
     const a = apply(r, count, ctx, o)
     if (a) out.push(a)
   }
-  if (own !== undefined) {
+  if (own !== undefined && KEY_RECORD_ROUTES.has(ctx.route.name)) {
     for (const m of METRICS) {
       const c = own[m]
       if (c === undefined || (m === 'tpm') !== (phase === 'body')) continue

@@ -97,7 +97,7 @@ describe('a key whose limits or budgets a chain would not hold says so', () => {
     try {
       const k = await own.mint({ team: 'blue', role: 'invoker', limits: { rpm: 1 }, budgets: { daily_usd: 1 } })
       expect(k.body.warnings).toEqual([
-        'limits are not held on routes chat, count_tokens, embeddings, messages, models: their chains have no rate-limit plugin after auth (docs/rbac.md)',
+        'limits are not held on routes chat, embeddings, messages: their chains have no rate-limit plugin after auth (docs/rbac.md)',
         'budgets are not held on routes chat, embeddings, messages: their chains have no budget plugin after auth (docs/rbac.md)',
       ])
       // What the warning says: the key's rpm of 1 does not stop a second call.
