@@ -193,7 +193,7 @@ export async function startMcp(opts: StartMcpOptions): Promise<Mcp> {
     cp.attachMetrics(gw.metrics.registry)
     const instances = new InstanceRegistry({
       store, log,
-      state: () => ({ configHash: fleetHashOf(gw.holder.current.settings as unknown as Record<string, unknown>), redis: services.redis !== undefined, perInstance: perInstanceOf(gw.holder.current, services) }),
+      state: () => ({ configHash: fleetHashOf(gw.holder.current.settings), redis: services.redis !== undefined, perInstance: perInstanceOf(gw.holder.current, services) }),
       ...(opts.instanceHeartbeatMs !== undefined ? { heartbeatMs: opts.instanceHeartbeatMs } : {}),
     })
     instances.bindMetrics(gw.metrics.registry)

@@ -31,7 +31,7 @@ const VERSION = (createRequire(import.meta.url)('../package.json') as { version:
  * serve the same configuration (listening ports and hosts, the local data directory, the log level). Instances with
  * equal fleet hashes serve the same providers, aliases, chains, plugins and limits.
  */
-export function fleetHash(settings: Readonly<Record<string, unknown>>): string {
+export function fleetHash(settings: object): string {
   const { server, admin, dataDir: _dataDir, log: _log, ...rest } = settings as Record<string, unknown> & { server?: Record<string, unknown>; admin?: Record<string, unknown> }
   const local = (o: Record<string, unknown> | undefined): Record<string, unknown> | undefined => {
     if (o === undefined) return undefined
@@ -43,7 +43,7 @@ export function fleetHash(settings: Readonly<Record<string, unknown>>): string {
 
 const FLEET_HASHES = new WeakMap<object, string>()
 /** fleetHash once per settings object (a pipeline generation keeps its frozen settings). */
-export function fleetHashOf(settings: Readonly<Record<string, unknown>>): string {
+export function fleetHashOf(settings: object): string {
   let h = FLEET_HASHES.get(settings)
   if (h === undefined) { h = fleetHash(settings); FLEET_HASHES.set(settings, h) }
   return h

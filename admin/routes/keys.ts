@@ -9,14 +9,13 @@
  * snapshot before the answer, and on every other instance within a poll (~1 s).
  */
 import type { IncomingMessage } from 'node:http'
-import type { Principal } from '../../plugins/auth/scopes.ts'
+import { KEY_RECORD_ROUTES, type Principal } from '../../plugins/auth/scopes.ts'
 import type { Queryable } from '../../store/types.ts'
 import { auditActor, bindAudit } from '../audit.ts'
 import type { ControlPlane } from '../control-plane.ts'
 import { bodyInvalid, notFound, pageOf, queryInvalid, queryOf, requireUuid, sendNoContent, unprocessable } from '../http.ts'
 import { checkActOn, checkMint, keyValidators, scopesOf, type KeyCreate } from '../keys.ts'
 import { authorize, hidden, isGlobal, readChecked, teamFilter, visible, writeTeam, WRITE_RULES, ROLES } from '../rbac.ts'
-import { KEY_RECORD_ROUTES } from '../../plugins/rate-limit/rules.ts'
 import { createKey, findKey, listKeys, powersOf, revokeKey, rotateKey, updateKey, type KeyChange, type KeyView } from '../repo/keys.ts'
 import { sendJson, type AdminServer } from '../server.ts'
 import { actorLabel } from '../audit.ts'

@@ -27,6 +27,14 @@ export type KeyLimits = Readonly<Partial<Record<'rps' | 'rpm' | 'tpm' | 'concurr
 /** Per-key budgets in USD. */
 export type KeyBudgets = Readonly<Partial<Record<'daily_usd' | 'monthly_usd', number>>>
 
+/**
+ * The routes a key record's own limits and budgets count: the model calls. GET /v1/models and count_tokens are not
+ * (Claude Code counts tokens before every turn: with them, an `rpm` of 60 would leave about 30 turns a minute;
+ * Anthropic limits token counting apart from messages too). The rate-limit plugin applies its implicit 'principal.*'
+ * limits on these routes only; the budget plugin prices chat and embedding requests only, which come on these.
+ */
+export const KEY_RECORD_ROUTES: ReadonlySet<string> = new Set(['chat', 'embeddings', 'messages', 'execute'])
+
 export const LIMIT_FIELDS = ['rps', 'rpm', 'tpm', 'concurrency'] as const
 export const BUDGET_FIELDS = ['daily_usd', 'monthly_usd'] as const
 

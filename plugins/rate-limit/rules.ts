@@ -7,6 +7,7 @@
  * a tpm rule, a `model` scope, or a `match.model`; those are decided in onRequestBody.
  */
 import type { RequestCtx } from '../../gateway/context.ts'
+import { KEY_RECORD_ROUTES } from '../auth/scopes.ts'
 import type { Check } from './gcra.ts'
 import { gcraParams } from './gcra.ts'
 import type { LimitConfig, Scope } from './config.ts'
@@ -167,15 +168,10 @@ function apply(rule: Rule, count: number, ctx: RequestCtx, o: CheckOptions): App
   return { rule, count, check: { kind: 'gcra', key, emissionMs, toleranceMs, cost } }
 }
 
-/** The rules of this phase that apply to the request, with their checks. */
 /**
- * The routes a key record's implicit limits ('principal.*') count: the model calls. GET /v1/models and
- * count_tokens are not (Claude Code counts tokens before every turn: with them, an `rpm` of 60 would leave about 30
- * turns a minute; Anthropic limits token counting apart from messages too). Configured limits count what their
- * `match.route` says, every route by default.
+ * The rules of this phase that apply to the request, with their checks. A key record's implicit limits
+ * ('principal.*') only on KEY_RECORD_ROUTES; configured limits on what their `match.route` says, every route by default.
  */
-export const KEY_RECORD_ROUTES: ReadonlySet<string> = new Set(['chat', 'embeddings', 'messages', 'execute'])
-
 export function applicable(set: RuleSet, ctx: RequestCtx, phase: Phase, o: CheckOptions): Applied[] {
   const rules = set.forRoute(ctx.route.name, phase)
   const own = keyLimitsOf(ctx)

@@ -39,7 +39,7 @@ describe('an instance on the embedded store', () => {
     expect(r.status, r.text).toBe(200)
     expect(r.body.data).toHaveLength(1)
     expect(r.body.data[0]).toMatchObject({ self: true, pid: process.pid, redis: false, per_instance: ['rate-limit', 'budget'] })
-    expect(r.body.data[0].config_hash).toBe(fleetHash(t.mcp.gw.settings as unknown as Record<string, unknown>))
+    expect(r.body.data[0].config_hash).toBe(fleetHash(t.mcp.gw.settings))
     expect(r.body.limits_per_instance).toBe(false)
     expect((await t.api('GET', '/readyz')).body.checks.shared_limits).toBe(true)
     expect(await metric(t, 'mcp_gateway_instances')).toBe(1)
@@ -74,7 +74,7 @@ describe.runIf(postgres !== undefined)('instances sharing PostgreSQL', () => {
     expect((await b.api('POST', 'config/reload')).status).toBe(200)
     await vi.waitFor(async () => expect(await metric(a, 'mcp_gateway_config_hashes')).toBe(2), { timeout: 5000, interval: 50 })
     const drift = await a.api('GET', 'instances')
-    expect(drift.body.data.find((r: { self: boolean }) => !r.self).config_hash).toBe(fleetHash(b.mcp.gw.settings as unknown as Record<string, unknown>))
+    expect(drift.body.data.find((r: { self: boolean }) => !r.self).config_hash).toBe(fleetHash(b.mcp.gw.settings))
 
     // b shuts down cleanly: its row goes at once, and a is alone again at its next heartbeat.
     await b.close()
