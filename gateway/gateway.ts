@@ -188,7 +188,7 @@ export class Gateway {
       generation: p.generation,
       hash: p.hash,
       lastReload: this.lastReload,
-      routes: Object.fromEntries([...p.routes].map(([n, r]) => [n, { plugins: r.plugins, passthrough: r.passthrough }])),
+      routes: Object.fromEntries([...p.routes].map(([n, r]) => [n, { plugins: r.plugins, passthrough: r.passthrough, ...(r.rewritesRequest !== undefined ? { rewritesRequest: r.rewritesRequest } : {}) }])),
       aliases: [...p.aliases.keys()],
       settings: redactSettings(p.settings),
     }

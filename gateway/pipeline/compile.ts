@@ -91,7 +91,7 @@ export async function compilePipeline(settings: Settings, deps: CompileDeps, pre
     for (const routeName of ROUTE_NAMES) {
       const rs = settings.routes[routeName]
       const refs: readonly PluginRef[] = rs?.plugins ?? (rs?.chain !== undefined ? settings.chains[rs.chain] ?? [] : settings.chains['default'] ?? [])
-      const list: { name: string; inst: PluginInstance; needsUsage: boolean }[] = []
+      const list: RouteEntry[] = []
       for (const [i, ref] of refs.entries()) {
         const name = refName(ref)
         const f = deps.plugin(name)
@@ -103,7 +103,7 @@ export async function compilePipeline(settings: Settings, deps: CompileDeps, pre
         let inst = instances.get(key) ?? prev?.instances.get(key)
         if (!inst) { inst = await f.create(cfg, deps.pluginDeps(name, settings)); created.push(inst) }
         instances.set(key, inst)
-        list.push({ name, inst, needsUsage: f.needsUsage === true })
+        list.push({ name, inst, needsUsage: f.needsUsage === true, rewritesRequest: f.rewritesRequest === true })
       }
       routes.set(routeName, buildRoute(routeName, list, deps.terminal))
     }
@@ -115,7 +115,9 @@ export async function compilePipeline(settings: Settings, deps: CompileDeps, pre
   return new Pipeline({ generation, hash: hashOf(settings), settings, routes, providers, instances, adapterKeys, aliases: compiled.aliases })
 }
 
-function buildRoute(name: string, list: readonly { name: string; inst: PluginInstance; needsUsage: boolean }[], terminal: UpstreamOpen): CompiledRoute {
+interface RouteEntry { name: string; inst: PluginInstance; needsUsage: boolean; rewritesRequest: boolean }
+
+function buildRoute(name: string, list: readonly RouteEntry[], terminal: UpstreamOpen): CompiledRoute {
   const bind = <K extends keyof PluginInstance>(k: K) =>
     list.filter((p) => typeof p.inst[k] === 'function').map((p) => (p.inst[k] as (...a: unknown[]) => unknown).bind(p.inst))
   let open = terminal
@@ -134,6 +136,7 @@ function buildRoute(name: string, list: readonly { name: string; inst: PluginIns
     allowsModel: bind('allowsModel') as CompiledRoute['allowsModel'],
     passthrough: chunkHooks.length === 0,
     needsUsage: list.some((p) => p.needsUsage),
+    rewritesRequest: list.find((p) => p.rewritesRequest)?.name,
   })
 }
 

@@ -33,6 +33,8 @@ export interface CompiledRoute {
   readonly passthrough: boolean
   /** A plugin on this route reads usage: streams ask the upstream for it. */
   readonly needsUsage: boolean
+  /** The first plugin on this route that rewrites requests (PluginFactory.rewritesRequest): Messages requests go translated. */
+  readonly rewritesRequest: string | undefined
 }
 
 export class Pipeline {

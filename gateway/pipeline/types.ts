@@ -102,6 +102,13 @@ export interface PluginFactory<C = Record<string, unknown>> {
   readonly sideEffects: 'none' | 'io'
   /** The plugin reads the answer's usage: streams on its routes ask the upstream for usage (hidden from clients that did not). */
   readonly needsUsage?: boolean
+  /**
+   * The plugin changes the request in its body hooks (ctx.chat: a redaction, a guardrail, an injected system prompt).
+   * `/v1/messages` requests on its routes are then sent from the canonical form, so the change reaches the provider,
+   * instead of going to an Anthropic provider as the client wrote them (gateway/upstream/native-messages.ts); one that
+   * holds what only Anthropic takes (a server tool, citations) is refused there with a 400 naming this plugin.
+   */
+  readonly rewritesRequest?: boolean
   create(config: Readonly<C>, deps: PluginDeps): PluginInstance | Promise<PluginInstance>
   /**
    * A plugin that prices requests (cost-meter) gives its prices to the router: the lowest-cost strategy orders

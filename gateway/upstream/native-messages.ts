@@ -64,7 +64,7 @@ function nativeHeaders(ctx: RequestCtx, nt: NativeMessagesTarget): Record<string
 /**
  * How a `/v1/messages` request goes to `adapter`: 'native' as the client sent it (it holds what only Anthropic takes,
  * or the provider sends every Messages request natively, config `nativeMessages`, and nothing on the route needs the
- * canonical form), 'translated', or the 400 a native-only request gets where it cannot go as sent. Every other request
+ * canonical form: no chunk hooks, no plugin that rewrites requests, no stream resumption), 'translated', or the 400 a native-only request gets where it cannot go as sent. Every other request
  * (another API, no chat) is 'translated'.
  */
 export function messagesLane(ctx: RequestCtx, adapter: ProviderAdapter | undefined, chat = ctx.chat): 'native' | 'translated' | GatewayError {
@@ -76,9 +76,11 @@ export function messagesLane(ctx: RequestCtx, adapter: ProviderAdapter | undefin
     ? `this request was routed to provider ${adapter?.name} (${adapter?.type})`
     : !ctx.route.passthrough
       ? `route ${ctx.route.name} has plugins that read the answer as canonical chunks`
-      : ctx.stream && ctx.alias?.settings.streamRecovery === 'resume'
-        ? `alias ${ctx.alias.name} resumes cut streams, which needs the canonical form`
-        : undefined
+      : ctx.route.rewritesRequest !== undefined
+        ? `route ${ctx.route.name} has plugin ${ctx.route.rewritesRequest}, which rewrites requests in the canonical form`
+        : ctx.stream && ctx.alias?.settings.streamRecovery === 'resume'
+          ? `alias ${ctx.alias.name} resumes cut streams, which needs the canonical form`
+          : undefined
   if (why === undefined) return 'native'
   return need === undefined ? 'translated' : refuse(need, why)
 }
