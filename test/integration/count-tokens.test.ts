@@ -94,3 +94,28 @@ describe('POST /v1/messages/count_tokens', () => {
     expect((e as InstanceType<typeof Anthropic.APIError>).status).toBe(529)
   })
 })
+
+describe('a pathological prompt cannot stall the gateway (the tokenizer is quadratic in a run\'s length)', () => {
+  // One request of 1 MiB of one repeated letter, or of CJK text (no spaces), kept the event loop busy for more than
+  // 11 minutes: nothing else was answered on either port. Counting is now bounded; the count stays close.
+  const cases = [
+    { name: 'one repeated letter', text: 'x'.repeat(1 << 20), tokensPerChar: 1 / 8 },
+    { name: 'CJK text', text: '漢字'.repeat(1 << 19), tokensPerChar: 1 },
+  ]
+  for (const c of cases) {
+    it(`${c.name}, 1 MiB: answered, within 2 % of the tokenizer's own count, other requests served meanwhile`, async () => {
+      const counting = fetch(`${gw.url}/v1/messages/count_tokens`, {
+        method: 'POST', headers: { 'x-api-key': ADMIN_KEY, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'oa/gpt-4o', messages: [{ role: 'user', content: c.text }] }),
+      })
+      const models = await fetch(`${gw.url}/v1/models`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })
+      expect(models.status).toBe(200)
+      const res = await counting
+      expect(res.status).toBe(200)
+      const { input_tokens: n } = await res.json() as { input_tokens: number }
+      const expected = c.text.length * c.tokensPerChar
+      expect(Math.abs(n - expected) / expected).toBeLessThan(0.02)
+    }, 20_000)
+  }
+})
+
