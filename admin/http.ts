@@ -40,27 +40,41 @@ export function bodyInvalid(reasons: readonly string[]): GatewayError {
   return new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason: reasons.slice(0, 5).join('; ') }, { param: first.split(':', 1)[0]!, details: 'request.body_invalid' })
 }
 
-/** The path (`metadata.k[1]`) of the first string or key holding U+0000, which PostgreSQL text and jsonb cannot store. */
-function nulPath(v: unknown, path: string): string | undefined {
-  if (typeof v === 'string') return v.includes('\0') ? path : undefined
+/**
+ * What PostgreSQL text and jsonb cannot store: U+0000, and a lone surrogate (`\ud800` without its pair: not
+ * Unicode, so not UTF-8; jsonb refuses the escape, a text column would get U+FFFD in its place).
+ */
+function unstorable(s: string): string | undefined {
+  if (s.includes('\0')) return 'must not contain NUL (\\u0000) characters'
+  if (!s.isWellFormed()) return 'must be well-formed Unicode (it holds a lone surrogate, \\ud800 to \\udfff without its pair)'
+  return undefined
+}
+
+/** The path (`metadata.k[1]`) of the first string or key PostgreSQL cannot store (unstorable), and why. */
+function unstorablePath(v: unknown, path: string): string | undefined {
+  if (typeof v === 'string') { const why = unstorable(v); return why === undefined ? undefined : `${path === '' ? '(root)' : path}: ${why}` }
   if (v === null || typeof v !== 'object') return undefined
   if (Array.isArray(v)) {
-    for (const [i, x] of v.entries()) { const p = nulPath(x, `${path}[${i}]`); if (p !== undefined) return p }
+    for (const [i, x] of v.entries()) { const p = unstorablePath(x, `${path}[${i}]`); if (p !== undefined) return p }
     return undefined
   }
   for (const [k, x] of Object.entries(v)) {
-    if (k.includes('\0')) return path === '' ? '(root)' : path
-    const p = nulPath(x, path === '' ? k : `${path}.${k}`)
+    const why = unstorable(k)
+    if (why !== undefined) return `${path === '' ? '(root)' : path}: a key ${why}`
+    const p = unstorablePath(x, path === '' ? k : `${path}.${k}`)
     if (p !== undefined) return p
   }
   return undefined
 }
 
-/** A parsed body with a NUL character anywhere is a 400 naming the field (JSON can only carry one as `\u0000`). */
-export function checkNoNul(buf: Buffer, json: unknown): void {
-  if (!buf.includes('\\u0000')) return
-  const path = nulPath(json, '')
-  if (path !== undefined) throw bodyInvalid([`${path}: must not contain NUL (\\u0000) characters`])
+/**
+ * A parsed body with a NUL character or a lone surrogate anywhere is a 400 naming the field. JSON can carry either only
+ * as an escape (`\u0000`, `\ud800`: invalid UTF-8 bytes decode to U+FFFD), so bodies without one are not walked.
+ */
+export function checkStorable(buf: Buffer, json: unknown): void {
+  if (!buf.includes('\\u0000') && !buf.includes('\\ud') && !buf.includes('\\uD')) return
+  const reason = unstorablePath(json, '')
+  if (reason !== undefined) throw bodyInvalid([reason])
 }
 
 /** Reads, parses and validates a JSON body. An empty body counts as `{}` when `emptyOk`. */
@@ -70,7 +84,7 @@ export async function readValid<T>(req: IncomingMessage, v: Validator<T>, emptyO
   const json = emptyOk && buf.length === 0 ? {} : parseJson(buf)
   if (json === null || typeof json !== 'object' || Array.isArray(json)) throw bodyInvalid(['(root): must be a JSON object'])
   if (!v(json)) throw bodyInvalid(v.errors())
-  checkNoNul(buf, json)
+  checkStorable(buf, json)
   return json
 }
 

@@ -19,7 +19,7 @@ import { checkContentType, parseJson, readBody } from '../gateway/http/body.ts'
 import type { Validator } from '../gateway/validate.ts'
 import { ACTIONS, MATRIX, ROLES, roleCan, type Action } from '../plugins/auth/roles.ts'
 import type { Principal } from '../plugins/auth/scopes.ts'
-import { BODY_LIMIT, bodyInvalid, checkNoNul } from './http.ts'
+import { BODY_LIMIT, bodyInvalid, checkStorable } from './http.ts'
 
 export { ACTIONS, MATRIX, ROLES, roleCan, roleWithin, type Action, type Role } from '../plugins/auth/roles.ts'
 export type { Principal } from '../plugins/auth/scopes.ts'
@@ -223,7 +223,7 @@ export async function readChecked<T>(req: IncomingMessage, v: Validator<T>, rule
   if (json === null || typeof json !== 'object' || Array.isArray(json)) throw bodyInvalid(['(root): must be a JSON object'])
   checkFields(p, json as Record<string, unknown>, rules)
   if (!v(json)) throw bodyInvalid(v.errors())
-  checkNoNul(buf, json)
+  checkStorable(buf, json)
   return json
 }
 

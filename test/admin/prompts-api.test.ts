@@ -77,6 +77,31 @@ describe.each(engines)('prompts API on $name', (engine) => {
     expect((await t.api('GET', 'prompts?name=nul-desc')).body.data).toEqual([])
   })
 
+  it('a lone surrogate (not Unicode: jsonb refuses it, text would store U+FFFD) is a 400 naming the field; a pair is stored as sent', async () => {
+    const p = await t.api('POST', 'prompts', { name: 'surrogate-target' })
+    const bodies: [string, string, string, string][] = [
+      ['POST', `prompts/${p.body.id}/versions`, '{"template":"\\ud800"}', 'template'],
+      ['POST', `prompts/${p.body.id}/versions`, '{"template":[{"role":"user","content":"a\\uDC00b"}]}', 'template[0].content'],
+      ['POST', `prompts/${p.body.id}/versions`, '{"template":"x","params":{"user":"\\ud800"}}', 'params.user'],
+      ['POST', 'prompts', '{"name":"sur-meta","metadata":{"k":"\\ud800"}}', 'metadata.k'],
+      ['POST', 'prompts', '{"name":"sur-key","metadata":{"\\udfff":1}}', 'metadata'],
+      ['POST', 'prompts', '{"name":"sur-desc","description":"x\\ud83d"}', 'description'],
+      ['POST', 'keys', '{"name":"k\\ud800","team":"t","role":"developer"}', 'name'],
+      ['POST', 'keys', '{"name":"sur-k","team":"t","role":"developer","metadata":{"a":"\\ud800"}}', 'metadata.a'],
+    ]
+    for (const [method, path, body, param] of bodies) {
+      const r = await t.api(method, path, body)
+      expect(r.status, `${path} ${body}: ${r.text}`).toBe(400)
+      expect(r.body.error).toMatchObject({ code: 'MCP_ERR_REQ_BODY_INVALID', param })
+      expect(r.body.error.message).toContain('lone surrogate')
+    }
+    expect((await t.api('GET', 'prompts?name=sur-desc')).body.data).toEqual([])
+    // An emoji written as its escaped pair is Unicode: stored and returned as sent.
+    const ok = await t.api('POST', 'prompts', '{"name":"sur-pair","description":"ok \\ud83d\\ude00"}')
+    expect(ok.status, ok.text).toBe(201)
+    expect(ok.body.description).toBe('ok \u{1F600}')
+  })
+
   it('POST /prompts: a taken name is a 409', async () => {
     await t.api('POST', 'prompts', { name: 'dup' })
     const r = await t.api('POST', 'prompts', { name: 'dup' })
