@@ -99,6 +99,14 @@ export function queryOf(req: IncomingMessage): URLSearchParams {
   return params
 }
 
+/** The query parameter `name` if it is one of `values`, undefined when absent; anything else is a 400 naming it. */
+export function enumParam<T extends string>(q: URLSearchParams, name: string, values: readonly T[]): T | undefined {
+  const v = q.get(name)
+  if (v === null) return undefined
+  if (!(values as readonly string[]).includes(v)) throw queryInvalid(name, `must be one of ${values.join(', ')}`)
+  return v as T
+}
+
 export function queryInvalid(param: string, reason: string): GatewayError {
   return new GatewayError('MCP_ERR_ADMIN_QUERY_INVALID', { reason: `${param}: ${reason}` }, { param, details: 'admin.query_invalid' })
 }

@@ -6,6 +6,10 @@
 import { chatRequestSchema } from '../gateway/http/schemas.ts'
 import { compileSchema, type JSONSchema } from '../gateway/validate.ts'
 
+/** Statuses of a deployment and of a provider added through the API (their schemas and the lists' `status` filter). */
+export const DEPLOYMENT_STATUSES = ['active', 'paused'] as const
+export const PROVIDER_STATUSES = ['active', 'disabled'] as const
+
 const chat = (chatRequestSchema['properties'] ?? {}) as Record<string, JSONSchema>
 const uuid: JSONSchema = { type: 'string', format: 'uuid' }
 const timestamp: JSONSchema = { type: 'string', format: 'date-time' }
@@ -128,7 +132,7 @@ export const deploymentCreateSchema: JSONSchema = {
     ...versionRef,
     traffic: trafficProp,
     config: deploymentConfigSchema,
-    status: { enum: ['active', 'paused'] },
+    status: { enum: [...DEPLOYMENT_STATUSES] },
   },
 }
 
@@ -136,7 +140,7 @@ export const deploymentUpdateSchema: JSONSchema = {
   type: 'object',
   additionalProperties: false,
   description: 'Fields absent keep their value; prompt and environment never change (promote instead).',
-  properties: { ...versionRef, traffic: trafficProp, config: deploymentConfigSchema, status: { enum: ['active', 'paused'] } },
+  properties: { ...versionRef, traffic: trafficProp, config: deploymentConfigSchema, status: { enum: [...DEPLOYMENT_STATUSES] } },
 }
 
 export const rollbackSchema: JSONSchema = {
@@ -167,7 +171,7 @@ export const providerCreateSchema: JSONSchema = {
       additionalProperties: { type: 'string', minLength: 1, maxLength: 16_384 },
       description: 'Secret fields of the adapter config (apiKey, ...); encrypted at rest, never returned.',
     },
-    status: { enum: ['active', 'disabled'] },
+    status: { enum: [...PROVIDER_STATUSES] },
   },
 }
 
@@ -181,7 +185,7 @@ export const providerUpdateSchema: JSONSchema = {
       type: 'object', propertyNames: credentialName,
       additionalProperties: { anyOf: [{ type: 'string', minLength: 1, maxLength: 16_384 }, { type: 'null' }] },
     },
-    status: { enum: ['active', 'disabled'] },
+    status: { enum: [...PROVIDER_STATUSES] },
   },
 }
 
@@ -237,7 +241,7 @@ export const deploymentSchema: JSONSchema = {
   required: ['id', 'prompt_id', 'environment', 'status', 'config', 'prompt_version_id', 'version', 'traffic', 'revision'],
   properties: {
     id: uuid, prompt_id: uuid, prompt_name: { type: 'string' }, environment: { type: 'string' },
-    status: { enum: ['active', 'paused'] }, config: deploymentConfigSchema,
+    status: { enum: [...DEPLOYMENT_STATUSES] }, config: deploymentConfigSchema,
     prompt_version_id: { ...uuid, description: 'The primary (stable) version.' },
     version: { type: 'integer', description: 'Version number of the primary version.' },
     traffic: { type: 'array', items: trafficView, description: 'Live versions and their weights (one entry at 100 when not split).' },
@@ -283,7 +287,7 @@ export const providerSchema: JSONSchema = {
   properties: {
     id: uuid, name: { type: 'string' }, provider: { type: 'string' }, config: { type: 'object' },
     credentials: { type: 'object', additionalProperties: credentialView, description: 'Never the values: a fingerprint and the last four characters.' },
-    status: { enum: ['active', 'disabled'] }, revision: { type: 'integer' }, created_at: timestamp, updated_at: timestamp,
+    status: { enum: [...PROVIDER_STATUSES] }, revision: { type: 'integer' }, created_at: timestamp, updated_at: timestamp,
   },
 }
 

@@ -57,10 +57,14 @@ export function isHeaderValue(s: string): boolean {
   return HEADER_VALUE.test(s)
 }
 
+/** A name without control characters (U+0000 to U+001F, U+007F): model names, which go upstream and into logs. */
+export const NO_CONTROL_PATTERN = '^[^\\u0000-\\u001f\\u007f]*$'
+
 function messageOf(e: ErrorObject): string {
   if (e.keyword === 'pattern' && (e.params as { pattern?: string }).pattern === HEADER_VALUE_PATTERN) {
     return 'must be usable as an HTTP header value (no CR, LF or other control characters, nothing beyond Latin-1)'
   }
+  if (e.keyword === 'pattern' && (e.params as { pattern?: string }).pattern === NO_CONTROL_PATTERN) return 'must not contain control characters'
   switch (e.keyword) {
     case 'additionalProperties': return 'unknown key'
     case 'required': return 'is required'

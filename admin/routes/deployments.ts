@@ -15,11 +15,11 @@ import type { Principal } from '../../plugins/auth/scopes.ts'
 import type { Queryable } from '../../store/types.ts'
 import { auditActor, bindAudit } from '../audit.ts'
 import type { ControlPlane } from '../control-plane.ts'
-import { checkIfMatch, isUuid, pageOf, queryInvalid, queryOf, requireUuid, sendNoContent, sendWithEtag, unprocessable, windowSeconds } from '../http.ts'
+import { checkIfMatch, enumParam, isUuid, pageOf, queryInvalid, queryOf, requireUuid, sendNoContent, sendWithEtag, unprocessable, windowSeconds } from '../http.ts'
 import { authorize, checkEnvironment, hidden, isGlobal, readChecked, teamFilter, visible, WRITE_RULES } from '../rbac.ts'
 import { createDeployment, deleteDeployment, deploymentHistory, getDeployment, listDeployments, promoteDeployment, rollbackDeployment, updateDeployment, type WriteContext } from '../repo/deployments.ts'
 import { deploymentHealth } from '../repo/health.ts'
-import { validators } from '../schemas.ts'
+import { DEPLOYMENT_STATUSES, validators } from '../schemas.ts'
 import { sendJson, type AdminServer } from '../server.ts'
 
 const BASE = '/api/v1/mcp'
@@ -86,7 +86,7 @@ export function registerDeploymentRoutes(admin: AdminServer, cp: ControlPlane): 
     const page = pageOf(q)
     const promptId = q.get('prompt_id') ?? undefined
     if (promptId !== undefined && !isUuid(promptId)) throw queryInvalid('prompt_id', 'must be a prompt id (UUID); filter by name with ?prompt=')
-    const filter = { promptId, promptName: q.get('prompt') ?? undefined, environment: q.get('environment') ?? undefined, status: q.get('status') ?? undefined, team: teamFilter(p) }
+    const filter = { promptId, promptName: q.get('prompt') ?? undefined, environment: q.get('environment') ?? undefined, status: enumParam(q, 'status', DEPLOYMENT_STATUSES), team: teamFilter(p) }
     sendJson(res, 200, await cp.read((db) => listDeployments(db, filter, page)))
   })
 

@@ -13,7 +13,7 @@ import { KEY_RECORD_ROUTES, type Principal } from '../../plugins/auth/scopes.ts'
 import type { Queryable } from '../../store/types.ts'
 import { auditActor, bindAudit } from '../audit.ts'
 import type { ControlPlane } from '../control-plane.ts'
-import { bodyInvalid, notFound, pageOf, queryInvalid, queryOf, requireUuid, sendNoContent, unprocessable } from '../http.ts'
+import { bodyInvalid, enumParam, notFound, pageOf, queryInvalid, queryOf, requireUuid, sendNoContent, unprocessable } from '../http.ts'
 import { checkActOn, checkMint, keyValidators, scopesOf, type KeyCreate } from '../keys.ts'
 import { authorize, hidden, isGlobal, readChecked, teamFilter, visible, writeTeam, WRITE_RULES, ROLES } from '../rbac.ts'
 import { createKey, findKey, listKeys, powersOf, revokeKey, rotateKey, updateKey, type KeyChange, type KeyView } from '../repo/keys.ts'
@@ -129,10 +129,8 @@ export function registerKeyRoutes(admin: AdminServer, cp: ControlPlane, routes?:
     const p = authorize(req, 'keys.read')
     const q = queryOf(req)
     const page = pageOf(q)
-    const status = q.get('status') ?? undefined
-    if (status !== undefined && !STATUSES.includes(status)) throw queryInvalid('status', `must be one of ${STATUSES.join(', ')}`)
-    const role = q.get('role') ?? undefined
-    if (role !== undefined && !(ROLES as readonly string[]).includes(role)) throw queryInvalid('role', `must be one of ${ROLES.join(', ')}`)
+    const status = enumParam(q, 'status', STATUSES)
+    const role = enumParam(q, 'role', ROLES)
     const own = teamFilter(p)
     const asked = q.get('team') ?? undefined
     if (own !== undefined && asked !== undefined && asked !== own) { sendJson(res, 200, { data: [], next_cursor: null }); return }

@@ -13,10 +13,10 @@ import { GatewayError } from '../../gateway/errors.ts'
 import { checkProviderUrl, type ProviderUrlPolicy } from '../../providers/shared/safe-url.ts'
 import { auditActor, bindAudit } from '../audit.ts'
 import type { ControlPlane } from '../control-plane.ts'
-import { checkIfMatch, pageOf, queryOf, requireUuid, sendNoContent, sendWithEtag } from '../http.ts'
+import { checkIfMatch, enumParam, pageOf, queryOf, requireUuid, sendNoContent, sendWithEtag } from '../http.ts'
 import { authorize, readChecked, WRITE_RULES } from '../rbac.ts'
 import { createProvider, deleteProvider, getProvider, listProviders, updateProvider, type ProviderWriteContext } from '../repo/providers.ts'
-import { validators } from '../schemas.ts'
+import { PROVIDER_STATUSES, validators } from '../schemas.ts'
 import { sendJson, type AdminServer } from '../server.ts'
 import { requestIdOf } from './deployments.ts'
 
@@ -47,7 +47,7 @@ export function registerProviderRoutes(admin: AdminServer, cp: ControlPlane, pol
     authorize(req, 'providers.read')
     const q = queryOf(req)
     const page = pageOf(q)
-    sendJson(res, 200, await cp.read((db) => listProviders(db, { provider: q.get('provider') ?? undefined, status: q.get('status') ?? undefined }, page)))
+    sendJson(res, 200, await cp.read((db) => listProviders(db, { provider: q.get('provider') ?? undefined, status: enumParam(q, 'status', PROVIDER_STATUSES) }, page)))
   })
 
   admin.route('POST', `${BASE}/providers`, async (req, res) => {

@@ -2,11 +2,16 @@
  * JSON Schemas of the inbound OpenAI bodies, compiled once at boot. Known fields are type-checked
  * so a bad value is a 400 naming the field; unknown fields pass (providers add parameters often).
  */
-import { compileSchema, type JSONSchema } from '../validate.ts'
+import { compileSchema, NO_CONTROL_PATTERN, type JSONSchema } from '../validate.ts'
 import type { ChatRequest, EmbeddingRequest } from '../../providers/types.ts'
 
 const num = (min?: number, max?: number): JSONSchema => ({ type: ['number', 'null'], ...(min !== undefined ? { minimum: min } : {}), ...(max !== undefined ? { maximum: max } : {}) })
-const posInt: JSONSchema = { type: ['integer', 'null'], minimum: 1 }
+/** Integers are bounded: ajv takes `1e309` (Infinity) as one, and JSON.stringify sends Infinity upstream as `null`. */
+const MAX_INT = Number.MAX_SAFE_INTEGER
+const posInt: JSONSchema = { type: ['integer', 'null'], minimum: 1, maximum: MAX_INT }
+/** A model name: no control characters (a NUL went upstream as part of the name). */
+export const MODEL_NAME_MAX = 256
+const modelName: JSONSchema = { type: 'string', minLength: 1, maxLength: MODEL_NAME_MAX, pattern: NO_CONTROL_PATTERN }
 
 const textPart: JSONSchema = { type: 'object', required: ['type'], properties: { type: { type: 'string' } } }
 const content: JSONSchema = { anyOf: [{ type: 'string' }, { type: 'array', items: textPart }, { type: 'null' }] }
@@ -41,7 +46,7 @@ export const chatRequestSchema: JSONSchema = {
   type: 'object',
   required: ['model', 'messages'],
   properties: {
-    model: { type: 'string', minLength: 1, maxLength: 256 },
+    model: modelName,
     messages: { type: 'array', minItems: 1, items: message },
     stream: { type: ['boolean', 'null'] },
     stream_options: { type: ['object', 'null'], properties: { include_usage: { type: 'boolean' } } },
@@ -53,7 +58,7 @@ export const chatRequestSchema: JSONSchema = {
     stop: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, maxItems: 16 }, { type: 'null' }] },
     presence_penalty: num(-2, 2),
     frequency_penalty: num(-2, 2),
-    seed: { type: ['integer', 'null'] },
+    seed: { type: ['integer', 'null'], minimum: -MAX_INT, maximum: MAX_INT },
     user: { type: 'string' },
     metadata: { type: ['object', 'null'], additionalProperties: { type: 'string' } },
     tools: {
@@ -75,17 +80,17 @@ export const embeddingRequestSchema: JSONSchema = {
   type: 'object',
   required: ['model', 'input'],
   properties: {
-    model: { type: 'string', minLength: 1, maxLength: 256 },
+    model: modelName,
     input: {
       anyOf: [
         { type: 'string' },
         { type: 'array', minItems: 1, items: { type: 'string' } },
-        { type: 'array', minItems: 1, items: { type: 'integer' } },
-        { type: 'array', minItems: 1, items: { type: 'array', items: { type: 'integer' } } },
+        { type: 'array', minItems: 1, items: { type: 'integer', minimum: 0, maximum: MAX_INT } },
+        { type: 'array', minItems: 1, items: { type: 'array', items: { type: 'integer', minimum: 0, maximum: MAX_INT } } },
       ],
     },
     encoding_format: { enum: ['float', 'base64'] },
-    dimensions: { type: 'integer', minimum: 1 },
+    dimensions: { type: 'integer', minimum: 1, maximum: MAX_INT },
     user: { type: 'string' },
   },
 }

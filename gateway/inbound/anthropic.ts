@@ -28,6 +28,7 @@ import type {
   ToolDefinition, Usage,
 } from '../../providers/types.ts'
 import type { RequestCtx } from '../context.ts'
+import { MODEL_NAME_MAX } from '../http/schemas.ts'
 import { clientPaths, rememberClientBody, rememberNativeOnly, type NativeOnly } from './anthropic-paths.ts'
 import type { Inbound, StreamEncoder } from './types.ts'
 
@@ -60,6 +61,8 @@ function onlyKeys(o: Obj, allowed: ReadonlySet<string>, path: string): void {
   for (const k of Object.keys(o)) if (!allowed.has(k)) nativeOnly(path === '' ? k : `${path}.${k}`, 'is not supported by this gateway')
 }
 const keys = (...k: string[]): ReadonlySet<string> => new Set(k)
+/** What a model name must not hold (as gateway/http/schemas.ts modelName). */
+const CONTROL = /[\u0000-\u001f\u007f]/
 
 // ---------- request → canonical ----------
 
@@ -263,6 +266,8 @@ function convertRequest(body: unknown): ChatRequest {
   onlyKeys(b, TOP_KEYS, '')
   const model = str(b['model'], 'model')
   if (model === '') fail('model', 'must not be empty')
+  if (model.length > MODEL_NAME_MAX) fail('model', `must NOT have more than ${MODEL_NAME_MAX} characters`)
+  if (CONTROL.test(model)) fail('model', 'must not contain control characters')
   if (b['max_tokens'] === undefined) fail('max_tokens', 'is required')
   const messages: ChatMessage[] = []
   const system = b['system']

@@ -130,6 +130,11 @@ describe.each(engines)('deployments API on $name', (engine) => {
     const bad = await t.api('GET', 'deployments?prompt_id=zzz')
     expect(bad.status).toBe(400)
     expect(bad.body.error.param).toBe('prompt_id')
+    // A status the API does not have is a 400, not an empty page that reads as "none".
+    expect((await t.api('GET', `deployments?prompt_id=${promptId}&status=active`)).body.data).toHaveLength(3)
+    const status = await t.api('GET', 'deployments?status=bogus')
+    expect(status.status).toBe(400)
+    expect(status.body.error).toMatchObject({ code: 'MCP_ERR_ADMIN_QUERY_INVALID', param: 'status', message: expect.stringContaining('active, paused') })
   })
 
   it('PUT /deployments/{id}: If-Match required (428), stale (412), current (200); validation and 404', async () => {

@@ -206,6 +206,10 @@ describe.each(engines)('providers API on $name', (engine) => {
     const p2 = await api('GET', `providers?provider=ollama&limit=2&cursor=${p1.body.next_cursor}`)
     expect(p2.body.data.map((p: { name: string }) => p.name)).toEqual(['paged-0'])
     expect(p2.body.next_cursor).toBeNull()
+    expect((await api('GET', 'providers?provider=ollama&status=active')).body.data).toHaveLength(3)
+    const status = await api('GET', 'providers?status=bogus')
+    expect(status.status).toBe(400)
+    expect(status.body.error).toMatchObject({ code: 'MCP_ERR_ADMIN_QUERY_INVALID', param: 'status', message: expect.stringContaining('active, disabled') })
     for (const id of [MISSING, 'nope']) {
       expect((await api('GET', `providers/${id}`)).status).toBe(404)
       expect((await api('PUT', `providers/${id}`, { status: 'disabled' }, { 'if-match': '*' })).status).toBe(404)

@@ -279,6 +279,30 @@ describe('proxy (OpenAI inbound → openai provider)', () => {
     expect(mock.requests).toHaveLength(0)
   })
 
+  it('numbers past the safe integers (1e309 parses as Infinity, which JSON.stringify sends upstream as null) and control characters in a model name: 400', async () => {
+    // Raw bodies: JSON.stringify cannot write 1e309.
+    for (const [field, value] of [['max_tokens', '1e309'], ['max_completion_tokens', '9223372036854775808'], ['seed', '-1e309']] as const) {
+      const e = await expectOpenAIError(await post('/v1/chat/completions', `{"model":"mock/gpt-4o","messages":[{"role":"user","content":"x"}],"${field}":${value}}`), 400, 'MCP_ERR_REQ_BODY_INVALID')
+      expect(e.param, field).toBe(field)
+    }
+    const dims = await expectOpenAIError(await post('/v1/embeddings', '{"model":"mock/text-embedding-3-small","input":"x","dimensions":1e309}'), 400, 'MCP_ERR_REQ_BODY_INVALID')
+    expect(dims.param).toBe('dimensions')
+    const nul = await expectOpenAIError(await post('/v1/chat/completions', JSON.stringify({ model: 'mock/gpt-4o\u0000', messages: MSG })), 400, 'MCP_ERR_REQ_BODY_INVALID')
+    expect(nul).toMatchObject({ param: 'model', message: expect.stringContaining('model: must not contain control characters') })
+    // The Messages API and count_tokens: the same rules for the model, in Anthropic's shape.
+    for (const path of ['/v1/messages', '/v1/messages/count_tokens']) {
+      for (const model of ['mock/gpt-4o\n', `mock/${'x'.repeat(300)}`]) {
+        const body = { model, messages: MSG, ...(path === '/v1/messages' ? { max_tokens: 5 } : {}) }
+        const r = await post(path, JSON.stringify(body), { 'anthropic-version': '2023-06-01' })
+        expect(r.status, `${path} ${model.length}`).toBe(400)
+        expect(await r.json()).toMatchObject({ type: 'error', error: { type: 'invalid_request_error', message: expect.stringContaining('model') } })
+      }
+    }
+    const inf = await post('/v1/messages', '{"model":"mock/gpt-4o","max_tokens":1e309,"messages":[{"role":"user","content":"x"}]}', { 'anthropic-version': '2023-06-01' })
+    expect(inf.status).toBe(400)
+    expect(mock.requests).toHaveLength(0)
+  })
+
   it('unknown route 404 and wrong method 405, in the OpenAI error shape', async () => {
     const nf = await expectOpenAIError(await fetch(`${tg.url}/v1/nope`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } }), 404, 'MCP_ERR_REQ_NOT_FOUND')
     expect(nf.type).toBe('invalid_request_error')
