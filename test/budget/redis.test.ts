@@ -308,12 +308,16 @@ describe.skipIf(!available)('budget on Redis: admission in flight, degraded mode
   })
 
   it('a huge max_tokens is reserved safely: no Lua error, so clients cannot open the breaker for everyone', async () => {
-    // A hard request quota does not limit USD or tokens, so the worst case of max_tokens 1e19 is reserved as is:
+    // A hard request quota does not limit USD or tokens, so the worst case of a huge max_tokens is reserved as is:
     // past Redis' 64-bit integers, HINCRBY failed inside admit.lua, every such request counted as a Redis failure,
-    // and `breakerFailures` of them opened the breaker: every other client got 503 (failMode closed).
+    // and `breakerFailures` of them opened the breaker: every other client got 503 (failMode closed). The largest
+    // max_tokens the gateway takes is 2^53 - 1 (1e19 is a 400 at the edge), whose worst-case cost is still past them.
     tg = await start({ timeoutMs: 1000, failMode: 'closed', breakerFailures: 2, breakerCooldownMs: 60_000, budgets: [{ name: 'quota', scope: 'key', period: 'day', requests: 100 }] })
+    const past = await chat(tg.url, { key: 'attacker', extra: { max_tokens: 1e19 } })
+    expect(past.status).toBe(400)
+    await past.arrayBuffer()
     for (let i = 0; i < 3; i++) {
-      const huge = await chat(tg.url, { key: 'attacker', extra: { max_tokens: 1e19 } })
+      const huge = await chat(tg.url, { key: 'attacker', extra: { max_tokens: Number.MAX_SAFE_INTEGER } })
       expect(huge.status).toBe(200)
       await huge.arrayBuffer()
     }

@@ -10,9 +10,11 @@ import { ADMIN_KEY, authHeaders, startGateway, type TestGateway } from '../helpe
 import { startOpenAIMock, type OpenAIMock } from '../helpers/openai-mock.ts'
 import { startAnthropicMock, type AnthropicMock } from '../helpers/anthropic-mock.ts'
 import { checkMonotone, parseExposition } from '../helpers/prom-parse.ts'
+import { Metrics } from '../../gateway/metrics.ts'
 
 const ROOT = join(import.meta.dirname, '..', '..')
-const WEIRD = 'we"ird\\model\nname'
+/** A model name that needs escaping in a label (a newline is not a model name: a 400 at the edge; escaped below). */
+const WEIRD = 'we"ird\\model name'
 
 describe('/metrics exposition after a mixed load', () => {
   let gw: TestGateway
@@ -69,6 +71,10 @@ describe('/metrics exposition after a mixed load', () => {
     checkMonotone(first, second)
     const cost = second.get('mcp_tokens_total')!
     expect(cost.samples.some((s) => s.labels['model'] === WEIRD), 'the odd model name round-trips through escaping').toBe(true)
+    // Every label value a registry takes round-trips, a newline included.
+    const m = new Metrics()
+    m.counter('mcp_test_escape_total', 'escaping', ['v']).labels('a\nb"c\\d').inc()
+    expect(parseExposition(m.render()).get('mcp_test_escape_total')!.samples[0]!.labels['v']).toBe('a\nb"c\\d')
     expect(second.get('mcp_requests_total')!.samples.length).toBeGreaterThan(3)
   })
 
