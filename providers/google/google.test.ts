@@ -7,7 +7,7 @@ import { createSseParser } from '../shared/sse.ts'
 import type { ChatChunk, ChatRequest, EmbeddingRequest } from '../types.ts'
 import { googleConfigErrors } from './config.ts'
 import { toGoogleError } from './errors.ts'
-import { toGeminiSchema, toGoogleChat, toGoogleEmbeddings, type GoogleRequestOptions } from './request.ts'
+import { MAX_SCHEMA_NODES, toGeminiSchema, toGoogleChat, toGoogleEmbeddings, type GoogleRequestOptions } from './request.ts'
 import { finishEmbeddings, fromGoogleChat, fromGoogleEmbeddings } from './response.ts'
 import { createGoogleStreamMapper } from './stream.ts'
 
@@ -252,6 +252,35 @@ describe('request: canonical → generateContent', () => {
 })
 
 describe('toGeminiSchema', () => {
+  it('a chain of $defs each used twice (exponential once inlined) is a 400 naming the field, not minutes of work', () => {
+    // 40 links: 2^40 copies of the last definition if inlined. 2 KB of JSON Schema for 20 links used to take 7 s.
+    const defs: Record<string, unknown> = {}
+    for (let i = 0; i < 40; i++) defs[`d${i}`] = { type: 'object', properties: { a: { $ref: `#/$defs/d${i + 1}` }, b: { $ref: `#/$defs/d${i + 1}` } } }
+    defs['d40'] = { type: 'string' }
+    const parameters = { type: 'object', $defs: defs, properties: { x: { $ref: '#/$defs/d0' } } }
+    const req = { model: 'gemini-2.5-flash', messages: [{ role: 'user' as const, content: 'hi' }], tools: [{ type: 'function' as const, function: { name: 'f', parameters } }] }
+    const e = caught(() => toGoogleChat(req, 'gemini-2.5-flash', false, opts))
+    expect([e.code, e.param, e.status]).toEqual(['MCP_ERR_REQ_BODY_INVALID', 'tools[0].function.parameters', 400])
+    expect(e.message).toContain(`more than ${MAX_SCHEMA_NODES} schema nodes`)
+    const rf = { ...req, tools: undefined, response_format: { type: 'json_schema' as const, json_schema: { name: 'r', schema: parameters } } }
+    expect(() => toGoogleChat(rf, 'gemini-2.5-flash', false, opts)).toThrow(/response_format\.json_schema\.schema: more than/)
+    // A short chain is inlined as before.
+    const short = toGeminiSchema({ type: 'object', $defs: { p: { type: 'object', properties: { q: { $ref: '#/$defs/q' }, r: { $ref: '#/$defs/q' } } }, q: { type: 'string' } }, properties: { x: { $ref: '#/$defs/p' } } })
+    expect(short['properties']).toEqual({ x: { type: 'object', properties: { q: { type: 'string' }, r: { type: 'string' } } } })
+  })
+
+  it('an allOf of 5,000 parts merges every property and required name once (one copy, not one per part: 6 s before)', () => {
+    const n = 5_000
+    const allOf = Array.from({ length: n }, (_, i) => ({ properties: { [`p${i}`]: { type: 'string' } }, required: [`p${i}`, 'p0'] }))
+    const input = { type: 'object', properties: { base: { type: 'integer' } }, required: ['base'], allOf }
+    const s = toGeminiSchema(input)
+    expect(Object.keys(s['properties'] as object)).toHaveLength(n + 1)
+    expect(s['required']).toEqual(['base', ...Array.from({ length: n }, (_, i) => `p${i}`)])
+    // The client's own schema is left as it came (the merge copies).
+    expect(input.required).toEqual(['base'])
+    expect(Object.keys(input.properties)).toEqual(['base'])
+  })
+
   it('inlines any local JSON-pointer $ref, as zod-to-json-schema writes a reused schema (#/properties/a), not only $defs', () => {
     const s = toGeminiSchema({
       type: 'object',
