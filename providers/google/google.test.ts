@@ -262,7 +262,7 @@ describe('toGeminiSchema', () => {
     const e = caught(() => toGoogleChat(req, 'gemini-2.5-flash', false, opts))
     expect([e.code, e.param, e.status]).toEqual(['MCP_ERR_REQ_BODY_INVALID', 'tools[0].function.parameters', 400])
     expect(e.message).toContain(`more than ${MAX_SCHEMA_NODES} schema nodes`)
-    const rf = { ...req, tools: undefined, response_format: { type: 'json_schema' as const, json_schema: { name: 'r', schema: parameters } } }
+    const rf = { model: req.model, messages: req.messages, response_format: { type: 'json_schema' as const, json_schema: { name: 'r', schema: parameters } } }
     expect(() => toGoogleChat(rf, 'gemini-2.5-flash', false, opts)).toThrow(/response_format\.json_schema\.schema: more than/)
     // A short chain is inlined as before.
     const short = toGeminiSchema({ type: 'object', $defs: { p: { type: 'object', properties: { q: { $ref: '#/$defs/q' }, r: { $ref: '#/$defs/q' } } }, q: { type: 'string' } }, properties: { x: { $ref: '#/$defs/p' } } })

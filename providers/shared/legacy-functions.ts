@@ -78,8 +78,11 @@ export function fromLegacyFunctions(req: ChatRequest, o: LegacyOptions): ChatReq
     } else throw invalid('function_call', "must be 'none', 'auto' or {\"name\": \"...\"}")
   }
 
-  /** Calls of the history without a result yet: name → their ids, oldest first. */
-  const open = new Map<string, string[]>()
+  /**
+   * Calls of the history: name → their ids, oldest first, and how many results have answered (`next`: a read index,
+   * not Array#shift, which moves every id left: quadratic over a long history, 14 s for 70,000 calls).
+   */
+  const open = new Map<string, { ids: string[]; next: number }>()
   out.messages = req.messages.map((m, i): ChatMessage => {
     const msg = m as Record<string, unknown>
     if (msg['role'] === 'assistant' && given(msg['function_call'])) {
@@ -90,9 +93,9 @@ export function fromLegacyFunctions(req: ChatRequest, o: LegacyOptions): ChatReq
       const args = fc.arguments ?? '{}'
       if (typeof args !== 'string') throw invalid(`${where}.arguments`, 'must be a string (the arguments as JSON)')
       const id = `call_fn_${i}`
-      const ids = open.get(fc.name)
-      if (ids) ids.push(id)
-      else open.set(fc.name, [id])
+      const calls = open.get(fc.name)
+      if (calls) calls.ids.push(id)
+      else open.set(fc.name, { ids: [id], next: 0 })
       const { function_call: _legacy, ...rest } = msg
       const toolCall: ToolCall = { id, type: 'function', function: { name: fc.name, arguments: args } }
       return { ...rest, role: 'assistant', tool_calls: [toolCall] } as ChatMessage
@@ -100,7 +103,8 @@ export function fromLegacyFunctions(req: ChatRequest, o: LegacyOptions): ChatReq
     if (msg['role'] === 'function') {
       const name = msg['name']
       if (typeof name !== 'string' || name === '') throw invalid(`messages[${i}].name`, 'a function message must name the function whose result it is')
-      const id = open.get(name)?.shift()
+      const calls = open.get(name)
+      const id = calls !== undefined && calls.next < calls.ids.length ? calls.ids[calls.next++] : undefined
       if (id === undefined) throw invalid(`messages[${i}].name`, `no earlier assistant function_call of '${name}' that this result answers`)
       const { name: _name, ...rest } = msg
       return { ...rest, role: 'tool', tool_call_id: id } as ChatMessage

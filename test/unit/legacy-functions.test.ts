@@ -14,6 +14,16 @@ describe('fromLegacyFunctions', () => {
     expect(out.map((m) => m.tool_calls?.[0]?.id ?? m.tool_call_id)).toEqual([undefined, 'call_fn_1', 'call_fn_2', 'call_fn_1', 'call_fn_2'])
   })
 
+  it('a long history pairs every result with its call, results after calls (Array#shift made 70,000 take 14 s)', () => {
+    const n = 80_000
+    const messages = [{ role: 'user', content: 'go' }, ...Array.from({ length: n }, (_, i) => call(`c${i}`)), ...Array.from({ length: n }, (_, i) => result(`r${i}`))]
+    const out = fromLegacyFunctions({ model: 'm', messages } as unknown as ChatRequest, OPTS).messages as unknown as { tool_call_id?: string }[]
+    expect(out[n + 1]!.tool_call_id).toBe('call_fn_1')
+    expect(out[2 * n]!.tool_call_id).toBe(`call_fn_${n}`)
+    // One result too many answers no call: a 400 naming it.
+    expect(() => fromLegacyFunctions({ model: 'm', messages: [...messages, result('extra')] } as unknown as ChatRequest, OPTS)).toThrow(/no earlier assistant function_call/)
+  })
+
   it('leaves a request without the legacy form as it is (the same object)', () => {
     const req: ChatRequest = { model: 'm', messages: [{ role: 'user', content: 'hi' }] }
     expect(fromLegacyFunctions(req, OPTS)).toBe(req)
