@@ -58,6 +58,17 @@ describe('anthropic request translation', () => {
     expect(up.body).toEqual(json('request.anthropic.json'))
   })
 
+  it('a data: URL\'s header is read from its start only: a 10 MB one without a base64 header is a 400, a 10 MB image is taken', () => {
+    const image = (url: string): ChatRequest => req({ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url } }] }] })
+    // `data:a;a;a;...` ten million characters long: the regex overflowed V8's stack (a RangeError, a 500).
+    const e = (() => { try { toAnthropicRequest(image(`data:a${';a'.repeat(5_000_000)}`), MODEL, false, OPTS); return undefined } catch (x) { return x } })()
+    expect(e).toBeInstanceOf(GatewayError)
+    expect((e as GatewayError).message).toContain('must be base64-encoded')
+    const data = 'A'.repeat(10_000_000)
+    const body = toAnthropicRequest(image(`data:image/png;base64,${data}`), MODEL, false, OPTS)
+    expect(body.messages[0]!.content).toEqual([{ type: 'image', source: { type: 'base64', media_type: 'image/png', data } }])
+  })
+
   it('keeps a single string system prompt as a string and defaults max_tokens from config', () => {
     const body = toAnthropicRequest(req({ messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi' }] }), MODEL, false, OPTS)
     expect(body).toEqual({ model: MODEL, max_tokens: 4096, system: 'Be brief.', messages: [{ role: 'user', content: 'Hi' }] })
