@@ -16,7 +16,7 @@ import { scopeRefusal, type Principal } from '../plugins/auth/scopes.ts'
 import { executeInbound } from './execute-inbound.ts'
 import { validators, type ExecuteBody } from './schemas.ts'
 import { pickVersion, promptEnvKey, type Snapshot, type SnapshotDeployment, type SnapshotVersion } from './snapshot.ts'
-import { renderTemplate, TemplateVariablesError } from './template.ts'
+import { renderTemplate, TemplateTooLargeError, TemplateVariablesError } from './template.ts'
 import { toolChoiceProblem } from './tool-choice.ts'
 
 /** Which deployment and version served a request; the execution log records it. */
@@ -130,6 +130,7 @@ export function renderVersion(v: SnapshotVersion, vars: Record<string, unknown>,
   try {
     messages = renderTemplate(v.template, vars)
   } catch (e) {
+    if (e instanceof TemplateTooLargeError) throw variablesError(`${e.message}: the variables repeat in the template more than a prompt can hold`, 'variables')
     if (!(e instanceof TemplateVariablesError)) throw e
     missing = e.missing
   }

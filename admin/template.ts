@@ -161,27 +161,44 @@ function stringify(v: unknown): string {
   return JSON.stringify(v) ?? ''
 }
 
-function renderText(t: CompiledText, vars: Readonly<Record<string, unknown>>, missing: Set<string>): string {
+/**
+ * The most characters a rendered prompt may have, all messages together. A template repeats its variables: 200,000
+ * `{{x}}` tags (a 1 MB template) with a 1,000-character `x` (a 1 KB request) would be 200 million characters.
+ */
+export const MAX_RENDERED_CHARS = 16 * 1024 * 1024
+
+/** The rendered prompt would pass MAX_RENDERED_CHARS (rendering stops there). */
+export class TemplateTooLargeError extends Error {
+  override name = 'TemplateTooLargeError'
+  constructor() { super(`the rendered prompt would be more than ${MAX_RENDERED_CHARS} characters`) }
+}
+
+interface RenderState { missing: Set<string>; chars: number }
+
+function renderText(t: CompiledText, vars: Readonly<Record<string, unknown>>, st: RenderState): string {
   let out = ''
   for (const s of t.segments) {
-    if (typeof s === 'string') { out += s; continue }
-    const v = lookup(vars, s.path)
-    if (v === MISSING) { missing.add(s.name); continue }
-    out += stringify(v)
+    const piece = typeof s === 'string' ? s : lookup(vars, s.path)
+    if (piece === MISSING) { st.missing.add((s as { name: string }).name); continue }
+    const text = typeof s === 'string' ? s : stringify(piece)
+    st.chars += text.length
+    if (st.chars > MAX_RENDERED_CHARS) throw new TemplateTooLargeError()
+    out += text
   }
   return out
 }
 
-/** Renders the messages; throws TemplateVariablesError listing every missing path. */
+/** Renders the messages; throws TemplateVariablesError listing every missing path, TemplateTooLargeError past MAX_RENDERED_CHARS. */
 export function renderTemplate(t: CompiledTemplate, vars: Readonly<Record<string, unknown>>): ChatMessage[] {
-  const missing = new Set<string>()
+  const st: RenderState = { missing: new Set<string>(), chars: 0 }
+  const missing = st.missing
   const out: ChatMessage[] = []
   for (const m of t.messages) {
     let content: unknown
     if (Array.isArray(m.content)) {
-      content = (m.content as readonly CompiledPart[]).map((p) => (p.text ? { ...p.rest, type: 'text', text: renderText(p.text, vars, missing) } : { ...p.rest }))
+      content = (m.content as readonly CompiledPart[]).map((p) => (p.text ? { ...p.rest, type: 'text', text: renderText(p.text, vars, st) } : { ...p.rest }))
     } else {
-      content = renderText(m.content as CompiledText, vars, missing)
+      content = renderText(m.content as CompiledText, vars, st)
     }
     out.push({ role: m.role, content, ...(m.name !== undefined ? { name: m.name } : {}) } as ChatMessage)
   }

@@ -563,6 +563,17 @@ describe.each(engines)('deployments API on $name', (engine) => {
       const both = await t.api('POST', 'execute', { deployment_id: d.id, variables: { colour: 'red' } })
       expect(both.body.error.message).toMatch(/missing greeting, user\.name; unknown colour/)
 
+      // A template that repeats its variable: a few hundred bytes of variables would render 30 million characters.
+      const rep = (await t.api('POST', 'prompts', { name: `repeat-${Date.now()}` })).body
+      expect((await t.api('POST', `prompts/${rep.id}/versions`, { template: '{{x}}'.repeat(150_000), model: 'mock/gpt-4o' })).status).toBe(201)
+      const rdr = await t.api('POST', 'deployments', { prompt_id: rep.id, environment: 'staging' })
+      expect(rdr.status, rdr.text).toBe(201)
+      const rd = rdr.body
+      const huge = await t.data('POST', '/api/v1/mcp/execute', { deployment_id: rd.id, variables: { x: 'y'.repeat(200) } })
+      expect(huge.status, huge.text).toBe(422)
+      expect(huge.body.error).toMatchObject({ code: 'MCP_ERR_EXEC_VARIABLES_INVALID', param: 'variables', message: expect.stringContaining('more than 16777216 characters') })
+      expect((await t.data('POST', '/api/v1/mcp/execute', { deployment_id: rd.id, variables: { x: 'y' } })).status).toBe(200)
+
       const ok = await t.data('POST', '/api/v1/mcp/execute', { deployment_id: d.id, variables: { greeting: 'hi', user: { name: 'Zed' } } })
       expect(ok.status, ok.text).toBe(200)
       expect(ok.body.output.choices[0].message.content).toBe('echo: hi Zed')

@@ -1,13 +1,22 @@
 /** The template engine: substitution only, no code; syntax errors name the field; missing variables listed. */
 import { describe, expect, it } from 'vitest'
 import { pickVersion, type SnapshotDeployment } from '../../admin/snapshot.ts'
-import { compileTemplate, renderTemplate, TemplateSyntaxError, TemplateVariablesError } from '../../admin/template.ts'
+import { compileTemplate, MAX_RENDERED_CHARS, renderTemplate, TemplateSyntaxError, TemplateTooLargeError, TemplateVariablesError } from '../../admin/template.ts'
 
 function render(t: unknown, vars: Record<string, unknown>): unknown {
   return renderTemplate(compileTemplate(t), vars)
 }
 
 describe('templates', () => {
+  it('a render past MAX_RENDERED_CHARS stops there: 200,000 tags of a 1,000-character variable would be 200 million characters', () => {
+    const t = compileTemplate('{{x}}'.repeat(200_000))
+    expect(() => renderTemplate(t, { x: 'y'.repeat(1_000) })).toThrow(TemplateTooLargeError)
+    // Counted over all messages and parts together; up to the limit it renders.
+    const parts = compileTemplate([{ role: 'system', content: '{{x}}' }, { role: 'user', content: [{ type: 'text', text: '{{x}}' }] }])
+    expect(() => renderTemplate(parts, { x: 'y'.repeat(MAX_RENDERED_CHARS / 2 + 1) })).toThrow(TemplateTooLargeError)
+    expect(renderTemplate(parts, { x: 'y'.repeat(MAX_RENDERED_CHARS / 2) })).toHaveLength(2)
+  })
+
   it('substitutes {{name}} and {{ name }}, dotted paths and array indexes', () => {
     expect(render('Hi {{name}} and {{ name }}!', { name: 'Ada' })).toEqual([{ role: 'user', content: 'Hi Ada and Ada!' }])
     expect(render('{{user.address.city}} / {{items.1}}', { user: { address: { city: 'Paris' } }, items: ['a', 'b'] })).toEqual([{ role: 'user', content: 'Paris / b' }])
