@@ -36,16 +36,19 @@ function redactor(name: string, flag: boolean): PluginFactory {
 let mock: AnthropicMock
 let g: TestGateway
 
+/** The gateway's config with the Messages route on `chain` (chat stays on the chain without the declaration). */
+const config = (chain: string): Record<string, unknown> => ({
+  providers: { claude: { type: 'anthropic', baseUrl: mock.url, apiKey: 'sk-ant-rewrite-0000000001' } },
+  chains: {
+    default: ['request-id', 'auth', 'redact', 'access-log'],
+    undeclared: ['request-id', 'auth', 'redact-undeclared', 'access-log'],
+  },
+  routes: { messages: { chain }, chat: { chain: 'undeclared' } },
+})
+
 beforeAll(async () => {
   mock = await startAnthropicMock()
-  g = await startGatewayWithPlugins({
-    providers: { claude: { type: 'anthropic', baseUrl: mock.url, apiKey: 'sk-ant-rewrite-0000000001' } },
-    chains: {
-      default: ['request-id', 'auth', 'redact', 'access-log'],
-      undeclared: ['request-id', 'auth', 'redact-undeclared', 'access-log'],
-    },
-    routes: { messages: { chain: 'default' } },
-  }, [redactor('redact', true), redactor('redact-undeclared', false)])
+  g = await startGatewayWithPlugins(config('default'), [redactor('redact', true), redactor('redact-undeclared', false)])
 })
 afterAll(async () => {
   await g?.close()
@@ -57,14 +60,7 @@ const client = (): Anthropic => new Anthropic({ apiKey: ADMIN_KEY, baseURL: g.ur
 const userText = (): string => JSON.stringify(mock.requests.at(-1)!.body.messages)
 
 async function useChain(chain: string): Promise<void> {
-  g.setConfig({
-    providers: { claude: { type: 'anthropic', baseUrl: mock.url, apiKey: 'sk-ant-rewrite-0000000001' } },
-    chains: {
-      default: ['request-id', 'auth', 'redact', 'access-log'],
-      undeclared: ['request-id', 'auth', 'redact-undeclared', 'access-log'],
-    },
-    routes: { messages: { chain }, chat: { chain: 'undeclared' } },
-  })
+  g.setConfig(config(chain))
   const r = await fetch(`${g.adminUrl}/api/v1/mcp/config/reload`, { method: 'POST', headers: { authorization: authHeaders().authorization! } })
   expect(r.status).toBe(200)
 }
