@@ -3,7 +3,7 @@
  * (the LF-only input takes a native-search path, CR input a character loop: both must agree).
  */
 import { describe, expect, it } from 'vitest'
-import { createSseParser, type SseEvent, type SseFastEvent } from './sse.ts'
+import { createNdjsonSplitter, createSseParser, type SseEvent, type SseFastEvent } from './sse.ts'
 
 function parse(pieces: readonly (string | Buffer)[]): { events: SseEvent[]; pending: boolean } {
   const events: SseEvent[] = []
@@ -129,5 +129,98 @@ describe('createSseParser', () => {
       expect(() => createSseParser(() => {}, { pattern: /x/, onMatch: () => true })).toThrow(/sticky/)
     })
   })
+
+  describe('a long line arriving in small pieces', () => {
+    /** `s` as UTF-8 reads of `size` bytes. */
+    const reads = (s: string, size: number): Buffer[] => {
+      const b = Buffer.from(s)
+      const out: Buffer[] = []
+      for (let i = 0; i < b.length; i += size) out.push(b.subarray(i, i + size))
+      return out
+    }
+    const LONG = 'a'.repeat(20_000)
+    const TEXT = ['data: first', '', `data: ${LONG}`, `data: é${LONG}€`, '', `id: ${LONG}`, `data: ${LONG}`, '', 'data: last', '']
+
+    for (const [name, eol] of [['LF', '\n'], ['CRLF', '\r\n'], ['CR', '\r']] as const) {
+      it(`${name}: the events are those of the whole input, in reads of 1, 7, 64 and 4096 bytes, with and without a BOM`, () => {
+        for (const bom of ['', '\ufeff']) {
+          const text = bom + TEXT.join(eol)
+          const whole = parse([text])
+          expect(whole.events.map((e) => e.data.length)).toEqual([5, 40_003, 20_000, 4])
+          expect(whole.pending).toBe(true)
+          for (const size of [1, 7, 64, 4096]) expect(parse(reads(text, size))).toEqual(whole)
+        }
+      })
+    }
+
+    it('a CRLF split across reads after a long line is one line end', () => {
+      const text = `data: ${LONG}\r\n\r\ndata: b\r\n\r\n`
+      const at = text.indexOf('\r') + 1
+      const pieces = [...reads(text.slice(0, at), 64), Buffer.from(text.slice(at))]
+      expect(parse(pieces)).toEqual(parse([text]))
+      expect(parse(pieces).events.map((e) => e.data)).toEqual([LONG, 'b'])
+    })
+
+    it('the fast lane sees the same events when a long event comes in pieces', () => {
+      const LANE = /event: delta\ndata: \{"t":"[a-z ]*"\}\n\n/y
+      const text = `event: delta\ndata: {"t":"${LONG}"}\n\nevent: delta\ndata: {"t":"short"}\n\n`
+      const events: SseEvent[] = []
+      let matched = 0
+      const fast: SseFastEvent = { pattern: LANE, onMatch(s, from, to) { matched++; events.push(...parse([s.slice(from, to)]).events); return true } }
+      const p = createSseParser((e) => events.push(e), fast)
+      for (const r of reads(text, 64)) p.feed(r)
+      p.end()
+      expect(events).toEqual(parse([text]).events)
+      expect(matched).toBeGreaterThan(0)
+    })
+
+    // Linear time, checked as liveness: a 4 MB line in 64-byte reads took minutes when every read re-scanned (and
+    // re-copied) the unfinished line; read once, it takes milliseconds. The bound is the test's timeout.
+    for (const [name, eol] of [['LF', '\n'], ['CRLF', '\r\n']] as const) {
+      it(`${name}: a 4 MB event in 64-byte reads is read in linear time`, () => {
+        const size = 4 << 20
+        const events: SseEvent[] = []
+        const p = createSseParser((e) => events.push(e))
+        const piece = Buffer.alloc(64, 'a')
+        p.feed(`data: `)
+        for (let i = 0; i < size; i += 64) p.feed(piece)
+        p.feed(`${eol}${eol}`)
+        expect(p.end()).toBe(false)
+        expect(events).toHaveLength(1)
+        expect(events[0]!.data.length).toBe(size)
+      }, 10_000)
+    }
+  })
 })
 
+describe('createNdjsonSplitter', () => {
+  function split(pieces: readonly (string | Buffer)[]): { lines: string[]; pending: boolean } {
+    const lines: string[] = []
+    const s = createNdjsonSplitter((l) => lines.push(l))
+    for (const x of pieces) s.feed(x)
+    return { lines, pending: s.end() }
+  }
+
+  it('the lines of the whole input, however it is split, a long line included', () => {
+    const long = `{"t":"${'é'.repeat(10_000)}"}`
+    const text = `{"a":1}\n\n  ${long}  \r\n{"b":2}\n${long}`
+    const whole = split([text])
+    expect(whole).toEqual({ lines: ['{"a":1}', long, '{"b":2}', long], pending: true })
+    const bytes = Buffer.from(text)
+    for (const size of [1, 7, 64, 4096]) {
+      const pieces: Buffer[] = []
+      for (let i = 0; i < bytes.length; i += size) pieces.push(bytes.subarray(i, i + size))
+      expect(split(pieces)).toEqual(whole)
+    }
+  })
+
+  it('a 4 MB line in 64-byte reads is split in linear time', () => {
+    const lines: string[] = []
+    const s = createNdjsonSplitter((l) => lines.push(l))
+    const piece = Buffer.alloc(64, 'a')
+    for (let i = 0; i < 4 << 20; i += 64) s.feed(piece)
+    s.feed('\n{}\n')
+    expect(s.end()).toBe(false)
+    expect(lines.map((l) => l.length)).toEqual([4 << 20, 2])
+  }, 10_000)
+})

@@ -1,8 +1,10 @@
 /**
  * The one incremental Server-Sent Events parser of the codebase (WHATWG EventSource framing).
  * Feed it buffers as they arrive; it calls `onEvent` once per complete event. It never re-scans
- * bytes it already consumed: a partial line is kept as a small string tail. Input without CR (LF line
- * endings, the usual case) is split with native searches; CR and CRLF take a character loop.
+ * bytes it already consumed: a partial line is kept as a small string tail, and the pieces of a long line
+ * that arrive without a line break are only collected (see HeldLine), so a line read in small pieces costs
+ * its length once, not once per piece. Input without CR (LF line endings, the usual case) is split with
+ * native searches; CR and CRLF take a character loop.
  */
 import { StringDecoder } from 'node:string_decoder'
 
@@ -30,11 +32,36 @@ export interface SseParser {
   end(): boolean
 }
 
+/**
+ * The unfinished last line of the input so far: `tail`, then the pieces that came after it without a line break.
+ * The pieces are kept in an array and joined once, when the line's end arrives: appending each one to the tail
+ * would scan (and, in the end, copy) the whole line again per piece, quadratic in a long line read in small pieces.
+ */
+interface HeldLine {
+  tail: string
+  pieces: string[] | undefined
+}
+
+/** Adds a piece without a line break to the held line. */
+function holdPiece(h: HeldLine, piece: string): void {
+  if (piece === '') return
+  if (h.tail === '') h.tail = piece
+  else (h.pieces ??= [h.tail]).push(piece)
+}
+
+/** The held line as one string (joined once), which is no longer held. */
+function takeLine(h: HeldLine): string {
+  const l = h.pieces === undefined ? h.tail : h.pieces.join('')
+  h.tail = ''
+  h.pieces = undefined
+  return l
+}
+
 export function createSseParser(onEvent: (ev: SseEvent) => void, fast?: SseFastEvent): SseParser {
   const fastPattern = fast?.pattern
   if (fastPattern && !fastPattern.sticky) throw new Error('createSseParser: the fast event pattern must be sticky (y)')
   const decoder = new StringDecoder('utf8')
-  let tail = ''
+  const held: HeldLine = { tail: '', pieces: undefined }
   let skipLf = false
   let event = ''
   /** The event's first data line, and the further ones (rare: no array per event in the usual case). */
@@ -93,7 +120,13 @@ export function createSseParser(onEvent: (ev: SseEvent) => void, fast?: SseFastE
       if (first && s.length > 0) { first = false; if (s.charCodeAt(0) === 0xfeff) s = s.slice(1) }
       let start = 0
       if (skipLf && s.length > 0) { skipLf = false; if (s.charCodeAt(0) === 10) start = 1 }
-      if (tail !== '') { s = tail + s.slice(start); start = 0; tail = '' }
+      if (held.tail !== '') {
+        // Inside a line begun in an earlier read: a piece that does not end it is only collected (nothing held is
+        // scanned again); one that does is read after the whole line, joined once.
+        if (s.indexOf('\n', start) === -1 && s.indexOf('\r', start) === -1) { holdPiece(held, s.slice(start)); return }
+        s = takeLine(held) + s.slice(start)
+        start = 0
+      }
       const n = s.length
       if (s.indexOf('\r', start) === -1) {
         // LF line endings only (what every provider sends): native searches instead of a loop over every character.
@@ -108,7 +141,7 @@ export function createSseParser(onEvent: (ev: SseEvent) => void, fast?: SseFastE
           line(s, start, i)
           start = i + 1
         }
-        if (start < n) tail = s.slice(start)
+        if (start < n) held.tail = s.slice(start)
         return
       }
       for (let i = start; i < n; i++) {
@@ -121,11 +154,11 @@ export function createSseParser(onEvent: (ev: SseEvent) => void, fast?: SseFastE
           start = i + 1
         }
       }
-      if (start < n) tail = s.slice(start)
+      if (start < n) held.tail = s.slice(start)
     },
     end() {
-      tail += decoder.end()
-      if (tail !== '') { line(tail, 0, tail.length); tail = '' }
+      const last = takeLine(held) + decoder.end()
+      if (last !== '') line(last, 0, last.length)
       const pending = sawField && data !== undefined
       dispatch()
       return pending
@@ -139,21 +172,28 @@ export function createSseParser(onEvent: (ev: SseEvent) => void, fast?: SseFastE
  */
 export function createNdjsonSplitter(onLine: (line: string) => void): SseParser {
   const decoder = new StringDecoder('utf8')
-  let tail = ''
+  const held: HeldLine = { tail: '', pieces: undefined }
   return {
     feed(chunk) {
-      const s = tail + (typeof chunk === 'string' ? chunk : decoder.write(chunk))
+      let s = typeof chunk === 'string' ? chunk : decoder.write(chunk)
+      // Only the new piece is searched: a piece without a newline is collected, the held line is joined once.
+      let i = s.indexOf('\n')
+      if (i === -1) { holdPiece(held, s); return }
+      if (held.tail !== '') {
+        const l = takeLine(held)
+        s = l + s
+        i += l.length
+      }
       let start = 0
-      for (let i = s.indexOf('\n'); i !== -1; i = s.indexOf('\n', start)) {
+      for (; i !== -1; i = s.indexOf('\n', start)) {
         const l = s.slice(start, i).trim()
         if (l !== '') onLine(l)
         start = i + 1
       }
-      tail = s.slice(start)
+      if (start < s.length) held.tail = s.slice(start)
     },
     end() {
-      const l = (tail + decoder.end()).trim()
-      tail = ''
+      const l = (takeLine(held) + decoder.end()).trim()
       if (l !== '') { onLine(l); return true }
       return false
     },
