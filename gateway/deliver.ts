@@ -11,7 +11,7 @@ import type { RawUpstream, UpstreamResponse } from './pipeline/types.ts'
 import { createSseParser } from '../providers/shared/sse.ts'
 import type { ChatChunk, ChatStream, FinishReason, TextLane, Usage } from '../providers/types.ts'
 import { deliverNativeMessages } from './upstream/native-messages.ts'
-import { maskTail, redactionOf, takeRead, terminated, writeRawHead, type HeldBytes } from './raw-bytes.ts'
+import { createHeldBytes, redactionOf, takeHeld, takeRead, terminated, writeRawHead } from './raw-bytes.ts'
 import { cutAttempt, usageWithAttempts } from './cost/attempt-usage.ts'
 
 const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' }
@@ -305,11 +305,11 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
   /**
    * The end of the last read, held back: the start of a credential the next read may complete (heldLength), and in a
    * stream the event not yet ended (partialEventLength). It goes out in front of the next read (searched again with
-   * it); when the upstream ends, masked (maskTail) and, in a stream, only if the stream turns out complete; when it
+   * it); when the upstream ends, masked (takeHeld) and, in a stream, only if the stream turns out complete; when it
    * fails, a stream drops it (the error event follows the last whole event). The tap and `parts` see it when the
    * client does.
    */
-  const h: HeldBytes = { held: undefined }
+  const h = createHeldBytes()
 
   return new Promise<void>((resolve) => {
     const onDrain = (): void => raw.resume()
@@ -359,8 +359,7 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
         if (finished) return
         // What was held back: a JSON body's last bytes go on now; a stream's unterminated last event only if the
         // stream is complete with it (a final event without its blank line), else it was cut: dropped, error event.
-        const last = h.held !== undefined ? maskTail(h.held, redaction) : undefined
-        h.held = undefined
+        const last = takeHeld(h, redaction)
         if (last && !tap) { forward(last); if (finished) return }
         ctx.upstreamEnd = performance.now()
         if (parts) ctx.rawBody = parts
@@ -395,8 +394,8 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
         if (finished) return
         // A stream's held-back bytes are half an event: dropped, so the error event follows a whole one. A JSON
         // body's are sent masked before the connection is destroyed (the client sees a cut body either way).
-        if (h.held !== undefined && !tap) forward(maskTail(h.held, redaction))
-        h.held = undefined
+        const rest = takeHeld(h, redaction)
+        if (rest && !tap) forward(rest)
         if (!finished) fail(err)
       },
     })

@@ -134,8 +134,10 @@ export function partialEventLength(chunk: Buffer): number {
   let held: number
   if (chunk.includes(13)) held = n - eventsEnd(chunk)
   else {
+    // A read starts at an event boundary, where a line end is an empty line (the LF of a CRLF split after the
+    // blank line, as eventsEnd reads it): never held, so what is held never starts with a line end (see endsEvent).
     const b = chunk.lastIndexOf('\n\n')
-    held = b === -1 ? n : n - b - 2
+    held = b !== -1 ? n - b - 2 : chunk[0] === 10 ? n - 1 : n
   }
   return held > MAX_PARTIAL_EVENT ? 0 : held
 }
@@ -168,21 +170,106 @@ export function terminated(event: Buffer): Buffer {
 
 /**
  * The end of the previous read a pass-through holds back (see deliverRaw): the start of a credential the next read may
- * complete, and in a stream the event not yet ended.
+ * complete, and in a stream the event not yet ended. Made by createHeldBytes, read through takeRead and takeHeld.
  */
-export interface HeldBytes { held: Buffer | undefined }
+export interface HeldBytes {
+  /** What the last concatenated read left held (redacted), if anything. */
+  held: Buffer | undefined
+  /** Whether `held` is an event not yet ended (partialEventLength), not only a credential's start. */
+  partial: boolean
+  /**
+   * Later reads (copies) that did not end that event, kept as they came rather than concatenated to it: concatenating
+   * and scanning the held event again on every read is quadratic in a long event read in small pieces. Not yet
+   * redacted: they are, with `held`, when the event's end arrives (takeRead) or the answer ends (takeHeld).
+   */
+  pending: Buffer[]
+  /** The bytes in `held` and `pending`. */
+  length: number
+}
+
+/** Nothing held yet. */
+export function createHeldBytes(): HeldBytes {
+  return { held: undefined, partial: false, pending: [], length: 0 }
+}
 
 /**
- * One upstream read, after what was held before it: credentials masked, and the part that may not go out yet moved to
- * `h.held` (a copy: the read's buffer is not ours to keep). Returns what goes to the client now (maybe empty).
+ * Whether a read that follows an event not yet ended (whose last byte so far is `prev`) ends it, as partialEventLength
+ * would see it in the two concatenated: a blank line in the read, or one the read completes. Only the read is searched:
+ * a native search for `\n\n` (how an event ends in almost every stream), and for reads with CR in them a scan of their
+ * line endings, the one of eventsEnd, from the state the held bytes left.
+ */
+function endsEvent(prev: number, read: Buffer): boolean {
+  if (read.indexOf('\n\n') !== -1 || (prev === 10 && read[0] === 10)) return true
+  if (!read.includes(13)) return false
+  let lineStart = prev === 10 || prev === 13
+  // The LF of a CRLF split across the two reads ends the CR's line, not another one.
+  for (let i = prev === 13 && read[0] === 10 ? 1 : 0; i < read.length; i++) {
+    const c = read[i]
+    if (c !== 10 && c !== 13) { lineStart = false; continue }
+    if (lineStart) return true
+    if (c === 13 && read[i + 1] === 10) i++
+    lineStart = true
+  }
+  return false
+}
+
+/** The last byte held (of the last pending read, or of `held`). */
+function lastHeldByte(h: HeldBytes): number {
+  const b = h.pending.length > 0 ? h.pending[h.pending.length - 1]! : h.held!
+  return b[b.length - 1]!
+}
+
+/** Nothing held any more. */
+function clearHeld(h: HeldBytes): void {
+  h.held = undefined
+  h.partial = false
+  if (h.pending.length > 0) h.pending = []
+  h.length = 0
+}
+
+/**
+ * One upstream read, after what was held before it: credentials masked, and the part that may not go out yet held
+ * (copies: the read's buffer is not ours to keep). Returns what goes to the client now (maybe empty).
+ *
+ * A stream's read that does not end the event held before it (and keeps it within MAX_PARTIAL_EVENT) is only kept:
+ * nothing goes out then anyway, and what is held is neither copied nor scanned again, so an event read in small
+ * pieces costs its length once. The read that ends it (or crosses the limit) is handled with all of it, joined once.
  */
 export function takeRead(h: HeldBytes, read: Buffer, r: Redaction | null, stream: boolean): Buffer {
+  if (read.length === 0) return read
+  if (stream && h.partial && h.length + read.length <= MAX_PARTIAL_EVENT && !endsEvent(lastHeldByte(h), read)) {
+    h.pending.push(Buffer.from(read))
+    h.length += read.length
+    return read.subarray(0, 0)
+  }
   let chunk = read
-  if (h.held !== undefined) { chunk = Buffer.concat([h.held, chunk]); h.held = undefined }
+  if (h.held !== undefined) {
+    chunk = h.pending.length === 0 ? Buffer.concat([h.held, read]) : Buffer.concat([h.held, ...h.pending, read], h.length + read.length)
+    clearHeld(h)
+  }
   if (r) chunk = redactChunk(chunk, r)
   let keep = r ? heldLength(chunk, r) : 0
-  if (stream) { const p = partialEventLength(chunk); if (p > keep) keep = p }
+  let partial = false
+  if (stream) { const p = partialEventLength(chunk); if (p > 0 && p >= keep) { keep = p; partial = true } }
   if (keep === 0) return chunk
   h.held = Buffer.from(chunk.subarray(chunk.length - keep))
+  h.partial = partial
+  h.length = keep
   return chunk.subarray(0, chunk.length - keep)
+}
+
+/**
+ * Everything held when the answer ends or fails (a JSON body's last bytes, a stream's unended last event), joined,
+ * credentials masked, a credential's start at its end included (maskTail); undefined when nothing is. Nothing is held
+ * after.
+ */
+export function takeHeld(h: HeldBytes, r: Redaction | null): Buffer | undefined {
+  let all = h.held
+  if (all === undefined) return undefined
+  if (h.pending.length > 0) {
+    all = Buffer.concat([all, ...h.pending], h.length)
+    if (r) all = redactChunk(all, r)
+  }
+  clearHeld(h)
+  return maskTail(all, r)
 }

@@ -21,7 +21,7 @@ import type { RequestCtx } from '../context.ts'
 import type { Inbound } from '../inbound/types.ts'
 import type { RawUpstream, UpstreamResponse } from '../pipeline/types.ts'
 import { clientBodyOf, nativeOnlyOf, type NativeOnly } from '../inbound/anthropic-paths.ts'
-import { maskTail, redactionOf, takeRead, terminated, writeRawHead, type HeldBytes } from '../raw-bytes.ts'
+import { createHeldBytes, redactionOf, takeHeld, takeRead, terminated, writeRawHead } from '../raw-bytes.ts'
 import { openHttp, upstreamRequestIdOf } from '../../providers/shared/http.ts'
 import { createSseParser } from '../../providers/shared/sse.ts'
 import { credentialsOf, redactCredentials } from '../../providers/shared/upstream-error.ts'
@@ -221,7 +221,7 @@ export function deliverNativeMessages(ctx: RequestCtx, inbound: Inbound, raw: Ra
       })
     : undefined
   const parts: Buffer[] | undefined = ctx.stream ? undefined : []
-  const h: HeldBytes = { held: undefined }
+  const h = createHeldBytes()
 
   const settle = (): void => {
     if (sawUsage) ctx.usage = toCanonicalUsage(usage)
@@ -265,8 +265,7 @@ export function deliverNativeMessages(ctx: RequestCtx, inbound: Inbound, raw: Ra
       },
       onEnd() {
         if (finished) return
-        const last = h.held !== undefined ? maskTail(h.held, redaction) : undefined
-        h.held = undefined
+        const last = takeHeld(h, redaction)
         if (!events) {
           if (last) forward(last)
           ctx.upstreamEnd = performance.now()
@@ -293,8 +292,8 @@ export function deliverNativeMessages(ctx: RequestCtx, inbound: Inbound, raw: Ra
       },
       onError(err) {
         if (finished) return
-        if (h.held !== undefined && !events) forward(maskTail(h.held, redaction))
-        h.held = undefined
+        const rest = takeHeld(h, redaction)
+        if (rest && !events) forward(rest)
         if (!finished) endWithError(err)
       },
     })
