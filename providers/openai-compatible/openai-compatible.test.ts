@@ -112,6 +112,28 @@ describe('openai-compatible stream quirks (translation)', () => {
   const events = (m: ReturnType<typeof createOpenAIStreamMapper>, evs: unknown[]): ChatChunk[] =>
     evs.flatMap((e) => m.push({ event: 'message', data: JSON.stringify(e) }) ?? [])
 
+  it('tool calls without index: an id seen before continues its call, one without id the last, numbering is per choice, an explicit index is kept', () => {
+    const call = (id?: string, index?: number): Record<string, unknown> => ({ ...(id !== undefined ? { id } : {}), ...(index !== undefined ? { index } : {}), function: { arguments: 'x' } })
+    const chunks = events(createOpenAIStreamMapper('vllm'), [
+      { id: 'c', created: 1, choices: [{ index: 0, delta: { tool_calls: [call(), call('a'), call('b')] } }, { index: 1, delta: { tool_calls: [call('a'), call()] } }] },
+      { id: 'c', created: 1, choices: [{ index: 0, delta: { tool_calls: [call('a'), call(), call('c'), call('b', 7), call('')] } }] },
+      { id: 'c', created: 1, choices: [{ index: 1, delta: { tool_calls: [call('z'), call('a')] } }] },
+    ])
+    const indexes = chunks.map((c) => c.choices.map((ch) => ch.delta.tool_calls?.map((t) => t.index)))
+    expect(indexes).toEqual([[[0, 1, 2], [0, 0]], [[1, 2, 3, 7, 3]], [[1, 0]]])
+  })
+
+  // Linear in the calls: each id was looked up in a list of all before it (100,000 fresh ids took 54 s); the bound is
+  // the test's timeout.
+  it('200,000 tool-call deltas without index, each with a new id, are numbered in linear time', () => {
+    const n = 200_000
+    const calls = Array.from({ length: n }, (_, i) => ({ id: `call_${i}`, function: { arguments: '' } }))
+    const [chunk] = events(createOpenAIStreamMapper('vllm'), [{ id: 'c', created: 1, choices: [{ index: 0, delta: { tool_calls: calls } }] }])
+    const got = chunk!.choices[0]!.delta.tool_calls!
+    expect(got.length).toBe(n)
+    expect(got.every((t, i) => t.index === i)).toBe(true)
+  }, 10_000)
+
   it('tool calls streamed without index: a delta with a new id starts the next call, one without id continues the last', () => {
     const chunks = events(createOpenAIStreamMapper('vllm'), [
       { id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: { role: 'assistant' }, finish_reason: null }] },

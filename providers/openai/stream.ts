@@ -16,14 +16,23 @@ import { canonicalFinish, stopSequenceOf } from './response.ts'
 
 type ToolCallDelta = NonNullable<ChatChunk['choices'][number]['delta']['tool_calls']>[number]
 
-/** Per choice: the ids of the tool calls numbered so far (their position is their index). */
-function numberToolCalls(seen: Map<number, string[]>, choice: number, calls: ToolCallDelta[]): void {
-  let ids = seen.get(choice)
-  if (!ids) { ids = []; seen.set(choice, ids) }
+/** Per choice: the tool calls numbered so far, and the index each id got (a Map: a stream may bring thousands). */
+interface NumberedCalls {
+  count: number
+  index: Map<unknown, number>
+}
+
+/** A new id starts the next call; a delta without one (or with an id seen before) continues that call. */
+function numberToolCalls(seen: Map<number, NumberedCalls>, choice: number, calls: ToolCallDelta[]): void {
+  let n = seen.get(choice)
+  if (!n) { n = { count: 0, index: new Map() }; seen.set(choice, n) }
   for (const t of calls) {
     if (t === null || typeof t !== 'object' || typeof t.index === 'number') continue
-    let i = t.id ? ids.indexOf(t.id) : ids.length - 1
-    if (i === -1) { i = ids.length; ids.push(t.id ?? '') }
+    let i = t.id ? n.index.get(t.id) ?? -1 : n.count - 1
+    if (i === -1) {
+      i = n.count++
+      if (t.id) n.index.set(t.id, i)
+    }
     t.index = i
   }
 }
@@ -35,7 +44,7 @@ export function createOpenAIStreamMapper(provider: string, requestId?: string): 
   let id: string | undefined
   let created: number | undefined
   let fallbackId: string | undefined
-  let toolIds: Map<number, string[]> | undefined
+  let toolIds: Map<number, NumberedCalls> | undefined
   return {
     push(ev: SseEvent): ChatChunk[] | undefined {
       if (done) return undefined
