@@ -178,18 +178,25 @@ export interface HeldBytes {
   /** Whether `held` is an event not yet ended (partialEventLength), not only a credential's start. */
   partial: boolean
   /**
-   * Later reads (copies) that did not end that event, kept as they came rather than concatenated to it: concatenating
+   * Later reads (copies) that did not end that event (none: undefined), kept as they came rather than concatenated to it: concatenating
    * and scanning the held event again on every read is quadratic in a long event read in small pieces. Not yet
    * redacted: they are, with `held`, when the event's end arrives (takeRead) or the answer ends (takeHeld).
    */
-  pending: Buffer[]
+  pending: Buffer[] | undefined
   /** The bytes in `held` and `pending`. */
   length: number
 }
 
+/**
+ * A held event at least this long keeps the reads that do not end it aside (takeRead). A shorter one (an event split
+ * across two reads, the usual case) is concatenated with the next read, as searching the read first would only add a
+ * scan: at most this many bytes are scanned again per read.
+ */
+const LONG_EVENT = 512
+
 /** Nothing held yet. */
 export function createHeldBytes(): HeldBytes {
-  return { held: undefined, partial: false, pending: [], length: 0 }
+  return { held: undefined, partial: false, pending: undefined, length: 0 }
 }
 
 /**
@@ -215,7 +222,7 @@ function endsEvent(prev: number, read: Buffer): boolean {
 
 /** The last byte held (of the last pending read, or of `held`). */
 function lastHeldByte(h: HeldBytes): number {
-  const b = h.pending.length > 0 ? h.pending[h.pending.length - 1]! : h.held!
+  const b = h.pending !== undefined ? h.pending[h.pending.length - 1]! : h.held!
   return b[b.length - 1]!
 }
 
@@ -223,7 +230,7 @@ function lastHeldByte(h: HeldBytes): number {
 function clearHeld(h: HeldBytes): void {
   h.held = undefined
   h.partial = false
-  if (h.pending.length > 0) h.pending = []
+  h.pending = undefined
   h.length = 0
 }
 
@@ -231,20 +238,21 @@ function clearHeld(h: HeldBytes): void {
  * One upstream read, after what was held before it: credentials masked, and the part that may not go out yet held
  * (copies: the read's buffer is not ours to keep). Returns what goes to the client now (maybe empty).
  *
- * A stream's read that does not end the event held before it (and keeps it within MAX_PARTIAL_EVENT) is only kept:
- * nothing goes out then anyway, and what is held is neither copied nor scanned again, so an event read in small
- * pieces costs its length once. The read that ends it (or crosses the limit) is handled with all of it, joined once.
+ * A stream's read that does not end the long event held before it (LONG_EVENT; and keeps it within MAX_PARTIAL_EVENT)
+ * is only kept: nothing goes out then anyway, and what is held is neither copied nor scanned again, so an event read in
+ * small pieces costs its length once. The read that ends it (or crosses the limit) is handled with all of it, joined
+ * once.
  */
 export function takeRead(h: HeldBytes, read: Buffer, r: Redaction | null, stream: boolean): Buffer {
   if (read.length === 0) return read
-  if (stream && h.partial && h.length + read.length <= MAX_PARTIAL_EVENT && !endsEvent(lastHeldByte(h), read)) {
-    h.pending.push(Buffer.from(read))
+  if (stream && h.partial && h.length >= LONG_EVENT && h.length + read.length <= MAX_PARTIAL_EVENT && !endsEvent(lastHeldByte(h), read)) {
+    (h.pending ??= []).push(Buffer.from(read))
     h.length += read.length
     return read.subarray(0, 0)
   }
   let chunk = read
   if (h.held !== undefined) {
-    chunk = h.pending.length === 0 ? Buffer.concat([h.held, read]) : Buffer.concat([h.held, ...h.pending, read], h.length + read.length)
+    chunk = h.pending === undefined ? Buffer.concat([h.held, read]) : Buffer.concat([h.held, ...h.pending, read], h.length + read.length)
     clearHeld(h)
   }
   if (r) chunk = redactChunk(chunk, r)
@@ -266,7 +274,7 @@ export function takeRead(h: HeldBytes, read: Buffer, r: Redaction | null, stream
 export function takeHeld(h: HeldBytes, r: Redaction | null): Buffer | undefined {
   let all = h.held
   if (all === undefined) return undefined
-  if (h.pending.length > 0) {
+  if (h.pending !== undefined) {
     all = Buffer.concat([all, ...h.pending], h.length)
     if (r) all = redactChunk(all, r)
   }

@@ -2,7 +2,7 @@
  * The one incremental Server-Sent Events parser of the codebase (WHATWG EventSource framing).
  * Feed it buffers as they arrive; it calls `onEvent` once per complete event. It never re-scans
  * bytes it already consumed: a partial line is kept as a small string tail, and the pieces of a long line
- * that arrive without a line break are only collected (see HeldLine), so a line read in small pieces costs
+ * that arrive without a line break are only collected (see LONG_LINE), so a line read in small pieces costs
  * its length once, not once per piece. Input without CR (LF line endings, the usual case) is split with
  * native searches; CR and CRLF take a character loop.
  */
@@ -33,35 +33,26 @@ export interface SseParser {
 }
 
 /**
- * The unfinished last line of the input so far: `tail`, then the pieces that came after it without a line break.
- * The pieces are kept in an array and joined once, when the line's end arrives: appending each one to the tail
- * would scan (and, in the end, copy) the whole line again per piece, quadratic in a long line read in small pieces.
+ * A long unfinished line (at least this long) is held as its first part, `tail`, and the pieces that came after it
+ * without a line break, in an array joined once when the line's end arrives: appending each piece to the tail would
+ * scan (and, in the end, copy) the whole line again per piece, quadratic in a long line read in small pieces. A shorter
+ * one (an event split across two reads, the usual case) is joined to the next piece and read again, as searching the
+ * piece first would only add a scan: at most this many characters are read again per piece.
  */
-interface HeldLine {
-  tail: string
-  pieces: string[] | undefined
-}
+const LONG_LINE = 1024
 
-/** Adds a piece without a line break to the held line. */
-function holdPiece(h: HeldLine, piece: string): void {
-  if (piece === '') return
-  if (h.tail === '') h.tail = piece
-  else (h.pieces ??= [h.tail]).push(piece)
-}
-
-/** The held line as one string (joined once), which is no longer held. */
-function takeLine(h: HeldLine): string {
-  const l = h.pieces === undefined ? h.tail : h.pieces.join('')
-  h.tail = ''
-  h.pieces = undefined
-  return l
+/** The held line: `tail`, or the tail and the pieces after it, joined. */
+function heldLine(tail: string, pieces: string[] | undefined): string {
+  return pieces === undefined ? tail : pieces.join('')
 }
 
 export function createSseParser(onEvent: (ev: SseEvent) => void, fast?: SseFastEvent): SseParser {
   const fastPattern = fast?.pattern
   if (fastPattern && !fastPattern.sticky) throw new Error('createSseParser: the fast event pattern must be sticky (y)')
   const decoder = new StringDecoder('utf8')
-  const held: HeldLine = { tail: '', pieces: undefined }
+  let tail = ''
+  /** The held line's pieces after `tail` (LONG_LINE), `tail` first; undefined when it is all in `tail`. */
+  let pieces: string[] | undefined
   let skipLf = false
   let event = ''
   /** The event's first data line, and the further ones (rare: no array per event in the usual case). */
@@ -120,12 +111,17 @@ export function createSseParser(onEvent: (ev: SseEvent) => void, fast?: SseFastE
       if (first && s.length > 0) { first = false; if (s.charCodeAt(0) === 0xfeff) s = s.slice(1) }
       let start = 0
       if (skipLf && s.length > 0) { skipLf = false; if (s.charCodeAt(0) === 10) start = 1 }
-      if (held.tail !== '') {
-        // Inside a line begun in an earlier read: a piece that does not end it is only collected (nothing held is
+      if (tail !== '') {
+        // Inside a long line begun in an earlier read: a piece that does not end it is only collected (nothing held is
         // scanned again); one that does is read after the whole line, joined once.
-        if (s.indexOf('\n', start) === -1 && s.indexOf('\r', start) === -1) { holdPiece(held, s.slice(start)); return }
-        s = takeLine(held) + s.slice(start)
+        if (tail.length >= LONG_LINE && s.indexOf('\n', start) === -1 && s.indexOf('\r', start) === -1) {
+          if (start < s.length) (pieces ??= [tail]).push(s.slice(start))
+          return
+        }
+        s = heldLine(tail, pieces) + s.slice(start)
         start = 0
+        tail = ''
+        pieces = undefined
       }
       const n = s.length
       if (s.indexOf('\r', start) === -1) {
@@ -141,7 +137,7 @@ export function createSseParser(onEvent: (ev: SseEvent) => void, fast?: SseFastE
           line(s, start, i)
           start = i + 1
         }
-        if (start < n) held.tail = s.slice(start)
+        if (start < n) tail = s.slice(start)
         return
       }
       for (let i = start; i < n; i++) {
@@ -154,10 +150,12 @@ export function createSseParser(onEvent: (ev: SseEvent) => void, fast?: SseFastE
           start = i + 1
         }
       }
-      if (start < n) held.tail = s.slice(start)
+      if (start < n) tail = s.slice(start)
     },
     end() {
-      const last = takeLine(held) + decoder.end()
+      const last = heldLine(tail, pieces) + decoder.end()
+      tail = ''
+      pieces = undefined
       if (last !== '') line(last, 0, last.length)
       const pending = sawField && data !== undefined
       dispatch()
@@ -172,17 +170,26 @@ export function createSseParser(onEvent: (ev: SseEvent) => void, fast?: SseFastE
  */
 export function createNdjsonSplitter(onLine: (line: string) => void): SseParser {
   const decoder = new StringDecoder('utf8')
-  const held: HeldLine = { tail: '', pieces: undefined }
+  let tail = ''
+  /** The held line's pieces after `tail` (LONG_LINE), `tail` first; undefined when it is all in `tail`. */
+  let pieces: string[] | undefined
   return {
     feed(chunk) {
       let s = typeof chunk === 'string' ? chunk : decoder.write(chunk)
-      // Only the new piece is searched: a piece without a newline is collected, the held line is joined once.
+      // Only the new piece is searched: a piece without a newline is held (a long line's pieces collected), the held
+      // line is joined once.
       let i = s.indexOf('\n')
-      if (i === -1) { holdPiece(held, s); return }
-      if (held.tail !== '') {
-        const l = takeLine(held)
+      if (i === -1) {
+        if (tail.length < LONG_LINE) tail += s
+        else (pieces ??= [tail]).push(s)
+        return
+      }
+      if (tail !== '') {
+        const l = heldLine(tail, pieces)
         s = l + s
         i += l.length
+        tail = ''
+        pieces = undefined
       }
       let start = 0
       for (; i !== -1; i = s.indexOf('\n', start)) {
@@ -190,10 +197,12 @@ export function createNdjsonSplitter(onLine: (line: string) => void): SseParser 
         if (l !== '') onLine(l)
         start = i + 1
       }
-      if (start < s.length) held.tail = s.slice(start)
+      tail = s.slice(start)
     },
     end() {
-      const l = (takeLine(held) + decoder.end()).trim()
+      const l = (heldLine(tail, pieces) + decoder.end()).trim()
+      tail = ''
+      pieces = undefined
       if (l !== '') { onLine(l); return true }
       return false
     },
