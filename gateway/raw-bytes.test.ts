@@ -73,11 +73,11 @@ describe('takeRead', () => {
   })
 
   it('a key split across three reads (and across pending reads of a long event) is masked', () => {
-    const text = `data: ${'z'.repeat(500)} ${KEY} ${'z'.repeat(500)}\n\ndata: ${KEY}\n\n`
+    const text = `data: ${'z'.repeat(2000)} ${KEY} ${'z'.repeat(500)}\n\ndata: ${KEY}\n\n`
     const at = text.indexOf(KEY)
     const at2 = text.lastIndexOf(KEY)
     for (const cuts of [[at + 3, at + 20], [at + 1, at + KEY.length - 1], [at + 10, at + 11, at2 + 5, at2 + 30]]) {
-      for (const pieces of [reads(text, cuts), reads(text, [...cuts, 64, 128, 256].sort((a, b) => a - b))]) {
+      for (const pieces of [reads(text, cuts), reads(text, [...cuts, 64, 128, 256, 1024, 1500].sort((a, b) => a - b))]) {
         const got = pass(pieces, R)
         expect(got.sent.join('')).toBe(text.replaceAll(KEY, MASKED))
         expect(got.sent.join('')).not.toContain(KEY.slice(0, 12))
@@ -90,6 +90,10 @@ describe('takeRead', () => {
     const text = `data: ok\n\ndata: ${'w'.repeat(2000)} ${KEY} ${'w'.repeat(100)}`
     const got = pass(reads(text, 16), R)
     expect(got.sent.join('')).toBe('data: ok\n\n')
+    // Those reads were kept aside, not concatenated (the event is longer than LONG_EVENT).
+    const h = createHeldBytes()
+    for (const p of reads(text, 16)) takeRead(h, p, R, true)
+    expect(h.pending?.length).toBeGreaterThan(100)
     expect(got.last).toBe(`data: ${'w'.repeat(2000)} ${MASKED} ${'w'.repeat(100)}`)
     // A key's start at the very end is masked as far as it goes.
     const cut = pass(reads(`data: ${'w'.repeat(2000)} ${KEY.slice(0, 15)}`, 16), R)
