@@ -178,9 +178,13 @@ interface RenderState { missing: Set<string>; chars: number }
 function renderText(t: CompiledText, vars: Readonly<Record<string, unknown>>, st: RenderState): string {
   let out = ''
   for (const s of t.segments) {
-    const piece = typeof s === 'string' ? s : lookup(vars, s.path)
-    if (piece === MISSING) { st.missing.add((s as { name: string }).name); continue }
-    const text = typeof s === 'string' ? s : stringify(piece)
+    let text: string
+    if (typeof s === 'string') text = s
+    else {
+      const v = lookup(vars, s.path)
+      if (v === MISSING) { st.missing.add(s.name); continue }
+      text = stringify(v)
+    }
     st.chars += text.length
     if (st.chars > MAX_RENDERED_CHARS) throw new TemplateTooLargeError()
     out += text

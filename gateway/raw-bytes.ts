@@ -147,11 +147,11 @@ export function partialEventLength(chunk: Buffer): number {
  * none ends in it). Lines end with CRLF, LF or CR (the SSE standard's three); an empty line ends an event. A CR
  * that ends the read counts as a line end (so does the standard: an event it completes is dispatched); the LF of a
  * CRLF split there starts the next read, where it reads as an empty line at an event boundary: nothing is held.
+ * `lineStart` and `from`: the state a read continuing earlier bytes starts in (endsEvent).
  */
-function eventsEnd(chunk: Buffer): number {
+function eventsEnd(chunk: Buffer, lineStart = true, from = 0): number {
   let end = 0
-  let lineStart = true
-  for (let i = 0; i < chunk.length; i++) {
+  for (let i = from; i < chunk.length; i++) {
     const c = chunk[i]
     if (c !== 10 && c !== 13) { lineStart = false; continue }
     if (c === 13 && chunk[i + 1] === 10) i++
@@ -178,9 +178,10 @@ export interface HeldBytes {
   /** Whether `held` is an event not yet ended (partialEventLength), not only a credential's start. */
   partial: boolean
   /**
-   * Later reads (copies) that did not end that event (none: undefined), kept as they came rather than concatenated to it: concatenating
-   * and scanning the held event again on every read is quadratic in a long event read in small pieces. Not yet
-   * redacted: they are, with `held`, when the event's end arrives (takeRead) or the answer ends (takeHeld).
+   * Later reads (copies) that did not end that event (none: undefined), kept as they came rather than concatenated to
+   * it: concatenating and scanning the held event again on every read is quadratic in a long event read in small
+   * pieces. Not yet redacted: they are, with `held`, when the event's end arrives (takeRead) or the answer ends
+   * (takeHeld).
    */
   pending: Buffer[] | undefined
   /** The bytes in `held` and `pending`. */
@@ -208,16 +209,8 @@ export function createHeldBytes(): HeldBytes {
 function endsEvent(prev: number, read: Buffer): boolean {
   if (read.indexOf('\n\n') !== -1 || (prev === 10 && read[0] === 10)) return true
   if (!read.includes(13)) return false
-  let lineStart = prev === 10 || prev === 13
   // The LF of a CRLF split across the two reads ends the CR's line, not another one.
-  for (let i = prev === 13 && read[0] === 10 ? 1 : 0; i < read.length; i++) {
-    const c = read[i]
-    if (c !== 10 && c !== 13) { lineStart = false; continue }
-    if (lineStart) return true
-    if (c === 13 && read[i + 1] === 10) i++
-    lineStart = true
-  }
-  return false
+  return eventsEnd(read, prev === 10 || prev === 13, prev === 13 && read[0] === 10 ? 1 : 0) > 0
 }
 
 /** The last byte held (of the last pending read, or of `held`). */

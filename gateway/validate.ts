@@ -57,14 +57,23 @@ export function isHeaderValue(s: string): boolean {
   return HEADER_VALUE.test(s)
 }
 
-/** A name without control characters (U+0000 to U+001F, U+007F): model names, which go upstream and into logs. */
-export const NO_CONTROL_PATTERN = '^[^\\u0000-\\u001f\\u007f]*$'
+/** Control characters (U+0000 to U+001F, U+007F), as a regex character range. */
+const CONTROL_RANGE = '\\u0000-\\u001f\\u007f'
+/** A name without control characters: model names, which go upstream and into logs. */
+export const NO_CONTROL_PATTERN = `^[^${CONTROL_RANGE}]*$`
+export const NO_CONTROL_MESSAGE = 'must not contain control characters'
+const CONTROL = new RegExp(`[${CONTROL_RANGE}]`)
+
+/** The string holds a control character (what NO_CONTROL_PATTERN refuses). */
+export function hasControlChars(s: string): boolean {
+  return CONTROL.test(s)
+}
 
 function messageOf(e: ErrorObject): string {
   if (e.keyword === 'pattern' && (e.params as { pattern?: string }).pattern === HEADER_VALUE_PATTERN) {
     return 'must be usable as an HTTP header value (no CR, LF or other control characters, nothing beyond Latin-1)'
   }
-  if (e.keyword === 'pattern' && (e.params as { pattern?: string }).pattern === NO_CONTROL_PATTERN) return 'must not contain control characters'
+  if (e.keyword === 'pattern' && (e.params as { pattern?: string }).pattern === NO_CONTROL_PATTERN) return NO_CONTROL_MESSAGE
   switch (e.keyword) {
     case 'additionalProperties': return 'unknown key'
     case 'required': return 'is required'

@@ -29,6 +29,7 @@ import type {
 } from '../../providers/types.ts'
 import type { RequestCtx } from '../context.ts'
 import { MODEL_NAME_MAX } from '../http/schemas.ts'
+import { hasControlChars, NO_CONTROL_MESSAGE } from '../validate.ts'
 import { clientPaths, rememberClientBody, rememberNativeOnly, type NativeOnly } from './anthropic-paths.ts'
 import type { Inbound, StreamEncoder } from './types.ts'
 
@@ -61,8 +62,6 @@ function onlyKeys(o: Obj, allowed: ReadonlySet<string>, path: string): void {
   for (const k of Object.keys(o)) if (!allowed.has(k)) nativeOnly(path === '' ? k : `${path}.${k}`, 'is not supported by this gateway')
 }
 const keys = (...k: string[]): ReadonlySet<string> => new Set(k)
-/** What a model name must not hold (as gateway/http/schemas.ts modelName). */
-const CONTROL = /[\u0000-\u001f\u007f]/
 
 // ---------- request → canonical ----------
 
@@ -267,7 +266,7 @@ function convertRequest(body: unknown): ChatRequest {
   const model = str(b['model'], 'model')
   if (model === '') fail('model', 'must not be empty')
   if (model.length > MODEL_NAME_MAX) fail('model', `must NOT have more than ${MODEL_NAME_MAX} characters`)
-  if (CONTROL.test(model)) fail('model', 'must not contain control characters')
+  if (hasControlChars(model)) fail('model', NO_CONTROL_MESSAGE)
   if (b['max_tokens'] === undefined) fail('max_tokens', 'is required')
   const messages: ChatMessage[] = []
   const system = b['system']
