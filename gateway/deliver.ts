@@ -8,7 +8,7 @@ import { GatewayError } from './errors.ts'
 import type { RequestCtx } from './context.ts'
 import type { Inbound } from './inbound/types.ts'
 import type { RawUpstream, UpstreamResponse } from './pipeline/types.ts'
-import { createSseParser } from '../providers/shared/sse.ts'
+import { createSseParser, EventTooLargeError, eventTooLarge, type SseParser } from '../providers/shared/sse.ts'
 import type { ChatChunk, ChatStream, FinishReason, TextLane, Usage } from '../providers/types.ts'
 import { deliverNativeMessages } from './upstream/native-messages.ts'
 import { createHeldBytes, redactionOf, takeHeld, takeRead, terminated, writeRawHead } from './raw-bytes.ts'
@@ -236,6 +236,11 @@ function upstreamErrorEvent(ctx: RequestCtx, d: string): GatewayError | undefine
  */
 const TAIL = 8
 
+/** A stream failure the gateway found in the upstream's events (malformed, too long), not the upstream's own error event. */
+function ours(g: GatewayError): boolean {
+  return g.details === 'upstream.malformed_event' || g.details === 'upstream.event_too_large'
+}
+
 /**
  * Pass-through: upstream bytes go to the client as they come, with backpressure both ways.
  * For streams an SSE tap watches for the end marker and the usage event without re-encoding.
@@ -301,6 +306,16 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
         recent[events++ % TAIL] = d
       })
     : undefined
+  /** The tap reads a read (an event that outgrew its bound fails the stream, as a malformed one does). */
+  const feedTap = (p: SseParser, chunk: Buffer): void => {
+    if (failure) return
+    try {
+      p.feed(chunk)
+    } catch (e) {
+      if (!(e instanceof EventTooLargeError)) throw e
+      failure = eventTooLarge(ctx.providerName, e.limit)
+    }
+  }
   const parts: Buffer[] | undefined = ctx.stream ? undefined : []
   /**
    * The end of the last read, held back: the start of a credential the next read may complete (heldLength), and in a
@@ -325,9 +340,9 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
     /** Sends (redacted) bytes on: through the tap or into `parts`, then to the client. False: backpressure or the end. */
     const forward = (chunk: Buffer): boolean => {
       if (tap) {
-        tap.feed(chunk)
+        feedTap(tap, chunk)
         if (failure) {
-          if (failure.details === 'upstream.malformed_event') fail(failure)
+          if (ours(failure)) fail(failure)
           else {
             // The upstream's error event reached the client as it came: what came before the [DONE] goes, then the end.
             const i = chunk.lastIndexOf('data: [DONE]')
@@ -364,7 +379,7 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
         ctx.upstreamEnd = performance.now()
         if (parts) ctx.rawBody = parts
         if (tap) {
-          if (last) tap.feed(last)
+          if (last) feedTap(tap, last)
           tap.end()
           readTail()
           if (failure === undefined && (sawDone || sawFinish)) {
@@ -376,9 +391,9 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
           } else {
             // The upstream's own error event ended it (OpenAI sends no [DONE] after one; vLLM does): the client has it
             // already, or gets it now when it was the unterminated last event. Otherwise the stream was cut, maybe inside
-            // an event (held back, so never sent): say so.
-            const upstream = failure?.details === 'upstream.malformed_event' ? undefined : failure ?? lastError()
-            const g = upstream ?? new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider: ctx.providerName, reason: 'the stream ended before the completion finished' }, { details: 'upstream.stream_cut' })
+            // an event (held back, so never sent), or its last event was one the gateway could not read: say so.
+            const upstream = failure !== undefined && ours(failure) ? undefined : failure ?? lastError()
+            const g = upstream ?? failure ?? new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider: ctx.providerName, reason: 'the stream ended before the completion finished' }, { details: 'upstream.stream_cut' })
             markFailed(ctx, g)
             if (!res.destroyed) {
               if (!upstream) res.write(inbound.createStreamEncoder(ctx.requestedModel, ctx.includeUsage, ctx).error(g))

@@ -23,7 +23,7 @@ import type { RawUpstream, UpstreamResponse } from '../pipeline/types.ts'
 import { clientBodyOf, nativeOnlyOf, type NativeOnly } from '../inbound/anthropic-paths.ts'
 import { createHeldBytes, redactionOf, takeHeld, takeRead, terminated, writeRawHead } from '../raw-bytes.ts'
 import { openHttp, upstreamRequestIdOf } from '../../providers/shared/http.ts'
-import { createSseParser } from '../../providers/shared/sse.ts'
+import { createSseParser, EventTooLargeError, eventTooLarge, type SseParser } from '../../providers/shared/sse.ts'
 import { credentialsOf, redactCredentials } from '../../providers/shared/upstream-error.ts'
 import { toCanonicalUsage, toFinishReason, type AnthropicUsage } from '../../providers/anthropic/response.ts'
 import type { ChatRequest, NativeMessagesTarget, ProviderAdapter } from '../../providers/types.ts'
@@ -220,6 +220,17 @@ export function deliverNativeMessages(ctx: RequestCtx, inbound: Inbound, raw: Ra
         }
       })
     : undefined
+  /** The tap reads a read; an event that outgrew its bound fails the stream, as a malformed one does. */
+  const feedEvents = (p: SseParser, chunk: Buffer): void => {
+    if (malformed) return
+    try {
+      p.feed(chunk)
+    } catch (e) {
+      if (!(e instanceof EventTooLargeError)) throw e
+      malformed = true
+      failure = eventTooLarge(ctx.providerName, e.limit)
+    }
+  }
   const parts: Buffer[] | undefined = ctx.stream ? undefined : []
   const h = createHeldBytes()
 
@@ -244,7 +255,7 @@ export function deliverNativeMessages(ctx: RequestCtx, inbound: Inbound, raw: Ra
     /** Sends bytes on (through the event tap, or into `parts`). False: backpressure, or the stream ended here. */
     const forward = (chunk: Buffer): boolean => {
       if (events) {
-        events.feed(chunk)
+        feedEvents(events, chunk)
         if (malformed) {
           // The read holding the malformed event is not sent: the client's last event is a whole one, then ours. Ended
           // before the upstream is aborted (its abort reports back through onError, which then finds it finished).
@@ -275,7 +286,7 @@ export function deliverNativeMessages(ctx: RequestCtx, inbound: Inbound, raw: Ra
           return
         }
         // A final event without its blank line counts if it completes the stream.
-        if (last) events.feed(last)
+        if (last) feedEvents(events, last)
         events.end()
         if (malformed) { endWithError(failure!); return }
         ctx.upstreamEnd = performance.now()

@@ -93,7 +93,7 @@ export function capture(up: UpstreamResponse, stream: boolean, maxBytes: number,
           if (over || bad) return
           bytes += b.length
           if (bytes > maxBytes) { over = true; return }
-          parser.feed(b)
+          try { parser.feed(b) } catch { bad = true } // an event past the parser's bound: not cached
         }, () => {
           if (over || bad) return
           parser.end()

@@ -13,7 +13,7 @@ import { ChunkAggregator } from './aggregate.ts'
 import { openHttp, type HttpHead } from './http.ts'
 import { credentialsOf, redactCredentials } from './upstream-error.ts'
 import { LatencyWindow } from './latency-window.ts'
-import { createNdjsonSplitter, createSseParser, type SseEvent, type SseFastEvent } from './sse.ts'
+import { createNdjsonSplitter, createSseParser, EventTooLargeError, eventTooLarge, type SseEvent, type SseFastEvent } from './sse.ts'
 import type { ChatTranslation, CountTokensTranslation, EmbeddingTranslation, ModelListTranslation, StreamMapper } from './translation.ts'
 
 export interface Timeouts {
@@ -225,7 +225,7 @@ export class HttpAdapter implements ProviderAdapter {
       throw this.#fail(e)
     }
     const mapper = this.#o.chat.createStreamMapper(params.model, params.requestId)
-    return new UpstreamChatStream(head, mapper, this.#o.chat.streamFormat, this.#secrets, params.textLane === true, (err) => {
+    return new UpstreamChatStream(this.name, head, mapper, this.#o.chat.streamFormat, this.#secrets, params.textLane === true, (err) => {
       this.#inflight--
       if (err) this.#fail(err)
       else this.#latency.add(performance.now() - t0)
@@ -271,7 +271,7 @@ class UpstreamChatStream implements ChatStream {
   #settle!: { resolve: (r: ChatResponse) => void; reject: (e: GatewayError) => void }
   #onSettled: (err: GatewayError | null) => void
 
-  constructor(head: HttpHead, mapper: StreamMapper, format: 'sse' | 'ndjson', secrets: readonly string[], textLane: boolean, onSettled: (err: GatewayError | null) => void) {
+  constructor(provider: string, head: HttpHead, mapper: StreamMapper, format: 'sse' | 'ndjson', secrets: readonly string[], textLane: boolean, onSettled: (err: GatewayError | null) => void) {
     this.status = head.status
     this.#head = head
     this.#mapper = mapper
@@ -323,7 +323,13 @@ class UpstreamChatStream implements ChatStream {
     head.consume({
       onData: (buf) => {
         if (this.#error) return true
-        parser.feed(buf)
+        try {
+          parser.feed(buf)
+        } catch (e) {
+          // An event that outgrew the parser's bound: the stream fails here, like a malformed one.
+          this.#finish(e instanceof EventTooLargeError ? eventTooLarge(provider, e.limit) : e as GatewayError)
+          return true
+        }
         this.#notify()
         return this.#queue.length < HIGH_WATER
       },

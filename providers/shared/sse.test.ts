@@ -3,7 +3,7 @@
  * (the LF-only input takes a native-search path, CR input a character loop: both must agree).
  */
 import { describe, expect, it } from 'vitest'
-import { createNdjsonSplitter, createSseParser, type SseEvent, type SseFastEvent } from './sse.ts'
+import { createNdjsonSplitter, createSseParser, EventTooLargeError, type SseEvent, type SseFastEvent } from './sse.ts'
 
 function parse(pieces: readonly (string | Buffer)[]): { events: SseEvent[]; pending: boolean } {
   const events: SseEvent[] = []
@@ -223,4 +223,73 @@ describe('createNdjsonSplitter', () => {
     expect(s.end()).toBe(false)
     expect(lines.map((l) => l.length)).toEqual([4 << 20, 2])
   }, 10_000)
+})
+
+describe('the bound on one event (maxEventChars)', () => {
+  const LIMIT = 4096
+  /** Feeds the reads; the index of the read that threw EventTooLargeError, or -1, and the events before it. */
+  function run(make: (onEvent: (d: string) => void) => { feed(x: string): void }, reads: readonly string[]): { threwAt: number; events: string[] } {
+    const events: string[] = []
+    const p = make((d) => events.push(d))
+    for (const [i, r] of reads.entries()) {
+      try { p.feed(r) } catch (e) {
+        expect(e).toBeInstanceOf(EventTooLargeError)
+        expect((e as Error).message).toBe(`an event in the stream is longer than ${LIMIT} characters`)
+        return { threwAt: i, events }
+      }
+    }
+    return { threwAt: -1, events }
+  }
+  const sse = (onEvent: (d: string) => void) => createSseParser((e) => onEvent(e.data), undefined, LIMIT)
+  const sseFast = (onEvent: (d: string) => void) => createSseParser((e) => onEvent(e.data), { pattern: /data: fast\n\n/y, onMatch: () => true }, LIMIT)
+  const ndjson = (onEvent: (d: string) => void) => createNdjsonSplitter(onEvent, LIMIT)
+  const pieces = (s: string, size: number): string[] => Array.from({ length: Math.ceil(s.length / size) }, (_, i) => s.slice(i * size, (i + 1) * size))
+
+  for (const [name, make] of [['LF', sse], ['LF, fast lane on', sseFast]] as const) {
+    it(`${name}: a line that never ends throws once it is past the bound, however it is read`, () => {
+      const first = 'data: {"ok":1}\n\n'
+      for (const size of [1, 100, 1500, 5000]) {
+        const r = run(make, [first, ...pieces('data: ' + 'x'.repeat(LIMIT), size)])
+        expect(r.events).toEqual(['{"ok":1}'])
+        expect(r.threwAt).toBeGreaterThan(0)
+        // Not before the line is past the bound: everything fed before the read that threw fits.
+        const fed = [first, ...pieces('data: ' + 'x'.repeat(LIMIT), size)].slice(1, r.threwAt).join('').length
+        expect(fed).toBeLessThanOrEqual(LIMIT)
+      }
+    })
+  }
+
+  it('data lines without the blank line that ends the event count together', () => {
+    const line = `data: ${'y'.repeat(100)}\n`
+    expect(run(sse, [line.repeat(40)]).threwAt).toBe(-1) // 4,000 characters of data: within the bound
+    expect(run(sse, [line.repeat(41)]).threwAt).toBe(0)
+    const r = run(sse, Array.from({ length: 100 }, () => line))
+    expect(r.threwAt).toBe(40)
+    expect(run(sse, [line.replaceAll('\n', '\r\n').repeat(41)]).threwAt).toBe(0) // the CR path too
+  })
+
+  it('the bound is per event: many events, each within it, are read whatever their total', () => {
+    const ev = `data: ${'z'.repeat(LIMIT - 10)}\n\n`
+    const r = run(sse, pieces(ev.repeat(20), 777))
+    expect(r.threwAt).toBe(-1)
+    expect(r.events).toHaveLength(20)
+    expect(run(ndjson, pieces(`{"${'z'.repeat(LIMIT - 10)}":1}\n`.repeat(20), 777)).threwAt).toBe(-1)
+  })
+
+  it('NDJSON: a line that never ends throws past the bound, in small reads and in one', () => {
+    const r = run(ndjson, ['{"ok":1}\n', ...pieces('{"x":"' + 'x'.repeat(LIMIT), 64)])
+    expect(r.events).toEqual(['{"ok":1}'])
+    expect(r.threwAt).toBeGreaterThan(0)
+    expect(run(ndjson, ['{"ok":1}\n{"x":"' + 'x'.repeat(LIMIT)]).threwAt).toBe(0)
+  })
+
+  it('the default bound is MAX_EVENT_CHARS: a long event within it is read whole', () => {
+    const events: SseEvent[] = []
+    const p = createSseParser((e) => events.push(e))
+    const piece = 'q'.repeat(1 << 20)
+    p.feed('data: ')
+    for (let i = 0; i < 15; i++) p.feed(piece)
+    p.feed('\n\n')
+    expect(events.map((e) => e.data.length)).toEqual([15 << 20])
+  })
 })

@@ -7,6 +7,7 @@
  * native searches; CR and CRLF take a character loop.
  */
 import { StringDecoder } from 'node:string_decoder'
+import { GatewayError } from '../../gateway/errors.ts'
 
 export interface SseEvent {
   /** `event:` field, or 'message' when absent. */
@@ -41,18 +42,45 @@ export interface SseParser {
  */
 const LONG_LINE = 1024
 
+/**
+ * The longest event (its data lines, and the line not yet ended) a parser holds, in characters, and the longest NDJSON
+ * line: past it, feed throws EventTooLargeError. No provider sends events anywhere near this long (text and argument
+ * deltas are a few bytes to a few kilobytes); without a bound, an upstream that never ends its event (one endless line,
+ * or data lines without the blank line) would grow the gateway's memory until the idle timeout, and a fast one
+ * indefinitely. 16 Mi characters: four times the largest non-streamed answer the gateway reads (providers/shared/http.ts).
+ */
+export const MAX_EVENT_CHARS = 16 * 1024 * 1024
+
+/** Thrown by feed when an event (or an NDJSON line) grows past the parser's limit; the parser is unusable after. */
+export class EventTooLargeError extends Error {
+  readonly limit: number
+  constructor(limit: number) {
+    super(`an event in the stream is longer than ${limit} characters`)
+    this.limit = limit
+  }
+}
+
+/** The gateway's error for a stream whose event outgrew the parser (EventTooLargeError), as a cut stream is reported. */
+export function eventTooLarge(provider: string, limit = MAX_EVENT_CHARS): GatewayError {
+  return new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider, reason: `an event in the stream is longer than ${limit} characters` }, { details: 'upstream.event_too_large' })
+}
+
 /** The held line: `tail`, or the tail and the pieces after it, joined. */
 function heldLine(tail: string, pieces: string[] | undefined): string {
   return pieces === undefined ? tail : pieces.join('')
 }
 
-export function createSseParser(onEvent: (ev: SseEvent) => void, fast?: SseFastEvent): SseParser {
+export function createSseParser(onEvent: (ev: SseEvent) => void, fast?: SseFastEvent, maxEventChars = MAX_EVENT_CHARS): SseParser {
   const fastPattern = fast?.pattern
   if (fastPattern && !fastPattern.sticky) throw new Error('createSseParser: the fast event pattern must be sticky (y)')
   const decoder = new StringDecoder('utf8')
   let tail = ''
   /** The held line's pieces after `tail` (LONG_LINE), `tail` first; undefined when it is all in `tail`. */
   let pieces: string[] | undefined
+  /** The characters held in `tail` and `pieces`. */
+  let held = 0
+  /** The characters of the event's data lines so far. */
+  let dataChars = 0
   let skipLf = false
   let event = ''
   /** The event's first data line, and the further ones (rare: no array per event in the usual case). */
@@ -71,13 +99,23 @@ export function createSseParser(onEvent: (ev: SseEvent) => void, fast?: SseFastE
     event = ''
     data = undefined
     more = undefined
+    dataChars = 0
     sawField = false
   }
 
   function pushData(v: string): void {
     if (data === undefined) data = v
     else (more ??= []).push(v)
+    dataChars += v.length
+    if (dataChars > maxEventChars) throw new EventTooLargeError(maxEventChars)
     sawField = true
+  }
+
+  /** Holds s[from..] as the line not yet ended. */
+  function hold(s: string, from: number): void {
+    held = s.length - from
+    if (held + dataChars > maxEventChars) throw new EventTooLargeError(maxEventChars)
+    tail = s.slice(from)
   }
 
   /** The line s[from, to) (without its terminator). The usual fields are read in place, without slicing the line. */
@@ -115,13 +153,18 @@ export function createSseParser(onEvent: (ev: SseEvent) => void, fast?: SseFastE
         // Inside a long line begun in an earlier read: a piece that does not end it is only collected (nothing held is
         // scanned again); one that does is read after the whole line, joined once.
         if (tail.length >= LONG_LINE && s.indexOf('\n', start) === -1 && s.indexOf('\r', start) === -1) {
-          if (start < s.length) (pieces ??= [tail]).push(s.slice(start))
+          if (start < s.length) {
+            held += s.length - start
+            if (held + dataChars > maxEventChars) throw new EventTooLargeError(maxEventChars)
+            ;(pieces ??= [tail]).push(s.slice(start))
+          }
           return
         }
         s = heldLine(tail, pieces) + s.slice(start)
         start = 0
         tail = ''
         pieces = undefined
+        held = 0
       }
       const n = s.length
       if (s.indexOf('\r', start) === -1) {
@@ -137,7 +180,7 @@ export function createSseParser(onEvent: (ev: SseEvent) => void, fast?: SseFastE
           line(s, start, i)
           start = i + 1
         }
-        if (start < n) tail = s.slice(start)
+        if (start < n) hold(s, start)
         return
       }
       for (let i = start; i < n; i++) {
@@ -150,12 +193,13 @@ export function createSseParser(onEvent: (ev: SseEvent) => void, fast?: SseFastE
           start = i + 1
         }
       }
-      if (start < n) tail = s.slice(start)
+      if (start < n) hold(s, start)
     },
     end() {
       const last = heldLine(tail, pieces) + decoder.end()
       tail = ''
       pieces = undefined
+      held = 0
       if (last !== '') line(last, 0, last.length)
       const pending = sawField && data !== undefined
       dispatch()
@@ -168,11 +212,13 @@ export function createSseParser(onEvent: (ev: SseEvent) => void, fast?: SseFastE
  * Splits newline-delimited JSON (Ollama's streaming format) incrementally; calls `onLine`
  * with each non-empty line.
  */
-export function createNdjsonSplitter(onLine: (line: string) => void): SseParser {
+export function createNdjsonSplitter(onLine: (line: string) => void, maxLineChars = MAX_EVENT_CHARS): SseParser {
   const decoder = new StringDecoder('utf8')
   let tail = ''
   /** The held line's pieces after `tail` (LONG_LINE), `tail` first; undefined when it is all in `tail`. */
   let pieces: string[] | undefined
+  /** The characters held in `tail` and `pieces`. */
+  let held = 0
   return {
     feed(chunk) {
       let s = typeof chunk === 'string' ? chunk : decoder.write(chunk)
@@ -180,6 +226,8 @@ export function createNdjsonSplitter(onLine: (line: string) => void): SseParser 
       // line is joined once.
       let i = s.indexOf('\n')
       if (i === -1) {
+        held += s.length
+        if (held > maxLineChars) throw new EventTooLargeError(maxLineChars)
         if (tail.length < LONG_LINE) tail += s
         else (pieces ??= [tail]).push(s)
         return
@@ -191,18 +239,22 @@ export function createNdjsonSplitter(onLine: (line: string) => void): SseParser 
         tail = ''
         pieces = undefined
       }
+      held = 0
       let start = 0
       for (; i !== -1; i = s.indexOf('\n', start)) {
         const l = s.slice(start, i).trim()
         if (l !== '') onLine(l)
         start = i + 1
       }
+      held = s.length - start
+      if (held > maxLineChars) throw new EventTooLargeError(maxLineChars)
       tail = s.slice(start)
     },
     end() {
       const l = (heldLine(tail, pieces) + decoder.end()).trim()
       tail = ''
       pieces = undefined
+      held = 0
       if (l !== '') { onLine(l); return true }
       return false
     },
