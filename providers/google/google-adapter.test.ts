@@ -54,7 +54,7 @@ describe('google adapter against the Gemini mock', () => {
     expect(res.choices[0]!.finish_reason).toBe('stop')
     expect(res.usage).toMatchObject({ prompt_tokens: 4, completion_tokens: 3, total_tokens: 7 })
     const r = mock.requests[0]!
-    expect(r.path).toBe('/v1beta/models/gemini-2.5-flash:generateContent')
+    expect(r.path).toBe('/v1beta/models/gemini-2.5-flash:generateContent?prettyPrint=false')
     expect(r.headers['x-goog-api-key']).toBe('test-key')
     expect(r.headers['x-request-id']).toBe('req-1')
     expect(r.path).not.toContain('key=')
@@ -112,8 +112,8 @@ describe('google adapter against the Gemini mock', () => {
     expect(many.data.map((d) => d.index)).toEqual([0, 1, 2])
     expect(typeof many.data[0]!.embedding).toBe('string')
     expect(mock.requests.map((r) => r.path)).toEqual([
-      '/v1beta/models/gemini-embedding-001:embedContent',
-      '/v1beta/models/gemini-embedding-001:batchEmbedContents',
+      '/v1beta/models/gemini-embedding-001:embedContent?prettyPrint=false',
+      '/v1beta/models/gemini-embedding-001:batchEmbedContents?prettyPrint=false',
     ])
   })
 

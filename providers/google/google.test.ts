@@ -84,7 +84,7 @@ describe('request: canonical → generateContent', () => {
   it('translates a full conversation exactly (fixture)', () => {
     const req = json('chat-request.canonical.json') as ChatRequest
     const up = toGoogleChat(req, 'gemini-2.5-flash', false, opts)
-    expect(up.path).toBe('/v1beta/models/gemini-2.5-flash:generateContent')
+    expect(up.path).toBe('/v1beta/models/gemini-2.5-flash:generateContent?prettyPrint=false')
     expect(up.body).toEqual(json('chat-request.gemini.json'))
   })
 
@@ -92,8 +92,8 @@ describe('request: canonical → generateContent', () => {
     const up = toGoogleChat({ model: 'x', messages: [{ role: 'user', content: 'hi' }], stream: true }, 'models/gemini-2.0-flash', true, { ...opts, basePath: '/proxy', apiVersion: 'v1' })
     expect(up.path).toBe('/proxy/v1/models/gemini-2.0-flash:streamGenerateContent?alt=sse')
     expect(up.body).toEqual({ contents: [{ role: 'user', parts: [{ text: 'hi' }] }] })
-    expect(toGoogleChat({ model: 'x', messages: [{ role: 'user', content: 'hi' }] }, 'tunedModels/my-model', false, opts).path).toBe('/v1beta/tunedModels/my-model:generateContent')
-    expect(toGoogleChat({ model: 'x', messages: [{ role: 'user', content: 'hi' }] }, '../evil', false, opts).path).toBe('/v1beta/models/..%2Fevil:generateContent')
+    expect(toGoogleChat({ model: 'x', messages: [{ role: 'user', content: 'hi' }] }, 'tunedModels/my-model', false, opts).path).toBe('/v1beta/tunedModels/my-model:generateContent?prettyPrint=false')
+    expect(toGoogleChat({ model: 'x', messages: [{ role: 'user', content: 'hi' }] }, '../evil', false, opts).path).toBe('/v1beta/models/..%2Fevil:generateContent?prettyPrint=false')
   })
 
   it('merges consecutive turns of one role and skips empty assistant turns', () => {
@@ -488,11 +488,11 @@ describe('embeddings', () => {
 
   it('one input → embedContent; several → batchEmbedContents with models/<m> per request', () => {
     expect(emb({ input: 'hello', dimensions: 256 })).toEqual({
-      path: '/v1beta/models/gemini-embedding-001:embedContent',
+      path: '/v1beta/models/gemini-embedding-001:embedContent?prettyPrint=false',
       body: { model: 'models/gemini-embedding-001', content: { parts: [{ text: 'hello' }] }, outputDimensionality: 256 },
     })
     expect(emb({ input: ['a', 'b'], encoding_format: 'base64', user: 'u' })).toEqual({
-      path: '/v1beta/models/gemini-embedding-001:batchEmbedContents',
+      path: '/v1beta/models/gemini-embedding-001:batchEmbedContents?prettyPrint=false',
       body: { requests: [
         { model: 'models/gemini-embedding-001', content: { parts: [{ text: 'a' }] } },
         { model: 'models/gemini-embedding-001', content: { parts: [{ text: 'b' }] } },

@@ -1,6 +1,7 @@
 /** Config of an `openai` provider entry; `openai-compatible` and `azure-openai` extend it. */
 import { compileSchema, HEADER_VALUE_PATTERN, type JSONSchema } from '../../gateway/validate.ts'
 import { baseUrlErrors } from '../shared/base-url.ts'
+import { DEFAULT_MAX_RESPONSE_BYTES } from '../shared/http.ts'
 
 export const timeoutsSchema: JSONSchema = {
   type: 'object',
@@ -25,6 +26,7 @@ export const commonProperties: Readonly<Record<string, JSONSchema>> = {
   headers: { type: 'object', propertyNames: { pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" }, additionalProperties: headerValue },
   timeouts: timeoutsSchema,
   dropUnsupportedParams: { type: 'boolean', default: false },
+  maxResponseBytes: { type: 'integer', minimum: 1024, maximum: 2 ** 30, default: DEFAULT_MAX_RESPONSE_BYTES },
 }
 
 export const openaiConfigSchema: JSONSchema = {

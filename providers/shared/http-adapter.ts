@@ -10,7 +10,7 @@ import type {
   ExecuteParams, HealthStatus, NativeMessagesTarget, PassthroughTarget, ProviderAdapter, ProviderConfig, ProviderMetrics, TextLane,
 } from '../types.ts'
 import { ChunkAggregator } from './aggregate.ts'
-import { openHttp, type HttpHead } from './http.ts'
+import { DEFAULT_MAX_RESPONSE_BYTES, openHttp, type HttpHead } from './http.ts'
 import { credentialsOf, redactCredentials } from './upstream-error.ts'
 import { LatencyWindow } from './latency-window.ts'
 import { createNdjsonSplitter, createSseParser, EventTooLargeError, eventTooLarge, type SseEvent, type SseFastEvent } from './sse.ts'
@@ -66,6 +66,8 @@ export class HttpAdapter implements ProviderAdapter {
   #latency = new LatencyWindow(512)
   /** The provider's own credentials, redacted literally from anything an upstream echoes back. */
   readonly #secrets: readonly string[]
+  /** The largest non-streamed answer read (the provider's `maxResponseBytes`). */
+  readonly #maxBody: number
 
   constructor(o: HttpAdapterOptions) {
     this.#o = o
@@ -74,6 +76,8 @@ export class HttpAdapter implements ProviderAdapter {
     this.passthrough = o.passthrough
     this.nativeMessages = o.nativeMessages
     this.#secrets = credentialsOf(o.headers)
+    const max = o.config['maxResponseBytes']
+    this.#maxBody = typeof max === 'number' ? max : DEFAULT_MAX_RESPONSE_BYTES
     const count = o.countTokens
     if (count) {
       this.countTokens = async (req, params) => {
@@ -170,7 +174,7 @@ export class HttpAdapter implements ProviderAdapter {
 
   /** A 2xx body, parsed. Credentials an upstream echoed (a model repeating its prompt) are redacted first, as in streams. */
   async #json(head: HttpHead): Promise<unknown> {
-    let text = await head.text()
+    let text = await head.text(this.#maxBody, `response body larger than ${this.#maxBody} bytes (the provider's maxResponseBytes)`)
     if (this.#secrets.some((x) => text.includes(x))) text = redactCredentials(text, this.#secrets)
     try {
       return JSON.parse(text)

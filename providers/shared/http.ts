@@ -53,6 +53,13 @@ export interface BodySink {
   onError(err: GatewayError): void
 }
 
+/**
+ * The largest non-streamed answer an adapter reads when its config says nothing (`maxResponseBytes`, the schema's
+ * default): embeddings of large batches are tens of megabytes (Gemini's 100 embeddings of 3,072 dimensions are
+ * about 4 MB compact, 7 MB pretty-printed; Ollama's, one call for every input, more).
+ */
+export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+
 export interface HttpHead {
   readonly status: number
   readonly headers: HeaderMap
@@ -60,7 +67,7 @@ export interface HttpHead {
   resume(): void
   abort(reason?: Error): void
   /** Reads the whole body (error bodies, non-streaming JSON). */
-  text(limit?: number): Promise<string>
+  text(limit?: number, tooLarge?: string): Promise<string>
 }
 
 /** Maps undici / socket errors to gateway errors with the phase in which they happened. */
@@ -168,14 +175,20 @@ class Handler implements Dispatcher.DispatchHandler, HttpHead {
     if (c && !c.aborted && !this.#ended) c.abort(reason ?? new GatewayError('MCP_ERR_REQ_ABORTED', {}, { details: 'client_abort' }))
   }
 
-  text(limit = 4 * 1024 * 1024): Promise<string> {
+  text(limit = 4 * 1024 * 1024, tooLarge = `response body larger than ${limit} bytes`): Promise<string> {
     return new Promise((resolve, reject) => {
       const parts: Buffer[] = []
       let size = 0
       this.consume({
         onData: (c) => {
           size += c.length
-          if (size > limit) { this.abort(); reject(new GatewayError('MCP_ERR_UPSTREAM_BAD_RESPONSE', { provider: this.#opts.provider, reason: 'response body too large' })); return true }
+          if (size > limit) {
+            // The upstream is let go with this error as the reason (an abort without one reads as the client's).
+            const g = new GatewayError('MCP_ERR_UPSTREAM_BAD_RESPONSE', { provider: this.#opts.provider, reason: tooLarge }, { details: 'upstream.body_too_large' })
+            reject(g)
+            this.abort(g)
+            return true
+          }
           parts.push(c)
           return true
         },

@@ -47,7 +47,7 @@ const LONG_LINE = 1024
  * line: past it, feed throws EventTooLargeError. No provider sends events anywhere near this long (text and argument
  * deltas are a few bytes to a few kilobytes); without a bound, an upstream that never ends its event (one endless line,
  * or data lines without the blank line) would grow the gateway's memory until the idle timeout, and a fast one
- * indefinitely. 16 Mi characters: four times the largest non-streamed answer the gateway reads (providers/shared/http.ts).
+ * indefinitely.
  */
 export const MAX_EVENT_CHARS = 16 * 1024 * 1024
 

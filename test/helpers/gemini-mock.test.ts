@@ -36,6 +36,18 @@ describe('gemini mock', () => {
     expect(inUrl.status).toBe(400)
   })
 
+  it('JSON answers and errors are pretty-printed unless the query says prettyPrint=false (or $prettyPrint=false)', async () => {
+    const pretty = await (await post('/v1beta/models/gemini-2.5-flash:generateContent', user('echo hi'))).text()
+    expect(pretty).toMatch(/^\{\n {2}"candidates": \[\n/)
+    for (const q of ['prettyPrint=false', '%24prettyPrint=false']) {
+      const compact = await (await post(`/v1beta/models/gemini-2.5-flash:generateContent?${q}`, user('echo hi'))).text()
+      expect(compact).not.toContain('\n')
+      expect(JSON.parse(compact).candidates).toEqual(JSON.parse(pretty).candidates)
+    }
+    const err = await (await post('/v1beta/models/m:generateContent', {})).text()
+    expect(err).toMatch(/^\{\n {2}"error": \{\n/)
+  })
+
   it('rejects JSON-Schema keys Gemini does not know and unknown fields, like Google', async () => {
     const tools = [{ functionDeclarations: [{ name: 'f', parameters: { type: 'object', additionalProperties: false, properties: { a: { type: 'string' } } } }] }]
     const r = await post('/v1beta/models/m:generateContent', { ...user('x'), tools })

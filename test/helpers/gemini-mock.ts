@@ -9,6 +9,8 @@
  *   POST /{v}/models/{m}:batchEmbedContents             {embeddings:[{values}]}; each request's model must be models/{m};
  *        at most 100 requests (Google's limit: more is a 400 INVALID_ARGUMENT)
  *   GET  /{v}/models (pageSize, pageToken; nextPageToken; `maxPageSize` caps a page), GET /{v}/models/{m}
+ * JSON bodies (answers and errors) are pretty-printed with two-space indentation, as Google's APIs answer by default,
+ * unless the query has `prettyPrint=false` (or `$prettyPrint=false`, the system parameter's other spelling).
  * Errors in Google's shape `{error:{code, message, status, details?}}`. The key must come in
  * `x-goog-api-key`: missing → 403 PERMISSION_DENIED; not `opts.apiKey` → 400 INVALID_ARGUMENT
  * (ErrorInfo API_KEY_INVALID); stricter than Google, a `key=` query parameter → 400, since the gateway
@@ -359,6 +361,13 @@ function embedOne(req: any, at: string): { values: number[] } {
 
 const headerOf = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v)
 
+/** A JSON body as Google writes it: pretty-printed (two spaces) unless the request said `prettyPrint=false`. */
+function jsonText(rec: GeminiMockRequestRecord, body: unknown): string {
+  const q = new URL(rec.path, 'http://mock').searchParams
+  const pretty = (q.get('prettyPrint') ?? q.get('$prettyPrint')) !== 'false'
+  return pretty ? JSON.stringify(body, null, 2) : JSON.stringify(body)
+}
+
 // ---------- server ----------
 
 export function startGeminiMock(opts: StartGeminiMockOptions = {}): Promise<GeminiMock> {
@@ -405,7 +414,7 @@ export function startGeminiMock(opts: StartGeminiMockOptions = {}): Promise<Gemi
 
   function sendJson(res: ServerResponse, rec: GeminiMockRequestRecord, status: number, body: unknown, extra?: Record<string, string>): void {
     if (res.destroyed) return
-    const text = JSON.stringify(body)
+    const text = jsonText(rec, body)
     rec.status = status
     res.writeHead(status, { 'content-type': 'application/json; charset=UTF-8', 'content-length': Buffer.byteLength(text), ...extra })
     res.end(text)
@@ -455,7 +464,7 @@ export function startGeminiMock(opts: StartGeminiMockOptions = {}): Promise<Gemi
     rec.status = 200
     if (!sse) {
       const all = [...ev.content, ev.final]
-      const text = JSON.stringify(all)
+      const text = jsonText(rec, all)
       res.writeHead(200, { 'content-type': 'application/json; charset=UTF-8', 'content-length': Buffer.byteLength(text) })
       res.end(text)
       return
