@@ -13,6 +13,7 @@ import type { ChatChunk, ChatStream, FinishReason, TextLane, Usage } from '../pr
 import { deliverNativeMessages } from './upstream/native-messages.ts'
 import { createHeldBytes, redactionOf, takeHeld, takeRead, terminated, writeRawHead } from './raw-bytes.ts'
 import { cutAttempt, usageWithAttempts } from './cost/attempt-usage.ts'
+import { BodyKeeper } from './usage-extract.ts'
 
 const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' }
 
@@ -316,7 +317,7 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
       failure = eventTooLarge(ctx.providerName, e.limit)
     }
   }
-  const parts: Buffer[] | undefined = ctx.stream ? undefined : []
+  const parts: BodyKeeper | undefined = ctx.stream ? undefined : new BodyKeeper(ctx.embedding !== undefined)
   /**
    * The end of the last read, held back: the start of a credential the next read may complete (heldLength), and in a
    * stream the event not yet ended (partialEventLength). It goes out in front of the next read (searched again with
@@ -355,7 +356,7 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
           raw.abort()
           return false
         }
-      } else parts!.push(chunk)
+      } else parts!.add(chunk)
       if (res.destroyed) return false
       if (!filter) return res.write(chunk)
       if (out === '') return true
@@ -377,7 +378,7 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
         const last = takeHeld(h, redaction)
         if (last && !tap) { forward(last); if (finished) return }
         ctx.upstreamEnd = performance.now()
-        if (parts) ctx.rawBody = parts
+        if (parts) ctx.rawBody = parts.parts()
         if (tap) {
           if (last) feedTap(tap, last)
           tap.end()

@@ -108,3 +108,68 @@ export function usageFromBody(parts: readonly Buffer[]): BodyUsage {
   // The tier follows the choices in OpenAI's bodies: searched from the end, like the usage.
   return { usage: u, finishReason: stringIn(buf, FINISH_KEY, 64), model: stringIn(buf, MODEL_KEY, 256), serviceTier: lastStringIn(buf, TIER_KEY, 32) }
 }
+
+/** A pass-through body up to this size is kept whole for usageFromBody (its exact fallback, the whole parse, included). */
+export const KEEP_WHOLE_BYTES = 1 << 20
+/** Past KEEP_WHOLE_BYTES, this much of the body's start and of its end is kept. */
+export const KEEP_END_BYTES = 64 * 1024
+/** Tail pieces gathered before they are joined into one (many tiny reads would otherwise make a long list). */
+const TAIL_PIECES = 64
+
+/**
+ * The bytes of a pass-through (non-streamed) answer that usageFromBody reads, kept while the answer goes by. An
+ * embeddings answer (`bounded`): all of it up to KEEP_WHOLE_BYTES, past that only its first and last KEEP_END_BYTES,
+ * where OpenAI-style bodies carry what is read (the model near the start, the usage at the end). Such an answer of a
+ * hundred megabytes (2,048 embeddings of 3,072 dimensions) used to be kept whole until the request completed, and
+ * copied once more to be searched. A chat answer is kept whole: when it carries no usage, its text is what the
+ * completion's estimate counts (gateway/cost/estimate.ts), and chat answers are small.
+ */
+export class BodyKeeper {
+  readonly #bounded: boolean
+  #parts: Buffer[] = []
+  #size = 0
+  /** The body's first KEEP_END_BYTES, once it is past KEEP_WHOLE_BYTES. */
+  #head: Buffer | undefined
+  #tail: Buffer[] = []
+  #tailSize = 0
+
+  constructor(bounded: boolean) {
+    this.#bounded = bounded
+  }
+
+  /** One read, in order. The keeper copies what it keeps past KEEP_WHOLE_BYTES; below it, it keeps the read. */
+  add(chunk: Buffer): void {
+    if (this.#head === undefined) {
+      this.#parts.push(chunk)
+      this.#size += chunk.length
+      if (this.#size <= KEEP_WHOLE_BYTES || !this.#bounded) return
+      const all = Buffer.concat(this.#parts, this.#size)
+      this.#parts = []
+      this.#head = Buffer.from(all.subarray(0, KEEP_END_BYTES))
+      this.#tail = [Buffer.from(all.subarray(all.length - KEEP_END_BYTES))]
+      this.#tailSize = KEEP_END_BYTES
+      return
+    }
+    this.#tail.push(chunk)
+    this.#tailSize += chunk.length
+    // Drop whole pieces from the front while the rest still covers KEEP_END_BYTES; join many small ones into one.
+    let drop = 0
+    while (this.#tailSize - this.#tail[drop]!.length >= KEEP_END_BYTES) this.#tailSize -= this.#tail[drop++]!.length
+    if (drop > 0) this.#tail = this.#tail.slice(drop)
+    if (this.#tail.length > TAIL_PIECES) {
+      const joined = Buffer.concat(this.#tail, this.#tailSize)
+      this.#tail = [Buffer.from(joined.subarray(joined.length - KEEP_END_BYTES))]
+      this.#tailSize = KEEP_END_BYTES
+    }
+  }
+
+  /** What usageFromBody reads: the whole body, or its head and tail (then not JSON as a whole). */
+  parts(): Buffer[] {
+    return this.#head === undefined ? this.#parts : [this.#head, ...this.#tail]
+  }
+
+  /** The bytes kept now. */
+  get kept(): number {
+    return this.#head === undefined ? this.#size : this.#head.length + this.#tailSize
+  }
+}

@@ -43,7 +43,15 @@ export const accessLogPlugin: PluginFactory<AccessLogConfig> = {
         if (ctx.upstreamStart) line += `,"upstreamMs":${round(upstream)}`
         line += `,"overheadMs":${round(total - upstream)}`
         if (ctx.firstChunk) line += `,"ttftMs":${round(ctx.firstChunk - ctx.startedAt)}`
-        if (u) line += `,"promptTokens":${u.prompt_tokens},"completionTokens":${u.completion_tokens}`
+        if (u) {
+          // Counts as the upstream reported them: only numbers are written (an embeddings answer has no completion
+          // count, and a pass-through answer's usage is the upstream's own JSON, not checked: a string there would
+          // otherwise be written into the line as it is).
+          const p = u.prompt_tokens
+          const c = u.completion_tokens
+          if (typeof p === 'number' && Number.isFinite(p)) line += `,"promptTokens":${p}`
+          if (typeof c === 'number' && Number.isFinite(c)) line += `,"completionTokens":${c}`
+        }
         line += ',"msg":"request"}\n'
         if (dest) dest.write(line)
         else log[level](JSON.parse(line), 'request')

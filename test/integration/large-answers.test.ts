@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ADMIN_KEY, startGateway, type TestGateway } from '../helpers/gateway.ts'
 import { startGeminiMock, type GeminiMock } from '../helpers/gemini-mock.ts'
 import { startOllamaMock, type OllamaMock } from '../helpers/ollama-mock.ts'
+import { startOpenAIMock, type OpenAIMock } from '../helpers/openai-mock.ts'
 import { googleConfigErrors } from '../../providers/google/config.ts'
 
 const inputs = (n: number): string[] => Array.from({ length: n }, (_, i) => `passage ${i}: ${'lorem ipsum '.repeat(i % 7 + 1)}`)
@@ -17,17 +18,20 @@ const inputs = (n: number): string[] => Array.from({ length: n }, (_, i) => `pas
 describe('large non-streamed answers', () => {
   let gemini: GeminiMock
   let ollama: OllamaMock
+  let openai: OpenAIMock
   let tg: TestGateway
   let client: OpenAI
 
   beforeAll(async () => {
     gemini = await startGeminiMock({ apiKey: 'gm-large-answers-0123456789' })
     ollama = await startOllamaMock()
+    openai = await startOpenAIMock({ record: false })
     tg = await startGateway({
       providers: {
         gm: { type: 'google', baseUrl: gemini.url, apiKey: 'gm-large-answers-0123456789', models: ['gemini-embedding-001'] },
         small: { type: 'google', baseUrl: gemini.url, apiKey: 'gm-large-answers-0123456789', models: ['gemini-embedding-001'], maxResponseBytes: 65_536 },
         ol: { type: 'ollama', baseUrl: ollama.url, models: ['nomic-embed-text'] },
+        oa: { type: 'openai', baseUrl: openai.url, apiKey: 'sk-large-answers-0123456789', models: ['text-embedding-3-large'] },
       },
     })
     client = new OpenAI({ apiKey: ADMIN_KEY, baseURL: `${tg.url}/v1`, maxRetries: 0, timeout: 60_000 })
@@ -36,6 +40,7 @@ describe('large non-streamed answers', () => {
     await tg?.close()
     await gemini?.close()
     await ollama?.close()
+    await openai?.close()
   })
 
   it('Gemini: 100 embeddings of 3,072 dimensions (one batchEmbedContents call) come back whole', async () => {
@@ -54,6 +59,15 @@ describe('large non-streamed answers', () => {
     const r = await client.embeddings.create({ model: 'ol/nomic-embed-text', input: inputs(300), dimensions: 1024, encoding_format: 'float' })
     expect(r.data).toHaveLength(300)
     expect(r.data.every((d) => d.embedding.length === 1024)).toBe(true)
+  })
+
+  it('OpenAI, passed through as it came: a 10 MB answer whole to the client, its usage read from what was kept', async () => {
+    const r = await client.embeddings.create({ model: 'oa/text-embedding-3-large', input: inputs(400), dimensions: 1536, encoding_format: 'float' })
+    expect(r.data).toHaveLength(400)
+    expect(r.data.every((d) => d.embedding.length === 1536)).toBe(true)
+    expect(r.usage.prompt_tokens).toBeGreaterThan(0)
+    const log = tg.logs.findLast((l) => String(l['model'] ?? '').includes('text-embedding-3-large'))
+    expect(log?.['promptTokens']).toBe(r.usage.prompt_tokens)
   })
 
   it('past the provider\'s maxResponseBytes: a 502 in the API\'s own shape that names the bound', async () => {
