@@ -499,3 +499,19 @@ describe('rate-limit through the gateway', () => {
     expect(body.error.message).toContain('per-key.rpm')
   })
 })
+
+describe('actualTokens: the tokens a finished request used, from the usage the upstream reported', () => {
+  it('the total when positive, else prompt + completion; only non-negative finite numbers count', async () => {
+    const { actualTokens } = await import('./tokens.ts')
+    const u = (o: Record<string, unknown>): Usage => o as unknown as Usage
+    expect(actualTokens(u({ prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 }))).toBe(7)
+    expect(actualTokens(u({ prompt_tokens: 5, total_tokens: 0 }))).toBe(5) // embeddings-like, total 0
+    expect(actualTokens(u({ prompt_tokens: 5 }))).toBe(5)
+    // A negative total would hand tokens back to the limit; strings would be concatenated ("x" + 0).
+    expect(actualTokens(u({ prompt_tokens: 2, completion_tokens: 3, total_tokens: -1000 }))).toBe(5)
+    expect(actualTokens(u({ prompt_tokens: 'x', completion_tokens: 3, total_tokens: '9' }))).toBe(3)
+    expect(actualTokens(u({ prompt_tokens: 'x', total_tokens: 'y' }))).toBeUndefined()
+    expect(actualTokens(u({ total_tokens: 0 }))).toBe(0)
+    expect(actualTokens(undefined)).toBeUndefined()
+  })
+})

@@ -64,6 +64,15 @@ export function estimatedTokens(ctx: RequestCtx): number | undefined {
 /** Tokens a completed request actually used, or undefined when the usage is unknown. */
 export function actualTokens(u: Usage | undefined): number | undefined {
   if (!u) return undefined
-  const total = u.total_tokens || (u.prompt_tokens ?? 0) + (u.completion_tokens ?? 0)
-  return Number.isFinite(total) ? total : undefined
+  // A pass-through answer's usage is the upstream's own JSON: only non-negative finite numbers count (a negative total
+  // would hand tokens back to the limit, a string would be concatenated).
+  const total = tokenCount(u.total_tokens)
+  if (total !== undefined && total > 0) return total
+  const prompt = tokenCount(u.prompt_tokens)
+  const completion = tokenCount(u.completion_tokens)
+  return prompt === undefined && completion === undefined ? total : (prompt ?? 0) + (completion ?? 0)
+}
+
+function tokenCount(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined
 }
