@@ -8,7 +8,7 @@ import { GatewayError } from './errors.ts'
 import type { RequestCtx } from './context.ts'
 import type { Inbound } from './inbound/types.ts'
 import type { RawUpstream, UpstreamResponse } from './pipeline/types.ts'
-import { createSseParser, EventTooLargeError, eventTooLarge, type SseParser } from '../providers/shared/sse.ts'
+import { createSseParser, feedBounded, type SseParser } from '../providers/shared/sse.ts'
 import type { ChatChunk, ChatStream, FinishReason, TextLane, Usage } from '../providers/types.ts'
 import { deliverNativeMessages } from './upstream/native-messages.ts'
 import { createHeldBytes, redactionOf, takeHeld, takeRead, terminated, writeRawHead } from './raw-bytes.ts'
@@ -309,13 +309,9 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
     : undefined
   /** The tap reads a read (an event that outgrew its bound fails the stream, as a malformed one does). */
   const feedTap = (p: SseParser, chunk: Buffer): void => {
-    if (failure) return
-    try {
-      p.feed(chunk)
-    } catch (e) {
-      if (!(e instanceof EventTooLargeError)) throw e
-      failure = eventTooLarge(ctx.providerName, e.limit)
-    }
+    // (The tap's own callback sets `failure` too, while it reads: only an error of the bound is assigned here.)
+    const g = failure ? undefined : feedBounded(p, chunk, ctx.providerName)
+    if (g) failure = g
   }
   const parts: BodyKeeper | undefined = ctx.stream ? undefined : new BodyKeeper(ctx.embedding !== undefined)
   /**

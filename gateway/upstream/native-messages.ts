@@ -23,7 +23,7 @@ import type { RawUpstream, UpstreamResponse } from '../pipeline/types.ts'
 import { clientBodyOf, nativeOnlyOf, type NativeOnly } from '../inbound/anthropic-paths.ts'
 import { createHeldBytes, redactionOf, takeHeld, takeRead, terminated, writeRawHead } from '../raw-bytes.ts'
 import { openHttp, upstreamRequestIdOf } from '../../providers/shared/http.ts'
-import { createSseParser, EventTooLargeError, eventTooLarge, type SseParser } from '../../providers/shared/sse.ts'
+import { createSseParser, feedBounded, type SseParser } from '../../providers/shared/sse.ts'
 import { credentialsOf, redactCredentials } from '../../providers/shared/upstream-error.ts'
 import { toCanonicalUsage, toFinishReason, type AnthropicUsage } from '../../providers/anthropic/response.ts'
 import type { ChatRequest, NativeMessagesTarget, ProviderAdapter } from '../../providers/types.ts'
@@ -222,14 +222,8 @@ export function deliverNativeMessages(ctx: RequestCtx, inbound: Inbound, raw: Ra
     : undefined
   /** The tap reads a read; an event that outgrew its bound fails the stream, as a malformed one does. */
   const feedEvents = (p: SseParser, chunk: Buffer): void => {
-    if (malformed) return
-    try {
-      p.feed(chunk)
-    } catch (e) {
-      if (!(e instanceof EventTooLargeError)) throw e
-      malformed = true
-      failure = eventTooLarge(ctx.providerName, e.limit)
-    }
+    const g = malformed ? undefined : feedBounded(p, chunk, ctx.providerName)
+    if (g) { malformed = true; failure = g }
   }
   const parts: Buffer[] | undefined = ctx.stream ? undefined : []
   const h = createHeldBytes()

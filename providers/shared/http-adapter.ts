@@ -13,7 +13,7 @@ import { ChunkAggregator } from './aggregate.ts'
 import { DEFAULT_MAX_RESPONSE_BYTES, openHttp, type HttpHead } from './http.ts'
 import { credentialsOf, redactCredentials } from './upstream-error.ts'
 import { LatencyWindow } from './latency-window.ts'
-import { createNdjsonSplitter, createSseParser, EventTooLargeError, eventTooLarge, type SseEvent, type SseFastEvent } from './sse.ts'
+import { createNdjsonSplitter, createSseParser, feedBounded, type SseEvent, type SseFastEvent } from './sse.ts'
 import type { ChatTranslation, CountTokensTranslation, EmbeddingTranslation, ModelListTranslation, StreamMapper } from './translation.ts'
 
 export interface Timeouts {
@@ -327,13 +327,9 @@ class UpstreamChatStream implements ChatStream {
     head.consume({
       onData: (buf) => {
         if (this.#error) return true
-        try {
-          parser.feed(buf)
-        } catch (e) {
-          // An event that outgrew the parser's bound: the stream fails here, like a malformed one.
-          this.#finish(e instanceof EventTooLargeError ? eventTooLarge(provider, e.limit) : e as GatewayError)
-          return true
-        }
+        // An event that outgrew the parser's bound: the stream fails here, like a malformed one.
+        const tooLarge = feedBounded(parser, buf, provider)
+        if (tooLarge) { this.#finish(tooLarge); return true }
         this.#notify()
         return this.#queue.length < HIGH_WATER
       },

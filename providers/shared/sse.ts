@@ -65,6 +65,20 @@ export function eventTooLarge(provider: string, limit = MAX_EVENT_CHARS): Gatewa
   return new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider, reason: `an event in the stream is longer than ${limit} characters` }, { details: 'upstream.event_too_large' })
 }
 
+/**
+ * Feeds one read to a parser; the gateway's error (eventTooLarge) when an event outgrew it, else undefined. The
+ * stream ends there: the parser is not fed again.
+ */
+export function feedBounded(parser: SseParser, chunk: Buffer, provider: string): GatewayError | undefined {
+  try {
+    parser.feed(chunk)
+    return undefined
+  } catch (e) {
+    if (e instanceof EventTooLargeError) return eventTooLarge(provider, e.limit)
+    throw e
+  }
+}
+
 /** The held line: `tail`, or the tail and the pieces after it, joined. */
 function heldLine(tail: string, pieces: string[] | undefined): string {
   return pieces === undefined ? tail : pieces.join('')
