@@ -29,7 +29,7 @@ export function googleTranslations(name: string, o: GoogleRequestOptions): { cha
     },
     embeddings: {
       toUpstream: (req, model) => toGoogleEmbeddings(req, model, o),
-      fromUpstream: (json, model) => fromGoogleEmbeddings(json, model, name),
+      fromUpstream: (json, model, req) => fromGoogleEmbeddings(json, model, name, typeof req.input === 'string' ? 1 : req.input.length),
     },
   }
 }

@@ -10,7 +10,7 @@
  */
 import { GatewayError } from '../../gateway/errors.ts'
 import type { ChatChoice, ChatResponse, EmbeddingRequest, EmbeddingResponse, FinishReason, ToolCall, Usage } from '../types.ts'
-import { encodeEmbeddings } from '../shared/embeddings.ts'
+import { embeddingsProblem, encodeEmbeddings } from '../shared/embeddings.ts'
 import { upstreamError } from '../shared/upstream-error.ts'
 import type { GeminiPart, GoogleToolCallExtra } from './request.ts'
 
@@ -138,7 +138,7 @@ export function fromGoogleChat(json: unknown, model: string, provider: string): 
 
 interface GeminiEmbedding { values?: number[] }
 
-export function fromGoogleEmbeddings(json: unknown, model: string, provider: string): EmbeddingResponse {
+export function fromGoogleEmbeddings(json: unknown, model: string, provider: string, inputs?: number): EmbeddingResponse {
   const r = (json ?? {}) as { embedding?: GeminiEmbedding; embeddings?: GeminiEmbedding[]; usageMetadata?: { promptTokenCount?: number } }
   const list = Array.isArray(r.embeddings) ? r.embeddings : r.embedding ? [r.embedding] : undefined
   if (!list) throw badResponse(provider, "no 'embedding' or 'embeddings' in the response")
@@ -146,6 +146,8 @@ export function fromGoogleEmbeddings(json: unknown, model: string, provider: str
     if (!Array.isArray(e?.values)) throw badResponse(provider, `embedding ${index} has no 'values'`)
     return { object: 'embedding' as const, index, embedding: e.values }
   })
+  const problem = embeddingsProblem(data.map((d) => d.embedding), inputs)
+  if (problem !== undefined) throw badResponse(provider, problem)
   // The Gemini API reports no token counts for embeddings (Vertex does, as usageMetadata): 0 here,
   // and finishEmbeddings() replaces it with an estimate once the request is known.
   const tokens = r.usageMetadata?.promptTokenCount ?? 0

@@ -35,7 +35,7 @@ export function ollamaTranslations(name: string, cfg: OllamaConfig, basePath: st
     },
     embeddings: {
       toUpstream: (req, model) => toOllamaEmbed(req, model, o),
-      fromUpstream: (json, model, req) => fromOllamaEmbed(json, model, name, req.encoding_format),
+      fromUpstream: (json, model, req) => fromOllamaEmbed(json, model, name, req.encoding_format, typeof req.input === 'string' ? 1 : req.input.length),
     },
   }
 }

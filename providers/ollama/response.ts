@@ -5,7 +5,7 @@
 import { GatewayError } from '../../gateway/errors.ts'
 import { idsOf } from '../shared/translation.ts'
 import type { ChatResponse, EmbeddingResponse, FinishReason, ToolCall, Usage } from '../types.ts'
-import { encodeEmbeddings } from '../shared/embeddings.ts'
+import { embeddingsProblem, encodeEmbeddings } from '../shared/embeddings.ts'
 import type { OllamaToolCall } from './request.ts'
 
 // ---------- Ollama wire types (response side) ----------
@@ -106,9 +106,11 @@ export function fromOllamaChat(json: unknown, model: string, meta: ResponseMeta)
 }
 
 /** `encodingFormat` is the request's: base64 (the openai SDKs' default) is encoded here from Ollama's floats. */
-export function fromOllamaEmbed(json: unknown, model: string, provider: string, encodingFormat?: unknown): EmbeddingResponse {
+export function fromOllamaEmbed(json: unknown, model: string, provider: string, encodingFormat?: unknown, inputs?: number): EmbeddingResponse {
   const r = json as OllamaEmbedResponse
   if (r === null || typeof r !== 'object' || !Array.isArray(r.embeddings)) throw bad(provider, "no 'embeddings' in the embed response")
+  const problem = embeddingsProblem(r.embeddings, inputs)
+  if (problem !== undefined) throw bad(provider, problem)
   const prompt = r.prompt_eval_count ?? 0
   return {
     object: 'list',

@@ -15,3 +15,21 @@ export function encodeEmbeddings(data: EmbeddingResponse['data'], format: unknow
   if (format !== 'base64') return data
   return data.map((d) => ({ ...d, embedding: typeof d.embedding === 'string' ? d.embedding : floatsToBase64(d.embedding) }))
 }
+
+/**
+ * Why an embeddings answer cannot go to the client, or undefined: one vector for each input (when the count of inputs
+ * is known), each a non-empty list of finite numbers. Clients pair vectors with their inputs by `index`: a vector left
+ * out would be a silent gap, and a vector that is not a list of numbers breaks them (or, base64-encoded, becomes NaNs).
+ */
+export function embeddingsProblem(vectors: readonly unknown[], inputs?: number): string | undefined {
+  if (inputs !== undefined && vectors.length !== inputs) return `${vectors.length} embeddings for ${inputs} inputs`
+  for (let i = 0; i < vectors.length; i++) {
+    const v = vectors[i]
+    if (!Array.isArray(v) || v.length === 0) return `embedding ${i} is not a list of numbers`
+    for (let k = 0; k < v.length; k++) {
+      const x: unknown = v[k]
+      if (typeof x !== 'number' || !Number.isFinite(x)) return `embedding ${i} is not a list of numbers`
+    }
+  }
+  return undefined
+}
