@@ -6,6 +6,7 @@
 import type { AdapterDeps, AdapterFactory, EmbeddingRequest, EmbeddingResponse, ExecuteParams, ProviderAdapter, ProviderConfig } from '../types.ts'
 import { HttpAdapter, type HttpAdapterOptions } from '../shared/http-adapter.ts'
 import type { ChatTranslation, EmbeddingTranslation } from '../shared/translation.ts'
+import { embeddingInputCount } from '../shared/embeddings.ts'
 import { googleConfigErrors, type GoogleConfig } from './config.ts'
 import { toGoogleError } from './errors.ts'
 import { embeddingTexts, googleModelsPath, toGoogleChat, toGoogleEmbeddings, type GoogleRequestOptions } from './request.ts'
@@ -29,7 +30,7 @@ export function googleTranslations(name: string, o: GoogleRequestOptions): { cha
     },
     embeddings: {
       toUpstream: (req, model) => toGoogleEmbeddings(req, model, o),
-      fromUpstream: (json, model, req) => fromGoogleEmbeddings(json, model, name, typeof req.input === 'string' ? 1 : req.input.length),
+      fromUpstream: (json, model, req) => fromGoogleEmbeddings(json, model, name, embeddingInputCount(req)),
     },
   }
 }

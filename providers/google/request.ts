@@ -104,8 +104,8 @@ export function modelResource(model: string): string {
  */
 const COMPACT = 'prettyPrint=false'
 
-function methodPath(o: GoogleRequestOptions, model: string, method: string): string {
-  return `${o.basePath}/${o.apiVersion}/${modelResource(model)}:${method}?${COMPACT}`
+function methodPath(o: GoogleRequestOptions, model: string, method: string, query = COMPACT): string {
+  return `${o.basePath}/${o.apiVersion}/${modelResource(model)}:${method}?${query}`
 }
 
 // ---------- parameters (data, not if-chains) ----------
@@ -739,7 +739,7 @@ export function toGoogleChat(client: ChatRequest, model: string, stream: boolean
   if (req.reasoning_effort != null || req['thinking'] != null) applyReasoning(req, model, gen, o)
   if (Object.keys(gen).length > 0) body.generationConfig = gen
   if (o.safetySettings && o.safetySettings.length > 0) body.safetySettings = [...o.safetySettings]
-  return { path: stream ? `${o.basePath}/${o.apiVersion}/${modelResource(model)}:streamGenerateContent?alt=sse` : methodPath(o, model, 'generateContent'), body }
+  return { path: stream ? methodPath(o, model, 'streamGenerateContent', 'alt=sse') : methodPath(o, model, 'generateContent'), body }
 }
 
 // ---------- embeddings ----------

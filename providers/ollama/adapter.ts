@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto'
 import type { AdapterDeps, AdapterFactory, ProviderAdapter, ProviderConfig } from '../types.ts'
 import { HttpAdapter } from '../shared/http-adapter.ts'
 import type { ChatTranslation, EmbeddingTranslation } from '../shared/translation.ts'
+import { embeddingInputCount } from '../shared/embeddings.ts'
 import { splitBaseUrl } from '../openai/adapter.ts'
 import { ollamaConfigErrors, type OllamaConfig } from './config.ts'
 import { toOllamaError } from './errors.ts'
@@ -35,7 +36,7 @@ export function ollamaTranslations(name: string, cfg: OllamaConfig, basePath: st
     },
     embeddings: {
       toUpstream: (req, model) => toOllamaEmbed(req, model, o),
-      fromUpstream: (json, model, req) => fromOllamaEmbed(json, model, name, req.encoding_format, typeof req.input === 'string' ? 1 : req.input.length),
+      fromUpstream: (json, model, req) => fromOllamaEmbed(json, model, name, req.encoding_format, embeddingInputCount(req)),
     },
   }
 }

@@ -1,5 +1,5 @@
 /** Embedding helpers shared by the providers whose APIs answer only floats (google, ollama). Pure. */
-import type { EmbeddingResponse } from '../types.ts'
+import type { EmbeddingRequest, EmbeddingResponse } from '../types.ts'
 
 /** float32 little-endian bytes, base64: what OpenAI returns for `encoding_format: 'base64'`. */
 export function floatsToBase64(values: readonly number[]): string {
@@ -32,4 +32,11 @@ export function embeddingsProblem(vectors: readonly unknown[], inputs?: number):
     }
   }
   return undefined
+}
+
+/** How many inputs an embeddings request has: a string, or a list of token ids, is one; a list of those, its length. */
+export function embeddingInputCount(req: EmbeddingRequest): number {
+  const input: unknown = req.input
+  if (!Array.isArray(input)) return 1
+  return input.length > 0 && typeof input[0] === 'number' ? 1 : input.length
 }
