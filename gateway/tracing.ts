@@ -12,6 +12,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { RequestCtx } from './context.ts'
 import type { Outcome } from './pipeline/types.ts'
 import type { JSONSchema } from './validate.ts'
+import { table } from '../providers/shared/table.ts'
 
 export interface TracingSettings {
   enabled: boolean
@@ -52,10 +53,10 @@ export const GENAI = {
 } as const
 
 /** Our adapter types → the conventions' `gen_ai.provider.name` values. */
-const PROVIDER_NAME: Readonly<Record<string, string>> = {
+const PROVIDER_NAME: Readonly<Record<string, string>> = table({
   openai: 'openai', 'azure-openai': 'azure.ai.openai', anthropic: 'anthropic', google: 'gcp.gemini',
   ollama: 'ollama', 'openai-compatible': 'openai', custom: 'custom',
-}
+})
 
 const headerGetter = {
   keys: (h: IncomingHttpHeaders) => Object.keys(h),

@@ -4,9 +4,10 @@
  * with it, the budget plugin reservations (through the cost meter), and the router's lowest-cost strategy targets.
  */
 import { loadCatalogue, PriceCatalogue, type PriceEntry, type TokenPrices } from './catalogue.ts'
+import { table } from '../../providers/shared/table.ts'
 
 /** Provider types priced like another: Azure OpenAI's list prices are OpenAI's. */
-export const DEFAULT_PROVIDER_TYPE_MAP: Readonly<Record<string, string>> = { 'azure-openai': 'openai' }
+export const DEFAULT_PROVIDER_TYPE_MAP: Readonly<Record<string, string>> = table({ 'azure-openai': 'openai' })
 
 export interface PricingOptions {
   /** Config price entries: by provider type (`openai`) or by provider name (`providers.<name>`); model `*` prices every model. */

@@ -32,6 +32,7 @@ import { MODEL_NAME_MAX } from '../http/schemas.ts'
 import { hasControlChars, NO_CONTROL_MESSAGE } from '../validate.ts'
 import { clientPaths, rememberClientBody, rememberNativeOnly, type NativeOnly } from './anthropic-paths.ts'
 import type { Inbound, StreamEncoder } from './types.ts'
+import { table } from '../../providers/shared/table.ts'
 
 type Obj = Record<string, unknown>
 
@@ -247,7 +248,7 @@ function convertTool(raw: unknown, i: number): ToolDefinition | undefined {
   return def
 }
 
-const TOOL_CHOICE: Readonly<Record<string, 'auto' | 'required' | 'none'>> = { auto: 'auto', any: 'required', none: 'none' }
+const TOOL_CHOICE: Readonly<Record<string, 'auto' | 'required' | 'none'>> = table({ auto: 'auto', any: 'required', none: 'none' })
 
 export function anthropicToCanonical(body: unknown): ChatRequest {
   nativeNeed = undefined

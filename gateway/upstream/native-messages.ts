@@ -27,6 +27,7 @@ import { createSseParser, feedBounded, type SseParser } from '../../providers/sh
 import { credentialsOf, redactCredentials } from '../../providers/shared/upstream-error.ts'
 import { toCanonicalUsage, toFinishReason, type AnthropicUsage } from '../../providers/anthropic/response.ts'
 import type { ChatRequest, NativeMessagesTarget, ProviderAdapter } from '../../providers/types.ts'
+import { table } from '../../providers/shared/table.ts'
 
 type Obj = Record<string, unknown>
 
@@ -156,10 +157,10 @@ export async function countNativeTokens(ctx: RequestCtx, adapter: ProviderAdapte
 }
 
 /** The HTTP status an Anthropic error type stands for (an `error` event carries no status). */
-const STATUS_OF_ERROR: Readonly<Record<string, number>> = {
+const STATUS_OF_ERROR: Readonly<Record<string, number>> = table({
   invalid_request_error: 400, authentication_error: 401, billing_error: 402, permission_error: 403, not_found_error: 404,
   request_too_large: 413, rate_limit_error: 429, api_error: 500, timeout_error: 504, overloaded_error: 529,
-}
+})
 
 /** The counters of a `usage` object that are present, onto `into` (message_delta's are cumulative: they overwrite). */
 function mergeUsage(into: AnthropicUsage, u: unknown): void {

@@ -5,9 +5,10 @@
 import type { GatewayError } from '../../gateway/errors.ts'
 import type { HeaderMap } from '../shared/http.ts'
 import { parseJsonBody, upstreamError } from '../shared/upstream-error.ts'
+import { table } from '../shared/table.ts'
 
 /** Anthropic's documented error types and their HTTP statuses (used for errors inside a stream). */
-export const STATUS_BY_ERROR_TYPE: Readonly<Record<string, number>> = {
+export const STATUS_BY_ERROR_TYPE: Readonly<Record<string, number>> = table({
   invalid_request_error: 400,
   authentication_error: 401,
   billing_error: 402,
@@ -18,7 +19,7 @@ export const STATUS_BY_ERROR_TYPE: Readonly<Record<string, number>> = {
   api_error: 500,
   timeout_error: 504,
   overloaded_error: 529,
-}
+})
 
 function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined

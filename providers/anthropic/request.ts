@@ -29,6 +29,7 @@ import { fromLegacyFunctions } from '../shared/legacy-functions.ts'
 import { unreadMessageField } from '../shared/message-fields.ts'
 import { isInertDefault } from '../shared/inert-defaults.ts'
 import { parseDataUrl } from '../shared/data-url.ts'
+import { table } from '../shared/table.ts'
 
 export interface AnthropicRequestOptions {
   /** Provider name, for error messages. */
@@ -104,7 +105,7 @@ const blank = (text: string): boolean => text.trim() === ''
 
 const EFFORTS: ReadonlySet<string> = new Set(['low', 'medium', 'high', 'xhigh', 'max'])
 
-const PARAMS: Readonly<Record<string, Rule>> = {
+const PARAMS: Readonly<Record<string, Rule>> = table({
   model: together,
   messages: together,
   stream: together,
@@ -177,7 +178,7 @@ const PARAMS: Readonly<Record<string, Rule>> = {
   },
   modalities: inert,
   seed: refused,
-}
+})
 
 // ---------- messages ----------
 
@@ -383,11 +384,11 @@ function push(out: AnthropicMessageParam[], role: 'user' | 'assistant', content:
 
 // ---------- tools ----------
 
-const TOOL_CHOICE: Readonly<Record<string, AnthropicBlock>> = {
+const TOOL_CHOICE: Readonly<Record<string, AnthropicBlock>> = table({
   none: { type: 'none' },
   auto: { type: 'auto' },
   required: { type: 'any' },
-}
+})
 
 function translateTools(req: ChatRequest, out: AnthropicRequest, ctx: Ctx): void {
   checkToolNames(req, ANTHROPIC_TOOL_NAMES, ctx.opts.provider)

@@ -9,6 +9,7 @@
 import { GatewayError } from '../../gateway/errors.ts'
 import { idsOf } from '../shared/translation.ts'
 import type { ChatChoice, ChatResponse, FinishReason, ThinkingBlock, ToolCall, Usage } from '../types.ts'
+import { table } from '../shared/table.ts'
 
 export interface AnthropicUsage {
   input_tokens?: number | null
@@ -39,7 +40,7 @@ export interface AnthropicMessage {
   usage: AnthropicUsage
 }
 
-const STOP_REASONS: Readonly<Record<string, FinishReason>> = {
+const STOP_REASONS: Readonly<Record<string, FinishReason>> = table({
   end_turn: 'stop',
   stop_sequence: 'stop',
   pause_turn: 'stop',
@@ -47,7 +48,7 @@ const STOP_REASONS: Readonly<Record<string, FinishReason>> = {
   model_context_window_exceeded: 'length',
   tool_use: 'tool_calls',
   refusal: 'content_filter',
-}
+})
 
 /** The stop reasons the canonical finish reason gives back exactly (gateway/inbound/anthropic.ts STOP_REASON); the others are kept as ChatChoice.anthropic_stop_reason. */
 const ROUND_TRIPS: ReadonlySet<string> = new Set(['end_turn', 'stop_sequence', 'max_tokens', 'tool_use', 'refusal'])

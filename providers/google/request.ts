@@ -27,6 +27,7 @@ import { fromLegacyFunctions } from '../shared/legacy-functions.ts'
 import { unreadMessageField } from '../shared/message-fields.ts'
 import { isInertDefault } from '../shared/inert-defaults.ts'
 import { parseDataUrl } from '../shared/data-url.ts'
+import { table } from '../shared/table.ts'
 
 // ---------- Gemini wire types (request side) ----------
 
@@ -144,7 +145,7 @@ function int32Seed(v: unknown, o: GoogleRequestOptions): unknown {
   return v
 }
 
-const PARAMS: Readonly<Record<string, ParamRule>> = {
+const PARAMS: Readonly<Record<string, ParamRule>> = table({
   model: { kind: 'handled' },
   messages: { kind: 'handled' },
   stream: { kind: 'handled' },
@@ -183,9 +184,9 @@ const PARAMS: Readonly<Record<string, ParamRule>> = {
   store: { kind: 'default' },
   service_tier: { kind: 'default' },
   modalities: { kind: 'default' },
-}
+})
 
-const TOOL_MODES: Readonly<Record<string, 'AUTO' | 'ANY' | 'NONE'>> = { auto: 'AUTO', none: 'NONE', required: 'ANY' }
+const TOOL_MODES: Readonly<Record<string, 'AUTO' | 'ANY' | 'NONE'>> = table({ auto: 'AUTO', none: 'NONE', required: 'ANY' })
 
 // ---------- JSON Schema → Gemini Schema ----------
 
@@ -206,11 +207,11 @@ const SCHEMA_SCALARS: readonly string[] = [
   'minLength', 'maxLength', 'pattern', 'example', 'propertyOrdering', 'default', 'minimum', 'maximum',
 ]
 
-const FORMATS: Readonly<Record<string, readonly string[]>> = {
+const FORMATS: Readonly<Record<string, readonly string[]>> = table({
   string: ['enum', 'date-time'],
   integer: ['int32', 'int64'],
   number: ['float', 'double'],
-}
+})
 
 type Json = Record<string, unknown>
 
@@ -360,12 +361,12 @@ export function toGeminiSchema(schema: Record<string, unknown>, field = 'schema'
 
 // ---------- content ----------
 
-const MIME_BY_EXT: Readonly<Record<string, string>> = {
+const MIME_BY_EXT: Readonly<Record<string, string>> = table({
   png: 'image/png', jpg: 'image/jpeg', jpeg: 'image/jpeg', gif: 'image/gif', webp: 'image/webp',
   heic: 'image/heic', heif: 'image/heif', pdf: 'application/pdf', txt: 'text/plain',
   mp3: 'audio/mp3', wav: 'audio/wav', ogg: 'audio/ogg', flac: 'audio/flac', aac: 'audio/aac',
   mp4: 'video/mp4', mov: 'video/mov', webm: 'video/webm', mpeg: 'video/mpeg',
-}
+})
 
 /** Guesses a MIME type from a URL's file extension; `fallback` when there is none we know. */
 export function guessMimeType(url: string, fallback: string): string {
@@ -397,7 +398,7 @@ function checkTextOnly(content: unknown, where: string, o: GoogleRequestOptions)
   content.forEach((p: { type?: unknown }, j) => { if (p?.type !== 'text') throw unsupported(o.provider, `${where}.content[${j}].${String(p?.type)}`) })
 }
 
-const AUDIO_MIME: Readonly<Record<string, string>> = { wav: 'audio/wav', mp3: 'audio/mp3' }
+const AUDIO_MIME: Readonly<Record<string, string>> = table({ wav: 'audio/wav', mp3: 'audio/mp3' })
 
 /**
  * A tool message's media, for its `functionResponse.parts` (Gemini 3 reads images and PDFs a tool returns as it reads a
@@ -744,12 +745,12 @@ export function toGoogleChat(client: ChatRequest, model: string, stream: boolean
 
 // ---------- embeddings ----------
 
-const EMBEDDING_PARAMS: Readonly<Record<string, 'handled' | 'ignore'>> = {
+const EMBEDDING_PARAMS: Readonly<Record<string, 'handled' | 'ignore'>> = table({
   model: 'handled', input: 'handled', dimensions: 'handled',
   // Gemini always answers floats; base64 is encoded by the gateway (response.ts, finishEmbeddings).
   encoding_format: 'handled',
   user: 'ignore',
-}
+})
 
 /** The texts of an embeddings request; token-id inputs have no Gemini equivalent. */
 export function embeddingTexts(req: EmbeddingRequest, provider: string): string[] {

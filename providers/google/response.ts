@@ -13,6 +13,7 @@ import type { ChatChoice, ChatResponse, EmbeddingRequest, EmbeddingResponse, Fin
 import { embeddingsProblem, encodeEmbeddings } from '../shared/embeddings.ts'
 import { upstreamError } from '../shared/upstream-error.ts'
 import type { GeminiPart, GoogleToolCallExtra } from './request.ts'
+import { table } from '../shared/table.ts'
 
 // ---------- Gemini wire types (response side) ----------
 
@@ -43,7 +44,7 @@ export interface GeminiGenerateResponse {
 // ---------- shared by response.ts and stream.ts ----------
 
 /** Gemini `finishReason` → canonical; reasons not listed (OTHER, LANGUAGE, MALFORMED_FUNCTION_CALL...) → 'stop'. */
-const FINISH: Readonly<Record<string, FinishReason>> = {
+const FINISH: Readonly<Record<string, FinishReason>> = table({
   STOP: 'stop',
   MAX_TOKENS: 'length',
   SAFETY: 'content_filter',
@@ -54,7 +55,7 @@ const FINISH: Readonly<Record<string, FinishReason>> = {
   IMAGE_SAFETY: 'content_filter',
   IMAGE_PROHIBITED_CONTENT: 'content_filter',
   IMAGE_RECITATION: 'content_filter',
-}
+})
 
 export function finishReason(reason: string, hasToolCalls: boolean): FinishReason {
   const r = FINISH[reason] ?? 'stop'

@@ -23,6 +23,7 @@ import { fromLegacyFunctions } from '../shared/legacy-functions.ts'
 import { unreadMessageField } from '../shared/message-fields.ts'
 import { isInertDefault } from '../shared/inert-defaults.ts'
 import { toolCallName, toolResultName } from '../shared/tool-names.ts'
+import { table } from '../shared/table.ts'
 
 // ---------- Ollama wire types (request side) ----------
 
@@ -93,11 +94,11 @@ const STRUCTURAL = new Set(['model', 'messages', 'stream', 'tools', 'tool_choice
 const IGNORED = new Set(['stream_options', 'user', 'safety_identifier', 'prompt_cache_key', 'prediction', 'metadata', 'context_management'])
 
 /** No Ollama equivalent: accepted only at OpenAI's default (shared/inert-defaults.ts), and tool_choice auto|none. */
-const DEFAULT_ONLY: Readonly<Record<string, (v: unknown) => boolean>> = {
+const DEFAULT_ONLY: Readonly<Record<string, (v: unknown) => boolean>> = table({
   ...Object.fromEntries(['n', 'store', 'service_tier', 'logprobs', 'top_logprobs', 'logit_bias', 'parallel_tool_calls', 'modalities']
     .map((k) => [k, (v: unknown) => isInertDefault(k, v)])),
   tool_choice: (v) => v === 'auto' || v === 'none',
-}
+})
 
 const CHAT_KNOWN = new Set<string>([...OPTION_MAP.map(([k]) => k), ...STRUCTURAL, ...IGNORED, ...Object.keys(DEFAULT_ONLY)])
 
@@ -257,7 +258,7 @@ function formatOf(req: ChatRequest, o: OllamaRequestOptions): OllamaChatBody['fo
 }
 
 /** `reasoning_effort` → `think`. */
-const THINK_BY_EFFORT: Readonly<Record<string, boolean | string>> = { none: false, low: 'low', medium: 'medium', high: 'high' }
+const THINK_BY_EFFORT: Readonly<Record<string, boolean | string>> = table({ none: false, low: 'low', medium: 'medium', high: 'high' })
 
 /** `think` for the request (see the header); undefined to leave it to the model. */
 function thinkOf(req: ChatRequest, o: OllamaRequestOptions): boolean | string | undefined {

@@ -7,6 +7,7 @@ import { idsOf } from '../shared/translation.ts'
 import type { ChatResponse, EmbeddingResponse, FinishReason, ToolCall, Usage } from '../types.ts'
 import { embeddingsProblem, encodeEmbeddings } from '../shared/embeddings.ts'
 import type { OllamaToolCall } from './request.ts'
+import { table } from '../shared/table.ts'
 
 // ---------- Ollama wire types (response side) ----------
 
@@ -36,12 +37,12 @@ export interface ResponseMeta {
 }
 
 /** Ollama's done_reason → the canonical finish reason; a turn with tool calls is 'tool_calls' whatever Ollama said. */
-export const FINISH_MAP: Readonly<Record<string, FinishReason>> = {
+export const FINISH_MAP: Readonly<Record<string, FinishReason>> = table({
   stop: 'stop',
   length: 'length',
   load: 'stop',
   unload: 'stop',
-}
+})
 
 export function finishReason(doneReason: string | undefined, hadToolCalls: boolean): FinishReason {
   if (hadToolCalls) return 'tool_calls'

@@ -50,6 +50,21 @@ export interface HttpAdapterOptions {
 /** Most pages of a provider's model list read by discoverModels. */
 const MAX_MODEL_PAGES = 50
 
+/**
+ * The upstream request built by a translation. A translation refuses what the provider cannot take with a
+ * GatewayError (a 400 naming the field); anything else it throws is the gateway's own fault, found before a byte was
+ * sent: MCP_ERR_INTERNAL, which is not retried and is not counted against the provider (read as the upstream's bad
+ * answer, one client's odd request was retried and took the target out of service for everyone).
+ */
+function translated<T>(build: () => T, params: ExecuteParams): T {
+  try {
+    return build()
+  } catch (e) {
+    if (e instanceof GatewayError) throw e
+    throw new GatewayError('MCP_ERR_INTERNAL', { requestId: params.requestId }, { cause: e, details: 'gateway.request_translation' })
+  }
+}
+
 /** Queue depth (chunks) at which the upstream is paused until the consumer catches up. */
 const HIGH_WATER = 64
 
@@ -82,7 +97,7 @@ export class HttpAdapter implements ProviderAdapter {
     if (count) {
       this.countTokens = async (req, params) => {
         try {
-          const up = count.toUpstream(req, params.model)
+          const up = translated(() => count.toUpstream(req, params.model), params)
           return count.fromUpstream(await this.#json(await this.#open(up.path, up.body, up.headers, params)))
         } catch (e) {
           throw this.#asGatewayError(e)
@@ -143,9 +158,10 @@ export class HttpAdapter implements ProviderAdapter {
     return e instanceof GatewayError ? e : new GatewayError('MCP_ERR_UPSTREAM_BAD_RESPONSE', { provider: this.name, reason: String((e as Error)?.message ?? e) }, { cause: e })
   }
 
-  /** #asGatewayError, counted in the adapter's metrics. */
+  /** #asGatewayError, counted in the adapter's metrics (the gateway's own failures are not the provider's). */
   #fail(e: unknown): GatewayError {
     const g = this.#asGatewayError(e)
+    if (g.code === 'MCP_ERR_INTERNAL') return g
     this.#errors++
     const k = g.providerCode ?? g.code
     this.#errorsByCode[k] = (this.#errorsByCode[k] ?? 0) + 1
@@ -188,7 +204,7 @@ export class HttpAdapter implements ProviderAdapter {
     this.#requests++
     this.#inflight++
     try {
-      const up = this.#o.chat.toUpstream(req, params.model, false)
+      const up = translated(() => this.#o.chat.toUpstream(req, params.model, false), params)
       const head = await this.#open(up.path, up.body, up.headers, params)
       const res = this.#o.chat.fromUpstream(await this.#json(head), params.model)
       this.#latency.add(performance.now() - t0)
@@ -206,7 +222,7 @@ export class HttpAdapter implements ProviderAdapter {
     this.#requests++
     this.#inflight++
     try {
-      const up = t.toUpstream(req, params.model)
+      const up = translated(() => t.toUpstream(req, params.model), params)
       const head = await this.#open(up.path, up.body, up.headers, params)
       return t.fromUpstream(await this.#json(head), params.model, req)
     } catch (e) {
@@ -222,7 +238,7 @@ export class HttpAdapter implements ProviderAdapter {
     const t0 = performance.now()
     let head: HttpHead
     try {
-      const up = this.#o.chat.toUpstream(req, params.model, true)
+      const up = translated(() => this.#o.chat.toUpstream(req, params.model, true), params)
       head = await this.#open(up.path, up.body, up.headers, params)
     } catch (e) {
       this.#inflight--
