@@ -5,10 +5,14 @@
  *
  *  - not connected (`status !== 'ready'`): fails at once, nothing is sent ('not_ready');
  *  - no answer within `timeoutMs`: fails ('timeout'); the command may still run later;
+ *  - the command was sent and failed (a connection reset before the reply, an error reply): fails
+ *    ('error'); the script may have run;
  *  - `breakerFailures` consecutive timeouts/errors open a breaker: Redis is skipped ('breaker_open')
  *    for `breakerCooldownMs`, then one request probes it; success closes the breaker.
  *
- * The caller applies its fail policy to every failure. Completion writes (slot release, token
+ * The caller applies its fail policy to every failure. After a timeout or an error, the slots the
+ * script may have taken are released at once (idempotent: ZREM of an absent member is a no-op), or
+ * when the connection is ready again. Completion writes (slot release, token
  * correction) are sent without waiting; releases that cannot be sent are retried when the
  * connection is ready again (bounded), and leaked slots expire on their own (slot TTL).
  */
@@ -112,7 +116,12 @@ export class RedisStore implements StoreWrites {
         done = true
         clearTimeout(timer)
         const v = parseVerdict(raw, n)
-        if (v === undefined) { this.#failed(); resolve({ failure: 'error', error: new Error('unexpected reply from the rate-limit script') }); return }
+        if (v === undefined) {
+          this.#failed()
+          this.#releaseLate(checks, member)
+          resolve({ failure: 'error', error: new Error('unexpected reply from the rate-limit script') })
+          return
+        }
         this.#fails = 0
         this.#probing = false
         if (this.#pending.length > 0) this.#flushReleases()
@@ -122,6 +131,9 @@ export class RedisStore implements StoreWrites {
         done = true
         clearTimeout(timer)
         this.#failed()
+        // The command was written: the script may have run and taken slots whose reply was lost (a reset
+        // connection). Undone like a timeout's; the release waits for the connection when it is down.
+        this.#releaseLate(checks, member)
         resolve({ failure: /timed out/i.test(err.message) ? 'timeout' : 'error', error: err })
       })
     })
@@ -152,8 +164,9 @@ export class RedisStore implements StoreWrites {
   }
 
   /**
-   * A timed-out admission may still run when Redis wakes up. Its slot adds are undone by a ZREM
-   * sent now on the same connection (Redis runs them in order); ZREM of an absent member is a no-op.
+   * An admission that timed out or failed after it was sent may have run, or may still run when Redis
+   * wakes up. Its slot adds are undone by a ZREM sent now on the same connection (Redis runs them in
+   * order), or queued until the connection is back when it was reset; ZREM of an absent member is a no-op.
    */
   #releaseLate(checks: readonly Check[], member: string): void {
     for (const c of checks) if (c.kind === 'slot') this.release(c.key, member)
