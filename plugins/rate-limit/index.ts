@@ -132,11 +132,14 @@ export const rateLimitPlugin: PluginFactory<RateLimitConfig> = {
       log.warn({ ...fields, suppressed: n || undefined }, msg)
     }
 
-    /** Rejections of request-rate rules are cached until their retry time: exact, since nothing refunds requests. */
-    const denied = new Map<string, number>()
+    /**
+     * Rejections of request-rate rules are cached until their retry time: exact, since nothing refunds requests.
+     * `resetAt` is when the rule is back to idle, as the store said, for the `x-ratelimit-reset-requests` header.
+     */
+    const denied = new Map<string, { until: number; resetAt: number }>()
     const sweeper = setInterval(() => {
       const now = performance.now()
-      for (const [k, until] of denied) if (until <= now) denied.delete(k)
+      for (const [k, d] of denied) if (d.until <= now) denied.delete(k)
     }, 10_000)
     sweeper.unref()
 
@@ -162,7 +165,10 @@ export const rateLimitPlugin: PluginFactory<RateLimitConfig> = {
       const st = stateOf(ctx)
       if (!v.ok) {
         const a = applied[v.failed]!
-        if (isRequestRate(a.rule.metric)) denied.set(a.check.key, performance.now() + v.retryMs)
+        if (isRequestRate(a.rule.metric)) {
+          const now = performance.now()
+          denied.set(a.check.key, { until: now + v.retryMs, resetAt: now + (v.resetMs[v.failed] ?? v.retryMs) })
+        }
         if (enforce) {
           if (isRequestRate(a.rule.metric)) st.requests = { ...figures(a, v, v.failed), remaining: 0 }
           else if (a.rule.metric === 'tpm') st.tokens = figures(a, v, v.failed)
@@ -209,11 +215,12 @@ export const rateLimitPlugin: PluginFactory<RateLimitConfig> = {
       const now = performance.now()
       for (const a of applied) {
         if (!isRequestRate(a.rule.metric)) continue
-        const until = denied.get(a.check.key)
-        if (until === undefined) continue
-        if (until <= now) { denied.delete(a.check.key); continue }
-        if (enforce) stateOf(ctx).requests = { limit: a.count, remaining: 0, resetMs: until - now }
-        return refuse(a, until - now)
+        const d = denied.get(a.check.key)
+        if (d === undefined) continue
+        if (d.until <= now) { denied.delete(a.check.key); continue }
+        // The same figures as the store's refusal, less the time since: reset is when the rule is idle again.
+        if (enforce) stateOf(ctx).requests = { limit: a.count, remaining: 0, resetMs: d.resetAt - now }
+        return refuse(a, d.until - now)
       }
       const checks = applied.map((a) => a.check)
       if (!remote) return decide(ctx, applied, local.admit(checks), local)

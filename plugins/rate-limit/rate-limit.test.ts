@@ -411,7 +411,33 @@ describe('rate-limit plugin (unit, fake context)', () => {
     expect(counter(metrics, 'mcp_plugin_rate_limit_rejected_total', ['limit', 'mode'], ['k.rpm', 'enforce'])).toBe(2)
     inst.close?.()
   })
+
+  // Regression: a refusal from the deny cache said x-ratelimit-reset-requests = its retry time (200 ms here),
+  // while the store's refusal just before said when the rule is back to idle (1 s).
+  it('a refusal from the deny cache reports the same reset (back to idle) as the store\'s refusal, less the time since', async () => {
+    const { inst } = await make({ limits: [{ name: 'k', scope: 'key', rps: 5 }] })
+    for (let i = 0; i < 5; i++) expect(admitSync(inst, ctx({ key: 'a' }))).toBeUndefined()
+    const fromStore = ctx({ key: 'a' })
+    expect(admitSync(inst, fromStore)?.headers?.['retry-after-ms']).toMatch(/^(19\d|200)$/)
+    const fromCache = ctx({ key: 'a' })
+    expect(admitSync(inst, fromCache)?.code).toBe('MCP_ERR_LIMIT_RATE')
+    const reset = (c: RequestCtx): number => durationMs(headersOf(inst, c)['x-ratelimit-reset-requests']!)
+    expect(reset(fromStore)).toBeGreaterThan(900)
+    expect(reset(fromCache)).toBeLessThanOrEqual(reset(fromStore))
+    expect(reset(fromCache)).toBeGreaterThan(reset(fromStore) - 50)
+    expect(headersOf(inst, fromCache)['x-ratelimit-remaining-requests']).toBe('0')
+    inst.close?.()
+  })
 })
+
+/** Reads back formatDuration's output ("20ms", "1.5s", "6m0s", "1h2m3s"). */
+function durationMs(d: string): number {
+  const ms = /^(\d+)ms$/.exec(d)
+  if (ms) return Number(ms[1])
+  const m = /^(?:(\d+)h)?(?:(\d+)m)?([\d.]+)s$/.exec(d)
+  if (!m) throw new Error(`not a duration: ${d}`)
+  return (Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3])) * 1000
+}
 
 describe('rate-limit through the gateway', () => {
   let mock: OpenAIMock
