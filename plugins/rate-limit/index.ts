@@ -21,7 +21,7 @@ import { tighter, writeHeaders, type HeaderFigures } from './headers.ts'
 import { applicable, compileRules, createRuleSet, type Applied, type Metric, type Phase } from './rules.ts'
 import { LocalStore } from './store-local.ts'
 import { isFailure, RedisStore, type BackendFailure } from './store-redis.ts'
-import { actualTokens, estimatedTokens, estimateTokens } from './tokens.ts'
+import { actualTokens, cacheHit, estimatedTokens, estimateTokens } from './tokens.ts'
 
 /** Per-request state: what to release and correct on completion, and the header figures. */
 export interface RateLimitState {
@@ -209,7 +209,8 @@ export const rateLimitPlugin: PluginFactory<RateLimitConfig> = {
       let estimate: number | undefined
       const applied = applicable(set, ctx, phase, {
         slotTtlMs,
-        tokens: () => (estimate ??= estimateTokens(ctx, charsPerToken, defaultMaxTokens)),
+        // A cache hit already known (the cache runs before this plugin) costs no tokens.
+        tokens: () => (estimate ??= cacheHit(ctx) ? 0 : estimateTokens(ctx, charsPerToken, defaultMaxTokens)),
       })
       if (applied.length === 0) return undefined
       const now = performance.now()
@@ -239,7 +240,8 @@ export const rateLimitPlugin: PluginFactory<RateLimitConfig> = {
       const charges = st.charges
       st.charges = undefined
       if (!charges) return
-      const used = actualTokens(ctx.usage) ?? estimatedTokens(ctx)
+      // A cache hit carries the usage of the answer it replays, but no provider spent tokens on it: 0.
+      const used = cacheHit(ctx) ? 0 : actualTokens(ctx.usage) ?? estimatedTokens(ctx)
       for (const c of charges) {
         // Usage known (or estimated by the cost meter from what was delivered): charge exactly that. Never sent
         // upstream: refund. Otherwise keep the admission estimate.

@@ -3,7 +3,7 @@
  * (text parts, tool definitions, 4 tokens per message of framing) plus the completion budget
  * (max_completion_tokens, max_tokens, or defaultMaxTokens) times `n`. Embeddings: input only.
  * The estimate is corrected with the actual usage when the request completes, or without usage with the cost
- * meter's estimate of what was used.
+ * meter's estimate of what was used. A response-cache hit uses no tokens.
  */
 import type { RequestCtx } from '../../gateway/context.ts'
 import { costOf } from '../../gateway/cost/meter.ts'
@@ -59,6 +59,15 @@ export function estimatedTokens(ctx: RequestCtx): number | undefined {
   const c = costOf(ctx)
   if (c === undefined || !c.estimated) return undefined
   return c.inputTokens + c.cachedTokens + c.cacheWriteTokens + c.outputTokens + c.reasoningTokens
+}
+
+/**
+ * The response cache answered the request (plugins/cache sets `ctx.slots.cache.status`): it used no provider
+ * tokens. Read without importing the cache plugin, which need not be on the route.
+ */
+export function cacheHit(ctx: RequestCtx): boolean {
+  const c = (ctx.slots as Readonly<Record<string, unknown>>)['cache']
+  return c !== null && typeof c === 'object' && (c as { status?: unknown }).status === 'hit'
 }
 
 /** Tokens a completed request actually used, or undefined when the usage is unknown. */

@@ -252,6 +252,58 @@ describe('cache through the gateway (in-process LRU)', () => {
   })
 })
 
+describe('cache and the rate limit', () => {
+  let mock: OpenAIMock
+  let tg: TestGateway | undefined
+  beforeAll(async () => { mock = await startOpenAIMock() })
+  afterAll(async () => { await mock.close() })
+  afterEach(async () => { await tg?.close(); tg = undefined; mock.reset() })
+
+  const remaining = (r: Response, kind: 'tokens' | 'requests'): number => Number(r.headers.get(`x-ratelimit-remaining-${kind}`))
+  /** The answer is sent before onComplete corrects the charge: wait for it. */
+  const settled = (): Promise<void> => until(async () => (await metricValue(tg!.adminUrl, 'mcp_requests_in_flight')) === 0)
+
+  // Regression: rate-limit charged a hit the usage of the answer it replayed (882 → 870 → 857 tokens left), though
+  // no provider spent a token on it; the budget counts a hit as 0 tokens and 1 request.
+  for (const order of [['rate-limit', 'cache'], ['cache', 'rate-limit']]) {
+    it(`a hit costs no tokens of a tpm limit and is still a request (chain ${order.join(', ')})`, async () => {
+      tg = await startTestGateway({
+        ...settings(mock, {}),
+        plugins: {
+          cache: { backend: 'memory', keyPrefix: prefix(), aliases: ['*'] },
+          'rate-limit': { backend: 'local', limits: [{ name: 'pk', scope: 'key', tpm: 1000, rpm: 100 }] },
+        },
+        chains: { default: ['test-principal', ...order] },
+      })
+      const miss = await chat(tg.url, { temperature: 0, maxTokens: 100 })
+      expect(miss.headers.get('x-mcp-cache')).toBe('miss')
+      const used = (await miss.json() as { usage: { total_tokens: number } }).usage.total_tokens
+      expect(used).toBeGreaterThan(0)
+      await settled()
+      const hits: Response[] = []
+      for (let i = 0; i < 5; i++) {
+        const hit = await chat(tg.url, { temperature: 0, maxTokens: 100 })
+        expect(hit.headers.get('x-mcp-cache')).toBe('hit')
+        await hit.arrayBuffer()
+        await settled()
+        hits.push(hit)
+      }
+      // Each hit is a request; the tokens left do not shrink from one hit to the next.
+      expect(hits.map((h) => remaining(h, 'requests'))).toEqual([98, 97, 96, 95, 94])
+      const tokens = hits.map((h) => remaining(h, 'tokens'))
+      for (let i = 1; i < tokens.length; i++) expect(tokens[i]).toBeGreaterThanOrEqual(tokens[0]!)
+      if (order[0] === 'cache') {
+        // The hit is known at admission: it is charged nothing then either (a check of one token, given back).
+        expect(tokens[0]).toBeGreaterThanOrEqual(1000 - used - 1)
+      } else {
+        // Charged its estimate at admission (the hit is not known yet), given back at completion.
+        expect(tokens[0]).toBeLessThan(1000 - used - 100)
+      }
+      expect(mock.requests).toHaveLength(1)
+    })
+  }
+})
+
 describe('cache and the budget downgrade', () => {
   let mock: OpenAIMock
   let tg: TestGateway | undefined
