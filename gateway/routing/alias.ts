@@ -28,6 +28,8 @@ export interface CompiledTarget {
 interface CompiledRule {
   readonly match: (ctx: RequestCtx) => boolean
   readonly targets: readonly CompiledTarget[] | undefined
+  /** `targetSetId` of `targets`, built once. */
+  readonly targetSetId: string | undefined
   readonly alias: string | undefined
 }
 
@@ -35,9 +37,16 @@ export interface CompiledAlias {
   readonly name: string
   readonly settings: AliasSettings
   readonly targets: readonly CompiledTarget[]
+  /** `targetSetId` of `targets`, built once. */
+  readonly targetSetId: string
   readonly order: Order
   readonly rules: readonly CompiledRule[]
   readonly stickyKey: ((ctx: RequestCtx) => string | undefined) | undefined
+}
+
+/** Names a set of targets: provider/model of each, sorted (the strategy's order is not part of it). */
+function targetSetId(targets: readonly CompiledTarget[]): string {
+  return targets.map((t) => `${t.provider}/${t.model}`).sort().join(',')
 }
 
 function asSet(v: string | string[]): ReadonlySet<string> {
@@ -59,9 +68,11 @@ function compileRule(r: AliasSettings['rules'][number], targets: readonly Compil
     const want = JSON.stringify(v)
     checks.push((ctx) => JSON.stringify((ctx.chat as Record<string, unknown> | undefined)?.[param] ?? null) === want)
   }
+  const chosen = r.targets?.map((i) => targets[i]!)
   return {
     match: (ctx) => checks.every((c) => c(ctx)),
-    targets: r.targets?.map((i) => targets[i]!),
+    targets: chosen,
+    targetSetId: chosen ? targetSetId(chosen) : undefined,
     alias: r.alias,
   }
 }
@@ -114,7 +125,7 @@ export function compileAliases(
     }
     if (errors.length > 0) continue
     aliases.set(name, {
-      name, settings: a, targets,
+      name, settings: a, targets, targetSetId: targetSetId(targets),
       order: createOrder(a.strategy),
       rules: a.rules.map((r) => compileRule(r, targets)),
       stickyKey: compileSticky(a.sticky),
@@ -123,19 +134,42 @@ export function compileAliases(
   return { aliases, errors }
 }
 
-/** The ordered candidates for one request: rule match or strategy order, then the fallback aliases'. */
-export function candidatesFor(ctx: RequestCtx, alias: CompiledAlias, aliases: ReadonlyMap<string, CompiledAlias>, seen = new Set<string>()): { target: CompiledTarget; alias: CompiledAlias }[] {
+interface RuleOutcome {
+  /** The alias the request lands on: its own, or the one a matching rule hands it to. */
+  readonly alias: CompiledAlias
+  /** The targets it may use there (before the strategy orders them), and their `targetSetId`. */
+  readonly own: readonly CompiledTarget[]
+  readonly ownId: string
+}
+
+/** Applies an alias's rules to a request (the first match wins; a rule may hand it to another alias, once each). */
+function applyRules(ctx: RequestCtx, alias: CompiledAlias, aliases: ReadonlyMap<string, CompiledAlias>, seen: Set<string>): RuleOutcome {
   seen.add(alias.name)
-  let own: readonly CompiledTarget[] = alias.targets
   for (const r of alias.rules) {
     if (!r.match(ctx)) continue
     if (r.alias !== undefined) {
       const other = aliases.get(r.alias)
-      if (other && !seen.has(other.name)) return candidatesFor(ctx, other, aliases, seen)
+      if (other && !seen.has(other.name)) return applyRules(ctx, other, aliases, seen)
     }
-    if (r.targets) own = r.targets
+    if (r.targets) return { alias, own: r.targets, ownId: r.targetSetId! }
     break
   }
+  return { alias, own: alias.targets, ownId: alias.targetSetId }
+}
+
+/**
+ * What an alias resolves to for this request, for keys that must tell routes apart (the response cache): the
+ * alias after its rules and the set of targets they left, e.g. `smart[mock/gpt-4o-mini]`. Not which of those
+ * targets the strategy picks, nor the fallbacks.
+ */
+export function routedSet(ctx: RequestCtx, alias: CompiledAlias, aliases: ReadonlyMap<string, CompiledAlias>): string {
+  const r = alias.rules.length === 0 ? undefined : applyRules(ctx, alias, aliases, new Set<string>())
+  return r === undefined ? `${alias.name}[${alias.targetSetId}]` : `${r.alias.name}[${r.ownId}]`
+}
+
+/** The ordered candidates for one request: rule match or strategy order, then the fallback aliases'. */
+export function candidatesFor(ctx: RequestCtx, start: CompiledAlias, aliases: ReadonlyMap<string, CompiledAlias>, seen = new Set<string>()): { target: CompiledTarget; alias: CompiledAlias }[] {
+  const { alias, own } = applyRules(ctx, start, aliases, seen)
   const key = alias.stickyKey?.(ctx)
   const ordered = key !== undefined && key !== '' ? rendezvous(own, key) : alias.order(own, key)
   const out = ordered.map((target) => ({ target, alias }))

@@ -19,6 +19,7 @@ import { PriceCatalogue, pricedTier, type CostBreakdown } from '../../gateway/co
 import { DEFAULT_PROVIDER_TYPE_MAP, Pricing } from '../../gateway/cost/pricing.ts'
 import { effectiveFromErrors } from '../../gateway/cost/effective-from.ts'
 import { GatewayError } from '../../gateway/errors.ts'
+import { routedSet } from '../../gateway/routing/alias.ts'
 import { nativeOnlyOf } from '../../gateway/inbound/anthropic-paths.ts'
 import { normalizeUsage } from '../../gateway/cost/meter.ts'
 import type { Metrics } from '../../gateway/metrics.ts'
@@ -144,8 +145,10 @@ export function createCachePlugin(opts: CachePluginOptions = {}): PluginFactory<
           if (chat.temperature !== 0 && !config.cacheNonDeterministic) { ctx.responseHeaders['x-mcp-cache'] = 'bypass'; bypass.labels('nondeterministic').inc(); return }
           const scopeId = config.scope === 'key' ? ctx.slots.principal?.keyId ?? 'anonymous' : ''
           // The requested model and what it resolved to: a downgraded request (or a bare model whose provider
-          // changed) does not share the entries of the model the client named.
-          const resolved = ctx.alias ? ctx.alias.name : `${ctx.providerName}/${ctx.model}`
+          // changed) does not share the entries of the model the client named, nor does a request an alias's
+          // rules send to other targets (a header rule: the header is not in the body). Which target of that
+          // set the strategy picks is not part of it: they share entries.
+          const resolved = ctx.alias ? routedSet(ctx, ctx.alias, ctx.pipeline.aliases) : `${ctx.providerName}/${ctx.model}`
           const key = cacheKey(chat, ctx.requestedModel, scopeId, resolved)
           const text = await get(key)
           let entry: CacheEntry | undefined

@@ -3,8 +3,9 @@
  * that differ only in key order share an entry. Everything counts (messages, tools, every parameter,
  * `user`, `metadata`) except `stream` and `stream_options`: a streamed request may be answered from a
  * non-streamed one's entry (replayed as a stream). The model is the one the client asked for (alias or
- * provider/model) and what it resolved to (the alias routed, or provider/model: a budget downgrade re-points
- * a request), and with scope 'key' the caller's key id is part of the key.
+ * provider/model) and what it resolved to (the alias routed after its rules with the set of targets they left,
+ * or provider/model: a budget downgrade re-points a request, a header rule picks other targets), and with scope
+ * 'key' the caller's key id is part of the key.
  */
 import { createHash } from 'node:crypto'
 import type { ChatRequest } from '../../providers/types.ts'

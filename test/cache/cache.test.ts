@@ -252,6 +252,58 @@ describe('cache through the gateway (in-process LRU)', () => {
   })
 })
 
+describe('cache and routing rules', () => {
+  let mock: OpenAIMock
+  let tg: TestGateway | undefined
+  beforeAll(async () => { mock = await startOpenAIMock() })
+  afterAll(async () => { await mock.close() })
+  afterEach(async () => { await tg?.close(); tg = undefined; mock.reset() })
+
+  const ask = async (headers: Record<string, string> = {}): Promise<{ cache: string | null; model: string }> => {
+    const r = await chat(tg!.url, { model: 'smart', temperature: 0, content: 'q1', headers })
+    expect(r.status).toBe(200)
+    return { cache: r.headers.get('x-mcp-cache'), model: (await r.json() as { model: string }).model }
+  }
+
+  // Regression: the key had the alias's name only, so the same body sent with `x-tier: cheap` (a header rule that
+  // picks gpt-4o-mini; the header is not in the body) was answered from gpt-4o's entry, and the other way round.
+  it('a header rule that picks other targets does not share entries with the alias\'s default targets', async () => {
+    tg = await startTestGateway(settings(mock, {}, {
+      models: {
+        smart: {
+          strategy: 'priority',
+          targets: [{ provider: 'mock', model: 'gpt-4o' }, { provider: 'mock', model: 'gpt-4o-mini' }],
+          rules: [{ when: { header: { 'x-tier': 'cheap' } }, targets: [1] }, { when: { header: { 'x-tier': 'research' } }, alias: 'research' }],
+        },
+        research: { targets: [{ provider: 'mock', model: 'gpt-4.1' }] },
+      },
+    }))
+    expect(await ask()).toEqual({ cache: 'miss', model: 'gpt-4o' })
+    expect(await ask({ 'x-tier': 'cheap' })).toEqual({ cache: 'miss', model: 'gpt-4o-mini' })
+    expect(await ask({ 'x-tier': 'research' })).toEqual({ cache: 'miss', model: 'gpt-4.1' })
+    expect(await ask({ 'x-tier': 'cheap' })).toEqual({ cache: 'hit', model: 'gpt-4o-mini' })
+    expect(await ask({ 'x-tier': 'research' })).toEqual({ cache: 'hit', model: 'gpt-4.1' })
+    expect(await ask()).toEqual({ cache: 'hit', model: 'gpt-4o' })
+    // A header no rule matches routes as no header: same entry.
+    expect(await ask({ 'x-tier': 'other' })).toEqual({ cache: 'hit', model: 'gpt-4o' })
+    expect(mock.requests).toHaveLength(3)
+  })
+
+  it('requests the strategy spreads over an alias\'s targets share one entry', async () => {
+    tg = await startTestGateway(settings(mock, {}, {
+      models: { smart: { strategy: 'weighted', targets: [{ provider: 'mock', model: 'gpt-4o' }, { provider: 'mock', model: 'gpt-4o-mini' }] } },
+    }))
+    const first = await ask()
+    expect(first.cache).toBe('miss')
+    // Weighted round-robin sends the next request to the other target; it is answered from the first one's entry.
+    for (let i = 0; i < 3; i++) expect(await ask()).toEqual({ cache: 'hit', model: first.model })
+    expect(mock.requests).toHaveLength(1)
+    // Without the cache the strategy does spread them.
+    const r = await chat(tg.url, { model: 'smart', temperature: 0, content: 'q1', headers: { 'x-mcp-cache': 'off' } })
+    expect((await r.json() as { model: string }).model).not.toBe(first.model)
+  })
+})
+
 describe('cache and the rate limit', () => {
   let mock: OpenAIMock
   let tg: TestGateway | undefined
