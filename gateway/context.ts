@@ -52,6 +52,11 @@ export class RequestCtx {
   readonly req: IncomingMessage
   readonly res: ServerResponse
   readonly startedAt: number
+  /**
+   * Wall-clock time (epoch ms) the request arrived: the prices in effect then are the ones it is charged at, by the
+   * cost meter and by budgets alike, however long it runs (docs/cost.md "Price catalogue").
+   */
+  readonly arrivedAt: number = Date.now()
   readonly slots: Partial<CtxSlots> = {}
   /** Headers plugins add to the response (lower-case names). */
   readonly responseHeaders: Record<string, string> = {}

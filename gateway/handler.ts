@@ -173,7 +173,7 @@ export function createHandler(deps: HandlerDeps): RequestHandler {
     // A UUIDv7 (time-ordered): indexes keyed by request id (execution_logs, audit) grow at their right edge.
     const ctx = new RequestCtx(pipeline, route, req, res, uuidv7(), log, startedAt)
     ctx.inbound = spec.inbound.name
-    ctx.deadline = Date.now() + pipeline.settings.server.requestDeadlineMs
+    ctx.deadline = ctx.arrivedAt + pipeline.settings.server.requestDeadlineMs
     if (tracing) tracing.startRequest(ctx)
     ;(res as ResponseWithCtx)[CTX] = ctx
     const socket = req.socket

@@ -126,6 +126,8 @@ export class PriceCatalogue {
   readonly #names = new Map<string, string[]>()
   /** provider type → model → its price list (null: unknown), see #listFor. */
   readonly #memo = new Map<string, Map<string, TokenPrices[] | null>>()
+  /** Every entry's effective date, ascending, once each (nextChangeAfter). */
+  readonly #changes: number[] = []
 
   constructor(entries: readonly PriceEntry[]) {
     for (const e of entries) {
@@ -142,6 +144,7 @@ export class PriceCatalogue {
         for (const t of SERVICE_TIERS) { const r = e.serviceTiers[t]; if (r) tiers[t] = tierOf(r) }
         p.serviceTiers = tiers
       }
+      if (!this.#changes.includes(p.effectiveFrom)) this.#changes.push(p.effectiveFrom)
       const list = this.#byKey.get(key) ?? []
       list.push(p)
       list.sort((a, b) => a.effectiveFrom - b.effectiveFrom)
@@ -151,6 +154,17 @@ export class PriceCatalogue {
       names.sort((a, b) => b.length - a.length)
       this.#names.set(e.provider, names)
     }
+    this.#changes.sort((a, b) => a - b)
+  }
+
+  /**
+   * The first effective date after `at` of any entry (Infinity: none): until then every lookup at or after `at`
+   * answers what it answers at `at`. Price caches keep a result no longer than this (a scheduled change applies
+   * from its date, not up to a cache lifetime later).
+   */
+  nextChangeAfter(at: number): number {
+    for (const t of this.#changes) if (t > at) return t
+    return Infinity
   }
 
   /** Prices in effect at `at` (epoch ms) for a provider type and model, or undefined if unknown. */

@@ -77,7 +77,9 @@ interface Series {
   readonly provider: string
   readonly model: string
   prices: TokenPrices | undefined
+  /** `prices` are those in effect from pricedAt until pricedUntil (the next scheduled change, at most PRICES_TTL_MS). */
   pricedAt: number
+  pricedUntil: number
   lastWarn: number
   readonly cost: CounterChild
   readonly input: CounterChild
@@ -134,6 +136,20 @@ export class CostMeter {
     return this.#pricing.pricesFor(providerName, providerType, model, at)
   }
 
+  /** The first time after `at` when some price changes (an entry's effectiveFrom), Infinity when none is scheduled. */
+  nextChangeAfter(at: number): number {
+    return this.#pricing.nextChangeAfter(at)
+  }
+
+  /**
+   * When a request is priced: its arrival (the prices then in effect apply however long it runs, as its budget
+   * reservation assumed), or now for a context without one.
+   */
+  #pricedAt(ctx: RequestCtx): number {
+    const t = (ctx as { arrivedAt?: unknown }).arrivedAt
+    return typeof t === 'number' ? t : this.#now()
+  }
+
   #seriesOf(ctx: RequestCtx, now: number): Series {
     return this.#seriesFor(ctx.providerName, ctx.adapter?.type ?? '', ctx.model || ctx.requestedModel, now)
   }
@@ -152,11 +168,13 @@ export class CostMeter {
       s = this.#overflow.get(provider)
       if (!s) { s = this.#newSeries(provider, OVERFLOW); this.#overflow.set(provider, s) }
     }
-    // The overflow series is shared: its prices are looked up per request. Others are cached for a minute
-    // (a price with a new effective date applies within a minute of that date).
-    if (s.model === OVERFLOW || now - s.pricedAt > PRICES_TTL_MS) {
+    // The overflow series is shared: its prices are looked up per request. Others are cached for a minute, and never
+    // past the next scheduled price change (from its date on, the new price applies).
+    // `now` is the time the request is priced at (its arrival), so the cache holds for an interval, not an age.
+    if (s.model === OVERFLOW || now < s.pricedAt || now >= s.pricedUntil) {
       s.prices = this.pricesFor(provider, providerType, model, now)
-      s.pricedAt = s.model === OVERFLOW ? 0 : now
+      s.pricedAt = now
+      s.pricedUntil = s.model === OVERFLOW ? now : Math.min(now + PRICES_TTL_MS, this.nextChangeAfter(now))
     }
     return s
   }
@@ -164,7 +182,7 @@ export class CostMeter {
   #newSeries(provider: string, model: string): Series {
     const t = this.#m.tokens
     return {
-      provider, model, prices: undefined, pricedAt: -Infinity, lastWarn: -Infinity,
+      provider, model, prices: undefined, pricedAt: -Infinity, pricedUntil: -Infinity, lastWarn: -Infinity,
       cost: this.#m.cost.labels(provider, model),
       input: t.labels(provider, model, 'input'),
       cached: t.labels(provider, model, 'cached'),
@@ -212,7 +230,7 @@ export class CostMeter {
   parts(ctx: RequestCtx): CostPart[] | undefined {
     const attempts = billedAttempts(ctx)
     if (attempts.length === 0) return undefined
-    const now = this.#now()
+    const now = this.#pricedAt(ctx)
     const out: CostPart[] = [{ provider: ctx.providerName, providerType: ctx.adapter?.type ?? '', model: ctx.model || ctx.requestedModel, cost: this.#priceAnswer(ctx, attempts) }]
     for (const a of attempts) {
       const providerType = a.providerType ?? ''
@@ -228,7 +246,7 @@ export class CostMeter {
     const usage = ctx.usage
     if (usage != null) {
       // With resumed streams, ctx.usage is the sum over the attempts: each is priced at its own model.
-      return PriceCatalogue.cost(this.#seriesOf(ctx, this.#now()).prices, attempts.length === 0 ? normalizeUsage(usage) : answerPart(usage, attempts), false, pricingTierOf(ctx))
+      return PriceCatalogue.cost(this.#seriesOf(ctx, this.#pricedAt(ctx)).prices, attempts.length === 0 ? normalizeUsage(usage) : answerPart(usage, attempts), false, pricingTierOf(ctx))
     }
     if (ctx.upstreamHeaders === 0) return PriceCatalogue.cost(ZERO_PRICES, ZERO)
     if (!this.#estimate) return PriceCatalogue.cost(undefined, ZERO)
@@ -242,7 +260,7 @@ export class CostMeter {
       est.completion_tokens = events
       est.total_tokens = est.prompt_tokens + events
     }
-    return PriceCatalogue.cost(this.#seriesOf(ctx, this.#now()).prices, est, true, pricingTierOf(ctx))
+    return PriceCatalogue.cost(this.#seriesOf(ctx, this.#pricedAt(ctx)).prices, est, true, pricingTierOf(ctx))
   }
 
   /** Counters for one priced request (the cost meter's completion hook, once per request); `parts`: this.parts(ctx). */

@@ -40,6 +40,11 @@ export class Pricing {
     this.#typeMap = opts.providerTypeMap ?? {}
   }
 
+  /** The first time after `at` when some price changes (an entry's effectiveFrom), Infinity when none is scheduled. */
+  nextChangeAfter(at: number): number {
+    return this.catalogue.nextChangeAfter(at)
+  }
+
   /** The prices that apply to a provider (name and type) and model at `at`, or undefined (unknown model). */
   pricesFor(providerName: string, providerType: string, model: string, at: number): TokenPrices | undefined {
     const m = modelKey(model)

@@ -43,6 +43,8 @@ export interface WorstPrices {
 
 export interface Pricing {
   pricesFor(providerName: string, providerType: string, model: string, at: number): TokenPrices | undefined
+  /** The first time after `at` when some price changes (Infinity: none scheduled); worst prices are kept no longer. */
+  nextChangeAfter?(at: number): number
 }
 
 /**
@@ -75,13 +77,15 @@ function collectTargets(alias: CompiledAlias, aliases: ReadonlyMap<string, Compi
 }
 
 /**
- * How long a worst-price result is reused: a price with a new effective date applies within this time of that date,
- * as in the cost meter's own price cache (gateway/cost/meter.ts).
+ * How long a worst-price result is reused at most. It is never reused past the next scheduled price change (an
+ * entry's effectiveFrom), nor for a time before it was computed: a request is reserved at the prices in effect when it
+ * arrived, the ones it is settled at (and the cost meter prices it at, gateway/cost/meter.ts).
  */
 export const WORST_PRICES_TTL_MS = 60_000
 const MEMO_MAX = 1000
 
-interface Memo { from: number; w: Readonly<WorstPrices> }
+/** Worst prices in effect over [from, until). */
+interface Memo { from: number; until: number; w: Readonly<WorstPrices> }
 /**
  * Worst prices per pricing (the cost meter's or the plugin's own; a reload makes new ones), then per alias, or per
  * adapter and model: a lookup walks up to six catalogue maps per candidate, on every admission otherwise. Model
@@ -89,7 +93,8 @@ interface Memo { from: number; w: Readonly<WorstPrices> }
  */
 const memos = new WeakMap<Pricing, { aliases: WeakMap<CompiledAlias, Memo>; direct: WeakMap<object, Map<string, Memo>> }>()
 
-const fresh = (m: Memo | undefined, at: number): m is Memo => m !== undefined && at >= m.from && at - m.from < WORST_PRICES_TTL_MS
+const fresh = (m: Memo | undefined, at: number): m is Memo => m !== undefined && at >= m.from && at < m.until
+const memoOf = (pricing: Pricing, at: number, w: Readonly<WorstPrices>): Memo => ({ from: at, until: Math.min(at + WORST_PRICES_TTL_MS, pricing.nextChangeAfter?.(at) ?? Infinity), w })
 
 /** Highest input and output prices over what this request may be sent to (read-only: results are shared). */
 export function worstPrices(ctx: RequestCtx, pricing: Pricing, at: number): Readonly<WorstPrices> {
@@ -100,7 +105,7 @@ export function worstPrices(ctx: RequestCtx, pricing: Pricing, at: number): Read
     const m = memo.aliases.get(alias)
     if (fresh(m, at)) return m.w
     const w = computeWorst(ctx, pricing, at)
-    memo.aliases.set(alias, { from: at, w })
+    memo.aliases.set(alias, memoOf(pricing, at, w))
     return w
   }
   const adapter = ctx.adapter
@@ -111,7 +116,7 @@ export function worstPrices(ctx: RequestCtx, pricing: Pricing, at: number): Read
   if (fresh(m, at)) return m.w
   const w = computeWorst(ctx, pricing, at)
   if (byModel.size >= MEMO_MAX) byModel.clear()
-  byModel.set(ctx.model, { from: at, w })
+  byModel.set(ctx.model, memoOf(pricing, at, w))
   return w
 }
 

@@ -168,11 +168,20 @@ function pricesAt(
 }
 
 /**
+ * When a request is priced: its arrival (ctx.arrivedAt), for its reservation and its settlement alike, as the cost
+ * meter prices it. A price change while it runs does not apply to it, so what it settles never exceeds its reservation.
+ */
+function pricedAt(ctx: RequestCtx): number {
+  const t = (ctx as { arrivedAt?: unknown }).arrivedAt
+  return typeof t === 'number' ? t : Date.now()
+}
+
+/**
  * pico-USD of a request's usage without the cost meter's figure: the answering target's part at its prices, and a
  * resumed stream's cut attempts (their usage is part of `usage`) each at its own target's, as the cost meter does.
  */
 function ownCostPico(ctx: RequestCtx, pricing: Pricing, usage: Usage): number {
-  const at = Date.now()
+  const at = pricedAt(ctx)
   const attempts = billedAttempts(ctx)
   const tier = pricingTierOf(ctx)
   if (attempts.length === 0) return PriceCatalogue.cost(pricesAt(ctx, pricing, at), usage, false, tier).pico
@@ -303,7 +312,7 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
         const out = Math.max(outputTokensOf(s.outChars - s.cutChars, est), ctx.stream ? answerEvents(ctx, attempts) : 0)
         if (out > 0 || (ctx.stream && ctx.firstChunk > 0)) {
           const pricing = pricingOf(ctx, own)
-          const at = Date.now()
+          const at = pricedAt(ctx)
           const prompt = attempts.length === 0 ? s.promptTokens : promptTokens(ctx.chat, undefined, est)
           const p = pricesAt(ctx, pricing, at)
           const t = p ? tierFor(p, prompt, pricingTierOf(ctx)) : undefined
@@ -456,7 +465,7 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
         const prompt = promptTokens(chat, ctx.embedding, est)
         const requested = requestedMaxOutput(chat)
         const maxOut = chat ? requested ?? est.defaultMaxTokens * choices(chat) : 0
-        const worst = worstPrices(ctx, pricingOf(ctx, own), now)
+        const worst = worstPrices(ctx, pricingOf(ctx, own), pricedAt(ctx))
         if (worst.unpriced && counters.some((c) => c.limits[0] >= 0)) {
           metrics.unpriced.inc()
           if (config.unpriced === 'refuse' && !cacheHit) {

@@ -153,6 +153,29 @@ describe('usage hygiene', () => {
     expect(normalizeUsage({ prompt_tokens: 'x', completion_tokens: Infinity } as unknown as Usage)).toEqual({ prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 })
   })
 
+  it('a dated price change applies from its date, not up to a minute later; a request is priced as it arrived', () => {
+    // Regression: prices were cached per model for 60 s, so answers after a change were priced at the old price for
+    // up to a minute (and disagreed with the budget's reservations), and a request was priced when it completed.
+    const change = Date.parse('2026-05-01T12:00:00Z')
+    let now = change - 10_000
+    const { m } = meter({ now: () => now, overrides: [{ provider: 'openai', model: 'gpt-4o', input: 250, output: 1000, effectiveFrom: '2026-05-01T12:00:00Z' }] })
+    const usage = { prompt_tokens: 1000, completion_tokens: 0, total_tokens: 1000 } as Usage
+    const priced = (arrivedAt: number): number => {
+      const ctx = fakeCtx({ usage })
+      ;(ctx as unknown as { arrivedAt: number }).arrivedAt = arrivedAt
+      ctx.slots['costMeter'] = m
+      return costOf(ctx)!.pico
+    }
+    const old = 1000 * 2_500_000
+    expect(priced(now)).toBe(old)
+    now = change + 1000
+    expect(priced(now)).toBe(1000 * 250_000_000)
+    // Arrived before the change, finished after it: the old price.
+    expect(priced(change - 1)).toBe(old)
+    expect(priced(change)).toBe(1000 * 250_000_000)
+    expect(m.nextChangeAfter(change - 1)).toBe(change)
+  })
+
   it('embeddings usage (no completion_tokens) is priced on input', () => {
     const { m } = meter()
     const ctx = fakeCtx({ model: 'text-embedding-3-small', usage: { prompt_tokens: 1000, total_tokens: 1000 } as Usage })

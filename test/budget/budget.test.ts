@@ -263,6 +263,36 @@ describe('budget: modes, quotas, periods, headers', () => {
     expect(row!.spent.usd).toBeCloseTo(usd(ONE + 20_400), 12)
   })
 
+  for (const chain of [['test-principal', 'budget'], ['test-principal', 'cost-meter', 'budget']]) {
+    it(`a dated price change (100x) within the price caches' minute: a request after it is reserved at the new price, one in flight across it settled at the old (${chain.join(', ')})`, async () => {
+      // Regression: the worst prices were memoised for 60 s and settlement priced at Date.now(), so a request after the
+      // change was reserved at the old price and both settled at the new one: 24 times the hard limit was spent.
+      const eff = Math.ceil((Date.now() + 1500) / 1000) * 1000
+      const prices = [{ provider: 'openai', model: 'gpt-4o-mini', input: 15, output: 60, effectiveFrom: new Date(eff).toISOString() }]
+      const base = settings(mock, { prices, budgets: [{ name: 'g', scope: 'global', period: 'day', amountUsd: usd(4 * ONE) }] }, { chains: { default: chain } })
+      // With the cost meter in the chain its prices apply (to both).
+      ;(base['plugins'] as Record<string, unknown>)['cost-meter'] = { pricing: { models: prices } }
+      ;(base['providers'] as Record<string, unknown>)['slow'] = { type: 'openai', baseUrl: mock.url, apiKey: 'sk-budget-test', headers: { 'x-mock-chunk-delay-ms': '250' } }
+      tg = await startTestGateway(base)
+      // Arrives before the change, ends after it (12 events, 250 ms apart): priced as it arrived.
+      const a = await chat(tg.url, { model: 'slow/gpt-4o-mini', maxTokens: 12, stream: true })
+      expect(a.status).toBe(200)
+      expect(Date.now()).toBeLessThan(eff)
+      await a.text()
+      expect(Date.now()).toBeGreaterThanOrEqual(eff)
+      await settled(tg)
+      expect((await rows(tg))[0]!.spent.usd).toBeCloseTo(usd(ONE), 12)
+      // After the change its worst case is 100 x ONE, more than what remains: refused, nothing sent.
+      const sent = mock.requests.length
+      const b = await chat(tg.url, { maxTokens: 12 })
+      expect(b.status).toBe(402)
+      await b.arrayBuffer()
+      expect(mock.requests.length).toBe(sent)
+      await settled(tg)
+      expect((await rows(tg))[0]!.spent.usd).toBeCloseTo(usd(ONE), 12)
+    })
+  }
+
   it('a key record\'s own budgets (daily_usd, monthly_usd) are enforced as hard amount budgets of that key', async () => {
     let now = Date.parse('2026-01-30T23:59:50Z')
     const plugin = createBudgetPlugin({ now: () => now })
