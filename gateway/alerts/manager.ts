@@ -34,10 +34,16 @@ export interface BudgetUsageEvent {
   period: string
   periodStart: number
   periodEnd: number
-  /** Highest used share over the budget's units, in percent (settled spend / limit). */
+  /**
+   * Highest used share over the budget's units, in percent: settled spend / limit, or, when `refused`, spend and open
+   * reservations / limit (what a refusal saw committed).
+   */
   percent: number
-  /** A request was refused: the budget is exhausted (counts as 100 %). */
-  exhausted: boolean
+  /**
+   * Reported for a refused request (or a would-be refusal in shadow mode). A refusal says nothing about usage by itself
+   * (one request's worst case may exceed the whole budget): only thresholds that `percent` reaches fire.
+   */
+  refused: boolean
   spentUsd?: number | undefined
   limitUsd?: number | undefined
   spentTokens?: number | undefined
@@ -212,7 +218,7 @@ export class AlertManager {
   /** Budget usage after an admission or settlement. Synchronous; the work happens in the background. */
   budgetUsage(ev: BudgetUsageEvent): void {
     if (this.#closed) return
-    const pct = ev.exhausted ? Math.max(100, ev.percent) : ev.percent
+    const pct = ev.percent
     for (const r of this.#config.rules) {
       if (r.kind !== 'budget' || (r.budget !== undefined && r.budget !== ev.budget)) continue
       for (const th of r.thresholds) {
@@ -225,7 +231,7 @@ export class AlertManager {
         if (ev.limitTokens !== undefined) parts.push(`${ev.spentTokens ?? 0} of ${ev.limitTokens} tokens`)
         if (ev.limitRequests !== undefined) parts.push(`${ev.spentRequests ?? 0} of ${ev.limitRequests} requests`)
         const who = ev.scope === 'global' ? '' : ` for ${ev.scope} '${ev.scopeId}'`
-        const message = `Budget '${ev.budget}'${who} reached ${th}% (${pct.toFixed(1)}%${ev.exhausted ? ', a request was refused' : ''}): ${parts.join(', ')} this ${ev.period}`
+        const message = `Budget '${ev.budget}'${who} reached ${th}% (${pct.toFixed(1)}%${ev.refused ? ' spent and reserved, a request was refused' : ''}): ${parts.join(', ')} this ${ev.period}`
         void this.#fire(r, th, { budget: ev.budget, scope: ev.scope, scopeId: ev.scopeId }, { start: ev.periodStart, end: ev.periodEnd }, pct, message)
       }
     }

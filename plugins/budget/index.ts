@@ -33,7 +33,7 @@ import {
   type Pricing, type WorstPrices,
 } from './estimate.ts'
 import { periodWindow } from './period.ts'
-import { buildReport, keyBudgetLimit, limitsOf, usedPercent, type BudgetReportRow, type KeyBudgetOwner, type KeyBudgetRule } from './report.ts'
+import { buildReport, committedPercent, keyBudgetLimit, limitsOf, usedPercent, type BudgetReportRow, type KeyBudgetOwner, type KeyBudgetRule } from './report.ts'
 import { MAX_UNITS, UNIT_NAMES, type AdmitResult, type CounterSpec, type CounterState, type Units } from './store.ts'
 
 export { usedPercent, type BudgetReportRow, type KeyBudgetOwner } from './report.ts'
@@ -271,19 +271,24 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
         if (known.size > 50_000) known.clear()
       }
 
-      const report = (cs: readonly CounterSpec[], rules: readonly BudgetRule[], states: readonly CounterState[], exhaustedIdx: number): void => {
+      /**
+       * Usage to the alert manager after a settlement, or a refusal (`refusedIdx`: the counter that refused). A refusal
+       * reports what it saw committed (spend and open reservations), never more: the request's own worst case may be
+       * larger than the whole budget, and says nothing about how much of it is used.
+       */
+      const report = (cs: readonly CounterSpec[], rules: readonly BudgetRule[], states: readonly CounterState[], refusedIdx: number): void => {
         if (!alerts) return
         for (let i = 0; i < cs.length; i++) {
           const c = cs[i]!
           const s = states[i]
           const r = rules[i]!
           if (!s) continue
-          const percent = usedPercent(c, s)
+          const percent = i === refusedIdx ? committedPercent(c, s) : usedPercent(c, s)
           // Below every threshold watching this budget nothing can fire: no event built (the common case).
-          if (i !== exhaustedIdx && percent < alerts.budgetFloor(c.budget)) continue
+          if (percent < alerts.budgetFloor(c.budget)) continue
           alerts.budgetUsage({
             budget: c.budget, scope: r.scope, scopeId: c.scopeId, period: r.period, periodStart: c.periodStart, periodEnd: c.periodEnd,
-            percent, exhausted: i === exhaustedIdx,
+            percent, refused: i === refusedIdx,
             spentUsd: c.limits[0] >= 0 ? nanoToUsd(s.spent[0]) : undefined, limitUsd: c.limits[0] >= 0 ? nanoToUsd(c.limits[0]) : undefined,
             spentTokens: c.limits[1] >= 0 ? s.spent[1] : undefined, limitTokens: c.limits[1] >= 0 ? c.limits[1] : undefined,
             spentRequests: c.limits[2] >= 0 ? s.spent[2] : undefined, limitRequests: c.limits[2] >= 0 ? c.limits[2] : undefined,

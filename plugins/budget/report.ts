@@ -41,6 +41,18 @@ export function usedPercent(c: CounterSpec, s: CounterState): number {
   return p
 }
 
+/** Highest committed share of a counter, percent: settled spend and open reservations (what an admission checks). */
+export function committedPercent(c: CounterSpec, s: CounterState): number {
+  let p = 0
+  for (let u = 0; u < 3; u++) {
+    const lim = c.limits[u]!
+    const used = s.spent[u]! + s.reserved[u]!
+    if (lim > 0) p = Math.max(p, (used / lim) * 100)
+    else if (lim === 0 && used > 0) p = Math.max(p, 100)
+  }
+  return p
+}
+
 /** A key record's own budget as the report lists it: the rule it is enforced under and the record field of its amount. */
 export interface KeyBudgetRule { readonly field: 'daily_usd' | 'monthly_usd'; readonly rule: BudgetRule }
 

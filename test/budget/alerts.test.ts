@@ -147,20 +147,55 @@ describe('budget alerts end to end', () => {
     expect(april).toMatchObject({ threshold: 50, period: { start: '2026-04-01T00:00:00.000Z' } })
   })
 
-  it('a refused request counts as 100 % (exhausted): the alert fires though the spend never reaches the limit', async () => {
-    alerts = new AlertManager(alertsConfig(hook, [{ name: 'usd', kind: 'budget', thresholds: [100], webhooks: ['ops'] }]), { logger: silent })
+  it('a refused oversized request on an almost unused budget fires nothing; the real crossings fire later', async () => {
+    // Regression: a refusal counted as 100 %: one request with max_tokens 100000 fired 50, 80 and 100 % ("100.0%, a
+    // request was refused") at 0.7 % of use, and the real crossings of that period never fired.
+    alerts = new AlertManager(alertsConfig(hook, [{ name: 'usd', kind: 'budget', thresholds: [50, 80, 100], webhooks: ['ops'] }]), { logger: silent })
     tg = await startTestGateway({
-      providers: { mock: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-alerts' } },
-      plugins: { budget: { backend: 'local', keyPrefix: `test:alerts:${Date.now()}:x:`, estimate: { perMessageTokens: 0 }, budgets: [{ name: 'usd', scope: 'key', period: 'day', amountUsd: 0.00001 }] } },
+      providers: {
+        mock: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-alerts' },
+        long: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-alerts', headers: { 'x-mock-tokens': '400' } },
+      },
+      plugins: { budget: { backend: 'local', keyPrefix: `test:alerts:${Date.now()}:o:`, estimate: { perMessageTokens: 0 }, budgets: [{ name: 'usd', scope: 'team', period: 'day', amountUsd: 0.001 }] } },
       chains: { default: ['test-principal', 'budget'] },
     }, { services: { alerts } })
-    const codes: number[] = []
-    for (let i = 0; i < 3; i++) codes.push((await chat(tg.url, { maxTokens: 12 })).status)
-    expect(codes).toEqual([200, 402, 402])
+    // 7,350 nano-USD of $0.001 (0.7 %), then one whose worst case ($0.06) is past the whole budget.
+    expect((await chat(tg.url, { team: 'ml', maxTokens: 12 }).then(async (r) => { await r.arrayBuffer(); return r.status }))).toBe(200)
+    const big = await chat(tg.url, { team: 'ml', maxTokens: 100_000 })
+    expect(big.status).toBe(402)
+    await big.arrayBuffer()
+    await new Promise((r) => setTimeout(r, 100))
+    await alerts.idle()
+    expect(hook.received).toHaveLength(0)
+    // 7 × (150 + 200 × 600) nano-USD more: 84.8 % spent, so 50 and 80 fire, 100 does not.
+    for (let i = 0; i < 7; i++) expect((await chat(tg.url, { team: 'ml', model: 'long/gpt-4o-mini', maxTokens: 200 }).then(async (r) => { await r.arrayBuffer(); return r.status }))).toBe(200)
+    await until(() => hook.received.length >= 2)
+    await new Promise((r) => setTimeout(r, 100))
+    await alerts.idle()
+    const fired = hook.received.map((h) => JSON.parse(h.body) as FiredAlert)
+    expect(fired.map((f) => f.threshold).sort((x, y) => x! - y!)).toEqual([50, 80])
+    for (const f of fired) expect(f.message).not.toContain('refused')
+  })
+
+  it('a refusal fires the thresholds that spend and open reservations reach, saying a request was refused', async () => {
+    alerts = new AlertManager(alertsConfig(hook, [{ name: 'usd', kind: 'budget', thresholds: [50, 80], webhooks: ['ops'] }]), { logger: silent })
+    tg = await startTestGateway({
+      providers: { slow: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-alerts', headers: { 'x-mock-chunk-delay-ms': '100' } } },
+      plugins: { budget: { backend: 'local', keyPrefix: `test:alerts:${Date.now()}:r:`, estimate: { perMessageTokens: 0 }, budgets: [{ name: 'usd', scope: 'key', period: 'day', amountUsd: 0.000012 }] } },
+      chains: { default: ['test-principal', 'budget'] },
+    }, { services: { alerts } })
+    // A stream holds 7,350 of 12,000 nano-USD reserved (61 %) while a second request is refused: 50 fires, 80 does not.
+    const held = await chat(tg.url, { model: 'slow/gpt-4o-mini', maxTokens: 12, stream: true })
+    expect(held.status).toBe(200)
+    const refused = await chat(tg.url, { model: 'slow/gpt-4o-mini', maxTokens: 12 })
+    expect(refused.status).toBe(402)
+    await refused.arrayBuffer()
     await until(() => hook.received.length === 1)
-    await new Promise((r) => setTimeout(r, 50))
+    expect(JSON.parse(hook.received[0]!.body)).toMatchObject({ threshold: 50, message: expect.stringMatching(/reached 50% \(61\.3% spent and reserved, a request was refused\)/) })
+    await held.text()
+    await new Promise((r) => setTimeout(r, 100))
+    await alerts.idle()
     expect(hook.received).toHaveLength(1)
-    expect(JSON.parse(hook.received[0]!.body)).toMatchObject({ threshold: 100, message: expect.stringContaining('a request was refused') })
   })
 })
 
@@ -200,7 +235,7 @@ describe('target alerts', () => {
     }, { logger: silent })
     try {
       const now = Date.now()
-      alerts.budgetUsage({ budget: 'team', scope: 'global', scopeId: '*', period: 'day', periodStart: now - 1000, periodEnd: now + 86_400_000, percent: 60, exhausted: false, spentUsd: 6, limitUsd: 10 })
+      alerts.budgetUsage({ budget: 'team', scope: 'global', scopeId: '*', period: 'day', periodStart: now - 1000, periodEnd: now + 86_400_000, percent: 60, refused: false, spentUsd: 6, limitUsd: 10 })
       await until(() => hook.received.length === 1)
       const h = hook.received[0]!.headers
       expect(h['content-type']).toBe('application/json')
@@ -219,7 +254,7 @@ describe('target alerts', () => {
     try {
       hook.failNext(1, 429, { 'retry-after': '1' })
       const now = Date.now()
-      alerts.budgetUsage({ budget: 'team', scope: 'global', scopeId: '*', period: 'day', periodStart: now - 1000, periodEnd: now + 86_400_000, percent: 60, exhausted: false, spentUsd: 6, limitUsd: 10 })
+      alerts.budgetUsage({ budget: 'team', scope: 'global', scopeId: '*', period: 'day', periodStart: now - 1000, periodEnd: now + 86_400_000, percent: 60, refused: false, spentUsd: 6, limitUsd: 10 })
       await until(() => hook.received.length === 1)
       const first = Date.now()
       await until(() => hook.received.length === 2, 5000)
@@ -335,7 +370,7 @@ describe.skipIf(!redisUp)('alerts dedup across instances (Redis)', () => {
     const m2 = new AlertManager(cfg, { logger: silent, redis: r })
     try {
       const start = Date.parse('2026-05-01T00:00:00Z')
-      const ev = { budget: 'b', scope: 'key', scopeId: 'k', period: 'month', periodStart: start, periodEnd: Date.parse('2026-06-01T00:00:00Z'), exhausted: false, requests: 0 }
+      const ev = { budget: 'b', scope: 'key', scopeId: 'k', period: 'month', periodStart: start, periodEnd: Date.parse('2026-06-01T00:00:00Z'), refused: false, requests: 0 }
       for (let i = 0; i < 5; i++) { m1.budgetUsage({ ...ev, percent: 60 }); m2.budgetUsage({ ...ev, percent: 60 }) }
       m1.budgetUsage({ ...ev, percent: 85 })
       m2.budgetUsage({ ...ev, percent: 90 })
@@ -358,7 +393,7 @@ describe('budget alerts after their period ended (a request admitted before the 
   beforeAll(async () => { hook = await startWebhookReceiver() })
   afterAll(async () => { await hook.close() })
 
-  const event = (end: number) => ({ budget: 'b', scope: 'key', scopeId: 'k', period: 'day', periodStart: end - 86_400_000, periodEnd: end, exhausted: false, percent: 60 })
+  const event = (end: number) => ({ budget: 'b', scope: 'key', scopeId: 'k', period: 'day', periodStart: end - 86_400_000, periodEnd: end, refused: false, percent: 60 })
 
   it('in-process: a threshold that fired in a period does not fire again for that period once it is over', async () => {
     let now = Date.parse('2026-03-31T23:59:59Z')
