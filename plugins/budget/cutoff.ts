@@ -9,6 +9,12 @@
  *
  * In-process the extension is synchronous (exact); on Redis it is asynchronous: the stream runs on
  * while it is in flight, so it may pass its reservation by what arrives during one round trip.
+ *
+ * When Redis cannot answer an extension (down, slow, breaker open), failMode decides, as at admission
+ * (docs/budgets.md "Degraded modes"): `open` and `local` let the stream run on (its use is settled when Redis
+ * is back); `closed` asks again on the next chunks and, if the stream passes its reservation meanwhile, ends
+ * it with MCP_ERR_BUDGET_UNAVAILABLE (counted in mcp_budget_degraded_total{mode="closed"}) — not a budget
+ * cut-off: the budget is not exhausted, its backend is unavailable.
  */
 import type { RequestCtx } from '../../gateway/context.ts'
 import { GatewayError } from '../../gateway/errors.ts'
@@ -27,6 +33,8 @@ export interface CutoffDeps {
   clock: () => number
   enforce: boolean
   cutoffs: Counter
+  /** mcp_budget_degraded_total (a stream ended because Redis could not extend it, failMode closed). */
+  degraded: Counter
 }
 
 export function createCutoffHook(d: CutoffDeps): (ctx: RequestCtx, chunk: ChatChunk) => void {
@@ -40,6 +48,8 @@ export function createCutoffHook(d: CutoffDeps): (ctx: RequestCtx, chunk: ChatCh
     c.inc()
   }
 
+  let degradedClosed: CounterChild | undefined
+
   const extend = (ctx: RequestCtx, s: BudgetSlot): void => {
     const step = config.extendTokens
     const amount: Units = [worstCostNano(0, step, s.worst, s.tier), step, 0]
@@ -48,11 +58,13 @@ export function createCutoffHook(d: CutoffDeps): (ctx: RequestCtx, chunk: ChatCh
     const done = (r: { status: string } | undefined): void => {
       s.extending = false
       if (r === undefined) {
-        // The store could not answer: fail-closed budgets stop the stream, the others let it run.
-        if (config.failMode === 'closed') s.extensionRefused = true
+        // The store could not answer: fail-closed budgets end the stream if it passes its reservation before an
+        // extension succeeds (asked again on the next chunks); the others let it run.
+        if (config.failMode === 'closed') s.extensionUnavailable = true
         else s.grantedOut += step
         return
       }
+      s.extensionUnavailable = false
       if (r.status === 'refused') { s.extensionRefused = true; return }
       for (let u = 0; u < 3; u++) s.amount[u]! += amount[u]!
       // Shadow mode: reserved, but a refusal had it been enforced. Where the stream passes what it was granted
@@ -80,7 +92,16 @@ export function createCutoffHook(d: CutoffDeps): (ctx: RequestCtx, chunk: ChatCh
     const out = outputTokensOf(s.outChars, est)
     // Ask for more ahead of need (half a step early), so a Redis round trip rarely delays the decision.
     if (!s.extending && !s.extensionRefused && out + Math.ceil(config.extendTokens / 2) >= s.grantedOut) extend(ctx, s)
-    if (out <= s.grantedOut || !s.extensionRefused) return
+    if (out <= s.grantedOut) return
+    if (!s.extensionRefused) {
+      if (!s.extensionUnavailable || !enforce) return
+      // failMode closed, Redis down: the budget cannot be checked (not exhausted). Not resumed elsewhere either.
+      s.cutoff = false
+      degradedClosed ??= d.degraded.labels('closed')
+      degradedClosed.inc()
+      ctx.resume = undefined
+      throw new GatewayError('MCP_ERR_BUDGET_UNAVAILABLE', {}, { details: 'budget.backend_unavailable' })
+    }
     const i = Math.max(0, s.rules.findIndex((r) => cutoffNames.has(r.name)))
     const rule = s.rules[i]!
     const c = s.counters[i]!

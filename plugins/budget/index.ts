@@ -73,6 +73,8 @@ export interface BudgetSlot extends Held {
   seenAttempts: number
   extending: boolean
   extensionRefused: boolean
+  /** The last extension could not reach the store (failMode closed: the stream ends if it passes its reservation). */
+  extensionUnavailable: boolean
   /** The refused extension was only a would-be refusal (shadow mode): counted, never cut. */
   shadowCut: boolean
 }
@@ -491,7 +493,7 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
         const s: BudgetSlot = {
           id: `${INSTANCE}:${(++reservations).toString(36)}`, counters, rules, placement: undefined, amount, promptTokens: prompt, worst, tier, cacheHit,
           admitting: true, completed: false, settled: false,
-          cutoff: false, grantedOut: maxOut, outChars: 0, cutChars: 0, seenAttempts: 0, extending: false, extensionRefused: false, shadowCut: false,
+          cutoff: false, grantedOut: maxOut, outChars: 0, cutChars: 0, seenAttempts: 0, extending: false, extensionRefused: false, extensionUnavailable: false, shadowCut: false,
           heldPrev: undefined, heldNext: undefined, held: false,
         }
         ctx.slots.budget = s
@@ -531,7 +533,7 @@ export function createBudgetPlugin(opts: BudgetPluginOptions = {}): PluginFactor
         s.cutoff = ctx.stream && !cacheHit && requested === undefined && placement.primary !== undefined && rules.some((r) => cutoffNames.has(r.name))
       }
 
-      const onResponseChunk = createCutoffHook({ backend, config, cutoffNames, clock, enforce, cutoffs: metrics.cutoffs })
+      const onResponseChunk = createCutoffHook({ backend, config, cutoffNames, clock, enforce, cutoffs: metrics.cutoffs, degraded: metrics.degraded })
 
       const budgetReport = (keys: readonly KeyBudgetOwner[] = []): Promise<{ rows: BudgetReportRow[]; errors: string[] }> =>
         buildReport(budgets, backend, clock(), keys, KEY_BUDGETS)

@@ -25,6 +25,7 @@ import type { CounterSpec } from '../../plugins/budget/store.ts'
 import type { TestGateway } from '../helpers/gateway.ts'
 import { launchEntry } from '../helpers/gateway-process.ts'
 import { startOpenAIMock, type OpenAIMock } from '../helpers/openai-mock.ts'
+import { startForwarder } from '../durability/tcp-forwarder.ts'
 import { adminGet, chat, deletePrefix, metricValue, REDIS_URL, redisAvailable, startPrivateRedis, startTestGateway, until, type PrivateRedis } from './helpers.ts'
 
 const ONE = 7350 // nano-USD of "hi" with max_tokens 12 on gpt-4o-mini (see budget.test.ts)
@@ -346,6 +347,51 @@ describe.skipIf(!available)('budget on Redis: admission in flight, degraded mode
     await until(async () => (await metricValue(tg!.adminUrl, 'mcp_budget_reservations_open')) === 0)
     const listed = Object.fromEntries((await adminGet<{ data: BudgetReportRow[] }>(tg.adminUrl, '/api/v1/mcp/budgets')).data.map((r) => [r.id, r.spent.requests]))
     expect(listed).toEqual({ 'mock/gpt-4o-mini': 1, 'mock/gpt-4o-mini\ufffd': 3 })
+  })
+
+  it('Redis stalls mid-stream under a streamCutoff budget: closed ends the stream as budget_unavailable (not a cut-off), open lets it finish', async () => {
+    // Regression: an extension Redis could not answer was read as a refusal: the stream ended with budget_exceeded
+    // "is exhausted" on a budget at 0.001 % of use, and was counted in mcp_budget_stream_cutoffs_total.
+    priv = await startPrivateRedis()
+    const fwd = await startForwarder({ host: '127.0.0.1', port: priv.port })
+    try {
+      client = createRedis(`redis://127.0.0.1:${fwd.port}`, { commandTimeoutMs: 5000 })
+      await until(() => client!.status === 'ready')
+      const config = (failMode: string): Record<string, unknown> => ({
+        providers: { slow: { type: 'openai', baseUrl: mock.url, apiKey: 'sk-budget-redis', headers: { 'x-mock-chunk-delay-ms': '40', 'x-mock-tokens': '60' } } },
+        plugins: { budget: {
+          backend: 'redis', keyPrefix: prefix(), timeoutMs: 100, failMode, breakerFailures: 100, capMaxTokens: false, extendTokens: 8,
+          estimate: { defaultMaxTokens: 16, perMessageTokens: 0 }, budgets: [{ name: 'team-day', scope: 'team', period: 'day', amountUsd: 100, streamCutoff: true }],
+        } },
+        chains: { default: ['test-principal', 'budget'] },
+      })
+      const stalled = async (): Promise<{ events: number; last: string }> => {
+        const res = await chat(tg!.url, { model: 'slow/gpt-4o-mini', team: 'ml', stream: true })
+        expect(res.status).toBe(200)
+        const t = setTimeout(() => fwd.pause(), 300)
+        const body = await res.text()
+        clearTimeout(t)
+        fwd.restore()
+        return { events: (body.match(/"content":"/g) ?? []).length, last: body.trim().split('\n\n').at(-1)! }
+      }
+      tg = await startTestGateway(config('closed'), { services: { redis: client } })
+      const closed = await stalled()
+      expect(closed.events).toBeLessThan(61) // the role chunk and 60 tokens when complete
+      expect(JSON.parse(closed.last.slice('data: '.length))).toMatchObject({ error: { code: 'MCP_ERR_BUDGET_UNAVAILABLE', type: 'api_error' } })
+      expect(closed.last).not.toContain('budget_exceeded')
+      expect(await metricValue(tg.adminUrl, 'mcp_budget_stream_cutoffs_total{budget="team-day",shadow="false"}') ?? 0).toBe(0)
+      expect(await metricValue(tg.adminUrl, 'mcp_budget_degraded_total{mode="closed"}')).toBe(1)
+
+      tg.setConfig(config('open'))
+      expect((await tg.gw.reload('test')).ok).toBe(true)
+      const open = await stalled()
+      expect(open.events).toBe(61)
+      expect(open.last).toBe('data: [DONE]')
+    } finally {
+      fwd.restore()
+      await tg?.close(); tg = undefined
+      await fwd.close()
+    }
   })
 
   it('Redis down: failMode closed refuses (503), local enforces per instance, open admits', async () => {
