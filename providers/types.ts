@@ -109,7 +109,11 @@ export interface Usage {
   prompt_tokens: number
   completion_tokens: number
   total_tokens: number
-  prompt_tokens_details?: { cached_tokens?: number; audio_tokens?: number; cache_creation_tokens?: number }
+  /**
+   * `cache_creation_1h_tokens` (extension): the part of `cache_creation_tokens` written to Anthropic's 1-hour cache
+   * (`cache_control.ttl: '1h'`), billed at its own rate (PriceEntry.cacheWrite1h); absent when none.
+   */
+  prompt_tokens_details?: { cached_tokens?: number; audio_tokens?: number; cache_creation_tokens?: number; cache_creation_1h_tokens?: number }
   completion_tokens_details?: { reasoning_tokens?: number; audio_tokens?: number }
   /**
    * Extension: server-tool calls an Anthropic answer made (its `usage.server_tool_use`), present only when it made

@@ -21,9 +21,11 @@ function int(v: unknown): number {
   return typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.min(Math.floor(v), MAX_TOKENS) : 0
 }
 
-function usageOf(prompt: number, completion: number, cached: number, cacheWrite: number, reasoning: number, searches = 0): Usage {
+function usageOf(prompt: number, completion: number, cached: number, cacheWrite: number, reasoning: number, searches = 0, cacheWrite1h = 0): Usage {
   const out: Usage = { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion }
   if (cached !== 0 || cacheWrite !== 0) out.prompt_tokens_details = { cached_tokens: cached, cache_creation_tokens: cacheWrite }
+  // Anthropic's 1-hour cache writes (part of the cache writes, priced apart).
+  if (cacheWrite1h !== 0) out.prompt_tokens_details!.cache_creation_1h_tokens = Math.min(cacheWrite, cacheWrite1h)
   if (reasoning !== 0) out.completion_tokens_details = { reasoning_tokens: reasoning }
   // Only what is priced (web searches, PriceEntry.webSearch): fetches cost their tokens alone.
   if (searches !== 0) out.server_tool_use = { web_search_requests: searches }
@@ -36,7 +38,7 @@ export function normalizeUsage(u: Usage): Usage {
   const completion = int(u.completion_tokens)
   const cached = Math.min(prompt, int(u.prompt_tokens_details?.cached_tokens))
   const cacheWrite = Math.min(prompt - cached, int(u.prompt_tokens_details?.cache_creation_tokens))
-  return usageOf(prompt, completion, cached, cacheWrite, Math.min(completion, int(u.completion_tokens_details?.reasoning_tokens)), int(u.server_tool_use?.web_search_requests))
+  return usageOf(prompt, completion, cached, cacheWrite, Math.min(completion, int(u.completion_tokens_details?.reasoning_tokens)), int(u.server_tool_use?.web_search_requests), Math.min(cacheWrite, int(u.prompt_tokens_details?.cache_creation_1h_tokens)))
 }
 
 /** `a + sign·b`, field by field, never below 0 (normalised usages). */
@@ -48,6 +50,7 @@ function combine(a: Usage, b: Usage, sign: 1 | -1): Usage {
     f(a.prompt_tokens_details?.cache_creation_tokens, b.prompt_tokens_details?.cache_creation_tokens),
     f(a.completion_tokens_details?.reasoning_tokens, b.completion_tokens_details?.reasoning_tokens),
     f(a.server_tool_use?.web_search_requests, b.server_tool_use?.web_search_requests),
+    f(a.prompt_tokens_details?.cache_creation_1h_tokens, b.prompt_tokens_details?.cache_creation_1h_tokens),
   )
 }
 

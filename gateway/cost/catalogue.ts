@@ -15,13 +15,18 @@ export interface PriceEntry {
   input: number
   cachedInput?: number
   cacheWrite?: number
+  /**
+   * Writes to Anthropic's 1-hour prompt cache (`cache_control.ttl: '1h'`; `cacheWrite` prices the default 5-minute
+   * ones). Default: 2 × `input`, Anthropic's published rate. Only Anthropic answers report such writes.
+   */
+  cacheWrite1h?: number
   output: number
   reasoning?: number
   /**
    * Long-context pricing (Gemini 2.5 Pro, Claude Sonnet 4 and 4.5 with the 1M window): a request whose prompt (cached
    * and cache-write tokens included) is over `threshold` tokens has every token priced at these rates, output too.
    */
-  longContext?: { threshold: number; input: number; cachedInput?: number; cacheWrite?: number; output: number; reasoning?: number }
+  longContext?: { threshold: number; input: number; cachedInput?: number; cacheWrite?: number; cacheWrite1h?: number; output: number; reasoning?: number }
   /** USD per 1,000 web searches a server tool made (Anthropic's web search: 10), on top of their tokens. */
   webSearch?: number
   /**
@@ -37,8 +42,8 @@ export interface PriceEntry {
 export type ServiceTier = 'flex' | 'priority'
 export const SERVICE_TIERS: readonly ServiceTier[] = ['flex', 'priority']
 
-/** One tier's rates, USD per million tokens (cachedInput and cacheWrite default to input, reasoning to output). */
-export interface TierEntry { input: number; cachedInput?: number; cacheWrite?: number; output: number; reasoning?: number }
+/** One tier's rates, USD per million tokens (cachedInput and cacheWrite default to input, cacheWrite1h to 2 × input, reasoning to output). */
+export interface TierEntry { input: number; cachedInput?: number; cacheWrite?: number; cacheWrite1h?: number; output: number; reasoning?: number }
 
 /** The priced tier a `service_tier` value names, or undefined (standard rates). */
 export function pricedTier(v: unknown): ServiceTier | undefined {
@@ -50,6 +55,8 @@ export interface TierPrices {
   input: number
   cachedInput: number
   cacheWrite: number
+  /** Anthropic's 1-hour cache writes. */
+  cacheWrite1h: number
   output: number
   reasoning: number
 }
@@ -83,6 +90,7 @@ function tierOf(e: TierEntry): TierPrices {
     input: toPico(e.input),
     cachedInput: toPico(e.cachedInput ?? e.input),
     cacheWrite: toPico(e.cacheWrite ?? e.input),
+    cacheWrite1h: toPico(e.cacheWrite1h ?? 2 * e.input),
     output: toPico(e.output),
     reasoning: toPico(e.reasoning ?? e.output),
   }
@@ -96,6 +104,8 @@ export interface CostBreakdown {
   inputTokens: number
   cachedTokens: number
   cacheWriteTokens: number
+  /** The part of cacheWriteTokens written to Anthropic's 1-hour cache (priced at cacheWrite1h); absent when none. */
+  cacheWrite1hTokens?: number
   outputTokens: number
   reasoningTokens: number
   /** True when the model is not in the catalogue (cost unknown, reported, never silently 0). */
@@ -203,6 +213,7 @@ export class PriceCatalogue {
   static cost(prices: TokenPrices | undefined, usage: Usage, estimated = false, serviceTier?: ServiceTier): CostBreakdown {
     const cached = usage.prompt_tokens_details?.cached_tokens ?? 0
     const cacheWrite = usage.prompt_tokens_details?.cache_creation_tokens ?? 0
+    const write1h = Math.min(cacheWrite, usage.prompt_tokens_details?.cache_creation_1h_tokens ?? 0)
     const reasoning = usage.completion_tokens_details?.reasoning_tokens ?? 0
     const input = Math.max(0, (usage.prompt_tokens ?? 0) - cached - cacheWrite)
     // Embeddings report no completion_tokens.
@@ -210,11 +221,12 @@ export class PriceCatalogue {
     const b = { inputTokens: input, cachedTokens: cached, cacheWriteTokens: cacheWrite, outputTokens: output, reasoningTokens: reasoning, estimated }
     if (!prices) return { ...b, pico: 0, usd: 0, unknown: true }
     const t = tierFor(prices, usage.prompt_tokens ?? 0, serviceTier)
-    let pico = input * t.input + cached * t.cachedInput + cacheWrite * t.cacheWrite + output * t.output + reasoning * t.reasoning
+    let pico = input * t.input + cached * t.cachedInput + (cacheWrite - write1h) * t.cacheWrite + write1h * t.cacheWrite1h + output * t.output + reasoning * t.reasoning
     const searches = usage.server_tool_use?.web_search_requests ?? 0
     if (searches > 0) pico += searches * (prices.webSearch ?? 0)
     const c: CostBreakdown = { ...b, pico, usd: pico / 1e12, unknown: false }
     if (searches > 0) c.webSearchRequests = searches
+    if (write1h > 0) c.cacheWrite1hTokens = write1h
     if (serviceTier !== undefined && t === prices.serviceTiers?.[serviceTier]) c.serviceTier = serviceTier
     return c
   }

@@ -69,7 +69,7 @@ export interface CostPart {
 
 const ZERO: Usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 }
 /** Zero prices for an answer that never came: cost 0 and known. */
-const ZERO_PRICES: TokenPrices = { input: 0, cachedInput: 0, cacheWrite: 0, output: 0, reasoning: 0, effectiveFrom: 0 }
+const ZERO_PRICES: TokenPrices = { input: 0, cachedInput: 0, cacheWrite: 0, cacheWrite1h: 0, output: 0, reasoning: 0, effectiveFrom: 0 }
 const PRICES_TTL_MS = 60_000
 const OVERFLOW = '_other'
 

@@ -20,6 +20,7 @@ export const priceEntrySchema: JSONSchema = {
     input: usdPerMillion,
     cachedInput: usdPerMillion,
     cacheWrite: usdPerMillion,
+    cacheWrite1h: usdPerMillion,
     output: usdPerMillion,
     reasoning: usdPerMillion,
     /** Every token of a request whose prompt is over `threshold` tokens at these prices (catalogue.ts PriceEntry). */
@@ -32,6 +33,7 @@ export const priceEntrySchema: JSONSchema = {
         input: usdPerMillion,
         cachedInput: usdPerMillion,
         cacheWrite: usdPerMillion,
+        cacheWrite1h: usdPerMillion,
         output: usdPerMillion,
         reasoning: usdPerMillion,
       },
@@ -44,7 +46,7 @@ export const priceEntrySchema: JSONSchema = {
         type: 'object',
         additionalProperties: false,
         required: ['input', 'output'],
-        properties: { input: usdPerMillion, cachedInput: usdPerMillion, cacheWrite: usdPerMillion, output: usdPerMillion, reasoning: usdPerMillion },
+        properties: { input: usdPerMillion, cachedInput: usdPerMillion, cacheWrite: usdPerMillion, cacheWrite1h: usdPerMillion, output: usdPerMillion, reasoning: usdPerMillion },
       }])),
     },
     /** USD per 1,000 web searches (a server tool's fee, on top of its tokens). */

@@ -252,7 +252,7 @@ describe('worst-case estimate', () => {
   it('worst prices are reused for a minute per pricing, adapter and model, then looked up again', () => {
     let price = 1000
     const asked: string[] = []
-    const pricing: Pricing = { pricesFor: (_n, _t, model, _at) => { asked.push(model); return { input: price, cachedInput: price, cacheWrite: price, output: 2 * price, reasoning: 2 * price, effectiveFrom: 0 } } }
+    const pricing: Pricing = { pricesFor: (_n, _t, model, _at) => { asked.push(model); return { input: price, cachedInput: price, cacheWrite: price, cacheWrite1h: price, output: 2 * price, reasoning: 2 * price, effectiveFrom: 0 } } }
     const adapter = { name: 'p', type: 'openai' }
     const ctx = (model: string): RequestCtx => ({ providerName: 'p', adapter, model, alias: undefined }) as unknown as RequestCtx
     const t0 = 1_000_000
@@ -265,6 +265,19 @@ describe('worst-case estimate', () => {
     price = 7000
     expect(worstPrices(ctx('a'), pricing, t0).input).toBe(7000)
     expect(asked).toEqual(['a', 'b', 'a', 'a'])
+  })
+
+  it("an Anthropic target's prompt is reserved at the 1-hour cache-write price (2 x input), others' not", () => {
+    // Regression: a prompt of 1-hour cache writes settles at 2 x input; reserved at the 5-minute rate (1.25 x) it
+    // could settle above its reservation.
+    const pricing = ownPricing([])
+    const ctx = (type: string, model: string): RequestCtx => ({ providerName: type, adapter: { name: type, type }, model, alias: undefined }) as unknown as RequestCtx
+    expect(worstPrices(ctx('anthropic', 'claude-haiku-4-5'), pricing, Date.now()).input).toBe(2_000_000)
+    expect(worstPrices(ctx('anthropic', 'claude-sonnet-4-5'), pricing, Date.now()).long).toMatchObject({ threshold: 200_000, input: 12_000_000 })
+    expect(worstPrices(ctx('openai', 'gpt-4o-mini'), pricing, Date.now()).input).toBe(150_000)
+    // A config entry's own 1-hour price wins over the default.
+    const own = ownPricing([{ provider: 'anthropic', model: 'claude-haiku-4-5', input: 1, cacheWrite: 1.25, cacheWrite1h: 3, output: 5, effectiveFrom: '1970-01-01' }])
+    expect(worstPrices(ctx('anthropic', 'claude-haiku-4-5'), own, Date.now()).input).toBe(3_000_000)
   })
 })
 

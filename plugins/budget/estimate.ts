@@ -9,7 +9,7 @@
  * resort. Amounts are integer nano-USD (1e-9): budgets up to $9M stay exact in Redis' Lua numbers.
  */
 import type { RequestCtx } from '../../gateway/context.ts'
-import { pricedTier, SERVICE_TIERS, type PriceEntry, type ServiceTier, type TokenPrices } from '../../gateway/cost/catalogue.ts'
+import { pricedTier, SERVICE_TIERS, type PriceEntry, type ServiceTier, type TierPrices, type TokenPrices } from '../../gateway/cost/catalogue.ts'
 import { DEFAULT_PROVIDER_TYPE_MAP, Pricing as CostPricing } from '../../gateway/cost/pricing.ts'
 import { countTokens } from '../../gateway/cost/estimate.ts'
 import type { CompiledAlias } from '../../gateway/routing/alias.ts'
@@ -65,7 +65,7 @@ function fromTargetPrice(p: { input: number; output: number } | undefined): Toke
   if (!p) return undefined
   const i = Math.round(p.input * 1e6)
   const o = Math.round(p.output * 1e6)
-  return { input: i, cachedInput: i, cacheWrite: i, output: o, reasoning: o, effectiveFrom: 0 }
+  return { input: i, cachedInput: i, cacheWrite: i, cacheWrite1h: 2 * i, output: o, reasoning: o, effectiveFrom: 0 }
 }
 
 function collectTargets(alias: CompiledAlias, aliases: ReadonlyMap<string, CompiledAlias>, seen: Set<string>, out: CompiledAlias['targets'][number][]): void {
@@ -120,35 +120,47 @@ export function worstPrices(ctx: RequestCtx, pricing: Pricing, at: number): Read
   return w
 }
 
+/**
+ * Provider types whose answers may report 1-hour cache writes (priced at cacheWrite1h, 2 × input by default): every
+ * prompt token of a request to them may be one. Other providers' prompts are never priced at that rate.
+ */
+const ONE_HOUR_CACHE_WRITES: ReadonlySet<string> = new Set(['anthropic'])
+
+/** The highest price a prompt token may be charged at these rates: input, a cache write, or a 1-hour one where possible. */
+function worstInput(r: TierPrices, oneHour: boolean): number {
+  return Math.max(r.input, r.cacheWrite, oneHour ? r.cacheWrite1h : 0)
+}
+
 function computeWorst(ctx: RequestCtx, pricing: Pricing, at: number): WorstPrices {
   const w: WorstPrices = { input: 0, output: 0, unpriced: false }
-  const all: TokenPrices[] = []
-  const add = (p: TokenPrices | undefined): void => {
+  const all: { p: TokenPrices; oneHour: boolean }[] = []
+  const add = (p: TokenPrices | undefined, providerType: string): void => {
     if (!p) { w.unpriced = true; return }
-    all.push(p)
-    w.input = Math.max(w.input, p.input, p.cacheWrite)
+    const oneHour = ONE_HOUR_CACHE_WRITES.has(providerType)
+    all.push({ p, oneHour })
+    w.input = Math.max(w.input, worstInput(p, oneHour))
     w.output = Math.max(w.output, p.output, p.reasoning)
     if (p.webSearch !== undefined) w.webSearch = Math.max(w.webSearch ?? 0, p.webSearch)
     const l = p.longContext
     if (l) {
       const cur = w.long ?? { threshold: l.threshold, input: 0, output: 0 }
-      w.long = { threshold: Math.min(cur.threshold, l.threshold), input: Math.max(cur.input, l.input, l.cacheWrite), output: Math.max(cur.output, l.output, l.reasoning) }
+      w.long = { threshold: Math.min(cur.threshold, l.threshold), input: Math.max(cur.input, worstInput(l, oneHour)), output: Math.max(cur.output, l.output, l.reasoning) }
     }
   }
   if (ctx.alias) {
     const targets: CompiledAlias['targets'][number][] = []
     collectTargets(ctx.alias, ctx.pipeline.aliases, new Set(), targets)
-    for (const t of targets) add(pricing.pricesFor(t.provider, t.adapter.type, t.model, at) ?? fromTargetPrice(t.price))
+    for (const t of targets) add(pricing.pricesFor(t.provider, t.adapter.type, t.model, at) ?? fromTargetPrice(t.price), t.adapter.type)
   } else {
-    add(pricing.pricesFor(ctx.providerName, ctx.adapter?.type ?? '', ctx.model, at))
+    add(pricing.pricesFor(ctx.providerName, ctx.adapter?.type ?? '', ctx.model, at), ctx.adapter?.type ?? '')
   }
   for (const tier of SERVICE_TIERS) {
-    if (!all.some((p) => p.serviceTiers?.[tier] !== undefined)) continue
+    if (!all.some(({ p }) => p.serviceTiers?.[tier] !== undefined)) continue
     let input = 0
     let output = 0
-    for (const p of all) {
+    for (const { p, oneHour } of all) {
       const r = p.serviceTiers?.[tier] ?? p
-      input = Math.max(input, r.input, r.cacheWrite)
+      input = Math.max(input, worstInput(r, oneHour))
       output = Math.max(output, r.output, r.reasoning)
     }
     ;(w.tiers ??= {})[tier] = { input, output }

@@ -166,7 +166,7 @@ function pricesAt(
   const p = pricing.pricesFor(provider, providerType, model, at)
   if (p || !ctx.alias) return p
   const t = ctx.alias.targets.find((x) => x.provider === provider && x.model === model)
-  return t?.price ? { input: t.price.input * 1e6, cachedInput: t.price.input * 1e6, cacheWrite: t.price.input * 1e6, output: t.price.output * 1e6, reasoning: t.price.output * 1e6, effectiveFrom: 0 } : undefined
+  return t?.price ? { input: t.price.input * 1e6, cachedInput: t.price.input * 1e6, cacheWrite: t.price.input * 1e6, cacheWrite1h: 2 * t.price.input * 1e6, output: t.price.output * 1e6, reasoning: t.price.output * 1e6, effectiveFrom: 0 } : undefined
 }
 
 /**

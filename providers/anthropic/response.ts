@@ -16,6 +16,8 @@ export interface AnthropicUsage {
   output_tokens?: number | null
   cache_read_input_tokens?: number | null
   cache_creation_input_tokens?: number | null
+  /** The cache writes by lifetime (cache_control.ttl '5m', the default, or '1h'); they sum to cache_creation_input_tokens. */
+  cache_creation?: { ephemeral_5m_input_tokens?: number | null; ephemeral_1h_input_tokens?: number | null } | null
   output_tokens_details?: { thinking_tokens?: number | null } | null
   server_tool_use?: { web_search_requests?: number | null; web_fetch_requests?: number | null } | null
 }
@@ -78,6 +80,9 @@ export function toCanonicalUsage(u: AnthropicUsage): Usage {
     total_tokens: prompt + completion,
     prompt_tokens_details: { cached_tokens: cacheRead, cache_creation_tokens: cacheCreation },
   }
+  // 1-hour cache writes cost more than 5-minute ones (2x and 1.25x the input price): carried apart.
+  const write1h = Math.min(cacheCreation, n(u.cache_creation?.ephemeral_1h_input_tokens))
+  if (write1h > 0) usage.prompt_tokens_details!.cache_creation_1h_tokens = write1h
   const thinking = u.output_tokens_details?.thinking_tokens
   if (typeof thinking === 'number') usage.completion_tokens_details = { reasoning_tokens: thinking }
   const searches = n(u.server_tool_use?.web_search_requests)

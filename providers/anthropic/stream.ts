@@ -168,7 +168,7 @@ export function createAnthropicStreamMapper(provider: string, model: string, now
   const mergeUsage = (u: AnthropicUsage | undefined): void => {
     if (!u) return
     // Counters in message_delta are cumulative totals, present only when they apply: overwrite, never add.
-    for (const k of ['input_tokens', 'output_tokens', 'cache_read_input_tokens', 'cache_creation_input_tokens', 'output_tokens_details'] as const) {
+    for (const k of ['input_tokens', 'output_tokens', 'cache_read_input_tokens', 'cache_creation_input_tokens', 'cache_creation', 'output_tokens_details'] as const) {
       if (u[k] != null) (usage as Record<string, unknown>)[k] = u[k]
     }
   }

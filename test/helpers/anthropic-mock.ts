@@ -25,6 +25,10 @@
  *   - otherwise "tok0 tok1 … tok{N-1}", N = header `x-mock-tokens` (default 12), capped by
  *     max_tokens (then stop_reason max_tokens). Stream deltas join to exactly that text.
  *   input_tokens = ceil(chars of system + message text / 4), min 1.
+ *   Cache writes: header `x-mock-cache-creation: <5m>,<1h>` reports that many tokens written to the 5-minute and
+ *   the 1-hour cache, as Anthropic does for `cache_control` blocks (ttl '5m', the default, or '1h'): usage
+ *   `cache_creation_input_tokens` (their sum) and `cache_creation: {ephemeral_5m_input_tokens,
+ *   ephemeral_1h_input_tokens}`, in the JSON answer and in a stream's message_start (as Anthropic sends them).
  *
  * Web search (a server tool): `tools` holding a `web_search_*` tool and the last user text containing "search"
  *                                                 → server_tool_use {query: the text after "search "},
@@ -398,6 +402,20 @@ function inputTokens(body: Record<string, unknown>): number {
 
 const headerOf = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v)
 
+/** Tokens an answer reports written to the 5-minute and the 1-hour prompt cache (header x-mock-cache-creation). */
+interface CacheWrites { readonly m5: number; readonly h1: number }
+const NO_CACHE_WRITES: CacheWrites = { m5: 0, h1: 0 }
+function cacheWritesOf(h: string | undefined): CacheWrites {
+  if (h === undefined) return NO_CACHE_WRITES
+  const [m5, h1] = h.split(',').map((x) => Number.parseInt(x.trim(), 10) || 0)
+  return { m5: m5 ?? 0, h1: h1 ?? 0 }
+}
+/** Anthropic's usage fields for cache writes: the total, and (when there are any) the breakdown by lifetime. */
+function cacheUsage(c: CacheWrites): Record<string, unknown> {
+  if (c.m5 === 0 && c.h1 === 0) return { cache_creation_input_tokens: 0 }
+  return { cache_creation_input_tokens: c.m5 + c.h1, cache_creation: { ephemeral_5m_input_tokens: c.m5, ephemeral_1h_input_tokens: c.h1 } }
+}
+
 // ---------- server ----------
 
 export function startAnthropicMock(opts: StartAnthropicMockOptions = {}): Promise<AnthropicMock> {
@@ -453,7 +471,7 @@ export function startAnthropicMock(opts: StartAnthropicMockOptions = {}): Promis
     sendJson(res, rec, status, { type: 'error', error: { type, message: message ?? DEFAULT_MESSAGES[type] ?? 'Error (mock).' }, request_id: `req_mock${nextId()}` }, extra)
   }
 
-  function message(model: string, plan: Plan, input: number): Record<string, unknown> {
+  function message(model: string, plan: Plan, input: number, cache: CacheWrites = NO_CACHE_WRITES): Record<string, unknown> {
     const tool = plan.kind === 'tool'
     return {
       id: `msg_mock${nextId()}`,
@@ -466,12 +484,12 @@ export function startAnthropicMock(opts: StartAnthropicMockOptions = {}): Promis
       ],
       stop_reason: tool ? 'tool_use' : plan.stop,
       stop_sequence: null,
-      usage: { input_tokens: input, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: tool ? 8 : plan.pieces.length },
+      usage: { input_tokens: input, ...cacheUsage(cache), cache_read_input_tokens: 0, output_tokens: tool ? 8 : plan.pieces.length },
     }
   }
 
-  async function stream(res: ServerResponse, rec: AnthropicMockRequestRecord, model: string, plan: Plan, input: number, f: AnthropicFault | null, delay: number, onServerClose: () => void): Promise<void> {
-    const msg = message(model, plan, input)
+  async function stream(res: ServerResponse, rec: AnthropicMockRequestRecord, model: string, plan: Plan, input: number, f: AnthropicFault | null, delay: number, onServerClose: () => void, cache: CacheWrites = NO_CACHE_WRITES): Promise<void> {
+    const msg = message(model, plan, input, cache)
     const ev = (type: string, data: object): string => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`
     const tool = plan.kind === 'tool'
     const content = msg['content'] as { id: string; signature: string }[]
@@ -519,7 +537,7 @@ export function startAnthropicMock(opts: StartAnthropicMockOptions = {}): Promis
       return true
     }
 
-    const startMsg = { ...msg, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: input, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1 } }
+    const startMsg = { ...msg, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: input, ...cacheUsage(cache), cache_read_input_tokens: 0, output_tokens: 1 } }
     if (!(await emit(ev('message_start', { message: startMsg })))) return
     if (plan.thinking) {
       if (!(await emit(ev('content_block_start', { index: 0, content_block: { type: 'thinking', thinking: '' } })))) return
@@ -630,6 +648,7 @@ export function startAnthropicMock(opts: StartAnthropicMockOptions = {}): Promis
     const tokens = Math.min(100_000, Number.parseInt(headerOf(req.headers['x-mock-tokens']) ?? '12', 10) || 12)
     const plan = planReply(b, tokens)
     const input = inputTokens(b)
+    const cache = cacheWritesOf(headerOf(req.headers['x-mock-cache-creation']))
     const query = webSearchQuery(b)
     if (query !== undefined) {
       const msg = webSearchMessage(`msg_mock${nextId()}`, b['model'] as string, query, input, `srvtoolu_mock${nextId()}`)
@@ -670,9 +689,9 @@ export function startAnthropicMock(opts: StartAnthropicMockOptions = {}): Promis
     }
     if (b['stream'] === true) {
       const delay = f?.chunkDelayMs ?? (Number.parseInt(headerOf(req.headers['x-mock-chunk-delay-ms']) ?? '0', 10) || 0)
-      await stream(res, rec, b['model'] as string, plan, input, f, delay, () => { serverClosed = true })
+      await stream(res, rec, b['model'] as string, plan, input, f, delay, () => { serverClosed = true }, cache)
     } else {
-      sendJson(res, rec, 200, message(b['model'] as string, plan, input))
+      sendJson(res, rec, 200, message(b['model'] as string, plan, input, cache))
     }
   }
 
