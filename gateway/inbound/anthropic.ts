@@ -168,18 +168,24 @@ function unknownBlock(b: Obj, path: string): void {
   nativeOnly(`${path}.type`, `content block type '${b['type']}' is not translated`)
 }
 
-/** One Anthropic message → one or more canonical messages (tool results become `tool` messages). */
-function convertMessage(raw: unknown, i: number, out: ChatMessage[]): void {
+/**
+ * One Anthropic message → one or more canonical messages (tool results become `tool` messages). `last`: it is the
+ * request's last message. As in Anthropic's API, every message has content (`""` and `[]` are a 400) except a last assistant message (a prefill, which may be empty):
+ * an empty user turn left out would leave the turn before it last (an assistant's answer read as a prefill), or no
+ * messages at all.
+ */
+function convertMessage(raw: unknown, i: number, out: ChatMessage[], last: boolean): void {
   const path = `messages[${i}]`
   const m = obj(raw, path)
   onlyKeys(m, keys('role', 'content'), path)
   const role = m['role']
   const content = m['content']
   if (role !== 'user' && role !== 'assistant' && role !== 'system') fail(`${path}.role`, "must be 'user' or 'assistant'")
-  if (typeof content === 'string') { out.push({ role, content } as ChatMessage); return }
-  const blocks = arr(content, `${path}.content`)
+  const blocks = typeof content === 'string' ? content : arr(content, `${path}.content`)
+  if (blocks.length === 0 && !(last && role === 'assistant')) fail(`${path}.content`, 'must not be empty (every message needs content, except a final assistant message)')
+  if (typeof blocks === 'string') { out.push({ role, content: blocks } as ChatMessage); return }
   if (role === 'system') {
-    if (blocks.length > 0) out.push({ role: 'system', content: blocks.map((b, j) => textPart(obj(b, `${path}.content[${j}]`), `${path}.content[${j}]`)) })
+    out.push({ role: 'system', content: blocks.map((b, j) => textPart(obj(b, `${path}.content[${j}]`), `${path}.content[${j}]`)) })
     return
   }
   if (role === 'assistant') {
@@ -279,7 +285,7 @@ function convertRequest(body: unknown): ChatRequest {
   }
   const rawMessages = arr(b['messages'], 'messages')
   if (rawMessages.length === 0) fail('messages', 'must contain at least one message')
-  rawMessages.forEach((m, i) => convertMessage(m, i, messages))
+  rawMessages.forEach((m, i) => convertMessage(m, i, messages, i === rawMessages.length - 1))
 
   const req: ChatRequest = { model, messages, max_tokens: num(b['max_tokens'], 'max_tokens', 1, Number.MAX_SAFE_INTEGER, true) }
   if (b['temperature'] !== undefined) req.temperature = num(b['temperature'], 'temperature', 0, 1)
