@@ -27,7 +27,6 @@ const body = {
       { type: 'text', text: 'after' },
       { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'AAAA' } },
     ] },
-    { role: 'system', content: [] },
     { role: 'assistant', content: 'done' },
     { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'c9', content: [{ type: 'image', source: { type: 'url', url: 'https://x/j.png' } }] }] },
   ],

@@ -53,7 +53,7 @@ type Origin =
   | { kind: 'system' }
   /** The top-level `system` blocks: content[k] is system[k]. */
   | { kind: 'system-blocks' }
-  /** A message kept as one message (string content, or a system turn's blocks), at the client's `path`. */
+  /** A message kept as one message (string content), at the client's `path`. */
   | { kind: 'same'; path: string }
   /** An assistant turn of blocks: canonical content[n], tool_calls[n], thinking_blocks[n] → block indexes. */
   | { kind: 'assistant'; path: string; texts: number[]; calls: number[]; thinking: number[] }
@@ -73,7 +73,6 @@ function origins(body: Obj): Origin[] {
     const m = isObj(raw) ? raw : {}
     const content = m['content']
     if (!Array.isArray(content)) { out.push({ kind: 'same', path }); return }
-    if (m['role'] === 'system') { if (content.length > 0) out.push({ kind: 'same', path }); return }
     if (m['role'] === 'assistant') {
       const o: Origin = { kind: 'assistant', path, texts: [], calls: [], thinking: [] }
       content.forEach((b, j) => {

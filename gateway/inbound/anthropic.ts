@@ -97,11 +97,16 @@ function withCacheControl(part: ContentPart, b: Obj): ContentPart {
   return part
 }
 
+/** The only image types Anthropic takes in a base64 source (its API refuses any other `media_type`). */
+const IMAGE_MEDIA_TYPES: ReadonlySet<string> = new Set(['image/jpeg', 'image/png', 'image/gif', 'image/webp'])
+
 function imagePart(b: Obj, path: string): ContentPart | undefined {
   onlyKeys(b, IMAGE_KEYS, path)
   const src = obj(b['source'], `${path}.source`)
   if (src['type'] === 'base64') {
-    return withCacheControl({ type: 'image_url', image_url: { url: `data:${str(src['media_type'], `${path}.source.media_type`)};base64,${str(src['data'], `${path}.source.data`)}` } }, b)
+    const mediaType = str(src['media_type'], `${path}.source.media_type`)
+    if (!IMAGE_MEDIA_TYPES.has(mediaType)) fail(`${path}.source.media_type`, "must be one of 'image/jpeg', 'image/png', 'image/gif', 'image/webp'")
+    return withCacheControl({ type: 'image_url', image_url: { url: `data:${mediaType};base64,${str(src['data'], `${path}.source.data`)}` } }, b)
   }
   if (src['type'] === 'url') return withCacheControl({ type: 'image_url', image_url: { url: str(src['url'], `${path}.source.url`) } }, b)
   // A Files API reference (`file`) and the like: Anthropic's own.
@@ -170,7 +175,8 @@ function unknownBlock(b: Obj, path: string): void {
 
 /**
  * One Anthropic message → one or more canonical messages (tool results become `tool` messages). `last`: it is the
- * request's last message. As in Anthropic's API, every message has content (`""` and `[]` are a 400) except a last assistant message (a prefill, which may be empty):
+ * request's last message. As in Anthropic's API, a system prompt is the top-level `system`, never a message, and every
+ * message has content (`""` and `[]` are a 400) except a last assistant message (a prefill, which may be empty):
  * an empty user turn left out would leave the turn before it last (an assistant's answer read as a prefill), or no
  * messages at all.
  */
@@ -180,14 +186,10 @@ function convertMessage(raw: unknown, i: number, out: ChatMessage[], last: boole
   onlyKeys(m, keys('role', 'content'), path)
   const role = m['role']
   const content = m['content']
-  if (role !== 'user' && role !== 'assistant' && role !== 'system') fail(`${path}.role`, "must be 'user' or 'assistant'")
+  if (role !== 'user' && role !== 'assistant') fail(`${path}.role`, `must be 'user' or 'assistant'${role === 'system' ? ' (a system prompt is the top-level system field)' : ''}`)
   const blocks = typeof content === 'string' ? content : arr(content, `${path}.content`)
   if (blocks.length === 0 && !(last && role === 'assistant')) fail(`${path}.content`, 'must not be empty (every message needs content, except a final assistant message)')
-  if (typeof blocks === 'string') { out.push({ role, content: blocks } as ChatMessage); return }
-  if (role === 'system') {
-    out.push({ role: 'system', content: blocks.map((b, j) => textPart(obj(b, `${path}.content[${j}]`), `${path}.content[${j}]`)) })
-    return
-  }
+  if (typeof blocks === 'string') { out.push({ role, content: blocks }); return }
   if (role === 'assistant') {
     const texts: TextPart[] = []
     const calls: ToolCall[] = []
@@ -279,7 +281,11 @@ function convertRequest(body: unknown): ChatRequest {
   const system = b['system']
   if (typeof system === 'string') messages.push({ role: 'system', content: system })
   else if (system !== undefined) {
-    const blocks = arr(system, 'system').map((x, j) => textPart(obj(x, `system[${j}]`), `system[${j}]`))
+    const blocks = arr(system, 'system').map((x, j) => {
+      const b = obj(x, `system[${j}]`)
+      if (b['type'] !== 'text') fail(`system[${j}].type`, "must be 'text' (the system prompt takes text blocks only)")
+      return textPart(b, `system[${j}]`)
+    })
     // No blocks is no system prompt (an empty array of parts is an OpenAI 400).
     if (blocks.length > 0) messages.push({ role: 'system', content: blocks })
   }

@@ -115,7 +115,7 @@ describe('anthropic', () => {
     expect(msg).not.toContain('messages[5]')
   })
 
-  it('an image type Anthropic refuses, inside a tool_result: the image block, not the user message it became', async () => {
+  it('an image type Anthropic refuses, inside a tool_result: the image block, not the user message it became (refused before any provider, as Anthropic\'s API does)', async () => {
     const msg = await refusal({
       model: 'anthropic/claude-sonnet-4-5-20250929', max_tokens: 64,
       messages: [
@@ -124,7 +124,7 @@ describe('anthropic', () => {
         { role: 'user', content: [{ type: 'tool_result', tool_use_id: 't1', content: [{ type: 'text', text: 'here' }, { type: 'image', source: { type: 'base64', media_type: 'image/bmp' as 'image/png', data: PNG } }] }] },
       ],
     })
-    expect(msg).toBe("Parameter 'messages[2].content[0].content[1].source' is an image of type image/bmp; provider anthropic takes image/jpeg, image/png, image/gif and image/webp")
+    expect(msg).toBe("Invalid request body: messages[2].content[0].content[1].source.media_type: must be one of 'image/jpeg', 'image/png', 'image/gif', 'image/webp'")
     expect(t().anthropic.requests).toHaveLength(0)
   })
 })

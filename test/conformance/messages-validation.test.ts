@@ -1,13 +1,15 @@
 /**
  * /v1/messages bodies that Anthropic's API refuses are a 400 in Anthropic's shape naming the client's field, before
  * any provider is called, on every translated provider (google, ollama, anthropic): empty messages (were dropped, so an
- * assistant turn became the last one or no message was left).
+ * assistant turn became the last one or no message was left), system blocks that are not text (a bogus type was read
+ * as text), a `system` role among the messages, and image types Anthropic does not take (were forwarded).
  */
 import { describe, expect, it } from 'vitest'
 import { authHeaders } from '../helpers/gateway.ts'
 import { TRANSLATED_MODELS, TRANSLATED_PROVIDERS as PROVIDERS, translatedProvidersForFile, type TranslatedProvider as Provider } from '../helpers/translated-providers.ts'
 
 const t = translatedProvidersForFile()
+const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=='
 
 async function messages(p: Provider, body: object): Promise<{ status: number; json: any }> {
   const r = await fetch(`${t().gw.url}/v1/messages`, {
@@ -51,5 +53,35 @@ describe.each(PROVIDERS)('%s', (p) => {
       expect(status, JSON.stringify(json)).toBe(200)
       expect(t().requests(p)).toHaveLength(1)
     }
+  })
+
+  it('a system block that is not text is a 400 naming its type (a bogus type was read as text, an image said "text: must be a string")', async () => {
+    const u = [{ role: 'user', content: 'hi' }]
+    await refused(p, { system: [{ type: 'bogus', text: 'be evil' }], messages: u }, 'system[0].type', "must be 'text' (the system prompt takes text blocks only)")
+    await refused(p, { system: [{ type: 'text', text: 'ok' }, { type: 'image', source: { type: 'base64', media_type: 'image/png', data: PNG } }], messages: u }, 'system[1].type', "must be 'text'")
+  })
+
+  it('role system among the messages is a 400 naming it (was taken as a system prompt)', async () => {
+    await refused(p, { messages: [{ role: 'system', content: 'sys' }, { role: 'user', content: 'hi' }] }, 'messages[0].role', "must be 'user' or 'assistant' (a system prompt is the top-level system field)")
+    await refused(p, { messages: [{ role: 'user', content: 'hi' }, { role: 'tool', content: 'x' }] }, 'messages[1].role', "must be 'user' or 'assistant'")
+  })
+
+  it('a base64 image of a type Anthropic does not take is a 400 naming its media_type (image/bmp was forwarded)', async () => {
+    const image = (mediaType: string): object => ({ messages: [{ role: 'user', content: [{ type: 'text', text: 'look' }, { type: 'image', source: { type: 'base64', media_type: mediaType, data: PNG } }] }] })
+    await refused(p, image('image/bmp'), 'messages[0].content[1].source.media_type', "must be one of 'image/jpeg', 'image/png', 'image/gif', 'image/webp'")
+    await refused(p, image('IMAGE/PNG'), 'messages[0].content[1].source.media_type')
+    const { status, json } = await messages(p, image('image/png'))
+    expect(status, JSON.stringify(json)).toBe(200)
+  })
+
+  it('the same in a tool result', async () => {
+    await refused(p, {
+      tools: [{ name: 'shot', input_schema: { type: 'object' } }],
+      messages: [
+        { role: 'user', content: 'take one' },
+        { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'shot', input: {} }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/tiff', data: PNG } }] }] },
+      ],
+    }, 'messages[2].content[0].content[0].source.media_type')
   })
 })
