@@ -13,8 +13,26 @@ const posInt: JSONSchema = { type: ['integer', 'null'], minimum: 1, maximum: MAX
 export const MODEL_NAME_MAX = 256
 const modelName: JSONSchema = { type: 'string', minLength: 1, maxLength: MODEL_NAME_MAX, pattern: NO_CONTROL_PATTERN }
 
-const textPart: JSONSchema = { type: 'object', required: ['type'], properties: { type: { type: 'string' } } }
-const content: JSONSchema = { anyOf: [{ type: 'string' }, { type: 'array', items: textPart }, { type: 'null' }] }
+/** A part of `type` has `then`'s fields. */
+const partOf = (type: string, then: JSONSchema): JSONSchema => ({ if: { properties: { type: { const: type } }, required: ['type'] }, then })
+const stringField = (name: string): JSONSchema => ({ required: [name], properties: { [name]: { type: 'string' } } })
+/**
+ * A content part, whatever the message's role: the fields OpenAI requires of each type it has are type-checked (a text
+ * part's `text` reached Anthropic as "5" and Ollama as an empty prompt). Which types a role or a provider takes is the
+ * provider's to say; a type OpenAI does not have passes to it.
+ */
+const contentPart: JSONSchema = {
+  type: 'object', required: ['type'], properties: { type: { type: 'string' } },
+  allOf: [
+    partOf('text', stringField('text')),
+    partOf('refusal', stringField('refusal')),
+    partOf('image_url', { required: ['image_url'], properties: { image_url: { type: 'object', ...stringField('url') } } }),
+    partOf('input_audio', { required: ['input_audio'], properties: { input_audio: { type: 'object', required: ['data', 'format'], properties: { data: { type: 'string' }, format: { type: 'string' } } } } }),
+    partOf('file', { required: ['file'], properties: { file: { type: 'object', properties: { file_data: { type: 'string' }, file_id: { type: 'string' }, filename: { type: 'string' } } } } }),
+  ],
+}
+// One type list rather than anyOf, so that an error names the field inside a part (messages[0].content[0].text), not the content.
+const content: JSONSchema = { type: ['string', 'array', 'null'], items: contentPart }
 
 const message: JSONSchema = {
   type: 'object',

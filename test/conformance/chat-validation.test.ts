@@ -1,0 +1,81 @@
+/**
+ * /v1/chat/completions bodies that OpenAI's API refuses for a field's type or shape are a 400 naming the field, before
+ * any provider is called: on the three translated providers (google, ollama, anthropic), which had each made something
+ * of them, and on the OpenAI pass-through, the same schema applying to every route. What the mocks received is checked.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { authHeaders, startGateway, type TestGateway } from '../helpers/gateway.ts'
+import { startOpenAIMock, type OpenAIMock } from '../helpers/openai-mock.ts'
+import { TRANSLATED_PROVIDERS, translatedProvidersForFile } from '../helpers/translated-providers.ts'
+
+const t = translatedProvidersForFile()
+let openai: OpenAIMock
+let passThrough: TestGateway
+beforeAll(async () => {
+  openai = await startOpenAIMock()
+  passThrough = await startGateway({ providers: { openai: { type: 'openai', baseUrl: openai.url, apiKey: 'sk-test-0000000000000001' } } })
+}, 30_000)
+afterAll(async () => {
+  await passThrough?.close()
+  await openai?.close()
+})
+beforeEach(() => openai.reset())
+
+const PROVIDERS = [...TRANSLATED_PROVIDERS, 'openai'] as const
+type Provider = (typeof PROVIDERS)[number]
+
+async function chat(p: Provider, body: object): Promise<{ status: number; json: any }> {
+  if (p !== 'openai') return t().chat(p, body)
+  const r = await fetch(`${passThrough.url}/v1/chat/completions`, { method: 'POST', headers: authHeaders(), body: JSON.stringify({ model: 'openai/gpt-4o', max_tokens: 32, ...body }) })
+  return { status: r.status, json: await r.json() }
+}
+const requests = (p: Provider): unknown[] => (p === 'openai' ? openai.requests : t().requests(p))
+
+/** A 400 naming `param` (and, when given, saying `reason` of it), and nothing sent upstream. */
+async function refused(p: Provider, body: object, param: string, reason?: string): Promise<void> {
+  const { status, json } = await chat(p, body)
+  expect(status, JSON.stringify(json)).toBe(400)
+  expect(json.error.code).toBe('MCP_ERR_REQ_BODY_INVALID')
+  expect(json.error.param).toBe(param)
+  if (reason !== undefined) expect(json.error.message).toContain(`${param}: ${reason}`)
+  expect(requests(p)).toHaveLength(0)
+}
+
+const user = (content: unknown): object => ({ messages: [{ role: 'user', content }] })
+
+describe.each(PROVIDERS)('%s: content parts', (p) => {
+  it('a text part\'s text that is not a string, or missing, is a 400 naming it (Anthropic got "5", Ollama an empty prompt)', async () => {
+    await refused(p, user([{ type: 'text', text: 5 }]), 'messages[0].content[0].text', 'must be string')
+    await refused(p, user([{ type: 'text', text: 'look' }, { type: 'text' }]), 'messages[0].content[1].text', 'is required')
+  })
+
+  it('the same in a system, developer, assistant or tool message', async () => {
+    await refused(p, { messages: [{ role: 'system', content: [{ type: 'text', text: null }] }, { role: 'user', content: 'hi' }] }, 'messages[0].content[0].text')
+    await refused(p, { messages: [{ role: 'developer', content: [{ type: 'text', text: ['x'] }] }, { role: 'user', content: 'hi' }] }, 'messages[0].content[0].text')
+    await refused(p, { messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: [{ type: 'text', text: 1 }] }, { role: 'user', content: 'and?' }] }, 'messages[1].content[0].text')
+    await refused(p, {
+      messages: [
+        { role: 'user', content: 'hi' },
+        { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{}' } }] },
+        { role: 'tool', tool_call_id: 'c1', content: [{ type: 'text', text: {} }] },
+      ],
+    }, 'messages[2].content[0].text')
+  })
+
+  it('the required fields of the other part types OpenAI has', async () => {
+    await refused(p, user([{ type: 'image_url', image_url: 'https://example.com/cat.png' }]), 'messages[0].content[0].image_url', 'must be object')
+    await refused(p, user([{ type: 'image_url', image_url: { url: 5 } }]), 'messages[0].content[0].image_url.url', 'must be string')
+    await refused(p, user([{ type: 'image_url', image_url: {} }]), 'messages[0].content[0].image_url.url', 'is required')
+    await refused(p, user([{ type: 'input_audio', input_audio: { data: 'UklGRg==' } }]), 'messages[0].content[0].input_audio.format', 'is required')
+    await refused(p, user([{ type: 'input_audio', input_audio: { data: 7, format: 'wav' } }]), 'messages[0].content[0].input_audio.data', 'must be string')
+    await refused(p, user([{ type: 'file', file: { file_data: 5, filename: 'a.pdf' } }]), 'messages[0].content[0].file.file_data', 'must be string')
+    await refused(p, { messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: [{ type: 'refusal' }] }, { role: 'user', content: 'and?' }] }, 'messages[1].content[0].refusal', 'is required')
+    await refused(p, user([null]), 'messages[0].content[0]', 'must be object')
+  })
+
+  it('well-formed parts still pass', async () => {
+    const { status, json } = await chat(p, user([{ type: 'text', text: 'echo hi' }, { type: 'text', text: '' }]))
+    expect(status, JSON.stringify(json)).toBe(200)
+    expect(requests(p)).toHaveLength(1)
+  })
+})
