@@ -60,6 +60,21 @@ const message: JSONSchema = {
   ],
 }
 
+/**
+ * `response_format.json_schema` as OpenAI takes it: a `name` it requires (letters, digits, `_` and `-`, at most 64), and
+ * a `schema` that is an object (a string went to Anthropic as the schema, to Gemini as plain JSON mode, to Ollama as
+ * its `format`).
+ */
+const jsonSchemaFormat: JSONSchema = {
+  type: 'object', required: ['name'],
+  properties: {
+    name: { type: 'string', pattern: '^[a-zA-Z0-9_-]{1,64}$' },
+    description: { type: 'string' },
+    schema: { type: 'object' },
+    strict: { type: ['boolean', 'null'] },
+  },
+}
+
 export const chatRequestSchema: JSONSchema = {
   type: 'object',
   required: ['model', 'messages'],
@@ -88,7 +103,11 @@ export const chatRequestSchema: JSONSchema = {
     },
     tool_choice: { anyOf: [{ enum: ['none', 'auto', 'required'] }, { type: 'object', required: ['type'] }] },
     parallel_tool_calls: { type: 'boolean' },
-    response_format: { type: 'object', required: ['type'], properties: { type: { enum: ['text', 'json_object', 'json_schema'] } } },
+    response_format: {
+      type: 'object', required: ['type'],
+      properties: { type: { enum: ['text', 'json_object', 'json_schema'] }, json_schema: jsonSchemaFormat },
+      if: { properties: { type: { const: 'json_schema' } }, required: ['type'] }, then: { required: ['json_schema'] },
+    },
     logprobs: { type: ['boolean', 'null'] },
     top_logprobs: { type: ['integer', 'null'], minimum: 0, maximum: 20 },
   },

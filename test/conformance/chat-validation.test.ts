@@ -79,3 +79,32 @@ describe.each(PROVIDERS)('%s: content parts', (p) => {
     expect(requests(p)).toHaveLength(1)
   })
 })
+
+describe.each(PROVIDERS)('%s: response_format.json_schema', (p) => {
+  const rf = (jsonSchema: unknown): object => ({ messages: [{ role: 'user', content: 'hi' }], response_format: { type: 'json_schema', json_schema: jsonSchema } })
+
+  it('a schema that is not an object is a 400 naming it (Anthropic got it as the schema, Gemini plain JSON mode, Ollama format "abc")', async () => {
+    await refused(p, rf({ name: 'x', schema: 'abc' }), 'response_format.json_schema.schema', 'must be object')
+    await refused(p, rf({ name: 'x', schema: [1] }), 'response_format.json_schema.schema', 'must be object')
+  })
+
+  it('json_schema itself, its name, strict and description are checked as OpenAI does', async () => {
+    await refused(p, rf('x'), 'response_format.json_schema', 'must be object')
+    await refused(p, { messages: [{ role: 'user', content: 'hi' }], response_format: { type: 'json_schema' } }, 'response_format.json_schema', 'is required')
+    await refused(p, rf({ schema: { type: 'object' } }), 'response_format.json_schema.name', 'is required')
+    await refused(p, rf({ name: 5, schema: { type: 'object' } }), 'response_format.json_schema.name', 'must be string')
+    await refused(p, rf({ name: 'my schema', schema: { type: 'object' } }), 'response_format.json_schema.name', 'must match pattern')
+    await refused(p, rf({ name: 'a'.repeat(65), schema: { type: 'object' } }), 'response_format.json_schema.name', 'must match pattern')
+    await refused(p, rf({ name: 'x', strict: 'yes', schema: { type: 'object' } }), 'response_format.json_schema.strict', 'must be boolean,null')
+    await refused(p, rf({ name: 'x', description: 7, schema: { type: 'object' } }), 'response_format.json_schema.description', 'must be string')
+  })
+
+  it('a well-formed one still passes (strict null as the OpenAI SDK types allow)', async () => {
+    for (const jsonSchema of [{ name: 'Answer_v-2', description: 'the answer', strict: true, schema: { type: 'object', properties: { a: { type: 'string' } }, required: ['a'], additionalProperties: false } }, { name: 'x', strict: null, schema: { type: 'object', properties: { a: { type: 'string' } } } }]) {
+      openai.reset(); t().reset()
+      const { status, json } = await chat(p, rf(jsonSchema))
+      expect(status, JSON.stringify(json)).toBe(200)
+      expect(requests(p)).toHaveLength(1)
+    }
+  })
+})
