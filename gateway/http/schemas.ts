@@ -75,6 +75,12 @@ const jsonSchemaFormat: JSONSchema = {
   },
 }
 
+/** A function definition: `tools[i].function`, and the deprecated `functions[i]` (checked the same). */
+const functionDefinition: JSONSchema = {
+  type: 'object', required: ['name'],
+  properties: { name: { type: 'string', minLength: 1 }, description: { type: 'string' }, parameters: { type: 'object' } },
+}
+
 export const chatRequestSchema: JSONSchema = {
   type: 'object',
   required: ['model', 'messages'],
@@ -98,10 +104,19 @@ export const chatRequestSchema: JSONSchema = {
       type: 'array',
       items: {
         type: 'object', required: ['type', 'function'],
-        properties: { type: { const: 'function' }, function: { type: 'object', required: ['name'], properties: { name: { type: 'string', minLength: 1 }, description: { type: 'string' }, parameters: { type: 'object' } } } },
+        properties: { type: { const: 'function' }, function: functionDefinition },
       },
     },
     tool_choice: { anyOf: [{ enum: ['none', 'auto', 'required'] }, { type: 'object', required: ['type'] }] },
+    // OpenAI's deprecated function calling (providers/shared/legacy-functions.ts): null is its absence.
+    functions: { type: ['array', 'null'], items: functionDefinition },
+    function_call: {
+      type: ['string', 'object', 'null'],
+      allOf: [
+        { if: { type: 'string' }, then: { enum: ['none', 'auto'] } },
+        { if: { type: 'object' }, then: { required: ['name'], properties: { name: { type: 'string', minLength: 1 } } } },
+      ],
+    },
     parallel_tool_calls: { type: 'boolean' },
     response_format: {
       type: 'object', required: ['type'],

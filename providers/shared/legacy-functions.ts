@@ -18,6 +18,9 @@
  * that cannot force a function (ollama) is unsupported like a `tool_choice` naming one. The two forms mixed in one
  * request (`functions` and `tools`, or `function_call` and `tool_choice`) are a 400 naming the legacy field, and so
  * is a function result without a call of its name before it (every one of these providers keys a result to its call).
+ * The definitions themselves (a non-empty string `name`, a string `description`, an object `parameters`) and
+ * `function_call`'s form are checked at the edge by the chat schema (gateway/http/schemas.ts), as tools are, before
+ * this rewrite or the OpenAI pass-through sees them.
  */
 import { GatewayError } from '../../gateway/errors.ts'
 import type { ChatMessage, ChatRequest, ToolCall } from '../types.ts'

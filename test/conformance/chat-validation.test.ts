@@ -108,3 +108,12 @@ describe.each(PROVIDERS)('%s: response_format.json_schema', (p) => {
     }
   })
 })
+
+it('openai pass-through: malformed legacy `functions` and `function_call` are refused as on the translated providers (test/conformance/legacy-functions.test.ts)', async () => {
+  const ask = (extra: object): object => ({ messages: [{ role: 'user', content: 'weather?' }], ...extra })
+  await refused('openai', ask({ functions: [{ name: 'a', parameters: 'x' }] }), 'functions[0].parameters', 'must be object')
+  await refused('openai', ask({ functions: [{}] }), 'functions[0].name', 'is required')
+  await refused('openai', ask({ functions: [{ name: 'a' }], function_call: 'required' }), 'function_call', 'must be one of "none", "auto"')
+  const { status, json } = await chat('openai', ask({ functions: [{ name: 'get_weather', description: 'weather', parameters: { type: 'object' } }], function_call: { name: 'get_weather' } }))
+  expect(status, JSON.stringify(json)).toBe(200)
+})

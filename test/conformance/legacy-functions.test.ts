@@ -117,6 +117,25 @@ describe.each(PROVIDERS)('%s: OpenAI\'s deprecated function calling is translate
     await refused(p, { messages: [{ role: 'user', content: 'weather?' }, { role: 'function', name: 'get_weather', content: 'sunny' }] }, /^messages\[1\]\.name$/)
   })
 
+  it('malformed `functions` are a 400 naming the field, as malformed tools are (went to the provider as they came)', async () => {
+    const ask = (functions: unknown): object => ({ functions, messages: [{ role: 'user', content: 'weather?' }] })
+    await refused(p, ask([{}]), /^functions\[0\]\.name$/)
+    await refused(p, ask([FN, { name: 5 }]), /^functions\[1\]\.name$/)
+    await refused(p, ask([{ name: '' }]), /^functions\[0\]\.name$/)
+    await refused(p, ask([{ name: 'a', parameters: 'x' }]), /^functions\[0\]\.parameters$/)
+    await refused(p, ask([{ name: 'a', description: 7 }]), /^functions\[0\]\.description$/)
+    await refused(p, ask([null]), /^functions\[0\]$/)
+    await refused(p, ask({ name: 'a' }), /^functions$/)
+  })
+
+  it('a `function_call` other than none, auto or {name} is a 400 naming it', async () => {
+    const ask = (call: unknown): object => ({ functions: [FN], function_call: call, messages: [{ role: 'user', content: 'weather?' }] })
+    await refused(p, ask('required'), /^function_call$/)
+    await refused(p, ask(5), /^function_call$/)
+    await refused(p, ask({}), /^function_call\.name$/)
+    await refused(p, ask({ name: 7 }), /^function_call\.name$/)
+  })
+
   it('both forms at once are a 400 naming the legacy field', async () => {
     await refused(p, { functions: [FN], tools: [{ type: 'function', function: FN }], messages: [{ role: 'user', content: 'weather?' }] }, /^functions$/)
     await refused(p, { functions: [FN], function_call: 'auto', tool_choice: 'auto', messages: [{ role: 'user', content: 'weather?' }] }, /^function_call$/)
