@@ -2,7 +2,7 @@
  * JSON Schemas of the inbound OpenAI bodies, compiled once at boot. Known fields are type-checked
  * so a bad value is a 400 naming the field; unknown fields pass (providers add parameters often).
  */
-import { compileSchema, NO_CONTROL_PATTERN, type JSONSchema } from '../validate.ts'
+import { compileSchema, NO_CONTROL_PATTERN, type JSONSchema, type Validator } from '../validate.ts'
 import type { ChatRequest, EmbeddingRequest } from '../../providers/types.ts'
 
 const num = (min?: number, max?: number): JSONSchema => ({ type: ['number', 'null'], ...(min !== undefined ? { minimum: min } : {}), ...(max !== undefined ? { maximum: max } : {}) })
@@ -147,5 +147,31 @@ export const embeddingRequestSchema: JSONSchema = {
   },
 }
 
-export const validateChatRequest = compileSchema<ChatRequest>(chatRequestSchema)
+const validateChatSchema = compileSchema<ChatRequest>(chatRequestSchema)
+
+/**
+ * Rules across fields, which the schema cannot state. `max_tokens` and `max_completion_tokens` with different values:
+ * which ceiling the client meant is unknown, and each provider would pick one (OpenAI refuses the two at once:
+ * "Setting 'max_tokens' and 'max_completion_tokens' at the same time is not supported."). The same value twice is
+ * accepted: some clients send both, for servers that know only one of them.
+ */
+function crossFieldProblems(req: ChatRequest): string[] {
+  const { max_tokens: a, max_completion_tokens: b } = req
+  if (a != null && b != null && a !== b) return [`max_tokens: differs from max_completion_tokens (${a} and ${b}): setting both at once is not supported; send max_completion_tokens only`]
+  return []
+}
+
+/** Problems of the last validateChatRequest call found by crossFieldProblems (the schema's are validateChatSchema's). */
+let crossField: string[] = []
+
+/** The chat request schema, then the rules across fields. */
+export const validateChatRequest: Validator<ChatRequest> = Object.assign(
+  (value: unknown): value is ChatRequest => {
+    crossField = []
+    if (!validateChatSchema(value)) return false
+    crossField = crossFieldProblems(value)
+    return crossField.length === 0
+  },
+  { errors: (prefix = ''): string[] => (crossField.length > 0 ? crossField.map((e) => (prefix === '' ? e : `${prefix}.${e}`)) : validateChatSchema.errors(prefix)) },
+)
 export const validateEmbeddingRequest = compileSchema<EmbeddingRequest>(embeddingRequestSchema)

@@ -117,3 +117,22 @@ it('openai pass-through: malformed legacy `functions` and `function_call` are re
   const { status, json } = await chat('openai', ask({ functions: [{ name: 'get_weather', description: 'weather', parameters: { type: 'object' } }], function_call: { name: 'get_weather' } }))
   expect(status, JSON.stringify(json)).toBe(200)
 })
+
+describe.each(PROVIDERS)('%s: max_tokens beside max_completion_tokens', (p) => {
+  const hi = { messages: [{ role: 'user', content: 'hi' }] }
+
+  it('different values are a 400 naming max_tokens, as OpenAI refuses the two at once (the providers used one silently)', async () => {
+    await refused(p, { ...hi, max_tokens: 10, max_completion_tokens: 20 }, 'max_tokens', 'differs from max_completion_tokens (10 and 20)')
+  })
+
+  it('the same value twice is accepted (some clients send both), as is either alone or one null', async () => {
+    for (const ceilings of [{ max_tokens: 20, max_completion_tokens: 20 }, { max_tokens: null, max_completion_tokens: 20 }, { max_tokens: 20, max_completion_tokens: null }]) {
+      openai.reset(); t().reset()
+      const { status, json } = await chat(p, { ...hi, ...ceilings })
+      expect(status, JSON.stringify(json)).toBe(200)
+      const sent = (requests(p)[0] as { body: any }).body
+      const ceiling = p === 'google' ? sent.generationConfig.maxOutputTokens : p === 'ollama' ? sent.options.num_predict : p === 'anthropic' ? sent.max_tokens : sent.max_completion_tokens ?? sent.max_tokens
+      expect(ceiling).toBe(20)
+    }
+  })
+})
