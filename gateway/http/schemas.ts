@@ -155,19 +155,20 @@ const validateChatSchema = compileSchema<ChatRequest>(chatRequestSchema)
  * "Setting 'max_tokens' and 'max_completion_tokens' at the same time is not supported."). The same value twice is
  * accepted: some clients send both, for servers that know only one of them.
  */
-function crossFieldProblems(req: ChatRequest): string[] {
+function crossFieldProblems(req: ChatRequest): readonly string[] {
   const { max_tokens: a, max_completion_tokens: b } = req
   if (a != null && b != null && a !== b) return [`max_tokens: differs from max_completion_tokens (${a} and ${b}): setting both at once is not supported; send max_completion_tokens only`]
-  return []
+  return NONE
 }
 
+const NONE: readonly string[] = []
 /** Problems of the last validateChatRequest call found by crossFieldProblems (the schema's are validateChatSchema's). */
-let crossField: string[] = []
+let crossField: readonly string[] = NONE
 
 /** The chat request schema, then the rules across fields. */
 export const validateChatRequest: Validator<ChatRequest> = Object.assign(
   (value: unknown): value is ChatRequest => {
-    crossField = []
+    crossField = NONE
     if (!validateChatSchema(value)) return false
     crossField = crossFieldProblems(value)
     return crossField.length === 0
