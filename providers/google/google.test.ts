@@ -252,6 +252,46 @@ describe('request: canonical → generateContent', () => {
 })
 
 describe('toGeminiSchema', () => {
+  it('an array without items gets items {} (any element), not Gemini\'s 400 "items: missing field"; a tuple the anyOf of its elements', () => {
+    expect(toGeminiSchema({ type: 'object', properties: { tags: { type: 'array', description: 'tags' }, opt: { type: ['array', 'null'] } } })).toEqual({
+      type: 'object', properties: { tags: { type: 'array', description: 'tags', items: {} }, opt: { type: 'array', items: {}, nullable: true } },
+    })
+    const tuple = { type: 'array', prefixItems: [{ type: 'number' }, { type: 'string' }], minItems: 2, maxItems: 2 }
+    expect(toGeminiSchema({ type: 'object', properties: { t: tuple, u: { type: 'array', items: [{ type: 'integer' }, { type: 'integer' }] }, e: { type: 'array', items: [] } } })['properties']).toEqual({
+      t: { type: 'array', items: { anyOf: [{ type: 'number' }, { type: 'string' }] }, minItems: 2, maxItems: 2 },
+      u: { type: 'array', items: { type: 'integer' } },
+      e: { type: 'array', items: {} },
+    })
+  })
+
+  it('properties without a type make an object (Gemini: "properties: only allowed for OBJECT type"); items without one an array', () => {
+    expect(toGeminiSchema({ type: 'object', properties: { a: { properties: { b: { type: 'string' } }, required: ['b'] }, l: { items: { type: 'string' } } } })['properties']).toEqual({
+      a: { type: 'object', properties: { b: { type: 'string' } }, required: ['b'] },
+      l: { type: 'array', items: { type: 'string' } },
+    })
+    // Keywords JSON Schema ignores on another type are left out (Gemini refuses them there).
+    expect(toGeminiSchema({ type: 'object', properties: { v: { type: 'string', items: { type: 'string' }, properties: { x: {} }, required: ['x'], maxLength: 3 } } })['properties'])
+      .toEqual({ v: { type: 'string', maxLength: 3 } })
+  })
+
+  it('a type list splits its keywords into the anyOf branch of their type (properties beside anyOf was Gemini\'s 400)', () => {
+    const s = toGeminiSchema({ type: 'object', properties: { a: { type: ['object', 'string', 'array', 'null'], description: 'd', properties: { b: { type: 'string' } }, required: ['b'], maxLength: 9, minItems: 1 } } })
+    expect(s['properties']).toEqual({
+      a: {
+        description: 'd', nullable: true,
+        anyOf: [{ type: 'object', properties: { b: { type: 'string' } }, required: ['b'] }, { type: 'string', maxLength: 9 }, { type: 'array', minItems: 1, items: {} }],
+      },
+    })
+  })
+
+  it('required names without a property are dropped (Gemini: "required[1]: property is not defined"), after allOf merges', () => {
+    expect(toGeminiSchema({ type: 'object', properties: { a: { type: 'string' } }, required: ['a', 'b'] })).toEqual({ type: 'object', properties: { a: { type: 'string' } }, required: ['a'] })
+    expect(toGeminiSchema({ type: 'object', properties: { o: { type: 'object', required: ['x'] } } })['properties']).toEqual({ o: { type: 'object' } })
+    // A required name whose property comes from another allOf part is kept.
+    expect(toGeminiSchema({ type: 'object', properties: { a: { type: 'string' } }, allOf: [{ required: ['a'] }, { properties: { b: { type: 'integer' } }, required: ['b', 'c'] }] }))
+      .toEqual({ type: 'object', properties: { a: { type: 'string' }, b: { type: 'integer' } }, required: ['a', 'b'] })
+  })
+
   it('a chain of $defs each used twice (exponential once inlined) is a 400 naming the field, not minutes of work', () => {
     // 40 links: 2^40 copies of the last definition if inlined. 2 KB of JSON Schema for 20 links used to take 7 s.
     const defs: Record<string, unknown> = {}

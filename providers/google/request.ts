@@ -201,6 +201,18 @@ const TOOL_MODES: Readonly<Record<string, 'AUTO' | 'ANY' | 'NONE'>> = table({ au
  * all strings (Gemini takes string enums on STRING schemas only) is dropped and its values named in the description, a string
  * `const` becomes a one-value `enum`, `examples[0]` becomes `example`, and a `format` Gemini does
  * not know for the type (it accepts only enum/date-time, int32/int64, float/double) is dropped.
+ *
+ * Gemini also checks each node's keywords against its type, where JSON Schema lets a keyword of another type pass
+ * unused (see finishSchema): an ARRAY needs `items` ("items: missing field"), `properties` and `required` are "only
+ * allowed for OBJECT type", `items` only for ARRAY, and a `required` name must be one of the node's `properties`
+ * ("required[0]: property is not defined"). So: a node without `type` that has `properties` is an object (with `items`,
+ * an array); an array without `items` gets `items: {}` (any element, which is what JSON Schema means by leaving it out;
+ * Gemini takes the empty schema, and a made-up element type such as STRING would forbid what the client allows); a
+ * tuple (`prefixItems`, or `items` as a list) has the `anyOf` of its element schemas as `items`, its length kept in
+ * `minItems`/`maxItems`; the keywords of objects or arrays on a node of another single type are dropped (JSON Schema
+ * ignores them there); a `type` list's keywords go to the `anyOf` branch of the type they apply to
+ * (`type: ['object', 'string']` with `properties` → `anyOf: [{type: 'object', properties}, {type: 'string'}]`); and
+ * `required` names without a property are dropped (nothing is known of them, so the model could not write them).
  */
 const SCHEMA_SCALARS: readonly string[] = [
   'title', 'description', 'enum', 'maxItems', 'minItems', 'required', 'minProperties', 'maxProperties',
@@ -273,7 +285,11 @@ function mergeAll(out: Json, adds: readonly Json[]): void {
   if (required !== undefined) out['required'] = [...required]
 }
 
-function convertSchema(node: unknown, ctx: SchemaCtx): Json {
+/**
+ * One JSON Schema node → Gemini's. `partial`: a part of a node being merged (an `allOf` entry, the one branch of an
+ * `anyOf`), finished with that node rather than on its own (its `required` may name the node's properties).
+ */
+function convertSchema(node: unknown, ctx: SchemaCtx, partial = false): Json {
   if (!isObj(node)) return {}
   if (++ctx.nodes > MAX_SCHEMA_NODES) {
     throw invalid(`${ctx.field}: more than ${MAX_SCHEMA_NODES} schema nodes once its $refs are inlined (Gemini takes no $ref, so each use of a definition is a copy of it)`, ctx.field)
@@ -288,19 +304,21 @@ function convertSchema(node: unknown, ctx: SchemaCtx): Json {
       return out
     }
     ctx.stack.add(ref)
-    const out = convertSchema({ ...target, ...rest }, ctx)
+    const out = convertSchema({ ...target, ...rest }, ctx, partial)
     ctx.stack.delete(ref)
     return out
   }
   const out: Json = {}
   let nullable = node['nullable'] === true
+  /** The types of a `type` list (null left out), when more than one: split into `anyOf` branches by finishSchema. */
+  let kinds: string[] | undefined
 
   const type = node['type']
   if (Array.isArray(type)) {
-    const kinds = type.filter((t): t is string => typeof t === 'string' && t !== 'null')
-    if (kinds.length !== type.length) nullable = true
-    if (kinds.length === 1) out['type'] = kinds[0]
-    else if (kinds.length > 1) out['anyOf'] = kinds.map((t) => ({ type: t }))
+    const named = type.filter((t): t is string => typeof t === 'string' && t !== 'null')
+    if (named.length !== type.length) nullable = true
+    if (named.length === 1) out['type'] = named[0]
+    else if (named.length > 1) kinds = [...new Set(named)]
   } else if (type === 'null') {
     nullable = true
   } else if (typeof type === 'string') {
@@ -311,9 +329,8 @@ function convertSchema(node: unknown, ctx: SchemaCtx): Json {
   if (Array.isArray(variants)) {
     const kept = variants.filter((v) => !isNullSchema(v))
     if (kept.length !== variants.length) nullable = true
-    const conv = kept.map((v) => convertSchema(v, ctx))
-    if (conv.length === 1) mergeAll(out, conv)
-    else if (conv.length > 1) out['anyOf'] = conv
+    if (kept.length === 1) mergeAll(out, [convertSchema(kept[0], ctx, true)])
+    else if (kept.length > 1) out['anyOf'] = kept.map((v) => convertSchema(v, ctx))
   }
 
   if (isObj(node['properties'])) {
@@ -322,7 +339,9 @@ function convertSchema(node: unknown, ctx: SchemaCtx): Json {
     out['properties'] = props
   }
   const items = node['items']
-  if (items !== undefined) out['items'] = convertSchema(Array.isArray(items) ? items[0] : items, ctx)
+  if (Array.isArray(items)) out['items'] = tupleItems(items, ctx)
+  else if (items !== undefined) out['items'] = convertSchema(items, ctx)
+  else if (Array.isArray(node['prefixItems'])) out['items'] = tupleItems(node['prefixItems'], ctx)
 
   for (const k of SCHEMA_SCALARS) if (node[k] !== undefined && !(k in out)) out[k] = node[k]
   if (Array.isArray(out['enum']) && out['enum'].includes(null)) {
@@ -334,7 +353,7 @@ function convertSchema(node: unknown, ctx: SchemaCtx): Json {
   if (Array.isArray(out['enum'])) {
     const values: unknown[] = out['enum']
     if (values.every((v) => typeof v === 'string')) {
-      if (out['type'] === undefined) out['type'] = 'string'
+      if (out['type'] === undefined && kinds === undefined) out['type'] = 'string'
     } else {
       delete out['enum']
       const list = values.map((v) => JSON.stringify(v)).join(', ')
@@ -343,15 +362,78 @@ function convertSchema(node: unknown, ctx: SchemaCtx): Json {
   }
   if (typeof node['const'] === 'string' && out['enum'] === undefined) {
     out['enum'] = [node['const']]
-    if (out['type'] === undefined) out['type'] = 'string'
+    if (out['type'] === undefined && kinds === undefined) out['type'] = 'string'
   }
   if (out['example'] === undefined && Array.isArray(node['examples']) && node['examples'].length > 0) out['example'] = node['examples'][0]
   const format = node['format']
   if (typeof format === 'string' && typeof out['type'] === 'string' && FORMATS[out['type']]?.includes(format)) out['format'] = format
 
-  if (Array.isArray(node['allOf'])) mergeAll(out, node['allOf'].map((sub) => convertSchema(sub, ctx)))
+  if (Array.isArray(node['allOf'])) mergeAll(out, node['allOf'].map((sub) => convertSchema(sub, ctx, true)))
   if (nullable) out['nullable'] = true
+  if (!partial) finishSchema(out, kinds, format)
+  else if (kinds !== undefined && out['type'] === undefined) out['anyOf'] ??= kinds.map((t) => ({ type: t }))
   return out
+}
+
+/** A tuple's element schemas (`prefixItems`, or `items` as a list) → one `items` schema: the one, or the `anyOf` of them. */
+function tupleItems(list: readonly unknown[], ctx: SchemaCtx): Json {
+  const seen = new Map<string, Json>()
+  for (const s of list) {
+    const c = convertSchema(s, ctx)
+    seen.set(JSON.stringify(c), c)
+  }
+  const distinct = [...seen.values()]
+  if (distinct.length === 0 || distinct.some((c) => Object.keys(c).length === 0)) return {}
+  return distinct.length === 1 ? distinct[0]! : { anyOf: distinct }
+}
+
+/** The keywords that apply to one JSON type only: Gemini refuses them on a node of another type (see toGeminiSchema). */
+const OBJECT_KEYWORDS: readonly string[] = ['properties', 'required', 'minProperties', 'maxProperties', 'propertyOrdering']
+const ARRAY_KEYWORDS: readonly string[] = ['items', 'minItems', 'maxItems']
+const KEYWORDS_BY_TYPE: Readonly<Record<string, readonly string[]>> = table({
+  object: OBJECT_KEYWORDS,
+  array: ARRAY_KEYWORDS,
+  string: ['minLength', 'maxLength', 'pattern', 'enum'],
+  number: ['minimum', 'maximum'],
+  integer: ['minimum', 'maximum'],
+})
+
+/**
+ * Makes a converted node one Gemini takes, keeping its meaning (see toGeminiSchema): a type inferred from `properties`
+ * or `items`, a `type` list (`kinds`) split into `anyOf` branches each with its own keywords, `items: {}` on an array
+ * without, object and array keywords off nodes of another type, `required` cut to the node's properties.
+ */
+function finishSchema(out: Json, kinds: string[] | undefined, format: unknown): void {
+  if (out['type'] === undefined && kinds === undefined) {
+    const object = isObj(out['properties'])
+    const array = out['items'] !== undefined
+    if (object && array) kinds = ['object', 'array']
+    else if (object) out['type'] = 'object'
+    else if (array) out['type'] = 'array'
+  }
+  if (kinds !== undefined && out['type'] === undefined) {
+    // A node with both a `type` list and an `anyOf` keeps the `anyOf` (the type list is the looser of the two).
+    if (out['anyOf'] === undefined) {
+      out['anyOf'] = kinds.map((t) => {
+        const branch: Json = { type: t }
+        for (const k of KEYWORDS_BY_TYPE[t] ?? []) if (out[k] !== undefined) branch[k] = out[k]
+        if (typeof format === 'string' && FORMATS[t]?.includes(format)) branch['format'] = format
+        finishSchema(branch, undefined, undefined)
+        return branch
+      })
+    }
+    for (const t of kinds) for (const k of KEYWORDS_BY_TYPE[t] ?? []) delete out[k]
+  }
+  const t = out['type']
+  if (t !== 'object') for (const k of OBJECT_KEYWORDS) delete out[k]
+  if (t !== 'array') for (const k of ARRAY_KEYWORDS) delete out[k]
+  if (t === 'array' && out['items'] === undefined) out['items'] = {}
+  if (t === 'object' && Array.isArray(out['required'])) {
+    const props = isObj(out['properties']) ? out['properties'] : {}
+    const known = out['required'].filter((name) => typeof name === 'string' && Object.hasOwn(props, name))
+    if (known.length > 0) out['required'] = known
+    else delete out['required']
+  }
 }
 
 /** A JSON Schema (as OpenAI tools and response formats carry it, at `field`) → Gemini's `Schema`. */

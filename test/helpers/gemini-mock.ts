@@ -16,7 +16,10 @@
  * (ErrorInfo API_KEY_INVALID); stricter than Google, a `key=` query parameter → 400, since the gateway
  * must never put the key in a URL. Bodies are checked like Google does: unknown top-level fields,
  * empty `contents` / `parts`, JSON-Schema keys Gemini's `Schema` does not know (additionalProperties,
- * $schema, ...), OBJECT parameters without properties and a function name Gemini refuses (a letter or an underscore first;
+ * $schema, ...), OBJECT parameters without properties, keywords of another type than the node's (an ARRAY without `items`:
+ * "items: missing field"; `properties` or `required` on a node that is not an OBJECT: "only allowed for OBJECT type"; `items`
+ * on one that is not an ARRAY), a `required` name that is not one of the node's properties ("required[0]: property is not
+ * defined"), and a function name Gemini refuses (a letter or an underscore first;
  * letters, digits, '_', '.', ':', '-'; at most 64) → 400 INVALID_ARGUMENT; an int32 field of generationConfig
  * (maxOutputTokens, seed, candidateCount, topK, thinkingConfig.thinkingBudget) that is not an integer of 32 bits → 400
  * "Invalid value at 'generation_config.seed' (TYPE_INT32), 3000000000", as Google answers.
@@ -226,9 +229,21 @@ function checkSchema(s: unknown, at: string, top: boolean): void {
     if (k === 'items') checkSchema(v, `${at}.items`, false)
     if (k === 'anyOf' && Array.isArray(v)) v.forEach((sub, i) => checkSchema(sub, `${at}.any_of[${i}]`, false))
   }
-  const o = s as { type?: unknown; properties?: unknown }
-  if (top && o.type === 'object' && (!o.properties || Object.keys(o.properties).length === 0)) {
+  const o = s as { type?: unknown; properties?: unknown; required?: unknown; items?: unknown }
+  const type = typeof o.type === 'string' ? o.type.toLowerCase() : undefined
+  if (top && type === 'object' && (!o.properties || Object.keys(o.properties).length === 0)) {
     throw new MockError(400, `* GenerateContentRequest.${at}.properties: should be non-empty for OBJECT type`)
+  }
+  // Keywords checked against the node's type, as Gemini does (JSON Schema would let them pass unused).
+  if (type === 'array' && o.items === undefined) throw new MockError(400, `* GenerateContentRequest.${at}.items: missing field.`)
+  if (o.items !== undefined && type !== 'array') throw new MockError(400, `* GenerateContentRequest.${at}.items: field predicate failed: $type == Type.ARRAY`)
+  if (o.properties !== undefined && type !== 'object') throw new MockError(400, `* GenerateContentRequest.${at}.properties: only allowed for OBJECT type`)
+  if (o.required !== undefined && type !== 'object') throw new MockError(400, `* GenerateContentRequest.${at}.required: only allowed for OBJECT type`)
+  if (Array.isArray(o.required)) {
+    const props = o.properties !== null && typeof o.properties === 'object' ? o.properties : {}
+    o.required.forEach((name, k) => {
+      if (typeof name !== 'string' || !Object.hasOwn(props, name)) throw new MockError(400, `* GenerateContentRequest.${at}.required[${k}]: property is not defined`)
+    })
   }
 }
 
