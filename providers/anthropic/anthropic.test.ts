@@ -94,6 +94,46 @@ describe('anthropic request translation', () => {
     expect((ok.body as { messages: unknown[] }).messages).toHaveLength(3)
   })
 
+  it('tool call ids Anthropic refuses (Kimi\'s functions.get_weather:0) are rewritten alike in the call and its result, never onto another id', () => {
+    const call = (id: string) => ({ id, type: 'function' as const, function: { name: 'get_weather', arguments: '{}' } })
+    const up = toAnthropicRequest(req({ messages: [
+      { role: 'user', content: 'weather?' },
+      { role: 'assistant', content: null, tool_calls: [call('functions.get_weather:0'), call('functions_get_weather_0'), call('a/b'), call('a|b')] },
+      { role: 'tool', tool_call_id: 'functions.get_weather:0', content: 'sunny' },
+      { role: 'tool', tool_call_id: 'functions_get_weather_0', content: 'rain' },
+      { role: 'tool', tool_call_id: 'a/b', content: 'x' },
+      { role: 'tool', tool_call_id: 'a|b', content: 'y' },
+    ] }), MODEL, false, OPTS)
+    const ids = (up.messages[1]!.content as Record<string, unknown>[]).map((b) => b['id'])
+    expect(ids).toEqual(['functions_get_weather_0_2', 'functions_get_weather_0', 'a_b', 'a_b_2'])
+    expect((up.messages[2]!.content as Record<string, unknown>[]).map((b) => b['tool_use_id'])).toEqual(ids)
+    // Ids Anthropic takes go as they came.
+    const plain = toAnthropicRequest(req({ messages: [{ role: 'user', content: 'w' }, { role: 'assistant', content: null, tool_calls: [call('call_1-A')] }, { role: 'tool', tool_call_id: 'call_1-A', content: 's' }] }), MODEL, false, OPTS)
+    expect((plain.messages[1]!.content as Record<string, unknown>[])[0]!['id']).toBe('call_1-A')
+  })
+
+  it('a tool result answering no call of the assistant turn before it is a 400 naming its tool_call_id (was sent after the user\'s text)', () => {
+    const call = { id: 'c1', type: 'function' as const, function: { name: 'w', arguments: '{}' } }
+    const e = catchError(() => toAnthropicChat(req({ messages: [{ role: 'user', content: 'x' }, { role: 'tool', tool_call_id: 'zz', content: 'r' }] }), MODEL, false, OPTS))
+    expect([e.status, e.code, e.param]).toEqual([400, 'MCP_ERR_REQ_BODY_INVALID', 'messages[1].tool_call_id'])
+    expect(e.message).toContain('"zz" matches no earlier assistant tool call; provider claude')
+    const older = catchError(() => toAnthropicChat(req({ messages: [
+      { role: 'user', content: 'x' }, { role: 'assistant', content: null, tool_calls: [call] }, { role: 'tool', tool_call_id: 'c1', content: 'r' },
+      { role: 'assistant', content: 'done' }, { role: 'tool', tool_call_id: 'c1', content: 'again' },
+    ] }), MODEL, false, OPTS))
+    expect(older.param).toBe('messages[4].tool_call_id')
+  })
+
+  it('tool results go first in their user turn, the user\'s text after them (Anthropic refuses text before a tool_result)', () => {
+    const up = toAnthropicRequest(req({ messages: [
+      { role: 'user', content: 'call tool' },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'w', arguments: '{}' } }] },
+      { role: 'user', content: 'interject' },
+      { role: 'tool', tool_call_id: 'c1', content: 'sunny' },
+    ] }), MODEL, false, OPTS)
+    expect(up.messages[2]).toEqual({ role: 'user', content: [{ type: 'tool_result', tool_use_id: 'c1', content: 'sunny' }, { type: 'text', text: 'interject' }] })
+  })
+
   it('maps stop arrays, user and a base path', () => {
     const up = toAnthropicChat(req({ stop: ['a', 'b'], user: 'u1' }), MODEL, false, { ...OPTS, basePath: '/proxy' })
     expect(up.path).toBe('/proxy/v1/messages')

@@ -20,6 +20,10 @@
  * - A tool (or `tool_choice`) name Anthropic refuses (`^[a-zA-Z0-9_-]{1,64}$`) is a 400 naming it (shared/tool-names.ts).
  * - An assistant message's `thinking_blocks` (extended thinking) open its content, in order, each block rebuilt
  *   with exactly Anthropic's fields and its text, signature or data unmodified (Anthropic checks the signature).
+ * - Tool call ids Anthropic refuses (outside `^[a-zA-Z0-9_-]+$`, e.g. Kimi's `functions.get_weather:0`) are rewritten,
+ *   the same way in the call and in its result (toolUseIds). A tool result must answer a call of the assistant turn
+ *   right before it (else a 400 naming its `tool_call_id`), and goes ahead of the user's text in that turn, as
+ *   Anthropic requires (resultsFirst).
  */
 import { GatewayError } from '../../gateway/errors.ts'
 import type { ChatMessage, ChatRequest, ContentPart, ThinkingBlock, ToolCall, ToolDefinition } from '../types.ts'
@@ -68,6 +72,8 @@ export interface AnthropicRequest {
 
 interface Ctx {
   readonly opts: AnthropicRequestOptions
+  /** Tool call ids Anthropic would refuse → the ids sent instead (toolUseIds); undefined when every id is fine. */
+  readonly ids?: ReadonlyMap<string, string> | undefined
 }
 
 /**
@@ -283,7 +289,41 @@ function parseArguments(args: string, field: string): unknown {
 }
 
 function toolUseBlock(tc: ToolCall, path: string, ctx: Ctx): AnthropicBlock {
-  return { type: 'tool_use', id: tc.id, name: toolCallName(tc, path, ctx.opts.provider), input: parseArguments(tc.function.arguments ?? '', `${path}.function.arguments`) }
+  return { type: 'tool_use', id: toolUseId(tc.id, ctx), name: toolCallName(tc, path, ctx.opts.provider), input: parseArguments(tc.function.arguments ?? '', `${path}.function.arguments`) }
+}
+
+/** Anthropic's `tool_use.id` and `tool_result.tool_use_id`: "String should match pattern '^[a-zA-Z0-9_-]+$'". */
+const TOOL_USE_ID = /^[a-zA-Z0-9_-]+$/
+
+/** The id Anthropic gets for a call (or result) of the history with id `id`. */
+function toolUseId(id: string, ctx: Ctx): string {
+  return ctx.ids?.get(id) ?? id
+}
+
+/**
+ * The history's tool call ids that Anthropic refuses (other providers' ids: Kimi's and Moonshot's
+ * `functions.get_weather:0`, ids with dots, colons, slashes or pipes), each → an id it takes: its other characters kept,
+ * the rest `_` (an empty id is `id`), and `_2`, `_3`, ... added while that is another id of the request. Calls and
+ * results are rewritten alike, so each result still answers its call; the answer's calls are Anthropic's own ids.
+ */
+function toolUseIds(messages: readonly ChatMessage[]): Map<string, string> | undefined {
+  const all: string[] = []
+  for (const m of messages) {
+    if (m?.role === 'assistant') { for (const tc of m.tool_calls ?? []) if (typeof tc?.id === 'string') all.push(tc.id) }
+    else if (m?.role === 'tool' && typeof m.tool_call_id === 'string') all.push(m.tool_call_id)
+  }
+  let ids: Map<string, string> | undefined
+  let taken: Set<string> | undefined
+  for (const id of all) {
+    if (TOOL_USE_ID.test(id) || ids?.has(id)) continue
+    taken ??= new Set(all.filter((x) => TOOL_USE_ID.test(x)))
+    const base = id.replace(/[^a-zA-Z0-9_-]/g, '_') || 'id'
+    let out = base
+    for (let n = 2; taken.has(out); n++) out = `${base}_${n}`
+    taken.add(out)
+    ;(ids ??= new Map()).set(id, out)
+  }
+  return ids
 }
 
 /** A thinking block with Anthropic's fields only (an OpenAI client may have sent more); the strings as they came. */
@@ -299,6 +339,8 @@ interface Translated {
   empty?: Map<AnthropicMessageParam, string>
   /** The function names of the history's tool calls, by id (a tool message's `name` must agree). */
   calls?: Map<string, string>
+  /** The ids of the calls of the last assistant turn: a tool result must answer one of them. */
+  turnCalls?: Set<string>
 }
 
 /** One canonical message → the Anthropic message it contributes (before merging), or system blocks. */
@@ -332,6 +374,7 @@ function translateMessage(m: ChatMessage, i: number, ctx: Ctx, t: Translated): v
       const refusal = typeof m.refusal === 'string' && m.refusal !== '' ? m.refusal : undefined
       const thinking = Array.isArray(m.thinking_blocks) ? m.thinking_blocks : []
       if (typeof m.content === 'string' && !blank(m.content) && calls.length === 0 && !refusal && thinking.length === 0) {
+        if (t.messages[t.messages.length - 1]?.role !== 'assistant') t.turnCalls = new Set()
         push(t.messages, 'assistant', m.content)
         return
       }
@@ -348,13 +391,25 @@ function translateMessage(m: ChatMessage, i: number, ctx: Ctx, t: Translated): v
         blocks.push(block)
       })
       // An assistant turn with nothing in it (or only whitespace) carries nothing, and Anthropic rejects empty content.
-      if (blocks.length > 0) push(t.messages, 'assistant', blocks)
+      if (blocks.length === 0) return
+      // A new assistant turn (consecutive assistant messages are one) brings the calls its tool results answer.
+      if (t.messages[t.messages.length - 1]?.role !== 'assistant') t.turnCalls = new Set()
+      for (const tc of calls) t.turnCalls!.add(tc.id)
+      push(t.messages, 'assistant', blocks)
       return
     }
     case 'tool': {
+      // Anthropic takes a tool_result only in the user turn right after the assistant turn with its call ("Each
+      // `tool_result` block must have a corresponding `tool_use` block in the previous message").
+      const id = m.tool_call_id
+      const callName = t.calls?.get(id)
+      if (callName === undefined) throw invalid(`${path}.tool_call_id`, `${JSON.stringify(id)} matches no earlier assistant tool call; provider ${ctx.opts.provider} takes a tool result only as the answer to a call`)
+      if (!t.turnCalls?.has(id)) {
+        throw invalid(`${path}.tool_call_id`, `${JSON.stringify(id)} answers a call of an earlier assistant turn, not of the one right before it; provider ${ctx.opts.provider} takes a tool result only in the turn after its call`)
+      }
       // Anthropic's tool_result has no name: a `name` (the legacy way to name the function) must be the call's.
-      toolResultName(m, t.calls?.get(m.tool_call_id), path, ctx.opts.provider)
-      const result: AnthropicBlock = { type: 'tool_result', tool_use_id: m.tool_call_id }
+      toolResultName(m, callName, path, ctx.opts.provider)
+      const result: AnthropicBlock = { type: 'tool_result', tool_use_id: toolUseId(id, ctx) }
       const content = typeof m.content === 'string' ? (blank(m.content) ? [] : m.content) : partsToBlocks(m.content, path, ctx)
       if (content.length > 0) result['content'] = content
       if ((m as { is_error?: unknown }).is_error === true) result['is_error'] = true
@@ -425,6 +480,21 @@ function translateTools(req: ChatRequest, out: AnthropicRequest, ctx: Ctx): void
 // ---------- entry point ----------
 
 /**
+ * Anthropic wants a turn's tool_result blocks first in the user message that follows the calls, any text after them
+ * (otherwise "`tool_use` ids were found without `tool_result` blocks immediately after"). A user message between the
+ * calls and their results (merged with the results into one turn) is moved after them, in its order.
+ */
+function resultsFirst(messages: AnthropicMessageParam[]): void {
+  for (const m of messages) {
+    if (m.role !== 'user' || typeof m.content === 'string') continue
+    const isResult = (b: AnthropicBlock): boolean => b['type'] === 'tool_result'
+    const firstOther = m.content.findIndex((b) => !isResult(b))
+    if (firstOther === -1 || !m.content.slice(firstOther).some(isResult)) continue
+    m.content = [...m.content.filter(isResult), ...m.content.filter((b) => !isResult(b))]
+  }
+}
+
+/**
  * A last assistant message is a prefill: the answer continues from it. Anthropic refuses one that ends in whitespace
  * (400 "final assistant content cannot end with trailing whitespace"), which OpenAI clients send freely (`"Answer: "`);
  * its trailing whitespace is trimmed, as Anthropic's documentation advises. Whitespace-only text is already left out.
@@ -439,10 +509,12 @@ function trimPrefill(messages: AnthropicMessageParam[]): void {
 
 
 export function toAnthropicRequest(client: ChatRequest, model: string, stream: boolean, opts: AnthropicRequestOptions): AnthropicRequest {
-  const ctx: Ctx = { opts }
-  const req = fromLegacyFunctions(client, { oneCallAtATime: true, namedChoice: true, unsupported: (p) => unsupported(ctx, p) })
+  const legacy: Ctx = { opts }
+  const req = fromLegacyFunctions(client, { oneCallAtATime: true, namedChoice: true, unsupported: (p) => unsupported(legacy, p) })
+  const ctx: Ctx = { opts, ids: toolUseIds(req.messages) }
   const t: Translated = { system: [], systemIsString: true, messages: [] }
   req.messages.forEach((m, i) => translateMessage(m, i, ctx, t))
+  resultsFirst(t.messages)
   // A user turn with nothing in it (whitespace-only text is left out): Anthropic refuses it ("all messages must have
   // non-empty content"); merged with other user content (tool results) it carries nothing and is fine.
   if (t.empty) for (const [msg, field] of t.empty) if (msg.content.length === 0) throw invalid(field, `has no content Anthropic takes (text that is not only whitespace, an image or a file); provider ${opts.provider} refuses empty messages`)

@@ -32,3 +32,30 @@ describe('google: tool parameters become a Schema Gemini takes', () => {
     })
   })
 })
+
+describe('anthropic: tool call ids and tool results as Anthropic takes them', () => {
+  const tools = [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }]
+  const call = (id: string) => ({ role: 'assistant', content: null, tool_calls: [{ id, type: 'function', function: { name: 'get_weather', arguments: '{}' } }] })
+
+  it('a call id from another provider (functions.get_weather:0) reaches Anthropic rewritten, its result with it (was Anthropic\'s 400)', async () => {
+    const { status, json } = await t().chat('anthropic', { tools, messages: [{ role: 'user', content: 'call tool' }, call('functions.get_weather:0'), { role: 'tool', tool_call_id: 'functions.get_weather:0', content: 'sunny' }] })
+    expect(status, JSON.stringify(json)).toBe(200)
+    const sent = t().requests('anthropic')[0]!.body.messages
+    expect(sent[1].content[0].id).toBe('functions_get_weather_0')
+    expect(sent[2].content[0].tool_use_id).toBe('functions_get_weather_0')
+  })
+
+  it('a tool result answering no call is a 400 naming messages[1].tool_call_id, nothing sent (was sent after the user\'s text)', async () => {
+    const { status, json } = await t().chat('anthropic', { messages: [{ role: 'user', content: 'x' }, { role: 'tool', tool_call_id: 'zz', content: 'r' }] })
+    expect(status).toBe(400)
+    expect(json.error.param).toBe('messages[1].tool_call_id')
+    expect(json.error.message).toContain('matches no earlier assistant tool call; provider anthropic')
+    expect(t().requests('anthropic')).toHaveLength(0)
+  })
+
+  it('a user message between the calls and their results goes after the results (was Anthropic\'s 400)', async () => {
+    const { status, json } = await t().chat('anthropic', { tools, messages: [{ role: 'user', content: 'call tool' }, call('c1'), { role: 'user', content: 'interject' }, { role: 'tool', tool_call_id: 'c1', content: 'sunny' }] })
+    expect(status, JSON.stringify(json)).toBe(200)
+    expect(t().requests('anthropic')[0]!.body.messages[2].content.map((b: { type: string }) => b.type)).toEqual(['tool_result', 'text'])
+  })
+})

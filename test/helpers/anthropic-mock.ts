@@ -45,6 +45,9 @@
  *
  * A custom tool whose name does not match `^[a-zA-Z0-9_-]{1,64}$` → 400 "tools.<i>.custom.name: String should match
  * pattern ...", as Anthropic answers.
+ * Tool histories Anthropic refuses (400, its wording): a tool_use id or tool_result tool_use_id outside
+ * `^[a-zA-Z0-9_-]+$`, a tool_result whose tool_use_id is no tool_use of the message right before ("unexpected
+ * `tool_use_id` found in `tool_result` blocks"), a tool_result after other blocks of its message (the results come first).
  * Content Anthropic refuses (400 invalid_request_error, Anthropic's messages): an empty or whitespace-only text block
  * (in messages, tool results or system; a string content is one text block), a message other than a final assistant
  * one with no content, a base64 image whose media type is not image/jpeg, png, gif or webp, an empty or
@@ -300,6 +303,35 @@ function contentError(body: Record<string, unknown>): string | undefined {
     if (final) {
       const last = Array.isArray(c) ? (c.at(-1) as { type?: unknown; text?: unknown } | undefined) : { type: 'text', text: c }
       if (last?.type === 'text' && typeof last.text === 'string' && last.text !== last.text.trimEnd()) return 'messages: final assistant content cannot end with trailing whitespace'
+    }
+  }
+  return undefined
+}
+
+const TOOL_USE_ID = /^[a-zA-Z0-9_-]+$/
+
+/**
+ * Anthropic's checks of tool_use and tool_result blocks (see the header); the error message, or undefined: ids outside
+ * `^[a-zA-Z0-9_-]+$`, a tool_result whose tool_use_id is not a tool_use of the message before it, and a tool_result
+ * after other content in the message that answers a tool_use turn (the results come first).
+ */
+function toolUseError(body: Record<string, unknown>): string | undefined {
+  const messages = body['messages'] as { role?: unknown; content?: unknown }[]
+  for (let i = 0; i < messages.length; i++) {
+    const c = messages[i]?.content
+    if (!Array.isArray(c)) continue
+    const prev = messages[i - 1]
+    const calls = new Set<unknown>(prev?.role === 'assistant' && Array.isArray(prev.content)
+      ? prev.content.filter((b) => (b as { type?: unknown })?.type === 'tool_use').map((b) => (b as { id?: unknown }).id)
+      : [])
+    let other = false
+    for (let j = 0; j < c.length; j++) {
+      const b = c[j] as { type?: unknown; id?: unknown; tool_use_id?: unknown }
+      if (b?.type === 'tool_use' && (typeof b.id !== 'string' || !TOOL_USE_ID.test(b.id))) return `messages.${i}.content.${j}.tool_use.id: String should match pattern '^[a-zA-Z0-9_-]+$'`
+      if (b?.type !== 'tool_result') { other = true; continue }
+      if (typeof b.tool_use_id !== 'string' || !TOOL_USE_ID.test(b.tool_use_id)) return `messages.${i}.content.${j}.tool_result.tool_use_id: String should match pattern '^[a-zA-Z0-9_-]+$'`
+      if (!calls.has(b.tool_use_id)) return `messages.${i}.content.${j}: unexpected \`tool_use_id\` found in \`tool_result\` blocks: ${b.tool_use_id}. Each \`tool_result\` block must have a corresponding \`tool_use\` block in the previous message.`
+      if (other) return `messages.${i - 1}: \`tool_use\` ids were found without \`tool_result\` blocks immediately after: ${[...calls].join(', ')}. Each \`tool_use\` block must have a corresponding \`tool_result\` block in the next message.`
     }
   }
   return undefined
@@ -643,7 +675,7 @@ export function startAnthropicMock(opts: StartAnthropicMockOptions = {}): Promis
     for (const [field, ok] of [['model', typeof b['model'] === 'string' && b['model'] !== ''], ['max_tokens', typeof b['max_tokens'] === 'number'], ['messages', Array.isArray(b['messages'])]] as const) {
       if (!ok) { sendError(res, rec, 400, 'invalid_request_error', `${field}: Field required`); return }
     }
-    const refused = toolError(b) ?? contentError(b) ?? thinkingError(b)
+    const refused = toolError(b) ?? contentError(b) ?? toolUseError(b) ?? thinkingError(b)
     if (refused !== undefined) { sendError(res, rec, 400, 'invalid_request_error', refused); return }
     const tokens = Math.min(100_000, Number.parseInt(headerOf(req.headers['x-mock-tokens']) ?? '12', 10) || 12)
     const plan = planReply(b, tokens)
