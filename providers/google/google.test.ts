@@ -232,6 +232,17 @@ describe('request: canonical → generateContent', () => {
     expect(sigs('tunedModels/my-model')).toEqual([undefined, undefined])
   })
 
+  it('a tool result\'s text parts are one line break apart, not glued into one word ("line oneline two")', () => {
+    const call = { id: 'a', type: 'function' as const, function: { name: 'f', arguments: '{}' } }
+    const response = (extra: Record<string, unknown>) => {
+      const body = chat({ messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: null, tool_calls: [call] },
+        { role: 'tool', tool_call_id: 'a', content: [{ type: 'text', text: 'line one' }, { type: 'text', text: '' }, { type: 'text', text: 'line two' }], ...extra } as ChatRequest['messages'][number]] }).body as any
+      return body.contents[2].parts[0].functionResponse.response
+    }
+    expect(response({})).toEqual({ content: 'line one\nline two' })
+    expect(response({ is_error: true })).toEqual({ error: 'line one\nline two' })
+  })
+
   it('rejects a tool message whose tool_call_id matches no assistant tool call, and bad arguments', () => {
     const e = caught(() => chat({ messages: [{ role: 'tool', tool_call_id: 'nope', content: 'x' }] }))
     expect(e.code).toBe('MCP_ERR_REQ_BODY_INVALID')

@@ -666,7 +666,9 @@ function toContents(messages: readonly ChatMessage[], o: GoogleRequestOptions, m
         // A `name` (the legacy way to name the function) must be the call's, which Gemini gets.
         toolResultName(m, name, where, o.provider)
         const media = toolMedia(m.content, where, o)
-        const text = textOf(m.content).join('')
+        // Text parts are separate pieces (a tool's lines, an Anthropic tool_result's blocks): one line break between them,
+        // as the ollama translation joins them, never glued into one word.
+        const text = textOf(m.content).filter((x) => x !== '').join('\n')
         // A failed call (`is_error`, from Anthropic's tool_result): Gemini reads the response's `error` key as the failure.
         const isError = (m as { is_error?: unknown }).is_error === true
         const response: GeminiPart['functionResponse'] = { name, response: isError ? { error: toolError(text) } : toolResponse(text) }

@@ -65,6 +65,21 @@ describe('stop: OpenAI and Azure take at most 4 sequences (a Messages client sen
   })
 })
 
+describe('a failed tool result (is_error) from a Messages client: its text blocks one line break apart', () => {
+  it('"line one" + "line two" → "Error: line one\\nline two" (was "line oneline two")', async () => {
+    const req = messages({
+      tools: [{ name: 'w', input_schema: { type: 'object' } }],
+      messages: [
+        { role: 'user', content: 'call tool' },
+        { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'w', input: {} }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', is_error: true, content: [{ type: 'text', text: 'line one' }, { type: 'text', text: 'line two' }] }] },
+      ],
+    })
+    await adapter('openai', 'oa', openai.url).execute(req, params('gpt-4o'))
+    expect((openai.requests.at(-1)!.body['messages'] as { content: unknown }[])[2]!.content).toBe('Error: line one\nline two')
+  })
+})
+
 describe('tool names: OpenAI and Azure take ^[a-zA-Z0-9_-]{1,64}$ (a Messages client\'s tool my.tool got OpenAI\'s 400 naming tools[0].function.name)', () => {
   const dotted = messages({ tools: [{ name: 'ok', input_schema: { type: 'object' } }, { name: 'my.tool', input_schema: { type: 'object' } }] })
 

@@ -58,12 +58,13 @@ function partsWithoutCacheControl<T>(content: T): T {
   return content.map(withoutCacheControl) as T
 }
 
+/** A tool message's text: its text parts one line break apart (separate pieces, never glued into one word), empty ones left out. */
 function textOf(content: unknown): string {
   if (typeof content === 'string') return content
   if (!Array.isArray(content)) return ''
-  let s = ''
-  for (const p of content as Obj[]) if (p?.['type'] === 'text' && typeof p['text'] === 'string') s += p['text']
-  return s
+  const texts: string[] = []
+  for (const p of content as Obj[]) if (p?.['type'] === 'text' && typeof p['text'] === 'string' && p['text'] !== '') texts.push(p['text'])
+  return texts.join('\n')
 }
 
 /** One message without the Anthropic-only keys; the same message when it has none. */

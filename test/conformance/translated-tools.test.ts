@@ -59,3 +59,15 @@ describe('anthropic: tool call ids and tool results as Anthropic takes them', ()
     expect(t().requests('anthropic')[0]!.body.messages[2].content.map((b: { type: string }) => b.type)).toEqual(['tool_result', 'text'])
   })
 })
+
+describe('google: a tool result\'s text blocks', () => {
+  it('reach Gemini one line break apart (were glued: "line oneline two")', async () => {
+    const { status, json } = await t().chat('google', { messages: [
+      { role: 'user', content: 'call tool' },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'get_weather', arguments: '{}' } }] },
+      { role: 'tool', tool_call_id: 'c1', content: [{ type: 'text', text: 'line one' }, { type: 'text', text: 'line two' }] },
+    ] })
+    expect(status, JSON.stringify(json)).toBe(200)
+    expect(t().requests('google')[0]!.body.contents[2].parts[0].functionResponse.response).toEqual({ content: 'line one\nline two' })
+  })
+})
