@@ -28,7 +28,7 @@
 import { GatewayError } from '../../gateway/errors.ts'
 import type { ChatMessage, ChatRequest, ContentPart, ThinkingBlock, ToolCall, ToolDefinition } from '../types.ts'
 import type { UpstreamBody } from '../shared/translation.ts'
-import { ANTHROPIC_TOOL_NAMES, checkToolNames, toolCallName, toolResultName } from '../shared/tool-names.ts'
+import { ANTHROPIC_TOOL_NAMES, checkToolNames, checkToolSet, toolCallName, toolResultName } from '../shared/tool-names.ts'
 import { fromLegacyFunctions } from '../shared/legacy-functions.ts'
 import { unreadMessageField } from '../shared/message-fields.ts'
 import { isInertDefault } from '../shared/inert-defaults.ts'
@@ -447,6 +447,7 @@ const TOOL_CHOICE: Readonly<Record<string, AnthropicBlock>> = table({
 
 function translateTools(req: ChatRequest, out: AnthropicRequest, ctx: Ctx): void {
   checkToolNames(req, ANTHROPIC_TOOL_NAMES, ctx.opts.provider)
+  checkToolSet(req, ctx.opts.provider)
   if (req.tools != null) {
     const tools: AnthropicBlock[] = []
     req.tools.forEach((t: ToolDefinition, i) => {

@@ -22,7 +22,7 @@ import type { ChatMessage, ChatRequest, ContentPart, EmbeddingRequest, ToolCall,
 import type { UpstreamBody } from '../shared/translation.ts'
 import type { SafetySetting } from './config.ts'
 import { EFFORT_BUDGETS, readThinking } from '../shared/reasoning.ts'
-import { checkToolNames, GEMINI_TOOL_NAMES, toolCallName, toolResultName } from '../shared/tool-names.ts'
+import { checkToolNames, checkToolSet, GEMINI_TOOL_NAMES, toolCallName, toolResultName } from '../shared/tool-names.ts'
 import { fromLegacyFunctions } from '../shared/legacy-functions.ts'
 import { unreadMessageField } from '../shared/message-fields.ts'
 import { isInertDefault } from '../shared/inert-defaults.ts'
@@ -698,6 +698,7 @@ function toContents(messages: readonly ChatMessage[], o: GoogleRequestOptions, m
 function toTools(req: ChatRequest, o: GoogleRequestOptions): GeminiGenerateRequest['tools'] {
   // Gemini's function names: a letter or an underscore first, then letters, digits, '_', '.', ':', '-'; at most 64.
   checkToolNames(req, GEMINI_TOOL_NAMES, o.provider)
+  checkToolSet(req, o.provider)
   if (!req.tools || req.tools.length === 0) return undefined
   const decls: GeminiFunctionDeclaration[] = []
   req.tools.forEach((t, i) => {

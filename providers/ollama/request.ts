@@ -22,7 +22,7 @@ import { readThinking } from '../shared/reasoning.ts'
 import { fromLegacyFunctions } from '../shared/legacy-functions.ts'
 import { unreadMessageField } from '../shared/message-fields.ts'
 import { isInertDefault } from '../shared/inert-defaults.ts'
-import { toolCallName, toolResultName } from '../shared/tool-names.ts'
+import { checkToolSet, toolCallName, toolResultName } from '../shared/tool-names.ts'
 import { table } from '../shared/table.ts'
 
 // ---------- Ollama wire types (request side) ----------
@@ -291,6 +291,8 @@ export function toOllamaChat(client: ChatRequest, model: string, stream: boolean
   }
   const body: OllamaChatBody = { model, messages: toOllamaMessages(req.messages, o), stream }
   if (req.tools && req.tools.length > 0 && req.tool_choice !== 'none') {
+    // Each function once (a named tool_choice is unsupported on Ollama, so there is no choice to check).
+    checkToolSet(req, o.provider, false)
     body.tools = req.tools.map((t) => {
       const fn: ToolDefinition['function'] = { name: t.function.name }
       if (t.function.description !== undefined) fn.description = t.function.description

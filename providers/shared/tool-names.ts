@@ -48,6 +48,35 @@ export function checkToolNames(req: ChatRequest, rule: ToolNameRule, provider: s
 }
 
 /**
+ * The tool set the anthropic, google and ollama translations send, checked as those providers check it: each function
+ * name once (Anthropic: "Tool names must be unique"; Gemini: "Duplicate function declaration found"), a 400 naming the
+ * later `tools[i].function.name`; and, with `choice`, a `tool_choice` naming a function the request's tools define (a
+ * 400 naming `tool_choice.function.name`: Anthropic's `{type: 'tool', name}` and Gemini's `allowedFunctionNames` name a
+ * tool of the request). Whatever `dropUnsupportedParams` says: nothing can be dropped without changing what was asked.
+ * OpenAI's own API, reached as the client sent it, answers for itself.
+ */
+export function checkToolSet(req: ChatRequest, provider: string, choice = true): void {
+  const tools: unknown = req.tools
+  const names = new Map<string, number>()
+  if (Array.isArray(tools)) {
+    tools.forEach((t: { type?: unknown; function?: { name?: unknown } } | null, i) => {
+      const name = t?.type === 'function' ? t.function?.name : undefined
+      if (typeof name !== 'string') return
+      const first = names.get(name)
+      if (first === undefined) { names.set(name, i); return }
+      const param = `tools[${i}].function.name`
+      throw new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason: `${param}: provider ${provider} takes each function name once, and tools[${first}] is also named ${JSON.stringify(name)}` }, { param, details: 'request.body_invalid' })
+    })
+  }
+  const tc = req.tool_choice as { type?: unknown; function?: { name?: unknown } } | string | null | undefined
+  if (!choice || tc === null || typeof tc !== 'object' || tc.type !== 'function' || typeof tc.function?.name !== 'string') return
+  const name = tc.function.name
+  if (names.has(name)) return
+  const param = 'tool_choice.function.name'
+  throw new GatewayError('MCP_ERR_REQ_BODY_INVALID', { reason: `${param}: ${JSON.stringify(name)} is not the name of any of the request's tools; provider ${provider} can be made to call only a function it is given` }, { param, details: 'request.body_invalid' })
+}
+
+/**
  * The function name of a tool call in an assistant message of the history (`field` is `messages[i].tool_calls[j]`).
  * The anthropic, google and ollama translations key the call by it (Anthropic's `tool_use.name`, Gemini's
  * `functionCall.name`, Ollama's call and `tool_name`) and none of those APIs takes a call without one: a missing or

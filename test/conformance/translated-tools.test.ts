@@ -71,3 +71,21 @@ describe('google: a tool result\'s text blocks', () => {
     expect(t().requests('google')[0]!.body.contents[2].parts[0].functionResponse.response).toEqual({ content: 'line one\nline two' })
   })
 })
+
+describe('the tool set: each name once, a named choice among the tools', () => {
+  const fn = (name: string) => ({ type: 'function', function: { name, parameters: { type: 'object', properties: { city: { type: 'string' } } } } })
+
+  it.each(['anthropic', 'google', 'ollama'] as const)('%s: duplicate tool names are a 400 naming tools[1].function.name, nothing sent', async (p) => {
+    const { status, json } = await t().chat(p, { tools: [fn('get_weather'), fn('get_weather')], messages: [{ role: 'user', content: 'call tool' }] })
+    expect(status).toBe(400)
+    expect(json.error.param).toBe('tools[1].function.name')
+    expect(t().requests(p)).toHaveLength(0)
+  })
+
+  it.each(['anthropic', 'google'] as const)('%s: a named tool_choice naming no tool is a 400 naming tool_choice.function.name, nothing sent', async (p) => {
+    const { status, json } = await t().chat(p, { tools: [fn('get_weather')], tool_choice: { type: 'function', function: { name: 'nope' } }, messages: [{ role: 'user', content: 'call tool' }] })
+    expect(status).toBe(400)
+    expect(json.error.param).toBe('tool_choice.function.name')
+    expect(t().requests(p)).toHaveLength(0)
+  })
+})

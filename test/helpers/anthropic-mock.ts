@@ -44,7 +44,8 @@
  *   Server-tool blocks in the history (server_tool_use, web_search_tool_result) and text citations are taken.
  *
  * A custom tool whose name does not match `^[a-zA-Z0-9_-]{1,64}$` → 400 "tools.<i>.custom.name: String should match
- * pattern ...", as Anthropic answers.
+ * pattern ...", as Anthropic answers; two tools of one name → 400 "tools: Tool names must be unique."; a tool_choice
+ * `{type: 'tool', name}` naming none of the tools → 400 (in the mock's words).
  * Tool histories Anthropic refuses (400, its wording): a tool_use id or tool_result tool_use_id outside
  * `^[a-zA-Z0-9_-]+$`, a tool_result whose tool_use_id is no tool_use of the message right before ("unexpected
  * `tool_use_id` found in `tool_result` blocks"), a tool_result after other blocks of its message (the results come first).
@@ -264,16 +265,25 @@ function blocksRefusal(where: string, path: string, blocks: unknown[]): string |
   return undefined
 }
 
-/** A custom tool's name Anthropic refuses (400, its wording), or undefined. */
+/**
+ * A custom tool's name Anthropic refuses (400, its wording), two tools of one name ("tools: Tool names must be unique."),
+ * or a `tool_choice` of type tool naming none of the tools (the mock's wording); undefined when none.
+ */
 function toolError(body: Record<string, unknown>): string | undefined {
   const tools = body['tools']
-  if (!Array.isArray(tools)) return undefined
-  for (let i = 0; i < tools.length; i++) {
-    const t = tools[i] as { type?: unknown; name?: unknown } | null
-    if ((t?.type === undefined || t.type === 'custom') && (typeof t?.name !== 'string' || !/^[a-zA-Z0-9_-]{1,64}$/.test(t.name))) {
-      return `tools.${i}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{1,64}$'`
+  const names = new Set<unknown>()
+  if (Array.isArray(tools)) {
+    for (let i = 0; i < tools.length; i++) {
+      const t = tools[i] as { type?: unknown; name?: unknown } | null
+      if ((t?.type === undefined || t.type === 'custom') && (typeof t?.name !== 'string' || !/^[a-zA-Z0-9_-]{1,64}$/.test(t.name))) {
+        return `tools.${i}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{1,64}$'`
+      }
+      if (names.has(t?.name)) return 'tools: Tool names must be unique.'
+      names.add(t?.name)
     }
   }
+  const choice = body['tool_choice'] as { type?: unknown; name?: unknown } | undefined
+  if (choice?.type === 'tool' && !names.has(choice.name)) return `tool_choice.name: tool ${JSON.stringify(choice.name)} is not one of the request's tools`
   return undefined
 }
 

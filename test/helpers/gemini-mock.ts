@@ -19,7 +19,8 @@
  * $schema, ...), OBJECT parameters without properties, keywords of another type than the node's (an ARRAY without `items`:
  * "items: missing field"; `properties` or `required` on a node that is not an OBJECT: "only allowed for OBJECT type"; `items`
  * on one that is not an ARRAY), a `required` name that is not one of the node's properties ("required[0]: property is not
- * defined"), and a function name Gemini refuses (a letter or an underscore first;
+ * defined"), two function declarations of one name ("Duplicate function declaration found: <name>"), an
+ * `allowedFunctionNames` entry that is no declared function (the mock's words), and a function name Gemini refuses (a letter or an underscore first;
  * letters, digits, '_', '.', ':', '-'; at most 64) → 400 INVALID_ARGUMENT; an int32 field of generationConfig
  * (maxOutputTokens, seed, candidateCount, topK, thinkingConfig.thinkingBudget) that is not an integer of 32 bits → 400
  * "Invalid value at 'generation_config.seed' (TYPE_INT32), 3000000000", as Google answers.
@@ -288,13 +289,22 @@ function checkGenerate(body: any): void {
     if (c?.role !== undefined && c.role !== 'user' && c.role !== 'model') throw new MockError(400, 'Please use a valid role: user, model.')
     if (!Array.isArray(c?.parts) || c.parts.length === 0) throw new MockError(400, `* GenerateContentRequest.contents[${i}].parts: contents.parts must not be empty.`)
   })
+  const declared = new Set<unknown>()
   for (const [i, t] of (Array.isArray(body.tools) ? body.tools : []).entries()) {
     for (const [j, d] of (t?.functionDeclarations ?? []).entries()) {
+      if (declared.has(d?.name)) throw new MockError(400, `Duplicate function declaration found: ${String(d?.name)}`)
+      declared.add(d?.name)
       if (typeof d?.name !== 'string' || !/^[a-zA-Z_][a-zA-Z0-9_.:-]{0,63}$/.test(d.name)) {
         throw new MockError(400, `* GenerateContentRequest.tools[${i}].function_declarations[${j}].name: Invalid function name. Must start with a letter or an underscore. Must be alphameric (a-z, A-Z, 0-9), underscores (_), dots (.), colons (:), or dashes (-), with a maximum length of 64.`)
       }
       if (d?.parameters !== undefined) checkSchema(d.parameters, `tools[${i}].function_declarations[${j}].parameters`, true)
     }
+  }
+  const allowed = body.toolConfig?.functionCallingConfig?.allowedFunctionNames
+  if (Array.isArray(allowed)) {
+    allowed.forEach((name: unknown, k: number) => {
+      if (!declared.has(name)) throw new MockError(400, `* GenerateContentRequest.tool_config.function_calling_config.allowed_function_names[${k}]: function ${JSON.stringify(name)} is not declared`)
+    })
   }
   checkInt32(body.generationConfig)
   if (body.generationConfig?.responseSchema) checkSchema(body.generationConfig.responseSchema, 'generation_config.response_schema', false)
