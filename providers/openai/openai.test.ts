@@ -80,6 +80,33 @@ describe('a failed tool result (is_error) from a Messages client: its text block
   })
 })
 
+describe('a plain-text document from a Messages client reaches OpenAI and Azure as text (a text/plain file part was their 400: PDF files only)', () => {
+  const doc = (title?: string) => messages({ messages: [{ role: 'user', content: [
+    { type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'hello doc\nline 2' }, ...(title ? { title } : {}) },
+    { type: 'text', text: 'what' },
+  ] }] })
+
+  it('openai and azure-openai: a text part, the title on its first line', async () => {
+    for (const [a, mock] of [[adapter('openai', 'oa', openai.url), openai], [adapter('azure-openai', 'az', azure.url, { apiMode: 'deployments', deployments: {} }), azure]] as const) {
+      await a.execute(doc('notes.txt'), params('gpt-4o'))
+      expect((mock.requests.at(-1)!.body['messages'] as { content: unknown }[])[0]!.content).toEqual([{ type: 'text', text: 'notes.txt\n\nhello doc\nline 2' }, { type: 'text', text: 'what' }])
+      await a.execute(doc(), params('gpt-4o'))
+      expect((mock.requests.at(-1)!.body['messages'] as { content: unknown }[])[0]!.content).toEqual([{ type: 'text', text: 'hello doc\nline 2' }, { type: 'text', text: 'what' }])
+    }
+  })
+
+  it('a PDF stays a file part; a percent-encoded or charset-labelled text/plain one becomes text too', async () => {
+    const a = adapter('openai', 'oa', openai.url)
+    const req = (file_data: string): ChatRequest => ({ model: 'm', messages: [{ role: 'user', content: [{ type: 'file', file: { file_data } }, { type: 'text', text: 'what' }] }] } as ChatRequest)
+    await a.execute(req('data:application/pdf;base64,JVBERi0x'), params('gpt-4o'))
+    expect((openai.requests.at(-1)!.body['messages'] as { content: { type: string }[] }[])[0]!.content[0]!.type).toBe('file')
+    await a.execute(req('data:text/plain,caf%C3%A9'), params('gpt-4o'))
+    expect((openai.requests.at(-1)!.body['messages'] as { content: unknown[] }[])[0]!.content[0]).toEqual({ type: 'text', text: 'café' })
+    await a.execute(req(`data:text/plain;charset=iso-8859-1;base64,${Buffer.from([0x63, 0x61, 0x66, 0xe9]).toString('base64')}`), params('gpt-4o'))
+    expect((openai.requests.at(-1)!.body['messages'] as { content: unknown[] }[])[0]!.content[0]).toEqual({ type: 'text', text: 'café' })
+  })
+})
+
 describe('tool names: OpenAI and Azure take ^[a-zA-Z0-9_-]{1,64}$ (a Messages client\'s tool my.tool got OpenAI\'s 400 naming tools[0].function.name)', () => {
   const dotted = messages({ tools: [{ name: 'ok', input_schema: { type: 'object' } }, { name: 'my.tool', input_schema: { type: 'object' } }] })
 

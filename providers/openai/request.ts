@@ -6,6 +6,8 @@
  * - `is_error` on a tool message (OpenAI's tool messages have no error field) becomes the text
  *   `Error: <content>`;
  * - `thinking_blocks` on an assistant message (Anthropic's extended thinking, signed for Anthropic only) is left out;
+ * - a plain-text file part (`data:text/plain`, an Anthropic client's text document) becomes a text part, its filename
+ *   (the document's title) on the first line: Chat Completions takes PDF files only, and text is sent as text;
  * - `top_k` is unsupported (400 MCP_ERR_REQ_PARAM_UNSUPPORTED naming it, or dropped with `dropUnsupportedParams`);
  *   it is forwarded to `openai-compatible` servers (vLLM, llama.cpp, LM Studio take it).
  * - `thinking` is not sent: to a reasoning model (o-series, gpt-5, gpt-oss: isReasoningModel) enabled with
@@ -54,8 +56,38 @@ function withoutCacheControl<T>(p: T): T {
 }
 
 function partsWithoutCacheControl<T>(content: T): T {
-  if (!Array.isArray(content) || !content.some((p) => p !== null && typeof p === 'object' && 'cache_control' in p)) return content
-  return content.map(withoutCacheControl) as T
+  if (!Array.isArray(content) || !content.some((p) => p !== null && typeof p === 'object' && ('cache_control' in p || (p as Obj)['type'] === 'file'))) return content
+  return content.map((p) => plainTextFile(p) ?? withoutCacheControl(p)) as T
+}
+
+/** A `data:` URL of plain text (any parameters, e.g. `;charset=utf-8`), base64 or percent-encoded. */
+const PLAIN_TEXT_DATA_URL = /^data:text\/plain[;,]/i
+
+/**
+ * A file part holding plain text (`data:text/plain`, an Anthropic client's text document) → a text part: Chat
+ * Completions takes PDF files only ("Expected a base64-encoded data URL with an application/pdf MIME type") and its
+ * guidance is to send text as text. The filename (the document's title) is its first line, a blank line before the
+ * text. Undefined for any other part, and for text in a charset this runtime cannot decode (sent as it came).
+ */
+function plainTextFile(p: unknown): { type: 'text'; text: string } | undefined {
+  if (p === null || typeof p !== 'object' || (p as Obj)['type'] !== 'file') return undefined
+  const file = (p as Obj)['file'] as { file_data?: unknown; filename?: unknown } | undefined
+  const url = file?.file_data
+  if (typeof url !== 'string' || !PLAIN_TEXT_DATA_URL.test(url)) return undefined
+  const comma = url.indexOf(',')
+  if (comma === -1) return undefined
+  const meta = url.slice(5, comma).split(';').slice(1)
+  const charset = meta.find((m) => /^charset=/i.test(m))?.slice(8) ?? 'utf-8'
+  const base64 = meta.at(-1)?.toLowerCase() === 'base64'
+  let text: string
+  try {
+    const payload = url.slice(comma + 1)
+    const bytes = base64 ? Buffer.from(payload, 'base64') : Buffer.from(decodeURIComponent(payload), 'utf8')
+    text = base64 ? new TextDecoder(charset).decode(bytes) : bytes.toString('utf8')
+  } catch {
+    return undefined
+  }
+  return { type: 'text', text: typeof file?.filename === 'string' && file.filename !== '' ? `${file.filename}\n\n${text}` : text }
 }
 
 /** A tool message's text: its text parts one line break apart (separate pieces, never glued into one word), empty ones left out. */

@@ -1,9 +1,11 @@
 /**
- * Tool schemas, tool histories and tool sets that a provider would refuse as the client sent them, through the running
- * gateway to the google, ollama and anthropic mocks (each refuses what its provider refuses): translated where the
- * gateway can say the same thing in the provider's terms, else a 400 naming the client's field and the provider.
+ * Tool schemas, tool histories, tool sets and content that a provider would refuse as the client sent them, through the
+ * running gateway to the provider mocks (each refuses what its provider refuses): translated where the gateway can say
+ * the same thing in the provider's terms, else a 400 naming the client's field and the provider.
  */
-import { describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { authHeaders, startGateway, type TestGateway } from '../helpers/gateway.ts'
+import { startOpenAIMock, type OpenAIMock } from '../helpers/openai-mock.ts'
 import { translatedProvidersForFile } from '../helpers/translated-providers.ts'
 
 const t = translatedProvidersForFile()
@@ -87,5 +89,27 @@ describe('the tool set: each name once, a named choice among the tools', () => {
     expect(status).toBe(400)
     expect(json.error.param).toBe('tool_choice.function.name')
     expect(t().requests(p)).toHaveLength(0)
+  })
+})
+
+describe('openai: a /v1/messages plain-text document', () => {
+  let oa: OpenAIMock
+  let gw: TestGateway
+  beforeAll(async () => {
+    oa = await startOpenAIMock()
+    gw = await startGateway({ providers: { oa: { type: 'openai', baseUrl: oa.url, apiKey: 'sk-test-0000000000000001' } } })
+  }, 30_000)
+  afterAll(async () => { await gw.close(); await oa.close() })
+
+  it('reaches OpenAI as a text part with its title (a text/plain file part was OpenAI\'s 400: PDF files only)', async () => {
+    const r = await fetch(`${gw.url}/v1/messages`, {
+      method: 'POST', headers: { ...authHeaders(), 'anthropic-version': '2023-06-01' },
+      body: JSON.stringify({ model: 'oa/gpt-4o', max_tokens: 32, messages: [{ role: 'user', content: [
+        { type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'hello doc' }, title: 'notes.txt' },
+        { type: 'text', text: 'what' },
+      ] }] }),
+    })
+    expect(r.status, await r.clone().text()).toBe(200)
+    expect(oa.requests.at(-1)!.body['messages']).toEqual([{ role: 'user', content: [{ type: 'text', text: 'notes.txt\n\nhello doc' }, { type: 'text', text: 'what' }] }])
   })
 })

@@ -12,7 +12,7 @@
  * words: a message whose content is an empty array, an assistant message with no content and no tool calls.
  * Limits of OpenAI's own API -> 400 in its words (off with `limits: false`, for an OpenAI-compatible server such as
  * vLLM, which has none of them): more than 4 `stop` sequences, a function name in `tools` outside `^[a-zA-Z0-9_-]+$` or
- * longer than 64.
+ * longer than 64, a file part whose `file_data` is not a base64 PDF data URL (Chat Completions takes PDF files only).
  *
  * Deterministic replies (chat):
  *   - last message is a user message starting with "echo "  -> content "echo: <rest of that message>"
@@ -451,6 +451,19 @@ function limitRefusal(body: Record<string, unknown>): { message: string; code: s
   const stop = body['stop'];
   if (Array.isArray(stop) && stop.length > 4) {
     return { message: `Invalid 'stop': array too long. Expected an array with maximum length 4, but got an array with length ${stop.length} instead.`, code: 'array_above_max_length', param: 'stop' };
+  }
+  // Chat Completions takes files as PDFs only (text is sent as text).
+  const messages = Array.isArray(body['messages']) ? (body['messages'] as { content?: unknown }[]) : [];
+  for (let i = 0; i < messages.length; i++) {
+    const c = messages[i]?.content;
+    if (!Array.isArray(c)) continue;
+    for (let j = 0; j < c.length; j++) {
+      const data = (c[j] as { type?: unknown; file?: { file_data?: unknown } } | null)?.type === 'file' ? (c[j] as { file?: { file_data?: unknown } }).file?.file_data : undefined;
+      if (typeof data !== 'string' || data.startsWith('data:application/pdf;base64,')) continue;
+      const param = `messages[${i}].content[${j}].file.file_data`;
+      const mime = /^data:([^;,]*)/.exec(data)?.[1] ?? '';
+      return { message: `Invalid file data: '${param}'. Expected a base64-encoded data URL with an application/pdf MIME type (e.g. 'data:application/pdf;base64,SGVsbG8sIHdvcmxkIQ=='), but got unsupported MIME type '${mime}'.`, code: 'invalid_value', param };
+    }
   }
   const tools = Array.isArray(body['tools']) ? (body['tools'] as { function?: { name?: unknown } }[]) : [];
   for (let i = 0; i < tools.length; i++) {
