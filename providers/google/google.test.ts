@@ -127,6 +127,25 @@ describe('request: canonical → generateContent', () => {
     expect(caught(() => chat({ messages: [{ role: 'system', content: 'only a system prompt' }] })).param).toBe('messages')
   })
 
+  it('an empty last user turn is a 400 naming its content, not dropped (the model\'s answer was left last)', () => {
+    for (const content of [[], '', [{ type: 'text', text: '' }]] as ChatRequest['messages'][number]['content'][]) {
+      const e = caught(() => chat({ messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'answer' }, { role: 'user', content } as ChatRequest['messages'][number]] }))
+      expect([e.status, e.code, e.param], JSON.stringify(content)).toEqual([400, 'MCP_ERR_REQ_BODY_INVALID', 'messages[2].content'])
+      expect(e.message).toContain('provider gem refuses an empty turn')
+    }
+    // In the middle too (the model turns around it ran together).
+    const mid = caught(() => chat({ messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'a' }, { role: 'user', content: '' }, { role: 'assistant', content: 'b' }, { role: 'user', content: 'c' }] }))
+    expect(mid.param).toBe('messages[2].content')
+    // Merged with content of its own turn it carries nothing, and is fine.
+    const ok = chat({ messages: [{ role: 'user', content: '' }, { role: 'user', content: 'hi' }] }).body as any
+    expect(ok.contents).toEqual([{ role: 'user', parts: [{ text: 'hi' }] }])
+    const tool = chat({ messages: [
+      { role: 'user', content: 'x' }, { role: 'assistant', content: null, tool_calls: [{ id: 'a', type: 'function', function: { name: 'f', arguments: '{}' } }] },
+      { role: 'user', content: '' }, { role: 'tool', tool_call_id: 'a', content: 'r' },
+    ] }).body as any
+    expect(tool.contents).toHaveLength(3)
+  })
+
   it('maps tool_choice to functionCallingConfig modes', () => {
     const mode = (tool_choice: NonNullable<ChatRequest['tool_choice']>) => (chat({ tool_choice }).body as any).toolConfig
     expect(mode('auto')).toEqual({ functionCallingConfig: { mode: 'AUTO' } })

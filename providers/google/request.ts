@@ -600,11 +600,16 @@ function toContents(messages: readonly ChatMessage[], o: GoogleRequestOptions, m
   const system: GeminiPart[] = []
   const contents: GeminiContent[] = []
   const toolNames = new Map<string, string>()
-  const push = (role: 'user' | 'model', parts: GeminiPart[]): void => {
-    if (parts.length === 0) return
+  /** A user message that brought nothing (empty text, or only parts dropped), by the turn it went into. */
+  const empty = new Map<GeminiContent, string>()
+  const push = (role: 'user' | 'model', parts: GeminiPart[], emptyField?: string): void => {
     const last = contents[contents.length - 1]
     if (last && last.role === role) last.parts.push(...parts)
-    else contents.push({ role, parts })
+    else if (parts.length > 0 || emptyField !== undefined) contents.push({ role, parts })
+    if (parts.length === 0 && emptyField !== undefined) {
+      const into = contents[contents.length - 1]!
+      if (!empty.has(into)) empty.set(into, emptyField)
+    }
   }
   messages.forEach((m, i) => {
     const where = `messages[${i}]`
@@ -622,8 +627,8 @@ function toContents(messages: readonly ChatMessage[], o: GoogleRequestOptions, m
         const c = m.content as unknown
         if (typeof c !== 'string' && !Array.isArray(c)) throw invalid(`${where}.content must be a string or an array of parts`, `${where}.content`)
         const parts: (GeminiPart | undefined)[] = typeof c === 'string' ? [{ text: c }] : (c as ContentPart[]).map((p, j) => userPart(p, `${where}.content[${j}]`, o))
-        // Gemini rejects empty text parts ("empty text parameter").
-        push('user', parts.filter((p): p is GeminiPart => p !== undefined && p.text !== ''))
+        // Gemini rejects empty text parts ("empty text parameter"). A message left with nothing is judged with its turn.
+        push('user', parts.filter((p): p is GeminiPart => p !== undefined && p.text !== ''), `${where}.content`)
         break
       }
       case 'assistant': {
@@ -683,10 +688,16 @@ function toContents(messages: readonly ChatMessage[], o: GoogleRequestOptions, m
   })
   // Empty texts are dropped (Gemini refuses them): a conversation left with no turn at all is Gemini's 400 "contents is
   // not specified", so it is ours, naming the last message that brought nothing.
-  if (contents.length === 0) {
+  if (contents.every((c) => c.parts.length === 0)) {
     const last = messages.findLastIndex((m) => m.role !== 'system' && m.role !== 'developer')
     const field = last < 0 ? 'messages' : `messages[${last}].content`
     throw invalid(`${field}: no message has content Gemini takes (text that is not empty, an image, a file or a tool call); provider ${o.provider} refuses a conversation without any`, field)
+  }
+  // A user turn left with nothing (Gemini refuses empty parts): dropping it would leave the turns around it as they are
+  // not (the model's answer last, read as the turn to continue; two model turns run together), so it is a 400 naming the
+  // message, as the anthropic translation answers. Merged with content of its own turn (tool results, text) it is fine.
+  for (const [turn, field] of empty) {
+    if (turn.parts.length === 0) throw invalid(`${field}: has no content Gemini takes (text that is not empty, an image, a file or a tool call); provider ${o.provider} refuses an empty turn`, field)
   }
   const out: Pick<GeminiGenerateRequest, 'contents' | 'systemInstruction'> = { contents }
   if (system.length > 0) out.systemInstruction = { parts: system }

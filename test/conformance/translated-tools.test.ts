@@ -92,6 +92,15 @@ describe('the tool set: each name once, a named choice among the tools', () => {
   })
 })
 
+describe('google: an empty user turn', () => {
+  it.each([[[]], ['']])('last (content %j) is a 400 naming messages[2].content, nothing sent (was dropped, the model\'s answer left last)', async (content) => {
+    const { status, json } = await t().chat('google', { messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'answer' }, { role: 'user', content }] })
+    expect(status).toBe(400)
+    expect(json.error.param).toBe('messages[2].content')
+    expect(t().requests('google')).toHaveLength(0)
+  })
+})
+
 describe('openai: a /v1/messages plain-text document', () => {
   let oa: OpenAIMock
   let gw: TestGateway
