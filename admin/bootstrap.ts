@@ -27,6 +27,7 @@ import { loadKeyring } from './master-key.ts'
 import { buildOpenApi, servedOperations } from './openapi.ts'
 import { registerDeploymentRoutes } from './routes/deployments.ts'
 import { registerPromptRoutes } from './routes/prompts.ts'
+import { apiProviderOrigins } from './provider-url.ts'
 import { registerProviderRoutes } from './routes/providers.ts'
 import { AdminServer, sendAdminError, sendJson, type AdminRefusal } from './server.ts'
 import type { ProviderSettings } from './snapshot.ts'
@@ -178,14 +179,9 @@ export async function startMcp(opts: StartMcpOptions): Promise<Mcp> {
       routes: new Map([[EXECUTE_ROUTE_KEY, executeRouteSpec(() => cp.snapshot, cp.environments)], ...(opts.routes ?? [])]),
       ...(opts.plugins ? { plugins: opts.plugins } : {}),
       services,
-      // Providers from the API are checked again at connect time (DNS rebinding): their origins.
-      guardOrigin: (origin) => {
-        for (const p of cp.snapshot.providers.values()) {
-          const url = (p as { baseUrl?: unknown }).baseUrl
-          if (typeof url === 'string' && URL.canParse(url) && new URL(url).origin === origin) return true
-        }
-        return false
-      },
+      // Providers from the API are checked again at connect time (DNS rebinding): their origins, from the URL the
+      // adapter uses (a provider without baseUrl connects to its adapter's default: Ollama's is the loopback address).
+      guardOrigin: (origin) => apiProviderOrigins(cp.snapshot.providers.values()).has(origin),
     })
     const auditQueue = new AuditQueue({ store, log, metrics: gw.metrics.registry })
     const reloadAs = auditReloads(gw, auditQueue)

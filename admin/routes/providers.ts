@@ -9,10 +9,10 @@
 import type { IncomingMessage } from 'node:http'
 import type { Principal } from '../../plugins/auth/scopes.ts'
 import type { Queryable } from '../../store/types.ts'
-import { GatewayError } from '../../gateway/errors.ts'
-import { checkProviderUrl, type ProviderUrlPolicy } from '../../providers/shared/safe-url.ts'
+import type { ProviderUrlPolicy } from '../../providers/shared/safe-url.ts'
 import { auditActor, bindAudit } from '../audit.ts'
 import type { ControlPlane } from '../control-plane.ts'
+import { checkProviderBaseUrl } from '../provider-url.ts'
 import { checkIfMatch, enumParam, pageOf, queryOf, requireUuid, sendNoContent, sendWithEtag } from '../http.ts'
 import { authorize, readChecked, WRITE_RULES } from '../rbac.ts'
 import { createProvider, deleteProvider, getProvider, listProviders, updateProvider, type ProviderWriteContext } from '../repo/providers.ts'
@@ -21,21 +21,6 @@ import { sendJson, type AdminServer } from '../server.ts'
 import { requestIdOf } from './deployments.ts'
 
 const BASE = '/api/v1/mcp'
-
-/**
- * SSRF guard for provider URLs arriving through the API: https only unless allowed, no credentials or
- * fragments, no private, loopback, link-local or metadata addresses unless the operator allowlist permits
- * (docs/security.md). A 422 names `config.baseUrl`.
- */
-async function checkBaseUrl(body: unknown, policy: () => ProviderUrlPolicy): Promise<void> {
-  const url = (body as { config?: { baseUrl?: unknown } } | null)?.config?.baseUrl
-  if (typeof url !== 'string') return
-  // A name that does not resolve from here is accepted: every connection is checked again by the connect-time guard.
-  const errors = await checkProviderUrl(url, { ...policy(), allowUnresolvable: true })
-  if (errors.length > 0) {
-    throw new GatewayError('MCP_ERR_ADMIN_UNPROCESSABLE', { reason: `config.baseUrl: ${errors.join('; ')}` }, { param: 'config.baseUrl', details: 'admin.provider_url_refused' })
-  }
-}
 
 export function registerProviderRoutes(admin: AdminServer, cp: ControlPlane, policy: () => ProviderUrlPolicy = () => ({})): void {
   const ctx = (req: IncomingMessage): ProviderWriteContext => ({
@@ -53,7 +38,8 @@ export function registerProviderRoutes(admin: AdminServer, cp: ControlPlane, pol
   admin.route('POST', `${BASE}/providers`, async (req, res) => {
     const who = authorize(req, 'providers.write')
     const body = await readChecked(req, validators.providerCreate, WRITE_RULES['POST /providers']!)
-    await checkBaseUrl(body, policy)
+    // The URL the adapter will use: the config's baseUrl, else the adapter's default (docs/security.md).
+    await checkProviderBaseUrl(body.provider, body.config ?? {}, policy())
     const p = await cp.write((tx) => createProvider(bound(req, who, tx), body, ctx(req)))
     sendWithEtag(res, 201, p, p.revision, { location: `${BASE}/providers/${p.id}` })
   })
@@ -70,7 +56,13 @@ export function registerProviderRoutes(admin: AdminServer, cp: ControlPlane, pol
     const who = authorize(req, 'providers.write')
     const id = requireUuid('provider', params['id'])
     const body = await readChecked(req, validators.providerUpdate, WRITE_RULES['PUT /providers/{id}']!)
-    await checkBaseUrl(body, policy)
+    // A config sent replaces the stored one: its effective URL is checked (a config without baseUrl means the adapter's
+    // default). The type never changes, so reading it before the write's transaction is safe. No config sent keeps the
+    // stored one: not checked again, so a provider can always be disabled (the connect-time guard judges it meanwhile).
+    if (body.config !== undefined) {
+      const current = await cp.read((db) => getProvider(db, id))
+      await checkProviderBaseUrl(current.provider, body.config, policy())
+    }
     const p = await cp.write((tx) => updateProvider(bound(req, who, tx), id, body, (rev) => checkIfMatch(req, rev, `provider ${id}`, true), ctx(req)))
     sendWithEtag(res, 200, p, p.revision)
   })
