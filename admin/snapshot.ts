@@ -16,7 +16,7 @@ import { hashOf } from '../gateway/settings.ts'
 import { adapterFactory } from '../providers/registry.ts'
 import type { KeyRecord } from '../plugins/auth/api-key.ts'
 import { isRole } from '../plugins/auth/roles.ts'
-import { compileSchema, type Validator } from '../gateway/validate.ts'
+import { compileUserSchema, type Validator } from '../gateway/validate.ts'
 import type { Store } from '../store/types.ts'
 import { asStoredCredentials, openCredentials } from './credentials.ts'
 import type { Keyring } from './crypto.ts'
@@ -119,7 +119,7 @@ export function compileVersion(row: VersionRow): SnapshotVersion {
     params: row.params ?? {},
     tools: row.tools,
     responseFormat: row.response_format,
-    variables: schema ? compileSchema<Record<string, unknown>>(schema) : undefined,
+    variables: schema ? compileUserSchema<Record<string, unknown>>(schema) : undefined,
     declared: new Set(props),
   })
 }

@@ -2,8 +2,9 @@
  * One JSON Schema validator (ajv), compiled once per schema at boot or config compile, never per
  * request. Errors name the path of the bad field in dotted form: `plugins.auth.header: unknown key`.
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
+import { Ajv, type ErrorObject, type Options, type ValidateFunction } from 'ajv'
 import addFormatsModule from 'ajv-formats'
+import { RE2JS } from 're2js'
 
 export type JSONSchema = Record<string, unknown>
 
@@ -17,6 +18,57 @@ function newAjv(): Ajv {
 }
 
 /**
+ * Patterns of schemas written by users (a prompt version's `variables`) run on a linear-time engine (RE2JS, a
+ * JavaScript port of RE2), never on V8's backtracking RegExp: `"^(a+)+$"` against 30 characters blocked the process for
+ * seconds with RegExp, and each further character doubles that. RE2 syntax: no backreferences, no lookaround (refused
+ * when the schema is written). Linear time is O(program size × input length), so both are bounded too:
+ * - the pattern: at most USER_PATTERN_MAX_LENGTH characters, and its repetition counts (`{n}`, `{n,m}`) together at
+ *   most USER_PATTERN_MAX_REPEAT (compiling expands them: `a{1000}` is 1000 instructions);
+ * - the input: a string is checked only when its length × the pattern's program size is within USER_PATTERN_STEPS
+ *   (against a 13-instruction email pattern, ~150 000 characters); a longer string fails the pattern, and the error
+ *   says so. About 75 ms in the worst case (RE2's NFA, ~37 ns a step here), usually far less (its DFA).
+ */
+export const USER_PATTERN_MAX_LENGTH = 512
+export const USER_PATTERN_MAX_REPEAT = 1000
+export const USER_PATTERN_STEPS = 2_000_000
+
+/** Longest string each compiled user pattern is checked on (for the error message), by pattern; bounded. */
+const patternInputLimits = new Map<string, number>()
+
+/** Why a user-supplied pattern is refused, or undefined; compiles it (RE2JS) to know. */
+export function userPatternProblem(pattern: string): string | undefined {
+  try { linearRegExp(pattern, 'u') } catch (e) { return (e as Error).message }
+  return undefined
+}
+
+const linearRegExp: NonNullable<NonNullable<Options['code']>['regExp']> = Object.assign((pattern: string, _flags: string) => {
+  if (pattern.length > USER_PATTERN_MAX_LENGTH) throw new Error(`the pattern is longer than ${USER_PATTERN_MAX_LENGTH} characters`)
+  let repeats = 0
+  for (const m of pattern.matchAll(/\{(\d+)(?:,(\d*))?\}/g)) repeats += Math.max(Number(m[1]), Number(m[2] || 0))
+  if (repeats > USER_PATTERN_MAX_REPEAT) throw new Error(`the pattern's repetition counts ({n}, {n,m}) add up to more than ${USER_PATTERN_MAX_REPEAT}`)
+  let re: RE2JS
+  try {
+    re = RE2JS.compile(RE2JS.translateRegExp(pattern))
+  } catch (e) {
+    throw new Error(`the pattern is not supported by the linear-time engine (RE2 syntax: no backreferences or lookaround): ${(e as Error).message}`)
+  }
+  const insts = Number((re.re2Input.prog as { numInst(): number }).numInst())
+  const limit = Math.max(1, Math.floor(USER_PATTERN_STEPS / Math.max(1, insts)))
+  patternInputLimits.delete(pattern)
+  patternInputLimits.set(pattern, limit)
+  if (patternInputLimits.size > 10_000) patternInputLimits.delete(patternInputLimits.keys().next().value!)
+  // ajv keys compiled patterns by toString(): one per source pattern.
+  return { test: (s: string) => s.length <= limit && re.test(s), toString: () => `re2:${pattern}` }
+}, { code: 'linearRegExp' })
+
+function newUserAjv(): Ajv {
+  // verbose: errors carry the value and the pattern, so a string too long to be checked says so (messageOf).
+  const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, coerceTypes: false, verbose: true, code: { regExp: linearRegExp } })
+  addFormats(ajv)
+  return ajv
+}
+
+/**
  * Schemas also arrive at run time (a prompt version's variables schema: at version creation, on every deployment
  * write, at every snapshot load of a version), and an ajv instance keeps whatever it compiled for its whole life (its
  * schema cache and the scope holding every validate function). So validators are shared by content (the same schema
@@ -25,8 +77,9 @@ function newAjv(): Ajv {
  */
 const CACHE_SIZE = 1000
 const GENERATION_SIZE = 1000
-const compiled = new Map<string, Validator<unknown>>()
-let generation = { ajv: newAjv(), compiles: 0 }
+interface Pool { compiled: Map<string, Validator<unknown>>; generation: { ajv: Ajv; compiles: number }; make: () => Ajv }
+const internal: Pool = { compiled: new Map(), generation: { ajv: newAjv(), compiles: 0 }, make: newAjv }
+const user: Pool = { compiled: new Map(), generation: { ajv: newUserAjv(), compiles: 0 }, make: newUserAjv }
 
 export interface Validator<T> {
   (value: unknown): value is T
@@ -70,6 +123,10 @@ export function hasControlChars(s: string): boolean {
 }
 
 function messageOf(e: ErrorObject): string {
+  if (e.keyword === 'pattern' && typeof e.data === 'string' && typeof e.schema === 'string') {
+    const limit = patternInputLimits.get(e.schema)
+    if (limit !== undefined && e.data.length > limit) return `is ${e.data.length} characters long, more than the ${limit} that its pattern is checked on`
+  }
   if (e.keyword === 'pattern' && (e.params as { pattern?: string }).pattern === HEADER_VALUE_PATTERN) {
     return 'must be usable as an HTTP header value (no CR, LF or other control characters, nothing beyond Latin-1)'
   }
@@ -95,7 +152,21 @@ export function formatErrors(errs: readonly ErrorObject[] | null | undefined, pr
   return out
 }
 
+/** A schema of the gateway's own (config, request bodies): V8's RegExp for its patterns. */
 export function compileSchema<T>(schema: JSONSchema): Validator<T> {
+  return compileIn<T>(internal, schema)
+}
+
+/**
+ * A schema written by a user (a prompt version's `variables`): its patterns run on the linear-time engine, bounded
+ * (linearRegExp). Throws when it does not compile, a pattern the engine refuses included.
+ */
+export function compileUserSchema<T>(schema: JSONSchema): Validator<T> {
+  return compileIn<T>(user, schema)
+}
+
+function compileIn<T>(pool: Pool, schema: JSONSchema): Validator<T> {
+  const { compiled } = pool
   const key = JSON.stringify(schema)
   const hit = compiled.get(key)
   if (hit) {
@@ -103,9 +174,9 @@ export function compileSchema<T>(schema: JSONSchema): Validator<T> {
     compiled.set(key, hit)
     return hit as Validator<T>
   }
-  if (generation.compiles >= GENERATION_SIZE) generation = { ajv: newAjv(), compiles: 0 }
-  generation.compiles++
-  const { ajv } = generation
+  if (pool.generation.compiles >= GENERATION_SIZE) pool.generation = { ajv: pool.make(), compiles: 0 }
+  pool.generation.compiles++
+  const { ajv } = pool.generation
   let fn: ValidateFunction
   try {
     fn = ajv.compile(schema)

@@ -9,7 +9,7 @@ import { audit, auditContextOf } from '../audit.ts'
 import { bodyInvalid, canonicalJson, conflict, cursorParts, encodeCursor, notFound, unprocessable, type Page } from '../http.ts'
 import type { DeploymentConfig, DeploymentCreate, DeploymentUpdate, TrafficInput } from '../schemas.ts'
 import type { PageResult } from './prompts.ts'
-import { compileSchema } from '../../gateway/validate.ts'
+import { compileUserSchema } from '../../gateway/validate.ts'
 import { toolChoiceProblem } from '../tool-choice.ts'
 
 export interface TrafficView { prompt_version_id: string; version: number; weight: number; label: string | null }
@@ -166,7 +166,7 @@ async function checkServedVersions(q: Queryable, entries: readonly Entry[], conf
     const { required: _r, minProperties: _m, dependentRequired: _dr, dependencies: _d, ...relaxed } = r.variables
     let errors: string[]
     try {
-      const v = compileSchema(relaxed)
+      const v = compileUserSchema(relaxed)
       errors = v(structuredClone(defaults)) ? [] : v.errors('config.default_variables')
     } catch {
       continue // a schema that does not compile was refused when the version was created

@@ -8,7 +8,7 @@
  * prompts only (another team's prompt is a 404) and creates prompts of its own team.
  */
 import type { IncomingMessage } from 'node:http'
-import { compileSchema } from '../../gateway/validate.ts'
+import { compileUserSchema, userPatternProblem } from '../../gateway/validate.ts'
 import type { Principal } from '../../plugins/auth/scopes.ts'
 import type { Queryable } from '../../store/types.ts'
 import { auditActor, bindAudit } from '../audit.ts'
@@ -32,6 +32,34 @@ export async function promptTeamFor(q: Queryable, p: Principal, id: string): Pro
   if (!rows[0]) return undefined
   if (!visible(p, rows[0].team)) throw hidden('prompt', id)
   return rows[0].team
+}
+
+/** Keywords whose values are data, not schemas: a `pattern` key inside them is not a pattern. */
+const DATA_KEYWORDS = new Set(['const', 'enum', 'default', 'examples'])
+
+/**
+ * The first pattern of a user's schema (`pattern`, `patternProperties`' keys) the linear-time engine refuses, with
+ * its path (`variables.properties.city.pattern`): the 422 names it. The schema's compile refuses it anyway.
+ */
+function refusedPattern(schema: unknown, path: string): { path: string; why: string } | undefined {
+  if (schema === null || typeof schema !== 'object') return undefined
+  for (const [k, v] of Object.entries(schema)) {
+    const at = Array.isArray(schema) ? `${path}[${k}]` : `${path}.${k}`
+    if (DATA_KEYWORDS.has(k) && !Array.isArray(schema)) continue
+    if (k === 'pattern' && typeof v === 'string') {
+      const why = userPatternProblem(v)
+      if (why) return { path: at, why }
+    }
+    if (k === 'patternProperties' && v !== null && typeof v === 'object') {
+      for (const p of Object.keys(v)) {
+        const why = userPatternProblem(p)
+        if (why) return { path: `${at}.${p}`, why }
+      }
+    }
+    const inner = refusedPattern(v, at)
+    if (inner) return inner
+  }
+  return undefined
 }
 
 function bound(req: IncomingMessage, p: Principal, tx: Queryable, team: string | null | undefined): Queryable {
@@ -82,7 +110,9 @@ export function registerPromptRoutes(admin: AdminServer, cp: ControlPlane): void
     if (choiceProblem) throw unprocessable(`params.tool_choice: ${choiceProblem}`, 'params.tool_choice')
     if (body.variables !== undefined) {
       for (const k of ['$id', '$async']) if (k in body.variables) throw unprocessable(`variables.${k}: not supported in a variables schema`, `variables.${k}`)
-      try { compileSchema(body.variables) } catch (e) { throw unprocessable(`variables: not a valid JSON Schema: ${(e as Error).message}`, 'variables') }
+      const pattern = refusedPattern(body.variables, 'variables')
+      if (pattern) throw unprocessable(`${pattern.path}: ${pattern.why}`, pattern.path)
+      try { compileUserSchema(body.variables) } catch (e) { throw unprocessable(`variables: not a valid JSON Schema: ${(e as Error).message}`, 'variables') }
     }
     const r = await cp.write(async (tx) => {
       const team = await promptTeamFor(tx, who, id)
