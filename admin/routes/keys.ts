@@ -29,6 +29,10 @@ function expiry(v: string | null | undefined, field = 'expires_at'): Date | null
   const d = new Date(v)
   // The date-time format admits leap seconds (23:59:60), which no Date holds: refused here, not by the database (a 500).
   if (Number.isNaN(d.getTime())) throw bodyInvalid([`${field}: not a representable date-time (leap seconds are not supported)`])
+  // Years 1 to 9999 in UTC, as every date-time of this API (timeQuery): an offset can carry 9999-12-31 into year 10000,
+  // which PGlite refused (a 500) and PostgreSQL stored, answered as +010000-…, a string the API's own format refuses.
+  const year = d.getUTCFullYear()
+  if (year < 1 || year > 9999) throw bodyInvalid([`${field}: the year in UTC must be between 1 and 9999 (${d.toISOString()})`])
   if (d.getTime() <= Date.now()) throw unprocessable(`${field}: must be in the future`, field)
   return d
 }

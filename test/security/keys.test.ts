@@ -116,6 +116,23 @@ for (const engine of engines) {
       expect((await s.as(undefined, 'GET', `keys/${k.id}`)).body).toMatchObject({ status: 'active', expires_at: null })
     })
 
+    it('an expires_at past year 9999 once normalised to UTC (9999-12-31T23:59:59-23:59) is a 400 naming it on create, change and rotation, never a 500 or a stored +010000 date', async () => {
+      const k = await s.mint({ team: 'blue', role: 'invoker' })
+      for (const late of ['9999-12-31T23:59:59-23:59', '9999-12-31T23:00:00-01:00']) {
+        for (const [method, path] of [['POST', 'keys'], ['PATCH', `keys/${k.id}`], ['POST', `keys/${k.id}/rotate`]] as const) {
+          const r = await s.as(undefined, method, path, { ...(method === 'POST' && path === 'keys' ? { team: 'blue' } : {}), expires_at: late })
+          expect(r.status, `${method} ${path} ${late}: ${r.text}`).toBe(400)
+          expect(r.body.error).toMatchObject({ code: 'MCP_ERR_REQ_BODY_INVALID', param: 'expires_at' })
+          expect(r.body.error.message).toMatch(/year/)
+        }
+      }
+      expect((await s.as(undefined, 'GET', `keys/${k.id}`)).body).toMatchObject({ status: 'active', expires_at: null })
+      // The last instant that is still year 9999 in UTC is accepted, and answered in the API's own format.
+      const last = await s.as(undefined, 'POST', 'keys', { team: 'blue', expires_at: '9999-12-31T23:59:59+01:00' })
+      expect(last.status, last.text).toBe(201)
+      expect(last.body.expires_at).toBe('9999-12-31T22:59:59.000Z')
+    })
+
     it('last_used_at is written in the background, without bumping control_plane_version', async () => {
       const k = await s.mint({ team: 'blue', role: 'invoker' })
       const version = async (): Promise<number> => Number((await s.t.store.query<{ version: number }>('SELECT version FROM control_plane_version')).rows[0]!.version)
