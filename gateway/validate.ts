@@ -131,6 +131,10 @@ function messageOf(e: ErrorObject): string {
     return 'must be usable as an HTTP header value (no CR, LF or other control characters, nothing beyond Latin-1)'
   }
   if (e.keyword === 'pattern' && (e.params as { pattern?: string }).pattern === NO_CONTROL_PATTERN) return NO_CONTROL_MESSAGE
+  // A provider's `headers` naming one the gateway's HTTP client owns (providers/openai/config.ts FORBIDDEN_CONFIG_HEADERS).
+  if (e.keyword === 'not' && e.schemaPath.endsWith('/headers/propertyNames/not')) {
+    return 'not allowed in a provider\'s headers: the gateway derives it from the baseUrl and the body (Host, Content-Length, Content-Encoding), or it belongs to the connection (Transfer-Encoding, Connection, Keep-Alive, Upgrade, Expect, TE, Trailer)'
+  }
   switch (e.keyword) {
     case 'additionalProperties': return 'unknown key'
     case 'required': return 'is required'

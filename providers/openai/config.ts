@@ -17,13 +17,30 @@ export const timeoutsSchema: JSONSchema = {
 /** A string sent as an HTTP header value (credentials, versions): refused at config time, not at every call. */
 export const headerValue: JSONSchema = { type: 'string', pattern: HEADER_VALUE_PATTERN }
 
+/**
+ * Header names a provider's `headers` may not set, in any case: each makes every call through the provider fail or
+ * go astray. undici refuses Transfer-Encoding, Keep-Alive, Upgrade, Expect and an odd Connection before sending; a
+ * Content-Length (or Content-Encoding) that is not the body's breaks the framing; Host would address another virtual
+ * host than the baseUrl names; the rest are hop-by-hop headers, the connection's business, not the provider's.
+ */
+export const FORBIDDEN_CONFIG_HEADERS: readonly string[] = [
+  'host', 'content-length', 'transfer-encoding', 'content-encoding', 'connection', 'keep-alive', 'upgrade', 'expect',
+  'te', 'trailer', 'proxy-connection', 'http2-settings',
+]
+/** FORBIDDEN_CONFIG_HEADERS as a case-insensitive pattern (JSON Schema patterns take no flags). */
+export const FORBIDDEN_HEADER_PATTERN = `^(?:${FORBIDDEN_CONFIG_HEADERS.map((h) => [...h].map((c) => (/[a-z]/.test(c) ? `[${c}${c.toUpperCase()}]` : c)).join('')).join('|')})$`
+
 /** Fields every provider entry accepts. */
 export const commonProperties: Readonly<Record<string, JSONSchema>> = {
   type: { type: 'string' },
   baseUrl: { type: 'string', pattern: '^https?://' },
   apiKey: headerValue,
   models: { type: 'array', items: { type: 'string', minLength: 1 } },
-  headers: { type: 'object', propertyNames: { pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" }, additionalProperties: headerValue },
+  headers: {
+    type: 'object',
+    propertyNames: { pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", not: { pattern: FORBIDDEN_HEADER_PATTERN } },
+    additionalProperties: headerValue,
+  },
   timeouts: timeoutsSchema,
   dropUnsupportedParams: { type: 'boolean', default: false },
   maxResponseBytes: { type: 'integer', minimum: 1024, maximum: 2 ** 30, default: DEFAULT_MAX_RESPONSE_BYTES },

@@ -66,3 +66,49 @@ describe('HttpAdapter: a translation that throws', () => {
     expect(calls).toBe(0)
   })
 })
+
+/**
+ * A request undici refuses to send (a header it does not allow, a Content-Length that is not the body's) is the
+ * gateway's own fault: MCP_ERR_INTERNAL, not retried, not counted against the provider; it was reported as the provider
+ * resetting the connection (MCP_ERR_UPSTREAM_RESET: retried, counted, the target ejected).
+ */
+describe('HttpAdapter: a request undici refuses before sending', () => {
+  let server: http.Server
+  let pool: Pool
+  let calls = 0
+
+  beforeAll(async () => {
+    server = http.createServer((req, res) => { calls++; req.resume(); res.end('{}') })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
+    pool = new Pool(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)
+  })
+  afterAll(async () => {
+    await pool.close()
+    server.close()
+  })
+
+  it.each([
+    ['Transfer-Encoding', { 'transfer-encoding': 'chunked' }],
+    ['Upgrade', { upgrade: 'websocket' }],
+    ['Expect', { expect: '100-continue' }],
+    ['a Content-Length that is not the body\'s', { 'content-length': '3' }],
+  ])('%s: MCP_ERR_INTERNAL, not an upstream reset', async (_what, headers) => {
+    const a = new HttpAdapter({
+      name: 'p', type: 'test', config: { type: 'test' } as unknown as ProviderConfig, dispatcher: pool,
+      headers, timeouts: { firstByteMs: 2000, idleMs: 2000 }, configErrors: () => [],
+      chat: {
+        streamFormat: 'sse', toUpstream: () => ({ path: '/v1/chat/completions', body: { model: 'm', messages: [] } }), fromUpstream: () => { throw new Error('not called') },
+        createStreamMapper: () => { throw new Error('not called') }, toError: () => new GatewayError('MCP_ERR_UPSTREAM_ERROR', { provider: 'p', status: 500, reason: 'x' }),
+      },
+    })
+    const e = await a.execute({ model: 'p/m', messages: [{ role: 'user', content: 'hi' }] } as ChatRequest, { model: 'm', signal: new AbortController().signal, deadline: Date.now() + 5000, requestId: 'req-2' })
+      .then(() => undefined, (x: unknown) => x)
+    expect(e).toBeInstanceOf(GatewayError)
+    const g = e as GatewayError
+    expect(g.code).toBe('MCP_ERR_INTERNAL')
+    expect(classify(g)).toBe('fatal')
+    expect(countsAsUpstreamFailure(g)).toBe(false)
+    expect(a.getMetrics().errors).toBe(0)
+    expect(calls).toBe(0)
+  })
+})

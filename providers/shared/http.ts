@@ -85,6 +85,11 @@ export function toUpstreamError(err: unknown, provider: string, afterHeaders: bo
       return new GatewayError('MCP_ERR_UPSTREAM_TIMEOUT', { provider, phase: 'idle between chunks' }, { details: 'upstream.idle_timeout', cause: err })
     case 'ECONNREFUSED': case 'ENOTFOUND': case 'EAI_AGAIN': case 'EHOSTUNREACH': case 'ENETUNREACH':
       return new GatewayError('MCP_ERR_UPSTREAM_CONNECT', { provider, reason }, { details: 'upstream.connect_error', cause: err })
+    // undici refusing the request the gateway built (a header it cannot send, a body not of its Content-Length): the
+    // gateway's own fault, found on this side of the wire. Not the provider resetting the connection: not retried, not
+    // counted against the provider (it would be the same on every attempt, and take the target out of service).
+    case 'UND_ERR_INVALID_ARG': case 'UND_ERR_NOT_SUPPORTED': case 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH':
+      return new GatewayError('MCP_ERR_INTERNAL', { requestId: '' }, { details: 'gateway.upstream_request_invalid', cause: err })
     default:
       break
   }
