@@ -103,11 +103,11 @@ interface VersionRow { id: string; prompt_id: string; version: number; model: st
 async function resolveVersion(q: Queryable, promptId: string, ref: { prompt_version_id?: string | undefined; version?: number | undefined }, field: string): Promise<VersionRow> {
   if (ref.prompt_version_id !== undefined && ref.version !== undefined) throw bodyInvalid([`${field}version: give prompt_version_id or version, not both`])
   if (ref.prompt_version_id !== undefined) {
-    const { rows } = await q.query<VersionRow>('SELECT id, prompt_id, version, model FROM prompt_versions WHERE id = $1', [ref.prompt_version_id])
-    const v = rows[0]
-    if (!v) throw unprocessable(`prompt version ${ref.prompt_version_id} does not exist`, `${field}prompt_version_id`)
-    if (v.prompt_id !== promptId) throw unprocessable(`prompt version ${ref.prompt_version_id} belongs to another prompt`, `${field}prompt_version_id`)
-    return v
+    // A version of another prompt answers as a missing one: it may be another team's, whose ids must not be probed
+    // (docs/rbac.md: another team's object answers exactly as a missing one).
+    const { rows } = await q.query<VersionRow>('SELECT id, prompt_id, version, model FROM prompt_versions WHERE id = $1 AND prompt_id = $2', [ref.prompt_version_id, promptId])
+    if (!rows[0]) throw unprocessable(`prompt version ${ref.prompt_version_id} is not a version of this prompt`, `${field}prompt_version_id`)
+    return rows[0]
   }
   if (ref.version !== undefined) {
     const { rows } = await q.query<VersionRow>('SELECT id, prompt_id, version, model FROM prompt_versions WHERE prompt_id = $1 AND version = $2', [promptId, ref.version])
