@@ -161,13 +161,15 @@ export async function updateProvider(tx: Queryable, id: string, body: ProviderUp
   const row = await lockRow(tx, id)
   precondition(row.revision)
   // A PUT that changes nothing ({}, or the current config and status again, no credential) answers the provider as
-  // it is: no new revision, no audit entry, no reload of every instance. Credentials sent are always a change (a
-  // rotation: the stored ones are sealed and not compared).
-  if (Object.keys(body.credentials ?? {}).length === 0 && (body.status === undefined || body.status === row.status)
+  // it is: no new revision, no audit entry, no reload of every instance. A credential sent is always a change (a
+  // rotation: the stored ones are sealed and not compared); removing one that is not stored (`null`) changes nothing.
+  const current = asStoredCredentials(row.credentials)
+  const changes = Object.entries(body.credentials ?? {}).filter(([f, s]) => s !== null || Object.hasOwn(current, f))
+  if (changes.length === 0 && (body.status === undefined || body.status === row.status)
     && (body.config === undefined || canonicalJson(body.config) === canonicalJson(row.config ?? {}))) return view(row)
   const config = body.config ?? row.config ?? {}
-  const stored = { ...asStoredCredentials(row.credentials) }
-  for (const [f, s] of Object.entries(body.credentials ?? {})) {
+  const stored = { ...current }
+  for (const [f, s] of changes) {
     if (s === null) delete stored[f]
     else stored[f] = seal(w, id, f, s)
   }

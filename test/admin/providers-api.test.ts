@@ -239,7 +239,8 @@ describe.each(engines)('providers API on $name', (engine) => {
   it('PUT /providers/{id} that changes nothing keeps the revision and ETag and writes no audit entry', async () => {
     const r = await api('POST', 'providers', { name: 'noop', provider: 'openai', config: { baseUrl: mock.url, dropUnsupportedParams: true }, credentials: { apiKey: SECRET } })
     expect(r.status, r.text).toBe(201)
-    for (const body of [{}, { status: 'active' }, { config: { dropUnsupportedParams: true, baseUrl: mock.url } }, { credentials: {} }]) {
+    // Removing a credential that is not stored ({"nonexist": null}) changes nothing either.
+    for (const body of [{}, { status: 'active' }, { config: { dropUnsupportedParams: true, baseUrl: mock.url } }, { credentials: {} }, { credentials: { nonexist: null } }, { credentials: { organization: null, constructor: null } }]) {
       const same = await api('PUT', `providers/${r.body.id}`, body, { 'if-match': '"1"' })
       expect(same.status, JSON.stringify(body)).toBe(200)
       expect(same.body.revision, JSON.stringify(body)).toBe(1)
