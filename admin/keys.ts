@@ -79,6 +79,20 @@ export const keySchema: JSONSchema = {
   },
 }
 
+/** The rotation answer: the new key, and the old one as the rotation left it. */
+export const keyRotatedSchema: JSONSchema = {
+  ...keySchema,
+  properties: {
+    ...(keySchema['properties'] as Record<string, JSONSchema>),
+    rotated: {
+      type: 'object',
+      description: 'The old key after the rotation: rotating until rotation_overlap_until, or revoked at once (overlap_seconds 0).',
+      required: ['id', 'status', 'rotation_overlap_until', 'revoked_at'],
+      properties: { id: { type: 'string', format: 'uuid' }, status: { enum: ['active', 'rotating', 'expired', 'revoked'] }, rotation_overlap_until: nullableDate, revoked_at: nullableDate },
+    },
+  },
+}
+
 export const auditEntrySchema: JSONSchema = {
   type: 'object',
   properties: {

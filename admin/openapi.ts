@@ -5,7 +5,7 @@
  */
 import type { JSONSchema } from '../gateway/validate.ts'
 import * as s from './schemas.ts'
-import { auditEntrySchema, keyCreateSchema, keyRotateSchema, keySchema, keyUpdateSchema } from './keys.ts'
+import { auditEntrySchema, keyCreateSchema, keyRotatedSchema, keyRotateSchema, keySchema, keyUpdateSchema } from './keys.ts'
 
 export interface Operation {
   method: 'get' | 'post' | 'put' | 'patch' | 'delete'
@@ -45,6 +45,7 @@ export const COMPONENTS: Record<string, JSONSchema> = {
   KeyCreate: keyCreateSchema,
   KeyUpdate: keyUpdateSchema,
   KeyRotate: keyRotateSchema,
+  KeyRotated: keyRotatedSchema,
   AuditEntry: auditEntrySchema,
   TargetBreaker: s.breakerSchema,
 }
@@ -85,7 +86,7 @@ export const OPERATIONS: Operation[] = [
   { method: 'get', path: '/deployments/{id}/history', summary: 'Version history (newest first)', tag: 'deployments', ok: { status: 200, schema: 'HistoryEntry', page: true }, errors: [400, 404], query: page },
   { method: 'get', path: '/deployments/{id}/health', summary: 'Error rate, latency percentiles and cost per call from the execution logs', tag: 'deployments', ok: { status: 200, schema: 'Health' }, errors: [400, 404],
     query: [{ name: 'window', schema: { type: 'string', pattern: '^[1-9][0-9]*[smhd]$', default: '1h' }, description: 'How far back, up to 30d.' }] },
-  { method: 'post', path: '/execute', summary: 'Execute a deployed prompt (also on the data plane port); SSE when stream is true', tag: 'execute', body: 'Execute', ok: { status: 200, schema: 'ExecutionResult' }, errors: [400, 401, 404, 409, 422, 502, 503], stream: true },
+  { method: 'post', path: '/execute', summary: 'Execute a deployed prompt (also on the data plane port); SSE when stream is true', tag: 'execute', body: 'Execute', ok: { status: 200, schema: 'ExecutionResult' }, errors: [400, 401, 402, 404, 409, 422, 429, 502, 503, 504], stream: true },
   { method: 'get', path: '/providers', summary: 'List providers added through the API', tag: 'providers', ok: { status: 200, schema: 'Provider', page: true }, errors: [400],
     query: [{ name: 'provider', schema: { type: 'string' }, description: 'Only this adapter type.' }, { name: 'status', schema: { enum: [...s.PROVIDER_STATUSES] }, description: 'Only this status.' }, ...page] },
   { method: 'post', path: '/providers', summary: 'Add provider (credentials encrypted at rest; live without restart)', tag: 'providers', body: 'ProviderCreate', ok: { status: 201, schema: 'Provider', etag: true }, errors: [400, 409, 422, 503] },
@@ -99,7 +100,7 @@ export const OPERATIONS: Operation[] = [
   { method: 'get', path: '/keys/{id}', summary: 'Get an API key', tag: 'keys', ok: { status: 200, schema: 'Key' }, errors: [404] },
   { method: 'patch', path: '/keys/{id}', summary: 'Change an API key (role, team, scopes, limits, budgets: admin only)', tag: 'keys', body: 'KeyUpdate', ok: { status: 200, schema: 'Key' }, errors: [400, 403, 404, 422] },
   { method: 'delete', path: '/keys/{id}', summary: 'Revoke an API key (every instance within a second)', tag: 'keys', ok: { status: 204 }, errors: [403, 404] },
-  { method: 'post', path: '/keys/{id}/rotate', summary: 'Rotate: a new key with the same powers; the old one works until the overlap ends', tag: 'keys', body: 'KeyRotate', bodyOptional: true, ok: { status: 201, schema: 'Key' }, errors: [400, 403, 404, 409, 422] },
+  { method: 'post', path: '/keys/{id}/rotate', summary: 'Rotate: a new key with the same powers; the old one works until the overlap ends', tag: 'keys', body: 'KeyRotate', bodyOptional: true, ok: { status: 201, schema: 'KeyRotated' }, errors: [400, 403, 404, 409, 422] },
   { method: 'get', path: '/audit', summary: 'The audit log (newest first): changes, refused requests, reloads', tag: 'audit', ok: { status: 200, schema: 'AuditEntry', page: true }, errors: [400],
     query: [{ name: 'actor', schema: { type: 'string' }, description: 'Key id, `bootstrap`, `system` or `key:<prefix>`.' }, { name: 'action', schema: { type: 'string' }, description: 'Exact, or a prefix ending in `*`.' },
       { name: 'object_type', schema: { type: 'string' }, description: 'Only this object type.' }, { name: 'object_id', schema: { type: 'string' }, description: 'Only this object.' },
@@ -136,6 +137,8 @@ const STATUS_TEXT: Record<number, string> = {
   400: 'Invalid body or query; `error.param` names the field', 401: 'Missing or invalid key', 403: 'The key\'s role or scopes do not allow it (docs/rbac.md)', 404: 'Unknown id (or another team\'s)',
   409: 'Conflict with existing state', 412: 'If-Match does not match the current ETag', 422: 'Semantically invalid (the message names the field)',
   413: 'Body larger than the limit', 415: 'Content-Type is not application/json', 428: 'If-Match required', 502: 'Provider error', 503: 'Database (or master key) unavailable',
+  402: 'A budget is exhausted (`budget_exceeded`, docs/budgets.md)', 429: 'Rate limited (the key\'s, team\'s or route\'s limits, docs/rate-limit.md): `Retry-After` says when to retry',
+  504: 'The provider did not answer in time',
 }
 
 /** Path templates with `{id}` stay as they are (OpenAPI's own syntax). */

@@ -136,6 +136,56 @@ describe('OpenAPI document against the running server', () => {
     expect(undocumented).toEqual([])
   })
 
+  it('documents what execute answers to a key over its rate limit (429) or its budget (402), on both ports', async () => {
+    const { promptId } = await seedPrompt(t, 'fidelity-execute', [{ template: 'hi {{x}}', model: 'mock/gpt-4o' }])
+    const d = await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'development' })
+    const responses = doc.paths['/execute']!['post']!.responses
+    for (const port of ['admin', 'data'] as const) {
+      const call = (key: string): Promise<{ status: number; body: any }> => {
+        const body = { deployment_id: d.body.id, variables: { x: port } }
+        const h = { authorization: `Bearer ${key}` }
+        return port === 'admin' ? t.api('POST', 'execute', body, h) : t.data('POST', `${BASE}/execute`, body, h)
+      }
+      const limited = (await t.api('POST', 'keys', { role: 'admin', limits: { rpm: 1 } })).body.key
+      expect((await call(limited)).status).toBe(200)
+      const r429 = await call(limited)
+      expect(r429.status).toBe(429)
+      const broke = (await t.api('POST', 'keys', { role: 'admin', budgets: { daily_usd: 0.000001 } })).body.key
+      let r402 = await call(broke)
+      for (let i = 0; i < 5 && r402.status === 200; i++) r402 = await call(broke)
+      expect(r402.status, JSON.stringify(r402.body)).toBe(402)
+      for (const r of [r429, r402]) {
+        expect(Object.keys(responses), `${port} ${r.status}`).toContain(String(r.status))
+        const v = compileSchema(component('Error'))
+        expect(v(r.body) ? [] : v.errors(), `${port} ${r.status}`).toEqual([])
+      }
+    }
+  })
+
+  it('documents every property of the write answers (creation, change, rotation)', async () => {
+    const { promptId } = await seedPrompt(t, 'fidelity-writes', [{ template: 'hi {{x}}', model: 'mock/gpt-4o' }])
+    const k = await t.api('POST', 'keys', { role: 'viewer', team: 'a' })
+    const answers: [string, { status: number; body: any }][] = [
+      ['POST /keys', k],
+      ['PATCH /keys/{id}', await t.api('PATCH', `keys/${k.body.id}`, { name: 'renamed' })],
+      ['POST /keys/{id}/rotate', await t.api('POST', `keys/${k.body.id}/rotate`, { overlap_seconds: 60 })],
+      ['POST /deployments', await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'development' })],
+      ['POST /providers', await t.api('POST', 'providers', { name: 'fidelity-p', provider: 'openai', config: { baseUrl: mock.url }, credentials: { apiKey: 'sk-fidelity-0000' } })],
+    ]
+    const undocumented: string[] = []
+    for (const [route, r] of answers) {
+      const [method, path] = route.split(' ') as [string, string]
+      const schema = doc.paths[path]?.[method.toLowerCase()]?.responses[String(r.status)]?.content?.['application/json']?.schema as { $ref: string } | undefined
+      expect(schema, `${route} ${r.status}`).toBeDefined()
+      const documentedSchema = component(schema!.$ref)
+      const v = compileSchema(documentedSchema)
+      expect(v(r.body) ? [] : v.errors(), route).toEqual([])
+      const props = Object.keys((documentedSchema['properties'] ?? {}) as object)
+      for (const name of Object.keys(r.body)) if (!props.includes(name)) undocumented.push(`${route}: ${name}`)
+    }
+    expect(undocumented).toEqual([])
+  })
+
   it('answers what the documented response schemas describe', async () => {
     const { promptId } = await seedPrompt(t, 'fidelity-responses', [{ template: 'hi {{x}}', model: 'mock/gpt-4o' }])
     const d = await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'development' })
