@@ -89,4 +89,19 @@ describe('variables patterns', () => {
     expect(d.body.error.param).toBe('config.default_variables.x')
     expect(performance.now() - started).toBeLessThan(1000)
   }, 60_000)
+
+  it('uniqueItems costs time in proportion to the array (ajv compared every pair of items: 30,000 took seconds)', async () => {
+    const p = await t.api('POST', 'prompts', { name: `redos-${++n}` })
+    await t.api('POST', `prompts/${p.body.id}/versions`, { template: 'echo {{x}}', model: 'mock/gpt-4o', variables: { type: 'object', properties: { x: { type: 'array', uniqueItems: true } } } })
+    const d = await t.api('POST', 'deployments', { prompt_id: p.body.id, environment: 'development' })
+    const items = Array.from({ length: 30_000 }, (_, i) => [i])
+    const started = performance.now()
+    const r = await t.data('POST', '/api/v1/mcp/execute', { deployment_id: d.body.id, variables: { x: [[0], ...items] } })
+    expect(performance.now() - started).toBeLessThan(1000)
+    expect(r.status, r.text).toBe(422)
+    expect(r.body.error.message).toMatch(/variables\.x: must NOT have duplicate items/)
+    // Equal JSON values are duplicates whatever their key order; distinct ones pass.
+    expect((await t.api('POST', 'execute', { deployment_id: d.body.id, variables: { x: [{ a: 1, b: 2 }, { b: 2, a: 1 }] } })).status).toBe(422)
+    expect((await t.api('POST', 'execute', { deployment_id: d.body.id, variables: { x: [1, '1', [1], { 1: 1 }] } })).status).toBe(200)
+  }, 60_000)
 })
