@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto'
 import path from 'node:path'
 import { Load } from 'config/lib/util.js'
+import { describeFault, fileFault, json5Fault, jsonFault, type SyntaxFault } from './config-syntax.ts'
 import { GatewayError } from './errors.ts'
 import type { AliasSettings, RoutingSettings } from './routing/config.ts'
 import { aliasSchema, routingSchema } from './routing/config.ts'
@@ -189,19 +190,47 @@ export function hashOf(v: unknown): string {
   return createHash('sha256').update(stableStringify(v)).digest('hex').slice(0, 16)
 }
 
-/** Reads the raw (unvalidated) configuration the way node-config would, afresh. */
+interface ConfigParser {
+  parse(file: string, content: string): unknown
+  getParser(format: string): ((file: string | null, content: string) => unknown) | undefined
+}
+
+/**
+ * Reads the raw (unvalidated) configuration the way node-config would, afresh. A file or NODE_CONFIG that does not
+ * parse is MCP_ERR_CONFIG_INVALID naming the source, line, column and the parser's reason, never quoting the text
+ * (config-syntax.ts): node-config's own message carries the parser's snippet of the file, secrets included.
+ */
 export function readRawConfig(): Record<string, unknown> {
-  const load = Load.fromEnvironment(undefined as unknown as string)
+  const load = Load.fromEnvironment(undefined as unknown as string) as unknown as { parser: ConfigParser; scan(extra: unknown[]): unknown }
+  const base = load.parser
+  let fault: string | undefined
+  load.parser = Object.assign(Object.create(base) as ConfigParser, {
+    parse(file: string, content: string): unknown {
+      try {
+        return base.parse(file, content)
+      } catch (e) {
+        fault = describeFault(file, fileFault(file, e))
+        throw e
+      }
+    },
+  })
   const extra: { name: string; config: unknown }[] = []
   const nodeConfig = process.env['NODE_CONFIG']
   if (nodeConfig) {
     try {
       extra.push({ name: '$NODE_CONFIG', config: JSON.parse(nodeConfig) })
     } catch (e) {
-      throw new GatewayError('MCP_ERR_CONFIG_INVALID', { reason: `NODE_CONFIG is not valid JSON: ${(e as Error).message}` })
+      const json5 = base.getParser('json')
+      const locate = (): SyntaxFault | undefined => { try { json5?.(null, nodeConfig) } catch (j) { return json5Fault(j) } return undefined }
+      throw new GatewayError('MCP_ERR_CONFIG_INVALID', { reason: describeFault('NODE_CONFIG is not valid JSON', jsonFault(e, locate)) }, { details: 'config.syntax' })
     }
   }
-  return structuredClone(load.scan(extra)) as Record<string, unknown>
+  try {
+    return structuredClone(load.scan(extra)) as Record<string, unknown>
+  } catch (e) {
+    if (fault !== undefined) throw new GatewayError('MCP_ERR_CONFIG_INVALID', { reason: fault }, { details: 'config.syntax' })
+    throw e
+  }
 }
 
 /**

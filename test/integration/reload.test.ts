@@ -395,6 +395,26 @@ describe('reloads of the real process (file watch, SIGHUP)', () => {
     expect(manual.output()).not.toContain('sk-process-secret')
   })
 
+  it('a YAML syntax error puts no secret in the reload answer, GET config, the log or the audit log, and names file and line', async () => {
+    // The parser's message quoted the lines around the fault (here the apiKey line): the same text went into all four.
+    const secret = 'sk-YAMLLEAKSECRET-123456'
+    const file = path.join(manual.configDir, 'local.yaml')
+    writeFileSync(file, `log: {level: info}\nreload: {watch: false}\nproviders:\n  mock:\n    type: openai\n    baseUrl: ${mock.url}\n    apiKey: ${secret}\n   headers: {a: b}\n`)
+    const r = await postReload(manual)
+    const text = await r.text()
+    expect(r.status).toBe(400)
+    const body = JSON.parse(text) as { error: { code: string; message: string } }
+    expect(body.error.code).toBe('MCP_ERR_CONFIG_INVALID')
+    expect(body.error.message).toBe(`Configuration rejected: ${file}: line 8, column 4: bad indentation of a mapping entry`)
+    const config = await fetch(`${manual.adminUrl}/api/v1/mcp/config`, { headers: ADMIN })
+    const configText = await config.text()
+    expect((JSON.parse(configText) as DescribeBody).lastReload).toMatchObject({ ok: false, error: body.error.message })
+    const audit = async (): Promise<string> => (await fetch(`${manual.adminUrl}/api/v1/mcp/audit?action=config.reload_refused&limit=50`, { headers: ADMIN })).text()
+    await vi.waitFor(async () => expect(await audit()).toContain('bad indentation'), { timeout: 5000, interval: 100 })
+    expect(manual.output()).toContain('bad indentation')
+    for (const t of [text, configText, await audit(), manual.output()]) expect(t).not.toContain('YAMLLEAKSECRET')
+  })
+
   it('NODE_CONFIG_DIR with several directories: a change in any of them is picked up', async () => {
     // node-config reads every directory of a path.delimiter-separated NODE_CONFIG_DIR, later ones overriding earlier
     // ones. The watcher used to watch the joined string as one path: it failed, and no edit was ever picked up.

@@ -1,7 +1,10 @@
-/** Settings: validation errors name the path of the bad field; production guard; redaction. */
-import { describe, expect, it } from 'vitest'
+/** Settings: validation errors name the path of the bad field; production guard; redaction; syntax errors unquoted. */
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
 import { GatewayError } from '../../gateway/errors.ts'
-import { parseSettings, redactSettings } from '../../gateway/settings.ts'
+import { parseSettings, readRawConfig, redactSettings } from '../../gateway/settings.ts'
 
 const KEY32 = 'a'.repeat(32)
 
@@ -134,6 +137,64 @@ describe('parseSettings', () => {
     expect(parseSettings(raw({ admin: { key: KEY32 } }), { NODE_ENV: 'production' }).admin.key).toBe(KEY32)
     // Outside production a missing key is allowed (development).
     expect(parseSettings(raw(), { NODE_ENV: 'development' }).admin.key).toBeUndefined()
+  })
+})
+
+describe('readRawConfig: a source that does not parse', () => {
+  const SECRET = 'sk-SYNTAXLEAK-0123456789'
+  const saved = { dir: process.env['NODE_CONFIG_DIR'], json: process.env['NODE_CONFIG'] }
+  let dir: string | undefined
+  afterEach(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true })
+    dir = undefined
+    for (const [k, v] of [['NODE_CONFIG_DIR', saved.dir], ['NODE_CONFIG', saved.json]] as const) {
+      if (v === undefined) delete process.env[k]
+      else process.env[k] = v
+    }
+  })
+  function configDir(file: string, text: string): string {
+    dir = mkdtempSync(path.join(tmpdir(), 'mcp-syntax-'))
+    cpSync(path.resolve(import.meta.dirname, '../../config'), dir, { recursive: true })
+    writeFileSync(path.join(dir, file), text)
+    process.env['NODE_CONFIG_DIR'] = dir
+    return path.join(dir, file)
+  }
+  function refusal(): string {
+    try {
+      readRawConfig()
+    } catch (e) {
+      expect(e).toBeInstanceOf(GatewayError)
+      expect((e as GatewayError).code).toBe('MCP_ERR_CONFIG_INVALID')
+      return (e as GatewayError).message
+    }
+    throw new Error('expected the configuration to be refused')
+  }
+
+  // The YAML parser's message quoted the lines around the fault, the apiKey line included; it went to the reload
+  // answer, GET /api/v1/mcp/config, the log and the audit log.
+  it('a YAML file: names the file, line, column and reason, and quotes none of its text', () => {
+    const file = configDir('local.yaml', `providers:\n  mock:\n    type: openai\n    apiKey: ${SECRET}\n   headers: {a: b}\n`)
+    const msg = refusal()
+    expect(msg).toBe(`Configuration rejected: ${file}: line 5, column 4: bad indentation of a mapping entry`)
+    expect(msg).not.toContain('SYNTAXLEAK')
+  })
+
+  it('a JSON file: names the file, line, column and reason, without the character at fault', () => {
+    const file = configDir('local.json', `{"providers": {"mock": {"type": "openai",\n "apiKey": "${SECRET}" "x": 1}}}`)
+    const msg = refusal()
+    expect(msg).toBe(`Configuration rejected: ${file}: line 2, column 39: invalid character`)
+    expect(msg).not.toContain('SYNTAXLEAK')
+  })
+
+  it('NODE_CONFIG: names line and column; the text around an unexpected token is not quoted', () => {
+    configDir('local.yaml', '{}\n')
+    process.env['NODE_CONFIG'] = `{"providers": {"mock": {"apiKey": "${SECRET}"}}`
+    expect(refusal()).toBe(`Configuration rejected: NODE_CONFIG is not valid JSON: line 1, column 63: Expected ',' or '}' after property value`)
+    // V8's message for this one is `Unexpected token 's', "{"apiKey": sk-SYNTAXLEAK-…" is not valid JSON`.
+    process.env['NODE_CONFIG'] = `{"apiKey": ${SECRET}}`
+    const msg = refusal()
+    expect(msg).toBe('Configuration rejected: NODE_CONFIG is not valid JSON: line 1, column 12: unexpected token')
+    expect(msg).not.toContain('SYNTAXLEAK')
   })
 })
 
