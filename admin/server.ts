@@ -248,7 +248,7 @@ export class AdminServer {
         })
     }), this.#gw.log)
     guard.attach(server)
-    server.on('clientError', (err: NodeJS.ErrnoException, socket) => writeClientError(err, socket as import('node:net').Socket))
+    server.on('clientError', (err: NodeJS.ErrnoException, socket) => writeClientError(err, socket as import('node:net').Socket, this.#gw.answerClientError))
     this.#server = server
     return new Promise((resolve, reject) => {
       server.once('error', reject)

@@ -14,6 +14,7 @@ import { createHandler, type RouteSpec } from './handler.ts'
 import { openaiErrorBody } from './inbound/openai.ts'
 import { compilePipeline, type CompileDeps } from './pipeline/compile.ts'
 import { PipelineHolder } from './pipeline/holder.ts'
+import type { Inbound } from './inbound/types.ts'
 import type { Pipeline } from './pipeline/pipeline.ts'
 import type { PluginDeps, PluginFactory, PluginServices } from './pipeline/types.ts'
 import { MODEL_PREFIX, modelById, ROUTES } from './routes.ts'
@@ -85,6 +86,8 @@ export class Gateway {
   #reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, source: 'boot', at: '', generation: 0, hash: '' })
   #generation = 1
   #draining = false
+  /** Every route's inbound API by name (an error answer in the request's own API's shape). */
+  readonly #inbounds: ReadonlyMap<string, Inbound>
   lastReload: ReloadResult
 
   private constructor(opts: GatewayOptions, first: Pipeline, deps: CompileDeps, metrics: GatewayMetrics, pools: Pools, tracing: Tracing | undefined) {
@@ -105,6 +108,7 @@ export class Gateway {
       methods.set(path, [...(methods.get(path) ?? []), ...(method === 'GET' ? ['GET', 'HEAD'] : [method])])
     }
     this.#allowed = new Map([...methods].map(([path, m]) => [path, m.join(', ')]))
+    this.#inbounds = new Map([...this.#routes.values()].flatMap((s) => [s, ...(s.anthropic ? [s.anthropic] : [])]).map((s) => [s.inbound.name, s.inbound]))
     this.#handle = createHandler({ holder: this.holder, log: this.log, metrics: this.metrics, router: this.#router, tracing: this.tracing })
     this.#health = new HealthChecker(this.holder, opts.logger)
     this.#health.start()
@@ -255,13 +259,19 @@ export class Gateway {
     guard.attach(server)
     server.keepAliveTimeout = s.keepAliveTimeoutMs
     server.maxRequestsPerSocket = s.maxRequestsPerSocket
-    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => writeClientError(err, socket))
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => writeClientError(err, socket, this.answerClientError))
     this.#server = server
     return new Promise((resolve, reject) => {
       server.once('error', reject)
       server.listen(s.port, s.host, () => { server.off('error', reject); resolve(server.address() as AddressInfo) })
     })
   }
+
+  /**
+   * For writeClientError: a request of the pipeline (data plane, or execute on the admin port) whose body was still
+   * being read when the parser raised the error is answered through its own error path. False for anything else.
+   */
+  readonly answerClientError = (res: http.ServerResponse, error: GatewayError): boolean => this.#handle.answerClientError(res, error, this.#inbounds)
 
   /** Runs one round of active health checks now (the interval runs them anyway; tests and operators). */
   checkHealthNow(): Promise<void> {
@@ -295,8 +305,7 @@ export class Gateway {
     const clean = await this.holder.drainAll(deadlineMs)
     if (!clean) {
       // A stream cut without a word would look complete to an SDK that stops at the end of the body.
-      const inbounds = new Map([...this.#routes.values()].map((s) => [s.inbound.name, s.inbound]))
-      const n = this.#handle.terminate(new GatewayError('MCP_ERR_SERVER_DRAINING', {}, { details: 'server.shutdown_deadline' }), inbounds)
+      const n = this.#handle.terminate(new GatewayError('MCP_ERR_SERVER_DRAINING', {}, { details: 'server.shutdown_deadline' }), this.#inbounds)
       this.log.warn({ requests: n, deadlineMs }, 'shutdown deadline reached: requests still in flight end with MCP_ERR_SERVER_DRAINING')
       await this.holder.drainAll(TERMINATE_GRACE_MS)
     }
@@ -316,10 +325,12 @@ export class Gateway {
 /**
  * Parser-level errors (bad framing, oversize headers, timeouts) get a JSON answer and a closed socket.
  * When a response is already in progress on the connection: if its request is still being read (bad
- * chunking, a slow body) and nobody answered by the next turn, the answer goes through that response;
+ * chunking, a slow body) and nobody answered by the next turn, the answer goes through that response:
+ * through `answer` when the request is one of the pipeline's (Gateway.answerClientError: its request id,
+ * its API's error shape, its error code in metrics, logs and onComplete), else as a bare JSON error;
  * otherwise the connection closes once that response is done.
  */
-export function writeClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+export function writeClientError(err: NodeJS.ErrnoException, socket: Socket, answer?: (res: http.ServerResponse, error: GatewayError) => boolean): void {
   if (!socket.writable || err.code === 'ECONNRESET') { socket.destroy(); return }
   let g: GatewayError
   switch (err.code) {
@@ -333,6 +344,7 @@ export function writeClientError(err: NodeJS.ErrnoException, socket: Socket): vo
     // After the handlers that answer within this turn (they go first); before those that wait for the body.
     setImmediate(() => {
       if (!res.headersSent && !res.req.complete) {
+        if (answer?.(res, g)) return
         res.shouldKeepAlive = false
         res.writeHead(g.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-mcp-error-code': g.code })
         res.end(body)

@@ -56,10 +56,13 @@ export function localReplyError(r: LocalReply): GatewayError {
 export function sendError(ctx: RequestCtx, inbound: Inbound, e: unknown, log: Logger): void {
   const g = toGatewayError(e)
   if (g.code === 'MCP_ERR_INTERNAL') log.error({ err: e, requestId: ctx.id }, 'internal error')
+  const res = ctx.res
+  // Already answered (a client error the listener answered through this response, a 408): the later failure of what
+  // was still running for it (its body read, cut with the connection) is not the request's outcome.
+  if (res.writableEnded) return
   ctx.errorCode = g.code
   ctx.details = g.details
   ctx.status = g.status
-  const res = ctx.res
   if (res.headersSent || res.destroyed) {
     if (!res.writableEnded) res.destroy()
     return
@@ -85,6 +88,13 @@ export interface RequestHandler {
    * request's own API's error shape. Returns how many there were.
    */
   terminate(reason: GatewayError, inbounds: ReadonlyMap<string, Inbound>): number
+  /**
+   * Answers a client error the HTTP parser raised while this response's request was still being read (its body too
+   * slow: 408; bad framing: 400) through the request's own error path: its request id, its inbound API's error shape,
+   * the error code in metrics, logs and onComplete; what still runs for it is aborted. False when the response is not
+   * one of this handler's requests or its answer has started.
+   */
+  answerClientError(res: ServerResponse, error: GatewayError, inbounds: ReadonlyMap<string, Inbound>): boolean
 }
 
 export function createHandler(deps: HandlerDeps): RequestHandler {
@@ -182,6 +192,15 @@ export function createHandler(deps: HandlerDeps): RequestHandler {
     run(ctx, spec).catch((e: unknown) => sendError(ctx, spec.inbound, e, log))
   }
   return Object.assign(handle, {
+    answerClientError(res: ServerResponse, error: GatewayError, inbounds: ReadonlyMap<string, Inbound>): boolean {
+      const ctx = (res as ResponseWithCtx)[CTX]
+      const inbound = ctx !== undefined ? inbounds.get(ctx.inbound) : undefined
+      if (ctx === undefined || inbound === undefined || res.headersSent) return false
+      res.shouldKeepAlive = false
+      sendError(ctx, inbound, error, log)
+      ctx.abort(error)
+      return true
+    },
     terminate(reason: GatewayError, inbounds: ReadonlyMap<string, Inbound>): number {
       let n = 0
       for (const socket of sockets) {

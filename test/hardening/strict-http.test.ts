@@ -106,6 +106,38 @@ describe('strict parsing and slow clients', () => {
     }
   })
 
+  // The 408 was written straight to the socket: no request id in the body or header, the OpenAI shape on
+  // /v1/messages, and the access log, onComplete and mcp_request_errors_total saw a 408 without its error code.
+  it.each([
+    ['/v1/chat/completions', '', BODY],
+    ['/v1/messages', 'anthropic-version: 2023-06-01\r\n', JSON.stringify({ model: 'mock/gpt-4o', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] })],
+  ])('requestTimeout on %s goes through the request\'s own error path: request id, its API\'s shape, counted by code', async (path, extra, body) => {
+    const errors = async (): Promise<number> => {
+      const text = await (await fetch(`${tg.adminUrl}/metrics`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).text()
+      const route = path === '/v1/messages' ? 'messages' : 'chat'
+      const line = text.split('\n').find((l) => l.startsWith('mcp_request_errors_total{') && l.includes(`route="${route}"`) && l.includes('code="MCP_ERR_REQ_TIMEOUT"'))
+      return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1))
+    }
+    const before = await errors()
+    const x = rawExchange(port, `POST ${path} HTTP/1.1\r\nHost: x\r\n${AUTH}${extra}Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 5)}`, 6000)
+    const r = await x.response
+    await x.closed
+    expect(r.status).toBe(408)
+    expect(r.headers['x-mcp-error-code']).toBe('MCP_ERR_REQ_TIMEOUT')
+    const id = r.headers['x-request-id']
+    expect(id).toMatch(/^[0-9a-f-]{36}$/)
+    const json = JSON.parse(r.body) as Record<string, unknown>
+    if (path === '/v1/messages') {
+      expect(json).toEqual({ type: 'error', error: { type: 'invalid_request_error', message: 'The request was not received in time' }, request_id: id })
+    } else {
+      expect(json).toMatchObject({ error: { code: 'MCP_ERR_REQ_TIMEOUT', request_id: id } })
+    }
+    await expect.poll(() => tg.logs.find((l) => l['requestId'] === id && l['plugin'] === 'access-log')).toBeDefined()
+    expect(tg.logs.find((l) => l['requestId'] === id && l['plugin'] === 'access-log')).toMatchObject({ status: 408, errorCode: 'MCP_ERR_REQ_TIMEOUT', details: 'request.timeout' })
+    expect(await errors()).toBe(before + 1)
+    expect(mock.requests).toHaveLength(0)
+  })
+
   it('CONNECT gets a JSON 405 and the connection closes (Node would drop it silently)', async () => {
     for (const p of [port, adminPort]) {
       const x = rawExchange(p, `CONNECT 169.254.169.254:80 HTTP/1.1\r\nHost: 169.254.169.254:80\r\n${AUTH}\r\n`)
@@ -128,7 +160,11 @@ describe('strict parsing and slow clients', () => {
     const r = await x.response
     await x.closed
     expect(r.status).toBe(400)
-    expect(JSON.parse(r.body)).toMatchObject({ error: { code: 'MCP_ERR_REQ_BODY_INVALID' } })
+    // The request's own error path: its id in the body and the header, its code in the access log.
+    const id = r.headers['x-request-id']
+    expect(id).toMatch(/^[0-9a-f-]{36}$/)
+    expect(JSON.parse(r.body)).toMatchObject({ error: { code: 'MCP_ERR_REQ_BODY_INVALID', request_id: id } })
+    await expect.poll(() => tg.logs.find((l) => l['requestId'] === id && l['plugin'] === 'access-log')).toMatchObject({ status: 400, errorCode: 'MCP_ERR_REQ_BODY_INVALID', details: 'request.malformed_http' })
     expect(mock.requests).toHaveLength(0)
   })
 
