@@ -504,10 +504,11 @@ describe('createAnthropicStreamEncoder', () => {
   })
 
   it('writes an error event the SDK raises with the Anthropic error type', async () => {
-    const enc = createAnthropicStreamEncoder('m')
+    const enc = createAnthropicStreamEncoder('m', undefined, 'req-1')
     const body = enc.chunk(ch({ content: 'partial' })) +
       enc.error(new GatewayError('MCP_ERR_UPSTREAM_ERROR', { provider: 'p', status: 529, reason: 'Overloaded' }, { status: 529, message: 'Overloaded' }))
-    expect(body.endsWith('event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n')).toBe(true)
+    // The request's id, as in an error body.
+    expect(body.endsWith('event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"},"request_id":"req-1"}\n\n')).toBe(true)
     expect(enc.end()).toBe('')
     const stream = sdkOver(body).messages.stream({ model: 'm', max_tokens: 10, messages: [{ role: 'user', content: 'x' }] })
     await expect(stream.finalMessage()).rejects.toMatchObject({ type: 'overloaded_error' })
@@ -653,8 +654,8 @@ describe('anthropicErrorBody', () => {
     const e = new GatewayError('MCP_ERR_UPSTREAM_ERROR', {}, { status: 503, type: 'api_error', message: 'The model is overloaded.' })
     expect(e.status).toBe(503)
     expect(anthropicErrorBody(e, 'r')).toMatchObject({ error: { type: 'overloaded_error' } })
-    const body = createAnthropicStreamEncoder('m').error(e)
-    expect(body).toBe('event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"The model is overloaded."}}\n\n')
+    const body = createAnthropicStreamEncoder('m', undefined, 'req-1').error(e)
+    expect(body).toBe('event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"The model is overloaded."},"request_id":"req-1"}\n\n')
     const stream = sdkOver(body).messages.stream({ model: 'm', max_tokens: 10, messages: [{ role: 'user', content: 'x' }] })
     await expect(stream.finalMessage()).rejects.toMatchObject({ type: 'overloaded_error' })
   })

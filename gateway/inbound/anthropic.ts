@@ -477,7 +477,7 @@ const sse = (event: string, data: object): string => `event: ${event}\ndata: ${J
  * {type: 'thinking', thinking: ''} and takes thinking_delta and signature_delta events; a redacted one is written
  * whole.
  */
-export function createAnthropicStreamEncoder(model: string, chat?: ChatRequest): StreamEncoder {
+export function createAnthropicStreamEncoder(model: string, chat?: ChatRequest, requestId = ''): StreamEncoder {
   let started = false
   let ended = false
   let block = -1
@@ -605,7 +605,7 @@ export function createAnthropicStreamEncoder(model: string, chat?: ChatRequest):
     },
     error(e: GatewayError): string {
       ended = true
-      return sse('error', { type: 'error', error: { type: anthropicErrorType(e), message: messageOf(e, chat) } })
+      return sse('error', { type: 'error', error: { type: anthropicErrorType(e), message: messageOf(e, chat) }, request_id: requestId })
     },
   }
 }
@@ -614,5 +614,5 @@ export const anthropicInbound: Inbound = {
   name: 'anthropic',
   errorBody: anthropicErrorBody,
   encodeResponse: (res, requestModel) => JSON.stringify('choices' in res ? canonicalToAnthropic(res, requestModel) : res),
-  createStreamEncoder: (requestModel, _includeUsage, ctx) => createAnthropicStreamEncoder(requestModel, ctx?.chat),
+  createStreamEncoder: (requestModel, _includeUsage, ctx) => createAnthropicStreamEncoder(requestModel, ctx?.chat, ctx?.id),
 }

@@ -138,7 +138,7 @@ export const openaiInbound: Inbound = {
         return `data: ${JSON.stringify(c)}\n\n`
       },
       end: () => 'data: [DONE]\n\n',
-      error: (e) => `data: ${JSON.stringify(openaiErrorBody(e, ''))}\n\n`,
+      error: (e) => `data: ${JSON.stringify(openaiErrorBody(e, ctx?.id ?? ''))}\n\n`,
     }
   },
 }

@@ -138,11 +138,15 @@ describe.each(['openai', 'anthropic'] as const)('%s inbound', (inbound) => {
         await vi.waitFor(() => expect(mock.requests.at(-1)?.aborted, 'upstream socket closed').toBe(true), { timeout: 2000, interval: 20 })
       } else {
         const text = await res.text()
+        // The provider's own in-stream error event, forwarded as it came (pass-through bytes, the native Messages lane).
+        const providerEvent = (failure === 'error' || failure === 'errorNoDone') && ((inbound === 'openai' && c.openaiWire === true && !c.hooked) || c.native === true)
         if (inbound === 'openai') {
           expect(text, 'never [DONE] after a failure').not.toContain('[DONE]')
           const events = text.split('\n\n').filter((e) => e.trim() !== '')
           const last = JSON.parse(events.at(-1)!.replace(/^data: /, '')) as { error?: { message: string; code: string } }
           expect(last.error, text.slice(-400)).toMatchObject({ message: expect.any(String), type: expect.any(String) })
+          // The request's id, as in an error body (it was ''); a provider's own error event passed through as bytes is its own.
+          if (!providerEvent) expect(last.error).toMatchObject({ request_id: res.headers.get('x-request-id') })
         } else {
           expect(text, 'no message_stop after a failure').not.toContain('message_stop')
           const events = text.split('\n\n').filter((e) => e.trim() !== '')
@@ -150,6 +154,7 @@ describe.each(['openai', 'anthropic'] as const)('%s inbound', (inbound) => {
           expect(last, text.slice(-400)).toMatch(/^event: error\n/)
           const data = JSON.parse(last.split('\n').find((l) => l.startsWith('data: '))!.slice(6)) as { type: string; error: { type: string; message: string } }
           expect(data).toMatchObject({ type: 'error', error: { type: expect.any(String), message: expect.any(String) } })
+          if (!providerEvent) expect(data).toMatchObject({ request_id: res.headers.get('x-request-id') })
         }
       }
 
