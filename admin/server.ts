@@ -48,6 +48,9 @@ export interface AdminAuthOptions {
 
 const REFUSAL_CODES = new Set(['MCP_ERR_AUTH_FORBIDDEN', 'MCP_ERR_ADMIN_FIELD_FORBIDDEN'])
 
+/** The longest an admin request may take to arrive (server.requestTimeoutMs when shorter). */
+const ADMIN_REQUEST_TIMEOUT_MS = 60_000
+
 export interface ReadinessCheck {
   name: string
   check(): Promise<boolean> | boolean
@@ -175,7 +178,9 @@ export class AdminServer {
     // Per-address caps and the failed-auth limiter as on the data plane; never load shedding (probes and /metrics stay reachable).
     const guard = new ListenerGuard({ listener: 'admin', limits: gs.server.limits, shedding: undefined, tls: gs.admin.tls !== undefined, registry: this.#gw.metrics.registry, log: this.#gw.log })
     const server = createListener(gs.admin.tls, {
-      maxHeaderSize: 16384, headersTimeout: gs.server.headersTimeoutMs, requestTimeout: Math.min(60_000, gs.server.requestTimeoutMs), connectionsCheckingInterval: 1000,
+      // The admin port's requests are short: at most a minute; the header timeout within it (Node refuses a longer one).
+      maxHeaderSize: 16384, headersTimeout: Math.min(gs.server.headersTimeoutMs, ADMIN_REQUEST_TIMEOUT_MS, gs.server.requestTimeoutMs),
+      requestTimeout: Math.min(ADMIN_REQUEST_TIMEOUT_MS, gs.server.requestTimeoutMs), connectionsCheckingInterval: 1000,
       requireHostHeader: false, insecureHTTPParser: false, joinDuplicateHeaders: false,
     }, guard.wrap((req, res) => {
       const url = req.url ?? '/'

@@ -265,6 +265,11 @@ export function parseSettings(raw: Record<string, unknown>, env: NodeJS.ProcessE
     }
     if (s.defaultProvider !== undefined && !(s.defaultProvider in s.providers)) errors.push(`defaultProvider: no provider named '${s.defaultProvider}'`)
     errors.push(...checkHardeningSettings(s))
+    // Node's http.createServer throws a RangeError for a header timeout longer than the request's: the listener would
+    // never start.
+    if (s.server.headersTimeoutMs > s.server.requestTimeoutMs) {
+      errors.push(`server.headersTimeoutMs: must be <= server.requestTimeoutMs (${s.server.requestTimeoutMs})`)
+    }
     if (env['NODE_ENV'] === 'production' && (s.admin.key === undefined || s.admin.key.length < 32)) {
       errors.push('admin.key: MCP_ADMIN_KEY of at least 32 characters is required when NODE_ENV=production')
     }
