@@ -8,6 +8,7 @@ import path from 'node:path'
 import { Load } from 'config/lib/util.js'
 import { describeFault, fileFault, json5Fault, jsonFault, type SyntaxFault } from './config-syntax.ts'
 import { GatewayError } from './errors.ts'
+import { redactUrl } from './redact-url.ts'
 import type { AliasSettings, RoutingSettings } from './routing/config.ts'
 import { aliasSchema, routingSchema } from './routing/config.ts'
 import { compileSchema, type JSONSchema } from './validate.ts'
@@ -284,9 +285,11 @@ export function loadSettings(): Settings {
 
 const SECRET_KEY = /(key|secret|token|password|passphrase|credentials?|authorization|cookie)$/i
 
-/** A copy with every secret-looking field replaced, for GET /api/v1/mcp/config and logs. */
+/** A copy with every secret-looking field replaced, and webhook URLs cut to scheme and host, for GET /api/v1/mcp/config and logs. */
 export function redactSettings(v: unknown, keyName = ''): unknown {
   if (SECRET_KEY.test(keyName) && typeof v === 'string') return '[redacted]'
+  // Webhook URLs (alerts.webhooks.<name>.url, usage.webhook.url): a Slack-style one is authorised by its path alone.
+  if (keyName === 'url' && typeof v === 'string') return redactUrl(v)
   // Header maps (providers', exporters', webhooks'): any header may carry a credential, whatever its name.
   if (keyName === 'headers' && v !== null && typeof v === 'object' && !Array.isArray(v)) {
     return Object.fromEntries(Object.keys(v).map((k) => [k, '[redacted]']))

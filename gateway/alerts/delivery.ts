@@ -10,6 +10,7 @@ import type { Counter } from '../metrics.ts'
 import type { AlertsConfig, WebhookConfig } from './config.ts'
 import { SIGNATURE_HEADER, signatureHeader } from './sign.ts'
 import { retryAfterMs } from '../routing/router.ts'
+import { scrubUrl } from '../redact-url.ts'
 
 export interface DeliveryState {
   webhook: string
@@ -126,7 +127,9 @@ export class DeliveryQueue {
       if (retry && ra !== null) waitMs = retryAfterMs({ headers: { 'retry-after': ra } }) ?? 0
     } catch (e) {
       retry = true
-      d.state.lastError = (e as Error).message
+      // fetch's own messages may quote the URL (one with credentials: 'Request cannot be constructed from a URL that
+      // includes credentials: <url>'); the state is listed by the alerts API and logged.
+      d.state.lastError = scrubUrl((e as Error).message, hook.url)
     }
     if (retry && d.state.attempts <= hook.retries && !this.#closed) {
       this.#m().deliveries.labels(d.name, 'retry').inc()

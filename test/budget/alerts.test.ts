@@ -73,6 +73,28 @@ describe('webhook signatures', () => {
     await expect(fetch('http://127.0.0.1:9/x', { method: 'POST', headers: { 'x-tenant': 'a\r\nx-injected: 1' } })).rejects.toThrow(TypeError)
   })
 
+  // fetch refuses a URL with credentials with a message quoting the whole URL: it went into the delivery's lastError
+  // (GET /api/v1/mcp/alerts) and the 'webhook delivery failed' log line.
+  it('a delivery that fails never puts the webhook URL in the log or the alert list', async () => {
+    const lines: string[] = []
+    const logger = pino({ level: 'info' }, { write: (l: string) => { lines.push(l) } })
+    const url = 'http://user:CREDSECRET@127.0.0.1:9/hook/PATHSECRET?token=QUERYSECRET'
+    const alerts = new AlertManager({ rules: [{ name: 'down', kind: 'provider_down', webhooks: ['w'] }], webhooks: { w: { url, secret: SECRET, retries: 0 } } }, { logger })
+    const t = new TargetState('z', 'm', ROUTING)
+    try {
+      t.healthy = false
+      alerts.checkTargets([t])
+      await until(async () => (await alerts.list())[0]?.deliveries?.[0]?.status === 'failed', 5000)
+      const listed = JSON.stringify(await alerts.list())
+      expect(listed).toContain('http://127.0.0.1:9/[redacted]')
+      expect(lines.join('\n')).toContain('webhook delivery failed')
+      for (const text of [listed, lines.join('\n')]) for (const s of ['CREDSECRET', 'PATHSECRET', 'QUERYSECRET']) expect(text).not.toContain(s)
+    } finally {
+      await alerts.close()
+      t.close()
+    }
+  })
+
   it('budgetFloor: the lowest threshold watching a budget (Infinity when none), following config changes', () => {
     let raw: unknown = { rules: [
       { name: 'team', kind: 'budget', budget: 'team', thresholds: [80, 50], webhooks: [] },

@@ -110,6 +110,20 @@ describe('reload via the admin API (in-process)', () => {
     expect(same).toMatchObject({ ok: true, generation: after.body.generation, hash: after.body.hash })
   })
 
+  it('GET config shows an alert webhook URL as scheme and host only (a Slack-style URL is authorised by its path)', async () => {
+    tg.setConfig({ ...one(), alerts: { webhooks: { slack: { url: 'https://hooks.slack.com/services/T000/B000/SLACKPATHSECRET', secret: 'whsec_0123456789abcdef' } } } })
+    try {
+      expect((await postReload(tg)).status).toBe(200)
+      const { body, text } = await getConfig(tg)
+      expect((body.settings as unknown as { alerts: { webhooks: Record<string, { url: string }> } }).alerts.webhooks['slack']?.url).toBe('https://hooks.slack.com/[redacted]')
+      expect(text).not.toContain('SLACKPATHSECRET')
+      expect(tg.logText()).not.toContain('SLACKPATHSECRET')
+    } finally {
+      tg.setConfig(one())
+      await postReload(tg)
+    }
+  })
+
   it('says which changed settings apply only after a restart, and still swaps the rest', async () => {
     tg.setConfig(two())
     await postReload(tg)

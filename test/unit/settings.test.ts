@@ -222,6 +222,17 @@ describe('redactSettings', () => {
     expect(s.providers['oa']?.['apiKey']).toBe('sk-live-secret-123')
   })
 
+  it('cuts webhook URLs to scheme and host (a Slack-style URL is authorised by its path alone)', () => {
+    const s = parseSettings(raw({
+      alerts: { webhooks: { slack: { url: 'https://hooks.slack.com/services/T000/B000/SLACKPATHSECRET', secret: 'whsec_0123456789abcdef' } } },
+      usage: { webhook: { url: 'https://billing.example.com:8443/in?token=QUERYSECRET', secret: 'whsec_0123456789abcdef' } },
+    }), {})
+    const red = redactSettings(s) as { alerts: { webhooks: Record<string, { url: string }> }; usage: { webhook: { url: string } } }
+    expect(red.alerts.webhooks['slack']?.url).toBe('https://hooks.slack.com/[redacted]')
+    expect(red.usage.webhook.url).toBe('https://billing.example.com:8443/[redacted]')
+    expect(JSON.stringify(red)).not.toMatch(/PATHSECRET|QUERYSECRET/)
+  })
+
   it('hides every header value (exporters and webhooks authenticate with headers of any name)', () => {
     const s = parseSettings(raw({
       telemetry: { tracing: { enabled: false, headers: { 'x-honeycomb-team': 'hc-secret-team-key', dataset: 'gw' } } },
