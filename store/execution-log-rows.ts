@@ -101,6 +101,11 @@ const JSONB_UNSAFE = /(?<!\\)((?:\\\\)*)\\u(?:0000|d[89a-f][0-9a-f]{2})/g
 const TEXT_UNSAFE = /[\\\t\n\r\0\ud800-\udfff]/
 const TEXT_ESCAPES = /[\\\t\n\r\0]/g
 const ESCAPE: Readonly<Record<string, string>> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r', '\0': '\ufffd' }
+/**
+ * execution_logs.request_id is VARCHAR(128) (migration 0008): the request-id plugin's longest id, so an id the gateway
+ * answered with is stored whole.
+ */
+export const REQUEST_ID_MAX = 128
 /** The largest epoch ms a JS Date holds. */
 const MAX_DATE_MS = 8.64e15
 
@@ -162,7 +167,7 @@ function json(v: unknown, ifAbsent: string): string {
 
 /** The row as its COPY line. Throws only if a JSON value's toJSON throws something JSON.stringify does not catch. */
 export function toCopyLine(r: ExecutionLogRow): CopyLine {
-  return `${typeof r.id === 'string' && UUID.test(r.id) ? r.id : uuidv7()}\t${text(r.requestId, 100)}\t${uuid(r.deploymentId)}\t`
+  return `${typeof r.id === 'string' && UUID.test(r.id) ? r.id : uuidv7()}\t${text(r.requestId, REQUEST_ID_MAX)}\t${uuid(r.deploymentId)}\t`
     + `${text(r.provider, 50)}\t${text(r.model, 200)}\t${text(r.status, 20)}\t${uuid(r.keyId)}\t${uuid(r.promptVersionId)}\t`
     + `${time(r.createdAt)}\t${time(r.completedAt)}\t${json(r.request, '{}')}\t${json(r.response, NULL)}\t${json(r.metrics, NULL)}`
 }

@@ -12,7 +12,7 @@
  * Queries go through execution_logs_created_at_idx (and the deployment/key partial indexes), with created_at in
  * the WHERE clause whenever a time bound or a cursor gives one, so partitions are pruned.
  */
-import { withMetricKeys } from '../../store/execution-log-rows.ts'
+import { REQUEST_ID_MAX, withMetricKeys } from '../../store/execution-log-rows.ts'
 import type { Store } from '../../store/types.ts'
 import { sqlState } from '../../store/types.ts'
 import { isUnavailableError, storeUnavailable } from '../control-plane.ts'
@@ -48,7 +48,7 @@ const FILTERS: readonly { param: string; column: string; uuid: boolean; max: num
   { param: 'provider', column: 'provider', uuid: false, max: 50 },
   { param: 'model', column: 'model', uuid: false, max: 200 },
   { param: 'status', column: 'status', uuid: false, max: 20 },
-  { param: 'request_id', column: 'request_id', uuid: false, max: 100 },
+  { param: 'request_id', column: 'request_id', uuid: false, max: REQUEST_ID_MAX },
   // The provider's own id of the answering call (the access log's upstreamRequestId): no index of its own, like
   // provider, model and status; bound it with from/to to keep the scan to a few partitions.
   { param: 'upstream_request_id', column: `metrics->>'upstreamRequestId'`, uuid: false, max: 200 },
@@ -127,7 +127,7 @@ export function registerExecutionRoutes(admin: AdminServer, store: Store): void 
     req.resume()
     authorize(req, 'executions.read')
     const id = p['id'] ?? ''
-    if (id === '' || id.length > 100) throw notFound('execution', id)
+    if (id === '' || id.length > REQUEST_ID_MAX) throw notFound('execution', id)
     const byUuid = isUuid(id)
     const rows = await query(store, `SELECT ${SUMMARY}, request, response FROM execution_logs
       WHERE ${byUuid ? 'id = $1::uuid OR request_id = $2' : 'request_id = $1'} ORDER BY created_at DESC LIMIT 1`,

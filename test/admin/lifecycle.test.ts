@@ -170,4 +170,32 @@ describe.each(engines)('prompt lifecycle on $name', (engine) => {
       }
     }
   })
+
+  /** A deployment of its own for the tests below (the first test's moves between versions). */
+  async function deployment(name: string): Promise<{ depId: string; versionId: string }> {
+    const { promptId, versionIds } = await seedPrompt(t, name, [{ template: 'echo Hello {{name}}', model: 'mock/gpt-4o', variables: { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] } }])
+    const dep = await t.api('POST', 'deployments', { prompt_id: promptId, environment: 'staging' })
+    expect(dep.status, dep.text).toBe(201)
+    return { depId: dep.body.id, versionId: versionIds[0]! }
+  }
+
+  it('a 101-128-character x-request-id is stored whole: GET /executions/{id} and ?request_id= find it', async () => {
+    const { depId } = await deployment('long-request-id')
+    const long = `long-${Date.now()}-`.padEnd(128, 'L')
+    const r = await t.data('POST', '/api/v1/mcp/execute', { deployment_id: depId, variables: { name: 'Al' } }, { 'x-request-id': long })
+    expect(r.status, r.text).toBe(200)
+    expect(r.headers.get('x-request-id')).toBe(long)
+    await executionLog.flush()
+    const byId = await t.api('GET', `executions/${long}`)
+    expect(byId.status, byId.text).toBe(200)
+    expect(byId.body).toMatchObject({ request_id: long, deployment_id: depId })
+    const listed = await t.api('GET', `executions?request_id=${long}`)
+    expect(listed.status, listed.text).toBe(200)
+    expect(listed.body.data.map((x: { id: string; request_id: string }) => [x.id, x.request_id])).toEqual([[byId.body.id, long]])
+    expect((await t.api('GET', `executions/${r.body.execution_id}`)).body.id).toBe(byId.body.id)
+    expect((await t.api('GET', `executions/${long}X`)).status).toBe(404)
+    const tooLong = await t.api('GET', `executions?request_id=${long}X`)
+    expect(tooLong.status).toBe(400)
+    expect(tooLong.body.error).toMatchObject({ code: 'MCP_ERR_ADMIN_QUERY_INVALID', param: 'request_id' })
+  })
 })

@@ -134,7 +134,7 @@ describe.each(engines)('ExecutionLogWriter on $name', (engine) => {
     await w.flush()
     expect(w.stats()).toMatchObject({ written: 1, rejected: 0 })
     const { rows } = await base.query<{ request_id: string; model: string; provider: string; key_id: null; deployment_id: null; request: { messages: { content: string }[] } }>('SELECT request_id, model, provider, key_id, deployment_id, request FROM execution_logs')
-    expect(rows[0]).toMatchObject({ request_id: 'r'.repeat(100), model: 'gpt\ufffd-4o', provider: 'p'.repeat(50), key_id: null, deployment_id: null })
+    expect(rows[0]).toMatchObject({ request_id: 'r'.repeat(128), model: 'gpt\ufffd-4o', provider: 'p'.repeat(50), key_id: null, deployment_id: null })
     expect(rows[0]!.request.messages[0]!.content).toBe('nul \ufffd here, lone \ufffd there, pair \ud83d\ude00, literal \\u0000 stays')
   })
 
@@ -260,6 +260,20 @@ describe.each(engines)('ExecutionLogWriter on $name', (engine) => {
     expect(w.stats().renamed).toBe(1)
     const { rows } = await base.query<{ id: string; request_id: string }>('SELECT id::text AS id, request_id FROM execution_logs ORDER BY request_id')
     expect(rows).toEqual([{ id: a.id, request_id: 'client-chosen-id' }, { id: b.id, request_id: `client-chosen-id~${b.id}` }])
+  })
+
+  it('stores a 128-character request id whole, and renames a reused one within the column', async () => {
+    const w = await writer()
+    const long = 'L'.repeat(128)
+    const a = row(1, { requestId: long })
+    const b = row(2, { requestId: long })
+    w.enqueue(a)
+    await w.flush()
+    w.enqueue(b)
+    await w.flush()
+    expect(w.stats()).toMatchObject({ written: 2, renamed: 1, rejected: 0 })
+    const { rows } = await base.query<{ id: string; request_id: string }>("SELECT id::text AS id, request_id FROM execution_logs WHERE request_id LIKE 'LLL%' ORDER BY length(request_id) DESC")
+    expect(rows).toEqual([{ id: a.id, request_id: long }, { id: b.id, request_id: `${'L'.repeat(63)}~${b.id}` }])
   })
 
   it('keeps both rows when two rows of one batch share a request id', async () => {

@@ -295,6 +295,49 @@ describe.each(engines)('store on $name', (engine) => {
     expect(after).toContain('execution_logs_default')
   })
 
+  it('0008 widens request_id to 128 characters on every partition, those created before it and the default one included', async () => {
+    const { store: blank } = await engine.openBlank()
+    const dir = await mkdtemp(join(tmpdir(), 'mcp-migrations-'))
+    try {
+      // The schema as it was before 0008, with partitions created then (one attached with rows from the default).
+      await cp(DEFAULT_MIGRATIONS_DIR, dir, { recursive: true })
+      await rm(join(dir, '0008_execution_logs_request_id_128.sql'))
+      await migrate(blank, { dir })
+      await ensurePartitions(blank, new Date('2023-04-01T00:00:00Z'), 1)
+      expect((await insertLog(blank, 'd'.repeat(100), new Date('2023-04-05T10:00:00Z'))).rowCount).toBe(1)
+      expect((await insertLog(blank, 'e'.repeat(100), new Date('2023-04-07T10:00:00Z'))).rowCount).toBe(1)
+      expect(await ensurePartitions(blank, new Date('2023-04-05T00:00:00Z'), 0)).toBe(1) // moved out of the default
+      await expectSqlState(insertLog(blank, 'x'.repeat(101), new Date('2023-04-01T10:00:00Z')), '22001')
+
+      expect((await migrate(blank)).applied.map((m) => m.version)).toEqual([8])
+      await ensurePartitions(blank, new Date('2023-04-10T00:00:00Z'), 0) // created after the migration
+      const { rows: widths } = await blank.query<{ relname: string; width: number }>(
+        `SELECT c.relname, a.atttypmod - 4 AS width FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'request_id'
+         WHERE c.relname = 'execution_logs' OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'execution_logs'::regclass)
+         ORDER BY 1`,
+      )
+      expect(widths.map((w) => w.relname)).toEqual(expect.arrayContaining([
+        'execution_logs', 'execution_logs_default', 'execution_logs_p20230401', 'execution_logs_p20230402', 'execution_logs_p20230405', 'execution_logs_p20230410',
+      ]))
+      for (const w of widths) expect(w.width, w.relname).toBe(128)
+
+      // 128 characters fit, and the per-day uniqueness still holds, in a daily partition and in the default one.
+      for (const at of ['2023-04-01T10:00:00Z', '2023-04-05T11:00:00Z', '2023-04-10T10:00:00Z', '2023-04-07T10:00:00Z']) {
+        const rid = `${at.slice(0, 10)}-`.padEnd(128, 'L')
+        expect((await insertLog(blank, rid, new Date(at))).rowCount, at).toBe(1)
+        expect((await insertLog(blank, rid, new Date(at))).rowCount, at).toBe(0)
+      }
+      expect((await blank.query(`SELECT 1 FROM execution_logs_default WHERE length(request_id) = 128`)).rowCount).toBe(1)
+      await expectSqlState(insertLog(blank, 'x'.repeat(129), new Date('2023-04-01T10:00:00Z')), '22001')
+      // The rows written before it are untouched.
+      const { rows: old } = await blank.query<{ request_id: string }>(`SELECT request_id FROM execution_logs WHERE length(request_id) = 100 ORDER BY 1`)
+      expect(old.map((r) => r.request_id)).toEqual(['d'.repeat(100), 'e'.repeat(100)])
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+      await blank.close()
+    }
+  }, SLOW)
+
   it('rolls back a failed transaction and commits a successful one', async () => {
     const name = `rollback-${randomUUID()}`
     const boom = new Error('boom')

@@ -60,7 +60,7 @@ describe('execution-log lines', () => {
   it('cuts varchar values to their length, nulls malformed UUIDs and replaces a malformed row id', () => {
     const cols = columns(toCopyLine(row({ id: 'nope', requestId: 'r'.repeat(150), provider: 'p'.repeat(80), status: 's'.repeat(30), keyId: 'bootstrap', deploymentId: 'x' })))
     expect(cols[0]).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
-    expect(cols.slice(1, 7)).toEqual(['r'.repeat(100), '\\N', 'p'.repeat(50), 'gpt-4o', 's'.repeat(20), '\\N'])
+    expect(cols.slice(1, 7)).toEqual(['r'.repeat(128), '\\N', 'p'.repeat(50), 'gpt-4o', 's'.repeat(20), '\\N'])
   })
 
   it('accepts as spool lines only rows of its own shape', () => {

@@ -1,0 +1,13 @@
+-- 0008_execution_logs_request_id_128: execution_logs.request_id from VARCHAR(100) to VARCHAR(128), the length the
+-- request-id plugin accepts ([A-Za-z0-9._:-]{1,128}), so a client's id of 101-128 characters is stored whole and can
+-- be looked up by the id the gateway answered with.
+--
+-- On the partitioned parent, ALTER COLUMN ... TYPE recurses to every partition (the daily ones, those attached by
+-- mcp_execution_logs_ensure_partitions, and the default partition), and partitions created later copy the new type
+-- (PARTITION OF / LIKE execution_logs). Widening a varchar rewrites no table: the per-day request_id indexes are
+-- kept as they are; the default partition's unique index on (request_id, UTC day) is an expression index and is
+-- rebuilt (the default partition only holds rows of days without a partition, normally none). Checked on
+-- PostgreSQL 15 and PGlite by test/store/store.test.ts.
+--
+-- The merge path's rename of a reused id, left(request_id, 63) || '~' || <uuid>, is at most 100 characters: it fits.
+ALTER TABLE execution_logs ALTER COLUMN request_id TYPE VARCHAR(128);
