@@ -21,6 +21,10 @@ import { toolChoiceProblem } from './tool-choice.ts'
 
 /** Which deployment and version served a request; the execution log records it. */
 export interface ExecutionSlot {
+  /**
+   * The id of this execution's row in the execution log (its `id` column: the request's generated UUIDv7, which the
+   * execution-log plugin uses as the row id). Unique per call, whatever request id the client sent.
+   */
   executionId: string
   deploymentId: string
   promptId: string
@@ -177,7 +181,7 @@ export function executeRouteSpec(snapshot: () => Snapshot, environments: readonl
       ctx.stream = stream
       ctx.includeUsage = false
       ctx.slots.execution = {
-        executionId: ctx.id,
+        executionId: ctx.generatedId,
         deploymentId: d.id,
         promptId: d.promptId,
         promptVersionId: v.id,
@@ -186,7 +190,7 @@ export function executeRouteSpec(snapshot: () => Snapshot, environments: readonl
         label: d.traffic.length > 1 ? slice.label : null,
         team: d.team,
       }
-      ctx.responseHeaders['x-mcp-execution-id'] = ctx.id
+      ctx.responseHeaders['x-mcp-execution-id'] = ctx.generatedId
       ctx.responseHeaders['x-mcp-deployment-id'] = d.id
       ctx.responseHeaders['x-mcp-prompt-version-id'] = v.id
       ctx.responseHeaders['x-mcp-prompt-version'] = String(v.version)

@@ -115,7 +115,7 @@ export const OPERATIONS: Operation[] = [
   { method: 'get', path: '/executions', summary: 'Execution logs (newest first; without bodies; docs/execution-logs.md)', tag: 'executions', ok: { status: 200 }, errors: [400, 503],
     query: [...['deployment_id', 'key_id', 'prompt_version_id', 'provider', 'model', 'status', 'request_id', 'upstream_request_id'].map((name) => ({ name, schema: { type: 'string' }, description: 'Exact match.' })),
       { name: 'from', schema: { type: 'string', format: 'date-time' }, description: 'From this instant (inclusive).' }, { name: 'to', schema: { type: 'string', format: 'date-time' }, description: 'Before this instant.' }, ...page] },
-  { method: 'get', path: '/executions/{id}', summary: 'One execution with its bodies, by row id or request id', tag: 'executions', ok: { status: 200 }, errors: [404, 503] },
+  { method: 'get', path: '/executions/{id}', summary: 'One execution with its bodies, by row id (the execution_id execute answers) or request id', tag: 'executions', ok: { status: 200 }, errors: [404, 503] },
   { method: 'get', path: '/usage', summary: 'Usage totals per bucket and dimension, JSON or CSV (docs/cost.md)', tag: 'usage', ok: { status: 200 }, errors: [400, 503], query: usageQuery },
   { method: 'get', path: '/usage/export', summary: 'Usage for billing, as a download (CSV by default, or JSON; docs/cost.md)', tag: 'usage', ok: { status: 200 }, errors: [400, 503], query: usageQuery },
   { method: 'get', path: '/budgets', summary: 'Budgets, configured and each API key\'s own, with spend, reservations and what remains (docs/budgets.md)', tag: 'budgets', ok: { status: 200 }, errors: [],

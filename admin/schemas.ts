@@ -295,7 +295,7 @@ export const executionResultSchema: JSONSchema = {
   type: 'object',
   required: ['execution_id', 'deployment_id', 'prompt_version_id', 'version', 'output', 'latency_ms'],
   properties: {
-    execution_id: { type: 'string', description: 'The request id; the execution log row carries it.' },
+    execution_id: { type: 'string', description: "The id of this call's execution log row (GET /executions/{id}); the request id when the gateway generated it. Unique per call, also when the caller reuses an x-request-id." },
     deployment_id: uuid, prompt_id: uuid, prompt_version_id: uuid, version: { type: 'integer' }, environment: { type: 'string' },
     model: { type: 'string' },
     upstream_request_id: { type: ['string', 'null'], description: "The provider's own id of the request (its request-id, x-request-id or apim-request-id header), what its support asks for; null when it sent none." },

@@ -8,7 +8,9 @@
  *   GET /api/v1/mcp/executions/{id}   one execution, bodies included, by row id or by request id.
  * Unknown or malformed ids are 404; a malformed filter or cursor is 400; an unreachable database is 503.
  * `executions.read` (admin role only: rows carry request bodies and have no team to scope them by).
- * GET /executions/{id} also answers for the `x-mcp-execution-id` header of /execute (the request id).
+ * GET /executions/{id} also answers for the `execution_id` and `x-mcp-execution-id` of /execute (the row id). A row id
+ * wins over a request id that happens to equal it (a client may send any UUID as its x-request-id); among rows sharing
+ * a request id, the newest.
  * Queries go through execution_logs_created_at_idx (and the deployment/key partial indexes), with created_at in
  * the WHERE clause whenever a time bound or a cursor gives one, so partitions are pruned.
  */
@@ -130,7 +132,8 @@ export function registerExecutionRoutes(admin: AdminServer, store: Store): void 
     if (id === '' || id.length > REQUEST_ID_MAX) throw notFound('execution', id)
     const byUuid = isUuid(id)
     const rows = await query(store, `SELECT ${SUMMARY}, request, response FROM execution_logs
-      WHERE ${byUuid ? 'id = $1::uuid OR request_id = $2' : 'request_id = $1'} ORDER BY created_at DESC LIMIT 1`,
+      WHERE ${byUuid ? 'id = $1::uuid OR request_id = $2' : 'request_id = $1'}
+      ORDER BY ${byUuid ? '(id = $1::uuid) DESC, ' : ''}created_at DESC LIMIT 1`,
     byUuid ? [id.toLowerCase(), id] : [id])
     const row = rows[0]
     if (!row) throw notFound('execution', id)

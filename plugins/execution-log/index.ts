@@ -8,12 +8,12 @@
  * version, cost from the cost meter when one is configured), request arrival and completion times, key, deployment and
  * prompt version when known (the execute route sets `ctx.slots.execution`). The key column takes the principal's
  * key id when it is a UUID (API keys); the bootstrap admin key and anonymous callers leave it NULL
- * (`metrics.principal` names them). The row id is a UUIDv7 (gateway/uuid7.ts): time-ordered, so the table's primary
- * key grows at its right edge.
+ * (`metrics.principal` names them). The row id is the request's generated id (`ctx.generatedId`, a UUIDv7,
+ * gateway/uuid7.ts), whatever request id the client sent: time-ordered, so the table's primary key grows at its right
+ * edge, and known at request time, so the execute route answers it as `execution_id`.
  */
 import type { RequestCtx } from '../../gateway/context.ts'
 import { costJson, costOf, costReady } from '../../gateway/cost/meter.ts'
-import { uuidv7 } from '../../gateway/uuid7.ts'
 import type { Outcome, PluginFactory } from '../../gateway/pipeline/types.ts'
 import type { ExecutionLogSink } from '../../store/execution-log-writer.ts'
 import { JsonText } from '../../store/execution-log-rows.ts'
@@ -121,8 +121,9 @@ export const executionLogPlugin: PluginFactory<ExecutionLogConfig> = {
       // A native-only Messages request is logged as it went upstream (its server tools included), not as its canonical form.
       const req = captureBody(nativeRequestOf(ctx) ?? ctx.chat ?? ctx.embedding, storeRequest, maxRequestBytes, redact)
       rows.enqueue({
-        // The generated request id is a unique UUIDv7 already; a client's own id may repeat, so the row gets its own.
-        id: ctx.id === ctx.generatedId ? ctx.id : uuidv7(),
+        // The generated request id (a UUIDv7), also when the client sent its own id (which may repeat): unique per
+        // request and known from its start, so the execute route answers it as the execution id (admin/execute.ts).
+        id: ctx.generatedId,
         requestId: ctx.id,
         deploymentId: uuidOrNull(exec.deploymentId),
         provider: ctx.providerName,

@@ -188,14 +188,54 @@ describe.each(engines)('prompt lifecycle on $name', (engine) => {
     await executionLog.flush()
     const byId = await t.api('GET', `executions/${long}`)
     expect(byId.status, byId.text).toBe(200)
-    expect(byId.body).toMatchObject({ request_id: long, deployment_id: depId })
+    expect(byId.body).toMatchObject({ id: r.body.execution_id, request_id: long, deployment_id: depId })
     const listed = await t.api('GET', `executions?request_id=${long}`)
     expect(listed.status, listed.text).toBe(200)
-    expect(listed.body.data.map((x: { id: string; request_id: string }) => [x.id, x.request_id])).toEqual([[byId.body.id, long]])
-    expect((await t.api('GET', `executions/${r.body.execution_id}`)).body.id).toBe(byId.body.id)
+    expect(listed.body.data.map((x: { id: string; request_id: string }) => [x.id, x.request_id])).toEqual([[r.body.execution_id, long]])
     expect((await t.api('GET', `executions/${long}X`)).status).toBe(404)
     const tooLong = await t.api('GET', `executions?request_id=${long}X`)
     expect(tooLong.status).toBe(400)
     expect(tooLong.body.error).toMatchObject({ code: 'MCP_ERR_ADMIN_QUERY_INVALID', param: 'request_id' })
+  })
+
+  it('a reused x-request-id: each execute answers the execution_id of its own row', async () => {
+    const { depId } = await deployment('reused-request-id')
+    const rid = `reused-${Date.now()}`
+    const calls: { executionId: string; header: string | null; status: number }[] = []
+    for (const name of ['FIRST', 'SECOND']) {
+      const r = await t.data('POST', '/api/v1/mcp/execute', { deployment_id: depId, variables: { name } }, { 'x-request-id': rid })
+      expect(r.status, r.text).toBe(200)
+      expect(r.headers.get('x-request-id')).toBe(rid)
+      calls.push({ executionId: r.body.execution_id, header: r.headers.get('x-mcp-execution-id'), status: r.status })
+    }
+    // Streamed: the execution chunk says the same.
+    const sse = await t.data('POST', '/api/v1/mcp/execute', { deployment_id: depId, variables: { name: 'THIRD' }, stream: true }, { 'x-request-id': rid })
+    const events = sse.text.split('\n\n').filter(Boolean).map((e) => e.replace(/^data: /, ''))
+    calls.push({ executionId: JSON.parse(events.at(-2)!).execution.execution_id, header: sse.headers.get('x-mcp-execution-id'), status: sse.status })
+    for (const c of calls) expect(c.header).toBe(c.executionId)
+    expect(new Set(calls.map((c) => c.executionId)).size).toBe(3)
+    await executionLog.flush()
+    for (const [i, name] of ['FIRST', 'SECOND', 'THIRD'].entries()) {
+      const g = await t.api('GET', `executions/${calls[i]!.executionId}`)
+      expect(g.status, g.text).toBe(200)
+      expect(g.body.id).toBe(calls[i]!.executionId)
+      expect(g.body.request.messages[0].content, name).toBe(`echo Hello ${name}`)
+    }
+    // The request id still finds them: the first under it, the others renamed.
+    const listed = await t.api('GET', `executions?deployment_id=${depId}`)
+    expect(listed.body.data.map((x: { request_id: string }) => x.request_id).sort()).toEqual(
+      [rid, `${rid}~${calls[1]!.executionId}`, `${rid}~${calls[2]!.executionId}`].sort())
+    expect((await t.api('GET', `executions/${rid}`)).body.id).toBe(calls[0]!.executionId)
+  })
+
+  it('a client request id equal to another row id does not hide that row from GET /executions/{id}', async () => {
+    const { depId } = await deployment('uuid-request-id')
+    const a = await t.data('POST', '/api/v1/mcp/execute', { deployment_id: depId, variables: { name: 'A' } })
+    expect(a.status, a.text).toBe(200)
+    const b = await t.data('POST', '/api/v1/mcp/execute', { deployment_id: depId, variables: { name: 'B' } }, { 'x-request-id': a.body.execution_id })
+    expect(b.status, b.text).toBe(200)
+    await executionLog.flush()
+    expect((await t.api('GET', `executions/${a.body.execution_id}`)).body.request.messages[0].content).toBe('echo Hello A')
+    expect((await t.api('GET', `executions/${b.body.execution_id}`)).body.request.messages[0].content).toBe('echo Hello B')
   })
 })
