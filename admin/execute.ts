@@ -19,7 +19,11 @@ import { pickVersion, promptEnvKey, type Snapshot, type SnapshotDeployment, type
 import { renderTemplate, TemplateTooLargeError, TemplateVariablesError } from './template.ts'
 import { toolChoiceProblem } from './tool-choice.ts'
 
-/** Which deployment and version served a request; the execution log records it. */
+/**
+ * Which deployment and version served a request; the execution log records it. Set as soon as the deployment is
+ * identified, so a refused execute (409 paused, 422 variables, 400 tool_choice) is recorded with its deployment too;
+ * the version is null until one is picked.
+ */
 export interface ExecutionSlot {
   /**
    * The id of this execution's row in the execution log (its `id` column: the request's generated UUIDv7, which the
@@ -28,8 +32,8 @@ export interface ExecutionSlot {
   executionId: string
   deploymentId: string
   promptId: string
-  promptVersionId: string
-  version: number
+  promptVersionId: string | null
+  version: number | null
   environment: string
   /** Traffic label of the chosen version ('canary', ...), when the deployment splits traffic. */
   label: string | null
@@ -157,10 +161,27 @@ export function executeRouteSpec(snapshot: () => Snapshot, environments: readonl
       if (!validators.execute(json)) throw bodyError(validators.execute.errors())
       const body = json
       const d = findDeployment(snapshot(), environments, body, ctx)
+      // From here a refusal is this deployment's: its row records the deployment (and the version once picked).
+      const execution: ExecutionSlot = {
+        executionId: ctx.generatedId,
+        deploymentId: d.id,
+        promptId: d.promptId,
+        promptVersionId: null,
+        version: null,
+        environment: d.environment,
+        label: null,
+        team: d.team,
+      }
+      ctx.slots.execution = execution
       checkScopes(ctx, d)
+      ctx.responseHeaders['x-mcp-execution-id'] = execution.executionId
+      ctx.responseHeaders['x-mcp-deployment-id'] = d.id
       if (d.status !== 'active') throw new GatewayError('MCP_ERR_EXEC_DEPLOYMENT_INACTIVE', { id: d.id, status: d.status }, { details: 'execute.deployment_inactive' })
       const slice = pickVersion(d)
       const v = slice.version
+      execution.promptVersionId = v.id
+      execution.version = v.version
+      execution.label = d.traffic.length > 1 ? slice.label : null
       const supplied = new Set(Object.keys(body.variables ?? {}))
       const vars = { ...(d.config.default_variables ?? {}), ...(body.variables ?? {}) }
       const messages = renderVersion(v, vars, supplied, d.variableNames)
@@ -180,18 +201,6 @@ export function executeRouteSpec(snapshot: () => Snapshot, environments: readonl
       ctx.requestedModel = model
       ctx.stream = stream
       ctx.includeUsage = false
-      ctx.slots.execution = {
-        executionId: ctx.generatedId,
-        deploymentId: d.id,
-        promptId: d.promptId,
-        promptVersionId: v.id,
-        version: v.version,
-        environment: d.environment,
-        label: d.traffic.length > 1 ? slice.label : null,
-        team: d.team,
-      }
-      ctx.responseHeaders['x-mcp-execution-id'] = ctx.generatedId
-      ctx.responseHeaders['x-mcp-deployment-id'] = d.id
       ctx.responseHeaders['x-mcp-prompt-version-id'] = v.id
       ctx.responseHeaders['x-mcp-prompt-version'] = String(v.version)
     },

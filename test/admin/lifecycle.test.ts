@@ -3,7 +3,7 @@
  * create a prompt, version 1, deploy to staging, execute (admin port and data plane, JSON and SSE), version 2,
  * deploy it, roll back, promote — and every execution says which version answered it.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { startOpenAIMock, type OpenAIMock } from '../helpers/openai-mock.ts'
 import { pino } from 'pino'
 import { registerExecutionRoutes } from '../../admin/routes/executions.ts'
@@ -237,5 +237,34 @@ describe.each(engines)('prompt lifecycle on $name', (engine) => {
     await executionLog.flush()
     expect((await t.api('GET', `executions/${a.body.execution_id}`)).body.request.messages[0].content).toBe('echo Hello A')
     expect((await t.api('GET', `executions/${b.body.execution_id}`)).body.request.messages[0].content).toBe('echo Hello B')
+  })
+
+  it('refused executes (422 variables, 400 tool_choice, 409 paused) are recorded with their deployment', async () => {
+    const { depId, versionId } = await deployment('refused-executes')
+    const refused: { rid: string; status: number; version: string | null }[] = []
+    const send = async (rid: string, body: Record<string, unknown>, status: number, version: string | null) => {
+      const r = await t.data('POST', '/api/v1/mcp/execute', { deployment_id: depId, ...body }, { 'x-request-id': rid })
+      expect(r.status, r.text).toBe(status)
+      expect(r.headers.get('x-mcp-deployment-id')).toBe(depId)
+      expect(r.headers.get('x-mcp-execution-id')).toMatch(/^[0-9a-f-]{36}$/)
+      refused.push({ rid, status, version })
+      return r.headers.get('x-mcp-execution-id')!
+    }
+    const tag = `refused-${Date.now()}`
+    const badVars = await send(`${tag}-vars`, { variables: { name: 1 } }, 422, versionId)
+    await send(`${tag}-unknown`, { variables: { name: 'x', nope: 1 } }, 422, versionId)
+    await send(`${tag}-choice`, { variables: { name: 'x' }, parameters: { tool_choice: 'required' } }, 400, versionId)
+    const put = await t.api('PUT', `deployments/${depId}`, { status: 'paused' }, { 'if-match': '*' })
+    expect(put.status, put.text).toBe(200)
+    await vi.waitFor(async () => expect((await t.data('POST', '/api/v1/mcp/execute', { deployment_id: depId }, { 'x-request-id': `${tag}-wait` })).status).toBe(409))
+    await send(`${tag}-paused`, {}, 409, null)
+    await executionLog.flush()
+    const listed = await t.api('GET', `executions?deployment_id=${depId}&limit=200`)
+    expect(listed.status, listed.text).toBe(200)
+    const rows = new Map(listed.body.data.map((x: { request_id: string }) => [x.request_id, x]))
+    for (const want of refused) {
+      expect(rows.get(want.rid), want.rid).toMatchObject({ deployment_id: depId, prompt_version_id: want.version, status: 'error', metrics: { status: want.status } })
+    }
+    expect((await t.api('GET', `executions/${badVars}`)).body).toMatchObject({ request_id: `${tag}-vars`, deployment_id: depId, prompt_version_id: versionId })
   })
 })
