@@ -21,7 +21,10 @@ export interface ExecutionLogConfig {
    * so 'full' adds nothing yet. 'none' leaves the column NULL.
    */
   storeResponse: Capture
-  /** A request body larger than this (JSON bytes, approximately) is stored as {truncated, bytes, sha256, head}. */
+  /**
+   * A request body whose JSON text (UTF-8 bytes, as stored: escapes included) is larger than this is stored as
+   * {truncated, bytes, sha256, head}.
+   */
   maxRequestBytes: number
   maxResponseBytes: number
   /** JSON keys (exact names, at any depth) whose values are replaced by "[redacted]" in stored bodies. */

@@ -21,7 +21,7 @@ import { openStore } from '../../store/index.ts'
 import type { Store } from '../../store/types.ts'
 import { ADMIN_KEY, testSettings } from '../../test/helpers/gateway.ts'
 import { startOpenAIMock, type OpenAIMock } from '../../test/helpers/openai-mock.ts'
-import { captureBody } from './capture.ts'
+import { captureBody, jsonStringBytes } from './capture.ts'
 import type { ExecutionLogConfig } from './config.ts'
 import { executionLogPlugin, statusOf } from './index.ts'
 import type { RequestCtx } from '../../gateway/context.ts'
@@ -88,6 +88,37 @@ describe('request capture', () => {
       expect((c.value as { truncated: boolean }).truncated).toBe(true)
       expect(Buffer.byteLength(JSON.stringify(c.value))).toBeLessThanOrEqual(4096)
     }
+  })
+
+  it('maxRequestBytes caps the JSON stored, not the raw values: bodies that grow when escaped are truncated', () => {
+    // Each under 65,536 counted raw (one character per character, 8 bytes per number), 86-360 KB as JSON.
+    const bodies = {
+      controls: { model: 'm', messages: [{ role: 'user', content: '\u0001'.repeat(60_000) }] },
+      quotes: { model: 'm', messages: [{ role: 'user', content: '"'.repeat(60_000) }] },
+      floats: { model: 'm', messages: [{ role: 'user', content: 'x' }], logit_bias: Object.fromEntries(Array.from({ length: 3000 }, (_, i) => [String(i), -1.2345678901234567])) },
+    }
+    for (const [name, b] of Object.entries(bodies)) {
+      expect(Buffer.byteLength(JSON.stringify(b)), name).toBeGreaterThan(65_536)
+      const c = captureBody(b, 'full', 65_536, REDACT)
+      expect(c.value, name).toMatchObject({ truncated: true, bytes: Buffer.byteLength(JSON.stringify(b)) })
+      expect(Buffer.byteLength(JSON.stringify(c.value)), name).toBeLessThanOrEqual(65_536)
+    }
+  })
+
+  it('measures the JSON size exactly when a body is near the cap, and keeps one that fits', () => {
+    const strings = ['', 'plain', 'tab\there "q" \\ \b\f\n\r', '\u0000\u001f\u007f', 'é ü ß', '€ 中文', '😀 pair', 'lone \ud800 high', 'lone \udc00 low', 'end \ud83d', '\u2028\u2029']
+    for (const s of strings) expect(jsonStringBytes(s), JSON.stringify(s)).toBe(Buffer.byteLength(JSON.stringify(s)))
+    let all = ''
+    for (let c = 0; c < 0x10000; c++) all += String.fromCharCode(c)
+    expect(jsonStringBytes(all)).toBe(Buffer.byteLength(JSON.stringify(all)))
+    // Near the cap, so the exact walk runs: the size is JSON.stringify's, to the byte, and the body is kept.
+    const body = { model: 'm', n: 3, t: 0.123456789, ok: true, no: false, none: null, skip: undefined, list: [1, 'a', null, []], o: {},
+      messages: [{ role: 'user', content: 'é"\n\u0001😀'.repeat(900) }] }
+    const size = Buffer.byteLength(JSON.stringify(body))
+    const kept = captureBody(body, 'full', size, REDACT)
+    expect(kept.value).toBe(body)
+    expect(kept.bytes).toBe(size)
+    expect(captureBody(body, 'full', size - 1, REDACT).value).toMatchObject({ truncated: true, bytes: size })
   })
 
   it('metadata keeps parameters and counts, no content; none keeps nothing', () => {
@@ -331,6 +362,23 @@ describe('execution-log through the gateway', () => {
     const row = await rowOf('el-big')
     expect(row['request']).toMatchObject({ truncated: true, sha256: expect.stringMatching(/^[0-9a-f]{64}$/) as unknown })
     expect((row['request'] as { bytes: number }).bytes).toBeGreaterThan(10_000)
+  })
+
+  it('caps at maxRequestBytes the JSON stored: control characters, quotes and long floats count as they are written', async () => {
+    // Under the 2,048 cap counted raw; 3.9-11 KB as JSON.
+    const bodies = {
+      controls: { model: 'mock/gpt-4o', messages: [{ role: 'user', content: '\u0001'.repeat(1_900) }] },
+      quotes: { model: 'mock/gpt-4o', messages: [{ role: 'user', content: '"'.repeat(1_900) }] },
+      floats: { model: 'mock/gpt-4o', messages: [{ role: 'user', content: 'x' }], logit_bias: Object.fromEntries(Array.from({ length: 100 }, (_, i) => [String(i), -1.2345678901234567])) },
+    }
+    for (const [name, b] of Object.entries(bodies)) {
+      const res = await post('/v1/chat/completions', b, { 'x-request-id': `el-escaped-${name}` })
+      expect(res.status, name).toBe(200)
+      await res.text()
+      const row = await rowOf(`el-escaped-${name}`)
+      expect(row['request'], name).toMatchObject({ truncated: true })
+      expect(Buffer.byteLength(JSON.stringify(row['request'])), name).toBeLessThanOrEqual(2048)
+    }
   })
 
   it('lists executions newest first, with filters and keyset pagination that visits every row once', async () => {
