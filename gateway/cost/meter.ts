@@ -22,7 +22,7 @@
  */
 import type { Logger } from 'pino'
 import type { AttemptRecord, RequestCtx } from '../context.ts'
-import type { CounterChild, Metrics } from '../metrics.ts'
+import type { Counter, CounterChild, Metrics } from '../metrics.ts'
 import type { Usage } from '../../providers/types.ts'
 import { PriceCatalogue, pricedTier, type CostBreakdown, type PriceEntry, type ServiceTier, type TokenPrices } from './catalogue.ts'
 import { Pricing } from './pricing.ts'
@@ -47,7 +47,10 @@ export interface CostMeterOptions {
   estimateWhenMissing?: boolean
   metrics: Metrics
   logger: Logger
-  /** Distinct (provider, model) label pairs before further ones share model="_other". Default 1000. */
+  /**
+   * Distinct (provider, model) label pairs, counted over every meter on `metrics` (reloads, per-route overrides), before
+   * further ones share model="_other". Default 1000.
+   */
   maxSeries?: number
   /** Minimum time between two warnings for the same unknown model. Default 10 min. */
   warnIntervalMs?: number
@@ -72,6 +75,14 @@ const ZERO: Usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 }
 const ZERO_PRICES: TokenPrices = { input: 0, cachedInput: 0, cacheWrite: 0, cacheWrite1h: 0, output: 0, reasoning: 0, effectiveFrom: 0 }
 const PRICES_TTL_MS = 60_000
 const OVERFLOW = '_other'
+
+/**
+ * The (provider, model) label pairs that have their own series in a registry, shared by every CostMeter counting into
+ * it (keyed by its mcp_cost_usd_total counter). A reload that changes the cost-meter config builds a new meter and a
+ * per-route override another, while the registry keeps every child they made: maxSeries bounds this set, not one
+ * meter's own count (which restarted at 0 with each meter: five reloads took a bound of 50 to 267 series).
+ */
+const LABELLED = new WeakMap<Counter, Set<string>>()
 
 interface Series {
   readonly provider: string
@@ -104,7 +115,8 @@ export class CostMeter {
   readonly #series = new Map<string, Map<string, Series>>()
   /** provider → the series of its models past maxSeries (model="_other"). */
   readonly #overflow = new Map<string, Series>()
-  #seriesCount = 0
+  /** The registry's label pairs with a series of their own (LABELLED), this meter's included. */
+  readonly #labelled: Set<string>
   readonly #m: {
     cost: ReturnType<Metrics['counter']>
     tokens: ReturnType<Metrics['counter']>
@@ -129,6 +141,9 @@ export class CostMeter {
       unknown: m.counter('mcp_cost_unknown_model_total', 'Answers from a model missing from the price catalogue (cost unknown)', ['provider', 'model']),
       missing: m.counter('mcp_cost_usage_missing_total', 'Answers without usage, not estimated (estimateWhenMissing: false): cost unknown', ['provider', 'model']),
     }
+    let labelled = LABELLED.get(this.#m.cost)
+    if (!labelled) { labelled = new Set(); LABELLED.set(this.#m.cost, labelled) }
+    this.#labelled = labelled
   }
 
   /** The prices that apply to a provider (name and type) and model at `at`, or undefined (unknown model). */
@@ -158,15 +173,19 @@ export class CostMeter {
     let byModel = this.#series.get(provider)
     if (!byModel) { byModel = new Map(); this.#series.set(provider, byModel) }
     let s = byModel.get(model)
-    if (!s && this.#seriesCount < this.#maxSeries) {
-      s = this.#newSeries(provider, model)
-      byModel.set(model, s)
-      this.#seriesCount++
-    } else if (!s) {
-      // One overflow series per provider, kept: its unknown-model warnings are rate-limited like any other series'
-      // (a new object per request warned on every request).
-      s = this.#overflow.get(provider)
-      if (!s) { s = this.#newSeries(provider, OVERFLOW); this.#overflow.set(provider, s) }
+    if (!s) {
+      // A pair another meter of the registry already labelled keeps its series; a new one takes a place if any is left.
+      const pair = `${provider}\u0000${model}`
+      if (this.#labelled.has(pair) || this.#labelled.size < this.#maxSeries) {
+        this.#labelled.add(pair)
+        s = this.#newSeries(provider, model)
+        byModel.set(model, s)
+      } else {
+        // One overflow series per provider, kept: its unknown-model warnings are rate-limited like any other series'
+        // (a new object per request warned on every request).
+        s = this.#overflow.get(provider)
+        if (!s) { s = this.#newSeries(provider, OVERFLOW); this.#overflow.set(provider, s) }
+      }
     }
     // The overflow series is shared: its prices are looked up per request. Others are cached for a minute, and never
     // past the next scheduled price change (from its date on, the new price applies).

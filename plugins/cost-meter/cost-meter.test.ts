@@ -282,6 +282,30 @@ describe('costOf and the billing rules', () => {
     expect(metrics.render()).toContain('mcp_tokens_total{provider="oa",model="_other",type="input"} 352')
   })
 
+  it('maxSeries bounds the registry\'s label pairs, not one meter\'s: a reload\'s or a route\'s new meter shares it', () => {
+    const { m, metrics } = meter({ maxSeries: 2 })
+    const other = new CostMeter({ metrics, logger: pino({ level: 'silent' }), maxSeries: 2 })
+    const count = (mt: CostMeter, model: string) => {
+      const ctx = fakeCtx({ model, usage: OPENAI })
+      ctx.slots['costMeter'] = mt
+      mt.count(ctx, costOf(ctx)!)
+    }
+    count(m, 'gpt-4o')
+    count(m, 'gpt-4o-mini')
+    // The second meter: a pair the first labelled keeps its series, a new one goes to _other.
+    count(other, 'gpt-4o')
+    count(other, 'gpt-4.1')
+    count(other, 'o3')
+    const text = metrics.render()
+    const models = text.split('\n').filter((l) => l.startsWith('mcp_cost_usd_total{')).map((l) => /model="([^"]*)"/.exec(l)?.[1])
+    expect(models.sort()).toEqual(['_other', 'gpt-4o', 'gpt-4o-mini'])
+    expect(text).toContain('mcp_tokens_total{provider="oa",model="gpt-4o",type="input"} 352')
+    // Another registry has its own bound.
+    const fresh = meter({ maxSeries: 2 })
+    count(fresh.m, 'o3')
+    expect(fresh.metrics.render()).toContain('mcp_cost_usd_total{provider="oa",model="o3"}')
+  })
+
   it('past maxSeries, unknown models still warn at most once per interval (not on every request)', () => {
     const { m, metrics, warnings } = meter({ maxSeries: 1 })
     for (const model of ['gpt-4o', 'gpt-9', 'gpt-9', 'gpt-9', 'gpt-10']) {

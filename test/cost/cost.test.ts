@@ -5,7 +5,7 @@
  * flagged), cut streams, failures before any answer (cost 0), and the order of onComplete hooks.
  */
 import { encode } from 'gpt-tokenizer'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { loadCatalogue, PriceCatalogue, type PriceEntry } from '../../gateway/cost/catalogue.ts'
 import { costJson } from '../../gateway/cost/meter.ts'
 import type { Usage } from '../../providers/types.ts'
@@ -303,5 +303,44 @@ describe('chain order', () => {
   it('documents the chain this suite runs: probes before and after the cost meter', () => {
     expect(CHAIN.indexOf('cost-probe-late')).toBeLessThan(CHAIN.indexOf('cost-meter'))
     expect(CHAIN.indexOf('cost-probe-early')).toBeGreaterThan(CHAIN.indexOf('cost-meter'))
+  })
+})
+
+describe('maxSeries bounds the label pairs across reloads and per-route meters', () => {
+  it('reloads that change the cost-meter config, and a route with its own cost-meter, share one bound', async () => {
+    const costMeter = (estimateWhenMissing: boolean) => ({ name: 'cost-meter', config: { maxSeries: 10, estimateWhenMissing } })
+    const override: Record<string, unknown> = {
+      providers: { om: { type: 'openai', baseUrl: openai.url, apiKey: 'sk-openai-mock' } },
+      plugins: { 'cost-meter': { maxSeries: 10 } },
+      chains: { default: CHAIN },
+      // The embeddings route has a cost-meter of its own config: another meter on the same registry.
+      routes: { embeddings: { plugins: ['request-id', 'auth', costMeter(false)] } },
+    }
+    const b = await startCostGateway(override)
+    try {
+      const series = async () => (await b.metrics()).split('\n').filter((l) => l.startsWith('mcp_cost_usd_total{') && !l.includes('model="_other"')).length
+      let n = 0
+      const embed = async (model: string) => {
+        const r = await fetch(`${b.url}/v1/embeddings`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify({ model, input: 'x' }) })
+        expect(r.status, await r.text()).toBe(200)
+      }
+      for (let round = 0; round < 4; round++) {
+        if (round > 0) {
+          // A changed cost-meter config: new meters on the default chain and on the route.
+          override['plugins'] = { 'cost-meter': { maxSeries: 10, estimateWhenMissing: round % 2 === 0 } }
+          override['routes'] = { embeddings: { plugins: ['request-id', 'auth', costMeter(round % 2 === 1)] } }
+          expect((await b.gw.reload('test')).ok).toBe(true)
+        }
+        for (let i = 0; i < 8; i++) { expect((await chat(b, `om/r${round}-chat-${i}`)).status).toBe(200); n++ }
+        for (let i = 0; i < 4; i++) await embed(`om/r${round}-embed-${i}`)
+        await b.completed(n)
+        // The embeddings route's meter counts after its last byte: waited for.
+        await vi.waitFor(async () => expect(await series(), `round ${round}`).toBe(10), { timeout: 2000, interval: 20 })
+      }
+      // Further models are still counted, under model="_other".
+      expect(await b.metrics()).toMatch(/mcp_cost_usd_total\{provider="om",model="_other"\}/)
+    } finally {
+      await b.close()
+    }
   })
 })
