@@ -43,9 +43,12 @@ export interface AttemptRecord {
 export type Operation = 'chat' | 'embeddings' | 'models' | 'execute'
 
 export class RequestCtx {
-  /** The request id: generated (a UUIDv7), or the client's x-request-id (request-id plugin), or the execution id. */
+  /** The request id: generated (a UUIDv7), or the client's x-request-id (request-id plugin). */
   id: string
-  /** The id the gateway generated for this request (unique; `id` may since have been replaced). */
+  /**
+   * The id the gateway generated for this request (unique; `id` may since have been replaced): also the id of its
+   * execution-log row, which the execute route answers as `execution_id`.
+   */
   readonly generatedId: string
   readonly route: CompiledRoute
   readonly pipeline: Pipeline
