@@ -313,7 +313,7 @@ describe.each(engines)('store on $name', (engine) => {
       await ensurePartitions(blank, new Date('2023-04-10T00:00:00Z'), 0) // created after the migration
       const { rows: widths } = await blank.query<{ relname: string; width: number }>(
         `SELECT c.relname, a.atttypmod - 4 AS width FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'request_id'
-         WHERE c.relname = 'execution_logs' OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'execution_logs'::regclass)
+         WHERE c.oid = 'execution_logs'::regclass OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'execution_logs'::regclass)
          ORDER BY 1`,
       )
       expect(widths.map((w) => w.relname)).toEqual(expect.arrayContaining([
