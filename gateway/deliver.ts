@@ -8,12 +8,13 @@ import { GatewayError } from './errors.ts'
 import type { RequestCtx } from './context.ts'
 import type { Inbound } from './inbound/types.ts'
 import type { RawUpstream, UpstreamResponse } from './pipeline/types.ts'
-import { createSseParser, feedBounded, type SseParser } from '../providers/shared/sse.ts'
+import { createSseParser, feedBounded, MAX_EVENT_CHARS, type SseEvent, type SseParser } from '../providers/shared/sse.ts'
 import type { ChatChunk, ChatStream, FinishReason, TextLane, Usage } from '../providers/types.ts'
 import { deliverNativeMessages } from './upstream/native-messages.ts'
 import { createHeldBytes, redactionOf, takeHeld, takeRead, terminated, writeRawHead } from './raw-bytes.ts'
 import { cutAttempt, usageWithAttempts } from './cost/attempt-usage.ts'
 import { BodyKeeper } from './usage-extract.ts'
+import { looksCompact, parseEventFacts, spacedKeyBefore, spacedUsage } from './event-shape.ts'
 
 const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' }
 
@@ -196,19 +197,31 @@ export function hasUsageObject(d: string): boolean {
 }
 
 const CHOICES_KEY = '"choices":'
+const CHOICES_NAME = '"choices"'
 
 /**
  * The event is a JSON object with `"choices":[]` (the usage-only chunk a forced include_usage adds). Searched as
  * `[]` and then the key before it: a two-character search is a plain scan, where `includes('"choices":[]')` sets up
  * a Boyer-Moore-Horspool table per call (about 200 ns an event). Inside a JSON string quotes are escaped, so the key
- * only matches for real.
+ * only matches for real. Only at a `[]` after whitespace (`"choices": []`, Python's json.dumps) is the key looked
+ * for across the whitespace.
  */
 export function hasEmptyChoices(d: string): boolean {
   if (d.charCodeAt(0) !== 123 /* '{' */) return false
   for (let i = d.indexOf('[]'); i !== -1; i = d.indexOf('[]', i + 2)) {
     if (i >= CHOICES_KEY.length && d.startsWith(CHOICES_KEY, i - CHOICES_KEY.length)) return true
+    const c = d.charCodeAt(i - 1)
+    if ((c === 32 || c === 10 || c === 9 || c === 13) && spacedKeyBefore(d, i, CHOICES_NAME)) return true
   }
   return false
+}
+
+/**
+ * The usage-only chunk: no choices and a usage object (Azure's prompt_filter_results event has no usage). The usage
+ * is looked for by parsing only in an event that is not compact JSON, where the search for `"usage":{` is blind.
+ */
+export function isUsageOnly(d: string): boolean {
+  return hasEmptyChoices(d) && (hasUsageObject(d) || spacedUsage(d))
 }
 
 const ERROR_EVENT = '{"error"'
@@ -218,7 +231,8 @@ const ERROR_EVENT = '{"error"'
  * provider maps it: its status from a numeric `code` (vLLM, llama.cpp), else 502. Undefined for any other event.
  */
 function upstreamErrorEvent(ctx: RequestCtx, d: string): GatewayError | undefined {
-  if (!d.startsWith(ERROR_EVENT)) return undefined
+  // A pretty-printed event (`{` and a line break) is parsed too; Python's `{"error": {...}}` starts like a compact one.
+  if (!d.startsWith(ERROR_EVENT) && (d.charCodeAt(1) === 34 /* '"' */ || !d.includes('"error"'))) return undefined
   let payload: unknown
   try { payload = (JSON.parse(d) as { error?: unknown }).error } catch { return undefined }
   if (payload === undefined) return undefined
@@ -242,6 +256,11 @@ function ours(g: GatewayError): boolean {
   return g.details === 'upstream.malformed_event' || g.details === 'upstream.event_too_large'
 }
 
+/** The event re-framed as SSE, one `data:` line for each of its lines (a data field cannot hold a line break). */
+function framed(d: string): string {
+  return `data: ${d.replaceAll('\n', '\ndata: ')}\n\n`
+}
+
 /**
  * Pass-through: upstream bytes go to the client as they come, with backpressure both ways.
  * For streams an SSE tap watches for the end marker and the usage event without re-encoding.
@@ -253,12 +272,17 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
   const redaction = redactionOf(ctx.adapter?.passthrough)
   let sawDone = false
   let sawFinish = false
+  let sawUsage = false
   /** The stream failed inside an event (malformed, or the upstream's error event before [DONE]): it ends here. */
   let failure: GatewayError | undefined
+  /** The tap saw the stream fail inside a read (failure is set). Checked once a read. */
+  let stopped = false
   let finished = false
   // When the gateway asked upstream for usage the client did not ask for, events are re-framed one by
   // one and the usage-only event is dropped; otherwise upstream bytes go through untouched.
   const filter = ctx.stream && ctx.usageForced
+  /** The upstream was asked for a usage chunk (by the client, or by the gateway): a stream complete without [DONE] has it. */
+  const usageAsked = ctx.includeUsage || ctx.usageForced
   let out = ''
   // The last TAIL events, read once when the stream ends (readTail): searching every event for a string
   // finish_reason and a usage object cost about 300 ns an event; both sit at a stream's end.
@@ -271,8 +295,8 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
     ctx.streamEvents += events
     // For gen_ai.response.model, read only if asked (RequestCtx.responseModel).
     if (events > 0) ctx.lastEvent = recent[(events - 1) % TAIL]
-    let usage = false
-    for (let k = 0; k < Math.min(events, TAIL); k++) {
+    const n = Math.min(events, TAIL)
+    for (let k = 0; k < n; k++) {
       const d = recent[(events - 1 - k) % TAIL]!
       if (!sawFinish && hasStringFinish(d)) {
         sawFinish = true
@@ -281,37 +305,62 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
         if (m !== null) ctx.finishReason = m[1] as FinishReason
       }
       // The newest usage object wins (servers that report usage on every chunk report running totals).
-      if (!usage && hasUsageObject(d)) {
-        try { const u = (JSON.parse(d) as { usage?: Usage }).usage; if (u) { ctx.usage = u; usage = true } } catch { /* malformed: judged at the end */ }
+      if (!sawUsage && hasUsageObject(d)) {
+        try { const u = (JSON.parse(d) as { usage?: Usage }).usage; if (u) { ctx.usage = u; sawUsage = true } } catch { /* malformed: judged at the end */ }
       }
+    }
+    // The searches above only see compact JSON's keys. When one found nothing it was looking for, the events in another
+    // serialization (Python's `"finish_reason": "stop"`, pretty-printed ones) are parsed for it: never in a compact stream.
+    if (sawFinish && (sawUsage || !usageAsked)) return
+    for (let k = 0; k < n; k++) {
+      const d = recent[(events - 1 - k) % TAIL]!
+      if (looksCompact(d)) continue
+      const f = parseEventFacts(d)
+      if (!f) continue
+      if (!sawFinish && f.finish !== undefined) { sawFinish = true; ctx.finishReason = f.finish }
+      if (!sawUsage && f.usage !== undefined) { ctx.usage = f.usage; sawUsage = true }
     }
   }
   /** The upstream's own error event among the last ones (an OpenAI-style `{"error": ...}` event), looked at once, at the end. */
   const lastError = (): GatewayError | undefined => (events > 0 ? upstreamErrorEvent(ctx, recent![(events - 1) % TAIL]!) : undefined)
-  const tap = recent
-    ? createSseParser((ev) => {
-        const d = ev.data
-        // The usage-only event has no choices and a usage object; Azure's prompt_filter_results event has no usage.
-        if (filter && !(hasEmptyChoices(d) && hasUsageObject(d))) out += `data: ${d}\n\n`
-        if (d === '[DONE]') {
-          // An error event then [DONE] (vLLM, llama.cpp): the stream failed; a [DONE] after it would look complete.
-          const g = lastError()
-          if (g) failure = g
-          else sawDone = true
-          return
-        }
-        if (d.charCodeAt(0) !== 123 || d.charCodeAt(d.length - 1) !== 125) {
-          failure = new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider: ctx.providerName, reason: 'malformed event in the stream' }, { details: 'upstream.malformed_event' })
-          return
-        }
-        recent[events++ % TAIL] = d
-      })
-    : undefined
+  const malformed = (): GatewayError => new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider: ctx.providerName, reason: 'malformed event in the stream' }, { details: 'upstream.malformed_event' })
+  const onEvent = (ev: SseEvent): void => {
+    let d = ev.data
+    if (d.charCodeAt(0) !== 123 || d.charCodeAt(d.length - 1) !== 125) {
+      // Not an object as compact JSON sends it: [DONE], an object with whitespace around it, or a malformed event.
+      const t = d.trim()
+      if (t === '[DONE]') {
+        if (filter) out += 'data: [DONE]\n\n'
+        // An error event then [DONE] (vLLM, llama.cpp): the stream failed; a [DONE] after it would look complete.
+        const g = lastError()
+        if (g) { failure = g; stopped = true } else sawDone = true
+        return
+      }
+      if (t.charCodeAt(0) !== 123 || t.charCodeAt(t.length - 1) !== 125) {
+        failure = malformed()
+        stopped = true
+        return
+      }
+      d = t
+    }
+    // The usage-only event has no choices and a usage object; Azure's prompt_filter_results event has no usage.
+    if (filter && !isUsageOnly(d)) out += `data: ${d}\n\n`
+    recent![events++ % TAIL] = d
+  }
+  // An event of several data lines (pretty-printed JSON): re-framed line by line when the filter writes it again.
+  const onJoined = filter
+    ? (ev: SseEvent): void => {
+        const from = out.length
+        onEvent(ev)
+        if (out.length > from) out = out.slice(0, from) + framed(out.slice(from + 6, -2))
+      }
+    : onEvent
+  const tap = recent ? createSseParser(onEvent, undefined, MAX_EVENT_CHARS, onJoined) : undefined
   /** The tap reads a read (an event that outgrew its bound fails the stream, as a malformed one does). */
   const feedTap = (p: SseParser, chunk: Buffer): void => {
     // (The tap's own callback sets `failure` too, while it reads: only an error of the bound is assigned here.)
     const g = failure ? undefined : feedBounded(p, chunk, ctx.providerName)
-    if (g) failure = g
+    if (g) { failure = g; stopped = true }
   }
   const parts: BodyKeeper | undefined = ctx.stream ? undefined : new BodyKeeper(ctx.embedding !== undefined)
   /**
@@ -338,14 +387,14 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
     const forward = (chunk: Buffer): boolean => {
       if (tap) {
         feedTap(tap, chunk)
-        if (failure) {
-          if (ours(failure)) fail(failure)
+        if (stopped) {
+          if (ours(failure!)) fail(failure!)
           else {
             // The upstream's error event reached the client as it came: what came before the [DONE] goes, then the end.
             const i = chunk.lastIndexOf('data: [DONE]')
             const head = filter ? out.slice(0, out.lastIndexOf('data: [DONE]')) : i > 0 ? chunk.subarray(0, i) : ''
             ctx.upstreamEnd = performance.now()
-            markFailed(ctx, failure)
+            markFailed(ctx, failure!)
             if (!res.destroyed) res.end(head)
             done()
           }
@@ -379,7 +428,11 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
           if (last) feedTap(tap, last)
           tap.end()
           readTail()
-          if (failure === undefined && (sawDone || sawFinish)) {
+          // Without [DONE], a finish reason makes the stream complete unless the upstream's error event came after it,
+          // or the usage chunk asked for is missing (OpenAI sends it after the finish, before [DONE]: a stream without
+          // either was cut there).
+          const complete = failure === undefined && (sawDone || (sawFinish && (sawUsage || !usageAsked) && lastError() === undefined))
+          if (complete) {
             if (!res.destroyed) {
               if (filter) { if (out !== '') res.write(out) } else if (last) res.write(terminated(last))
               // Upstream ended cleanly without the terminator: finalise promptly for the client.
@@ -390,7 +443,10 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
             // already, or gets it now when it was the unterminated last event. Otherwise the stream was cut, maybe inside
             // an event (held back, so never sent), or its last event was one the gateway could not read: say so.
             const upstream = failure !== undefined && ours(failure) ? undefined : failure ?? lastError()
-            const g = upstream ?? failure ?? new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider: ctx.providerName, reason: 'the stream ended before the completion finished' }, { details: 'upstream.stream_cut' })
+            const reason = sawFinish && !sawUsage && failure === undefined
+              ? 'the stream ended after the finish without the usage chunk or [DONE]'
+              : 'the stream ended before the completion finished'
+            const g = upstream ?? failure ?? new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider: ctx.providerName, reason }, { details: 'upstream.stream_cut' })
             markFailed(ctx, g)
             if (!res.destroyed) {
               if (!upstream) res.write(inbound.createStreamEncoder(ctx.requestedModel, ctx.includeUsage, ctx).error(g))

@@ -84,7 +84,12 @@ function heldLine(tail: string, pieces: string[] | undefined): string {
   return pieces === undefined ? tail : pieces.join('')
 }
 
-export function createSseParser(onEvent: (ev: SseEvent) => void, fast?: SseFastEvent, maxEventChars = MAX_EVENT_CHARS): SseParser {
+/**
+ * `onJoined`, when given, is called instead of `onEvent` for an event of more than one data line (its lines joined
+ * with LF, as the standard says): a consumer that writes events out again (the pass-through tap's re-framing) learns
+ * so without searching every event's data for a line break.
+ */
+export function createSseParser(onEvent: (ev: SseEvent) => void, fast?: SseFastEvent, maxEventChars = MAX_EVENT_CHARS, onJoined: (ev: SseEvent) => void = onEvent): SseParser {
   const fastPattern = fast?.pattern
   if (fastPattern && !fastPattern.sticky) throw new Error('createSseParser: the fast event pattern must be sticky (y)')
   const decoder = new StringDecoder('utf8')
@@ -106,9 +111,15 @@ export function createSseParser(onEvent: (ev: SseEvent) => void, fast?: SseFastE
 
   function dispatch(): void {
     if (sawField && data !== undefined) {
-      const ev: SseEvent = { event: event || 'message', data: more === undefined ? data : [data, ...more].join('\n') }
-      if (id !== undefined) ev.id = id
-      onEvent(ev)
+      if (more === undefined) {
+        const ev: SseEvent = { event: event || 'message', data }
+        if (id !== undefined) ev.id = id
+        onEvent(ev)
+      } else {
+        const ev: SseEvent = { event: event || 'message', data: [data, ...more].join('\n') }
+        if (id !== undefined) ev.id = id
+        onJoined(ev)
+      }
     }
     event = ''
     data = undefined

@@ -31,8 +31,9 @@ const SCRIPTS: Record<string, Script> = {
   'reset-mid-event': { steps: [HEAD, NEXT.slice(0, 40)], end: 'reset' },
   // Events split across reads at awkward places (inside the JSON, between the two newlines), then complete.
   split: { steps: [HEAD + NEXT.slice(0, 25), NEXT.slice(25, -1), NEXT.slice(-1) + FINISH.slice(0, 10), FINISH.slice(10) + usage + 'data: [DONE]\n\n'], end: 'end' },
-  // A complete answer whose last event has no blank line after it (then the upstream ends): still complete.
-  'finish-unterminated': { steps: [HEAD, FINISH.slice(0, -2)], end: 'end' },
+  // A complete answer whose last event (the usage chunk asked for, after the finish) has no blank line after it (then
+  // the upstream ends): still complete.
+  'finish-unterminated': { steps: [HEAD + FINISH, usage.slice(0, -2)], end: 'end' },
   'done-unterminated': { steps: [HEAD + FINISH + usage, 'data: [DONE]'], end: 'end' },
   // The upstream's own error event (OpenAI's shape), last and without its blank line: it reaches the client.
   'error-unterminated': { steps: [HEAD, 'data: {"error":{"message":"The server had an error","type":"server_error","param":null,"code":null}}'], end: 'end' },
@@ -44,8 +45,8 @@ const SCRIPTS: Record<string, Script> = {
   'cr-cut-before-blank': { steps: [cr(HEAD), cr(NEXT).slice(0, -1)], end: 'reset' },
   // Split inside the JSON and between the CR and the LF of the blank line.
   'crlf-split': { steps: [crlf(HEAD) + crlf(NEXT).slice(0, 25), crlf(NEXT).slice(25, -1), crlf(NEXT).slice(-1) + crlf(FINISH).slice(0, 10), crlf(FINISH).slice(10) + crlf(usage) + 'data: [DONE]\r\n\r\n'], end: 'end' },
-  'crlf-finish-unterminated': { steps: [crlf(HEAD) + crlf(FINISH).slice(0, -4)], end: 'end' },
-  'cr-finish-unterminated': { steps: [cr(HEAD) + cr(FINISH).slice(0, -2)], end: 'end' },
+  'crlf-finish-unterminated': { steps: [crlf(HEAD) + crlf(FINISH) + crlf(usage).slice(0, -4)], end: 'end' },
+  'cr-finish-unterminated': { steps: [cr(HEAD) + cr(FINISH) + cr(usage).slice(0, -2)], end: 'end' },
 }
 
 describe('pass-through streams cut inside an event', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { hasEmptyChoices, hasStringFinish, hasUsageObject } from '../../gateway/deliver.ts'
+import { hasEmptyChoices, hasStringFinish, hasUsageObject, isUsageOnly } from '../../gateway/deliver.ts'
+import { looksCompact, parseEventFacts } from '../../gateway/event-shape.ts'
 
 const chunk = (choices: unknown[], extra: Record<string, unknown> = {}): string =>
   JSON.stringify({ id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o', choices, ...extra })
@@ -42,5 +43,32 @@ describe('pass-through stream tap: keys found from the end', () => {
     expect(hasEmptyChoices(JSON.stringify({ x: [], choices: [] }))).toBe(true)
     expect(hasEmptyChoices('[DONE]')).toBe(false)
     expect(hasEmptyChoices('')).toBe(false)
+  })
+
+  it("sees the usage-only chunk in Python's spacing and pretty-printed, and only there", () => {
+    const u = { id: 'x', choices: [], usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 } }
+    expect(hasEmptyChoices('{"id": "x", "choices": [], "usage": {"prompt_tokens": 1}}')).toBe(true)
+    expect(hasEmptyChoices(JSON.stringify(u, null, 1))).toBe(true)
+    expect(hasEmptyChoices('{"id": "x", "choices" :\n []}')).toBe(true)
+    expect(hasEmptyChoices('{"id": "x", "choices": [{"delta": {"content": "say \\"choices\\": []"}}]}')).toBe(false)
+    expect(hasEmptyChoices('{"xchoices": []}')).toBe(false)
+    expect(isUsageOnly(JSON.stringify(u))).toBe(true)
+    expect(isUsageOnly(JSON.stringify(u, null, 1))).toBe(true)
+    expect(isUsageOnly('{"id": "x", "choices": [], "usage": {"prompt_tokens": 1}}')).toBe(true)
+    // Azure's prompt_filter_results event: no usage, compact or not.
+    expect(isUsageOnly('{"id":"","choices":[],"prompt_filter_results":[]}')).toBe(false)
+    expect(isUsageOnly('{"id": "", "choices": [], "prompt_filter_results": [], "usage": null}')).toBe(false)
+  })
+
+  it('tells compact events (whose keys the searches see) from others, which are parsed', () => {
+    expect(looksCompact(chunk([{ index: 0, delta: {}, finish_reason: 'stop' }]))).toBe(true)
+    expect(looksCompact('{"id": "x"}')).toBe(false)
+    expect(looksCompact('{\n "id": "x"\n}')).toBe(false)
+    expect(looksCompact('{}')).toBe(false)
+    expect(parseEventFacts('{"id": "x", "choices": [{"index": 0, "finish_reason": "length"}], "usage": {"prompt_tokens": 1}}'))
+      .toEqual({ finish: 'length', usage: { prompt_tokens: 1 } })
+    expect(parseEventFacts('{"choices": [{"finish_reason": null}], "usage": null}')).toEqual({ finish: undefined, usage: undefined })
+    expect(parseEventFacts('[1]')).toBeUndefined()
+    expect(parseEventFacts('{')).toBeUndefined()
   })
 })
