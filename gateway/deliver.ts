@@ -275,7 +275,7 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
   let sawUsage = false
   /** The stream failed inside an event (malformed, or the upstream's error event before [DONE]): it ends here. */
   let failure: GatewayError | undefined
-  /** The tap saw the stream fail inside a read (failure is set). Checked once a read. */
+  /** The tap saw the stream end inside a read: [DONE] (complete), or a failure (set). Checked once a read. */
   let stopped = false
   let finished = false
   // When the gateway asked upstream for usage the client did not ask for, events are re-framed one by
@@ -333,7 +333,9 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
         if (filter) out += 'data: [DONE]\n\n'
         // An error event then [DONE] (vLLM, llama.cpp): the stream failed; a [DONE] after it would look complete.
         const g = lastError()
-        if (g) { failure = g; stopped = true } else sawDone = true
+        if (g) failure = g
+        else sawDone = true
+        stopped = true
         return
       }
       if (t.charCodeAt(0) !== 123 || t.charCodeAt(t.length - 1) !== 125) {
@@ -388,13 +390,22 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
       if (tap) {
         feedTap(tap, chunk)
         if (stopped) {
-          if (ours(failure!)) fail(failure!)
+          if (failure === undefined) {
+            // [DONE]: the answer is complete. The client's stream ends here, whether or not the upstream closes its body
+            // now (its end, or anything it sends after this, is not the client's: see onData).
+            ctx.upstreamEnd = performance.now()
+            if (!res.destroyed) res.end(filter ? out : chunk)
+            out = ''
+            done()
+            return true
+          }
+          if (ours(failure)) fail(failure)
           else {
             // The upstream's error event reached the client as it came: what came before the [DONE] goes, then the end.
             const i = chunk.lastIndexOf('data: [DONE]')
             const head = filter ? out.slice(0, out.lastIndexOf('data: [DONE]')) : i > 0 ? chunk.subarray(0, i) : ''
             ctx.upstreamEnd = performance.now()
-            markFailed(ctx, failure!)
+            markFailed(ctx, failure)
             if (!res.destroyed) res.end(head)
             done()
           }
@@ -411,7 +422,13 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
     }
     raw.consume({
       onData(chunk) {
-        if (finished) return false
+        if (finished) {
+          // Bytes after the stream's end ([DONE]), or after a failure: the body did not end where it should. Its
+          // connection is discarded, not reused. (A body that only stays open is discarded by the idle timeout, which
+          // nobody hears of.)
+          raw.abort()
+          return false
+        }
         if (ctx.firstChunk === 0) ctx.firstChunk = performance.now()
         const out = takeRead(h, chunk, redaction, tap !== undefined)
         return out.length === 0 ? true : forward(out)

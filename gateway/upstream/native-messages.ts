@@ -189,9 +189,12 @@ export function deliverNativeMessages(ctx: RequestCtx, inbound: Inbound, raw: Ra
   /** The upstream's own error event (forwarded as it came), or a malformed event (ours is sent instead). */
   let failure: GatewayError | undefined
   let malformed = false
+  /** The stream ended inside a read: message_stop (complete) or a malformed event. Checked once a read. */
+  let stopped = false
   let finished = false
   const badEvent = (): void => {
     malformed = true
+    stopped = true
     failure = new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider: ctx.providerName, reason: 'malformed event in the stream' }, { details: 'upstream.malformed_event' })
   }
   const events = ctx.stream
@@ -213,7 +216,7 @@ export function deliverNativeMessages(ctx: RequestCtx, inbound: Inbound, raw: Ra
           const delta = o['delta'] as Obj | undefined
           if (delta && 'stop_reason' in delta) stopReason = delta['stop_reason'] as string | null
           if (o['usage']) { mergeUsage(usage, o['usage']); sawUsage = true }
-        } else if (type === 'message_stop') sawStop = true
+        } else if (type === 'message_stop') { sawStop = true; stopped = true }
         else {
           const e = (o['error'] ?? {}) as Obj
           const status = STATUS_OF_ERROR[String(e['type'])] ?? 502
@@ -224,7 +227,7 @@ export function deliverNativeMessages(ctx: RequestCtx, inbound: Inbound, raw: Ra
   /** The tap reads a read; an event that outgrew its bound fails the stream, as a malformed one does. */
   const feedEvents = (p: SseParser, chunk: Buffer): void => {
     const g = malformed ? undefined : feedBounded(p, chunk, ctx.providerName)
-    if (g) { malformed = true; failure = g }
+    if (g) { malformed = true; stopped = true; failure = g }
   }
   const parts: Buffer[] | undefined = ctx.stream ? undefined : []
   const h = createHeldBytes()
@@ -251,12 +254,21 @@ export function deliverNativeMessages(ctx: RequestCtx, inbound: Inbound, raw: Ra
     const forward = (chunk: Buffer): boolean => {
       if (events) {
         feedEvents(events, chunk)
-        if (malformed) {
-          // The read holding the malformed event is not sent: the client's last event is a whole one, then ours. Ended
-          // before the upstream is aborted (its abort reports back through onError, which then finds it finished).
-          endWithError(failure!)
-          raw.abort()
-          return false
+        if (stopped) {
+          if (malformed) {
+            // The read holding the malformed event is not sent: the client's last event is a whole one, then ours. Ended
+            // before the upstream is aborted (its abort reports back through onError, which then finds it finished).
+            endWithError(failure!)
+            raw.abort()
+            return false
+          }
+          // message_stop: the message is complete. The client's stream ends here, whether or not the upstream closes
+          // its body now (its end, or anything it sends after this, is not the client's: see onData).
+          ctx.upstreamEnd = performance.now()
+          if (failure) failed(failure) // the upstream's error event, then message_stop: the client has it as sent
+          if (!res.destroyed) res.end(chunk)
+          done()
+          return true
         }
       } else parts!.push(chunk)
       if (res.destroyed) return false
@@ -264,7 +276,12 @@ export function deliverNativeMessages(ctx: RequestCtx, inbound: Inbound, raw: Ra
     }
     raw.consume({
       onData(chunk) {
-        if (finished) return false
+        if (finished) {
+          // Bytes after message_stop, or after a failure: the body did not end where it should. Its connection is
+          // discarded, not reused (a body that only stays open is discarded by the idle timeout, unheard of).
+          raw.abort()
+          return false
+        }
         if (ctx.firstChunk === 0) ctx.firstChunk = performance.now()
         const out = takeRead(h, chunk, redaction, events !== undefined)
         return out.length === 0 ? true : forward(out)

@@ -297,6 +297,7 @@ export function createAnthropicStreamMapper(provider: string, model: string, now
           return undefined // ping, and event types added later
       }
     },
+    ended: () => done,
     end(): ChatChunk[] | undefined {
       if (!done) throw interrupted(provider, 'the stream ended before message_stop', 'upstream.stream_cut')
       return undefined

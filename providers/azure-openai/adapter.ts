@@ -42,6 +42,7 @@ function withoutAnnotations(m: StreamMapper): StreamMapper {
       return out && out.some(isAnnotationOnly) ? out.filter((c) => !isAnnotationOnly(c)) : out
     },
     end: () => m.end(),
+    ...(m.ended ? { ended: m.ended } : {}),
   }
 }
 
@@ -52,7 +53,7 @@ export function azureTranslations(name: string, route: AzureRoute, dropUnsupport
     chat: {
       ...openai.chat,
       toUpstream: (req, model, stream) => toAzureChat(req, model, stream, route, o),
-      createStreamMapper: (model, requestId) => withoutAnnotations(openai.chat.createStreamMapper(model, requestId)),
+      createStreamMapper: (model, requestId, usageAsked) => withoutAnnotations(openai.chat.createStreamMapper(model, requestId, usageAsked)),
       toError: (status, body, headers) => toAzureError(name, status, body, headers),
     },
     embeddings: {

@@ -70,6 +70,7 @@ export function createOllamaStreamMapper(model: string, meta: ResponseMeta): Str
       }
       return out
     },
+    ended: () => finished,
     end(): ChatChunk[] | undefined {
       if (!finished) {
         throw new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider, reason: "the stream ended before the 'done' line" }, { details: 'upstream.stream_cut' })

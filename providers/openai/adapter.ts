@@ -33,7 +33,7 @@ export function openaiTranslations(name: string, basePath: string, opts?: OpenAI
       streamFormat: 'sse',
       toUpstream: (req, model, stream) => toOpenAIChat(req, model, stream, basePath, o),
       fromUpstream: (json) => fromOpenAIChat(json, name),
-      createStreamMapper: (_model, requestId) => createOpenAIStreamMapper(name, requestId),
+      createStreamMapper: (_model, requestId, usageAsked) => createOpenAIStreamMapper(name, requestId, usageAsked),
       toError: (status, body, headers) => toOpenAIError(name, status, body, headers),
     },
     embeddings: {

@@ -1,7 +1,9 @@
 /**
  * OpenAI SSE → canonical chunks (identity, plus the checks that tell a complete stream from a cut
  * one): `data: [DONE]` or a finish reason ends it cleanly; an `error` payload or malformed JSON
- * raises; EOF before either is an interrupted stream. Tool-call deltas without `index` (some
+ * raises; EOF before either is an interrupted stream. When the request asked for usage
+ * (`include_usage`), OpenAI sends the usage chunk after the finish and before [DONE]: EOF after the
+ * finish without it (and without [DONE]) is an interrupted stream too. Tool-call deltas without `index` (some
  * openai-compatible servers) are numbered: a new `id` starts the next call, a delta without one
  * continues the last. Finish reasons other servers spell differently (`eos_token`) become OpenAI's; a chunk
  * without `id` or `created` gets the stream's (or `chatcmpl-<request id>` and the current time).
@@ -37,9 +39,11 @@ function numberToolCalls(seen: Map<number, NumberedCalls>, choice: number, calls
   }
 }
 
-export function createOpenAIStreamMapper(provider: string, requestId?: string): StreamMapper {
+export function createOpenAIStreamMapper(provider: string, requestId?: string, usageAsked = false): StreamMapper {
   let done = false
   let finished = false
+  /** A usage object came (only looked for when it was asked for). */
+  let usage = !usageAsked
   /** The stream's id and created as the upstream first sent them, for chunks without (llama.cpp, TGI, Azure's annotations). */
   let id: string | undefined
   let created: number | undefined
@@ -67,6 +71,7 @@ export function createOpenAIStreamMapper(provider: string, requestId?: string): 
       if (!Array.isArray(chunk.choices)) {
         throw new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider, reason: "event without 'choices'" }, { details: 'upstream.malformed_event' })
       }
+      if (!usage && chunk.usage) usage = true
       if (typeof chunk.id === 'string' && chunk.id !== '') id ??= chunk.id
       else chunk.id = id ?? (fallbackId ??= `chatcmpl-${requestId ?? randomUUID()}`)
       if (typeof chunk.created === 'number' && chunk.created > 0) created ??= chunk.created
@@ -80,9 +85,13 @@ export function createOpenAIStreamMapper(provider: string, requestId?: string): 
       }
       return [chunk]
     },
+    ended: () => done,
     end(): ChatChunk[] | undefined {
       if (!done && !finished) {
         throw new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider, reason: 'the stream ended before the completion finished' }, { details: 'upstream.stream_cut' })
+      }
+      if (!done && !usage) {
+        throw new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider, reason: 'the stream ended after the finish without the usage chunk or [DONE]' }, { details: 'upstream.stream_cut' })
       }
       return undefined
     },

@@ -244,7 +244,7 @@ export class HttpAdapter implements ProviderAdapter {
       this.#inflight--
       throw this.#fail(e)
     }
-    const mapper = this.#o.chat.createStreamMapper(params.model, params.requestId)
+    const mapper = this.#o.chat.createStreamMapper(params.model, params.requestId, req.stream_options?.include_usage === true)
     return new UpstreamChatStream(this.name, head, mapper, this.#o.chat.streamFormat, this.#secrets, params.textLane === true, (err) => {
       this.#inflight--
       if (err) this.#fail(err)
@@ -340,17 +340,34 @@ class UpstreamChatStream implements ChatStream {
         }
       : undefined
     const parser = format === 'sse' ? createSseParser(onEvent, fast) : createNdjsonSplitter((data) => onEvent({ event: 'message', data }))
+    const ended = mapper.ended
+    /** The stream is complete (the body's end, or the provider's terminal event before it): its last chunks, the answer. */
+    const complete = (): void => {
+      try {
+        emit(this.#mapper.end())
+        this.#finish(null)
+      } catch (e) {
+        this.#finish(e as GatewayError)
+      }
+    }
     head.consume({
       onData: (buf) => {
-        if (this.#error) return true
+        if (this.#done) {
+          // Bytes after the terminal event, or after a failure: the body did not end where it should. Its connection
+          // is discarded, not reused (a body that only stays open is discarded by the idle timeout, unheard of).
+          if (!this.#error) head.abort()
+          return true
+        }
         // An event that outgrew the parser's bound: the stream fails here, like a malformed one.
         const tooLarge = feedBounded(parser, buf, provider)
         if (tooLarge) { this.#finish(tooLarge); return true }
+        // The provider's terminal event: the answer is complete whether or not the upstream closes its body now.
+        if (ended !== undefined && !this.#done && ended()) complete()
         this.#notify()
         return this.#queue.length < HIGH_WATER
       },
       onEnd: () => {
-        if (this.#error) return
+        if (this.#done) return
         try {
           parser.end()
           emit(mapper.end())

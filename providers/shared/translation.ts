@@ -39,6 +39,12 @@ export interface StreamMapper {
   readonly laneEvent?: { readonly pattern: RegExp; readonly template: string }
   laneEventText?(s: string, from: number, to: number): string | undefined
   /**
+   * Optional: the provider's documented terminal event came (OpenAI's `[DONE]`, Anthropic's `message_stop`, Ollama's
+   * `done: true` line): the answer is complete, and the stream ends there whether or not the upstream closes its body
+   * (UpstreamChatStream). A provider without one (Gemini) leaves it out and ends at EOF.
+   */
+  ended?(): boolean
+  /**
    * The upstream body ended. Returns any last chunks. Throws MCP_ERR_UPSTREAM_STREAM_INTERRUPTED
    * when the stream ended before the provider said it was complete.
    */
@@ -49,7 +55,8 @@ export interface ChatTranslation {
   readonly streamFormat: 'sse' | 'ndjson'
   toUpstream(req: ChatRequest, model: string, stream: boolean): UpstreamBody
   fromUpstream(json: unknown, model: string): ChatResponse
-  createStreamMapper(model: string, requestId: string): StreamMapper
+  /** `usageAsked`: the upstream request asked for a usage chunk (OpenAI's `stream_options.include_usage`). */
+  createStreamMapper(model: string, requestId: string, usageAsked?: boolean): StreamMapper
   toError(status: number, body: string, headers: HeaderMap): GatewayError
 }
 
