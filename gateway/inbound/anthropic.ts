@@ -471,6 +471,9 @@ const sse = (event: string, data: object): string => `event: ${event}\ndata: ${J
  * and text that comes after a tool call started, are held and written whole (one block each, in the order
  * they began) when it closes. The first tool call streams as it comes; the others arrive complete at the
  * finish, which costs a client nothing it could act on earlier (a tool call runs once its input is whole).
+ * Except when text comes while nothing is held and the open tool call's input is already a whole JSON object
+ * (Gemini's calls arrive whole): the call is over, so its block closes and the text streams in its own block.
+ * Either way the blocks keep the order in which they began.
  *
  * Thinking blocks (`thinking_blocks` deltas, only from the `anthropic` provider, whose blocks are sequential too)
  * are written as they come: a new one closes the open block (a tool_use included, its input then complete), opens
@@ -495,6 +498,8 @@ export function createAnthropicStreamEncoder(model: string, chat?: ChatRequest, 
   const held: ({ id: string; name: string; args: string } | { text: string })[] = []
   const heldTools = new Map<number, { id: string; name: string; args: string }>()
   let heldText: { text: string } | undefined
+  /** The input of the open tool_use block so far. */
+  let openArgs = ''
 
   const start = (id: string): string => {
     started = true
@@ -515,8 +520,14 @@ export function createAnthropicStreamEncoder(model: string, chat?: ChatRequest, 
     return s + sse('content_block_start', { type: 'content_block_start', index: block, content_block: contentBlock })
   }
   const textDelta = (t: string): string => sse('content_block_delta', { type: 'content_block_delta', index: block, delta: { type: 'text_delta', text: t } })
+  /** The open tool call's input is a whole JSON object: no fragment of a call that goes on could complete it so. */
+  const openToolWhole = (): boolean => {
+    if (openArgs.charCodeAt(openArgs.length - 1) !== 125 /* '}' */) return false
+    try { const v: unknown = JSON.parse(openArgs); return v !== null && typeof v === 'object' && !Array.isArray(v) } catch { return false }
+  }
   const text = (t: string): string => {
     if (open === 'tool') {
+      if (held.length === 0 && openToolWhole()) return close() + openBlock('text', { type: 'text', text: '' }) + textDelta(t)
       if (!heldText) { heldText = { text: '' }; held.push(heldText) }
       heldText.text += t
       return ''
@@ -583,12 +594,16 @@ export function createAnthropicStreamEncoder(model: string, chat?: ChatRequest, 
             const n = { id: t.id ?? '', name: t.function?.name ?? '', args: args ?? '' }
             heldTools.set(t.index, n)
             held.push(n)
+            // Text after this call is held after it, not joined to text held before it.
+            heldText = undefined
             continue
           }
           s += openBlock('tool', { type: 'tool_use', id: t.id ?? '', name: t.function?.name ?? '', input: {} })
           index = block
           toolBlocks.set(t.index, index)
+          openArgs = ''
         }
+        if (args && index === block) openArgs += args
         if (args) s += sse('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: args } })
       }
       if (choice.finish_reason) { finish = choice.finish_reason; stopSequence = choice.stop_sequence; nativeStop = choice.anthropic_stop_reason; s += closeAll() }
