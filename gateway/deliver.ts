@@ -83,6 +83,11 @@ async function deliverStream(ctx: RequestCtx, inbound: Inbound, first: ChatStrea
   res.writeHead(200, { ...ctx.responseHeaders, ...SSE_HEADERS })
   let stream: ChatStream | undefined = first
   let delivered = ''
+  /**
+   * Something other than text reached the client (a tool-call, thinking or refusal delta, another choice, a finish):
+   * a resume continues text only (a prefill cannot continue a tool call), so the stream cannot be resumed then.
+   */
+  let notText = false
   let resumed = false
   while (stream) {
     const current: ChatStream = stream
@@ -107,7 +112,12 @@ async function deliverStream(ctx: RequestCtx, inbound: Inbound, first: ChatStrea
             const chunk = item
             for (const h of hooks) h(ctx, chunk)
             if (ctx.resume) {
-              sent += chunk.choices[0]?.delta.content ?? ''
+              const c = chunk.choices[0]
+              if (c) {
+                const d = c.delta
+                if (d.content) sent += d.content
+                if (!notText && (d.tool_calls?.length || d.thinking_blocks?.length || d.refusal || c.finish_reason !== null || c.index !== 0 || chunk.choices.length > 1)) notText = true
+              }
               if (chunk.usage) reported = chunk.usage
             }
             out += enc.chunk(chunk)
@@ -137,8 +147,9 @@ async function deliverStream(ctx: RequestCtx, inbound: Inbound, first: ChatStrea
       const g = toGatewayError(e)
       delivered += sent
       // Mid-stream failure: continue on another target when the alias allows it, else say so explicitly.
-      // Not when the gateway itself ended the request (shutdown): another target would be aborted in turn.
-      if (ctx.resume && !res.destroyed && g.code !== 'MCP_ERR_REQ_ABORTED' && g.code !== 'MCP_ERR_SERVER_DRAINING') {
+      // Not when the gateway itself ended the request (shutdown): another target would be aborted in turn. Not after
+      // anything but text went out either: another target would start its tool call (or thinking) over, not continue it.
+      if (ctx.resume && !notText && !res.destroyed && g.code !== 'MCP_ERR_REQ_ABORTED' && g.code !== 'MCP_ERR_SERVER_DRAINING') {
         const cut = cutAttempt(ctx, g, sent, reported, ctx.streamEvents - eventsBefore)
         stream = await ctx.resume(delivered).catch(() => undefined)
         if (stream) {

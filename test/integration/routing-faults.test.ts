@@ -294,6 +294,52 @@ describe('mid-stream faults', () => {
     expect([claude, claude2, claude3].map((m, i) => m.requests.length - before[i]!)).toEqual([1, 1, 1])
   })
 
+  const weatherTool = [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }]
+
+  /** The tool calls a streamed answer delivered: ids, names and joined arguments per index. */
+  function toolCalls(r: Result): Record<number, { ids: string[]; names: string[]; args: string }> {
+    const out: Record<number, { ids: string[]; names: string[]; args: string }> = {}
+    for (const e of r.events) {
+      if (e === '[DONE]') continue
+      const j = JSON.parse(e)
+      for (const c of j.choices ?? []) {
+        for (const t of c.delta?.tool_calls ?? []) {
+          const x = (out[t.index] ??= { ids: [], names: [], args: '' })
+          if (t.id) x.ids.push(t.id)
+          if (t.function?.name) x.names.push(t.function.name)
+          x.args += t.function?.arguments ?? ''
+        }
+      }
+    }
+    return out
+  }
+
+  it('a stream cut during a tool call is not resumed (a resume continues text only): an error event, one tool call', async () => {
+    primary.fault = 'cutAfter:3'
+    const before = [claude, claude2].map((m) => m.requests.length)
+    const r = await call('relay', true, { tools: weatherTool, messages: [{ role: 'user', content: 'please call tool' }] })
+    const s = streamed(r)
+    expect(r.status).toBe(200)
+    expect(s.done).toBe(false)
+    expect(s.error?.code).toBe('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED')
+    const calls = toolCalls(r)
+    expect(calls[0]?.ids.length).toBe(1)
+    expect(calls[0]?.names).toEqual(['get_weather'])
+    expect([claude, claude2].map((m, i) => m.requests.length - before[i]!)).toEqual([0, 0])
+  })
+
+  it('a stream cut after only its role chunk restarts cleanly on another target (no prefill)', async () => {
+    primary.fault = 'cutAfter:0'
+    const r = await call('relay', true)
+    const s = streamed(r)
+    expect(s.error).toBeUndefined()
+    expect(s.done).toBe(true)
+    expect(s.content.startsWith('tok0 tok1')).toBe(true)
+    // Nothing was delivered: the restart carries no prefill.
+    const last = (claude.requests.at(-1) as { body: { messages: { role: string }[] } }).body.messages.at(-1)!
+    expect(last.role).toBe('user')
+  })
+
   it('stream stalled with the socket open: an error event after the idle timeout', async () => {
     primary.fault = 'stallAfter:5'
     const r = await call('smart', true)
