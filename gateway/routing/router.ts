@@ -384,32 +384,49 @@ export async function routeAlias(ctx: RequestCtx, alias: CompiledAlias, aliases:
  * Mid-stream recovery: after the client already received `delivered`, continue the completion on
  * another available target. With text delivered, only a target that accepts a trailing assistant
  * message as a prefix (prefill) can continue without repeating it; with nothing delivered yet any
- * target restarts cleanly. Resolves undefined when no target can continue.
+ * target restarts cleanly. The candidates are tried in order, each at most once per request (never one whose attempt
+ * or stream already failed), within the request's deadline and one slot of the retry budget. Resolves undefined when
+ * no target can continue.
  */
 async function resumeStream(ctx: RequestCtx, tried: Set<CompiledTarget>, candidates: readonly CompiledTarget[], delivered: string, deps: RouterDeps): Promise<ChatStream | undefined> {
   const base = ctx.chat
   if (!base) return undefined
-  const now = Date.now()
-  // Never a target this request already used: its stream broke (or its attempt failed) once already.
-  const next = candidates.find((t) => !tried.has(t) && t.state.available(now) && (delivered === '' || t.supportsPrefill))
-  if (!next) return undefined
-  tried.add(next)
-  const original = ctx.originalMessages ?? base.messages
-  ctx.originalMessages = original
-  ctx.chat = { ...base, messages: delivered === '' ? original : [...original, { role: 'assistant', content: delivered }] }
-  bindTarget(ctx, next)
-  next.state.inflight++
-  ctx.onDone(() => { next.state.inflight-- })
-  ctx.fallbackReason = 'stream_interrupted'
-  deps.metrics.fallbacks(ctx.alias?.name ?? '', 'stream_interrupted').inc()
+  const routing = ctx.pipeline.settings.routing
+  if (!deps.budget.tryAcquire(routing.retryBudget)) { deps.metrics.retryBudgetExhausted.inc(); return undefined }
   try {
-    const up = await attempt(ctx, next, ctx.route.open, deps.tracing)
-    if (up.kind !== 'stream') return undefined
-    // deliverStream hands over everything delivered so far (every target's part), not only this target's.
-    ctx.resume = (all) => resumeStream(ctx, tried, candidates, all, deps)
-    return up.stream
-  } catch (e) {
-    next.state.recordFailure(e, ctx.pipeline.settings.routing, Date.now())
+    const original = ctx.originalMessages ?? base.messages
+    ctx.originalMessages = original
+    const messages = delivered === '' ? original : [...original, { role: 'assistant' as const, content: delivered }]
+    ctx.fallbackReason = 'stream_interrupted'
+    deps.metrics.fallbacks(ctx.alias?.name ?? '', 'stream_interrupted').inc()
+    for (const next of candidates) {
+      const now = Date.now()
+      if (now >= ctx.deadline || ctx.signal.aborted) return undefined
+      if (tried.has(next) || !next.state.available(now) || (delivered !== '' && !next.supportsPrefill)) continue
+      tried.add(next)
+      ctx.chat = { ...base, messages }
+      bindTarget(ctx, next)
+      next.state.inflight++
+      ctx.onDone(() => { next.state.inflight-- })
+      try {
+        const up = await attempt(ctx, next, ctx.route.open, deps.tracing)
+        if (up.kind === 'stream') {
+          // deliverStream hands over everything delivered so far (every target's part), not only this target's.
+          ctx.resume = (all) => resumeStream(ctx, tried, candidates, all, deps)
+          return up.stream
+        }
+        // Not a stream (never for the lanes a resuming alias uses): let it go and try the next target.
+        if (up.kind === 'raw') up.raw.abort()
+      } catch (e) {
+        next.state.recordFailure(e, routing, Date.now())
+        const failed: AttemptRecord = { provider: next.provider, model: next.model, error: (e as GatewayError).code ?? String(e), status: (e as GatewayError).status ?? 0 }
+        if (ctx.upstreamRequestId !== undefined) failed.upstreamRequestId = ctx.upstreamRequestId
+        ctx.attemptLog.push(failed)
+        if (classify(e) === 'abort') return undefined
+      }
+    }
     return undefined
+  } finally {
+    deps.budget.release()
   }
 }

@@ -294,6 +294,21 @@ describe('mid-stream faults', () => {
     expect([claude, claude2, claude3].map((m, i) => m.requests.length - before[i]!)).toEqual([1, 1, 1])
   })
 
+  it('a resume whose first target fails goes on to the next healthy one', async () => {
+    primary.fault = 'cutAfter:5'
+    claude.fault = 'status:503'
+    const before = [claude, claude2].map((m) => m.requests.length)
+    const r = await call('relay', true)
+    const s = streamed(r)
+    expect(s.error).toBeUndefined()
+    expect(s.done).toBe(true)
+    expect(s.content.startsWith('tok0 tok1 tok2 tok3 tok4')).toBe(true)
+    // claude refused once, claude2 continued from the delivered text (each asked once).
+    expect([claude, claude2].map((m, i) => m.requests.length - before[i]!)).toEqual([1, 1])
+    const last = (claude2.requests.at(-1) as { body: { messages: { role: string }[] } }).body.messages.at(-1)!
+    expect(last.role).toBe('assistant')
+  })
+
   const weatherTool = [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }]
 
   /** The tool calls a streamed answer delivered: ids, names and joined arguments per index. */
