@@ -167,6 +167,11 @@ export class RequestCtx {
     if (!this.#abort.signal.aborted) this.#abort.abort(reason)
   }
 
+  /** Whether the request was aborted (abort() or the client leaving), without creating its signal. */
+  get abortedAlready(): boolean {
+    return this.#abort?.signal.aborted === true
+  }
+
   /** Registers work to run once the response is complete (in-flight counters, timers). */
   onDone(fn: () => void): void {
     (this.#done ??= []).push(fn)

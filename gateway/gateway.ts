@@ -109,7 +109,7 @@ export class Gateway {
     }
     this.#allowed = new Map([...methods].map(([path, m]) => [path, m.join(', ')]))
     this.#inbounds = new Map([...this.#routes.values()].flatMap((s) => [s, ...(s.anthropic ? [s.anthropic] : [])]).map((s) => [s.inbound.name, s.inbound]))
-    this.#handle = createHandler({ holder: this.holder, log: this.log, metrics: this.metrics, router: this.#router, tracing: this.tracing })
+    this.#handle = createHandler({ holder: this.holder, log: this.log, metrics: this.metrics, router: this.#router, tracing: this.tracing, inbounds: this.#inbounds })
     this.#health = new HealthChecker(this.holder, opts.logger)
     this.#health.start()
     this.lastReload = { ok: true, source: 'boot', at: new Date().toISOString(), generation: first.generation, hash: first.hash }

@@ -18,6 +18,7 @@ import { resolveTarget } from './routing/resolve.ts'
 import { errorAnswerHeaders, routeAlias, type RouterDeps } from './routing/router.ts'
 import type { GatewayMetrics } from './telemetry.ts'
 import type { Tracing } from './tracing.ts'
+import { REQUEST_DEADLINE } from './routing/target-state.ts'
 
 export interface RouteSpec {
   /** Compiled route name (config `routes.<name>`). */
@@ -38,6 +39,8 @@ export interface HandlerDeps {
   readonly router: RouterDeps
   /** Present only when tracing is enabled. */
   readonly tracing: Tracing | undefined
+  /** The inbound APIs by name: the error shape of a request ended at its deadline before anything answered it. */
+  readonly inbounds?: ReadonlyMap<string, Inbound>
 }
 
 function isThenable(v: unknown): v is PromiseLike<HookResult> {
@@ -106,6 +109,44 @@ export function createHandler(deps: HandlerDeps): RequestHandler {
    * gateway's CPU per request +60 %).
    */
   const sockets = new Set<Socket>()
+
+  /**
+   * `server.requestDeadlineMs` over the whole request (every attempt, the body of the answer, a stream to its end): one
+   * sweep over the connections in use finds the requests past their deadline and aborts them with MCP_ERR_UPSTREAM_TIMEOUT,
+   * as Node's own `requestTimeout` is checked (no timer per request). It runs every 1/20 of the deadline (at most every
+   * second, so a request ends at most that late), only while connections are open.
+   */
+  let sweep: NodeJS.Timeout | undefined
+  const scheduleSweep = (): void => {
+    const every = Math.min(1000, Math.max(20, Math.floor(holder.current.settings.server.requestDeadlineMs / 20)))
+    sweep = setTimeout(sweepDeadlines, every)
+    sweep.unref()
+  }
+  function sweepDeadlines(): void {
+    sweep = undefined
+    if (sockets.size === 0) return
+    const now = Date.now()
+    for (const socket of sockets) {
+      const res = (socket as Socket & { _httpMessage?: ResponseWithCtx | null })._httpMessage
+      const ctx = res?.[CTX]
+      if (!ctx || now < ctx.deadline || res!.writableEnded || ctx.abortedAlready) continue
+      expire(ctx, res!)
+    }
+    scheduleSweep()
+  }
+  /** Ends a request at its deadline: the upstream call is aborted, so the request ends through its failure path. */
+  function expire(ctx: RequestCtx, res: ServerResponse): void {
+    const g = new GatewayError('MCP_ERR_UPSTREAM_TIMEOUT', { provider: ctx.providerName || ctx.requestedModel, phase: 'request deadline' }, { details: REQUEST_DEADLINE })
+    ctx.abort(g)
+    // Nothing the abort ends (a plugin still deciding): unless the abort produced the answer, the timeout is the answer.
+    const inbound = deps.inbounds?.get(ctx.inbound)
+    if (!res.headersSent && inbound) {
+      setImmediate(() => {
+        if (res.headersSent || res.destroyed) return
+        sendError(ctx, inbound, g, log)
+      })
+    }
+  }
 
   async function run(ctx: RequestCtx, spec: RouteSpec): Promise<void> {
     const route = ctx.route
@@ -187,7 +228,11 @@ export function createHandler(deps: HandlerDeps): RequestHandler {
     if (tracing) tracing.startRequest(ctx)
     ;(res as ResponseWithCtx)[CTX] = ctx
     const socket = req.socket
-    if (!sockets.has(socket)) { sockets.add(socket); socket.once('close', () => sockets.delete(socket)) }
+    if (!sockets.has(socket)) {
+      sockets.add(socket)
+      socket.once('close', () => sockets.delete(socket))
+      if (sweep === undefined) scheduleSweep()
+    }
     res.once('close', () => { metrics.inflight--; complete(ctx) })
     run(ctx, spec).catch((e: unknown) => sendError(ctx, spec.inbound, e, log))
   }

@@ -15,7 +15,7 @@ import type { ChatChunk, ChatStream } from '../../providers/types.ts'
 import { candidatesFor, type CompiledAlias, type CompiledTarget } from './alias.ts'
 import type { RoutingSettings } from './config.ts'
 import type { RoutingMetrics } from './metrics.ts'
-import { FLEX_UNAVAILABLE } from './target-state.ts'
+import { FLEX_UNAVAILABLE, REQUEST_DEADLINE } from './target-state.ts'
 import type { Tracing } from '../tracing.ts'
 
 export type FailureClass = 'abort' | 'fatal' | 'retryable' | 'context_length' | 'content_filter' | 'circuit_open'
@@ -28,9 +28,11 @@ export function classify(e: unknown): FailureClass {
   if (!(e instanceof GatewayError)) return 'fatal'
   switch (e.code) {
     case 'MCP_ERR_REQ_ABORTED': return 'abort'
+    case 'MCP_ERR_UPSTREAM_TIMEOUT':
+      // The request's deadline ran out: no time for another attempt (and not the target's fault).
+      return e.details === REQUEST_DEADLINE ? 'abort' : 'retryable'
     case 'MCP_ERR_UPSTREAM_CONNECT':
     case 'MCP_ERR_UPSTREAM_RESET':
-    case 'MCP_ERR_UPSTREAM_TIMEOUT':
     case 'MCP_ERR_UPSTREAM_BAD_RESPONSE':
     case 'MCP_ERR_UPSTREAM_STREAM_INTERRUPTED':
       return 'retryable'
@@ -392,6 +394,7 @@ async function resumeStream(ctx: RequestCtx, tried: Set<CompiledTarget>, candida
   const base = ctx.chat
   if (!base) return undefined
   const routing = ctx.pipeline.settings.routing
+  if (Date.now() >= ctx.deadline || ctx.signal.aborted) return undefined
   if (!deps.budget.tryAcquire(routing.retryBudget)) { deps.metrics.retryBudgetExhausted.inc(); return undefined }
   try {
     const original = ctx.originalMessages ?? base.messages

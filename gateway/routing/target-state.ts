@@ -14,13 +14,19 @@ export type BreakerMode = 'auto' | 'forced-open' | 'forced-closed'
 export const FLEX_UNAVAILABLE = 'upstream.flex_unavailable'
 
 /**
+ * The details of the MCP_ERR_UPSTREAM_TIMEOUT a request gets when `server.requestDeadlineMs` ran out (handler.ts): the
+ * request's own time is up, which says nothing of the target that was answering (no failure, no retry).
+ */
+export const REQUEST_DEADLINE = 'upstream.request_deadline'
+
+/**
  * Errors that say nothing about the upstream's health: the gateway's own refusals, client aborts, 4xx but 408/429, and
  * a flex request's refusal for want of flex capacity.
  */
 export function countsAsUpstreamFailure(e: unknown): boolean {
   const g = e as GatewayError
   if (!g || typeof g.code !== 'string') return true
-  if (g.code === 'MCP_ERR_REQ_ABORTED') return false
+  if (g.code === 'MCP_ERR_REQ_ABORTED' || g.details === REQUEST_DEADLINE) return false
   if (!g.code.startsWith('MCP_ERR_UPSTREAM_')) return false
   // A flex request refused for want of flex capacity says nothing of the target's standard capacity.
   if (g.code === 'MCP_ERR_UPSTREAM_ERROR') return (g.status >= 500 || g.status === 408 || g.status === 429) && g.details !== FLEX_UNAVAILABLE
