@@ -288,7 +288,7 @@ export async function routeAlias(ctx: RequestCtx, alias: CompiledAlias, aliases:
         const backoff = cooling > 0
           ? cooling
           : Math.min(retry.backoffMaxMs, retry.backoffBaseMs * 2 ** Math.max(0, failures - 1)) * (0.5 + Math.random() * 0.5)
-        if (cooling > retry.retryAfterCapMs || now + backoff >= ctx.deadline) break
+        if (now + backoff >= ctx.deadline) break
         await sleep(backoff, ctx.signal)
         // Timers run on the event loop's cached clock, which lags Date.now() under load: a wait for a
         // Retry-After can end a few ms before the cooling it waited for. Finish it rather than give up.
@@ -363,7 +363,13 @@ export async function routeAlias(ctx: RequestCtx, alias: CompiledAlias, aliases:
         // other targets may still take it, this one is not tried again after a backoff.
         if ((e as GatewayError).headers?.['x-should-retry'] === 'false') excluded.add(t)
         const ra = retryAfterMs(e)
-        if (ra !== undefined) t.state.coolingUntil = Date.now() + Math.min(ra, retry.retryAfterCapMs)
+        if (ra !== undefined) {
+          // The target cools down for the Retry-After, capped (a provider's header does not take it out for hours).
+          t.state.coolingUntil = Date.now() + Math.min(ra, retry.retryAfterCapMs)
+          // Asked to wait longer than this alias waits: not asked again in this request (other targets still are; with
+          // none, the 429 goes back with its Retry-After).
+          if (ra > retry.retryAfterCapMs) excluded.add(t)
+        }
         ctx.fallbackReason = (e as GatewayError).status === 429 ? 'rate_limited' : (e as GatewayError).details ?? 'upstream_error'
       }
     }

@@ -34,6 +34,7 @@ beforeAll(async () => {
     routing: { outlier: { consecutiveFailures: 3, baseEjectionMs: Math.round(4000 / OUTAGE_SCALE), maxEjectionMs: Math.round(16_000 / OUTAGE_SCALE) }, health: { enabled: false } },
     models: {
       solo: { targets: [{ provider: 'primary', model: 'gpt-4o', timeouts: fastTimeouts }] },
+      capped: { retry: { maxAttempts: 3, retryAfterCapMs: 500 }, targets: [{ provider: 'primary', model: 'gpt-4o', timeouts: fastTimeouts }] },
       smart: {
         strategy: 'priority',
         targets: [
@@ -146,6 +147,16 @@ describe.each([false, true])('faults (stream=%s)', (stream) => {
     expect(at.length).toBe(2)
     expect(at[1]! - at[0]!).toBeGreaterThanOrEqual(1900)
     expect(r.headers.get('x-mcp-attempts')).toBe('2')
+  })
+
+  it('429 with a Retry-After longer than retryAfterCapMs: the target is not asked again; the 429 goes back with it', async () => {
+    primary.fault = 'status:429,retryAfter:30'
+    const r = await call('capped', stream)
+    expect(r.status).toBe(429)
+    expect(r.headers.get('retry-after')).toBe('30')
+    expect(r.headers.get('x-mcp-attempts')).toBe('1')
+    expect(chatRequests(primary).length).toBe(1)
+    expect(r.ms).toBeLessThan(400)
   })
 
   it('429 persistent without Retry-After: bounded backoff, then the 429 goes back', async () => {
