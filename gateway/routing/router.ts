@@ -259,6 +259,13 @@ async function attempt(ctx: RequestCtx, t: CompiledTarget, open: UpstreamOpen, t
   }
 }
 
+/** What the attempts were, on every answer after at least one (success or error): x-mcp-attempts, x-mcp-fallback-reason. */
+function attemptHeaders(ctx: RequestCtx): void {
+  if (ctx.attempts === 0) return
+  ctx.responseHeaders['x-mcp-attempts'] = String(ctx.attempts)
+  if (ctx.fallbackReason !== undefined) ctx.responseHeaders['x-mcp-fallback-reason'] = ctx.fallbackReason
+}
+
 export async function routeAlias(ctx: RequestCtx, alias: CompiledAlias, aliases: ReadonlyMap<string, CompiledAlias>, deps: RouterDeps): Promise<UpstreamResponse> {
   const routing = ctx.pipeline.settings.routing
   const retry = alias.settings.retry
@@ -318,11 +325,8 @@ export async function routeAlias(ctx: RequestCtx, alias: CompiledAlias, aliases:
         }
         ctx.responseHeaders['x-mcp-provider'] = t.provider
         ctx.responseHeaders['x-mcp-model'] = t.model
-        ctx.responseHeaders['x-mcp-attempts'] = String(ctx.attempts)
-        if (ctx.fallbackReason !== undefined) {
-          ctx.responseHeaders['x-mcp-fallback-reason'] = ctx.fallbackReason
-          m.fallbacks(alias.name, ctx.fallbackReason).inc()
-        }
+        attemptHeaders(ctx)
+        if (ctx.fallbackReason !== undefined) m.fallbacks(alias.name, ctx.fallbackReason).inc()
         return up
       } catch (e) {
         const cls = classify(e)
@@ -373,12 +377,15 @@ export async function routeAlias(ctx: RequestCtx, alias: CompiledAlias, aliases:
         ctx.fallbackReason = (e as GatewayError).status === 429 ? 'rate_limited' : (e as GatewayError).details ?? 'upstream_error'
       }
     }
+  } catch (e) {
+    // An error that ends the loop at once (fatal, abort, a context-length or content-filter exit) says what was tried too.
+    attemptHeaders(ctx)
+    throw e
   } finally {
     if (retrying) deps.budget.release()
   }
   if (lastErr !== undefined) {
-    const g = lastErr as GatewayError
-    if (g instanceof GatewayError) ctx.responseHeaders['x-mcp-attempts'] = String(ctx.attempts)
+    attemptHeaders(ctx)
     throw lastErr
   }
   m.unavailable(alias.name).inc()

@@ -219,6 +219,24 @@ describe.each([false, true])('faults (stream=%s)', (stream) => {
     expect(r.ms).toBeLessThan(3000)
   })
 
+  it('503 then a non-retryable 400 from the fallback: the error still says what was tried', async () => {
+    primary.fault = 'status:503'
+    secondary.fault = 'status:400'
+    const r = await call('smart', stream)
+    expect(r.status).toBe(400)
+    expect(r.headers.get('x-mcp-attempts')).toBe('2')
+    expect(r.headers.get('x-mcp-fallback-reason')).toMatch(/http_503|upstream/)
+  })
+
+  it('503 then context_length_exceeded with no larger target: the error still says what was tried', async () => {
+    primary.fault = 'status:503'
+    secondary.fault = 'code:context_length_exceeded'
+    const r = await call('smart', stream)
+    expect(r.status).toBe(400)
+    expect(r.headers.get('x-mcp-attempts')).toBe('2')
+    expect(r.headers.get('x-mcp-fallback-reason')).toBe('context_length_exceeded')
+  })
+
   it('context_length_exceeded: goes to the larger-context target without retrying the same model', async () => {
     primary.fault = 'code:context_length_exceeded'
     const r = await call('long', stream)
