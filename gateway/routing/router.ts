@@ -290,7 +290,8 @@ export async function routeAlias(ctx: RequestCtx, alias: CompiledAlias, aliases:
         next = c
         break
       }
-      if (!next && last && !excluded.has(last)) {
+      // An ejected target is not retried either (only waited for when cooling down after a 429): the last error goes back.
+      if (!next && last && !excluded.has(last) && last.state.ejectedUntil <= now) {
         const cooling = last.state.coolingUntil - now
         const backoff = cooling > 0
           ? cooling
@@ -302,7 +303,8 @@ export async function routeAlias(ctx: RequestCtx, alias: CompiledAlias, aliases:
         const rest = last.state.coolingUntil - Date.now()
         if (rest > 0 && rest <= 1000 && !ctx.signal.aborted) await sleep(rest + 1, ctx.signal)
         if (ctx.signal.aborted) break
-        if (last.state.available(Date.now()) || last.state.coolingUntil <= Date.now()) next = { target: last, alias }
+        // Still unavailable (ejected, its breaker opened, marked unhealthy meanwhile): not retried.
+        if (last.state.available(Date.now())) next = { target: last, alias }
       }
       if (!next) break
       const t = next.target

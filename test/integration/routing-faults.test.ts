@@ -34,6 +34,7 @@ beforeAll(async () => {
     routing: { outlier: { consecutiveFailures: 3, baseEjectionMs: Math.round(4000 / OUTAGE_SCALE), maxEjectionMs: Math.round(16_000 / OUTAGE_SCALE) }, health: { enabled: false } },
     models: {
       solo: { targets: [{ provider: 'primary', model: 'gpt-4o', timeouts: fastTimeouts }] },
+      solo5: { retry: { maxAttempts: 5, backoffBaseMs: 20, backoffMaxMs: 40 }, targets: [{ provider: 'primary', model: 'gpt-4o', timeouts: fastTimeouts }] },
       capped: { retry: { maxAttempts: 3, retryAfterCapMs: 500 }, targets: [{ provider: 'primary', model: 'gpt-4o', timeouts: fastTimeouts }] },
       smart: {
         strategy: 'priority',
@@ -370,6 +371,15 @@ describe('mid-stream faults', () => {
     expect(calls[0]?.ids.length).toBe(1)
     expect(calls[0]?.names).toEqual(['get_weather'])
     expect([claude, claude2].map((m, i) => m.requests.length - before[i]!)).toEqual([0, 0])
+  })
+
+  it('503 persistent on a solo target: not retried once ejected (consecutiveFailures 3 of maxAttempts 5)', async () => {
+    primary.fault = 'status:503'
+    const r = await call('solo5', false)
+    expect(r.status).toBe(503)
+    // Ejected at the third failure: the fourth and fifth attempts are not sent.
+    expect(chatRequests(primary).length).toBe(3)
+    expect(r.headers.get('x-mcp-attempts')).toBe('3')
   })
 
   it('a stream cut after only its role chunk restarts cleanly on another target (no prefill)', async () => {
