@@ -361,8 +361,10 @@ class UpstreamChatStream implements ChatStream {
         // An event that outgrew the parser's bound: the stream fails here, like a malformed one.
         const tooLarge = feedBounded(parser, buf, provider)
         if (tooLarge) { this.#finish(tooLarge); return true }
-        // The provider's terminal event: the answer is complete whether or not the upstream closes its body now.
-        if (ended !== undefined && !this.#done && ended()) complete()
+        // The provider's terminal event: the answer is complete whether or not the upstream closes its body now. The
+        // body is read on (never paused: the consumer resumes only a stream in progress), so that its end frees the
+        // connection; anything more aborts it (above).
+        if (ended !== undefined && !this.#done && ended()) { complete(); return true }
         this.#notify()
         return this.#queue.length < HIGH_WATER
       },

@@ -88,7 +88,8 @@ describe('audit coverage of mutating routes', () => {
     const { rows: all } = await t.store.query<{ row: string }>('SELECT row_to_json(a)::text AS row FROM audit_log a')
     const text = all.map((r) => r.row).join('\n')
     for (const s of SECRETS) expect(text).not.toContain(s)
-    for (const key of [k.body.key as string, rotated.body.key as string]) expect(text).not.toContain(key.slice(key.lastIndexOf('_') + 1))
+    // The secret is what follows `mcp_<12-character prefix>_` (base64url: it may itself hold '_').
+    for (const key of [k.body.key as string, rotated.body.key as string]) expect(text).not.toContain(key.slice('mcp_'.length + 13))
     expect(text).not.toMatch(/key_hash/)
   })
 })

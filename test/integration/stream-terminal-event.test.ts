@@ -58,6 +58,9 @@ describe("a stream ends at its provider's terminal event, not at the upstream's 
         else if (url.endsWith('/messages')) body = ANTHROPIC
         else if (url.endsWith('/api/chat')) body = OLLAMA
         else if (model.startsWith('no-usage')) body = OPENAI_HEAD
+        else if (model === 'long') body = oa([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }])
+          + Array.from({ length: 200 }, (_, i) => oa([{ index: 0, delta: { content: `t${i} ` }, finish_reason: null }])).join('')
+          + OPENAI_HEAD + OPENAI_USAGE + 'data: [DONE]\n\n'
         else body = OPENAI_HEAD + OPENAI_USAGE + 'data: [DONE]\n\n'
         res.writeHead(200, { 'content-type': url.endsWith('/api/chat') ? 'application/x-ndjson' : 'text/event-stream' })
         const at = Date.now()
@@ -122,6 +125,25 @@ describe("a stream ends at its provider's terminal event, not at the upstream's 
     const t0 = Date.now()
     while (!closedAfter.has('done-open') && Date.now() - t0 < IDLE_MS * 3) await new Promise((r) => setTimeout(r, 50))
     expect(closedAfter.get('done-open')).toBeLessThan(IDLE_MS * 2)
+  })
+
+  // A translated stream whose terminal event came in a read that filled the chunk queue (over 64 chunks in one read)
+  // left the upstream body paused: the consumer resumes only a stream in progress, so the body's end was never read
+  // and the request held its connection until the idle timeout (a gateway's close waited for it).
+  it('a long translated stream that ends in one read frees its upstream request at once', async () => {
+    const g = await startGateway({ providers: { oa: { type: 'openai', baseUrl: `${host}/v1`, apiKey: 'sk-terminal-test-0123456789', timeouts: { idleMs: 10_000, firstByteMs: 5000 }, models: ['long'] } }, chains: { hooked: ['request-id', 'auth', 'access-log', 'chunk-reader'] }, routes: { chat: { chain: 'hooked' } } }, { plugins: [chunkReader] })
+    let closed = false
+    try {
+      const { body } = await post(g, '/v1/chat/completions', 'oa/long')
+      expect(body).toContain('t199 ')
+      expect(body.endsWith('data: [DONE]\n\n')).toBe(true)
+      const t0 = Date.now()
+      await g.close()
+      closed = true
+      expect(Date.now() - t0).toBeLessThan(3000)
+    } finally {
+      if (!closed) await g.close()
+    }
   })
 
   it('Gemini, which has no terminal event, still waits for EOF: an upstream that stays open times out', async () => {
