@@ -63,6 +63,8 @@ async function main(): Promise<void> {
       alerts.watchTargets(() => gw.targets.all())
       usage?.bindMetrics(gw.metrics.registry)
       if (redis) admin.addReadinessCheck({ name: 'redis', critical: false, check: () => redisLib!.redisReady(redis) })
+      // Degraded, not unready: requests are served; rows wait in memory during a database outage (lost at shutdown).
+      if (executionLog) admin.addReadinessCheck({ name: 'execution_log_spool', critical: false, check: () => executionLog!.spoolAvailable })
     },
     beforeStoreClose: async () => {
       await usage?.close()

@@ -112,6 +112,8 @@ export class ExecutionLogWriter implements ExecutionLogSink {
   #spool: Spool | undefined
   /** Opening the spool directory (create() returns before it is open); undefined once settled. */
   #spoolOpening: Promise<void> | undefined
+  /** A spool directory was configured and could not be opened (its lock held by another process, not a directory, ...). */
+  #spoolFailed = false
   readonly #log: LogSink
   readonly #batchSize: number
   readonly #flushMs: number
@@ -172,10 +174,19 @@ export class ExecutionLogWriter implements ExecutionLogSink {
           void w.#start(true)
         }
       }, (e: unknown) => {
-        w.#log.error({ err: e, dir }, 'execution log: the spool cannot be opened; rows wait in memory while the database is down')
+        w.#spoolFailed = true
+        w.#log.error({ err: e, dir }, 'execution log: the spool cannot be opened; rows wait in memory while the database is down, and are lost at shutdown if it is still down')
       }).finally(() => { w.#spoolOpening = undefined })
     }
     return w
+  }
+
+  /**
+   * False when a spool directory was configured and could not be opened: rows then wait in memory while the database
+   * is down, and those still waiting at shutdown are lost (readiness reports it, `mcp_execution_log_spool_available`).
+   */
+  get spoolAvailable(): boolean {
+    return !this.#spoolFailed
   }
 
   /** create(), resolved once the spool is open. */
@@ -240,6 +251,7 @@ export class ExecutionLogWriter implements ExecutionLogSink {
     m.gauge('mcp_execution_log_queue_rows', 'Execution-log rows waiting in memory', [], (set) => set(this.#queue.length))
     m.gauge('mcp_execution_log_spool_rows', 'Execution-log rows waiting in the local spool', [], (set) => set(this.#spool?.rows ?? 0))
     m.gauge('mcp_execution_log_spool_bytes', 'Size of the execution-log spool', [], (set) => set(this.#spool?.bytes ?? 0))
+    m.gauge('mcp_execution_log_spool_available', '0 when the spool could not be opened: rows wait in memory while the database is down, and are lost at shutdown', [], (set) => set(this.#spoolFailed ? 0 : 1))
     m.gauge('mcp_execution_log_database_up', '1 while execution-log rows go to the database, 0 while they go to the spool', [], (set) => set(this.#dbUp ? 1 : 0))
     const rows = m.counter('mcp_execution_log_rows_total', 'Execution-log rows by outcome (written includes replayed)', ['outcome'])
     for (const k of OUTCOMES) {
