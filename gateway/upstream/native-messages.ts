@@ -116,6 +116,15 @@ export async function openNativeMessages(ctx: RequestCtx, adapter: ProviderAdapt
     const text = redactCredentials(await head.text(1024 * 1024).catch(() => ''), credentialsOf(nt.headers))
     throw withRequestId(nt.toError(head.status, text, head.headers), ctx.upstreamRequestId)
   }
+  // An answer in the other form than asked goes no further: JSON to a streamed request reached the client as a body
+  // neither JSON nor SSE (the message, then an error event), and SSE to a non-streamed one went on unmetered.
+  const type = String(head.headers['content-type'] ?? '').toLowerCase()
+  if (type.startsWith('text/event-stream') !== (ctx.stream === true)) {
+    head.abort()
+    throw withRequestId(new GatewayError('MCP_ERR_UPSTREAM_BAD_RESPONSE', {
+      provider: ctx.providerName, reason: `it answered ${type === '' ? 'without a content-type' : type} to a ${ctx.stream ? 'streamed' : 'non-streamed'} request`,
+    }), ctx.upstreamRequestId)
+  }
   return { kind: 'raw', raw: head }
 }
 

@@ -159,11 +159,25 @@ function isAsyncIterable(v: unknown): v is AsyncIterable<ChatChunk> {
 }
 
 /** Wraps an async iterable of chunks as a ChatStream; the first chunk is pulled before resolving. */
-async function toChatStream(source: AsyncIterable<ChatChunk>, provider: string): Promise<ChatStream> {
+async function toChatStream(source: AsyncIterable<ChatChunk>, provider: string, signal: AbortSignal): Promise<ChatStream> {
   const it = source[Symbol.asyncIterator]()
+  // Each read ends when the request does (its deadline, the client gone), whether or not the module heeds the signal:
+  // a module whose iterable stalls or never ends held the client's stream open past the request deadline.
+  const aborted = (): GatewayError => (signal.reason instanceof GatewayError ? signal.reason : new GatewayError('MCP_ERR_REQ_ABORTED', {}, { details: 'client_abort' }))
+  const next = (): Promise<IteratorResult<ChatChunk>> => {
+    if (signal.aborted) return Promise.reject(aborted())
+    return new Promise((resolve, reject) => {
+      const stop = (): void => reject(aborted())
+      signal.addEventListener('abort', stop, { once: true })
+      it.next().then(
+        (r) => { signal.removeEventListener('abort', stop); resolve(r) },
+        (e: unknown) => { signal.removeEventListener('abort', stop); reject(e) },
+      )
+    })
+  }
   let first: IteratorResult<ChatChunk>
   try {
-    first = await it.next()
+    first = await next()
   } catch (e) {
     throw asGatewayError(e, provider)
   }
@@ -182,7 +196,7 @@ async function toChatStream(source: AsyncIterable<ChatChunk>, provider: string):
       /** A chunk with a finish reason came: without one, the end of the iterable is a cut stream (as for every adapter). */
       let completed = false
       try {
-        for (let r = first; !r.done; r = await it.next()) {
+        for (let r = first; !r.done; r = await next()) {
           agg.add(r.value)
           if (!completed && r.value.choices?.some((c) => c.finish_reason)) completed = true
           yield r.value
@@ -196,6 +210,8 @@ async function toChatStream(source: AsyncIterable<ChatChunk>, provider: string):
         finished = true
         const g = asGatewayError(e, provider)
         settle.reject(g)
+        // Ended by the request (the read was abandoned, maybe still pending): the module's iterable is told to finish.
+        if (signal.aborted) void Promise.resolve(it.return?.()).catch(() => {})
         throw g
       } finally {
         if (!finished) {
@@ -205,6 +221,37 @@ async function toChatStream(source: AsyncIterable<ChatChunk>, provider: string):
       }
     },
   }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v)
+
+/**
+ * What makes a custom execute()'s answer not a `chat.completion` the gateway can deliver (undefined: none): without
+ * this check an answer with no choices went to an OpenAI client as it was, and to an Anthropic client as the raw
+ * object, or as an empty message that looked complete.
+ */
+function chatResponseProblem(r: unknown): string | undefined {
+  if (!isObject(r)) return r === null ? 'null' : `a ${Array.isArray(r) ? 'list' : typeof r}, not a chat.completion object`
+  const choices = r['choices']
+  if (!Array.isArray(choices) || choices.length === 0) return 'no choices (a non-empty list is required)'
+  for (const [i, c] of choices.entries()) {
+    if (!isObject(c)) return `choices[${i}] that is not an object`
+    const m = c['message']
+    if (!isObject(m)) return `choices[${i}].message that is not an object`
+    if (m['content'] !== undefined && m['content'] !== null && typeof m['content'] !== 'string') return `choices[${i}].message.content that is neither a string nor null`
+    if (m['tool_calls'] !== undefined && m['tool_calls'] !== null && !Array.isArray(m['tool_calls'])) return `choices[${i}].message.tool_calls that is not a list`
+    const f = c['finish_reason']
+    if (f !== undefined && f !== null && typeof f !== 'string') return `choices[${i}].finish_reason that is neither a string nor null`
+  }
+  const u = r['usage']
+  if (u !== undefined && u !== null) {
+    if (!isObject(u)) return 'a usage that is not an object'
+    for (const k of ['prompt_tokens', 'completion_tokens', 'total_tokens']) {
+      const v = u[k]
+      if (v !== undefined && v !== null && (typeof v !== 'number' || !Number.isFinite(v) || v < 0)) return `usage.${k} that is not a count`
+    }
+  }
+  return undefined
 }
 
 /** Checks the object a custom factory returned and completes it into a ProviderAdapter. */
@@ -229,13 +276,17 @@ export function wrapCustomAdapter(name: string, raw: unknown, modulePath: string
     name,
     type: 'custom',
     async execute(req, params) {
-      try { return await c.execute(req, params) } catch (e) { throw asGatewayError(e, name) }
+      let out: unknown
+      try { out = await c.execute(req, params) } catch (e) { throw asGatewayError(e, name) }
+      const problem = chatResponseProblem(out)
+      if (problem !== undefined) throw new GatewayError('MCP_ERR_UPSTREAM_BAD_RESPONSE', { provider: name, reason: `execute() resolved with ${problem}` })
+      return out as ChatResponse
     },
     async stream(req, params) {
       let out: unknown
       try { out = await c.stream(req, params) } catch (e) { throw asGatewayError(e, name) }
       if (isChatStream(out)) return out
-      if (isAsyncIterable(out)) return toChatStream(out, name)
+      if (isAsyncIterable(out)) return toChatStream(out, name, params.signal)
       throw new GatewayError('MCP_ERR_UPSTREAM_BAD_RESPONSE', { provider: name, reason: 'stream() returned neither a ChatStream nor an async iterable of chunks' })
     },
     validateConfig(config: unknown): config is ProviderConfig {
