@@ -335,6 +335,8 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
   /** The upstream's own error event among the last ones (an OpenAI-style `{"error": ...}` event), looked at once, at the end. */
   const lastError = (): GatewayError | undefined => (events > 0 ? upstreamErrorEvent(ctx, recent![(events - 1) % TAIL]!) : undefined)
   const malformed = (): GatewayError => new GatewayError('MCP_ERR_UPSTREAM_STREAM_INTERRUPTED', { provider: ctx.providerName, reason: 'malformed event in the stream' }, { details: 'upstream.malformed_event' })
+  /** The event being read came as several data lines (onJoined): the filter writes it out line by line. */
+  let joined = false
   const onEvent = (ev: SseEvent): void => {
     let d = ev.data
     if (d.charCodeAt(0) !== 123 || d.charCodeAt(d.length - 1) !== 125) {
@@ -357,16 +359,12 @@ function deliverRaw(ctx: RequestCtx, inbound: Inbound, raw: RawUpstream): Promis
       d = t
     }
     // The usage-only event has no choices and a usage object; Azure's prompt_filter_results event has no usage.
-    if (filter && !isUsageOnly(d)) out += `data: ${d}\n\n`
+    if (filter && !isUsageOnly(d)) out += joined ? framed(d) : `data: ${d}\n\n`
     recent![events++ % TAIL] = d
   }
   // An event of several data lines (pretty-printed JSON): re-framed line by line when the filter writes it again.
   const onJoined = filter
-    ? (ev: SseEvent): void => {
-        const from = out.length
-        onEvent(ev)
-        if (out.length > from) out = out.slice(0, from) + framed(out.slice(from + 6, -2))
-      }
+    ? (ev: SseEvent): void => { joined = true; onEvent(ev); joined = false }
     : onEvent
   const tap = recent ? createSseParser(onEvent, undefined, MAX_EVENT_CHARS, onJoined) : undefined
   /** The tap reads a read (an event that outgrew its bound fails the stream, as a malformed one does). */

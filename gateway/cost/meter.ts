@@ -103,6 +103,16 @@ interface Series {
   readonly missing: CounterChild
 }
 
+/**
+ * When a request is priced: its arrival (ctx.arrivedAt; the prices then in effect apply however long it runs), by the
+ * cost meter and by budgets alike, so what a request settles never exceeds what its reservation assumed; `now` for a
+ * context without one.
+ */
+export function pricedAt(ctx: RequestCtx, now: () => number = Date.now): number {
+  const t = (ctx as { arrivedAt?: unknown }).arrivedAt
+  return typeof t === 'number' ? t : now()
+}
+
 export class CostMeter {
   /** The shipped catalogue plus the config overrides. */
   readonly catalogue: PriceCatalogue
@@ -154,15 +164,6 @@ export class CostMeter {
   /** The first time after `at` when some price changes (an entry's effectiveFrom), Infinity when none is scheduled. */
   nextChangeAfter(at: number): number {
     return this.#pricing.nextChangeAfter(at)
-  }
-
-  /**
-   * When a request is priced: its arrival (the prices then in effect apply however long it runs, as its budget
-   * reservation assumed), or now for a context without one.
-   */
-  #pricedAt(ctx: RequestCtx): number {
-    const t = (ctx as { arrivedAt?: unknown }).arrivedAt
-    return typeof t === 'number' ? t : this.#now()
   }
 
   #seriesOf(ctx: RequestCtx, now: number): Series {
@@ -249,7 +250,7 @@ export class CostMeter {
   parts(ctx: RequestCtx): CostPart[] | undefined {
     const attempts = billedAttempts(ctx)
     if (attempts.length === 0) return undefined
-    const now = this.#pricedAt(ctx)
+    const now = pricedAt(ctx, this.#now)
     const out: CostPart[] = [{ provider: ctx.providerName, providerType: ctx.adapter?.type ?? '', model: ctx.model || ctx.requestedModel, cost: this.#priceAnswer(ctx, attempts) }]
     for (const a of attempts) {
       const providerType = a.providerType ?? ''
@@ -265,7 +266,7 @@ export class CostMeter {
     const usage = ctx.usage
     if (usage != null) {
       // With resumed streams, ctx.usage is the sum over the attempts: each is priced at its own model.
-      return PriceCatalogue.cost(this.#seriesOf(ctx, this.#pricedAt(ctx)).prices, attempts.length === 0 ? normalizeUsage(usage) : answerPart(usage, attempts), false, pricingTierOf(ctx))
+      return PriceCatalogue.cost(this.#seriesOf(ctx, pricedAt(ctx, this.#now)).prices, attempts.length === 0 ? normalizeUsage(usage) : answerPart(usage, attempts), false, pricingTierOf(ctx))
     }
     if (ctx.upstreamHeaders === 0) return PriceCatalogue.cost(ZERO_PRICES, ZERO)
     if (!this.#estimate) return PriceCatalogue.cost(undefined, ZERO)
@@ -279,7 +280,7 @@ export class CostMeter {
       est.completion_tokens = events
       est.total_tokens = est.prompt_tokens + events
     }
-    return PriceCatalogue.cost(this.#seriesOf(ctx, this.#pricedAt(ctx)).prices, est, true, pricingTierOf(ctx))
+    return PriceCatalogue.cost(this.#seriesOf(ctx, pricedAt(ctx, this.#now)).prices, est, true, pricingTierOf(ctx))
   }
 
   /** Counters for one priced request (the cost meter's completion hook, once per request); `parts`: this.parts(ctx). */

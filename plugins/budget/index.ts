@@ -19,7 +19,7 @@ import { PriceCatalogue, tierFor, type ServiceTier } from '../../gateway/cost/ca
 import { effectiveFromErrors } from '../../gateway/cost/effective-from.ts'
 import { loadTokenizer } from '../../gateway/cost/estimate.ts'
 import { answerEvents, answerPart, billedAttempts } from '../../gateway/cost/attempt-usage.ts'
-import { costOf, normalizeUsage, pricingTierOf, requestedTierOf } from '../../gateway/cost/meter.ts'
+import { costOf, normalizeUsage, pricedAt, pricingTierOf, requestedTierOf } from '../../gateway/cost/meter.ts'
 import type { Metrics } from '../../gateway/metrics.ts'
 import type { PluginFactory, PluginInstance } from '../../gateway/pipeline/types.ts'
 import type { Usage } from '../../providers/types.ts'
@@ -169,14 +169,6 @@ function pricesAt(
   return t?.price ? { input: t.price.input * 1e6, cachedInput: t.price.input * 1e6, cacheWrite: t.price.input * 1e6, cacheWrite1h: 2 * t.price.input * 1e6, output: t.price.output * 1e6, reasoning: t.price.output * 1e6, effectiveFrom: 0 } : undefined
 }
 
-/**
- * When a request is priced: its arrival (ctx.arrivedAt), for its reservation and its settlement alike, as the cost
- * meter prices it. A price change while it runs does not apply to it, so what it settles never exceeds its reservation.
- */
-function pricedAt(ctx: RequestCtx): number {
-  const t = (ctx as { arrivedAt?: unknown }).arrivedAt
-  return typeof t === 'number' ? t : Date.now()
-}
 
 /**
  * pico-USD of a request's usage without the cost meter's figure: the answering target's part at its prices, and a

@@ -111,15 +111,10 @@ export function createSseParser(onEvent: (ev: SseEvent) => void, fast?: SseFastE
 
   function dispatch(): void {
     if (sawField && data !== undefined) {
-      if (more === undefined) {
-        const ev: SseEvent = { event: event || 'message', data }
-        if (id !== undefined) ev.id = id
-        onEvent(ev)
-      } else {
-        const ev: SseEvent = { event: event || 'message', data: [data, ...more].join('\n') }
-        if (id !== undefined) ev.id = id
-        onJoined(ev)
-      }
+      const ev: SseEvent = { event: event || 'message', data: more === undefined ? data : [data, ...more].join('\n') }
+      if (id !== undefined) ev.id = id
+      if (more === undefined) onEvent(ev)
+      else onJoined(ev)
     }
     event = ''
     data = undefined
